@@ -1,0 +1,103 @@
+import { CompactSign, compactVerify, type JWK } from 'jose';
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { z } from 'zod';
+import { canonicalJson } from './canonical.js';
+import type { PinnedManifest } from './model.js';
+
+/** JWS `typ` of a deployment document; verification refuses any other so a token can't pose as one. */
+export const DEPLOYMENT_TYP = 'berth-deployment+jws';
+const ALGORITHMS = ['EdDSA'];
+
+/** What a device receives: the pinned manifest it must run, for it alone, ordered and expiring. */
+export interface DeploymentDocument {
+  /** Device id the document is for. */
+  device: string;
+  /** Strictly increasing per device; a device refuses anything not above what it last applied. */
+  sequence: number;
+  /** Issued-at and expiry, seconds since the epoch. */
+  iat: number;
+  exp: number;
+  manifest: { name: string; version: string; digest: string };
+  spec: PinnedManifest;
+  campaign?: string;
+}
+
+const documentShape = z.object({
+  device: z.string().min(1),
+  sequence: z.number().int().nonnegative(),
+  iat: z.number().int(),
+  exp: z.number().int(),
+  manifest: z.object({ name: z.string(), version: z.string(), digest: z.string() }),
+  spec: z.object({ name: z.string(), version: z.string(), services: z.record(z.string(), z.any()) }).passthrough(),
+  campaign: z.string().optional(),
+});
+
+export type RejectReason = 'malformed' | 'bad-signature' | 'unknown-key' | 'wrong-device' | 'expired' | 'replayed';
+
+export class DeploymentRejected extends Error {
+  constructor(readonly reason: RejectReason, detail: string) {
+    super(`deployment document rejected (${reason}): ${detail}`);
+    this.name = 'DeploymentRejected';
+  }
+}
+
+export async function signDeployment(doc: DeploymentDocument, key: { privateKey: KeyObject; kid: string }): Promise<string> {
+  return new CompactSign(new TextEncoder().encode(canonicalJson(doc)))
+    .setProtectedHeader({ alg: 'EdDSA', typ: DEPLOYMENT_TYP, kid: key.kid })
+    .sign(key.privateKey);
+}
+
+export interface VerifyOptions {
+  /** Trusted keys by kid: a JWKS from the control plane (as pinned at enrollment) or KeyObjects. */
+  keys: { keys: JWK[] } | Record<string, KeyObject>;
+  device: string;
+  /** The sequence of the last applied document; the new one must be strictly above it. */
+  lastSequence?: number;
+  /** Seconds since the epoch; defaults to now. */
+  now?: number;
+}
+
+function resolveKey(keys: VerifyOptions['keys'], kid: string | undefined): KeyObject | undefined {
+  if (!kid) return undefined;
+  if ('keys' in keys && Array.isArray(keys.keys)) {
+    const jwk = (keys.keys as JWK[]).find((k) => k.kid === kid);
+    return jwk ? createPublicKey({ key: jwk as import('node:crypto').JsonWebKey, format: 'jwk' }) : undefined;
+  }
+  return (keys as Record<string, KeyObject>)[kid];
+}
+
+/** Verifies a deployment document and fails closed on every way it can be wrong. */
+export async function verifyDeployment(jws: string, opts: VerifyOptions): Promise<DeploymentDocument> {
+  let payload: Uint8Array;
+  try {
+    const res = await compactVerify(
+      jws,
+      (header) => {
+        if (header.typ !== DEPLOYMENT_TYP) throw new DeploymentRejected('malformed', `typ ${String(header.typ)} is not ${DEPLOYMENT_TYP}`);
+        const key = resolveKey(opts.keys, header.kid);
+        if (!key) throw new DeploymentRejected('unknown-key', `no trusted key with kid ${String(header.kid)}`);
+        return key;
+      },
+      { algorithms: ALGORITHMS },
+    );
+    payload = res.payload;
+  } catch (err) {
+    if (err instanceof DeploymentRejected) throw err;
+    const code = (err as { code?: string }).code;
+    if (code === 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED') throw new DeploymentRejected('bad-signature', 'signature does not verify');
+    throw new DeploymentRejected('malformed', (err as Error).message);
+  }
+  let doc: DeploymentDocument;
+  try {
+    doc = documentShape.parse(JSON.parse(new TextDecoder().decode(payload))) as unknown as DeploymentDocument;
+  } catch (err) {
+    throw new DeploymentRejected('malformed', `payload is not a deployment document: ${(err as Error).message}`);
+  }
+  const now = opts.now ?? Math.floor(Date.now() / 1000);
+  if (doc.device !== opts.device) throw new DeploymentRejected('wrong-device', `document is for ${doc.device}, this device is ${opts.device}`);
+  if (doc.exp <= now) throw new DeploymentRejected('expired', `expired at ${new Date(doc.exp * 1000).toISOString()}`);
+  if (opts.lastSequence !== undefined && doc.sequence <= opts.lastSequence) {
+    throw new DeploymentRejected('replayed', `sequence ${doc.sequence} is not above the last applied ${opts.lastSequence}`);
+  }
+  return doc;
+}
