@@ -1,0 +1,208 @@
+import type { Service, UpdateStrategy } from '../../manifests/model.js';
+import { LABEL, configHash, containerName, volumeName, releaseLabel, type Release } from './spec.js';
+
+/**
+ * The pure half of reconcile: from the release a device must run and what its engine holds, the
+ * ordered steps that get it there. No Docker here, so every decision is unit-tested; the executor
+ * only carries steps out.
+ */
+
+export type ContainerState = 'created' | 'running' | 'restarting' | 'exited' | 'paused' | 'dead' | 'removing';
+
+export interface ObservedContainer {
+  id: string;
+  name: string;
+  labels: Record<string, string>;
+  state: ContainerState;
+}
+
+export interface ObservedVolume {
+  name: string;
+  labels: Record<string, string>;
+}
+
+export interface Observed {
+  containers: ObservedContainer[];
+  /** Manifest digests (sha256:…) of the images the engine holds. */
+  images: string[];
+  volumes: ObservedVolume[];
+}
+
+export type Step =
+  /** Every image the new containers need is local before the step returns (downloads what is missing). */
+  | { kind: 'ensure-images'; images: string[]; missing: string[] }
+  | { kind: 'create-volume'; volume: string; name: string }
+  | { kind: 'create'; service: string; name: string; configHash: string; release: Pick<Release, 'name' | 'version' | 'sequence'>; spec: Service }
+  | { kind: 'start'; service: string; container: string }
+  /** Healthy (Docker healthcheck) or, without one, running without restarting for `stableMs`. */
+  | { kind: 'wait-healthy'; targets: { service: string; container: string }[]; timeoutMs: number; stableMs: number }
+  | { kind: 'stop'; service: string; container: string; graceMs?: number }
+  | { kind: 'remove'; service: string; container: string }
+  /** The new release is in place and healthy: it becomes current, the old one previous. */
+  | { kind: 'commit'; sequence: number; release: string }
+  | { kind: 'prune-images'; keep: string[] };
+
+export type StepKind = Step['kind'];
+
+export interface PlanOptions {
+  deviceId: string;
+  /**
+   * `apply` moves to a new release and ends in commit; `restore` brings back a release that is
+   * already current (adopt after a restart, repair drift, roll back) and commits nothing.
+   */
+  mode: 'apply' | 'restore';
+  /** Overrides the release's own `update.strategy`. */
+  strategy?: UpdateStrategy;
+  /** Sequence of the committed release; an apply of the same content under a new sequence only commits. */
+  committedSequence?: number;
+  /** Images to keep besides the desired release's (the previous release's, for a later rollback). */
+  keepImages?: string[];
+  /** Without a healthcheck, how long a started container must run without restarting. */
+  stableMs?: number;
+  /** Health timeout when the release carries none (restore of a null release). */
+  defaultHealthTimeoutMs?: number;
+}
+
+export class PlanError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PlanError';
+  }
+}
+
+const DEFAULT_STABLE_MS = 3000;
+
+function digestOf(image: string): string | undefined {
+  const at = image.lastIndexOf('@');
+  return at >= 0 ? image.slice(at + 1) : undefined;
+}
+
+/** Services in an order where every dependency comes first; ties alphabetical so plans are stable. */
+export function startOrder(services: Record<string, Service>): string[] {
+  const names = Object.keys(services).sort();
+  const done = new Set<string>();
+  const order: string[] = [];
+  const visiting = new Set<string>();
+  const visit = (name: string, path: string[]) => {
+    if (done.has(name)) return;
+    if (visiting.has(name)) throw new PlanError(`depends_on cycle: ${[...path, name].join(' → ')}`);
+    visiting.add(name);
+    for (const dep of Object.keys(services[name].dependsOn ?? {}).sort()) {
+      if (services[dep]) visit(dep, [...path, name]);
+    }
+    visiting.delete(name);
+    done.add(name);
+    order.push(name);
+  };
+  for (const n of names) visit(n, []);
+  return order;
+}
+
+interface ServicePlan {
+  service: string;
+  spec: Service;
+  hash: string;
+  name: string;
+  /** unchanged: a matching container runs; start: a matching one exists stopped; create: none matches. */
+  action: 'unchanged' | 'start' | 'create';
+  target: string;
+}
+
+export function plan(desired: Release | null, observed: Observed, options: PlanOptions): Step[] {
+  const { deviceId } = options;
+  const mine = observed.containers.filter((c) => c.labels[LABEL.device] === deviceId);
+  const services = desired?.spec.services ?? {};
+  const order = startOrder(services);
+  const stableMs = options.stableMs ?? DEFAULT_STABLE_MS;
+  const timeoutMs = desired?.spec.update?.healthTimeoutMs ?? options.defaultHealthTimeoutMs ?? 60_000;
+  const strategy = options.strategy ?? desired?.spec.update?.strategy ?? 'download-then-swap';
+
+  const kept = new Set<string>();
+  const plans: ServicePlan[] = order.map((service) => {
+    const spec = services[service];
+    const hash = configHash(spec);
+    const matching = mine.filter((c) => c.labels[LABEL.service] === service && c.labels[LABEL.configHash] === hash);
+    const live = matching.find((c) => c.state === 'running' || c.state === 'restarting') ?? matching[0];
+    if (live) kept.add(live.id);
+    const name = containerName(deviceId, service, hash);
+    if (live && (live.state === 'running' || live.state === 'restarting')) return { service, spec, hash, name, action: 'unchanged', target: live.id };
+    if (live) return { service, spec, hash, name, action: 'start', target: live.id };
+    return { service, spec, hash, name, action: 'create', target: name };
+  });
+  const stale = mine.filter((c) => !kept.has(c.id));
+  const staleRunning = (c: ObservedContainer) => c.state === 'running' || c.state === 'restarting' || c.state === 'paused';
+  const changed = plans.filter((p) => p.action !== 'unchanged');
+  const presentVolumes = new Set(observed.volumes.map((v) => v.name));
+  const missingVolumes = Object.keys(desired?.spec.volumes ?? {})
+    .sort()
+    .filter((v) => !presentVolumes.has(volumeName(deviceId, v)));
+
+  const steps: Step[] = [];
+  const stopStep = (c: ObservedContainer): Step => {
+    const service = c.labels[LABEL.service] ?? '';
+    const grace = services[service]?.stopGracePeriodMs;
+    return grace !== undefined ? { kind: 'stop', service, container: c.id, graceMs: grace } : { kind: 'stop', service, container: c.id };
+  };
+  const creates = changed.filter((p) => p.action === 'create');
+  const images = [...new Set(creates.map((p) => p.spec.image))];
+  const present = new Set(observed.images);
+  const ensure: Step[] = images.length ? [{ kind: 'ensure-images', images, missing: images.filter((i) => !present.has(digestOf(i) ?? i)) }] : [];
+  const prepare: Step[] = [
+    ...missingVolumes.map((v): Step => ({ kind: 'create-volume', volume: v, name: volumeName(deviceId, v) })),
+    ...creates.map((p): Step => ({ kind: 'create', service: p.service, name: p.name, configHash: p.hash, release: { name: desired!.name, version: desired!.version, sequence: desired!.sequence }, spec: p.spec })),
+  ];
+
+  // Services someone waits on with service_healthy: their health gates the start of the dependents.
+  const healthyDeps = new Set<string>();
+  for (const p of changed) {
+    for (const [dep, c] of Object.entries(p.spec.dependsOn ?? {})) if (c.condition === 'service_healthy' && services[dep]) healthyDeps.add(dep);
+  }
+  const changedNames = new Set(changed.map((p) => p.service));
+  const waited = new Set<string>();
+  const startAll = (stopBefore: boolean): Step[] => {
+    const out: Step[] = [];
+    for (const p of changed) {
+      // A dependent must not start before its healthy-gated dependency proved healthy; an unchanged
+      // dependency was healthy when it was committed.
+      const deps = Object.entries(p.spec.dependsOn ?? {})
+        .filter(([d, c]) => c.condition === 'service_healthy' && changedNames.has(d) && !waited.has(d))
+        .map(([d]) => d);
+      if (deps.length) {
+        out.push({ kind: 'wait-healthy', targets: deps.map((d) => ({ service: d, container: plans.find((x) => x.service === d)!.target })), timeoutMs, stableMs });
+        deps.forEach((d) => waited.add(d));
+      }
+      if (stopBefore) for (const c of stale.filter((s) => s.labels[LABEL.service] === p.service && staleRunning(s))) out.push(stopStep(c));
+      out.push({ kind: 'start', service: p.service, container: p.target });
+    }
+    const rest = changed.filter((p) => !waited.has(p.service));
+    if (rest.length) out.push({ kind: 'wait-healthy', targets: rest.map((p) => ({ service: p.service, container: p.target })), timeoutMs, stableMs });
+    return out;
+  };
+
+  const inDesired = (c: ObservedContainer) => changedNames.has(c.labels[LABEL.service] ?? '') ;
+  if (strategy === 'stop-then-start') {
+    // No room for two releases running side by side: everything old stops first, dependents before
+    // their dependencies. The old containers and images stay until commit, so a rollback can return.
+    const rank = new Map(order.map((s, i) => [s, i]));
+    const toStop = stale.filter(staleRunning).sort((a, b) => (rank.get(b.labels[LABEL.service] ?? '') ?? -1) - (rank.get(a.labels[LABEL.service] ?? '') ?? -1));
+    steps.push(...toStop.map(stopStep), ...ensure, ...prepare, ...startAll(false));
+  } else {
+    // Download first, swap after: nothing old stops until every new image is local.
+    const orphans = stale.filter((c) => staleRunning(c) && !inDesired(c));
+    steps.push(...ensure, ...prepare, ...orphans.map(stopStep), ...startAll(true));
+  }
+
+  const isApply = options.mode === 'apply' && desired !== null;
+  const needsCommit = isApply && (steps.length > 0 || stale.length > 0 || options.committedSequence !== desired!.sequence);
+  if (needsCommit) steps.push({ kind: 'commit', sequence: desired!.sequence, release: releaseLabel(desired!) });
+  // Old containers go only now: until commit they are the rollback path.
+  for (const c of stale) {
+    if (staleRunning(c) && !steps.some((s) => s.kind === 'stop' && s.container === c.id)) steps.push(stopStep(c));
+    steps.push({ kind: 'remove', service: c.labels[LABEL.service] ?? '', container: c.id });
+  }
+  if (needsCommit && changed.length > 0) {
+    const keep = new Set([...Object.values(services).map((s) => s.image), ...(options.keepImages ?? [])]);
+    steps.push({ kind: 'prune-images', keep: [...keep].sort() });
+  }
+  return steps;
+}
