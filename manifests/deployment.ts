@@ -1,8 +1,9 @@
 import { CompactSign, compactVerify, type JWK } from 'jose';
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { z } from 'zod';
-import { canonicalJson } from './canonical.js';
+import { canonicalDigest, canonicalJson } from './canonical.js';
 import type { PinnedManifest } from './model.js';
+import { pinnedManifestSchema } from './schema.js';
 
 /** JWS `typ` of a deployment document; verification refuses any other so a token can't pose as one. */
 export const DEPLOYMENT_TYP = 'berth-deployment+jws';
@@ -28,7 +29,8 @@ const documentShape = z.object({
   iat: z.number().int(),
   exp: z.number().int(),
   manifest: z.object({ name: z.string(), version: z.string(), digest: z.string() }),
-  spec: z.object({ name: z.string(), version: z.string(), services: z.record(z.string(), z.any()) }).passthrough(),
+  // The normalized manifest with every image pinned: the signature then covers every byte the device runs.
+  spec: pinnedManifestSchema,
   campaign: z.string().optional(),
 });
 
@@ -61,9 +63,16 @@ function resolveKey(keys: VerifyOptions['keys'], kid: string | undefined): KeyOb
   if (!kid) return undefined;
   if ('keys' in keys && Array.isArray(keys.keys)) {
     const jwk = (keys.keys as JWK[]).find((k) => k.kid === kid);
-    return jwk ? createPublicKey({ key: jwk as import('node:crypto').JsonWebKey, format: 'jwk' }) : undefined;
+    return jwk ? ed25519Only(createPublicKey({ key: jwk as import('node:crypto').JsonWebKey, format: 'jwk' })) : undefined;
   }
-  return (keys as Record<string, KeyObject>)[kid];
+  // Own properties only: a kid like "constructor" must not resolve to something from the prototype.
+  const map = keys as Record<string, KeyObject>;
+  return Object.hasOwn(map, kid) ? ed25519Only(map[kid]) : undefined;
+}
+
+/** A trusted-key entry of another type is no key for an EdDSA document; treat it as unknown. */
+function ed25519Only(key: KeyObject | undefined): KeyObject | undefined {
+  return key?.type === 'public' && key.asymmetricKeyType === 'ed25519' ? key : undefined;
 }
 
 /** Verifies a deployment document and fails closed on every way it can be wrong. */
@@ -85,6 +94,8 @@ export async function verifyDeployment(jws: string, opts: VerifyOptions): Promis
     if (err instanceof DeploymentRejected) throw err;
     const code = (err as { code?: string }).code;
     if (code === 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED') throw new DeploymentRejected('bad-signature', 'signature does not verify');
+    // alg "none", HS256 with the public key as secret, and the like: refused before any key is looked at.
+    if (code === 'ERR_JOSE_ALG_NOT_ALLOWED') throw new DeploymentRejected('bad-signature', `algorithm not allowed (only ${ALGORITHMS.join(', ')})`);
     throw new DeploymentRejected('malformed', (err as Error).message);
   }
   let doc: DeploymentDocument;
@@ -92,6 +103,9 @@ export async function verifyDeployment(jws: string, opts: VerifyOptions): Promis
     doc = documentShape.parse(JSON.parse(new TextDecoder().decode(payload))) as unknown as DeploymentDocument;
   } catch (err) {
     throw new DeploymentRejected('malformed', `payload is not a deployment document: ${(err as Error).message}`);
+  }
+  if (doc.manifest.name !== doc.spec.name || doc.manifest.version !== doc.spec.version || doc.manifest.digest !== canonicalDigest(doc.spec)) {
+    throw new DeploymentRejected('malformed', `manifest ${doc.manifest.name}@${doc.manifest.version} ${doc.manifest.digest} does not describe its spec (${doc.spec.name}@${doc.spec.version} ${canonicalDigest(doc.spec)})`);
   }
   const now = opts.now ?? Math.floor(Date.now() / 1000);
   if (doc.device !== opts.device) throw new DeploymentRejected('wrong-device', `document is for ${doc.device}, this device is ${opts.device}`);

@@ -4,3 +4,8 @@ export * from './image-ref.js';
 export * from './keys.js';
 export * from './deployment.js';
 export * from './protocol.js';
+export * from './units.js';
+export * from './schema.js';
+export * from './semantics.js';
+export * from './parse.js';
+export * from './json-schema.js';

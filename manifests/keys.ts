@@ -1,5 +1,5 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
-import { mkdir, readFile, writeFile, chmod } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 /**
@@ -48,8 +48,14 @@ export async function writeKeyPair(path: string, pair: KeyPair = generateEd25519
   await mkdir(dirname(path), { recursive: true });
   const pem = pair.privateKey.export({ format: 'pem', type: 'pkcs8' }) as string;
   await writeFile(path, pem, { mode: 0o600, flag: 'wx' });
-  await chmod(path, 0o600);
-  await writeFile(path + '.pub', pair.publicKey.export({ format: 'pem', type: 'spki' }) as string, { mode: 0o644 });
+  try {
+    await chmod(path, 0o600);
+    // 'wx' here too: silently replacing FILE.pub would leave a public key that no longer matches its private key.
+    await writeFile(path + '.pub', pair.publicKey.export({ format: 'pem', type: 'spki' }) as string, { mode: 0o644, flag: 'wx' });
+  } catch (err) {
+    await rm(path, { force: true });
+    throw err;
+  }
   return publicKeyToRaw(pair.publicKey);
 }
 
