@@ -1,5 +1,133 @@
-// Entry point placeholder; the component's own work replaces it.
-export async function main(_argv: string[]): Promise<number> {
-  console.error('this component has not landed yet');
+/**
+ * `berth login|apply|manifests|devices|campaign|tokens|audit`: the release manager's and the
+ * operator's verbs against the control plane's HTTP API. bin/berth.ts passes the verb as argv[0].
+ */
+import { homedir } from 'node:os';
+import { createInterface } from 'node:readline';
+import { parseCommand, stringFlag } from './args.js';
+import { BerthClient } from './client.js';
+import { configPath, loadConfig, resolveConnection } from './config.js';
+import type { Command, Io } from './context.js';
+import { CliError } from './errors.js';
+import { isCommand, VERBS } from './commands/index.js';
+
+export { BerthClient } from './client.js';
+export type { Io } from './context.js';
+
+const TOKEN_FLAG_HINT =
+  'hint: --token is visible in shell history and the process list; prefer BERTH_TOKEN, or `berth login --server URL` with the token on stdin';
+
+export function processIo(): Io {
+  return {
+    out: (t) => void process.stdout.write(t + '\n'),
+    err: (t) => void process.stderr.write(t + '\n'),
+    isTTY: process.stdout.isTTY === true,
+    env: process.env,
+    stdinIsTTY: process.stdin.isTTY === true,
+    readStdin: async () => {
+      const chunks: Buffer[] = [];
+      for await (const c of process.stdin) chunks.push(Buffer.from(c as Buffer));
+      return Buffer.concat(chunks).toString('utf8');
+    },
+    promptSecret: (question) => promptHidden(question),
+    now: () => new Date(),
+    sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+    home: homedir(),
+  };
+}
+
+/** Reads one line from the terminal without echoing it (a token typed at a prompt). */
+function promptHidden(question: string): Promise<string> {
+  return new Promise((resolve) => {
+    const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
+    const output = rl as unknown as { _writeToOutput?: (s: string) => void };
+    process.stderr.write(question);
+    output._writeToOutput = () => undefined;
+    rl.question('', (answer) => {
+      rl.close();
+      process.stderr.write('\n');
+      resolve(answer);
+    });
+  });
+}
+
+export function usage(): string {
+  const lines = ['usage: berth <verb> [subcommand] [options]', ''];
+  for (const [name, verb] of Object.entries(VERBS)) {
+    if (isCommand(verb)) lines.push(`  ${name.padEnd(20)}${verb.about}`);
+    else for (const [sub, c] of Object.entries(verb)) lines.push(`  ${`${name} ${sub}`.padEnd(20)}${c.about}`);
+  }
+  lines.push(
+    '',
+    'connection: --server URL (or BERTH_SERVER), token in BERTH_TOKEN or stored by `berth login`',
+    'common options: --output json (stable shapes, see cli/README.md), --debug (stack traces)',
+  );
+  return lines.join('\n');
+}
+
+function commandHelp(c: Command): string {
+  return `${c.about}\n\nusage: ${c.usage}\n\ncommon options: --server URL, --token T (prefer BERTH_TOKEN), --output json|table, --debug`;
+}
+
+export async function run(argv: string[], io: Io): Promise<number> {
+  const [verbName, ...rest] = argv;
+  const verb = verbName === undefined ? undefined : VERBS[verbName];
+  if (!verb) {
+    io.err(verbName ? `berth: unknown verb ${JSON.stringify(verbName)}\n\n${usage()}` : usage());
+    return 2;
+  }
+  let command: Command;
+  let args: string[];
+  if (isCommand(verb)) {
+    command = verb;
+    args = rest;
+  } else {
+    const [sub, ...subArgs] = rest;
+    if (!sub || sub === '--help' || sub === '-h' || sub === 'help') {
+      io.out(`usage: berth ${verbName} <${Object.keys(verb).join('|')}> …\n\n${Object.values(verb).map((c) => `  ${c.usage}\n      ${c.about}`).join('\n')}`);
+      return sub ? 0 : 2;
+    }
+    const c = verb[sub];
+    if (!c) {
+      io.err(`berth: ${verbName} has no subcommand ${JSON.stringify(sub)}; use one of: ${Object.keys(verb).join(', ')}`);
+      return 2;
+    }
+    command = c;
+    args = subArgs;
+  }
+  const debug = argv.includes('--debug');
+  try {
+    const parsed = parseCommand(args, command.options, command.usage);
+    if (parsed.help) {
+      io.out(commandHelp(command));
+      return 0;
+    }
+    if (stringFlag(parsed, 'token') !== undefined) io.err(TOKEN_FLAG_HINT);
+    const client = async () => {
+      const conn = resolveConnection({ server: stringFlag(parsed, 'server'), token: stringFlag(parsed, 'token') }, io.env, await loadConfig(configPath(io.env, io.home)));
+      if (!conn.token) throw new CliError('no operator token', 'set BERTH_TOKEN, or run `berth login --server URL` with the token on stdin');
+      return new BerthClient(conn.server, conn.token);
+    };
+    return await command.run({ io, args: parsed, usage: command.usage, client });
+  } catch (err) {
+    return reportError(io, err, debug);
+  }
+}
+
+function reportError(io: Io, err: unknown, debug: boolean): number {
+  if (err instanceof CliError) {
+    io.err(`berth: ${err.message}`);
+    if (err.hint) io.err(`  ${err.hint}`);
+    if (debug && err.stack) io.err(err.stack);
+    return err.exitCode;
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  io.err(`berth: unexpected error: ${message}`);
+  if (debug && err instanceof Error && err.stack) io.err(err.stack);
+  else io.err('  rerun with --debug for the stack trace, and report it');
   return 1;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  return run(argv, processIo());
 }

@@ -1,0 +1,37 @@
+import { readFile } from 'node:fs/promises';
+import { extname } from 'node:path';
+import { requireFlag } from '../args.js';
+import { printJson, type Command } from '../context.js';
+import { CliError } from '../errors.js';
+import { renderTable } from '../format.js';
+
+export function manifestContentType(file: string, text: string): string {
+  const ext = extname(file).toLowerCase();
+  if (ext === '.json' || (ext === '' && text.trimStart().startsWith('{'))) return 'application/json';
+  return 'application/yaml';
+}
+
+export const apply: Command = {
+  usage: 'berth apply -f FILE   (FILE may be - for stdin)',
+  about: 'publish a manifest: every image tag is pinned to its digest; prints name@version and the digests',
+  options: { file: { type: 'string', short: 'f' } },
+  async run({ io, args, usage, client }) {
+    const file = requireFlag(args, 'file', usage);
+    let source: string;
+    try {
+      source = file === '-' ? await io.readStdin() : await readFile(file, 'utf8');
+    } catch (err) {
+      throw new CliError(`cannot read manifest ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'check the path given to -f');
+    }
+    if (!source.trim()) throw new CliError(`manifest ${file} is empty`, 'write a Compose-style manifest with name, version and services', 2);
+    const result = await (await client()).publishManifest(source, manifestContentType(file, source));
+    if (args.output === 'json') {
+      printJson(io, result);
+      return 0;
+    }
+    io.out(`${result.created ? 'published' : 'unchanged (already published with this content)'} ${result.name}@${result.version}  ${result.digest}`);
+    const rows = Object.entries(result.services).map(([service, image]) => ({ service, image }));
+    if (rows.length) io.out(renderTable([{ header: 'service', get: (r) => r.service }, { header: 'pinned image', get: (r) => r.image }], rows));
+    return 0;
+  },
+};

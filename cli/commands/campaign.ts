@@ -1,0 +1,215 @@
+import { formatWaves, parseDuration, parseManifestRef, parsePercent, parseWaves, requireFlag, requirePositionals, stringFlag, type ParsedCommand } from '../args.js';
+import type { Campaign, CampaignCreate } from '../client.js';
+import { printJson, type Command, type Context } from '../context.js';
+import { ApiError } from '../http.js';
+import { CliError, usageError } from '../errors.js';
+import { colorEnabled, formatAgo, formatDuration, renderFields, renderTable } from '../format.js';
+import { bucketCounts, outcomeOf, renderProgress, renderProgressLine } from '../progress.js';
+
+const CREATE_USAGE =
+  'berth campaign create --manifest NAME@VERSION --selector SEL --waves 1,10%,100% [--success 95%] [--max-failures 10%] [--device-timeout 10m] [--soak 5m] [--window CRON --window-duration 2h --tz Europe/Berlin] [--on-failure pause|rollback] [--supersede] [--start] [--name NAME]';
+
+/** Flags → the create request; pure, so every rule is unit-tested. */
+export function campaignRequest(args: ParsedCommand): CampaignCreate {
+  const manifest = requireFlag(args, 'manifest', CREATE_USAGE);
+  parseManifestRef(manifest, '--manifest');
+  const selector = stringFlag(args, 'selector');
+  if (selector === undefined) throw usageError('--selector is required (use --selector "" to pick every device)', CREATE_USAGE);
+  const body: CampaignCreate = { manifest, selector, waves: formatWaves(parseWaves(requireFlag(args, 'waves', CREATE_USAGE))).split(',') };
+  const name = stringFlag(args, 'name');
+  if (name) body.name = name;
+  const success = stringFlag(args, 'success');
+  if (success !== undefined) {
+    const p = parsePercent(success, '--success');
+    if (p === 0) throw new CliError('--success 0% would pass any wave', 'give the share of a wave that must run the release healthy, e.g. 95%', 2);
+    body.success = p / 100;
+  }
+  const maxFailures = stringFlag(args, 'max-failures');
+  if (maxFailures !== undefined) {
+    const p = parsePercent(maxFailures, '--max-failures');
+    if (p === 100) throw new CliError('--max-failures 100% would never trip', 'give the share of failed devices that stops the campaign, e.g. 10%', 2);
+    body.maxFailures = p / 100;
+  }
+  const timeout = stringFlag(args, 'device-timeout');
+  if (timeout !== undefined) body.deviceTimeout = formatDuration(parseDuration(timeout, '--device-timeout'));
+  const soak = stringFlag(args, 'soak');
+  if (soak !== undefined) body.soak = formatDuration(parseDuration(soak, '--soak'));
+  const cron = stringFlag(args, 'window');
+  const windowDuration = stringFlag(args, 'window-duration');
+  const tz = stringFlag(args, 'tz');
+  if (cron !== undefined) {
+    if (windowDuration === undefined) throw usageError('--window needs --window-duration (how long each window stays open)', CREATE_USAGE);
+    body.window = { cron, duration: formatDuration(parseDuration(windowDuration, '--window-duration')), tz: tz ?? 'UTC' };
+  } else if (windowDuration !== undefined || tz !== undefined) {
+    throw usageError('--window-duration and --tz only make sense with --window CRON', CREATE_USAGE);
+  }
+  const onFailure = stringFlag(args, 'on-failure');
+  if (onFailure !== undefined) {
+    if (onFailure !== 'pause' && onFailure !== 'rollback') throw usageError(`--on-failure ${JSON.stringify(onFailure)}: expected pause or rollback`, CREATE_USAGE);
+    body.onFailure = onFailure;
+  }
+  if (args.values.supersede === true) body.supersede = true;
+  if (args.values.start === true) body.start = true;
+  return body;
+}
+
+function progressOf(c: Campaign): string {
+  const total = c.waves.reduce((a, w) => a + w.size, 0);
+  const done = c.waves.reduce((a, w) => a + bucketCounts(w.counts).succeeded, 0);
+  const failed = c.waves.reduce((a, w) => a + bucketCounts(w.counts).failed, 0);
+  return `${done}/${total}${failed ? ` (${failed} failed)` : ''}`;
+}
+
+export function renderCampaign(c: Campaign, now: Date, fancy: boolean): string {
+  const s = c.settings;
+  const fields: [string, string][] = [
+    ['selector', c.selector || '(every device)'],
+    ['devices', String(c.devices)],
+    ['created', `${formatAgo(c.createdAt, now)}${c.startedAt ? `, started ${formatAgo(c.startedAt, now)}` : ''}${c.finishedAt ? `, finished ${formatAgo(c.finishedAt, now)}` : ''}`],
+  ];
+  const rules = [
+    s.success !== undefined ? `success ≥ ${Math.round(Number(s.success) * 100)}%` : null,
+    s.maxFailures !== undefined ? `failures ≤ ${Math.round(Number(s.maxFailures) * 100)}%` : null,
+    s.onFailure !== undefined ? `then ${String(s.onFailure)}` : null,
+  ].filter(Boolean);
+  if (rules.length) fields.push(['rules', rules.join(', ')]);
+  return `${renderProgress(c, { fancy })}\n${renderFields(fields)}`;
+}
+
+const listCmd: Command = {
+  usage: 'berth campaign list [--output json]',
+  about: 'campaigns, newest first, with their progress',
+  options: {},
+  async run({ io, args, client }) {
+    const items = await (await client()).listCampaigns();
+    if (args.output === 'json') { printJson(io, items); return 0; }
+    if (!items.length) { io.out('no campaigns yet (berth campaign create …)'); return 0; }
+    const now = io.now();
+    io.out(renderTable([
+      { header: 'id', get: (c) => c.id },
+      { header: 'name', get: (c) => c.name ?? '-' },
+      { header: 'manifest', get: (c) => c.manifest },
+      { header: 'state', get: (c) => c.state },
+      { header: 'waves', get: (c) => String(c.waves.length), align: 'right' },
+      { header: 'progress', get: progressOf },
+      { header: 'selector', get: (c) => c.selector || '(all)' },
+      { header: 'created', get: (c) => formatAgo(c.createdAt, now) },
+    ], items));
+    return 0;
+  },
+};
+
+const createCmd: Command = {
+  usage: CREATE_USAGE,
+  about: 'create a rollout of a manifest version in waves (add --start to start it at once)',
+  options: {
+    manifest: { type: 'string' },
+    selector: { type: 'string', short: 'l' },
+    waves: { type: 'string' },
+    success: { type: 'string' },
+    'max-failures': { type: 'string' },
+    'device-timeout': { type: 'string' },
+    soak: { type: 'string' },
+    window: { type: 'string' },
+    'window-duration': { type: 'string' },
+    tz: { type: 'string' },
+    'on-failure': { type: 'string' },
+    supersede: { type: 'boolean' },
+    start: { type: 'boolean' },
+    name: { type: 'string' },
+  },
+  async run({ io, args, client }) {
+    const body = campaignRequest(args);
+    const c = await (await client()).createCampaign(body);
+    if (args.output === 'json') { printJson(io, c); return 0; }
+    io.out(`campaign ${c.id} ${c.state}: ${c.manifest} to ${c.devices} device(s) in ${c.waves.length} wave(s)`);
+    io.out(`  watch it: berth campaign status ${c.id} --watch`);
+    return 0;
+  },
+};
+
+function actionCmd(action: 'start' | 'pause' | 'resume' | 'abort', about: string): Command {
+  return {
+    usage: `berth campaign ${action} ID`,
+    about,
+    options: {},
+    async run({ io, args, usage, client }) {
+      const [id] = requirePositionals(args, ['ID'], usage);
+      const c = await (await client()).campaignAction(id, action);
+      if (args.output === 'json') { printJson(io, c); return 0; }
+      io.out(`campaign ${c.id || id}: ${c.state}`);
+      return 0;
+    },
+  };
+}
+
+/** Redraw in place on a terminal; on a pipe, one line per change. Exit code from the outcome. */
+async function watch(ctx: Context, id: string, intervalMs: number): Promise<number> {
+  const { io } = ctx;
+  const client = await ctx.client();
+  const fancy = colorEnabled(io.isTTY, io.env);
+  let drawnLines = 0;
+  let lastLine = '';
+  let networkFailures = 0;
+  for (;;) {
+    let c: Campaign;
+    try {
+      c = await client.campaign(id, 10_000);
+      networkFailures = 0;
+    } catch (err) {
+      // A blip (control plane restarting, link down) is waited out; a refusal (404, 401) is final.
+      if (err instanceof ApiError && err.server.status < 500) throw err;
+      if (++networkFailures > 30) throw err;
+      io.err(`(${err instanceof Error ? err.message : String(err)}; retrying)`);
+      await io.sleep(intervalMs);
+      continue;
+    }
+    if (io.isTTY) {
+      const block = renderProgress(c, { fancy });
+      // Cursor up over the previous block, then clear to the end of the screen.
+      io.out((drawnLines ? `\x1b[${drawnLines}A\r\x1b[J` : '') + block);
+      drawnLines = block.split('\n').length;
+    } else {
+      const line = renderProgressLine(c);
+      if (line !== lastLine) io.out(`${io.now().toISOString().slice(11, 19)} ${line}`);
+      lastLine = line;
+    }
+    const outcome = outcomeOf(c.state);
+    if (outcome !== 'running') {
+      if (!io.isTTY && c.failing.length) for (const f of c.failing) io.out(`  failing ${f.serial} ${f.state}${f.error ? `: ${f.error}` : ''}`);
+      if (outcome === 'failed') io.err(`campaign ${id} ended ${c.state}`);
+      return outcome === 'succeeded' ? 0 : 1;
+    }
+    await io.sleep(intervalMs);
+  }
+}
+
+const statusCmd: Command = {
+  usage: 'berth campaign status ID [--watch [--interval 1s]] [--output json]',
+  about: 'progress per wave and per state, failing devices; --watch follows it live (exit 1 if it fails or is aborted)',
+  options: { watch: { type: 'boolean', short: 'w' }, interval: { type: 'string' } },
+  async run(ctx) {
+    const { io, args, usage, client } = ctx;
+    const [id] = requirePositionals(args, ['ID'], usage);
+    const interval = stringFlag(args, 'interval');
+    const intervalMs = interval ? parseDuration(interval, '--interval') : 1000;
+    if (args.values.watch === true) {
+      if (args.output === 'json') throw usageError('--watch draws progress for people; for scripts poll with --output json', usage);
+      return watch(ctx, id, Math.max(100, intervalMs));
+    }
+    const c = await (await client()).campaign(id);
+    if (args.output === 'json') { printJson(io, c); return 0; }
+    io.out(renderCampaign(c, io.now(), colorEnabled(io.isTTY, io.env)));
+    return 0;
+  },
+};
+
+export const campaignCommands: Record<string, Command> = {
+  create: createCmd,
+  start: actionCmd('start', 'start a created campaign'),
+  pause: actionCmd('pause', 'pause a running campaign (devices already updated stay)'),
+  resume: actionCmd('resume', 'resume a paused campaign'),
+  abort: actionCmd('abort', "abort a campaign: its devices go back to the manifest each ran before"),
+  status: statusCmd,
+  list: listCmd,
+};

@@ -1,0 +1,140 @@
+import { readFile } from 'node:fs/promises';
+import { extname } from 'node:path';
+import { parseLabelEdits, requirePositionals, stringFlag } from '../args.js';
+import type { DeviceSummary, Twin } from '../client.js';
+import { printJson, type Command } from '../context.js';
+import { CliError } from '../errors.js';
+import { formatAgo, formatBytes, formatLabels, renderFields, renderTable, shortDigest, truncate } from '../format.js';
+
+/** CSV with the header `serial,public_key,labels`, or JSON lines; decided by extension, else content. */
+export function recordsContentType(file: string, text: string): string {
+  const ext = extname(file).toLowerCase();
+  if (ext === '.csv') return 'text/csv';
+  if (ext === '.jsonl' || ext === '.ndjson' || ext === '.json') return 'application/x-ndjson';
+  return text.trimStart().startsWith('{') ? 'application/x-ndjson' : 'text/csv';
+}
+
+export const devicesImport: Command = {
+  usage: 'berth devices import FILE   (CSV serial,public_key,labels or JSON lines; - for stdin)',
+  about: "import the manufacturer's device records (serial + public key); idempotent",
+  options: {},
+  async run({ io, args, usage, client }) {
+    const [file] = requirePositionals(args, ['FILE'], usage);
+    let text: string;
+    try {
+      text = file === '-' ? await io.readStdin() : await readFile(file, 'utf8');
+    } catch (err) {
+      throw new CliError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'give the path of the manufacturing records file');
+    }
+    const result = await (await client()).importDevices(text, recordsContentType(file, text));
+    if (args.output === 'json') { printJson(io, result); return 0; }
+    io.out(`imported ${result.total} record(s): ${result.created} new, ${result.updated} updated, ${result.unchanged} unchanged`);
+    return 0;
+  },
+};
+
+export function deviceRows(devices: DeviceSummary[], now: Date): string {
+  return renderTable([
+    { header: 'serial', get: (d) => d.serial },
+    { header: 'status', get: (d) => d.status },
+    { header: 'online', get: (d) => (d.online === null ? '-' : d.online ? 'yes' : 'no') },
+    { header: 'desired', get: (d) => d.desired ?? '-' },
+    { header: 'running', get: (d) => d.running ?? '-' },
+    { header: 'phase', get: (d) => d.phase ?? '-' },
+    { header: 'last seen', get: (d) => formatAgo(d.lastSeenAt, now) },
+    { header: 'labels', get: (d) => formatLabels(d.labels) },
+  ], devices);
+}
+
+export const devicesList: Command = {
+  usage: 'berth devices list [-l SELECTOR] [--output json]',
+  about: 'devices, optionally those a label selector picks (site=berlin,tier!=canary)',
+  options: { selector: { type: 'string', short: 'l' } },
+  async run({ io, args, client }) {
+    const selector = stringFlag(args, 'selector');
+    const devices = await (await client()).listDevices(selector);
+    if (args.output === 'json') { printJson(io, devices); return 0; }
+    if (!devices.length) { io.out(selector ? `no device matches ${selector}` : 'no devices yet (berth devices import FILE)'); return 0; }
+    io.out(deviceRows(devices, io.now()));
+    return 0;
+  },
+};
+
+export function renderTwin(t: Twin, now: Date): string {
+  const d = t.device;
+  const out: string[] = [];
+  out.push(renderFields([
+    ['serial', d.serial],
+    ['status', `${d.status}${d.online === null ? '' : d.online ? ', online' : ', offline'}`],
+    ['labels', formatLabels(d.labels)],
+    ['last seen', `${formatAgo(d.lastSeenAt, now)}${d.lastSeenAt ? ` (${d.lastSeenAt})` : ''}`],
+    ['desired', t.desired ? `${t.desired.manifest}${t.desired.sequence !== null ? ` seq ${t.desired.sequence}` : ''}${t.desired.campaign ? ` (campaign ${t.desired.campaign})` : ''}` : '- (nothing assigned)'],
+    ['reported', t.reported ? `${t.reported.running ?? '-'}  phase ${t.reported.phase}${t.reported.bytes.total ? `  ${formatBytes(t.reported.bytes.done)}/${formatBytes(t.reported.bytes.total)}` : ''}` : '- (no report yet)'],
+    ['in sync', t.inSync ? 'yes' : `no (${t.drift.length} difference${t.drift.length === 1 ? '' : 's'})`],
+  ]));
+  if (t.reported?.error) out.push(`error:      ${truncate(t.reported.error, 400)}`);
+  const names = [...new Set([...Object.keys(t.desired?.services ?? {}), ...Object.keys(t.reported?.services ?? {})])].sort();
+  if (names.length) {
+    out.push('');
+    out.push(renderTable([
+      { header: 'service', get: (n) => n },
+      { header: 'desired image', get: (n) => shortImage(t.desired?.services[n]) },
+      { header: 'reported image', get: (n) => shortImage(t.reported?.services[n]?.image ?? undefined) },
+      { header: 'status', get: (n) => t.reported?.services[n]?.status ?? '-' },
+      { header: 'health', get: (n) => t.reported?.services[n]?.health ?? '-' },
+      { header: 'restarts', get: (n) => String(t.reported?.services[n]?.restarts ?? '-'), align: 'right' },
+      { header: 'last error', get: (n) => truncate(t.reported?.services[n]?.lastError ?? '', 60) || '-' },
+    ], names));
+  }
+  if (t.drift.length) {
+    out.push('', 'drift:');
+    for (const x of t.drift) out.push(`  ${x.service ?? '(release)'}  ${x.what}: desired ${x.desired ?? '-'}, reported ${x.reported ?? '-'}`);
+  }
+  return out.join('\n');
+}
+
+function shortImage(ref: string | undefined): string {
+  if (!ref) return '-';
+  const at = ref.indexOf('@');
+  return at < 0 ? ref : `${ref.slice(0, at)}@${shortDigest(ref.slice(at + 1))}`;
+}
+
+export const devicesShow: Command = {
+  usage: 'berth devices show SERIAL [--output json]',
+  about: "a device's twin: desired vs reported state, and where they differ",
+  options: {},
+  async run({ io, args, usage, client }) {
+    const [serial] = requirePositionals(args, ['SERIAL'], usage);
+    const twin = await (await client()).twin(serial);
+    if (args.output === 'json') { printJson(io, twin); return 0; }
+    io.out(renderTwin(twin, io.now()));
+    return 0;
+  },
+};
+
+export const devicesLabel: Command = {
+  usage: 'berth devices label SERIAL k=v … (k- removes k)',
+  about: "set or remove a device's labels",
+  options: {},
+  async run({ io, args, usage, client }) {
+    const [serial, ...labels] = requirePositionals(args, ['SERIAL', 'k=v'], usage, true);
+    const edit = parseLabelEdits(labels);
+    const device = await (await client()).labelDevice(serial, edit);
+    if (args.output === 'json') { printJson(io, device); return 0; }
+    io.out(`${serial}: labels ${formatLabels(device.labels)}`);
+    return 0;
+  },
+};
+
+export const devicesRevoke: Command = {
+  usage: 'berth devices revoke SERIAL',
+  about: 'revoke a device: its credentials stop working at once',
+  options: {},
+  async run({ io, args, usage, client }) {
+    const [serial] = requirePositionals(args, ['SERIAL'], usage);
+    const device = await (await client()).revokeDevice(serial);
+    if (args.output === 'json') { printJson(io, device); return 0; }
+    io.out(`${serial}: revoked`);
+    return 0;
+  },
+};

@@ -1,0 +1,27 @@
+import { stringFlag } from '../args.js';
+import { BerthClient } from '../client.js';
+import { configPath, loadConfig, normalizeServer, saveConfig } from '../config.js';
+import type { Command } from '../context.js';
+import { CliError } from '../errors.js';
+
+export const login: Command = {
+  usage: 'berth login --server URL   (token on stdin, or prompted)',
+  about: 'store the control plane URL and an operator token in the config file (0600)',
+  options: {},
+  async run({ io, args }) {
+    const file = configPath(io.env, io.home);
+    const stored = await loadConfig(file);
+    const rawServer = stringFlag(args, 'server') ?? io.env.BERTH_SERVER ?? stored.server;
+    if (!rawServer) throw new CliError('login needs the control plane URL', 'berth login --server http://127.0.0.1:7600 < token-file', 2);
+    const server = normalizeServer(rawServer, '--server');
+    let token = stringFlag(args, 'token');
+    if (!token) token = (io.stdinIsTTY ? await io.promptSecret(`operator token for ${server}: `) : await io.readStdin()).trim();
+    if (!token) throw new CliError('no token given', 'pipe it on stdin (berth login --server URL < admin.token) or type it at the prompt', 2);
+    if (/\s/.test(token)) throw new CliError('the token contains whitespace', 'give only the token itself, on one line', 2);
+    // Check the token before saving it, so a typo is caught here rather than at the next command.
+    await new BerthClient(server, token).listManifests();
+    await saveConfig(file, { server, token });
+    io.out(`logged in to ${server}; saved to ${file} (0600)`);
+    return 0;
+  },
+};

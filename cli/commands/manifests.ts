@@ -1,0 +1,79 @@
+import { parseManifestRef, requirePositionals } from '../args.js';
+import { printJson, type Command } from '../context.js';
+import { CliError } from '../errors.js';
+import { formatAgo, renderFields, renderTable, shortDigest } from '../format.js';
+import type { ManifestChange } from '../client.js';
+
+export const manifestsList: Command = {
+  usage: 'berth manifests list [--output json]',
+  about: 'published manifests (name, version, content digest)',
+  options: {},
+  async run({ io, args, client }) {
+    const items = await (await client()).listManifests();
+    if (args.output === 'json') { printJson(io, items); return 0; }
+    if (!items.length) { io.out('no manifests published yet (berth apply -f FILE)'); return 0; }
+    const now = io.now();
+    io.out(renderTable([
+      { header: 'name', get: (m) => m.name },
+      { header: 'version', get: (m) => m.version },
+      { header: 'digest', get: (m) => shortDigest(m.digest) },
+      { header: 'services', get: (m) => String(Object.keys(m.services).length), align: 'right' },
+      { header: 'published', get: (m) => formatAgo(m.publishedAt, now) },
+      { header: 'by', get: (m) => m.publishedBy ?? '-' },
+    ], items));
+    return 0;
+  },
+};
+
+export const manifestsShow: Command = {
+  usage: 'berth manifests show NAME@VERSION [--output json]',
+  about: 'one manifest with the digest each image is pinned to',
+  options: {},
+  async run({ io, args, usage, client }) {
+    const [ref] = requirePositionals(args, ['NAME@VERSION'], usage);
+    const { name, version } = parseManifestRef(ref);
+    const m = await (await client()).manifest(name, version);
+    if (args.output === 'json') { printJson(io, m); return 0; }
+    io.out(renderFields([
+      ['manifest', `${m.name}@${m.version}`],
+      ['digest', m.digest],
+      ['published', `${m.publishedAt ?? '-'}${m.publishedBy ? ` by ${m.publishedBy}` : ''}`],
+    ]));
+    io.out('');
+    io.out(renderTable([{ header: 'service', get: (r) => r[0] }, { header: 'pinned image', get: (r) => r[1] }], Object.entries(m.services)));
+    return 0;
+  },
+};
+
+function show(v: unknown): string {
+  if (v === null || v === undefined) return '-';
+  return typeof v === 'string' ? v : JSON.stringify(v);
+}
+
+export function renderDiff(changes: ManifestChange[]): string {
+  return changes
+    .map((c) => {
+      const where = [c.service ? `services.${c.service}` : null, c.path || null].filter(Boolean).join(' ');
+      if (c.kind === 'added') return `+ ${where}: ${show(c.to)}`;
+      if (c.kind === 'removed') return `- ${where}: ${show(c.from)}`;
+      return `~ ${where}: ${show(c.from)} → ${show(c.to)}`;
+    })
+    .join('\n');
+}
+
+export const manifestsDiff: Command = {
+  usage: 'berth manifests diff NAME@A NAME@B   (or NAME@A B) [--output json]',
+  about: 'what changed between two versions of a manifest',
+  options: {},
+  async run({ io, args, usage, client }) {
+    const [a, b] = requirePositionals(args, ['NAME@A', 'B'], usage);
+    const from = parseManifestRef(a, 'first manifest');
+    const to = b.includes('@') ? parseManifestRef(b, 'second manifest') : { name: from.name, version: b };
+    if (to.name !== from.name) throw new CliError(`cannot diff ${from.name} against ${to.name}`, 'diff compares two versions of the same manifest', 2);
+    const diff = await (await client()).diffManifests(from.name, from.version, to.version);
+    if (args.output === 'json') { printJson(io, diff); return 0; }
+    io.out(`${from.name}: ${from.version} → ${to.version}`);
+    io.out(diff.changes.length ? renderDiff(diff.changes) : '(no differences)');
+    return 0;
+  },
+};

@@ -1,0 +1,59 @@
+import { parseDuration, requireFlag, requirePositionals, stringFlag } from '../args.js';
+import { printJson, type Command } from '../context.js';
+import { CliError } from '../errors.js';
+import { formatAgo, formatDuration, renderTable } from '../format.js';
+
+const ROLES = ['admin', 'release-manager', 'viewer'];
+
+const create: Command = {
+  usage: 'berth tokens create --role admin|release-manager|viewer [--name NAME] [--expires 30d]',
+  about: 'create an operator token (printed once, on stdout alone)',
+  options: { role: { type: 'string' }, name: { type: 'string' }, expires: { type: 'string' } },
+  async run({ io, args, usage, client }) {
+    const role = requireFlag(args, 'role', usage);
+    if (!ROLES.includes(role)) throw new CliError(`--role ${JSON.stringify(role)} is not a role`, `roles: ${ROLES.join(', ')}`, 2);
+    const expires = stringFlag(args, 'expires');
+    const expiresIn = expires === undefined ? undefined : formatDuration(parseDuration(expires, '--expires'));
+    const t = await (await client()).createToken({ role, name: stringFlag(args, 'name'), expiresIn });
+    if (args.output === 'json') { printJson(io, t); return 0; }
+    // The secret goes to stdout alone so `T=$(berth tokens create …)` captures exactly it.
+    io.err(`created token ${t.id} (${t.role}${t.expiresAt ? `, expires ${t.expiresAt}` : ', no expiry'}); it is shown only now:`);
+    io.out(t.token);
+    return 0;
+  },
+};
+
+const list: Command = {
+  usage: 'berth tokens list [--output json]',
+  about: 'operator tokens (never their secrets)',
+  options: {},
+  async run({ io, args, client }) {
+    const items = await (await client()).listTokens();
+    if (args.output === 'json') { printJson(io, items); return 0; }
+    const now = io.now();
+    io.out(renderTable([
+      { header: 'id', get: (t) => t.id },
+      { header: 'name', get: (t) => t.name || '-' },
+      { header: 'role', get: (t) => t.role },
+      { header: 'created', get: (t) => `${formatAgo(t.createdAt, now)}${t.createdBy ? ` by ${t.createdBy}` : ''}` },
+      { header: 'expires', get: (t) => formatAgo(t.expiresAt, now) },
+      { header: 'state', get: (t) => (t.revokedAt ? 'revoked' : t.expiresAt && new Date(t.expiresAt) <= now ? 'expired' : 'active') },
+    ], items));
+    return 0;
+  },
+};
+
+const revoke: Command = {
+  usage: 'berth tokens revoke ID',
+  about: 'revoke an operator token at once',
+  options: {},
+  async run({ io, args, usage, client }) {
+    const [id] = requirePositionals(args, ['ID'], usage);
+    await (await client()).revokeToken(id);
+    if (args.output === 'json') { printJson(io, { id, revoked: true }); return 0; }
+    io.out(`token ${id}: revoked`);
+    return 0;
+  },
+};
+
+export const tokenCommands: Record<string, Command> = { create, list, revoke };
