@@ -1,7 +1,14 @@
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import Docker from 'dockerode';
 import { afterAll, describe, expect, it } from 'vitest';
-import { busyboxLayer, forgeImage } from '../rig/forge.js';
-import { freePort, rigFromEnv } from '../rig/index.js';
+import { busyboxLayer, forgeImage, pseudoRandomBytes } from '../rig/forge.js';
+import { freePort, rigFromEnv, startRegistry } from '../rig/index.js';
 
 const rig = rigFromEnv();
 const docker = new Docker({ socketPath: rig.dockerSocket });
@@ -15,6 +22,20 @@ async function pull(reference: string): Promise<void> {
       else resolve();
     });
   });
+}
+
+/** The stdout part of a non-TTY container log (frames multiplexed with stderr). */
+async function stdoutOf(raw: Buffer): Promise<string> {
+  const stdout = new PassThrough();
+  const chunks: Buffer[] = [];
+  stdout.on('data', (c: Buffer) => chunks.push(c));
+  const muxed = new PassThrough();
+  docker.modem.demuxStream(muxed, stdout, new PassThrough());
+  muxed.end(raw);
+  await finished(muxed);
+  stdout.end();
+  await finished(stdout);
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 /** Retries a GET until the container's server is listening (or the deadline passes). */
@@ -83,5 +104,73 @@ describe('test rig', () => {
     await docker.getImage(image.reference).remove({ force: true });
     images.length = 0;
     await expect(docker.getImage(image.reference).inspect()).rejects.toThrow(/No such image/);
+  });
+
+  it('pulls a big stored-gzip layer intact', async () => {
+    const big = pseudoRandomBytes(40 << 20, 'rig-big');
+    const image = await forgeImage(rig.registry, 'rig-test/big', 'v1', {
+      layers: [busyboxLayer(), { files: { '/data/big.bin': big } }],
+      config: { Cmd: ['sha256sum', '/data/big.bin'] },
+    });
+    await pull(image.reference);
+    images.push(image.reference);
+    const container = await docker.createContainer({ Image: image.reference, HostConfig: { NetworkMode: 'none', Init: true } });
+    containers.push(container);
+    await container.start();
+    expect((await container.wait()).StatusCode).toBe(0);
+    const raw = (await container.logs({ stdout: true, stderr: true, follow: false })) as unknown as Buffer;
+    const expected = createHash('sha256').update(big).digest('hex');
+    expect(await stdoutOf(raw)).toBe(`${expected}  /data/big.bin\n`);
+  });
+});
+
+describe('extra registries', () => {
+  it('serves basic auth from an htpasswd user, and the forge pushes with it', async () => {
+    const reg = await startRegistry({ htpasswd: { user: 'edge', password: 's3cret pass' } });
+    try {
+      expect((await fetch(`${reg.registryUrl}/v2/`)).status).toBe(401);
+      const layers = [{ files: { '/hello.txt': 'hi' } }];
+      await expect(forgeImage(reg.registry, 'auth/app', 'v1', { layers })).rejects.toThrow(/HTTP 401/);
+      await expect(forgeImage(reg.registry, 'auth/app', 'v1', { layers, auth: { user: 'edge', password: 'wrong' } })).rejects.toThrow(/HTTP 401/);
+      const image = await forgeImage(reg.registry, 'auth/app', 'v1', { layers, auth: { user: 'edge', password: 's3cret pass' } });
+      const res = await fetch(`${reg.registryUrl}/v2/auth/app/manifests/${image.manifestDigest}`, {
+        headers: {
+          authorization: 'Basic ' + Buffer.from('edge:s3cret pass').toString('base64'),
+          accept: 'application/vnd.oci.image.manifest.v1+json',
+        },
+      });
+      expect(res.status).toBe(200);
+      expect(createHash('sha256').update(Buffer.from(await res.arrayBuffer())).digest('hex')).toBe(image.manifestDigest.slice(7));
+    } finally {
+      await reg.stop();
+    }
+  });
+
+  it('answers with a bearer challenge naming realm, service and scope under token auth', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rig-token-'));
+    const reg = await (async () => {
+      try {
+        execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=berth-test-issuer',
+          '-days', '1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
+        return await startRegistry({
+          tokenAuth: { realm: 'http://127.0.0.1:1/token', service: 'berth-test', issuer: 'berth-test-issuer', rootCertBundle: join(dir, 'cert.pem') },
+        });
+      } catch (err) {
+        rmSync(dir, { recursive: true, force: true });
+        throw err;
+      }
+    })();
+    try {
+      const res = await fetch(`${reg.registryUrl}/v2/some/repo/manifests/v1`);
+      expect(res.status).toBe(401);
+      const challenge = res.headers.get('www-authenticate') ?? '';
+      expect(challenge).toMatch(/^Bearer /);
+      expect(challenge).toContain('realm="http://127.0.0.1:1/token"');
+      expect(challenge).toContain('service="berth-test"');
+      expect(challenge).toContain('scope="repository:some/repo:pull"');
+    } finally {
+      await reg.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

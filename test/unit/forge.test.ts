@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { buildImage, buildLayer, busyboxLayer, pseudoRandomBytes, variant, type LayerSpec } from '../rig/forge.js';
+import { BIG_LAYER_BYTES, buildImage, buildLayer, busyboxLayer, pseudoRandomBytes, variant, type LayerSpec } from '../rig/forge.js';
 
 const sha = (b: Buffer): string => 'sha256:' + createHash('sha256').update(b).digest('hex');
 
@@ -93,5 +93,16 @@ describe('forge', () => {
     expect(layer.files['/bin/httpd']).toEqual({ symlink: 'busybox' });
     expect((layer.files['/bin/busybox'] as { mode: number }).mode).toBe(0o755);
     expect(layer.files['/etc/passwd']).toMatch(/^nobody:x:65534:/m);
+  });
+
+  it('stores big layers as valid gzip without deflating, unless a level is asked for', async () => {
+    const files = { '/big.bin': pseudoRandomBytes(BIG_LAYER_BYTES + 1, 'stored') };
+    const stored = await buildLayer({ files });
+    expect(stored.diffId).toBe(sha(gunzipSync(stored.blob)));
+    const small = await buildLayer({ files: { '/a.txt': 'a'.repeat(100_000) } });
+    expect(small.size).toBeLessThan(10_000);
+    const forcedStored = await buildLayer({ files: { '/a.txt': 'a'.repeat(100_000) }, gzipLevel: 0 });
+    expect(forcedStored.size).toBeGreaterThan(100_000);
+    expect(forcedStored.diffId).toBe(small.diffId);
   });
 });
