@@ -10,6 +10,7 @@ export const LABEL = {
   service: 'berth.service',
   configHash: 'berth.config-hash',
   volume: 'berth.volume',
+  image: 'berth.image',
 } as const;
 
 /** A release as the daemon keeps it: what the signed document said, minus the signature. */
@@ -88,6 +89,8 @@ export function containerCreateOptions(
       [LABEL.sequence]: String(release.sequence),
       [LABEL.service]: serviceName,
       [LABEL.configHash]: hash,
+      // The reference as the manifest pinned it: the engine only knows the image id.
+      [LABEL.image]: service.image,
     },
     HostConfig: {
       NetworkMode: service.networkMode,

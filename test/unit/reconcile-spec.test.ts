@@ -32,7 +32,7 @@ describe('container spec', () => {
     expect(o.Entrypoint).toEqual(['/bin/sh', '-c']);
     expect(o.Healthcheck).toEqual({ Test: ['CMD', 'true'], Interval: 1e9, Timeout: 5e8, Retries: 3, StartPeriod: 2e9 });
     expect(o.StopTimeout).toBe(3);
-    expect(o.Labels).toEqual({ team: 'ops', [LABEL.device]: 'dev/1', [LABEL.release]: 'site@2', [LABEL.sequence]: '7', [LABEL.service]: 'web', [LABEL.configHash]: hash });
+    expect(o.Labels).toEqual({ team: 'ops', [LABEL.device]: 'dev/1', [LABEL.release]: 'site@2', [LABEL.sequence]: '7', [LABEL.service]: 'web', [LABEL.configHash]: hash, [LABEL.image]: base.image });
     expect(o.HostConfig).toMatchObject({ NetworkMode: 'host', RestartPolicy: { Name: 'on-failure' }, Memory: 67108864, NanoCpus: 500_000_000, Init: true });
     expect(o.HostConfig?.Mounts).toEqual([{ Type: 'volume', Source: volumeName('dev/1', 'data'), Target: '/data', ReadOnly: false }]);
   });

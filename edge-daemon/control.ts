@@ -1,0 +1,119 @@
+import type { KeyObject } from 'node:crypto';
+import type { Logger } from '../common/log.js';
+import { signBytes } from '../manifests/keys.js';
+import {
+  enrollChallengeResponse,
+  enrollProofBytes,
+  enrollResponse,
+  pullTokenResponse,
+  type DeviceReport,
+} from '../manifests/protocol.js';
+import type { z } from 'zod';
+
+/** The control channel, as `manifests/protocol.ts` defines it: small, frequent, Bearer device token. */
+
+export class ControlError extends Error {
+  constructor(
+    readonly status: number | undefined,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ControlError';
+  }
+  /** The token is no longer accepted: enroll again with a fresh proof. */
+  get unauthorized(): boolean {
+    return this.status === 401;
+  }
+}
+
+export type DesiredAnswer = { kind: 'none' } | { kind: 'unchanged' } | { kind: 'document'; jws: string; etag?: string };
+
+export class ControlClient {
+  constructor(
+    readonly baseUrl: string,
+    private readonly token: () => string | undefined,
+    private readonly log: Logger,
+  ) {}
+
+  private url(path: string): string {
+    return new URL(path, this.baseUrl.endsWith('/') ? this.baseUrl : this.baseUrl + '/').toString();
+  }
+
+  private async call(method: string, path: string, init: { body?: unknown; headers?: Record<string, string>; signal?: AbortSignal; auth?: boolean } = {}): Promise<Response> {
+    const headers: Record<string, string> = { ...init.headers };
+    if (init.body !== undefined) headers['content-type'] = 'application/json';
+    if (init.auth !== false) {
+      const t = this.token();
+      if (t) headers.authorization = `Bearer ${t}`;
+    }
+    let res: Response;
+    try {
+      res = await fetch(this.url(path), { method, headers, body: init.body === undefined ? undefined : JSON.stringify(init.body), signal: init.signal });
+    } catch (err) {
+      if (init.signal?.aborted) throw err;
+      throw new ControlError(undefined, `control plane unreachable (${method} ${path}): ${(err as Error).cause ? String((err as Error).cause) : (err as Error).message}`);
+    }
+    return res;
+  }
+
+  private async json<T>(res: Response, schema: z.ZodType<T>, what: string): Promise<T> {
+    const text = await res.text();
+    if (!res.ok) throw new ControlError(res.status, `${what}: HTTP ${res.status} ${text.slice(0, 300)}`);
+    let raw: unknown;
+    try {
+      raw = JSON.parse(text);
+    } catch {
+      throw new ControlError(res.status, `${what}: answer is not JSON`);
+    }
+    const parsed = schema.safeParse(raw);
+    if (!parsed.success) throw new ControlError(res.status, `${what}: unexpected answer: ${parsed.error.issues.map((i) => `${i.path.join('.')} ${i.message}`).join('; ')}`);
+    return parsed.data;
+  }
+
+  /** Proves possession of the device key: a fresh challenge, signed. Also how the token is renewed. */
+  async enroll(serial: string, key: KeyObject, signal?: AbortSignal): Promise<z.infer<typeof enrollResponse>> {
+    const ch = await this.json(await this.call('POST', 'v1/enroll/challenge', { body: { serial }, auth: false, signal }), enrollChallengeResponse, 'enrollment challenge');
+    const signature = signBytes(key, enrollProofBytes(serial, ch.challenge));
+    const res = await this.call('POST', 'v1/enroll', { body: { serial, challenge: ch.challenge, signature }, auth: false, signal });
+    const out = await this.json(res, enrollResponse, 'enrollment');
+    this.log.info({ deviceId: out.deviceId, tokenExpiresAt: out.tokenExpiresAt }, 'enrolled');
+    return out;
+  }
+
+  async desired(etag: string | undefined, waitSeconds: number, signal?: AbortSignal): Promise<DesiredAnswer> {
+    const headers: Record<string, string> = {};
+    if (etag) headers['if-none-match'] = etag;
+    const res = await this.call('GET', `v1/device/desired?wait=${waitSeconds}`, { headers, signal });
+    if (res.status === 304) {
+      await res.body?.cancel();
+      return { kind: 'unchanged' };
+    }
+    if (res.status === 204) {
+      await res.body?.cancel();
+      return { kind: 'none' };
+    }
+    const text = await res.text();
+    if (!res.ok) throw new ControlError(res.status, `desired state: HTTP ${res.status} ${text.slice(0, 300)}`);
+    let doc: unknown;
+    try {
+      doc = JSON.parse(text);
+    } catch {
+      throw new ControlError(res.status, 'desired state: answer is not JSON');
+    }
+    const jws = (doc as { document?: unknown } | null)?.document;
+    if (typeof jws !== 'string') throw new ControlError(res.status, 'desired state: answer has no document');
+    return { kind: 'document', jws, etag: res.headers.get('etag') ?? undefined };
+  }
+
+  async pullToken(signal?: AbortSignal): Promise<z.infer<typeof pullTokenResponse>> {
+    return this.json(await this.call('POST', 'v1/device/pull-token', { body: {}, signal }), pullTokenResponse, 'pull token');
+  }
+
+  async report(report: DeviceReport, signal?: AbortSignal): Promise<void> {
+    const res = await this.call('POST', 'v1/device/report', { body: report, signal });
+    const text = await res.text();
+    // 4xx other than auth means the report itself is refused; sending it again would not help.
+    if (res.status >= 500 || res.status === 401 || res.status === 429) throw new ControlError(res.status, `report: HTTP ${res.status} ${text.slice(0, 300)}`);
+    if (!res.ok) this.log.warn({ status: res.status, body: text.slice(0, 300), sequence: report.sequence }, 'report refused by the control plane');
+  }
+}

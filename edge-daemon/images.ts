@@ -1,0 +1,41 @@
+import type Dockerode from 'dockerode';
+import type { Logger } from '../common/log.js';
+
+/**
+ * The download channel as the rest of the daemon sees it (implemented in `download/`). Kept here as
+ * a type so the reconcile code and the tests depend on the contract, not on the implementation.
+ */
+export interface FetchProgress {
+  done: number;
+  total: number;
+  images: Record<string, { done: number; total: number }>;
+}
+
+export interface ImageFetcher {
+  /** Every image present in the engine by digest when this resolves; throws DiskSpaceError (nothing written), BlobVerificationError, ImageUnavailableError. */
+  ensureImages(images: string[], opts: { onProgress?: (p: FetchProgress) => void; signal?: AbortSignal }): Promise<Record<string, { imageId: string }>>;
+  missingBytes(images: string[]): Promise<number>;
+  prune(keep: string[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface FetcherOptions {
+  stateDir: string;
+  docker: Dockerode;
+  deviceId: string;
+  registryProxy: string;
+  pullToken: () => Promise<string>;
+  log: Logger;
+  concurrency?: number;
+  diskMarginBytes?: number;
+}
+
+export type FetcherFactory = (opts: FetcherOptions) => ImageFetcher;
+
+/** Loaded on first use: an idle daemon whose images are all local never loads the download code. */
+export async function loadDownloadChannel(): Promise<FetcherFactory> {
+  const { createImageFetcher } = await import('./download/index.js');
+  // Assigned through the contract type, so a drift between the two sides fails the type check.
+  const factory: FetcherFactory = createImageFetcher;
+  return factory;
+}

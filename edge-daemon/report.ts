@@ -1,0 +1,105 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from '../common/log.js';
+import type { DeviceReport } from '../manifests/protocol.js';
+import type { StateDir } from './state.js';
+
+export type ReportBody = Omit<DeviceReport, 'sequence' | 'at'>;
+
+export interface ReporterOptions {
+  state: StateDir;
+  log: Logger;
+  /** Builds the body from what the daemon knows and the engine shows at that moment. */
+  build: () => Promise<ReportBody>;
+  send: (r: DeviceReport) => Promise<void>;
+  minIntervalMs?: number;
+  heartbeatMs?: number;
+  /** Reports kept while the control plane is unreachable; each is a full snapshot, so the oldest go first. */
+  maxQueue?: number;
+}
+
+/**
+ * Reported state, on change (throttled) and as a heartbeat. Sequences stay strictly increasing
+ * across restarts (persisted before a report leaves). While offline, reports queue in memory
+ * (bounded) and are delivered in order once the control plane answers again.
+ */
+export class Reporter {
+  private sequence = 0;
+  private readonly queue: DeviceReport[] = [];
+  private lastBuilt = 0;
+  private pendingTimer: NodeJS.Timeout | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private draining = false;
+  private closed = false;
+  private building: Promise<void> = Promise.resolve();
+  private readonly abort = new AbortController();
+
+  constructor(private readonly opts: ReporterOptions) {}
+
+  async start(): Promise<void> {
+    this.sequence = await this.opts.state.loadReportSequence();
+    this.heartbeat = setInterval(() => this.changed(), this.opts.heartbeatMs ?? 30_000);
+    this.heartbeat.unref();
+  }
+
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  /** Something changed: a report goes out now, or as soon as the throttle allows. */
+  changed(): void {
+    if (this.closed || this.pendingTimer) return;
+    const wait = Math.max(0, this.lastBuilt + (this.opts.minIntervalMs ?? 500) - Date.now());
+    this.pendingTimer = setTimeout(() => {
+      this.pendingTimer = undefined;
+      this.building = this.building.then(() => this.snapshot()).catch((err: unknown) => this.opts.log.warn({ err }, 'report not built'));
+    }, wait);
+  }
+
+  private async snapshot(): Promise<void> {
+    if (this.closed) return;
+    this.lastBuilt = Date.now();
+    const body = await this.opts.build();
+    this.sequence += 1;
+    await this.opts.state.saveReportSequence(this.sequence);
+    this.queue.push({ ...body, sequence: this.sequence, at: new Date().toISOString() });
+    const max = this.opts.maxQueue ?? 256;
+    if (this.queue.length > max) this.queue.splice(0, this.queue.length - max);
+    void this.drain();
+  }
+
+  private async drain(): Promise<void> {
+    if (this.draining) return;
+    this.draining = true;
+    let backoff = 500;
+    try {
+      while (this.queue.length && !this.closed) {
+        try {
+          await this.opts.send(this.queue[0]);
+          this.queue.shift();
+          backoff = 500;
+        } catch (err) {
+          this.opts.log.debug({ err: (err as Error).message, queued: this.queue.length }, 'report not delivered; will retry');
+          await sleep(backoff * (0.5 + Math.random()), undefined, { signal: this.abort.signal }).catch(() => undefined);
+          backoff = Math.min(backoff * 2, 30_000);
+        }
+      }
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  /** Sends one last report (best effort, bounded) and stops. */
+  async close(final = true): Promise<void> {
+    if (this.pendingTimer) clearTimeout(this.pendingTimer);
+    this.pendingTimer = undefined;
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    await this.building;
+    if (final) {
+      await this.snapshot().catch(() => undefined);
+      const until = Date.now() + 2000;
+      while (this.queue.length && Date.now() < until && this.draining) await sleep(50);
+    }
+    this.closed = true;
+    this.abort.abort();
+  }
+}
