@@ -36,51 +36,49 @@ export interface AuditEntry {
 export interface DeviceSummary {
   serial: string;
   id: string | null;
+  /** registered (imported, not enrolled yet), enrolled, revoked. */
   status: string;
   labels: Record<string, string>;
-  enrolledAt: string | null;
-  lastSeenAt: string | null;
   online: boolean | null;
-  /** name@version assigned (desired) and reported running. */
+  lastSeenAt: string | null;
+  /** name@version assigned to the device (its desired state), and that assignment's sequence. */
   desired: string | null;
-  running: string | null;
+  desiredSequence: number | null;
+  /** Release phase the device last reported. */
   phase: string | null;
 }
 
-export interface ServiceState {
-  image: string | null;
-  imageId: string | null;
-  containerId: string | null;
+export interface ServiceTwin {
+  desiredImage: string | null;
+  reportedImage: string | null;
   status: string | null;
   health: string | null;
   restarts: number | null;
-  exitCode: number | null;
   lastError: string | null;
-}
-
-export interface DriftItem {
-  service: string | null;
-  what: string;
-  desired: string | null;
-  reported: string | null;
+  /** in-sync, missing, image-differs, not-running, unhealthy, unexpected. */
+  drift: string;
 }
 
 export interface Twin {
   device: DeviceSummary;
-  desired: { manifest: string; digest: string | null; sequence: number | null; campaign: string | null; issuedAt: string | null; services: Record<string, string> } | null;
+  enrolledAt: string | null;
+  previousRelease: string | null;
+  desired: { release: string; sequence: number | null; campaign: string | null } | null;
   reported: {
     sequence: number | null;
     desiredSequence: number | null;
     running: string | null;
     phase: string;
     bytes: { done: number; total: number };
-    services: Record<string, ServiceState>;
     error: string | null;
     at: string | null;
     receivedAt: string | null;
   } | null;
-  drift: DriftItem[];
+  services: Record<string, ServiceTwin>;
+  /** The device runs exactly its desired release, every service up and not unhealthy. */
   inSync: boolean;
+  /** Each difference between desired and reported, in words. */
+  drift: string[];
 }
 
 export interface ManifestInfo {
@@ -89,29 +87,34 @@ export interface ManifestInfo {
   digest: string;
   publishedAt: string | null;
   publishedBy: string | null;
-  /** service → pinned image reference. */
-  services: Record<string, string>;
 }
 export interface ManifestDetail extends ManifestInfo {
+  /** service → pinned image reference (repository@sha256:…). */
+  services: Record<string, string>;
   spec: unknown;
 }
-export interface PublishResult extends ManifestInfo {
+export interface PublishResult extends ManifestDetail {
   /** false when the same name@version with the same content was already published (a no-op). */
   created: boolean;
 }
 
-export interface ManifestChange {
-  service: string | null;
-  path: string;
-  kind: 'added' | 'removed' | 'changed';
+export interface FieldChange {
+  field: string;
   from: unknown;
   to: unknown;
 }
+export interface ServiceChange {
+  service: string;
+  change: 'added' | 'removed' | 'changed';
+  image: { from: string | null; to: string | null } | null;
+  fields: FieldChange[];
+}
 export interface ManifestDiff {
-  name: string;
   from: string;
   to: string;
-  changes: ManifestChange[];
+  services: ServiceChange[];
+  /** Top-level settings outside services (volumes, update strategy). */
+  settings: FieldChange[];
 }
 
 export interface ImportResult {
@@ -202,32 +205,80 @@ export function toAudit(v: unknown): AuditEntry {
 
 export function toDevice(v: unknown): DeviceSummary {
   const o = obj(v);
-  const reported = obj(o.reported);
+  const desired = obj(o.desired);
   return {
     serial: str(o.serial) ?? '',
     id: str(o.id),
     status: str(o.status) ?? 'unknown',
     labels: strRecord(o.labels),
-    enrolledAt: isoTime(o.enrolledAt),
-    lastSeenAt: isoTime(o.lastSeenAt),
     online: typeof o.online === 'boolean' ? o.online : null,
-    desired: release(o.desired) ?? release(obj(o.desired).manifest) ?? str(o.desiredManifest),
-    running: str(o.running) ?? str(reported.running),
-    phase: str(o.phase) ?? str(reported.phase),
+    lastSeenAt: isoTime(o.lastSeenAt),
+    desired: str(desired.release),
+    desiredSequence: num(desired.sequence),
+    phase: str(o.phase) ?? str(obj(o.reported).phase),
   };
 }
 
-function toService(v: unknown): ServiceState {
+function toServiceTwin(v: unknown): ServiceTwin {
   const o = obj(v);
   return {
-    image: str(o.image),
-    imageId: str(o.imageId),
-    containerId: str(o.containerId),
+    desiredImage: str(o.desiredImage),
+    reportedImage: str(o.reportedImage),
     status: str(o.status),
     health: str(o.health),
     restarts: num(o.restarts),
-    exitCode: num(o.exitCode),
     lastError: str(o.lastError),
+    drift: str(o.drift) ?? 'unknown',
+  };
+}
+
+/** The differences an operator acts on, in words: the release, then each service out of sync. */
+export function driftOf(twin: Pick<Twin, 'desired' | 'reported' | 'services'>): string[] {
+  const out: string[] = [];
+  if (twin.desired) {
+    if (!twin.reported) out.push(`no report yet (desired ${twin.desired.release})`);
+    else if (twin.reported.running !== twin.desired.release) out.push(`release: desired ${twin.desired.release}, running ${twin.reported.running ?? 'nothing'}`);
+  }
+  for (const [name, s] of Object.entries(twin.services)) {
+    if (s.drift === 'in-sync') continue;
+    const detail =
+      s.drift === 'image-differs' ? `: desired ${s.desiredImage}, reported ${s.reportedImage}`
+      : s.drift === 'not-running' ? `: ${s.status}`
+      : s.drift === 'unexpected' ? ` (runs ${s.reportedImage}, not in the desired release)`
+      : '';
+    out.push(`service ${name} ${s.drift}${detail}`);
+  }
+  return out;
+}
+
+export function toTwin(v: unknown): Twin {
+  const o = obj(v);
+  const dv = o.desired === null || o.desired === undefined ? null : obj(o.desired);
+  const rv = o.reported === null || o.reported === undefined ? null : obj(o.reported);
+  const services = Object.fromEntries(Object.entries(obj(o.services)).map(([k, s]) => [k, toServiceTwin(s)]));
+  const desired = dv ? { release: str(dv.release) ?? '', sequence: num(dv.sequence), campaign: str(dv.campaign) } : null;
+  const reported = rv
+    ? {
+        sequence: num(rv.sequence),
+        desiredSequence: num(rv.desiredSequence),
+        running: str(rv.running),
+        phase: str(rv.phase) ?? 'unknown',
+        bytes: { done: num(rv.bytesDone) ?? num(obj(rv.bytes).done) ?? 0, total: num(rv.bytesTotal) ?? num(obj(rv.bytes).total) ?? 0 },
+        error: str(rv.error),
+        at: isoTime(rv.at),
+        receivedAt: isoTime(rv.receivedAt),
+      }
+    : null;
+  const device = { ...toDevice(o), desired: desired?.release ?? null, desiredSequence: desired?.sequence ?? null, phase: reported?.phase ?? null };
+  return {
+    device,
+    enrolledAt: isoTime(o.enrolledAt),
+    previousRelease: str(o.previousRelease),
+    desired,
+    reported,
+    services,
+    inSync: o.inSync === true,
+    drift: driftOf({ desired, reported, services }),
   };
 }
 
@@ -240,95 +291,36 @@ function servicesImages(spec: unknown): Record<string, string> {
   return out;
 }
 
-/** Where desired and reported differ; the server's own list wins when it sends one. */
-export function computeDrift(twin: Omit<Twin, 'drift' | 'inSync'>): DriftItem[] {
-  const drift: DriftItem[] = [];
-  const d = twin.desired;
-  const r = twin.reported;
-  if (!d) return drift;
-  if (!r) return [{ service: null, what: 'no report yet', desired: d.manifest, reported: null }];
-  if (r.running !== d.manifest) drift.push({ service: null, what: 'release', desired: d.manifest, reported: r.running });
-  for (const [name, image] of Object.entries(d.services)) {
-    const s = r.services[name];
-    const digest = image.includes('@') ? image.slice(image.indexOf('@') + 1) : image;
-    if (!s) drift.push({ service: name, what: 'missing', desired: image, reported: null });
-    else if (s.image !== image && !(s.image ?? '').endsWith(digest) && s.imageId !== digest) drift.push({ service: name, what: 'image', desired: image, reported: s.image });
-    else if (s.status !== 'running') drift.push({ service: name, what: 'status', desired: 'running', reported: s.status });
-    else if (s.health === 'unhealthy') drift.push({ service: name, what: 'health', desired: 'healthy', reported: s.health });
-  }
-  for (const name of Object.keys(r.services)) if (!(name in d.services)) drift.push({ service: name, what: 'unexpected', desired: null, reported: r.services[name].image });
-  return drift;
-}
-
-export function toTwin(v: unknown): Twin {
+function toManifestInfo(v: unknown): ManifestInfo {
   const o = obj(v);
-  const dv = o.desired === null || o.desired === undefined ? null : obj(o.desired);
-  const rv = o.reported === null || o.reported === undefined ? null : obj(o.reported);
-  const device = toDevice(o.device ?? o);
-  const desired = dv
-    ? {
-        manifest: release(dv.manifest) ?? release(dv) ?? '',
-        digest: str(obj(dv.manifest).digest) ?? str(dv.digest),
-        sequence: num(dv.sequence),
-        campaign: str(dv.campaign) ?? str(dv.campaignId),
-        issuedAt: isoTime(dv.issuedAt),
-        services: Object.keys(obj(dv.services)).length ? strRecord(dv.services) : servicesImages(dv.spec),
-      }
-    : null;
-  const bytes = obj(rv?.bytes);
-  const reported = rv
-    ? {
-        sequence: num(rv.sequence),
-        desiredSequence: num(rv.desiredSequence),
-        running: str(rv.running),
-        phase: str(rv.phase) ?? 'unknown',
-        bytes: { done: num(bytes.done) ?? num(rv.bytesDone) ?? 0, total: num(bytes.total) ?? num(rv.bytesTotal) ?? 0 },
-        services: Object.fromEntries(Object.entries(obj(rv.services)).map(([k, s]) => [k, toService(s)])),
-        error: str(rv.error),
-        at: isoTime(rv.at),
-        receivedAt: isoTime(rv.receivedAt),
-      }
-    : null;
-  const base = { device: { ...device, desired: device.desired ?? desired?.manifest ?? null, running: device.running ?? reported?.running ?? null, phase: device.phase ?? reported?.phase ?? null }, desired, reported };
-  const serverDrift = Array.isArray(o.drift)
-    ? o.drift.map((x): DriftItem => {
-        const d = obj(x);
-        return { service: str(d.service), what: str(d.what) ?? str(d.field) ?? str(d.kind) ?? 'differs', desired: str(d.desired), reported: str(d.reported) };
-      })
-    : null;
-  const drift = serverDrift ?? computeDrift(base);
-  return { ...base, drift, inSync: drift.length === 0 };
+  return { name: str(o.name) ?? '', version: str(o.version) ?? '', digest: str(o.digest) ?? '', publishedAt: isoTime(o.publishedAt), publishedBy: str(o.publishedBy) };
 }
 
 export function toManifest(v: unknown): ManifestDetail {
   const o = obj(v);
-  const spec = o.spec ?? o.manifest ?? null;
-  const services = Object.keys(obj(o.services)).length && Object.values(obj(o.services)).every((x) => typeof x === 'string') ? strRecord(o.services) : servicesImages(spec ?? o);
-  return {
-    name: str(o.name) ?? str(obj(spec).name) ?? '',
-    version: str(o.version) ?? str(obj(spec).version) ?? '',
-    digest: str(o.digest) ?? '',
-    publishedAt: isoTime(o.publishedAt),
-    publishedBy: str(o.publishedBy),
-    services,
-    spec,
-  };
+  return { ...toManifestInfo(o), services: servicesImages(o.spec), spec: o.spec ?? null };
 }
 
-export function toDiff(v: unknown, name: string, from: string, to: string): ManifestDiff {
-  const o = obj(v);
-  const changes = list(o, 'changes', 'diff').map((x): ManifestChange => {
+function toFieldChanges(v: unknown): FieldChange[] {
+  return list(v).map((x) => {
     const c = obj(x);
-    const kind = str(c.kind) ?? str(c.op) ?? 'changed';
-    return {
-      service: str(c.service),
-      path: str(c.path) ?? str(c.field) ?? '',
-      kind: kind === 'added' || kind === 'add' ? 'added' : kind === 'removed' || kind === 'remove' ? 'removed' : 'changed',
-      from: c.from ?? c.before ?? null,
-      to: c.to ?? c.after ?? null,
-    };
+    return { field: str(c.field) ?? '', from: c.from ?? null, to: c.to ?? null };
   });
-  return { name, from, to, changes };
+}
+
+export function toDiff(v: unknown): ManifestDiff {
+  const o = obj(v);
+  return {
+    from: str(o.from) ?? '',
+    to: str(o.to) ?? '',
+    services: list(o.services).map((x): ServiceChange => {
+      const c = obj(x);
+      const change = str(c.change);
+      const image = c.image ? { from: str(obj(c.image).from), to: str(obj(c.image).to) } : null;
+      return { service: str(c.service) ?? '', change: change === 'added' || change === 'removed' ? change : 'changed', image, fields: toFieldChanges(c.fields) };
+    }),
+    settings: toFieldChanges(o.settings),
+  };
 }
 
 export function toImport(v: unknown): ImportResult {
@@ -387,54 +379,51 @@ export class BerthClient {
     return this.http.server;
   }
 
-  async whoami(): Promise<unknown> {
-    return this.http.request('checking the token', 'GET', '/v1/tokens/self');
-  }
-
-  async createToken(body: { role: string; name?: string; expiresIn?: string }): Promise<CreatedToken> {
-    const v = obj(await this.http.request('creating a token', 'POST', '/v1/tokens', { body }));
-    return { ...toToken(v.info ?? v), token: str(v.token) ?? '' };
+  async createToken(body: { role: string; name: string; expiresInSeconds?: number }): Promise<CreatedToken> {
+    const v = obj(await this.http.request('creating a token', 'POST', '/v1/tokens', { body: { role: body.role, name: body.name, expiresIn: body.expiresInSeconds } }));
+    return { ...toToken(v), token: str(v.token) ?? '' };
   }
   async listTokens(): Promise<TokenInfo[]> {
     return list(await this.http.request('listing tokens', 'GET', '/v1/tokens'), 'tokens').map(toToken);
   }
-  async revokeToken(id: string): Promise<void> {
-    await this.http.request(`revoking token ${id}`, 'DELETE', `/v1/tokens/${enc(id)}`);
+  async revokeToken(id: string): Promise<TokenInfo> {
+    return toToken(await this.http.request(`revoking token ${id}`, 'DELETE', `/v1/tokens/${enc(id)}`));
   }
 
   async audit(since?: string): Promise<AuditEntry[]> {
-    return list(await this.http.request('reading the audit log', 'GET', '/v1/audit', { query: { since } }), 'entries', 'audit').map(toAudit);
+    return list(await this.http.request('reading the audit log', 'GET', '/v1/audit', { query: { since } }), 'entries').map(toAudit);
   }
 
   async importDevices(text: string, contentType: string): Promise<ImportResult> {
     return toImport(await this.http.request('importing manufacturing records', 'POST', '/v1/devices/import', { body: text, contentType, timeoutMs: 300_000 }));
   }
   async listDevices(selector?: string): Promise<DeviceSummary[]> {
-    return list(await this.http.request('listing devices', 'GET', '/v1/devices', { query: { selector } }), 'devices').map(toDevice);
+    return list(await this.http.request('listing devices', 'GET', '/v1/devices', { query: { selector, limit: '10000' } }), 'devices').map(toDevice);
   }
   async twin(serial: string): Promise<Twin> {
     return toTwin(await this.http.request(`reading device ${serial}`, 'GET', `/v1/devices/${enc(serial)}`));
   }
-  async labelDevice(serial: string, edit: { set: Record<string, string>; remove: string[] }): Promise<DeviceSummary> {
-    return toDevice(await this.http.request(`labelling device ${serial}`, 'PATCH', `/v1/devices/${enc(serial)}/labels`, { body: edit }));
+  async labelDevice(serial: string, edit: { set: Record<string, string>; remove: string[] }): Promise<{ serial: string; labels: Record<string, string>; changed: boolean }> {
+    const v = obj(await this.http.request(`labelling device ${serial}`, 'PATCH', `/v1/devices/${enc(serial)}/labels`, { body: edit }));
+    return { serial: str(v.serial) ?? serial, labels: strRecord(v.labels), changed: v.changed === true };
   }
-  async revokeDevice(serial: string): Promise<DeviceSummary> {
-    return toDevice(await this.http.request(`revoking device ${serial}`, 'POST', `/v1/devices/${enc(serial)}/revoke`, { body: {} }));
+  async revokeDevice(serial: string): Promise<{ serial: string; status: string }> {
+    const v = obj(await this.http.request(`revoking device ${serial}`, 'POST', `/v1/devices/${enc(serial)}/revoke`, { body: {} }));
+    return { serial: str(v.serial) ?? serial, status: str(v.status) ?? 'revoked' };
   }
 
-  async publishManifest(source: string, contentType: string): Promise<PublishResult> {
-    const v = obj(await this.http.request('publishing the manifest', 'POST', '/v1/manifests', { body: source, contentType, timeoutMs: 120_000 }));
-    const m = toManifest(v.manifest ?? v);
-    return { ...m, created: typeof v.created === 'boolean' ? v.created : true };
+  async publishManifest(source: string, filename: string): Promise<PublishResult> {
+    const { status, body } = await this.http.exchange('publishing the manifest', 'POST', '/v1/manifests', { body: { source, filename }, timeoutMs: 120_000 });
+    return { ...toManifest(body), created: status === 201 };
   }
   async listManifests(): Promise<ManifestInfo[]> {
-    return list(await this.http.request('listing manifests', 'GET', '/v1/manifests'), 'manifests').map(toManifest).map(({ spec: _spec, ...info }) => info);
+    return list(await this.http.request('listing manifests', 'GET', '/v1/manifests'), 'manifests').map(toManifestInfo);
   }
   async manifest(name: string, version: string): Promise<ManifestDetail> {
     return toManifest(await this.http.request(`reading manifest ${name}@${version}`, 'GET', `/v1/manifests/${enc(name)}/${enc(version)}`));
   }
   async diffManifests(name: string, from: string, to: string): Promise<ManifestDiff> {
-    return toDiff(await this.http.request(`comparing ${name}@${from} and ${name}@${to}`, 'GET', `/v1/manifests/${enc(name)}/diff`, { query: { from, to } }), name, from, to);
+    return toDiff(await this.http.request(`comparing ${name}@${from} and ${name}@${to}`, 'GET', `/v1/manifests/${enc(name)}/diff`, { query: { from, to } }));
   }
 
   async createCampaign(body: CampaignCreate): Promise<Campaign> {

@@ -46,6 +46,11 @@ export class HttpClient {
   ) {}
 
   async request<T = unknown>(what: string, method: string, path: string, opts: RequestOptions = {}): Promise<T> {
+    return (await this.exchange<T>(what, method, path, opts)).body;
+  }
+
+  /** Like request, with the status (e.g. 201 created versus 200 unchanged). */
+  async exchange<T = unknown>(what: string, method: string, path: string, opts: RequestOptions = {}): Promise<{ status: number; body: T }> {
     const url = new URL(this.server + path);
     for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, v);
     const headers: Record<string, string> = { accept: 'application/json' };
@@ -63,9 +68,9 @@ export class HttpClient {
     }
     const text = await res.text();
     if (!res.ok) throw new ApiError(what, parseServerError(res.status, res.statusText, text));
-    if (res.status === 204 || text === '') return undefined as T;
+    if (res.status === 204 || text === '') return { status: res.status, body: undefined as T };
     try {
-      return JSON.parse(text) as T;
+      return { status: res.status, body: JSON.parse(text) as T };
     } catch {
       throw new CliError(`${what}: the server answered ${res.status} with something that is not JSON`, `is ${this.server} really a Berth control plane?`);
     }

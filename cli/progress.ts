@@ -54,9 +54,12 @@ export function outcomeOf(state: string): CampaignOutcome {
   return 'running';
 }
 
+/** Devices that left a campaign (superseded, or revoked before their turn) are in no bucket. */
+const LEFT = new Set(['left', 'superseded']);
+
 export function bucketCounts(counts: Record<string, number>): Record<Bucket, number> {
   const out: Record<Bucket, number> = { succeeded: 0, failed: 0, active: 0, pending: 0 };
-  for (const [state, n] of Object.entries(counts)) out[bucketOf(state)] += n;
+  for (const [state, n] of Object.entries(counts)) if (!LEFT.has(state.toLowerCase())) out[bucketOf(state)] += n;
   return out;
 }
 

@@ -1,15 +1,9 @@
 import { readFile } from 'node:fs/promises';
-import { extname } from 'node:path';
+import { basename } from 'node:path';
 import { requireFlag } from '../args.js';
 import { printJson, type Command } from '../context.js';
 import { CliError } from '../errors.js';
 import { renderTable } from '../format.js';
-
-export function manifestContentType(file: string, text: string): string {
-  const ext = extname(file).toLowerCase();
-  if (ext === '.json' || (ext === '' && text.trimStart().startsWith('{'))) return 'application/json';
-  return 'application/yaml';
-}
 
 export const apply: Command = {
   usage: 'berth apply -f FILE   (FILE may be - for stdin)',
@@ -24,7 +18,7 @@ export const apply: Command = {
       throw new CliError(`cannot read manifest ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'check the path given to -f');
     }
     if (!source.trim()) throw new CliError(`manifest ${file} is empty`, 'write a Compose-style manifest with name, version and services', 2);
-    const result = await (await client()).publishManifest(source, manifestContentType(file, source));
+    const result = await (await client()).publishManifest(source, file === '-' ? 'stdin' : basename(file));
     if (args.output === 'json') {
       printJson(io, result);
       return 0;

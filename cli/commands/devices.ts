@@ -39,7 +39,6 @@ export function deviceRows(devices: DeviceSummary[], now: Date): string {
     { header: 'status', get: (d) => d.status },
     { header: 'online', get: (d) => (d.online === null ? '-' : d.online ? 'yes' : 'no') },
     { header: 'desired', get: (d) => d.desired ?? '-' },
-    { header: 'running', get: (d) => d.running ?? '-' },
     { header: 'phase', get: (d) => d.phase ?? '-' },
     { header: 'last seen', get: (d) => formatAgo(d.lastSeenAt, now) },
     { header: 'labels', get: (d) => formatLabels(d.labels) },
@@ -62,38 +61,41 @@ export const devicesList: Command = {
 
 export function renderTwin(t: Twin, now: Date): string {
   const d = t.device;
+  const r = t.reported;
   const out: string[] = [];
   out.push(renderFields([
     ['serial', d.serial],
     ['status', `${d.status}${d.online === null ? '' : d.online ? ', online' : ', offline'}`],
     ['labels', formatLabels(d.labels)],
     ['last seen', `${formatAgo(d.lastSeenAt, now)}${d.lastSeenAt ? ` (${d.lastSeenAt})` : ''}`],
-    ['desired', t.desired ? `${t.desired.manifest}${t.desired.sequence !== null ? ` seq ${t.desired.sequence}` : ''}${t.desired.campaign ? ` (campaign ${t.desired.campaign})` : ''}` : '- (nothing assigned)'],
-    ['reported', t.reported ? `${t.reported.running ?? '-'}  phase ${t.reported.phase}${t.reported.bytes.total ? `  ${formatBytes(t.reported.bytes.done)}/${formatBytes(t.reported.bytes.total)}` : ''}` : '- (no report yet)'],
-    ['in sync', t.inSync ? 'yes' : `no (${t.drift.length} difference${t.drift.length === 1 ? '' : 's'})`],
+    ['desired', t.desired ? `${t.desired.release}${t.desired.sequence !== null ? ` (sequence ${t.desired.sequence})` : ''}${t.desired.campaign ? `, campaign ${t.desired.campaign}` : ''}` : '- (nothing assigned)'],
+    ['reported', r ? `${r.running ?? 'nothing running'}, phase ${r.phase}${r.desiredSequence !== null ? ` of sequence ${r.desiredSequence}` : ''}${r.bytes.total ? `, ${formatBytes(r.bytes.done)}/${formatBytes(r.bytes.total)}` : ''}` : '- (no report yet)'],
+    ['previous', t.previousRelease ?? '-'],
+    ['in sync', t.inSync ? 'yes' : 'no'],
   ]));
-  if (t.reported?.error) out.push(`error:      ${truncate(t.reported.error, 400)}`);
-  const names = [...new Set([...Object.keys(t.desired?.services ?? {}), ...Object.keys(t.reported?.services ?? {})])].sort();
+  if (r?.error) out.push(`error:     ${truncate(r.error, 400)}`);
+  const names = Object.keys(t.services).sort();
   if (names.length) {
     out.push('');
     out.push(renderTable([
       { header: 'service', get: (n) => n },
-      { header: 'desired image', get: (n) => shortImage(t.desired?.services[n]) },
-      { header: 'reported image', get: (n) => shortImage(t.reported?.services[n]?.image ?? undefined) },
-      { header: 'status', get: (n) => t.reported?.services[n]?.status ?? '-' },
-      { header: 'health', get: (n) => t.reported?.services[n]?.health ?? '-' },
-      { header: 'restarts', get: (n) => String(t.reported?.services[n]?.restarts ?? '-'), align: 'right' },
-      { header: 'last error', get: (n) => truncate(t.reported?.services[n]?.lastError ?? '', 60) || '-' },
+      { header: 'desired image', get: (n) => shortImage(t.services[n].desiredImage) },
+      { header: 'reported image', get: (n) => shortImage(t.services[n].reportedImage) },
+      { header: 'status', get: (n) => t.services[n].status ?? '-' },
+      { header: 'health', get: (n) => t.services[n].health ?? '-' },
+      { header: 'restarts', get: (n) => String(t.services[n].restarts ?? '-'), align: 'right' },
+      { header: 'drift', get: (n) => t.services[n].drift },
+      { header: 'last error', get: (n) => truncate(t.services[n].lastError ?? '', 60) || '-' },
     ], names));
   }
   if (t.drift.length) {
     out.push('', 'drift:');
-    for (const x of t.drift) out.push(`  ${x.service ?? '(release)'}  ${x.what}: desired ${x.desired ?? '-'}, reported ${x.reported ?? '-'}`);
+    for (const x of t.drift) out.push(`  ${x}`);
   }
   return out.join('\n');
 }
 
-function shortImage(ref: string | undefined): string {
+function shortImage(ref: string | null): string {
   if (!ref) return '-';
   const at = ref.indexOf('@');
   return at < 0 ? ref : `${ref.slice(0, at)}@${shortDigest(ref.slice(at + 1))}`;

@@ -2,7 +2,7 @@ import { parseManifestRef, requirePositionals } from '../args.js';
 import { printJson, type Command } from '../context.js';
 import { CliError } from '../errors.js';
 import { formatAgo, renderFields, renderTable, shortDigest } from '../format.js';
-import type { ManifestChange } from '../client.js';
+import type { FieldChange, ManifestDiff } from '../client.js';
 
 export const manifestsList: Command = {
   usage: 'berth manifests list [--output json]',
@@ -17,7 +17,6 @@ export const manifestsList: Command = {
       { header: 'name', get: (m) => m.name },
       { header: 'version', get: (m) => m.version },
       { header: 'digest', get: (m) => shortDigest(m.digest) },
-      { header: 'services', get: (m) => String(Object.keys(m.services).length), align: 'right' },
       { header: 'published', get: (m) => formatAgo(m.publishedAt, now) },
       { header: 'by', get: (m) => m.publishedBy ?? '-' },
     ], items));
@@ -50,15 +49,21 @@ function show(v: unknown): string {
   return typeof v === 'string' ? v : JSON.stringify(v);
 }
 
-export function renderDiff(changes: ManifestChange[]): string {
-  return changes
-    .map((c) => {
-      const where = [c.service ? `services.${c.service}` : null, c.path || null].filter(Boolean).join(' ');
-      if (c.kind === 'added') return `+ ${where}: ${show(c.to)}`;
-      if (c.kind === 'removed') return `- ${where}: ${show(c.from)}`;
-      return `~ ${where}: ${show(c.from)} → ${show(c.to)}`;
-    })
-    .join('\n');
+function fieldLines(prefix: string, fields: FieldChange[]): string[] {
+  return fields.map((f) => `${prefix}${f.field}: ${show(f.from)} → ${show(f.to)}`);
+}
+
+/** `+ service`, `- service`, `~ service` with the image and each changed field under it. */
+export function renderDiff(diff: ManifestDiff): string {
+  const lines: string[] = [];
+  for (const s of diff.services) {
+    const mark = s.change === 'added' ? '+' : s.change === 'removed' ? '-' : '~';
+    lines.push(`${mark} ${s.service}`);
+    if (s.image) lines.push(`    image: ${show(s.image.from)} → ${show(s.image.to)}`);
+    lines.push(...fieldLines('    ', s.fields));
+  }
+  if (diff.settings.length) lines.push('~ (settings)', ...fieldLines('    ', diff.settings));
+  return lines.length ? lines.join('\n') : '(no differences)';
 }
 
 export const manifestsDiff: Command = {
@@ -72,8 +77,8 @@ export const manifestsDiff: Command = {
     if (to.name !== from.name) throw new CliError(`cannot diff ${from.name} against ${to.name}`, 'diff compares two versions of the same manifest', 2);
     const diff = await (await client()).diffManifests(from.name, from.version, to.version);
     if (args.output === 'json') { printJson(io, diff); return 0; }
-    io.out(`${from.name}: ${from.version} → ${to.version}`);
-    io.out(diff.changes.length ? renderDiff(diff.changes) : '(no differences)');
+    io.out(`${diff.from} → ${diff.to}`);
+    io.out(renderDiff(diff));
     return 0;
   },
 };

@@ -1,7 +1,7 @@
 import { parseDuration, requireFlag, requirePositionals, stringFlag } from '../args.js';
 import { printJson, type Command } from '../context.js';
 import { CliError } from '../errors.js';
-import { formatAgo, formatDuration, renderTable } from '../format.js';
+import { formatAgo, renderTable } from '../format.js';
 
 const ROLES = ['admin', 'release-manager', 'viewer'];
 
@@ -13,8 +13,10 @@ const create: Command = {
     const role = requireFlag(args, 'role', usage);
     if (!ROLES.includes(role)) throw new CliError(`--role ${JSON.stringify(role)} is not a role`, `roles: ${ROLES.join(', ')}`, 2);
     const expires = stringFlag(args, 'expires');
-    const expiresIn = expires === undefined ? undefined : formatDuration(parseDuration(expires, '--expires'));
-    const t = await (await client()).createToken({ role, name: stringFlag(args, 'name'), expiresIn });
+    const expiresInSeconds = expires === undefined ? undefined : Math.round(parseDuration(expires, '--expires') / 1000);
+    if (expiresInSeconds !== undefined && expiresInSeconds < 60) throw new CliError('--expires must be at least 1m', undefined, 2);
+    const name = stringFlag(args, 'name') ?? `${role}-${io.now().toISOString().slice(0, 10)}`;
+    const t = await (await client()).createToken({ role, name, expiresInSeconds });
     if (args.output === 'json') { printJson(io, t); return 0; }
     // The secret goes to stdout alone so `T=$(berth tokens create …)` captures exactly it.
     io.err(`created token ${t.id} (${t.role}${t.expiresAt ? `, expires ${t.expiresAt}` : ', no expiry'}); it is shown only now:`);
@@ -49,8 +51,8 @@ const revoke: Command = {
   options: {},
   async run({ io, args, usage, client }) {
     const [id] = requirePositionals(args, ['ID'], usage);
-    await (await client()).revokeToken(id);
-    if (args.output === 'json') { printJson(io, { id, revoked: true }); return 0; }
+    const t = await (await client()).revokeToken(id);
+    if (args.output === 'json') { printJson(io, t); return 0; }
     io.out(`token ${id}: revoked`);
     return 0;
   },

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { computeDrift, isoTime, toCampaign, toTwin } from '../../cli/client.js';
+import { driftOf, isoTime, toCampaign, toTwin } from '../../cli/client.js';
 import { parseServerError } from '../../cli/http.js';
 
 const D1 = 'sha256:' + '1'.repeat(64);
@@ -17,43 +17,48 @@ describe('server errors', () => {
   });
 });
 
-describe('twin drift', () => {
-  const desired = { manifest: 'demo@2', digest: null, sequence: 4, campaign: null, issuedAt: null, services: { web: `r/web@${D2}`, db: `r/db@${D1}` } };
-  const svc = (image: string, status = 'running', health = 'healthy') => ({ image, imageId: null, containerId: 'c', status, health, restarts: 0, exitCode: null, lastError: null });
-  const device = { serial: 'gw-1', id: 'd1', status: 'enrolled', labels: {}, enrolledAt: null, lastSeenAt: null, online: true, desired: 'demo@2', running: 'demo@1', phase: 'running' };
-  const reported = (running: string, services: Record<string, ReturnType<typeof svc>>) => ({
-    sequence: 9, desiredSequence: 4, running, phase: 'running', bytes: { done: 0, total: 0 }, services, error: null, at: null, receivedAt: null,
+describe('twin', () => {
+  const svc = (drift: string, extra: Record<string, unknown> = {}) => ({ desiredImage: `r/web@${D2}`, reportedImage: `r/web@${D2}`, status: 'running', health: 'healthy', restarts: 0, lastError: null, drift, ...extra });
+  const serverTwin = (over: Record<string, unknown>) => ({
+    id: 'dev_1', serial: 'gw-1', labels: { site: 'b' }, status: 'enrolled', createdAt: '2026-01-01T00:00:00.000Z', enrolledAt: '2026-01-01T00:01:00.000Z',
+    previousRelease: 'demo@1', online: true, lastSeenAt: '2026-01-01T00:02:00.000Z',
+    desired: { sequence: 4, release: 'demo@2', campaign: 'cmp_1' },
+    reported: { sequence: 9, desiredSequence: 4, running: 'demo@2', phase: 'running', bytesDone: 5, bytesTotal: 10, error: null, at: '2026-01-01T00:02:00.000Z', receivedAt: '2026-01-01T00:02:00.000Z' },
+    inSync: true,
+    services: { web: svc('in-sync') },
+    ...over,
   });
-  it('is empty when the device runs exactly what is desired, healthy', () => {
-    expect(computeDrift({ device, desired, reported: reported('demo@2', { web: svc(`r/web@${D2}`), db: svc(`r/db@${D1}`) }) })).toEqual([]);
+  it('maps the server twin: device, desired, reported with bytes, services', () => {
+    const t = toTwin(serverTwin({}));
+    expect(t.device).toEqual({ serial: 'gw-1', id: 'dev_1', status: 'enrolled', labels: { site: 'b' }, online: true, lastSeenAt: '2026-01-01T00:02:00.000Z', desired: 'demo@2', desiredSequence: 4, phase: 'running' });
+    expect(t.desired).toEqual({ release: 'demo@2', sequence: 4, campaign: 'cmp_1' });
+    expect(t.reported?.bytes).toEqual({ done: 5, total: 10 });
+    expect(t.previousRelease).toBe('demo@1');
+    expect(t.inSync).toBe(true);
+    expect(t.drift).toEqual([]);
   });
-  it('names the release, each differing service, missing and unexpected ones', () => {
-    const drift = computeDrift({ device, desired, reported: reported('demo@1', { web: svc(`r/web@${D1}`), cache: svc('r/cache@' + D1) }) });
-    expect(drift).toEqual([
-      { service: null, what: 'release', desired: 'demo@2', reported: 'demo@1' },
-      { service: 'web', what: 'image', desired: `r/web@${D2}`, reported: `r/web@${D1}` },
-      { service: 'db', what: 'missing', desired: `r/db@${D1}`, reported: null },
-      { service: 'cache', what: 'unexpected', desired: null, reported: `r/cache@${D1}` },
+  it('puts each difference in words: the release, then every service out of sync', () => {
+    const t = toTwin(serverTwin({
+      inSync: false,
+      reported: { sequence: 9, desiredSequence: 4, running: 'demo@1', phase: 'rolled-back', bytesDone: 0, bytesTotal: 0, error: 'web unhealthy', at: null, receivedAt: null },
+      services: {
+        web: svc('image-differs', { reportedImage: `r/web@${D1}` }),
+        db: svc('not-running', { status: 'exited' }),
+        cache: svc('unexpected', { desiredImage: null, reportedImage: `r/cache@${D1}` }),
+        ok: svc('in-sync'),
+      },
+    }));
+    expect(t.drift).toEqual([
+      'release: desired demo@2, running demo@1',
+      `service web image-differs: desired r/web@${D2}, reported r/web@${D1}`,
+      'service db not-running: exited',
+      `service cache unexpected (runs r/cache@${D1}, not in the desired release)`,
     ]);
+    expect(t.reported?.error).toBe('web unhealthy');
   });
-  it('flags stopped and unhealthy services', () => {
-    const drift = computeDrift({ device, desired, reported: reported('demo@2', { web: svc(`r/web@${D2}`, 'exited', 'none'), db: svc(`r/db@${D1}`, 'running', 'unhealthy') }) });
-    expect(drift.map((d) => `${d.service}:${d.what}`)).toEqual(['web:status', 'db:health']);
-  });
-  it('says so when the device has not reported yet, and nothing when nothing is desired', () => {
-    expect(computeDrift({ device, desired, reported: null })).toEqual([{ service: null, what: 'no report yet', desired: 'demo@2', reported: null }]);
-    expect(computeDrift({ device, desired: null, reported: null })).toEqual([]);
-  });
-  it('maps a server twin with epoch-ms times and computes drift when the server sends none', () => {
-    const twin = toTwin({
-      device: { serial: 'gw-1', status: 'enrolled', labels: { site: 'b' }, lastSeenAt: 0 },
-      desired: { manifest: { name: 'demo', version: '2', digest: D2 }, sequence: 4, spec: { services: { web: { image: `r/web@${D2}` } } } },
-      reported: { running: 'demo@2', phase: 'running', bytes: { done: 5, total: 10 }, services: { web: { image: `r/web@${D2}`, status: 'running', health: 'healthy', restarts: 0 } } },
-    });
-    expect(twin.device.lastSeenAt).toBe('1970-01-01T00:00:00.000Z');
-    expect(twin.desired).toMatchObject({ manifest: 'demo@2', digest: D2, sequence: 4, services: { web: `r/web@${D2}` } });
-    expect(twin.reported?.bytes).toEqual({ done: 5, total: 10 });
-    expect(twin.inSync).toBe(true);
+  it('says when a device with a desired release has not reported yet; nothing when nothing is desired', () => {
+    expect(driftOf({ desired: { release: 'demo@2', sequence: 1, campaign: null }, reported: null, services: {} })).toEqual(['no report yet (desired demo@2)']);
+    expect(toTwin(serverTwin({ desired: null, reported: null, services: {}, inSync: false })).drift).toEqual([]);
   });
 });
 

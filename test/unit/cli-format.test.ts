@@ -69,7 +69,7 @@ describe('campaign progress', () => {
     failing: [{ serial: 'gw-7', state: 'failed', error: 'service web unhealthy' }],
   };
   it('buckets device states and campaign outcomes', () => {
-    expect(bucketCounts({ succeeded: 3, failed: 1, 'timed-out': 2, updating: 4, downloading: 1, pending: 2 })).toEqual({ succeeded: 3, failed: 3, active: 5, pending: 2 });
+    expect(bucketCounts({ succeeded: 3, failed: 1, 'rolled-back': 2, assigned: 4, downloading: 1, pending: 2, left: 7 })).toEqual({ succeeded: 3, failed: 3, active: 5, pending: 2 });
     expect(outcomeOf('completed')).toBe('succeeded');
     expect(outcomeOf('aborted')).toBe('failed');
     expect(outcomeOf('failed')).toBe('failed');
