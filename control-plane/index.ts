@@ -1,5 +1,176 @@
-// Entry point placeholder; the component's own work replaces it.
-export async function main(_argv: string[]): Promise<number> {
-  console.error('this component has not landed yet');
-  return 1;
+import { mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { serve } from '@hono/node-server';
+import { parseFlags, usageOf, type FlagSpec } from '../common/config.js';
+import { createLogger, type Logger } from '../common/log.js';
+import { buildApp } from './app.js';
+import { bootstrap } from './bootstrap.js';
+import { createContext, type ControlPlaneConfig, type ControlPlaneContext } from './context.js';
+import { migrate, openDatabase } from './db/open.js';
+import { DesiredWaiters } from './desired-waiters.js';
+import { parseDuration } from './duration.js';
+import { TypedEmitter } from './events.js';
+import { Metrics } from './metrics.js';
+import { mintPullToken } from './pull-tokens.js';
+import { ImageRegistry } from './registry.js';
+import { SigningKeys } from './signing-keys.js';
+// CAMPAIGNS-SCHEDULER: the campaigns teammate adds `import { startCampaignScheduler } from './campaigns/scheduler.js';` here.
+
+export interface ControlPlaneOptions {
+  /** HOST:PORT; port 0 picks a free one. */
+  listen?: string;
+  /** `file:` URL (embedded, WAL) or a libSQL server URL. */
+  db: string;
+  dbAuthToken?: string;
+  registryProxy?: string | null;
+  dataDir?: string;
+  publicUrl?: string | null;
+  /** Registered as an admin token instead of generating one (automation). */
+  adminToken?: string;
+  config?: Partial<Omit<ControlPlaneConfig, 'registryProxy' | 'dataDir' | 'publicUrl'>>;
+  log?: Logger;
+  now?: () => Date;
+}
+
+export interface RunningControlPlane {
+  url: string;
+  /** The admin token when this start created or was given it, or it is readable in the data dir. */
+  adminToken?: string;
+  adminTokenFile: string;
+  ctx: ControlPlaneContext;
+  close(): Promise<void>;
+}
+
+export const DEFAULTS: Omit<ControlPlaneConfig, 'registryProxy' | 'dataDir' | 'publicUrl'> = {
+  offlineAfterMs: 120_000,
+  documentTtlSec: 24 * 3600,
+  deviceTokenTtlSec: 3600,
+  pullTokenTtlSec: 15 * 60,
+  operatorPullTokenTtlSec: 15 * 60,
+  challengeTtlMs: 5 * 60_000,
+  maxWaitSec: 60,
+  pollFallbackMs: 2000,
+  reportHistoryLimit: 50,
+};
+
+function filePathOf(url: string): string | null {
+  if (!url.startsWith('file:')) return null;
+  let p = url.slice('file:'.length).split('?')[0];
+  if (p.startsWith('//')) p = p.slice(p.indexOf('/', 2));
+  return decodeURIComponent(p);
+}
+
+function splitListen(listen: string): { host: string; port: number } {
+  const m = /^(.*):(\d+)$/.exec(listen);
+  if (!m) throw new Error(`--listen ${JSON.stringify(listen)}: expected HOST:PORT`);
+  return { host: m[1].replace(/^\[|\]$/g, '') || '127.0.0.1', port: Number(m[2]) };
+}
+
+/** Starts the control plane in this process (tests, the demo) or for `berth control-plane`. */
+export async function startControlPlane(opts: ControlPlaneOptions): Promise<RunningControlPlane> {
+  const log = opts.log ?? createLogger('control-plane');
+  const dbFile = filePathOf(opts.db);
+  if (dbFile) await mkdir(dirname(dbFile), { recursive: true });
+  const dataDir = opts.dataDir ?? (dbFile ? dirname(dbFile) : './data');
+  const registryProxy = opts.registryProxy ? opts.registryProxy.replace(/\/+$/, '') : null;
+  const config: ControlPlaneConfig = { ...DEFAULTS, ...opts.config, registryProxy, dataDir, publicUrl: opts.publicUrl ?? null };
+  const { client, db } = await openDatabase(opts.db, { authToken: opts.dbAuthToken });
+  try {
+    await migrate(client, log);
+  } catch (err) {
+    client.close();
+    throw err;
+  }
+  const keys = new SigningKeys(db, Math.max(config.documentTtlSec, config.deviceTokenTtlSec, config.pullTokenTtlSec) * 1000);
+  await keys.load();
+  const now = opts.now ?? (() => new Date());
+  const registry = new ImageRegistry(registryProxy, async (access) => (await mintPullToken(keys, 'control-plane', access, 300, now())).token, log);
+  const ctx = createContext({ db, client, log, events: new TypedEmitter(), config, keys, waiters: new DesiredWaiters(), registry, now });
+  const boot = await bootstrap(ctx, opts.adminToken);
+
+  const stops: (() => void)[] = [];
+  // CAMPAIGNS-SCHEDULER: stops.push(startCampaignScheduler(ctx).stop);
+
+  const app = buildApp(ctx, new Metrics());
+  const { host, port } = splitListen(opts.listen ?? '127.0.0.1:7600');
+  const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
+    const s = serve({ fetch: app.fetch, hostname: host, port }, () => resolve(s));
+    s.once('error', reject);
+  });
+  const addr = server.address() as AddressInfo;
+  const url = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
+  if (!config.publicUrl) config.publicUrl = url;
+  log.info({ url, db: dbFile ? `file:${dbFile}` : opts.db.replace(/\?.*$/, ''), registryProxy, dataDir }, 'control plane listening');
+
+  let closed: Promise<void> | null = null;
+  return {
+    url,
+    adminToken: boot.adminToken,
+    adminTokenFile: boot.adminTokenFile,
+    ctx,
+    close() {
+      closed ??= (async () => {
+        for (const stop of stops) stop();
+        ctx.waiters.wakeAll();
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          // Long polls were just woken; anything still open after a grace period is cut.
+          setTimeout(() => (server as { closeAllConnections?: () => void }).closeAllConnections?.(), 2000).unref();
+        });
+        // Waits for an in-flight write: a transaction is never cut by shutdown.
+        await ctx.write(async () => undefined);
+        client.close();
+        log.info('control plane stopped');
+      })();
+      return closed;
+    },
+  };
+}
+
+const FLAGS: Record<string, FlagSpec> = {
+  listen: { type: 'string', default: '127.0.0.1:7600', about: 'address to listen on (HOST:PORT)' },
+  db: { type: 'string', env: 'BERTH_DB_URL', default: 'file:./data/berth.db', about: 'database: file: URL (embedded, WAL) or libsql:// / https:// server (token in BERTH_DB_AUTH_TOKEN)' },
+  'registry-proxy': { type: 'string', env: 'BERTH_REGISTRY_PROXY', about: 'registry proxy base URL (tag resolution, handed to devices)' },
+  'data-dir': { type: 'string', env: 'BERTH_DATA_DIR', about: 'where admin.token is written (default: the database file directory, else ./data)' },
+  'public-url': { type: 'string', about: 'URL clients use to reach this control plane' },
+  'offline-after': { type: 'string', default: '2m', about: 'a device not heard from for this long is shown offline' },
+  'document-ttl': { type: 'string', default: '24h', about: 'lifetime of a signed deployment document' },
+};
+
+export async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseFlags(argv, FLAGS, 'CP');
+  } catch (err) {
+    console.error(`berth control-plane: ${(err as Error).message}\n\n${usageOf('control-plane', FLAGS, 'CP')}`);
+    return 2;
+  }
+  if (parsed.help) {
+    console.log(usageOf('control-plane', FLAGS, 'CP') + '\n\nSecrets only from the environment: BERTH_ADMIN_TOKEN (preset admin token), BERTH_DB_AUTH_TOKEN.');
+    return 0;
+  }
+  const f = parsed.flags as Record<string, string | undefined>;
+  let cp: RunningControlPlane;
+  try {
+    cp = await startControlPlane({
+      listen: f.listen,
+      db: f.db as string,
+      dbAuthToken: process.env.BERTH_DB_AUTH_TOKEN || undefined,
+      registryProxy: f['registry-proxy'] ?? null,
+      dataDir: f['data-dir'],
+      publicUrl: f['public-url'] ?? null,
+      adminToken: process.env.BERTH_ADMIN_TOKEN || undefined,
+      config: { offlineAfterMs: parseDuration(f['offline-after'] as string, '--offline-after'), documentTtlSec: Math.round(parseDuration(f['document-ttl'] as string, '--document-ttl') / 1000) },
+    });
+  } catch (err) {
+    console.error(`berth control-plane: ${(err as Error).message}`);
+    return 1;
+  }
+  await new Promise<void>((resolve) => {
+    process.once('SIGTERM', resolve);
+    process.once('SIGINT', resolve);
+  });
+  await cp.close();
+  return 0;
 }

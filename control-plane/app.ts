@@ -1,0 +1,90 @@
+import { count, sql } from 'drizzle-orm';
+import { Hono } from 'hono';
+import { routePath } from 'hono/route';
+import { newOpId } from '../common/log.js';
+import type { ControlPlaneContext } from './context.js';
+import { devices } from './db/schema.js';
+import { deviceApiRouteDocs, deviceApiRoutes } from './device-api.js';
+import { deviceRouteDocs, deviceRoutes } from './devices/routes.js';
+import { enrollmentRouteDocs, enrollmentRoutes } from './enrollment.js';
+import { errorBody, HttpError, type AppEnv } from './http.js';
+import { manifestRouteDocs, manifestRoutes } from './manifests/routes.js';
+import { Metrics } from './metrics.js';
+import { openApiDocument, type RouteDoc } from './openapi.js';
+import { operatorRouteDocs, operatorRoutes } from './operators.js';
+import { registryTokenRouteDocs, registryTokenRoutes } from './registry-token.js';
+// CAMPAIGNS-ROUTES: the campaigns teammate adds `import { campaignRouteDocs, campaignRoutes } from './campaigns/routes.js';` here.
+
+export const serviceRouteDocs: RouteDoc[] = [
+  { method: 'get', path: '/healthz', summary: 'Liveness and database reachability', auth: 'none' },
+  { method: 'get', path: '/metrics', summary: 'Prometheus metrics', auth: 'none' },
+  { method: 'get', path: '/openapi.json', summary: 'This API description', auth: 'none' },
+  { method: 'get', path: '/.well-known/jwks.json', summary: 'Public keys that sign deployment documents and tokens', auth: 'none' },
+];
+
+/** Every route the app mounts, described; a test checks none is missing. */
+export const routeDocs: RouteDoc[] = [
+  ...serviceRouteDocs,
+  ...enrollmentRouteDocs,
+  ...deviceApiRouteDocs,
+  ...deviceRouteDocs,
+  ...manifestRouteDocs,
+  ...operatorRouteDocs,
+  ...registryTokenRouteDocs,
+  // CAMPAIGNS-ROUTES: ...campaignRouteDocs,
+];
+
+export function buildApp(ctx: ControlPlaneContext, metrics: Metrics = new Metrics()): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+
+  app.use('*', async (c, next) => {
+    const requestId = c.req.header('x-request-id')?.slice(0, 64) || newOpId();
+    const log = ctx.log.child({ requestId });
+    c.set('ctx', ctx);
+    c.set('requestId', requestId);
+    c.set('log', log);
+    const started = performance.now();
+    await next();
+    const seconds = (performance.now() - started) / 1000;
+    const route = routePath(c);
+    c.header('X-Request-Id', requestId);
+    metrics.observeRequest(c.req.method, route, c.res.status, seconds);
+    // Polls and reports are the bulk of the traffic; their successes are counted, not logged.
+    const quiet = c.res.status < 400 && (route === '/v1/device/desired' || route === '/v1/device/report' || route === '/metrics' || route === '/healthz');
+    if (!quiet) log.info({ method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(seconds * 1000) }, 'request');
+  });
+
+  app.onError((err, c) => {
+    if (err instanceof HttpError) return c.json(errorBody(err.code, err.message, err.field), err.status);
+    c.var.log?.error({ err }, 'request failed');
+    return c.json(errorBody('internal', 'internal error; see the control plane log with this request id'), 500);
+  });
+  app.notFound((c) => c.json(errorBody('not-found', `no route ${c.req.method} ${c.req.path}`), 404));
+
+  app.get('/healthz', async (c) => {
+    await ctx.db.run(sql`SELECT 1`);
+    return c.json({ status: 'ok' });
+  });
+
+  app.get('/metrics', async (c) => {
+    const byStatus = await ctx.db.select({ status: devices.status, n: count() }).from(devices).groupBy(devices.status);
+    const body = metrics.render([
+      { name: 'berth_cp_devices', help: 'Devices by status', values: byStatus.map((r) => ({ labels: { status: r.status }, value: r.n })) },
+      { name: 'berth_cp_desired_long_polls', help: 'Long polls waiting for a desired-state change', values: [{ labels: {}, value: ctx.waiters.size }] },
+    ]);
+    return c.body(body, 200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' });
+  });
+
+  app.get('/openapi.json', (c) => c.json(openApiDocument(routeDocs, ctx.config.publicUrl)));
+  app.get('/.well-known/jwks.json', (c) => c.json(ctx.keys.jwks(ctx.now().getTime()), 200, { 'Cache-Control': 'max-age=60' }));
+
+  app.route('/v1/enroll', enrollmentRoutes(ctx));
+  app.route('/v1/device', deviceApiRoutes(ctx));
+  app.route('/v1/devices', deviceRoutes(ctx));
+  app.route('/v1/manifests', manifestRoutes(ctx));
+  app.route('/v1/registry', registryTokenRoutes(ctx));
+  app.route('/v1', operatorRoutes(ctx));
+  // CAMPAIGNS-ROUTES: app.route('/v1/campaigns', campaignRoutes(ctx));
+
+  return app;
+}

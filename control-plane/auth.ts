@@ -1,0 +1,113 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { and, eq } from 'drizzle-orm';
+import { createMiddleware } from 'hono/factory';
+import { jwtVerify, SignJWT, type JWTPayload } from 'jose';
+import { TOKEN } from '../manifests/protocol.js';
+import type { ControlPlaneContext } from './context.js';
+import { devices, operatorTokens } from './db/schema.js';
+import { HttpError, type AppEnv, type OperatorActor, type Role } from './http.js';
+
+const RANK: Record<Role, number> = { viewer: 1, 'release-manager': 2, admin: 3 };
+
+/** admin ⊃ release-manager ⊃ viewer. */
+export function roleAllows(have: Role, need: Role): boolean {
+  return RANK[have] >= RANK[need];
+}
+
+export function newOperatorToken(): string {
+  return 'berth_' + randomBytes(32).toString('base64url');
+}
+
+/** Operator tokens are 256-bit random, so an unsalted sha256 is as good as a slow hash here. */
+export function hashToken(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
+}
+
+export function bearerOf(header: string | undefined): string | undefined {
+  const m = /^Bearer\s+(\S+)$/i.exec(header ?? '');
+  return m?.[1];
+}
+
+/** Looks up an operator token; undefined when unknown, revoked or expired. */
+export async function operatorFromToken(ctx: ControlPlaneContext, token: string): Promise<OperatorActor | undefined> {
+  if (!token.startsWith('berth_')) return undefined;
+  const rows = await ctx.db.select().from(operatorTokens).where(eq(operatorTokens.tokenHash, hashToken(token))).limit(1);
+  const row = rows[0];
+  if (!row || row.revokedAt !== null) return undefined;
+  if (row.expiresAt !== null && row.expiresAt <= ctx.now().getTime()) return undefined;
+  return { kind: 'operator', id: row.id, role: row.role };
+}
+
+/** Hono middleware: a valid operator token with at least `role`; sets `c.var.actor` (the app sets `c.var.ctx`). */
+export function requireRole(role: Role) {
+  return createMiddleware<AppEnv>(async (c, next) => {
+    const ctx = c.var.ctx;
+    const token = bearerOf(c.req.header('authorization'));
+    if (!token) throw new HttpError(401, 'unauthenticated', 'an operator token is required (Authorization: Bearer …)');
+    const actor = await operatorFromToken(ctx, token);
+    if (!actor) throw new HttpError(401, 'invalid-token', 'operator token is unknown, expired or revoked');
+    if (!roleAllows(actor.role, role)) throw new HttpError(403, 'forbidden', `this needs the ${role} role; the token has ${actor.role}`);
+    c.set('actor', actor);
+    await next();
+  });
+}
+
+export interface DeviceClaims extends JWTPayload {
+  epoch: number;
+  serial: string;
+}
+
+export async function issueDeviceToken(ctx: ControlPlaneContext, device: { id: string; serial: string; tokenEpoch: number }) {
+  const key = ctx.keys.active();
+  const now = Math.floor(ctx.now().getTime() / 1000);
+  const exp = now + ctx.config.deviceTokenTtlSec;
+  const token = await new SignJWT({ epoch: device.tokenEpoch, serial: device.serial })
+    .setProtectedHeader({ alg: 'EdDSA', typ: TOKEN.deviceTyp, kid: key.kid })
+    .setIssuer(TOKEN.issuer)
+    .setAudience(TOKEN.deviceAudience)
+    .setSubject(device.id)
+    .setIssuedAt(now)
+    .setExpirationTime(exp)
+    .sign(key.privateKey);
+  return { token, expiresAt: new Date(exp * 1000).toISOString() };
+}
+
+/** Verifies a device token's signature and claims; null when it is not one. */
+export async function verifyDeviceToken(ctx: ControlPlaneContext, token: string): Promise<DeviceClaims | null> {
+  try {
+    const { payload } = await jwtVerify<DeviceClaims>(token, async (header) => {
+      const key = await ctx.keys.publicKey(header.kid);
+      if (!key) throw new Error('unknown kid');
+      return key;
+    }, { issuer: TOKEN.issuer, audience: TOKEN.deviceAudience, typ: TOKEN.deviceTyp, algorithms: ['EdDSA'], currentDate: ctx.now() });
+    if (typeof payload.sub !== 'string' || typeof payload.epoch !== 'number') return null;
+    return payload;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Hono middleware: a device token whose device is still enrolled and whose epoch is current, so a
+ * revocation takes effect on the very next request. Sets `c.var.device`.
+ */
+export function requireDevice() {
+  return createMiddleware<AppEnv>(async (c, next) => {
+    const ctx = c.var.ctx;
+    const token = bearerOf(c.req.header('authorization'));
+    if (!token) throw new HttpError(401, 'unauthenticated', 'a device token is required (Authorization: Bearer …)');
+    const claims = await verifyDeviceToken(ctx, token);
+    if (!claims) throw new HttpError(401, 'invalid-token', 'device token is invalid or expired; enroll again');
+    const rows = await ctx.db
+      .select({ id: devices.id, serial: devices.serial, status: devices.status, epoch: devices.tokenEpoch })
+      .from(devices)
+      .where(and(eq(devices.id, claims.sub as string)))
+      .limit(1);
+    const d = rows[0];
+    if (!d) throw new HttpError(401, 'invalid-token', 'device token names an unknown device');
+    if (d.status === 'revoked') throw new HttpError(403, 'device-revoked', `device ${d.serial} is revoked`);
+    if (d.status !== 'enrolled' || d.epoch !== claims.epoch) throw new HttpError(401, 'token-superseded', 'device token is no longer valid; enroll again');
+    c.set('device', { kind: 'device', id: d.id, serial: d.serial });
+    await next();
+  });
+}

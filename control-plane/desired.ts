@@ -1,0 +1,94 @@
+import { eq } from 'drizzle-orm';
+import { alias } from 'drizzle-orm/sqlite-core';
+import { signDeployment, type DeploymentDocument } from '../manifests/deployment.js';
+import type { PinnedManifest } from '../manifests/model.js';
+import type { ControlPlaneContext, Tx } from './context.js';
+import { desired, manifests } from './db/schema.js';
+
+/**
+ * Points a device at a manifest. The sequence only goes up (the row is never deleted), the
+ * manifest it replaces is remembered for rollback, and the device's long poll wakes after commit.
+ * Assigning the manifest it already has changes only the campaign it belongs to.
+ */
+export async function assignRelease(ctx: ControlPlaneContext, tx: Tx, deviceId: string, manifestId: string, opts: { campaignId: string | null }): Promise<void> {
+  const now = ctx.now().getTime();
+  const cur = (await tx.select().from(desired).where(eq(desired.deviceId, deviceId)).limit(1))[0];
+  if (!cur) {
+    await tx.insert(desired).values({ deviceId, manifestId, sequence: 1, campaignId: opts.campaignId, previousManifestId: null, issuedAt: now });
+  } else if (cur.manifestId === manifestId) {
+    if (cur.campaignId !== opts.campaignId) await tx.update(desired).set({ campaignId: opts.campaignId }).where(eq(desired.deviceId, deviceId));
+    return;
+  } else {
+    await tx
+      .update(desired)
+      .set({ manifestId, sequence: cur.sequence + 1, campaignId: opts.campaignId, previousManifestId: cur.manifestId, issuedAt: now })
+      .where(eq(desired.deviceId, deviceId));
+  }
+  ctx.afterCommit(tx, () => ctx.waiters.wake(deviceId));
+}
+
+/**
+ * Sends a device back to the manifest it had before its current one, with a new, higher sequence
+ * (a device never accepts a lower one). Returns false when there is nothing to go back to.
+ */
+export async function rollbackRelease(ctx: ControlPlaneContext, tx: Tx, deviceId: string): Promise<boolean> {
+  const cur = (await tx.select().from(desired).where(eq(desired.deviceId, deviceId)).limit(1))[0];
+  if (!cur || !cur.previousManifestId) return false;
+  await tx
+    .update(desired)
+    .set({ manifestId: cur.previousManifestId, previousManifestId: cur.manifestId, sequence: cur.sequence + 1, issuedAt: ctx.now().getTime() })
+    .where(eq(desired.deviceId, deviceId));
+  ctx.afterCommit(tx, () => ctx.waiters.wake(deviceId));
+  return true;
+}
+
+/** The sequence of a device's desired state, null when none is assigned: all a 304 needs. */
+export async function desiredSequence(ctx: ControlPlaneContext, deviceId: string): Promise<number | null> {
+  const rows = await ctx.db.select({ sequence: desired.sequence }).from(desired).where(eq(desired.deviceId, deviceId)).limit(1);
+  return rows[0]?.sequence ?? null;
+}
+
+export interface DesiredRelease {
+  sequence: number;
+  campaignId: string | null;
+  issuedAt: number;
+  manifest: { id: string; name: string; version: string; digest: string; spec: PinnedManifest };
+  previous: { id: string; name: string; version: string; spec: PinnedManifest } | null;
+}
+
+export async function desiredRelease(ctx: ControlPlaneContext, deviceId: string): Promise<DesiredRelease | null> {
+  const prev = alias(manifests, 'prev');
+  const rows = await ctx.db
+    .select({ d: desired, m: manifests, p: { id: prev.id, name: prev.name, version: prev.version, spec: prev.spec } })
+    .from(desired)
+    .innerJoin(manifests, eq(manifests.id, desired.manifestId))
+    .leftJoin(prev, eq(prev.id, desired.previousManifestId))
+    .where(eq(desired.deviceId, deviceId))
+    .limit(1);
+  const r = rows[0];
+  if (!r) return null;
+  return {
+    sequence: r.d.sequence,
+    campaignId: r.d.campaignId,
+    issuedAt: r.d.issuedAt,
+    manifest: { id: r.m.id, name: r.m.name, version: r.m.version, digest: r.m.digest, spec: JSON.parse(r.m.spec) as PinnedManifest },
+    previous: r.p && r.p.id ? { id: r.p.id, name: r.p.name as string, version: r.p.version as string, spec: JSON.parse(r.p.spec as string) as PinnedManifest } : null,
+  };
+}
+
+/** The signed deployment document a device is served, or null when nothing is assigned. */
+export async function getDesiredDocument(ctx: ControlPlaneContext, deviceId: string): Promise<{ sequence: number; document: string } | null> {
+  const rel = await desiredRelease(ctx, deviceId);
+  if (!rel) return null;
+  const iat = Math.floor(ctx.now().getTime() / 1000);
+  const doc: DeploymentDocument = {
+    device: deviceId,
+    sequence: rel.sequence,
+    iat,
+    exp: iat + ctx.config.documentTtlSec,
+    manifest: { name: rel.manifest.name, version: rel.manifest.version, digest: rel.manifest.digest },
+    spec: rel.manifest.spec,
+    ...(rel.campaignId ? { campaign: rel.campaignId } : {}),
+  };
+  return { sequence: rel.sequence, document: await signDeployment(doc, ctx.keys.active()) };
+}

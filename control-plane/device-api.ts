@@ -1,0 +1,119 @@
+import { and, eq, lte, sql } from 'drizzle-orm';
+import { Hono } from 'hono';
+import { z } from 'zod';
+import { parseImageRef } from '../manifests/image-ref.js';
+import type { Manifest } from '../manifests/model.js';
+import { deviceReport, pullTokenResponse, type PullAccess, type ReleasePhase } from '../manifests/protocol.js';
+import { requireDevice } from './auth.js';
+import type { ControlPlaneContext } from './context.js';
+import { devices, reported, reportHistory } from './db/schema.js';
+import { desiredRelease, desiredSequence, getDesiredDocument } from './desired.js';
+import { HttpError, jsonBody, queryOf, type AppEnv } from './http.js';
+import type { RouteDoc } from './openapi.js';
+import { mintPullToken } from './pull-tokens.js';
+
+const desiredQuery = z.object({ wait: z.coerce.number().int().min(0).max(3600).optional() });
+
+export const deviceApiRouteDocs: RouteDoc[] = [
+  { method: 'get', path: '/v1/device/desired', summary: 'The signed deployment document (ETag = "sequence"; If-None-Match → 304; ?wait=S long-polls)', auth: 'device', query: desiredQuery, response: z.object({ document: z.string() }), responses: { 204: 'nothing assigned', 304: 'unchanged' } },
+  { method: 'post', path: '/v1/device/pull-token', summary: 'A registry-proxy token covering exactly the images of the desired and previous release', auth: 'device', response: pullTokenResponse },
+  { method: 'post', path: '/v1/device/report', summary: 'Report reported state; older or equal sequences are ignored', auth: 'device', body: deviceReport, response: z.object({ accepted: z.boolean() }) },
+];
+
+/** Pull scopes for the images of the given manifests, grouped by proxy repository, digests pinned. */
+export async function accessFor(ctx: ControlPlaneContext, specs: Manifest[]): Promise<PullAccess> {
+  const byName = new Map<string, Set<string>>();
+  for (const spec of specs) {
+    for (const s of Object.values(spec.services)) {
+      const ref = parseImageRef(s.image);
+      if (!ref.digest) continue;
+      const name = await ctx.registry.repositoryName(ref);
+      let set = byName.get(name);
+      if (!set) byName.set(name, (set = new Set()));
+      set.add(ref.digest);
+    }
+  }
+  return [...byName].map(([name, digests]) => ({ type: 'repository' as const, name, actions: ['pull'], digests: [...digests].sort() }));
+}
+
+function etagOf(sequence: number | null): string | null {
+  return sequence === null ? null : `"${sequence}"`;
+}
+
+/** What a device calls with its own token: it reads and writes its own state only (the id comes from the token). */
+export function deviceApiRoutes(ctx: ControlPlaneContext) {
+  const app = new Hono<AppEnv>();
+  app.use('*', requireDevice());
+
+  app.get('/desired', async (c) => {
+    const q = queryOf(c, desiredQuery);
+    const deviceId = c.var.device.id;
+    const known = c.req.header('if-none-match')?.trim() || null;
+    const deadline = Date.now() + Math.min(q.wait ?? 0, ctx.config.maxWaitSec) * 1000;
+    const signal = c.req.raw.signal;
+    let sequence = await desiredSequence(ctx, deviceId);
+    while (etagOf(sequence) === known && Date.now() < deadline && !signal.aborted) {
+      // Woken by an assignment in this process; the timeout re-reads for one made by another process.
+      await ctx.waiters.wait(deviceId, Math.min(deadline - Date.now(), ctx.config.pollFallbackMs), signal);
+      sequence = await desiredSequence(ctx, deviceId);
+    }
+    if (sequence === null) return c.body(null, 204);
+    if (known !== null && etagOf(sequence) === known) return c.body(null, 304, { ETag: known });
+    const doc = await getDesiredDocument(ctx, deviceId);
+    if (!doc) return c.body(null, 204);
+    return c.json({ document: doc.document }, 200, { ETag: etagOf(doc.sequence) as string, 'Cache-Control': 'no-store' });
+  });
+
+  app.post('/pull-token', async (c) => {
+    const rel = await desiredRelease(ctx, c.var.device.id);
+    const specs = rel ? [rel.manifest.spec, ...(rel.previous ? [rel.previous.spec] : [])] : [];
+    let access: PullAccess;
+    try {
+      access = await accessFor(ctx, specs);
+    } catch (err) {
+      throw new HttpError(503, 'registry-proxy-unavailable', `cannot map images to the registry proxy: ${(err as Error).message}`);
+    }
+    const t = await mintPullToken(ctx.keys, `device:${c.var.device.id}`, access, ctx.config.pullTokenTtlSec, ctx.now());
+    return c.json({ token: t.token, expiresAt: t.expiresAt, registryProxy: ctx.config.registryProxy });
+  });
+
+  app.post('/report', async (c) => {
+    const report = await jsonBody(c, deviceReport);
+    const deviceId = c.var.device.id;
+    const now = ctx.now().getTime();
+    const out = await ctx.write(async (tx) => {
+      await tx.update(devices).set({ lastSeenAt: now }).where(eq(devices.id, deviceId));
+      const prev = (await tx.select({ sequence: reported.sequence, phase: reported.phase }).from(reported).where(eq(reported.deviceId, deviceId)).limit(1))[0];
+      if (prev && report.sequence <= prev.sequence) return { accepted: false, previousPhase: prev.phase as ReleasePhase };
+      const row = {
+        deviceId,
+        sequence: report.sequence,
+        desiredSequence: report.desiredSequence,
+        running: report.running,
+        phase: report.phase,
+        bytesDone: report.bytes.done,
+        bytesTotal: report.bytes.total,
+        services: JSON.stringify(report.services),
+        error: report.error ?? null,
+        at: report.at,
+        receivedAt: now,
+      };
+      if (prev) await tx.update(reported).set(row).where(eq(reported.deviceId, deviceId));
+      else await tx.insert(reported).values(row);
+      await tx.insert(reportHistory).values({ deviceId, sequence: report.sequence, desiredSequence: report.desiredSequence, running: report.running, phase: report.phase, error: report.error ?? null, report: JSON.stringify(report), receivedAt: now });
+      // Bounded history: drop what is older than the last N of this device.
+      await tx.delete(reportHistory).where(
+        and(
+          eq(reportHistory.deviceId, deviceId),
+          lte(reportHistory.id, sql`(SELECT id FROM report_history WHERE device_id = ${deviceId} ORDER BY id DESC LIMIT 1 OFFSET ${ctx.config.reportHistoryLimit})`),
+        ),
+      );
+      const previousPhase = (prev?.phase ?? null) as ReleasePhase | null;
+      ctx.afterCommit(tx, () => ctx.events.emit('report', { deviceId, report, previousPhase }));
+      return { accepted: true, previousPhase };
+    });
+    return c.json({ accepted: out.accepted }, 202);
+  });
+
+  return app;
+}

@@ -1,0 +1,251 @@
+import { randomBytes } from 'node:crypto';
+import { eq, inArray } from 'drizzle-orm';
+import { Hono } from 'hono';
+import { z } from 'zod';
+import type { ReleasePhase, ServiceReport } from '../../manifests/protocol.js';
+import { requireRole } from '../auth.js';
+import type { ControlPlaneContext } from '../context.js';
+import { desired, devices, manifests, reported, reportHistory } from '../db/schema.js';
+import { assignRelease, desiredRelease, rollbackRelease } from '../desired.js';
+import { HttpError, jsonBody, queryOf, type AppEnv } from '../http.js';
+import { findManifest } from '../manifests/routes.js';
+import type { RouteDoc } from '../openapi.js';
+import { matchesSelector, parseSelector, SelectorError, type Selector } from '../selector.js';
+import { computeTwin } from '../twin.js';
+import { parseDeviceRecords } from './import-records.js';
+import { labelsSchema } from './labels.js';
+
+const listQuery = z.object({
+  selector: z.string().max(4096).optional(),
+  limit: z.coerce.number().int().min(1).max(10_000).default(1000),
+  offset: z.coerce.number().int().min(0).default(0),
+});
+const importQuery = z.object({ format: z.enum(['csv', 'jsonl']).optional() });
+const labelsBody = z.object({ set: labelsSchema.default({}), remove: z.array(z.string()).default([]) });
+const assignBody = z.object({ manifest: z.string().regex(/^[^@\s]+@[^@\s]+$/, 'manifest: NAME@VERSION') });
+const historyQuery = z.object({ limit: z.coerce.number().int().min(1).max(1000).default(50) });
+
+const deviceSummary = z.object({
+  id: z.string(),
+  serial: z.string(),
+  labels: z.record(z.string(), z.string()),
+  status: z.enum(['registered', 'enrolled', 'revoked']),
+  online: z.boolean(),
+  lastSeenAt: z.string().nullable(),
+  desired: z.object({ release: z.string(), sequence: z.number() }).nullable(),
+  phase: z.string().nullable(),
+});
+
+export const deviceRouteDocs: RouteDoc[] = [
+  { method: 'post', path: '/v1/devices/import', summary: 'Import manufacturing records (CSV serial,public_key,labels or JSON lines); all or nothing, idempotent', auth: 'admin', bodyTypes: ['text/csv', 'application/x-ndjson', 'application/jsonl'], query: importQuery, response: z.object({ created: z.number(), updated: z.number(), unchanged: z.number() }), responses: { 422: 'bad rows, by line number; nothing imported' } },
+  { method: 'get', path: '/v1/devices', summary: 'List devices, optionally those a label selector picks', auth: 'viewer', query: listQuery, response: z.object({ devices: z.array(deviceSummary), total: z.number() }) },
+  { method: 'get', path: '/v1/devices/:serial', summary: "The device's twin: desired versus reported, drift per service, online/offline", auth: 'viewer' },
+  { method: 'get', path: '/v1/devices/:serial/history', summary: 'Recent reports of a device (bounded history)', auth: 'viewer', query: historyQuery },
+  { method: 'patch', path: '/v1/devices/:serial/labels', summary: 'Set and remove labels', auth: 'release-manager', body: labelsBody },
+  { method: 'post', path: '/v1/devices/:serial/assign', summary: 'Assign a manifest version to one device directly (outside campaigns)', auth: 'release-manager', body: assignBody },
+  { method: 'post', path: '/v1/devices/:serial/rollback', summary: 'Send one device back to its previous manifest', auth: 'release-manager' },
+  { method: 'post', path: '/v1/devices/:serial/revoke', summary: 'Revoke a device: its tokens stop working at once', auth: 'admin' },
+];
+
+type DeviceRow = typeof devices.$inferSelect;
+
+async function deviceBySerial(ctx: ControlPlaneContext, serial: string): Promise<DeviceRow> {
+  const row = (await ctx.db.select().from(devices).where(eq(devices.serial, serial)).limit(1))[0];
+  if (!row) throw new HttpError(404, 'device-not-found', `no device with serial ${serial}`);
+  return row;
+}
+
+function labelsOf(row: { labels: string }): Record<string, string> {
+  return JSON.parse(row.labels) as Record<string, string>;
+}
+
+function selectorOf(text: string | undefined): Selector | null {
+  if (text === undefined || text.trim() === '') return null;
+  try {
+    return parseSelector(text);
+  } catch (err) {
+    if (err instanceof SelectorError) throw new HttpError(400, 'invalid-selector', err.message, 'selector');
+    throw err;
+  }
+}
+
+export function deviceRoutes(ctx: ControlPlaneContext) {
+  const app = new Hono<AppEnv>();
+
+  app.post('/import', requireRole('admin'), async (c) => {
+    const q = queryOf(c, importQuery);
+    const type = (c.req.header('content-type') ?? '').split(';')[0].trim().toLowerCase();
+    const format = q.format ?? (type === 'text/csv' ? 'csv' : ['application/x-ndjson', 'application/jsonl', 'application/jsonlines', 'application/x-jsonlines'].includes(type) ? 'jsonl' : null);
+    if (!format) throw new HttpError(415, 'unsupported-media-type', 'send text/csv or application/x-ndjson (or ?format=csv|jsonl)');
+    const parsed = parseDeviceRecords(await c.req.text(), format);
+    if (!parsed.ok) {
+      const first = parsed.errors[0];
+      return c.json({ error: { code: 'invalid-records', message: `line ${first.line}: ${first.message}${parsed.errors.length > 1 ? ` (and ${parsed.errors.length - 1} more)` : ''}; nothing was imported`, field: `line ${first.line}` }, errors: parsed.errors }, 422);
+    }
+    const actor = c.var.actor;
+    const result = await ctx.write(async (tx) => {
+      const counts = { created: 0, updated: 0, unchanged: 0 };
+      const serials = parsed.records.map((r) => r.serial);
+      const existing = new Map<string, DeviceRow>();
+      for (let i = 0; i < serials.length; i += 500) {
+        for (const row of await tx.select().from(devices).where(inArray(devices.serial, serials.slice(i, i + 500)))) existing.set(row.serial, row);
+      }
+      const now = ctx.now().getTime();
+      const fresh: (typeof devices.$inferInsert)[] = [];
+      for (const r of parsed.records) {
+        const old = existing.get(r.serial);
+        const labels = JSON.stringify(r.labels);
+        if (!old) {
+          fresh.push({ id: 'dev_' + randomBytes(9).toString('base64url'), serial: r.serial, publicKey: r.publicKey, labels, status: 'registered', createdAt: now, tokenEpoch: 0 });
+          counts.created++;
+        } else if (old.publicKey === r.publicKey && old.labels === labels) {
+          counts.unchanged++;
+        } else {
+          // A new key from the manufacturer invalidates credentials proven with the old one.
+          const keyChanged = old.publicKey !== r.publicKey;
+          await tx.update(devices).set({ publicKey: r.publicKey, labels, ...(keyChanged ? { tokenEpoch: old.tokenEpoch + 1 } : {}) }).where(eq(devices.id, old.id));
+          await ctx.audit(tx, { actor, action: 'device.update', target: r.serial, before: { publicKey: old.publicKey, labels: labelsOf(old) }, after: { publicKey: r.publicKey, labels: r.labels } });
+          counts.updated++;
+        }
+      }
+      for (let i = 0; i < fresh.length; i += 200) await tx.insert(devices).values(fresh.slice(i, i + 200));
+      await ctx.audit(tx, { actor, action: 'device.import', target: `${parsed.records.length} records`, after: { ...counts, created: fresh.map((f) => f.serial) } });
+      return counts;
+    });
+    return c.json(result);
+  });
+
+  app.get('/', requireRole('viewer'), async (c) => {
+    const q = queryOf(c, listQuery);
+    const selector = selectorOf(q.selector);
+    const rows = await ctx.db
+      .select({ d: devices, sequence: desired.sequence, name: manifests.name, version: manifests.version, phase: reported.phase })
+      .from(devices)
+      .leftJoin(desired, eq(desired.deviceId, devices.id))
+      .leftJoin(manifests, eq(manifests.id, desired.manifestId))
+      .leftJoin(reported, eq(reported.deviceId, devices.id))
+      .orderBy(devices.serial);
+    const now = ctx.now().getTime();
+    const picked = rows.filter((r) => !selector || matchesSelector(selector, labelsOf(r.d)));
+    return c.json({
+      total: picked.length,
+      devices: picked.slice(q.offset, q.offset + q.limit).map((r) => ({
+        id: r.d.id,
+        serial: r.d.serial,
+        labels: labelsOf(r.d),
+        status: r.d.status,
+        online: r.d.lastSeenAt !== null && now - r.d.lastSeenAt <= ctx.config.offlineAfterMs,
+        lastSeenAt: r.d.lastSeenAt === null ? null : new Date(r.d.lastSeenAt).toISOString(),
+        desired: r.sequence !== null && r.name !== null ? { release: `${r.name}@${r.version}`, sequence: r.sequence } : null,
+        phase: r.phase,
+      })),
+    });
+  });
+
+  app.get('/:serial', requireRole('viewer'), async (c) => {
+    const d = await deviceBySerial(ctx, c.req.param('serial'));
+    const [rel, rep] = await Promise.all([desiredRelease(ctx, d.id), ctx.db.select().from(reported).where(eq(reported.deviceId, d.id)).limit(1)]);
+    const r = rep[0];
+    const twin = computeTwin({
+      desired: rel ? { sequence: rel.sequence, name: rel.manifest.name, version: rel.manifest.version, spec: rel.manifest.spec, campaignId: rel.campaignId } : null,
+      reported: r
+        ? { sequence: r.sequence, desiredSequence: r.desiredSequence, running: r.running, phase: r.phase as ReleasePhase, bytesDone: r.bytesDone, bytesTotal: r.bytesTotal, services: JSON.parse(r.services) as Record<string, ServiceReport>, error: r.error, at: r.at, receivedAt: r.receivedAt }
+        : null,
+      lastSeenAt: d.lastSeenAt,
+      now: ctx.now().getTime(),
+      offlineAfterMs: ctx.config.offlineAfterMs,
+    });
+    return c.json({
+      id: d.id,
+      serial: d.serial,
+      labels: labelsOf(d),
+      status: d.status,
+      createdAt: new Date(d.createdAt).toISOString(),
+      enrolledAt: d.enrolledAt === null ? null : new Date(d.enrolledAt).toISOString(),
+      previousRelease: rel?.previous ? `${rel.previous.name}@${rel.previous.version}` : null,
+      ...twin,
+    });
+  });
+
+  app.get('/:serial/history', requireRole('viewer'), async (c) => {
+    const q = queryOf(c, historyQuery);
+    const d = await deviceBySerial(ctx, c.req.param('serial'));
+    const rows = await ctx.db.select().from(reportHistory).where(eq(reportHistory.deviceId, d.id)).orderBy(reportHistory.id).limit(q.limit);
+    return c.json({ reports: rows.map((r) => ({ receivedAt: new Date(r.receivedAt).toISOString(), ...JSON.parse(r.report) })) });
+  });
+
+  app.patch('/:serial/labels', requireRole('release-manager'), async (c) => {
+    const body = await jsonBody(c, labelsBody);
+    const serial = c.req.param('serial');
+    const actor = c.var.actor;
+    const out = await ctx.write(async (tx) => {
+      const d = (await tx.select().from(devices).where(eq(devices.serial, serial)).limit(1))[0];
+      if (!d) throw new HttpError(404, 'device-not-found', `no device with serial ${serial}`);
+      const before = labelsOf(d);
+      const after: Record<string, string> = { ...before, ...body.set };
+      for (const k of body.remove) delete after[k];
+      const changed = JSON.stringify(after) !== JSON.stringify(before);
+      if (changed) {
+        await tx.update(devices).set({ labels: JSON.stringify(after) }).where(eq(devices.id, d.id));
+        await ctx.audit(tx, { actor, action: 'device.labels', target: serial, before, after });
+        ctx.afterCommit(tx, () => ctx.events.emit('device-labels-changed', { deviceId: d.id }));
+      }
+      return { serial, labels: after, changed };
+    });
+    return c.json(out);
+  });
+
+  app.post('/:serial/assign', requireRole('release-manager'), async (c) => {
+    const body = await jsonBody(c, assignBody);
+    const [name, version] = body.manifest.split('@');
+    const m = await findManifest(ctx, name, version);
+    if (!m) throw new HttpError(404, 'manifest-not-found', `${body.manifest} is not published`, 'manifest');
+    const serial = c.req.param('serial');
+    const actor = c.var.actor;
+    await ctx.write(async (tx) => {
+      const d = (await tx.select().from(devices).where(eq(devices.serial, serial)).limit(1))[0];
+      if (!d) throw new HttpError(404, 'device-not-found', `no device with serial ${serial}`);
+      if (d.status === 'revoked') throw new HttpError(409, 'device-revoked', `device ${serial} is revoked`);
+      const before = (await tx.select().from(desired).where(eq(desired.deviceId, d.id)).limit(1))[0];
+      await assignRelease(ctx, tx, d.id, m.id, { campaignId: null });
+      await ctx.audit(tx, { actor, action: 'device.assign', target: serial, before: before ? { manifestId: before.manifestId, sequence: before.sequence } : null, after: { manifest: body.manifest } });
+    });
+    const rel = await desiredRelease(ctx, (await deviceBySerial(ctx, serial)).id);
+    return c.json({ serial, release: body.manifest, sequence: rel?.sequence ?? null });
+  });
+
+  app.post('/:serial/rollback', requireRole('release-manager'), async (c) => {
+    const serial = c.req.param('serial');
+    const actor = c.var.actor;
+    const d = await deviceBySerial(ctx, serial);
+    const done = await ctx.write(async (tx) => {
+      const ok = await rollbackRelease(ctx, tx, d.id);
+      if (ok) await ctx.audit(tx, { actor, action: 'device.rollback', target: serial });
+      return ok;
+    });
+    if (!done) throw new HttpError(409, 'no-previous-release', `device ${serial} has no previous release to go back to`);
+    const rel = await desiredRelease(ctx, d.id);
+    return c.json({ serial, release: rel ? `${rel.manifest.name}@${rel.manifest.version}` : null, sequence: rel?.sequence ?? null });
+  });
+
+  app.post('/:serial/revoke', requireRole('admin'), async (c) => {
+    const serial = c.req.param('serial');
+    const actor = c.var.actor;
+    const out = await ctx.write(async (tx) => {
+      const d = (await tx.select().from(devices).where(eq(devices.serial, serial)).limit(1))[0];
+      if (!d) throw new HttpError(404, 'device-not-found', `no device with serial ${serial}`);
+      if (d.status !== 'revoked') {
+        await tx.update(devices).set({ status: 'revoked', tokenEpoch: d.tokenEpoch + 1 }).where(eq(devices.id, d.id));
+        await ctx.audit(tx, { actor, action: 'device.revoke', target: serial, before: { status: d.status }, after: { status: 'revoked' } });
+        ctx.afterCommit(tx, () => {
+          ctx.waiters.wake(d.id);
+          ctx.events.emit('device-revoked', { deviceId: d.id });
+        });
+      }
+      return { serial, status: 'revoked' as const };
+    });
+    return c.json(out);
+  });
+
+  return app;
+}

@@ -1,0 +1,25 @@
+import { EventEmitter } from 'node:events';
+import type { DeviceReport, ReleasePhase } from '../manifests/protocol.js';
+
+/** What happens to devices, for whoever drives rollouts (campaigns) and metrics. */
+export interface ControlPlaneEvents {
+  report: { deviceId: string; report: DeviceReport; previousPhase: ReleasePhase | null };
+  'device-enrolled': { deviceId: string };
+  'device-labels-changed': { deviceId: string };
+  'device-revoked': { deviceId: string };
+}
+
+/** A thin typed face over EventEmitter; listeners run after the change is committed. */
+export class TypedEmitter {
+  private readonly inner = new EventEmitter();
+  constructor() {
+    this.inner.setMaxListeners(100);
+  }
+  on<K extends keyof ControlPlaneEvents>(event: K, listener: (payload: ControlPlaneEvents[K]) => void): () => void {
+    this.inner.on(event, listener);
+    return () => this.inner.off(event, listener);
+  }
+  emit<K extends keyof ControlPlaneEvents>(event: K, payload: ControlPlaneEvents[K]): void {
+    this.inner.emit(event, payload);
+  }
+}

@@ -1,0 +1,73 @@
+import type { Context } from 'hono';
+import type { Logger } from '../common/log.js';
+import { z } from 'zod';
+import type { ControlPlaneContext } from './context.js';
+
+/** Who is calling: an operator with a role, or an enrolled device. */
+export type Role = 'admin' | 'release-manager' | 'viewer';
+export interface OperatorActor {
+  kind: 'operator';
+  id: string;
+  role: Role;
+}
+export interface DeviceActor {
+  kind: 'device';
+  id: string;
+  serial: string;
+}
+
+export interface AppEnv {
+  Variables: {
+    ctx: ControlPlaneContext;
+    requestId: string;
+    log: Logger;
+    actor: OperatorActor;
+    device: DeviceActor;
+  };
+}
+
+/** A refusal with a status and a stable machine-readable code; the body is `{error: {code, message, field?}}`. */
+export class HttpError extends Error {
+  constructor(
+    readonly status: 400 | 401 | 403 | 404 | 405 | 409 | 413 | 415 | 422 | 429 | 500 | 502 | 503,
+    readonly code: string,
+    message: string,
+    readonly field?: string,
+  ) {
+    super(message);
+    this.name = 'HttpError';
+  }
+}
+
+export function errorBody(code: string, message: string, field?: string) {
+  return { error: field === undefined ? { code, message } : { code, message, field } };
+}
+
+export function fieldOf(issue: z.core.$ZodIssue): string | undefined {
+  return issue.path.length ? issue.path.map(String).join('.') : undefined;
+}
+
+/** Validates a value with a schema; the first issue becomes a 400 naming the field. */
+export function validate<S extends z.ZodType>(schema: S, value: unknown, where = 'body'): z.infer<S> {
+  const res = schema.safeParse(value);
+  if (!res.success) {
+    const issue = res.error.issues[0];
+    const field = fieldOf(issue);
+    throw new HttpError(400, 'invalid-' + where, `${where}${field ? ` field ${field}` : ''}: ${issue.message}`, field);
+  }
+  return res.data;
+}
+
+export async function jsonBody<S extends z.ZodType>(c: Context, schema: S): Promise<z.infer<S>> {
+  let value: unknown;
+  try {
+    value = await c.req.json();
+  } catch {
+    throw new HttpError(400, 'invalid-json', 'request body is not valid JSON');
+  }
+  return validate(schema, value);
+}
+
+export function queryOf<S extends z.ZodType>(c: Context, schema: S): z.infer<S> {
+  return validate(schema, c.req.query(), 'query');
+}

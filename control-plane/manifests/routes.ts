@@ -1,0 +1,95 @@
+import { and, desc, eq } from 'drizzle-orm';
+import { Hono } from 'hono';
+import { z } from 'zod';
+import type { Manifest } from '../../manifests/model.js';
+import { requireRole } from '../auth.js';
+import type { ControlPlaneContext } from '../context.js';
+import { manifests } from '../db/schema.js';
+import { HttpError, jsonBody, queryOf, type AppEnv } from '../http.js';
+import type { RouteDoc } from '../openapi.js';
+import { diffManifests } from './diff.js';
+import { publishManifest } from './publish.js';
+
+const publishBody = z.object({ source: z.string().min(1).max(1_000_000), filename: z.string().min(1).max(255).default('manifest.yaml') });
+const listQuery = z.object({ name: z.string().optional() });
+const diffQuery = z.object({ from: z.string().min(1), to: z.string().min(1) });
+
+const manifestSummary = z.object({ id: z.string(), name: z.string(), version: z.string(), digest: z.string(), publishedAt: z.string(), publishedBy: z.string() });
+const manifestView = manifestSummary.extend({ spec: z.record(z.string(), z.unknown()), source: z.string() });
+
+export const manifestRouteDocs: RouteDoc[] = [
+  { method: 'post', path: '/v1/manifests', summary: 'Publish a manifest file (tags resolved and pinned to digests); same content again is a no-op', auth: 'release-manager', body: publishBody, bodyTypes: ['application/yaml', 'text/yaml', 'text/plain'], response: manifestView, responses: { 201: 'published', 409: 'name@version exists with other content', 422: 'invalid manifest or unresolvable image' } },
+  { method: 'get', path: '/v1/manifests', summary: 'List published manifests', auth: 'viewer', query: listQuery, response: z.object({ manifests: z.array(manifestSummary) }) },
+  { method: 'get', path: '/v1/manifests/:name/diff', summary: 'Per-service differences between two versions', auth: 'viewer', query: diffQuery },
+  { method: 'get', path: '/v1/manifests/:name/:version', summary: 'One manifest with its pinned digests and source', auth: 'viewer', response: manifestView },
+];
+
+type Row = typeof manifests.$inferSelect;
+
+function summary(r: Row) {
+  return { id: r.id, name: r.name, version: r.version, digest: r.digest, publishedAt: new Date(r.publishedAt).toISOString(), publishedBy: r.publishedBy };
+}
+
+function view(r: Row) {
+  return { ...summary(r), spec: JSON.parse(r.spec) as Manifest, source: r.source };
+}
+
+export async function findManifest(ctx: ControlPlaneContext, name: string, version: string): Promise<Row | undefined> {
+  return (await ctx.db.select().from(manifests).where(and(eq(manifests.name, name), eq(manifests.version, version))).limit(1))[0];
+}
+
+export function manifestRoutes(ctx: ControlPlaneContext) {
+  const app = new Hono<AppEnv>();
+
+  app.post('/', requireRole('release-manager'), async (c) => {
+    const type = (c.req.header('content-type') ?? '').split(';')[0].trim().toLowerCase();
+    let source: string;
+    let filename: string;
+    if (type === 'application/json') {
+      ({ source, filename } = await jsonBody(c, publishBody));
+    } else if (['application/yaml', 'application/x-yaml', 'text/yaml', 'text/x-yaml', 'text/plain'].includes(type)) {
+      source = await c.req.text();
+      filename = c.req.query('filename') ?? (type === 'text/plain' ? 'manifest.txt' : 'manifest.yaml');
+      if (!source.trim()) throw new HttpError(400, 'empty-body', 'the manifest file is empty');
+    } else {
+      throw new HttpError(415, 'unsupported-media-type', 'send the manifest as application/yaml (or text/yaml) or JSON {source, filename}');
+    }
+    const out = await publishManifest(ctx, c.var.actor, source, filename);
+    switch (out.kind) {
+      case 'invalid':
+        return c.json({ error: { code: 'invalid-manifest', message: out.errors.map((e) => `${e.file}: ${e.path ? e.path + ': ' : ''}${e.message}`).join('; '), field: out.errors[0]?.path || undefined }, errors: out.errors }, 422);
+      case 'unresolved':
+        return c.json({ error: { code: 'unresolved-image', message: out.problems.map((p) => p.message).join('; '), field: out.problems[0].service ? `services.${out.problems[0].service}.image` : undefined }, problems: out.problems }, 422);
+      case 'conflict':
+        return c.json({ error: { code: 'manifest-conflict', message: `${out.name}@${out.version} is already published with other content (${out.existingDigest}); publish a new version`, field: 'version' } }, 409);
+      case 'created':
+        return c.json(view(out.manifest), 201);
+      case 'unchanged':
+        return c.json(view(out.manifest), 200);
+    }
+  });
+
+  app.get('/', requireRole('viewer'), async (c) => {
+    const q = queryOf(c, listQuery);
+    const rows = await ctx.db.select().from(manifests).where(q.name ? eq(manifests.name, q.name) : undefined).orderBy(manifests.name, desc(manifests.publishedAt));
+    return c.json({ manifests: rows.map(summary) });
+  });
+
+  // Registered before /:name/:version so `diff` is this route, not a version called "diff".
+  app.get('/:name/diff', requireRole('viewer'), async (c) => {
+    const q = queryOf(c, diffQuery);
+    const name = c.req.param('name');
+    const [a, b] = await Promise.all([findManifest(ctx, name, q.from), findManifest(ctx, name, q.to)]);
+    if (!a) throw new HttpError(404, 'manifest-not-found', `${name}@${q.from} is not published`, 'from');
+    if (!b) throw new HttpError(404, 'manifest-not-found', `${name}@${q.to} is not published`, 'to');
+    return c.json(diffManifests(JSON.parse(a.spec) as Manifest, JSON.parse(b.spec) as Manifest));
+  });
+
+  app.get('/:name/:version', requireRole('viewer'), async (c) => {
+    const row = await findManifest(ctx, c.req.param('name'), c.req.param('version'));
+    if (!row) throw new HttpError(404, 'manifest-not-found', `${c.req.param('name')}@${c.req.param('version')} is not published`);
+    return c.json(view(row));
+  });
+
+  return app;
+}

@@ -1,0 +1,130 @@
+import { randomBytes } from 'node:crypto';
+import { and, eq, gte, isNull } from 'drizzle-orm';
+import { Hono } from 'hono';
+import { z } from 'zod';
+import { hashToken, newOperatorToken, requireRole } from './auth.js';
+import type { ControlPlaneContext, Tx } from './context.js';
+import { auditLog, operatorTokens } from './db/schema.js';
+import { HttpError, jsonBody, queryOf, type AppEnv } from './http.js';
+import type { RouteDoc } from './openapi.js';
+import { SigningKeys } from './signing-keys.js';
+
+const roleSchema = z.enum(['admin', 'release-manager', 'viewer']);
+const createBody = z.object({
+  name: z.string().min(1).max(100),
+  role: roleSchema,
+  /** Lifetime in seconds; none: until revoked. */
+  expiresIn: z.number().int().min(60).max(10 * 365 * 86400).optional(),
+});
+const tokenView = z.object({ id: z.string(), name: z.string(), role: roleSchema, createdAt: z.string(), createdBy: z.string(), expiresAt: z.string().nullable(), revokedAt: z.string().nullable() });
+const auditQuery = z.object({
+  since: z.string().optional(),
+  limit: z.coerce.number().int().min(1).max(10_000).default(1000),
+});
+
+export const operatorRouteDocs: RouteDoc[] = [
+  { method: 'post', path: '/v1/tokens', summary: 'Create an operator token (shown once)', auth: 'admin', body: createBody, response: tokenView.extend({ token: z.string() }) },
+  { method: 'get', path: '/v1/tokens', summary: 'List operator tokens (never the tokens themselves)', auth: 'admin', response: z.object({ tokens: z.array(tokenView) }) },
+  { method: 'delete', path: '/v1/tokens/:id', summary: 'Revoke an operator token', auth: 'admin', response: tokenView },
+  { method: 'get', path: '/v1/audit', summary: 'The append-only audit log, oldest first (since = ISO time or entry id)', auth: 'admin', query: auditQuery },
+  { method: 'post', path: '/v1/keys/rotate', summary: 'Rotate the signing key (the old one stays in the JWKS until what it signed expired)', auth: 'admin' },
+];
+
+type TokenRow = typeof operatorTokens.$inferSelect;
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+function view(r: TokenRow) {
+  return { id: r.id, name: r.name, role: r.role, createdAt: iso(r.createdAt) as string, createdBy: r.createdBy, expiresAt: iso(r.expiresAt), revokedAt: iso(r.revokedAt) };
+}
+
+/** Inserts an operator token row; returns the clear token (to show once) and the row. */
+export async function createOperatorToken(tx: Tx, spec: { name: string; role: TokenRow['role']; createdBy: string; expiresAt: number | null; now: number; token?: string }) {
+  const token = spec.token ?? newOperatorToken();
+  const row: TokenRow = {
+    id: 'tok_' + randomBytes(6).toString('hex'),
+    name: spec.name,
+    role: spec.role,
+    tokenHash: hashToken(token),
+    createdAt: spec.now,
+    createdBy: spec.createdBy,
+    expiresAt: spec.expiresAt,
+    revokedAt: null,
+  };
+  await tx.insert(operatorTokens).values(row);
+  return { token, row };
+}
+
+export function operatorRoutes(ctx: ControlPlaneContext) {
+  const app = new Hono<AppEnv>();
+
+  app.post('/tokens', requireRole('admin'), async (c) => {
+    const body = await jsonBody(c, createBody);
+    const actor = c.var.actor;
+    const now = ctx.now().getTime();
+    const { token, row } = await ctx.write(async (tx) => {
+      const made = await createOperatorToken(tx, { name: body.name, role: body.role, createdBy: `operator:${actor.id}`, expiresAt: body.expiresIn ? now + body.expiresIn * 1000 : null, now });
+      await ctx.audit(tx, { actor, action: 'token.create', target: made.row.id, after: view(made.row) });
+      return made;
+    });
+    return c.json({ ...view(row), token }, 201);
+  });
+
+  app.get('/tokens', requireRole('admin'), async (c) => {
+    const rows = await ctx.db.select().from(operatorTokens).orderBy(operatorTokens.createdAt);
+    return c.json({ tokens: rows.map(view) });
+  });
+
+  app.delete('/tokens/:id', requireRole('admin'), async (c) => {
+    const id = c.req.param('id');
+    const actor = c.var.actor;
+    const row = await ctx.write(async (tx) => {
+      const r = (await tx.select().from(operatorTokens).where(eq(operatorTokens.id, id)).limit(1))[0];
+      if (!r) throw new HttpError(404, 'token-not-found', `no operator token ${id}`);
+      if (r.revokedAt !== null) return r;
+      const revokedAt = ctx.now().getTime();
+      await tx.update(operatorTokens).set({ revokedAt }).where(and(eq(operatorTokens.id, id), isNull(operatorTokens.revokedAt)));
+      await ctx.audit(tx, { actor, action: 'token.revoke', target: id, before: view(r), after: { revokedAt: iso(revokedAt) } });
+      return { ...r, revokedAt };
+    });
+    return c.json(view(row));
+  });
+
+  app.get('/audit', requireRole('admin'), async (c) => {
+    const q = queryOf(c, auditQuery);
+    let where;
+    if (q.since !== undefined) {
+      if (/^\d+$/.test(q.since)) where = gte(auditLog.id, Number(q.since) + 1);
+      else {
+        const t = Date.parse(q.since);
+        if (Number.isNaN(t)) throw new HttpError(400, 'invalid-query', 'since: an ISO time or an audit entry id', 'since');
+        where = gte(auditLog.at, t);
+      }
+    }
+    const rows = await ctx.db.select().from(auditLog).where(where).orderBy(auditLog.id).limit(q.limit);
+    return c.json({
+      entries: rows.map((r) => ({
+        id: r.id,
+        at: new Date(r.at).toISOString(),
+        actor: r.actor,
+        action: r.action,
+        target: r.target,
+        before: r.before === null ? null : (JSON.parse(r.before) as unknown),
+        after: r.after === null ? null : (JSON.parse(r.after) as unknown),
+      })),
+    });
+  });
+
+  app.post('/keys/rotate', requireRole('admin'), async (c) => {
+    const actor = c.var.actor;
+    const out = await ctx.write(async (tx) => {
+      const r = await SigningKeys.rotate(tx, ctx.now().getTime());
+      await ctx.audit(tx, { actor, action: 'key.rotate', target: r.kid, before: { active: r.retired }, after: { active: r.kid } });
+      return r;
+    });
+    await ctx.keys.load();
+    return c.json({ kid: out.kid, retired: out.retired, jwks: ctx.keys.jwks() });
+  });
+
+  return app;
+}
+
