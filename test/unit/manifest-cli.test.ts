@@ -1,0 +1,111 @@
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { keygenMain, manifestMain, type Io } from '../../manifests/cli.js';
+import { importPublicKey, loadPrivateKey, publicKeyToRaw } from '../../manifests/keys.js';
+import { manifestDigest, parseManifest } from '../../manifests/parse.js';
+
+function capture(): Io & { stdout: string[]; stderr: string[] } {
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  return { stdout, stderr, out: (l) => stdout.push(l), err: (l) => stderr.push(l) };
+}
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'berth-cli-'));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const GOOD = 'name: app\nversion: 1.2.3\nservices:\n  web: { image: registry.example.com/acme/web:1 }\n';
+
+describe('berth manifest validate', () => {
+  it('prints OK with name, version and digest for each valid file, exit 0', async () => {
+    const a = join(dir, 'a.yaml');
+    const b = join(dir, 'b.json');
+    await writeFile(a, GOOD);
+    await writeFile(b, JSON.stringify({ name: 'other', version: '0.0.1', services: { x: { image: 'registry.example.com/x:1' } } }));
+    const io = capture();
+    expect(await manifestMain(['validate', a, b], io)).toBe(0);
+    const parsed = parseManifest(GOOD, a);
+    if (!parsed.ok) throw new Error('fixture invalid');
+    expect(io.stdout[0]).toBe(`OK ${a} (app@1.2.3, digest ${manifestDigest(parsed.manifest)})`);
+    expect(io.stdout[1]).toMatch(new RegExp(`^OK ${b.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(other@0\\.0\\.1, digest sha256:[a-f0-9]{64}\\)$`));
+    expect(io.stderr).toEqual([]);
+  });
+
+  it('prints every error of every invalid file and exits 1 when any is invalid', async () => {
+    const good = join(dir, 'good.yaml');
+    const bad = join(dir, 'bad.yaml');
+    await writeFile(good, GOOD);
+    await writeFile(bad, GOOD.replace('{ image: registry.example.com/acme/web:1 }', '{ image: registry.example.com/acme/web:1, privileged: true, mem_limit: huge }'));
+    const io = capture();
+    expect(await manifestMain(['validate', good, bad, join(dir, 'missing.yaml')], io)).toBe(1);
+    expect(io.stdout).toHaveLength(1);
+    expect(io.stderr).toEqual([
+      `${bad}: services.web.mem_limit: expected a size like 128M, 1g, 512k or a number of bytes, got "huge"`,
+      `${bad}: services.web.privileged: not supported (containers on a gateway never run privileged)`,
+      `${join(dir, 'missing.yaml')}: cannot read: ENOENT`,
+    ]);
+  });
+
+  it('validates the shipped examples', async () => {
+    const ex = join(import.meta.dirname, '../../manifests/examples');
+    const io = capture();
+    expect(await manifestMain(['validate', join(ex, 'weather-station.yaml'), join(ex, 'minimal.yaml'), join(ex, 'stop-then-start.yaml')], io)).toBe(0);
+    expect(io.stdout).toHaveLength(3);
+  });
+
+  it('needs files and known verbs', async () => {
+    expect(await manifestMain(['validate'], capture())).toBe(2);
+    expect(await manifestMain(['lint', 'x'], capture())).toBe(2);
+    expect(await manifestMain([], capture())).toBe(2);
+  });
+
+  it('prints the JSON Schema', async () => {
+    const io = capture();
+    expect(await manifestMain(['schema'], io)).toBe(0);
+    const schema = JSON.parse(io.stdout.join('\n'));
+    expect(schema.title).toBe('Berth deployment manifest');
+    expect(schema.required).toEqual(expect.arrayContaining(['name', 'version', 'services']));
+  });
+});
+
+describe('berth keygen', () => {
+  it('writes the key pair and prints the raw public key on one line', async () => {
+    const file = join(dir, 'device.key');
+    const io = capture();
+    expect(await keygenMain(['--out', file], io)).toBe(0);
+    expect(io.stdout).toHaveLength(1);
+    expect(io.stdout[0]).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+    const pub = importPublicKey(await readFile(file + '.pub', 'utf8'));
+    expect(publicKeyToRaw(pub)).toBe(io.stdout[0]);
+    expect((await loadPrivateKey(file)).asymmetricKeyType).toBe('ed25519');
+  });
+
+  it('refuses to overwrite either file, leaving both untouched', async () => {
+    const file = join(dir, 'k');
+    await writeFile(file + '.pub', 'keep');
+    const io = capture();
+    expect(await keygenMain(['--out', file], io)).toBe(1);
+    expect(io.stderr[0]).toBe(`berth keygen: ${file}.pub already exists; refusing to overwrite a key (move it away or choose another --out)`);
+    await expect(stat(file)).rejects.toThrow(/ENOENT/);
+
+    await writeFile(file, 'keep');
+    const io2 = capture();
+    expect(await keygenMain(['--out', file], io2)).toBe(1);
+    expect(io2.stderr[0]).toContain(`${file} already exists`);
+    expect(await readFile(file, 'utf8')).toBe('keep');
+  });
+
+  it('requires --out', async () => {
+    const io = capture();
+    expect(await keygenMain([], io)).toBe(2);
+    expect(io.stderr[0]).toContain('--out FILE is required');
+    expect(await keygenMain(['--bogus'], capture())).toBe(2);
+  });
+});

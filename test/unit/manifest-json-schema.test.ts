@@ -1,0 +1,24 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { JSON_SCHEMA_FILE, manifestJsonSchema, manifestJsonSchemaText } from '../../manifests/json-schema.js';
+
+const ROOT = join(import.meta.dirname, '../..');
+
+describe('JSON Schema export', () => {
+  it('the committed file is up to date (regenerate: npx berth manifest schema > manifests/berth-manifest.schema.json)', () => {
+    expect(readFileSync(join(ROOT, JSON_SCHEMA_FILE), 'utf8')).toBe(manifestJsonSchemaText());
+  });
+
+  it('describes the input forms authors write', () => {
+    const s = manifestJsonSchema() as { properties: Record<string, { additionalProperties?: { properties: Record<string, { anyOf?: unknown[] }> } }>; additionalProperties: boolean; patternProperties: object };
+    const service = s.properties.services.additionalProperties!;
+    expect(Object.keys(service.properties)).toEqual(
+      expect.arrayContaining(['image', 'command', 'environment', 'network_mode', 'volumes', 'healthcheck', 'depends_on', 'deploy', 'mem_limit', 'stop_grace_period']),
+    );
+    expect(service.properties.environment.anyOf).toHaveLength(2);
+    expect(service.properties).not.toHaveProperty('privileged');
+    expect(s.additionalProperties).toBe(false);
+    expect(s.patternProperties).toEqual({ '^x-(?!berth$)': {} });
+  });
+});
