@@ -1,0 +1,242 @@
+import { createReadStream } from 'node:fs';
+import { open, stat, type FileHandle } from 'node:fs/promises';
+import { Digester } from '../common/digest.js';
+import type { Logger } from '../common/log.js';
+import { OciError } from './errors.js';
+import type { ProxyMetrics } from './metrics.js';
+import type { BlobStore } from './store.js';
+import { UpstreamUnreachable, type UpstreamClient } from './upstream.js';
+
+export interface FetchOptions {
+  /** Abort and resume an upstream body that sent nothing for this long. */
+  stallMs: number;
+  /** Upstream connections tried per fetch (each one resumes where the last stopped). */
+  attempts: number;
+  backoffMs: number;
+}
+
+export const DEFAULT_FETCH_OPTIONS: FetchOptions = { stallMs: 30_000, attempts: 5, backoffMs: 250 };
+
+/**
+ * One upstream download of one blob, shared by every client asking for it. Bytes land in the
+ * partial file in order; `arrived` says how many are there, `verified` turns true only after the
+ * whole blob hashed to its digest and was moved into the cache.
+ */
+export class BlobFetch {
+  size: number | undefined;
+  arrived = 0;
+  verified = false;
+  error: Error | undefined;
+  /** Resolves when the size is known (readers can plan their response), rejects on failure. */
+  readonly ready: Promise<number>;
+  readonly done: Promise<void>;
+  private resolveReady!: (size: number) => void;
+  private rejectReady!: (err: Error) => void;
+  private waiters: Array<() => void> = [];
+
+  constructor(readonly digest: string, readonly partialPath: string, readonly blobPath: string) {
+    this.ready = new Promise((res, rej) => { this.resolveReady = res; this.rejectReady = rej; });
+    this.ready.catch(() => undefined);
+    let settle!: () => void;
+    this.done = new Promise<void>((res) => { settle = res; });
+    this.settle = settle;
+  }
+
+  private readonly settle: () => void;
+
+  get finished(): boolean {
+    return this.verified || this.error !== undefined;
+  }
+
+  /** Resolves at the next change (bytes arrived, verified, failed). */
+  changed(): Promise<void> {
+    if (this.finished) return Promise.resolve();
+    return new Promise((res) => this.waiters.push(res));
+  }
+
+  notify(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  sized(size: number): void {
+    this.size = size;
+    this.resolveReady(size);
+  }
+
+  finish(): void {
+    this.verified = true;
+    this.notify();
+    this.settle();
+  }
+
+  fail(err: Error): void {
+    this.error = err;
+    this.rejectReady(err);
+    this.notify();
+    this.settle();
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Hashes the bytes already in a partial file, so a resumed fetch verifies the whole blob. */
+async function hashPrefix(path: string, digester: Digester): Promise<void> {
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) digester.update(chunk as Buffer);
+}
+
+/**
+ * Single-flight upstream blob fetches. The first request starts one; later ones join it. The fetch
+ * keeps going when clients hang up, so the cache fills and the next resume is served locally.
+ */
+export class BlobFetcher {
+  private readonly inflight = new Map<string, BlobFetch>();
+
+  constructor(
+    private readonly store: BlobStore,
+    private readonly metrics: ProxyMetrics,
+    private readonly log: Logger,
+    private readonly opts: FetchOptions = DEFAULT_FETCH_OPTIONS,
+  ) {
+    metrics.gauge('berth_proxy_inflight_fetches', () => this.inflight.size);
+  }
+
+  get(digest: string): BlobFetch | undefined {
+    return this.inflight.get(digest);
+  }
+
+  get active(): number {
+    return this.inflight.size;
+  }
+
+  start(upstream: UpstreamClient, repository: string, digest: string): BlobFetch {
+    const existing = this.inflight.get(digest);
+    if (existing) return existing;
+    const fetch = new BlobFetch(digest, this.store.partialPath(digest), this.store.blobPath(digest));
+    this.inflight.set(digest, fetch);
+    void this.run(fetch, upstream, repository).then(
+      () => fetch.finish(),
+      (err: Error) => fetch.fail(err),
+    ).finally(() => this.inflight.delete(digest));
+    return fetch;
+  }
+
+  private async run(f: BlobFetch, upstream: UpstreamClient, repository: string): Promise<void> {
+    const log = this.log.child({ digest: f.digest, upstream: upstream.alias, repository });
+    const hash = { digester: new Digester() };
+    const fh = await open(f.partialPath, 'a+');
+    try {
+      const onDisk = (await fh.stat()).size;
+      if (onDisk > 0) {
+        await hashPrefix(f.partialPath, hash.digester);
+        f.arrived = onDisk;
+        log.info({ bytes: onDisk }, 'resuming blob from partial file');
+      }
+      let lastError: unknown;
+      let attempt = 0;
+      while (attempt < this.opts.attempts) {
+        if (attempt > 0) await sleep(this.opts.backoffMs * 2 ** Math.min(attempt - 1, 5));
+        const before = f.arrived;
+        try {
+          const complete = await this.transfer(f, fh, hash, upstream, repository, log);
+          if (complete) break;
+        } catch (err) {
+          if (err instanceof OciError && err.status < 500) throw err;
+          lastError = err;
+          this.metrics.inc('berth_proxy_upstream_errors_total', { upstream: upstream.alias, reason: 'blob-transfer' });
+          log.warn({ err: (err as Error).message, arrived: f.arrived, size: f.size }, 'upstream blob transfer interrupted');
+        }
+        // A connection that made progress does not use up an attempt: slow links cut often.
+        if (f.arrived === before) attempt++;
+        else this.metrics.inc('berth_proxy_upstream_resumes_total', { upstream: upstream.alias });
+        if (f.size !== undefined && f.arrived >= f.size) break;
+      }
+      if (f.size === undefined || f.arrived !== f.size) {
+        throw lastError instanceof OciError ? lastError : new OciError('UPSTREAM_UNAVAILABLE', `upstream ${upstream.alias} did not deliver blob ${f.digest} (${f.arrived} of ${f.size ?? '?'} bytes): ${lastError instanceof Error ? lastError.message : 'gave up'}`);
+      }
+      const actual = hash.digester.digest();
+      if (actual !== f.digest) {
+        this.metrics.inc('berth_proxy_digest_mismatches_total', { upstream: upstream.alias, kind: 'blob' });
+        log.error({ actual }, 'upstream blob does not match its digest; discarded');
+        await fh.close().catch(() => undefined);
+        await this.store.dropPartial(f.digest);
+        throw new OciError('UPSTREAM_DIGEST_MISMATCH', `upstream ${upstream.alias} sent bytes for ${f.digest} that hash to ${actual}; refused and not cached`);
+      }
+      await fh.sync();
+      await fh.close();
+      await this.store.commit(f.digest, f.partialPath, f.size);
+      log.info({ size: f.size }, 'blob verified and cached');
+    } finally {
+      await fh.close().catch(() => undefined);
+    }
+  }
+
+  /** One upstream connection; returns true when the blob is complete on disk. */
+  private async transfer(f: BlobFetch, fh: FileHandle, hash: { digester: Digester }, upstream: UpstreamClient, repository: string, log: Logger): Promise<boolean> {
+    const stall = new AbortController();
+    const headers: Record<string, string> = {};
+    if (f.arrived > 0) headers.range = `bytes=${f.arrived}-`;
+    const res = await upstream.request(`${repository}/blobs/${f.digest}`, { headers, scope: `repository:${repository}:pull`, signal: stall.signal });
+    if (res.status === 404) {
+      await res.body?.cancel();
+      throw new OciError('BLOB_UNKNOWN', `blob ${f.digest} is not in ${upstream.alias}/${repository}`);
+    }
+    if (res.status === 416 && f.arrived > 0) {
+      // The partial file already holds every byte; the digest check decides whether it is right.
+      await res.body?.cancel();
+      const total = /\/(\d+)$/.exec(res.headers.get('content-range') ?? '')?.[1];
+      f.sized(total ? Number(total) : f.arrived);
+      return true;
+    }
+    if (res.status === 200 && f.arrived > 0) {
+      log.info({ had: f.arrived }, 'upstream ignored Range; restarting blob from zero');
+      await fh.truncate(0);
+      hash.digester = new Digester();
+      f.arrived = 0;
+    } else if (res.status === 206) {
+      const m = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(res.headers.get('content-range') ?? '');
+      if (!m || Number(m[1]) !== f.arrived) {
+        await res.body?.cancel();
+        throw new Error(`upstream answered Range bytes=${f.arrived}- with Content-Range ${res.headers.get('content-range')}`);
+      }
+      if (f.size === undefined) f.sized(Number(m[3]));
+    } else if (res.status !== 200) {
+      await res.body?.cancel();
+      throw new OciError(res.status >= 500 ? 'UPSTREAM_UNAVAILABLE' : 'UPSTREAM_ERROR', `upstream ${upstream.alias} answered ${res.status} for blob ${f.digest}`);
+    }
+    if (res.status === 200 && f.size === undefined) {
+      const len = res.headers.get('content-length');
+      if (len !== null) f.sized(Number(len));
+    }
+    if (!res.body) return f.size !== undefined && f.arrived >= f.size;
+    const reader = res.body.getReader();
+    let timer = setTimeout(() => stall.abort(new Error(`upstream sent nothing for ${this.opts.stallMs} ms`)), this.opts.stallMs);
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        clearTimeout(timer);
+        timer = setTimeout(() => stall.abort(new Error(`upstream sent nothing for ${this.opts.stallMs} ms`)), this.opts.stallMs);
+        if (f.size !== undefined && f.arrived + value.length > f.size) throw new OciError('UPSTREAM_DIGEST_MISMATCH', `upstream ${upstream.alias} sent more than the ${f.size} bytes of ${f.digest}`);
+        await fh.write(value, 0, value.length, null);
+        hash.digester.update(value);
+        f.arrived += value.length;
+        this.metrics.inc('berth_proxy_upstream_bytes_total', { upstream: upstream.alias }, value.length);
+        f.notify();
+      }
+    } catch (err) {
+      if (err instanceof UpstreamUnreachable || err instanceof OciError) throw err;
+      throw stall.signal.aborted ? (stall.signal.reason as Error) : err;
+    } finally {
+      clearTimeout(timer);
+      reader.releaseLock();
+    }
+    if (f.size === undefined) f.sized(f.arrived);
+    return f.arrived >= f.size!;
+  }
+}
+
+export async function fileExists(path: string): Promise<boolean> {
+  return stat(path).then(() => true, () => false);
+}

@@ -1,0 +1,184 @@
+import { constants } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, utimes } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { digestHex } from '../common/digest.js';
+import type { Logger } from '../common/log.js';
+import { chooseEvictions, type CacheEntry } from './eviction.js';
+
+export interface TagRecord {
+  digest: string;
+  mediaType: string;
+  resolvedAt: number;
+}
+
+export interface StoredManifest {
+  bytes: Buffer;
+  mediaType: string;
+}
+
+/** Writes a file so that readers see the old content or all of the new one, never half. */
+export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const tmp = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
+  const fh = await open(tmp, 'w', 0o644);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, path);
+}
+
+export async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, constants.O_RDONLY);
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * The content-addressed cache on disk:
+ *   blobs/<hex>            verified blobs (the file name is their sha256)
+ *   partial/<hex>          upstream fetches in progress, kept across restarts for resume
+ *   manifests/<hex>(.type) verified manifests and their media type
+ *   tags/<alias>/<repo>/_tags/<tag>.json  last resolution of a tag (for TTL and upstream-down fallback)
+ * Names are validated before they reach here, and digests become hex, so no path can escape.
+ */
+export class BlobStore {
+  private readonly entries = new Map<string, CacheEntry>();
+  private readonly pins = new Map<string, number>();
+  private total = 0;
+
+  constructor(readonly dir: string, private readonly maxBytes: number | undefined, private readonly log: Logger) {}
+
+  async open(): Promise<void> {
+    for (const sub of ['blobs', 'partial', 'manifests', 'tags']) await mkdir(join(this.dir, sub), { recursive: true });
+    for (const name of await readdir(join(this.dir, 'blobs'))) {
+      const path = join(this.dir, 'blobs', name);
+      if (!/^[a-f0-9]{64}$/.test(name)) {
+        // A leftover temp file from a crash between write and rename: never valid content.
+        await rm(path, { force: true });
+        continue;
+      }
+      const st = await stat(path);
+      this.add(`sha256:${name}`, st.size, st.mtimeMs);
+    }
+    this.log.info({ blobs: this.entries.size, bytes: this.total, dir: this.dir }, 'cache opened');
+  }
+
+  get sizeBytes(): number {
+    return this.total;
+  }
+
+  get blobCount(): number {
+    return this.entries.size;
+  }
+
+  blobPath(digest: string): string {
+    return join(this.dir, 'blobs', digestHex(digest));
+  }
+
+  partialPath(digest: string): string {
+    return join(this.dir, 'partial', digestHex(digest));
+  }
+
+  /** Size of a cached blob, or undefined; marks it used (LRU). */
+  lookup(digest: string): number | undefined {
+    const e = this.entries.get(digest);
+    if (!e) return undefined;
+    e.lastUsed = Date.now();
+    // The file's mtime carries recency across restarts; best effort, off the hot path.
+    const t = new Date(e.lastUsed);
+    utimes(this.blobPath(digest), t, t).catch(() => undefined);
+    return e.size;
+  }
+
+  /** Keeps a blob from eviction while it is served; returns the release function. */
+  pin(digest: string): () => void {
+    this.pins.set(digest, (this.pins.get(digest) ?? 0) + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const n = (this.pins.get(digest) ?? 1) - 1;
+      if (n <= 0) this.pins.delete(digest);
+      else this.pins.set(digest, n);
+      void this.evict();
+    };
+  }
+
+  /** Moves a verified, fsynced file into the cache under its digest. */
+  async commit(digest: string, verifiedFile: string, size: number): Promise<void> {
+    await rename(verifiedFile, this.blobPath(digest));
+    await fsyncDir(join(this.dir, 'blobs')).catch(() => undefined);
+    this.add(digest, size, Date.now());
+    await this.evict();
+  }
+
+  private add(digest: string, size: number, lastUsed: number): void {
+    const old = this.entries.get(digest);
+    if (old) this.total -= old.size;
+    this.entries.set(digest, { key: digest, size, lastUsed });
+    this.total += size;
+  }
+
+  async evict(): Promise<void> {
+    if (this.maxBytes === undefined) return;
+    const victims = chooseEvictions(this.entries.values(), this.maxBytes, (d) => this.pins.has(d));
+    for (const digest of victims) {
+      const e = this.entries.get(digest);
+      if (!e) continue;
+      this.entries.delete(digest);
+      this.total -= e.size;
+      await unlink(this.blobPath(digest)).catch(() => undefined);
+      this.log.info({ digest, size: e.size }, 'evicted blob');
+    }
+  }
+
+  async readManifest(digest: string): Promise<StoredManifest | null> {
+    const base = join(this.dir, 'manifests', digestHex(digest));
+    try {
+      const [bytes, mediaType] = await Promise.all([readFile(base), readFile(`${base}.type`, 'utf8')]);
+      return { bytes, mediaType };
+    } catch {
+      return null;
+    }
+  }
+
+  async writeManifest(digest: string, bytes: Uint8Array, mediaType: string): Promise<void> {
+    const base = join(this.dir, 'manifests', digestHex(digest));
+    // Type first: a manifest file without its type is unreadable, the reverse would be wrong.
+    await writeFileAtomic(`${base}.type`, mediaType);
+    await writeFileAtomic(base, bytes);
+  }
+
+  private tagPath(name: string, tag: string): string {
+    // `_tags` cannot be a repository component, so a tag file never collides with a repository path.
+    return join(this.dir, 'tags', ...name.split('/'), '_tags', `${tag}.json`);
+  }
+
+  async readTag(name: string, tag: string): Promise<TagRecord | null> {
+    try {
+      return JSON.parse(await readFile(this.tagPath(name, tag), 'utf8')) as TagRecord;
+    } catch {
+      return null;
+    }
+  }
+
+  async writeTag(name: string, tag: string, record: TagRecord): Promise<void> {
+    await writeFileAtomic(this.tagPath(name, tag), JSON.stringify(record));
+  }
+
+  async dropPartial(digest: string): Promise<void> {
+    await rm(this.partialPath(digest), { force: true });
+  }
+
+  /** Test and ops hook: is this digest's verified file on disk? */
+  async onDisk(digest: string): Promise<boolean> {
+    return stat(this.blobPath(digest)).then(() => true, () => false);
+  }
+}
+

@@ -1,0 +1,266 @@
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MANIFEST_ACCEPT } from '../../common/oci.js';
+import { startRegistryProxy, type RunningProxy } from '../../registry-proxy/index.js';
+import { rigFromEnv } from '../rig/index.js';
+import { forgeImage, pseudoRandomBytes, type ForgedImage } from '../rig/forge.js';
+
+/**
+ * The registry proxy in anonymous mode against the rig's real CNCF registry, reached through an
+ * HTTP relay that counts blob requests and can cut a transfer or play dead.
+ */
+
+interface Relay {
+  url: string;
+  /** Range header (or '' for none) of every upstream GET per blob digest. */
+  blobGets: Map<string, string[]>;
+  /** Cut the next GET of this digest after this many body bytes. */
+  cutNext(digest: string, afterBytes: number): void;
+  setDown(down: boolean): void;
+  close(): Promise<void>;
+}
+
+async function startRelay(targetUrl: string): Promise<Relay> {
+  const target = new URL(targetUrl);
+  const blobGets = new Map<string, string[]>();
+  const cuts = new Map<string, number>();
+  let down = false;
+  const server: Server = createServer((req, res) => {
+    if (down) {
+      req.socket.destroy();
+      return;
+    }
+    const m = /\/blobs\/(sha256:[a-f0-9]{64})$/.exec(req.url ?? '');
+    const cutAfter = m && req.method === 'GET' ? cuts.get(m[1]) : undefined;
+    if (m && req.method === 'GET') {
+      blobGets.set(m[1], [...(blobGets.get(m[1]) ?? []), String(req.headers.range ?? '')]);
+      cuts.delete(m[1]);
+    }
+    const headers: IncomingHttpHeaders = { ...req.headers, host: target.host };
+    const up = httpRequest({ host: target.hostname, port: target.port, path: req.url, method: req.method, headers }, (ur) => {
+      res.writeHead(ur.statusCode ?? 502, ur.headers);
+      if (cutAfter === undefined) {
+        ur.pipe(res);
+        return;
+      }
+      let passed = 0;
+      ur.on('data', (chunk: Buffer) => {
+        const room = cutAfter - passed;
+        if (room <= 0) return;
+        passed += chunk.length;
+        res.write(chunk.subarray(0, room));
+        if (passed >= cutAfter) {
+          ur.destroy();
+          res.destroy();
+        }
+      });
+      ur.on('end', () => res.end());
+    });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    blobGets,
+    cutNext: (digest, afterBytes) => cuts.set(digest, afterBytes),
+    setDown: (d) => { down = d; },
+    close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
+  };
+}
+
+const sha = (b: Uint8Array): string => 'sha256:' + createHash('sha256').update(b).digest('hex');
+
+async function getBytes(url: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Headers; body: Buffer }> {
+  const res = await fetch(url, { headers });
+  return { status: res.status, headers: res.headers, body: Buffer.from(await res.arrayBuffer()) };
+}
+
+async function ociError(res: Response): Promise<string> {
+  const body = (await res.json()) as { errors: { code: string }[] };
+  return body.errors[0].code;
+}
+
+describe('registry proxy (anonymous, rig registry as upstream)', () => {
+  const rig = rigFromEnv();
+  const cacheDir = mkdtempSync(join(tmpdir(), 'berth-proxy-cache-'));
+  let relay: Relay;
+  let proxy: RunningProxy;
+  let image: ForgedImage;
+  let big: Buffer;
+  let bigDigest: string;
+  const repo = `proxy-core-${process.pid}`;
+
+  beforeAll(async () => {
+    big = pseudoRandomBytes(12 << 20, `${repo}-big`);
+    image = await forgeImage(rig.registry, repo, 'v1', {
+      layers: [{ files: { '/hello.txt': 'hello through the proxy\n' } }, { files: { '/big.bin': big } }],
+      config: { Cmd: ['/bin/true'] },
+    });
+    bigDigest = image.layers[1].digest;
+    relay = await startRelay(rig.registryUrl);
+    proxy = await startRegistryProxy({ cacheDir, upstreams: [{ alias: 'rig', url: relay.url }], anonymous: true, tagTtlMs: 0, upstream: { attempts: 2, backoffMs: 50 }, fetch: { attempts: 4, backoffMs: 50, stallMs: 10_000 } });
+  });
+
+  afterAll(async () => {
+    await proxy?.close();
+    await relay?.close();
+    rmSync(cacheDir, { recursive: true, force: true });
+  });
+
+  it('answers the base endpoint, health and its upstream list', async () => {
+    const base = await fetch(`${proxy.url}/v2/`);
+    expect(base.status).toBe(200);
+    expect(base.headers.get('docker-distribution-api-version')).toBe('registry/2.0');
+    const ups = (await (await fetch(`${proxy.url}/berth/v1/upstreams`)).json()) as { upstreams: { alias: string; url: string; host: string }[] };
+    expect(ups.upstreams).toEqual([{ alias: 'rig', url: relay.url, host: new URL(relay.url).host }]);
+    expect((await fetch(`${proxy.url}/healthz`)).status).toBe(200);
+  });
+
+  it('serves a manifest by tag and by digest with its exact bytes and headers', async () => {
+    const byTag = await getBytes(`${proxy.url}/v2/rig/${repo}/manifests/v1`, { accept: MANIFEST_ACCEPT });
+    expect(byTag.status).toBe(200);
+    expect(sha(byTag.body)).toBe(image.manifestDigest);
+    expect(byTag.headers.get('docker-content-digest')).toBe(image.manifestDigest);
+    expect(byTag.headers.get('content-type')).toBe('application/vnd.oci.image.manifest.v1+json');
+    expect(byTag.headers.get('content-length')).toBe(String(byTag.body.length));
+    const byDigest = await getBytes(`${proxy.url}/v2/rig/${repo}/manifests/${image.manifestDigest}`);
+    expect(byDigest.body.equals(byTag.body)).toBe(true);
+    const head = await fetch(`${proxy.url}/v2/rig/${repo}/manifests/${image.manifestDigest}`, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(head.headers.get('content-length')).toBe(String(byTag.body.length));
+    const notAccepted = await fetch(`${proxy.url}/v2/rig/${repo}/manifests/v1`, { headers: { accept: 'application/vnd.docker.distribution.manifest.list.v2+json' } });
+    expect(notAccepted.status).toBe(404);
+    expect(await ociError(notAccepted)).toBe('MANIFEST_UNKNOWN');
+  });
+
+  it('shares one upstream fetch among concurrent clients and streams it to all of them', async () => {
+    const results = await Promise.all(Array.from({ length: 6 }, () => getBytes(`${proxy.url}/v2/rig/${repo}/blobs/${bigDigest}`)));
+    for (const r of results) {
+      expect(r.status).toBe(200);
+      expect(r.body.length).toBe(image.layers[1].size);
+      expect(sha(r.body)).toBe(bigDigest);
+    }
+    expect(relay.blobGets.get(bigDigest)).toEqual(['']);
+    expect(await proxy.store.onDisk(bigDigest)).toBe(true);
+  });
+
+  it('serves Range, suffix ranges, 416 and If-Range on a cached blob', async () => {
+    const size = image.layers[1].size;
+    const whole = (await getBytes(`${proxy.url}/v2/rig/${repo}/blobs/${bigDigest}`)).body;
+    const url = `${proxy.url}/v2/rig/${repo}/blobs/${bigDigest}`;
+    const mid = await getBytes(url, { range: 'bytes=1000-1999999' });
+    expect(mid.status).toBe(206);
+    expect(mid.headers.get('content-range')).toBe(`bytes 1000-1999999/${size}`);
+    expect(mid.body.equals(whole.subarray(1000, 2_000_000))).toBe(true);
+    const tail = await getBytes(url, { range: 'bytes=-100' });
+    expect(tail.status).toBe(206);
+    expect(tail.body.equals(whole.subarray(size - 100))).toBe(true);
+    const resume = await getBytes(url, { range: `bytes=${Math.floor(size * 0.9)}-`, 'if-range': `"${bigDigest}"` });
+    expect(resume.status).toBe(206);
+    expect(resume.body.equals(whole.subarray(Math.floor(size * 0.9)))).toBe(true);
+    const stale = await getBytes(url, { range: 'bytes=0-9', 'if-range': '"sha256:0000"' });
+    expect(stale.status).toBe(200);
+    expect(stale.body.length).toBe(size);
+    const beyond = await fetch(url, { headers: { range: `bytes=${size}-` } });
+    expect(beyond.status).toBe(416);
+    expect(beyond.headers.get('content-range')).toBe(`bytes */${size}`);
+    await beyond.arrayBuffer();
+    expect(relay.blobGets.get(bigDigest)).toHaveLength(1);
+  });
+
+  it('resumes an interrupted upstream fetch from its partial file with Range', async () => {
+    const layer = pseudoRandomBytes(6 << 20, `${repo}-resume`);
+    const img = await forgeImage(rig.registry, repo, 'resume', { layers: [{ files: { '/r.bin': layer } }] });
+    const digest = img.layers[0].digest;
+    relay.cutNext(digest, 2 << 20);
+    const got = await getBytes(`${proxy.url}/v2/rig/${repo}/blobs/${digest}`);
+    expect(got.status).toBe(200);
+    expect(sha(got.body)).toBe(digest);
+    const gets = relay.blobGets.get(digest) ?? [];
+    expect(gets).toHaveLength(2);
+    expect(gets[0]).toBe('');
+    const resumedFrom = Number(/^bytes=(\d+)-$/.exec(gets[1])?.[1]);
+    expect(resumedFrom).toBeGreaterThan(0);
+    expect(resumedFrom).toBeLessThanOrEqual(2 << 20);
+  });
+
+  it('refuses malformed names, digests and paths with OCI errors', async () => {
+    const cases: [string, number, string][] = [
+      [`/v2/rig/${repo}/blobs/sha256:xyz`, 400, 'DIGEST_INVALID'],
+      [`/v2/rig/${repo}/blobs/md5:d41d8cd98f00b204e9800998ecf8427e`, 400, 'DIGEST_INVALID'],
+      ['/v2/rig/UPPER/manifests/v1', 400, 'NAME_INVALID'],
+      ['/v2/rig/%2e%2e/manifests/v1', 400, 'NAME_INVALID'],
+      ['/v2/rig//x/manifests/v1', 400, 'NAME_INVALID'],
+      ['/v2/rig/a%2Fb/manifests/v1', 400, 'NAME_INVALID'],
+      ['/v2/nosuch/app/manifests/v1', 404, 'NAME_UNKNOWN'],
+      ['/v2/app/manifests/v1', 404, 'NAME_UNKNOWN'],
+      [`/v2/rig/${repo}/manifests/nosuchtag`, 404, 'MANIFEST_UNKNOWN'],
+      [`/v2/rig/${repo}/blobs/sha256:${'0'.repeat(64)}`, 404, 'BLOB_UNKNOWN'],
+    ];
+    for (const [path, status, code] of cases) {
+      const res = await fetch(`${proxy.url}${path}`);
+      expect({ path, status: res.status, code: await ociError(res) }).toEqual({ path, status, code });
+    }
+    // A raw dot segment, sent as is (fetch would normalize it away).
+    const raw = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const u = new URL(proxy.url);
+      const req = httpRequest({ host: u.hostname, port: u.port, path: `/v2/rig/${repo}/../../etc/manifests/v1`, method: 'GET' }, (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => { body += c.toString(); });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect(raw.status).toBe(400);
+    expect(JSON.parse(raw.body).errors[0].code).toBe('NAME_INVALID');
+    const put = await fetch(`${proxy.url}/v2/rig/${repo}/manifests/v1`, { method: 'PUT', body: '{}' });
+    expect(put.status).toBe(405);
+    expect(await ociError(put)).toBe('UNSUPPORTED');
+  });
+
+  it('keeps serving cached digests, and tags from their last known digest, when the upstream is down', async () => {
+    await getBytes(`${proxy.url}/v2/rig/${repo}/blobs/${image.configDigest}`);
+    await proxy.close();
+    relay.setDown(true);
+    try {
+      // A restart in between: the cache lives on disk.
+      proxy = await startRegistryProxy({ cacheDir, upstreams: [{ alias: 'rig', url: relay.url }], anonymous: true, tagTtlMs: 0, upstream: { attempts: 2, backoffMs: 20 } });
+      const m = await getBytes(`${proxy.url}/v2/rig/${repo}/manifests/${image.manifestDigest}`);
+      expect(m.status).toBe(200);
+      expect(sha(m.body)).toBe(image.manifestDigest);
+      const tag = await getBytes(`${proxy.url}/v2/rig/${repo}/manifests/v1`);
+      expect(tag.status).toBe(200);
+      expect(tag.headers.get('x-berth-stale')).toBe('true');
+      expect(sha(tag.body)).toBe(image.manifestDigest);
+      const blob = await getBytes(`${proxy.url}/v2/rig/${repo}/blobs/${bigDigest}`, { range: 'bytes=0-1023' });
+      expect(blob.status).toBe(206);
+      expect(blob.body.length).toBe(1024);
+      const missing = await fetch(`${proxy.url}/v2/rig/${repo}/blobs/${image.layers[0].digest}`);
+      expect(missing.status).toBe(503);
+      await missing.arrayBuffer();
+      const unknownTag = await fetch(`${proxy.url}/v2/rig/${repo}/manifests/never-resolved`);
+      expect(unknownTag.status).toBe(503);
+      await unknownTag.arrayBuffer();
+    } finally {
+      relay.setDown(false);
+    }
+    const fresh = await getBytes(`${proxy.url}/v2/rig/${repo}/manifests/v1`);
+    expect(fresh.headers.get('x-berth-stale')).toBeNull();
+  });
+
+  it('exposes Prometheus metrics', async () => {
+    const text = await (await fetch(`${proxy.url}/metrics`)).text();
+    expect(text).toMatch(/^# TYPE berth_proxy_cache_size_bytes gauge$/m);
+    const size = Number(/^berth_proxy_cache_size_bytes (\d+)$/m.exec(text)?.[1]);
+    expect(size).toBeGreaterThanOrEqual(image.layers[1].size);
+    expect(text).toMatch(/^berth_proxy_served_bytes_total\{kind="blob"\} \d+$/m);
+  });
+});
