@@ -273,7 +273,8 @@ export function createImageFetcher(opts: ImageFetcherOptions): ImageFetcher {
       const targets = blobsToFetch(plans);
       const missing = await stillMissing(targets);
       log.info({ op, images: images.length, blobs: targets.length, missingBytes: missing }, 'download plan');
-      await checkDiskSpace({ stateDir: opts.stateDir, missingBytes: missing, marginBytes, docker: opts.docker, log });
+      // Nothing to download, nothing to check: a re-tag or an engine that has it all fits anywhere.
+      if (targets.length > 0) await checkDiskSpace({ stateDir: opts.stateDir, missingBytes: missing, marginBytes, docker: opts.docker, log });
 
       await store.init();
       for (const p of plans) {
