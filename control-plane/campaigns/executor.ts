@@ -1,0 +1,147 @@
+import { sql } from 'drizzle-orm';
+import type { ControlPlaneContext, Tx } from '../context.js';
+import { rollbackRelease } from '../desired.js';
+import { planCampaign, type CampaignStep, type CampaignStepKind } from './planner.js';
+import { loadCampaign, loadCounts, releaseAll, updateProgress, type CampaignRecord } from './store.js';
+import { formatDuration } from './spec.js';
+
+/**
+ * Thin effects: each planner step kind maps to one database effect. The executor plans, applies,
+ * and plans again on the new state until only waiting is left, all in the caller's transaction.
+ */
+
+export const SYSTEM_ACTOR = 'system:campaigns';
+
+export interface StepEnv {
+  ctx: ControlPlaneContext;
+  tx: Tx;
+  campaign: CampaignRecord;
+  now: number;
+}
+
+type StepExecutors = { [K in CampaignStepKind]: (env: StepEnv, step: Extract<CampaignStep, { kind: K }>) => Promise<void> };
+
+/**
+ * Assigns the campaign's release to `count` pending devices, set-based. Mirrors assignRelease
+ * (desired.ts): the sequence only goes up, the replaced manifest is remembered, a device that
+ * already has the manifest only changes campaign; devices' long polls wake after commit.
+ */
+async function assignWave({ ctx, tx, campaign, now }: StepEnv, wave: number, count: number): Promise<string[]> {
+  const picked = await tx.all<{ device_id: string }>(sql`
+    UPDATE campaign_devices SET state = 'assigned', wave = ${wave}, assigned_at = ${now}, assigning = 1,
+      previous_manifest_id = (SELECT ds.manifest_id FROM desired ds WHERE ds.device_id = campaign_devices.device_id)
+    WHERE campaign_id = ${campaign.id} AND device_id IN (
+      SELECT device_id FROM campaign_devices WHERE campaign_id = ${campaign.id} AND state = 'pending'
+      ORDER BY late, joined_at, device_id LIMIT ${count})
+    RETURNING device_id`);
+  const batch = sql`SELECT device_id FROM campaign_devices WHERE campaign_id = ${campaign.id} AND assigning = 1`;
+  await tx.run(sql`UPDATE desired SET previous_manifest_id = manifest_id, manifest_id = ${campaign.manifestId},
+      sequence = sequence + 1, campaign_id = ${campaign.id}, issued_at = ${now}
+    WHERE device_id IN (${batch}) AND manifest_id <> ${campaign.manifestId}`);
+  await tx.run(sql`UPDATE desired SET campaign_id = ${campaign.id} WHERE device_id IN (${batch}) AND manifest_id = ${campaign.manifestId}`);
+  await tx.run(sql`INSERT INTO desired (device_id, manifest_id, sequence, campaign_id, previous_manifest_id, issued_at)
+    SELECT device_id, ${campaign.manifestId}, 1, ${campaign.id}, NULL, ${now} FROM campaign_devices
+    WHERE campaign_id = ${campaign.id} AND assigning = 1 AND device_id NOT IN (SELECT device_id FROM desired)`);
+  await tx.run(sql`UPDATE campaign_devices SET assigning = 0,
+      desired_sequence = (SELECT ds.sequence FROM desired ds WHERE ds.device_id = campaign_devices.device_id)
+    WHERE campaign_id = ${campaign.id} AND assigning = 1`);
+  const ids = picked.map((r) => r.device_id);
+  ctx.afterCommit(tx, () => {
+    for (const id of ids) ctx.waiters.wake(id);
+  });
+  return ids;
+}
+
+/**
+ * Sends every device the campaign touched, and still on its release, back to the manifest it ran
+ * before. A device the campaign gave its first release has nothing to go back to and keeps it.
+ */
+export async function rollbackCampaign({ ctx, tx, campaign, now }: StepEnv): Promise<{ rolledBack: number; kept: number }> {
+  const touched = await tx.all<{ device_id: string }>(sql`
+    SELECT cd.device_id FROM campaign_devices cd JOIN desired ds ON ds.device_id = cd.device_id
+    WHERE cd.campaign_id = ${campaign.id} AND cd.state IN ('assigned', 'succeeded', 'failed')
+      AND ds.campaign_id = ${campaign.id} AND ds.manifest_id = ${campaign.manifestId}
+      AND ds.previous_manifest_id IS NOT NULL AND ds.previous_manifest_id IS cd.previous_manifest_id`);
+  let rolledBack = 0;
+  for (const { device_id } of touched) {
+    if (await rollbackRelease(ctx, tx, device_id)) rolledBack++;
+  }
+  await tx.run(sql`UPDATE campaign_devices SET state = 'rolled-back', finished_at = ${now}
+    WHERE campaign_id = ${campaign.id} AND device_id IN (
+      SELECT cd.device_id FROM campaign_devices cd JOIN desired ds ON ds.device_id = cd.device_id
+      WHERE cd.campaign_id = ${campaign.id} AND ds.campaign_id = ${campaign.id} AND ds.manifest_id IS cd.previous_manifest_id
+        AND cd.state IN ('assigned', 'succeeded', 'failed'))`);
+  const kept = await tx.all<{ n: number }>(sql`SELECT count(*) AS n FROM campaign_devices
+    WHERE campaign_id = ${campaign.id} AND state IN ('assigned', 'succeeded', 'failed')`);
+  return { rolledBack, kept: Number(kept[0]?.n ?? 0) };
+}
+
+export const STEP_EXECUTORS: StepExecutors = {
+  'assign-wave': async (env, step) => {
+    const ids = await assignWave(env, step.wave, step.count);
+    await updateProgress(env.tx, env.campaign.id, env.now, { nextWindowAt: null });
+    env.ctx.log.info({ campaign: env.campaign.id, wave: step.wave, devices: ids.length }, 'campaign wave assigned');
+  },
+  'mark-failed': async ({ tx, campaign, now }, step) => {
+    await tx.run(sql`UPDATE campaign_devices SET state = 'failed', finished_at = ${now},
+        last_error = ${`no successful report within ${formatDuration(campaign.spec.deviceTimeoutMs)} of the assignment`}
+      WHERE campaign_id = ${campaign.id} AND state = 'assigned' AND assigned_at <= ${step.assignedBefore}`);
+  },
+  'start-soak': async ({ tx, campaign, now }, step) => {
+    await updateProgress(tx, campaign.id, now, { currentWave: step.wave, soakUntil: step.until });
+  },
+  'advance-wave': async ({ tx, campaign, now }, step) => {
+    await updateProgress(tx, campaign.id, now, { currentWave: step.wave, soakUntil: null });
+  },
+  'wait-window': async ({ tx, campaign, now }, step) => {
+    if (campaign.nextWindowAt !== step.opensAt) await updateProgress(tx, campaign.id, now, { nextWindowAt: step.opensAt });
+  },
+  complete: async ({ ctx, tx, campaign, now }) => {
+    await updateProgress(tx, campaign.id, now, { status: 'completed', finishedAt: now, soakUntil: null, nextWindowAt: null });
+    await releaseAll(tx, campaign.id);
+    await ctx.audit(tx, { actor: SYSTEM_ACTOR, action: 'campaign.complete', target: campaign.id, before: { status: campaign.progress.status }, after: { status: 'completed' } });
+    ctx.log.info({ campaign: campaign.id }, 'campaign completed');
+  },
+  pause: async ({ ctx, tx, campaign, now }, step) => {
+    await updateProgress(tx, campaign.id, now, { status: 'paused', statusReason: step.reason });
+    await ctx.audit(tx, { actor: SYSTEM_ACTOR, action: 'campaign.pause', target: campaign.id, before: { status: campaign.progress.status }, after: { status: 'paused', reason: step.reason } });
+    ctx.log.warn({ campaign: campaign.id, reason: step.reason }, 'campaign paused by its failure rule');
+  },
+  rollback: async (env, step) => {
+    const { ctx, tx, campaign, now } = env;
+    const result = await rollbackCampaign(env);
+    await updateProgress(tx, campaign.id, now, { status: 'failed', statusReason: step.reason, finishedAt: now, soakUntil: null });
+    await releaseAll(tx, campaign.id);
+    await ctx.audit(tx, { actor: SYSTEM_ACTOR, action: 'campaign.rollback', target: campaign.id, before: { status: campaign.progress.status }, after: { status: 'failed', reason: step.reason, ...result } });
+    ctx.log.warn({ campaign: campaign.id, reason: step.reason, ...result }, 'campaign failed and rolled back');
+  },
+};
+
+async function executeStep(env: StepEnv, step: CampaignStep): Promise<void> {
+  // The mapped type guarantees the executor matches the step kind; TypeScript cannot narrow the pair.
+  const run = STEP_EXECUTORS[step.kind] as (env: StepEnv, step: CampaignStep) => Promise<void>;
+  await run(env, step);
+}
+
+const MAX_ROUNDS = 20;
+
+/** Plans and applies until the campaign only waits (for reports, a soak, a window). */
+export async function advanceCampaign(ctx: ControlPlaneContext, tx: Tx, campaignId: string): Promise<CampaignStep[]> {
+  const applied: CampaignStep[] = [];
+  for (let round = 0; round < MAX_ROUNDS; round++) {
+    const campaign = await loadCampaign(tx, campaignId);
+    if (!campaign || campaign.progress.status !== 'running') break;
+    const now = ctx.now().getTime();
+    const steps = planCampaign(campaign.spec, campaign.progress, await loadCounts(tx, campaign), now);
+    const env: StepEnv = { ctx, tx, campaign, now };
+    for (const step of steps) {
+      await executeStep(env, step);
+      // Later steps of one plan see the campaign row as the earlier ones left it.
+      const fresh = await loadCampaign(tx, campaignId);
+      if (fresh) env.campaign = fresh;
+    }
+    applied.push(...steps);
+    if (steps.every((s) => s.kind === 'wait-window')) break;
+  }
+  return applied;
+}

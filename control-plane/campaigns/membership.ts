@@ -1,0 +1,131 @@
+import { sql } from 'drizzle-orm';
+import type { DeviceReport } from '../../manifests/protocol.js';
+import type { ControlPlaneContext, Tx } from '../context.js';
+import { matchesSelector, parseSelector } from '../selector.js';
+import { classifyReport } from './outcome.js';
+import { activeCampaignIds, joinMatchingDevices, loadCampaign } from './store.js';
+
+/**
+ * How devices enter and leave campaigns after creation, and how their reports become outcomes.
+ * Each function returns the ids of the campaigns it changed, so the caller can advance them.
+ */
+
+interface AssignedRow {
+  campaign_id: string;
+  device_id: string;
+  state: 'assigned' | 'succeeded' | 'failed';
+  desired_sequence: number;
+  release: string;
+}
+
+type ReportFields = Pick<DeviceReport, 'desiredSequence' | 'running' | 'phase' | 'services' | 'error'>;
+
+async function applyOutcome(tx: Tx, row: AssignedRow, report: ReportFields, now: number): Promise<boolean> {
+  const outcome = classifyReport(report, { sequence: Number(row.desired_sequence), release: row.release });
+  if (outcome.kind === 'in-flight' || outcome.kind === row.state) return false;
+  await tx.run(sql`UPDATE campaign_devices SET state = ${outcome.kind}, finished_at = ${now},
+      last_error = ${outcome.kind === 'failed' ? outcome.error : null}
+    WHERE campaign_id = ${row.campaign_id} AND device_id = ${row.device_id} AND state = ${row.state} AND active = 1`);
+  return true;
+}
+
+/**
+ * A report from one device: the fast path, driven by the 'report' event. Reads outside the write
+ * lock, so the many reports that change no campaign cost one indexed read and no write.
+ */
+export async function recordReport(ctx: ControlPlaneContext, deviceId: string, report: ReportFields): Promise<string[]> {
+  const rows = await ctx.db.all<AssignedRow>(sql`
+    SELECT cd.campaign_id, cd.device_id, cd.state, cd.desired_sequence, c.release FROM campaign_devices cd
+    JOIN campaigns c ON c.id = cd.campaign_id
+    WHERE cd.device_id = ${deviceId} AND cd.active = 1 AND c.status IN ('running', 'paused')
+      AND cd.state IN ('assigned', 'succeeded', 'failed') AND cd.desired_sequence IS NOT NULL`);
+  const moving = rows.filter((row) => {
+    const outcome = classifyReport(report, { sequence: Number(row.desired_sequence), release: row.release });
+    return outcome.kind !== 'in-flight' && outcome.kind !== row.state;
+  });
+  if (moving.length === 0) return [];
+  return ctx.write(async (tx) => {
+    const changed: string[] = [];
+    for (const row of moving) {
+      if (await applyOutcome(tx, row, report, ctx.now().getTime())) changed.push(row.campaign_id);
+    }
+    return changed;
+  });
+}
+
+/**
+ * Catches up on reports the event path missed (a crash between the report's commit and its
+ * event, or a report taken by another control-plane process on a shared database): every device
+ * still in flight whose latest report is about its campaign's document.
+ */
+export async function reconcileReports(ctx: ControlPlaneContext, tx: Tx): Promise<string[]> {
+  const rows = await tx.all<AssignedRow & { r_desired: number | null; r_running: string | null; r_phase: DeviceReport['phase']; r_services: string; r_error: string | null }>(sql`
+    SELECT cd.campaign_id, cd.device_id, cd.state, cd.desired_sequence, c.release,
+      r.desired_sequence AS r_desired, r.running AS r_running, r.phase AS r_phase, r.services AS r_services, r.error AS r_error
+    FROM campaign_devices cd
+    JOIN campaigns c ON c.id = cd.campaign_id
+    JOIN reported r ON r.device_id = cd.device_id AND r.desired_sequence = cd.desired_sequence
+    WHERE cd.active = 1 AND cd.state = 'assigned' AND c.status IN ('running', 'paused')
+      AND r.phase IN ('running', 'failed', 'rolled-back')`);
+  const changed = new Set<string>();
+  const now = ctx.now().getTime();
+  for (const row of rows) {
+    const report: ReportFields = {
+      desiredSequence: row.r_desired === null ? null : Number(row.r_desired),
+      running: row.r_running,
+      phase: row.r_phase,
+      services: JSON.parse(row.r_services) as DeviceReport['services'],
+      ...(row.r_error === null ? {} : { error: row.r_error }),
+    };
+    if (await applyOutcome(tx, row, report, now)) changed.add(row.campaign_id);
+  }
+  return [...changed];
+}
+
+/**
+ * A device was enrolled or relabelled: it joins the first active campaign whose selector now
+ * matches it (when no campaign holds it), and leaves a campaign whose selector no longer matches
+ * it while it is still waiting for its wave. A device already given the release stays.
+ */
+export async function deviceChanged(ctx: ControlPlaneContext, tx: Tx, deviceId: string): Promise<string[]> {
+  const now = ctx.now().getTime();
+  const device = (await tx.all<{ labels: string; status: string }>(sql`SELECT labels, status FROM devices WHERE id = ${deviceId}`))[0];
+  if (!device) return [];
+  const labels = JSON.parse(device.labels) as Record<string, string>;
+  const changed: string[] = [];
+  const holding = (await tx.all<{ campaign_id: string; state: string }>(sql`SELECT campaign_id, state FROM campaign_devices WHERE device_id = ${deviceId} AND active = 1`))[0];
+  if (holding) {
+    const campaign = await loadCampaign(tx, holding.campaign_id);
+    const stillMatches = device.status === 'enrolled' && campaign !== null && matchesSelector(parseSelector(campaign.spec.selector), labels);
+    if (!stillMatches && holding.state === 'pending') {
+      await tx.run(sql`UPDATE campaign_devices SET active = 0, state = 'left', finished_at = ${now},
+          last_error = ${device.status === 'enrolled' ? 'no longer matches the selector' : `device ${device.status}`}
+        WHERE campaign_id = ${holding.campaign_id} AND device_id = ${deviceId}`);
+      changed.push(holding.campaign_id);
+    }
+    return changed;
+  }
+  if (device.status !== 'enrolled') return changed;
+  for (const id of await activeCampaignIds(tx, ['draft', 'running', 'paused'])) {
+    const campaign = await loadCampaign(tx, id);
+    if (!campaign) continue;
+    const selector = parseSelector(campaign.spec.selector);
+    if (!matchesSelector(selector, labels)) continue;
+    const late = campaign.progress.status !== 'draft';
+    if ((await joinMatchingDevices(tx, id, selector, now, late, deviceId)) > 0) {
+      changed.push(id);
+      ctx.log.info({ campaign: id, device: deviceId }, 'device joined campaign');
+      break;
+    }
+  }
+  return changed;
+}
+
+/** A revoked device leaves its campaign: it will never report, and must not count as failed. */
+export async function deviceRevoked(ctx: ControlPlaneContext, tx: Tx, deviceId: string): Promise<string[]> {
+  const rows = await tx.all<{ campaign_id: string }>(sql`UPDATE campaign_devices SET active = 0, state = 'left',
+      finished_at = ${ctx.now().getTime()}, last_error = 'device revoked'
+    WHERE device_id = ${deviceId} AND active = 1 AND state IN ('pending', 'assigned')
+    RETURNING campaign_id`);
+  return rows.map((r) => r.campaign_id);
+}

@@ -1,0 +1,82 @@
+import { Hono } from 'hono';
+import { z } from 'zod';
+import { requireRole } from '../auth.js';
+import type { ControlPlaneContext } from '../context.js';
+import { HttpError, jsonBody, queryOf, type AppEnv } from '../http.js';
+import type { RouteDoc } from '../openapi.js';
+import type { OperatorAction } from './outcome.js';
+import { campaignStatus, campaignSummary, createCampaign, operatorAction } from './service.js';
+import { CampaignSpecError, createCampaignBody, specFromBody } from './spec.js';
+import { listCampaigns, loadCampaign } from './store.js';
+
+const listQuery = z.object({
+  status: z.enum(['draft', 'running', 'paused', 'completed', 'failed', 'aborted']).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+});
+
+export const campaignRouteDocs: RouteDoc[] = [
+  { method: 'post', path: '/v1/campaigns', summary: 'Create a campaign (a rollout of name@version to the devices a selector picks, in waves); `start: true` starts it', auth: 'release-manager', body: createCampaignBody, responses: { 201: 'created (status view)', 404: 'unknown manifest', 409: 'devices held by other active campaigns (listed); send supersede: true to take them' } },
+  { method: 'get', path: '/v1/campaigns', summary: 'List campaigns, newest first', auth: 'viewer', query: listQuery },
+  { method: 'get', path: '/v1/campaigns/:id', summary: 'Campaign status: counts per wave and per state, current wave, window, failing devices and their errors', auth: 'viewer' },
+  ...(['start', 'pause', 'resume', 'abort'] as const).map(
+    (action): RouteDoc => ({ method: 'post', path: `/v1/campaigns/:id/${action}`, summary: `${action[0].toUpperCase()}${action.slice(1)} a campaign${action === 'abort' ? ' and send its devices back to the manifest each ran before' : ''}`, auth: 'release-manager', responses: { 404: 'unknown campaign', 409: 'not allowed in the campaign status' } }),
+  ),
+];
+
+export function campaignRoutes(ctx: ControlPlaneContext) {
+  const app = new Hono<AppEnv>();
+
+  app.post('/', requireRole('release-manager'), async (c) => {
+    const body = await jsonBody(c, createCampaignBody);
+    let spec;
+    try {
+      spec = specFromBody(body);
+    } catch (err) {
+      if (err instanceof CampaignSpecError) throw new HttpError(400, 'invalid-body', err.message, err.field);
+      throw err;
+    }
+    const out = await createCampaign(ctx, c.var.actor, { name: body.name, spec, supersede: body.supersede, start: body.start });
+    switch (out.kind) {
+      case 'unknown-manifest':
+        throw new HttpError(404, 'unknown-manifest', `manifest ${out.release} is not published`, 'manifest');
+      case 'conflict':
+        return c.json(
+          {
+            error: { code: 'campaign-conflict', message: `${out.total} matching device(s) belong to other active campaigns; send supersede: true to move them to this one`, field: 'selector' },
+            total: out.total,
+            conflicts: out.conflicts,
+          },
+          409,
+        );
+      case 'created': {
+        const campaign = await loadCampaign(ctx.db, out.id);
+        if (!campaign) throw new HttpError(500, 'internal', 'campaign vanished after creation');
+        return c.json(await campaignStatus(ctx, ctx.db, campaign), 201);
+      }
+    }
+  });
+
+  app.get('/', requireRole('viewer'), async (c) => {
+    const q = queryOf(c, listQuery);
+    const rows = await listCampaigns(ctx.db, q.status ?? null, q.limit);
+    return c.json({ campaigns: rows.map(campaignSummary) });
+  });
+
+  app.get('/:id', requireRole('viewer'), async (c) => {
+    const campaign = await loadCampaign(ctx.db, c.req.param('id'));
+    if (!campaign) throw new HttpError(404, 'unknown-campaign', `no campaign ${c.req.param('id')}`);
+    return c.json(await campaignStatus(ctx, ctx.db, campaign));
+  });
+
+  for (const action of ['start', 'pause', 'resume', 'abort'] as const satisfies readonly OperatorAction[]) {
+    app.post(`/:id/${action}`, requireRole('release-manager'), async (c) => {
+      const id = c.req.param('id');
+      const out = await operatorAction(ctx, c.var.actor, id, action);
+      if (out.kind === 'not-found') throw new HttpError(404, 'unknown-campaign', `no campaign ${id}`);
+      if (out.kind === 'refused') throw new HttpError(409, 'campaign-state', `cannot ${action} a campaign that is ${out.status}`);
+      return c.json(await campaignStatus(ctx, ctx.db, out.campaign));
+    });
+  }
+
+  return app;
+}

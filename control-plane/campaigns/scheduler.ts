@@ -1,0 +1,120 @@
+import type { ControlPlaneContext } from '../context.js';
+import { advanceCampaign } from './executor.js';
+import { deviceChanged, deviceRevoked, reconcileReports, recordReport } from './membership.js';
+import { parseSelector } from '../selector.js';
+import { activeCampaignIds, dropUnmatchedPending, joinMatchingDevices, loadCampaign } from './store.js';
+
+export interface CampaignScheduler {
+  stop(): void;
+  /** Resolves once every queued advance has run (tests and shutdown). */
+  idle(): Promise<void>;
+}
+
+/**
+ * Drives running campaigns: a tick every `tickMs` (soaks ending, windows opening, device timeouts,
+ * reports the event path missed) and, sooner, the device events. All state is in the database,
+ * so a restarted control plane continues where the last one stopped; the first tick catches up.
+ * Work is chained one job at a time, and events for the same campaign coalesce into one advance.
+ */
+export function startCampaignScheduler(ctx: ControlPlaneContext, opts: { tickMs?: number; sweepMs?: number } = {}): CampaignScheduler {
+  const tickMs = opts.tickMs ?? 1000;
+  const sweepEvery = Math.max(1, Math.round((opts.sweepMs ?? 60_000) / tickMs));
+  let stopped = false;
+  let chain: Promise<void> = Promise.resolve();
+  const queued = new Set<string>();
+
+  function enqueue(label: string, job: () => Promise<void>): void {
+    if (stopped) return;
+    chain = chain.then(async () => {
+      if (stopped) return;
+      try {
+        await job();
+      } catch (err) {
+        ctx.log.error({ err, job: label }, 'campaign scheduler job failed');
+      }
+    });
+  }
+
+  async function advance(ids: string[]): Promise<void> {
+    for (const id of ids) {
+      await ctx.write((tx) => advanceCampaign(ctx, tx, id));
+    }
+  }
+
+  function advanceSoon(ids: string[]): void {
+    for (const id of ids) {
+      if (queued.has(id)) continue;
+      queued.add(id);
+      enqueue(`advance ${id}`, async () => {
+        queued.delete(id);
+        await advance([id]);
+      });
+    }
+  }
+
+  async function tick(): Promise<void> {
+    const changed = await ctx.write((tx) => reconcileReports(ctx, tx));
+    if (changed.length) ctx.log.debug({ campaigns: changed }, 'campaign reports reconciled');
+    await advance(await activeCampaignIds(ctx.db, ['running']));
+  }
+
+  /**
+   * Set-based membership sweep: devices enrolled or relabelled while no control plane was
+   * listening (or through another process) join, pending ones that stopped matching leave.
+   */
+  async function sweepMembership(): Promise<void> {
+    for (const id of await activeCampaignIds(ctx.db, ['running', 'paused'])) {
+      const changed = await ctx.write(async (tx) => {
+        const campaign = await loadCampaign(tx, id);
+        if (!campaign) return 0;
+        const selector = parseSelector(campaign.spec.selector);
+        const now = ctx.now().getTime();
+        return (await dropUnmatchedPending(tx, id, selector, now)) + (await joinMatchingDevices(tx, id, selector, now, true));
+      });
+      if (changed > 0) advanceSoon([id]);
+    }
+  }
+
+  const offs = [
+    ctx.events.on('report', ({ deviceId, report }) => {
+      enqueue(`report ${deviceId}`, async () => advanceSoon(await recordReport(ctx, deviceId, report)));
+    }),
+    ctx.events.on('device-enrolled', ({ deviceId }) => {
+      enqueue(`enrolled ${deviceId}`, async () => advanceSoon(await ctx.write((tx) => deviceChanged(ctx, tx, deviceId))));
+    }),
+    ctx.events.on('device-labels-changed', ({ deviceId }) => {
+      enqueue(`labels ${deviceId}`, async () => advanceSoon(await ctx.write((tx) => deviceChanged(ctx, tx, deviceId))));
+    }),
+    ctx.events.on('device-revoked', ({ deviceId }) => {
+      enqueue(`revoked ${deviceId}`, async () => advanceSoon(await ctx.write((tx) => deviceRevoked(ctx, tx, deviceId))));
+    }),
+  ];
+
+  enqueue('membership sweep', sweepMembership);
+  enqueue('tick', tick);
+  let ticking = false;
+  let ticks = 0;
+  const timer = setInterval(() => {
+    // A slow tick (a big wave) must not pile up behind itself.
+    if (ticking) return;
+    ticking = true;
+    enqueue('tick', async () => {
+      try {
+        await tick();
+        if (++ticks % sweepEvery === 0) await sweepMembership();
+      } finally {
+        ticking = false;
+      }
+    });
+  }, tickMs);
+  timer.unref();
+
+  return {
+    stop() {
+      stopped = true;
+      clearInterval(timer);
+      for (const off of offs) off();
+    },
+    idle: () => chain,
+  };
+}

@@ -1,0 +1,168 @@
+import { randomUUID } from 'node:crypto';
+import { and, eq, sql } from 'drizzle-orm';
+import type { ControlPlaneContext, Tx } from '../context.js';
+import { manifests } from '../db/schema.js';
+import type { OperatorActor } from '../http.js';
+import { parseSelector } from '../selector.js';
+import { advanceCampaign, rollbackCampaign } from './executor.js';
+import { transition, type OperatorAction } from './outcome.js';
+import { fleetSize, waveTargets, type CampaignStep } from './planner.js';
+import { formatDuration, formatWave, type CampaignSpec } from './spec.js';
+import { findConflicts, insertCampaign, joinMatchingDevices, loadCampaign, loadCounts, releaseAll, releaseFromOtherCampaigns, updateProgress, type CampaignRecord, type Conflict, type Reader } from './store.js';
+import { windowState } from './window.js';
+
+/** The campaign operations behind the routes; each runs in one write transaction. */
+
+export type CreateOutcome =
+  | { kind: 'created'; id: string; steps: CampaignStep[] }
+  | { kind: 'unknown-manifest'; release: string }
+  | { kind: 'conflict'; total: number; conflicts: Conflict[] };
+
+const CONFLICT_SAMPLE = 1000;
+
+class ConflictAbort extends Error {
+  constructor(readonly total: number, readonly conflicts: Conflict[]) {
+    super('campaign conflicts with active campaigns');
+  }
+}
+
+export async function createCampaign(
+  ctx: ControlPlaneContext,
+  actor: OperatorActor,
+  input: { name?: string; spec: CampaignSpec; supersede: boolean; start: boolean },
+): Promise<CreateOutcome> {
+  const [name, version] = input.spec.release.split('@');
+  const manifest = (await ctx.db.select({ id: manifests.id }).from(manifests).where(and(eq(manifests.name, name), eq(manifests.version, version))).limit(1))[0];
+  if (!manifest) return { kind: 'unknown-manifest', release: input.spec.release };
+  const selector = parseSelector(input.spec.selector);
+  const id = `cmp_${randomUUID()}`;
+  try {
+    return await ctx.write(async (tx) => {
+      const now = ctx.now().getTime();
+      // Checked inside the write transaction, so no other campaign can take the devices meanwhile.
+      const conflicts = await findConflicts(tx, id, selector, CONFLICT_SAMPLE);
+      if (conflicts.total > 0 && !input.supersede) throw new ConflictAbort(conflicts.total, conflicts.sample);
+      const superseded = conflicts.total > 0 ? await releaseFromOtherCampaigns(tx, id, selector, now) : 0;
+      await insertCampaign(tx, { id, name: input.name ?? input.spec.release, manifestId: manifest.id, spec: input.spec, createdBy: actorId(actor), now });
+      const members = await joinMatchingDevices(tx, id, selector, now, false);
+      await ctx.audit(tx, { actor, action: 'campaign.create', target: id, after: { ...input.spec, devices: members, superseded, supersededFrom: [...new Set(conflicts.sample.map((c) => c.campaignId))] } });
+      const steps = input.start ? await startInTx(ctx, tx, actor, id) : [];
+      return { kind: 'created' as const, id, steps };
+    });
+  } catch (err) {
+    if (err instanceof ConflictAbort) return { kind: 'conflict', total: err.total, conflicts: err.conflicts };
+    throw err;
+  }
+}
+
+function actorId(actor: OperatorActor): string {
+  return `${actor.kind}:${actor.id}`;
+}
+
+async function startInTx(ctx: ControlPlaneContext, tx: Tx, actor: OperatorActor, id: string): Promise<CampaignStep[]> {
+  const now = ctx.now().getTime();
+  await updateProgress(tx, id, now, { status: 'running', startedAt: now, currentWave: 0 });
+  await ctx.audit(tx, { actor, action: 'campaign.start', target: id, before: { status: 'draft' }, after: { status: 'running' } });
+  return advanceCampaign(ctx, tx, id);
+}
+
+export type ActionOutcome = { kind: 'done'; campaign: CampaignRecord } | { kind: 'not-found' } | { kind: 'refused'; status: string };
+
+/** start / pause / resume / abort, as an operator asks; refused when the status does not allow it. */
+export async function operatorAction(ctx: ControlPlaneContext, actor: OperatorActor, id: string, action: OperatorAction): Promise<ActionOutcome> {
+  return ctx.write(async (tx) => {
+    const campaign = await loadCampaign(tx, id);
+    if (!campaign) return { kind: 'not-found' as const };
+    const before = campaign.progress.status;
+    const next = transition(before, action);
+    if (next === null) return { kind: 'refused' as const, status: before };
+    const now = ctx.now().getTime();
+    if (action === 'start') {
+      // Devices enrolled or relabelled while the campaign was a draft are part of its fleet too.
+      await joinMatchingDevices(tx, id, parseSelector(campaign.spec.selector), now, false);
+      await startInTx(ctx, tx, actor, id);
+    } else if (action === 'pause') {
+      await updateProgress(tx, id, now, { status: 'paused', statusReason: 'paused by an operator' });
+      await ctx.audit(tx, { actor, action: 'campaign.pause', target: id, before: { status: before }, after: { status: next } });
+    } else if (action === 'resume') {
+      // Resuming acknowledges the failures seen so far: they no longer count against the rules.
+      await updateProgress(tx, id, now, { status: 'running', statusReason: null, failuresAcknowledgedAt: now });
+      await ctx.audit(tx, { actor, action: 'campaign.resume', target: id, before: { status: before, reason: campaign.statusReason }, after: { status: next } });
+      await advanceCampaign(ctx, tx, id);
+    } else {
+      const result = await rollbackCampaign({ ctx, tx, campaign, now });
+      await updateProgress(tx, id, now, { status: 'aborted', statusReason: 'aborted by an operator', finishedAt: now, soakUntil: null });
+      await releaseAll(tx, id);
+      await ctx.audit(tx, { actor, action: 'campaign.abort', target: id, before: { status: before }, after: { status: next, ...result } });
+    }
+    const after = await loadCampaign(tx, id);
+    return { kind: 'done' as const, campaign: after as CampaignRecord };
+  });
+}
+
+const STATES = ['pending', 'assigned', 'succeeded', 'failed', 'rolled-back', 'left'] as const;
+type StateCounts = Record<(typeof STATES)[number], number>;
+
+function emptyCounts(): StateCounts {
+  return { pending: 0, assigned: 0, succeeded: 0, failed: 0, 'rolled-back': 0, left: 0 };
+}
+
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+export function campaignSummary(c: CampaignRecord) {
+  return {
+    id: c.id,
+    name: c.name,
+    manifest: c.release,
+    selector: c.spec.selector,
+    status: c.progress.status,
+    statusReason: c.statusReason,
+    // Waves are numbered from 1 wherever people read them.
+    currentWave: c.progress.currentWave + 1,
+    createdAt: iso(c.createdAt),
+    createdBy: c.createdBy,
+    startedAt: iso(c.startedAt),
+    finishedAt: iso(c.finishedAt),
+  };
+}
+
+/** The status a release manager watches: per wave and per state, and who is failing and why. */
+export async function campaignStatus(ctx: ControlPlaneContext, db: Reader, c: CampaignRecord, failingLimit = 100) {
+  const rows = await db.all<{ wave: number | null; state: keyof StateCounts; n: number }>(sql`
+    SELECT wave, state, count(*) AS n FROM campaign_devices WHERE campaign_id = ${c.id} GROUP BY wave, state`);
+  const totals = emptyCounts();
+  const perWave: StateCounts[] = c.spec.waves.map(() => emptyCounts());
+  for (const r of rows) {
+    totals[r.state] += Number(r.n);
+    if (r.wave !== null && perWave[Number(r.wave)]) perWave[Number(r.wave)][r.state] += Number(r.n);
+  }
+  const targets = waveTargets(c.spec.waves, fleetSize(await loadCounts(db, c)));
+  const failing = await db.all<{ deviceId: string; serial: string; wave: number; error: string | null; at: number | null }>(sql`
+    SELECT cd.device_id AS deviceId, d.serial AS serial, cd.wave AS wave, cd.last_error AS error, cd.finished_at AS at
+    FROM campaign_devices cd JOIN devices d ON d.id = cd.device_id
+    WHERE cd.campaign_id = ${c.id} AND cd.state = 'failed' ORDER BY cd.finished_at DESC LIMIT ${failingLimit}`);
+  const now = ctx.now().getTime();
+  const window = c.spec.window
+    ? { cron: c.spec.window.cron, duration: formatDuration(c.spec.window.durationMs), tz: c.spec.window.tz, ...windowView(windowState(c.spec.window, now)) }
+    : null;
+  return {
+    ...campaignSummary(c),
+    rules: {
+      waves: c.spec.waves.map(formatWave),
+      success: c.spec.success,
+      maxFailures: c.spec.maxFailures,
+      deviceTimeout: formatDuration(c.spec.deviceTimeoutMs),
+      soak: formatDuration(c.spec.soakMs),
+      onFailure: c.spec.onFailure,
+    },
+    soakUntil: iso(c.progress.soakUntil),
+    window,
+    devices: totals,
+    waves: perWave.map((counts, i) => ({ wave: i + 1, target: formatWave(c.spec.waves[i]), cumulativeDevices: targets[i], devices: counts })),
+    failing: failing.map((f) => ({ deviceId: f.deviceId, serial: f.serial, wave: Number(f.wave) + 1, error: f.error, at: iso(f.at === null ? null : Number(f.at)) })),
+  };
+}
+
+function windowView(s: ReturnType<typeof windowState>) {
+  return s.open ? { open: true, closesAt: iso(s.closesAt) } : { open: false, opensAt: iso(s.opensAt) };
+}

@@ -1,0 +1,221 @@
+import { sql, type SQL } from 'drizzle-orm';
+import type { Db, Tx } from '../context.js';
+import type { Requirement, Selector } from '../selector.js';
+import type { CampaignProgress, CampaignStatus, FleetCounts, WaveCounts } from './planner.js';
+import type { CampaignSpec } from './spec.js';
+
+/**
+ * The campaign tables, read and written with set-based SQL: a wave of 100,000 devices is a handful
+ * of statements, never a loop of round trips.
+ */
+
+/** Either the plain database or a write transaction: reads work on both. */
+export type Reader = Db | Tx;
+
+export interface CampaignRecord {
+  id: string;
+  name: string;
+  manifestId: string;
+  release: string;
+  spec: CampaignSpec;
+  progress: CampaignProgress;
+  nextWindowAt: number | null;
+  statusReason: string | null;
+  createdAt: number;
+  createdBy: string;
+  startedAt: number | null;
+  finishedAt: number | null;
+  updatedAt: number;
+}
+
+interface CampaignRow {
+  id: string;
+  name: string;
+  manifest_id: string;
+  release: string;
+  spec: string;
+  status: CampaignStatus;
+  current_wave: number;
+  soak_until: number | null;
+  failures_acknowledged_at: number | null;
+  next_window_at: number | null;
+  status_reason: string | null;
+  created_at: number;
+  created_by: string;
+  started_at: number | null;
+  finished_at: number | null;
+  updated_at: number;
+}
+
+function fromRow(r: CampaignRow): CampaignRecord {
+  return {
+    id: r.id,
+    name: r.name,
+    manifestId: r.manifest_id,
+    release: r.release,
+    spec: JSON.parse(r.spec) as CampaignSpec,
+    progress: {
+      status: r.status,
+      currentWave: Number(r.current_wave),
+      soakUntil: r.soak_until === null ? null : Number(r.soak_until),
+      failuresAcknowledgedAt: r.failures_acknowledged_at === null ? null : Number(r.failures_acknowledged_at),
+    },
+    nextWindowAt: r.next_window_at === null ? null : Number(r.next_window_at),
+    statusReason: r.status_reason,
+    createdAt: Number(r.created_at),
+    createdBy: r.created_by,
+    startedAt: r.started_at === null ? null : Number(r.started_at),
+    finishedAt: r.finished_at === null ? null : Number(r.finished_at),
+    updatedAt: Number(r.updated_at),
+  };
+}
+
+export async function loadCampaign(db: Reader, id: string): Promise<CampaignRecord | null> {
+  const rows = await db.all<CampaignRow>(sql`SELECT * FROM campaigns WHERE id = ${id}`);
+  return rows[0] ? fromRow(rows[0]) : null;
+}
+
+export async function listCampaigns(db: Reader, status: CampaignStatus | null, limit: number): Promise<CampaignRecord[]> {
+  const rows = await db.all<CampaignRow>(
+    status === null
+      ? sql`SELECT * FROM campaigns ORDER BY created_at DESC LIMIT ${limit}`
+      : sql`SELECT * FROM campaigns WHERE status = ${status} ORDER BY created_at DESC LIMIT ${limit}`,
+  );
+  return rows.map(fromRow);
+}
+
+export async function activeCampaignIds(db: Reader, statuses: CampaignStatus[]): Promise<string[]> {
+  const rows = await db.all<{ id: string }>(sql`SELECT id FROM campaigns WHERE status IN (${sql.join(statuses.map((s) => sql`${s}`), sql`, `)}) ORDER BY created_at`);
+  return rows.map((r) => r.id);
+}
+
+export async function insertCampaign(tx: Tx, c: { id: string; name: string; manifestId: string; spec: CampaignSpec; createdBy: string; now: number }): Promise<void> {
+  await tx.run(sql`INSERT INTO campaigns (id, name, manifest_id, release, selector, spec, status, current_wave, created_at, created_by, updated_at)
+    VALUES (${c.id}, ${c.name}, ${c.manifestId}, ${c.spec.release}, ${c.spec.selector}, ${JSON.stringify(c.spec)}, 'draft', 0, ${c.now}, ${c.createdBy}, ${c.now})`);
+}
+
+export async function updateProgress(
+  tx: Tx,
+  id: string,
+  now: number,
+  change: Partial<{ status: CampaignStatus; currentWave: number; soakUntil: number | null; failuresAcknowledgedAt: number; nextWindowAt: number | null; statusReason: string | null; startedAt: number; finishedAt: number }>,
+): Promise<void> {
+  const sets: SQL[] = [sql`updated_at = ${now}`];
+  if (change.status !== undefined) sets.push(sql`status = ${change.status}`);
+  if (change.currentWave !== undefined) sets.push(sql`current_wave = ${change.currentWave}`);
+  if (change.soakUntil !== undefined) sets.push(sql`soak_until = ${change.soakUntil}`);
+  if (change.failuresAcknowledgedAt !== undefined) sets.push(sql`failures_acknowledged_at = ${change.failuresAcknowledgedAt}`);
+  if (change.nextWindowAt !== undefined) sets.push(sql`next_window_at = ${change.nextWindowAt}`);
+  if (change.statusReason !== undefined) sets.push(sql`status_reason = ${change.statusReason}`);
+  if (change.startedAt !== undefined) sets.push(sql`started_at = ${change.startedAt}`);
+  if (change.finishedAt !== undefined) sets.push(sql`finished_at = ${change.finishedAt}`);
+  await tx.run(sql`UPDATE campaigns SET ${sql.join(sets, sql`, `)} WHERE id = ${id}`);
+}
+
+/** The same matching rules as matchesSelector, as an SQL condition over `devices.labels`. */
+export function selectorCondition(selector: Selector): SQL {
+  if (selector.requirements.length === 0) return sql`1`;
+  return sql.join(selector.requirements.map(requirementCondition), sql` AND `);
+}
+
+function requirementCondition(r: Requirement): SQL {
+  // Keys never contain '"' (the parser refuses it), so a quoted JSON path names exactly one key.
+  const path = `$."${r.key}"`;
+  const present = sql`(json_type(d.labels, ${path}) IS NOT NULL)`;
+  const value = sql`json_extract(d.labels, ${path})`;
+  const values = sql.join(r.values.map((v) => sql`${v}`), sql`, `);
+  switch (r.operator) {
+    case 'exists':
+      return present;
+    case 'not-exists':
+      return sql`(NOT ${present})`;
+    case 'equals':
+      return sql`(${present} AND ${value} = ${r.values[0]})`;
+    case 'not-equals':
+      return sql`(NOT ${present} OR ${value} <> ${r.values[0]})`;
+    case 'in':
+      return sql`(${present} AND ${value} IN (${values}))`;
+    case 'notin':
+      return sql`(NOT ${present} OR ${value} NOT IN (${values}))`;
+  }
+}
+
+/**
+ * Adds every enrolled device the selector matches and no active campaign holds. Devices already in
+ * this campaign are left alone. Returns how many joined.
+ */
+export async function joinMatchingDevices(tx: Tx, campaignId: string, selector: Selector, now: number, late: boolean, onlyDevice?: string): Promise<number> {
+  const res = await tx.run(sql`INSERT INTO campaign_devices (campaign_id, device_id, state, active, late, joined_at)
+    SELECT ${campaignId}, d.id, 'pending', 1, ${late ? 1 : 0}, ${now} FROM devices d
+    WHERE d.status = 'enrolled' AND ${selectorCondition(selector)}
+      ${onlyDevice === undefined ? sql`` : sql`AND d.id = ${onlyDevice}`}
+      AND NOT EXISTS (SELECT 1 FROM campaign_devices a WHERE a.device_id = d.id AND (a.active = 1 OR a.campaign_id = ${campaignId}))`);
+  return res.rowsAffected;
+}
+
+export interface Conflict {
+  deviceId: string;
+  serial: string;
+  campaignId: string;
+  campaignName: string;
+}
+
+/** Enrolled devices the selector matches that another active campaign holds. */
+export async function findConflicts(db: Reader, campaignId: string, selector: Selector, limit: number): Promise<{ total: number; sample: Conflict[] }> {
+  const where = sql`FROM devices d JOIN campaign_devices a ON a.device_id = d.id AND a.active = 1 AND a.campaign_id <> ${campaignId}
+    JOIN campaigns c ON c.id = a.campaign_id
+    WHERE d.status = 'enrolled' AND ${selectorCondition(selector)}`;
+  const total = await db.all<{ n: number }>(sql`SELECT count(*) AS n ${where}`);
+  const sample = await db.all<Conflict>(sql`SELECT d.id AS deviceId, d.serial AS serial, c.id AS campaignId, c.name AS campaignName ${where} ORDER BY d.serial LIMIT ${limit}`);
+  return { total: Number(total[0]?.n ?? 0), sample };
+}
+
+/** Takes the matching devices out of the other active campaigns that hold them (supersede). */
+export async function releaseFromOtherCampaigns(tx: Tx, campaignId: string, selector: Selector, now: number): Promise<number> {
+  const res = await tx.run(sql`UPDATE campaign_devices SET active = 0, state = 'left', finished_at = ${now},
+      last_error = ${`superseded by campaign ${campaignId}`}
+    WHERE active = 1 AND campaign_id <> ${campaignId}
+      AND device_id IN (SELECT d.id FROM devices d WHERE d.status = 'enrolled' AND ${selectorCondition(selector)})`);
+  return res.rowsAffected;
+}
+
+/** A finished campaign holds no device any more. */
+export async function releaseAll(tx: Tx, campaignId: string): Promise<void> {
+  await tx.run(sql`UPDATE campaign_devices SET active = 0 WHERE campaign_id = ${campaignId} AND active = 1`);
+}
+
+export async function loadCounts(db: Reader, campaign: CampaignRecord): Promise<FleetCounts> {
+  const ack = campaign.progress.failuresAcknowledgedAt ?? -1;
+  const rows = await db.all<{ wave: number; assigned: number; succeeded: number; failed: number; acked: number; oldest: number | null }>(sql`
+    SELECT wave,
+      sum(state = 'assigned') AS assigned,
+      sum(state = 'succeeded') AS succeeded,
+      sum(state = 'failed') AS failed,
+      sum(state = 'failed' AND finished_at <= ${ack}) AS acked,
+      min(CASE WHEN state = 'assigned' THEN assigned_at END) AS oldest
+    FROM campaign_devices WHERE campaign_id = ${campaign.id} AND state IN ('assigned', 'succeeded', 'failed')
+    GROUP BY wave`);
+  const pending = await db.all<{ n: number }>(sql`SELECT count(*) AS n FROM campaign_devices WHERE campaign_id = ${campaign.id} AND state = 'pending'`);
+  const waves: WaveCounts[] = [];
+  const top = rows.reduce((m, r) => Math.max(m, Number(r.wave) + 1), 0);
+  for (let i = 0; i < top; i++) waves.push({ assigned: 0, succeeded: 0, failed: 0, acknowledgedFailed: 0, oldestAssignedAt: null });
+  for (const r of rows) {
+    waves[Number(r.wave)] = {
+      assigned: Number(r.assigned),
+      succeeded: Number(r.succeeded),
+      failed: Number(r.failed),
+      acknowledgedFailed: Number(r.acked),
+      oldestAssignedAt: r.oldest === null ? null : Number(r.oldest),
+    };
+  }
+  return { pending: Number(pending[0]?.n ?? 0), waves };
+}
+
+/** Devices still waiting for their wave that no longer match (relabelled, revoked) leave. */
+export async function dropUnmatchedPending(tx: Tx, campaignId: string, selector: Selector, now: number): Promise<number> {
+  const res = await tx.run(sql`UPDATE campaign_devices SET active = 0, state = 'left', finished_at = ${now},
+      last_error = 'no longer matches the selector or no longer enrolled'
+    WHERE campaign_id = ${campaignId} AND state = 'pending'
+      AND device_id NOT IN (SELECT d.id FROM devices d WHERE d.status = 'enrolled' AND ${selectorCondition(selector)})`);
+  return res.rowsAffected;
+}
