@@ -65,18 +65,21 @@ describe('test rig', () => {
     const res = await fetch(`${rig.registryUrl}/v2/`);
     expect(res.status).toBe(200);
     expect(rig.dockerHost).toBe(`unix://${rig.dockerSocket}`);
+    // Workers get the rig from the global setup's environment, not only from rig.json.
+    expect(process.env.BERTH_RIG_REGISTRY).toBe(rig.registry);
+    expect(process.env.BERTH_RIG_DOCKER_SOCKET).toBe(rig.dockerSocket);
   });
 
   it('runs a forged image pulled by digest from the rig registry', async () => {
     const page = `hello from the forge ${process.pid}\n`;
-    const image = await forgeImage(rig.registry, 'rig-test/web', 'v1', {
+    const image = await forgeImage(rig.registry, `rig-test/web-${process.pid}`, 'v1', {
       layers: [busyboxLayer(), { files: { '/www/index.html': page } }],
       config: { Cmd: ['/bin/sh', '-c', 'echo no command given; exit 3'], WorkingDir: '/www' },
     });
-    expect(image.reference).toBe(`${rig.registry}/rig-test/web@${image.manifestDigest}`);
+    expect(image.reference).toBe(`${rig.registry}/rig-test/web-${process.pid}@${image.manifestDigest}`);
 
     // The registry serves back exactly the manifest the forge computed.
-    const manifest = await fetch(`${rig.registryUrl}/v2/rig-test/web/manifests/v1`, {
+    const manifest = await fetch(`${rig.registryUrl}/v2/rig-test/web-${process.pid}/manifests/v1`, {
       headers: { accept: 'application/vnd.oci.image.manifest.v1+json' },
     });
     expect(manifest.headers.get('docker-content-digest')).toBe(image.manifestDigest);
@@ -108,7 +111,7 @@ describe('test rig', () => {
 
   it('pulls a big stored-gzip layer intact', async () => {
     const big = pseudoRandomBytes(40 << 20, 'rig-big');
-    const image = await forgeImage(rig.registry, 'rig-test/big', 'v1', {
+    const image = await forgeImage(rig.registry, `rig-test/big-${process.pid}`, 'v1', {
       layers: [busyboxLayer(), { files: { '/data/big.bin': big } }],
       config: { Cmd: ['sha256sum', '/data/big.bin'] },
     });

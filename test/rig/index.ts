@@ -1,5 +1,6 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, renameSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { dockerdAlive, dockerdAnswers, removeAllContainers, spawnDockerd, stopDockerd, unmountUnder } from './dockerd.js';
 import { withLock } from './lock.js';
 import { registryAlive, spawnRegistry, stopRegistryProcess } from './registry.js';
@@ -54,12 +55,26 @@ function writeRecord(dir: string, record: RigRecord): void {
   renameSync(tmp, join(dir, 'rig.json'));
 }
 
-async function recordIsLive(r: RigRecord): Promise<boolean> {
-  if (!dockerdAlive(r.dockerdPid, r.dir) || !registryAlive({ pid: r.registryPid, dir: join(r.dir, 'registry') })) return false;
+async function answers(r: RigRecord): Promise<boolean> {
   if (!(await dockerdAnswers(r.dockerSocket))) return false;
   const res = await fetch(`${r.registryUrl}/v2/`, { signal: AbortSignal.timeout(2000) }).catch(() => undefined);
   await res?.arrayBuffer();
   return res?.status === 200;
+}
+
+/**
+ * Live = both recorded processes exist and answer. Other runs may be using a rig whose daemons are
+ * merely slow (two cores, shared), so while the processes exist they get time to answer before
+ * the rig is declared dead and torn down.
+ */
+async function recordIsLive(r: RigRecord): Promise<boolean> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (!dockerdAlive(r.dockerdPid, r.dir) || !registryAlive({ pid: r.registryPid, dir: join(r.dir, 'registry') })) return false;
+    if (await answers(r)) return true;
+    if (Date.now() > deadline) return false;
+    await sleep(500);
+  }
 }
 
 /** Stops whatever a previous (dead or half-started) rig left, by the pids it recorded. */
