@@ -124,12 +124,28 @@ export interface ImportResult {
   unchanged: number;
 }
 
+export interface CampaignRules {
+  waves: string[];
+  /** Shares 0..1. */
+  success: number | null;
+  maxFailures: number | null;
+  deviceTimeout: string | null;
+  soak: string | null;
+  onFailure: string | null;
+}
+
 export interface Campaign extends CampaignProgress {
   name: string | null;
   selector: string;
-  settings: Record<string, unknown>;
-  devices: number;
+  /** 1-based wave being rolled out (or soaked after it passed). */
+  currentWave: number | null;
+  rules: CampaignRules | null;
+  window: { cron: string; duration: string; tz: string; open: boolean; opensAt: string | null; closesAt: string | null } | null;
+  soakUntil: string | null;
+  /** Devices of the campaign by state, all waves together. */
+  devices: Record<string, number>;
   createdAt: string | null;
+  createdBy: string | null;
   startedAt: string | null;
   finishedAt: string | null;
 }
@@ -179,12 +195,6 @@ function list(v: unknown, ...keys: string[]): unknown[] {
   }
   return [];
 }
-function release(v: unknown): string | null {
-  if (typeof v === 'string') return v;
-  const o = obj(v);
-  return typeof o.name === 'string' && typeof o.version === 'string' ? `${o.name}@${o.version}` : null;
-}
-
 export function toToken(v: unknown): TokenInfo {
   const o = obj(v);
   return {
@@ -331,36 +341,67 @@ export function toImport(v: unknown): ImportResult {
   return { total: num(o.total) ?? created + updated + unchanged, created, updated, unchanged };
 }
 
-function toWave(v: unknown, i: number): WaveProgress {
-  const o = obj(v);
-  const counts: Record<string, number> = {};
-  for (const [k, n] of Object.entries(obj(o.counts ?? o.states))) if (typeof n === 'number') counts[k] = n;
-  return { index: num(o.index) ?? i + 1, size: num(o.size) ?? num(o.devices) ?? Object.values(counts).reduce((a, b) => a + b, 0), state: str(o.state) ?? str(o.status) ?? 'pending', counts };
+function counts(v: unknown): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, n] of Object.entries(obj(v))) if (typeof n === 'number') out[k] = n;
+  return out;
+}
+
+/**
+ * A wave's state in words, from the campaign's status and current wave (the server sends counts
+ * only): waves before the current one passed; the current one rolls, soaks, or carries the
+ * campaign's end state; later ones wait, or were skipped when the campaign ended early.
+ */
+export function waveState(index: number, currentWave: number | null, status: string, soaking: boolean): string {
+  if (status === 'completed') return 'passed';
+  if (currentWave === null || status === 'draft') return 'pending';
+  if (index < currentWave) return 'passed';
+  if (index > currentWave) return status === 'failed' || status === 'aborted' ? 'skipped' : 'pending';
+  if (status === 'running') return soaking ? 'soaking' : 'rolling';
+  return status;
 }
 
 export function toCampaign(v: unknown): Campaign {
   const o = obj(v);
-  const failing = list(o, 'failing', 'failures').map((x): FailingDevice => {
-    const f = obj(x);
-    return { serial: str(f.serial) ?? str(f.device) ?? str(f.deviceId) ?? '', state: str(f.state) ?? 'failed', error: str(f.error) ?? str(f.lastError) };
+  const status = str(o.status) ?? 'unknown';
+  const currentWave = num(o.currentWave);
+  const soakUntil = isoTime(o.soakUntil);
+  let previousTarget = 0;
+  const waves = list(o.waves).map((x, i): WaveProgress => {
+    const w = obj(x);
+    const c = counts(w.devices);
+    const cumulative = num(w.cumulativeDevices) ?? 0;
+    // Late joiners can make a wave hold more than its target delta; show what it holds.
+    const size = Math.max(cumulative - previousTarget, Object.entries(c).filter(([k]) => k !== 'left').reduce((a, [, n]) => a + n, 0));
+    previousTarget = Math.max(previousTarget, cumulative);
+    const index = num(w.wave) ?? i + 1;
+    return { index, size, state: waveState(index, currentWave, status, soakUntil !== null), counts: c };
   });
-  const waves = list(o, 'waves').map(toWave);
-  const settings: Record<string, unknown> = {};
-  for (const k of ['waves', 'success', 'maxFailures', 'deviceTimeout', 'deviceTimeoutMs', 'soak', 'soakMs', 'window', 'onFailure']) {
-    const x = obj(o.spec)[k] ?? (k === 'waves' ? undefined : o[k]);
-    if (x !== undefined) settings[k] = x;
-  }
+  const rv = o.rules === undefined || o.rules === null ? null : obj(o.rules);
+  const wv = o.window === undefined || o.window === null ? null : obj(o.window);
   return {
     id: str(o.id) ?? '',
     name: str(o.name),
-    manifest: release(o.manifest) ?? str(o.release) ?? str(obj(o.spec).release) ?? '',
-    selector: str(o.selector) ?? str(obj(o.spec).selector) ?? '',
-    state: str(o.state) ?? str(o.status) ?? 'unknown',
+    manifest: str(o.manifest) ?? '',
+    selector: str(o.selector) ?? '',
+    status,
+    statusReason: str(o.statusReason),
+    currentWave,
+    rules: rv
+      ? { waves: list(rv.waves).map((w) => String(w)), success: num(rv.success), maxFailures: num(rv.maxFailures), deviceTimeout: str(rv.deviceTimeout), soak: str(rv.soak), onFailure: str(rv.onFailure) }
+      : null,
+    window: wv
+      ? { cron: str(wv.cron) ?? '', duration: str(wv.duration) ?? '', tz: str(wv.tz) ?? 'UTC', open: wv.open === true, opensAt: isoTime(wv.opensAt), closesAt: isoTime(wv.closesAt) }
+      : null,
+    soakUntil,
+    devices: counts(o.devices),
     waves,
-    failing,
-    settings,
-    devices: num(o.devices) ?? num(o.total) ?? waves.reduce((a, w) => a + w.size, 0),
+    failing: list(o.failing).map((x): FailingDevice => {
+      const f = obj(x);
+      return { serial: str(f.serial) ?? str(f.deviceId) ?? '', wave: num(f.wave), error: str(f.error) };
+    }),
     createdAt: isoTime(o.createdAt),
+    createdBy: str(o.createdBy),
     startedAt: isoTime(o.startedAt),
     finishedAt: isoTime(o.finishedAt),
   };

@@ -9,7 +9,7 @@ export interface WaveProgress {
   index: number;
   /** Devices in this wave. */
   size: number;
-  /** e.g. pending, active, soaking, done, failed. */
+  /** pending, rolling, soaking, paused, passed, failed, aborted, skipped. */
   state: string;
   /** Devices of the wave by state (the control plane's words: pending, updating, succeeded, failed…). */
   counts: Record<string, number>;
@@ -17,14 +17,18 @@ export interface WaveProgress {
 
 export interface FailingDevice {
   serial: string;
-  state: string;
+  /** 1-based wave the device failed in. */
+  wave: number | null;
   error: string | null;
 }
 
 export interface CampaignProgress {
   id: string;
   manifest: string;
-  state: string;
+  /** draft, running, paused, completed, failed, aborted. */
+  status: string;
+  /** Why the campaign is paused, failed or aborted (the control plane's words). */
+  statusReason: string | null;
   waves: WaveProgress[];
   failing: FailingDevice[];
 }
@@ -114,7 +118,7 @@ export interface RenderOptions {
 export function renderProgress(c: CampaignProgress, opts: RenderOptions): string {
   const p = makePalette(opts.fancy);
   const width = opts.width ?? 24;
-  const lines = [`campaign ${c.id}  ${c.manifest}  ${stateColor(c.state, p)}`];
+  const lines = [`campaign ${c.id}  ${c.manifest}  ${stateColor(c.status, p)}${c.statusReason ? ` (${c.statusReason})` : ''}`];
   const sizeWidth = Math.max(1, ...c.waves.map((w) => String(w.size).length));
   for (const w of c.waves) {
     const b = bucketCounts(w.counts);
@@ -125,7 +129,7 @@ export function renderProgress(c: CampaignProgress, opts: RenderOptions): string
   const maxFailing = opts.maxFailing ?? 5;
   if (c.failing.length) {
     lines.push(`  failing (${c.failing.length}):`);
-    for (const f of c.failing.slice(0, maxFailing)) lines.push(`    ${f.serial}  ${f.state}${f.error ? `  ${truncate(f.error, 100)}` : ''}`);
+    for (const f of c.failing.slice(0, maxFailing)) lines.push(`    ${f.serial}${f.wave !== null ? `  wave ${f.wave}` : ''}${f.error ? `  ${truncate(f.error, 100)}` : ''}`);
     if (c.failing.length > maxFailing) lines.push(`    … and ${c.failing.length - maxFailing} more (berth campaign status ${c.id} --output json)`);
   }
   return lines.join('\n');
@@ -140,5 +144,5 @@ export function renderProgressLine(c: CampaignProgress): string {
     const b = bucketCounts(w.counts);
     return `w${w.index} ${b.succeeded}/${w.size}${b.failed ? ` (${b.failed} failed)` : ''}`;
   });
-  return `campaign ${c.id} ${c.state}: ${waves.join(', ')}`;
+  return `campaign ${c.id} ${c.status}: ${waves.join(', ')}`;
 }

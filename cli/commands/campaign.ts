@@ -60,19 +60,22 @@ function progressOf(c: Campaign): string {
   return `${done}/${total}${failed ? ` (${failed} failed)` : ''}`;
 }
 
+function share(x: number | null): string {
+  return x === null ? '-' : `${Math.round(x * 1000) / 10}%`;
+}
+
 export function renderCampaign(c: Campaign, now: Date, fancy: boolean): string {
-  const s = c.settings;
   const fields: [string, string][] = [
     ['selector', c.selector || '(every device)'],
-    ['devices', String(c.devices)],
-    ['created', `${formatAgo(c.createdAt, now)}${c.startedAt ? `, started ${formatAgo(c.startedAt, now)}` : ''}${c.finishedAt ? `, finished ${formatAgo(c.finishedAt, now)}` : ''}`],
+    ['devices', Object.entries(c.devices).filter(([, n]) => n > 0).map(([s, n]) => `${s} ${n}`).join(' · ') || '0'],
+    ['created', `${formatAgo(c.createdAt, now)}${c.createdBy ? ` by ${c.createdBy}` : ''}${c.startedAt ? `, started ${formatAgo(c.startedAt, now)}` : ''}${c.finishedAt ? `, finished ${formatAgo(c.finishedAt, now)}` : ''}`],
   ];
-  const rules = [
-    s.success !== undefined ? `success ≥ ${Math.round(Number(s.success) * 100)}%` : null,
-    s.maxFailures !== undefined ? `failures ≤ ${Math.round(Number(s.maxFailures) * 100)}%` : null,
-    s.onFailure !== undefined ? `then ${String(s.onFailure)}` : null,
-  ].filter(Boolean);
-  if (rules.length) fields.push(['rules', rules.join(', ')]);
+  if (c.rules) {
+    fields.push(['waves', c.rules.waves.join(',')]);
+    fields.push(['rules', `success ≥ ${share(c.rules.success)}, failures ≤ ${share(c.rules.maxFailures)} then ${c.rules.onFailure ?? '-'}, device timeout ${c.rules.deviceTimeout ?? '-'}, soak ${c.rules.soak ?? '-'}`]);
+  }
+  if (c.soakUntil) fields.push(['soaking', `until ${c.soakUntil} (${formatAgo(c.soakUntil, now)})`]);
+  if (c.window) fields.push(['window', `${c.window.cron} for ${c.window.duration} (${c.window.tz}): ${c.window.open ? `open, closes ${formatAgo(c.window.closesAt, now)}` : `closed, opens ${formatAgo(c.window.opensAt, now)}`}`]);
   return `${renderProgress(c, { fancy })}\n${renderFields(fields)}`;
 }
 
@@ -89,7 +92,7 @@ const listCmd: Command = {
       { header: 'id', get: (c) => c.id },
       { header: 'name', get: (c) => c.name ?? '-' },
       { header: 'manifest', get: (c) => c.manifest },
-      { header: 'state', get: (c) => c.state },
+      { header: 'status', get: (c) => c.status },
       { header: 'waves', get: (c) => String(c.waves.length), align: 'right' },
       { header: 'progress', get: progressOf },
       { header: 'selector', get: (c) => c.selector || '(all)' },
@@ -122,7 +125,8 @@ const createCmd: Command = {
     const body = campaignRequest(args);
     const c = await (await client()).createCampaign(body);
     if (args.output === 'json') { printJson(io, c); return 0; }
-    io.out(`campaign ${c.id} ${c.state}: ${c.manifest} to ${c.devices} device(s) in ${c.waves.length} wave(s)`);
+    const total = Object.values(c.devices).reduce((a, n) => a + n, 0);
+    io.out(`campaign ${c.id} ${c.status}: ${c.manifest} to ${total} device(s) in ${c.waves.length} wave(s)`);
     io.out(`  watch it: berth campaign status ${c.id} --watch`);
     return 0;
   },
@@ -137,7 +141,7 @@ function actionCmd(action: 'start' | 'pause' | 'resume' | 'abort', about: string
       const [id] = requirePositionals(args, ['ID'], usage);
       const c = await (await client()).campaignAction(id, action);
       if (args.output === 'json') { printJson(io, c); return 0; }
-      io.out(`campaign ${c.id || id}: ${c.state}`);
+      io.out(`campaign ${c.id || id}: ${c.status}${c.statusReason ? ` (${c.statusReason})` : ''}`);
       return 0;
     },
   };
@@ -174,10 +178,10 @@ async function watch(ctx: Context, id: string, intervalMs: number): Promise<numb
       if (line !== lastLine) io.out(`${io.now().toISOString().slice(11, 19)} ${line}`);
       lastLine = line;
     }
-    const outcome = outcomeOf(c.state);
+    const outcome = outcomeOf(c.status);
     if (outcome !== 'running') {
-      if (!io.isTTY && c.failing.length) for (const f of c.failing) io.out(`  failing ${f.serial} ${f.state}${f.error ? `: ${f.error}` : ''}`);
-      if (outcome === 'failed') io.err(`campaign ${id} ended ${c.state}`);
+      if (!io.isTTY && c.failing.length) for (const f of c.failing) io.out(`  failing ${f.serial}${f.wave !== null ? ` (wave ${f.wave})` : ''}${f.error ? `: ${f.error}` : ''}`);
+      if (outcome === 'failed') io.err(`campaign ${id} ended ${c.status}${c.statusReason ? `: ${c.statusReason}` : ''}`);
       return outcome === 'succeeded' ? 0 : 1;
     }
     await io.sleep(intervalMs);

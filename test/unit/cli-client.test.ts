@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { driftOf, isoTime, toCampaign, toTwin } from '../../cli/client.js';
+import { driftOf, isoTime, toCampaign, toTwin, waveState } from '../../cli/client.js';
 import { parseServerError } from '../../cli/http.js';
 
 const D1 = 'sha256:' + '1'.repeat(64);
@@ -63,14 +63,37 @@ describe('twin', () => {
 });
 
 describe('campaign mapping', () => {
-  it('keeps waves, counts and failing devices; totals the devices', () => {
-    const c = toCampaign({
-      id: 'c1', manifest: 'demo@2', selector: 'site=b', state: 'running', createdAt: 1000,
-      waves: [{ index: 1, size: 1, state: 'done', counts: { succeeded: 1 } }, { index: 2, size: 2, state: 'active', counts: { updating: 2 } }],
-      failing: [{ serial: 'gw-3', state: 'failed', error: 'unhealthy' }],
-    });
-    expect(c).toMatchObject({ id: 'c1', manifest: 'demo@2', selector: 'site=b', state: 'running', devices: 3, createdAt: isoTime(1000) });
-    expect(c.waves[1]).toEqual({ index: 2, size: 2, state: 'active', counts: { updating: 2 } });
-    expect(c.failing).toEqual([{ serial: 'gw-3', state: 'failed', error: 'unhealthy' }]);
+  const server = (over: Record<string, unknown>) => ({
+    id: 'cmp_1', name: 'roll v2', manifest: 'demo@2', selector: 'site=b', status: 'running', statusReason: null, currentWave: 2,
+    createdAt: '2026-01-01T00:00:00.000Z', createdBy: 'operator:tok_1', startedAt: '2026-01-01T00:00:01.000Z', finishedAt: null,
+    rules: { waves: ['1', '50%', '100%'], success: 0.95, maxFailures: 0.1, deviceTimeout: '10m', soak: '0', onFailure: 'rollback' },
+    soakUntil: null, window: null,
+    devices: { pending: 1, assigned: 1, succeeded: 2, failed: 0, 'rolled-back': 0, left: 0 },
+    waves: [
+      { wave: 1, target: '1', cumulativeDevices: 1, devices: { pending: 0, assigned: 0, succeeded: 1, failed: 0, 'rolled-back': 0, left: 0 } },
+      { wave: 2, target: '50%', cumulativeDevices: 2, devices: { pending: 0, assigned: 1, succeeded: 1, failed: 0, 'rolled-back': 0, left: 0 } },
+      { wave: 3, target: '100%', cumulativeDevices: 4, devices: { pending: 1, assigned: 0, succeeded: 0, failed: 0, 'rolled-back': 0, left: 0 } },
+    ],
+    failing: [],
+    ...over,
+  });
+  it('sizes waves from cumulative targets (or what they hold) and names their states', () => {
+    const c = toCampaign(server({}));
+    expect(c.waves.map((w) => [w.index, w.size, w.state])).toEqual([[1, 1, 'passed'], [2, 1 + 1, 'rolling'], [3, 2, 'pending']]);
+    expect(c.rules).toMatchObject({ success: 0.95, onFailure: 'rollback', waves: ['1', '50%', '100%'] });
+    expect(c.createdAt).toBe(isoTime(Date.parse('2026-01-01T00:00:00.000Z')));
+  });
+  it('carries the end state into the current wave and skips the rest when a campaign fails', () => {
+    const c = toCampaign(server({ status: 'aborted', statusReason: 'wave 2: 1 of 1 failed', currentWave: 2, failing: [{ deviceId: 'dev_9', serial: 'gw-9', wave: 2, error: 'web unhealthy', at: null }] }));
+    expect(c.waves.map((w) => w.state)).toEqual(['passed', 'aborted', 'skipped']);
+    expect(c.failing).toEqual([{ serial: 'gw-9', wave: 2, error: 'web unhealthy' }]);
+    expect(c.statusReason).toBe('wave 2: 1 of 1 failed');
+  });
+  it('names wave states for every campaign status', () => {
+    expect(waveState(1, 1, 'draft', false)).toBe('pending');
+    expect(waveState(1, 1, 'running', true)).toBe('soaking');
+    expect(waveState(2, 1, 'paused', false)).toBe('pending');
+    expect(waveState(1, 1, 'paused', false)).toBe('paused');
+    expect(waveState(3, 1, 'completed', false)).toBe('passed');
   });
 });

@@ -60,13 +60,14 @@ describe('campaign progress', () => {
   const campaign: CampaignProgress = {
     id: 'c1',
     manifest: 'demo@2.0.0',
-    state: 'running',
+    status: 'running',
+    statusReason: null,
     waves: [
       { index: 1, size: 1, state: 'done', counts: { succeeded: 1 } },
       { index: 2, size: 10, state: 'active', counts: { succeeded: 3, failed: 1, updating: 4, pending: 2 } },
       { index: 3, size: 20, state: 'pending', counts: { pending: 20 } },
     ],
-    failing: [{ serial: 'gw-7', state: 'failed', error: 'service web unhealthy' }],
+    failing: [{ serial: 'gw-7', wave: 2, error: 'service web unhealthy' }],
   };
   it('buckets device states and campaign outcomes', () => {
     expect(bucketCounts({ succeeded: 3, failed: 1, 'rolled-back': 2, assigned: 4, downloading: 1, pending: 2, left: 7 })).toEqual({ succeeded: 3, failed: 3, active: 5, pending: 2 });
@@ -91,7 +92,7 @@ describe('campaign progress', () => {
     expect(lines[2]).toBe('  wave 2  [###x~~~~..]   3/10  active    succeeded 3 · failed 1 · updating 4 · pending 2');
     expect(lines[3]).toBe('  wave 3  [..........]   0/20  pending   pending 20');
     expect(lines[4]).toBe('  failing (1):');
-    expect(lines[5]).toBe('    gw-7  failed  service web unhealthy');
+    expect(lines[5]).toBe('    gw-7  wave 2  service web unhealthy');
   });
   it('uses ANSI only when fancy', () => {
     expect(renderProgress(campaign, { fancy: false })).not.toContain('\x1b[');
