@@ -108,6 +108,10 @@ describe('valid manifests', () => {
     expect(JSON.stringify(m)).not.toContain('team-a');
   });
 
+  it('reads restart: no unquoted as the string (YAML 1.2)', () => {
+    expect(ok(withService('restart: no')).services.web.restart).toBe('no');
+  });
+
   it('accepts a long-form read-only volume and list depends_on', () => {
     const m = ok(
       `name: app\nversion: 1.0.0\nservices:\n  web:\n    image: registry.example.com/acme/web:1.0\n    depends_on: [db]\n    volumes: [{ type: volume, source: data, target: /data, read_only: true }, "data:/ro:ro"]\n  db:\n    image: registry.example.com/acme/db:1.0\nvolumes:\n  data:\n`,
@@ -143,6 +147,8 @@ describe('refused manifests name file, path and expectation', () => {
     ['anonymous volume', withService('volumes: ["/cache"]'), 'm.yaml: services.web.volumes[0]: anonymous volume "/cache" is not supported'],
     ['unknown depends_on', withService('depends_on: [db]'), 'm.yaml: services.web.depends_on[0]: unknown service "db"'],
     ['self dependency', withService('depends_on: { web: { condition: service_started } }'), 'm.yaml: services.web.depends_on.web: "web" cannot depend on itself'],
+    ['depends_on listed twice', `name: app\nversion: 1.0.0\nservices:\n  web: { image: registry.example.com/w:1, depends_on: [db, db] }\n  db: { image: registry.example.com/d:1 }\n`, 'm.yaml: services.web.depends_on[1]: "db" is listed twice'],
+    ['depends_on restart key', withService('depends_on: { web: { condition: service_started, restart: true } }'), 'm.yaml: services.web.depends_on.web.restart: not supported'],
     ['bad condition', withService('depends_on: { web: { condition: service_ready } }'), 'services.web.depends_on.web.condition: expected "service_started" or "service_healthy" or "service_completed_successfully", got "service_ready"'],
     ['environment list without value', withService('environment: [A=1, HOME]'), 'm.yaml: services.web.environment[1]: "HOME" has no value'],
     ['environment map without value', withService('environment: { HOME: }'), 'm.yaml: services.web.environment.HOME: has no value'],
