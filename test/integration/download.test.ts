@@ -4,11 +4,11 @@ import { createServer as createHttpServer, type Server } from 'node:http';
 import { createConnection, createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../common/log.js';
 import { createImageFetcher, BlobVerificationError, DiskSpaceError, type DownloadProgress, type ImageFetcher } from '../../edge-daemon/download/index.js';
+import { startRegistryProxy } from '../../registry-proxy/index.js';
 import { busyboxLayer, forgeImage, pseudoRandomBytes, type ForgedImage, type LayerSpec } from '../rig/forge.js';
 import { rigFromEnv } from '../rig/index.js';
 
@@ -26,37 +26,20 @@ function listen(server: Server | ReturnType<typeof createServer>): Promise<numbe
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)));
 }
 
-/**
- * Stand-in for the registry proxy until it lands: its upstream list, and the OCI read API of the
- * rig registry under alias `rig`, Range/If-Range passed through (the CNCF registry honours them).
- */
+/** The real registry proxy, anonymous, mirroring the rig registry under alias `rig`. */
 async function startProxy(): Promise<string> {
-  const server = createHttpServer(async (req, res) => {
-    if (req.url === '/berth/v1/upstreams') {
-      res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify({ upstreams: [{ alias: 'rig', url: rig.registryUrl, host: rig.registry }] }));
-      return;
-    }
-    const m = /^\/v2\/rig\/(.+)$/.exec(req.url ?? '');
-    if (!m) {
-      res.statusCode = 404;
-      res.end();
-      return;
-    }
-    const headers: Record<string, string> = {};
-    for (const h of ['accept', 'range', 'if-range']) if (typeof req.headers[h] === 'string') headers[h] = req.headers[h] as string;
-    const up = await fetch(`${rig.registryUrl}/v2/${m[1]}`, { headers });
-    res.statusCode = up.status;
-    for (const h of ['content-type', 'content-length', 'content-range', 'etag', 'docker-content-digest', 'accept-ranges']) {
-      const v = up.headers.get(h);
-      if (v) res.setHeader(h, v);
-    }
-    if (!up.body) return void res.end();
-    Readable.fromWeb(up.body as import('node:stream/web').ReadableStream).pipe(res);
+  const cacheDir = mkdtempSync(join(tmpdir(), 'berth-download-proxy-'));
+  const proxy = await startRegistryProxy({
+    cacheDir,
+    upstreams: [{ alias: 'rig', url: rig.registryUrl }],
+    anonymous: true,
+    log: createLogger('test-proxy', { level: 'error' }),
   });
-  const port = await listen(server);
-  cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
-  return `http://127.0.0.1:${port}`;
+  cleanups.push(async () => {
+    await proxy.close();
+    rmSync(cacheDir, { recursive: true, force: true });
+  });
+  return proxy.url;
 }
 
 interface Relay {
