@@ -24,6 +24,8 @@ async function openEither(a: string, b: string): Promise<FileHandle> {
   }
 }
 
+const HOLD_SMALL_BYTES = 1 << 20;
+
 export type TailOutcome = { sent: number; failedBeforeHeaders?: Error };
 
 /**
@@ -54,6 +56,12 @@ export async function sendWhileFetching(res: ServerResponse, plan: BlobPlan, f: 
         if (!headersSent) return { sent: pos - start, failedBeforeHeaders: f.error };
         res.destroy(f.error);
         break;
+      }
+      // Small blobs (configs, tiny layers) arrive in moments: wait for the verdict, so a bad
+      // upstream gets the client a clean error instead of a cut body.
+      if (!f.verified && size <= HOLD_SMALL_BYTES) {
+        await f.changed();
+        continue;
       }
       const limit = f.verified ? size : Math.min(f.arrived, size - 1);
       const avail = Math.min(limit, end + 1) - pos;
