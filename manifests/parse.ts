@@ -65,7 +65,7 @@ function flatten(issues: readonly ZIssue[], base: PropertyKey[] = []): RawIssue[
   for (const iss of issues) {
     const path = [...base, ...iss.path] as (string | number)[];
     if (iss.code === 'unrecognized_keys') {
-      for (const key of iss.keys) out.push({ path: [...path, key], message: UNSUPPORTED_WHY[key] ? `not supported (${UNSUPPORTED_WHY[key]})` : 'not supported' });
+      for (const key of iss.keys) out.push({ path: [...path, key], message: Object.hasOwn(UNSUPPORTED_WHY, key) ? `not supported (${UNSUPPORTED_WHY[key]})` : 'not supported' });
     } else if (iss.code === 'invalid_union' && iss.errors.length > 0) {
       const meant = iss.errors.filter((branch) => !branch.some((b) => b.path.length === 0 && b.code === 'invalid_type'));
       if (meant.length === 1) out.push(...flatten(meant[0], path));
@@ -93,6 +93,18 @@ function stripExtensions(value: unknown): unknown {
     top.services = Object.fromEntries(Object.entries(top.services).map(([n, s]) => [n, isMap(s) ? strip(s, ['x-berth']) : s]));
   }
   return top;
+}
+
+/**
+ * A `__proto__` key would vanish in a plain JS object (zod's records drop it), so the manifest would mean
+ * less than it says; it is refused wherever it appears instead of being ignored.
+ */
+function protoKeys(value: unknown, path: (string | number)[] = []): RawIssue[] {
+  if (Array.isArray(value)) return value.flatMap((v, i) => protoKeys(v, [...path, i]));
+  if (typeof value !== 'object' || value === null) return [];
+  return Object.entries(value).flatMap(([k, v]) =>
+    k === '__proto__' ? [{ path: [...path, k], message: 'the key __proto__ is not allowed' }] : protoKeys(v, [...path, k]),
+  );
 }
 
 /** YAML 1.2 (so JSON too); duplicate keys, multiple documents and warnings are errors with line:column. */
@@ -124,7 +136,7 @@ export function parseManifest(text: string, file: string): ParseResult {
   }
   const raw = stripExtensions(read.value);
   const result = manifestSchema.safeParse(raw, { error: errorMap });
-  const found = [...(result.success ? [] : flatten(result.error.issues)), ...semanticIssues(raw)];
+  const found = [...(result.success ? [] : flatten(result.error.issues)), ...semanticIssues(raw), ...protoKeys(raw)];
   const seen = new Set<string>();
   const errors: ManifestIssue[] = [];
   for (const r of found) {

@@ -13,7 +13,8 @@ import { parseBytes, parseDurationMs, parseNanoCpus, splitShellWords, splitVolum
 export const NAME_RE = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 export const VERSION_RE = /^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$/;
 export const SERVICE_NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
-const ENV_NAME_RE = /^[^=\s]+$/;
+// __proto__ is refused: it cannot survive as a key of a plain object (see parse.ts protoKeys).
+const ENV_NAME_RE = /^(?!__proto__$)[^=\s]+$/;
 
 export const DEFAULTS = {
   networkMode: 'host',
@@ -88,16 +89,17 @@ function keyValues(what: 'environment variable' | 'label', bareKey: 'error' | 'e
   const key = z.string().regex(ENV_NAME_RE, { error: (iss) => `${what} name ${show(iss.input)} must be non-empty without = or blanks` });
   const map = z.record(key, scalarValue).transform((m) => Object.fromEntries(Object.entries(m).map(([k, v]) => [k, String(v)])));
   const list = z.array(z.string()).transform((items, ctx) => {
-    const out: Record<string, string> = {};
+    // A Map, not an object: names like __proto__ or constructor are ordinary variable names here.
+    const out = new Map<string, string>();
     items.forEach((item, i) => {
       const eq = item.indexOf('=');
       const k = eq < 0 ? item : item.slice(0, eq);
       if (!ENV_NAME_RE.test(k)) return fail(ctx, `${what} name ${show(k)} must be non-empty without = or blanks`, [i]);
       if (eq < 0 && bareKey === 'error') return fail(ctx, `${show(item)} has no value: Berth has no host environment to take it from; write ${item}=VALUE`, [i]);
-      if (k in out) return fail(ctx, `${what} ${show(k)} is set twice`, [i]);
-      out[k] = eq < 0 ? '' : item.slice(eq + 1);
+      if (out.has(k)) return fail(ctx, `${what} ${show(k)} is set twice`, [i]);
+      out.set(k, eq < 0 ? '' : item.slice(eq + 1));
     });
-    return out;
+    return Object.fromEntries(out);
   });
   return z.union([map, list], expected(`a map of NAME: value or a list of NAME=value`));
 }

@@ -45,7 +45,7 @@ export function semanticIssues(doc: unknown): RawIssue[] {
     const edges: string[] = [];
     for (const [dep, path] of deps) {
       if (dep === name) issues.push({ path, message: `${JSON.stringify(name)} cannot depend on itself` });
-      else if (!(dep in services)) issues.push({ path, message: `unknown service ${JSON.stringify(dep)} (services: ${Object.keys(services).join(', ')})` });
+      else if (!Object.hasOwn(services, dep)) issues.push({ path, message: `unknown service ${JSON.stringify(dep)} (services: ${Object.keys(services).join(', ')})` });
       else if (edges.includes(dep)) issues.push({ path, message: `${JSON.stringify(dep)} is listed twice` });
       else edges.push(dep);
     }

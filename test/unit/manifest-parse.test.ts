@@ -108,6 +108,15 @@ describe('valid manifests', () => {
     expect(JSON.stringify(m)).not.toContain('team-a');
   });
 
+  it('treats names like constructor and __proto__ as plain names', () => {
+    expect(errors(withService('environment: { __proto__: x }\nlabels: { a: b }'))).toEqual(['m.yaml: services.web.environment.__proto__: the key __proto__ is not allowed']);
+    expect(errors(withService('environment: [__proto__=2]'))[0]).toContain('services.web.environment[0]: environment variable name "__proto__" must be');
+    const m = ok(withService('environment: [constructor=1, toString=3]'));
+    expect(Object.entries(m.services.web.environment)).toEqual([['constructor', '1'], ['toString', '3']]);
+    expect(errors(withService('depends_on: [constructor]'))).toEqual(['m.yaml: services.web.depends_on[0]: unknown service "constructor" (services: web)']);
+    expect(errors(withService('constructor: 1'))).toEqual(['m.yaml: services.web.constructor: not supported']);
+  });
+
   it('reads restart: no unquoted as the string (YAML 1.2)', () => {
     expect(ok(withService('restart: no')).services.web.restart).toBe('no');
   });
