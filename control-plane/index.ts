@@ -15,7 +15,7 @@ import { Metrics } from './metrics.js';
 import { mintPullToken } from './pull-tokens.js';
 import { ImageRegistry } from './registry.js';
 import { SigningKeys } from './signing-keys.js';
-// CAMPAIGNS-SCHEDULER: the campaigns teammate adds `import { startCampaignScheduler } from './campaigns/scheduler.js';` here.
+import { startCampaignScheduler } from './campaigns/scheduler.js';
 
 export interface ControlPlaneOptions {
   /** HOST:PORT; port 0 picks a free one. */
@@ -90,7 +90,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   const boot = await bootstrap(ctx, opts.adminToken);
 
   const stops: (() => void)[] = [];
-  // CAMPAIGNS-SCHEDULER: stops.push(startCampaignScheduler(ctx).stop);
+  stops.push(startCampaignScheduler(ctx).stop);
 
   const app = buildApp(ctx, new Metrics());
   const { host, port } = splitListen(opts.listen ?? '127.0.0.1:7600');
@@ -141,7 +141,9 @@ const FLAGS: Record<string, FlagSpec> = {
 export async function main(argv: string[]): Promise<number> {
   let parsed;
   try {
-    parsed = parseFlags(argv, FLAGS, 'CP');
+    // node:util parseArgs refuses `multiple: undefined`, which common/config passes through.
+    const specs = Object.fromEntries(Object.entries(FLAGS).map(([k, v]) => [k, { ...v, multiple: v.multiple ?? false }]));
+    parsed = parseFlags(argv, specs, 'CP');
   } catch (err) {
     console.error(`berth control-plane: ${(err as Error).message}\n\n${usageOf('control-plane', FLAGS, 'CP')}`);
     return 2;
