@@ -50,10 +50,46 @@ interface PullEvent {
 }
 
 /**
- * Pulls `ref` and follows Docker's JSON progress stream to its end. Docker reports a failed pull
- * inside the stream (HTTP 200 with an `error` line), so the stream is read to the end and any
- * error line becomes an Error naming the image.
+ * Reads Docker's pull stream: newline-delimited JSON, split anywhere across chunks. Docker reports
+ * a failed pull inside the stream (HTTP 200, then an `error` line), so the whole stream is read and
+ * the first error line kept.
  */
+export class PullStreamReader {
+  private buf = '';
+  failure: string | undefined;
+  readonly statuses: { id?: string; status: string }[] = [];
+
+  feed(chunk: string): void {
+    this.buf += chunk;
+    let nl: number;
+    while ((nl = this.buf.indexOf('\n')) >= 0) {
+      this.line(this.buf.slice(0, nl));
+      this.buf = this.buf.slice(nl + 1);
+    }
+  }
+
+  end(): void {
+    this.line(this.buf);
+    this.buf = '';
+  }
+
+  private line(line: string): void {
+    if (!line.trim()) return;
+    let ev: PullEvent;
+    try {
+      ev = JSON.parse(line) as PullEvent;
+    } catch {
+      this.failure ??= `unreadable pull stream line ${JSON.stringify(line.slice(0, 200))}`;
+      return;
+    }
+    const error = ev.errorDetail?.message ?? ev.error;
+    if (error) this.failure ??= error;
+    // Per-chunk byte updates are noise; the milestones (Already exists, Pull complete) are kept.
+    else if (ev.status && !/^(Downloading|Extracting|Waiting|Verifying)/.test(ev.status)) this.statuses.push({ id: ev.id, status: ev.status });
+  }
+}
+
+/** Pulls `ref` and follows Docker's progress stream to its end; any failure names the image. */
 export async function pullImage(docker: Dockerode, ref: string, image: string, log: Logger): Promise<void> {
   let stream: NodeJS.ReadableStream;
   try {
@@ -61,33 +97,15 @@ export async function pullImage(docker: Dockerode, ref: string, image: string, l
   } catch (err) {
     throw new Error(`engine refused to pull image ${image} from the local handover registry (${ref}): ${(err as Error).message}`, { cause: err });
   }
-  let buf = '';
-  let failure: string | undefined;
-  const onLine = (line: string): void => {
-    if (!line.trim()) return;
-    let ev: PullEvent;
-    try {
-      ev = JSON.parse(line) as PullEvent;
-    } catch {
-      return;
-    }
-    if (ev.error || ev.errorDetail?.message) failure ??= ev.errorDetail?.message ?? ev.error;
-    else if (ev.status && !/Downloading|Extracting|Waiting|Verifying/.test(ev.status)) log.debug({ image, layer: ev.id, status: ev.status }, 'engine pull');
-  };
+  const reader = new PullStreamReader();
   try {
-    for await (const chunk of stream) {
-      buf += chunk.toString();
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        onLine(buf.slice(0, nl));
-        buf = buf.slice(nl + 1);
-      }
-    }
-    onLine(buf);
+    for await (const chunk of stream) reader.feed(chunk.toString());
+    reader.end();
   } catch (err) {
     throw new Error(`engine pull of image ${image} broke off: ${(err as Error).message}`, { cause: err });
   }
-  if (failure) throw new Error(`engine failed to pull image ${image}: ${failure}`);
+  log.debug({ image, steps: reader.statuses }, 'engine pull finished');
+  if (reader.failure) throw new Error(`engine failed to pull image ${image}: ${reader.failure}`);
 }
 
 export async function tagImage(docker: Dockerode, id: string, repo: string, tag: string): Promise<void> {

@@ -71,7 +71,8 @@ export class ProxyClient {
   async upstreams(signal?: AbortSignal): Promise<Upstream[]> {
     if (this.upstreamList) return this.upstreamList;
     const list = await this.withRetries('upstream list', signal, async () => {
-      const { res, watch } = await this.open('/berth/v1/upstreams', {}, signal, 'upstream list');
+      // The upstream list is public (protocol.ts); the pull token stays off requests that need none.
+      const { res, watch } = await this.open('/berth/v1/upstreams', {}, signal, 'upstream list', false);
       try {
         if (!res.ok) {
           await res.body?.cancel();
@@ -238,16 +239,17 @@ export class ProxyClient {
     headers: Record<string, string>,
     signal: AbortSignal | undefined,
     what: string,
+    authorized = true,
   ): Promise<{ res: Response; watch: IdleWatch }> {
-    let renewed = false;
+    let renewed = !authorized;
     for (;;) {
-      const token = await this.opts.pullToken();
+      const auth: Record<string, string> = authorized ? { Authorization: `Bearer ${await this.opts.pullToken()}` } : {};
       const watch = new IdleWatch(this.opts.idleTimeoutMs, what);
       const signals = signal ? [signal, watch.controller.signal] : [watch.controller.signal];
       let res: Response;
       try {
         res = await fetch(new URL(path, this.opts.baseUrl), {
-          headers: { ...headers, Authorization: `Bearer ${token}` },
+          headers: { ...headers, ...auth },
           signal: AbortSignal.any(signals),
         });
       } catch (err) {

@@ -130,19 +130,50 @@ async function startTamperRelay(target: string, digest: string): Promise<{ url: 
   return state;
 }
 
+/** An HTTP relay that admits only `Bearer <accepted>` and counts the 401s it gives. */
+async function startAuthRelay(target: string, accepted: string): Promise<{ url: string; refused: number }> {
+  const state = { url: '', refused: 0 };
+  const server = createHttpServer(async (req, res) => {
+    if (req.url?.startsWith('/v2/') && req.headers.authorization !== `Bearer ${accepted}`) {
+      state.refused++;
+      res.statusCode = 401;
+      res.setHeader('www-authenticate', 'Bearer realm="http://127.0.0.1/token",service="berth-registry-proxy"');
+      res.end('{"errors":[{"code":"UNAUTHORIZED","message":"token expired"}]}');
+      return;
+    }
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(req.headers)) if (typeof v === 'string' && k !== 'host') headers[k] = v;
+    const up = await fetch(`${target}${req.url}`, { headers });
+    res.statusCode = up.status;
+    for (const h of ['content-type', 'content-range', 'etag', 'docker-content-digest']) {
+      const v = up.headers.get(h);
+      if (v) res.setHeader(h, v);
+    }
+    res.end(Buffer.from(await up.arrayBuffer()));
+  });
+  const port = await listen(server);
+  state.url = `http://127.0.0.1:${port}`;
+  cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+  return state;
+}
+
 function newStateDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'berth-download-'));
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
 }
 
-function fetcherFor(registryProxy: string, stateDir: string, extra: { diskMarginBytes?: number; device?: string } = {}): ImageFetcher {
+function fetcherFor(
+  registryProxy: string,
+  stateDir: string,
+  extra: { diskMarginBytes?: number; device?: string; pullToken?: () => Promise<string> } = {},
+): ImageFetcher {
   const f = createImageFetcher({
     stateDir,
     docker,
     deviceId: extra.device ?? deviceId,
     registryProxy,
-    pullToken: async () => 'anonymous',
+    pullToken: extra.pullToken ?? (async () => 'anonymous'),
     log,
     diskMarginBytes: extra.diskMarginBytes ?? 1 * MiB,
     backoffBaseMs: 20,
@@ -309,6 +340,21 @@ describe('download channel against the rig (dockerd, registry, proxy)', () => {
     expect(await engineHas(imageE.configDigest)).toBe(false);
     expect(blobFiles(dir, 'sha256')).not.toContain(hex(bad.digest));
     expect(blobFiles(dir, 'partial')).not.toContain(hex(bad.digest));
+  });
+
+  it('asks once for a fresh pull token on 401, and names the image when the proxy keeps refusing', async () => {
+    const imageJ = await forge('j', [base, dataLayer('j', 256 * 1024)]);
+    const relay = await startAuthRelay(proxy, 'fresh');
+    let calls = 0;
+    const renewing = fetcherFor(relay.url, newStateDir(), { pullToken: async () => (++calls === 1 ? 'expired' : 'fresh') });
+    const result = await renewing.ensureImages([imageJ.reference], {});
+    expect(result[imageJ.reference].imageId).toBe(imageJ.configDigest);
+    expect(relay.refused).toBe(1);
+
+    const imageK = await forge('k', [base, dataLayer('k', 256 * 1024)]);
+    const refused = fetcherFor(relay.url, newStateDir(), { pullToken: async () => 'revoked' });
+    await expect(refused.ensureImages([imageK.reference], {})).rejects.toThrow(new RegExp(`pull token.*${imageK.reference.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+    expect(await engineHas(imageK.configDigest)).toBe(false);
   });
 
   it('refuses a download that does not fit, having written nothing', async () => {
