@@ -1,0 +1,52 @@
+import { createPublicKey } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { generateEd25519, publicKeyToRaw } from '../../manifests/keys.js';
+import { parseDeviceRecords } from '../../control-plane/devices/import-records.js';
+import { parseLabels } from '../../control-plane/devices/labels.js';
+import { parseDuration } from '../../control-plane/duration.js';
+
+const pair = generateEd25519();
+const raw = publicKeyToRaw(pair.publicKey);
+
+describe('manufacturing records', () => {
+  it('reads CSV with labels and normalizes a PEM key to the raw form', () => {
+    const pem = createPublicKey(pair.privateKey).export({ format: 'pem', type: 'spki' }) as string;
+    const r = parseDeviceRecords(`serial,public_key,labels\r\ngw-1,${raw},site=berlin; tier=canary\n\n# comment\ngw-2,${raw}\n`, 'csv');
+    expect(r).toEqual({
+      ok: true,
+      records: [
+        { line: 2, serial: 'gw-1', publicKey: raw, labels: { site: 'berlin', tier: 'canary' } },
+        { line: 5, serial: 'gw-2', publicKey: raw, labels: {} },
+      ],
+    });
+    const j = parseDeviceRecords(JSON.stringify({ serial: 'gw-3', public_key: pem, labels: { a: 'b' } }), 'jsonl');
+    expect(j).toEqual({ ok: true, records: [{ line: 1, serial: 'gw-3', publicKey: raw, labels: { a: 'b' } }] });
+  });
+
+  it('reports every bad line by number', () => {
+    const r = parseDeviceRecords(`serial,public_key,labels\ngw-1,${raw},site\n-bad,${raw},\ngw-1,${raw},\ngw-4,xyz,\ngw-5,${raw},a=b,extra\n`, 'csv');
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.errors.map((e) => e.line)).toEqual([2, 3, 5, 6]);
+    expect(r.errors[0].message).toContain('not key=value');
+    expect(r.errors[2].message).toContain('public_key');
+    const dup = parseDeviceRecords(`serial,public_key,labels\ngw-1,${raw},\ngw-1,${raw},\n`, 'csv');
+    expect(dup).toEqual({ ok: false, errors: [{ line: 3, message: 'serial gw-1 already appears on line 2' }] });
+  });
+
+  it('requires the CSV header and JSON objects', () => {
+    expect(parseDeviceRecords(`id,key\ngw-1,${raw}\n`, 'csv')).toMatchObject({ ok: false, errors: [{ line: 1 }] });
+    expect(parseDeviceRecords('', 'csv')).toMatchObject({ ok: false });
+    expect(parseDeviceRecords('[1]\n', 'jsonl')).toMatchObject({ ok: false, errors: [{ line: 1 }] });
+    expect(parseDeviceRecords(`{"serial":"gw-1","public_key":"${raw}","labels":{"bad key!":"x"}}`, 'jsonl')).toMatchObject({ ok: false, errors: [{ line: 1 }] });
+  });
+
+  it('parses labels and durations', () => {
+    expect(parseLabels('a=1;b=;c = x')).toEqual({ a: '1', b: '', c: 'x' });
+    expect(() => parseLabels('a=1;a=2')).toThrow('given twice');
+    expect(parseDuration('2m', 'x')).toBe(120_000);
+    expect(parseDuration('90', 'x')).toBe(90_000);
+    expect(parseDuration('500ms', 'x')).toBe(500);
+    expect(() => parseDuration('soon', '--offline-after')).toThrow('--offline-after');
+  });
+});
