@@ -6,6 +6,7 @@ import { canonicalDigest } from './canonical.js';
 import { parseImageRef, pinImageRef } from './image-ref.js';
 import type { Manifest } from './model.js';
 import { manifestSchema, show, UNSUPPORTED_WHY } from './schema.js';
+import { unescapeDollars } from './interpolation.js';
 import { semanticIssues, type RawIssue } from './semantics.js';
 
 /** One problem in a manifest file: where (file, key path, and for syntax errors line:column) and what was expected. */
@@ -134,9 +135,10 @@ export function parseManifest(text: string, file: string): ParseResult {
   if (typeof read.value !== 'object' || read.value === null || Array.isArray(read.value)) {
     return { ok: false, errors: [{ file, path: '', message: `expected a map with name, version and services, got ${show(read.value ?? undefined)}` }] };
   }
-  const raw = stripExtensions(read.value);
+  const dollars = unescapeDollars(stripExtensions(read.value));
+  const raw = dollars.value;
   const result = manifestSchema.safeParse(raw, { error: errorMap });
-  const found = [...(result.success ? [] : flatten(result.error.issues)), ...semanticIssues(raw), ...protoKeys(raw)];
+  const found = [...dollars.issues, ...(result.success ? [] : flatten(result.error.issues)), ...semanticIssues(raw), ...protoKeys(raw)];
   const seen = new Set<string>();
   const errors: ManifestIssue[] = [];
   for (const r of found) {
