@@ -78,7 +78,7 @@ function diffIdsOf(config: Buffer, image: string): string[] {
 }
 
 export function createImageFetcher(opts: ImageFetcherOptions): ImageFetcher {
-  const log = opts.log.child({ part: 'download' });
+  const log = opts.log;
   const store = new BlobStore(opts.stateDir);
   const device = deviceComponent(opts.deviceId);
   const client = new ProxyClient({
