@@ -31,6 +31,10 @@ export async function manifestMain(argv: string[], io: Io = consoleIo): Promise<
     io.err(`berth manifest: unknown verb ${JSON.stringify(verb)}\n${MANIFEST_USAGE}`);
     return 2;
   }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    io.out(MANIFEST_USAGE);
+    return 0;
+  }
   const files = rest.filter((a) => a !== '--');
   const flag = files.find((f) => f.startsWith('-'));
   if (flag || files.length === 0) {

@@ -9,3 +9,4 @@ export * from './schema.js';
 export * from './semantics.js';
 export * from './parse.js';
 export * from './json-schema.js';
+export * from './interpolation.js';
