@@ -40,3 +40,14 @@ export class TransientError extends Error {
     this.name = 'TransientError';
   }
 }
+
+/**
+ * Makes sure an error names the image it concerns: typed errors already do; anything else (a
+ * malformed manifest, ENOSPC, an engine error) gets the image prefixed, the original as cause.
+ */
+export function namingImage(image: string, err: unknown): unknown {
+  if (err instanceof DiskSpaceError || err instanceof BlobVerificationError || err instanceof ImageUnavailableError) return err;
+  if (!(err instanceof Error)) return new Error(`image ${image}: ${String(err)}`);
+  if (err.name === 'AbortError' || err.message.includes(image)) return err;
+  return new Error(`image ${image}: ${err.message}`, { cause: err });
+}

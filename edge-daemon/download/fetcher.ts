@@ -4,7 +4,7 @@ import type { Logger } from '../../common/log.js';
 import { newOpId } from '../../common/log.js';
 import { MEDIA, parseManifestBytes, pickPlatform } from '../../common/oci.js';
 import { parseImageRef, proxyRepository } from '../../manifests/image-ref.js';
-import { ImageUnavailableError } from './errors.js';
+import { ImageUnavailableError, namingImage } from './errors.js';
 import { engineImage, engineLayerChains, engineRepoDigests, engineTags, pullImage, removeReference, tagImage } from './engine.js';
 import { checkDiskSpace } from './disk.js';
 import { startHandoverRegistry, type HandoverRegistry } from './local-registry.js';
@@ -110,6 +110,16 @@ export function createImageFetcher(opts: ImageFetcherOptions): ImageFetcher {
   async function resolve(ref: string, signal?: AbortSignal): Promise<ImageContent> {
     const cached = contents.get(ref);
     if (cached) return cached;
+    try {
+      const content = await resolveUncached(ref, signal);
+      contents.set(ref, content);
+      return content;
+    } catch (err) {
+      throw signal?.aborted ? err : namingImage(ref, err);
+    }
+  }
+
+  async function resolveUncached(ref: string, signal?: AbortSignal): Promise<ImageContent> {
     const parsed = parseImageRef(ref);
     if (!parsed.digest) throw new Error(`image ${ref} is not pinned by digest`);
     const proxyRepo = proxyRepository(parsed, await client.upstreams(signal)).repository;
@@ -140,7 +150,6 @@ export function createImageFetcher(opts: ImageFetcherOptions): ImageFetcher {
       layers: desc.layers.map((l) => ({ digest: l.digest, size: l.size })),
       diffIds: diffIdsOf(configBytes, ref),
     };
-    contents.set(ref, content);
     return content;
   }
 
@@ -195,7 +204,7 @@ export function createImageFetcher(opts: ImageFetcherOptions): ImageFetcher {
         try {
           await download(target, (n) => progress.set(target.digest, n), combined);
         } catch (err) {
-          if (failure === undefined) failure = err;
+          if (failure === undefined) failure = signal?.aborted ? err : namingImage(target.image, err);
           stop.abort(err);
         }
       }
@@ -293,7 +302,11 @@ export function createImageFetcher(opts: ImageFetcherOptions): ImageFetcher {
       const result: Record<string, { imageId: string }> = {};
       for (const p of plans) {
         signal?.throwIfAborted();
-        result[p.content.ref] = { imageId: await handOver(p, host) };
+        try {
+          result[p.content.ref] = { imageId: await handOver(p, host) };
+        } catch (err) {
+          throw namingImage(p.content.ref, err);
+        }
       }
       log.info({ op, images: Object.keys(result).length }, 'images present in the engine');
       return result;

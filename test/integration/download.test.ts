@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../common/log.js';
-import { createImageFetcher, BlobVerificationError, DiskSpaceError, type DownloadProgress, type ImageFetcher } from '../../edge-daemon/download/index.js';
+import { createImageFetcher, BlobVerificationError, DiskSpaceError, ImageUnavailableError, type DownloadProgress, type ImageFetcher } from '../../edge-daemon/download/index.js';
 import { startRegistryProxy } from '../../registry-proxy/index.js';
 import { busyboxLayer, forgeImage, pseudoRandomBytes, type ForgedImage, type LayerSpec } from '../rig/forge.js';
 import { rigFromEnv } from '../rig/index.js';
@@ -355,6 +355,19 @@ describe('download channel against the rig (dockerd, registry, proxy)', () => {
     const refused = fetcherFor(relay.url, newStateDir(), { pullToken: async () => 'revoked' });
     await expect(refused.ensureImages([imageK.reference], {})).rejects.toThrow(new RegExp(`pull token.*${imageK.reference.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
     expect(await engineHas(imageK.configDigest)).toBe(false);
+  });
+
+  it('names the image the proxy does not have, and one from a registry it does not mirror', async () => {
+    const fetcher = fetcherFor(proxy, newStateDir());
+    const gone = `${rig.registry}/berth-test/dl-${run}/a@sha256:${'0'.repeat(64)}`;
+    const err = await fetcher.ensureImages([gone], {}).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ImageUnavailableError);
+    expect((err as ImageUnavailableError).image).toBe(gone);
+    const foreign = `registry.example.com/acme/app@sha256:${'1'.repeat(64)}`;
+    await expect(fetcher.ensureImages([foreign], {})).rejects.toThrow(`image ${foreign}: registry registry.example.com is not mirrored`);
   });
 
   it('refuses a download that does not fit, having written nothing', async () => {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { DiskSpaceError, namingImage } from '../../edge-daemon/download/errors.js';
 import { decideLayers, deviceComponent, diskChecks, enginePrefix, layersToFetch, localTag, tagsToRemove } from '../../edge-daemon/download/plan.js';
 
 const d = (c: string): string => `sha256:${c.repeat(64)}`;
@@ -70,5 +71,16 @@ describe('local tags', () => {
     const old = localTag('dev1', 'app', d('b')).ref;
     const other = localTag('dev10', 'app', d('b')).ref;
     expect(tagsToRemove([keep, old, other, 'registry.example.com/app:1'], 'dev1', [keep])).toEqual([old]);
+  });
+});
+
+describe('namingImage', () => {
+  it('prefixes the image to an error that does not name it, keeping the cause', () => {
+    const cause = new Error('ENOSPC: no space left on device, write');
+    const named = namingImage('registry.example.com/app@sha256:ab', cause) as Error;
+    expect(named.message).toBe('image registry.example.com/app@sha256:ab: ENOSPC: no space left on device, write');
+    expect(named.cause).toBe(cause);
+    const typed = new DiskSpaceError(10, 5, 'state dir /s');
+    expect(namingImage('x', typed)).toBe(typed);
   });
 });
