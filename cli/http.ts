@@ -18,6 +18,8 @@ export interface ServerError {
   code: string;
   message: string;
   field?: string;
+  /** The whole error body, for routes that add details (e.g. a campaign's conflicts). */
+  body?: unknown;
 }
 
 export class ApiError extends CliError {
@@ -97,6 +99,7 @@ export function parseServerError(status: number, statusText: string, text: strin
         code: typeof v.error.code === 'string' ? v.error.code : String(status),
         message: v.error.message,
         field: typeof v.error.field === 'string' ? v.error.field : undefined,
+        body: v,
       };
     }
   } catch {

@@ -4,7 +4,7 @@ import { printJson, type Command, type Context } from '../context.js';
 import { ApiError } from '../http.js';
 import { CliError, usageError } from '../errors.js';
 import { colorEnabled, formatAgo, formatDuration, renderFields, renderTable } from '../format.js';
-import { bucketCounts, outcomeOf, renderProgress, renderProgressLine } from '../progress.js';
+import { outcomeOf, renderProgress, renderProgressLine } from '../progress.js';
 
 const CREATE_USAGE =
   'berth campaign create --manifest NAME@VERSION --selector SEL --waves 1,10%,100% [--success 95%] [--max-failures 10%] [--device-timeout 10m] [--soak 5m] [--window CRON --window-duration 2h --tz Europe/Berlin] [--on-failure pause|rollback] [--supersede] [--start] [--name NAME]';
@@ -53,13 +53,6 @@ export function campaignRequest(args: ParsedCommand): CampaignCreate {
   return body;
 }
 
-function progressOf(c: Campaign): string {
-  const total = c.waves.reduce((a, w) => a + w.size, 0);
-  const done = c.waves.reduce((a, w) => a + bucketCounts(w.counts).succeeded, 0);
-  const failed = c.waves.reduce((a, w) => a + bucketCounts(w.counts).failed, 0);
-  return `${done}/${total}${failed ? ` (${failed} failed)` : ''}`;
-}
-
 function share(x: number | null): string {
   return x === null ? '-' : `${Math.round(x * 1000) / 10}%`;
 }
@@ -79,6 +72,23 @@ export function renderCampaign(c: Campaign, now: Date, fancy: boolean): string {
   return `${renderProgress(c, { fancy })}\n${renderFields(fields)}`;
 }
 
+/** Names the campaigns that hold the devices, and says how to take them over. */
+export function conflictError(err: ApiError): CliError {
+  const body = err.server.body as { total?: unknown; conflicts?: unknown } | undefined;
+  const conflicts = Array.isArray(body?.conflicts) ? (body.conflicts as { serial?: unknown; campaignId?: unknown; campaignName?: unknown }[]) : [];
+  const byCampaign = new Map<string, string[]>();
+  for (const c of conflicts) {
+    const key = `${String(c.campaignId)}${c.campaignName ? ` (${String(c.campaignName)})` : ''}`;
+    byCampaign.set(key, [...(byCampaign.get(key) ?? []), String(c.serial)]);
+  }
+  const held = [...byCampaign].map(([campaign, serials]) => `${campaign}: ${serials.slice(0, 5).join(', ')}${serials.length > 5 ? ` and ${serials.length - 5} more` : ''}`);
+  const total = typeof body?.total === 'number' ? body.total : conflicts.length;
+  return new CliError(
+    `creating the campaign failed: ${total} matching device(s) belong to other active campaigns${held.length ? ` (${held.join('; ')})` : ''}`,
+    'add --supersede to move them to this campaign, or narrow --selector, or abort the other campaign',
+  );
+}
+
 const listCmd: Command = {
   usage: 'berth campaign list [--output json]',
   about: 'campaigns, newest first, with their progress',
@@ -93,8 +103,7 @@ const listCmd: Command = {
       { header: 'name', get: (c) => c.name ?? '-' },
       { header: 'manifest', get: (c) => c.manifest },
       { header: 'status', get: (c) => c.status },
-      { header: 'waves', get: (c) => String(c.waves.length), align: 'right' },
-      { header: 'progress', get: progressOf },
+      { header: 'wave', get: (c) => (c.currentWave === null ? '-' : String(c.currentWave)), align: 'right' },
       { header: 'selector', get: (c) => c.selector || '(all)' },
       { header: 'created', get: (c) => formatAgo(c.createdAt, now) },
     ], items));
@@ -123,7 +132,13 @@ const createCmd: Command = {
   },
   async run({ io, args, client }) {
     const body = campaignRequest(args);
-    const c = await (await client()).createCampaign(body);
+    let c: Campaign;
+    try {
+      c = await (await client()).createCampaign(body);
+    } catch (err) {
+      if (err instanceof ApiError && err.server.code === 'campaign-conflict') throw conflictError(err);
+      throw err;
+    }
     if (args.output === 'json') { printJson(io, c); return 0; }
     const total = Object.values(c.devices).reduce((a, n) => a + n, 0);
     io.out(`campaign ${c.id} ${c.status}: ${c.manifest} to ${total} device(s) in ${c.waves.length} wave(s)`);

@@ -1,0 +1,361 @@
+/**
+ * A whole Berth installation on one machine, for the end-to-end tests and for `npm run demo`: the
+ * control plane (embedded database), the registry proxy in front of a local registry, and gateways
+ * (edge daemons sharing one Docker engine), plus the operator CLI run in-process against them.
+ * Test tooling imported by the demo from dist, so no vitest in here.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import Docker from 'dockerode';
+import { run as runCli, type Io } from '../../cli/index.js';
+import { createLogger, type Logger } from '../../common/log.js';
+import { startControlPlane, type RunningControlPlane } from '../../control-plane/index.js';
+import { startEdgeDaemon, type EdgeDaemon } from '../../edge-daemon/index.js';
+import { LABEL } from '../../edge-daemon/reconcile/spec.js';
+import { writeKeyPair } from '../../manifests/keys.js';
+import { startRegistryProxy, type RunningProxy } from '../../registry-proxy/index.js';
+import { busyboxLayer, forgeImage, type ForgedImage } from '../rig/forge.js';
+import { freePort } from '../rig/index.js';
+
+export interface GatewaySpec {
+  serial: string;
+  labels: Record<string, string>;
+}
+
+export interface FleetOptions {
+  /** The local registry (host:port) the demo images live in, and its URL. */
+  registry: string;
+  registryUrl: string;
+  /** unix:///…/docker.sock of the engine every gateway shares. */
+  dockerHost: string;
+  /** Everything the fleet writes: database, proxy cache, device keys and state, logs. */
+  dir: string;
+  gateways: GatewaySpec[];
+}
+
+export interface Gateway extends GatewaySpec {
+  keyFile: string;
+  stateDir: string;
+  publicKey: string;
+  /** Set once enrolled (the first start). */
+  deviceId: string | null;
+  daemon: (EdgeDaemon & { flushReports(timeoutMs?: number): Promise<void> }) | null;
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** What runs on a gateway, as the engine says: one entry per container the daemon manages. */
+export interface GatewayContainer {
+  service: string;
+  release: string;
+  /** The image id (config digest) the container runs. */
+  imageId: string;
+  state: string;
+  /** healthy, unhealthy, starting, or none when the container has no health check. */
+  health: string;
+  name: string;
+}
+
+const UPSTREAM_ALIAS = 'local';
+
+/** An Io that collects a command's output, and echoes it when `echo` is given (the demo). */
+export function capturingIo(env: NodeJS.ProcessEnv, echo?: (line: string) => void): { io: Io; result: () => { stdout: string; stderr: string } } {
+  const out: string[] = [];
+  const err: string[] = [];
+  const io: Io = {
+    out: (t) => {
+      out.push(t);
+      echo?.(t);
+    },
+    err: (t) => {
+      err.push(t);
+      echo?.(t);
+    },
+    isTTY: false,
+    env,
+    readStdin: async () => '',
+    stdinIsTTY: false,
+    promptSecret: async () => '',
+    now: () => new Date(),
+    sleep: (ms) => sleep(ms),
+    home: env.HOME ?? '/nonexistent',
+  };
+  return { io, result: () => ({ stdout: out.join('\n'), stderr: err.join('\n') }) };
+}
+
+export class Fleet {
+  readonly gateways = new Map<string, Gateway>();
+  readonly docker: Docker;
+  readonly adminToken = 'berth_' + randomBytes(32).toString('base64url');
+  readonly recordsFile: string;
+  readonly logFile: string;
+  controlPlane!: RunningControlPlane;
+  proxy!: RunningProxy;
+  private cpPort = 0;
+  private proxyPort = 0;
+  private readonly log: Logger;
+
+  private constructor(readonly opts: FleetOptions) {
+    this.docker = new Docker({ socketPath: opts.dockerHost.replace(/^unix:\/\//, '') });
+    this.recordsFile = join(opts.dir, 'manufacturing-records.csv');
+    this.logFile = join(opts.dir, 'logs', 'services.log');
+    // One file for every service (pino/file in one worker thread): the story goes to the
+    // terminal, the services' JSON lines go here.
+    this.log = createLogger('fleet', { transport: { target: 'pino/file', options: { destination: this.logFile, mkdir: true } } });
+  }
+
+  /** Starts the registry proxy and the control plane, and makes the gateways' keys and records. */
+  static async start(opts: FleetOptions): Promise<Fleet> {
+    await mkdir(join(opts.dir, 'logs'), { recursive: true });
+    const fleet = new Fleet(opts);
+    fleet.cpPort = await freePort();
+    fleet.proxyPort = await freePort();
+    await fleet.startProxy();
+    await fleet.startControlPlane();
+    const rows = ['serial,public_key,labels'];
+    for (const g of opts.gateways) {
+      const dir = join(opts.dir, 'gateways', g.serial);
+      await mkdir(dir, { recursive: true });
+      const keyFile = join(dir, 'device.key');
+      const publicKey = await writeKeyPair(keyFile);
+      fleet.gateways.set(g.serial, { ...g, keyFile, stateDir: join(dir, 'state'), publicKey, deviceId: null, daemon: null });
+      rows.push(`${g.serial},${publicKey},${Object.entries(g.labels).map(([k, v]) => `${k}=${v}`).join(';')}`);
+    }
+    await writeFile(fleet.recordsFile, rows.join('\n') + '\n');
+    return fleet;
+  }
+
+  get controlPlaneUrl(): string {
+    return `http://127.0.0.1:${this.cpPort}`;
+  }
+  get proxyUrl(): string {
+    return `http://127.0.0.1:${this.proxyPort}`;
+  }
+  /** How a manifest names an image of the local registry (the proxy maps it to ALIAS/REPO). */
+  get upstreamAlias(): string {
+    return UPSTREAM_ALIAS;
+  }
+
+  private async startProxy(): Promise<void> {
+    this.proxy = await startRegistryProxy({
+      listen: `127.0.0.1:${this.proxyPort}`,
+      cacheDir: join(this.opts.dir, 'proxy-cache'),
+      upstreams: [{ alias: UPSTREAM_ALIAS, url: this.opts.registryUrl }],
+      controlPlane: this.controlPlaneUrl,
+      // Tags are re-resolved after a second: the demo pushes and publishes in quick succession.
+      tagTtlMs: 1000,
+      log: this.log.child({ service: 'registry-proxy' }),
+    });
+  }
+
+  private async startControlPlane(): Promise<void> {
+    this.controlPlane = await startControlPlane({
+      listen: `127.0.0.1:${this.cpPort}`,
+      db: `file:${join(this.opts.dir, 'control-plane', 'berth.db')}`,
+      dataDir: join(this.opts.dir, 'control-plane'),
+      registryProxy: this.proxyUrl,
+      adminToken: this.adminToken,
+      // Short enough that a stopped gateway shows offline within the story.
+      config: { offlineAfterMs: 15_000 },
+      log: this.log.child({ service: 'control-plane' }),
+    });
+  }
+
+  /** Stops the control plane and starts it again on the same port and database file. */
+  async restartControlPlane(): Promise<void> {
+    await this.controlPlane.close();
+    await this.startControlPlane();
+  }
+
+  /** Environment for the operator CLI: server and token, nothing from the user's own config. */
+  cliEnv(token = this.adminToken): NodeJS.ProcessEnv {
+    return { BERTH_SERVER: this.controlPlaneUrl, BERTH_TOKEN: token, XDG_CONFIG_HOME: join(this.opts.dir, 'cli-config'), HOME: this.opts.dir, NO_COLOR: '1' };
+  }
+
+  /** Runs `berth <argv…>` in-process against this fleet, as a release manager would type it. */
+  async cli(argv: string[], opts: { token?: string; echo?: (line: string) => void } = {}): Promise<CliResult> {
+    const { io, result } = capturingIo(this.cliEnv(opts.token), opts.echo);
+    const code = await runCli(argv, io);
+    return { code, ...result() };
+  }
+
+  /** Like cli, but parses `--output json` and fails with the command's stderr when it fails. */
+  async cliJson<T>(argv: string[], token?: string): Promise<T> {
+    const r = await this.cli([...argv, '--output', 'json'], { token });
+    if (r.code !== 0) throw new Error(`berth ${argv.join(' ')} exited ${r.code}: ${r.stderr}`);
+    return JSON.parse(r.stdout) as T;
+  }
+
+  gateway(serial: string): Gateway {
+    const g = this.gateways.get(serial);
+    if (!g) throw new Error(`no gateway ${serial} in this fleet`);
+    return g;
+  }
+
+  /** Starts (or restarts) a gateway's daemon; the first start enrolls it. */
+  async startGateway(serial: string): Promise<Gateway> {
+    const g = this.gateway(serial);
+    if (g.daemon) return g;
+    g.daemon = await startEdgeDaemon({
+      controlPlane: this.controlPlaneUrl,
+      stateDir: g.stateDir,
+      serial: g.serial,
+      key: g.keyFile,
+      dockerHost: this.opts.dockerHost,
+      log: this.log.child({ service: 'edge-daemon', serial: g.serial }),
+      heartbeatMs: 5000,
+      reconcileIntervalMs: 5000,
+    });
+    g.deviceId = g.daemon.deviceId;
+    return g;
+  }
+
+  /** Stops a gateway's daemon (the gateway goes offline); its containers keep running. */
+  async stopGateway(serial: string): Promise<void> {
+    const g = this.gateway(serial);
+    const d = g.daemon;
+    g.daemon = null;
+    await d?.close();
+  }
+
+  /** The containers a gateway's daemon manages, from the engine. */
+  async containers(serial: string): Promise<GatewayContainer[]> {
+    const id = this.gateway(serial).deviceId;
+    if (!id) return [];
+    const list = await this.docker.listContainers({ all: true, filters: { label: [`${LABEL.device}=${id}`] } });
+    const out: GatewayContainer[] = [];
+    for (const c of list) {
+      const info = await this.docker.getContainer(c.Id).inspect().catch(() => null);
+      if (!info) continue;
+      out.push({
+        service: c.Labels[LABEL.service] ?? '?',
+        release: c.Labels[LABEL.release] ?? '?',
+        imageId: info.Image,
+        state: info.State.Status,
+        health: info.State.Health?.Status ?? 'none',
+        name: info.Name.replace(/^\//, ''),
+      });
+    }
+    return out.sort((a, b) => a.service.localeCompare(b.service));
+  }
+
+  /** Stops everything this fleet started: daemons, their containers and volumes, the services. */
+  async stop(opts: { removeDir?: boolean } = {}): Promise<void> {
+    for (const g of this.gateways.values()) await this.stopGateway(g.serial).catch(() => undefined);
+    for (const g of this.gateways.values()) await removeDeviceContainers(this.docker, g.deviceId).catch(() => undefined);
+    await this.controlPlane?.close().catch(() => undefined);
+    await this.proxy?.close().catch(() => undefined);
+    await new Promise<void>((resolve) => this.log.flush(() => resolve()));
+    if (opts.removeDir) await rm(this.opts.dir, { recursive: true, force: true });
+  }
+}
+
+/** Removes the containers and volumes the engine holds for one device (by the daemon's labels). */
+export async function removeDeviceContainers(docker: Docker, deviceId: string | null): Promise<number> {
+  if (!deviceId) return 0;
+  const list = await docker.listContainers({ all: true, filters: { label: [`${LABEL.device}=${deviceId}`] } });
+  for (const c of list) await docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => undefined);
+  const { Volumes } = await docker.listVolumes({ filters: { label: [`${LABEL.device}=${deviceId}`] } });
+  for (const v of Volumes ?? []) await docker.getVolume(v.Name).remove().catch(() => undefined);
+  return list.length;
+}
+
+/** Polls until `probe` returns a value (not undefined), or fails naming what was awaited and the last state seen. */
+export async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, opts: { timeoutMs: number; intervalMs?: number; describe?: () => Promise<string> }): Promise<T> {
+  const deadline = Date.now() + opts.timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== undefined) return v;
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() > deadline) {
+      const state = opts.describe ? await opts.describe().catch((e: unknown) => `(could not describe: ${String(e)})`) : '';
+      throw new Error(`timed out after ${opts.timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${String(lastError)})` : ''}${state ? `\n${state}` : ''}`);
+    }
+    await sleep(opts.intervalMs ?? 250);
+  }
+}
+
+// ---- the demo application: three releases of one small service, plus an agent that never changes ----
+
+export interface DemoImages {
+  v1: ForgedImage;
+  v2: ForgedImage;
+  /** Starts but never becomes healthy: its health check fails. */
+  v3: ForgedImage;
+  agent: ForgedImage;
+}
+
+export const DEMO_REPOSITORY = 'berth-demo/app';
+export const AGENT_REPOSITORY = 'berth-demo/agent';
+
+/**
+ * The app writes /tmp/ready once it has started, and the manifests' health check looks for it;
+ * v3 "crashes during start-up" before writing it, so its health check fails.
+ */
+function appScript(version: string, healthy: boolean): string {
+  return [
+    '#!/bin/sh',
+    `echo "demo app ${version} starting"`,
+    healthy ? `echo ${version} > /tmp/ready` : `echo "demo app ${version}: cannot open /etc/demo/settings: No such file or directory" >&2`,
+    'while true; do sleep 5; done',
+    '',
+  ].join('\n');
+}
+
+/** Builds the demo images from busybox and pushes them to the local registry (by tag). */
+export async function forgeDemoImages(registry: string): Promise<DemoImages> {
+  const busybox = busyboxLayer();
+  const app = (version: string, healthy: boolean) =>
+    forgeImage(registry, DEMO_REPOSITORY, version, {
+      layers: [busybox, { files: { '/app/run.sh': { content: appScript(version, healthy), mode: 0o755 }, '/app/VERSION': version + '\n' } }],
+      config: { Cmd: ['/app/run.sh'], Labels: { 'org.opencontainers.image.version': version } },
+    });
+  const [v1, v2, v3, agent] = await Promise.all([
+    app('1.0.0', true),
+    app('2.0.0', true),
+    app('3.0.0', false),
+    forgeImage(registry, AGENT_REPOSITORY, '1.0.0', { layers: [busybox], config: { Cmd: ['sh', '-c', 'while true; do sleep 5; done'] } }),
+  ]);
+  return { v1, v2, v3, agent };
+}
+
+/**
+ * The demo manifest of one version: the app at that version's tag (pinned at publish) and the
+ * agent, unchanged across versions (so an update leaves it running).
+ */
+export function demoManifest(registry: string, version: string, opts: { healthTimeout?: string } = {}): string {
+  return [
+    '# The Berth demo: one app that changes with each release, one agent that does not.',
+    'name: demo',
+    `version: ${version}`,
+    'services:',
+    '  app:',
+    `    image: ${registry}/${DEMO_REPOSITORY}:${version}`,
+    '    network_mode: none',
+    '    restart: unless-stopped',
+    '    environment: { DEMO_GREETING: "hello from berth" }',
+    '    healthcheck: { test: ["CMD-SHELL", "test -s /tmp/ready"], interval: 1s, timeout: 1s, retries: 2, start_period: 0s }',
+    '  agent:',
+    `    image: ${registry}/${AGENT_REPOSITORY}:1.0.0`,
+    '    network_mode: none',
+    '    restart: unless-stopped',
+    `x-berth: { update: { strategy: download-then-swap, health_timeout: ${opts.healthTimeout ?? '20s'} } }`,
+    '',
+  ].join('\n');
+}
+
+export async function writeDemoManifest(dir: string, registry: string, version: string, opts: { healthTimeout?: string } = {}): Promise<string> {
+  const file = join(dir, `demo-${version}.yaml`);
+  await writeFile(file, demoManifest(registry, version, opts));
+  return file;
+}
