@@ -1,10 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { and, eq } from 'drizzle-orm';
+import { eq } from 'drizzle-orm';
 import { createMiddleware } from 'hono/factory';
 import { jwtVerify, SignJWT, type JWTPayload } from 'jose';
 import { TOKEN } from '../manifests/protocol.js';
 import type { ControlPlaneContext } from './context.js';
-import { devices, operatorTokens } from './db/schema.js';
+import { operatorTokens } from './db/schema.js';
 import { HttpError, type AppEnv, type OperatorActor, type Role } from './http.js';
 
 const RANK: Record<Role, number> = { viewer: 1, 'release-manager': 2, admin: 3 };
@@ -98,12 +98,10 @@ export function requireDevice() {
     if (!token) throw new HttpError(401, 'unauthenticated', 'a device token is required (Authorization: Bearer …)');
     const claims = await verifyDeviceToken(ctx, token);
     if (!claims) throw new HttpError(401, 'invalid-token', 'device token is invalid or expired; enroll again');
-    const rows = await ctx.db
-      .select({ id: devices.id, serial: devices.serial, status: devices.status, epoch: devices.tokenEpoch })
-      .from(devices)
-      .where(and(eq(devices.id, claims.sub as string)))
-      .limit(1);
-    const d = rows[0];
+    // Raw SQL on the hottest path (every device request): no query building per call.
+    const rows = await ctx.client.execute({ sql: 'SELECT id, serial, status, token_epoch FROM devices WHERE id = ?', args: [claims.sub as string] });
+    const r = rows.rows[0];
+    const d = r ? { id: String(r.id), serial: String(r.serial), status: String(r.status), epoch: Number(r.token_epoch) } : undefined;
     if (!d) throw new HttpError(401, 'invalid-token', 'device token names an unknown device');
     if (d.status === 'revoked') throw new HttpError(403, 'device-revoked', `device ${d.serial} is revoked`);
     if (d.status !== 'enrolled' || d.epoch !== claims.epoch) throw new HttpError(401, 'token-superseded', 'device token is no longer valid; enroll again');
