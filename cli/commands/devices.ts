@@ -71,7 +71,7 @@ export function renderTwin(t: Twin, now: Date): string {
     ['desired', t.desired ? `${t.desired.release}${t.desired.sequence !== null ? ` (sequence ${t.desired.sequence})` : ''}${t.desired.campaign ? `, campaign ${t.desired.campaign}` : ''}` : '- (nothing assigned)'],
     ['reported', r ? `${r.running ?? 'nothing running'}, phase ${r.phase}${r.desiredSequence !== null ? ` of sequence ${r.desiredSequence}` : ''}${r.bytes.total ? `, ${formatBytes(r.bytes.done)}/${formatBytes(r.bytes.total)}` : ''}` : '- (no report yet)'],
     ['previous', t.previousRelease ?? '-'],
-    ['in sync', t.inSync ? 'yes' : 'no'],
+    ['in sync', t.desired === null ? '- (nothing desired)' : t.inSync ? 'yes' : 'no'],
   ]));
   if (r?.error) out.push(`error:     ${truncate(r.error, 400)}`);
   const names = Object.keys(t.services).sort();
