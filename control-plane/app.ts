@@ -13,7 +13,7 @@ import { Metrics } from './metrics.js';
 import { openApiDocument, type RouteDoc } from './openapi.js';
 import { operatorRouteDocs, operatorRoutes } from './operators.js';
 import { registryTokenRouteDocs, registryTokenRoutes } from './registry-token.js';
-// CAMPAIGNS-ROUTES: the campaigns teammate adds `import { campaignRouteDocs, campaignRoutes } from './campaigns/routes.js';` here.
+import { campaignRouteDocs, campaignRoutes } from './campaigns/routes.js';
 
 export const serviceRouteDocs: RouteDoc[] = [
   { method: 'get', path: '/healthz', summary: 'Liveness and database reachability', auth: 'none' },
@@ -31,7 +31,7 @@ export const routeDocs: RouteDoc[] = [
   ...manifestRouteDocs,
   ...operatorRouteDocs,
   ...registryTokenRouteDocs,
-  // CAMPAIGNS-ROUTES: ...campaignRouteDocs,
+  ...campaignRouteDocs,
 ];
 
 export function buildApp(ctx: ControlPlaneContext, metrics: Metrics = new Metrics()): Hono<AppEnv> {
@@ -84,7 +84,7 @@ export function buildApp(ctx: ControlPlaneContext, metrics: Metrics = new Metric
   app.route('/v1/manifests', manifestRoutes(ctx));
   app.route('/v1/registry', registryTokenRoutes(ctx));
   app.route('/v1', operatorRoutes(ctx));
-  // CAMPAIGNS-ROUTES: app.route('/v1/campaigns', campaignRoutes(ctx));
+  app.route('/v1/campaigns', campaignRoutes(ctx));
 
   return app;
 }

@@ -137,10 +137,12 @@ export async function campaignStatus(ctx: ControlPlaneContext, db: Reader, c: Ca
     if (r.wave !== null && perWave[Number(r.wave)]) perWave[Number(r.wave)][r.state] += Number(r.n);
   }
   const targets = waveTargets(c.spec.waves, fleetSize(await loadCounts(db, c)));
-  const failing = await db.all<{ deviceId: string; serial: string; wave: number; error: string | null; at: number | null }>(sql`
-    SELECT cd.device_id AS deviceId, d.serial AS serial, cd.wave AS wave, cd.last_error AS error, cd.finished_at AS at
+  // A failed device stays listed after the campaign rolled it back: its error is why.
+  const failing = await db.all<{ deviceId: string; serial: string; wave: number; state: string; error: string | null; at: number | null }>(sql`
+    SELECT cd.device_id AS deviceId, d.serial AS serial, cd.wave AS wave, cd.state AS state, cd.last_error AS error, cd.finished_at AS at
     FROM campaign_devices cd JOIN devices d ON d.id = cd.device_id
-    WHERE cd.campaign_id = ${c.id} AND cd.state = 'failed' ORDER BY cd.finished_at DESC LIMIT ${failingLimit}`);
+    WHERE cd.campaign_id = ${c.id} AND (cd.state = 'failed' OR (cd.state = 'rolled-back' AND cd.last_error IS NOT NULL))
+    ORDER BY cd.finished_at DESC LIMIT ${failingLimit}`);
   const now = ctx.now().getTime();
   const window = c.spec.window
     ? { cron: c.spec.window.cron, duration: formatDuration(c.spec.window.durationMs), tz: c.spec.window.tz, ...windowView(windowState(c.spec.window, now)) }
@@ -159,7 +161,7 @@ export async function campaignStatus(ctx: ControlPlaneContext, db: Reader, c: Ca
     window,
     devices: totals,
     waves: perWave.map((counts, i) => ({ wave: i + 1, target: formatWave(c.spec.waves[i]), cumulativeDevices: targets[i], devices: counts })),
-    failing: failing.map((f) => ({ deviceId: f.deviceId, serial: f.serial, wave: Number(f.wave) + 1, error: f.error, at: iso(f.at === null ? null : Number(f.at)) })),
+    failing: failing.map((f) => ({ deviceId: f.deviceId, serial: f.serial, wave: Number(f.wave) + 1, state: f.state, error: f.error, at: iso(f.at === null ? null : Number(f.at)) })),
   };
 }
 

@@ -1,5 +1,5 @@
 import { coreMigration } from './0001_core.js';
-// CAMPAIGNS-MIGRATION: the campaigns teammate adds `import { campaignsMigration } from '../../campaigns/migration.js';` here.
+import { campaignsMigration } from '../../campaigns/migration.js';
 
 export interface Migration {
   /** Ordered, never renamed: the id is what schema_migrations remembers. */
@@ -10,5 +10,5 @@ export interface Migration {
 /** Applied in this order, each once, each in its own transaction. */
 export const migrations: Migration[] = [
   coreMigration,
-  // CAMPAIGNS-MIGRATION: campaignsMigration,
+  campaignsMigration,
 ];
