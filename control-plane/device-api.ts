@@ -1,4 +1,4 @@
-import { and, eq, lte, sql } from 'drizzle-orm';
+import { sql } from 'drizzle-orm';
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { parseImageRef } from '../manifests/image-ref.js';
@@ -6,7 +6,6 @@ import type { Manifest } from '../manifests/model.js';
 import { deviceReport, pullTokenResponse, type PullAccess, type ReleasePhase } from '../manifests/protocol.js';
 import { requireDevice } from './auth.js';
 import type { ControlPlaneContext } from './context.js';
-import { devices, reported, reportHistory } from './db/schema.js';
 import { desiredRelease, desiredSequence, getDesiredDocument } from './desired.js';
 import { HttpError, jsonBody, queryOf, type AppEnv } from './http.js';
 import type { RouteDoc } from './openapi.js';
@@ -81,33 +80,22 @@ export function deviceApiRoutes(ctx: ControlPlaneContext) {
     const report = await jsonBody(c, deviceReport);
     const deviceId = c.var.device.id;
     const now = ctx.now().getTime();
+    // SQL templates rather than the query builder: this is the write every device makes most often.
     const out = await ctx.write(async (tx) => {
-      await tx.update(devices).set({ lastSeenAt: now }).where(eq(devices.id, deviceId));
-      const prev = (await tx.select({ sequence: reported.sequence, phase: reported.phase }).from(reported).where(eq(reported.deviceId, deviceId)).limit(1))[0];
+      await tx.run(sql`UPDATE devices SET last_seen_at = ${now} WHERE id = ${deviceId}`);
+      const prev = (await tx.all<{ sequence: number; phase: string }>(sql`SELECT sequence, phase FROM reported WHERE device_id = ${deviceId}`))[0];
       if (prev && report.sequence <= prev.sequence) return { accepted: false, previousPhase: prev.phase as ReleasePhase };
-      const row = {
-        deviceId,
-        sequence: report.sequence,
-        desiredSequence: report.desiredSequence,
-        running: report.running,
-        phase: report.phase,
-        bytesDone: report.bytes.done,
-        bytesTotal: report.bytes.total,
-        services: JSON.stringify(report.services),
-        error: report.error ?? null,
-        at: report.at,
-        receivedAt: now,
-      };
-      if (prev) await tx.update(reported).set(row).where(eq(reported.deviceId, deviceId));
-      else await tx.insert(reported).values(row);
-      await tx.insert(reportHistory).values({ deviceId, sequence: report.sequence, desiredSequence: report.desiredSequence, running: report.running, phase: report.phase, error: report.error ?? null, report: JSON.stringify(report), receivedAt: now });
+      const services = JSON.stringify(report.services);
+      const error = report.error ?? null;
+      await tx.run(sql`INSERT INTO reported (device_id, sequence, desired_sequence, running, phase, bytes_done, bytes_total, services, error, at, received_at)
+        VALUES (${deviceId}, ${report.sequence}, ${report.desiredSequence}, ${report.running}, ${report.phase}, ${report.bytes.done}, ${report.bytes.total}, ${services}, ${error}, ${report.at}, ${now})
+        ON CONFLICT (device_id) DO UPDATE SET sequence = excluded.sequence, desired_sequence = excluded.desired_sequence, running = excluded.running,
+          phase = excluded.phase, bytes_done = excluded.bytes_done, bytes_total = excluded.bytes_total, services = excluded.services,
+          error = excluded.error, at = excluded.at, received_at = excluded.received_at`);
+      await tx.run(sql`INSERT INTO report_history (device_id, sequence, desired_sequence, running, phase, error, report, received_at)
+        VALUES (${deviceId}, ${report.sequence}, ${report.desiredSequence}, ${report.running}, ${report.phase}, ${error}, ${JSON.stringify(report)}, ${now})`);
       // Bounded history: drop what is older than the last N of this device.
-      await tx.delete(reportHistory).where(
-        and(
-          eq(reportHistory.deviceId, deviceId),
-          lte(reportHistory.id, sql`(SELECT id FROM report_history WHERE device_id = ${deviceId} ORDER BY id DESC LIMIT 1 OFFSET ${ctx.config.reportHistoryLimit})`),
-        ),
-      );
+      await tx.run(sql`DELETE FROM report_history WHERE device_id = ${deviceId} AND id <= (SELECT id FROM report_history WHERE device_id = ${deviceId} ORDER BY id DESC LIMIT 1 OFFSET ${ctx.config.reportHistoryLimit})`);
       const previousPhase = (prev?.phase ?? null) as ReleasePhase | null;
       ctx.afterCommit(tx, () => ctx.events.emit('report', { deviceId, report, previousPhase }));
       return { accepted: true, previousPhase };
