@@ -10,7 +10,7 @@ import { createLogger } from '../../common/log.js';
 import { createImageFetcher, BlobVerificationError, DiskSpaceError, ImageUnavailableError, type DownloadProgress, type ImageFetcher } from '../../edge-daemon/download/index.js';
 import { startRegistryProxy } from '../../registry-proxy/index.js';
 import { busyboxLayer, forgeImage, pseudoRandomBytes, type ForgedImage, type LayerSpec } from '../rig/forge.js';
-import { rigFromEnv } from '../rig/index.js';
+import { freePort, rigFromEnv } from '../rig/index.js';
 
 const rig = rigFromEnv();
 const docker = new Docker({ socketPath: rig.dockerSocket });
@@ -27,19 +27,26 @@ function listen(server: Server | ReturnType<typeof createServer>): Promise<numbe
 }
 
 /** The real registry proxy, anonymous, mirroring the rig registry under alias `rig`. */
-async function startProxy(): Promise<string> {
-  const cacheDir = mkdtempSync(join(tmpdir(), 'berth-download-proxy-'));
+async function startProxy(opts: { listen?: string; cacheDir?: string } = {}): Promise<{ url: string; close(): Promise<void> }> {
+  const cacheDir = opts.cacheDir ?? mkdtempSync(join(tmpdir(), 'berth-download-proxy-'));
   const proxy = await startRegistryProxy({
+    listen: opts.listen,
     cacheDir,
     upstreams: [{ alias: 'rig', url: rig.registryUrl }],
     anonymous: true,
     log: createLogger('test-proxy', { level: 'error' }),
   });
-  cleanups.push(async () => {
+  let closed = false;
+  const close = async (): Promise<void> => {
+    if (closed) return;
+    closed = true;
     await proxy.close();
-    rmSync(cacheDir, { recursive: true, force: true });
+  };
+  cleanups.push(async () => {
+    await close();
+    if (!opts.cacheDir) rmSync(cacheDir, { recursive: true, force: true });
   });
-  return proxy.url;
+  return { url: proxy.url, close };
 }
 
 interface Relay {
@@ -166,7 +173,7 @@ function newStateDir(): string {
 function fetcherFor(
   registryProxy: string,
   stateDir: string,
-  extra: { diskMarginBytes?: number; device?: string; pullToken?: () => Promise<string> } = {},
+  extra: { diskMarginBytes?: number; device?: string; pullToken?: () => Promise<string>; attempts?: number } = {},
 ): ImageFetcher {
   const f = createImageFetcher({
     stateDir,
@@ -176,6 +183,7 @@ function fetcherFor(
     pullToken: extra.pullToken ?? (async () => 'anonymous'),
     log,
     diskMarginBytes: extra.diskMarginBytes ?? 1 * MiB,
+    attempts: extra.attempts,
     backoffBaseMs: 20,
     backoffCapMs: 200,
     idleTimeoutMs: 10_000,
@@ -213,7 +221,7 @@ describe('download channel against the rig (dockerd, registry, proxy)', () => {
   let imageA: ForgedImage;
 
   beforeAll(async () => {
-    proxy = await startProxy();
+    proxy = (await startProxy()).url;
     // The run id in the base layer keeps it unknown to an engine reused from earlier runs.
     base = { files: { ...busyboxLayer().files, '/etc/berth-run': run } };
     stateDir = newStateDir();
@@ -285,14 +293,47 @@ describe('download channel against the rig (dockerd, registry, proxy)', () => {
     const big = imageC.layers[1];
     const relay = await startRelay(proxy, { cutAfter: 4 * MiB });
     const fetcher = fetcherFor(relay.url, stateDir);
+    // What must travel (the big layer; the base too when this test runs alone).
+    const missing = await fetcher.missingBytes([imageC.reference]);
+    expect(missing).toBeGreaterThanOrEqual(big.size);
+    relay.down = 0;
     const result = await fetcher.ensureImages([imageC.reference], {});
     expect(result[imageC.reference].imageId).toBe(imageC.configDigest);
     expect(await engineHas(imageC.configDigest)).toBe(true);
     expect(relay.connections).toBeGreaterThanOrEqual(2);
     expect(relay.requests.some((r) => /\r\nrange: bytes=[1-9]\d*-\r\n/i.test(r) && r.includes(hex(big.digest)))).toBe(true);
     // Without resume the cut 4 MiB would travel twice.
-    expect(relay.down).toBeGreaterThanOrEqual(big.size);
-    expect(relay.down).toBeLessThan(big.size + SLACK);
+    expect(relay.down).toBeGreaterThanOrEqual(missing);
+    expect(relay.down).toBeLessThan(missing + SLACK);
+  });
+
+  it('a proxy restart mid-blob: the download waits for it and resumes from the partial file', async () => {
+    const imageR = await forge('r', [base, dataLayer('r', 8 * MiB)]);
+    const big = imageR.layers[1];
+    const cacheDir = newStateDir();
+    const port = await freePort();
+    let current = await startProxy({ listen: `127.0.0.1:${port}`, cacheDir });
+    let restarted: Promise<void> | undefined;
+    const relay = await startRelay(current.url, {
+      cutAfter: 4 * MiB,
+      onCut: () => {
+        restarted = (async () => {
+          await current.close();
+          current = await startProxy({ listen: `127.0.0.1:${port}`, cacheDir });
+        })();
+      },
+    });
+    const fetcher = fetcherFor(relay.url, newStateDir(), { attempts: 30 });
+    const missing = await fetcher.missingBytes([imageR.reference]);
+    expect(missing).toBeGreaterThanOrEqual(big.size);
+    relay.down = 0;
+    const result = await fetcher.ensureImages([imageR.reference], {});
+    await restarted;
+    expect(restarted).toBeDefined();
+    expect(result[imageR.reference].imageId).toBe(imageR.configDigest);
+    expect(relay.requests.some((r) => /\r\nrange: bytes=[1-9]\d*-\r\n/i.test(r) && r.includes(hex(big.digest)))).toBe(true);
+    expect(relay.down).toBeGreaterThanOrEqual(missing);
+    expect(relay.down).toBeLessThan(missing + SLACK);
   });
 
   it('a download interrupted by a daemon stop resumes in a new fetcher on the same state dir', async () => {
