@@ -1,0 +1,166 @@
+/**
+ * The load generator, run as its own process by the benches (so it never shares the measured
+ * server's event loop). Reads one job as JSON on stdin, prints one JSON result line.
+ *
+ *   requests: `concurrency` keep-alive connections, each sending requests back to back for
+ *             `durationMs`; request i of a connection uses identity (i·concurrency + c) mod n, so
+ *             the load spreads over every device token. `__SEQ__` in the body becomes the next
+ *             per-identity sequence number (reports must carry increasing ones to be accepted).
+ *   download: `clients` connections each GET `url` once, reading and discarding the body.
+ */
+import { Agent, request } from 'node:http';
+import { readJob } from './proc.js';
+
+export interface Identity {
+  headers: Record<string, string>;
+}
+
+export interface RequestsJob {
+  kind: 'requests';
+  url: string;
+  method: 'GET' | 'POST';
+  concurrency: number;
+  durationMs: number;
+  /** Warm-up before counting (connections opened, JIT warm). */
+  warmupMs: number;
+  identities: Identity[];
+  body?: string;
+  /** First sequence number used for `__SEQ__` (per identity, increasing). */
+  seqStart?: number;
+  /** The status counted as success. */
+  expect: number;
+}
+
+export interface RequestsResult {
+  ok: number;
+  failed: number;
+  statuses: Record<string, number>;
+  elapsedMs: number;
+  perSecond: number;
+  p50: number;
+  p99: number;
+  max: number;
+  firstError?: string;
+}
+
+export interface DownloadJob {
+  kind: 'download';
+  url: string;
+  clients: number;
+  headers?: Record<string, string>;
+}
+
+export interface DownloadResult {
+  bytes: number;
+  elapsedMs: number;
+  /** Aggregate MB/s (10^6 bytes) over all clients. */
+  mbPerSecond: number;
+  /** Time to the first body byte, ms, per client. */
+  ttfbMs: number[];
+  statuses: number[];
+}
+
+function send(agent: Agent, url: URL, method: string, headers: Record<string, string>, body: string | undefined): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method, agent, headers: body === undefined ? headers : { ...headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.length < 4 && chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8').slice(0, 300) }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+function pct(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+
+async function runRequests(job: RequestsJob): Promise<RequestsResult> {
+  const url = new URL(job.url);
+  const agent = new Agent({ keepAlive: true, maxSockets: job.concurrency });
+  const seq = new Map<number, number>();
+  const latencies: number[] = [];
+  const statuses: Record<string, number> = {};
+  let ok = 0;
+  let failed = 0;
+  let firstError: string | undefined;
+  const start = performance.now();
+  const countFrom = start + job.warmupMs;
+  const end = countFrom + job.durationMs;
+  async function connection(c: number): Promise<void> {
+    for (let i = 0; ; i++) {
+      const now = performance.now();
+      if (now >= end) return;
+      const who = (i * job.concurrency + c) % job.identities.length;
+      let body = job.body;
+      if (body?.includes('__SEQ__')) {
+        const next = (seq.get(who) ?? job.seqStart ?? 1) + 1;
+        seq.set(who, next);
+        body = body.replaceAll('__SEQ__', String(next));
+      }
+      const t0 = performance.now();
+      let status = 0;
+      try {
+        const res = await send(agent, url, job.method, job.identities[who].headers, body);
+        status = res.status;
+        if (status !== job.expect && firstError === undefined) firstError = `${status}: ${res.text}`;
+      } catch (err) {
+        if (firstError === undefined) firstError = (err as Error).message;
+      }
+      const t1 = performance.now();
+      if (t0 < countFrom || t1 > end) continue;
+      statuses[status] = (statuses[status] ?? 0) + 1;
+      if (status === job.expect) {
+        ok++;
+        latencies.push(t1 - t0);
+      } else failed++;
+    }
+  }
+  await Promise.all(Array.from({ length: job.concurrency }, (_, c) => connection(c)));
+  agent.destroy();
+  const sorted = Float64Array.from(latencies).sort();
+  return { ok, failed, statuses, elapsedMs: job.durationMs, perSecond: ok / (job.durationMs / 1000), p50: pct(sorted, 50), p99: pct(sorted, 99), max: sorted[sorted.length - 1] ?? NaN, firstError };
+}
+
+async function runDownload(job: DownloadJob): Promise<DownloadResult> {
+  const url = new URL(job.url);
+  const agent = new Agent({ keepAlive: false, maxSockets: job.clients });
+  const start = performance.now();
+  let bytes = 0;
+  const ttfbMs: number[] = [];
+  const statuses: number[] = [];
+  await Promise.all(
+    Array.from(
+      { length: job.clients },
+      () =>
+        new Promise<void>((resolve, reject) => {
+          const t0 = performance.now();
+          const req = request(url, { agent, headers: job.headers }, (res) => {
+            statuses.push(res.statusCode ?? 0);
+            let first = true;
+            res.on('data', (c: Buffer) => {
+              if (first) {
+                ttfbMs.push(performance.now() - t0);
+                first = false;
+              }
+              bytes += c.length;
+            });
+            res.on('end', resolve);
+            res.on('error', reject);
+          });
+          req.on('error', reject);
+          req.end();
+        }),
+    ),
+  );
+  const elapsedMs = performance.now() - start;
+  agent.destroy();
+  return { bytes, elapsedMs, mbPerSecond: bytes / 1e6 / (elapsedMs / 1000), ttfbMs, statuses };
+}
+
+const job = await readJob<RequestsJob | DownloadJob>();
+const result = job.kind === 'requests' ? await runRequests(job) : await runDownload(job);
+process.stdout.write(JSON.stringify(result) + '\n');

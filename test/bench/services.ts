@@ -1,0 +1,104 @@
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { freePort } from '../rig/index.js';
+import { postJson } from './devices.js';
+import { benchScript, BERTH_BIN, spawnBerth, spawnNode, waitReady, type Child } from './proc.js';
+
+/**
+ * The services as a user runs them (`berth control-plane`, `berth registry-proxy` from dist on
+ * plain Node), each in its own process with its log in a file, for the benches to measure from
+ * outside.
+ */
+
+export interface ControlPlaneProcess {
+  url: string;
+  adminToken: string;
+  child: Child;
+  dbFile: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * `berth control-plane` on a fresh embedded database in `dir`. The admin token is preset through
+ * BERTH_ADMIN_TOKEN (environment, never argv). Logs at the default level, as deployed, to a file.
+ */
+export async function startControlPlaneProcess(dir: string, opts: { registryProxy?: string; env?: Record<string, string> } = {}): Promise<ControlPlaneProcess> {
+  const port = await freePort();
+  const adminToken = 'berth_' + randomBytes(32).toString('base64url');
+  const dbFile = join(dir, 'cp', 'berth.db');
+  const args = ['control-plane', '--listen', `127.0.0.1:${port}`, '--db', `file:${dbFile}`, '--data-dir', join(dir, 'cp')];
+  if (opts.registryProxy) args.push('--registry-proxy', opts.registryProxy);
+  const child = spawnBerth(args, { logFile: join(dir, 'control-plane.log'), env: { BERTH_ADMIN_TOKEN: adminToken, ...opts.env } });
+  const url = `http://127.0.0.1:${port}`;
+  try {
+    await waitReady(child, `${url}/healthz`, 60_000);
+  } catch (err) {
+    await child.stop();
+    throw err;
+  }
+  return { url, adminToken, child, dbFile, stop: () => child.stop(10_000) };
+}
+
+export interface ProxyProcess {
+  url: string;
+  child: Child;
+  stop(): Promise<void>;
+}
+
+/**
+ * Whether `berth <service>` parses its flags on this Node. Today common/config.ts passes
+ * `multiple: undefined` to node:util parseArgs, which Node 20 refuses; then the benches start the
+ * same start function through serve.ts instead (same modules, own process), and say so.
+ */
+export function cliWorks(service: 'registry-proxy' | 'edge-daemon'): boolean {
+  return spawnSync(process.execPath, [BERTH_BIN, service, '--help'], { stdio: 'ignore' }).status === 0;
+}
+
+/** Starts a service through serve.ts with its options on stdin (never secrets on argv). */
+export function spawnServe(component: 'registry-proxy' | 'edge-daemon', options: unknown, logFile: string): Child {
+  const child = spawnNode(benchScript('serve.js'), [component], { logFile, stdin: true });
+  child.proc.stdin?.end(JSON.stringify(options));
+  return child;
+}
+
+/** `berth registry-proxy --anonymous` in front of `upstreamUrl` under alias `alias`. */
+export async function startProxyProcess(dir: string, upstreamUrl: string, alias = 'rig'): Promise<ProxyProcess> {
+  const port = await freePort();
+  const logFile = join(dir, 'registry-proxy.log');
+  const cacheDir = join(dir, 'proxy-cache');
+  const child = cliWorks('registry-proxy')
+    ? spawnBerth(['registry-proxy', '--listen', `127.0.0.1:${port}`, '--cache-dir', cacheDir, '--upstream', `${alias}=${upstreamUrl}`, '--anonymous'], { logFile })
+    : spawnServe('registry-proxy', { listen: `127.0.0.1:${port}`, cacheDir, upstreams: [{ alias, url: upstreamUrl }], anonymous: true }, logFile);
+  const url = `http://127.0.0.1:${port}`;
+  try {
+    await waitReady(child, `${url}/healthz`, 30_000);
+  } catch (err) {
+    await child.stop();
+    throw err;
+  }
+  return { url, child, stop: () => child.stop() };
+}
+
+/** An operator call; throws with the answer when the status is not the expected one. */
+export async function operator(cp: { url: string; adminToken: string }, method: 'GET' | 'POST', path: string, body?: { json?: unknown; text?: string; type?: string }, expect: number[] = [200, 201]): Promise<Record<string, unknown>> {
+  if (method === 'POST' && body?.json !== undefined && body.text === undefined) {
+    const r = await postJson(cp.url, path, body.json, cp.adminToken);
+    if (!expect.includes(r.status)) throw new Error(`${method} ${path}: ${r.status} ${JSON.stringify(r.json).slice(0, 500)}`);
+    return r.json;
+  }
+  const res = await fetch(cp.url + path, {
+    method,
+    headers: { authorization: `Bearer ${cp.adminToken}`, ...(body?.type ? { 'content-type': body.type } : {}) },
+    body: body?.text,
+  });
+  const text = await res.text();
+  if (!expect.includes(res.status)) throw new Error(`${method} ${path}: ${res.status} ${text.slice(0, 500)}`);
+  return text ? (JSON.parse(text) as Record<string, unknown>) : {};
+}
+
+/** Publishes a manifest (YAML) and returns name@version. */
+export async function publish(cp: { url: string; adminToken: string }, yaml: string): Promise<string> {
+  const out = await operator(cp, 'POST', '/v1/manifests', { text: yaml, type: 'application/yaml' });
+  return `${String(out.name)}@${String(out.version)}`;
+}

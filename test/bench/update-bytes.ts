@@ -1,0 +1,113 @@
+import { forgeImage, pseudoRandomBytes, variant, type ForgedImage, type LayerSpec } from '../rig/forge.js';
+import { startRelay } from './relay.js';
+import { benchRig, berthFetcher, dockerPull, MB, MiB, removeImages, type BenchRig } from './engine.js';
+import { scratchDir } from './proc.js';
+import { startProxyProcess } from './services.js';
+import { compare, stat, type Bench, type BenchOptions, type BenchRow } from './stats.js';
+
+/**
+ * Bytes on the wire for an update v1 → v2: Berth's download channel (image fetcher → registry
+ * proxy, counted by a relay in front of the proxy) against `docker pull` of v2 after v1 from the
+ * same registry (counted by a relay in front of the registry). Each run starts with neither image in
+ * the engine and a fresh daemon store.
+ */
+
+interface Scenario {
+  key: string;
+  metric: string;
+  v1: LayerSpec[];
+  v2: LayerSpec[];
+}
+
+function scenarios(scale: number, run: string): Scenario[] {
+  const os: LayerSpec = { files: { '/etc/os-release': 'NAME=bench\n', '/bin/.keep': '' } };
+  const big = (seed: string, size: number): LayerSpec => ({ files: { '/app/bundle.bin': pseudoRandomBytes(size, `${run}:${seed}`) } });
+  const app50 = big('app50', Math.round(50 * MiB * scale));
+  const app20 = big('app20', Math.round(20 * MiB * scale));
+  const extra5: LayerSpec = { files: { '/opt/plugin.bin': pseudoRandomBytes(Math.round(5 * MiB * scale), `${run}:extra5`) } };
+  const baseFiles: LayerSpec['files'] = {};
+  for (let i = 0; i < 20; i++) baseFiles[`/usr/lib/lib${i}.so`] = pseudoRandomBytes(Math.round(5 * MiB * scale), `${run}:base${i}`);
+  const base: LayerSpec = { files: baseFiles };
+  let rebuilt = base;
+  for (const i of [3, 9, 15]) rebuilt = variant(rebuilt, { path: `/usr/lib/lib${i}.so`, bytes: 2048, seed: `${run}:fix${i}` });
+  const appSmall: LayerSpec = { files: { '/app/run.sh': { content: '#!/bin/sh\nexec sleep 3600\n', mode: 0o755 }, '/app/data.bin': pseudoRandomBytes(Math.round(1 * MiB * scale), `${run}:small`) } };
+  const mb = (n: number) => `${+(n * scale).toFixed(1)} MiB`;
+  return [
+    { key: 'app-patch', metric: `4 KiB changed in a ${mb(50)} app layer`, v1: [os, app50], v2: [os, variant(app50, { path: '/app/bundle.bin', bytes: 4096, seed: `${run}:patch` })] },
+    { key: 'new-layer', metric: `new ${mb(5)} layer on a ${mb(20)} app`, v1: [os, app20], v2: [os, app20, extra5] },
+    { key: 'base-rebuild', metric: `${mb(100)} base rebuilt, 3 files × 2 KiB changed`, v1: [base, appSmall], v2: [rebuilt, appSmall] },
+  ];
+}
+
+/** Compressed bytes of the layers v2 has and v1 does not: what a layer-granular transfer must move. */
+function missingLayerBytes(v1: ForgedImage, v2: ForgedImage): number {
+  const have = new Set(v1.layers.map((l) => l.digest));
+  return v2.layers.filter((l) => !have.has(l.digest)).reduce((n, l) => n + l.size, 0);
+}
+
+async function berthRun(r: BenchRig, proxyUrl: string, v1: ForgedImage, v2: ForgedImage, device: string): Promise<number> {
+  const relay = await startRelay('127.0.0.1', Number(new URL(proxyUrl).port));
+  const state = scratchDir('update-state');
+  const fetcher = berthFetcher(r.docker, relay.url, state.dir, device);
+  try {
+    await fetcher.ensureImages([v1.reference], {});
+    relay.reset();
+    await fetcher.ensureImages([v2.reference], {});
+    return relay.downstreamBytes();
+  } finally {
+    await fetcher.close();
+    await relay.close();
+    state.remove();
+    await removeImages(r.docker, [v1.configDigest, v2.configDigest]);
+  }
+}
+
+async function dockerRun(r: BenchRig, v1: ForgedImage, v2: ForgedImage): Promise<number> {
+  const relay = await startRelay('127.0.0.1', r.registryPort);
+  const through = (ref: string) => ref.replace(r.rig.registry, `127.0.0.1:${relay.port}`);
+  try {
+    await dockerPull(r.docker, through(v1.reference));
+    relay.reset();
+    await dockerPull(r.docker, through(v2.reference));
+    return relay.downstreamBytes();
+  } finally {
+    await relay.close();
+    await removeImages(r.docker, [v1.configDigest, v2.configDigest]);
+  }
+}
+
+export const bench: Bench = {
+  name: 'update-bytes',
+  title: 'Update bytes on the wire: Berth download channel vs docker pull',
+  async run({ quick, log }: BenchOptions): Promise<BenchRow[]> {
+    const r = await benchRig();
+    const run = `${process.pid}-${Date.now().toString(36)}`;
+    const runs = quick ? 1 : 2;
+    const dir = scratchDir('update-bytes');
+    const proxy = await startProxyProcess(dir.dir, r.rig.registryUrl);
+    const rows: BenchRow[] = [];
+    try {
+      for (const s of scenarios(quick ? 0.1 : 1, run)) {
+        const repo = `bench/update-${s.key}-${run}`;
+        const v1 = await forgeImage(r.rig.registry, repo, 'v1', { layers: s.v1 });
+        const v2 = await forgeImage(r.rig.registry, repo, 'v2', { layers: s.v2 });
+        await removeImages(r.docker, [v1.configDigest, v2.configDigest]);
+        const berth: number[] = [];
+        const docker: number[] = [];
+        for (let i = 0; i < runs; i++) {
+          berth.push((await berthRun(r, proxy.url, v1, v2, `bench-upd-${i}`)) / MB);
+          docker.push((await dockerRun(r, v1, v2)) / MB);
+          log(`update-bytes ${s.key} run ${i + 1}/${runs}: berth ${berth[i].toFixed(2)} MB, docker pull ${docker[i].toFixed(2)} MB`);
+        }
+        const missing = missingLayerBytes(v1, v2) / MB;
+        rows.push(
+          compare('update-bytes', s.metric, 'MB', stat(berth), 'docker pull', stat(docker), `missing layers ${missing.toFixed(2)} MB: both move whole changed layers today (no delta transfer yet)`),
+        );
+      }
+    } finally {
+      await proxy.stop();
+      dir.remove();
+    }
+    return rows;
+  },
+};
