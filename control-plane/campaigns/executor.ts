@@ -1,6 +1,5 @@
 import { sql } from 'drizzle-orm';
 import type { ControlPlaneContext, Tx } from '../context.js';
-import { rollbackRelease } from '../desired.js';
 import { planCampaign, type CampaignStep, type CampaignStepKind } from './planner.js';
 import { loadCampaign, loadCounts, releaseAll, updateProgress, type CampaignRecord } from './store.js';
 import { formatDuration } from './spec.js';
@@ -55,25 +54,27 @@ async function assignWave({ ctx, tx, campaign, now }: StepEnv, wave: number, cou
 /**
  * Sends every device the campaign touched, and still on its release, back to the manifest it ran
  * before. A device the campaign gave its first release has nothing to go back to and keeps it.
+ * Set-based, mirroring rollbackRelease (desired.ts): the manifests swap and the sequence goes up,
+ * so the device accepts the older release as a newer document; long polls wake after commit.
  */
 export async function rollbackCampaign({ ctx, tx, campaign, now }: StepEnv): Promise<{ rolledBack: number; kept: number }> {
-  const touched = await tx.all<{ device_id: string }>(sql`
-    SELECT cd.device_id FROM campaign_devices cd JOIN desired ds ON ds.device_id = cd.device_id
-    WHERE cd.campaign_id = ${campaign.id} AND cd.state IN ('assigned', 'succeeded', 'failed')
-      AND ds.campaign_id = ${campaign.id} AND ds.manifest_id = ${campaign.manifestId}
-      AND ds.previous_manifest_id IS NOT NULL AND ds.previous_manifest_id IS cd.previous_manifest_id`);
-  let rolledBack = 0;
-  for (const { device_id } of touched) {
-    if (await rollbackRelease(ctx, tx, device_id)) rolledBack++;
-  }
-  await tx.run(sql`UPDATE campaign_devices SET state = 'rolled-back', finished_at = ${now}
-    WHERE campaign_id = ${campaign.id} AND device_id IN (
-      SELECT cd.device_id FROM campaign_devices cd JOIN desired ds ON ds.device_id = cd.device_id
-      WHERE cd.campaign_id = ${campaign.id} AND ds.campaign_id = ${campaign.id} AND ds.manifest_id IS cd.previous_manifest_id
-        AND cd.state IN ('assigned', 'succeeded', 'failed'))`);
+  await tx.run(sql`UPDATE campaign_devices SET assigning = 1
+    WHERE campaign_id = ${campaign.id} AND state IN ('assigned', 'succeeded', 'failed')
+      AND EXISTS (SELECT 1 FROM desired ds WHERE ds.device_id = campaign_devices.device_id
+        AND ds.campaign_id = ${campaign.id} AND ds.manifest_id = ${campaign.manifestId}
+        AND ds.previous_manifest_id IS NOT NULL AND ds.previous_manifest_id IS campaign_devices.previous_manifest_id)`);
+  await tx.run(sql`UPDATE desired SET manifest_id = previous_manifest_id, previous_manifest_id = manifest_id,
+      sequence = sequence + 1, issued_at = ${now}
+    WHERE device_id IN (SELECT device_id FROM campaign_devices WHERE campaign_id = ${campaign.id} AND assigning = 1)`);
+  const rolled = await tx.all<{ device_id: string }>(sql`UPDATE campaign_devices SET state = 'rolled-back', finished_at = ${now}, assigning = 0
+    WHERE campaign_id = ${campaign.id} AND assigning = 1 RETURNING device_id`);
+  const ids = rolled.map((r) => r.device_id);
+  ctx.afterCommit(tx, () => {
+    for (const id of ids) ctx.waiters.wake(id);
+  });
   const kept = await tx.all<{ n: number }>(sql`SELECT count(*) AS n FROM campaign_devices
     WHERE campaign_id = ${campaign.id} AND state IN ('assigned', 'succeeded', 'failed')`);
-  return { rolledBack, kept: Number(kept[0]?.n ?? 0) };
+  return { rolledBack: ids.length, kept: Number(kept[0]?.n ?? 0) };
 }
 
 export const STEP_EXECUTORS: StepExecutors = {
