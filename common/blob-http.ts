@@ -1,7 +1,7 @@
 import { createReadStream } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 
 /** Large reads: the serving loop does one syscall and one chunk per MiB, not per 64 KiB. */
 export const READ_CHUNK = 1 << 20;
@@ -99,24 +99,63 @@ export function blobResponse(req: Request, blob: BlobInfo, onClose?: () => void)
 }
 
 /**
- * Writes a planned blob response straight to a Node response: 1 MiB reads into fresh buffers,
- * `pipeline` for backpressure and teardown, no web-stream conversion per chunk (the hot path of
- * the download channel). Resolves with the body bytes written; never rejects on a client that
- * hung up (that is how resumable downloads end).
+ * Read size for one of `active` concurrent senders: READ_CHUNK while few clients share the
+ * process, smaller when many do, so that the bytes in flight (one buffer being read and one being
+ * written per client) stay near `budget` and the RSS stays flat under load.
  */
-export async function sendBlobFile(res: ServerResponse, plan: BlobPlan, path: string): Promise<number> {
-  res.writeHead(plan.status, plan.headers);
+export function chunkSizeFor(active: number, budget = 32 << 20, min = 128 << 10): number {
+  const share = Math.floor(budget / Math.max(1, active));
+  return Math.max(min, Math.min(READ_CHUNK, share));
+}
+
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}
+
+/**
+ * Writes bytes [start, end] of an open file to a Node response: large reads into fresh buffers (the
+ * socket may still hold the previous one), one read ahead of the socket at most, and no web-stream
+ * conversion per chunk. Returns the bytes handed to the socket; stops quietly when the client
+ * hangs up (that is how interrupted downloads end).
+ */
+export async function writeFileRange(res: ServerResponse, fh: FileHandle, start: number, end: number, chunkSize: () => number = () => READ_CHUNK): Promise<number> {
+  let pos = start;
+  while (pos <= end && !res.destroyed) {
+    const buf = Buffer.allocUnsafeSlow(Math.min(chunkSize(), end + 1 - pos));
+    const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+    if (bytesRead === 0) throw new Error(`file ended at byte ${pos}, expected ${end + 1}`);
+    pos += bytesRead;
+    if (!res.write(bytesRead === buf.length ? buf : buf.subarray(0, bytesRead))) await drained(res);
+  }
+  return pos - start;
+}
+
+/** Sends a planned blob response from a file straight to a Node response (the download hot path). */
+export async function sendBlobFile(res: ServerResponse, plan: BlobPlan, path: string, chunkSize?: () => number): Promise<number> {
   if (!plan.body) {
+    res.writeHead(plan.status, plan.headers);
     res.end();
     return 0;
   }
-  const stream = createReadStream(path, { start: plan.body.start, end: plan.body.end, highWaterMark: READ_CHUNK });
-  let sent = 0;
-  stream.on('data', (chunk: Buffer | string) => { sent += chunk.length; });
+  // Open before the headers: a vanished file is still an error the caller can answer properly.
+  const fh = await open(path, 'r');
   try {
-    await pipeline(stream, res);
+    res.writeHead(plan.status, plan.headers);
+    const sent = await writeFileRange(res, fh, plan.body.start, plan.body.end, chunkSize);
+    if (!res.destroyed) res.end();
+    return sent;
   } catch {
-    // The client went away or the file vanished mid-read; the socket is already torn down.
+    res.destroy();
+    return 0;
+  } finally {
+    await fh.close().catch(() => undefined);
   }
-  return sent;
 }

@@ -34,7 +34,7 @@ export type TailOutcome = { sent: number; failedBeforeHeaders?: Error };
  * receives a complete body of unverified bytes; if verification fails it gets a cut connection
  * (or, when nothing was sent yet, the caller answers with an error).
  */
-export async function sendWhileFetching(res: ServerResponse, plan: BlobPlan, f: BlobFetch): Promise<TailOutcome> {
+export async function sendWhileFetching(res: ServerResponse, plan: BlobPlan, f: BlobFetch, chunkSize: () => number = () => READ_CHUNK): Promise<TailOutcome> {
   if (!plan.body) {
     res.writeHead(plan.status, plan.headers);
     res.end();
@@ -70,7 +70,7 @@ export async function sendWhileFetching(res: ServerResponse, plan: BlobPlan, f: 
         continue;
       }
       // A fresh buffer per write: the socket may still hold the previous one.
-      const buf = Buffer.allocUnsafe(Math.min(avail, READ_CHUNK));
+      const buf = Buffer.allocUnsafeSlow(Math.min(avail, chunkSize()));
       const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
       if (bytesRead === 0) {
         await f.changed();

@@ -3,7 +3,7 @@ import type { Server } from 'node:http';
 import { serve, type HttpBindings } from '@hono/node-server';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { Hono, type Context } from 'hono';
-import { planBlob, sendBlobFile } from '../common/blob-http.js';
+import { chunkSizeFor, planBlob, sendBlobFile } from '../common/blob-http.js';
 import { createLogger, newOpId, type Logger } from '../common/log.js';
 import { MEDIA } from '../common/oci.js';
 import { upstreamHost } from '../manifests/image-ref.js';
@@ -102,6 +102,10 @@ export async function createProxy(opts: ProxyOptions) {
   if (opts.anonymous) {
     log.warn({ anonymous: true }, 'ANONYMOUS MODE: pull tokens are NOT checked; anyone who reaches this port can pull every mirrored image. Use only on a trusted LAN.');
   }
+
+  // Blob responses being written right now: their read size shrinks as their number grows.
+  let sending = 0;
+  const chunkSize = (): number => chunkSizeFor(sending);
 
   const app = new Hono<Env>();
 
@@ -266,7 +270,8 @@ export async function createProxy(opts: ProxyOptions) {
         const plan = planBlob(request, { size: cachedSize, digest: route.digest });
         Object.assign(plan.headers, extra);
         c.set('sentStatus', plan.status);
-        const sent = await sendBlobFile(res, plan, store.blobPath(route.digest));
+        sending++;
+        const sent = await sendBlobFile(res, plan, store.blobPath(route.digest), chunkSize).finally(() => { sending--; });
         metrics.inc('berth_proxy_cache_hits_total', { kind: 'blob' });
         metrics.inc('berth_proxy_cache_hit_bytes_total', {}, sent);
         metrics.inc('berth_proxy_served_bytes_total', { kind: 'blob' }, sent);
@@ -284,7 +289,8 @@ export async function createProxy(opts: ProxyOptions) {
     const plan = planBlob(request, { size, digest: route.digest });
     Object.assign(plan.headers, extra);
     c.set('sentStatus', plan.status);
-    const out = await sendWhileFetching(res, plan, f);
+    sending++;
+    const out = await sendWhileFetching(res, plan, f, chunkSize).finally(() => { sending--; });
     metrics.inc('berth_proxy_cache_miss_bytes_total', {}, out.sent);
     metrics.inc('berth_proxy_served_bytes_total', { kind: 'blob' }, out.sent);
     if (out.failedBeforeHeaders) {

@@ -65,7 +65,8 @@ describe('docker and skopeo through the registry proxy', () => {
     expect(info.RepoDigests).toContain(`${host}/rig/${repo}@${image.manifestDigest}`);
     expect(info.Id).toBe(image.configDigest);
     expect(info.RootFS.Layers).toEqual(image.layers.map((l) => l.diffId));
-    expect(await anonymous.store.onDisk(image.layers[0].digest)).toBe(true);
+    // The busybox layer may already be in dockerd from other tests; the per-run layer is not.
+    expect(await anonymous.store.onDisk(image.layers[1].digest)).toBe(true);
   });
 
   it('skopeo inspects and copies through it', async () => {
