@@ -11,14 +11,18 @@ export interface Relay {
   /** Bytes sent from the target to clients since start or the last reset. */
   downstreamBytes(): number;
   reset(): void;
-  /** Cut every connection once this many downstream bytes have passed in total (one-shot). */
-  cutAfter(bytes: number | null): void;
+  /**
+   * Cut every connection once this many more downstream bytes have passed in total (one-shot);
+   * `onCut` runs right after the cut (a bench stops the client there, as a restart would).
+   */
+  cutAfter(bytes: number | null, onCut?: () => void): void;
   close(): Promise<void>;
 }
 
 export async function startRelay(targetHost: string, targetPort: number): Promise<Relay> {
   let down = 0;
   let cutAt: number | null = null;
+  let onCutHook: (() => void) | undefined;
   const sockets = new Set<Socket>();
   const server: Server = createServer((client) => {
     const upstream = connect(targetPort, targetHost);
@@ -38,6 +42,9 @@ export async function startRelay(targetHost: string, targetPort: number): Promis
         down += out.length;
         client.end(out, () => drop());
         for (const s of sockets) if (s !== client) s.destroy();
+        const hook = onCutHook;
+        onCutHook = undefined;
+        hook?.();
         return;
       }
       down += out.length;
@@ -55,7 +62,10 @@ export async function startRelay(targetHost: string, targetPort: number): Promis
     url: `http://127.0.0.1:${port}`,
     downstreamBytes: () => down,
     reset: () => { down = 0; },
-    cutAfter: (bytes) => { cutAt = bytes === null ? null : down + bytes; },
+    cutAfter: (bytes, onCut) => {
+      cutAt = bytes === null ? null : down + bytes;
+      onCutHook = onCut;
+    },
     close: async () => {
       for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
