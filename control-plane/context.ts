@@ -45,8 +45,9 @@ export interface ControlPlaneContext {
   db: Db;
   client: Client;
   /**
-   * Runs `fn` in one write transaction. Writes are serialized by an in-process mutex, because a
-   * libSQL transaction holds its own connection and two concurrent ones would fail with SQLITE_BUSY.
+   * Runs `fn` in a write transaction and resolves once it is committed. Writes are serialized in
+   * process (a libSQL transaction holds its own connection; two at once would meet SQLITE_BUSY);
+   * writes queued meanwhile share the next commit, each in its own savepoint.
    */
   write<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
   /** Runs `fn` once the current `write` has committed (dropped if it rolls back). */
@@ -66,16 +67,6 @@ export function actorName(actor: AuditActor): string {
   return typeof actor === 'string' ? actor : `${actor.kind}:${actor.id}`;
 }
 
-/** A promise chain: each task starts when the previous one settled. */
-export class Mutex {
-  private tail: Promise<unknown> = Promise.resolve();
-  run<T>(task: () => Promise<T>): Promise<T> {
-    const result = this.tail.then(task, task);
-    this.tail = result.catch(() => undefined);
-    return result;
-  }
-}
-
 export interface ContextParts {
   db: Db;
   client: Client;
@@ -88,32 +79,91 @@ export interface ContextParts {
   now?: () => Date;
 }
 
+/** At most this many queued writes share one commit. */
+const MAX_GROUP = 64;
+
+interface QueuedWrite {
+  fn: (tx: Tx) => Promise<unknown>;
+  resolve: (value: unknown) => void;
+  reject: (err: unknown) => void;
+  hooks: (() => void)[];
+}
+
+type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+
 export function createContext(parts: ContextParts): ControlPlaneContext {
-  const mutex = new Mutex();
-  // Writes are serialized, so at most one write's hooks are being collected at any time.
+  const queue: QueuedWrite[] = [];
+  let draining = false;
+  // Writes run one at a time, so at most one write's hooks are being collected at any moment.
   let hooks: (() => void)[] | null = null;
   const now = parts.now ?? (() => new Date());
+
+  /**
+   * Group commit: the writes queued while a commit is in flight go together into the next
+   * transaction, each in its own savepoint (one failing rolls back only itself), so N writes cost
+   * one fsync. Each caller is answered only after the commit that holds its write.
+   */
+  async function drain(): Promise<void> {
+    try {
+      while (queue.length > 0) {
+        // The embedded driver runs statements synchronously, so nothing else moves while a group
+        // commits; yielding to the event loop first lets the requests that arrived meanwhile join.
+        await new Promise((resolve) => setImmediate(resolve));
+        const group = queue.splice(0, MAX_GROUP);
+        const outcomes: Outcome[] = [];
+        try {
+          await parts.db.transaction(async (tx) => {
+            for (const item of group) {
+              hooks = item.hooks;
+              try {
+                const value = group.length === 1 ? await item.fn(tx) : await tx.transaction((sp) => item.fn(sp));
+                outcomes.push({ ok: true, value });
+              } catch (error) {
+                outcomes.push({ ok: false, error });
+                if (group.length === 1) throw error;
+              } finally {
+                hooks = null;
+              }
+            }
+          });
+        } catch (err) {
+          group.forEach((item, i) => {
+            const o = outcomes[i];
+            item.reject(o && !o.ok ? o.error : err);
+          });
+          continue;
+        }
+        group.forEach((item, i) => {
+          const o = outcomes[i];
+          if (!o.ok) {
+            item.reject(o.error);
+            return;
+          }
+          for (const hook of item.hooks) {
+            try {
+              hook();
+            } catch (err) {
+              parts.log.error({ err }, 'after-commit hook failed');
+            }
+          }
+          item.resolve(o.value);
+        });
+      }
+    } finally {
+      draining = false;
+    }
+  }
+
   const ctx: ControlPlaneContext = {
     ...parts,
     now,
     write<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
-      return mutex.run(async () => {
-        const mine: (() => void)[] = [];
-        hooks = mine;
-        let result: T;
-        try {
-          result = await parts.db.transaction((tx) => fn(tx));
-        } finally {
-          hooks = null;
+      return new Promise<T>((resolve, reject) => {
+        queue.push({ fn, resolve: resolve as (v: unknown) => void, reject, hooks: [] });
+        if (!draining) {
+          draining = true;
+          void drain();
         }
-        for (const hook of mine) {
-          try {
-            hook();
-          } catch (err) {
-            parts.log.error({ err }, 'after-commit hook failed');
-          }
-        }
-        return result;
       });
     },
     afterCommit(_tx: Tx, fn: () => void): void {

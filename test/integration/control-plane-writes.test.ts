@@ -1,0 +1,64 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sql } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../../common/log.js';
+import { createContext, type ControlPlaneContext } from '../../control-plane/context.js';
+import { migrate, openDatabase } from '../../control-plane/db/open.js';
+import { DesiredWaiters } from '../../control-plane/desired-waiters.js';
+import { TypedEmitter } from '../../control-plane/events.js';
+import { DEFAULTS } from '../../control-plane/index.js';
+import { ImageRegistry } from '../../control-plane/registry.js';
+import { SigningKeys } from '../../control-plane/signing-keys.js';
+
+/** ctx.write on a real libSQL file: concurrent writes share commits but fail alone. */
+describe('control plane writes (group commit)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'berth-cp-writes-'));
+  let ctx: ControlPlaneContext;
+  let close: () => void;
+
+  beforeAll(async () => {
+    const log = createLogger('control-plane', { level: 'silent' });
+    const { client, db } = await openDatabase(`file:${join(dir, 'w.db')}`);
+    close = () => client.close();
+    await migrate(client, log);
+    const keys = new SigningKeys(db, 1000);
+    ctx = createContext({ db, client, log, events: new TypedEmitter(), config: { ...DEFAULTS, registryProxy: null, dataDir: dir, publicUrl: null }, keys, waiters: new DesiredWaiters(), registry: new ImageRegistry(null, async () => '', log) });
+  });
+
+  afterAll(() => {
+    close?.();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const insert = (serial: string) => sql`INSERT INTO devices (id, serial, public_key, labels, status, created_at, token_epoch) VALUES (${'dev_' + serial}, ${serial}, 'k', '{}', 'registered', 0, 0)`;
+  const serials = async () => (await ctx.db.all<{ serial: string }>(sql`SELECT serial FROM devices ORDER BY serial`)).map((r) => r.serial);
+
+  it('commits every write that succeeded, rolls back only the one that failed, and runs only committed hooks', async () => {
+    const hooks: string[] = [];
+    const writes = Array.from({ length: 20 }, (_, i) =>
+      ctx.write(async (tx) => {
+        const serial = `w-${String(i).padStart(2, '0')}`;
+        await tx.run(insert(serial));
+        ctx.afterCommit(tx, () => hooks.push(serial));
+        if (i === 7) throw new Error('refused after writing');
+        return serial;
+      }),
+    );
+    const settled = await Promise.allSettled(writes);
+    expect(settled.filter((s) => s.status === 'rejected').map((s) => (s as PromiseRejectedResult).reason.message)).toEqual(['refused after writing']);
+    const expected = Array.from({ length: 20 }, (_, i) => `w-${String(i).padStart(2, '0')}`).filter((s) => s !== 'w-07');
+    expect(await serials()).toEqual(expected);
+    expect(hooks.sort()).toEqual(expected);
+  });
+
+  it('fails a write that breaks a constraint without touching its neighbours', async () => {
+    const [a, dup, b] = await Promise.allSettled([ctx.write((tx) => tx.run(insert('x-a'))), ctx.write((tx) => tx.run(insert('w-00'))), ctx.write((tx) => tx.run(insert('x-b')))]);
+    expect([a.status, dup.status, b.status]).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect((await serials()).filter((s) => s.startsWith('x-'))).toEqual(['x-a', 'x-b']);
+    // A lone write that fails rolls back too.
+    await expect(ctx.write(async (tx) => { await tx.run(insert('y-1')); throw new Error('no'); })).rejects.toThrow('no');
+    expect(await serials()).not.toContain('y-1');
+  });
+});
