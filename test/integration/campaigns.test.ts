@@ -315,15 +315,37 @@ describe('campaigns', () => {
     expect(done.devices).toMatchObject({ succeeded: 4 });
   });
 
+  it('counts a silent device as failed after the device timeout and pauses; resume goes on, abort rolls back', async () => {
+    const { cp } = await freshControlPlane('timeout');
+    const gws = await fleet(cp.url, 'to', 3, 'site=bern');
+    await baseline(cp.url, gws);
+    const c = await create(cp.url, { manifest: 'app@2.0.0', selector: 'site=bern', waves: ['1', '100%'], success: 1, maxFailures: 0, deviceTimeout: '1s', onFailure: 'pause', start: true });
+    const [silent] = await on(cp.url, gws, 'app@2.0.0');
+    const paused = await until(cp.url, c.id, 'the timeout', (s) => s.status === 'paused');
+    expect(paused.failing).toEqual([expect.objectContaining({ serial: silent.serial, wave: 1, state: 'failed', error: expect.stringMatching(/no successful report within 1s/) })]);
+    expect(paused.devices).toMatchObject({ failed: 1, pending: 2 });
+    // Pausing leaves the release in place: nothing is rolled back.
+    expect((await silent.desired(cp.url))?.release).toBe('app@2.0.0');
+
+    // Resuming acknowledges the failure: the next wave goes out at once.
+    const resumed = await call(cp.url, 'POST', `/v1/campaigns/${c.id}/resume`, { token: ADMIN });
+    expect(resumed.body.devices).toMatchObject({ failed: 1, assigned: 2, pending: 0 });
+    expect(countOf(await releasesOf(cp.url, gws), 'app@2.0.0')).toBe(3);
+    // Whether the 1s timeout paused it again meanwhile or not, an abort sends everyone back.
+    const aborted = await call(cp.url, 'POST', `/v1/campaigns/${c.id}/abort`, { token: ADMIN });
+    expect(aborted.body.status).toBe('aborted');
+    expect(await releasesOf(cp.url, gws)).toEqual(['app@1.0.0', 'app@1.0.0', 'app@1.0.0']);
+  });
+
   it('continues correctly after a restart of the control plane mid-campaign', async () => {
     const { cp, db } = await freshControlPlane('restart');
     const gws = await fleet(cp.url, 'rs', 3, 'site=kyiv');
     await baseline(cp.url, gws);
-    const c = await create(cp.url, { manifest: 'app@2.0.0', selector: 'site=kyiv', waves: ['1', '100%'], success: 1, soak: '2s', start: true });
+    const c = await create(cp.url, { manifest: 'app@2.0.0', selector: 'site=kyiv', waves: ['1', '100%'], success: 1, soak: '3s', start: true });
     const [canary] = await on(cp.url, gws, 'app@2.0.0');
     await canary.runDesired(cp.url);
-    const soaking = await until(cp.url, c.id, 'the soak', (s) => s.soakUntil !== null);
-    expect(soaking.currentWave).toBe(1);
+    const soaking = await until(cp.url, c.id, 'the soak', (s) => s.soakUntil !== null || s.currentWave === 2);
+    expect(soaking.devices).toMatchObject({ succeeded: 1 });
     await cp.close();
     running.splice(running.indexOf(cp), 1);
 
