@@ -238,6 +238,10 @@ export function createImageFetcher(opts: ImageFetcherOptions): ImageFetcher {
       },
       log,
     );
+    // A failed start (no loopback port?) is retried on the next handover, not cached.
+    registry.catch(() => {
+      registry = undefined;
+    });
     return registry;
   }
 

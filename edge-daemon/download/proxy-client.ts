@@ -5,6 +5,7 @@ import type { Logger } from '../../common/log.js';
 import { MANIFEST_ACCEPT } from '../../common/oci.js';
 import type { Upstream } from '../../manifests/image-ref.js';
 import { BlobVerificationError, ImageUnavailableError, TransientError } from './errors.js';
+import { httpGet, isConnectionError, type HttpAnswer } from './http.js';
 import { backoffMs, bodyPlan, resumeStart } from './resume.js';
 import type { BlobStore } from './store.js';
 
@@ -74,11 +75,17 @@ export class ProxyClient {
       // The upstream list is public (protocol.ts); the pull token stays off requests that need none.
       const { res, watch } = await this.open('/berth/v1/upstreams', {}, signal, 'upstream list', false);
       try {
-        if (!res.ok) {
-          await res.body?.cancel();
+        if (res.status !== 200) {
+          res.discard();
           throw this.statusError(res.status, 'the upstream list (/berth/v1/upstreams)');
         }
-        const body = (await res.json()) as { upstreams?: { alias?: unknown; url?: unknown; host?: unknown }[] };
+        let body: { upstreams?: { alias?: unknown; url?: unknown; host?: unknown }[] };
+        try {
+          body = JSON.parse((await res.bytes(1 << 20)).toString('utf8'));
+        } catch (err) {
+          if (isConnectionError(err)) throw err;
+          throw new Error('registry proxy answered /berth/v1/upstreams with something that is not JSON');
+        }
         if (!Array.isArray(body.upstreams)) throw new Error('registry proxy answered /berth/v1/upstreams without an upstreams list');
         // Older proxies give only the host; an https URL of it maps references the same way.
         return body.upstreams.map((u) => ({
@@ -116,20 +123,20 @@ export class ProxyClient {
       const got = await this.withRetries(`${what} of ${image}`, signal, async () => {
         const { res, watch } = await this.open(path, headers, signal, what);
         try {
-          if (!res.ok) {
-            await res.body?.cancel();
+          if (res.status !== 200) {
+            res.discard();
             if (res.status === 404) throw new ImageUnavailableError(image, `${what} not found (404)`);
             throw this.statusError(res.status, `${what} of image ${image}`);
           }
           const chunks: Buffer[] = [];
           let length = 0;
-          for await (const chunk of res.body ?? []) {
+          for await (const chunk of res.body) {
             watch.touch();
             length += chunk.length;
             if (length > MAX_SMALL_BLOB) throw new Error(`${what} of image ${image} is larger than ${MAX_SMALL_BLOB} bytes`);
-            chunks.push(Buffer.from(chunk));
+            chunks.push(chunk);
           }
-          return { bytes: Buffer.concat(chunks), mediaType: res.headers.get('content-type')?.split(';')[0].trim() ?? '' };
+          return { bytes: Buffer.concat(chunks), mediaType: res.header('content-type')?.split(';')[0].trim() ?? '' };
         } catch (err) {
           throw this.transportError(err, signal, watch, `${what} of image ${image}`);
         } finally {
@@ -184,7 +191,7 @@ export class ProxyClient {
     const what = `blob ${t.digest} of image ${t.image}`;
     const { res, watch } = await this.open(`/v2/${t.repository}/blobs/${t.digest}`, start.headers, signal, what);
     try {
-      const plan = bodyPlan(res.status, res.headers.get('content-range'), offset, t.size);
+      const plan = bodyPlan(res.status, res.header('content-range'), offset, t.size);
       switch (plan.kind) {
         case 'append':
           break;
@@ -193,22 +200,22 @@ export class ProxyClient {
           digester = new Digester();
           break;
         case 'discard':
-          await res.body?.cancel();
+          res.discard();
           await store.discardPartial(t.digest);
           onBytes(0);
           throw new TransientError(`${what}: the proxy's range does not continue our partial file; starting over`);
         case 'unavailable':
-          await res.body?.cancel();
+          res.discard();
           throw new ImageUnavailableError(t.image, `blob ${t.digest} not found (404)`);
         case 'unauthorized':
         case 'fail':
-          await res.body?.cancel();
+          res.discard();
           throw this.statusError(res.status, what);
       }
       const fh = await open(store.partialPath(t.digest), offset === 0 ? 'w' : 'a', 0o600);
       let written = offset;
       try {
-        for await (const chunk of res.body ?? []) {
+        for await (const chunk of res.body) {
           watch.touch();
           if (written + chunk.length > t.size) throw new DigestMismatch(`more than ${t.size} bytes`);
           digester.update(chunk);
@@ -240,18 +247,15 @@ export class ProxyClient {
     signal: AbortSignal | undefined,
     what: string,
     authorized = true,
-  ): Promise<{ res: Response; watch: IdleWatch }> {
+  ): Promise<{ res: HttpAnswer; watch: IdleWatch }> {
     let renewed = !authorized;
     for (;;) {
       const auth: Record<string, string> = authorized ? { Authorization: `Bearer ${await this.opts.pullToken()}` } : {};
       const watch = new IdleWatch(this.opts.idleTimeoutMs, what);
       const signals = signal ? [signal, watch.controller.signal] : [watch.controller.signal];
-      let res: Response;
+      let res: HttpAnswer;
       try {
-        res = await fetch(new URL(path, this.opts.baseUrl), {
-          headers: { ...headers, ...auth },
-          signal: AbortSignal.any(signals),
-        });
+        res = await httpGet(new URL(path, this.opts.baseUrl), { ...headers, ...auth }, AbortSignal.any(signals));
       } catch (err) {
         watch.clear();
         throw this.transportError(err, signal, watch, what);
@@ -259,7 +263,7 @@ export class ProxyClient {
       if (res.status === 401 && !renewed) {
         renewed = true;
         watch.clear();
-        await res.body?.cancel();
+        res.discard();
         this.opts.log.info({ what }, 'registry proxy refused the pull token; asking for a fresh one');
         continue;
       }
@@ -279,8 +283,8 @@ export class ProxyClient {
     if (signal?.aborted) return signal.reason ?? err;
     if (watch.fired) return new TransientError(`no data for ${this.opts.idleTimeoutMs} ms from the registry proxy (${what})`);
     if (err instanceof TransientError || err instanceof DigestMismatch || err instanceof ImageUnavailableError || err instanceof BlobVerificationError) return err;
-    if (err instanceof TypeError || (err instanceof Error && /terminated|socket|ECONNRESET|ECONNREFUSED|EPIPE|other side closed/i.test(`${err.message} ${String(err.cause ?? '')}`))) {
-      return new TransientError(`connection to the registry proxy failed for ${what}: ${err.message}${err.cause ? ` (${String(err.cause)})` : ''}`, { cause: err });
+    if (isConnectionError(err)) {
+      return new TransientError(`connection to the registry proxy failed for ${what}: ${(err as Error).message}`, { cause: err });
     }
     return err;
   }
