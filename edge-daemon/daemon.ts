@@ -49,6 +49,10 @@ export interface DaemonStatus {
   running: string | null;
   currentSequence: number | null;
   lastSequence: number | null;
+  /** Sequence of the last document received (applied, ignored or refused); null before any. */
+  seenSequence: number | null;
+  /** How many documents have been received and judged (tests wait on this). */
+  documentsSeen: number;
   error?: string;
   inflight: boolean;
   online: boolean;
@@ -113,6 +117,7 @@ class Daemon implements EdgeDaemon {
   private work: Promise<void> = Promise.resolve();
   private pendingDocument: string | undefined;
   private lastDocument: string | undefined;
+  private seen = { sequence: null as number | null, count: 0 };
   private retry: { release: Release; at: number; delay: number } | undefined;
   private timers: NodeJS.Timeout[] = [];
   private loops: Promise<void>[] = [];
@@ -311,6 +316,15 @@ class Daemon implements EdgeDaemon {
     this.pendingDocument = undefined;
     if (!jws || jws === this.lastDocument) return;
     this.lastDocument = jws;
+    try {
+      await this.judge(jws);
+    } finally {
+      this.seen = { ...this.seen, count: this.seen.count + 1 };
+    }
+  }
+
+  /** Verifies a document and applies it, ignores it (already handled) or refuses it (reported). */
+  private async judge(jws: string): Promise<void> {
     const opId = newOpId();
     let release: Release;
     try {
@@ -321,6 +335,7 @@ class Daemon implements EdgeDaemon {
         throw new DeploymentRejected('malformed', (err as Error).message);
       }
       const doc = await verifyDeployment(jws, { keys, device: this.deviceId });
+      this.seen = { ...this.seen, sequence: doc.sequence };
       release = { sequence: doc.sequence, name: doc.manifest.name, version: doc.manifest.version, digest: doc.manifest.digest, spec: doc.spec };
       const last = this.journal.lastSequence;
       if (last !== null && doc.sequence <= last) {
@@ -543,6 +558,8 @@ class Daemon implements EdgeDaemon {
       running: this.journal?.current ? releaseLabel(this.journal.current) : null,
       currentSequence: this.journal?.current?.sequence ?? null,
       lastSequence: this.journal?.lastSequence ?? null,
+      seenSequence: this.seen.sequence,
+      documentsSeen: this.seen.count,
       error: this.error,
       inflight: Boolean(this.journal?.inflight),
       online: this.online,
@@ -563,11 +580,8 @@ class Daemon implements EdgeDaemon {
   }
 
   /** Sends one report now and waits until every queued report is delivered (tests, shutdown). */
-  async flushReports(timeoutMs = 5000): Promise<void> {
-    this.reporter.changed();
-    const until = Date.now() + timeoutMs;
-    await sleep(50);
-    while (this.reporter.queued > 0 && Date.now() < until) await sleep(50);
+  flushReports(timeoutMs = 5000): Promise<void> {
+    return this.reporter.flush(timeoutMs);
   }
 }
 

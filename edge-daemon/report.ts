@@ -88,6 +88,15 @@ export class Reporter {
     }
   }
 
+  /** Builds a report now (whatever the throttle says) and waits until the queue is delivered. */
+  async flush(timeoutMs = 5000): Promise<void> {
+    this.building = this.building.then(() => this.snapshot());
+    await this.building;
+    const until = Date.now() + timeoutMs;
+    while (this.queue.length && Date.now() < until) await sleep(50);
+    if (this.queue.length) throw new Error(`${this.queue.length} reports not delivered within ${timeoutMs} ms`);
+  }
+
   /** Sends one last report (best effort, bounded) and stops. */
   async close(final = true): Promise<void> {
     if (this.pendingTimer) clearTimeout(this.pendingTimer);
