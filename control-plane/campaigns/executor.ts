@@ -126,6 +126,18 @@ async function executeStep(env: StepEnv, step: CampaignStep): Promise<void> {
 
 const MAX_ROUNDS = 20;
 
+/**
+ * Whether the campaign has something to do now, decided on a read outside the write lock so an
+ * idle tick over a large campaign never holds up other writers. advanceCampaign plans again
+ * inside the transaction, so a stale read here costs at most one empty write.
+ */
+export async function campaignNeedsAdvance(ctx: ControlPlaneContext, campaignId: string): Promise<boolean> {
+  const campaign = await loadCampaign(ctx.db, campaignId);
+  if (!campaign || campaign.progress.status !== 'running') return false;
+  const steps = planCampaign(campaign.spec, campaign.progress, await loadCounts(ctx.db, campaign), ctx.now().getTime());
+  return steps.some((s) => s.kind !== 'wait-window' || s.opensAt !== campaign.nextWindowAt);
+}
+
 /** Plans and applies until the campaign only waits (for reports, a soak, a window). */
 export async function advanceCampaign(ctx: ControlPlaneContext, tx: Tx, campaignId: string): Promise<CampaignStep[]> {
   const applied: CampaignStep[] = [];

@@ -58,8 +58,9 @@ export async function recordReport(ctx: ControlPlaneContext, deviceId: string, r
  * event, or a report taken by another control-plane process on a shared database): every device
  * still in flight whose latest report is about its campaign's document.
  */
-export async function reconcileReports(ctx: ControlPlaneContext, tx: Tx): Promise<string[]> {
-  const rows = await tx.all<AssignedRow & { r_desired: number | null; r_running: string | null; r_phase: DeviceReport['phase']; r_services: string; r_error: string | null }>(sql`
+export async function reconcileReports(ctx: ControlPlaneContext): Promise<string[]> {
+  // Read outside the write lock (WAL readers do not block the writer); write only what moves.
+  const rows = await ctx.db.all<AssignedRow & { r_desired: number | null; r_running: string | null; r_phase: DeviceReport['phase']; r_services: string; r_error: string | null }>(sql`
     SELECT cd.campaign_id, cd.device_id, cd.state, cd.desired_sequence, c.release,
       r.desired_sequence AS r_desired, r.running AS r_running, r.phase AS r_phase, r.services AS r_services, r.error AS r_error
     FROM campaign_devices cd
@@ -67,8 +68,7 @@ export async function reconcileReports(ctx: ControlPlaneContext, tx: Tx): Promis
     JOIN reported r ON r.device_id = cd.device_id AND r.desired_sequence = cd.desired_sequence
     WHERE cd.active = 1 AND cd.state = 'assigned' AND c.status IN ('running', 'paused')
       AND r.phase IN ('running', 'failed', 'rolled-back')`);
-  const changed = new Set<string>();
-  const now = ctx.now().getTime();
+  const moving: { row: AssignedRow; report: ReportFields }[] = [];
   for (const row of rows) {
     const report: ReportFields = {
       desiredSequence: row.r_desired === null ? null : Number(row.r_desired),
@@ -77,9 +77,17 @@ export async function reconcileReports(ctx: ControlPlaneContext, tx: Tx): Promis
       services: JSON.parse(row.r_services) as DeviceReport['services'],
       ...(row.r_error === null ? {} : { error: row.r_error }),
     };
-    if (await applyOutcome(tx, row, report, now)) changed.add(row.campaign_id);
+    if (classifyReport(report, { sequence: Number(row.desired_sequence), release: row.release }).kind !== 'in-flight') moving.push({ row, report });
   }
-  return [...changed];
+  if (moving.length === 0) return [];
+  return ctx.write(async (tx) => {
+    const changed = new Set<string>();
+    const now = ctx.now().getTime();
+    for (const { row, report } of moving) {
+      if (await applyOutcome(tx, row, report, now)) changed.add(row.campaign_id);
+    }
+    return [...changed];
+  });
 }
 
 /**

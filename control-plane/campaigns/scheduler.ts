@@ -1,5 +1,5 @@
 import type { ControlPlaneContext } from '../context.js';
-import { advanceCampaign } from './executor.js';
+import { advanceCampaign, campaignNeedsAdvance } from './executor.js';
 import { deviceChanged, deviceRevoked, reconcileReports, recordReport } from './membership.js';
 import { parseSelector } from '../selector.js';
 import { activeCampaignIds, dropUnmatchedPending, joinMatchingDevices, loadCampaign } from './store.js';
@@ -37,7 +37,7 @@ export function startCampaignScheduler(ctx: ControlPlaneContext, opts: { tickMs?
 
   async function advance(ids: string[]): Promise<void> {
     for (const id of ids) {
-      await ctx.write((tx) => advanceCampaign(ctx, tx, id));
+      if (await campaignNeedsAdvance(ctx, id)) await ctx.write((tx) => advanceCampaign(ctx, tx, id));
     }
   }
 
@@ -53,7 +53,7 @@ export function startCampaignScheduler(ctx: ControlPlaneContext, opts: { tickMs?
   }
 
   async function tick(): Promise<void> {
-    const changed = await ctx.write((tx) => reconcileReports(ctx, tx));
+    const changed = await reconcileReports(ctx);
     if (changed.length) ctx.log.debug({ campaigns: changed }, 'campaign reports reconciled');
     await advance(await activeCampaignIds(ctx.db, ['running']));
   }
