@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createConnection, createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../common/log.js';
 import { createImageFetcher, BlobVerificationError, DiskSpaceError, ImageUnavailableError, type DownloadProgress, type ImageFetcher } from '../../edge-daemon/download/index.js';
 import { startRegistryProxy } from '../../registry-proxy/index.js';
-import { busyboxLayer, forgeImage, pseudoRandomBytes, type ForgedImage, type LayerSpec } from '../rig/forge.js';
+import { buildImage, busyboxLayer, forgeImage, pushImage, pseudoRandomBytes, type ForgedImage, type LayerSpec } from '../rig/forge.js';
 import { freePort, rigFromEnv } from '../rig/index.js';
 
 const rig = rigFromEnv();
@@ -362,6 +362,30 @@ describe('download channel against the rig (dockerd, registry, proxy)', () => {
     expect(second.down).toBeGreaterThanOrEqual(big.size - onDisk);
     expect(second.down).toBeLessThan(big.size - onDisk + SLACK);
     expect(existsSync(partial)).toBe(false);
+  });
+
+  it('a complete partial file is verified and used; a wrong one is discarded and fetched again', async () => {
+    const built = await buildImage({ layers: [base, dataLayer('p', 2 * MiB), dataLayer('q', 2 * MiB)] });
+    const imageP = await pushImage(rig.registry, `berth-test/dl-${run}/p`, 'v1', built);
+    const [, good, bad] = built.layers;
+    const dir = newStateDir();
+    mkdirSync(join(dir, 'blobs', 'partial'), { recursive: true });
+    // A crash between the last write and the rename: the whole blob is there, unrenamed.
+    writeFileSync(join(dir, 'blobs', 'partial', hex(good.digest)), good.blob);
+    // A partial file whose bytes are not this blob's prefix (disk trouble): resumed, then refused.
+    writeFileSync(join(dir, 'blobs', 'partial', hex(bad.digest)), pseudoRandomBytes(256 * 1024, `${run}:garbage`));
+    const relay = await startRelay(proxy);
+    const fetcher = fetcherFor(relay.url, dir);
+    const result = await fetcher.ensureImages([imageP.reference], {});
+    expect(result[imageP.reference].imageId).toBe(imageP.configDigest);
+    expect(await engineHas(imageP.configDigest)).toBe(true);
+    const blobRequests = (digest: string): number => relay.requests.filter((r) => r.includes(`/blobs/${digest}`)).length;
+    expect(blobRequests(good.digest)).toBe(0);
+    // The resumed tail, then the whole blob from zero.
+    expect(blobRequests(bad.digest)).toBe(2);
+    expect(relay.down).toBeGreaterThanOrEqual(2 * bad.size - 256 * 1024);
+    expect(relay.down).toBeLessThan(2 * bad.size + SLACK);
+    expect(blobFiles(dir, 'partial')).toEqual([]);
   });
 
   it('a tampered blob is refused after one fresh retry and never reaches the engine', async () => {
