@@ -26,7 +26,7 @@ export interface ControlPlaneConfig {
   challengeTtlMs: number;
   /** Upper bound of `?wait=` on the desired-state long poll. */
   maxWaitSec: number;
-  /** How often a long poll re-reads the database, to see changes made by another process. */
+  /** How often the desired-state watcher looks for assignments made by another process. */
   pollFallbackMs: number;
   reportHistoryLimit: number;
 }

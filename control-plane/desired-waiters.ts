@@ -32,6 +32,10 @@ export class DesiredWaiters {
     for (const done of [...set]) done();
   }
 
+  has(deviceId: string): boolean {
+    return this.byDevice.has(deviceId);
+  }
+
   wakeAll(): void {
     for (const id of [...this.byDevice.keys()]) this.wake(id);
   }

@@ -1,4 +1,4 @@
-import { eq } from 'drizzle-orm';
+import { eq, sql } from 'drizzle-orm';
 import { alias } from 'drizzle-orm/sqlite-core';
 import { signDeployment, type DeploymentDocument } from '../manifests/deployment.js';
 import type { PinnedManifest } from '../manifests/model.js';
@@ -92,4 +92,32 @@ export async function getDesiredDocument(ctx: ControlPlaneContext, deviceId: str
     ...(rel.campaignId ? { campaign: rel.campaignId } : {}),
   };
   return { sequence: rel.sequence, document: await signDeployment(doc, ctx.keys.active()) };
+}
+
+/** How far back the watcher looks: covers clock skew between processes and slow commits. */
+const WATCH_SLACK_MS = 10_000;
+
+/**
+ * Wakes long polls for assignments this process did not make (another control plane sharing the
+ * database, a script): one indexed query per interval for all waiting devices, not one per poll.
+ * A device woken without a change simply re-reads its sequence and waits again.
+ */
+export function watchDesiredChanges(ctx: ControlPlaneContext): { stop(): void } {
+  let busy = false;
+  const timer = setInterval(() => {
+    if (busy || ctx.waiters.size === 0) return;
+    busy = true;
+    const since = ctx.now().getTime() - ctx.config.pollFallbackMs - WATCH_SLACK_MS;
+    ctx.db
+      .all<{ device_id: string }>(sql`SELECT device_id FROM desired WHERE issued_at >= ${since}`)
+      .then((rows) => {
+        for (const r of rows) if (ctx.waiters.has(r.device_id)) ctx.waiters.wake(r.device_id);
+      })
+      .catch((err: unknown) => ctx.log.warn({ err }, 'desired-state watcher query failed'))
+      .finally(() => {
+        busy = false;
+      });
+  }, ctx.config.pollFallbackMs);
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
 }

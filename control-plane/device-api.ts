@@ -52,8 +52,8 @@ export function deviceApiRoutes(ctx: ControlPlaneContext) {
     const signal = c.req.raw.signal;
     let sequence = await desiredSequence(ctx, deviceId);
     while (etagOf(sequence) === known && Date.now() < deadline && !signal.aborted) {
-      // Woken by an assignment in this process; the timeout re-reads for one made by another process.
-      await ctx.waiters.wait(deviceId, Math.min(deadline - Date.now(), ctx.config.pollFallbackMs), signal);
+      // Woken after an assignment commits here, or by the watcher for one made by another process.
+      await ctx.waiters.wait(deviceId, deadline - Date.now(), signal);
       sequence = await desiredSequence(ctx, deviceId);
     }
     if (sequence === null) return c.body(null, 204);

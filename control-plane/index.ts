@@ -9,6 +9,7 @@ import { bootstrap } from './bootstrap.js';
 import { createContext, type ControlPlaneConfig, type ControlPlaneContext } from './context.js';
 import { migrate, openDatabase } from './db/open.js';
 import { DesiredWaiters } from './desired-waiters.js';
+import { watchDesiredChanges } from './desired.js';
 import { parseDuration } from './duration.js';
 import { TypedEmitter } from './events.js';
 import { Metrics } from './metrics.js';
@@ -89,7 +90,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   const ctx = createContext({ db, client, log, events: new TypedEmitter(), config, keys, waiters: new DesiredWaiters(), registry, now });
   const boot = await bootstrap(ctx, opts.adminToken);
 
-  const stops: (() => void)[] = [];
+  const stops: (() => void)[] = [watchDesiredChanges(ctx).stop];
   stops.push(startCampaignScheduler(ctx).stop);
 
   const app = buildApp(ctx, new Metrics());

@@ -53,7 +53,7 @@ export const desired = sqliteTable(
     previousManifestId: text('previous_manifest_id'),
     issuedAt: integer('issued_at').notNull(),
   },
-  (t) => [index('desired_manifest').on(t.manifestId), index('desired_campaign').on(t.campaignId)],
+  (t) => [index('desired_manifest').on(t.manifestId), index('desired_campaign').on(t.campaignId), index('desired_issued_at').on(t.issuedAt)],
 );
 
 export const reported = sqliteTable('reported', {

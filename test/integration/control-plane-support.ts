@@ -10,7 +10,7 @@ export interface Answer<T = any> {
   body: T;
 }
 
-export async function call<T = any>(base: string, method: string, path: string, opts: { token?: string; json?: unknown; text?: string; type?: string; headers?: Record<string, string> } = {}): Promise<Answer<T>> {
+export async function call<T = any>(base: string, method: string, path: string, opts: { token?: string; json?: unknown; text?: string; type?: string; headers?: Record<string, string>; signal?: AbortSignal } = {}): Promise<Answer<T>> {
   const headers: Record<string, string> = { ...opts.headers };
   if (opts.token) headers.authorization = `Bearer ${opts.token}`;
   let body: string | undefined;
@@ -21,7 +21,7 @@ export async function call<T = any>(base: string, method: string, path: string, 
     body = opts.text;
     headers['content-type'] = opts.type ?? 'text/plain';
   }
-  const res = await fetch(base + path, { method, headers, body });
+  const res = await fetch(base + path, { method, headers, body, signal: opts.signal });
   const text = await res.text();
   let parsed: unknown = text;
   try {

@@ -10,6 +10,7 @@ import { TOKEN } from '../../manifests/protocol.js';
 import { routeDocs, buildApp } from '../../control-plane/app.js';
 import { startControlPlane, type RunningControlPlane } from '../../control-plane/index.js';
 import { openApiPath } from '../../control-plane/openapi.js';
+import { openDatabase } from '../../control-plane/db/open.js';
 import { startRegistryProxy, type RunningProxy } from '../../registry-proxy/index.js';
 import { forgeImage, type ForgedImage } from '../rig/forge.js';
 import { freePort, rigFromEnv } from '../rig/index.js';
@@ -422,11 +423,37 @@ describe('control plane', () => {
       }
     });
 
+    it('wakes a long poll for an assignment made by another process sharing the database', async () => {
+      const { client } = await openDatabase(db);
+      try {
+        const current = (await call(base(), 'GET', '/v1/device/desired', { token: dev.token })).headers.get('etag') as string;
+        // The poll waits up to 60 s; being answered within 20 s proves the watcher woke it, not the deadline.
+        const poll = call(base(), 'GET', '/v1/device/desired?wait=60', { token: dev.token, headers: { 'if-none-match': current }, signal: AbortSignal.timeout(20_000) });
+        await new Promise((r) => setTimeout(r, 200));
+        await client.execute({
+          sql: `UPDATE desired SET manifest_id = previous_manifest_id, previous_manifest_id = manifest_id, sequence = sequence + 1, issued_at = ? WHERE device_id = ?`,
+          args: [Date.now(), dev.deviceId],
+        });
+        const got = await poll;
+        expect(got.status).toBe(200);
+        expect(got.headers.get('etag')).toBe(`"${Number(JSON.parse(current)) + 1}"`);
+        // Put it back the same way so the next test starts from cp-app@1.1.0 with a higher sequence.
+        await client.execute({
+          sql: `UPDATE desired SET manifest_id = previous_manifest_id, previous_manifest_id = manifest_id, sequence = sequence + 1, issued_at = ? WHERE device_id = ?`,
+          args: [Date.now(), dev.deviceId],
+        });
+      } finally {
+        client.close();
+      }
+    });
+
     it('rolls a device back to its previous release with a higher sequence', async () => {
       const r = await call(base(), 'POST', `/v1/devices/${devs[2].serial}/rollback`, { token: admin });
-      expect(r.body).toMatchObject({ release: 'cp-app@1.0.0', sequence: 3 });
-      const got = await call(base(), 'GET', '/v1/device/desired', { token: dev.token, headers: { 'if-none-match': '"2"' } });
-      expect(got.headers.get('etag')).toBe('"3"');
+      expect(r.body).toMatchObject({ release: 'cp-app@1.0.0', sequence: 5 });
+      const got = await call(base(), 'GET', '/v1/device/desired', { token: dev.token, headers: { 'if-none-match': '"4"' } });
+      expect(got.headers.get('etag')).toBe('"5"');
+      const doc = await verifyDeployment(got.body.document, { keys: dev.jwks as never, device: dev.deviceId, lastSequence: 4 });
+      expect(doc.manifest.version).toBe('1.0.0');
     });
   });
 

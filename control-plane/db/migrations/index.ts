@@ -1,4 +1,5 @@
 import { coreMigration } from './0001_core.js';
+import { desiredIssuedMigration } from './0002_desired_issued.js';
 import { campaignsMigration } from '../../campaigns/migration.js';
 
 export interface Migration {
@@ -11,4 +12,5 @@ export interface Migration {
 export const migrations: Migration[] = [
   coreMigration,
   campaignsMigration,
+  desiredIssuedMigration,
 ];
