@@ -30,13 +30,16 @@ export function startCampaignScheduler(ctx: ControlPlaneContext, opts: { tickMs?
       try {
         await job();
       } catch (err) {
-        ctx.log.error({ err, job: label }, 'campaign scheduler job failed');
+        // A job cut short by shutdown (the database closed under it) is no failure; the next start redoes it.
+        if (stopped) ctx.log.debug({ err, job: label }, 'campaign scheduler job cut short by shutdown');
+        else ctx.log.error({ err, job: label }, 'campaign scheduler job failed');
       }
     });
   }
 
   async function advance(ids: string[]): Promise<void> {
     for (const id of ids) {
+      if (stopped) return;
       if (await campaignNeedsAdvance(ctx, id)) await ctx.write((tx) => advanceCampaign(ctx, tx, id));
     }
   }
