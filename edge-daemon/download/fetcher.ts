@@ -155,10 +155,17 @@ export function createImageFetcher(opts: ImageFetcherOptions): ImageFetcher {
 
   async function plan(images: string[], signal?: AbortSignal): Promise<ImagePlan[]> {
     const resolved = await Promise.all(images.map((ref) => resolve(ref, signal)));
-    const chains = await engineLayerChains(opts.docker);
+    const engine = async <T>(what: string, f: () => Promise<T>): Promise<T> => {
+      try {
+        return await f();
+      } catch (err) {
+        throw new Error(`Docker engine failed while ${what} for images ${images.join(', ')}: ${(err as Error).message}`, { cause: err });
+      }
+    };
+    const chains = await engine('listing its layers', () => engineLayerChains(opts.docker));
     const plans: ImagePlan[] = [];
     for (const content of resolved) {
-      const inEngine = (await engineImage(opts.docker, content.configDigest)) !== undefined;
+      const inEngine = (await engine('looking up an image', () => engineImage(opts.docker, content.configDigest))) !== undefined;
       const stored = new Set<string>();
       for (const l of content.layers) if (await store.has(l.digest)) stored.add(l.digest);
       plans.push({ content, inEngine, layers: decideLayers(content.layers, content.diffIds, chains, (d) => stored.has(d)) });
