@@ -63,7 +63,7 @@ export function spawnDetached(command: string, args: string[], logPath: string, 
       exit = `failed to spawn: ${err.message}`;
     });
     child.unref();
-    if (!child.pid) throw new Error(`could not spawn ${command}`);
+    if (!child.pid) throw new Error(`could not start ${command}: not found or not executable (install it, or point the BERTH_RIG_*_BIN variable at it)`);
     return { pid: child.pid, exited: () => exit };
   } finally {
     closeSync(fd);
