@@ -6,7 +6,7 @@ import { HttpError, jsonBody, queryOf, type AppEnv } from '../http.js';
 import type { RouteDoc } from '../openapi.js';
 import type { OperatorAction } from './outcome.js';
 import { campaignStatus, campaignSummary, createCampaign, operatorAction } from './service.js';
-import { CampaignSpecError, createCampaignBody, specFromBody } from './spec.js';
+import { CampaignSpecError, createCampaignBody, specFromBody, type CampaignSpec } from './spec.js';
 import { listCampaigns, loadCampaign } from './store.js';
 
 const listQuery = z.object({
@@ -28,7 +28,7 @@ export function campaignRoutes(ctx: ControlPlaneContext) {
 
   app.post('/', requireRole('release-manager'), async (c) => {
     const body = await jsonBody(c, createCampaignBody);
-    let spec;
+    let spec: CampaignSpec;
     try {
       spec = specFromBody(body);
     } catch (err) {
