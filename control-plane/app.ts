@@ -1,5 +1,6 @@
 import { count, sql } from 'drizzle-orm';
-import { Hono } from 'hono';
+import { Hono, type Context } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
 import { routePath } from 'hono/route';
 import { newOpId } from '../common/log.js';
 import type { ControlPlaneContext } from './context.js';
@@ -59,6 +60,11 @@ export function buildApp(ctx: ControlPlaneContext, metrics: Metrics = new Metric
     c.var.log?.error({ err }, 'request failed');
     return c.json(errorBody('internal', 'internal error; see the control plane log with this request id'), 500);
   });
+  // Bodies are small JSON except manufacturing imports (one line per device).
+  // `Connection: close`: the unread rest of the body makes the connection unusable for the next request.
+  const tooLarge = (max: string) => (c: Context<AppEnv>) => c.json(errorBody('body-too-large', `request body is larger than ${max}`), 413, { Connection: 'close' });
+  app.use('/v1/devices/import', bodyLimit({ maxSize: 64 << 20, onError: tooLarge('64 MiB') }));
+  app.use('/v1/*', async (c, next) => (c.req.path === '/v1/devices/import' ? next() : bodyLimit({ maxSize: 1 << 20, onError: tooLarge('1 MiB') })(c, next)));
   app.notFound((c) => c.json(errorBody('not-found', `no route ${c.req.method} ${c.req.path}`), 404));
 
   app.get('/healthz', async (c) => {

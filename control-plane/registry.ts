@@ -5,7 +5,7 @@ import type { Logger } from '../common/log.js';
 import { parseImageRef, proxyRepository, type ImageRef, type Upstream } from '../manifests/image-ref.js';
 import type { PullAccess } from '../manifests/protocol.js';
 
-const upstreamsResponse = z.object({ upstreams: z.array(z.object({ alias: z.string(), host: z.string() })) });
+const upstreamsResponse = z.object({ upstreams: z.array(z.object({ alias: z.string(), host: z.string(), url: z.string().optional() })) });
 
 export type Resolution = { ok: true; digest: string } | { ok: false; reason: 'not-found' | 'unreachable' | 'refused'; message: string };
 
@@ -29,7 +29,7 @@ export class ImageRegistry {
     const res = await fetch(`${this.proxyUrl}/berth/v1/upstreams`, { signal: AbortSignal.timeout(10_000) });
     if (!res.ok) throw new Error(`registry proxy ${this.proxyUrl}: GET /berth/v1/upstreams answered ${res.status}`);
     const body = upstreamsResponse.parse(await res.json());
-    const upstreams = body.upstreams.map((u) => ({ alias: u.alias, url: `http://${u.host}` }));
+    const upstreams = body.upstreams.map((u) => ({ alias: u.alias, url: u.url ?? `http://${u.host}` }));
     this.cached = { at: Date.now(), upstreams };
     return upstreams;
   }

@@ -294,6 +294,12 @@ describe('control plane', () => {
       expect((await call(base(), 'GET', '/v1/manifests/cp-app/9.9.9', { token: admin })).status).toBe(404);
     });
 
+    it('refuses a body over the size limit with 413', async () => {
+      const r = await call(base(), 'POST', '/v1/manifests', { token: admin, text: 'x'.repeat(2 << 20), type: 'application/yaml' });
+      expect(r.status).toBe(413);
+      expect(r.body.error.code).toBe('body-too-large');
+    });
+
     it('lists and diffs versions', async () => {
       const r = await call(base(), 'POST', '/v1/manifests', { token: admin, text: manifestYaml('1.1.0', '1.1', '    environment:\n      MODE: fast\n'), type: 'application/yaml' });
       expect(r.status).toBe(201);
