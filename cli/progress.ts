@@ -48,15 +48,22 @@ export function bucketOf(state: string): Bucket {
   return 'active';
 }
 
-export type CampaignOutcome = 'succeeded' | 'failed' | 'running';
+export type CampaignOutcome = 'succeeded' | 'failed' | 'paused' | 'running';
 
-/** Watch exits 0 on completed, non-zero on failed or aborted; anything else keeps watching. */
+/**
+ * How a watch ends: 0 on completed, 1 on failed or aborted, 3 on paused (a failure rule tripped or
+ * an operator paused it: it waits for a person, so a script should not wait forever); a draft or
+ * running campaign keeps being watched.
+ */
 export function outcomeOf(state: string): CampaignOutcome {
   const s = state.toLowerCase();
   if (['completed', 'succeeded', 'done', 'complete'].includes(s)) return 'succeeded';
-  if (['failed', 'aborted', 'rolled-back', 'rolledback', 'rolling-back', 'cancelled', 'canceled', 'superseded'].includes(s)) return s === 'rolling-back' ? 'running' : 'failed';
+  if (['failed', 'aborted', 'cancelled', 'canceled', 'superseded'].includes(s)) return 'failed';
+  if (s === 'paused') return 'paused';
   return 'running';
 }
+
+export const WATCH_EXIT: Record<Exclude<CampaignOutcome, 'running'>, number> = { succeeded: 0, failed: 1, paused: 3 };
 
 /** Devices that left a campaign (superseded, or revoked before their turn) are in no bucket. */
 const LEFT = new Set(['left', 'superseded']);

@@ -4,7 +4,7 @@ import { printJson, type Command, type Context } from '../context.js';
 import { ApiError } from '../http.js';
 import { CliError, usageError } from '../errors.js';
 import { colorEnabled, formatAgo, formatDuration, renderFields, renderTable } from '../format.js';
-import { outcomeOf, renderProgress, renderProgressLine } from '../progress.js';
+import { outcomeOf, renderProgress, renderProgressLine, WATCH_EXIT } from '../progress.js';
 
 const CREATE_USAGE =
   'berth campaign create --manifest NAME@VERSION --selector SEL --waves 1,10%,100% [--success 95%] [--max-failures 10%] [--device-timeout 10m] [--soak 5m] [--window CRON --window-duration 2h --tz Europe/Berlin] [--on-failure pause|rollback] [--supersede] [--start] [--name NAME]';
@@ -197,7 +197,8 @@ async function watch(ctx: Context, id: string, intervalMs: number): Promise<numb
     if (outcome !== 'running') {
       if (!io.isTTY && c.failing.length) for (const f of c.failing) io.out(`  failing ${f.serial}${f.wave !== null ? ` (wave ${f.wave})` : ''}${f.error ? `: ${f.error}` : ''}`);
       if (outcome === 'failed') io.err(`campaign ${id} ended ${c.status}${c.statusReason ? `: ${c.statusReason}` : ''}`);
-      return outcome === 'succeeded' ? 0 : 1;
+      if (outcome === 'paused') io.err(`campaign ${id} is paused${c.statusReason ? `: ${c.statusReason}` : ''}; look, then \`berth campaign resume ${id}\` or \`berth campaign abort ${id}\``);
+      return WATCH_EXIT[outcome];
     }
     await io.sleep(intervalMs);
   }
@@ -205,7 +206,7 @@ async function watch(ctx: Context, id: string, intervalMs: number): Promise<numb
 
 const statusCmd: Command = {
   usage: 'berth campaign status ID [--watch [--interval 1s]] [--output json]',
-  about: 'progress per wave and per state, failing devices; --watch follows it live (exit 1 if it fails or is aborted)',
+  about: 'progress per wave and per state, failing devices; --watch follows it live (exit 0 completed, 1 failed/aborted, 3 paused)',
   options: { watch: { type: 'boolean', short: 'w' }, interval: { type: 'string' } },
   async run(ctx) {
     const { io, args, usage, client } = ctx;

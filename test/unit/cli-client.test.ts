@@ -7,9 +7,8 @@ const D2 = 'sha256:' + '2'.repeat(64);
 
 describe('server errors', () => {
   it('reads the error envelope, with the field', () => {
-    expect(parseServerError(400, 'Bad Request', JSON.stringify({ error: { code: 'invalid', message: 'waves[1]: must grow', field: 'waves' } }))).toEqual({
-      status: 400, code: 'invalid', message: 'waves[1]: must grow', field: 'waves',
-    });
+    const body = { error: { code: 'invalid', message: 'waves[1]: must grow', field: 'waves' }, conflicts: [] };
+    expect(parseServerError(400, 'Bad Request', JSON.stringify(body))).toEqual({ status: 400, code: 'invalid', message: 'waves[1]: must grow', field: 'waves', body });
   });
   it('falls back to the first line of a non-envelope body, then the status text', () => {
     expect(parseServerError(502, 'Bad Gateway', '<html>\nproxy</html>')).toEqual({ status: 502, code: '502', message: '<html>' });

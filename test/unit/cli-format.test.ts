@@ -74,8 +74,9 @@ describe('campaign progress', () => {
     expect(outcomeOf('completed')).toBe('succeeded');
     expect(outcomeOf('aborted')).toBe('failed');
     expect(outcomeOf('failed')).toBe('failed');
-    expect(outcomeOf('paused')).toBe('running');
-    expect(outcomeOf('rolling-back')).toBe('running');
+    expect(outcomeOf('paused')).toBe('paused');
+    expect(outcomeOf('draft')).toBe('running');
+    expect(outcomeOf('running')).toBe('running');
   });
   it('draws bars of exact width in order succeeded, failed, in progress, pending', () => {
     expect(renderBar({ succeeded: 3, failed: 1, active: 4, pending: 2 }, 10, 10, false, plain)).toBe('[###x~~~~..]');
