@@ -13,15 +13,14 @@ export interface UpstreamConfig {
 }
 
 export const PROXY_FLAGS: Record<string, FlagSpec> = {
-  listen: { type: 'string', default: '127.0.0.1:7601', about: 'address to listen on (HOST:PORT)' },
-  'cache-dir': { type: 'string', about: 'directory of the content-addressed cache (required)' },
+  listen: { type: 'string', multiple: false, default: '127.0.0.1:7601', about: 'address to listen on (HOST:PORT)' },
+  'cache-dir': { type: 'string', multiple: false, about: 'directory of the content-addressed cache (required)' },
   upstream: { type: 'string', multiple: true, about: 'upstream registry ALIAS=URL, repeatable (env: comma-separated)' },
-  'cache-max-bytes': { type: 'string', about: 'evict least-recently-used blobs above this many bytes' },
-  'control-plane': { type: 'string', about: 'control plane URL whose JWKS signs pull tokens' },
-  anonymous: { type: 'boolean', about: 'serve without pull tokens (trusted LAN mirror only)' },
-  'credentials-file': { type: 'string', about: 'JSON {ALIAS: {username, password} | {token}}, mode 0600' },
-  'tag-ttl-seconds': { type: 'string', default: '30', about: 'seconds before a tag is re-resolved upstream' },
-  'public-url': { type: 'string', about: 'URL devices use to reach this proxy (for logs and warm)' },
+  'cache-max-bytes': { type: 'string', multiple: false, about: 'evict least-recently-used blobs above this many bytes' },
+  'control-plane': { type: 'string', multiple: false, about: 'control plane URL whose JWKS signs pull tokens' },
+  anonymous: { type: 'boolean', multiple: false, about: 'serve without pull tokens (trusted LAN mirror only)' },
+  'credentials-file': { type: 'string', multiple: false, about: 'JSON {ALIAS: {username, password} | {token}}, mode 0600' },
+  'tag-ttl-seconds': { type: 'string', multiple: false, default: '30', about: 'seconds before a tag is re-resolved upstream' },
 };
 
 /** Parses `ALIAS=URL` values; an alias is one lowercase repository component. */

@@ -9,9 +9,9 @@ export { startRegistryProxy, createProxy, type ProxyOptions, type RunningProxy }
 export type { UpstreamConfig, UpstreamCredentials } from './config.js';
 
 const WARM_FLAGS: Record<string, FlagSpec> = {
-  proxy: { type: 'string', default: 'http://127.0.0.1:7601', env: 'BERTH_PROXY_URL', about: 'registry proxy URL' },
-  'token-file': { type: 'string', env: 'BERTH_PROXY_TOKEN_FILE', about: 'file holding a pull token (or env BERTH_PROXY_TOKEN)' },
-  platform: { type: 'string', env: 'BERTH_PROXY_WARM_PLATFORM', about: 'only this os/arch of multi-platform images (default: all)' },
+  proxy: { type: 'string', multiple: false, default: 'http://127.0.0.1:7601', env: 'BERTH_PROXY_URL', about: 'registry proxy URL' },
+  'token-file': { type: 'string', multiple: false, env: 'BERTH_PROXY_TOKEN_FILE', about: 'file holding a pull token (or env BERTH_PROXY_TOKEN)' },
+  platform: { type: 'string', multiple: false, env: 'BERTH_PROXY_WARM_PLATFORM', about: 'only this os/arch of multi-platform images (default: all)' },
 };
 
 /**

@@ -31,6 +31,8 @@ export interface ProxyOptions {
   anonymous?: boolean;
   tagTtlMs?: number;
   jwksCooldownMs?: number;
+  /** Bytes of blob reads in flight across all clients; sets the read size under load. */
+  sendBudgetBytes?: number;
   upstream?: Partial<typeof DEFAULT_UPSTREAM_OPTIONS>;
   fetch?: Partial<FetchOptions>;
   log?: Logger;
@@ -105,7 +107,7 @@ export async function createProxy(opts: ProxyOptions) {
 
   // Blob responses being written right now: their read size shrinks as their number grows.
   let sending = 0;
-  const chunkSize = (): number => chunkSizeFor(sending);
+  const chunkSize = (): number => chunkSizeFor(sending, opts.sendBudgetBytes);
 
   const app = new Hono<Env>();
 
