@@ -17,6 +17,8 @@ import { LABEL, releaseLabel, type Release } from './reconcile/spec.js';
 import { Reporter, type ReportBody } from './report.js';
 import { StateDir, type Credentials, type Journal } from './state.js';
 
+const RECONCILE_FAILED = 'reconcile failed: ';
+
 export interface EdgeDaemonOptions {
   controlPlane: string;
   stateDir: string;
@@ -55,6 +57,8 @@ export interface DaemonStatus {
   documentsSeen: number;
   error?: string;
   inflight: boolean;
+  /** True while the daemon applies, restores or judges something (tests wait for false). */
+  busy: boolean;
   online: boolean;
   queuedReports: number;
 }
@@ -115,6 +119,7 @@ class Daemon implements EdgeDaemon {
   private readonly imageIds = new Map<string, string>();
   private readonly abort = new AbortController();
   private work: Promise<void> = Promise.resolve();
+  private busy = 0;
   private pendingDocument: string | undefined;
   private lastDocument: string | undefined;
   private seen = { sequence: null as number | null, count: 0 };
@@ -294,12 +299,14 @@ class Daemon implements EdgeDaemon {
   }
 
   private enqueue(fn: () => Promise<void>): void {
+    this.busy += 1;
     this.work = this.work.then(async () => {
-      if (this.abort.signal.aborted) return;
       try {
-        await fn();
+        if (!this.abort.signal.aborted) await fn();
       } catch (err) {
         if (!this.abort.signal.aborted) this.log.error({ err }, 'daemon work failed');
+      } finally {
+        this.busy -= 1;
       }
     });
   }
@@ -386,6 +393,7 @@ class Daemon implements EdgeDaemon {
         if (!target || target.sequence !== step.sequence) throw new Error(`commit of sequence ${step.sequence} without its swap in flight`);
         this.journal = { ...this.journal, previous: this.journal.current, current: target, inflight: null, failure: null };
         await this.state.saveJournal(this.journal);
+        this.retry = undefined;
         this.setPhase('running');
         this.log.info({ opId, release: step.release, sequence: step.sequence }, 'release committed');
       },
@@ -454,12 +462,12 @@ class Daemon implements EdgeDaemon {
     }
   }
 
-  private async rollBack(target: Release, cause: Error, phase: 'rolled-back' | 'failed', opId: string): Promise<void> {
+  private async rollBack(target: Release, cause: Error, phase: 'rolled-back' | 'failed', opId: string, resumed?: string): Promise<void> {
     const health = phase === 'rolled-back';
-    const reason = health ? `release ${releaseLabel(target)} rolled back: ${cause.message}` : `release ${releaseLabel(target)} failed: ${cause.message}`;
+    const reason = resumed ?? (health ? `release ${releaseLabel(target)} rolled back: ${cause.message}` : `release ${releaseLabel(target)} failed: ${this.describe(cause)}`);
     this.log.warn({ opId, err: cause.message, sequence: target.sequence }, health ? 'health gate failed; rolling back' : 'apply failed; restoring the running release');
     if (this.journal.inflight) {
-      this.journal = { ...this.journal, inflight: { ...this.journal.inflight, rollingBack: true } };
+      this.journal = { ...this.journal, inflight: { ...this.journal.inflight, rollingBack: true, rollback: { phase, reason: reason.slice(0, 8000) } } };
       await this.state.saveJournal(this.journal);
     }
     this.setPhase('applying', reason);
@@ -467,16 +475,25 @@ class Daemon implements EdgeDaemon {
       await this.restore(this.journal.current, opId);
     } catch (err) {
       // The engine may be down; the journal still says "rolling back", so the next tick resumes it.
-      this.setPhase('failed', `${reason}; restoring ${this.journal.current ? releaseLabel(this.journal.current) : 'the empty release'} failed too: ${(err as Error).message}`);
+      this.setPhase('failed', `${reason}; restoring ${this.journal.current ? releaseLabel(this.journal.current) : 'the empty release'} failed too: ${this.describe(err as Error)}`);
       return;
     }
     this.journal = { ...this.journal, inflight: null, failure: { sequence: target.sequence, phase, error: reason.slice(0, 8000) } };
     await this.state.saveJournal(this.journal);
     if (!health) {
-      const delay = Math.min((this.retry?.delay ?? 5_000) * 2, 300_000);
+      const delay = this.retry ? Math.min(this.retry.delay * 2, 300_000) : 5_000;
       this.retry = { release: target, at: Date.now() + this.jitter(delay), delay };
     }
     this.setPhase(phase, reason.slice(0, 8000));
+  }
+
+  /** Names the engine when it is the engine that failed: the most common field failure deserves a plain reason. */
+  private describe(err: Error): string {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code && ['ECONNREFUSED', 'ENOENT', 'EACCES', 'ECONNRESET', 'EPIPE'].includes(code)) {
+      return `Docker engine unreachable at ${this.opts.dockerHost ?? 'unix:///var/run/docker.sock'} (${code})`;
+    }
+    return err.message;
   }
 
   /** Brings back a release that is already current (adopt, repair, roll back): nothing commits. */
@@ -500,7 +517,10 @@ class Daemon implements EdgeDaemon {
     try {
       if (inflight) {
         this.log.info({ opId, sequence: inflight.target.sequence, step: inflight.step, kind: inflight.kind, rollingBack: inflight.rollingBack }, 'resuming an interrupted swap');
-        if (inflight.rollingBack) await this.rollBack(inflight.target, new Error('interrupted while rolling back'), 'rolled-back', opId);
+        if (inflight.rollingBack) {
+          const how = inflight.rollback ?? { phase: 'rolled-back' as const, reason: `release ${releaseLabel(inflight.target)} rolled back` };
+          await this.rollBack(inflight.target, new Error('interrupted while rolling back'), how.phase, opId, how.reason);
+        }
         else await this.apply(inflight.target, opId);
         return;
       }
@@ -509,10 +529,16 @@ class Daemon implements EdgeDaemon {
         return;
       }
       await this.restore(this.journal.current, opId);
+      if (this.error?.startsWith(RECONCILE_FAILED)) {
+        // The engine answers again and the release is whole: the outage is over.
+        this.error = this.journal.failure?.error;
+        this.reporter.changed();
+      }
     } catch (err) {
       this.log.warn({ opId, err: (err as Error).message }, 'reconcile failed; will retry');
-      if (this.error !== (err as Error).message) {
-        this.error = `reconcile failed: ${(err as Error).message}`;
+      const error = `${RECONCILE_FAILED}${this.describe(err as Error)}`;
+      if (this.error !== error) {
+        this.error = error;
         this.reporter.changed();
       }
     }
@@ -562,6 +588,7 @@ class Daemon implements EdgeDaemon {
       documentsSeen: this.seen.count,
       error: this.error,
       inflight: Boolean(this.journal?.inflight),
+      busy: this.busy > 0,
       online: this.online,
       queuedReports: this.reporter?.queued ?? 0,
     };

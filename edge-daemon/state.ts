@@ -82,7 +82,15 @@ const journalSchema = z.object({
   previous: releaseSchema.nullable(),
   /** A swap under way: on restart it is finished (healthy) or rolled back, never left half done. */
   inflight: z
-    .object({ target: releaseSchema, step: z.number().int(), kind: z.string(), rollingBack: z.boolean(), startedAt: z.string() })
+    .object({
+      target: releaseSchema,
+      step: z.number().int(),
+      kind: z.string(),
+      rollingBack: z.boolean(),
+      /** Why it is rolling back and how that ends (rolled-back: wait for a newer release; failed: retry it). */
+      rollback: z.object({ phase: z.enum(['rolled-back', 'failed']), reason: z.string() }).optional(),
+      startedAt: z.string(),
+    })
     .nullable(),
   /** Highest sequence accepted for apply (committed, or tried and rolled back): nothing at or below it applies again. */
   lastSequence: z.number().int().nullable(),
@@ -93,7 +101,14 @@ const journalSchema = z.object({
 export interface Journal {
   current: Release | null;
   previous: Release | null;
-  inflight: { target: Release; step: number; kind: string; rollingBack: boolean; startedAt: string } | null;
+  inflight: {
+    target: Release;
+    step: number;
+    kind: string;
+    rollingBack: boolean;
+    rollback?: { phase: 'rolled-back' | 'failed'; reason: string };
+    startedAt: string;
+  } | null;
   lastSequence: number | null;
   failure: { sequence: number; phase: 'rolled-back' | 'failed'; error: string } | null;
 }

@@ -110,7 +110,7 @@ describe('kill -9 of the daemon process', () => {
     await cp.publish(dev.deviceId, { sequence: 1, spec: manifest('1', { web: slowHealthy(web1, 'v1'), worker: slowHealthy(worker1, 'v1') }, { volumes: { data: {} } }) });
     child = spawnDaemon();
     await waitFor('release 1 committed', () => journal()?.current?.sequence === 1 && !journal()?.inflight, 90_000);
-    const volumeBefore = await docker.getVolume(volumeName(dev.deviceId, 'data')).inspect();
+    const volumeBefore = (await docker.getVolume(volumeName(dev.deviceId, 'data')).inspect()) as Docker.VolumeInspectInfo & { CreatedAt: string };
 
     v2 = { web: slowHealthy(web2, 'v2'), worker: slowHealthy(worker2, 'v2') };
     await cp.publish(dev.deviceId, { sequence: 2, spec: manifest('2', v2, { volumes: { data: {} } }) });
@@ -132,7 +132,7 @@ describe('kill -9 of the daemon process', () => {
     const running = runningByService(seen);
     expect(Object.keys(running).sort()).toEqual(['web', 'worker']);
     for (const [name, spec] of Object.entries(v2)) expect(running[name].labels[LABEL.configHash]).toBe(configHash(spec));
-    const volumeAfter = await docker.getVolume(volumeName(dev.deviceId, 'data')).inspect();
+    const volumeAfter = (await docker.getVolume(volumeName(dev.deviceId, 'data')).inspect()) as Docker.VolumeInspectInfo & { CreatedAt: string };
     expect(volumeAfter.CreatedAt).toBe(volumeBefore.CreatedAt);
     expect(journal()?.previous?.sequence).toBe(1);
   });

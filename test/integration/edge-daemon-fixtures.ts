@@ -1,7 +1,8 @@
 import { randomBytes, type KeyObject } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+import { rm } from 'node:fs/promises';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -235,7 +236,14 @@ export async function containersOf(docker: Dockerode, deviceId: string): Promise
   const list = await docker.listContainers({ all: true, filters: { label: [`${LABEL.device}=${deviceId}`] } });
   const out: SeenContainer[] = [];
   for (const c of list) {
-    const info = await docker.getContainer(c.Id).inspect();
+    const info = await docker
+      .getContainer(c.Id)
+      .inspect()
+      .catch((err: { statusCode?: number }) => {
+        if (err.statusCode === 404) return undefined; // removed between list and inspect
+        throw err;
+      });
+    if (!info) continue;
     out.push({ id: info.Id, name: info.Name.replace(/^\//, ''), service: c.Labels[LABEL.service], state: info.State.Status, startedAt: info.State.StartedAt, labels: info.Config.Labels, env: info.Config.Env });
   }
   return out.sort((a, b) => a.service.localeCompare(b.service) || a.id.localeCompare(b.id));
@@ -250,4 +258,39 @@ export async function removeDevice(docker: Dockerode, deviceId: string): Promise
   const filters = { label: [`${LABEL.device}=${deviceId}`] };
   for (const c of await docker.listContainers({ all: true, filters })) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
   for (const v of (await docker.listVolumes({ filters })).Volumes ?? []) await docker.getVolume(v.Name).remove().catch(() => undefined);
+}
+
+/**
+ * A unix socket in front of the rig's engine that a test can take down and bring back: the engine
+ * as the daemon sees it going away and returning, without stopping the engine other tests share.
+ */
+export async function engineGate(engineSocket: string) {
+  const dir = await mkdtemp(join(tmpdir(), 'berth-gate-'));
+  const path = join(dir, 'docker.sock');
+  const sockets = new Set<Socket>();
+  let server: NetServer | undefined;
+  return {
+    dockerHost: `unix://${path}`,
+    async up() {
+      if (server) return;
+      const s = createNetServer((client) => {
+        const upstream = connect(engineSocket);
+        for (const sock of [client, upstream]) {
+          sockets.add(sock);
+          sock.on('close', () => sockets.delete(sock));
+          sock.on('error', () => undefined);
+        }
+        client.pipe(upstream).pipe(client);
+      });
+      await new Promise<void>((resolve, reject) => s.listen(path, resolve).once('error', reject));
+      server = s;
+    },
+    async down() {
+      const s = server;
+      server = undefined;
+      for (const sock of sockets) sock.destroy();
+      if (s) await new Promise<void>((resolve) => s.close(() => resolve()));
+      await rm(path, { force: true });
+    },
+  };
 }

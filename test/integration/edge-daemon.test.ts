@@ -11,6 +11,7 @@ import { configHash, containerName, volumeName, LABEL } from '../../edge-daemon/
 import { rigFromEnv } from '../rig/index.js';
 import {
   containersOf,
+  engineGate,
   forgeApp,
   makeDevice,
   manifest,
@@ -33,13 +34,13 @@ const devices: string[] = [];
 type Device = Awaited<ReturnType<typeof makeDevice>>;
 type Daemon = Awaited<ReturnType<typeof startEdgeDaemon>>;
 
-function start(dev: Device): Promise<Daemon> {
+function start(dev: Device, dockerHost = rig.dockerHost): Promise<Daemon> {
   return startEdgeDaemon({
     controlPlane: cp.url,
     stateDir: dev.stateDir,
     serial: dev.serial,
     key: dev.keyFile,
-    dockerHost: rig.dockerHost,
+    dockerHost,
     log: createLogger('edge-daemon', { level: process.env.BERTH_LOG_LEVEL ?? 'warn' }),
     longPollSeconds: 5,
     stableMs: 1000,
@@ -52,7 +53,7 @@ function start(dev: Device): Promise<Daemon> {
   });
 }
 
-const committed = (d: Daemon, sequence: number) => waitFor(`sequence ${sequence} committed`, () => d.status().currentSequence === sequence && d.status().phase === 'running' && !d.status().inflight, 90_000);
+const committed = (d: Daemon, sequence: number) => waitFor(`sequence ${sequence} committed`, () => d.status().currentSequence === sequence && d.status().phase === 'running' && !d.status().inflight && !d.status().busy, 90_000);
 
 beforeAll(async () => {
   proxy = await startProxy(rig);
@@ -187,7 +188,7 @@ describe('edge daemon against the real engine, registry proxy and download chann
     });
     const badSeq = ++seq;
     await cp.publish(dev.deviceId, { sequence: badSeq, spec: manifest('5', { web: bad, worker: service(goodWorker) }, { volumes, update: { strategy: 'download-then-swap', healthTimeoutMs: 15_000 } }) });
-    await waitFor('rolled back', () => daemon.status().phase === 'rolled-back' && !daemon.status().inflight, 90_000);
+    await waitFor('rolled back', () => daemon.status().phase === 'rolled-back' && !daemon.status().inflight && !daemon.status().busy, 90_000);
     const after = await containersOf(docker, dev.deviceId);
     const running = runningByService(after);
     expect(after).toHaveLength(2); // the bad container is removed
@@ -289,6 +290,37 @@ describe('two daemons on one engine', () => {
     expect(bAfter.map((c) => [c.id, c.startedAt, c.state])).toEqual(bBefore.map((c) => [c.id, c.startedAt, c.state]));
     await docker.getVolume(volumeName(b.deviceId, 'data')).inspect();
     await docker.getVolume(volumeName(a.deviceId, 'data')).inspect(); // an update never removes a volume
+  });
+});
+
+describe('Docker engine down', () => {
+  it('is reported with a clear reason and the release is applied once the engine is back', async () => {
+    const gate = await engineGate(rig.dockerSocket);
+    const dev = await makeDevice(cp);
+    devices.push(dev.deviceId);
+    const img = (await forgeApp(rig, 'edge/gated', 'gated-1')).reference;
+    await cp.publish(dev.deviceId, { sequence: 1, spec: manifest('1', { app: service(img) }) });
+    const d = await start(dev, gate.dockerHost);
+    await waitFor('the failure reported', () => d.status().phase === 'failed');
+    expect(d.status().error).toContain(`Docker engine unreachable at ${gate.dockerHost}`);
+    await d.flushReports();
+    expect(cp.reports(dev.deviceId).at(-1)).toMatchObject({ phase: 'failed', running: null });
+    expect(cp.reports(dev.deviceId).at(-1)!.error).toContain('Docker engine unreachable');
+
+    await gate.up();
+    await committed(d, 1);
+    expect(Object.keys(runningByService(await containersOf(docker, dev.deviceId)))).toEqual(['app']);
+
+    // The engine goes away under a running release: nothing is lost, the daemon reports and carries on.
+    await gate.down();
+    await waitFor('the outage noticed', () => d.status().error?.includes('Docker engine unreachable'), 30_000);
+    expect(d.status()).toMatchObject({ phase: 'running', currentSequence: 1 });
+    await gate.up();
+    await waitFor('the outage over', () => d.status().error === undefined, 30_000);
+    await cp.publish(dev.deviceId, { sequence: 2, spec: manifest('2', { app: service(img, { environment: { AFTER: 'outage' } }) }) });
+    await committed(d, 2);
+    expect(runningByService(await containersOf(docker, dev.deviceId)).app.env).toContain('AFTER=outage');
+    await gate.down();
   });
 });
 
