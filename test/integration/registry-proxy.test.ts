@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -191,6 +191,18 @@ describe('registry proxy (anonymous, rig registry as upstream)', () => {
     expect(resumedFrom).toBeLessThanOrEqual(2 << 20);
   });
 
+  it('resumes from a partial file left by an earlier process', async () => {
+    const layer = pseudoRandomBytes(3 << 20, `${repo}-restart`);
+    const img = await forgeImage(rig.registry, repo, 'restart', { layers: [{ files: { '/s.bin': layer } }] });
+    const digest = img.layers[0].digest;
+    const blob = (await getBytes(`${rig.registryUrl}/v2/${repo}/blobs/${digest}`)).body;
+    // What a proxy killed mid-download leaves on disk: the first bytes, in order.
+    writeFileSync(join(cacheDir, 'partial', digest.slice('sha256:'.length)), blob.subarray(0, 1_000_000));
+    const got = await getBytes(`${proxy.url}/v2/rig/${repo}/blobs/${digest}`);
+    expect(sha(got.body)).toBe(digest);
+    expect(relay.blobGets.get(digest)).toEqual(['bytes=1000000-']);
+  });
+
   it('refuses malformed names, digests and paths with OCI errors', async () => {
     const cases: [string, number, string][] = [
       [`/v2/rig/${repo}/blobs/sha256:xyz`, 400, 'DIGEST_INVALID'],
@@ -254,6 +266,42 @@ describe('registry proxy (anonymous, rig registry as upstream)', () => {
     }
     const fresh = await getBytes(`${proxy.url}/v2/rig/${repo}/manifests/v1`);
     expect(fresh.headers.get('x-berth-stale')).toBeNull();
+  });
+
+  it('evicts least recently used blobs over the size limit, never one being served', async () => {
+    const sizes = 4 << 20;
+    const imgs = await Promise.all(['a', 'b', 'c', 'd'].map((k) => forgeImage(rig.registry, `${repo}-lru`, k, { layers: [{ files: { [`/${k}.bin`]: pseudoRandomBytes(sizes, `${repo}-lru-${k}`) } }], gzipLevel: 0 })));
+    const [a, b, c, d] = imgs.map((i) => i.layers[0].digest);
+    const lruDir = mkdtempSync(join(tmpdir(), 'berth-proxy-lru-'));
+    const small = await startRegistryProxy({ cacheDir: lruDir, upstreams: [{ alias: 'rig', url: relay.url }], anonymous: true, cacheMaxBytes: Math.floor(sizes * 2.2) });
+    try {
+      const url = (digest: string) => `${small.url}/v2/rig/${repo}-lru/blobs/${digest}`;
+      await getBytes(url(a));
+      // A slow client holds blob a open: it does not read, so the proxy's writes wait on it.
+      const held = await new Promise<import('node:http').IncomingMessage>((resolve, reject) => {
+        const u = new URL(url(a));
+        httpRequest({ host: u.hostname, port: u.port, path: u.pathname }, resolve).on('error', reject).end();
+      });
+      held.pause();
+      await getBytes(url(b));
+      await getBytes(url(c));
+      expect(await small.store.onDisk(a)).toBe(true);
+      expect(await small.store.onDisk(b)).toBe(false);
+      expect(await small.store.onDisk(c)).toBe(true);
+      const chunks: Buffer[] = [];
+      held.on('data', (ch: Buffer) => chunks.push(ch));
+      held.resume();
+      await new Promise((r) => held.on('end', r));
+      expect(sha(Buffer.concat(chunks))).toBe(a);
+      await getBytes(url(d));
+      expect(await small.store.onDisk(a)).toBe(false);
+      expect(await small.store.onDisk(c)).toBe(true);
+      expect(await small.store.onDisk(d)).toBe(true);
+      expect(small.store.sizeBytes).toBeLessThanOrEqual(Math.floor(sizes * 2.2));
+    } finally {
+      await small.close();
+      rmSync(lruDir, { recursive: true, force: true });
+    }
   });
 
   it('exposes Prometheus metrics', async () => {
