@@ -13,6 +13,8 @@ import { parseV2Path } from '../../registry-proxy/names.js';
 import { acceptsManifest } from '../../registry-proxy/server.js';
 import { parseProxyImage, selectChildren } from '../../registry-proxy/warm.js';
 import { parseChallenge } from '../../registry-proxy/www-auth.js';
+import { main } from '../../registry-proxy/index.js';
+import { chunkSizeFor } from '../../common/blob-http.js';
 
 const d = (c: string): string => `sha256:${c.repeat(64)}`;
 
@@ -208,5 +210,27 @@ describe('small helpers', () => {
     expect(text).toContain('berth_proxy_upstream_errors_total{reason="x",upstream="a\\"b"} 2');
     expect(text).toContain('berth_proxy_cache_size_bytes 42');
     expect(text).toContain('# TYPE berth_proxy_served_bytes_total counter');
+  });
+});
+
+describe('the CLI', () => {
+  it('prints its usage and refuses to start without a cache directory or an auth mode', async () => {
+    expect(await main(['--help'])).toBe(0);
+    await expect(main(['--upstream', 'lab=http://127.0.0.1:5000'])).rejects.toThrow(/--cache-dir/);
+    const dir = mkdtempSync(join(tmpdir(), 'berth-proxy-cli-'));
+    try {
+      await expect(main(['--cache-dir', dir, '--upstream', 'lab=http://127.0.0.1:5000'])).rejects.toThrow(/--control-plane URL is required unless --anonymous/);
+      await expect(main(['--cache-dir', dir, '--anonymous', '--cache-max-bytes', 'lots', '--upstream', 'lab=http://127.0.0.1:5000'])).rejects.toThrow(/--cache-max-bytes/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('chunkSizeFor', () => {
+  it('reads 1 MiB for few clients and shares a budget among many', () => {
+    expect(chunkSizeFor(1)).toBe(1 << 20);
+    expect(chunkSizeFor(32, 16 << 20)).toBe(512 << 10);
+    expect(chunkSizeFor(10_000, 16 << 20)).toBe(128 << 10);
   });
 });
