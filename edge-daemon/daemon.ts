@@ -115,7 +115,7 @@ class Daemon implements EdgeDaemon {
   private bytes = { done: 0, total: 0 };
   private online = false;
   private fetcherPromise: Promise<ImageFetcher> | undefined;
-  private pullTokenCache: { token: string; expires: number } | undefined;
+  private pullTokenCache: { token: string; expires: number; release: number | null } | undefined;
   private readonly imageIds = new Map<string, string>();
   private readonly abort = new AbortController();
   private work: Promise<void> = Promise.resolve();
@@ -239,11 +239,16 @@ class Daemon implements EdgeDaemon {
     }
   }
 
+  /**
+   * The proxy lets a pull token reach only the digests of the desired state it was minted for, so a
+   * token is reused only within the release it was minted for (and while it has a minute left).
+   */
   private async pullToken(): Promise<string> {
     const c = this.pullTokenCache;
-    if (c && c.expires - Date.now() > 60_000) return c.token;
+    const release = this.journal.inflight?.target.sequence ?? this.journal.current?.sequence ?? null;
+    if (c && c.release === release && c.expires - Date.now() > 60_000) return c.token;
     const res = await this.withAuth(() => this.client.pullToken(this.abort.signal));
-    this.pullTokenCache = { token: res.token, expires: Date.parse(res.expiresAt) };
+    this.pullTokenCache = { token: res.token, expires: Date.parse(res.expiresAt), release };
     return res.token;
   }
 
