@@ -6,6 +6,7 @@ import type { TypedEmitter } from './events.js';
 import type { SigningKeys } from './signing-keys.js';
 import type { DesiredWaiters } from './desired-waiters.js';
 import type { ImageRegistry } from './registry.js';
+import type { LastSeen } from './last-seen.js';
 
 export type { Db };
 /** A drizzle write transaction, as `ctx.write` hands it out. */
@@ -29,6 +30,8 @@ export interface ControlPlaneConfig {
   /** How often the desired-state watcher looks for assignments made by another process. */
   pollFallbackMs: number;
   reportHistoryLimit: number;
+  /** How often sightings are written to `devices.last_seen_at`. */
+  lastSeenFlushMs: number;
 }
 
 export type AuditActor = string | { kind: string; id: string };
@@ -61,6 +64,8 @@ export interface ControlPlaneContext {
   waiters: DesiredWaiters;
   /** Resolves image tags and names proxy repositories (through the registry proxy when configured). */
   registry: ImageRegistry;
+  /** Sightings of devices (polls, reports), flushed to `devices.last_seen_at` in batches. */
+  seen: LastSeen;
 }
 
 export function actorName(actor: AuditActor): string {
@@ -76,6 +81,7 @@ export interface ContextParts {
   keys: SigningKeys;
   waiters: DesiredWaiters;
   registry: ImageRegistry;
+  seen: LastSeen;
   now?: () => Date;
 }
 

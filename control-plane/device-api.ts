@@ -47,6 +47,7 @@ export function deviceApiRoutes(ctx: ControlPlaneContext) {
   app.get('/desired', async (c) => {
     const q = queryOf(c, desiredQuery);
     const deviceId = c.var.device.id;
+    ctx.seen.touch(deviceId, ctx.now().getTime());
     const known = c.req.header('if-none-match')?.trim() || null;
     const deadline = Date.now() + Math.min(q.wait ?? 0, ctx.config.maxWaitSec) * 1000;
     const signal = c.req.raw.signal;
@@ -64,6 +65,7 @@ export function deviceApiRoutes(ctx: ControlPlaneContext) {
   });
 
   app.post('/pull-token', async (c) => {
+    ctx.seen.touch(c.var.device.id, ctx.now().getTime());
     const rel = await desiredRelease(ctx, c.var.device.id);
     const specs = rel ? [rel.manifest.spec, ...(rel.previous ? [rel.previous.spec] : [])] : [];
     let access: PullAccess;
@@ -80,9 +82,9 @@ export function deviceApiRoutes(ctx: ControlPlaneContext) {
     const report = await jsonBody(c, deviceReport);
     const deviceId = c.var.device.id;
     const now = ctx.now().getTime();
+    ctx.seen.touch(deviceId, now);
     // SQL templates rather than the query builder: this is the write every device makes most often.
     const out = await ctx.write(async (tx) => {
-      await tx.run(sql`UPDATE devices SET last_seen_at = ${now} WHERE id = ${deviceId}`);
       const prev = (await tx.all<{ sequence: number; phase: string }>(sql`SELECT sequence, phase FROM reported WHERE device_id = ${deviceId}`))[0];
       if (prev && report.sequence <= prev.sequence) return { accepted: false, previousPhase: prev.phase as ReleasePhase };
       const services = JSON.stringify(report.services);

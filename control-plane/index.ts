@@ -12,6 +12,7 @@ import { DesiredWaiters } from './desired-waiters.js';
 import { watchDesiredChanges } from './desired.js';
 import { parseDuration } from './duration.js';
 import { TypedEmitter } from './events.js';
+import { LastSeen, startLastSeenFlusher } from './last-seen.js';
 import { Metrics } from './metrics.js';
 import { mintPullToken } from './pull-tokens.js';
 import { ImageRegistry } from './registry.js';
@@ -53,6 +54,7 @@ export const DEFAULTS: Omit<ControlPlaneConfig, 'registryProxy' | 'dataDir' | 'p
   maxWaitSec: 60,
   pollFallbackMs: 2000,
   reportHistoryLimit: 50,
+  lastSeenFlushMs: 5000,
 };
 
 function filePathOf(url: string): string | null {
@@ -87,10 +89,11 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   await keys.load();
   const now = opts.now ?? (() => new Date());
   const registry = new ImageRegistry(registryProxy, async (access) => (await mintPullToken(keys, 'control-plane', access, 300, now())).token, log);
-  const ctx = createContext({ db, client, log, events: new TypedEmitter(), config, keys, waiters: new DesiredWaiters(), registry, now });
+  const ctx = createContext({ db, client, log, events: new TypedEmitter(), config, keys, waiters: new DesiredWaiters(), registry, seen: new LastSeen(), now });
   const boot = await bootstrap(ctx, opts.adminToken);
 
   const stops: (() => void)[] = [watchDesiredChanges(ctx).stop];
+  const seenFlusher = startLastSeenFlusher(ctx, config.lastSeenFlushMs);
   stops.push(startCampaignScheduler(ctx).stop);
 
   const app = buildApp(ctx, new Metrics());
@@ -119,7 +122,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
           // Long polls were just woken; anything still open after a grace period is cut.
           setTimeout(() => (server as { closeAllConnections?: () => void }).closeAllConnections?.(), 2000).unref();
         });
-        // Waits for an in-flight write: a transaction is never cut by shutdown.
+        // Writes the last sightings, and waits for in-flight writes: a transaction is never cut by shutdown.
+        await seenFlusher.stop().catch((err: unknown) => log.warn({ err }, 'last-seen flush at shutdown failed'));
         await ctx.write(async () => undefined);
         client.close();
         log.info('control plane stopped');

@@ -55,6 +55,13 @@ async function deviceBySerial(ctx: ControlPlaneContext, serial: string): Promise
   return row;
 }
 
+/** Last heard from: the stored sighting, one not yet flushed, or the last report, whichever is latest. */
+function lastSeenOf(ctx: ControlPlaneContext, deviceId: string, stored: number | null, reportedAt: number | null): number | null {
+  const seen = ctx.seen.merged(deviceId, stored);
+  if (reportedAt === null) return seen;
+  return seen === null ? reportedAt : Math.max(seen, reportedAt);
+}
+
 function labelsOf(row: { labels: string }): Record<string, string> {
   return JSON.parse(row.labels) as Record<string, string>;
 }
@@ -119,7 +126,7 @@ export function deviceRoutes(ctx: ControlPlaneContext) {
     const q = queryOf(c, listQuery);
     const selector = selectorOf(q.selector);
     const rows = await ctx.db
-      .select({ d: devices, sequence: desired.sequence, name: manifests.name, version: manifests.version, phase: reported.phase })
+      .select({ d: devices, sequence: desired.sequence, name: manifests.name, version: manifests.version, phase: reported.phase, reportedAt: reported.receivedAt })
       .from(devices)
       .leftJoin(desired, eq(desired.deviceId, devices.id))
       .leftJoin(manifests, eq(manifests.id, desired.manifestId))
@@ -129,16 +136,19 @@ export function deviceRoutes(ctx: ControlPlaneContext) {
     const picked = rows.filter((r) => !selector || matchesSelector(selector, labelsOf(r.d)));
     return c.json({
       total: picked.length,
-      devices: picked.slice(q.offset, q.offset + q.limit).map((r) => ({
-        id: r.d.id,
-        serial: r.d.serial,
-        labels: labelsOf(r.d),
-        status: r.d.status,
-        online: r.d.lastSeenAt !== null && now - r.d.lastSeenAt <= ctx.config.offlineAfterMs,
-        lastSeenAt: r.d.lastSeenAt === null ? null : new Date(r.d.lastSeenAt).toISOString(),
-        desired: r.sequence !== null && r.name !== null ? { release: `${r.name}@${r.version}`, sequence: r.sequence } : null,
-        phase: r.phase,
-      })),
+      devices: picked.slice(q.offset, q.offset + q.limit).map((r) => {
+        const lastSeen = lastSeenOf(ctx, r.d.id, r.d.lastSeenAt, r.reportedAt);
+        return {
+          id: r.d.id,
+          serial: r.d.serial,
+          labels: labelsOf(r.d),
+          status: r.d.status,
+          online: lastSeen !== null && now - lastSeen <= ctx.config.offlineAfterMs,
+          lastSeenAt: lastSeen === null ? null : new Date(lastSeen).toISOString(),
+          desired: r.sequence !== null && r.name !== null ? { release: `${r.name}@${r.version}`, sequence: r.sequence } : null,
+          phase: r.phase,
+        };
+      }),
     });
   });
 
@@ -151,7 +161,7 @@ export function deviceRoutes(ctx: ControlPlaneContext) {
       reported: r
         ? { sequence: r.sequence, desiredSequence: r.desiredSequence, running: r.running, phase: r.phase as ReleasePhase, bytesDone: r.bytesDone, bytesTotal: r.bytesTotal, services: JSON.parse(r.services) as Record<string, ServiceReport>, error: r.error, at: r.at, receivedAt: r.receivedAt }
         : null,
-      lastSeenAt: d.lastSeenAt,
+      lastSeenAt: lastSeenOf(ctx, d.id, d.lastSeenAt, r?.receivedAt ?? null),
       now: ctx.now().getTime(),
       offlineAfterMs: ctx.config.offlineAfterMs,
     });

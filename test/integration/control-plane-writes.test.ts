@@ -10,6 +10,7 @@ import { DesiredWaiters } from '../../control-plane/desired-waiters.js';
 import { TypedEmitter } from '../../control-plane/events.js';
 import { DEFAULTS } from '../../control-plane/index.js';
 import { ImageRegistry } from '../../control-plane/registry.js';
+import { LastSeen } from '../../control-plane/last-seen.js';
 import { SigningKeys } from '../../control-plane/signing-keys.js';
 
 /** ctx.write on a real libSQL file: concurrent writes share commits but fail alone. */
@@ -24,7 +25,7 @@ describe('control plane writes (group commit)', () => {
     close = () => client.close();
     await migrate(client, log);
     const keys = new SigningKeys(db, 1000);
-    ctx = createContext({ db, client, log, events: new TypedEmitter(), config: { ...DEFAULTS, registryProxy: null, dataDir: dir, publicUrl: null }, keys, waiters: new DesiredWaiters(), registry: new ImageRegistry(null, async () => '', log) });
+    ctx = createContext({ db, client, log, events: new TypedEmitter(), config: { ...DEFAULTS, registryProxy: null, dataDir: dir, publicUrl: null }, keys, waiters: new DesiredWaiters(), registry: new ImageRegistry(null, async () => '', log), seen: new LastSeen() });
   });
 
   afterAll(() => {
@@ -60,5 +61,22 @@ describe('control plane writes (group commit)', () => {
     // A lone write that fails rolls back too.
     await expect(ctx.write(async (tx) => { await tx.run(insert('y-1')); throw new Error('no'); })).rejects.toThrow('no');
     expect(await serials()).not.toContain('y-1');
+  });
+
+  it('flushes device sightings in one batched write, never moving a sighting back', async () => {
+    ctx.seen.touch('dev_w-01', 5_000);
+    ctx.seen.touch('dev_w-02', 7_000);
+    ctx.seen.touch('dev_w-01', 4_000);
+    expect(ctx.seen.merged('dev_w-01', null)).toBe(5_000);
+    expect(await ctx.seen.flush(ctx)).toBe(2);
+    ctx.seen.touch('dev_w-02', 6_000);
+    await ctx.seen.flush(ctx);
+    const rows = await ctx.db.all<{ id: string; last_seen_at: number | null }>(sql`SELECT id, last_seen_at FROM devices WHERE id IN ('dev_w-01', 'dev_w-02', 'dev_w-03') ORDER BY id`);
+    expect(rows).toEqual([
+      { id: 'dev_w-01', last_seen_at: 5_000 },
+      { id: 'dev_w-02', last_seen_at: 7_000 },
+      { id: 'dev_w-03', last_seen_at: null },
+    ]);
+    expect(ctx.seen.size).toBe(0);
   });
 });

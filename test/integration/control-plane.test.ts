@@ -45,7 +45,8 @@ describe('control plane', () => {
       registryProxy: proxyUrl,
       log: createLogger('control-plane', { level: 'silent' }),
       now,
-      config: { reportHistoryLimit: 5, pollFallbackMs: 500 },
+      // Sightings are flushed only at shutdown here, so the restart test shows that flush happens.
+      config: { reportHistoryLimit: 5, pollFallbackMs: 500, lastSeenFlushMs: 3_600_000 },
     });
 
   beforeAll(async () => {
@@ -453,6 +454,17 @@ describe('control plane', () => {
       }
     });
 
+    it('shows a device that only polls as online', async () => {
+      const e = await enroll(base(), devs[3]);
+      expect((await call(base(), 'GET', `/v1/devices/${devs[3].serial}`, { token: admin })).body).toMatchObject({ online: false, lastSeenAt: null });
+      expect((await call(base(), 'GET', '/v1/device/desired', { token: e.token })).status).toBe(204);
+      const twin = await call(base(), 'GET', `/v1/devices/${devs[3].serial}`, { token: admin });
+      expect(twin.body.online).toBe(true);
+      expect(twin.body.lastSeenAt).not.toBeNull();
+      const list = await call(base(), 'GET', '/v1/devices?selector=site%3Dparis', { token: admin });
+      expect(list.body.devices).toMatchObject([{ serial: devs[3].serial, online: true }]);
+    });
+
     it('rolls a device back to its previous release with a higher sequence', async () => {
       const r = await call(base(), 'POST', `/v1/devices/${devs[2].serial}/rollback`, { token: admin });
       expect(r.body).toMatchObject({ release: 'cp-app@1.0.0', sequence: 5 });
@@ -467,6 +479,14 @@ describe('control plane', () => {
     const jwksBefore = (await call(base(), 'GET', '/.well-known/jwks.json')).body;
     const devicesBefore = (await call(base(), 'GET', '/v1/devices', { token: admin })).body;
     await cp.close();
+    // Sightings still in memory were written at shutdown.
+    const { client } = await openDatabase(db);
+    try {
+      const row = await client.execute({ sql: 'SELECT last_seen_at FROM devices WHERE serial = ?', args: [devs[3].serial] });
+      expect(row.rows[0].last_seen_at).not.toBeNull();
+    } finally {
+      client.close();
+    }
     cp = await start();
     expect(cp.adminToken).toBe(admin);
     expect((await call(base(), 'GET', '/.well-known/jwks.json')).body).toEqual(jwksBefore);

@@ -1,0 +1,62 @@
+import { sql } from 'drizzle-orm';
+import type { ControlPlaneContext } from './context.js';
+
+const CHUNK = 400;
+
+/**
+ * When each device was last heard from. Polls are the bulk of the traffic and a write per poll
+ * would cost a commit each, so sightings collect in memory and go to `devices.last_seen_at` in one
+ * batched write per interval. Readers merge the pending value, so this process is never stale.
+ */
+export class LastSeen {
+  private pending = new Map<string, number>();
+
+  touch(deviceId: string, at: number): void {
+    const cur = this.pending.get(deviceId);
+    if (cur === undefined || cur < at) this.pending.set(deviceId, at);
+  }
+
+  /** The later of the stored time and a pending one. */
+  merged(deviceId: string, stored: number | null): number | null {
+    const p = this.pending.get(deviceId);
+    if (p === undefined) return stored;
+    return stored === null ? p : Math.max(stored, p);
+  }
+
+  get size(): number {
+    return this.pending.size;
+  }
+
+  async flush(ctx: ControlPlaneContext): Promise<number> {
+    if (this.pending.size === 0) return 0;
+    const batch = [...this.pending];
+    this.pending = new Map();
+    try {
+      await ctx.write(async (tx) => {
+        for (let i = 0; i < batch.length; i += CHUNK) {
+          const rows = batch.slice(i, i + CHUNK).map(([id, at]) => sql`(${id}, ${at})`);
+          await tx.run(sql`UPDATE devices SET last_seen_at = max(coalesce(devices.last_seen_at, 0), v.column2)
+            FROM (VALUES ${sql.join(rows, sql`, `)}) AS v WHERE devices.id = v.column1`);
+        }
+      });
+    } catch (err) {
+      // Put them back (keeping any newer sighting) so the next flush retries.
+      for (const [id, at] of batch) this.touch(id, at);
+      throw err;
+    }
+    return batch.length;
+  }
+}
+
+export function startLastSeenFlusher(ctx: ControlPlaneContext, everyMs: number): { stop(): Promise<void> } {
+  const timer = setInterval(() => {
+    ctx.seen.flush(ctx).catch((err: unknown) => ctx.log.warn({ err }, 'last-seen flush failed'));
+  }, everyMs);
+  timer.unref();
+  return {
+    async stop() {
+      clearInterval(timer);
+      await ctx.seen.flush(ctx);
+    },
+  };
+}
