@@ -4,9 +4,12 @@
  */
 export class DesiredWaiters {
   private readonly byDevice = new Map<string, Set<() => void>>();
+  /** Set at shutdown: polls stop waiting and answer with what they have. */
+  closed = false;
 
   /** Resolves on wake-up or after `ms`; `signal` aborts early (client went away). */
   wait(deviceId: string, ms: number, signal?: AbortSignal): Promise<void> {
+    if (this.closed) return Promise.resolve();
     return new Promise((resolve) => {
       let set = this.byDevice.get(deviceId);
       if (!set) this.byDevice.set(deviceId, (set = new Set()));
@@ -34,6 +37,12 @@ export class DesiredWaiters {
 
   has(deviceId: string): boolean {
     return this.byDevice.has(deviceId);
+  }
+
+  /** Answers every waiting poll now and makes later waits return at once. */
+  close(): void {
+    this.closed = true;
+    this.wakeAll();
   }
 
   wakeAll(): void {

@@ -52,7 +52,7 @@ export function deviceApiRoutes(ctx: ControlPlaneContext) {
     const deadline = Date.now() + Math.min(q.wait ?? 0, ctx.config.maxWaitSec) * 1000;
     const signal = c.req.raw.signal;
     let sequence = await desiredSequence(ctx, deviceId);
-    while (etagOf(sequence) === known && Date.now() < deadline && !signal.aborted) {
+    while (etagOf(sequence) === known && Date.now() < deadline && !signal.aborted && !ctx.waiters.closed) {
       // Woken after an assignment commits here, or by the watcher for one made by another process.
       await ctx.waiters.wait(deviceId, deadline - Date.now(), signal);
       sequence = await desiredSequence(ctx, deviceId);

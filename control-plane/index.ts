@@ -116,7 +116,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     close() {
       closed ??= (async () => {
         for (const stop of stops) stop();
-        ctx.waiters.wakeAll();
+        ctx.waiters.close();
         await new Promise<void>((resolve) => {
           server.close(() => resolve());
           // Long polls were just woken; anything still open after a grace period is cut.

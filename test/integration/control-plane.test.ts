@@ -478,7 +478,13 @@ describe('control plane', () => {
   it('keeps its signing key, admin token and data across a restart on the same database', async () => {
     const jwksBefore = (await call(base(), 'GET', '/.well-known/jwks.json')).body;
     const devicesBefore = (await call(base(), 'GET', '/v1/devices', { token: admin })).body;
+    // A long poll waiting at shutdown is answered (304), not cut.
+    const e = await enroll(base(), devs[0]);
+    const current = (await call(base(), 'GET', '/v1/device/desired', { token: e.token })).headers.get('etag') as string;
+    const poll = call(base(), 'GET', '/v1/device/desired?wait=60', { token: e.token, headers: { 'if-none-match': current } });
+    await new Promise((r) => setTimeout(r, 200));
     await cp.close();
+    expect((await poll).status).toBe(304);
     // Sightings still in memory were written at shutdown.
     const { client } = await openDatabase(db);
     try {
