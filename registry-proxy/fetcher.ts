@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { open, stat, type FileHandle } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { Digester } from '../common/digest.js';
 import type { Logger } from '../common/log.js';
 import { OciError } from './errors.js';
@@ -79,7 +79,12 @@ export class BlobFetch {
   }
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => { clearTimeout(timer); resolve(); }, { once: true });
+  });
+}
 
 /** Hashes the bytes already in a partial file, so a resumed fetch verifies the whole blob. */
 async function hashPrefix(path: string, digester: Digester): Promise<void> {
@@ -92,6 +97,8 @@ async function hashPrefix(path: string, digester: Digester): Promise<void> {
  */
 export class BlobFetcher {
   private readonly inflight = new Map<string, BlobFetch>();
+  /** Aborts every upstream transfer when the proxy shuts down. */
+  private readonly shutdown = new AbortController();
 
   constructor(
     private readonly store: BlobStore,
@@ -100,6 +107,12 @@ export class BlobFetcher {
     private readonly opts: FetchOptions = DEFAULT_FETCH_OPTIONS,
   ) {
     metrics.gauge('berth_proxy_inflight_fetches', () => this.inflight.size);
+  }
+
+  /** Stops all upstream transfers; their partial files stay for the next start to resume. */
+  async close(): Promise<void> {
+    this.shutdown.abort(new Error('registry proxy shutting down'));
+    await Promise.all([...this.inflight.values()].map((f) => f.done));
   }
 
   get(digest: string): BlobFetch | undefined {
@@ -135,8 +148,8 @@ export class BlobFetcher {
       }
       let lastError: unknown;
       let attempt = 0;
-      while (attempt < this.opts.attempts) {
-        if (attempt > 0) await sleep(this.opts.backoffMs * 2 ** Math.min(attempt - 1, 5));
+      while (attempt < this.opts.attempts && !this.shutdown.signal.aborted) {
+        if (attempt > 0) await sleep(this.opts.backoffMs * 2 ** Math.min(attempt - 1, 5), this.shutdown.signal);
         const before = f.arrived;
         try {
           const complete = await this.transfer(f, fh, hash, upstream, repository, log);
@@ -177,7 +190,8 @@ export class BlobFetcher {
     const stall = new AbortController();
     const headers: Record<string, string> = {};
     if (f.arrived > 0) headers.range = `bytes=${f.arrived}-`;
-    const res = await upstream.request(`${repository}/blobs/${f.digest}`, { headers, scope: `repository:${repository}:pull`, signal: stall.signal });
+    const signal = AbortSignal.any([stall.signal, this.shutdown.signal]);
+    const res = await upstream.request(`${repository}/blobs/${f.digest}`, { headers, scope: `repository:${repository}:pull`, signal });
     if (res.status === 404) {
       await res.body?.cancel();
       throw new OciError('BLOB_UNKNOWN', `blob ${f.digest} is not in ${upstream.alias}/${repository}`);
@@ -237,6 +251,3 @@ export class BlobFetcher {
   }
 }
 
-export async function fileExists(path: string): Promise<boolean> {
-  return stat(path).then(() => true, () => false);
-}

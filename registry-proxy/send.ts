@@ -84,6 +84,10 @@ export async function sendWhileFetching(res: ServerResponse, plan: BlobPlan, f: 
       if (!res.write(bytesRead === buf.length ? buf : buf.subarray(0, bytesRead))) await drained(res);
     }
     if (!res.destroyed && pos > end) res.end();
+  } catch (err) {
+    // Disk trouble mid-answer: before the headers the caller can still answer with an error.
+    if (!headersSent) return { sent: 0, failedBeforeHeaders: err as Error };
+    res.destroy(err as Error);
   } finally {
     await fh.close().catch(() => undefined);
   }

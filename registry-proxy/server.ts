@@ -314,7 +314,7 @@ export async function createProxy(opts: ProxyOptions) {
     return new Response(null, { status: 200, headers: { ...plan.headers, ...API_HEADER } });
   }
 
-  return { app, log, metrics, store, fetcher };
+  return { app, log, metrics, store, fetcher, close: () => fetcher.close() };
 }
 
 /** Starts the proxy on a socket; used by `main`, the tests, the demo and the e2e tests. */
@@ -340,6 +340,7 @@ export async function startRegistryProxy(opts: ProxyOptions): Promise<RunningPro
         server.close(() => resolve());
         server.closeAllConnections();
       });
+      await proxy.close();
     },
   };
 }

@@ -9,7 +9,7 @@ import Docker from 'dockerode';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TOKEN } from '../../manifests/protocol.js';
-import { startRegistryProxy, type RunningProxy } from '../../registry-proxy/index.js';
+import { main, startRegistryProxy, type RunningProxy } from '../../registry-proxy/index.js';
 import { busyboxLayer, forgeImage, type ForgedImage } from '../rig/forge.js';
 import { rigFromEnv } from '../rig/index.js';
 
@@ -79,6 +79,15 @@ describe('docker and skopeo through the registry proxy', () => {
     await run('skopeo', ['copy', '--src-tls-verify=false', `docker://${host}/rig/${repo}@${image.manifestDigest}`, `dir:${join(out, 'img')}`]);
     const manifest = readFileSync(join(out, 'img', 'manifest.json'));
     expect('sha256:' + (await import('node:crypto')).createHash('sha256').update(manifest).digest('hex')).toBe(image.manifestDigest);
+  });
+
+  it('berth registry-proxy warm fills the cache from a user image reference', async () => {
+    const img = await forgeImage(rig.registry, repo, 'warm', { layers: [{ files: { '/warm.txt': `warm ${process.pid}\n` } }] });
+    expect(await anonymous.store.onDisk(img.layers[0].digest)).toBe(false);
+    expect(await main(['warm', '--proxy', anonymous.url, `${rig.registry}/${repo}:warm`])).toBe(0);
+    expect(await anonymous.store.onDisk(img.layers[0].digest)).toBe(true);
+    expect(await anonymous.store.onDisk(img.configDigest)).toBe(true);
+    await expect(main(['warm', '--proxy', anonymous.url, `registry.example.com/${repo}:warm`])).rejects.toThrow(/registry.example.com is not mirrored/);
   });
 
   describe('with pull tokens from the control plane token realm', () => {
