@@ -105,6 +105,11 @@ export function renderBar(counts: Record<Bucket, number>, total: number, width: 
   return `[${glyph.succeeded}${glyph.failed}${glyph.active}${glyph.pending}]`;
 }
 
+/** Errors can carry a log tail; a progress line shows only their first line. */
+export function firstLine(text: string): string {
+  return text.split('\n', 1)[0].trimEnd();
+}
+
 function countsText(counts: Record<string, number>): string {
   const parts = Object.entries(counts).filter(([, n]) => n > 0).map(([s, n]) => `${s} ${n}`);
   return parts.length ? parts.join(' · ') : '-';
@@ -136,7 +141,7 @@ export function renderProgress(c: CampaignProgress, opts: RenderOptions): string
   const maxFailing = opts.maxFailing ?? 5;
   if (c.failing.length) {
     lines.push(`  failing (${c.failing.length}):`);
-    for (const f of c.failing.slice(0, maxFailing)) lines.push(`    ${f.serial}${f.wave !== null ? `  wave ${f.wave}` : ''}${f.error ? `  ${truncate(f.error, 100)}` : ''}`);
+    for (const f of c.failing.slice(0, maxFailing)) lines.push(`    ${f.serial}${f.wave !== null ? `  wave ${f.wave}` : ''}${f.error ? `  ${truncate(firstLine(f.error), 100)}` : ''}`);
     if (c.failing.length > maxFailing) lines.push(`    … and ${c.failing.length - maxFailing} more (berth campaign status ${c.id} --output json)`);
   }
   return lines.join('\n');

@@ -195,7 +195,7 @@ async function watch(ctx: Context, id: string, intervalMs: number): Promise<numb
     }
     const outcome = outcomeOf(c.status);
     if (outcome !== 'running') {
-      if (!io.isTTY && c.failing.length) for (const f of c.failing) io.out(`  failing ${f.serial}${f.wave !== null ? ` (wave ${f.wave})` : ''}${f.error ? `: ${f.error}` : ''}`);
+      if (!io.isTTY && c.failing.length) for (const f of c.failing) io.out(`  failing ${f.serial}${f.wave !== null ? ` (wave ${f.wave})` : ''}${f.error ? `: ${f.error.trimEnd().split('\n').join('\n      ')}` : ''}`);
       if (outcome === 'failed') io.err(`campaign ${id} ended ${c.status}${c.statusReason ? `: ${c.statusReason}` : ''}`);
       if (outcome === 'paused') io.err(`campaign ${id} is paused${c.statusReason ? `: ${c.statusReason}` : ''}; look, then \`berth campaign resume ${id}\` or \`berth campaign abort ${id}\``);
       return WATCH_EXIT[outcome];

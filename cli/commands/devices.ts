@@ -73,7 +73,7 @@ export function renderTwin(t: Twin, now: Date): string {
     ['previous', t.previousRelease ?? '-'],
     ['in sync', t.desired === null ? '- (nothing desired)' : t.inSync ? 'yes' : 'no'],
   ]));
-  if (r?.error) out.push(`error:     ${truncate(r.error, 400)}`);
+  if (r?.error) out.push(`error:     ${truncate(r.error.trimEnd(), 2000).split('\n').join('\n           ')}`);
   const names = Object.keys(t.services).sort();
   if (names.length) {
     out.push('');

@@ -68,7 +68,7 @@ export interface GatewayContainer {
 const UPSTREAM_ALIAS = 'local';
 
 /** An Io that collects a command's output, and echoes it when `echo` is given (the demo). */
-export function capturingIo(env: NodeJS.ProcessEnv, echo?: (line: string) => void): { io: Io; result: () => { stdout: string; stderr: string } } {
+export function capturingIo(env: NodeJS.ProcessEnv, echo?: (line: string) => void, tty = false): { io: Io; result: () => { stdout: string; stderr: string } } {
   const out: string[] = [];
   const err: string[] = [];
   const io: Io = {
@@ -80,7 +80,7 @@ export function capturingIo(env: NodeJS.ProcessEnv, echo?: (line: string) => voi
       err.push(t);
       echo?.(t);
     },
-    isTTY: false,
+    isTTY: tty,
     env,
     readStdin: async () => '',
     stdinIsTTY: false,
@@ -179,14 +179,22 @@ export class Fleet {
     await this.startControlPlane();
   }
 
+  /** Writes the admin token to a 0600 file (for the user to export as BERTH_TOKEN). */
+  async writeAdminToken(path: string): Promise<void> {
+    await writeFile(path, this.adminToken + '\n', { mode: 0o600 });
+  }
+
   /** Environment for the operator CLI: server and token, nothing from the user's own config. */
   cliEnv(token = this.adminToken): NodeJS.ProcessEnv {
     return { BERTH_SERVER: this.controlPlaneUrl, BERTH_TOKEN: token, XDG_CONFIG_HOME: join(this.opts.dir, 'cli-config'), HOME: this.opts.dir, NO_COLOR: '1' };
   }
 
   /** Runs `berth <argv…>` in-process against this fleet, as a release manager would type it. */
-  async cli(argv: string[], opts: { token?: string; echo?: (line: string) => void } = {}): Promise<CliResult> {
-    const { io, result } = capturingIo(this.cliEnv(opts.token), opts.echo);
+  async cli(argv: string[], opts: { token?: string; echo?: (line: string) => void; tty?: boolean } = {}): Promise<CliResult> {
+    const env = this.cliEnv(opts.token);
+    // On a terminal the demo shows the live bars (colour unless the user's NO_COLOR says otherwise).
+    if (opts.tty) env.NO_COLOR = process.env.NO_COLOR ?? '';
+    const { io, result } = capturingIo(env, opts.echo, opts.tty);
     const code = await runCli(argv, io);
     return { code, ...result() };
   }

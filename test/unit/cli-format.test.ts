@@ -67,7 +67,7 @@ describe('campaign progress', () => {
       { index: 2, size: 10, state: 'active', counts: { succeeded: 3, failed: 1, updating: 4, pending: 2 } },
       { index: 3, size: 20, state: 'pending', counts: { pending: 20 } },
     ],
-    failing: [{ serial: 'gw-7', wave: 2, error: 'service web unhealthy' }],
+    failing: [{ serial: 'gw-7', wave: 2, error: 'service web unhealthy\nlast log lines:\nboom' }],
   };
   it('buckets device states and campaign outcomes', () => {
     expect(bucketCounts({ succeeded: 3, failed: 1, 'rolled-back': 2, assigned: 4, downloading: 1, pending: 2, left: 7 })).toEqual({ succeeded: 3, failed: 3, active: 5, pending: 2 });
