@@ -44,7 +44,7 @@ function track(proc: ChildProcess, logFile: string): Child {
     async stop(graceMs = 5000) {
       if (proc.exitCode !== null || proc.signalCode !== null) return;
       proc.kill('SIGTERM');
-      const done = await Promise.race([exited.then(() => true), sleep(graceMs).then(() => false)]);
+      const done = await Promise.race([exited.then(() => true), sleep(graceMs, undefined, { ref: false }).then(() => false)]);
       if (!done) {
         proc.kill('SIGKILL');
         await exited;
@@ -156,7 +156,8 @@ export async function runWorker<T>(script: string, job: unknown, opts: { logFile
   proc.stdin.end(JSON.stringify(job));
   const child = track(proc, opts.logFile);
   const timeout = opts.timeoutMs ?? 600_000;
-  const done = await Promise.race([child.exited.then((code) => ({ code })), sleep(timeout).then(() => null)]);
+  // Unref'd: a pending timeout must not keep the runner alive once everything else is done.
+  const done = await Promise.race([child.exited.then((code) => ({ code })), sleep(timeout, undefined, { ref: false }).then(() => null)]);
   if (done === null) {
     await child.stop(1000);
     throw new Error(`${script} did not finish within ${timeout} ms: ${Buffer.concat(err).toString().slice(-2000)}`);
