@@ -6,6 +6,7 @@ import { TOKEN } from '../manifests/protocol.js';
 import type { ControlPlaneContext } from './context.js';
 import { operatorTokens } from './db/schema.js';
 import { HttpError, type AppEnv, type OperatorActor, type Role } from './http.js';
+import type { VerifiedDeviceToken } from './token-cache.js';
 
 const RANK: Record<Role, number> = { viewer: 1, 'release-manager': 2, admin: 3 };
 
@@ -72,16 +73,21 @@ export async function issueDeviceToken(ctx: ControlPlaneContext, device: { id: s
   return { token, expiresAt: new Date(exp * 1000).toISOString() };
 }
 
-/** Verifies a device token's signature and claims; null when it is not one. */
-export async function verifyDeviceToken(ctx: ControlPlaneContext, token: string): Promise<DeviceClaims | null> {
+/** Verifies a device token's signature and claims (cached per token until it expires); null when it is not one. */
+export async function verifyDeviceToken(ctx: ControlPlaneContext, token: string): Promise<VerifiedDeviceToken | null> {
+  const nowSec = Math.floor(ctx.now().getTime() / 1000);
+  const cached = ctx.deviceTokens.get(token, nowSec);
+  if (cached) return cached;
   try {
     const { payload } = await jwtVerify<DeviceClaims>(token, async (header) => {
       const key = await ctx.keys.publicKey(header.kid);
       if (!key) throw new Error('unknown kid');
       return key;
-    }, { issuer: TOKEN.issuer, audience: TOKEN.deviceAudience, typ: TOKEN.deviceTyp, algorithms: ['EdDSA'], currentDate: ctx.now() });
-    if (typeof payload.sub !== 'string' || typeof payload.epoch !== 'number') return null;
-    return payload;
+    }, { issuer: TOKEN.issuer, audience: TOKEN.deviceAudience, typ: TOKEN.deviceTyp, algorithms: ['EdDSA'], currentDate: ctx.now(), requiredClaims: ['exp', 'sub'] });
+    if (typeof payload.sub !== 'string' || typeof payload.epoch !== 'number' || typeof payload.exp !== 'number') return null;
+    const verified = { sub: payload.sub, epoch: payload.epoch, exp: payload.exp };
+    ctx.deviceTokens.set(token, verified);
+    return verified;
   } catch {
     return null;
   }

@@ -7,6 +7,7 @@ import type { SigningKeys } from './signing-keys.js';
 import type { DesiredWaiters } from './desired-waiters.js';
 import type { ImageRegistry } from './registry.js';
 import type { LastSeen } from './last-seen.js';
+import type { DeviceTokenCache } from './token-cache.js';
 
 export type { Db };
 /** A drizzle write transaction, as `ctx.write` hands it out. */
@@ -32,6 +33,8 @@ export interface ControlPlaneConfig {
   reportHistoryLimit: number;
   /** How often sightings are written to `devices.last_seen_at`. */
   lastSeenFlushMs: number;
+  /** How many verified device tokens to remember (about 0.5 KiB each); 0 disables the cache. */
+  deviceTokenCacheSize: number;
 }
 
 export type AuditActor = string | { kind: string; id: string };
@@ -66,6 +69,8 @@ export interface ControlPlaneContext {
   registry: ImageRegistry;
   /** Sightings of devices (polls, reports), flushed to `devices.last_seen_at` in batches. */
   seen: LastSeen;
+  /** Device tokens whose signature was already checked. */
+  deviceTokens: DeviceTokenCache;
 }
 
 export function actorName(actor: AuditActor): string {
@@ -82,6 +87,7 @@ export interface ContextParts {
   waiters: DesiredWaiters;
   registry: ImageRegistry;
   seen: LastSeen;
+  deviceTokens: DeviceTokenCache;
   now?: () => Date;
 }
 

@@ -13,6 +13,7 @@ import { watchDesiredChanges } from './desired.js';
 import { parseDuration } from './duration.js';
 import { TypedEmitter } from './events.js';
 import { LastSeen, startLastSeenFlusher } from './last-seen.js';
+import { DeviceTokenCache } from './token-cache.js';
 import { Metrics } from './metrics.js';
 import { mintPullToken } from './pull-tokens.js';
 import { ImageRegistry } from './registry.js';
@@ -55,6 +56,7 @@ export const DEFAULTS: Omit<ControlPlaneConfig, 'registryProxy' | 'dataDir' | 'p
   pollFallbackMs: 2000,
   reportHistoryLimit: 50,
   lastSeenFlushMs: 5000,
+  deviceTokenCacheSize: 200_000,
 };
 
 function filePathOf(url: string): string | null {
@@ -89,7 +91,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   await keys.load();
   const now = opts.now ?? (() => new Date());
   const registry = new ImageRegistry(registryProxy, async (access) => (await mintPullToken(keys, 'control-plane', access, 300, now())).token, log);
-  const ctx = createContext({ db, client, log, events: new TypedEmitter(), config, keys, waiters: new DesiredWaiters(), registry, seen: new LastSeen(), now });
+  const ctx = createContext({ db, client, log, events: new TypedEmitter(), config, keys, waiters: new DesiredWaiters(), registry, seen: new LastSeen(), deviceTokens: new DeviceTokenCache(config.deviceTokenCacheSize), now });
   const boot = await bootstrap(ctx, opts.adminToken);
 
   const stops: (() => void)[] = [watchDesiredChanges(ctx).stop];

@@ -64,7 +64,7 @@ export function registryTokenRoutes(ctx: ControlPlaneContext) {
     } else {
       const claims = await verifyDeviceToken(ctx, credential);
       if (!claims) throw new HttpError(401, 'invalid-token', 'token is not a valid operator or device token');
-      const d = (await ctx.db.select().from(devices).where(eq(devices.id, claims.sub as string)).limit(1))[0];
+      const d = (await ctx.db.select().from(devices).where(eq(devices.id, claims.sub)).limit(1))[0];
       if (!d || d.status !== 'enrolled' || d.tokenEpoch !== claims.epoch) throw new HttpError(401, 'token-superseded', 'device token is no longer valid');
       const rel = await desiredRelease(ctx, d.id);
       const mine = await accessFor(ctx, rel ? [rel.manifest.spec, ...(rel.previous ? [rel.previous.spec] : [])] : []);

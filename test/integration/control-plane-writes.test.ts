@@ -11,6 +11,7 @@ import { TypedEmitter } from '../../control-plane/events.js';
 import { DEFAULTS } from '../../control-plane/index.js';
 import { ImageRegistry } from '../../control-plane/registry.js';
 import { LastSeen } from '../../control-plane/last-seen.js';
+import { DeviceTokenCache } from '../../control-plane/token-cache.js';
 import { SigningKeys } from '../../control-plane/signing-keys.js';
 
 /** ctx.write on a real libSQL file: concurrent writes share commits but fail alone. */
@@ -25,7 +26,7 @@ describe('control plane writes (group commit)', () => {
     close = () => client.close();
     await migrate(client, log);
     const keys = new SigningKeys(db, 1000);
-    ctx = createContext({ db, client, log, events: new TypedEmitter(), config: { ...DEFAULTS, registryProxy: null, dataDir: dir, publicUrl: null }, keys, waiters: new DesiredWaiters(), registry: new ImageRegistry(null, async () => '', log), seen: new LastSeen() });
+    ctx = createContext({ db, client, log, events: new TypedEmitter(), config: { ...DEFAULTS, registryProxy: null, dataDir: dir, publicUrl: null }, keys, waiters: new DesiredWaiters(), registry: new ImageRegistry(null, async () => '', log), seen: new LastSeen(), deviceTokens: new DeviceTokenCache(0) });
   });
 
   afterAll(() => {

@@ -254,6 +254,16 @@ describe('control plane', () => {
       const device = await enroll(base(), devs[0]);
       expect((await call(base(), 'GET', '/v1/devices', { token: device.token })).status).toBe(401);
       expect((await call(base(), 'GET', '/v1/device/desired', { token: admin })).status).toBe(401);
+      // A device token stops working when it expires, even after it was accepted (and remembered).
+      expect((await call(base(), 'GET', '/v1/device/desired', { token: device.token })).status).not.toBe(401);
+      clockOffsetMs += 2 * 3600_000;
+      try {
+        const late = await call(base(), 'GET', '/v1/device/desired', { token: device.token });
+        expect(late.status).toBe(401);
+        expect(late.body.error.code).toBe('invalid-token');
+      } finally {
+        clockOffsetMs -= 2 * 3600_000;
+      }
     });
 
     it('audits operator changes with before and after', async () => {
