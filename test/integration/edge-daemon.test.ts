@@ -262,6 +262,25 @@ describe('edge daemon against the real engine, registry proxy and download chann
     expect(last).toMatchObject({ phase: 'running', running: 'site@6.0.0', desiredSequence: good });
     expect(last.error).toContain('(expired)');
   });
+  it('stop-then-start: the old container stops before the new image is fetched, and the release commits', async () => {
+    const before = runningByService(await containersOf(docker, dev.deviceId));
+    const web8 = (await forgeApp(rig, 'edge/web', 'web-8')).reference;
+    const since = Math.floor(Date.now() / 1000) - 1;
+    const spec = manifest('8', { web: webSpec(web8), worker: service(before.worker.labels[LABEL.image]) }, { volumes, update: { strategy: 'stop-then-start', healthTimeoutMs: 20_000 } });
+    await cp.publish(dev.deviceId, { sequence: ++seq, spec });
+    await committed(daemon, seq);
+    const events = await engineEvents(since, Math.floor(Date.now() / 1000) + 1);
+    const r = parseImageRef(web8);
+    const tag = localTag(dev.deviceId, r.repository, r.digest!).ref;
+    const tagged = events.filter((e) => e.Type === 'image' && e.Action === 'tag' && e.Actor.Attributes.name === tag);
+    const stopped = events.filter((e) => e.Type === 'container' && e.Actor.ID === before.web.id && ['kill', 'stop', 'die'].includes(e.Action));
+    expect(tagged).toHaveLength(1);
+    expect(stopped.length).toBeGreaterThan(0);
+    expect(Math.min(...stopped.map((e) => e.timeNano))).toBeLessThan(tagged[0].timeNano);
+    const running = runningByService(await containersOf(docker, dev.deviceId));
+    expect(running.web.labels[LABEL.configHash]).toBe(configHash(spec.services.web));
+    expect(running.worker.id).toBe(before.worker.id); // unchanged services are not stopped, whatever the strategy
+  });
 });
 
 describe('two daemons on one engine', () => {
