@@ -46,7 +46,7 @@ beforeAll(async () => {
     dockerHost: rig.dockerHost,
     dir,
     gateways: SERIALS.map((serial) => ({ serial, labels: { site: 'berlin' } })),
-    offlineAfterMs: 4000,
+    offlineAfterMs: 12_000,
   });
 });
 

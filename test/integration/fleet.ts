@@ -34,7 +34,7 @@ export interface FleetOptions {
   /** Everything the fleet writes: database, proxy cache, device keys and state, logs. */
   dir: string;
   gateways: GatewaySpec[];
-  /** A device not heard from for this long shows offline (default 15s). */
+  /** A device not heard from for this long shows offline (default 15 s; gateways heartbeat every 5 s). */
   offlineAfterMs?: number;
 }
 
@@ -165,10 +165,8 @@ export class Fleet {
       registryProxy: this.proxyUrl,
       adminToken: this.adminToken,
       // Short enough that a stopped gateway shows offline within the story.
-      // Pull tokens of 60 s: the daemon reuses a cached pull token while it has more than a minute
-      // left, even after its desired state changed (a token minted for the old release is refused
-      // by the proxy for the new one); reported to the edge-daemon owner, remove once fixed.
-      config: { offlineAfterMs: this.opts.offlineAfterMs ?? 15_000, pullTokenTtlSec: 60 },
+      // Sightings written every second: "online" follows the 5 s heartbeats closely.
+      config: { offlineAfterMs: this.opts.offlineAfterMs ?? 15_000, lastSeenFlushMs: 1000 },
       log: this.log.child({ service: 'control-plane' }),
     });
   }
