@@ -99,8 +99,9 @@ export function renderBar(counts: Record<Bucket, number>, total: number, width: 
   } else {
     cells.pending = width;
   }
+  const paint = (color: (s: string) => string, ch: string, n: number) => (n > 0 ? color(ch.repeat(n)) : '');
   const glyph = fancy
-    ? { succeeded: p.green('█'.repeat(cells.succeeded)), failed: p.red('█'.repeat(cells.failed)), active: p.yellow('▒'.repeat(cells.active)), pending: p.dim('░'.repeat(cells.pending)) }
+    ? { succeeded: paint(p.green, '█', cells.succeeded), failed: paint(p.red, '█', cells.failed), active: paint(p.yellow, '▒', cells.active), pending: paint(p.dim, '░', cells.pending) }
     : { succeeded: '#'.repeat(cells.succeeded), failed: 'x'.repeat(cells.failed), active: '~'.repeat(cells.active), pending: '.'.repeat(cells.pending) };
   return `[${glyph.succeeded}${glyph.failed}${glyph.active}${glyph.pending}]`;
 }

@@ -168,6 +168,7 @@ async function watch(ctx: Context, id: string, intervalMs: number): Promise<numb
   const client = await ctx.client();
   const fancy = colorEnabled(io.isTTY, io.env);
   let drawnLines = 0;
+  // What was drawn last: a block on a terminal, a line on a pipe; unchanged progress is not redrawn.
   let lastLine = '';
   let networkFailures = 0;
   for (;;) {
@@ -185,9 +186,12 @@ async function watch(ctx: Context, id: string, intervalMs: number): Promise<numb
     }
     if (io.isTTY) {
       const block = renderProgress(c, { fancy });
-      // Cursor up over the previous block, then clear to the end of the screen.
-      io.out((drawnLines ? `\x1b[${drawnLines}A\r\x1b[J` : '') + block);
-      drawnLines = block.split('\n').length;
+      if (block !== lastLine) {
+        // Cursor up over the previous block, then clear to the end of the screen.
+        io.out((drawnLines ? `\x1b[${drawnLines}A\r\x1b[J` : '') + block);
+        drawnLines = block.split('\n').length;
+      }
+      lastLine = block;
     } else {
       const line = renderProgressLine(c);
       if (line !== lastLine) io.out(`${io.now().toISOString().slice(11, 19)} ${line}`);
