@@ -29,7 +29,7 @@ export function usageOf(command: string, specs: Record<string, FlagSpec>, prefix
 /** Parses argv; a flag wins over its environment variable, which wins over the default. */
 export function parseFlags(argv: string[], specs: Record<string, FlagSpec>, prefix: string) {
   const options: NonNullable<ParseArgsConfig['options']> = { help: { type: 'boolean', short: 'h' } };
-  for (const [name, s] of Object.entries(specs)) options[name] = { type: s.type, multiple: s.multiple };
+  for (const [name, s] of Object.entries(specs)) options[name] = { type: s.type, multiple: s.multiple === true };
   const { values, positionals } = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
   const out: Record<string, string | string[] | boolean | undefined> = {};
   for (const [name, s] of Object.entries(specs)) {
