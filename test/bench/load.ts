@@ -13,6 +13,8 @@ import { readJob } from './proc.js';
 
 export interface Identity {
   headers: Record<string, string>;
+  /** This identity's body; overrides the job's. */
+  body?: string;
 }
 
 export interface RequestsJob {
@@ -41,6 +43,8 @@ export interface RequestsResult {
   p99: number;
   max: number;
   firstError?: string;
+  /** CPU of this load-generator process, % of one core: near 100 means the client limits. */
+  clientCpuPercent: number;
 }
 
 export interface DownloadJob {
@@ -82,6 +86,7 @@ async function runRequests(job: RequestsJob): Promise<RequestsResult> {
   const url = new URL(job.url);
   const agent = new Agent({ keepAlive: true, maxSockets: job.concurrency });
   const seq = new Map<number, number>();
+  const cpu0 = process.cpuUsage();
   const latencies: number[] = [];
   const statuses: Record<string, number> = {};
   let ok = 0;
@@ -95,7 +100,7 @@ async function runRequests(job: RequestsJob): Promise<RequestsResult> {
       const now = performance.now();
       if (now >= end) return;
       const who = (i * job.concurrency + c) % job.identities.length;
-      let body = job.body;
+      let body = job.identities[who].body ?? job.body;
       if (body?.includes('__SEQ__')) {
         const next = (seq.get(who) ?? job.seqStart ?? 1) + 1;
         seq.set(who, next);
@@ -121,8 +126,10 @@ async function runRequests(job: RequestsJob): Promise<RequestsResult> {
   }
   await Promise.all(Array.from({ length: job.concurrency }, (_, c) => connection(c)));
   agent.destroy();
+  const cpu = process.cpuUsage(cpu0);
+  const clientCpuPercent = ((cpu.user + cpu.system) / 1000 / (performance.now() - start)) * 100;
   const sorted = Float64Array.from(latencies).sort();
-  return { ok, failed, statuses, elapsedMs: job.durationMs, perSecond: ok / (job.durationMs / 1000), p50: pct(sorted, 50), p99: pct(sorted, 99), max: sorted[sorted.length - 1] ?? NaN, firstError };
+  return { ok, failed, statuses, elapsedMs: job.durationMs, perSecond: ok / (job.durationMs / 1000), p50: pct(sorted, 50), p99: pct(sorted, 99), max: sorted[sorted.length - 1] ?? NaN, firstError, clientCpuPercent };
 }
 
 async function runDownload(job: DownloadJob): Promise<DownloadResult> {

@@ -17,6 +17,8 @@ export interface ControlPlaneProcess {
   child: Child;
   dbFile: string;
   stop(): Promise<void>;
+  /** Stops it (SIGTERM, graceful) and starts it again on the same database, port and token. */
+  restart(): Promise<void>;
 }
 
 /**
@@ -29,15 +31,29 @@ export async function startControlPlaneProcess(dir: string, opts: { registryProx
   const dbFile = join(dir, 'cp', 'berth.db');
   const args = ['control-plane', '--listen', `127.0.0.1:${port}`, '--db', `file:${dbFile}`, '--data-dir', join(dir, 'cp')];
   if (opts.registryProxy) args.push('--registry-proxy', opts.registryProxy);
-  const child = spawnBerth(args, { logFile: join(dir, 'control-plane.log'), env: { BERTH_ADMIN_TOKEN: adminToken, ...opts.env } });
   const url = `http://127.0.0.1:${port}`;
-  try {
-    await waitReady(child, `${url}/healthz`, 60_000);
-  } catch (err) {
-    await child.stop();
-    throw err;
-  }
-  return { url, adminToken, child, dbFile, stop: () => child.stop(10_000) };
+  const launch = async (): Promise<Child> => {
+    const child = spawnBerth(args, { logFile: join(dir, 'control-plane.log'), env: { BERTH_ADMIN_TOKEN: adminToken, ...opts.env } });
+    try {
+      await waitReady(child, `${url}/healthz`, 60_000);
+    } catch (err) {
+      await child.stop();
+      throw err;
+    }
+    return child;
+  };
+  const cp: ControlPlaneProcess = {
+    url,
+    adminToken,
+    child: await launch(),
+    dbFile,
+    stop: () => cp.child.stop(10_000),
+    async restart() {
+      await cp.child.stop(10_000);
+      cp.child = await launch();
+    },
+  };
+  return cp;
 }
 
 export interface ProxyProcess {
