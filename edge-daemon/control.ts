@@ -83,7 +83,9 @@ export class ControlClient {
   async desired(etag: string | undefined, waitSeconds: number, signal?: AbortSignal): Promise<DesiredAnswer> {
     const headers: Record<string, string> = {};
     if (etag) headers['if-none-match'] = etag;
-    const res = await this.call('GET', `v1/device/desired?wait=${waitSeconds}`, { headers, signal });
+    // A long-poll that outlives its wait by far is a dead connection, not a slow answer.
+    const bounded = AbortSignal.any([...(signal ? [signal] : []), AbortSignal.timeout((waitSeconds + 15) * 1000)]);
+    const res = await this.call('GET', `v1/device/desired?wait=${waitSeconds}`, { headers, signal: bounded });
     if (res.status === 304) {
       await res.body?.cancel();
       return { kind: 'unchanged' };

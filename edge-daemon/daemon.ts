@@ -120,6 +120,7 @@ class Daemon implements EdgeDaemon {
   private readonly abort = new AbortController();
   private work: Promise<void> = Promise.resolve();
   private busy = 0;
+  private tickQueued = false;
   private pendingDocument: string | undefined;
   private lastDocument: string | undefined;
   private seen = { sequence: null as number | null, count: 0 };
@@ -160,7 +161,15 @@ class Daemon implements EdgeDaemon {
     // Whatever was interrupted finishes or rolls back before anything new is considered.
     this.enqueue(() => this.tick());
     this.loops.push(this.pollLoop());
-    const every = setInterval(() => this.enqueue(() => this.tick()), this.opts.reconcileIntervalMs ?? 15_000);
+    const every = setInterval(() => {
+      // One pending tick is enough: during a long download they must not pile up behind it.
+      if (this.tickQueued) return;
+      this.tickQueued = true;
+      this.enqueue(async () => {
+        this.tickQueued = false;
+        await this.tick();
+      });
+    }, this.opts.reconcileIntervalMs ?? 15_000);
     every.unref();
     this.timers.push(every);
     this.reporter.changed();
@@ -451,7 +460,7 @@ class Daemon implements EdgeDaemon {
         await this.state.saveJournal(this.journal);
         this.setPhase('running');
       }
-      await this.cleanup(steps.slice(committed + 1), opId);
+      if (committed >= 0) await this.cleanup(steps.slice(committed + 1), opId);
     } catch (err) {
       if (this.abort.signal.aborted) return;
       await this.rollBack(target, err as Error, err instanceof HealthGateError ? 'rolled-back' : 'failed', opId);

@@ -281,6 +281,20 @@ describe('edge daemon against the real engine, registry proxy and download chann
     expect(running.web.labels[LABEL.configHash]).toBe(configHash(spec.services.web));
     expect(running.worker.id).toBe(before.worker.id); // unchanged services are not stopped, whatever the strategy
   });
+  it('an image the proxy does not have: reported as failed with the image named, the running release untouched', async () => {
+    const before = await containersOf(docker, dev.deviceId);
+    const ghost = `${rig.registry}/edge/ghost@sha256:${'0'.repeat(64)}`;
+    const failed = ++seq;
+    await cp.publish(dev.deviceId, { sequence: failed, spec: manifest('9', { web: webSpec(ghost), worker: service(before.find((c) => c.service === 'worker')!.labels[LABEL.image]) }, { volumes }) });
+    await waitFor('the failure', () => daemon.status().phase === 'failed' && !daemon.status().inflight && !daemon.status().busy);
+    expect(daemon.status().error).toContain('edge/ghost');
+    expect(daemon.status()).toMatchObject({ currentSequence: failed - 1, lastSequence: failed });
+    expect((await containersOf(docker, dev.deviceId)).map((c) => [c.id, c.startedAt, c.state])).toEqual(before.map((c) => [c.id, c.startedAt, c.state]));
+    await daemon.flushReports();
+    const last = cp.reports(dev.deviceId).at(-1)!;
+    expect(last).toMatchObject({ phase: 'failed', running: 'site@8.0.0', desiredSequence: failed });
+    expect(last.services.web.status).toBe('running');
+  });
 });
 
 describe('two daemons on one engine', () => {
