@@ -71,8 +71,22 @@ class Narrator {
   };
 }
 
+/** What the machine lacks for the demo, as Debian packages to install; empty when all is there. */
+function missingPackages(needDockerd: boolean): string[] {
+  const need: [string, string][] = [
+    [process.env.BERTH_RIG_REGISTRY_BIN ?? '/usr/bin/docker-registry', 'docker-registry'],
+    [process.env.BERTH_BUSYBOX ?? '/usr/bin/busybox', 'busybox-static'],
+  ];
+  if (needDockerd) need.push([process.env.BERTH_RIG_DOCKERD_BIN ?? '/usr/sbin/dockerd', 'docker.io']);
+  return need.filter(([path]) => !existsSync(path)).map(([, pkg]) => pkg);
+}
+
 async function startEngine(): Promise<Engine> {
   const given = process.env.DOCKER_HOST;
+  const missing = missingPackages(!given);
+  if (missing.length) {
+    throw new Error(`the demo needs Debian's ${missing.join(', ')} (apt-get install ${missing.join(' ')}); it builds its images from busybox and runs its own registry${given ? '' : ' and dockerd'}`);
+  }
   if (given) {
     if (!given.startsWith('unix://')) throw new Error(`DOCKER_HOST=${given}: the demo talks to a local engine over its unix socket (unix:///var/run/docker.sock)`);
     const socketPath = given.slice('unix://'.length);
@@ -82,11 +96,8 @@ async function startEngine(): Promise<Engine> {
     const registry = await startRegistry();
     return { dockerHost: given, registry: registry.registry, registryUrl: registry.registryUrl, origin: `the Docker engine at ${given}`, stop: () => registry.stop() };
   }
-  if (process.getuid?.() !== 0 || !existsSync('/usr/sbin/dockerd')) {
-    throw new Error(
-      'the demo needs a Docker engine: set DOCKER_HOST=unix:///var/run/docker.sock, or run it as root on Debian ' +
-        'with the docker.io, docker-registry and busybox-static packages (it then starts a private dockerd)',
-    );
+  if (process.getuid?.() !== 0) {
+    throw new Error('the demo needs a Docker engine: set DOCKER_HOST=unix:///var/run/docker.sock to use a running one, or run it as root (it then starts a private dockerd under a temp dir)');
   }
   const rig: Rig = await startRig();
   return {
