@@ -103,8 +103,8 @@ export function blobResponse(req: Request, blob: BlobInfo, onClose?: () => void)
  * process, smaller when many do, so that the bytes in flight (one buffer being read and one being
  * written per client) stay near `budget` and the RSS stays flat under load.
  */
-export function chunkSizeFor(active: number, budget = 16 << 20, min = 128 << 10): number {
-  const share = Math.floor(budget / Math.max(1, active));
+export function chunkSizeFor(active: number, budget = 32 << 20, min = 128 << 10): number {
+  const share = Math.floor(budget / (2 * Math.max(1, active)));
   return Math.max(min, Math.min(READ_CHUNK, share));
 }
 
@@ -122,18 +122,30 @@ function drained(res: ServerResponse): Promise<void> {
 
 /**
  * Writes bytes [start, end] of an open file to a Node response: large reads into fresh buffers (the
- * socket may still hold the previous one), one read ahead of the socket at most, and no web-stream
- * conversion per chunk. Returns the bytes handed to the socket; stops quietly when the client
- * hangs up (that is how interrupted downloads end).
+ * socket may still hold the previous one), the next read running while the socket drains the
+ * current chunk (two chunks per client at most), and no web-stream conversion per chunk. Returns
+ * the bytes handed to the socket; stops quietly when the client hangs up (that is how interrupted
+ * downloads end).
  */
 export async function writeFileRange(res: ServerResponse, fh: FileHandle, start: number, end: number, chunkSize: () => number = () => READ_CHUNK): Promise<number> {
-  let pos = start;
-  while (pos <= end && !res.destroyed) {
+  const readAt = async (pos: number): Promise<Buffer> => {
     const buf = Buffer.allocUnsafeSlow(Math.min(chunkSize(), end + 1 - pos));
     const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
     if (bytesRead === 0) throw new Error(`file ended at byte ${pos}, expected ${end + 1}`);
-    pos += bytesRead;
-    if (!res.write(bytesRead === buf.length ? buf : buf.subarray(0, bytesRead))) await drained(res);
+    return bytesRead === buf.length ? buf : buf.subarray(0, bytesRead);
+  };
+  let pos = start;
+  let next: Promise<Buffer> | null = readAt(pos);
+  try {
+    while (next && !res.destroyed) {
+      const chunk: Buffer = await next;
+      pos += chunk.length;
+      next = pos <= end ? readAt(pos) : null;
+      if (!res.write(chunk)) await drained(res);
+    }
+  } finally {
+    // Never leave a read running on a handle the caller is about to close.
+    await next?.catch(() => undefined);
   }
   return pos - start;
 }
