@@ -4,15 +4,14 @@ import { createLogger } from '../common/log.js';
 export { startEdgeDaemon, type EdgeDaemon, type EdgeDaemonOptions, type DaemonStatus } from './daemon.js';
 export type { ImageFetcher, FetcherFactory, FetcherOptions, FetchProgress } from './images.js';
 
-// `multiple: false` spelled out: node's parseArgs refuses an undefined `multiple` (common/config.ts passes it through).
 const FLAGS: Record<string, FlagSpec> = {
-  'control-plane': { type: 'string', multiple: false, about: 'control plane base URL' },
-  'state-dir': { type: 'string', multiple: false, about: 'state directory (credentials, journal, downloads)' },
-  serial: { type: 'string', multiple: false, about: "this device's serial, as the manufacturer recorded it" },
-  key: { type: 'string', multiple: false, about: "file with this device's Ed25519 private key (PKCS#8 PEM)" },
-  'docker-host': { type: 'string', multiple: false, default: 'unix:///var/run/docker.sock', about: 'Docker engine (unix:///path or tcp://host:port)' },
-  'trust-key': { type: 'string', multiple: false, about: 'file with the deployment-signing public key (PEM or raw), overriding the pinned JWKS' },
-  'registry-proxy': { type: 'string', multiple: false, about: 'registry proxy URL, overriding the one given at enrollment' },
+  'control-plane': { type: 'string', about: 'control plane base URL' },
+  'state-dir': { type: 'string', about: 'state directory (credentials, journal, downloads)' },
+  serial: { type: 'string', about: "this device's serial, as the manufacturer recorded it" },
+  key: { type: 'string', about: "file with this device's Ed25519 private key (PKCS#8 PEM)" },
+  'docker-host': { type: 'string', default: 'unix:///var/run/docker.sock', about: 'Docker engine (unix:///path or tcp://host:port)' },
+  'trust-key': { type: 'string', about: 'file with the deployment-signing public key (PEM or raw), overriding the pinned JWKS' },
+  'registry-proxy': { type: 'string', about: 'registry proxy URL, overriding the one given at enrollment' },
 };
 
 export async function main(argv: string[]): Promise<number> {
