@@ -241,7 +241,8 @@ class Daemon implements EdgeDaemon {
       this.online = true;
       return out;
     } catch (err) {
-      if (err instanceof ControlError && err.status === undefined) this.online = false;
+      // No answer, or a gateway in front answering for a control plane that is down.
+      if (err instanceof ControlError && (err.status === undefined || err.status >= 500)) this.online = false;
       if (!(err instanceof ControlError && err.unauthorized)) throw err;
       await this.enroll();
       return fn();

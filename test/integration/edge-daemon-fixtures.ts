@@ -36,6 +36,10 @@ export interface TestControlPlane {
   reports(deviceId: string): DeviceReport[];
   /** Answers 503 to every device call while true (an unreachable control plane). */
   setDown(down: boolean): void;
+  /** Forgets every device token issued so far (as after a key rotation or a token epoch bump). */
+  dropTokens(): void;
+  /** How many enrollments (first or renewal) succeeded per device. */
+  enrollments(deviceId: string): number;
   close(): Promise<void>;
 }
 
@@ -61,6 +65,7 @@ export async function startTestControlPlane(opts: { registryProxy: string | null
   const tokens = new Map<string, string>();
   const documents = new Map<string, { jws: string; etag: string }>();
   const reports = new Map<string, DeviceReport[]>();
+  const enrolled = new Map<string, number>();
   const changes = new EventEmitter();
   changes.setMaxListeners(100);
   let down = false;
@@ -85,6 +90,7 @@ export async function startTestControlPlane(opts: { registryProxy: string | null
         }
         const token = randomBytes(18).toString('base64url');
         tokens.set(token, id);
+        enrolled.set(id, (enrolled.get(id) ?? 0) + 1);
         return send(res, 200, {
           deviceId: id,
           token,
@@ -169,6 +175,8 @@ export async function startTestControlPlane(opts: { registryProxy: string | null
     setDown(value) {
       down = value;
     },
+    dropTokens: () => tokens.clear(),
+    enrollments: (id) => enrolled.get(id) ?? 0,
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

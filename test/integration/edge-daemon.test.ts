@@ -326,6 +326,42 @@ describe('two daemons on one engine', () => {
   });
 });
 
+describe('control plane unreachable, token refused', () => {
+  it('keeps the release running while offline, queues reports and delivers them in order; renews a refused token', async () => {
+    const dev = await makeDevice(cp);
+    devices.push(dev.deviceId);
+    const img = (await forgeApp(rig, 'edge/offline', 'offline-1')).reference;
+    await cp.publish(dev.deviceId, { sequence: 1, spec: manifest('1', { app: service(img) }) });
+    const d = await start(dev);
+    await committed(d, 1);
+    await d.flushReports();
+    const before = await containersOf(docker, dev.deviceId);
+    const delivered = cp.reports(dev.deviceId).length;
+
+    cp.setDown(true);
+    await waitFor('reports queued while offline', () => d.status().queuedReports >= 2, 30_000);
+    expect(d.status().online).toBe(false);
+    expect(d.status()).toMatchObject({ phase: 'running', currentSequence: 1 });
+    expect((await containersOf(docker, dev.deviceId)).map((c) => [c.id, c.startedAt])).toEqual(before.map((c) => [c.id, c.startedAt]));
+    cp.setDown(false);
+    await waitFor('the queue delivered', () => d.status().queuedReports === 0, 60_000);
+    const all = cp.reports(dev.deviceId);
+    expect(all.length).toBeGreaterThanOrEqual(delivered + 2);
+    // in order and none lost: the sequences the device used are contiguous
+    const seqs = all.map((r) => r.sequence);
+    expect(seqs).toEqual(seqs.map((_, i) => seqs[0] + i));
+
+    // The control plane stops accepting the token: the daemon proves its key again and carries on.
+    const enrollments = cp.enrollments(dev.deviceId);
+    cp.dropTokens();
+    await cp.publish(dev.deviceId, { sequence: 2, spec: manifest('2', { app: service(img, { environment: { T: '2' } }) }) });
+    await committed(d, 2);
+    await d.flushReports();
+    expect(cp.enrollments(dev.deviceId)).toBeGreaterThan(enrollments);
+    expect(cp.reports(dev.deviceId).at(-1)).toMatchObject({ phase: 'running', running: 'site@2.0.0' });
+  });
+});
+
 describe('Docker engine down', () => {
   it('is reported with a clear reason and the release is applied once the engine is back', async () => {
     const gate = await engineGate(rig.dockerSocket);
