@@ -1,3 +1,5 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../common/log.js';
@@ -34,8 +36,9 @@ const devices: string[] = [];
 type Device = Awaited<ReturnType<typeof makeDevice>>;
 type Daemon = Awaited<ReturnType<typeof startEdgeDaemon>>;
 
-function start(dev: Device, dockerHost = rig.dockerHost): Promise<Daemon> {
+function start(dev: Device, dockerHost = rig.dockerHost, trustKey?: string): Promise<Daemon> {
   return startEdgeDaemon({
+    trustKey,
     controlPlane: cp.url,
     stateDir: dev.stateDir,
     serial: dev.serial,
@@ -323,6 +326,24 @@ describe('two daemons on one engine', () => {
     expect(bAfter.map((c) => [c.id, c.startedAt, c.state])).toEqual(bBefore.map((c) => [c.id, c.startedAt, c.state]));
     await docker.getVolume(volumeName(b.deviceId, 'data')).inspect();
     await docker.getVolume(volumeName(a.deviceId, 'data')).inspect(); // an update never removes a volume
+  });
+});
+
+describe('--trust-key', () => {
+  it('overrides the pinned JWKS: only documents signed with that key are applied', async () => {
+    const dev = await makeDevice(cp);
+    devices.push(dev.deviceId);
+    const operatorKey = generateEd25519();
+    const keyFile = join(dev.dir, 'trust.pem');
+    await writeFile(keyFile, operatorKey.publicKey.export({ format: 'pem', type: 'spki' }) as string);
+    const empty = manifest('1', {});
+    await cp.publish(dev.deviceId, { sequence: 1, spec: empty }); // signed by the control plane's own key
+    const d = await start(dev, rig.dockerHost, keyFile);
+    await waitFor('the document judged', () => d.status().documentsSeen >= 1);
+    expect(d.status().error).toContain('(bad-signature)');
+    expect(d.status().currentSequence).toBeNull();
+    await cp.publish(dev.deviceId, { sequence: 2, spec: manifest('2', {}) }, { privateKey: operatorKey.privateKey, kid: 'operator' });
+    await committed(d, 2);
   });
 });
 
