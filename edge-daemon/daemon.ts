@@ -7,15 +7,16 @@ import { decodeProtectedHeader } from 'jose';
 import { createLogger, newOpId, type Logger } from '../common/log.js';
 import { DeploymentRejected, verifyDeployment, type VerifyOptions } from '../manifests/deployment.js';
 import { importPublicKey, loadPrivateKey } from '../manifests/keys.js';
-import type { ReleasePhase, ServiceReport } from '../manifests/protocol.js';
-import { ControlClient, ControlError } from './control.js';
+import type { ReleasePhase } from '../manifests/protocol.js';
+import { DeviceIdentity, jitter } from './identity.js';
 import { loadDownloadChannel, type FetcherFactory, type ImageFetcher } from './images.js';
 import { execute, HealthGateError, type ExecEnv } from './reconcile/executor.js';
 import { observe } from './reconcile/observe.js';
 import { plan, type Step } from './reconcile/planner.js';
-import { LABEL, releaseLabel, type Release } from './reconcile/spec.js';
+import { releaseLabel, type Release } from './reconcile/spec.js';
 import { Reporter, type ReportBody } from './report.js';
-import { StateDir, type Credentials, type Journal } from './state.js';
+import { reportedServices } from './reported.js';
+import { StateDir, type Journal } from './state.js';
 
 const RECONCILE_FAILED = 'reconcile failed: ';
 
@@ -79,23 +80,6 @@ function imagesOf(r: Release | null): string[] {
   return r ? Object.values(r.spec.services).map((s) => s.image) : [];
 }
 
-/** Reads the engine's state into a reported service entry. */
-function serviceReportOf(info: Dockerode.ContainerInspectInfo, image: string): ServiceReport {
-  const st = info.State;
-  const status = (['created', 'running', 'restarting', 'exited', 'paused', 'dead'] as const).find((s) => s === st.Status) ?? 'dead';
-  const health = (['starting', 'healthy', 'unhealthy'] as const).find((h) => h === st.Health?.Status) ?? 'none';
-  return {
-    image,
-    imageId: info.Image,
-    containerId: info.Id,
-    status,
-    health,
-    restarts: info.RestartCount,
-    exitCode: st.Running ? undefined : st.ExitCode,
-    lastError: st.Error ? st.Error.slice(0, 4096) : undefined,
-  };
-}
-
 /**
  * One gateway daemon: enrolls, long-polls its desired state, verifies it, converges the engine on
  * it through the planner and executor, gates on health, rolls back, reports. Built from its options
@@ -103,19 +87,15 @@ function serviceReportOf(info: Dockerode.ContainerInspectInfo, image: string): S
  */
 class Daemon implements EdgeDaemon {
   deviceId = '';
-  private creds!: Credentials;
-  private key!: KeyObject;
+  private identity!: DeviceIdentity;
   private trust: KeyObject | undefined;
   private docker!: Dockerode;
-  private client!: ControlClient;
   private reporter!: Reporter;
   private journal!: Journal;
   private phase: ReleasePhase = 'idle';
   private error: string | undefined;
   private bytes = { done: 0, total: 0 };
-  private online = false;
   private fetcherPromise: Promise<ImageFetcher> | undefined;
-  private pullTokenCache: { token: string; expires: number; release: number | null } | undefined;
   private readonly imageIds = new Map<string, string>();
   private readonly abort = new AbortController();
   private work: Promise<void> = Promise.resolve();
@@ -137,14 +117,15 @@ class Daemon implements EdgeDaemon {
 
   async start(): Promise<void> {
     await this.state.init();
-    this.key = typeof this.opts.key === 'string' ? await loadPrivateKey(this.opts.key) : this.opts.key;
+    const key = typeof this.opts.key === 'string' ? await loadPrivateKey(this.opts.key) : this.opts.key;
     if (this.opts.trustKey) {
       this.trust = importPublicKey(await readFile(this.opts.trustKey, 'utf8'));
     }
     const { default: Docker } = await import('dockerode');
     this.docker = new Docker(dockerOptions(this.opts.dockerHost ?? 'unix:///var/run/docker.sock'));
-    this.client = new ControlClient(this.opts.controlPlane, () => this.creds?.token, this.log);
-    await this.enrollIfNeeded();
+    this.identity = new DeviceIdentity({ controlPlane: this.opts.controlPlane, serial: this.opts.serial, key, state: this.state, log: this.log, signal: this.abort.signal, backoffCapMs: this.opts.backoffCapMs });
+    await this.identity.load();
+    this.deviceId = this.identity.deviceId;
     this.journal = await this.state.loadJournal();
     this.phase = this.journal.failure?.phase ?? (this.journal.current ? 'running' : 'idle');
     this.error = this.journal.failure?.error;
@@ -152,12 +133,11 @@ class Daemon implements EdgeDaemon {
       state: this.state,
       log: this.log,
       build: () => this.buildReport(),
-      send: (r) => this.withAuth(() => this.client.report(r, this.abort.signal)),
+      send: (r) => this.identity.call(() => this.identity.client.report(r, this.abort.signal)),
       minIntervalMs: this.opts.reportMinIntervalMs,
       heartbeatMs: this.opts.heartbeatMs,
     });
     await this.reporter.start();
-    this.scheduleRenewal();
     // Whatever was interrupted finishes or rolls back before anything new is considered.
     this.enqueue(() => this.tick());
     this.loops.push(this.pollLoop());
@@ -175,96 +155,9 @@ class Daemon implements EdgeDaemon {
     this.reporter.changed();
   }
 
-  // ── enrollment and tokens ────────────────────────────────────────────────────────────────
-
-  private async enrollIfNeeded(): Promise<void> {
-    const saved = await this.state.loadCredentials();
-    if (saved && saved.serial === this.opts.serial) {
-      this.creds = saved;
-      this.deviceId = saved.deviceId;
-      return;
-    }
-    let backoff = 1000;
-    for (;;) {
-      try {
-        await this.enroll();
-        return;
-      } catch (err) {
-        if (this.abort.signal.aborted) throw err;
-        // A refused proof will not get better by retrying fast; a network error might.
-        this.log.warn({ err: (err as Error).message }, 'enrollment failed; retrying');
-        await sleep(this.jitter(backoff), undefined, { signal: this.abort.signal });
-        backoff = Math.min(backoff * 2, this.opts.backoffCapMs ?? 30_000);
-      }
-    }
-  }
-
-  private async enroll(): Promise<void> {
-    const res = await this.client.enroll(this.opts.serial, this.key, this.abort.signal);
-    if (this.deviceId && res.deviceId !== this.deviceId) throw new Error(`control plane answered device id ${res.deviceId}, this device is ${this.deviceId}`);
-    this.creds = {
-      deviceId: res.deviceId,
-      serial: this.opts.serial,
-      token: res.token,
-      tokenExpiresAt: res.tokenExpiresAt,
-      registryProxy: res.registryProxy,
-      jwks: res.jwks,
-      controlPlane: this.opts.controlPlane,
-    };
-    this.deviceId = res.deviceId;
-    await this.state.saveCredentials(this.creds);
-  }
-
-  private scheduleRenewal(): void {
-    const left = Date.parse(this.creds.tokenExpiresAt) - Date.now();
-    // Renew at 80 % of what is left, with a fresh proof of the key; never busy-loop on a past expiry.
-    const delay = Math.min(Math.max(left * 0.8, 5_000), 2 ** 31 - 1);
-    const t = setTimeout(() => {
-      this.enroll().then(
-        () => this.scheduleRenewal(),
-        (err: unknown) => {
-          this.log.warn({ err: (err as Error).message }, 'token renewal failed; retrying');
-          const again = setTimeout(() => this.scheduleRenewal(), this.jitter(10_000));
-          again.unref();
-          this.timers.push(again);
-        },
-      );
-    }, delay);
-    t.unref();
-    this.timers.push(t);
-  }
-
-  /** Runs a control-plane call; on 401 renews the token with a fresh proof and tries once more. */
-  private async withAuth<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      const out = await fn();
-      this.online = true;
-      return out;
-    } catch (err) {
-      // No answer, or a gateway in front answering for a control plane that is down.
-      if (err instanceof ControlError && (err.status === undefined || err.status >= 500)) this.online = false;
-      if (!(err instanceof ControlError && err.unauthorized)) throw err;
-      await this.enroll();
-      return fn();
-    }
-  }
-
-  /**
-   * The proxy lets a pull token reach only the digests of the desired state it was minted for, so a
-   * token is reused only within the release it was minted for (and while it has a minute left).
-   */
-  private async pullToken(): Promise<string> {
-    const c = this.pullTokenCache;
-    const release = this.journal.inflight?.target.sequence ?? this.journal.current?.sequence ?? null;
-    if (c && c.release === release && c.expires - Date.now() > 60_000) return c.token;
-    const res = await this.withAuth(() => this.client.pullToken(this.abort.signal));
-    this.pullTokenCache = { token: res.token, expires: Date.parse(res.expiresAt), release };
-    return res.token;
-  }
-
   private fetcher(): Promise<ImageFetcher> {
     this.fetcherPromise ??= (async () => {
-      const registryProxy = this.opts.registryProxy ?? this.creds.registryProxy;
+      const registryProxy = this.opts.registryProxy ?? this.identity.credentials.registryProxy;
       if (!registryProxy) throw new Error('no registry proxy: the control plane gave none at enrollment and --registry-proxy is not set');
       const factory = this.opts.fetcherFactory ?? (await loadDownloadChannel());
       return factory({
@@ -272,7 +165,7 @@ class Daemon implements EdgeDaemon {
         docker: this.docker,
         deviceId: this.deviceId,
         registryProxy,
-        pullToken: () => this.pullToken(),
+        pullToken: () => this.identity.pullToken(this.journal.inflight?.target.sequence ?? this.journal.current?.sequence ?? null),
         log: this.log.child({ part: 'download' }),
       });
     })();
@@ -282,10 +175,6 @@ class Daemon implements EdgeDaemon {
 
   // ── desired state ────────────────────────────────────────────────────────────────────────
 
-  private jitter(ms: number): number {
-    return ms * (0.5 + Math.random() * 0.5);
-  }
-
   private async pollLoop(): Promise<void> {
     let etag: string | undefined;
     let backoff = 1000;
@@ -293,7 +182,7 @@ class Daemon implements EdgeDaemon {
     while (!this.abort.signal.aborted) {
       const began = Date.now();
       try {
-        const answer = await this.withAuth(() => this.client.desired(etag, this.opts.longPollSeconds ?? 30, this.abort.signal));
+        const answer = await this.identity.call(() => this.identity.client.desired(etag, this.opts.longPollSeconds ?? 30, this.abort.signal));
         backoff = 1000;
         if (answer.kind === 'document') {
           etag = answer.etag;
@@ -307,7 +196,7 @@ class Daemon implements EdgeDaemon {
       } catch (err) {
         if (this.abort.signal.aborted) return;
         this.log.warn({ err: (err as Error).message, retryInMs: backoff }, 'desired state not fetched; keeping the running release');
-        await sleep(this.jitter(backoff), undefined, { signal: this.abort.signal }).catch(() => undefined);
+        await sleep(jitter(backoff), undefined, { signal: this.abort.signal }).catch(() => undefined);
         backoff = Math.min(backoff * 2, cap);
       }
     }
@@ -327,7 +216,7 @@ class Daemon implements EdgeDaemon {
   }
 
   private keys(jws: string): VerifyOptions['keys'] {
-    if (!this.trust) return this.creds.jwks as VerifyOptions['keys'];
+    if (!this.trust) return this.identity.credentials.jwks as VerifyOptions['keys'];
     // An operator-provided key is the only trusted one, whatever kid the document names.
     const kid = decodeProtectedHeader(jws).kid ?? '';
     return { [kid]: this.trust };
@@ -497,7 +386,7 @@ class Daemon implements EdgeDaemon {
     await this.state.saveJournal(this.journal);
     if (!health) {
       const delay = this.retry ? Math.min(this.retry.delay * 2, 300_000) : 5_000;
-      this.retry = { release: target, at: Date.now() + this.jitter(delay), delay };
+      this.retry = { release: target, at: Date.now() + jitter(delay), delay };
     }
     this.setPhase(phase, reason.slice(0, 8000));
   }
@@ -562,26 +451,8 @@ class Daemon implements EdgeDaemon {
   // ── report ───────────────────────────────────────────────────────────────────────────────
 
   private async buildReport(): Promise<ReportBody> {
-    const services: Record<string, ServiceReport> = {};
     const current = this.journal.current;
-    try {
-      const seen = await observe(this.docker, this.deviceId);
-      const byService = new Map<string, typeof seen.containers>();
-      for (const c of seen.containers) {
-        const s = c.labels[LABEL.service] ?? '';
-        byService.set(s, [...(byService.get(s) ?? []), c]);
-      }
-      for (const [service, list] of byService) {
-        const pick = list.find((c) => c.state === 'running' || c.state === 'restarting') ?? list[0];
-        const info = await this.docker.getContainer(pick.id).inspect();
-        services[service] = serviceReportOf(info, pick.labels[LABEL.image] ?? info.Config.Image);
-      }
-    } catch (err) {
-      this.log.debug({ err: (err as Error).message }, 'engine not readable for the report');
-    }
-    for (const [name, s] of Object.entries(current?.spec.services ?? {})) {
-      services[name] ??= { image: s.image, status: 'missing', health: 'none', restarts: 0 };
-    }
+    const services = await reportedServices(this.docker, this.deviceId, current, (err) => this.log.debug({ err: err.message }, 'engine not readable for the report'));
     return {
       desiredSequence: this.journal.inflight?.target.sequence ?? this.journal.lastSequence,
       running: current ? releaseLabel(current) : null,
@@ -604,7 +475,7 @@ class Daemon implements EdgeDaemon {
       error: this.error,
       inflight: Boolean(this.journal?.inflight),
       busy: this.busy > 0,
-      online: this.online,
+      online: this.identity?.online ?? false,
       queuedReports: this.reporter?.queued ?? 0,
     };
   }
@@ -613,6 +484,7 @@ class Daemon implements EdgeDaemon {
   async close(): Promise<void> {
     if (this.abort.signal.aborted) return;
     for (const t of this.timers) clearTimeout(t);
+    this.identity?.close();
     // Let a swap in progress reach a step boundary; the journal covers whatever it leaves.
     this.abort.abort();
     await Promise.allSettled([this.work, ...this.loops]);

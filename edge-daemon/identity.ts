@@ -1,0 +1,123 @@
+import type { KeyObject } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from '../common/log.js';
+import { ControlClient, ControlError } from './control.js';
+import type { Credentials, StateDir } from './state.js';
+
+export function jitter(ms: number): number {
+  return ms * (0.5 + Math.random() * 0.5);
+}
+
+/**
+ * The device's standing with the control plane: enrollment with a proof of its key, the device
+ * token (renewed before expiry with a fresh proof, and at once when refused), pull tokens. Every
+ * control-plane call goes through `call`, which also tracks whether the control plane answers.
+ */
+export class DeviceIdentity {
+  readonly client: ControlClient;
+  private creds: Credentials | undefined;
+  private pullTokenCache: { token: string; expires: number; release: number | null } | undefined;
+  private timers: NodeJS.Timeout[] = [];
+  online = false;
+
+  constructor(
+    private readonly opts: { controlPlane: string; serial: string; key: KeyObject; state: StateDir; log: Logger; signal: AbortSignal; backoffCapMs?: number },
+  ) {
+    this.client = new ControlClient(opts.controlPlane, () => this.creds?.token, opts.log);
+  }
+
+  get deviceId(): string {
+    return this.credentials.deviceId;
+  }
+
+  get credentials(): Credentials {
+    if (!this.creds) throw new Error('device not enrolled yet');
+    return this.creds;
+  }
+
+  /** Reuses the credentials in the state dir, or enrolls (retrying with backoff until it succeeds or the daemon closes). */
+  async load(): Promise<void> {
+    const saved = await this.opts.state.loadCredentials();
+    if (saved && saved.serial === this.opts.serial) this.creds = saved;
+    let backoff = 1000;
+    while (!this.creds) {
+      try {
+        await this.enroll();
+      } catch (err) {
+        if (this.opts.signal.aborted) throw err;
+        this.opts.log.warn({ err: (err as Error).message }, 'enrollment failed; retrying');
+        await sleep(jitter(backoff), undefined, { signal: this.opts.signal });
+        backoff = Math.min(backoff * 2, this.opts.backoffCapMs ?? 30_000);
+      }
+    }
+    this.scheduleRenewal();
+  }
+
+  private async enroll(): Promise<void> {
+    const res = await this.client.enroll(this.opts.serial, this.opts.key, this.opts.signal);
+    if (this.creds && res.deviceId !== this.creds.deviceId) throw new Error(`control plane answered device id ${res.deviceId}, this device is ${this.creds.deviceId}`);
+    const creds: Credentials = {
+      deviceId: res.deviceId,
+      serial: this.opts.serial,
+      token: res.token,
+      tokenExpiresAt: res.tokenExpiresAt,
+      registryProxy: res.registryProxy,
+      jwks: res.jwks,
+      controlPlane: this.opts.controlPlane,
+    };
+    await this.opts.state.saveCredentials(creds);
+    this.creds = creds;
+  }
+
+  private scheduleRenewal(): void {
+    const left = Date.parse(this.credentials.tokenExpiresAt) - Date.now();
+    // Renew at 80 % of what is left, with a fresh proof of the key; never busy-loop on a past expiry.
+    const delay = Math.min(Math.max(left * 0.8, 5_000), 2 ** 31 - 1);
+    this.later(delay, () => {
+      this.enroll().then(
+        () => this.scheduleRenewal(),
+        (err: unknown) => {
+          this.opts.log.warn({ err: (err as Error).message }, 'token renewal failed; retrying');
+          this.later(jitter(10_000), () => this.scheduleRenewal());
+        },
+      );
+    });
+  }
+
+  private later(ms: number, fn: () => void): void {
+    const t = setTimeout(fn, ms);
+    t.unref();
+    this.timers.push(t);
+  }
+
+  /** Runs a control-plane call; on 401 renews the token with a fresh proof and tries once more. */
+  async call<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      const out = await fn();
+      this.online = true;
+      return out;
+    } catch (err) {
+      // No answer, or a gateway in front answering for a control plane that is down.
+      if (err instanceof ControlError && (err.status === undefined || err.status >= 500)) this.online = false;
+      if (!(err instanceof ControlError && err.unauthorized)) throw err;
+      await this.enroll();
+      return fn();
+    }
+  }
+
+  /**
+   * The proxy lets a pull token reach only the digests of the desired state it was minted for, so a
+   * token is reused only within the release it was minted for (and while it has a minute left).
+   */
+  async pullToken(release: number | null): Promise<string> {
+    const c = this.pullTokenCache;
+    if (c && c.release === release && c.expires - Date.now() > 60_000) return c.token;
+    const res = await this.call(() => this.client.pullToken(this.opts.signal));
+    this.pullTokenCache = { token: res.token, expires: Date.parse(res.expiresAt), release };
+    return res.token;
+  }
+
+  close(): void {
+    for (const t of this.timers) clearTimeout(t);
+  }
+}
