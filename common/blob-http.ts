@@ -103,7 +103,7 @@ export function blobResponse(req: Request, blob: BlobInfo, onClose?: () => void)
  * process, smaller when many do, so that the bytes in flight (one buffer being read and one being
  * written per client) stay near `budget` and the RSS stays flat under load.
  */
-export function chunkSizeFor(active: number, budget = 32 << 20, min = 128 << 10): number {
+export function chunkSizeFor(active: number, budget = 8 << 20, min = 128 << 10): number {
   const share = Math.floor(budget / (2 * Math.max(1, active)));
   return Math.max(min, Math.min(READ_CHUNK, share));
 }

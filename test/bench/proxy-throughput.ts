@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { get } from 'node:http';
@@ -74,6 +74,23 @@ async function withPeakRss<T>(pid: number, work: () => Promise<T>): Promise<{ re
   }
 }
 
+/** CPU seconds (user + system) a process has used so far. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** The pid listening on a loopback port (the rig's registry does not hand out its pid). */
+function listenerPid(port: string): number | null {
+  try {
+    const out = execFileSync('ss', ['-ltnpH', `sport = :${port}`], { encoding: 'utf8' });
+    const m = /pid=(\d+)/.exec(out);
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
 async function pushBlob(registryUrl: string, repository: string, bytes: Buffer): Promise<string> {
   const digest = 'sha256:' + createHash('sha256').update(bytes).digest('hex');
   const start = await fetch(`${registryUrl}/v2/${repository}/blobs/uploads/`, { method: 'POST' });
@@ -117,9 +134,15 @@ export async function benchProxyThroughput(): Promise<object> {
     const idleRss = rssMB(proxyPid);
 
     const best = { registry: { c1: 0, c32: 0 }, proxy: { c1: 0, c32: 0 } };
+    // CPU per byte served is steadier than wall-clock throughput on a shared machine.
+    const pids = { registry: listenerPid(new URL(registry.registryUrl).port), proxy: proxyPid };
+    const cpu = { registry: 0, proxy: 0 };
+    let servedPerTarget = 0;
     let proxyPeak = 0;
     for (let round = 0; round < ROUNDS; round++) {
       for (const target of ['registry', 'proxy'] as const) {
+        const pid = pids[target];
+        const cpu0 = pid ? cpuSeconds(pid) : 0;
         best[target].c1 = Math.max(best[target].c1, await throughput(urls[target], 1));
         if (target === 'proxy') {
           const { result, peakMB } = await withPeakRss(proxyPid, () => throughput(urls.proxy, 32));
@@ -128,8 +151,11 @@ export async function benchProxyThroughput(): Promise<object> {
         } else {
           best.registry.c32 = Math.max(best.registry.c32, await throughput(urls.registry, 32));
         }
+        if (pid) cpu[target] += cpuSeconds(pid) - cpu0;
       }
+      servedPerTarget += 33 * BLOB_BYTES;
     }
+    const cpuPerGB = (target: 'registry' | 'proxy') => (pids[target] ? +(cpu[target] / (servedPerTarget / 1e9)).toFixed(2) : null);
 
     // A cut at 90 %, then a resume from the bytes the client kept.
     const cut = Math.floor(BLOB_BYTES * 0.9);
@@ -146,6 +172,7 @@ export async function benchProxyThroughput(): Promise<object> {
         proxy: { clients1: round1(best.proxy.c1), clients32: round1(best.proxy.c32) },
       },
       proxyVsRegistry: { clients1: +(best.proxy.c1 / best.registry.c1).toFixed(2), clients32: +(best.proxy.c32 / best.registry.c32).toFixed(2) },
+      cpuSecondsPerGB: { registry: cpuPerGB('registry'), proxy: cpuPerGB('proxy') },
       proxyIdleRssMB: Math.round(idleRss),
       proxyPeakRssMB32Clients: Math.round(proxyPeak),
       resumeAfterCutAt90Percent: { bytesOnWire: wire, overheadBytes: wire - BLOB_BYTES, resumedFrom: first },

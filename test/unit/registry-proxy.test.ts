@@ -230,8 +230,9 @@ describe('the CLI', () => {
 describe('chunkSizeFor', () => {
   it('reads 1 MiB for few clients and shares a budget among many', () => {
     expect(chunkSizeFor(1)).toBe(1 << 20);
-    expect(chunkSizeFor(16)).toBe(1 << 20);
-    expect(chunkSizeFor(32)).toBe(512 << 10);
+    expect(chunkSizeFor(4)).toBe(1 << 20);
+    expect(chunkSizeFor(16)).toBe(256 << 10);
+    expect(chunkSizeFor(32)).toBe(128 << 10);
     expect(chunkSizeFor(32, 16 << 20)).toBe(256 << 10);
     expect(chunkSizeFor(10_000, 16 << 20)).toBe(128 << 10);
   });
