@@ -15,6 +15,8 @@ export interface FetchOptions {
   backoffMs: number;
 }
 
+const WRITE_BATCH = 1 << 20;
+
 export const DEFAULT_FETCH_OPTIONS: FetchOptions = { stallMs: 30_000, attempts: 5, backoffMs: 250 };
 
 /**
@@ -225,21 +227,37 @@ export class BlobFetcher {
     }
     if (!res.body) return f.size !== undefined && f.arrived >= f.size;
     const reader = res.body.getReader();
-    let timer = setTimeout(() => stall.abort(new Error(`upstream sent nothing for ${this.opts.stallMs} ms`)), this.opts.stallMs);
+    const timer = setTimeout(() => stall.abort(new Error(`upstream sent nothing for ${this.opts.stallMs} ms`)), this.opts.stallMs);
+    // Network chunks are small; the disk gets them in batches of about WRITE_BATCH bytes (one
+    // syscall each), and readers are woken once per batch.
+    let batch: Uint8Array[] = [];
+    let batchBytes = 0;
+    const flush = async (): Promise<void> => {
+      if (batchBytes === 0) return;
+      const chunks = batch;
+      const n = batchBytes;
+      batch = [];
+      batchBytes = 0;
+      await fh.writev(chunks);
+      f.arrived += n;
+      this.metrics.inc('berth_proxy_upstream_bytes_total', { upstream: upstream.alias }, n);
+      f.notify();
+    };
     try {
       for (;;) {
         const { done, value } = await reader.read();
         if (done) break;
-        clearTimeout(timer);
-        timer = setTimeout(() => stall.abort(new Error(`upstream sent nothing for ${this.opts.stallMs} ms`)), this.opts.stallMs);
-        if (f.size !== undefined && f.arrived + value.length > f.size) throw new OciError('UPSTREAM_DIGEST_MISMATCH', `upstream ${upstream.alias} sent more than the ${f.size} bytes of ${f.digest}`);
-        await fh.write(value, 0, value.length, null);
+        timer.refresh();
+        if (f.size !== undefined && f.arrived + batchBytes + value.length > f.size) throw new OciError('UPSTREAM_DIGEST_MISMATCH', `upstream ${upstream.alias} sent more than the ${f.size} bytes of ${f.digest}`);
         hash.digester.update(value);
-        f.arrived += value.length;
-        this.metrics.inc('berth_proxy_upstream_bytes_total', { upstream: upstream.alias }, value.length);
-        f.notify();
+        batch.push(value);
+        batchBytes += value.length;
+        if (batchBytes >= WRITE_BATCH) await flush();
       }
+      await flush();
     } catch (err) {
+      // What did arrive is a valid prefix (hashed in order): keep it on disk for the resume.
+      if (!(err instanceof OciError)) await flush().catch(() => undefined);
       if (err instanceof UpstreamUnreachable || err instanceof OciError) throw err;
       throw stall.signal.aborted ? (stall.signal.reason as Error) : err;
     } finally {
