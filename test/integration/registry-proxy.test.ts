@@ -21,6 +21,8 @@ interface Relay {
   blobGets: Map<string, string[]>;
   /** Cut the next GET of this digest after this many body bytes. */
   cutNext(digest: string, afterBytes: number): void;
+  /** Pause the next GET of this digest after this many body bytes until the returned function is called. */
+  holdNext(digest: string, afterBytes: number): () => void;
   setDown(down: boolean): void;
   close(): Promise<void>;
 }
@@ -29,6 +31,7 @@ async function startRelay(targetUrl: string): Promise<Relay> {
   const target = new URL(targetUrl);
   const blobGets = new Map<string, string[]>();
   const cuts = new Map<string, number>();
+  const holds = new Map<string, { after: number; released: Promise<void> }>();
   let down = false;
   const server: Server = createServer((req, res) => {
     if (down) {
@@ -37,13 +40,30 @@ async function startRelay(targetUrl: string): Promise<Relay> {
     }
     const m = /\/blobs\/(sha256:[a-f0-9]{64})$/.exec(req.url ?? '');
     const cutAfter = m && req.method === 'GET' ? cuts.get(m[1]) : undefined;
+    const hold = m && req.method === 'GET' ? holds.get(m[1]) : undefined;
     if (m && req.method === 'GET') {
       blobGets.set(m[1], [...(blobGets.get(m[1]) ?? []), String(req.headers.range ?? '')]);
       cuts.delete(m[1]);
+      holds.delete(m[1]);
     }
     const headers: IncomingHttpHeaders = { ...req.headers, host: target.host };
     const up = httpRequest({ host: target.hostname, port: target.port, path: req.url, method: req.method, headers }, (ur) => {
       res.writeHead(ur.statusCode ?? 502, ur.headers);
+      if (hold) {
+        let passed = 0;
+        let held = false;
+        ur.on('data', (chunk: Buffer) => {
+          passed += chunk.length;
+          res.write(chunk);
+          if (!held && passed >= hold.after) {
+            held = true;
+            ur.pause();
+            void hold.released.then(() => ur.resume());
+          }
+        });
+        ur.on('end', () => res.end());
+        return;
+      }
       if (cutAfter === undefined) {
         ur.pipe(res);
         return;
@@ -70,6 +90,11 @@ async function startRelay(targetUrl: string): Promise<Relay> {
     url: `http://127.0.0.1:${port}`,
     blobGets,
     cutNext: (digest, afterBytes) => cuts.set(digest, afterBytes),
+    holdNext: (digest, afterBytes) => {
+      let release!: () => void;
+      holds.set(digest, { after: afterBytes, released: new Promise<void>((r) => { release = r; }) });
+      return release;
+    },
     setDown: (d) => { down = d; },
     close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
   };
@@ -149,6 +174,25 @@ describe('registry proxy (anonymous, rig registry as upstream)', () => {
     }
     expect(relay.blobGets.get(bigDigest)).toEqual(['']);
     expect(await proxy.store.onDisk(bigDigest)).toBe(true);
+  });
+
+  it('serves a later client a range of what has arrived while the upstream fetch is still running', async () => {
+    const layer = pseudoRandomBytes(8 << 20, `${repo}-tail`);
+    const img = await forgeImage(rig.registry, repo, 'tail', { layers: [{ files: { '/t.bin': layer } }], gzipLevel: 0 });
+    const digest = img.layers[0].digest;
+    const whole = (await getBytes(`${rig.registryUrl}/v2/${repo}/blobs/${digest}`)).body;
+    const release = relay.holdNext(digest, 3 << 20);
+    const first = getBytes(`${proxy.url}/v2/rig/${repo}/blobs/${digest}`);
+    // The upstream stalls after 3 MiB until released: a range inside them must come back anyway
+    // (were it served only from the finished blob, this request would hang and the test time out).
+    const early = await getBytes(`${proxy.url}/v2/rig/${repo}/blobs/${digest}`, { range: 'bytes=1000-1048575' });
+    expect(early.status).toBe(206);
+    expect(early.body.equals(whole.subarray(1000, 1 << 20))).toBe(true);
+    expect(await proxy.store.onDisk(digest)).toBe(false);
+    release();
+    const done = await first;
+    expect(sha(done.body)).toBe(digest);
+    expect(relay.blobGets.get(digest)).toEqual(['']);
   });
 
   it('serves Range, suffix ranges, 416 and If-Range on a cached blob', async () => {
