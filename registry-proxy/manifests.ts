@@ -23,6 +23,8 @@ export interface UpstreamTarget {
 }
 
 const MAX_MANIFEST_BYTES = 4 << 20;
+/** A manifest is small: one that takes longer than this, headers and body, is a stalled upstream. */
+const MANIFEST_TIMEOUT_MS = 60_000;
 
 /** Maps `ALIAS/REPO` to its upstream client and upstream repository. */
 export function targetOf(upstreams: Map<string, UpstreamClient>, name: string): UpstreamTarget {
@@ -133,6 +135,7 @@ export class ManifestService {
       res = await target.client.request(`${target.repository}/manifests/${reference}`, {
         headers: { accept: MANIFEST_ACCEPT },
         scope: `repository:${target.repository}:pull`,
+        signal: AbortSignal.timeout(MANIFEST_TIMEOUT_MS),
       });
     } catch (err) {
       if (err instanceof UpstreamUnreachable) {
@@ -155,7 +158,13 @@ export class ManifestService {
       await res.body?.cancel();
       throw new OciError('UPSTREAM_ERROR', `manifest ${name}:${reference} is ${declared} bytes, over the ${MAX_MANIFEST_BYTES} limit`);
     }
-    const bytes = Buffer.from(await res.arrayBuffer());
+    let bytes: Buffer;
+    try {
+      bytes = Buffer.from(await res.arrayBuffer());
+    } catch (err) {
+      this.metrics.inc('berth_proxy_upstream_errors_total', { upstream: target.client.alias, reason: 'manifest-body' });
+      throw new OciError('UPSTREAM_UNAVAILABLE', `upstream ${target.client.alias} broke off manifest ${name}:${reference}: ${(err as Error).message}`);
+    }
     if (bytes.length > MAX_MANIFEST_BYTES) throw new OciError('UPSTREAM_ERROR', `manifest ${name}:${reference} is over the ${MAX_MANIFEST_BYTES} byte limit`);
     this.metrics.inc('berth_proxy_upstream_bytes_total', { upstream: target.client.alias }, bytes.length);
     return { bytes, mediaType: mediaTypeOf(res.headers.get('content-type'), bytes), headerDigest: res.headers.get('docker-content-digest') };

@@ -251,7 +251,7 @@ export async function createProxy(opts: ProxyOptions) {
     await check(grant, { kind: 'tags', name: route.name });
     const target = targetOf(upstreams, route.name);
     const query = new URL(c.req.url).search;
-    const res = await target.client.request(`${target.repository}/tags/list${query}`, { scope: `repository:${target.repository}:pull` });
+    const res = await target.client.request(`${target.repository}/tags/list${query}`, { scope: `repository:${target.repository}:pull`, signal: AbortSignal.timeout(60_000) });
     if (res.status === 404) throw new OciError('NAME_UNKNOWN', `repository ${route.name} is not on its upstream`);
     if (!res.ok) throw new OciError('UPSTREAM_ERROR', `upstream answered ${res.status} for the tag list of ${route.name}`);
     const body = (await res.json()) as { tags?: string[] };

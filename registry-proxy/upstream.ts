@@ -54,7 +54,7 @@ export class UpstreamClient {
     let lastError: unknown;
     for (let attempt = 0; attempt < this.opts.attempts; attempt++) {
       if (attempt > 0) await sleep(this.opts.backoffMs * 2 ** (attempt - 1));
-      if (init.signal?.aborted) throw init.signal.reason;
+      if (init.signal?.aborted) throw new UpstreamUnreachable(this.alias, init.signal.reason);
       try {
         const res = await this.authorized(path, init);
         if ((res.status >= 500 || res.status === 429) && attempt < this.opts.attempts - 1) {
