@@ -12,7 +12,8 @@
 import { existsSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import Docker from 'dockerode';
 import type { Campaign } from '../cli/client.js';
@@ -126,7 +127,7 @@ async function berth(s: Story, argv: string[], opts: { show?: boolean } = {}): P
 
 async function mustBerth(s: Story, argv: string[]): Promise<void> {
   const code = await berth(s, argv);
-  if (code !== 0) throw new Error(`berth ${argv.join(' ')} exited ${code} (service logs: ${s.fleet.logFile})`);
+  if (code !== 0) throw new Error(`berth ${argv.join(' ')} exited ${code} (service logs in ${join(s.dir, 'logs')}; run with --keep to look)`);
 }
 
 /** Creates a campaign quietly (the command is shown) and returns its id. */
@@ -144,8 +145,11 @@ async function runStory(s: Story): Promise<void> {
   say.title('Three gateways: their keys, the manufacturing records, zero-touch enrollment');
   say.say(`each gateway has an Ed25519 key; the manufacturer's records (serial, public key, labels) are in ${fleet.recordsFile}`);
   await mustBerth(s, ['devices', 'import', fleet.recordsFile]);
-  for (const serial of SERIALS) await fleet.startGateway(serial);
-  say.say('the three edge daemons start, prove they hold their keys, and enroll:');
+  say.say('each gateway runs its edge daemon; at first start it proves it holds its key, and enrolls:');
+  for (const serial of SERIALS) {
+    const g = await fleet.startGateway(serial);
+    say.say(`  $ ${g.daemon?.command ?? `berth edge-daemon --serial ${serial} …`}   (pid ${g.daemon?.pid ?? '-'})`);
+  }
   await waitFor('the gateways to enroll', async () => ((await fleet.devices()).every((d) => d.status === 'enrolled' && d.online) ? true : undefined), { timeoutMs: 60_000 });
   await mustBerth(s, ['devices', 'list']);
 
@@ -194,7 +198,8 @@ async function summary(s: Story, keep: boolean): Promise<void> {
   say.say(`registry:       ${s.engine.registryUrl}  (the demo images)`);
   say.say(`control plane:  ${fleet.controlPlaneUrl}  (API description at ${fleet.controlPlaneUrl}/openapi.json)`);
   say.say(`registry proxy: ${fleet.proxyUrl}`);
-  say.say(`service logs:   ${fleet.logFile}`);
+  say.say('processes:');
+  for (const svc of fleet.services()) say.say(`  ${svc.name.padEnd(20)} pid ${String(svc.pid).padEnd(8)} log ${svc.logFile}`);
   say.say('');
   if (keep) {
     say.say('It keeps running. In another terminal:');
@@ -260,6 +265,8 @@ export async function demo(argv: string[]): Promise<number> {
       dockerHost: engine.dockerHost,
       dir,
       gateways: SERIALS.map((serial) => ({ serial, labels: { site: 'berlin' } })),
+      // Every service is its own process, started the way an operator would start it.
+      processes: { node: process.execPath, berth: join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'berth.js') },
     });
     cleanups.push(async () => {
       await fleet.stop({ removeDir: true });
@@ -268,8 +275,9 @@ export async function demo(argv: string[]): Promise<number> {
       for (const image of [images.v1, images.v2, images.v3, images.agent]) await docker.getImage(image.configDigest).remove({ force: true }).catch(() => undefined);
     });
     await fleet.writeAdminToken(join(dir, 'admin.token'));
-    say.say(`control plane ${fleet.controlPlaneUrl}, database ${join(dir, 'control-plane', 'berth.db')}`);
-    say.say(`registry proxy ${fleet.proxyUrl}, in front of ${engine.registryUrl}`);
+    for (const svc of fleet.services()) say.say(`$ ${svc.command}   (pid ${svc.pid})`);
+    say.say(`control plane ${fleet.controlPlaneUrl} on an embedded database; registry proxy ${fleet.proxyUrl} in front of ${engine.registryUrl}`);
+    say.say('(`berth` is `node dist/bin/berth.js`; the admin token reaches the control plane through BERTH_ADMIN_TOKEN, not the command line)');
     const s: Story = { fleet, images, dir, engine, say };
     await runStory(s);
     await summary(s, keep);

@@ -12,13 +12,15 @@ import Docker from 'dockerode';
 import { run as runCli, type Io } from '../../cli/index.js';
 import type { Campaign, DeviceSummary, Twin } from '../../cli/client.js';
 import { createLogger, type Logger } from '../../common/log.js';
-import { startControlPlane, type RunningControlPlane } from '../../control-plane/index.js';
-import { startEdgeDaemon, type EdgeDaemon } from '../../edge-daemon/index.js';
+import { startControlPlane } from '../../control-plane/index.js';
+import { startEdgeDaemon } from '../../edge-daemon/index.js';
+import { StateDir } from '../../edge-daemon/state.js';
 import { LABEL } from '../../edge-daemon/reconcile/spec.js';
 import { writeKeyPair } from '../../manifests/keys.js';
-import { startRegistryProxy, type RunningProxy } from '../../registry-proxy/index.js';
+import { startRegistryProxy } from '../../registry-proxy/index.js';
 import { busyboxLayer, forgeImage, type ForgedImage } from '../rig/forge.js';
 import { freePort } from '../rig/index.js';
+import { answers, spawnService } from './fleet-process.js';
 
 export interface GatewaySpec {
   serial: string;
@@ -34,8 +36,22 @@ export interface FleetOptions {
   /** Everything the fleet writes: database, proxy cache, device keys and state, logs. */
   dir: string;
   gateways: GatewaySpec[];
-  /** A device not heard from for this long shows offline (default 15 s; gateways heartbeat every 5 s). */
+  /** A device not heard from for this long shows offline (in-process default 15 s, gateways heartbeat every 5 s). */
   offlineAfterMs?: number;
+  /**
+   * Run every service as a child process (`node dist/bin/berth.js …`, logs in one file each), as
+   * an operator would; default: in this process (tests: no build needed, faster restarts).
+   */
+  processes?: { node: string; berth: string };
+}
+
+/** A running service, in-process or a child process (then with its pid and command line). */
+export interface RunningService {
+  name: string;
+  pid: number | null;
+  command: string | null;
+  logFile: string;
+  stop(): Promise<void>;
 }
 
 export interface Gateway extends GatewaySpec {
@@ -44,7 +60,8 @@ export interface Gateway extends GatewaySpec {
   publicKey: string;
   /** Set once enrolled (the first start). */
   deviceId: string | null;
-  daemon: (EdgeDaemon & { flushReports(timeoutMs?: number): Promise<void> }) | null;
+  /** The gateway's daemon while it runs; null while the gateway is offline. */
+  daemon: RunningService | null;
 }
 
 export interface CliResult {
@@ -98,8 +115,8 @@ export class Fleet {
   readonly adminToken = 'berth_' + randomBytes(32).toString('base64url');
   readonly recordsFile: string;
   readonly logFile: string;
-  controlPlane!: RunningControlPlane;
-  proxy!: RunningProxy;
+  private controlPlane: RunningService | null = null;
+  private proxy: RunningService | null = null;
   private cpPort = 0;
   private proxyPort = 0;
   private readonly log: Logger;
@@ -145,35 +162,71 @@ export class Fleet {
     return UPSTREAM_ALIAS;
   }
 
+  /** The services running now (control plane, registry proxy, gateways' daemons). */
+  services(): RunningService[] {
+    return [this.controlPlane, this.proxy, ...[...this.gateways.values()].map((g) => g.daemon)].filter((x): x is RunningService => x !== null);
+  }
+
+  private child(name: string, args: string[], ready: () => Promise<boolean>, env?: Record<string, string>): Promise<RunningService> {
+    const p = this.opts.processes!;
+    const logFile = join(this.opts.dir, 'logs', `${name}.log`);
+    return spawnService({ name, node: p.node, berth: p.berth, args, env, logFile, ready }).then((c) => ({ name, pid: c.pid, command: c.command, logFile, stop: () => c.stop() }));
+  }
+
   private async startProxy(): Promise<void> {
-    this.proxy = await startRegistryProxy({
+    const cacheDir = join(this.opts.dir, 'proxy-cache');
+    if (this.opts.processes) {
+      this.proxy = await this.child(
+        'registry-proxy',
+        ['registry-proxy', '--listen', `127.0.0.1:${this.proxyPort}`, '--cache-dir', cacheDir, '--upstream', `${UPSTREAM_ALIAS}=${this.opts.registryUrl}`, '--control-plane', this.controlPlaneUrl, '--tag-ttl-seconds', '1'],
+        () => answers(`${this.proxyUrl}/berth/v1/upstreams`),
+      );
+      return;
+    }
+    const proxy = await startRegistryProxy({
       listen: `127.0.0.1:${this.proxyPort}`,
-      cacheDir: join(this.opts.dir, 'proxy-cache'),
+      cacheDir,
       upstreams: [{ alias: UPSTREAM_ALIAS, url: this.opts.registryUrl }],
       controlPlane: this.controlPlaneUrl,
       // Tags are re-resolved after a second: the demo pushes and publishes in quick succession.
       tagTtlMs: 1000,
       log: this.log.child({ service: 'registry-proxy' }),
     });
+    this.proxy = { name: 'registry-proxy', pid: null, command: null, logFile: this.logFile, stop: () => proxy.close() };
   }
 
   private async startControlPlane(): Promise<void> {
-    this.controlPlane = await startControlPlane({
+    const dataDir = join(this.opts.dir, 'control-plane');
+    const db = `file:${join(dataDir, 'berth.db')}`;
+    const offlineAfterMs = this.opts.offlineAfterMs ?? 15_000;
+    if (this.opts.processes) {
+      this.controlPlane = await this.child(
+        'control-plane',
+        // Daemons run with their default 30 s heartbeat here, so the control plane's default offline time.
+        ['control-plane', '--listen', `127.0.0.1:${this.cpPort}`, '--db', db, '--registry-proxy', this.proxyUrl, '--data-dir', dataDir, ...(this.opts.offlineAfterMs ? ['--offline-after', `${offlineAfterMs}ms`] : [])],
+        () => answers(`${this.controlPlaneUrl}/healthz`),
+        // The preset admin token travels in the environment, never on a command line.
+        { BERTH_ADMIN_TOKEN: this.adminToken },
+      );
+      return;
+    }
+    const cp = await startControlPlane({
       listen: `127.0.0.1:${this.cpPort}`,
-      db: `file:${join(this.opts.dir, 'control-plane', 'berth.db')}`,
-      dataDir: join(this.opts.dir, 'control-plane'),
+      db,
+      dataDir,
       registryProxy: this.proxyUrl,
       adminToken: this.adminToken,
-      // Short enough that a stopped gateway shows offline within the story.
       // Sightings written every second: "online" follows the 5 s heartbeats closely.
-      config: { offlineAfterMs: this.opts.offlineAfterMs ?? 15_000, lastSeenFlushMs: 1000 },
+      config: { offlineAfterMs, lastSeenFlushMs: 1000 },
       log: this.log.child({ service: 'control-plane' }),
     });
+    this.controlPlane = { name: 'control-plane', pid: null, command: null, logFile: this.logFile, stop: () => cp.close() };
   }
 
   /** Stops the control plane and starts it again on the same port and database file. */
   async restartControlPlane(): Promise<void> {
-    await this.controlPlane.close();
+    await this.controlPlane?.stop();
+    this.controlPlane = null;
     await this.startControlPlane();
   }
 
@@ -242,7 +295,19 @@ export class Fleet {
   async startGateway(serial: string): Promise<Gateway> {
     const g = this.gateway(serial);
     if (g.daemon) return g;
-    g.daemon = await startEdgeDaemon({
+    const name = `edge-daemon-${serial}`;
+    if (this.opts.processes) {
+      const state = new StateDir(g.stateDir);
+      g.daemon = await this.child(
+        name,
+        ['edge-daemon', '--control-plane', this.controlPlaneUrl, '--state-dir', g.stateDir, '--serial', g.serial, '--key', g.keyFile, '--docker-host', this.opts.dockerHost],
+        // Ready once enrolled: the credentials are in its state dir.
+        async () => (await state.loadCredentials()) !== undefined,
+      );
+      g.deviceId = (await state.loadCredentials())?.deviceId ?? null;
+      return g;
+    }
+    const daemon = await startEdgeDaemon({
       controlPlane: this.controlPlaneUrl,
       stateDir: g.stateDir,
       serial: g.serial,
@@ -252,7 +317,8 @@ export class Fleet {
       heartbeatMs: 5000,
       reconcileIntervalMs: 5000,
     });
-    g.deviceId = g.daemon.deviceId;
+    g.deviceId = daemon.deviceId;
+    g.daemon = { name, pid: null, command: null, logFile: this.logFile, stop: () => daemon.close() };
     return g;
   }
 
@@ -261,7 +327,7 @@ export class Fleet {
     const g = this.gateway(serial);
     const d = g.daemon;
     g.daemon = null;
-    await d?.close();
+    await d?.stop();
   }
 
   /** The containers a gateway's daemon manages, from the engine. */
@@ -289,8 +355,10 @@ export class Fleet {
   async stop(opts: { removeDir?: boolean } = {}): Promise<void> {
     for (const g of this.gateways.values()) await this.stopGateway(g.serial).catch(() => undefined);
     for (const g of this.gateways.values()) await removeDeviceContainers(this.docker, g.deviceId).catch(() => undefined);
-    await this.controlPlane?.close().catch(() => undefined);
-    await this.proxy?.close().catch(() => undefined);
+    await this.controlPlane?.stop().catch(() => undefined);
+    await this.proxy?.stop().catch(() => undefined);
+    this.controlPlane = null;
+    this.proxy = null;
     await new Promise<void>((resolve) => this.log.flush(() => resolve()));
     if (opts.removeDir) await rm(this.opts.dir, { recursive: true, force: true });
   }
