@@ -48,6 +48,7 @@ export interface RunningProxy {
 
 type Env = { Bindings: HttpBindings; Variables: { log: Logger; rid: string; grant: Grant; sentStatus: number } };
 
+const KNOWN_ROUTES = new Set(['/healthz', '/metrics', '/berth/v1/upstreams', '/berth/v1/warm']);
 const API_HEADER = { 'Docker-Distribution-API-Version': 'registry/2.0' };
 const MANIFEST_TYPES: string[] = [MEDIA.ociManifest, MEDIA.ociIndex, MEDIA.dockerManifest, MEDIA.dockerList];
 
@@ -121,7 +122,8 @@ export async function createProxy(opts: ProxyOptions) {
     await next();
     const status = c.get('sentStatus') ?? c.res.status;
     if (c.res !== RESPONSE_ALREADY_SENT) c.res.headers.set('X-Request-Id', rid);
-    const route = c.req.path.startsWith('/v2/') ? (/\/(manifests|blobs|tags)\//.exec(c.req.path)?.[1] ?? 'base') : c.req.path;
+    // A fixed label set: a path of the client's choosing must not become a metrics series.
+    const route = c.req.path.startsWith('/v2') ? (/\/(manifests|blobs|tags)\//.exec(c.req.path)?.[1] ?? 'base') : (KNOWN_ROUTES.has(c.req.path) ? c.req.path : 'other');
     metrics.inc('berth_proxy_requests_total', { route, status: String(status) });
     reqLog.info({ method: c.req.method, path: c.req.path, status, ms: Math.round(performance.now() - t0) }, 'request');
   });
