@@ -84,7 +84,10 @@ export async function run(argv: string[], io: Io): Promise<number> {
   } else {
     const [sub, ...subArgs] = rest;
     if (!sub || sub === '--help' || sub === '-h' || sub === 'help') {
-      io.out(`usage: berth ${verbName} <${Object.keys(verb).join('|')}> …\n\n${Object.values(verb).map((c) => `  ${c.usage}\n      ${c.about}`).join('\n')}`);
+      const text = `usage: berth ${verbName} <${Object.keys(verb).join('|')}> …\n\n${Object.values(verb).map((c) => `  ${c.usage}\n      ${c.about}`).join('\n')}`;
+      // Asked for: stdout and success; missing: stderr and a usage error.
+      if (sub) io.out(text);
+      else io.err(text);
       return sub ? 0 : 2;
     }
     const c = verb[sub];

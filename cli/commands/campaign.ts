@@ -91,7 +91,7 @@ export function conflictError(err: ApiError): CliError {
 
 const listCmd: Command = {
   usage: 'berth campaign list [--output json]',
-  about: 'campaigns, newest first, with their progress',
+  about: 'campaigns, newest first, with their status and current wave',
   options: {},
   async run({ io, args, client }) {
     const items = await (await client()).listCampaigns();
