@@ -125,20 +125,21 @@ export class BlobFetcher {
     return this.inflight.size;
   }
 
-  start(upstream: UpstreamClient, repository: string, digest: string): BlobFetch {
+  /** Joins the fetch of `digest` or starts one; `log` (the starting request's) ties its lines to that request id. */
+  start(upstream: UpstreamClient, repository: string, digest: string, log: Logger = this.log): BlobFetch {
     const existing = this.inflight.get(digest);
     if (existing) return existing;
     const fetch = new BlobFetch(digest, this.store.partialPath(digest), this.store.blobPath(digest));
     this.inflight.set(digest, fetch);
-    void this.run(fetch, upstream, repository).then(
+    void this.run(fetch, upstream, repository, log).then(
       () => fetch.finish(),
       (err: Error) => fetch.fail(err),
     ).finally(() => this.inflight.delete(digest));
     return fetch;
   }
 
-  private async run(f: BlobFetch, upstream: UpstreamClient, repository: string): Promise<void> {
-    const log = this.log.child({ digest: f.digest, upstream: upstream.alias, repository });
+  private async run(f: BlobFetch, upstream: UpstreamClient, repository: string, parentLog: Logger): Promise<void> {
+    const log = parentLog.child({ digest: f.digest, upstream: upstream.alias, repository });
     const hash = { digester: new Digester() };
     const fh = await open(f.partialPath, 'a+');
     try {

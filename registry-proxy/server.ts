@@ -201,7 +201,7 @@ export async function createProxy(opts: ProxyOptions) {
       let fetched = 0;
       await inPool([...blobs.keys()], 3, async (digest) => {
         if (store.lookup(digest) !== undefined) return;
-        const f = fetcher.start(target.client, target.repository, digest);
+        const f = fetcher.start(target.client, target.repository, digest, c.get('log'));
         await f.done;
         if (f.error) throw f.error;
         fetched++;
@@ -288,7 +288,7 @@ export async function createProxy(opts: ProxyOptions) {
     let f = fetcher.get(route.digest);
     if (!f && c.req.method === 'HEAD') return headUpstream(target, route.digest);
     metrics.inc('berth_proxy_cache_misses_total', { kind: 'blob' });
-    f ??= fetcher.start(target.client, target.repository, route.digest);
+    f ??= fetcher.start(target.client, target.repository, route.digest, c.get('log'));
     const size = await f.ready;
     const plan = planBlob(request, { size, digest: route.digest });
     Object.assign(plan.headers, extra);
