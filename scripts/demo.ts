@@ -28,6 +28,7 @@ Runs Berth end to end on this machine: a local registry, the control plane, the 
 three gateways on one Docker engine, then three rollouts (the last one fails and is rolled back).
 
   --keep    leave everything running after the story (until Ctrl-C) to look around with the CLI
+  --debug   print the stack trace when the demo fails
 
 The Docker engine: DOCKER_HOST=unix:///path/docker.sock if set, else (as root on Debian with the
 docker.io, docker-registry and busybox-static packages) a private dockerd under a temp dir.`;
@@ -219,7 +220,7 @@ async function summary(s: Story, keep: boolean): Promise<void> {
 export async function demo(argv: string[]): Promise<number> {
   let values;
   try {
-    ({ values } = parseArgs({ args: argv, options: { keep: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, strict: true }));
+    ({ values } = parseArgs({ args: argv, options: { keep: { type: 'boolean' }, debug: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, strict: true }));
   } catch (err) {
     console.error(`demo: ${(err as Error).message}\n\n${USAGE}`);
     return 2;
@@ -291,7 +292,7 @@ export async function demo(argv: string[]): Promise<number> {
     code = await Promise.race([story, interrupted]);
   } catch (err) {
     console.error(`\ndemo failed: ${(err as Error).message}`);
-    if (process.argv.includes('--debug') && err instanceof Error) console.error(err.stack);
+    if (values.debug && err instanceof Error) console.error(err.stack);
     code = 1;
   }
   await cleanup();
