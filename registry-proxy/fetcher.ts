@@ -196,12 +196,12 @@ export class BlobFetcher {
     const signal = AbortSignal.any([stall.signal, this.shutdown.signal]);
     const res = await upstream.request(`${repository}/blobs/${f.digest}`, { headers, scope: `repository:${repository}:pull`, signal });
     if (res.status === 404) {
-      await res.body?.cancel();
+      await res.cancel();
       throw new OciError('BLOB_UNKNOWN', `blob ${f.digest} is not in ${upstream.alias}/${repository}`);
     }
     if (res.status === 416 && f.arrived > 0) {
       // The partial file already holds every byte; the digest check decides whether it is right.
-      await res.body?.cancel();
+      await res.cancel();
       const total = /\/(\d+)$/.exec(res.headers.get('content-range') ?? '')?.[1];
       f.sized(total ? Number(total) : f.arrived);
       return true;
@@ -214,20 +214,18 @@ export class BlobFetcher {
     } else if (res.status === 206) {
       const m = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(res.headers.get('content-range') ?? '');
       if (!m || Number(m[1]) !== f.arrived) {
-        await res.body?.cancel();
+        await res.cancel();
         throw new Error(`upstream answered Range bytes=${f.arrived}- with Content-Range ${res.headers.get('content-range')}`);
       }
       if (f.size === undefined) f.sized(Number(m[3]));
     } else if (res.status !== 200) {
-      await res.body?.cancel();
+      await res.cancel();
       throw new OciError(res.status >= 500 ? 'UPSTREAM_UNAVAILABLE' : 'UPSTREAM_ERROR', `upstream ${upstream.alias} answered ${res.status} for blob ${f.digest}`);
     }
     if (res.status === 200 && f.size === undefined) {
       const len = res.headers.get('content-length');
       if (len !== null) f.sized(Number(len));
     }
-    if (!res.body) return f.size !== undefined && f.arrived >= f.size;
-    const reader = res.body.getReader();
     const timer = setTimeout(() => stall.abort(new Error(`upstream sent nothing for ${this.opts.stallMs} ms`)), this.opts.stallMs);
     // Network chunks are small; the disk gets them in batches of about WRITE_BATCH bytes (one
     // syscall each), and readers are woken once per batch.
@@ -245,9 +243,7 @@ export class BlobFetcher {
       f.notify();
     };
     try {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
+      for await (const value of res.body) {
         timer.refresh();
         if (f.size !== undefined && f.arrived + batchBytes + value.length > f.size) throw new OciError('UPSTREAM_DIGEST_MISMATCH', `upstream ${upstream.alias} sent more than the ${f.size} bytes of ${f.digest}`);
         hash.digester.update(value);
@@ -263,7 +259,6 @@ export class BlobFetcher {
       throw stall.signal.aborted ? (stall.signal.reason as Error) : err;
     } finally {
       clearTimeout(timer);
-      reader.releaseLock();
     }
     if (f.size === undefined) f.sized(f.arrived);
     return f.arrived >= f.size!;

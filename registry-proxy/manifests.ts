@@ -6,6 +6,7 @@ import { OciError } from './errors.js';
 import type { ProxyMetrics } from './metrics.js';
 import { splitAlias } from './names.js';
 import type { BlobStore } from './store.js';
+import type { UpstreamResponse } from './http-client.js';
 import { UpstreamUnreachable, type UpstreamClient } from './upstream.js';
 
 export interface ResolvedManifest {
@@ -130,7 +131,7 @@ export class ManifestService {
   }
 
   private async fetchUpstream(target: UpstreamTarget, reference: string, name: string): Promise<{ bytes: Buffer; mediaType: string; headerDigest: string | null }> {
-    let res: Response;
+    let res: UpstreamResponse;
     try {
       res = await target.client.request(`${target.repository}/manifests/${reference}`, {
         headers: { accept: MANIFEST_ACCEPT },
@@ -145,27 +146,26 @@ export class ManifestService {
       throw err;
     }
     if (res.status === 404) {
-      await res.body?.cancel();
+      await res.cancel();
       throw new OciError('MANIFEST_UNKNOWN', `manifest ${name}:${reference} is not on upstream ${target.client.alias}`);
     }
     if (!res.ok) {
-      await res.body?.cancel();
+      await res.cancel();
       this.metrics.inc('berth_proxy_upstream_errors_total', { upstream: target.client.alias, reason: `status-${res.status}` });
       throw new OciError(res.status >= 500 ? 'UPSTREAM_UNAVAILABLE' : 'UPSTREAM_ERROR', `upstream ${target.client.alias} answered ${res.status} for manifest ${name}:${reference}`);
     }
     const declared = Number(res.headers.get('content-length') ?? '0');
     if (declared > MAX_MANIFEST_BYTES) {
-      await res.body?.cancel();
+      await res.cancel();
       throw new OciError('UPSTREAM_ERROR', `manifest ${name}:${reference} is ${declared} bytes, over the ${MAX_MANIFEST_BYTES} limit`);
     }
     let bytes: Buffer;
     try {
-      bytes = Buffer.from(await res.arrayBuffer());
+      bytes = await res.bytes(MAX_MANIFEST_BYTES);
     } catch (err) {
       this.metrics.inc('berth_proxy_upstream_errors_total', { upstream: target.client.alias, reason: 'manifest-body' });
       throw new OciError('UPSTREAM_UNAVAILABLE', `upstream ${target.client.alias} broke off manifest ${name}:${reference}: ${(err as Error).message}`);
     }
-    if (bytes.length > MAX_MANIFEST_BYTES) throw new OciError('UPSTREAM_ERROR', `manifest ${name}:${reference} is over the ${MAX_MANIFEST_BYTES} byte limit`);
     this.metrics.inc('berth_proxy_upstream_bytes_total', { upstream: target.client.alias }, bytes.length);
     return { bytes, mediaType: mediaTypeOf(res.headers.get('content-type'), bytes), headerDigest: res.headers.get('docker-content-digest') };
   }

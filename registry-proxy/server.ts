@@ -254,8 +254,14 @@ export async function createProxy(opts: ProxyOptions) {
     const target = targetOf(upstreams, route.name);
     const query = new URL(c.req.url).search;
     const res = await target.client.request(`${target.repository}/tags/list${query}`, { scope: `repository:${target.repository}:pull`, signal: AbortSignal.timeout(60_000) });
-    if (res.status === 404) throw new OciError('NAME_UNKNOWN', `repository ${route.name} is not on its upstream`);
-    if (!res.ok) throw new OciError('UPSTREAM_ERROR', `upstream answered ${res.status} for the tag list of ${route.name}`);
+    if (res.status === 404) {
+      await res.cancel();
+      throw new OciError('NAME_UNKNOWN', `repository ${route.name} is not on its upstream`);
+    }
+    if (!res.ok) {
+      await res.cancel();
+      throw new OciError('UPSTREAM_ERROR', `upstream answered ${res.status} for the tag list of ${route.name}`);
+    }
     const body = (await res.json()) as { tags?: string[] };
     return c.json({ name: route.name, tags: body.tags ?? [] }, 200, API_HEADER);
   }
@@ -309,7 +315,7 @@ export async function createProxy(opts: ProxyOptions) {
 
   async function headUpstream(target: ReturnType<typeof targetOf>, digest: string): Promise<Response> {
     const res = await target.client.request(`${target.repository}/blobs/${digest}`, { method: 'HEAD', scope: `repository:${target.repository}:pull` });
-    await res.body?.cancel();
+    await res.cancel();
     if (res.status === 404) throw new OciError('BLOB_UNKNOWN', `blob ${digest} is not in ${target.client.alias}/${target.repository}`);
     if (!res.ok) throw new OciError(res.status >= 500 ? 'UPSTREAM_UNAVAILABLE' : 'UPSTREAM_ERROR', `upstream ${target.client.alias} answered ${res.status} for blob ${digest}`);
     const plan = planBlob({ method: 'HEAD' }, { size: Number(res.headers.get('content-length') ?? 0), digest });

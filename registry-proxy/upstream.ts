@@ -1,6 +1,7 @@
 import type { Logger } from '../common/log.js';
 import type { UpstreamConfig } from './config.js';
 import { OciError } from './errors.js';
+import { sendRequest, type UpstreamResponse } from './http-client.js';
 import { parseChallenge, type Challenge } from './www-auth.js';
 
 export interface UpstreamOptions {
@@ -50,7 +51,7 @@ export class UpstreamClient {
    * Sends a request to `/v2/<path>` and returns the final response (after auth and redirects),
    * retrying network failures, 5xx and 429 with backoff. The caller owns the body.
    */
-  async request(path: string, init: { method?: 'GET' | 'HEAD'; headers?: Record<string, string>; scope?: string; signal?: AbortSignal }): Promise<Response> {
+  async request(path: string, init: { method?: 'GET' | 'HEAD'; headers?: Record<string, string>; scope?: string; signal?: AbortSignal }): Promise<UpstreamResponse> {
     let lastError: unknown;
     for (let attempt = 0; attempt < this.opts.attempts; attempt++) {
       if (attempt > 0) await sleep(this.opts.backoffMs * 2 ** (attempt - 1));
@@ -58,7 +59,7 @@ export class UpstreamClient {
       try {
         const res = await this.authorized(path, init);
         if ((res.status >= 500 || res.status === 429) && attempt < this.opts.attempts - 1) {
-          await res.body?.cancel();
+          await res.cancel();
           lastError = new Error(`HTTP ${res.status}`);
           this.opts.log.warn({ upstream: this.alias, path, status: res.status, attempt }, 'upstream error, retrying');
           continue;
@@ -73,13 +74,13 @@ export class UpstreamClient {
     throw new UpstreamUnreachable(this.alias, lastError);
   }
 
-  private async authorized(path: string, init: { method?: string; headers?: Record<string, string>; scope?: string; signal?: AbortSignal }): Promise<Response> {
+  private async authorized(path: string, init: { method?: string; headers?: Record<string, string>; scope?: string; signal?: AbortSignal }): Promise<UpstreamResponse> {
     const scope = init.scope ?? '';
     let auth = await this.authorizationFor(scope, false);
     let res = await this.send(path, init, auth);
     if (res.status !== 401) return res;
     const challenge = parseChallenge(res.headers.get('www-authenticate'));
-    await res.body?.cancel();
+    await res.cancel();
     if (!challenge) throw new OciError('UPSTREAM_ERROR', `upstream ${this.alias} answered 401 without a usable challenge`);
     this.challenge = challenge;
     this.tokens.delete(scope);
@@ -87,7 +88,7 @@ export class UpstreamClient {
     if (!auth) throw new OciError('UPSTREAM_ERROR', `upstream ${this.alias} requires ${challenge.scheme} auth and no credentials are configured for it`);
     res = await this.send(path, init, auth);
     if (res.status === 401) {
-      await res.body?.cancel();
+      await res.cancel();
       throw new OciError('UPSTREAM_ERROR', `upstream ${this.alias} refused the configured credentials (401)`);
     }
     return res;
@@ -134,26 +135,20 @@ export class UpstreamClient {
     return `Bearer ${token}`;
   }
 
-  private async send(path: string, init: { method?: string; headers?: Record<string, string>; signal?: AbortSignal }, auth: string | null): Promise<Response> {
+  private async send(path: string, init: { method?: string; headers?: Record<string, string>; signal?: AbortSignal }, auth: string | null): Promise<UpstreamResponse> {
     const origin = new URL(this.config.url);
     let url = new URL(`${this.config.url}/v2/${path}`);
     for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
       const headers: Record<string, string> = { ...(init.headers ?? {}) };
       if (auth && url.host === origin.host) headers.authorization = auth;
-      // Times out the wait for headers only; the body may legitimately stream for minutes
-      // (the caller watches it for stalls with its own signal).
-      const headersDeadline = new AbortController();
-      const timer = setTimeout(() => headersDeadline.abort(new Error(`no response headers within ${this.opts.headersTimeoutMs} ms`)), this.opts.headersTimeoutMs);
-      const signal = init.signal ? AbortSignal.any([init.signal, headersDeadline.signal]) : headersDeadline.signal;
-      let res: Response;
-      try {
-        res = await fetch(url, { method: init.method ?? 'GET', headers, redirect: 'manual', signal });
-      } finally {
-        clearTimeout(timer);
-      }
-      if (res.status >= 300 && res.status < 400 && res.headers.get('location')) {
-        await res.body?.cancel();
-        url = new URL(res.headers.get('location') as string, url);
+      // The timeout covers the wait for headers only; the body may legitimately stream for
+      // minutes (the caller watches it for stalls with its own signal).
+      const res = await sendRequest(url, { method: init.method ?? 'GET', headers, signal: init.signal, headersTimeoutMs: this.opts.headersTimeoutMs });
+      const location = res.headers.get('location');
+      if (res.status >= 300 && res.status < 400 && location) {
+        await res.cancel();
+        url = new URL(location, url);
+        if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new OciError('UPSTREAM_ERROR', `upstream ${this.alias} redirected ${path} to a non-HTTP URL`);
         continue;
       }
       return res;
