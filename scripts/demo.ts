@@ -6,8 +6,8 @@
  * v3 whose health check fails and watches the campaign stop and roll back.
  *
  * The engine: DOCKER_HOST=unix:///… when given; otherwise, as root on Debian, a private dockerd
- * (and registry) from the test rig. Everything the demo starts is stopped and removed at the end,
- * unless --keep, which leaves it running until Ctrl-C.
+ * (and registry) from the test rig; otherwise the system engine's socket. Everything the demo
+ * starts is stopped and removed at the end, unless --keep, which leaves it running until Ctrl-C.
  */
 import { existsSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
@@ -30,8 +30,9 @@ three gateways on one Docker engine, then three rollouts (the last one fails and
   --keep    leave everything running after the story (until Ctrl-C) to look around with the CLI
   --debug   print the stack trace when the demo fails
 
-The Docker engine: DOCKER_HOST=unix:///path/docker.sock if set, else (as root on Debian with the
-docker.io, docker-registry and busybox-static packages) a private dockerd under a temp dir.`;
+The Docker engine: DOCKER_HOST=unix:///path/docker.sock if set; else, as root with Debian's docker.io,
+a private dockerd under a temp dir; else the system engine at /var/run/docker.sock. Debian's
+docker-registry and busybox-static packages provide the local registry and the demo images.`;
 
 interface Engine {
   dockerHost: string;
@@ -74,42 +75,60 @@ class Narrator {
 }
 
 /** What the machine lacks for the demo, as Debian packages to install; empty when all is there. */
-function missingPackages(needDockerd: boolean): string[] {
+function missingPackages(): string[] {
   const need: [string, string][] = [
     [process.env.BERTH_RIG_REGISTRY_BIN ?? '/usr/bin/docker-registry', 'docker-registry'],
     [process.env.BERTH_BUSYBOX ?? '/usr/bin/busybox', 'busybox-static'],
   ];
-  if (needDockerd) need.push([process.env.BERTH_RIG_DOCKERD_BIN ?? '/usr/sbin/dockerd', 'docker.io']);
   return need.filter(([path]) => !existsSync(path)).map(([, pkg]) => pkg);
 }
 
+const SYSTEM_SOCKET = '/var/run/docker.sock';
+
+async function engineAnswers(socketPath: string): Promise<boolean> {
+  return new Docker({ socketPath }).ping().then(() => true, () => false);
+}
+
+/** An engine that already runs (DOCKER_HOST, or the system's), with a private registry next to it. */
+async function useEngine(dockerHost: string, origin: string): Promise<Engine> {
+  const registry = await startRegistry();
+  return { dockerHost, registry: registry.registry, registryUrl: registry.registryUrl, origin, stop: () => registry.stop() };
+}
+
+/**
+ * Which engine: DOCKER_HOST when set; else, as root with Debian's docker.io, a private dockerd
+ * (the rig: own data root, no bridge, no iptables), so a system engine is left untouched; else
+ * the system engine's socket when it answers.
+ */
 async function startEngine(): Promise<Engine> {
   const given = process.env.DOCKER_HOST;
-  const missing = missingPackages(!given);
+  const root = process.getuid?.() === 0;
+  const privateEngine = !given && root && existsSync(process.env.BERTH_RIG_DOCKERD_BIN ?? '/usr/sbin/dockerd');
+  const missing = missingPackages();
   if (missing.length) {
-    throw new Error(`the demo needs Debian's ${missing.join(', ')} (apt-get install ${missing.join(' ')}); it builds its images from busybox and runs its own registry${given ? '' : ' and dockerd'}`);
+    throw new Error(`the demo needs Debian's ${missing.join(', ')} (apt-get install ${missing.join(' ')}): it builds its images from busybox and runs its own registry`);
   }
   if (given) {
     if (!given.startsWith('unix://')) throw new Error(`DOCKER_HOST=${given}: the demo talks to a local engine over its unix socket (unix:///var/run/docker.sock)`);
-    const socketPath = given.slice('unix://'.length);
-    await new Docker({ socketPath }).ping().catch((err: unknown) => {
-      throw new Error(`DOCKER_HOST=${given}: the engine does not answer (${(err as Error).message})`);
-    });
-    const registry = await startRegistry();
-    return { dockerHost: given, registry: registry.registry, registryUrl: registry.registryUrl, origin: `the Docker engine at ${given}`, stop: () => registry.stop() };
+    if (!(await engineAnswers(given.slice('unix://'.length)))) throw new Error(`DOCKER_HOST=${given}: the engine does not answer; start it, or unset DOCKER_HOST`);
+    return useEngine(given, `the Docker engine at ${given}`);
   }
-  if (process.getuid?.() !== 0) {
-    throw new Error('the demo needs a Docker engine: set DOCKER_HOST=unix:///var/run/docker.sock to use a running one, or run it as root (it then starts a private dockerd under a temp dir)');
+  if (privateEngine) {
+    const rig: Rig = await startRig();
+    return {
+      dockerHost: rig.dockerHost,
+      registry: rig.registry,
+      registryUrl: rig.registryUrl,
+      origin: rig.startedHere ? `a private dockerd (${rig.dockerHost}) and registry started for the demo` : `the test rig's running dockerd (${rig.dockerHost})`,
+      // A rig another run started (a kept test rig) is only released, never stopped.
+      stop: async () => void (await stopRig(rig, { keep: !rig.startedHere })),
+    };
   }
-  const rig: Rig = await startRig();
-  return {
-    dockerHost: rig.dockerHost,
-    registry: rig.registry,
-    registryUrl: rig.registryUrl,
-    origin: rig.startedHere ? `a private dockerd (${rig.dockerHost}) and registry started for the demo` : `the test rig's running dockerd (${rig.dockerHost})`,
-    // A rig another run started (a kept test rig) is only released, never stopped.
-    stop: async () => void (await stopRig(rig, { keep: !rig.startedHere })),
-  };
+  if (await engineAnswers(SYSTEM_SOCKET)) return useEngine(`unix://${SYSTEM_SOCKET}`, `the system's Docker engine (unix://${SYSTEM_SOCKET})`);
+  throw new Error(
+    'the demo needs a Docker engine: set DOCKER_HOST=unix:///path/docker.sock to use a running one, or run it as root ' +
+      'with Debian\'s docker.io installed (it then starts a private dockerd under a temp dir)',
+  );
 }
 
 interface Story {
