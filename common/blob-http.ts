@@ -108,7 +108,8 @@ export function chunkSizeFor(active: number, budget = 8 << 20, min = 128 << 10):
   return Math.max(min, Math.min(READ_CHUNK, share));
 }
 
-function drained(res: ServerResponse): Promise<void> {
+/** Resolves when the socket wants more bytes, or is gone. */
+export function drained(res: ServerResponse): Promise<void> {
   return new Promise((resolve) => {
     const done = (): void => {
       res.off('drain', done);

@@ -1,19 +1,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
-import { READ_CHUNK, type BlobPlan } from '../common/blob-http.js';
+import { drained, READ_CHUNK, type BlobPlan } from '../common/blob-http.js';
 import type { BlobFetch } from './fetcher.js';
-
-function drained(res: ServerResponse): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
-    };
-    res.on('drain', done);
-    res.on('close', done);
-  });
-}
 
 async function openEither(a: string, b: string): Promise<FileHandle> {
   try {

@@ -1,6 +1,6 @@
-import { constants } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, utimes } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { mkdir, readdir, readFile, rename, rm, stat, unlink, utimes } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fsyncDir, writeFileAtomic } from '../common/atomic-file.js';
 import { digestHex } from '../common/digest.js';
 import type { Logger } from '../common/log.js';
 import { chooseEvictions, type CacheEntry } from './eviction.js';
@@ -14,29 +14,6 @@ export interface TagRecord {
 export interface StoredManifest {
   bytes: Buffer;
   mediaType: string;
-}
-
-/** Writes a file so that readers see the old content or all of the new one, never half. */
-export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
-  const fh = await open(tmp, 'w', 0o644);
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, path);
-}
-
-export async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, constants.O_RDONLY);
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
 }
 
 /**
