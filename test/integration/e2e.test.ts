@@ -197,9 +197,14 @@ describe('end to end: three gateways, one engine, the real services', { timeout:
     expect(before.status).toBe('running');
     expect(before.devices.pending).toBe(1);
 
+    // A release manager's watch outlives the restart: it waits the control plane out.
+    const watching = fleet.cli(['campaign', 'status', c.id, '--watch', '--interval', '200ms']);
     await fleet.restartControlPlane();
     const done = await fleet.waitForCampaign(c.id, ['completed', 'failed', 'aborted']);
     expect(done.status).toBe('completed');
+    const watch = await watching;
+    expect(watch.code).toBe(0);
+    expect(watch.stdout.split('\n').at(-1)).toMatch(/completed: w1 1\/1, w2 1\/1$/);
     expect(done.devices).toMatchObject({ succeeded: 2, failed: 0 });
     await fleet.waitForRelease(live, 'demo@2.3.0');
     for (const serial of live) expect((await running(serial)).app).toBe(images.v2.configDigest);
