@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import Docker from 'dockerode';
 import { createLogger } from '../../common/log.js';
 import { createImageFetcher, type ImageFetcher } from '../../edge-daemon/download/index.js';
@@ -42,8 +43,11 @@ export async function removeImages(docker: Docker, ids: string[]): Promise<void>
     await docker
       .getImage(id)
       .remove({ force: true })
-      .catch((err: { statusCode?: number }) => {
-        if (err.statusCode !== 404) throw err;
+      .catch((err: { statusCode?: number; message?: string }) => {
+        // 409: a running container uses it (never forced away); the next run's numbers are
+        // unaffected as long as the bench images are unique per run, which they are.
+        if (err.statusCode === 409) console.error(`bench cleanup: image ${id} kept: ${err.message}`);
+        else if (err.statusCode !== 404) throw err;
       });
   }
 }
@@ -66,3 +70,36 @@ export function berthFetcher(docker: Docker, registryProxy: string, stateDir: st
 
 export const MB = 1e6;
 export const MiB = 1 << 20;
+
+/** Containers the engine runs for one device (by the daemon's labels), with their release. */
+export async function deviceContainers(docker: Docker, deviceId: string): Promise<{ release: string; state: string; service: string }[]> {
+  const list = await docker.listContainers({ all: true, filters: { label: [`berth.device=${deviceId}`] } });
+  return list.map((c) => ({ release: c.Labels['berth.release'] ?? '', state: c.State, service: c.Labels['berth.service'] ?? '' }));
+}
+
+/**
+ * True when the device runs exactly `count` containers, all running, and the `changed` services'
+ * containers are of `release` (unchanged services keep the container, and label, they had).
+ */
+export async function runsRelease(docker: Docker, deviceId: string, release: string, count: number, changed: string[]): Promise<boolean> {
+  const cs = await deviceContainers(docker, deviceId);
+  return cs.length === count && cs.every((c) => c.state === 'running') && changed.every((s) => cs.some((c) => c.service === s && c.release === release));
+}
+
+export async function waitUntil(what: string, probe: () => Promise<boolean>, timeoutMs: number, everyMs = 100): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await probe())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+/** Removes every container and volume the daemons of these devices left (bench cleanup). */
+export async function removeDeviceContainers(docker: Docker, deviceIds: string[]): Promise<void> {
+  for (const id of deviceIds) {
+    const list = await docker.listContainers({ all: true, filters: { label: [`berth.device=${id}`] } });
+    for (const c of list) await docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => undefined);
+    const { Volumes } = await docker.listVolumes({ filters: { label: [`berth.device=${id}`] } });
+    for (const v of Volumes ?? []) await docker.getVolume(v.Name).remove().catch(() => undefined);
+  }
+}

@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { writeKeyPair } from '../../manifests/keys.js';
 import { createClient } from '@libsql/client';
 import { forgeImage } from '../rig/forge.js';
 import { recordsCsv, simDevice } from './devices.js';
@@ -92,4 +94,27 @@ export async function seedEnrolledDevices(dbFile: string, fleet: string, from: n
   } finally {
     client.close();
   }
+}
+
+export interface GatewayRecord {
+  serial: string;
+  keyFile: string;
+}
+
+/** Gateways with real key files (as `berth keygen` writes them), their records imported. */
+export async function addGateways(server: FleetServer, dir: string, prefix: string, n: number, labels: string): Promise<GatewayRecord[]> {
+  const out: GatewayRecord[] = [];
+  const rows = ['serial,public_key,labels'];
+  for (let i = 0; i < n; i++) {
+    const serial = `${prefix}-${String(i).padStart(3, '0')}`;
+    const keyFile = join(dir, 'gateways', serial, 'device.key');
+    rows.push(`${serial},${await writeKeyPair(keyFile)},${labels}`);
+    out.push({ serial, keyFile });
+  }
+  await operator(server.cp, 'POST', '/v1/devices/import', { text: rows.join('\n') + '\n', type: 'text/csv' });
+  return out;
+}
+
+export async function deviceIdOf(server: FleetServer, serial: string): Promise<string> {
+  return String((await operator(server.cp, 'GET', `/v1/devices/${serial}`)).id);
 }

@@ -29,9 +29,31 @@ export interface Child {
   stop(graceMs?: number): Promise<void>;
 }
 
+/**
+ * The children alive in this process. Module state on purpose: when the runner is interrupted
+ * (SIGINT, SIGTERM, a timeout) the benches' finally blocks do not run, and without this the
+ * services they started would be left orphaned, measuring against the next run.
+ */
+const live = new Set<ChildProcess>();
+
+/** Kills (SIGKILL, by pid) every child this process started that is still alive. */
+export function killLiveChildren(): number {
+  let n = 0;
+  for (const p of live) {
+    if (p.exitCode === null && p.signalCode === null) {
+      p.kill('SIGKILL');
+      n++;
+    }
+  }
+  live.clear();
+  return n;
+}
+
 function track(proc: ChildProcess, logFile: string): Child {
   if (proc.pid === undefined) throw new Error(`could not spawn ${proc.spawnfile}`);
   const pid = proc.pid;
+  live.add(proc);
+  proc.once('exit', () => live.delete(proc));
   const exited = new Promise<number | null>((resolve) => {
     if (proc.exitCode !== null || proc.signalCode !== null) resolve(proc.exitCode);
     else proc.once('exit', (code) => resolve(code));
@@ -182,5 +204,6 @@ export async function readJob<T>(): Promise<T> {
 /** A temp dir for one bench run, removed by `remove()` (call it in a finally). */
 export function scratchDir(prefix: string): { dir: string; remove(): void } {
   const dir = mkdtempSync(join(tmpdir(), `berth-bench-${prefix}-`));
-  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+  // BERTH_BENCH_KEEP=1 keeps the dirs (logs of every service) to look into a failure.
+  return { dir, remove: () => (process.env.BERTH_BENCH_KEEP ? console.error(`kept ${dir}`) : rmSync(dir, { recursive: true, force: true })) };
 }

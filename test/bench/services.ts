@@ -118,3 +118,22 @@ export async function publish(cp: { url: string; adminToken: string }, yaml: str
   const out = await operator(cp, 'POST', '/v1/manifests', { text: yaml, type: 'application/yaml' });
   return `${String(out.name)}@${String(out.version)}`;
 }
+
+export interface DaemonProcess {
+  serial: string;
+  child: Child;
+  stop(): Promise<void>;
+}
+
+/**
+ * An edge daemon as a gateway runs it: its own Node process from dist (`berth edge-daemon`, or
+ * serve.ts when the CLI cannot parse flags here), its own state dir and key file.
+ */
+export function startDaemonProcess(dir: string, o: { controlPlane: string; serial: string; keyFile: string; dockerHost: string }, useCli = cliWorks('edge-daemon')): DaemonProcess {
+  const stateDir = join(dir, 'gateways', o.serial, 'state');
+  const logFile = join(dir, `daemon-${o.serial}.log`);
+  const child = useCli
+    ? spawnBerth(['edge-daemon', '--control-plane', o.controlPlane, '--state-dir', stateDir, '--serial', o.serial, '--key', o.keyFile, '--docker-host', o.dockerHost], { logFile })
+    : spawnServe('edge-daemon', { controlPlane: o.controlPlane, stateDir, serial: o.serial, key: o.keyFile, dockerHost: o.dockerHost }, logFile);
+  return { serial: o.serial, child, stop: () => child.stop(15_000) };
+}

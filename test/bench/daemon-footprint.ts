@@ -1,0 +1,104 @@
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { busyboxLayer, forgeImage, pseudoRandomBytes, type ForgedImage } from '../rig/forge.js';
+import { benchRig, MiB, removeDeviceContainers, removeImages, runsRelease, waitUntil } from './engine.js';
+import { addGateways, deviceIdOf, startFleetServer } from './fleet.js';
+import { cpuSecondsOf, memoryOf, sampleMemory, scratchDir } from './proc.js';
+import { operator, publish, startDaemonProcess } from './services.js';
+import { stat, type Bench, type BenchOptions, type BenchRow } from './stats.js';
+
+/**
+ * The edge daemon's footprint as a gateway runs it (compiled JS on plain Node, its own process):
+ * RSS and CPU while idle with a 5-service release running (CPU from /proc/<pid>/stat over idle
+ * windows), and peak RSS (VmHWM, reset just before) while a release with a 200 MB layer is
+ * downloaded, handed to the engine and started. Baseline: the issue's targets.
+ */
+
+const TARGET = { idleRssMiB: 50, idleCpuPercent: 1, downloadRssMiB: 80 };
+
+function manifest(version: string, services: Record<string, ForgedImage>): string {
+  const lines = ['name: footprint', `version: ${version}`, 'services:'];
+  for (const [name, img] of Object.entries(services)) lines.push(`  ${name}:`, `    image: ${img.tagReference}`, '    network_mode: none');
+  return lines.join('\n') + '\n';
+}
+
+/** RSS of a bare Node process doing nothing: what the runtime alone costs on this machine. */
+async function bareNodeRss(): Promise<number> {
+  const p = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+  await sleep(1500);
+  const rss = memoryOf(p.pid as number).rss;
+  p.kill('SIGKILL');
+  return rss;
+}
+
+export const bench: Bench = {
+  name: 'daemon-footprint',
+  title: 'Edge daemon footprint: idle with 5 services, peak while downloading 200 MB',
+  async run({ quick, log }: BenchOptions): Promise<BenchRow[]> {
+    const r = await benchRig();
+    const dir = scratchDir('footprint');
+    const run = `${process.pid}-${Date.now().toString(36)}`;
+    const bigBytes = quick ? 20 * MiB : 200 * MiB;
+    const windows = 3;
+    const windowMs = quick ? 3000 : 10_000;
+    const server = await startFleetServer(dir.dir, r.rig, []);
+    const images: ForgedImage[] = [];
+    let deviceId = '';
+    let daemon: ReturnType<typeof startDaemonProcess> | undefined;
+    try {
+      const busybox = busyboxLayer();
+      const services: Record<string, ForgedImage> = {};
+      for (let i = 1; i <= 5; i++) {
+        services[`svc${i}`] = await forgeImage(r.rig.registry, `bench/footprint-svc${i}-${run}`, '1', { layers: [busybox, { files: { '/svc/name': `svc${i}\n`, '/svc/run': `${run}\n` } }], config: { Cmd: ['sleep', '86400'] } });
+      }
+      const big = await forgeImage(r.rig.registry, `bench/footprint-data-${run}`, '1', { layers: [busybox, { files: { '/data/blob.bin': pseudoRandomBytes(bigBytes, `${run}:footprint`) } }], config: { Cmd: ['sleep', '86400'] } });
+      images.push(...Object.values(services), big);
+      const v1 = await publish(server.cp, manifest('1.0.0', services));
+      const v2 = await publish(server.cp, manifest('2.0.0', { ...services, data: big }));
+
+      const [gw] = await addGateways(server, dir.dir, `fp${process.pid}`, 1, 'role=footprint');
+      deviceId = await deviceIdOf(server, gw.serial);
+      daemon = startDaemonProcess(dir.dir, { controlPlane: server.cp.url, serial: gw.serial, keyFile: gw.keyFile, dockerHost: r.rig.dockerHost });
+      await operator(server.cp, 'POST', `/v1/devices/${gw.serial}/assign`, { json: { manifest: v1 } });
+      await waitUntil(`${gw.serial} running ${v1}`, () => runsRelease(r.docker, deviceId, v1, 5, Object.keys(services)), quick ? 60_000 : 180_000);
+      log(`daemon-footprint: ${v1} running (5 services); settling, then ${windows} idle windows of ${windowMs / 1000} s`);
+      await sleep(quick ? 2000 : 5000);
+
+      const pid = daemon.child.pid;
+      const cpu: number[] = [];
+      const rss: number[] = [];
+      for (let i = 0; i < windows; i++) {
+        const c0 = cpuSecondsOf(pid);
+        const t0 = performance.now();
+        await sleep(windowMs);
+        cpu.push(((cpuSecondsOf(pid) - c0) / ((performance.now() - t0) / 1000)) * 100);
+        rss.push(memoryOf(pid).rss / MiB);
+      }
+      log(`daemon-footprint idle: RSS ${rss.map((x) => x.toFixed(1)).join(', ')} MiB, CPU ${cpu.map((x) => x.toFixed(2)).join(', ')} %`);
+
+      // Writing 5 to clear_refs resets VmHWM, so the peak below belongs to the download alone.
+      writeFileSync(`/proc/${pid}/clear_refs`, '5');
+      const sampler = sampleMemory(pid, 50);
+      const t0 = performance.now();
+      await operator(server.cp, 'POST', `/v1/devices/${gw.serial}/assign`, { json: { manifest: v2 } });
+      await waitUntil(`${gw.serial} running ${v2}`, () => runsRelease(r.docker, deviceId, v2, 6, ['data']), 300_000);
+      const seconds = (performance.now() - t0) / 1000;
+      const peak = sampler.stop();
+      log(`daemon-footprint: ${v2} (+${(big.layers[1].size / 1e6).toFixed(0)} MB layer) running after ${seconds.toFixed(1)} s; VmHWM ${(peak.hwm / MiB).toFixed(1)} MiB`);
+      const bare = (await bareNodeRss()) / MiB;
+      const size = `${(big.layers[1].size / 1e6).toFixed(0)} MB`;
+      return [
+        { bench: 'daemon-footprint', metric: 'idle RSS, 5-service release running', unit: 'MiB', berth: stat(rss), baseline: { name: 'target (issue 5)', value: stat([TARGET.idleRssMiB]) }, ratio: stat(rss).median / TARGET.idleRssMiB, note: `VmRSS at the end of ${windows} idle windows of ${windowMs / 1000} s; a bare Node ${process.version} process idles at ${bare.toFixed(1)} MiB here` },
+        { bench: 'daemon-footprint', metric: 'idle CPU, 5-service release running', unit: '% of a core', berth: stat(cpu), baseline: { name: 'target (issue 5)', value: stat([TARGET.idleCpuPercent]) }, ratio: stat(cpu).median / TARGET.idleCpuPercent, note: `utime+stime from /proc/<pid>/stat over each ${windowMs / 1000} s window (long-poll open, heartbeats, reconcile ticks)` },
+        { bench: 'daemon-footprint', metric: `peak RSS, update downloading a ${size} layer`, unit: 'MiB', berth: stat([peak.hwm / MiB]), baseline: { name: 'target (issue 5)', value: stat([TARGET.downloadRssMiB]) }, ratio: peak.hwm / MiB / TARGET.downloadRssMiB, note: `VmHWM (reset before the assignment) over download, verification, handover to the engine and start; one run, ${seconds.toFixed(1)} s from assignment to running` },
+      ];
+    } finally {
+      await daemon?.stop();
+      if (deviceId) await removeDeviceContainers(r.docker, [deviceId]);
+      await removeImages(r.docker, images.map((i) => i.configDigest));
+      await server.stop();
+      dir.remove();
+    }
+  },
+};
