@@ -1,0 +1,108 @@
+import { busyboxLayer, forgeImage, type ForgedImage } from '../rig/forge.js';
+import { benchRig, removeDeviceContainers, removeImages, waitUntil, type BenchRig } from './engine.js';
+import { addGateways, deviceIdOf, startFleetServer, type FleetServer } from './fleet.js';
+import { scratchDir } from './proc.js';
+import { operator, publish, startDaemonProcess, type DaemonProcess } from './services.js';
+import { stat, type Bench, type BenchOptions, type BenchRow } from './stats.js';
+
+/**
+ * Time to converge: a new release assigned → the new container running on every gateway. Gateways
+ * are edge daemons in their own processes sharing the rig's one engine, each long-polling its
+ * desired state (the daemon's defaults). One gateway gets a direct assignment; the fleet gets a
+ * campaign (one wave of 100 %, started at creation). The clock stops when the engine shows the
+ * service's container of the new release running on every gateway (polled every 50 ms).
+ * "Local": the release changes only the service's environment, its image is in the engine already.
+ * "Not local": a new image (one small new layer) to download through the registry proxy first.
+ */
+
+const TARGET_LOCAL_SECONDS = 2;
+
+function manifest(name: string, version: string, image: ForgedImage, rev: number): string {
+  return [`name: ${name}`, `version: ${version}`, 'services:', '  app:', `    image: ${image.tagReference}`, '    network_mode: none', `    environment: { REV: "${rev}" }`, ''].join('\n');
+}
+
+async function allRunning(r: BenchRig, release: string, n: number): Promise<boolean> {
+  const list = await r.docker.listContainers({ filters: { label: [`berth.release=${release}`, 'berth.service=app'], status: ['running'] } });
+  return list.length >= n;
+}
+
+/** Every gateway reported the release running (committed: past the daemon's health gate). */
+async function allCommitted(server: FleetServer, serials: string[], release: string): Promise<boolean> {
+  for (const serial of serials) {
+    const twin = (await operator(server.cp, 'GET', `/v1/devices/${serial}`)) as { reported?: { running?: string | null; phase?: string } | null };
+    if (twin.reported?.running !== release || twin.reported.phase !== 'running') return false;
+  }
+  return true;
+}
+
+export const bench: Bench = {
+  name: 'converge',
+  title: 'Time to converge: release assigned → new container running (1 and 20 gateways)',
+  async run({ quick, log }: BenchOptions): Promise<BenchRow[]> {
+    const r = await benchRig();
+    const dir = scratchDir('converge');
+    const run = `${process.pid}-${Date.now().toString(36)}`;
+    const fleetSizes = quick ? [1, 3] : [1, 20];
+    const runs = (n: number) => (quick ? 1 : n === 1 ? 3 : 2);
+    const maxN = fleetSizes[fleetSizes.length - 1];
+    const name = `converge-${process.pid}`;
+    const group = `cv${process.pid}`;
+    const server: FleetServer = await startFleetServer(dir.dir, r.rig, []);
+    const daemons: DaemonProcess[] = [];
+    const deviceIds: string[] = [];
+    const images: ForgedImage[] = [];
+    const busybox = busyboxLayer();
+    const newImage = async (k: number): Promise<ForgedImage> => {
+      const img = await forgeImage(r.rig.registry, `bench/converge-${run}`, `v${k}`, { layers: [busybox, { files: { '/app/version': `${run}:${k}\n` } }], config: { Cmd: ['sleep', '86400'] } });
+      images.push(img);
+      return img;
+    };
+    try {
+      const gws = await addGateways(server, dir.dir, group, maxN, `group=${group}`);
+      for (const g of gws) deviceIds.push(await deviceIdOf(server, g.serial));
+      for (const g of gws) daemons.push(startDaemonProcess(dir.dir, { controlPlane: server.cp.url, serial: g.serial, keyFile: g.keyFile, dockerHost: r.rig.dockerHost }));
+      let k = 0;
+      let image = await newImage(k);
+      const base = await publish(server.cp, manifest(name, `1.0.${k}`, image, k));
+      await operator(server.cp, 'POST', '/v1/campaigns', { json: { manifest: base, selector: `group=${group}`, waves: ['100%'], start: true, supersede: true } });
+      const t0 = performance.now();
+      await waitUntil(`${maxN} gateways running ${base}`, () => allRunning(r, base, maxN), 300_000);
+      await waitUntil(`${maxN} gateways committed ${base}`, () => allCommitted(server, gws.map((g) => g.serial), base), 120_000, 250);
+      log(`converge: ${maxN} gateway daemons enrolled and running ${base} after ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+
+      const rows: BenchRow[] = [];
+      for (const n of fleetSizes) {
+        const seconds = { local: [] as number[], pull: [] as number[] };
+        for (let i = 0; i < runs(n); i++) {
+          for (const kind of ['local', 'pull'] as const) {
+            k++;
+            if (kind === 'pull') image = await newImage(k);
+            const release = await publish(server.cp, manifest(name, `1.0.${k}`, image, k));
+            const start = performance.now();
+            if (n === 1) await operator(server.cp, 'POST', `/v1/devices/${gws[0].serial}/assign`, { json: { manifest: release } });
+            else await operator(server.cp, 'POST', '/v1/campaigns', { json: { manifest: release, selector: `group=${group}`, waves: ['100%'], start: true, supersede: true } });
+            await waitUntil(`${n} gateway(s) running ${release}`, () => allRunning(r, release, n), 120_000, 50);
+            seconds[kind].push((performance.now() - start) / 1000);
+            // The next assignment waits for this release to be committed: a daemon still in its
+            // health gate would take the next document only after it, and the clock would count that.
+            await waitUntil(`${n} gateway(s) committed ${release}`, () => allCommitted(server, gws.slice(0, n).map((g) => g.serial), release), 120_000, 250);
+            log(`converge ${n} gateway(s), ${kind === 'local' ? 'image local' : 'new image'}: ${seconds[kind][i].toFixed(2)} s`);
+          }
+        }
+        const how = n === 1 ? 'direct assignment' : 'campaign, one 100 % wave';
+        const lc = stat(seconds.local);
+        rows.push(
+          { bench: 'converge', metric: `${n} gateway${n > 1 ? 's' : ''}, image local (${how})`, unit: 's', berth: lc, baseline: { name: 'target (issue 5, per gateway)', value: stat([TARGET_LOCAL_SECONDS]) }, ratio: lc.median / TARGET_LOCAL_SECONDS, note: `lower is better; config-only change: the container is recreated${n > 1 ? `; ${n} daemons and one engine on 2 cores` : ''}` },
+          { bench: 'converge', metric: `${n} gateway${n > 1 ? 's' : ''}, new image to download (${how})`, unit: 's', berth: stat(seconds.pull), note: `lower is better; download-then-swap: manifest, config and the new layer through the registry proxy, verified, handed to the engine, then swap${n > 1 ? '; the engine is shared, so after the first gateway hands the image over the others find it there' : ''}` },
+        );
+      }
+      return rows;
+    } finally {
+      await Promise.all(daemons.map((d) => d.stop()));
+      await removeDeviceContainers(r.docker, deviceIds);
+      await removeImages(r.docker, images.map((i) => i.configDigest));
+      await server.stop();
+      dir.remove();
+    }
+  },
+};
