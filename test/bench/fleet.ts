@@ -53,10 +53,10 @@ export async function startFleetServer(dir: string, rig: { registry: string; reg
  * transaction per request of `chunk` rows, as an operator would upload a big CSV); returns the
  * seconds the control plane took (key derivation in this process is not counted).
  */
-export async function importFleet(cp: ControlPlaneProcess, fleet: string, from: number, to: number, chunk = 10_000): Promise<number> {
+export async function importFleet(cp: ControlPlaneProcess, fleet: string, from: number, to: number, chunk = 10_000, extraLabels: Record<string, string> = {}): Promise<number> {
   let seconds = 0;
   for (let i = from; i < to; i += chunk) {
-    const csv = recordsCsv(fleet, i, Math.min(to, i + chunk), (n) => Object.entries(labelsOf(n)).map(([k, v]) => `${k}=${v}`).join(';'));
+    const csv = recordsCsv(fleet, i, Math.min(to, i + chunk), (n) => Object.entries({ ...labelsOf(n), ...extraLabels }).map(([k, v]) => `${k}=${v}`).join(';'));
     const t0 = performance.now();
     const out = await operator(cp, 'POST', '/v1/devices/import', { text: csv, type: 'text/csv' });
     seconds += (performance.now() - t0) / 1000;

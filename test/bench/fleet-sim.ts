@@ -1,0 +1,112 @@
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { benchRig } from './engine.js';
+import { importFleet, startFleetServer } from './fleet.js';
+import type { SimJob } from './fleet-sim-worker.js';
+import { benchScript, cpuSecondsOf, scratchDir } from './proc.js';
+import { operator } from './services.js';
+import { stat, type Bench, type BenchOptions, type BenchRow } from './stats.js';
+
+/**
+ * Fleet-scale simulation: simulated devices (the daemon's control protocol without Docker, in
+ * separate worker processes) enroll through the real routes, then a campaign (waves 1 %, 10 %,
+ * 100 %, soak 0) rolls a release out to the whole fleet: each device long-polls its desired state,
+ * verifies the signed document, and reports downloading, then running. Measured: enrollment rate,
+ * campaign wall time (created → completed) and the control plane's CPU (its own process).
+ */
+
+interface Worker {
+  events: AsyncIterator<Record<string, unknown>>;
+  stop(): void;
+  exited: Promise<number | null>;
+}
+
+function startWorker(job: SimJob): Worker {
+  const p = spawn(process.execPath, [benchScript('fleet-sim-worker.js')], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const err: string[] = [];
+  p.stderr.on('data', (b: Buffer) => err.push(b.toString()));
+  p.stdin.end(JSON.stringify(job));
+  const exited = new Promise<number | null>((resolve) => p.once('exit', (code) => resolve(code)));
+  const lines = createInterface({ input: p.stdout })[Symbol.asyncIterator]();
+  const events: AsyncIterator<Record<string, unknown>> = {
+    async next() {
+      const l = await lines.next();
+      if (l.done) {
+        const code = await exited;
+        throw new Error(`simulator worker exited ${code}: ${err.join('').slice(-1500)}`);
+      }
+      return { done: false, value: JSON.parse(l.value) as Record<string, unknown> };
+    },
+  };
+  return { events, exited, stop: () => p.exitCode === null && p.signalCode === null && p.kill('SIGKILL') };
+}
+
+async function expectEvent(w: Worker, name: string): Promise<Record<string, unknown>> {
+  const { value } = await w.events.next();
+  if (value.event !== name) throw new Error(`simulator: expected ${name}, got ${JSON.stringify(value)}`);
+  return value;
+}
+
+export const bench: Bench = {
+  name: 'fleet-sim',
+  title: 'Fleet simulation: enrollment and a 3-wave campaign over the whole fleet',
+  async run({ quick, log }: BenchOptions): Promise<BenchRow[]> {
+    // 100,000 does not fit the 20-minute budget on 2 cores: enrollment alone runs at a few hundred
+    // devices/s (CPU-bound in the control plane), see the rows. BERTH_BENCH_FLEET_SIZES overrides.
+    const sizes = process.env.BERTH_BENCH_FLEET_SIZES ? process.env.BERTH_BENCH_FLEET_SIZES.split(',').map(Number) : quick ? [500, 2000] : [10_000, 30_000];
+    const openPolls = quick ? 200 : 3000;
+    const workers = 2;
+    const r = await benchRig();
+    const dir = scratchDir('fleet-sim');
+    const server = await startFleetServer(dir.dir, r.rig, ['1.0.0']);
+    const rows: BenchRow[] = [];
+    const running: Worker[] = [];
+    try {
+      for (const n of sizes) {
+        const fleet = `sim${process.pid}n${n}`;
+        await importFleet(server.cp, fleet, 0, n, 10_000, { fleet });
+        const pid = server.cp.child.pid;
+        const per = Math.ceil(n / workers);
+        const cpu0 = cpuSecondsOf(pid);
+        const t0 = performance.now();
+        for (let w = 0; w < workers; w++) {
+          running.push(startWorker({ cpUrl: server.cp.url, fleet, from: w * per, to: Math.min(n, (w + 1) * per), enrollConcurrency: 16, concurrency: openPolls, waitSeconds: 5 }));
+        }
+        for (const w of running) await expectEvent(w, 'enrolled');
+        const enrollSeconds = (performance.now() - t0) / 1000;
+        const enrollCpu = cpuSecondsOf(pid) - cpu0;
+        log(`fleet-sim ${n}: enrolled in ${enrollSeconds.toFixed(1)} s (${(n / enrollSeconds).toFixed(0)}/s, server CPU ${((enrollCpu / enrollSeconds) * 100).toFixed(0)}%)`);
+
+        const cpu1 = cpuSecondsOf(pid);
+        const t1 = performance.now();
+        const created = await operator(server.cp, 'POST', '/v1/campaigns', { json: { name: fleet, manifest: server.releases[0], selector: `fleet=${fleet}`, waves: ['1%', '10%', '100%'], soak: '0', start: true } });
+        const done = Promise.all(running.map((w) => expectEvent(w, 'done')));
+        let status = '';
+        while (status !== 'completed') {
+          const s = await operator(server.cp, 'GET', `/v1/campaigns/${String(created.id)}`);
+          status = String(s.status);
+          if (['failed', 'aborted', 'paused'].includes(status)) throw new Error(`campaign ${fleet} ${status}: ${JSON.stringify(s).slice(0, 500)}`);
+          if (performance.now() - t1 > 600_000) throw new Error(`campaign ${fleet} not completed after 600 s: ${JSON.stringify(s.devices)}`);
+          if (status !== 'completed') await sleep(250);
+        }
+        const wall = (performance.now() - t1) / 1000;
+        const cpu = cpuSecondsOf(pid) - cpu1;
+        const results = await done;
+        for (const w of running.splice(0)) await w.exited;
+        const polls = results.reduce((a, e) => a + Number(e.polls), 0);
+        log(`fleet-sim ${n}: campaign completed in ${wall.toFixed(1)} s, server CPU ${cpu.toFixed(1)} s (${((cpu / wall) * 100).toFixed(0)}%), ${polls} polls`);
+        const size = n.toLocaleString('en');
+        rows.push(
+          { bench: 'fleet-sim', metric: `${size} devices: campaign 1%,10%,100% created → completed`, unit: 's', berth: stat([wall]), note: `one run; ${workers} simulator processes, ≤ ${openPolls} long-polls open each (wait=5 s, in rounds); every device verifies its document and reports downloading then running (${2 * n} reports, ${polls} polls); server CPU ${cpu.toFixed(1)} s = ${((cpu / wall) * 100).toFixed(0)}% of one core` },
+          { bench: 'fleet-sim', metric: `${size} devices: enrollment through the routes`, unit: 'devices/s', berth: stat([n / enrollSeconds]), note: `one run; challenge + signed enroll per device, 2 × 16 in flight; server CPU ${((enrollCpu / enrollSeconds) * 100).toFixed(0)}% of one core` },
+        );
+      }
+      return rows;
+    } finally {
+      for (const w of running) w.stop();
+      await server.stop();
+      dir.remove();
+    }
+  },
+};

@@ -1,0 +1,92 @@
+/**
+ * `npm run bench`: runs every benchmark in one process, one after the other (the machine is small
+ * and shared; parallel benches would measure each other), and writes the table and the raw figures.
+ *   node dist/test/bench/run.js [--only name,name] [--quick]
+ * --quick cuts sizes and runs for a smoke check; published figures come from a full run.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { cpus, totalmem, release, platform } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { killLiveChildren } from './proc.js';
+import { fmt, fmtStat, type Bench, type BenchRow } from './stats.js';
+
+export type { Bench, BenchOptions } from './stats.js';
+
+const BENCHES: Record<string, () => Promise<Bench>> = {
+  'update-bytes': async () => (await import('./update-bytes.js')).bench,
+  resume: async () => (await import('./resume.js')).bench,
+  'proxy-throughput': async () => (await import('./proxy-throughput-bench.js')).bench,
+  'control-plane': async () => (await import('./control-plane-capacity.js')).bench,
+  'daemon-footprint': async () => (await import('./daemon-footprint.js')).bench,
+  converge: async () => (await import('./converge.js')).bench,
+  'fleet-sim': async () => (await import('./fleet-sim.js')).bench,
+};
+
+function machine() {
+  const c = cpus();
+  return { cpus: c.length, cpuModel: c[0]?.model ?? 'unknown', memGiB: Math.round(totalmem() / 2 ** 30), os: `${platform()} ${release()}`, node: process.version };
+}
+
+export function toMarkdown(rows: BenchRow[], meta: ReturnType<typeof machine> & { date: string }): string {
+  const lines = [
+    `Measured ${meta.date} on ${meta.cpus} × ${meta.cpuModel}, ${meta.memGiB} GiB, ${meta.os}, Node ${meta.node}. Median (min–max, n runs); ratio = Berth ÷ baseline, same run.`,
+    '',
+    '| bench | metric | Berth | baseline | baseline value | ratio | note |',
+    '|---|---|---|---|---|---|---|',
+  ];
+  for (const r of rows) {
+    lines.push(`| ${r.bench} | ${r.metric} (${r.unit}) | ${fmtStat(r.berth)} | ${r.baseline?.name ?? '—'} | ${r.baseline ? fmtStat(r.baseline.value) : '—'} | ${r.ratio === undefined ? '—' : fmt(r.ratio)} | ${r.note ?? ''} |`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+async function main(): Promise<void> {
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      const n = killLiveChildren();
+      console.error(`[bench] ${signal}: killed ${n} child process(es) this run started; containers and temp dirs of the interrupted bench may remain`);
+      process.exit(130);
+    });
+  }
+  const { values } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean' } } });
+  const only = values.only ? values.only.split(',') : Object.keys(BENCHES);
+  const unknown = only.filter((n) => !BENCHES[n]);
+  if (unknown.length) throw new Error(`unknown bench ${unknown.join(', ')}; known: ${Object.keys(BENCHES).join(', ')}`);
+  const started = Date.now();
+  const log = (msg: string) => console.error(`[bench ${((Date.now() - started) / 1000).toFixed(0)}s] ${msg}`);
+  const rows: BenchRow[] = [];
+  const failures: string[] = [];
+  for (const name of only) {
+    const bench = await BENCHES[name]();
+    log(`${bench.title} …`);
+    try {
+      const got = await bench.run({ quick: values.quick === true, log });
+      rows.push(...got);
+      console.log(toMarkdown(got, { ...machine(), date: new Date().toISOString() }).split('\n').slice(4).join('\n'));
+    } catch (err) {
+      failures.push(`${name}: ${(err as Error).message}`);
+      log(`${name} FAILED: ${(err as Error).stack}`);
+    }
+  }
+  const meta = { ...machine(), date: new Date().toISOString(), quick: values.quick === true, wallSeconds: Math.round((Date.now() - started) / 1000) };
+  const md = toMarkdown(rows, meta);
+  const out = join(dirname(fileURLToPath(import.meta.url)), '../../../test/bench/results');
+  await mkdir(out, { recursive: true });
+  await writeFile(join(out, 'latest.md'), md);
+  await writeFile(join(out, 'latest.json'), JSON.stringify({ meta, rows, failures }, null, 2) + '\n');
+  console.log('\n' + md);
+  log(`done in ${meta.wallSeconds}s; wrote test/bench/results/latest.{md,json}`);
+  if (failures.length) {
+    console.error(`failed benches:\n  ${failures.join('\n  ')}`);
+    process.exitCode = 1;
+  }
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  main().catch((err: unknown) => {
+    console.error(err);
+    process.exitCode = 1;
+  });
+}
