@@ -1,10 +1,11 @@
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { pseudoRandomBytes } from '../rig/forge.js';
 import { startRegistry } from '../rig/index.js';
 import type { DownloadJob, DownloadResult } from './load.js';
 import { MiB } from './engine.js';
-import { memoryOf, runWorker, sampleMemory, scratchDir } from './proc.js';
+import { cpuSecondsOf, memoryOf, runWorker, sampleMemory, scratchDir } from './proc.js';
 import { startProxyProcess } from './services.js';
 import { compare, stat, type Bench, type BenchOptions, type BenchRow } from './stats.js';
 
@@ -13,9 +14,10 @@ import { compare, stat, type Bench, type BenchOptions, type BenchRow } from './s
  * side by side in one run; time to first byte on a cache miss; the proxy's RSS with 32 clients.
  * Both servers are their own processes (a private CNCF registry, so other users of the rig's do
  * not interfere); the clients are a separate load-generator process (load.js), so the client
- * shares neither server's event loop. (The registry-proxy owner's standalone variant is
- * proxy-throughput.ts, `node dist/test/bench/proxy-throughput.js`: best-of rounds and a resume
- * check; this one reports medians with min/max as every other row does.)
+ * shares neither server's event loop. The registry-proxy owner's standalone variant is
+ * proxy-throughput.ts (`node dist/test/bench/proxy-throughput.js`: best of rounds, cache-miss
+ * MB/s, a client-side resume check, client in the bench process); the runner uses this one so the
+ * table has medians with min/max and an out-of-process client like every other row.
  */
 
 async function pushBlob(registryUrl: string, repository: string, bytes: Buffer): Promise<string> {
@@ -29,6 +31,16 @@ async function pushBlob(registryUrl: string, repository: string, bytes: Buffer):
   await put.arrayBuffer();
   if (put.status !== 201) throw new Error(`pushing the bench blob: HTTP ${put.status}`);
   return digest;
+}
+
+/** The pid listening on a loopback port (the private registry's), from `ss`; null if unknown. */
+function listenerPid(port: string): number | null {
+  try {
+    const m = /pid=(\d+)/.exec(execFileSync('ss', ['-ltnpH', `sport = :${port}`], { encoding: 'utf8' }));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
 }
 
 async function download(url: string, clients: number, logFile: string): Promise<DownloadResult> {
@@ -75,22 +87,39 @@ export const bench: Bench = {
       await download(urls.registry(digest), 1, logFile);
 
       const mbps = { proxy: { 1: [] as number[], 32: [] as number[] }, registry: { 1: [] as number[], 32: [] as number[] } };
+      // CPU seconds per GB served: steadier than wall-clock MB/s on a shared machine (an idea
+      // from the registry-proxy owner's proxy-throughput.ts).
+      const pids = { proxy: proxy.child.pid, registry: listenerPid(new URL(registry.registryUrl).port) };
+      const cpuPerGB = { proxy: [] as number[], registry: [] as number[] };
       let peak32 = 0;
       for (let i = 0; i < runs; i++) {
+        const served = { proxy: { cpu: 0, bytes: 0 }, registry: { cpu: 0, bytes: 0 } };
+        const measured = async (target: 'proxy' | 'registry', clients: number): Promise<number> => {
+          const pid = pids[target];
+          const c0 = pid ? cpuSecondsOf(pid) : 0;
+          const out = await download(urls[target](digest), clients, logFile);
+          if (pid) served[target].cpu += cpuSecondsOf(pid) - c0;
+          served[target].bytes += out.bytes;
+          return out.mbPerSecond;
+        };
         for (const clients of [1, 32] as const) {
-          mbps.registry[clients].push((await download(urls.registry(digest), clients, logFile)).mbPerSecond);
+          mbps.registry[clients].push(await measured('registry', clients));
           const sampler = sampleMemory(proxy.child.pid, 50);
-          mbps.proxy[clients].push((await download(urls.proxy(digest), clients, logFile)).mbPerSecond);
+          mbps.proxy[clients].push(await measured('proxy', clients));
           if (clients === 32) peak32 = Math.max(peak32, sampler.stop().peakRss);
           else sampler.stop();
           log(`proxy-throughput run ${i + 1}/${runs}, ${clients} client(s): proxy ${mbps.proxy[clients][i].toFixed(0)} MB/s, registry ${mbps.registry[clients][i].toFixed(0)} MB/s`);
         }
+        for (const t of ['proxy', 'registry'] as const) cpuPerGB[t].push(served[t].cpu / (served[t].bytes / 1e9));
       }
       const hwm = memoryOf(proxy.child.pid).hwm;
       const size = `${(blobBytes / 1e6).toFixed(0)} MB`;
       return [
         compare('proxy-throughput', `cached ${size} blob, 1 client`, 'MB/s', stat(mbps.proxy[1]), 'CNCF registry', stat(mbps.registry[1]), 'aggregate MB/s; client is a separate process on the same 2 cores'),
         compare('proxy-throughput', `cached ${size} blob, 32 clients`, 'MB/s', stat(mbps.proxy[32]), 'CNCF registry', stat(mbps.registry[32]), 'aggregate MB/s over 32 concurrent GETs'),
+        ...(pids.registry
+          ? [compare('proxy-throughput', 'server CPU per GB served (1 and 32 clients)', 's/GB', stat(cpuPerGB.proxy), 'CNCF registry', stat(cpuPerGB.registry), 'lower is better; utime+stime of each server process over its own downloads')]
+          : []),
         compare('proxy-throughput', `time to first byte, cache miss (${(missBytes / 1e6).toFixed(0)} MB blob)`, 'ms', stat(ttfb.proxy), 'CNCF registry (direct)', stat(ttfb.registry), 'the proxy streams the upstream fetch to the first client as it arrives'),
         {
           bench: 'proxy-throughput',
