@@ -16,6 +16,11 @@ export const BOOTSTRAP_TOKEN_NAME = 'bootstrap-admin';
  */
 export async function bootstrap(ctx: ControlPlaneContext, presetAdminToken: string | undefined): Promise<{ adminToken?: string; adminTokenFile: string }> {
   const file = join(ctx.config.dataDir, 'admin.token');
+  // Operator tokens are recognized by their prefix (so a device JWT is never looked up as one); a
+  // preset without it would be stored but never accepted, so refuse it loudly instead.
+  if (presetAdminToken !== undefined && !/^berth_[A-Za-z0-9_-]{32,}$/.test(presetAdminToken)) {
+    throw new Error('BERTH_ADMIN_TOKEN must look like berth_<at least 32 base64url characters>, e.g. berth_$(openssl rand -base64 33 | tr "+/" "-_")');
+  }
   const now = ctx.now().getTime();
   const made = await ctx.write(async (tx) => {
     if (await SigningKeys.ensure(tx, now)) await ctx.audit(tx, { actor: 'system', action: 'key.create', target: 'signing-key' });
