@@ -9,6 +9,7 @@ import { DeploymentRejected, verifyDeployment, type VerifyOptions } from '../man
 import { importPublicKey, loadPrivateKey } from '../manifests/keys.js';
 import type { ReleasePhase } from '../manifests/protocol.js';
 import { DeviceIdentity, jitter } from './identity.js';
+import { deferUnusedDockerDependencies } from './lean-docker.js';
 import { loadDownloadChannel, type FetcherFactory, type ImageFetcher } from './images.js';
 import { execute, HealthGateError, type ExecEnv } from './reconcile/executor.js';
 import { observe } from './reconcile/observe.js';
@@ -121,6 +122,8 @@ class Daemon implements EdgeDaemon {
     if (this.opts.trustKey) {
       this.trust = importPublicKey(await readFile(this.opts.trustKey, 'utf8'));
     }
+    // Before dockerode's first load: keeps its BuildKit (gRPC) and ssh dependencies out of memory.
+    deferUnusedDockerDependencies();
     const { default: Docker } = await import('dockerode');
     this.docker = new Docker(dockerOptions(this.opts.dockerHost ?? 'unix:///var/run/docker.sock'));
     this.identity = new DeviceIdentity({ controlPlane: this.opts.controlPlane, serial: this.opts.serial, key, state: this.state, log: this.log, signal: this.abort.signal, backoffCapMs: this.opts.backoffCapMs });

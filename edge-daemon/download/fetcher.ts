@@ -9,6 +9,7 @@ import { engineImage, engineLayerChains, engineRepoDigests, engineTags, pullImag
 import { checkDiskSpace } from './disk.js';
 import { startHandoverRegistry, type HandoverRegistry } from './local-registry.js';
 import { decideLayers, deviceComponent, layersToFetch, localTag, tagsToRemove, type LayerDecision } from './plan.js';
+import { GcPacer, minorGc } from './gc-pacer.js';
 import { ProgressTracker, type DownloadProgress } from './progress.js';
 import { ProxyClient, type BlobTarget } from './proxy-client.js';
 import { BlobStore } from './store.js';
@@ -81,7 +82,10 @@ export function createImageFetcher(opts: ImageFetcherOptions): ImageFetcher {
   const log = opts.log;
   const store = new BlobStore(opts.stateDir);
   const device = deviceComponent(opts.deviceId);
+  // One counter for every stream this fetcher moves (downloads and the handover to the engine).
+  const pacer = new GcPacer(minorGc());
   const client = new ProxyClient({
+    pacer,
     baseUrl: opts.registryProxy,
     pullToken: opts.pullToken,
     log,
@@ -244,6 +248,7 @@ export function createImageFetcher(opts: ImageFetcherOptions): ImageFetcher {
         },
       },
       log,
+      pacer,
     );
     // A failed start (no loopback port?) is retried on the next handover, not cached.
     registry.catch(() => {

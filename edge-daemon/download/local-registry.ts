@@ -4,6 +4,7 @@ import { Hono } from 'hono';
 import { blobResponse } from '../../common/blob-http.js';
 import { isDigest } from '../../common/digest.js';
 import type { Logger } from '../../common/log.js';
+import type { GcPacer } from './gc-pacer.js';
 
 /** What the handover registry serves: verified manifests and blobs, by digest only. */
 export interface HandoverSource {
@@ -30,7 +31,7 @@ const PATH = /^\/v2\/(.+)\/(manifests|blobs)\/([^/]+)$/;
  * binding to 127.0.0.1 keeps it off every other interface. Only digests are served (no tags): the
  * engine pulls exactly the bytes the signed deployment pinned.
  */
-export function handoverApp(source: HandoverSource, log: Logger): Hono {
+export function handoverApp(source: HandoverSource, log: Logger, pacer?: GcPacer): Hono {
   const app = new Hono();
   app.on(['GET', 'HEAD'], '/v2/', (c) => c.json({}, 200, { 'Docker-Distribution-API-Version': 'registry/2.0' }));
   app.on(['GET', 'HEAD'], '/v2/*', async (c) => {
@@ -58,13 +59,26 @@ export function handoverApp(source: HandoverSource, log: Logger): Hono {
       return ociError(502, 'BLOB_UNKNOWN', `blob ${reference}: ${(err as Error).message}`);
     }
     if (!blob) return ociError(404, 'BLOB_UNKNOWN', `blob ${reference} of ${name} is not in the store`);
-    return blobResponse(c.req.raw, { path: blob.path, size: blob.size, digest: reference });
+    const res = blobResponse(c.req.raw, { path: blob.path, size: blob.size, digest: reference });
+    return pacer ? paced(res, pacer) : res;
   });
   return app;
 }
 
-export async function startHandoverRegistry(source: HandoverSource, log: Logger): Promise<HandoverRegistry> {
-  const app = handoverApp(source, log);
+/** The same answer, its body counted by the pacer as it leaves (each chunk is a fresh 1 MiB read). */
+function paced(res: Response, pacer: GcPacer): Response {
+  if (!res.body) return res;
+  const count = new TransformStream<Uint8Array, Uint8Array>({
+    transform(chunk, controller) {
+      controller.enqueue(chunk);
+      pacer.moved(chunk.byteLength);
+    },
+  });
+  return new Response(res.body.pipeThrough(count), { status: res.status, headers: res.headers });
+}
+
+export async function startHandoverRegistry(source: HandoverSource, log: Logger, pacer?: GcPacer): Promise<HandoverRegistry> {
+  const app = handoverApp(source, log, pacer);
   const server = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 });
   await new Promise<void>((resolve, reject) => {
     if (server.listening) return resolve();

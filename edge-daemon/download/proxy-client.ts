@@ -5,6 +5,7 @@ import type { Logger } from '../../common/log.js';
 import { MANIFEST_ACCEPT } from '../../common/oci.js';
 import type { Upstream } from '../../manifests/image-ref.js';
 import { BlobVerificationError, ImageUnavailableError, TransientError } from './errors.js';
+import type { GcPacer } from './gc-pacer.js';
 import { httpGet, isConnectionError, type HttpAnswer } from './http.js';
 import { backoffMs, bodyPlan, resumeStart } from './resume.js';
 import type { BlobStore } from './store.js';
@@ -19,6 +20,8 @@ export interface ProxyClientOptions {
   attempts: number;
   backoffBaseMs: number;
   backoffCapMs: number;
+  /** Told every byte written, so dead socket buffers are collected while they are few. */
+  pacer?: GcPacer;
 }
 
 /** One blob to fetch: where it lives on the proxy and which image asked for it (for messages). */
@@ -222,6 +225,7 @@ export class ProxyClient {
           // Awaiting each write is the backpressure: at most one chunk in memory per download.
           await fh.write(chunk);
           written += chunk.length;
+          this.opts.pacer?.moved(chunk.length);
           onBytes(written);
         }
         await fh.sync();
