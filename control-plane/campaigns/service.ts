@@ -6,9 +6,9 @@ import type { OperatorActor } from '../http.js';
 import { parseSelector } from '../selector.js';
 import { advanceCampaign, rollbackCampaign } from './executor.js';
 import { transition, type OperatorAction } from './outcome.js';
-import { fleetSize, waveTargets, type CampaignStep } from './planner.js';
+import { waveTargets, type CampaignStep } from './planner.js';
 import { formatDuration, formatWave, type CampaignSpec } from './spec.js';
-import { findConflicts, insertCampaign, joinMatchingDevices, loadCampaign, loadCounts, releaseAll, releaseFromOtherCampaigns, updateProgress, type CampaignRecord, type Conflict, type Reader } from './store.js';
+import { findConflicts, insertCampaign, joinMatchingDevices, loadCampaign, releaseAll, releaseFromOtherCampaigns, updateProgress, type CampaignRecord, type Conflict, type Reader } from './store.js';
 import { windowState } from './window.js';
 
 /** The campaign operations behind the routes; each runs in one write transaction. */
@@ -136,7 +136,10 @@ export async function campaignStatus(ctx: ControlPlaneContext, db: Reader, c: Ca
     totals[r.state] += Number(r.n);
     if (r.wave !== null && perWave[Number(r.wave)]) perWave[Number(r.wave)][r.state] += Number(r.n);
   }
-  const targets = waveTargets(c.spec.waves, fleetSize(await loadCounts(db, c)));
+  // The fleet a status shows is every member but those that left, rolled-back ones included: after
+  // an abort the wave targets must still read against the fleet the campaign was rolling out to.
+  const fleet = totals.pending + totals.assigned + totals.succeeded + totals.failed + totals['rolled-back'];
+  const targets = waveTargets(c.spec.waves, fleet);
   // A failed device stays listed after the campaign rolled it back: its error is why.
   const failing = await db.all<{ deviceId: string; serial: string; wave: number; state: string; error: string | null; at: number | null }>(sql`
     SELECT cd.device_id AS deviceId, d.serial AS serial, cd.wave AS wave, cd.state AS state, cd.last_error AS error, cd.finished_at AS at

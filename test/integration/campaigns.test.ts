@@ -218,6 +218,8 @@ describe('campaigns', () => {
     expect(failed.statusReason).toMatch(/wave 2/);
     expect(failed.failing).toEqual([expect.objectContaining({ serial: bad.serial, wave: 2, error: 'service web unhealthy: exit code 1' })]);
     expect(failed.devices['rolled-back']).toBe(4);
+    // The status still reads against the whole fleet of 4 after the rollback.
+    expect(failed.waves.map((w: { cumulativeDevices: number }) => w.cumulativeDevices)).toEqual([1, 4]);
 
     const after = await Promise.all(gws.map((g) => g.desired(cp.url)));
     after.forEach((d, i) => {
