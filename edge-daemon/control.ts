@@ -9,6 +9,7 @@ import {
   type DeviceReport,
 } from '../manifests/protocol.js';
 import type { z } from 'zod';
+import { controlRequest, type ControlAnswer } from './control-http.js';
 
 /** The control channel, as `manifests/protocol.ts` defines it: small, frequent, Bearer device token. */
 
@@ -39,16 +40,16 @@ export class ControlClient {
     return new URL(path, this.baseUrl.endsWith('/') ? this.baseUrl : this.baseUrl + '/').toString();
   }
 
-  private async call(method: string, path: string, init: { body?: unknown; headers?: Record<string, string>; signal?: AbortSignal; auth?: boolean } = {}): Promise<Response> {
+  private async call(method: string, path: string, init: { body?: unknown; headers?: Record<string, string>; signal?: AbortSignal; auth?: boolean } = {}): Promise<ControlAnswer> {
     const headers: Record<string, string> = { ...init.headers };
     if (init.body !== undefined) headers['content-type'] = 'application/json';
     if (init.auth !== false) {
       const t = this.token();
       if (t) headers.authorization = `Bearer ${t}`;
     }
-    let res: Response;
+    let res: ControlAnswer;
     try {
-      res = await fetch(this.url(path), { method, headers, body: init.body === undefined ? undefined : JSON.stringify(init.body), signal: init.signal });
+      res = await controlRequest(this.url(path), { method, headers, body: init.body === undefined ? undefined : JSON.stringify(init.body), signal: init.signal });
     } catch (err) {
       if (init.signal?.aborted) throw err;
       throw new ControlError(undefined, `control plane unreachable (${method} ${path}): ${(err as Error).cause ? String((err as Error).cause) : (err as Error).message}`);
@@ -56,7 +57,7 @@ export class ControlClient {
     return res;
   }
 
-  private async json<T>(res: Response, schema: z.ZodType<T>, what: string): Promise<T> {
+  private async json<T>(res: ControlAnswer, schema: z.ZodType<T>, what: string): Promise<T> {
     const text = await res.text();
     if (!res.ok) throw new ControlError(res.status, `${what}: HTTP ${res.status} ${text.slice(0, 300)}`);
     let raw: unknown;
@@ -87,11 +88,11 @@ export class ControlClient {
     const bounded = AbortSignal.any([...(signal ? [signal] : []), AbortSignal.timeout((waitSeconds + 15) * 1000)]);
     const res = await this.call('GET', `v1/device/desired?wait=${waitSeconds}`, { headers, signal: bounded });
     if (res.status === 304) {
-      await res.body?.cancel();
+      res.discard();
       return { kind: 'unchanged' };
     }
     if (res.status === 204) {
-      await res.body?.cancel();
+      res.discard();
       return { kind: 'none' };
     }
     const text = await res.text();
@@ -104,7 +105,7 @@ export class ControlClient {
     }
     const jws = (doc as { document?: unknown } | null)?.document;
     if (typeof jws !== 'string') throw new ControlError(res.status, 'desired state: answer has no document');
-    return { kind: 'document', jws, etag: res.headers.get('etag') ?? undefined };
+    return { kind: 'document', jws, etag: res.header('etag') };
   }
 
   async pullToken(signal?: AbortSignal): Promise<z.infer<typeof pullTokenResponse>> {

@@ -7,7 +7,7 @@ import { parseImageRef, proxyRepository } from '../../manifests/image-ref.js';
 import { ImageUnavailableError, namingImage } from './errors.js';
 import { engineImage, engineLayerChains, engineRepoDigests, engineTags, pullImage, removeReference, tagImage } from './engine.js';
 import { checkDiskSpace } from './disk.js';
-import { startHandoverRegistry, type HandoverRegistry } from './local-registry.js';
+import type { HandoverRegistry } from './local-registry.js';
 import { decideLayers, deviceComponent, layersToFetch, localTag, tagsToRemove, type LayerDecision } from './plan.js';
 import { GcPacer, minorGc } from './gc-pacer.js';
 import { ProgressTracker, type DownloadProgress } from './progress.js';
@@ -225,7 +225,9 @@ export function createImageFetcher(opts: ImageFetcherOptions): ImageFetcher {
   }
 
   function handover(): Promise<HandoverRegistry> {
-    registry ??= startHandoverRegistry(
+    // Loaded on the first handover: Hono and its node server stay out of a daemon whose images the
+    // engine already has (most releases change a few services; idle memory matters on a gateway).
+    registry ??= import('./local-registry.js').then(({ startHandoverRegistry }) => startHandoverRegistry(
       {
         manifest: async (digest) => {
           const bytes = await store.read(digest);
@@ -249,7 +251,7 @@ export function createImageFetcher(opts: ImageFetcherOptions): ImageFetcher {
       },
       log,
       pacer,
-    );
+    ));
     // A failed start (no loopback port?) is retried on the next handover, not cached.
     registry.catch(() => {
       registry = undefined;
