@@ -134,7 +134,11 @@ async function turn(d: Device): Promise<boolean> {
 
 let done = 0;
 await Promise.all(
-  Array.from({ length: Math.min(job.concurrency, devices.length) }, async () => {
+  Array.from({ length: Math.min(job.concurrency, devices.length) }, async (_, c) => {
+    // Ramp up, 50 connections every 25 ms: thousands of connects at once overflow the server's
+    // accept backlog (511), and a dropped SYN is retried after 1, 3, 7… s, a tail that measures
+    // the kernel, not Berth.
+    await new Promise((r) => setTimeout(r, Math.floor(c / 50) * 25));
     while (done < devices.length) {
       if (head >= queue.length) {
         // Every remaining device is in a poll right now; wait for one to come back.

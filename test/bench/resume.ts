@@ -81,7 +81,7 @@ export const bench: Bench = {
   async run({ quick, log }: BenchOptions): Promise<BenchRow[]> {
     const r = await benchRig();
     const size = quick ? 20 * MiB : 200 * MiB;
-    const runs = quick ? 1 : 2;
+    const runs = quick ? 1 : 3;
     const run = `${process.pid}-${Date.now().toString(36)}`;
     const dir = scratchDir('resume');
     const proxy = await startProxyProcess(dir.dir, r.rig.registryUrl);

@@ -107,6 +107,8 @@ export async function operator(cp: { url: string; adminToken: string }, method: 
     method,
     headers: { authorization: `Bearer ${cp.adminToken}`, ...(body?.type ? { 'content-type': body.type } : {}) },
     body: body?.text,
+  }).catch((err: Error & { cause?: Error }) => {
+    throw new Error(`${method} ${path}: ${err.message}${err.cause ? ` (${err.cause.message})` : ''}`);
   });
   const text = await res.text();
   if (!expect.includes(res.status)) throw new Error(`${method} ${path}: ${res.status} ${text.slice(0, 500)}`);

@@ -82,7 +82,7 @@ export const bench: Bench = {
   async run({ quick, log }: BenchOptions): Promise<BenchRow[]> {
     const r = await benchRig();
     const run = `${process.pid}-${Date.now().toString(36)}`;
-    const runs = quick ? 1 : 2;
+    const runs = quick ? 1 : 3;
     const dir = scratchDir('update-bytes');
     const proxy = await startProxyProcess(dir.dir, r.rig.registryUrl);
     const rows: BenchRow[] = [];
