@@ -1,7 +1,7 @@
-import { open, readFile, rename, mkdir, chmod, unlink } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { readFile, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { z } from 'zod';
+import { writeFileAtomic } from '../common/atomic-file.js';
 import type { Release } from './reconcile/spec.js';
 
 /**
@@ -14,29 +14,9 @@ import type { Release } from './reconcile/spec.js';
  *   report.json       the last report sequence used (reports stay strictly increasing across restarts)
  *   download/         the download channel's own store (see download/README.md)
  */
-export async function writeAtomic(path: string, data: string): Promise<void> {
-  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-  const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  const fh = await open(tmp, 'wx', 0o600);
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
-    await rename(tmp, path);
-  } catch (err) {
-    await unlink(tmp).catch(() => undefined);
-    throw err;
-  }
-  await chmod(path, 0o600);
-  const dir = await open(dirname(path), 'r');
-  try {
-    await dir.sync();
-  } finally {
-    await dir.close();
-  }
+/** State files hold secrets (the device token) and journals: whole-or-nothing writes, 0600. */
+export function writeAtomic(path: string, data: string): Promise<void> {
+  return writeFileAtomic(path, data, { mode: 0o600 });
 }
 
 async function readJson<T>(path: string, schema: z.ZodType<T>): Promise<T | undefined> {

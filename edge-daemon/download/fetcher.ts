@@ -7,6 +7,7 @@ import { parseImageRef, proxyRepository } from '../../manifests/image-ref.js';
 import { ImageUnavailableError, namingImage } from './errors.js';
 import { engineImage, engineLayerChains, engineRepoDigests, engineTags, pullImage, removeReference, tagImage } from './engine.js';
 import { checkDiskSpace } from './disk.js';
+import type { FetcherOptions, ImageFetcher } from '../images.js';
 import type { HandoverRegistry } from './local-registry.js';
 import { decideLayers, deviceComponent, layersToFetch, localTag, tagsToRemove, type LayerDecision } from './plan.js';
 import { GcPacer, minorGc } from './gc-pacer.js';
@@ -14,24 +15,10 @@ import { ProgressTracker, type DownloadProgress } from './progress.js';
 import { ProxyClient, type BlobTarget } from './proxy-client.js';
 import { BlobStore } from './store.js';
 
-export interface ImageFetcher {
-  ensureImages(images: string[], opts: { onProgress?: (p: DownloadProgress) => void; signal?: AbortSignal }): Promise<Record<string, { imageId: string }>>;
-  missingBytes(images: string[]): Promise<number>;
-  prune(keep: string[]): Promise<void>;
-  close(): Promise<void>;
-}
+// The contract lives with its caller (edge-daemon/images.ts); this side implements it and adds tunables.
+export type { ImageFetcher };
 
-export interface ImageFetcherOptions {
-  stateDir: string;
-  docker: Dockerode;
-  deviceId: string;
-  registryProxy: string;
-  pullToken: () => Promise<string>;
-  log: Logger;
-  /** Blobs downloaded at once (default 3). */
-  concurrency?: number;
-  /** Free space kept on top of the missing bytes (default 256 MiB). */
-  diskMarginBytes?: number;
+export interface ImageFetcherOptions extends FetcherOptions {
   /** A request receiving nothing for this long is cut and resumed (default 30 s). */
   idleTimeoutMs?: number;
   /** Attempts per blob for transient failures (default 8), backoff base and cap. */
