@@ -39,7 +39,8 @@ const job = await readJob<SimJob>();
 const base = new URL(job.cpUrl);
 const agent = new Agent({ keepAlive: true, maxSockets: Math.max(job.concurrency, job.enrollConcurrency) });
 
-function call(method: string, path: string, opts: { token?: string; json?: unknown; headers?: Record<string, string> } = {}): Promise<{ status: number; body: string }> {
+/** One request; `timeoutMs` cuts a request that gets no answer (it is then retried). */
+function call(method: string, path: string, opts: { token?: string; json?: unknown; headers?: Record<string, string>; timeoutMs?: number } = {}): Promise<{ status: number; body: string }> {
   const body = opts.json === undefined ? undefined : JSON.stringify(opts.json);
   const headers: Record<string, string> = { ...opts.headers };
   if (opts.token) headers.authorization = `Bearer ${opts.token}`;
@@ -54,33 +55,52 @@ function call(method: string, path: string, opts: { token?: string; json?: unkno
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
       res.on('error', reject);
     });
+    req.setTimeout(opts.timeoutMs ?? 30_000, () => req.destroy(new Error(`no answer within ${opts.timeoutMs ?? 30_000} ms`)));
     req.on('error', reject);
     req.end(body);
   });
 }
 
-async function withRetry<T>(what: string, fn: () => Promise<T>): Promise<T> {
+/** Statuses a daemon retries: the request may not have been processed (408, 429, 5xx). */
+const RETRYABLE = new Set([408, 429, 500, 502, 503, 504]);
+let retries = 0;
+const retryReasons = new Map<string, number>();
+
+/** Retries network errors and retryable statuses with backoff, as the daemon does; counts them. */
+async function withRetry(what: string, fn: () => Promise<{ status: number; body: string }>): Promise<{ status: number; body: string }> {
   for (let attempt = 1; ; attempt++) {
+    let reason: string;
     try {
-      return await fn();
+      const r = await fn();
+      if (!RETRYABLE.has(r.status)) return r;
+      reason = `HTTP ${r.status}`;
     } catch (err) {
-      if (attempt >= 5) throw new Error(`${what}: ${(err as Error).message}`);
-      await new Promise((r) => setTimeout(r, 200 * attempt));
+      reason = (err as Error).message.replace(/\d+/g, 'N');
     }
+    if (attempt >= 8) throw new Error(`${what}: gave up after ${attempt} attempts (${reason})`);
+    retries++;
+    retryReasons.set(reason, (retryReasons.get(reason) ?? 0) + 1);
+    await new Promise((r) => setTimeout(r, Math.min(5000, 100 * 2 ** attempt) * (0.5 + Math.random() / 2)));
   }
 }
 
 async function enroll(i: number): Promise<Device> {
   const d = simDevice(job.fleet, i);
-  return withRetry(`enroll ${d.serial}`, async () => {
-    const ch = await call('POST', '/v1/enroll/challenge', { json: { serial: d.serial } });
-    if (ch.status !== 200) throw new Error(`challenge ${ch.status} ${ch.body.slice(0, 200)}`);
+  for (let attempt = 1; ; attempt++) {
+    // A fresh challenge per attempt: a challenge is single-use whatever the outcome.
+    const ch = await withRetry(`challenge ${d.serial}`, () => call('POST', '/v1/enroll/challenge', { json: { serial: d.serial } }));
+    if (ch.status !== 200) throw new Error(`challenge ${d.serial}: ${ch.status} ${ch.body.slice(0, 200)}`);
     const { challenge } = JSON.parse(ch.body) as { challenge: string };
-    const r = await call('POST', '/v1/enroll', { json: { serial: d.serial, challenge, signature: signBytes(d.privateKey, enrollProofBytes(d.serial, challenge)) } });
-    if (r.status !== 200) throw new Error(`enroll ${r.status} ${r.body.slice(0, 200)}`);
-    const out = JSON.parse(r.body) as { deviceId: string; token: string; jwks: { keys: object[] } };
-    return { i, serial: d.serial, deviceId: out.deviceId, token: out.token, jwks: out.jwks, reportSeq: 0 };
-  });
+    const r = await call('POST', '/v1/enroll', { json: { serial: d.serial, challenge, signature: signBytes(d.privateKey, enrollProofBytes(d.serial, challenge)) } }).catch((err: Error) => ({ status: 0, body: err.message }));
+    if (r.status === 200) {
+      const out = JSON.parse(r.body) as { deviceId: string; token: string; jwks: { keys: object[] } };
+      return { i, serial: d.serial, deviceId: out.deviceId, token: out.token, jwks: out.jwks, reportSeq: 0 };
+    }
+    if ((r.status !== 0 && !RETRYABLE.has(r.status)) || attempt >= 8) throw new Error(`enroll ${d.serial}: ${r.status} ${r.body.slice(0, 200)}`);
+    retries++;
+    retryReasons.set(`enroll ${r.status}`, (retryReasons.get(`enroll ${r.status}`) ?? 0) + 1);
+    await new Promise((res) => setTimeout(res, 200 * attempt));
+  }
 }
 
 async function report(d: Device, fields: Pick<DeviceReport, 'desiredSequence' | 'running' | 'phase'> & Partial<DeviceReport>): Promise<void> {
@@ -103,7 +123,7 @@ const devices: Device[] = [];
     }),
   );
 }
-emit({ event: 'enrolled', devices: devices.length, seconds: (performance.now() - t0) / 1000 });
+emit({ event: 'enrolled', devices: devices.length, seconds: (performance.now() - t0) / 1000, retries });
 
 const t1 = performance.now();
 const queue = [...devices];
@@ -113,7 +133,7 @@ let rejected = 0;
 /** One device's turn: a long-poll; with a document, verify it and report downloading → running. */
 async function turn(d: Device): Promise<boolean> {
   polls++;
-  const r = await withRetry(`desired ${d.serial}`, () => call('GET', `/v1/device/desired?wait=${job.waitSeconds}`, { token: d.token }));
+  const r = await withRetry(`desired ${d.serial}`, () => call('GET', `/v1/device/desired?wait=${job.waitSeconds}`, { token: d.token, timeoutMs: (job.waitSeconds + 15) * 1000 }));
   if (r.status === 204 || r.status === 304) return false;
   if (r.status !== 200) throw new Error(`desired ${d.serial}: ${r.status} ${r.body.slice(0, 200)}`);
   const { document } = JSON.parse(r.body) as { document: string };
@@ -157,4 +177,4 @@ await Promise.all(
   }),
 );
 agent.destroy();
-emit({ event: 'done', devices: devices.length, seconds: (performance.now() - t1) / 1000, polls, rejected });
+emit({ event: 'done', devices: devices.length, seconds: (performance.now() - t1) / 1000, polls, rejected, retries, retryReasons: Object.fromEntries(retryReasons) });

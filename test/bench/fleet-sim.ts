@@ -84,11 +84,15 @@ export const bench: Bench = {
         const t1 = performance.now();
         const created = await operator(server.cp, 'POST', '/v1/campaigns', { json: { name: fleet, manifest: server.releases[0], selector: `fleet=${fleet}`, waves: ['1%', '10%', '100%'], soak: '0', start: true } });
         const done = Promise.all(running.map((w) => expectEvent(w, 'done')));
+        // A worker failing while the status loop runs must fail the bench, not crash the runner.
+        let workerError: Error | undefined;
+        done.catch((err: Error) => (workerError = err));
         let status = '';
         let lastLog = performance.now();
         while (status !== 'completed') {
           const s = await operator(server.cp, 'GET', `/v1/campaigns/${String(created.id)}`);
           status = String(s.status);
+          if (workerError) throw workerError;
           if (performance.now() - lastLog > 15_000) {
             lastLog = performance.now();
             log(`fleet-sim ${n}: campaign ${status}, wave ${String(s.currentWave)}, devices ${JSON.stringify(s.devices)} after ${((lastLog - t1) / 1000).toFixed(0)} s`);
@@ -102,10 +106,14 @@ export const bench: Bench = {
         const results = await done;
         for (const w of running.splice(0)) await w.exited;
         const polls = results.reduce((a, e) => a + Number(e.polls), 0);
-        log(`fleet-sim ${n}: campaign completed in ${wall.toFixed(1)} s, server CPU ${cpu.toFixed(1)} s (${((cpu / wall) * 100).toFixed(0)}%), ${polls} polls`);
+        const retries = results.reduce((a, e) => a + Number(e.retries), 0);
+        const reasons: Record<string, number> = {};
+        for (const e of results) for (const [k, v] of Object.entries(e.retryReasons as Record<string, number>)) reasons[k] = (reasons[k] ?? 0) + v;
+        const retryNote = retries ? `; ${retries} requests retried (${Object.entries(reasons).map(([k, v]) => `${k} ×${v}`).join(', ')})` : '';
+        log(`fleet-sim ${n}: campaign completed in ${wall.toFixed(1)} s, server CPU ${cpu.toFixed(1)} s (${((cpu / wall) * 100).toFixed(0)}%), ${polls} polls${retryNote}`);
         const size = n.toLocaleString('en');
         rows.push(
-          { bench: 'fleet-sim', metric: `${size} devices: campaign 1%,10%,100% created → completed`, unit: 's', berth: stat([wall]), note: `one run; ${workers} simulator processes, ≤ ${openPolls} long-polls open each (wait=5 s, in rounds); every device verifies its document and reports downloading then running (${2 * n} reports, ${polls} polls); server CPU ${cpu.toFixed(1)} s = ${((cpu / wall) * 100).toFixed(0)}% of one core` },
+          { bench: 'fleet-sim', metric: `${size} devices: campaign 1%,10%,100% created → completed`, unit: 's', berth: stat([wall]), note: `one run; ${workers} simulator processes, ≤ ${openPolls} long-polls open each (wait=5 s, in rounds); every device verifies its document and reports downloading then running (${2 * n} reports, ${polls} polls${retryNote}); server CPU ${cpu.toFixed(1)} s = ${((cpu / wall) * 100).toFixed(0)}% of one core` },
           { bench: 'fleet-sim', metric: `${size} devices: enrollment through the routes`, unit: 'devices/s', berth: stat([n / enrollSeconds]), note: `one run; challenge + signed enroll per device, 2 × 16 in flight; server CPU ${((enrollCpu / enrollSeconds) * 100).toFixed(0)}% of one core` },
         );
       }
