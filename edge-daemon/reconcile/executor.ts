@@ -103,7 +103,7 @@ async function waitHealthy(step: Extract<Step, { kind: 'wait-healthy' }>, env: E
       if (!st.Running && !st.Restarting) await fail(`exited with code ${st.ExitCode}${st.Error ? ` (${st.Error})` : ''}`);
       if (health === 'unhealthy') {
         const last = st.Health?.Log?.at(-1);
-        await fail(`is unhealthy${last ? ` (check exit ${last.ExitCode}: ${last.Output.trim().slice(0, 300)})` : ''}`);
+        await fail(`is unhealthy${last ? ` (health check exited ${last.ExitCode}${last.Output.trim() ? `: ${last.Output.trim().slice(0, 300)}` : ' with no output'})` : ''}`);
       }
       if (health === 'healthy') pending.delete(id);
       else if (!health || health === 'none') {

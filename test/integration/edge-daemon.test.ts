@@ -204,6 +204,7 @@ describe('edge daemon against the real engine, registry proxy and download chann
     expect(last.running).toBe('site@4.0.0');
     expect(last.error).toContain('web');
     expect(last.error).toContain('unhealthy');
+    expect(last.error).toContain('health check exited 1 with no output');
     expect(last.error).toContain('bad-release-says-hello');
     expect(last.error).toContain('disk-quota-missing');
 
