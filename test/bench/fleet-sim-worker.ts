@@ -55,7 +55,7 @@ function call(method: string, path: string, opts: { token?: string; json?: unkno
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
       res.on('error', reject);
     });
-    req.setTimeout(opts.timeoutMs ?? 30_000, () => req.destroy(new Error(`no answer within ${opts.timeoutMs ?? 30_000} ms`)));
+    req.setTimeout(opts.timeoutMs ?? 30_000, () => req.destroy(new Error('no answer in time (wait + 15 s, as the daemon)')));
     req.on('error', reject);
     req.end(body);
   });
