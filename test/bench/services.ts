@@ -103,13 +103,19 @@ export async function operator(cp: { url: string; adminToken: string }, method: 
     if (!expect.includes(r.status)) throw new Error(`${method} ${path}: ${r.status} ${JSON.stringify(r.json).slice(0, 500)}`);
     return r.json;
   }
-  const res = await fetch(cp.url + path, {
-    method,
-    headers: { authorization: `Bearer ${cp.adminToken}`, ...(body?.type ? { 'content-type': body.type } : {}) },
-    body: body?.text,
-  }).catch((err: Error & { cause?: Error }) => {
-    throw new Error(`${method} ${path}: ${err.message}${err.cause ? ` (${err.cause.message})` : ''}`);
-  });
+  // A keep-alive connection the server closed as it was reused fails at once (EPIPE, ECONNRESET):
+  // retried once on a new connection. The calls retried are idempotent (import, reads).
+  const send = () =>
+    fetch(cp.url + path, {
+      method,
+      headers: { authorization: `Bearer ${cp.adminToken}`, ...(body?.type ? { 'content-type': body.type } : {}) },
+      body: body?.text,
+    });
+  const res = await send()
+    .catch(() => send())
+    .catch((err: Error & { cause?: Error }) => {
+      throw new Error(`${method} ${path}: ${err.message}${err.cause ? ` (${err.cause.message})` : ''}`);
+    });
   const text = await res.text();
   if (!expect.includes(res.status)) throw new Error(`${method} ${path}: ${res.status} ${text.slice(0, 500)}`);
   return text ? (JSON.parse(text) as Record<string, unknown>) : {};
