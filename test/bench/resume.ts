@@ -84,7 +84,10 @@ export const bench: Bench = {
     const runs = quick ? 1 : 3;
     const run = `${process.pid}-${Date.now().toString(36)}`;
     const dir = scratchDir('resume');
-    const proxy = await startProxyProcess(dir.dir, r.rig.registryUrl);
+    const proxy = await startProxyProcess(dir.dir, r.rig.registryUrl).catch((err: unknown) => {
+      dir.remove();
+      throw err;
+    });
     const rows: BenchRow[] = [];
     try {
       const image = await forgeImage(r.rig.registry, `bench/resume-${run}`, 'v1', { layers: [{ files: { '/data/blob.bin': pseudoRandomBytes(size, `${run}:resume`) } }] });

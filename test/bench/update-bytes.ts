@@ -84,7 +84,10 @@ export const bench: Bench = {
     const run = `${process.pid}-${Date.now().toString(36)}`;
     const runs = quick ? 1 : 3;
     const dir = scratchDir('update-bytes');
-    const proxy = await startProxyProcess(dir.dir, r.rig.registryUrl);
+    const proxy = await startProxyProcess(dir.dir, r.rig.registryUrl).catch((err: unknown) => {
+      dir.remove();
+      throw err;
+    });
     const rows: BenchRow[] = [];
     try {
       for (const s of scenarios(quick ? 0.1 : 1, run)) {
