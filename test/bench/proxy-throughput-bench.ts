@@ -1,7 +1,6 @@
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { pseudoRandomBytes } from '../rig/forge.js';
+import { pseudoRandomBytes, pushBlobBytes } from '../rig/forge.js';
 import { startRegistry } from '../rig/index.js';
 import type { DownloadJob, DownloadResult } from './load.js';
 import { MiB } from './engine.js';
@@ -19,19 +18,6 @@ import { compare, stat, type Bench, type BenchOptions, type BenchRow } from './s
  * MB/s, a client-side resume check, client in the bench process); the runner uses this one so the
  * table has medians with min/max and an out-of-process client like every other row.
  */
-
-async function pushBlob(registryUrl: string, repository: string, bytes: Buffer): Promise<string> {
-  const digest = 'sha256:' + createHash('sha256').update(bytes).digest('hex');
-  const start = await fetch(`${registryUrl}/v2/${repository}/blobs/uploads/`, { method: 'POST' });
-  await start.arrayBuffer();
-  if (start.status !== 202) throw new Error(`starting a blob upload: HTTP ${start.status}`);
-  const location = new URL(start.headers.get('location') ?? '', registryUrl);
-  location.searchParams.set('digest', digest);
-  const put = await fetch(location, { method: 'PUT', headers: { 'content-type': 'application/octet-stream' }, body: bytes });
-  await put.arrayBuffer();
-  if (put.status !== 201) throw new Error(`pushing the bench blob: HTTP ${put.status}`);
-  return digest;
-}
 
 /** The pid listening on a loopback port (the private registry's), from `ss`; null if unknown. */
 function listenerPid(port: string): number | null {
@@ -63,11 +49,11 @@ export const bench: Bench = {
     let proxy: Awaited<ReturnType<typeof startProxyProcess>> | undefined;
     try {
       const blob = pseudoRandomBytes(blobBytes, `proxy-throughput:${process.pid}`);
-      const digest = await pushBlob(registry.registryUrl, 'bench/blob', blob);
+      const digest = await pushBlobBytes(registry.registryUrl, 'bench/blob', blob);
       // Cache-miss probes: one small distinct blob per run, so every probe is a real miss.
       const missBytes = 20_000_000;
       const misses: string[] = [];
-      for (let i = 0; i < runs; i++) misses.push(await pushBlob(registry.registryUrl, 'bench/blob', pseudoRandomBytes(missBytes, `proxy-miss:${process.pid}:${i}`)));
+      for (let i = 0; i < runs; i++) misses.push(await pushBlobBytes(registry.registryUrl, 'bench/blob', pseudoRandomBytes(missBytes, `proxy-miss:${process.pid}:${i}`)));
       proxy = await startProxyProcess(dir.dir, registry.registryUrl, 'bench');
       const urls = {
         registry: (d: string) => `${registry.registryUrl}/v2/bench/blob/blobs/${d}`,

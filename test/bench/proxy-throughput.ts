@@ -1,11 +1,10 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { pseudoRandomBytes } from '../rig/forge.js';
+import { pseudoRandomBytes, pushBlobBytes } from '../rig/forge.js';
 import { freePort, startRegistry } from '../rig/index.js';
 
 /**
@@ -91,18 +90,6 @@ function listenerPid(port: string): number | null {
   }
 }
 
-async function pushBlob(registryUrl: string, repository: string, bytes: Buffer): Promise<string> {
-  const digest = 'sha256:' + createHash('sha256').update(bytes).digest('hex');
-  const start = await fetch(`${registryUrl}/v2/${repository}/blobs/uploads/`, { method: 'POST' });
-  await start.arrayBuffer();
-  const location = new URL(start.headers.get('location') ?? '', registryUrl);
-  location.searchParams.set('digest', digest);
-  const put = await fetch(location, { method: 'PUT', headers: { 'content-type': 'application/octet-stream' }, body: bytes });
-  await put.arrayBuffer();
-  if (put.status !== 201) throw new Error(`pushing the bench blob: HTTP ${put.status}`);
-  return digest;
-}
-
 async function startProxyProcess(upstream: string, cacheDir: string): Promise<{ child: ChildProcess; url: string }> {
   const port = await freePort();
   const child = spawn(process.execPath, [berthBin(), 'registry-proxy', '--listen', `127.0.0.1:${port}`, '--cache-dir', cacheDir, '--upstream', `bench=${upstream}`, '--anonymous'], {
@@ -124,7 +111,7 @@ export async function benchProxyThroughput(): Promise<object> {
   const cacheDir = mkdtempSync(join(tmpdir(), 'berth-bench-proxy-'));
   let proxy: { child: ChildProcess; url: string } | undefined;
   try {
-    const digest = await pushBlob(registry.registryUrl, 'bench/blob', pseudoRandomBytes(BLOB_BYTES, 'proxy-throughput'));
+    const digest = await pushBlobBytes(registry.registryUrl, 'bench/blob', pseudoRandomBytes(BLOB_BYTES, 'proxy-throughput'));
     proxy = await startProxyProcess(registry.registryUrl, cacheDir);
     const proxyPid = proxy.child.pid as number;
     const urls = { registry: `${registry.registryUrl}/v2/bench/blob/blobs/${digest}`, proxy: `${proxy.url}/v2/bench/bench/blob/blobs/${digest}` };

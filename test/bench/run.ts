@@ -74,10 +74,12 @@ async function main(): Promise<void> {
   const md = toMarkdown(rows, meta);
   const out = join(dirname(fileURLToPath(import.meta.url)), '../../../test/bench/results');
   await mkdir(out, { recursive: true });
-  await writeFile(join(out, 'latest.md'), md);
-  await writeFile(join(out, 'latest.json'), JSON.stringify({ meta, rows, failures }, null, 2) + '\n');
+  // Only a full run replaces the published figures; a --quick or --only run must not overwrite them.
+  const base = values.quick || values.only ? 'partial' : 'latest';
+  await writeFile(join(out, `${base}.md`), md);
+  await writeFile(join(out, `${base}.json`), JSON.stringify({ meta, rows, failures }, null, 2) + '\n');
   console.log('\n' + md);
-  log(`done in ${meta.wallSeconds}s; wrote test/bench/results/latest.{md,json}`);
+  log(`done in ${meta.wallSeconds}s; wrote test/bench/results/${base}.{md,json}`);
   if (failures.length) {
     console.error(`failed benches:\n  ${failures.join('\n  ')}`);
     process.exitCode = 1;

@@ -208,6 +208,13 @@ async function pushBlob(base: string, repository: string, digest: string, bytes:
   if (put.status !== 201) throw await failure(`finishing upload of ${digest} to ${base}/v2/${repository}`, put);
 }
 
+/** Pushes one blob (benchmarks push bare blobs to measure serving them); returns its digest. */
+export async function pushBlobBytes(registry: string, repository: string, bytes: Buffer, auth?: RegistryAuth): Promise<string> {
+  const digest = sha256(bytes);
+  await pushBlob(registryBase(registry).base, repository, digest, bytes, authHeader(auth));
+  return digest;
+}
+
 /** Pushes a built image's blobs, then its manifest by tag. */
 export async function pushImage(registry: string, repository: string, tag: string, image: BuiltImage, auth?: RegistryAuth): Promise<ForgedImage> {
   const { base, host } = registryBase(registry);
