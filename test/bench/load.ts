@@ -31,6 +31,13 @@ export interface RequestsJob {
   seqStart?: number;
   /** The status counted as success. */
   expect: number;
+  /**
+   * Open loop: send at this fixed rate whatever the answers do (up to `concurrency` in flight), and
+   * measure latency from each request's scheduled time, so a slow server cannot hide its queueing
+   * (no coordinated omission). Without it, `concurrency` connections send back to back (closed
+   * loop: the server's saturation throughput).
+   */
+  ratePerSecond?: number;
 }
 
 export interface RequestsResult {
@@ -95,36 +102,48 @@ async function runRequests(job: RequestsJob): Promise<RequestsResult> {
   const start = performance.now();
   const countFrom = start + job.warmupMs;
   const end = countFrom + job.durationMs;
-  async function connection(c: number): Promise<void> {
-    for (let i = 0; ; i++) {
-      const now = performance.now();
-      if (now >= end) return;
-      const who = (i * job.concurrency + c) % job.identities.length;
-      let body = job.identities[who].body ?? job.body;
-      if (body?.includes('__SEQ__')) {
-        const next = (seq.get(who) ?? job.seqStart ?? 1) + 1;
-        seq.set(who, next);
-        body = body.replaceAll('__SEQ__', String(next));
-      }
-      const t0 = performance.now();
-      let status = 0;
-      try {
-        const res = await send(agent, url, job.method, job.identities[who].headers, body);
-        status = res.status;
-        if (status !== job.expect && firstError === undefined) firstError = `${status}: ${res.text}`;
-      } catch (err) {
-        if (firstError === undefined) firstError = (err as Error).message;
-      }
-      const t1 = performance.now();
-      if (t0 < countFrom || t1 > end) continue;
-      statuses[status] = (statuses[status] ?? 0) + 1;
-      if (status === job.expect) {
-        ok++;
-        latencies.push(t1 - t0);
-      } else failed++;
-    }
+  function bodyFor(who: number): string | undefined {
+    const body = job.identities[who].body ?? job.body;
+    if (!body?.includes('__SEQ__')) return body;
+    const next = (seq.get(who) ?? job.seqStart ?? 1) + 1;
+    seq.set(who, next);
+    return body.replaceAll('__SEQ__', String(next));
   }
-  await Promise.all(Array.from({ length: job.concurrency }, (_, c) => connection(c)));
+  async function one(who: number, t0: number): Promise<void> {
+    let status = 0;
+    try {
+      const res = await send(agent, url, job.method, job.identities[who].headers, bodyFor(who));
+      status = res.status;
+      if (status !== job.expect && firstError === undefined) firstError = `${status}: ${res.text}`;
+    } catch (err) {
+      if (firstError === undefined) firstError = (err as Error).message;
+    }
+    const t1 = performance.now();
+    if (t0 < countFrom || t0 >= end) return;
+    statuses[status] = (statuses[status] ?? 0) + 1;
+    if (status === job.expect) {
+      ok++;
+      latencies.push(t1 - t0);
+    } else failed++;
+  }
+  async function openLoop(rate: number): Promise<void> {
+    const inFlight = new Set<Promise<void>>();
+    for (let i = 0; ; i++) {
+      const due = start + (i * 1000) / rate;
+      if (due >= end) break;
+      const wait = due - performance.now();
+      if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+      if (inFlight.size >= job.concurrency) await Promise.race(inFlight);
+      const p = one(i % job.identities.length, due).finally(() => inFlight.delete(p));
+      inFlight.add(p);
+    }
+    await Promise.all(inFlight);
+  }
+  async function connection(c: number): Promise<void> {
+    for (let i = 0; performance.now() < end; i++) await one((i * job.concurrency + c) % job.identities.length, performance.now());
+  }
+  if (job.ratePerSecond) await openLoop(job.ratePerSecond);
+  else await Promise.all(Array.from({ length: job.concurrency }, (_, c) => connection(c)));
   agent.destroy();
   const cpu = process.cpuUsage(cpu0);
   const clientCpuPercent = ((cpu.user + cpu.system) / 1000 / (performance.now() - start)) * 100;
