@@ -10,6 +10,7 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { killLiveChildren } from './proc.js';
+import { holdsLease, rigFromEnv, stopRig } from '../rig/index.js';
 import { fmt, fmtStat, type Bench, type BenchRow } from './stats.js';
 
 export type { Bench, BenchOptions } from './stats.js';
@@ -70,6 +71,9 @@ async function main(): Promise<void> {
       log(`${name} FAILED: ${(err as Error).stack}`);
     }
   }
+  // Benches start (or join) the test rig; release it so a run leaves no dockerd behind, unless
+  // another process still uses it (stopRig only tears down for the last user).
+  if (holdsLease()) await stopRig(rigFromEnv());
   const meta = { ...machine(), date: new Date().toISOString(), quick: values.quick === true, wallSeconds: Math.round((Date.now() - started) / 1000) };
   const md = toMarkdown(rows, meta);
   const out = join(dirname(fileURLToPath(import.meta.url)), '../../../test/bench/results');

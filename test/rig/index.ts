@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, renameSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { dockerdAlive, dockerdAnswers, removeAllContainers, spawnDockerd, stopDockerd, unmountUnder } from './dockerd.js';
@@ -179,6 +179,11 @@ const ENV = {
 } as const;
 
 /** The variables the global setup exports so worker processes find the rig. */
+/** Whether this process took a lease on the rig in `dir` (so it must release it with stopRig). */
+export function holdsLease(dir: string = rigDir()): boolean {
+  return existsSync(join(leasesOf(dir), String(process.pid)));
+}
+
 export function rigEnv(rig: RigInfo): Record<string, string> {
   return { [ENV.dockerSocket]: rig.dockerSocket, [ENV.registry]: rig.registry, [ENV.dir]: rig.dir };
 }
