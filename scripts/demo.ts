@@ -280,9 +280,7 @@ export async function demo(argv: string[]): Promise<number> {
 
     say.title('The control plane (embedded database) and the registry proxy');
     const fleet = await Fleet.start({
-      registry: engine.registry,
-      registryUrl: engine.registryUrl,
-      dockerHost: engine.dockerHost,
+      engine,
       dir,
       gateways: SERIALS.map((serial) => ({ serial, labels: { site: 'berlin' } })),
       // Every service is its own process, started the way an operator would start it.

@@ -21,9 +21,7 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'berth-cli-it-'));
   images = await forgeDemoImages(rig.registry);
   fleet = await Fleet.start({
-    registry: rig.registry,
-    registryUrl: rig.registryUrl,
-    dockerHost: rig.dockerHost,
+    engine: rig,
     dir,
     gateways: [
       { serial: 'gw-a', labels: { site: 'berlin' } },

@@ -26,9 +26,7 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'berth-e2e-px-'));
   images = await forgeDemoImages(rig.registry);
   fleet = await Fleet.start({
-    registry: rig.registry,
-    registryUrl: rig.registryUrl,
-    dockerHost: rig.dockerHost,
+    engine: rig,
     dir,
     gateways: SERIALS.map((serial) => ({ serial, labels: { ring: 'px' } })),
     processes: { node: process.execPath, berth: BERTH },

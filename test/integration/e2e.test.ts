@@ -41,9 +41,7 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'berth-e2e-'));
   images = await forgeDemoImages(rig.registry);
   fleet = await Fleet.start({
-    registry: rig.registry,
-    registryUrl: rig.registryUrl,
-    dockerHost: rig.dockerHost,
+    engine: rig,
     dir,
     gateways: SERIALS.map((serial) => ({ serial, labels: { site: 'berlin' } })),
     offlineAfterMs: 12_000,

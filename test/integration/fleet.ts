@@ -28,11 +28,11 @@ export interface GatewaySpec {
 }
 
 export interface FleetOptions {
-  /** The local registry (host:port) the demo images live in, and its URL. */
-  registry: string;
-  registryUrl: string;
-  /** unix:///…/docker.sock of the engine every gateway shares. */
-  dockerHost: string;
+  /**
+   * The engine every gateway shares (`dockerHost`: unix:///…/docker.sock) and the local registry the
+   * demo images live in (`registryUrl`); the test rig's info fits as it is.
+   */
+  engine: { dockerHost: string; registryUrl: string };
   /** Everything the fleet writes: database, proxy cache, device keys and state, logs. */
   dir: string;
   gateways: GatewaySpec[];
@@ -122,7 +122,7 @@ export class Fleet {
   private readonly log: Logger;
 
   private constructor(readonly opts: FleetOptions) {
-    this.docker = new Docker({ socketPath: opts.dockerHost.replace(/^unix:\/\//, '') });
+    this.docker = new Docker({ socketPath: opts.engine.dockerHost.replace(/^unix:\/\//, '') });
     this.recordsFile = join(opts.dir, 'manufacturing-records.csv');
     this.logFile = join(opts.dir, 'logs', 'services.log');
     // One file for every service (pino/file in one worker thread): the story goes to the
@@ -178,7 +178,7 @@ export class Fleet {
     if (this.opts.processes) {
       this.proxy = await this.child(
         'registry-proxy',
-        ['registry-proxy', '--listen', `127.0.0.1:${this.proxyPort}`, '--cache-dir', cacheDir, '--upstream', `${UPSTREAM_ALIAS}=${this.opts.registryUrl}`, '--control-plane', this.controlPlaneUrl, '--tag-ttl-seconds', '1'],
+        ['registry-proxy', '--listen', `127.0.0.1:${this.proxyPort}`, '--cache-dir', cacheDir, '--upstream', `${UPSTREAM_ALIAS}=${this.opts.engine.registryUrl}`, '--control-plane', this.controlPlaneUrl, '--tag-ttl-seconds', '1'],
         () => answers(`${this.proxyUrl}/berth/v1/upstreams`),
       );
       return;
@@ -186,7 +186,7 @@ export class Fleet {
     const proxy = await startRegistryProxy({
       listen: `127.0.0.1:${this.proxyPort}`,
       cacheDir,
-      upstreams: [{ alias: UPSTREAM_ALIAS, url: this.opts.registryUrl }],
+      upstreams: [{ alias: UPSTREAM_ALIAS, url: this.opts.engine.registryUrl }],
       controlPlane: this.controlPlaneUrl,
       // Tags are re-resolved after a second: the demo pushes and publishes in quick succession.
       tagTtlMs: 1000,
@@ -300,7 +300,7 @@ export class Fleet {
       const state = new StateDir(g.stateDir);
       g.daemon = await this.child(
         name,
-        ['edge-daemon', '--control-plane', this.controlPlaneUrl, '--state-dir', g.stateDir, '--serial', g.serial, '--key', g.keyFile, '--docker-host', this.opts.dockerHost],
+        ['edge-daemon', '--control-plane', this.controlPlaneUrl, '--state-dir', g.stateDir, '--serial', g.serial, '--key', g.keyFile, '--docker-host', this.opts.engine.dockerHost],
         // Ready once enrolled: the credentials are in its state dir.
         async () => (await state.loadCredentials()) !== undefined,
       );
@@ -312,7 +312,7 @@ export class Fleet {
       stateDir: g.stateDir,
       serial: g.serial,
       key: g.keyFile,
-      dockerHost: this.opts.dockerHost,
+      dockerHost: this.opts.engine.dockerHost,
       log: this.log.child({ service: 'edge-daemon', serial: g.serial }),
       heartbeatMs: 5000,
       reconcileIntervalMs: 5000,
