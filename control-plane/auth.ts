@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { eq } from 'drizzle-orm';
 import { createMiddleware } from 'hono/factory';
 import { jwtVerify, SignJWT, type JWTPayload } from 'jose';
-import { TOKEN } from '../manifests/protocol.js';
+import { TOKEN } from '../protocol/protocol.js';
 import type { ControlPlaneContext } from './context.js';
 import { operatorTokens } from './db/schema.js';
 import { HttpError, type AppEnv, type OperatorActor, type Role } from './http.js';

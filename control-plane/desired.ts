@@ -1,6 +1,6 @@
 import { eq, sql } from 'drizzle-orm';
 import { alias } from 'drizzle-orm/sqlite-core';
-import { signDeployment, type DeploymentDocument } from '../manifests/deployment.js';
+import { signDeployment, type DeploymentDocument } from '../protocol/deployment.js';
 import type { PinnedManifest } from '../manifests/model.js';
 import type { ControlPlaneContext, Tx } from './context.js';
 import { desired, manifests } from './db/schema.js';

@@ -3,7 +3,7 @@ import { Hono } from 'hono';
 import { z } from 'zod';
 import { parseImageRef } from '../manifests/image-ref.js';
 import type { Manifest } from '../manifests/model.js';
-import { deviceReport, pullTokenResponse, type PullAccess, type ReleasePhase } from '../manifests/protocol.js';
+import { deviceReport, pullTokenResponse, type PullAccess, type ReleasePhase } from '../protocol/protocol.js';
 import { requireDevice } from './auth.js';
 import type { ControlPlaneContext } from './context.js';
 import { desiredRelease, desiredSequence, getDesiredDocument } from './desired.js';

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { and, eq, lt } from 'drizzle-orm';
 import { Hono } from 'hono';
-import { importPublicKey, verifyBytes } from '../manifests/keys.js';
-import { enrollChallengeRequest, enrollChallengeResponse, enrollProofBytes, enrollRequest, enrollResponse } from '../manifests/protocol.js';
+import { importPublicKey, verifyBytes } from '../protocol/keys.js';
+import { enrollChallengeRequest, enrollChallengeResponse, enrollProofBytes, enrollRequest, enrollResponse } from '../protocol/protocol.js';
 import { issueDeviceToken } from './auth.js';
 import type { ControlPlaneContext } from './context.js';
 import { devices, enrollChallenges } from './db/schema.js';

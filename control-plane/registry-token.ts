@@ -1,6 +1,6 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
-import type { PullAccess } from '../manifests/protocol.js';
+import type { PullAccess } from '../protocol/protocol.js';
 import { bearerOf, operatorFromToken, verifyDeviceToken } from './auth.js';
 import type { ControlPlaneContext } from './context.js';
 import { accessFor } from './device-api.js';

@@ -1,7 +1,7 @@
 import { createPrivateKey, createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
 import { desc, isNull } from 'drizzle-orm';
 import type { JWK } from 'jose';
-import { generateEd25519 } from '../manifests/keys.js';
+import { generateEd25519 } from '../protocol/keys.js';
 import type { Db } from './db/open.js';
 import { signingKeys } from './db/schema.js';
 

@@ -1,17 +1,17 @@
 import type { KeyObject } from 'node:crypto';
 import type { Logger } from '../common/log.js';
-import { signBytes } from '../manifests/keys.js';
+import { signBytes } from '../protocol/keys.js';
 import {
   enrollChallengeResponse,
   enrollProofBytes,
   enrollResponse,
   pullTokenResponse,
   type DeviceReport,
-} from '../manifests/protocol.js';
+} from '../protocol/protocol.js';
 import type { z } from 'zod';
 import { controlRequest, type ControlAnswer } from './control-http.js';
 
-/** The control channel, as `manifests/protocol.ts` defines it: small, frequent, Bearer device token. */
+/** The control channel, as `protocol/protocol.ts` defines it: small, frequent, Bearer device token. */
 
 export class ControlError extends Error {
   constructor(

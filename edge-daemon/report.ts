@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../common/log.js';
-import type { DeviceReport } from '../manifests/protocol.js';
+import type { DeviceReport } from '../protocol/protocol.js';
 import type { StateDir } from './state.js';
 
 export type ReportBody = Omit<DeviceReport, 'sequence' | 'at'>;

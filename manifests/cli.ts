@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { access } from 'node:fs/promises';
 import { manifestJsonSchemaText } from './json-schema.js';
-import { writeKeyPair } from './keys.js';
+import { writeKeyPair } from '../protocol/keys.js';
 import { formatIssue, loadManifestFile, manifestDigest } from './parse.js';
 
 /**

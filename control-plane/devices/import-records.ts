@@ -1,5 +1,5 @@
-import { importPublicKey, publicKeyToRaw } from '../../manifests/keys.js';
-import { serialSchema } from '../../manifests/protocol.js';
+import { importPublicKey, publicKeyToRaw } from '../../protocol/keys.js';
+import { serialSchema } from '../../protocol/protocol.js';
 import { parseLabels, labelsSchema } from './labels.js';
 
 /** One manufacturing record: the first enrollment factor. */

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { eq, inArray } from 'drizzle-orm';
 import { Hono } from 'hono';
 import { z } from 'zod';
-import type { ReleasePhase, ServiceReport } from '../../manifests/protocol.js';
+import type { ReleasePhase, ServiceReport } from '../../protocol/protocol.js';
 import { requireRole } from '../auth.js';
 import type { ControlPlaneContext } from '../context.js';
 import { desired, devices, manifests, reported, reportHistory } from '../db/schema.js';

@@ -8,9 +8,9 @@
  * device; this box cannot hold 100,000 sockets, so at most `concurrency` per process are open.
  */
 import { Agent, request } from 'node:http';
-import { verifyDeployment } from '../../manifests/deployment.js';
-import { signBytes } from '../../manifests/keys.js';
-import { enrollProofBytes, type DeviceReport } from '../../manifests/protocol.js';
+import { verifyDeployment } from '../../protocol/deployment.js';
+import { signBytes } from '../../protocol/keys.js';
+import { enrollProofBytes, type DeviceReport } from '../../protocol/protocol.js';
 import { simDevice } from './devices.js';
 import { readJob } from './proc.js';
 

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { writeKeyPair } from '../../manifests/keys.js';
+import { writeKeyPair } from '../../protocol/keys.js';
 import { createClient } from '@libsql/client';
 import { forgeImage } from '../rig/forge.js';
 import { recordsCsv, simDevice } from './devices.js';

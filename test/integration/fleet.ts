@@ -16,7 +16,7 @@ import { startControlPlane } from '../../control-plane/index.js';
 import { startEdgeDaemon } from '../../edge-daemon/index.js';
 import { StateDir } from '../../edge-daemon/state.js';
 import { LABEL } from '../../edge-daemon/reconcile/spec.js';
-import { writeKeyPair } from '../../manifests/keys.js';
+import { writeKeyPair } from '../../protocol/keys.js';
 import { startRegistryProxy } from '../../registry-proxy/index.js';
 import { busyboxLayer, forgeImage, type ForgedImage } from '../rig/forge.js';
 import { freePort } from '../rig/index.js';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { CampaignSpecError, createCampaignBody, formatDuration, parseDuration, parseWaves, specFromBody } from '../../control-plane/campaigns/spec.js';
 import { classifyReport, transition } from '../../control-plane/campaigns/outcome.js';
-import type { ServiceReport } from '../../manifests/protocol.js';
+import type { ServiceReport } from '../../protocol/protocol.js';
 
 function specError(fn: () => unknown): CampaignSpecError {
   try {

@@ -1,6 +1,6 @@
 import { createPublicKey } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { generateEd25519, publicKeyToRaw } from '../../manifests/keys.js';
+import { generateEd25519, publicKeyToRaw } from '../../protocol/keys.js';
 import { parseDeviceRecords } from '../../control-plane/devices/import-records.js';
 import { parseLabels } from '../../control-plane/devices/labels.js';
 import { parseDuration } from '../../control-plane/duration.js';

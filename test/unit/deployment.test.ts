@@ -2,8 +2,8 @@ import { createHmac, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { exportJWK } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { canonicalJson } from '../../manifests/canonical.js';
-import { DEPLOYMENT_TYP, DeploymentRejected, signDeployment, verifyDeployment, type DeploymentDocument, type RejectReason, type VerifyOptions } from '../../manifests/deployment.js';
-import { generateEd25519 } from '../../manifests/keys.js';
+import { DEPLOYMENT_TYP, DeploymentRejected, signDeployment, verifyDeployment, type DeploymentDocument, type RejectReason, type VerifyOptions } from '../../protocol/deployment.js';
+import { generateEd25519 } from '../../protocol/keys.js';
 import { manifestDigest, parseManifest } from '../../manifests/parse.js';
 import type { Manifest } from '../../manifests/model.js';
 

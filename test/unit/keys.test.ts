@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { generateEd25519, importPrivateKey, importPublicKey, loadPrivateKey, publicKeyToRaw, signBytes, verifyBytes, writeKeyPair } from '../../manifests/keys.js';
+import { generateEd25519, importPrivateKey, importPublicKey, loadPrivateKey, publicKeyToRaw, signBytes, verifyBytes, writeKeyPair } from '../../protocol/keys.js';
 
 describe('public key import', () => {
   const pair = generateEd25519();

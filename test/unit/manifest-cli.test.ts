@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { keygenMain, manifestMain, type Io } from '../../manifests/cli.js';
-import { importPublicKey, loadPrivateKey, publicKeyToRaw } from '../../manifests/keys.js';
+import { importPublicKey, loadPrivateKey, publicKeyToRaw } from '../../protocol/keys.js';
 import { manifestDigest, parseManifest } from '../../manifests/parse.js';
 
 function capture(): Io & { stdout: string[]; stderr: string[] } {

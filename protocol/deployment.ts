@@ -1,9 +1,9 @@
 import { CompactSign, compactVerify, type JWK } from 'jose';
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { z } from 'zod';
-import { canonicalDigest, canonicalJson } from './canonical.js';
-import type { PinnedManifest } from './model.js';
-import { pinnedManifestSchema } from './schema.js';
+import { canonicalDigest, canonicalJson } from '../manifests/canonical.js';
+import type { PinnedManifest } from '../manifests/model.js';
+import { pinnedManifestSchema } from '../manifests/schema.js';
 
 /** JWS `typ` of a deployment document; verification refuses any other so a token can't pose as one. */
 export const DEPLOYMENT_TYP = 'berth-deployment+jws';

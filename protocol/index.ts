@@ -1,0 +1,3 @@
+export * from './keys.js';
+export * from './deployment.js';
+export * from './protocol.js';
