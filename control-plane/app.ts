@@ -5,15 +5,15 @@ import { routePath } from 'hono/route';
 import { newOpId } from '../common/log.js';
 import type { ControlPlaneContext } from './context.js';
 import { devices } from './db/schema.js';
-import { deviceApiRouteDocs, deviceApiRoutes } from './device-api.js';
+import { deviceApiRouteDocs, deviceApiRoutes } from './device-api/routes.js';
 import { deviceRouteDocs, deviceRoutes } from './devices/routes.js';
-import { enrollmentRouteDocs, enrollmentRoutes } from './enrollment.js';
+import { enrollmentRouteDocs, enrollmentRoutes } from './device-api/enrollment.js';
 import { errorBody, HttpError, type AppEnv } from './http.js';
 import { manifestRouteDocs, manifestRoutes } from './manifests/routes.js';
 import { Metrics } from './metrics.js';
 import { openApiDocument, type RouteDoc } from './openapi.js';
-import { operatorRouteDocs, operatorRoutes } from './operators.js';
-import { registryTokenRouteDocs, registryTokenRoutes } from './registry-token.js';
+import { operatorRouteDocs, operatorRoutes } from './operators/routes.js';
+import { registryTokenRouteDocs, registryTokenRoutes } from './device-api/registry-token.js';
 import { campaignRouteDocs, campaignRoutes } from './campaigns/routes.js';
 
 export const serviceRouteDocs: RouteDoc[] = [

@@ -4,10 +4,10 @@ import { auditLog } from './db/schema.js';
 import type { Db } from './db/open.js';
 import type { TypedEmitter } from './events.js';
 import type { SigningKeys } from './signing-keys.js';
-import type { DesiredWaiters } from './desired-waiters.js';
-import type { ImageRegistry } from './registry.js';
-import type { LastSeen } from './last-seen.js';
-import type { DeviceTokenCache } from './token-cache.js';
+import type { DesiredWaiters } from './devices/desired-waiters.js';
+import type { ImageRegistry } from './manifests/registry.js';
+import type { LastSeen } from './devices/last-seen.js';
+import type { DeviceTokenCache } from './device-api/token-cache.js';
 
 export type { Db };
 /** A drizzle write transaction, as `ctx.write` hands it out. */

@@ -71,3 +71,8 @@ export async function jsonBody<S extends z.ZodType>(c: Context, schema: S): Prom
 export function queryOf<S extends z.ZodType>(c: Context, schema: S): z.infer<S> {
   return validate(schema, c.req.query(), 'query');
 }
+
+export function bearerOf(header: string | undefined): string | undefined {
+  const m = /^Bearer\s+(\S+)$/i.exec(header ?? '');
+  return m?.[1];
+}

@@ -1,6 +1,6 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
-import { requireRole } from '../auth.js';
+import { requireRole } from '../operators/auth.js';
 import type { ControlPlaneContext } from '../context.js';
 import { HttpError, jsonBody, queryOf, type AppEnv } from '../http.js';
 import type { RouteDoc } from '../openapi.js';

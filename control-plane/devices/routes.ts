@@ -3,15 +3,15 @@ import { eq, inArray } from 'drizzle-orm';
 import { Hono } from 'hono';
 import { z } from 'zod';
 import type { ReleasePhase, ServiceReport } from '../../protocol/protocol.js';
-import { requireRole } from '../auth.js';
+import { requireRole } from '../operators/auth.js';
 import type { ControlPlaneContext } from '../context.js';
 import { desired, devices, manifests, reported, reportHistory } from '../db/schema.js';
-import { assignRelease, desiredRelease, rollbackRelease } from '../desired.js';
+import { assignRelease, desiredRelease, rollbackRelease } from './desired.js';
 import { HttpError, jsonBody, queryOf, type AppEnv } from '../http.js';
 import { findManifest } from '../manifests/routes.js';
 import type { RouteDoc } from '../openapi.js';
 import { matchesSelector, parseSelector, SelectorError, type Selector } from '../selector.js';
-import { computeTwin } from '../twin.js';
+import { computeTwin } from './twin.js';
 import { parseDeviceRecords } from './import-records.js';
 import { labelsSchema } from './labels.js';
 

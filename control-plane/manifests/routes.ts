@@ -2,7 +2,7 @@ import { and, desc, eq } from 'drizzle-orm';
 import { Hono } from 'hono';
 import { z } from 'zod';
 import type { Manifest } from '../../manifests/model.js';
-import { requireRole } from '../auth.js';
+import { requireRole } from '../operators/auth.js';
 import type { ControlPlaneContext } from '../context.js';
 import { manifests } from '../db/schema.js';
 import { HttpError, jsonBody, queryOf, type AppEnv } from '../http.js';

@@ -6,12 +6,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../common/log.js';
 import { createContext, type ControlPlaneContext } from '../../control-plane/context.js';
 import { migrate, openDatabase } from '../../control-plane/db/open.js';
-import { DesiredWaiters } from '../../control-plane/desired-waiters.js';
+import { DesiredWaiters } from '../../control-plane/devices/desired-waiters.js';
 import { TypedEmitter } from '../../control-plane/events.js';
 import { DEFAULTS } from '../../control-plane/index.js';
-import { ImageRegistry } from '../../control-plane/registry.js';
-import { LastSeen } from '../../control-plane/last-seen.js';
-import { DeviceTokenCache } from '../../control-plane/token-cache.js';
+import { ImageRegistry } from '../../control-plane/manifests/registry.js';
+import { LastSeen } from '../../control-plane/devices/last-seen.js';
+import { DeviceTokenCache } from '../../control-plane/device-api/token-cache.js';
 import { SigningKeys } from '../../control-plane/signing-keys.js';
 
 /** ctx.write on a real libSQL file: concurrent writes share commits but fail alone. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DeviceTokenCache } from '../../control-plane/token-cache.js';
+import { DeviceTokenCache } from '../../control-plane/device-api/token-cache.js';
 
 describe('device token cache', () => {
   it('answers only for the exact token and only until it expires', () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Manifest } from '../../manifests/model.js';
 import type { ServiceReport } from '../../protocol/protocol.js';
-import { computeTwin, type TwinInput } from '../../control-plane/twin.js';
+import { computeTwin, type TwinInput } from '../../control-plane/devices/twin.js';
 import { diffManifests } from '../../control-plane/manifests/diff.js';
 
 const D1 = 'sha256:' + '1'.repeat(64);

@@ -1,5 +1,5 @@
-import type { ReleasePhase, ServiceReport } from '../protocol/protocol.js';
-import type { PinnedManifest } from '../manifests/model.js';
+import type { ReleasePhase, ServiceReport } from '../../protocol/protocol.js';
+import type { PinnedManifest } from '../../manifests/model.js';
 
 export type ServiceDrift = 'in-sync' | 'missing' | 'image-differs' | 'not-running' | 'unhealthy' | 'unexpected';
 

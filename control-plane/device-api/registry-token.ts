@@ -1,14 +1,15 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
-import type { PullAccess } from '../protocol/protocol.js';
-import { bearerOf, operatorFromToken, verifyDeviceToken } from './auth.js';
-import type { ControlPlaneContext } from './context.js';
-import { accessFor } from './device-api.js';
-import { desiredRelease } from './desired.js';
-import { devices } from './db/schema.js';
+import type { PullAccess } from '../../protocol/protocol.js';
+import { operatorFromToken } from '../operators/auth.js';
+import { verifyDeviceToken } from './device-auth.js';
+import type { ControlPlaneContext } from '../context.js';
+import { accessFor } from './routes.js';
+import { desiredRelease } from '../devices/desired.js';
+import { devices } from '../db/schema.js';
 import { eq } from 'drizzle-orm';
-import { HttpError, type AppEnv } from './http.js';
-import type { RouteDoc } from './openapi.js';
+import { bearerOf, HttpError, type AppEnv } from '../http.js';
+import type { RouteDoc } from '../openapi.js';
 import { mintPullToken } from './pull-tokens.js';
 
 const tokenQuery = z.object({ service: z.string().optional(), scope: z.string().optional() });

@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import type { ControlPlaneContext } from './context.js';
+import type { ControlPlaneContext } from '../context.js';
 
 const CHUNK = 400;
 

@@ -1,13 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { and, eq, lt } from 'drizzle-orm';
 import { Hono } from 'hono';
-import { importPublicKey, verifyBytes } from '../protocol/keys.js';
-import { enrollChallengeRequest, enrollChallengeResponse, enrollProofBytes, enrollRequest, enrollResponse } from '../protocol/protocol.js';
-import { issueDeviceToken } from './auth.js';
-import type { ControlPlaneContext } from './context.js';
-import { devices, enrollChallenges } from './db/schema.js';
-import { HttpError, jsonBody, type AppEnv } from './http.js';
-import type { RouteDoc } from './openapi.js';
+import { importPublicKey, verifyBytes } from '../../protocol/keys.js';
+import { enrollChallengeRequest, enrollChallengeResponse, enrollProofBytes, enrollRequest, enrollResponse } from '../../protocol/protocol.js';
+import { issueDeviceToken } from './device-auth.js';
+import type { ControlPlaneContext } from '../context.js';
+import { devices, enrollChallenges } from '../db/schema.js';
+import { HttpError, jsonBody, type AppEnv } from '../http.js';
+import type { RouteDoc } from '../openapi.js';
 
 export const enrollmentRouteDocs: RouteDoc[] = [
   { method: 'post', path: '/v1/enroll/challenge', summary: 'A fresh single-use challenge for a device to sign', auth: 'none', body: enrollChallengeRequest, response: enrollChallengeResponse },

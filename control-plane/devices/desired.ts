@@ -1,9 +1,9 @@
 import { eq, sql } from 'drizzle-orm';
 import { alias } from 'drizzle-orm/sqlite-core';
-import { signDeployment, type DeploymentDocument } from '../protocol/deployment.js';
-import type { PinnedManifest } from '../manifests/model.js';
-import type { ControlPlaneContext, Tx } from './context.js';
-import { desired, manifests } from './db/schema.js';
+import { signDeployment, type DeploymentDocument } from '../../protocol/deployment.js';
+import type { PinnedManifest } from '../../manifests/model.js';
+import type { ControlPlaneContext, Tx } from '../context.js';
+import { desired, manifests } from '../db/schema.js';
 
 /**
  * Points a device at a manifest. The sequence only goes up (the row is never deleted), the

@@ -1,14 +1,14 @@
 import { sql } from 'drizzle-orm';
 import { Hono } from 'hono';
 import { z } from 'zod';
-import { parseImageRef } from '../manifests/image-ref.js';
-import type { Manifest } from '../manifests/model.js';
-import { deviceReport, pullTokenResponse, type PullAccess, type ReleasePhase } from '../protocol/protocol.js';
-import { requireDevice } from './auth.js';
-import type { ControlPlaneContext } from './context.js';
-import { desiredRelease, desiredSequence, getDesiredDocument } from './desired.js';
-import { HttpError, jsonBody, queryOf, type AppEnv } from './http.js';
-import type { RouteDoc } from './openapi.js';
+import { parseImageRef } from '../../manifests/image-ref.js';
+import type { Manifest } from '../../manifests/model.js';
+import { deviceReport, pullTokenResponse, type PullAccess, type ReleasePhase } from '../../protocol/protocol.js';
+import { requireDevice } from './device-auth.js';
+import type { ControlPlaneContext } from '../context.js';
+import { desiredRelease, desiredSequence, getDesiredDocument } from '../devices/desired.js';
+import { HttpError, jsonBody, queryOf, type AppEnv } from '../http.js';
+import type { RouteDoc } from '../openapi.js';
 import { mintPullToken } from './pull-tokens.js';
 
 const desiredQuery = z.object({ wait: z.coerce.number().int().min(0).max(3600).optional() });

@@ -1,6 +1,6 @@
 import { SignJWT } from 'jose';
-import { TOKEN, type PullAccess } from '../protocol/protocol.js';
-import type { SigningKeys } from './signing-keys.js';
+import { TOKEN, type PullAccess } from '../../protocol/protocol.js';
+import type { SigningKeys } from '../signing-keys.js';
 
 export interface MintedPullToken {
   token: string;

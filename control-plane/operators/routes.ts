@@ -3,11 +3,11 @@ import { and, eq, gte, isNull } from 'drizzle-orm';
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { hashToken, newOperatorToken, requireRole } from './auth.js';
-import type { ControlPlaneContext, Tx } from './context.js';
-import { auditLog, operatorTokens } from './db/schema.js';
-import { HttpError, jsonBody, queryOf, type AppEnv } from './http.js';
-import type { RouteDoc } from './openapi.js';
-import { SigningKeys } from './signing-keys.js';
+import type { ControlPlaneContext, Tx } from '../context.js';
+import { auditLog, operatorTokens } from '../db/schema.js';
+import { HttpError, jsonBody, queryOf, type AppEnv } from '../http.js';
+import type { RouteDoc } from '../openapi.js';
+import { SigningKeys } from '../signing-keys.js';
 
 const roleSchema = z.enum(['admin', 'release-manager', 'viewer']);
 const createBody = z.object({

@@ -2,10 +2,10 @@ import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { and, eq, isNull } from 'drizzle-orm';
 import { hashToken } from './auth.js';
-import type { ControlPlaneContext } from './context.js';
-import { operatorTokens } from './db/schema.js';
-import { createOperatorToken } from './operators.js';
-import { SigningKeys } from './signing-keys.js';
+import type { ControlPlaneContext } from '../context.js';
+import { operatorTokens } from '../db/schema.js';
+import { createOperatorToken } from './routes.js';
+import { SigningKeys } from '../signing-keys.js';
 
 export const BOOTSTRAP_TOKEN_NAME = 'bootstrap-admin';
 
