@@ -10,7 +10,7 @@ import { importPublicKey, loadPrivateKey } from '../protocol/keys.js';
 import type { ReleasePhase } from '../protocol/protocol.js';
 import { DeviceIdentity, jitter } from './identity.js';
 import { deferUnusedDockerDependencies } from './lean-docker.js';
-import { loadDownloadChannel, type FetcherFactory, type ImageFetcher } from './images.js';
+import type { FetcherFactory, ImageFetcher } from './images.js';
 import { execute, HealthGateError, type ExecEnv } from './reconcile/executor.js';
 import { observe } from './reconcile/observe.js';
 import { plan, type Step } from './reconcile/planner.js';
@@ -162,7 +162,9 @@ class Daemon implements EdgeDaemon {
     this.fetcherPromise ??= (async () => {
       const registryProxy = this.opts.registryProxy ?? this.identity.credentials.registryProxy;
       if (!registryProxy) throw new Error('no registry proxy: the control plane gave none at enrollment and --registry-proxy is not set');
-      const factory = this.opts.fetcherFactory ?? (await loadDownloadChannel());
+      // Loaded on first use: an idle daemon whose images are all local never loads the download code.
+      // Typed as the contract, so a drift between the two sides fails the type check.
+      const factory: FetcherFactory = this.opts.fetcherFactory ?? (await import('./download/index.js')).createImageFetcher;
       return factory({
         stateDir: join(this.opts.stateDir, 'download'),
         docker: this.docker,
@@ -331,10 +333,8 @@ class Daemon implements EdgeDaemon {
     log.info('applying release');
     let steps: Step[];
     try {
-      steps = plan(target, await observe(this.docker, this.deviceId), {
+      steps = plan({ mode: 'apply', desired: target, committedSequence: this.journal.current?.sequence }, await observe(this.docker, this.deviceId), {
         deviceId: this.deviceId,
-        mode: 'apply',
-        committedSequence: this.journal.current?.sequence,
         keepImages: imagesOf(this.journal.current),
         stableMs: this.opts.stableMs,
       });
@@ -405,9 +405,8 @@ class Daemon implements EdgeDaemon {
 
   /** Brings back a release that is already current (adopt, repair, roll back): nothing commits. */
   private async restore(release: Release | null, opId: string): Promise<void> {
-    const steps = plan(release, await observe(this.docker, this.deviceId), {
+    const steps = plan({ mode: 'restore', current: release }, await observe(this.docker, this.deviceId), {
       deviceId: this.deviceId,
-      mode: 'restore',
       stableMs: this.opts.stableMs,
       keepImages: imagesOf(this.journal.previous),
     });

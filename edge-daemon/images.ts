@@ -3,7 +3,8 @@ import type { Logger } from '../common/log.js';
 
 /**
  * The download channel as the rest of the daemon sees it (implemented in `download/`). Kept here as
- * a type so the reconcile code and the tests depend on the contract, not on the implementation.
+ * types only, so the reconcile code and the tests depend on the contract, not on the implementation,
+ * and `download/` can name the contract it fulfils without importing its own loader back.
  */
 export interface FetchProgress {
   done: number;
@@ -31,11 +32,3 @@ export interface FetcherOptions {
 }
 
 export type FetcherFactory = (opts: FetcherOptions) => ImageFetcher;
-
-/** Loaded on first use: an idle daemon whose images are all local never loads the download code. */
-export async function loadDownloadChannel(): Promise<FetcherFactory> {
-  const { createImageFetcher } = await import('./download/index.js');
-  // Assigned through the contract type, so a drift between the two sides fails the type check.
-  const factory: FetcherFactory = createImageFetcher;
-  return factory;
-}

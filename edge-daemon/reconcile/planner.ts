@@ -44,17 +44,24 @@ export type Step =
 
 export type StepKind = Step['kind'];
 
+/**
+ * What the plan moves to. `apply` moves to a new release and ends in commit, so it always names
+ * one; `restore` brings back the release that is already current (adopt after a restart, repair
+ * drift, roll back), which is null before the first commit, and commits nothing.
+ */
+export type PlanTarget =
+  | {
+      mode: 'apply';
+      desired: Release;
+      /** Sequence of the committed release; an apply of the same content under a new sequence only commits. */
+      committedSequence?: number;
+    }
+  | { mode: 'restore'; current: Release | null };
+
 export interface PlanOptions {
   deviceId: string;
-  /**
-   * `apply` moves to a new release and ends in commit; `restore` brings back a release that is
-   * already current (adopt after a restart, repair drift, roll back) and commits nothing.
-   */
-  mode: 'apply' | 'restore';
   /** Overrides the release's own `update.strategy`. */
   strategy?: UpdateStrategy;
-  /** Sequence of the committed release; an apply of the same content under a new sequence only commits. */
-  committedSequence?: number;
   /** Images to keep besides the desired release's (the previous release's, for a later rollback). */
   keepImages?: string[];
   /** Without a healthcheck, how long a started container must run without restarting. */
@@ -108,8 +115,9 @@ interface ServicePlan {
   target: string;
 }
 
-export function plan(desired: Release | null, observed: Observed, options: PlanOptions): Step[] {
+export function plan(target: PlanTarget, observed: Observed, options: PlanOptions): Step[] {
   const { deviceId } = options;
+  const desired = target.mode === 'apply' ? target.desired : target.current;
   const mine = observed.containers.filter((c) => c.labels[LABEL.device] === deviceId);
   const services = desired?.spec.services ?? {};
   const order = startOrder(services);
@@ -143,13 +151,14 @@ export function plan(desired: Release | null, observed: Observed, options: PlanO
     const grace = services[service]?.stopGracePeriodMs;
     return grace !== undefined ? { kind: 'stop', service, container: c.id, graceMs: grace } : { kind: 'stop', service, container: c.id };
   };
-  const creates = changed.filter((p) => p.action === 'create');
+  // Only a release has services, so only a release has containers to create.
+  const creates = desired ? changed.filter((p) => p.action === 'create').map((p) => ({ ...p, release: { name: desired.name, version: desired.version, sequence: desired.sequence } })) : [];
   const images = [...new Set(creates.map((p) => p.spec.image))];
   const present = new Set(observed.images);
   const ensure: Step[] = images.length ? [{ kind: 'ensure-images', images, missing: images.filter((i) => !present.has(digestOf(i) ?? i)) }] : [];
   const prepare: Step[] = [
     ...missingVolumes.map((v): Step => ({ kind: 'create-volume', volume: v, name: volumeName(deviceId, v) })),
-    ...creates.map((p): Step => ({ kind: 'create', service: p.service, name: p.name, configHash: p.hash, release: { name: desired!.name, version: desired!.version, sequence: desired!.sequence }, spec: p.spec })),
+    ...creates.map((p): Step => ({ kind: 'create', service: p.service, name: p.name, configHash: p.hash, release: p.release, spec: p.spec })),
   ];
 
   // Services someone waits on with service_healthy: their health gates the start of the dependents.
@@ -192,9 +201,8 @@ export function plan(desired: Release | null, observed: Observed, options: PlanO
     steps.push(...ensure, ...prepare, ...orphans.map(stopStep), ...startAll(true));
   }
 
-  const isApply = options.mode === 'apply' && desired !== null;
-  const needsCommit = isApply && (steps.length > 0 || stale.length > 0 || options.committedSequence !== desired!.sequence);
-  if (needsCommit) steps.push({ kind: 'commit', sequence: desired!.sequence, release: releaseLabel(desired!) });
+  const needsCommit = target.mode === 'apply' && (steps.length > 0 || stale.length > 0 || target.committedSequence !== target.desired.sequence);
+  if (target.mode === 'apply' && needsCommit) steps.push({ kind: 'commit', sequence: target.desired.sequence, release: releaseLabel(target.desired) });
   // Old containers go only now: until commit they are the rollback path.
   for (const c of stale) {
     if (staleRunning(c) && !steps.some((s) => s.kind === 'stop' && s.container === c.id)) steps.push(stopStep(c));

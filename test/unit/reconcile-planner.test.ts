@@ -38,7 +38,7 @@ describe('planner', () => {
   const v1 = release(1, { web: svc({ image: img(1) }), worker: svc({ image: img(2), command: ['sleep', '100'] }) }, { volumes: { data: {} } });
 
   it('first install: fetch, volume, create and start every service, gate on health, commit', () => {
-    const steps = plan(v1, observed([]), { deviceId: DEV, mode: 'apply' });
+    const steps = plan({ mode: 'apply', desired: v1 }, observed([]), { deviceId: DEV });
     expect(kinds(steps)).toEqual(['ensure-images', 'create-volume', 'create', 'create', 'start', 'start', 'wait-healthy', 'commit', 'prune-images']);
     expect(steps[0]).toEqual({ kind: 'ensure-images', images: [img(1), img(2)], missing: [img(1), img(2)].map((i) => i.split('@')[1]) .map((d) => `registry.example.com/app@${d}`) });
     expect(steps[1]).toMatchObject({ kind: 'create-volume', name: volumeName(DEV, 'data') });
@@ -48,19 +48,19 @@ describe('planner', () => {
   });
 
   it('no-op: the committed release already running plans nothing', () => {
-    expect(plan(v1, observed(running(v1), v1), { deviceId: DEV, mode: 'apply', committedSequence: 1 })).toEqual([]);
-    expect(plan(v1, observed(running(v1), v1), { deviceId: DEV, mode: 'restore' })).toEqual([]);
+    expect(plan({ mode: 'apply', desired: v1, committedSequence: 1 }, observed(running(v1), v1), { deviceId: DEV })).toEqual([]);
+    expect(plan({ mode: 'restore', current: v1 }, observed(running(v1), v1), { deviceId: DEV })).toEqual([]);
   });
 
   it('same content under a higher sequence only commits', () => {
     const v2 = { ...v1, sequence: 2 };
-    expect(plan(v2, observed(running(v1), v1), { deviceId: DEV, mode: 'apply', committedSequence: 1 })).toEqual([{ kind: 'commit', sequence: 2, release: 'site@1.1' }]);
+    expect(plan({ mode: 'apply', desired: v2, committedSequence: 1 }, observed(running(v1), v1), { deviceId: DEV })).toEqual([{ kind: 'commit', sequence: 2, release: 'site@1.1' }]);
   });
 
   it('one service changed: only it is fetched, recreated and gated; the other is untouched', () => {
     const v2 = release(2, { web: svc({ image: img(3) }), worker: v1.spec.services.worker }, { volumes: { data: {} } });
     const old = running(v1);
-    const steps = plan(v2, observed(old, v1), { deviceId: DEV, mode: 'apply', committedSequence: 1 });
+    const steps = plan({ mode: 'apply', desired: v2, committedSequence: 1 }, observed(old, v1), { deviceId: DEV });
     expect(kinds(steps)).toEqual(['ensure-images', 'create', 'stop', 'start', 'wait-healthy', 'commit', 'remove', 'prune-images']);
     const webOld = old.find((c) => c.labels[LABEL.service] === 'web')!;
     const workerOld = old.find((c) => c.labels[LABEL.service] === 'worker')!;
@@ -73,7 +73,7 @@ describe('planner', () => {
 
   it('config-only change (environment) recreates that service from the image already present', () => {
     const v2 = release(2, { web: svc({ image: img(1), environment: { MODE: 'b' } }), worker: v1.spec.services.worker }, { volumes: { data: {} } });
-    const steps = plan(v2, observed(running(v1), v1), { deviceId: DEV, mode: 'apply', committedSequence: 1 });
+    const steps = plan({ mode: 'apply', desired: v2, committedSequence: 1 }, observed(running(v1), v1), { deviceId: DEV });
     expect(steps.find((s) => s.kind === 'ensure-images')).toEqual({ kind: 'ensure-images', images: [img(1)], missing: [] });
     const create = steps.find((s) => s.kind === 'create');
     expect(create).toMatchObject({ service: 'web', name: containerName(DEV, 'web', configHash(v2.spec.services.web)) });
@@ -82,12 +82,12 @@ describe('planner', () => {
 
   it('changing only depends_on recreates nothing', () => {
     const v2 = release(2, { web: svc({ image: img(1), dependsOn: { worker: { condition: 'service_started' } } }), worker: v1.spec.services.worker }, { volumes: { data: {} } });
-    expect(kinds(plan(v2, observed(running(v1), v1), { deviceId: DEV, mode: 'apply', committedSequence: 1 }))).toEqual(['commit']);
+    expect(kinds(plan({ mode: 'apply', desired: v2, committedSequence: 1 }, observed(running(v1), v1), { deviceId: DEV }))).toEqual(['commit']);
   });
 
   it('download-then-swap: every image is ensured before any old container stops', () => {
     const v2 = release(2, { web: svc({ image: img(3) }), worker: svc({ image: img(4) }) });
-    const steps = plan(v2, observed(running(v1), v1), { deviceId: DEV, mode: 'apply', committedSequence: 1 });
+    const steps = plan({ mode: 'apply', desired: v2, committedSequence: 1 }, observed(running(v1), v1), { deviceId: DEV });
     const ensure = indexOf(steps, (s) => s.kind === 'ensure-images');
     const firstStop = indexOf(steps, (s) => s.kind === 'stop');
     expect(ensure).toBeGreaterThanOrEqual(0);
@@ -100,11 +100,11 @@ describe('planner', () => {
 
   it('stop-then-start: old containers stop before the download, images of the old release are kept', () => {
     const v2 = release(2, { web: svc({ image: img(3) }), worker: svc({ image: img(4) }) }, { update: { strategy: 'stop-then-start', healthTimeoutMs: 10_000 } });
-    const steps = plan(v2, observed(running(v1), v1), { deviceId: DEV, mode: 'apply', committedSequence: 1, keepImages: [img(1), img(2)] });
+    const steps = plan({ mode: 'apply', desired: v2, committedSequence: 1 }, observed(running(v1), v1), { deviceId: DEV, keepImages: [img(1), img(2)] });
     expect(kinds(steps).slice(0, 3)).toEqual(['stop', 'stop', 'ensure-images']);
     expect(steps.find((s) => s.kind === 'prune-images')).toEqual({ kind: 'prune-images', keep: [img(1), img(2), img(3), img(4)] });
     // the option overrides the manifest's strategy
-    const swapped = plan(v2, observed(running(v1), v1), { deviceId: DEV, mode: 'apply', strategy: 'download-then-swap' });
+    const swapped = plan({ mode: 'apply', desired: v2 }, observed(running(v1), v1), { deviceId: DEV, strategy: 'download-then-swap' });
     expect(swapped[0].kind).toBe('ensure-images');
   });
 
@@ -114,7 +114,7 @@ describe('planner', () => {
       db: svc({ image: img(1) }),
       cache: svc({ image: img(3) }),
     });
-    const steps = plan(r, observed([]), { deviceId: DEV, mode: 'apply' });
+    const steps = plan({ mode: 'apply', desired: r }, observed([]), { deviceId: DEV });
     const startOf = (s: string) => indexOf(steps, (x) => x.kind === 'start' && x.service === s);
     const waitDb = indexOf(steps, (x) => x.kind === 'wait-healthy' && x.targets.some((t) => t.service === 'db'));
     expect(startOf('db')).toBeLessThan(waitDb);
@@ -132,24 +132,24 @@ describe('planner', () => {
 
   it('volumes are never removed, even when the release drops them', () => {
     const v2 = release(2, { web: svc({ image: img(3) }) });
-    const steps = plan(v2, observed(running(v1), v1), { deviceId: DEV, mode: 'apply', committedSequence: 1 });
+    const steps = plan({ mode: 'apply', desired: v2, committedSequence: 1 }, observed(running(v1), v1), { deviceId: DEV });
     expect(steps.some((s) => (s.kind as string).includes('volume') && s.kind !== 'create-volume')).toBe(false);
     expect(steps.some((s) => s.kind === 'create-volume')).toBe(false);
-    const emptied = plan(null, observed(running(v1), v1), { deviceId: DEV, mode: 'restore' });
+    const emptied = plan({ mode: 'restore', current: null }, observed(running(v1), v1), { deviceId: DEV });
     expect(kinds(emptied)).toEqual(['stop', 'stop', 'remove', 'remove']);
   });
 
   it('a removed service is stopped before the swap and removed after commit', () => {
     const v2 = release(2, { web: v1.spec.services.web }, { volumes: { data: {} } });
-    const steps = plan(v2, observed(running(v1), v1), { deviceId: DEV, mode: 'apply', committedSequence: 1 });
+    const steps = plan({ mode: 'apply', desired: v2, committedSequence: 1 }, observed(running(v1), v1), { deviceId: DEV });
     expect(kinds(steps)).toEqual(['stop', 'commit', 'remove']);
   });
 
   it("another device's containers are never touched", () => {
     const other = running(v1, 'dev-2');
-    const steps = plan(v1, observed([...running(v1), ...other], v1), { deviceId: DEV, mode: 'apply', committedSequence: 1 });
+    const steps = plan({ mode: 'apply', desired: v1, committedSequence: 1 }, observed([...running(v1), ...other], v1), { deviceId: DEV });
     expect(steps).toEqual([]);
-    const fresh = plan(v1, observed(other), { deviceId: DEV, mode: 'apply' });
+    const fresh = plan({ mode: 'apply', desired: v1 }, observed(other), { deviceId: DEV });
     const touched = fresh.filter((s) => 'container' in s && other.some((c) => c.id === s.container));
     expect(touched).toEqual([]);
     expect(fresh.filter((s) => s.kind === 'create')).toHaveLength(2);
@@ -159,7 +159,7 @@ describe('planner', () => {
     const v2 = release(2, { web: svc({ image: img(3) }), worker: v1.spec.services.worker }, { volumes: { data: {} } });
     const oldWeb = running(v1, DEV, 'exited').filter((c) => c.labels[LABEL.service] === 'web');
     const now = [...oldWeb, ...running(v2)];
-    const steps = plan(v1, observed(now, v1), { deviceId: DEV, mode: 'restore' });
+    const steps = plan({ mode: 'restore', current: v1 }, observed(now, v1), { deviceId: DEV });
     const newWeb = running(v2).find((c) => c.labels[LABEL.service] === 'web')!;
     expect(steps).toEqual([
       { kind: 'stop', service: 'web', container: newWeb.id },
@@ -167,5 +167,17 @@ describe('planner', () => {
       { kind: 'wait-healthy', targets: [{ service: 'web', container: oldWeb[0].id }], timeoutMs: 30_000, stableMs: 3000 },
       { kind: 'remove', service: 'web', container: newWeb.id },
     ]);
+  });
+
+  it('a restore creates what is missing of the current release and never commits, even when everything changes', () => {
+    const steps = plan({ mode: 'restore', current: v1 }, observed([]), { deviceId: DEV });
+    expect(kinds(steps)).toEqual(['ensure-images', 'create-volume', 'create', 'create', 'start', 'start', 'wait-healthy']);
+    expect(steps.find((s) => s.kind === 'create')).toMatchObject({ release: { name: 'site', version: '1.1', sequence: 1 } });
+  });
+
+  it('the input cannot ask for an apply without a release to apply', () => {
+    // @ts-expect-error: apply names its release; a missing one is a type error, not a plan without a commit
+    const input: Parameters<typeof plan>[0] = { mode: 'apply', desired: null };
+    expect(input.mode).toBe('apply');
   });
 });
