@@ -55,8 +55,10 @@ export function parseDuration(text: string, label?: string): number {
   let total = 0;
   let previous = -1;
   while (part.lastIndex < t.length) {
+    const at = part.lastIndex;
     const m = part.exec(t);
-    if (!m) throw fail('the units are w, d, h, m, s and ms');
+    // A number without a known unit after it gets the list of units; plain words just the example.
+    if (!m) throw fail(/^\d/.test(t.slice(at)) ? 'the units are w, d, h, m, s and ms' : undefined);
     const rank = DURATION_UNITS.findIndex(([unit]) => unit === m[2]);
     if (rank <= previous) throw fail('give each unit once, the largest first (like 1h30m)');
     previous = rank;

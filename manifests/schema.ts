@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { parseImageRef } from './image-ref.js';
 import type { DependsCondition, Healthcheck, Manifest, Service, VolumeMount } from './model.js';
-import { parseBytes, parseDurationMs, parseNanoCpus, splitShellWords, splitVolumeShort, isBindSource, VOLUME_NAME_RE } from './units.js';
+import { durationMsSchema as duration, MANIFEST_NAME_RE, RELEASE_VERSION_RE, sizeBytesSchema as memory } from '../common/grammar.js';
+import { parseNanoCpus, splitShellWords, splitVolumeShort, isBindSource, VOLUME_NAME_RE } from './compose-syntax.js';
 
 /**
  * The Berth manifest as authors write it (a Compose subset plus `name` and `version`) and as every
@@ -10,8 +11,9 @@ import { parseBytes, parseDurationMs, parseNanoCpus, splitShellWords, splitVolum
  * Unknown keys are refused (strict objects); cross-service rules live in semantics.ts.
  */
 
-export const NAME_RE = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
-export const VERSION_RE = /^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$/;
+// A manifest's name and version are the two halves of a release reference (common/grammar.ts).
+export const NAME_RE = MANIFEST_NAME_RE;
+export const VERSION_RE = RELEASE_VERSION_RE;
 export const SERVICE_NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 // __proto__ is refused: it cannot survive as a key of a plain object (see parse.ts protoKeys).
 const ENV_NAME_RE = /^(?!__proto__$)[^=\s]+$/;
@@ -42,18 +44,6 @@ function fail(ctx: z.RefinementCtx, message: string, path: PropertyKey[] = []): 
   ctx.addIssue({ code: 'custom', message, path });
   return z.NEVER as never;
 }
-
-const DURATION_WHAT = 'a duration like 30s, 1m30s or 500ms';
-const duration = z.string(expected(DURATION_WHAT)).meta({ description: 'Duration: 30s, 1m30s, 500ms, 1h (units h, m, s, ms)' }).transform((s, ctx) => {
-  const ms = parseDurationMs(s);
-  return ms === undefined ? fail(ctx, `expected ${DURATION_WHAT}, got ${show(s)}`) : ms;
-});
-
-const MEMORY_WHAT = 'a size like 128M, 1g, 512k or a number of bytes';
-const memory = z.union([z.string(), z.number()], expected(MEMORY_WHAT)).meta({ description: 'Bytes: 128M, 1g, 512k, 64mb (binary multiples) or a number of bytes' }).transform((v, ctx) => {
-  const bytes = parseBytes(v);
-  return bytes === undefined ? fail(ctx, `expected ${MEMORY_WHAT}, got ${show(v)}`) : bytes;
-});
 
 const CPUS_WHAT = 'a CPU count like "0.5" or 2';
 const cpus = z.union([z.string(), z.number()], expected(CPUS_WHAT)).meta({ description: 'CPUs: "0.5" or 2' }).transform((v, ctx) => {

@@ -1,4 +1,4 @@
-import { splitVolumeShort } from './units.js';
+import { splitVolumeShort } from './compose-syntax.js';
 
 /**
  * Rules that span keys (a mount names a declared volume, a dependency names a service, no cycles,

@@ -32,7 +32,9 @@ function refusal(fn: () => unknown): GrammarError {
 describe('durations', () => {
   it.each([
     ['0', 0],
+    ['0s', 0],
     ['250ms', 250],
+    ['2h1m1s10ms', 7_261_010],
     ['90s', 90_000],
     ['10m', 600_000],
     ['1h30m', 5_400_000],
@@ -48,11 +50,11 @@ describe('durations', () => {
 
   it.each([
     ['', undefined],
-    ['fast', 'the units are w, d, h, m, s and ms'],
+    ['fast', undefined],
     ['10', 'a number needs a unit (10s? 10m?)'],
     ['1.5', 'a number needs a unit (1.5s? 1.5m?)'],
-    ['s', 'the units are'],
-    ['-5s', 'the units are'],
+    ['s', undefined],
+    ['-5s', undefined],
     ['1 s', 'the units are'],
     ['5S', 'the units are'],
     ['1m30', 'the units are'],
@@ -65,6 +67,7 @@ describe('durations', () => {
     expect(err.message).toMatch(/^--soak: expected a duration like 30s, 1m30s or 500ms, got "/);
     expect(err.label).toBe('--soak');
     if (why) expect(err.detail).toContain(why);
+    else expect(err.detail).not.toContain('": ');
   });
 
   it('formats the shortest compound form, which parses back to the same value', () => {

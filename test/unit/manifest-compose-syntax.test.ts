@@ -1,19 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseBytes, parseDurationMs, parseNanoCpus, splitShellWords, splitVolumeShort } from '../../manifests/units.js';
-
-describe('parseDurationMs', () => {
-  it.each([
-    ['30s', 30_000], ['1m30s', 90_000], ['500ms', 500], ['1h', 3_600_000], ['1.5s', 1500], ['0', 0], ['0s', 0], ['2h1m1s10ms', 7_261_010],
-  ])('%s → %d ms', (text, ms) => expect(parseDurationMs(text)).toBe(ms));
-  it.each(['fast', '', '10', 's', '1d', '-5s', '1 s', '5S'])('refuses %j', (text) => expect(parseDurationMs(text)).toBeUndefined());
-});
-
-describe('parseBytes', () => {
-  it.each([
-    ['128M', 134_217_728], ['1g', 1_073_741_824], ['512k', 524_288], ['512kb', 524_288], ['2b', 2], ['1.5g', 1_610_612_736], ['4096', 4096], [4096, 4096],
-  ] as const)('%s → %d bytes', (v, n) => expect(parseBytes(v)).toBe(n));
-  it.each(['lots', '12Q', '', '-1m', '0', 0, 1.5, -3])('refuses %j', (v) => expect(parseBytes(v)).toBeUndefined());
-});
+import { parseNanoCpus, splitShellWords, splitVolumeShort } from '../../manifests/compose-syntax.js';
 
 describe('parseNanoCpus', () => {
   it.each([['0.5', 500_000_000], [2, 2_000_000_000], ['1.25', 1_250_000_000]] as const)('%s → %d', (v, n) => expect(parseNanoCpus(v)).toBe(n));

@@ -1,36 +1,9 @@
 /**
- * Compose's scalar spellings, parsed once so every part reads the same number: durations
- * (`1m30s`, `500ms`), byte sizes (`128M`, `1g`, `512k`, plain bytes), CPU counts (`"0.5"`), and
- * shell-word commands (`command: /bin/app --port 8080`). Each parser returns undefined (or an
+ * The spellings only Compose files have: CPU counts (`"0.5"`), shell-word commands
+ * (`command: /bin/app --port 8080`) and short volume specs (`data:/var/lib/x:ro`). Durations and
+ * sizes are Berth-wide rules and live in common/grammar.ts. Each parser returns undefined (or an
  * error string) instead of throwing, so the schema can report every bad value of a file at once.
  */
-
-const DURATION_UNITS_MS: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1000, ms: 1 };
-const DURATION_RE = /^(?:\d+(?:\.\d+)?(?:h|ms|m|s))+$/;
-const DURATION_PART = /(\d+(?:\.\d+)?)(h|ms|m|s)/g;
-
-/** Go-style duration as Compose writes it (`1h`, `1m30s`, `1.5s`, `500ms`, `0s`) → whole milliseconds. */
-export function parseDurationMs(text: string): number | undefined {
-  const t = text.trim();
-  if (t === '0') return 0;
-  if (!DURATION_RE.test(t)) return undefined;
-  let ms = 0;
-  for (const m of t.matchAll(DURATION_PART)) ms += Number(m[1]) * DURATION_UNITS_MS[m[2]];
-  // Sub-millisecond precision has no meaning for a health probe or a stop timeout.
-  return Number.isFinite(ms) ? Math.round(ms) : undefined;
-}
-
-const BYTE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, m: 1024 ** 2, mb: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3 };
-const BYTES_RE = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/;
-
-/** Compose byte value (`128M`, `1g`, `512k`, `2048`, binary multiples, case-insensitive) → bytes. */
-export function parseBytes(value: string | number): number | undefined {
-  if (typeof value === 'number') return Number.isSafeInteger(value) && value > 0 ? value : undefined;
-  const m = BYTES_RE.exec(value.trim().toLowerCase());
-  if (!m || !(m[2] in BYTE_UNITS)) return undefined;
-  const bytes = Math.floor(Number(m[1]) * BYTE_UNITS[m[2]]);
-  return Number.isSafeInteger(bytes) && bytes > 0 ? bytes : undefined;
-}
 
 /** `cpus: "0.5"` or `cpus: 1.5` → Docker's NanoCpus. */
 export function parseNanoCpus(value: string | number): number | undefined {
