@@ -1,11 +1,12 @@
 import { createReadStream } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
+import { retry } from '../common/backoff.js';
 import { Digester } from '../common/digest.js';
 import type { Logger } from '../common/log.js';
 import { OciError } from './errors.js';
 import type { ProxyMetrics } from './metrics.js';
 import type { BlobStore } from './store.js';
-import { UpstreamUnreachable, type UpstreamClient } from './upstream.js';
+import { UpstreamUnreachable, upstreamBackoff, type UpstreamClient } from './upstream.js';
 
 export interface FetchOptions {
   /** Abort and resume an upstream body that sent nothing for this long. */
@@ -81,13 +82,6 @@ export class BlobFetch {
   }
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => { clearTimeout(timer); resolve(); }, { once: true });
-  });
-}
-
 /** Hashes the bytes already in a partial file, so a resumed fetch verifies the whole blob. */
 async function hashPrefix(path: string, digester: Digester): Promise<void> {
   for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) digester.update(chunk as Buffer);
@@ -150,23 +144,35 @@ export class BlobFetcher {
         log.info({ bytes: onDisk }, 'resuming blob from partial file');
       }
       let lastError: unknown;
-      let attempt = 0;
-      while (attempt < this.opts.attempts && !this.shutdown.signal.aborted) {
-        if (attempt > 0) await sleep(this.opts.backoffMs * 2 ** Math.min(attempt - 1, 5), this.shutdown.signal);
-        const before = f.arrived;
-        try {
-          const complete = await this.transfer(f, fh, hash, upstream, repository, log);
-          if (complete) break;
-        } catch (err) {
-          if (err instanceof OciError && err.status < 500) throw err;
-          lastError = err;
-          this.metrics.inc('berth_proxy_upstream_errors_total', { upstream: upstream.alias, reason: 'blob-transfer' });
-          log.warn({ err: (err as Error).message, arrived: f.arrived, size: f.size }, 'upstream blob transfer interrupted');
-        }
-        // A connection that made progress does not use up an attempt: slow links cut often.
-        if (f.arrived === before) attempt++;
-        else this.metrics.inc('berth_proxy_upstream_resumes_total', { upstream: upstream.alias });
-        if (f.size !== undefined && f.arrived >= f.size) break;
+      let before = f.arrived;
+      const fatal = (err: unknown) => err instanceof OciError && err.status < 500;
+      try {
+        await retry(async () => {
+          before = f.arrived;
+          try {
+            if ((await this.transfer(f, fh, hash, upstream, repository, log)) || (f.size !== undefined && f.arrived >= f.size)) return;
+          } catch (err) {
+            if (fatal(err)) throw err;
+            lastError = err;
+            this.metrics.inc('berth_proxy_upstream_errors_total', { upstream: upstream.alias, reason: 'blob-transfer' });
+            log.warn({ err: (err as Error).message, arrived: f.arrived, size: f.size }, 'upstream blob transfer interrupted');
+            throw err;
+          }
+          throw new Error(`upstream ended the body at ${f.arrived} of ${f.size ?? '?'} bytes`);
+        }, {
+          policy: upstreamBackoff(this.opts.backoffMs),
+          attempts: this.opts.attempts,
+          retryable: (err) => !fatal(err),
+          // A connection that made progress does not use up an attempt: slow links cut often.
+          progressed: () => f.arrived !== before,
+          onRetry: ({ failures }) => {
+            if (failures === 0) this.metrics.inc('berth_proxy_upstream_resumes_total', { upstream: upstream.alias });
+          },
+          signal: this.shutdown.signal,
+        });
+      } catch (err) {
+        if (fatal(err)) throw err;
+        lastError ??= err;
       }
       if (f.size === undefined || f.arrived !== f.size) {
         throw lastError instanceof OciError ? lastError : new OciError('UPSTREAM_UNAVAILABLE', `upstream ${upstream.alias} did not deliver blob ${f.digest} (${f.arrived} of ${f.size ?? '?'} bytes): ${lastError instanceof Error ? lastError.message : 'gave up'}`);
@@ -202,7 +208,7 @@ export class BlobFetcher {
     if (res.status === 416 && f.arrived > 0) {
       // The partial file already holds every byte; the digest check decides whether it is right.
       await res.cancel();
-      const total = /\/(\d+)$/.exec(res.headers.get('content-range') ?? '')?.[1];
+      const total = /\/(\d+)$/.exec(res.header('content-range') ?? '')?.[1];
       f.sized(total ? Number(total) : f.arrived);
       return true;
     }
@@ -212,10 +218,10 @@ export class BlobFetcher {
       hash.digester = new Digester();
       f.arrived = 0;
     } else if (res.status === 206) {
-      const m = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(res.headers.get('content-range') ?? '');
+      const m = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(res.header('content-range') ?? '');
       if (!m || Number(m[1]) !== f.arrived) {
         await res.cancel();
-        throw new Error(`upstream answered Range bytes=${f.arrived}- with Content-Range ${res.headers.get('content-range')}`);
+        throw new Error(`upstream answered Range bytes=${f.arrived}- with Content-Range ${res.header('content-range')}`);
       }
       if (f.size === undefined) f.sized(Number(m[3]));
     } else if (res.status !== 200) {
@@ -223,8 +229,8 @@ export class BlobFetcher {
       throw new OciError(res.status >= 500 ? 'UPSTREAM_UNAVAILABLE' : 'UPSTREAM_ERROR', `upstream ${upstream.alias} answered ${res.status} for blob ${f.digest}`);
     }
     if (res.status === 200 && f.size === undefined) {
-      const len = res.headers.get('content-length');
-      if (len !== null) f.sized(Number(len));
+      const len = res.header('content-length');
+      if (len !== undefined) f.sized(Number(len));
     }
     const timer = setTimeout(() => stall.abort(new Error(`upstream sent nothing for ${this.opts.stallMs} ms`)), this.opts.stallMs);
     // Network chunks are small; the disk gets them in batches of about WRITE_BATCH bytes (one

@@ -6,7 +6,7 @@ import { OciError } from './errors.js';
 import type { ProxyMetrics } from './metrics.js';
 import { splitAlias } from './names.js';
 import type { BlobStore } from './store.js';
-import type { UpstreamResponse } from './http-client.js';
+import type { HttpAnswer } from '../common/http-client.js';
 import { UpstreamUnreachable, type UpstreamClient } from './upstream.js';
 
 export interface ResolvedManifest {
@@ -35,7 +35,7 @@ export function targetOf(upstreams: Map<string, UpstreamClient>, name: string): 
   return { client, repository: upstreamRepository(client.config, repository) };
 }
 
-function mediaTypeOf(contentType: string | null, bytes: Buffer): string {
+function mediaTypeOf(contentType: string | undefined, bytes: Buffer): string {
   const header = contentType?.split(';')[0].trim();
   if (header && header !== 'application/json' && header !== 'text/plain') return header;
   try {
@@ -106,7 +106,7 @@ export class ManifestService {
     }
     this.metrics.inc('berth_proxy_cache_misses_total', { kind: 'manifest' });
     const target = targetOf(this.upstreams, name);
-    let fetched: { bytes: Buffer; mediaType: string; headerDigest: string | null };
+    let fetched: { bytes: Buffer; mediaType: string; headerDigest: string | undefined };
     try {
       fetched = await this.fetchUpstream(target, tag, name);
     } catch (err) {
@@ -130,8 +130,8 @@ export class ManifestService {
     return { digest, bytes: fetched.bytes, mediaType: fetched.mediaType, stale: false };
   }
 
-  private async fetchUpstream(target: UpstreamTarget, reference: string, name: string): Promise<{ bytes: Buffer; mediaType: string; headerDigest: string | null }> {
-    let res: UpstreamResponse;
+  private async fetchUpstream(target: UpstreamTarget, reference: string, name: string): Promise<{ bytes: Buffer; mediaType: string; headerDigest: string | undefined }> {
+    let res: HttpAnswer;
     try {
       res = await target.client.request(`${target.repository}/manifests/${reference}`, {
         headers: { accept: MANIFEST_ACCEPT },
@@ -154,7 +154,7 @@ export class ManifestService {
       this.metrics.inc('berth_proxy_upstream_errors_total', { upstream: target.client.alias, reason: `status-${res.status}` });
       throw new OciError(res.status >= 500 ? 'UPSTREAM_UNAVAILABLE' : 'UPSTREAM_ERROR', `upstream ${target.client.alias} answered ${res.status} for manifest ${name}:${reference}`);
     }
-    const declared = Number(res.headers.get('content-length') ?? '0');
+    const declared = Number(res.header('content-length') ?? '0');
     if (declared > MAX_MANIFEST_BYTES) {
       await res.cancel();
       throw new OciError('UPSTREAM_ERROR', `manifest ${name}:${reference} is ${declared} bytes, over the ${MAX_MANIFEST_BYTES} limit`);
@@ -167,6 +167,6 @@ export class ManifestService {
       throw new OciError('UPSTREAM_UNAVAILABLE', `upstream ${target.client.alias} broke off manifest ${name}:${reference}: ${(err as Error).message}`);
     }
     this.metrics.inc('berth_proxy_upstream_bytes_total', { upstream: target.client.alias }, bytes.length);
-    return { bytes, mediaType: mediaTypeOf(res.headers.get('content-type'), bytes), headerDigest: res.headers.get('docker-content-digest') };
+    return { bytes, mediaType: mediaTypeOf(res.header('content-type'), bytes), headerDigest: res.header('docker-content-digest') };
   }
 }

@@ -318,7 +318,7 @@ export async function createProxy(opts: ProxyOptions) {
     await res.cancel();
     if (res.status === 404) throw new OciError('BLOB_UNKNOWN', `blob ${digest} is not in ${target.client.alias}/${target.repository}`);
     if (!res.ok) throw new OciError(res.status >= 500 ? 'UPSTREAM_UNAVAILABLE' : 'UPSTREAM_ERROR', `upstream ${target.client.alias} answered ${res.status} for blob ${digest}`);
-    const plan = planBlob({ method: 'HEAD' }, { size: Number(res.headers.get('content-length') ?? 0), digest });
+    const plan = planBlob({ method: 'HEAD' }, { size: Number(res.header('content-length') ?? 0), digest });
     return new Response(null, { status: 200, headers: { ...plan.headers, ...API_HEADER } });
   }
 

@@ -1,7 +1,8 @@
+import { retry, type BackoffPolicy } from '../common/backoff.js';
+import { httpRequest, type HttpAnswer } from '../common/http-client.js';
 import type { Logger } from '../common/log.js';
 import type { UpstreamConfig } from './config.js';
 import { OciError } from './errors.js';
-import { sendRequest, type UpstreamResponse } from './http-client.js';
 import { parseChallenge, type Challenge } from './www-auth.js';
 
 export interface UpstreamOptions {
@@ -28,7 +29,21 @@ export class UpstreamUnreachable extends Error {
   }
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/**
+ * The proxy's backoff towards upstreams: doubling from `baseMs`, at most 32 times it. No jitter:
+ * one proxy retries, not a fleet, and single-flight fetches keep it from retrying in parallel.
+ */
+export function upstreamBackoff(baseMs: number): BackoffPolicy {
+  return { baseMs, capMs: baseMs * 32 };
+}
+
+/** A 5xx or 429 answer that another attempt may get past. */
+class RetryableStatus extends Error {
+  constructor(readonly status: number) {
+    super(`HTTP ${status}`);
+  }
+}
+
 const MAX_REDIRECTS = 5;
 
 /**
@@ -51,35 +66,38 @@ export class UpstreamClient {
    * Sends a request to `/v2/<path>` and returns the final response (after auth and redirects),
    * retrying network failures, 5xx and 429 with backoff. The caller owns the body.
    */
-  async request(path: string, init: { method?: 'GET' | 'HEAD'; headers?: Record<string, string>; scope?: string; signal?: AbortSignal }): Promise<UpstreamResponse> {
-    let lastError: unknown;
-    for (let attempt = 0; attempt < this.opts.attempts; attempt++) {
-      if (attempt > 0) await sleep(this.opts.backoffMs * 2 ** (attempt - 1));
-      if (init.signal?.aborted) throw new UpstreamUnreachable(this.alias, init.signal.reason);
-      try {
+  async request(path: string, init: { method?: 'GET' | 'HEAD'; headers?: Record<string, string>; scope?: string; signal?: AbortSignal }): Promise<HttpAnswer> {
+    const attempts = this.opts.attempts;
+    try {
+      return await retry(async (attempt) => {
         const res = await this.authorized(path, init);
-        if ((res.status >= 500 || res.status === 429) && attempt < this.opts.attempts - 1) {
+        if ((res.status >= 500 || res.status === 429) && attempt < attempts - 1) {
           await res.cancel();
-          lastError = new Error(`HTTP ${res.status}`);
-          this.opts.log.warn({ upstream: this.alias, path, status: res.status, attempt }, 'upstream error, retrying');
-          continue;
+          throw new RetryableStatus(res.status);
         }
         return res;
-      } catch (err) {
-        if (err instanceof OciError) throw err;
-        lastError = err;
-        this.opts.log.warn({ upstream: this.alias, path, err: (err as Error).message, attempt }, 'upstream request failed');
-      }
+      }, {
+        policy: upstreamBackoff(this.opts.backoffMs),
+        attempts,
+        retryable: (err) => !(err instanceof OciError),
+        signal: init.signal,
+        onRetry: ({ attempt, error }) => {
+          if (error instanceof RetryableStatus) this.opts.log.warn({ upstream: this.alias, path, status: error.status, attempt }, 'upstream error, retrying');
+          else this.opts.log.warn({ upstream: this.alias, path, err: (error as Error).message, attempt }, 'upstream request failed');
+        },
+      });
+    } catch (err) {
+      if (err instanceof OciError) throw err;
+      throw new UpstreamUnreachable(this.alias, err);
     }
-    throw new UpstreamUnreachable(this.alias, lastError);
   }
 
-  private async authorized(path: string, init: { method?: string; headers?: Record<string, string>; scope?: string; signal?: AbortSignal }): Promise<UpstreamResponse> {
+  private async authorized(path: string, init: { method?: string; headers?: Record<string, string>; scope?: string; signal?: AbortSignal }): Promise<HttpAnswer> {
     const scope = init.scope ?? '';
     let auth = await this.authorizationFor(scope, false);
     let res = await this.send(path, init, auth);
     if (res.status !== 401) return res;
-    const challenge = parseChallenge(res.headers.get('www-authenticate'));
+    const challenge = parseChallenge(res.header('www-authenticate'));
     await res.cancel();
     if (!challenge) throw new OciError('UPSTREAM_ERROR', `upstream ${this.alias} answered 401 without a usable challenge`);
     this.challenge = challenge;
@@ -116,17 +134,17 @@ export class UpstreamClient {
     const headers: Record<string, string> = {};
     const cred = this.basic();
     if (cred) headers.authorization = cred;
-    let res: Response;
+    let res: HttpAnswer;
     try {
-      res = await fetch(url, { headers, signal: AbortSignal.timeout(this.opts.headersTimeoutMs) });
+      res = await httpRequest(url, { headers, signal: AbortSignal.timeout(this.opts.headersTimeoutMs) });
     } catch (err) {
       throw new UpstreamUnreachable(this.alias, err);
     }
     if (!res.ok) {
-      await res.body?.cancel();
+      await res.cancel();
       throw new OciError('UPSTREAM_ERROR', `token service of upstream ${this.alias} (${url.origin}${url.pathname}) answered ${res.status}`);
     }
-    const body = (await res.json().catch(() => ({}))) as { token?: string; access_token?: string; expires_in?: number };
+    const body = (await res.json(1 << 20).catch(() => ({}))) as { token?: string; access_token?: string; expires_in?: number };
     const token = body.token ?? body.access_token;
     if (!token) throw new OciError('UPSTREAM_ERROR', `token service of upstream ${this.alias} returned no token`);
     // Renew a little early so a token never expires between check and use.
@@ -135,7 +153,7 @@ export class UpstreamClient {
     return `Bearer ${token}`;
   }
 
-  private async send(path: string, init: { method?: string; headers?: Record<string, string>; signal?: AbortSignal }, auth: string | null): Promise<UpstreamResponse> {
+  private async send(path: string, init: { method?: string; headers?: Record<string, string>; signal?: AbortSignal }, auth: string | null): Promise<HttpAnswer> {
     const origin = new URL(this.config.url);
     let url = new URL(`${this.config.url}/v2/${path}`);
     for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
@@ -143,8 +161,8 @@ export class UpstreamClient {
       if (auth && url.host === origin.host) headers.authorization = auth;
       // The timeout covers the wait for headers only; the body may legitimately stream for
       // minutes (the caller watches it for stalls with its own signal).
-      const res = await sendRequest(url, { method: init.method ?? 'GET', headers, signal: init.signal, headersTimeoutMs: this.opts.headersTimeoutMs });
-      const location = res.headers.get('location');
+      const res = await httpRequest(url, { method: init.method ?? 'GET', headers, signal: init.signal, headersTimeoutMs: this.opts.headersTimeoutMs });
+      const location = res.header('location');
       if (res.status >= 300 && res.status < 400 && location) {
         await res.cancel();
         url = new URL(location, url);

@@ -6,7 +6,7 @@ import { MANIFEST_ACCEPT } from '../../common/oci.js';
 import type { Upstream } from '../../manifests/image-ref.js';
 import { BlobVerificationError, ImageUnavailableError, TransientError } from './errors.js';
 import type { GcPacer } from './gc-pacer.js';
-import { httpGet, isConnectionError, type HttpAnswer } from './http.js';
+import { httpRequest, isConnectionError, type HttpAnswer } from '../../common/http-client.js';
 import { backoffMs, bodyPlan, resumeStart } from './resume.js';
 import type { BlobStore } from './store.js';
 
@@ -194,7 +194,7 @@ export class ProxyClient {
     const what = `blob ${t.digest} of image ${t.image}`;
     const { res, watch } = await this.open(`/v2/${t.repository}/blobs/${t.digest}`, start.headers, signal, what);
     try {
-      const plan = bodyPlan(res.status, res.header('content-range'), offset, t.size);
+      const plan = bodyPlan(res.status, res.header('content-range') ?? null, offset, t.size);
       switch (plan.kind) {
         case 'append':
           break;
@@ -259,7 +259,7 @@ export class ProxyClient {
       const signals = signal ? [signal, watch.controller.signal] : [watch.controller.signal];
       let res: HttpAnswer;
       try {
-        res = await httpGet(new URL(path, this.opts.baseUrl), { ...headers, ...auth }, AbortSignal.any(signals));
+        res = await httpRequest(new URL(path, this.opts.baseUrl), { headers: { ...headers, ...auth }, signal: AbortSignal.any(signals) });
       } catch (err) {
         watch.clear();
         throw this.transportError(err, signal, watch, what);
