@@ -10,7 +10,7 @@ import { createContext, type ControlPlaneConfig, type ControlPlaneContext } from
 import { migrate, openDatabase } from './db/open.js';
 import { DesiredWaiters } from './devices/desired-waiters.js';
 import { watchDesiredChanges } from './devices/desired.js';
-import { parseDuration } from './duration.js';
+import { parseDuration } from '../common/grammar.js';
 import { TypedEmitter } from './events.js';
 import { LastSeen, startLastSeenFlusher } from './devices/last-seen.js';
 import { DeviceTokenCache } from './device-api/token-cache.js';

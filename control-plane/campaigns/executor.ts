@@ -2,7 +2,7 @@ import { sql } from 'drizzle-orm';
 import type { ControlPlaneContext, Tx } from '../context.js';
 import { planCampaign, type CampaignStep, type CampaignStepKind } from './planner.js';
 import { loadCampaign, loadCounts, releaseAll, updateProgress, type CampaignRecord } from './store.js';
-import { formatDuration } from './spec.js';
+import { formatDuration } from '../../common/grammar.js';
 
 /**
  * Thin effects: each planner step kind maps to one database effect. The executor plans, applies,

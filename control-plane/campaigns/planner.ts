@@ -1,4 +1,5 @@
-import type { CampaignSpec, WaveTarget } from './spec.js';
+import type { WaveTarget } from '../../common/grammar.js';
+import type { CampaignSpec } from './spec.js';
 import { windowState } from './window.js';
 
 /**

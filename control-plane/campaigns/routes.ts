@@ -6,7 +6,8 @@ import { HttpError, jsonBody, queryOf, type AppEnv } from '../http.js';
 import type { RouteDoc } from '../openapi.js';
 import type { OperatorAction } from './outcome.js';
 import { campaignStatus, campaignSummary, createCampaign, operatorAction } from './service.js';
-import { CampaignSpecError, createCampaignBody, specFromBody, type CampaignSpec } from './spec.js';
+import { createCampaignBody } from '../../protocol/campaign-spec.js';
+import { CampaignSpecError, specFromBody, type CampaignSpec } from './spec.js';
 import { listCampaigns, loadCampaign } from './store.js';
 
 const listQuery = z.object({

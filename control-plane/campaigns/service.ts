@@ -7,7 +7,8 @@ import { parseSelector } from '../selector.js';
 import { advanceCampaign, rollbackCampaign } from './executor.js';
 import { transition, type OperatorAction } from './outcome.js';
 import { waveTargets, type CampaignStep } from './planner.js';
-import { formatDuration, formatWave, type CampaignSpec } from './spec.js';
+import { formatDuration, formatWave } from '../../common/grammar.js';
+import type { CampaignSpec } from './spec.js';
 import { findConflicts, insertCampaign, joinMatchingDevices, loadCampaign, releaseAll, releaseFromOtherCampaigns, updateProgress, type CampaignRecord, type Conflict, type Reader } from './store.js';
 import { windowState } from './window.js';
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { planCampaign, waveTargets, type CampaignProgress, type FleetCounts, type WaveCounts } from '../../control-plane/campaigns/planner.js';
-import { parseWaves, type CampaignSpec } from '../../control-plane/campaigns/spec.js';
+import { parseWaves } from '../../common/grammar.js';
+import type { CampaignSpec } from '../../control-plane/campaigns/spec.js';
 
 const NOW = Date.parse('2026-11-26T12:00:00Z');
 const MIN = 60_000;
@@ -38,6 +39,8 @@ describe('waveTargets', () => {
     expect(waveTargets(parseWaves(['1', '10%', '100%']), 15)).toEqual([1, 2, 15]);
     expect(waveTargets(parseWaves(['33%', '66%', '100%']), 10)).toEqual([4, 7, 10]);
     expect(waveTargets(parseWaves(['10%', '100%']), 3)).toEqual([1, 3]);
+    expect(waveTargets(parseWaves(['1', '12.5%', '100%']), 1000)).toEqual([1, 125, 1000]);
+    expect(waveTargets(parseWaves(['1', '12.5%', '100%']), 10)).toEqual([1, 2, 10]);
   });
 
   it('caps counts at the fleet and never lets a target shrink', () => {

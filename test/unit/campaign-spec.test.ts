@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { CampaignSpecError, createCampaignBody, formatDuration, parseDuration, parseWaves, specFromBody } from '../../control-plane/campaigns/spec.js';
+import { CAMPAIGN_DEFAULTS, createCampaignBody } from '../../protocol/campaign-spec.js';
+import { CampaignSpecError, specFromBody } from '../../control-plane/campaigns/spec.js';
 import { classifyReport, transition } from '../../control-plane/campaigns/outcome.js';
 import type { ServiceReport } from '../../protocol/protocol.js';
 
@@ -14,27 +15,55 @@ function specError(fn: () => unknown): CampaignSpecError {
 }
 
 describe('campaign spec', () => {
-  it('parses durations and prints them back', () => {
-    expect(parseDuration('10m', 'soak')).toBe(600_000);
-    expect(parseDuration('1.5h', 'soak')).toBe(5_400_000);
-    expect(parseDuration('250ms', 'soak')).toBe(250);
-    expect(parseDuration('0', 'soak')).toBe(0);
-    expect(formatDuration(600_000)).toBe('10m');
-    expect(formatDuration(90_000)).toBe('90s');
-    expect(specError(() => parseDuration('10 minutes', 'deviceTimeout')).field).toBe('deviceTimeout');
+  const base = { manifest: 'gateway@2.0.0' };
+  const spec = (body: Record<string, unknown>) => specFromBody(createCampaignBody.parse({ ...base, ...body }));
+
+  it('reads compound durations in every duration field', () => {
+    const s = spec({ soak: '1h30m', deviceTimeout: '1h30m', window: { cron: '0 2 * * *', duration: '1h30m' } });
+    expect([s.soakMs, s.deviceTimeoutMs, s.window?.durationMs]).toEqual([5_400_000, 5_400_000, 5_400_000]);
+    expect(spec({ soak: '0' }).soakMs).toBe(0);
   });
 
-  it('parses waves and names the bad one', () => {
-    expect(parseWaves(['1', '10%', '100%'])).toEqual([
+  it('applies the defaults the CLI shows', () => {
+    expect(spec({})).toEqual({
+      release: 'gateway@2.0.0',
+      selector: CAMPAIGN_DEFAULTS.selector,
+      waves: [{ kind: 'percent', percent: 100 }],
+      success: CAMPAIGN_DEFAULTS.success,
+      maxFailures: CAMPAIGN_DEFAULTS.maxFailures,
+      deviceTimeoutMs: 30 * 60_000,
+      soakMs: 0,
+      window: null,
+      onFailure: CAMPAIGN_DEFAULTS.onFailure,
+    });
+  });
+
+  it('parses waves, 12.5% included, and names the bad one by index', () => {
+    expect(spec({ waves: ['1', '12.5%', '100%'] }).waves).toEqual([
       { kind: 'count', count: 1 },
-      { kind: 'percent', percent: 10 },
+      { kind: 'percent', percent: 12.5 },
       { kind: 'percent', percent: 100 },
     ]);
-    expect(specError(() => parseWaves(['1', 'ten'])).field).toBe('waves[1]');
-    expect(specError(() => parseWaves(['0'])).field).toBe('waves[0]');
-    expect(specError(() => parseWaves(['150%'])).field).toBe('waves[0]');
-    expect(specError(() => parseWaves(['50%', '10%'])).field).toBe('waves[1]');
-    expect(specError(() => parseWaves([])).field).toBe('waves');
+    expect(specError(() => spec({ waves: ['1', 'ten'] })).field).toBe('waves[1]');
+    expect(specError(() => spec({ waves: ['0'] })).field).toBe('waves[0]');
+    expect(specError(() => spec({ waves: ['150%'] })).field).toBe('waves[0]');
+    const shrinks = specError(() => spec({ waves: ['50%', '10%'] }));
+    expect([shrinks.field, shrinks.message]).toEqual(['waves[1]', 'waves[1]: wave 2 (10%) does not grow over wave 1 (50%): waves are cumulative targets, like 1,10%,100%']);
+    expect(specError(() => spec({ waves: [] })).field).toBe('waves');
+  });
+
+  it('refuses bad durations and shares in the schema, naming the field and the rule', () => {
+    const issue = (body: Record<string, unknown>) => {
+      const res = createCampaignBody.safeParse({ ...base, ...body });
+      return res.success ? undefined : [res.error.issues[0].path.join('.'), res.error.issues[0].message];
+    };
+    expect(issue({ deviceTimeout: '10 minutes' })).toEqual(['deviceTimeout', 'expected a duration like 30s, 1m30s or 500ms, got "10 minutes": the units are w, d, h, m, s and ms']);
+    expect(issue({ soak: '10' })).toEqual(['soak', 'expected a duration like 30s, 1m30s or 500ms, got "10": a number needs a unit (10s? 10m?)']);
+    expect(issue({ deviceTimeout: '500ms' })).toEqual(['deviceTimeout', 'must be at least 1s']);
+    expect(issue({ window: { cron: '0 2 * * *', duration: 'soon' } })?.[0]).toBe('window.duration');
+    expect(issue({ success: 0 })).toEqual(['success', 'must be above 0%: at 0% any wave would pass']);
+    expect(issue({ maxFailures: 1 })?.[1]).toMatch(/never trip/);
+    expect(issue({ manifest: 'gateway' })).toEqual(['manifest', 'expected a release like weather-station@1.4.0, got "gateway": the @version is missing']);
   });
 
   it('normalizes a whole request', () => {
@@ -61,14 +90,11 @@ describe('campaign spec', () => {
   });
 
   it('names the field of a bad selector, cron expression or time zone', () => {
-    const base = { manifest: 'gateway@2.0.0' };
     expect(specError(() => specFromBody(createCampaignBody.parse({ ...base, selector: 'site=' + '(' }))).field).toBe('selector');
     const badCron = createCampaignBody.parse({ ...base, window: { cron: '61 * * * *', duration: '1h' } });
     expect(specError(() => specFromBody(badCron)).field).toBe('window.cron');
     const badTz = createCampaignBody.parse({ ...base, window: { cron: '0 2 * * *', duration: '1h', tz: 'Mars/Olympus' } });
     expect(specError(() => specFromBody(badTz)).field).toBe('window.tz');
-    const badDuration = createCampaignBody.parse({ ...base, window: { cron: '0 2 * * *', duration: 'soon' } });
-    expect(specError(() => specFromBody(badDuration)).field).toBe('window.duration');
   });
 
   it('refuses unknown fields and out-of-range shares in the request schema', () => {

@@ -3,7 +3,6 @@ import { describe, expect, it } from 'vitest';
 import { generateEd25519, publicKeyToRaw } from '../../protocol/keys.js';
 import { parseDeviceRecords } from '../../control-plane/devices/import-records.js';
 import { parseLabels } from '../../control-plane/devices/labels.js';
-import { parseDuration } from '../../control-plane/duration.js';
 
 const pair = generateEd25519();
 const raw = publicKeyToRaw(pair.publicKey);
@@ -41,12 +40,8 @@ describe('manufacturing records', () => {
     expect(parseDeviceRecords(`{"serial":"gw-1","public_key":"${raw}","labels":{"bad key!":"x"}}`, 'jsonl')).toMatchObject({ ok: false, errors: [{ line: 1 }] });
   });
 
-  it('parses labels and durations', () => {
+  it('parses labels', () => {
     expect(parseLabels('a=1;b=;c = x')).toEqual({ a: '1', b: '', c: 'x' });
     expect(() => parseLabels('a=1;a=2')).toThrow('given twice');
-    expect(parseDuration('2m', 'x')).toBe(120_000);
-    expect(parseDuration('90', 'x')).toBe(90_000);
-    expect(parseDuration('500ms', 'x')).toBe(500);
-    expect(() => parseDuration('soon', '--offline-after')).toThrow('--offline-after');
   });
 });
