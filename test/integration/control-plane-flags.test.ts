@@ -1,0 +1,62 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../rig/index.js';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+
+/**
+ * `berth control-plane` reads its duration flags with the one duration grammar (common/grammar.ts):
+ * the compiled command, started as an operator starts it, stopped by its own pid.
+ */
+describe('control plane duration flags', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'berth-cp-flags-'));
+  const children: ChildProcess[] = [];
+
+  function start(args: string[]): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
+    let output = '';
+    const child = spawn(process.execPath, [join(ROOT, 'dist/bin/berth.js'), 'control-plane', '--db', `file:${join(dir, 'berth.db')}`, '--data-dir', dir, ...args], {
+      env: { ...process.env, BERTH_LOG_LEVEL: 'warn', BERTH_ADMIN_TOKEN: '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.push(child);
+    child.stdout?.on('data', (b: Buffer) => (output += b.toString()));
+    child.stderr?.on('data', (b: Buffer) => (output += b.toString()));
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    return { child, output: () => output, exited };
+  }
+
+  beforeAll(() => {
+    // The child runs the compiled CLI: build it (others' type errors do not stop tsc from emitting).
+    spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', ROOT], { stdio: 'ignore' });
+  }, 300_000);
+
+  afterAll(async () => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null && c.pid) process.kill(c.pid, 'SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('starts with --offline-after 1h30m and --document-ttl 1d, listens, and stops on SIGTERM to its pid', async () => {
+    const port = await freePort();
+    const cp = start(['--listen', `127.0.0.1:${port}`, '--offline-after', '1h30m', '--document-ttl', '1d']);
+    let listening = false;
+    for (let i = 0; i < 300 && !listening; i++) {
+      if (cp.child.exitCode !== null) throw new Error(`control plane exited ${cp.child.exitCode}: ${cp.output()}`);
+      listening = await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok, () => false);
+      if (!listening) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(listening, cp.output()).toBe(true);
+    process.kill(cp.child.pid as number, 'SIGTERM');
+    expect(await cp.exited).toBe(0);
+  });
+
+  it('refuses a bare number, saying which flag and that it needs a unit, and never listens', async () => {
+    const port = await freePort();
+    const cp = start(['--listen', `127.0.0.1:${port}`, '--offline-after', '90']);
+    expect(await cp.exited).not.toBe(0);
+    expect(cp.output()).toContain('--offline-after: expected a duration like 30s, 1m30s or 500ms, got "90": a number needs a unit (90s? 90m?)');
+    expect(await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.status, () => 'refused')).toBe('refused');
+  });
+});
