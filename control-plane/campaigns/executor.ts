@@ -11,8 +11,11 @@ import { formatDuration } from '../../common/grammar.js';
 
 export const SYSTEM_ACTOR = 'system:campaigns';
 
+/** What applying a step needs from the service: wake-ups after commit, the audit log, the log. */
+export type CampaignEffects = Pick<ControlPlaneContext, 'afterCommit' | 'waiters' | 'audit' | 'log' | 'now'>;
+
 export interface StepEnv {
-  ctx: ControlPlaneContext;
+  ctx: CampaignEffects;
   tx: Tx;
   campaign: CampaignRecord;
   now: number;
@@ -131,7 +134,7 @@ const MAX_ROUNDS = 20;
  * idle tick over a large campaign never holds up other writers. advanceCampaign plans again
  * inside the transaction, so a stale read here costs at most one empty write.
  */
-export async function campaignNeedsAdvance(ctx: ControlPlaneContext, campaignId: string): Promise<boolean> {
+export async function campaignNeedsAdvance(ctx: Pick<ControlPlaneContext, 'db' | 'now'>, campaignId: string): Promise<boolean> {
   const campaign = await loadCampaign(ctx.db, campaignId);
   if (!campaign || campaign.progress.status !== 'running') return false;
   const steps = planCampaign(campaign.spec, campaign.progress, await loadCounts(ctx.db, campaign), ctx.now().getTime());
@@ -139,7 +142,7 @@ export async function campaignNeedsAdvance(ctx: ControlPlaneContext, campaignId:
 }
 
 /** Plans and applies until the campaign only waits (for reports, a soak, a window). */
-export async function advanceCampaign(ctx: ControlPlaneContext, tx: Tx, campaignId: string): Promise<CampaignStep[]> {
+export async function advanceCampaign(ctx: CampaignEffects, tx: Tx, campaignId: string): Promise<CampaignStep[]> {
   const applied: CampaignStep[] = [];
   for (let round = 0; round < MAX_ROUNDS; round++) {
     const campaign = await loadCampaign(tx, campaignId);

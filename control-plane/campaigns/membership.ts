@@ -33,7 +33,7 @@ async function applyOutcome(tx: Tx, row: AssignedRow, report: ReportFields, now:
  * A report from one device: the fast path, driven by the 'report' event. Reads outside the write
  * lock, so the many reports that change no campaign cost one indexed read and no write.
  */
-export async function recordReport(ctx: ControlPlaneContext, deviceId: string, report: ReportFields): Promise<string[]> {
+export async function recordReport(ctx: Pick<ControlPlaneContext, 'db' | 'write' | 'now'>, deviceId: string, report: ReportFields): Promise<string[]> {
   const rows = await ctx.db.all<AssignedRow>(sql`
     SELECT cd.campaign_id, cd.device_id, cd.state, cd.desired_sequence, c.release FROM campaign_devices cd
     JOIN campaigns c ON c.id = cd.campaign_id
@@ -58,7 +58,7 @@ export async function recordReport(ctx: ControlPlaneContext, deviceId: string, r
  * event, or a report taken by another control-plane process on a shared database): every device
  * still in flight whose latest report is about its campaign's document.
  */
-export async function reconcileReports(ctx: ControlPlaneContext): Promise<string[]> {
+export async function reconcileReports(ctx: Pick<ControlPlaneContext, 'db' | 'write' | 'now'>): Promise<string[]> {
   // Read outside the write lock (WAL readers do not block the writer); write only what moves.
   const rows = await ctx.db.all<AssignedRow & { r_desired: number | null; r_running: string | null; r_phase: DeviceReport['phase']; r_services: string; r_error: string | null }>(sql`
     SELECT cd.campaign_id, cd.device_id, cd.state, cd.desired_sequence, c.release,
@@ -95,7 +95,7 @@ export async function reconcileReports(ctx: ControlPlaneContext): Promise<string
  * matches it (when no campaign holds it), and leaves a campaign whose selector no longer matches
  * it while it is still waiting for its wave. A device already given the release stays.
  */
-export async function deviceChanged(ctx: ControlPlaneContext, tx: Tx, deviceId: string): Promise<string[]> {
+export async function deviceChanged(ctx: Pick<ControlPlaneContext, 'now' | 'log'>, tx: Tx, deviceId: string): Promise<string[]> {
   const now = ctx.now().getTime();
   const device = (await tx.all<{ labels: string; status: string }>(sql`SELECT labels, status FROM devices WHERE id = ${deviceId}`))[0];
   if (!device) return [];
@@ -130,9 +130,9 @@ export async function deviceChanged(ctx: ControlPlaneContext, tx: Tx, deviceId: 
 }
 
 /** A revoked device leaves its campaign: it will never report, and must not count as failed. */
-export async function deviceRevoked(ctx: ControlPlaneContext, tx: Tx, deviceId: string): Promise<string[]> {
+export async function deviceRevoked(tx: Tx, deviceId: string, now: number): Promise<string[]> {
   const rows = await tx.all<{ campaign_id: string }>(sql`UPDATE campaign_devices SET active = 0, state = 'left',
-      finished_at = ${ctx.now().getTime()}, last_error = 'device revoked'
+      finished_at = ${now}, last_error = 'device revoked'
     WHERE device_id = ${deviceId} AND active = 1 AND state IN ('pending', 'assigned')
     RETURNING campaign_id`);
   return rows.map((r) => r.campaign_id);

@@ -89,7 +89,7 @@ export function startCampaignScheduler(ctx: ControlPlaneContext, opts: { tickMs?
       enqueue(`labels ${deviceId}`, async () => advanceSoon(await ctx.write((tx) => deviceChanged(ctx, tx, deviceId))));
     }),
     ctx.events.on('device-revoked', ({ deviceId }) => {
-      enqueue(`revoked ${deviceId}`, async () => advanceSoon(await ctx.write((tx) => deviceRevoked(ctx, tx, deviceId))));
+      enqueue(`revoked ${deviceId}`, async () => advanceSoon(await ctx.write((tx) => deviceRevoked(tx, deviceId, ctx.now().getTime()))));
     }),
   ];
 

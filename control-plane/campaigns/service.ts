@@ -4,13 +4,16 @@ import type { ControlPlaneContext, Tx } from '../context.js';
 import { manifests } from '../db/schema.js';
 import type { OperatorActor } from '../http.js';
 import { parseSelector } from '../selector.js';
-import { advanceCampaign, rollbackCampaign } from './executor.js';
+import { advanceCampaign, rollbackCampaign, type CampaignEffects } from './executor.js';
 import { transition, type OperatorAction } from './outcome.js';
 import { waveTargets, type CampaignStep } from './planner.js';
 import { formatDuration, formatWave } from '../../common/grammar.js';
 import type { CampaignSpec } from './spec.js';
 import { findConflicts, insertCampaign, joinMatchingDevices, loadCampaign, releaseAll, releaseFromOtherCampaigns, updateProgress, type CampaignRecord, type Conflict, type Reader } from './store.js';
 import { windowState } from './window.js';
+
+/** What the operator actions need: reads, the writer, and what applying steps needs. */
+type CampaignServices = CampaignEffects & Pick<ControlPlaneContext, 'db' | 'write'>;
 
 /** The campaign operations behind the routes; each runs in one write transaction. */
 
@@ -28,7 +31,7 @@ class ConflictAbort extends Error {
 }
 
 export async function createCampaign(
-  ctx: ControlPlaneContext,
+  ctx: CampaignServices,
   actor: OperatorActor,
   input: { name?: string; spec: CampaignSpec; supersede: boolean; start: boolean },
 ): Promise<CreateOutcome> {
@@ -60,7 +63,7 @@ function actorId(actor: OperatorActor): string {
   return `${actor.kind}:${actor.id}`;
 }
 
-async function startInTx(ctx: ControlPlaneContext, tx: Tx, actor: OperatorActor, id: string): Promise<CampaignStep[]> {
+async function startInTx(ctx: CampaignServices, tx: Tx, actor: OperatorActor, id: string): Promise<CampaignStep[]> {
   const now = ctx.now().getTime();
   await updateProgress(tx, id, now, { status: 'running', startedAt: now, currentWave: 0 });
   await ctx.audit(tx, { actor, action: 'campaign.start', target: id, before: { status: 'draft' }, after: { status: 'running' } });
@@ -70,7 +73,7 @@ async function startInTx(ctx: ControlPlaneContext, tx: Tx, actor: OperatorActor,
 export type ActionOutcome = { kind: 'done'; campaign: CampaignRecord } | { kind: 'not-found' } | { kind: 'refused'; status: string };
 
 /** start / pause / resume / abort, as an operator asks; refused when the status does not allow it. */
-export async function operatorAction(ctx: ControlPlaneContext, actor: OperatorActor, id: string, action: OperatorAction): Promise<ActionOutcome> {
+export async function operatorAction(ctx: CampaignServices, actor: OperatorActor, id: string, action: OperatorAction): Promise<ActionOutcome> {
   return ctx.write(async (tx) => {
     const campaign = await loadCampaign(tx, id);
     if (!campaign) return { kind: 'not-found' as const };
@@ -128,7 +131,7 @@ export function campaignSummary(c: CampaignRecord) {
 }
 
 /** The status a release manager watches: per wave and per state, and who is failing and why. */
-export async function campaignStatus(ctx: ControlPlaneContext, db: Reader, c: CampaignRecord, failingLimit = 100) {
+export async function campaignStatus(db: Reader, c: CampaignRecord, now: number, failingLimit = 100) {
   const rows = await db.all<{ wave: number | null; state: keyof StateCounts; n: number }>(sql`
     SELECT wave, state, count(*) AS n FROM campaign_devices WHERE campaign_id = ${c.id} GROUP BY wave, state`);
   const totals = emptyCounts();
@@ -147,7 +150,6 @@ export async function campaignStatus(ctx: ControlPlaneContext, db: Reader, c: Ca
     FROM campaign_devices cd JOIN devices d ON d.id = cd.device_id
     WHERE cd.campaign_id = ${c.id} AND (cd.state = 'failed' OR (cd.state = 'rolled-back' AND cd.last_error IS NOT NULL))
     ORDER BY cd.finished_at DESC LIMIT ${failingLimit}`);
-  const now = ctx.now().getTime();
   const window = c.spec.window
     ? { cron: c.spec.window.cron, duration: formatDuration(c.spec.window.durationMs), tz: c.spec.window.tz, ...windowView(windowState(c.spec.window, now)) }
     : null;

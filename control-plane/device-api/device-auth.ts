@@ -10,7 +10,7 @@ export interface DeviceClaims extends JWTPayload {
   serial: string;
 }
 
-export async function issueDeviceToken(ctx: ControlPlaneContext, device: { id: string; serial: string; tokenEpoch: number }) {
+export async function issueDeviceToken(ctx: Pick<ControlPlaneContext, 'keys' | 'now' | 'config'>, device: { id: string; serial: string; tokenEpoch: number }) {
   const key = ctx.keys.active();
   const now = Math.floor(ctx.now().getTime() / 1000);
   const exp = now + ctx.config.deviceTokenTtlSec;
@@ -26,7 +26,7 @@ export async function issueDeviceToken(ctx: ControlPlaneContext, device: { id: s
 }
 
 /** Verifies a device token's signature and claims (cached per token until it expires); null when it is not one. */
-export async function verifyDeviceToken(ctx: ControlPlaneContext, token: string): Promise<VerifiedDeviceToken | null> {
+export async function verifyDeviceToken(ctx: Pick<ControlPlaneContext, 'keys' | 'now' | 'deviceTokens'>, token: string): Promise<VerifiedDeviceToken | null> {
   const nowSec = Math.floor(ctx.now().getTime() / 1000);
   const cached = ctx.deviceTokens.get(token, nowSec);
   if (cached) return cached;

@@ -57,7 +57,7 @@ export function registryTokenRoutes(ctx: ControlPlaneContext) {
     const requested = parseScopes(c.req.queries('scope') ?? []);
     let access: PullAccess;
     let subject: string;
-    const operator = await operatorFromToken(ctx, credential);
+    const operator = await operatorFromToken(ctx.db, credential, ctx.now());
     if (operator) {
       // Every operator role may read images; the proxy only serves reads.
       access = requested.filter((r) => r.actions.includes('pull') || r.actions.includes('*')).map((r) => ({ type: 'repository' as const, name: r.name, actions: ['pull'] }));
@@ -67,8 +67,8 @@ export function registryTokenRoutes(ctx: ControlPlaneContext) {
       if (!claims) throw new HttpError(401, 'invalid-token', 'token is not a valid operator or device token');
       const d = (await ctx.db.select().from(devices).where(eq(devices.id, claims.sub)).limit(1))[0];
       if (!d || d.status !== 'enrolled' || d.tokenEpoch !== claims.epoch) throw new HttpError(401, 'token-superseded', 'device token is no longer valid');
-      const rel = await desiredRelease(ctx, d.id);
-      const mine = await accessFor(ctx, rel ? [rel.manifest.spec, ...(rel.previous ? [rel.previous.spec] : [])] : []);
+      const rel = await desiredRelease(ctx.db, d.id);
+      const mine = await accessFor(ctx.registry, rel ? [rel.manifest.spec, ...(rel.previous ? [rel.previous.spec] : [])] : []);
       access = requested.length ? mine.filter((a) => requested.some((r) => r.name === a.name)) : mine;
       subject = `device:${d.id}`;
     }

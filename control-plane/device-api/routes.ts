@@ -6,6 +6,7 @@ import type { Manifest } from '../../manifests/model.js';
 import { deviceReport, pullTokenResponse, type PullAccess, type ReleasePhase } from '../../protocol/protocol.js';
 import { requireDevice } from './device-auth.js';
 import type { ControlPlaneContext } from '../context.js';
+import type { ImageRegistry } from '../manifests/registry.js';
 import { desiredRelease, desiredSequence, getDesiredDocument } from '../devices/desired.js';
 import { HttpError, jsonBody, queryOf, type AppEnv } from '../http.js';
 import type { RouteDoc } from '../openapi.js';
@@ -20,13 +21,13 @@ export const deviceApiRouteDocs: RouteDoc[] = [
 ];
 
 /** Pull scopes for the images of the given manifests, grouped by proxy repository, digests pinned. */
-export async function accessFor(ctx: ControlPlaneContext, specs: Manifest[]): Promise<PullAccess> {
+export async function accessFor(registry: ImageRegistry, specs: Manifest[]): Promise<PullAccess> {
   const byName = new Map<string, Set<string>>();
   for (const spec of specs) {
     for (const s of Object.values(spec.services)) {
       const ref = parseImageRef(s.image);
       if (!ref.digest) continue;
-      const name = await ctx.registry.repositoryName(ref);
+      const name = await registry.repositoryName(ref);
       let set = byName.get(name);
       if (!set) byName.set(name, (set = new Set()));
       set.add(ref.digest);
@@ -51,11 +52,11 @@ export function deviceApiRoutes(ctx: ControlPlaneContext) {
     const known = c.req.header('if-none-match')?.trim() || null;
     const deadline = Date.now() + Math.min(q.wait ?? 0, ctx.config.maxWaitSec) * 1000;
     const signal = c.req.raw.signal;
-    let sequence = await desiredSequence(ctx, deviceId);
+    let sequence = await desiredSequence(ctx.client, deviceId);
     while (etagOf(sequence) === known && Date.now() < deadline && !signal.aborted && !ctx.waiters.closed) {
       // Woken after an assignment commits here, or by the watcher for one made by another process.
       await ctx.waiters.wait(deviceId, deadline - Date.now(), signal);
-      sequence = await desiredSequence(ctx, deviceId);
+      sequence = await desiredSequence(ctx.client, deviceId);
     }
     if (sequence === null) return c.body(null, 204);
     if (known !== null && etagOf(sequence) === known) return c.body(null, 304, { ETag: known });
@@ -66,11 +67,11 @@ export function deviceApiRoutes(ctx: ControlPlaneContext) {
 
   app.post('/pull-token', async (c) => {
     ctx.seen.touch(c.var.device.id, ctx.now().getTime());
-    const rel = await desiredRelease(ctx, c.var.device.id);
+    const rel = await desiredRelease(ctx.db, c.var.device.id);
     const specs = rel ? [rel.manifest.spec, ...(rel.previous ? [rel.previous.spec] : [])] : [];
     let access: PullAccess;
     try {
-      access = await accessFor(ctx, specs);
+      access = await accessFor(ctx.registry, specs);
     } catch (err) {
       throw new HttpError(503, 'registry-proxy-unavailable', `cannot map images to the registry proxy: ${(err as Error).message}`);
     }

@@ -2,7 +2,8 @@ import { eq, sql } from 'drizzle-orm';
 import { alias } from 'drizzle-orm/sqlite-core';
 import { signDeployment, type DeploymentDocument } from '../../protocol/deployment.js';
 import type { PinnedManifest } from '../../manifests/model.js';
-import type { ControlPlaneContext, Tx } from '../context.js';
+import type { Client } from '@libsql/client';
+import type { ControlPlaneContext, Db, Tx } from '../context.js';
 import { desired, manifests } from '../db/schema.js';
 
 /**
@@ -10,7 +11,7 @@ import { desired, manifests } from '../db/schema.js';
  * manifest it replaces is remembered for rollback, and the device's long poll wakes after commit.
  * Assigning the manifest it already has changes only the campaign it belongs to.
  */
-export async function assignRelease(ctx: ControlPlaneContext, tx: Tx, deviceId: string, manifestId: string, opts: { campaignId: string | null }): Promise<void> {
+export async function assignRelease(ctx: Pick<ControlPlaneContext, 'now' | 'afterCommit' | 'waiters'>, tx: Tx, deviceId: string, manifestId: string, opts: { campaignId: string | null }): Promise<void> {
   const now = ctx.now().getTime();
   const cur = (await tx.select().from(desired).where(eq(desired.deviceId, deviceId)).limit(1))[0];
   if (!cur) {
@@ -31,7 +32,7 @@ export async function assignRelease(ctx: ControlPlaneContext, tx: Tx, deviceId: 
  * Sends a device back to the manifest it had before its current one, with a new, higher sequence
  * (a device never accepts a lower one). Returns false when there is nothing to go back to.
  */
-export async function rollbackRelease(ctx: ControlPlaneContext, tx: Tx, deviceId: string): Promise<boolean> {
+export async function rollbackRelease(ctx: Pick<ControlPlaneContext, 'now' | 'afterCommit' | 'waiters'>, tx: Tx, deviceId: string): Promise<boolean> {
   const cur = (await tx.select().from(desired).where(eq(desired.deviceId, deviceId)).limit(1))[0];
   if (!cur || !cur.previousManifestId) return false;
   await tx
@@ -43,9 +44,9 @@ export async function rollbackRelease(ctx: ControlPlaneContext, tx: Tx, deviceId
 }
 
 /** The sequence of a device's desired state, null when none is assigned: all a 304 needs. */
-export async function desiredSequence(ctx: ControlPlaneContext, deviceId: string): Promise<number | null> {
+export async function desiredSequence(client: Client, deviceId: string): Promise<number | null> {
   // Raw SQL: this is what every 304 costs, so no query building per call.
-  const rows = await ctx.client.execute({ sql: 'SELECT sequence FROM desired WHERE device_id = ?', args: [deviceId] });
+  const rows = await client.execute({ sql: 'SELECT sequence FROM desired WHERE device_id = ?', args: [deviceId] });
   return rows.rows.length ? Number(rows.rows[0].sequence) : null;
 }
 
@@ -57,9 +58,9 @@ export interface DesiredRelease {
   previous: { id: string; name: string; version: string; spec: PinnedManifest } | null;
 }
 
-export async function desiredRelease(ctx: ControlPlaneContext, deviceId: string): Promise<DesiredRelease | null> {
+export async function desiredRelease(db: Db, deviceId: string): Promise<DesiredRelease | null> {
   const prev = alias(manifests, 'prev');
-  const rows = await ctx.db
+  const rows = await db
     .select({ d: desired, m: manifests, p: { id: prev.id, name: prev.name, version: prev.version, spec: prev.spec } })
     .from(desired)
     .innerJoin(manifests, eq(manifests.id, desired.manifestId))
@@ -78,8 +79,8 @@ export async function desiredRelease(ctx: ControlPlaneContext, deviceId: string)
 }
 
 /** The signed deployment document a device is served, or null when nothing is assigned. */
-export async function getDesiredDocument(ctx: ControlPlaneContext, deviceId: string): Promise<{ sequence: number; document: string } | null> {
-  const rel = await desiredRelease(ctx, deviceId);
+export async function getDesiredDocument(ctx: Pick<ControlPlaneContext, 'db' | 'keys' | 'now' | 'config'>, deviceId: string): Promise<{ sequence: number; document: string } | null> {
+  const rel = await desiredRelease(ctx.db, deviceId);
   if (!rel) return null;
   const iat = Math.floor(ctx.now().getTime() / 1000);
   const doc: DeploymentDocument = {
@@ -102,7 +103,7 @@ const WATCH_SLACK_MS = 10_000;
  * database, a script): one indexed query per interval for all waiting devices, not one per poll.
  * A device woken without a change simply re-reads its sequence and waits again.
  */
-export function watchDesiredChanges(ctx: ControlPlaneContext): { stop(): void } {
+export function watchDesiredChanges(ctx: Pick<ControlPlaneContext, 'db' | 'waiters' | 'log' | 'now' | 'config'>): { stop(): void } {
   let busy = false;
   const timer = setInterval(() => {
     if (busy || ctx.waiters.size === 0) return;

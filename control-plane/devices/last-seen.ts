@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm';
-import type { ControlPlaneContext } from '../context.js';
+import type { Logger } from '../../common/log.js';
+import type { Write } from '../db/write-queue.js';
 
 const CHUNK = 400;
 
@@ -27,12 +28,12 @@ export class LastSeen {
     return this.pending.size;
   }
 
-  async flush(ctx: ControlPlaneContext): Promise<number> {
+  async flush(write: Write): Promise<number> {
     if (this.pending.size === 0) return 0;
     const batch = [...this.pending];
     this.pending = new Map();
     try {
-      await ctx.write(async (tx) => {
+      await write(async (tx) => {
         for (let i = 0; i < batch.length; i += CHUNK) {
           const rows = batch.slice(i, i + CHUNK).map(([id, at]) => sql`(${id}, ${at})`);
           await tx.run(sql`UPDATE devices SET last_seen_at = max(coalesce(devices.last_seen_at, 0), v.column2)
@@ -48,15 +49,16 @@ export class LastSeen {
   }
 }
 
-export function startLastSeenFlusher(ctx: ControlPlaneContext, everyMs: number): { stop(): Promise<void> } {
+/** Flushes `seen` every `everyMs` and once more at stop. */
+export function startLastSeenFlusher(ctx: { seen: LastSeen; write: Write; log: Logger }, everyMs: number): { stop(): Promise<void> } {
   const timer = setInterval(() => {
-    ctx.seen.flush(ctx).catch((err: unknown) => ctx.log.warn({ err }, 'last-seen flush failed'));
+    ctx.seen.flush(ctx.write).catch((err: unknown) => ctx.log.warn({ err }, 'last-seen flush failed'));
   }, everyMs);
   timer.unref();
   return {
     async stop() {
       clearInterval(timer);
-      await ctx.seen.flush(ctx);
+      await ctx.seen.flush(ctx.write);
     },
   };
 }

@@ -4,7 +4,8 @@ import { Hono } from 'hono';
 import { z } from 'zod';
 import type { ReleasePhase, ServiceReport } from '../../protocol/protocol.js';
 import { requireRole } from '../operators/auth.js';
-import type { ControlPlaneContext } from '../context.js';
+import type { ControlPlaneContext, Db } from '../context.js';
+import type { LastSeen } from './last-seen.js';
 import { desired, devices, manifests, reported, reportHistory } from '../db/schema.js';
 import { assignRelease, desiredRelease, rollbackRelease } from './desired.js';
 import { HttpError, jsonBody, queryOf, type AppEnv } from '../http.js';
@@ -49,17 +50,17 @@ export const deviceRouteDocs: RouteDoc[] = [
 
 type DeviceRow = typeof devices.$inferSelect;
 
-async function deviceBySerial(ctx: ControlPlaneContext, serial: string): Promise<DeviceRow> {
-  const row = (await ctx.db.select().from(devices).where(eq(devices.serial, serial)).limit(1))[0];
+async function deviceBySerial(db: Db, serial: string): Promise<DeviceRow> {
+  const row = (await db.select().from(devices).where(eq(devices.serial, serial)).limit(1))[0];
   if (!row) throw new HttpError(404, 'device-not-found', `no device with serial ${serial}`);
   return row;
 }
 
 /** Last heard from: the stored sighting, one not yet flushed, or the last report, whichever is latest. */
-function lastSeenOf(ctx: ControlPlaneContext, deviceId: string, stored: number | null, reportedAt: number | null): number | null {
-  const seen = ctx.seen.merged(deviceId, stored);
-  if (reportedAt === null) return seen;
-  return seen === null ? reportedAt : Math.max(seen, reportedAt);
+function lastSeenOf(seen: LastSeen, deviceId: string, stored: number | null, reportedAt: number | null): number | null {
+  const at = seen.merged(deviceId, stored);
+  if (reportedAt === null) return at;
+  return at === null ? reportedAt : Math.max(at, reportedAt);
 }
 
 function labelsOf(row: { labels: string }): Record<string, string> {
@@ -137,7 +138,7 @@ export function deviceRoutes(ctx: ControlPlaneContext) {
     return c.json({
       total: picked.length,
       devices: picked.slice(q.offset, q.offset + q.limit).map((r) => {
-        const lastSeen = lastSeenOf(ctx, r.d.id, r.d.lastSeenAt, r.reportedAt);
+        const lastSeen = lastSeenOf(ctx.seen, r.d.id, r.d.lastSeenAt, r.reportedAt);
         return {
           id: r.d.id,
           serial: r.d.serial,
@@ -153,15 +154,15 @@ export function deviceRoutes(ctx: ControlPlaneContext) {
   });
 
   app.get('/:serial', requireRole('viewer'), async (c) => {
-    const d = await deviceBySerial(ctx, c.req.param('serial'));
-    const [rel, rep] = await Promise.all([desiredRelease(ctx, d.id), ctx.db.select().from(reported).where(eq(reported.deviceId, d.id)).limit(1)]);
+    const d = await deviceBySerial(ctx.db, c.req.param('serial'));
+    const [rel, rep] = await Promise.all([desiredRelease(ctx.db, d.id), ctx.db.select().from(reported).where(eq(reported.deviceId, d.id)).limit(1)]);
     const r = rep[0];
     const twin = computeTwin({
       desired: rel ? { sequence: rel.sequence, name: rel.manifest.name, version: rel.manifest.version, spec: rel.manifest.spec, campaignId: rel.campaignId } : null,
       reported: r
         ? { sequence: r.sequence, desiredSequence: r.desiredSequence, running: r.running, phase: r.phase as ReleasePhase, bytesDone: r.bytesDone, bytesTotal: r.bytesTotal, services: JSON.parse(r.services) as Record<string, ServiceReport>, error: r.error, at: r.at, receivedAt: r.receivedAt }
         : null,
-      lastSeenAt: lastSeenOf(ctx, d.id, d.lastSeenAt, r?.receivedAt ?? null),
+      lastSeenAt: lastSeenOf(ctx.seen, d.id, d.lastSeenAt, r?.receivedAt ?? null),
       now: ctx.now().getTime(),
       offlineAfterMs: ctx.config.offlineAfterMs,
     });
@@ -179,7 +180,7 @@ export function deviceRoutes(ctx: ControlPlaneContext) {
 
   app.get('/:serial/history', requireRole('viewer'), async (c) => {
     const q = queryOf(c, historyQuery);
-    const d = await deviceBySerial(ctx, c.req.param('serial'));
+    const d = await deviceBySerial(ctx.db, c.req.param('serial'));
     const rows = await ctx.db.select().from(reportHistory).where(eq(reportHistory.deviceId, d.id)).orderBy(reportHistory.id).limit(q.limit);
     return c.json({ reports: rows.map((r) => ({ receivedAt: new Date(r.receivedAt).toISOString(), ...JSON.parse(r.report) })) });
   });
@@ -208,7 +209,7 @@ export function deviceRoutes(ctx: ControlPlaneContext) {
   app.post('/:serial/assign', requireRole('release-manager'), async (c) => {
     const body = await jsonBody(c, assignBody);
     const [name, version] = body.manifest.split('@');
-    const m = await findManifest(ctx, name, version);
+    const m = await findManifest(ctx.db, name, version);
     if (!m) throw new HttpError(404, 'manifest-not-found', `${body.manifest} is not published`, 'manifest');
     const serial = c.req.param('serial');
     const actor = c.var.actor;
@@ -220,21 +221,21 @@ export function deviceRoutes(ctx: ControlPlaneContext) {
       await assignRelease(ctx, tx, d.id, m.id, { campaignId: null });
       await ctx.audit(tx, { actor, action: 'device.assign', target: serial, before: before ? { manifestId: before.manifestId, sequence: before.sequence } : null, after: { manifest: body.manifest } });
     });
-    const rel = await desiredRelease(ctx, (await deviceBySerial(ctx, serial)).id);
+    const rel = await desiredRelease(ctx.db, (await deviceBySerial(ctx.db, serial)).id);
     return c.json({ serial, release: body.manifest, sequence: rel?.sequence ?? null });
   });
 
   app.post('/:serial/rollback', requireRole('release-manager'), async (c) => {
     const serial = c.req.param('serial');
     const actor = c.var.actor;
-    const d = await deviceBySerial(ctx, serial);
+    const d = await deviceBySerial(ctx.db, serial);
     const done = await ctx.write(async (tx) => {
       const ok = await rollbackRelease(ctx, tx, d.id);
       if (ok) await ctx.audit(tx, { actor, action: 'device.rollback', target: serial });
       return ok;
     });
     if (!done) throw new HttpError(409, 'no-previous-release', `device ${serial} has no previous release to go back to`);
-    const rel = await desiredRelease(ctx, d.id);
+    const rel = await desiredRelease(ctx.db, d.id);
     return c.json({ serial, release: rel ? `${rel.manifest.name}@${rel.manifest.version}` : null, sequence: rel?.sequence ?? null });
   });
 

@@ -24,7 +24,7 @@ export type PublishOutcome =
  * (proxy) serves for it now, and store it immutable as name+version. The same content again is a
  * no-op, other content under a published name+version a conflict.
  */
-export async function publishManifest(ctx: ControlPlaneContext, actor: OperatorActor, source: string, filename: string): Promise<PublishOutcome> {
+export async function publishManifest(ctx: Pick<ControlPlaneContext, 'registry' | 'write' | 'audit' | 'now'>, actor: OperatorActor, source: string, filename: string): Promise<PublishOutcome> {
   const parsed = parseManifest(source, filename);
   if (!parsed.ok) return { kind: 'invalid', errors: parsed.errors };
   const m = parsed.manifest;

@@ -3,7 +3,7 @@ import { Hono } from 'hono';
 import { z } from 'zod';
 import type { Manifest } from '../../manifests/model.js';
 import { requireRole } from '../operators/auth.js';
-import type { ControlPlaneContext } from '../context.js';
+import type { ControlPlaneContext, Db } from '../context.js';
 import { manifests } from '../db/schema.js';
 import { HttpError, jsonBody, queryOf, type AppEnv } from '../http.js';
 import type { RouteDoc } from '../openapi.js';
@@ -34,8 +34,8 @@ function view(r: Row) {
   return { ...summary(r), spec: JSON.parse(r.spec) as Manifest, source: r.source };
 }
 
-export async function findManifest(ctx: ControlPlaneContext, name: string, version: string): Promise<Row | undefined> {
-  return (await ctx.db.select().from(manifests).where(and(eq(manifests.name, name), eq(manifests.version, version))).limit(1))[0];
+export async function findManifest(db: Db, name: string, version: string): Promise<Row | undefined> {
+  return (await db.select().from(manifests).where(and(eq(manifests.name, name), eq(manifests.version, version))).limit(1))[0];
 }
 
 export function manifestRoutes(ctx: ControlPlaneContext) {
@@ -79,14 +79,14 @@ export function manifestRoutes(ctx: ControlPlaneContext) {
   app.get('/:name/diff', requireRole('viewer'), async (c) => {
     const q = queryOf(c, diffQuery);
     const name = c.req.param('name');
-    const [a, b] = await Promise.all([findManifest(ctx, name, q.from), findManifest(ctx, name, q.to)]);
+    const [a, b] = await Promise.all([findManifest(ctx.db, name, q.from), findManifest(ctx.db, name, q.to)]);
     if (!a) throw new HttpError(404, 'manifest-not-found', `${name}@${q.from} is not published`, 'from');
     if (!b) throw new HttpError(404, 'manifest-not-found', `${name}@${q.to} is not published`, 'to');
     return c.json(diffManifests(JSON.parse(a.spec) as Manifest, JSON.parse(b.spec) as Manifest));
   });
 
   app.get('/:name/:version', requireRole('viewer'), async (c) => {
-    const row = await findManifest(ctx, c.req.param('name'), c.req.param('version'));
+    const row = await findManifest(ctx.db, c.req.param('name'), c.req.param('version'));
     if (!row) throw new HttpError(404, 'manifest-not-found', `${c.req.param('name')}@${c.req.param('version')} is not published`);
     return c.json(view(row));
   });

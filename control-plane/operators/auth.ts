@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { eq } from 'drizzle-orm';
 import { createMiddleware } from 'hono/factory';
-import type { ControlPlaneContext } from '../context.js';
+import type { Db } from '../db/open.js';
 import { operatorTokens } from '../db/schema.js';
 import { bearerOf, HttpError, type AppEnv, type OperatorActor, type Role } from '../http.js';
 
@@ -22,12 +22,12 @@ export function hashToken(token: string): string {
 }
 
 /** Looks up an operator token; undefined when unknown, revoked or expired. */
-export async function operatorFromToken(ctx: ControlPlaneContext, token: string): Promise<OperatorActor | undefined> {
+export async function operatorFromToken(db: Db, token: string, now: Date): Promise<OperatorActor | undefined> {
   if (!token.startsWith('berth_')) return undefined;
-  const rows = await ctx.db.select().from(operatorTokens).where(eq(operatorTokens.tokenHash, hashToken(token))).limit(1);
+  const rows = await db.select().from(operatorTokens).where(eq(operatorTokens.tokenHash, hashToken(token))).limit(1);
   const row = rows[0];
   if (!row || row.revokedAt !== null) return undefined;
-  if (row.expiresAt !== null && row.expiresAt <= ctx.now().getTime()) return undefined;
+  if (row.expiresAt !== null && row.expiresAt <= now.getTime()) return undefined;
   return { kind: 'operator', id: row.id, role: row.role };
 }
 
@@ -37,7 +37,7 @@ export function requireRole(role: Role) {
     const ctx = c.var.ctx;
     const token = bearerOf(c.req.header('authorization'));
     if (!token) throw new HttpError(401, 'unauthenticated', 'an operator token is required (Authorization: Bearer …)');
-    const actor = await operatorFromToken(ctx, token);
+    const actor = await operatorFromToken(ctx.db, token, ctx.now());
     if (!actor) throw new HttpError(401, 'invalid-token', 'operator token is unknown, expired or revoked');
     if (!roleAllows(actor.role, role)) throw new HttpError(403, 'forbidden', `this needs the ${role} role; the token has ${actor.role}`);
     c.set('actor', actor);

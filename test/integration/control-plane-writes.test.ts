@@ -69,9 +69,9 @@ describe('control plane writes (group commit)', () => {
     ctx.seen.touch('dev_w-02', 7_000);
     ctx.seen.touch('dev_w-01', 4_000);
     expect(ctx.seen.merged('dev_w-01', null)).toBe(5_000);
-    expect(await ctx.seen.flush(ctx)).toBe(2);
+    expect(await ctx.seen.flush(ctx.write)).toBe(2);
     ctx.seen.touch('dev_w-02', 6_000);
-    await ctx.seen.flush(ctx);
+    await ctx.seen.flush(ctx.write);
     const rows = await ctx.db.all<{ id: string; last_seen_at: number | null }>(sql`SELECT id, last_seen_at FROM devices WHERE id IN ('dev_w-01', 'dev_w-02', 'dev_w-03') ORDER BY id`);
     expect(rows).toEqual([
       { id: 'dev_w-01', last_seen_at: 5_000 },
