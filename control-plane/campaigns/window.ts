@@ -1,6 +1,9 @@
 import { CronTime } from 'cron';
 import type { MaintenanceWindow } from './spec.js';
 
+/** How far ahead overlapping firings are chained. */
+const CHAIN_HORIZON_MS = 24 * 3600_000;
+
 export type WindowState = { open: true; closesAt: number } | { open: false; opensAt: number };
 
 /**
@@ -15,9 +18,10 @@ export function windowState(window: MaintenanceWindow, now: number): WindowState
   const first = next(now - window.durationMs);
   if (first > now) return { open: false, opensAt: first };
   let closesAt = first + window.durationMs;
-  // Overlapping firings (a window longer than the cron period) chain into one open stretch;
-  // bounded so an always-open window (every minute, open for an hour) stays cheap to compute.
-  for (let f = next(first), i = 0; f < closesAt && i < 1000; f = next(f), i++) {
+  // Overlapping firings (a window longer than the cron period) chain into one open stretch. The
+  // chain stops a day ahead or after 100 firings (each costs a cron evaluation), so for an
+  // always-open window closesAt is a lower bound; it is only shown, and recomputed every tick.
+  for (let f = next(first), i = 0; f < closesAt && closesAt < now + CHAIN_HORIZON_MS && i < 100; f = next(f), i++) {
     closesAt = Math.max(closesAt, f + window.durationMs);
   }
   return { open: true, closesAt };
