@@ -1,8 +1,11 @@
 /**
- * Pure parsing of the operator verbs' arguments: durations, percentages, waves, label edits and
- * the command line itself. No I/O here, so every rule is unit-tested.
+ * Pure parsing of the operator verbs' arguments: label edits, --since and the command line itself.
+ * Durations, percentages, waves and releases are read with common/grammar.ts, as the server reads
+ * them. No I/O here, so every rule is unit-tested.
  */
 import { parseArgs } from 'node:util';
+import { z } from 'zod';
+import { GrammarError, parseDuration } from '../common/grammar.js';
 import { CliError, usageError } from './errors.js';
 
 export type OptionSpec = { type: 'string' | 'boolean'; short?: string; multiple?: boolean };
@@ -50,64 +53,17 @@ export function parseOutput(value: string | undefined): OutputFormat {
   throw new CliError(`--output ${JSON.stringify(value)} is not a known format`, 'use --output json or --output table', 2);
 }
 
-const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
-
-/** "90s", "10m", "2h", "1h30m", "30d" → milliseconds. A bare number is refused: units matter. */
-export function parseDuration(text: string, flag: string): number {
-  const t = text.trim();
-  const re = /(\d+(?:\.\d+)?)(ms|s|m|h|d|w)/gy;
-  let total = 0;
-  let consumed = 0;
-  for (let m = re.exec(t); m; m = re.exec(t)) {
-    total += Number(m[1]) * DURATION_UNITS[m[2]];
-    consumed = re.lastIndex;
-  }
-  if (!t || consumed !== t.length) {
-    throw new CliError(`${flag} ${JSON.stringify(text)} is not a duration`, 'write it like 90s, 10m, 2h, 1h30m or 30d', 2);
-  }
-  return Math.round(total);
-}
-
-/** "95%" or "95" → 95; 0 ≤ p ≤ 100. */
-export function parsePercent(text: string, flag: string): number {
-  const m = /^(\d+(?:\.\d+)?)%?$/.exec(text.trim());
-  const p = m ? Number(m[1]) : NaN;
-  if (!(p >= 0 && p <= 100)) throw new CliError(`${flag} ${JSON.stringify(text)} is not a percentage`, 'write it like 95% (0-100)', 2);
-  return p;
-}
-
-export type WaveSize = { count: number } | { percent: number };
+/** Where the forms of durations, sizes, percentages, waves and releases are listed for people. */
+export const VALUES_HINT = 'the accepted forms of durations, percentages, waves and releases are in cli/README.md ("Values")';
 
 /**
- * "1,10%,100%" → [{count:1},{percent:10},{percent:100}]: cumulative targets, a device count or a
- * share of the selected devices. Checked here so a typo fails before anything reaches the server.
+ * Checks a flag's value with a schema the server uses for the same field (protocol/), so the CLI
+ * refuses exactly what the server would, in the same words; the refusal names the flag.
  */
-export function parseWaves(text: string): WaveSize[] {
-  const parts = text.split(',').map((s) => s.trim());
-  if (parts.length === 0 || parts.some((p) => p === '')) {
-    throw new CliError(`--waves ${JSON.stringify(text)} has an empty wave`, 'write waves like 1,10%,100%', 2);
-  }
-  const waves: WaveSize[] = parts.map((p, i) => {
-    if (p.endsWith('%')) {
-      const percent = Number(p.slice(0, -1));
-      if (!(percent > 0 && percent <= 100)) throw new CliError(`--waves: wave ${i + 1} (${p}) must be a percentage in (0, 100]`, 'write waves like 1,10%,100%', 2);
-      return { percent };
-    }
-    if (!/^\d+$/.test(p) || Number(p) < 1) throw new CliError(`--waves: wave ${i + 1} (${p}) must be a device count ≥ 1 or a percentage`, 'write waves like 1,10%,100%', 2);
-    return { count: Number(p) };
-  });
-  // Cumulative targets: a wave must grow over the previous one of the same kind (as the server checks).
-  for (let i = 1; i < waves.length; i++) {
-    const a = waves[i - 1];
-    const b = waves[i];
-    const shrinks = ('count' in a && 'count' in b && b.count <= a.count) || ('percent' in a && 'percent' in b && b.percent <= a.percent);
-    if (shrinks) throw new CliError(`--waves: wave ${i + 1} (${formatWaves([b])}) does not grow over wave ${i} (${formatWaves([a])})`, 'waves are cumulative targets: 1,10%,50%,100%', 2);
-  }
-  return waves;
-}
-
-export function formatWaves(waves: WaveSize[]): string {
-  return waves.map((w) => ('count' in w ? String(w.count) : `${w.percent}%`)).join(',');
+export function checkFlag<S extends z.ZodType>(schema: S, value: z.input<S>, flag: string): z.output<S> {
+  const res = schema.safeParse(value);
+  if (!res.success) throw new GrammarError(flag, res.error.issues[0].message);
+  return res.data;
 }
 
 export interface LabelEdit {
@@ -140,15 +96,6 @@ export function parseLabelEdits(args: string[]): LabelEdit {
   const both = edit.remove.filter((k) => k in edit.set);
   if (both.length) throw new CliError(`label ${both[0]} is both set and removed`, 'give each key once', 2);
   return edit;
-}
-
-/** "NAME@VERSION" → parts; the version is required because published manifests are immutable per version. */
-export function parseManifestRef(text: string, what = 'manifest'): { name: string; version: string } {
-  const at = text.lastIndexOf('@');
-  const name = at > 0 ? text.slice(0, at) : '';
-  const version = at > 0 ? text.slice(at + 1) : '';
-  if (!name || !version) throw new CliError(`${what} ${JSON.stringify(text)} must be NAME@VERSION`, 'e.g. berth manifests show demo@1.0.0', 2);
-  return { name, version };
 }
 
 /**

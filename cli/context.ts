@@ -33,6 +33,8 @@ export interface Context {
 export interface Command {
   usage: string;
   about: string;
+  /** More for `--help`: each option, with the defaults that apply when it is left out. */
+  help?: string;
   options: Record<string, OptionSpec>;
   run: (ctx: Context) => Promise<number>;
 }

@@ -59,15 +59,6 @@ export function formatAgo(iso: string | null | undefined, now: Date): string {
   return diff >= 0 ? `${unit} ago` : `in ${unit}`;
 }
 
-export function formatDuration(ms: number | null | undefined): string {
-  if (ms === null || ms === undefined) return '-';
-  if (ms % 86_400_000 === 0 && ms > 0) return `${ms / 86_400_000}d`;
-  if (ms % 3_600_000 === 0 && ms > 0) return `${ms / 3_600_000}h`;
-  if (ms % 60_000 === 0 && ms > 0) return `${ms / 60_000}m`;
-  if (ms % 1000 === 0) return `${ms / 1000}s`;
-  return `${ms}ms`;
-}
-
 export function shortDigest(digest: string | null | undefined): string {
   if (!digest) return '-';
   const m = /^(sha256:)([0-9a-f]{12})[0-9a-f]*$/.exec(digest);

@@ -4,7 +4,8 @@
  */
 import { homedir } from 'node:os';
 import { createInterface } from 'node:readline';
-import { parseCommand, stringFlag } from './args.js';
+import { GrammarError } from '../common/grammar.js';
+import { parseCommand, stringFlag, VALUES_HINT } from './args.js';
 import { BerthClient } from './client.js';
 import { configPath, loadConfig, resolveConnection } from './config.js';
 import type { Command, Io } from './context.js';
@@ -66,7 +67,7 @@ export function usage(): string {
 }
 
 function commandHelp(c: Command): string {
-  return `${c.about}\n\nusage: ${c.usage}\n\ncommon options: --server URL, --token T (prefer BERTH_TOKEN), --output json|table, --debug`;
+  return `${c.about}\n\nusage: ${c.usage}\n${c.help ? `\n${c.help}\n` : ''}\ncommon options: --server URL, --token T (prefer BERTH_TOKEN), --output json|table, --debug`;
 }
 
 export async function run(argv: string[], io: Io): Promise<number> {
@@ -118,6 +119,8 @@ export async function run(argv: string[], io: Io): Promise<number> {
 }
 
 function reportError(io: Io, err: unknown, debug: boolean): number {
+  // A value that does not follow its grammar is a usage error, named by its flag.
+  if (err instanceof GrammarError) err = new CliError(err.message, VALUES_HINT, 2);
   if (err instanceof CliError) {
     io.err(`berth: ${err.message}`);
     if (err.hint) io.err(`  ${err.hint}`);

@@ -1,45 +1,54 @@
-import { formatWaves, parseDuration, parseManifestRef, parsePercent, parseWaves, requireFlag, requirePositionals, stringFlag, type ParsedCommand } from '../args.js';
+import { formatDuration, formatShare, formatWave, parseDuration, parsePercent, parseReleaseRef, parseWaves } from '../../common/grammar.js';
+import { CAMPAIGN_DEFAULTS, campaignFields } from '../../protocol/campaign-spec.js';
+import { checkFlag, requireFlag, requirePositionals, stringFlag, type ParsedCommand } from '../args.js';
 import type { Campaign, CampaignCreate } from '../client.js';
 import { printJson, type Command, type Context } from '../context.js';
 import { ApiError } from '../http.js';
 import { CliError, usageError } from '../errors.js';
-import { colorEnabled, formatAgo, formatDuration, renderFields, renderTable } from '../format.js';
+import { colorEnabled, formatAgo, renderFields, renderTable } from '../format.js';
 import { outcomeOf, renderProgress, renderProgressLine, WATCH_EXIT } from '../progress.js';
 
 const CREATE_USAGE =
-  'berth campaign create --manifest NAME@VERSION --selector SEL --waves 1,10%,100% [--success 95%] [--max-failures 10%] [--device-timeout 10m] [--soak 5m] [--window CRON --window-duration 2h --tz Europe/Berlin] [--on-failure pause|rollback] [--supersede] [--start] [--name NAME]';
+  'berth campaign create --manifest NAME@VERSION --selector SEL --waves 1,10%,100% [--success PCT] [--max-failures PCT] [--device-timeout DUR] [--soak DUR] [--window CRON --window-duration DUR [--tz TZ]] [--on-failure pause|rollback] [--supersede] [--start] [--name NAME]';
 
-/** Flags → the create request; pure, so every rule is unit-tested. */
+const D = CAMPAIGN_DEFAULTS;
+/** The defaults shown are the server's own (protocol/campaign-spec.ts), not examples. */
+const CREATE_HELP = `options:
+  --waves LIST           cumulative targets, device counts or percentages: 1,10%,100% or 5,12.5%,100%
+  --success PCT          share of a wave that must run the release healthy (default ${formatShare(D.success)})
+  --max-failures PCT     share of a wave that may fail before --on-failure acts (default ${formatShare(D.maxFailures)})
+  --device-timeout DUR   a device without a success report after this has failed (default ${D.deviceTimeout})
+  --soak DUR             wait after a wave passes before the next one starts (default ${D.soak})
+  --window CRON          assign devices only while a window is open; each lasts --window-duration DUR
+  --tz TZ                time zone of --window (default ${D.tz})
+  --on-failure ACTION    pause or rollback (default ${D.onFailure})
+  --supersede            take over devices that other active campaigns hold
+  --start                start the campaign at once
+durations: 90s, 10m, 1h30m, 2d; percentages: 95%, 12.5% (cli/README.md, "Values")`;
+
+/** Flags → the create request; pure, so every rule is unit-tested. Each value is checked as the server checks it. */
 export function campaignRequest(args: ParsedCommand): CampaignCreate {
-  const manifest = requireFlag(args, 'manifest', CREATE_USAGE);
-  parseManifestRef(manifest, '--manifest');
+  const manifest = parseReleaseRef(requireFlag(args, 'manifest', CREATE_USAGE), '--manifest');
   const selector = stringFlag(args, 'selector');
   if (selector === undefined) throw usageError('--selector is required (use --selector "" to pick every device)', CREATE_USAGE);
-  const body: CampaignCreate = { manifest, selector, waves: formatWaves(parseWaves(requireFlag(args, 'waves', CREATE_USAGE))).split(',') };
+  const waves = parseWaves(requireFlag(args, 'waves', CREATE_USAGE), '--waves');
+  const body: CampaignCreate = { manifest: `${manifest.name}@${manifest.version}`, selector, waves: waves.map(formatWave) };
   const name = stringFlag(args, 'name');
   if (name) body.name = name;
   const success = stringFlag(args, 'success');
-  if (success !== undefined) {
-    const p = parsePercent(success, '--success');
-    if (p === 0) throw new CliError('--success 0% would pass any wave', 'give the share of a wave that must run the release healthy, e.g. 95%', 2);
-    body.success = p / 100;
-  }
+  if (success !== undefined) body.success = checkFlag(campaignFields.success, parsePercent(success, '--success') / 100, '--success');
   const maxFailures = stringFlag(args, 'max-failures');
-  if (maxFailures !== undefined) {
-    const p = parsePercent(maxFailures, '--max-failures');
-    if (p === 100) throw new CliError('--max-failures 100% would never trip', 'give the share of failed devices that stops the campaign, e.g. 10%', 2);
-    body.maxFailures = p / 100;
-  }
+  if (maxFailures !== undefined) body.maxFailures = checkFlag(campaignFields.maxFailures, parsePercent(maxFailures, '--max-failures') / 100, '--max-failures');
   const timeout = stringFlag(args, 'device-timeout');
-  if (timeout !== undefined) body.deviceTimeout = formatDuration(parseDuration(timeout, '--device-timeout'));
+  if (timeout !== undefined) body.deviceTimeout = formatDuration(checkFlag(campaignFields.deviceTimeout, timeout, '--device-timeout'));
   const soak = stringFlag(args, 'soak');
-  if (soak !== undefined) body.soak = formatDuration(parseDuration(soak, '--soak'));
+  if (soak !== undefined) body.soak = formatDuration(checkFlag(campaignFields.soak, soak, '--soak'));
   const cron = stringFlag(args, 'window');
   const windowDuration = stringFlag(args, 'window-duration');
   const tz = stringFlag(args, 'tz');
   if (cron !== undefined) {
     if (windowDuration === undefined) throw usageError('--window needs --window-duration (how long each window stays open)', CREATE_USAGE);
-    body.window = { cron, duration: formatDuration(parseDuration(windowDuration, '--window-duration')), tz: tz ?? 'UTC' };
+    body.window = { cron, duration: formatDuration(checkFlag(campaignFields.windowDuration, windowDuration, '--window-duration')), tz: tz ?? D.tz };
   } else if (windowDuration !== undefined || tz !== undefined) {
     throw usageError('--window-duration and --tz only make sense with --window CRON', CREATE_USAGE);
   }
@@ -54,7 +63,7 @@ export function campaignRequest(args: ParsedCommand): CampaignCreate {
 }
 
 function share(x: number | null): string {
-  return x === null ? '-' : `${Math.round(x * 1000) / 10}%`;
+  return x === null ? '-' : formatShare(x);
 }
 
 export function renderCampaign(c: Campaign, now: Date, fancy: boolean): string {
@@ -113,6 +122,7 @@ const listCmd: Command = {
 
 const createCmd: Command = {
   usage: CREATE_USAGE,
+  help: CREATE_HELP,
   about: 'create a rollout of a manifest version in waves (add --start to start it at once)',
   options: {
     manifest: { type: 'string' },

@@ -1,4 +1,5 @@
-import { parseManifestRef, requirePositionals } from '../args.js';
+import { parseReleaseRef } from '../../common/grammar.js';
+import { requirePositionals } from '../args.js';
 import { printJson, type Command } from '../context.js';
 import { CliError } from '../errors.js';
 import { formatAgo, renderFields, renderTable, shortDigest } from '../format.js';
@@ -30,7 +31,7 @@ export const manifestsShow: Command = {
   options: {},
   async run({ io, args, usage, client }) {
     const [ref] = requirePositionals(args, ['NAME@VERSION'], usage);
-    const { name, version } = parseManifestRef(ref);
+    const { name, version } = parseReleaseRef(ref, 'NAME@VERSION');
     const m = await (await client()).manifest(name, version);
     if (args.output === 'json') { printJson(io, m); return 0; }
     io.out(renderFields([
@@ -72,8 +73,9 @@ export const manifestsDiff: Command = {
   options: {},
   async run({ io, args, usage, client }) {
     const [a, b] = requirePositionals(args, ['NAME@A', 'B'], usage);
-    const from = parseManifestRef(a, 'first manifest');
-    const to = b.includes('@') ? parseManifestRef(b, 'second manifest') : { name: from.name, version: b };
+    const from = parseReleaseRef(a, 'first manifest');
+    // The second may be a version alone: the same manifest's other version.
+    const to = parseReleaseRef(b.includes('@') ? b : `${from.name}@${b}`, 'second manifest');
     if (to.name !== from.name) throw new CliError(`cannot diff ${from.name} against ${to.name}`, 'diff compares two versions of the same manifest', 2);
     const diff = await (await client()).diffManifests(from.name, from.version, to.version);
     if (args.output === 'json') { printJson(io, diff); return 0; }

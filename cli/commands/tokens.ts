@@ -1,4 +1,5 @@
-import { parseDuration, requireFlag, requirePositionals, stringFlag } from '../args.js';
+import { parseDuration } from '../../common/grammar.js';
+import { requireFlag, requirePositionals, stringFlag } from '../args.js';
 import { printJson, type Command } from '../context.js';
 import { CliError } from '../errors.js';
 import { formatAgo, renderTable } from '../format.js';

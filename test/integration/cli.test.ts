@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../cli/index.js';
+import { CAMPAIGN_DEFAULTS } from '../../protocol/campaign-spec.js';
 import type { AuditEntry, Campaign, DeviceSummary, ManifestDetail, ManifestDiff, ManifestInfo, PublishResult, TokenInfo, Twin } from '../../cli/client.js';
 import { freePort, rigFromEnv } from '../rig/index.js';
 import { capturingIo, DEMO_REPOSITORY, Fleet, forgeDemoImages, writeDemoManifest, type DemoImages } from './fleet.js';
@@ -180,6 +181,26 @@ describe('berth CLI against a real control plane', () => {
     const unknown = await fleet.cli(['campaign', 'status', 'cmp_nope']);
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toMatch(/404/);
+  });
+
+  it('campaign create: --soak 1h30m and --waves 1,12.5%,100% mean the same to the CLI and the server; a bad wave gets the same words from both', async () => {
+    const created = await fleet.cliJson<Campaign>(['campaign', 'create', '--manifest', 'demo@2.0.0', '--selector', 'site=nowhere', '--waves', '1,12.5%,100%', '--soak', '1h30m', '--device-timeout', '1h30m']);
+    // Left out, the shares are the server's defaults, the ones `campaign create --help` shows.
+    expect(created.rules).toEqual({ waves: ['1', '12.5%', '100%'], success: CAMPAIGN_DEFAULTS.success, maxFailures: CAMPAIGN_DEFAULTS.maxFailures, deviceTimeout: '1h30m', soak: '1h30m', onFailure: CAMPAIGN_DEFAULTS.onFailure });
+    expect((await fleet.cliJson<Campaign>(['campaign', 'abort', created.id])).status).toBe('aborted');
+
+    const cli = await fleet.cli(['campaign', 'create', '--manifest', 'demo@2.0.0', '--selector', 'site=nowhere', '--waves', '1,50%,12.5%']);
+    expect(cli.code).toBe(2);
+    const res = await fetch(`${fleet.controlPlaneUrl}/v1/campaigns`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${fleet.adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ manifest: 'demo@2.0.0', selector: 'site=nowhere', waves: ['1', '50%', '12.5%'] }),
+    });
+    const server = (await res.json()) as { error: { message: string; field: string } };
+    expect([res.status, server.error.field]).toEqual([400, 'waves[2]']);
+    const detail = 'wave 3 (12.5%) does not grow over wave 2 (50%): waves are cumulative targets, like 1,10%,100%';
+    expect(cli.stderr.split('\n')[0]).toBe(`berth: --waves: ${detail}`);
+    expect(server.error.message).toBe(`waves[2]: ${detail}`);
   });
 
   it('audit lists what the operators did, and --since narrows it', async () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parseCommand, parseDuration, parseLabelEdits, parseManifestRef, parsePercent, parseSince, parseWaves, formatWaves } from '../../cli/args.js';
+import { GrammarError } from '../../common/grammar.js';
+import { parseCommand, parseLabelEdits, parseSince } from '../../cli/args.js';
 import { campaignRequest } from '../../cli/commands/campaign.js';
 import { CliError } from '../../cli/errors.js';
 
@@ -21,42 +22,6 @@ const CREATE_OPTIONS = {
 };
 const create = (argv: string[]) => campaignRequest(parseCommand(argv, CREATE_OPTIONS, 'usage'));
 
-describe('durations', () => {
-  it('reads single and compound units', () => {
-    expect(parseDuration('90s', '--x')).toBe(90_000);
-    expect(parseDuration('10m', '--x')).toBe(600_000);
-    expect(parseDuration('1h30m', '--x')).toBe(5_400_000);
-    expect(parseDuration('30d', '--x')).toBe(30 * 86_400_000);
-    expect(parseDuration('250ms', '--x')).toBe(250);
-  });
-  it('refuses bare numbers and junk, naming the flag', () => {
-    expect(() => parseDuration('10', '--soak')).toThrow(/--soak "10" is not a duration/);
-    expect(() => parseDuration('10 minutes', '--soak')).toThrow(CliError);
-    expect(() => parseDuration('', '--soak')).toThrow(CliError);
-  });
-});
-
-describe('percentages and waves', () => {
-  it('reads percentages with or without %', () => {
-    expect(parsePercent('95%', '--success')).toBe(95);
-    expect(parsePercent('12.5', '--success')).toBe(12.5);
-    expect(() => parsePercent('101%', '--success')).toThrow(/not a percentage/);
-    expect(() => parsePercent('-1', '--success')).toThrow(CliError);
-  });
-  it('parses counts and cumulative percentages', () => {
-    expect(parseWaves('1,10%,100%')).toEqual([{ count: 1 }, { percent: 10 }, { percent: 100 }]);
-    expect(formatWaves(parseWaves(' 2 , 50% ,100%'))).toBe('2,50%,100%');
-  });
-  it('refuses empty, zero, shrinking and malformed waves', () => {
-    expect(() => parseWaves('1,,100%')).toThrow(/empty wave/);
-    expect(() => parseWaves('0,100%')).toThrow(/wave 1/);
-    expect(() => parseWaves('50%,10%')).toThrow(/wave 2 \(10%\) does not grow/);
-    expect(() => parseWaves('5,5')).toThrow(/does not grow/);
-    expect(() => parseWaves('10x')).toThrow(/wave 1/);
-    expect(() => parseWaves('150%')).toThrow(/wave 1/);
-  });
-});
-
 describe('labels and references', () => {
   it('sets with k=v and removes with k-', () => {
     expect(parseLabelEdits(['site=berlin', 'tier-', 'example.com/rack=r1', 'empty='])).toEqual({ set: { site: 'berlin', 'example.com/rack': 'r1', empty: '' }, remove: ['tier'] });
@@ -68,16 +33,13 @@ describe('labels and references', () => {
     expect(() => parseLabelEdits(['a=1', 'a-'])).toThrow(/both set and removed/);
     expect(() => parseLabelEdits([])).toThrow(/no labels/);
   });
-  it('splits NAME@VERSION and requires both', () => {
-    expect(parseManifestRef('demo@1.2.0')).toEqual({ name: 'demo', version: '1.2.0' });
-    expect(() => parseManifestRef('demo')).toThrow(/NAME@VERSION/);
-    expect(() => parseManifestRef('@1')).toThrow(/NAME@VERSION/);
-  });
   it('reads --since as a date or a duration back from now', () => {
     const now = new Date('2026-01-31T12:00:00Z');
     expect(parseSince('2h', now)).toBe('2026-01-31T10:00:00.000Z');
     expect(parseSince('2026-01-30T00:00:00Z', now)).toBe('2026-01-30T00:00:00.000Z');
+    expect(parseSince('1h30m', now)).toBe('2026-01-31T10:30:00.000Z');
     expect(() => parseSince('2026-13-45', now)).toThrow(/not a valid date/);
+    expect(() => parseSince('2', now)).toThrow('--since: expected a duration like 30s, 1m30s or 500ms, got "2": a number needs a unit (2s? 2m?)');
   });
 });
 
@@ -111,20 +73,41 @@ describe('campaign create flags → request', () => {
     ]);
     expect(body).toEqual({
       manifest: 'demo@2.0.0', selector: 'site=berlin', waves: ['1', '10%', '100%'], success: 0.95, maxFailures: 0.1,
-      deviceTimeout: '90m', soak: '5m', window: { cron: '0 2 * * *', duration: '2h', tz: 'Europe/Berlin' }, onFailure: 'rollback', supersede: true, start: true,
+      deviceTimeout: '1h30m', soak: '5m', window: { cron: '0 2 * * *', duration: '2h', tz: 'Europe/Berlin' }, onFailure: 'rollback', supersede: true, start: true,
     });
   });
   it('keeps the defaults to the server when flags are absent', () => {
-    expect(create(['--manifest', 'demo@1', '--selector', '', '--waves', '100%'])).toEqual({ manifest: 'demo@1', selector: '', waves: ['100%'] });
+    expect(create(['--manifest', 'demo@1.0.0', '--selector', '', '--waves', '100%'])).toEqual({ manifest: 'demo@1.0.0', selector: '', waves: ['100%'] });
+  });
+  it('takes 12.5% waves and shares, and compound durations, as the server does', () => {
+    expect(create(['--manifest', 'demo@1.0.0', '--selector', '', '--waves', '1, 12.5%,100%', '--success', '87.5', '--soak', '1h30m'])).toEqual({
+      manifest: 'demo@1.0.0', selector: '', waves: ['1', '12.5%', '100%'], success: 0.875, soak: '1h30m',
+    });
   });
   it('refuses incomplete or contradictory flags', () => {
     expect(() => create(['--selector', 'a=b', '--waves', '1'])).toThrow(/--manifest is required/);
-    expect(() => create(['--manifest', 'demo@1', '--waves', '1'])).toThrow(/--selector is required/);
-    expect(() => create(['--manifest', 'demo', '--selector', '', '--waves', '1'])).toThrow(/NAME@VERSION/);
-    expect(() => create(['--manifest', 'demo@1', '--selector', '', '--waves', '1', '--window', '0 2 * * *'])).toThrow(/--window-duration/);
-    expect(() => create(['--manifest', 'demo@1', '--selector', '', '--waves', '1', '--tz', 'UTC'])).toThrow(/only make sense with --window/);
-    expect(() => create(['--manifest', 'demo@1', '--selector', '', '--waves', '1', '--on-failure', 'retry'])).toThrow(/pause or rollback/);
-    expect(() => create(['--manifest', 'demo@1', '--selector', '', '--waves', '1', '--success', '0%'])).toThrow(/would pass any wave/);
-    expect(() => create(['--manifest', 'demo@1', '--selector', '', '--waves', '1', '--max-failures', '100%'])).toThrow(/never trip/);
+    expect(() => create(['--manifest', 'demo@1.0.0', '--waves', '1'])).toThrow(/--selector is required/);
+    expect(() => create(['--manifest', 'demo', '--selector', '', '--waves', '1'])).toThrow('--manifest: expected a release like weather-station@1.4.0, got "demo": the @version is missing');
+    expect(() => create(['--manifest', 'demo@1.0.0', '--selector', '', '--waves', '1', '--window', '0 2 * * *'])).toThrow(/--window-duration/);
+    expect(() => create(['--manifest', 'demo@1.0.0', '--selector', '', '--waves', '1', '--tz', 'UTC'])).toThrow(/only make sense with --window/);
+    expect(() => create(['--manifest', 'demo@1.0.0', '--selector', '', '--waves', '1', '--on-failure', 'retry'])).toThrow(/pause or rollback/);
+  });
+  it('refuses bad values in the grammar words, named by the flag', () => {
+    const refused = (extra: string[]) => {
+      try {
+        create(['--manifest', 'demo@1.0.0', '--selector', '', '--waves', '1', ...extra]);
+      } catch (err) {
+        if (err instanceof GrammarError) return err.message;
+        throw err;
+      }
+      throw new Error('accepted');
+    };
+    expect(refused(['--success', '0%'])).toBe('--success: must be above 0%: at 0% any wave would pass');
+    expect(refused(['--max-failures', '100%'])).toMatch(/^--max-failures: must be below 100% .*never trip/);
+    expect(refused(['--success', '101%'])).toBe('--success: expected a percentage like 95% or 12.5%, got "101%": at most 100%');
+    expect(refused(['--soak', '10'])).toBe('--soak: expected a duration like 30s, 1m30s or 500ms, got "10": a number needs a unit (10s? 10m?)');
+    expect(refused(['--device-timeout', '500ms'])).toBe('--device-timeout: must be at least 1s');
+    expect(refused(['--window', '0 2 * * *', '--window-duration', '2 hours'])).toMatch(/^--window-duration: expected a duration/);
+    expect(() => create(['--manifest', 'demo@1.0.0', '--selector', '', '--waves', '50%,10%'])).toThrow('--waves: wave 2 (10%) does not grow over wave 1 (50%): waves are cumulative targets, like 1,10%,100%');
   });
 });

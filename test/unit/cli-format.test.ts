@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { colorEnabled, formatAgo, formatBytes, formatDuration, palette, renderFields, renderTable, visibleWidth } from '../../cli/format.js';
+import { colorEnabled, formatAgo, formatBytes, palette, renderFields, renderTable, visibleWidth } from '../../cli/format.js';
 import { bucketCounts, outcomeOf, renderBar, renderProgress, renderProgressLine, type CampaignProgress } from '../../cli/progress.js';
 
 describe('table', () => {
@@ -36,12 +36,6 @@ describe('small formats', () => {
     expect(formatAgo('2026-01-31T11:57:00Z', now)).toBe('3m ago');
     expect(formatAgo('2026-01-31T14:00:00Z', now)).toBe('in 2h');
     expect(formatAgo(null, now)).toBe('-');
-  });
-  it('durations pick the largest whole unit the server understands', () => {
-    expect(formatDuration(5_400_000)).toBe('90m');
-    expect(formatDuration(7_200_000)).toBe('2h');
-    expect(formatDuration(1500)).toBe('1500ms');
-    expect(formatDuration(0)).toBe('0s');
   });
   it('bytes', () => {
     expect(formatBytes(512)).toBe('512 B');

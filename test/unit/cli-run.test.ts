@@ -27,6 +27,11 @@ describe('berth verb dispatch', () => {
     const c = io();
     expect(await run(['campaign', 'create', '--help'], c.value)).toBe(0);
     expect(c.out[0]).toMatch(/^create a rollout/);
+    // The defaults shown are the server's (protocol/campaign-spec.ts), not example values.
+    expect(c.out[0]).toMatch(/--success PCT .*\(default 100%\)/);
+    expect(c.out[0]).toMatch(/--max-failures PCT .*\(default 0%\)/);
+    expect(c.out[0]).toMatch(/--device-timeout DUR .*\(default 30m\)/);
+    expect(c.out[0]).toMatch(/--soak DUR .*\(default 0s\)/);
   });
   it('refuses unknown verbs and subcommands', async () => {
     const a = io();
@@ -38,8 +43,11 @@ describe('berth verb dispatch', () => {
   });
   it('checks arguments before it needs a server, and says what is missing', async () => {
     const a = io();
-    expect(await run(['campaign', 'create', '--manifest', 'demo@1', '--selector', '', '--waves', '50%,10%'], a.value)).toBe(2);
-    expect(a.err[0]).toBe('berth: --waves: wave 2 (10%) does not grow over wave 1 (50%)');
+    expect(await run(['campaign', 'create', '--manifest', 'demo@1.0.0', '--selector', '', '--waves', '50%,10%'], a.value)).toBe(2);
+    expect(a.err).toEqual([
+      'berth: --waves: wave 2 (10%) does not grow over wave 1 (50%): waves are cumulative targets, like 1,10%,100%',
+      '  the accepted forms of durations, percentages, waves and releases are in cli/README.md ("Values")',
+    ]);
     const b = io();
     expect(await run(['devices', 'list'], b.value)).toBe(1);
     expect(b.err).toEqual(['berth: no control plane configured', '  pass --server URL, set BERTH_SERVER, or run `berth login --server URL` (token on stdin)']);
