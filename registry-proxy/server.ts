@@ -10,6 +10,9 @@ import { upstreamHost } from '../manifests/image-ref.js';
 import { authorize, reachOf, type Grant, type Reach, type Want } from './access.js';
 import { parseListen, type UpstreamConfig } from './config.js';
 import { OciError, ociErrorBody } from './errors.js';
+import type { DeltaCacheOptions } from './delta/cache.js';
+import { pinnedBlobs } from './delta/images.js';
+import { mountDeltaRoutes } from './delta/routes.js';
 import { BlobFetcher, DEFAULT_FETCH_OPTIONS, type FetchOptions } from './fetcher.js';
 import { ManifestService, targetOf } from './manifests.js';
 import { ProxyMetrics } from './metrics.js';
@@ -35,6 +38,8 @@ export interface ProxyOptions {
   sendBudgetBytes?: number;
   upstream?: Partial<typeof DEFAULT_UPSTREAM_OPTIONS>;
   fetch?: Partial<FetchOptions>;
+  /** Layer deltas: zstd level, patch cap (registry-proxy/DELTA.md). */
+  delta?: DeltaCacheOptions;
   log?: Logger;
 }
 
@@ -48,7 +53,7 @@ export interface RunningProxy {
 
 type Env = { Bindings: HttpBindings; Variables: { log: Logger; rid: string; grant: Grant; sentStatus: number } };
 
-const KNOWN_ROUTES = new Set(['/healthz', '/metrics', '/berth/v1/upstreams', '/berth/v1/warm']);
+const KNOWN_ROUTES = new Set(['/healthz', '/metrics', '/berth/v1/upstreams', '/berth/v1/warm', '/berth/v1/deltas/plan']);
 const API_HEADER = { 'Docker-Distribution-API-Version': 'registry/2.0' };
 const MANIFEST_TYPES: string[] = [MEDIA.ociManifest, MEDIA.ociIndex, MEDIA.dockerManifest, MEDIA.dockerList];
 
@@ -172,6 +177,20 @@ export async function createProxy(opts: ProxyOptions) {
       throw err;
     }
   }
+
+  const deltas = await mountDeltaRoutes(app, {
+    cacheDir: opts.cacheDir,
+    log,
+    options: opts.delta,
+    manifest: (name, reference, byDigest) => manifests.get(name, reference, byDigest),
+    blob: pinnedBlobs(store, async (name, digest, l) => {
+      const target = targetOf(upstreams, name);
+      const f = fetcher.start(target.client, target.repository, digest, l);
+      await f.done;
+      if (f.error) throw f.error;
+    }),
+    authorize: async (c, want) => check(await grantOf(c), want),
+  });
 
   app.get('/healthz', (c) => c.json({ ok: true, cache: { bytes: store.sizeBytes, blobs: store.blobCount }, inflight: fetcher.active, anonymous: !!opts.anonymous }));
   app.get('/metrics', (c) => c.body(metrics.render(), 200, { 'Content-Type': 'text/plain; version=0.0.4' }));
@@ -322,7 +341,7 @@ export async function createProxy(opts: ProxyOptions) {
     return new Response(null, { status: 200, headers: { ...plan.headers, ...API_HEADER } });
   }
 
-  return { app, log, metrics, store, fetcher, close: () => fetcher.close() };
+  return { app, log, metrics, store, fetcher, close: () => { deltas.close(); return fetcher.close(); } };
 }
 
 /** Starts the proxy on a socket; used by `main`, the tests, the demo and the e2e tests. */

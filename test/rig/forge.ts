@@ -23,6 +23,8 @@ export interface LayerSpec {
   files: Record<string, LayerFile>;
   /** Overrides the image's gzipLevel for this layer. */
   gzipLevel?: number;
+  /** A ready layer tar (e.g. from gnu-tar.ts, with hard links and PAX records) used instead of `files`. */
+  tar?: Buffer;
 }
 
 export interface ImageConfigSpec {
@@ -110,13 +112,13 @@ function toEntries(spec: LayerSpec): TarEntry[] {
  */
 export async function buildLayer(spec: LayerSpec, imageGzipLevel?: number): Promise<ForgedLayer & { blob: Buffer }> {
   const entries = toEntries(spec);
-  const contentBytes = entries.reduce((n, e) => n + (e.type === 'file' ? e.content.length : 0), 0);
+  const contentBytes = spec.tar?.length ?? entries.reduce((n, e) => n + (e.type === 'file' ? e.content.length : 0), 0);
   const gzipLevel = spec.gzipLevel ?? imageGzipLevel ?? (contentBytes > BIG_LAYER_BYTES ? 0 : 6);
   const diffHash = createHash('sha256');
   const blobHash = createHash('sha256');
   const out: Buffer[] = [];
   function* hashed(): Generator<Buffer> {
-    for (const chunk of tarChunks(entries)) {
+    for (const chunk of spec.tar ? [spec.tar] : tarChunks(entries)) {
       diffHash.update(chunk);
       yield chunk;
     }
