@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parseFlags, usageOf, type FlagSpec } from '../common/config.js';
+import { settledDeltaPlan } from '../common/delta/plan-client.js';
 import { createLogger } from '../common/log.js';
 import { parseImageRef, proxyRepository } from '../manifests/image-ref.js';
 import { loadCredentials, parseUpstreams, PROXY_FLAGS } from './config.js';
@@ -12,6 +13,7 @@ const WARM_FLAGS: Record<string, FlagSpec> = {
   proxy: { type: 'string', multiple: false, default: 'http://127.0.0.1:7601', env: 'BERTH_PROXY_URL', about: 'registry proxy URL' },
   'token-file': { type: 'string', multiple: false, env: 'BERTH_PROXY_TOKEN_FILE', about: 'file holding a pull token (or env BERTH_PROXY_TOKEN)' },
   platform: { type: 'string', multiple: false, env: 'BERTH_PROXY_WARM_PLATFORM', about: 'only this os/arch of multi-platform images (default: all)' },
+  'delta-from': { type: 'string', multiple: true, about: 'also compute the layer deltas from this image (a release devices run) to each IMAGE and wait for them; repeatable' },
 };
 
 /**
@@ -28,13 +30,14 @@ async function warmMain(argv: string[]): Promise<number> {
   const proxy = String(flags.proxy).replace(/\/+$/, '');
   const token = flags['token-file'] ? readFileSync(String(flags['token-file']), 'utf8').trim() : process.env.BERTH_PROXY_TOKEN;
   const ups = (await (await fetch(`${proxy}/berth/v1/upstreams`)).json()) as { upstreams: { alias: string; url: string }[] };
-  const images = positionals.map((image) => {
+  const toProxy = (image: string): string => {
     const alias = image.split('/')[0];
     if (ups.upstreams.some((u) => u.alias === alias) && !alias.includes(':')) return image;
     const ref = parseImageRef(image);
     const { repository } = proxyRepository(ref, ups.upstreams);
     return ref.digest ? `${repository}@${ref.digest}` : `${repository}:${ref.tag ?? 'latest'}`;
-  });
+  };
+  const images = positionals.map(toProxy);
   const res = await fetch(`${proxy}/berth/v1/warm`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
@@ -46,6 +49,11 @@ async function warmMain(argv: string[]): Promise<number> {
     return 1;
   }
   console.log(text);
+  const have = ((flags['delta-from'] as string[] | undefined) ?? []).map(toProxy);
+  for (const target of have.length > 0 ? images : []) {
+    const plan = await settledDeltaPlan({ proxy, token, request: { target, have, platform: flags.platform as string | undefined } });
+    console.log(JSON.stringify({ deltas: { image: target, ...plan } }));
+  }
   return 0;
 }
 

@@ -1,11 +1,11 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { applyDelta, bufferSource } from '../../common/delta/index.js';
 import { DELTA_MEDIA_TYPE, deltaPlanResponse, type DeltaPlanResponse } from '../../common/delta/wire.js';
 import type { PullAccess } from '../../protocol/protocol.js';
-import { startRegistryProxy, type RunningProxy } from '../../registry-proxy/index.js';
+import { main as proxyMain, startRegistryProxy, type RunningProxy } from '../../registry-proxy/index.js';
 import { forgeImage, pseudoRandomBytes, type ForgedImage } from '../rig/forge.js';
 import { gnuTar, type TreeFile } from '../rig/gnu-tar.js';
 import { rigFromEnv } from '../rig/index.js';
@@ -18,9 +18,9 @@ import { startPullTokenIssuer, type PullTokenIssuer } from './pull-token-issuer.
 
 const osLayer = (): Buffer => gnuTar({ 'etc/os-release': 'ID=berth-test\n', 'lib/libc.so': pseudoRandomBytes(60_000, 'libc') });
 
-function app(version: 1 | 2): Record<string, TreeFile> {
+function app(version: 1 | 2 | 3): Record<string, TreeFile> {
   const tool = pseudoRandomBytes(300_000, 'tool');
-  if (version === 2) tool.write('version two', 120_000);
+  if (version > 1) tool.write(`version ${version}`, 120_000);
   const files: Record<string, TreeFile> = {
     'app/bin/tool': { content: tool, mode: 0o755 },
     'app/bin/tool-hardlink': { hardlink: 'app/bin/tool' },
@@ -30,7 +30,7 @@ function app(version: 1 | 2): Record<string, TreeFile> {
     'app/cache/.wh..wh..opq': '',
     'app/old/.wh.gone': '',
   };
-  if (version === 2) files['app/lib/.wh.removed.so'] = '';
+  if (version > 1) files['app/lib/.wh.removed.so'] = '';
   else files['app/lib/removed.so'] = pseudoRandomBytes(10_000, 'removed');
   return files;
 }
@@ -177,6 +177,25 @@ describe('registry proxy layer deltas', () => {
     const { first, plan: none } = await settledPlan(token, { target: image(fresh), have: [] });
     expect(first).toBe(200);
     expect(none.layers.map((l) => l.action)).toEqual(['full', 'full']);
+  });
+
+  it('warm --delta-from computes the deltas before any device asks', async () => {
+    const v3 = await forgeImage(rig.registry, repo, 'v3', { layers: [{ files: {}, tar: tars.os }, { files: {}, tar: gnuTar(app(3)) }] });
+    const tokenFile = join(outDir, 'operator.token');
+    writeFileSync(tokenFile, await issuer.mint('operator:ops', [{ type: 'repository', name, actions: ['pull'] }]), { mode: 0o600 });
+    const printed: string[] = [];
+    const spy = vi.spyOn(console, 'log').mockImplementation((line: string) => void printed.push(line));
+    try {
+      expect(await proxyMain(['warm', '--proxy', proxy.url, '--token-file', tokenFile, '--delta-from', `${name}:v1`, image(v3)])).toBe(0);
+    } finally {
+      spy.mockRestore();
+    }
+    const warmed = JSON.parse(printed.find((l) => l.includes('"deltas"')) as string) as { deltas: DeltaPlanResponse };
+    expect(warmed.deltas.layers.map((l) => l.action)).toEqual(['present', 'delta']);
+    const device = await issuer.mint('device:f', access([name, [v1, v3]]));
+    const res = await plan(device, { target: image(v3), have: [image(v1)] });
+    expect(res.status).toBe(200);
+    expect(deltaPlanResponse.parse(await res.json()).layers[1].delta?.digest).toBe(warmed.deltas.layers[1].delta?.digest);
   });
 
   it('refuses a malformed plan request with a message naming the field', async () => {
