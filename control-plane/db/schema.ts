@@ -1,11 +1,24 @@
-import { index, integer, real, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
+import { sql } from 'drizzle-orm';
+import { index, integer, primaryKey, real, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
 
 /**
- * The control plane's tables. Times are milliseconds since the epoch (integers compare and index
- * cheaply); JSON values are text. The SQL lives in migrations/; these declarations must match it.
+ * The control plane's tables: THE declaration of the schema. Times are milliseconds since the
+ * epoch (integers compare and index cheaply); JSON values are text. The ordered migrations in
+ * migrations/ build exactly this (test/integration/control-plane-schema.test.ts compares a migrated
+ * database with these declarations: tables, columns, keys, indexes, foreign keys, enum checks).
+ * A column with `enum` is a CHECK (col IN (...)) in the SQL.
  */
 
-export type DeviceStatus = 'registered' | 'enrolled' | 'revoked';
+/** What drizzle cannot declare; the schema test checks these too. */
+export const sqlOnly = {
+  /** Tables created WITHOUT ROWID (a composite primary key is the row's only identity). */
+  withoutRowid: ['campaign_devices'],
+  /** audit_log is append-only: UPDATE and DELETE abort. */
+  triggers: ['audit_log_no_delete', 'audit_log_no_update'],
+};
+
+export const deviceStatuses = ['registered', 'enrolled', 'revoked'] as const;
+export type DeviceStatus = (typeof deviceStatuses)[number];
 
 export const devices = sqliteTable(
   'devices',
@@ -15,7 +28,7 @@ export const devices = sqliteTable(
     publicKey: text('public_key').notNull(),
     /** JSON object of string → string. */
     labels: text('labels').notNull().default('{}'),
-    status: text('status').$type<DeviceStatus>().notNull().default('registered'),
+    status: text('status', { enum: deviceStatuses }).notNull().default('registered'),
     createdAt: integer('created_at').notNull(),
     enrolledAt: integer('enrolled_at'),
     lastSeenAt: integer('last_seen_at'),
@@ -45,19 +58,19 @@ export const manifests = sqliteTable(
 export const desired = sqliteTable(
   'desired',
   {
-    deviceId: text('device_id').primaryKey(),
-    manifestId: text('manifest_id').notNull(),
+    deviceId: text('device_id').primaryKey().references(() => devices.id),
+    manifestId: text('manifest_id').notNull().references(() => manifests.id),
     /** Only goes up: the row is never deleted, every assignment is the previous sequence + 1. */
     sequence: integer('sequence').notNull(),
     campaignId: text('campaign_id'),
-    previousManifestId: text('previous_manifest_id'),
+    previousManifestId: text('previous_manifest_id').references(() => manifests.id),
     issuedAt: integer('issued_at').notNull(),
   },
   (t) => [index('desired_manifest').on(t.manifestId), index('desired_campaign').on(t.campaignId), index('desired_issued_at').on(t.issuedAt)],
 );
 
 export const reported = sqliteTable('reported', {
-  deviceId: text('device_id').primaryKey(),
+  deviceId: text('device_id').primaryKey().references(() => devices.id),
   sequence: integer('sequence').notNull(),
   desiredSequence: integer('desired_sequence'),
   running: text('running'),
@@ -76,7 +89,7 @@ export const reportHistory = sqliteTable(
   'report_history',
   {
     id: integer('id').primaryKey({ autoIncrement: true }),
-    deviceId: text('device_id').notNull(),
+    deviceId: text('device_id').notNull().references(() => devices.id),
     sequence: integer('sequence').notNull(),
     desiredSequence: integer('desired_sequence'),
     running: text('running'),
@@ -89,14 +102,15 @@ export const reportHistory = sqliteTable(
   (t) => [index('report_history_device').on(t.deviceId, t.id)],
 );
 
-export type Role = 'admin' | 'release-manager' | 'viewer';
+export const roles = ['admin', 'release-manager', 'viewer'] as const;
+export type Role = (typeof roles)[number];
 
 export const operatorTokens = sqliteTable(
   'operator_tokens',
   {
     id: text('id').primaryKey(),
     name: text('name').notNull(),
-    role: text('role').$type<Role>().notNull(),
+    role: text('role', { enum: roles }).notNull(),
     /** sha256 of the token: tokens are 256-bit random, so a fast hash is enough. */
     tokenHash: text('token_hash').notNull(),
     createdAt: integer('created_at').notNull(),
@@ -142,4 +156,67 @@ export const enrollChallenges = sqliteTable(
     usedAt: integer('used_at'),
   },
   (t) => [index('enroll_challenges_expires').on(t.expiresAt)],
+);
+
+export const campaignStatuses = ['draft', 'running', 'paused', 'completed', 'failed', 'aborted'] as const;
+
+/** A rollout; its spec (waves, rules, window) is JSON, its progress columns change as it runs. */
+export const campaigns = sqliteTable(
+  'campaigns',
+  {
+    id: text('id').primaryKey(),
+    name: text('name').notNull(),
+    manifestId: text('manifest_id').notNull().references(() => manifests.id),
+    /** name@version of the manifest. */
+    release: text('release').notNull(),
+    selector: text('selector').notNull(),
+    spec: text('spec').notNull(),
+    status: text('status', { enum: campaignStatuses }).notNull(),
+    currentWave: integer('current_wave').notNull().default(0),
+    soakUntil: integer('soak_until'),
+    failuresAcknowledgedAt: integer('failures_acknowledged_at'),
+    nextWindowAt: integer('next_window_at'),
+    statusReason: text('status_reason'),
+    createdAt: integer('created_at').notNull(),
+    createdBy: text('created_by').notNull(),
+    startedAt: integer('started_at'),
+    finishedAt: integer('finished_at'),
+    updatedAt: integer('updated_at').notNull(),
+  },
+  (t) => [index('campaigns_status').on(t.status), index('campaigns_created').on(t.createdAt)],
+);
+
+export const campaignDeviceStates = ['pending', 'assigned', 'succeeded', 'failed', 'rolled-back', 'left'] as const;
+
+/**
+ * A device's membership of a campaign. `active` is 1 while a draft, running or paused campaign
+ * holds the device; the partial unique index makes "a device belongs to at most one active
+ * campaign" a property of the database, not only of the code that checks it.
+ */
+export const campaignDevices = sqliteTable(
+  'campaign_devices',
+  {
+    campaignId: text('campaign_id').notNull().references(() => campaigns.id),
+    deviceId: text('device_id').notNull().references(() => devices.id),
+    wave: integer('wave'),
+    state: text('state', { enum: campaignDeviceStates }).notNull(),
+    active: integer('active').notNull().default(0),
+    /** Joined after the campaign started (relabelled, enrolled late): goes after the others. */
+    late: integer('late').notNull().default(0),
+    joinedAt: integer('joined_at').notNull(),
+    previousManifestId: text('previous_manifest_id'),
+    desiredSequence: integer('desired_sequence'),
+    assignedAt: integer('assigned_at'),
+    finishedAt: integer('finished_at'),
+    lastError: text('last_error'),
+    /** Marks the batch a wave assignment is updating, inside its transaction. */
+    assigning: integer('assigning').notNull().default(0),
+  },
+  (t) => [
+    primaryKey({ columns: [t.campaignId, t.deviceId] }),
+    uniqueIndex('campaign_devices_one_active').on(t.deviceId).where(sql`active = 1`),
+    index('campaign_devices_device').on(t.deviceId),
+    index('campaign_devices_progress').on(t.campaignId, t.state, t.wave),
+    index('campaign_devices_assigning').on(t.campaignId).where(sql`assigning = 1`),
+  ],
 );

@@ -1,16 +1,18 @@
 import { coreMigration } from './0001_core.js';
-import { desiredIssuedMigration } from './0002_desired_issued.js';
-import { campaignsMigration } from '../../campaigns/migration.js';
+import { desiredIssuedMigration } from './0002_desired_issued_at.js';
+import { campaignsMigration } from './0100_campaigns.js';
 
 export interface Migration {
-  /** Ordered, never renamed: the id is what schema_migrations remembers. */
+  /** Never renamed: the id is what schema_migrations remembers. The file is named after it. */
   id: string;
   sql: string;
 }
 
-/** Applied in this order, each once, each in its own transaction. */
-export const migrations: Migration[] = [
-  coreMigration,
-  campaignsMigration,
-  desiredIssuedMigration,
-];
+/**
+ * Applied in this order (ascending ids), each once, each in its own transaction. A new migration
+ * takes the next id after the last one (0101_…) and goes at the end; ../schema.ts changes with it.
+ * Before issue 10 the campaign tables lived outside this folder and the list ran 0001, 0100, 0002;
+ * 0002 and 0100 touch different tables, so databases migrated either way have the same schema
+ * (control-plane-schema.test.ts migrates one the old way and compares).
+ */
+export const migrations: Migration[] = [coreMigration, desiredIssuedMigration, campaignsMigration];

@@ -1,8 +1,4 @@
-/**
- * Campaign tables. `campaign_devices.active` is 1 while the device is held by a draft, running or
- * paused campaign; the partial unique index makes "a device belongs to at most one active
- * campaign" a property of the database, not only of the code that checks it.
- */
+/** The campaign tables; see ../schema.ts for what each column means. */
 export const campaignsMigration = {
   id: '0100_campaigns',
   sql: `
