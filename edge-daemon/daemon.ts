@@ -3,11 +3,13 @@ import type { KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { retry } from '../common/backoff.js';
+import { SerialQueue } from '../common/serial-queue.js';
 import { createLogger, type Logger } from '../common/log.js';
 import type { VerifyOptions } from '../protocol/deployment.js';
 import { importPublicKey, loadPrivateKey } from '../protocol/keys.js';
 import { dockerOptions, type DaemonStatus, type EdgeDaemon, type EdgeDaemonOptions } from './daemon-api.js';
-import { DeviceIdentity, jitter } from './identity.js';
+import { controlChannelBackoff, DeviceIdentity } from './identity.js';
 import { deferUnusedDockerDependencies } from './lean-docker.js';
 import type { FetcherFactory, ImageFetcher } from './images.js';
 import { readDocument } from './policy/accept.js';
@@ -33,8 +35,13 @@ class Daemon implements EdgeDaemon {
   private runner: ReleaseRunner | undefined;
   private fetcherPromise: Promise<ImageFetcher> | undefined;
   private readonly abort = new AbortController();
-  private work: Promise<void> = Promise.resolve();
-  private busy = 0;
+  /** Documents and reconcile ticks, one at a time: a swap never overlaps another or a repair. */
+  private readonly work = new SerialQueue({
+    signal: this.abort.signal,
+    onError: (err, job, stopped) => {
+      if (!stopped) this.log.error({ err, job }, 'daemon work failed');
+    },
+  });
   private tickQueued = false;
   private pendingDocument: string | undefined;
   private lastDocument: string | undefined;
@@ -87,13 +94,13 @@ class Daemon implements EdgeDaemon {
     });
     await this.reporter.start();
     // Whatever was interrupted finishes or rolls back before anything new is considered.
-    this.enqueue(() => runner.tick());
+    this.work.push('tick', () => runner.tick());
     this.loops.push(this.pollLoop(runner));
     const every = setInterval(() => {
       // One pending tick is enough: during a long download they must not pile up behind it.
       if (this.tickQueued) return;
       this.tickQueued = true;
-      this.enqueue(async () => {
+      this.work.push('tick', async () => {
         this.tickQueued = false;
         await runner.tick();
       });
@@ -128,42 +135,30 @@ class Daemon implements EdgeDaemon {
 
   private async pollLoop(runner: ReleaseRunner): Promise<void> {
     let etag: string | undefined;
-    let backoff = 1000;
-    const cap = this.opts.backoffCapMs ?? 30_000;
-    while (!this.abort.signal.aborted) {
+    const signal = this.abort.signal;
+    while (!signal.aborted) {
       const began = Date.now();
       try {
-        const answer = await this.identity.call(() => this.identity.client.desired(etag, this.opts.longPollSeconds ?? 30, this.abort.signal));
-        backoff = 1000;
+        // Each answer starts the backoff over; while there is none, the running release keeps running.
+        const answer = await retry(() => this.identity.call(() => this.identity.client.desired(etag, this.opts.longPollSeconds ?? 30, signal)), {
+          policy: controlChannelBackoff(this.opts.backoffCapMs),
+          signal,
+          onRetry: ({ error, delayMs }) => this.log.warn({ err: (error as Error).message, retryInMs: delayMs }, 'desired state not fetched; keeping the running release'),
+        });
         if (answer.kind === 'document') {
           etag = answer.etag;
           if (answer.jws !== this.lastDocument) {
             this.pendingDocument = answer.jws;
-            this.enqueue(() => this.handlePending(runner));
+            this.work.push('document', () => this.handlePending(runner));
           }
         }
         // A server that answers at once (no long-poll support) must not turn this into a busy loop.
-        if (Date.now() - began < 1000) await sleep(1000, undefined, { signal: this.abort.signal });
-      } catch (err) {
-        if (this.abort.signal.aborted) return;
-        this.log.warn({ err: (err as Error).message, retryInMs: backoff }, 'desired state not fetched; keeping the running release');
-        await sleep(jitter(backoff), undefined, { signal: this.abort.signal }).catch(() => undefined);
-        backoff = Math.min(backoff * 2, cap);
+        if (Date.now() - began < 1000) await sleep(1000, undefined, { signal });
+      } catch {
+        // Only closing ends the retries.
+        return;
       }
     }
-  }
-
-  private enqueue(fn: () => Promise<void>): void {
-    this.busy += 1;
-    this.work = this.work.then(async () => {
-      try {
-        if (!this.abort.signal.aborted) await fn();
-      } catch (err) {
-        if (!this.abort.signal.aborted) this.log.error({ err }, 'daemon work failed');
-      } finally {
-        this.busy -= 1;
-      }
-    });
   }
 
   /** Only the newest document matters: one that arrived while another was applied replaces it. */
@@ -206,7 +201,7 @@ class Daemon implements EdgeDaemon {
       documentsSeen: this.seen.count,
       error: this.runner?.standing.error,
       inflight: Boolean(journal?.inflight),
-      busy: this.busy > 0,
+      busy: this.work.size > 0,
       online: this.identity?.online ?? false,
       queuedReports: this.reporter?.queued ?? 0,
     };
@@ -219,7 +214,7 @@ class Daemon implements EdgeDaemon {
     this.identity?.close();
     // Let a swap in progress reach a step boundary; the journal covers whatever it leaves.
     this.abort.abort();
-    await Promise.allSettled([this.work, ...this.loops]);
+    await Promise.allSettled([this.work.idle(), ...this.loops]);
     await this.reporter?.close(false);
     const f = await this.fetcherPromise?.catch(() => undefined);
     await f?.close();

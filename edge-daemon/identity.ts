@@ -1,12 +1,16 @@
 import type { KeyObject } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { backoffDelay, retry, type BackoffPolicy } from '../common/backoff.js';
 import type { Logger } from '../common/log.js';
 import { ControlClient, ControlError } from './control.js';
 import type { Credentials, StateDir } from './state.js';
 
-export function jitter(ms: number): number {
-  return ms * (0.5 + Math.random() * 0.5);
+/** Calls to the control plane that fail (enrollment, the desired-state poll): 1 s doubling to `capMs`, half of it random. */
+export function controlChannelBackoff(capMs = 30_000): BackoffPolicy {
+  return { baseMs: Math.min(1000, capMs), capMs, jitter: 0.5 };
 }
+
+/** A renewal that failed is tried again after 5–10 s, while the token it renews is still valid. */
+const RENEWAL_RETRY = { baseMs: 10_000, capMs: 10_000, jitter: 0.5 };
 
 /**
  * The device's standing with the control plane: enrollment with a proof of its key, the device
@@ -39,16 +43,12 @@ export class DeviceIdentity {
   async load(): Promise<void> {
     const saved = await this.opts.state.loadCredentials();
     if (saved && saved.serial === this.opts.serial) this.creds = saved;
-    let backoff = 1000;
-    while (!this.creds) {
-      try {
-        await this.enroll();
-      } catch (err) {
-        if (this.opts.signal.aborted) throw err;
-        this.opts.log.warn({ err: (err as Error).message }, 'enrollment failed; retrying');
-        await sleep(jitter(backoff), undefined, { signal: this.opts.signal });
-        backoff = Math.min(backoff * 2, this.opts.backoffCapMs ?? 30_000);
-      }
+    if (!this.creds) {
+      await retry(() => this.enroll(), {
+        policy: controlChannelBackoff(this.opts.backoffCapMs),
+        signal: this.opts.signal,
+        onRetry: ({ error, delayMs }) => this.opts.log.warn({ err: (error as Error).message, retryInMs: delayMs }, 'enrollment failed; retrying'),
+      });
     }
     this.scheduleRenewal();
   }
@@ -78,7 +78,7 @@ export class DeviceIdentity {
         () => this.scheduleRenewal(),
         (err: unknown) => {
           this.opts.log.warn({ err: (err as Error).message }, 'token renewal failed; retrying');
-          this.later(jitter(10_000), () => this.scheduleRenewal());
+          this.later(backoffDelay(RENEWAL_RETRY, 0), () => this.scheduleRenewal());
         },
       );
     });

@@ -1,9 +1,13 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { retry, type BackoffPolicy } from '../common/backoff.js';
 import type { Logger } from '../common/log.js';
 import type { DeviceReport } from '../protocol/protocol.js';
 import type { StateDir } from './state.js';
 
 export type ReportBody = Omit<DeviceReport, 'sequence' | 'at'>;
+
+/** Between attempts to deliver the oldest queued report; every delivered one starts it over. */
+const DELIVERY_BACKOFF: BackoffPolicy = { baseMs: 500, capMs: 30_000, jitter: 0.5 };
 
 export interface ReporterOptions {
   state: StateDir;
@@ -70,19 +74,18 @@ export class Reporter {
   private async drain(): Promise<void> {
     if (this.draining) return;
     this.draining = true;
-    let backoff = 500;
     try {
       while (this.queue.length && !this.closed) {
-        try {
-          await this.opts.send(this.queue[0]);
-          this.queue.shift();
-          backoff = 500;
-        } catch (err) {
-          this.opts.log.debug({ err: (err as Error).message, queued: this.queue.length }, 'report not delivered; will retry');
-          await sleep(backoff * (0.5 + Math.random()), undefined, { signal: this.abort.signal }).catch(() => undefined);
-          backoff = Math.min(backoff * 2, 30_000);
-        }
+        // The oldest report still queued at each attempt (the bound may have dropped the one that failed).
+        await retry(() => this.opts.send(this.queue[0]), {
+          policy: DELIVERY_BACKOFF,
+          signal: this.abort.signal,
+          onRetry: ({ error }) => this.opts.log.debug({ err: (error as Error).message, queued: this.queue.length }, 'report not delivered; will retry'),
+        });
+        this.queue.shift();
       }
+    } catch {
+      // Only closing ends the retries; what is still queued is not delivered.
     } finally {
       this.draining = false;
     }

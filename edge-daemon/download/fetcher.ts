@@ -13,7 +13,7 @@ import { decideLayers, deviceComponent, layersToFetch, localTag, tagsToRemove, t
 import { GcPacer, minorGc } from './gc-pacer.js';
 import { ProgressTracker, type DownloadProgress } from './progress.js';
 import { ProxyClient, type BlobTarget } from './proxy-client.js';
-import { BlobStore } from './store.js';
+import { DownloadStore } from './store.js';
 
 // The contract lives with its caller (edge-daemon/images.ts); this side implements it and adds tunables.
 export type { ImageFetcher };
@@ -67,7 +67,7 @@ function diffIdsOf(config: Buffer, image: string): string[] {
 
 export function createImageFetcher(opts: ImageFetcherOptions): ImageFetcher {
   const log = opts.log;
-  const store = new BlobStore(opts.stateDir);
+  const store = new DownloadStore(opts.stateDir);
   const device = deviceComponent(opts.deviceId);
   // One counter for every stream this fetcher moves (downloads and the handover to the engine).
   const pacer = new GcPacer(minorGc());
@@ -78,8 +78,8 @@ export function createImageFetcher(opts: ImageFetcherOptions): ImageFetcher {
     log,
     idleTimeoutMs: opts.idleTimeoutMs ?? 30_000,
     attempts: opts.attempts ?? 8,
-    backoffBaseMs: opts.backoffBaseMs ?? 500,
-    backoffCapMs: opts.backoffCapMs ?? 30_000,
+    // Half of each delay is random: many gateways cut by one proxy restart do not come back together.
+    backoff: { baseMs: opts.backoffBaseMs ?? 500, capMs: opts.backoffCapMs ?? 30_000, jitter: 0.5 },
   });
   const concurrency = Math.max(1, opts.concurrency ?? 3);
   const marginBytes = opts.diskMarginBytes ?? 256 * 1024 * 1024;

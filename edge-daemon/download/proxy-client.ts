@@ -1,5 +1,5 @@
 import { open } from 'node:fs/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { retry, type BackoffPolicy } from '../../common/backoff.js';
 import { Digester, sha256Digest } from '../../common/digest.js';
 import type { Logger } from '../../common/log.js';
 import { MANIFEST_ACCEPT } from '../../common/oci.js';
@@ -7,8 +7,8 @@ import type { Upstream } from '../../manifests/image-ref.js';
 import { BlobVerificationError, ImageUnavailableError, TransientError } from './errors.js';
 import type { GcPacer } from './gc-pacer.js';
 import { httpRequest, isConnectionError, type HttpAnswer } from '../../common/http-client.js';
-import { backoffMs, bodyPlan, resumeStart } from './resume.js';
-import type { BlobStore } from './store.js';
+import { bodyPlan, resumeStart } from './resume.js';
+import type { DownloadStore } from './store.js';
 
 export interface ProxyClientOptions {
   baseUrl: string;
@@ -18,8 +18,8 @@ export interface ProxyClientOptions {
   idleTimeoutMs: number;
   /** Attempts per manifest or blob for transient failures (cut connection, 5xx, idle timeout). */
   attempts: number;
-  backoffBaseMs: number;
-  backoffCapMs: number;
+  /** Waits between those attempts. */
+  backoff: BackoffPolicy;
   /** Told every byte written, so dead socket buffers are collected while they are few. */
   pacer?: GcPacer;
 }
@@ -158,7 +158,7 @@ export class ProxyClient {
    * on disk for this blob. A blob that does not hash to its digest is discarded and fetched once
    * more from zero; a second mismatch is a BlobVerificationError and nothing reaches the store.
    */
-  async downloadBlob(store: BlobStore, target: BlobTarget, onBytes: (onDisk: number) => void, signal?: AbortSignal): Promise<void> {
+  async downloadBlob(store: DownloadStore, target: BlobTarget, onBytes: (onDisk: number) => void, signal?: AbortSignal): Promise<void> {
     let mismatches = 0;
     for (;;) {
       try {
@@ -174,7 +174,7 @@ export class ProxyClient {
     }
   }
 
-  private async downloadOnce(store: BlobStore, t: BlobTarget, onBytes: (n: number) => void, signal?: AbortSignal): Promise<void> {
+  private async downloadOnce(store: DownloadStore, t: BlobTarget, onBytes: (n: number) => void, signal?: AbortSignal): Promise<void> {
     const onDisk = await store.partialSize(t.digest);
     const start = resumeStart(onDisk, t.size, t.digest);
     if (start.kind === 'verify') {
@@ -294,18 +294,24 @@ export class ProxyClient {
   }
 
   private async withRetries<T>(what: string, signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await fn();
-      } catch (err) {
-        if (!(err instanceof TransientError) || signal?.aborted || attempt + 1 >= this.opts.attempts) {
-          if (err instanceof TransientError) throw new Error(`${what}: gave up after ${attempt + 1} attempts: ${err.message}`, { cause: err });
-          throw err;
-        }
-        const delay = backoffMs(attempt, this.opts.backoffBaseMs, this.opts.backoffCapMs);
-        this.opts.log.warn({ what, attempt: attempt + 1, delayMs: delay, err: err.message }, 'download attempt failed; retrying');
-        await sleep(delay, undefined, { signal });
-      }
+    let tried = 0;
+    try {
+      return await retry(
+        (attempt) => {
+          tried = attempt + 1;
+          return fn();
+        },
+        {
+          policy: this.opts.backoff,
+          attempts: this.opts.attempts,
+          retryable: (err) => err instanceof TransientError,
+          signal,
+          onRetry: ({ attempt, delayMs, error }) => this.opts.log.warn({ what, attempt: attempt + 1, delayMs, err: (error as Error).message }, 'download attempt failed; retrying'),
+        },
+      );
+    } catch (err) {
+      if (err instanceof TransientError) throw new Error(`${what}: gave up after ${tried} attempts: ${err.message}`, { cause: err });
+      throw err;
     }
   }
 }

@@ -44,9 +44,3 @@ export function bodyPlan(status: number, contentRange: string | null, offset: nu
   const transient = status >= 500 || status === 429 || status === 408;
   return { kind: 'fail', transient, reason: `HTTP ${status}` };
 }
-
-/** Exponential backoff with full jitter: spreads many gateways' retries after a proxy restart. */
-export function backoffMs(attempt: number, baseMs: number, capMs: number, random: () => number = Math.random): number {
-  const ceiling = Math.min(capMs, baseMs * 2 ** attempt);
-  return Math.round(ceiling / 2 + (random() * ceiling) / 2);
-}

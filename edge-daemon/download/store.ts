@@ -1,15 +1,17 @@
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fsyncDir, writeFileAtomic } from '../../common/atomic-file.js';
 import { DigestMismatchError, Digester, digestHex, isDigest, sha256Digest } from '../../common/digest.js';
 
 /**
- * The daemon's content-addressed blob store: `<stateDir>/blobs/sha256/<hex>` holds only verified
- * blobs (manifests, configs, layers); `<stateDir>/blobs/partial/<hex>` holds downloads in progress.
- * A blob reaches `sha256/` only by fsync + rename after its digest matched, so a crash leaves either
- * nothing or a partial file to resume, never a wrong blob under a digest's name.
+ * The download channel's store (the registry proxy's cache is another thing): content-addressed,
+ * `<stateDir>/blobs/sha256/<hex>` holds only verified blobs (manifests, configs, layers);
+ * `<stateDir>/blobs/partial/<hex>` holds downloads in progress. A blob reaches `sha256/` only by
+ * fsync + rename after its digest matched (small ones through `common/atomic-file`), so a crash
+ * leaves either nothing or a partial file to resume, never a wrong blob under a digest's name.
  */
-export class BlobStore {
+export class DownloadStore {
   readonly root: string;
   readonly blobDir: string;
   readonly partialDir: string;
@@ -75,16 +77,7 @@ export class BlobStore {
     const actual = sha256Digest(bytes);
     if (actual !== digest) throw new DigestMismatchError(digest, actual, 'blob to store');
     if (await this.has(digest)) return;
-    const tmp = `${this.partialPath(digest)}.small`;
-    const fh = await open(tmp, 'w', 0o600);
-    try {
-      await fh.writeFile(bytes);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, this.blobPath(digest));
-    await this.syncDir(this.blobDir);
+    await writeFileAtomic(this.blobPath(digest), bytes, { mode: 0o600 });
   }
 
   /** Moves a completed, verified partial file into place. */
@@ -96,7 +89,8 @@ export class BlobStore {
       await fh.close();
     }
     await rename(this.partialPath(digest), this.blobPath(digest));
-    await this.syncDir(this.blobDir);
+    // A rename is durable only once its directory is synced; best effort where a platform refuses.
+    await fsyncDir(this.blobDir).catch(() => undefined);
   }
 
   async discardPartial(digest: string): Promise<void> {
@@ -122,19 +116,5 @@ export class BlobStore {
 
   async remove(digest: string): Promise<void> {
     await rm(this.blobPath(digest), { force: true });
-  }
-
-  private async syncDir(dir: string): Promise<void> {
-    // A rename is durable only once its directory is synced; best effort where a platform refuses.
-    try {
-      const fh = await open(dir, 'r');
-      try {
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-    } catch {
-      // fsync on a directory is not supported everywhere; the rename itself is still atomic.
-    }
   }
 }

@@ -1,3 +1,4 @@
+import { backoffDelay, type BackoffPolicy } from '../../common/backoff.js';
 import type { Release } from '../reconcile/spec.js';
 import { releaseLabel } from '../reconcile/spec.js';
 import type { Journal } from '../state.js';
@@ -13,8 +14,8 @@ export interface Retry {
   release: Release;
   /** Epoch ms. */
   at: number;
-  /** The delay this retry was scheduled with; the next one doubles it. */
-  delay: number;
+  /** Failures so far, less one (0 after the first): the next delay grows from it. */
+  attempt: number;
 }
 
 export type NextAction =
@@ -38,16 +39,15 @@ export function nextAction(journal: Journal, retry: Retry | undefined, now: numb
   return { kind: 'repair', current: journal.current };
 }
 
-export const RETRY_FIRST_MS = 5_000;
-export const RETRY_CAP_MS = 300_000;
+/** 5 s doubling to 5 min; half of each delay is random, so a fleet that failed together does not retry in step. */
+export const RETRY_BACKOFF: BackoffPolicy = { baseMs: 5_000, capMs: 300_000, jitter: 0.5 };
 
 /**
- * After a swap did not commit. A failed release (download, engine) is retried, 5 s doubling to
- * 5 min, jittered to 50–100 % so a fleet does not retry in step; a rolled-back one never is (it
- * waits for a higher sequence), and it ends any retry that led to it.
+ * After a swap did not commit. A failed release (download, engine) is retried (`RETRY_BACKOFF`);
+ * a rolled-back one never is (it waits for a higher sequence), and it ends any retry that led to it.
  */
 export function retryAfter(outcome: SwapOutcome, release: Release, previous: Retry | undefined, now: number, random: () => number = Math.random): Retry | undefined {
   if (outcome === 'rolled-back') return undefined;
-  const delay = previous ? Math.min(previous.delay * 2, RETRY_CAP_MS) : RETRY_FIRST_MS;
-  return { release, at: now + delay * (0.5 + random() * 0.5), delay };
+  const attempt = previous ? previous.attempt + 1 : 0;
+  return { release, at: now + backoffDelay(RETRY_BACKOFF, attempt, random), attempt };
 }

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { advance, type JournalEvent } from '../../edge-daemon/policy/journal.js';
-import { nextAction, retryAfter, RETRY_CAP_MS, RETRY_FIRST_MS, type NextAction, type Retry } from '../../edge-daemon/policy/next-action.js';
+import { nextAction, retryAfter, type NextAction, type Retry } from '../../edge-daemon/policy/next-action.js';
 import type { Release } from '../../edge-daemon/reconcile/spec.js';
 import { EMPTY_JOURNAL, StateDir, type Journal } from '../../edge-daemon/state.js';
 
@@ -75,7 +75,7 @@ describe('nextAction after a crash: whatever the journal says was under way fini
 
   it('an interrupted swap comes before a due retry', () => {
     const j: Journal = { ...EMPTY_JOURNAL, lastSequence: 3, inflight: { target: release(3), step: -1, kind: 'plan', rollingBack: false, startedAt: AT } };
-    expect(nextAction(j, { release: release(2), at: NOW - 1, delay: RETRY_FIRST_MS }, NOW)).toEqual({ kind: 'resume-swap', target: release(3) });
+    expect(nextAction(j, { release: release(2), at: NOW - 1, attempt: 0 }, NOW)).toEqual({ kind: 'resume-swap', target: release(3) });
   });
 });
 
@@ -83,7 +83,7 @@ describe('retry timing', () => {
   const j: Journal = { ...EMPTY_JOURNAL, current: release(1), lastSequence: 2 };
 
   it('a retry is taken on the first tick at or after its time, not before', () => {
-    const retry: Retry = { release: release(2), at: NOW + 4000, delay: RETRY_FIRST_MS };
+    const retry: Retry = { release: release(2), at: NOW + 4000, attempt: 0 };
     expect(nextAction(j, retry, NOW + 3999)).toEqual({ kind: 'repair', current: release(1) });
     expect(nextAction(j, retry, NOW + 4000)).toEqual({ kind: 'retry', release: release(2) });
     expect(nextAction(j, retry, NOW + 60_000)).toEqual({ kind: 'retry', release: release(2) });
@@ -94,16 +94,15 @@ describe('retry timing', () => {
     let retry: Retry | undefined;
     for (let i = 0; i < 9; i++) {
       retry = retryAfter('failed', release(2), retry, NOW, () => 1);
-      delays.push(retry?.delay ?? -1);
-      expect(retry?.at).toBe(NOW + (retry?.delay ?? 0));
+      delays.push((retry?.at ?? NOW) - NOW);
     }
-    expect(delays).toEqual([5_000, 10_000, 20_000, 40_000, 80_000, 160_000, RETRY_CAP_MS, RETRY_CAP_MS, RETRY_CAP_MS]);
+    expect(delays).toEqual([5_000, 10_000, 20_000, 40_000, 80_000, 160_000, 300_000, 300_000, 300_000]);
     expect(retryAfter('failed', release(2), undefined, NOW, () => 0)?.at).toBe(NOW + 2_500);
     expect(retryAfter('failed', release(2), undefined, NOW, () => 0.5)?.at).toBe(NOW + 3_750);
   });
 
   it('a rolled-back release is never retried, and a rollback ends the retries that led to it', () => {
     expect(retryAfter('rolled-back', release(2), undefined, NOW)).toBeUndefined();
-    expect(retryAfter('rolled-back', release(2), { release: release(2), at: NOW - 1, delay: 20_000 }, NOW)).toBeUndefined();
+    expect(retryAfter('rolled-back', release(2), { release: release(2), at: NOW - 1, attempt: 2 }, NOW)).toBeUndefined();
   });
 });

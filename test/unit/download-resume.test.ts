@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { backoffMs, bodyPlan, resumeStart } from '../../edge-daemon/download/resume.js';
+import { bodyPlan, resumeStart } from '../../edge-daemon/download/resume.js';
 
 const digest = `sha256:${'a'.repeat(64)}`;
 
@@ -39,14 +39,5 @@ describe('bodyPlan', () => {
     expect(bodyPlan(401, null, 0, 100)).toEqual({ kind: 'unauthorized' });
     expect(bodyPlan(503, null, 0, 100)).toMatchObject({ kind: 'fail', transient: true });
     expect(bodyPlan(403, null, 0, 100)).toMatchObject({ kind: 'fail', transient: false });
-  });
-});
-
-describe('backoffMs', () => {
-  it('grows exponentially between half and all of the ceiling, capped', () => {
-    expect(backoffMs(0, 100, 10_000, () => 0)).toBe(50);
-    expect(backoffMs(3, 100, 10_000, () => 1)).toBe(800);
-    expect(backoffMs(20, 100, 10_000, () => 1)).toBe(10_000);
-    expect(backoffMs(20, 100, 10_000, () => 0)).toBe(5_000);
   });
 });
