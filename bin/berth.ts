@@ -9,16 +9,16 @@ const COMMANDS: Record<string, { about: string; load: () => Promise<Main> }> = {
   'control-plane': { about: 'run the control plane (fleet, enrollment, manifests, twins, campaigns)', load: async () => (await import('../control-plane/index.js')).main },
   'registry-proxy': { about: 'run the registry proxy (pull-through OCI mirror, the download channel)', load: async () => (await import('../registry-proxy/index.js')).main },
   'edge-daemon': { about: 'run the gateway daemon (enroll, download, reconcile, report)', load: async () => (await import('../edge-daemon/index.js')).main },
-  manifest: { about: 'manifest validate FILE…: check deployment manifests', load: async () => (await import('../manifests/cli.js')).manifestMain },
-  keygen: { about: 'keygen --out FILE: write an Ed25519 key pair, print the public key', load: async () => (await import('../manifests/cli.js')).keygenMain },
 };
-const OPERATOR_VERBS = ['login', 'apply', 'manifests', 'devices', 'campaign', 'tokens', 'audit'];
+// The verbs of cli/ (its commands/index.ts), named here so that asking for one loads only the CLI.
+// `manifest` is the older spelling of `manifests`.
+const CLI_VERBS = ['login', 'apply', 'manifests', 'manifest', 'devices', 'campaign', 'tokens', 'audit', 'keygen'];
 
 function usage(): string {
-  const lines = ['usage: berth <command> [options]', '', 'services and tools:'];
+  const lines = ['usage: berth <command> [options]', '', 'services:'];
   for (const [name, c] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(16)}${c.about}`);
-  lines.push('', 'release manager and operator verbs (talk to the control plane):');
-  lines.push(`  ${OPERATOR_VERBS.join(', ')}`, '', 'Run `berth <command> --help` for its options.');
+  lines.push('', 'release manager and operator verbs (manifests validate|schema and keygen work offline):');
+  lines.push(`  ${CLI_VERBS.filter((v) => v !== 'manifest').join(', ')}`, '', 'Run `berth <command> --help` for its options.');
   return lines.join('\n');
 }
 
@@ -30,7 +30,7 @@ async function run(argv: string[]): Promise<number> {
   }
   let main: Main;
   if (COMMANDS[command]) main = await COMMANDS[command].load();
-  else if (OPERATOR_VERBS.includes(command)) main = (await import('../cli/index.js')).main;
+  else if (CLI_VERBS.includes(command)) main = (await import('../cli/index.js')).main;
   else {
     console.error(`berth: unknown command ${JSON.stringify(command)}\n\n${usage()}`);
     return 2;

@@ -1,6 +1,7 @@
 /**
- * `berth login|apply|manifests|devices|campaign|tokens|audit`: the release manager's and the
- * operator's verbs against the control plane's HTTP API. bin/berth.ts passes the verb as argv[0].
+ * `berth login|apply|manifests|devices|campaign|tokens|audit|keygen`: the release manager's and the
+ * operator's verbs. Most talk to the control plane's HTTP API; `manifests validate|schema` and
+ * `keygen` work on local files. bin/berth.ts passes the verb as argv[0].
  */
 import { homedir } from 'node:os';
 import { createInterface } from 'node:readline';
@@ -10,7 +11,7 @@ import { BerthClient } from './client.js';
 import { configPath, loadConfig, resolveConnection } from './config.js';
 import type { Command, Io } from './context.js';
 import { CliError } from './errors.js';
-import { isCommand, VERBS } from './commands/index.js';
+import { ALIASES, isCommand, verbNamed, VERBS } from './commands/index.js';
 
 export { BerthClient } from './client.js';
 export type { Io } from './context.js';
@@ -60,6 +61,7 @@ export function usage(): string {
   }
   lines.push(
     '',
+    `also spelled: ${Object.entries(ALIASES).map(([alias, verb]) => `${alias} (= ${verb})`).join(', ')}`,
     'connection: --server URL (or BERTH_SERVER), token in BERTH_TOKEN or stored by `berth login`',
     'common options: --output json (stable shapes, see cli/README.md), --debug (stack traces)',
   );
@@ -72,7 +74,7 @@ function commandHelp(c: Command): string {
 
 export async function run(argv: string[], io: Io): Promise<number> {
   const [verbName, ...rest] = argv;
-  const verb = verbName === undefined ? undefined : VERBS[verbName];
+  const verb = verbName === undefined ? undefined : verbNamed(verbName);
   if (!verb) {
     io.err(verbName ? `berth: unknown verb ${JSON.stringify(verbName)}\n\n${usage()}` : usage());
     return 2;

@@ -4,7 +4,8 @@ import { audit } from './audit.js';
 import { campaignCommands } from './campaign.js';
 import { devicesImport, devicesLabel, devicesList, devicesRevoke, devicesShow } from './devices.js';
 import { login } from './login.js';
-import { manifestsDiff, manifestsList, manifestsShow } from './manifests.js';
+import { keygen } from './keygen.js';
+import { manifestsDiff, manifestsList, manifestsSchema, manifestsShow, manifestsValidate } from './manifests.js';
 import { tokenCommands } from './tokens.js';
 
 /** A verb either is a command, or groups subcommands (`berth devices list`). */
@@ -13,12 +14,20 @@ export type Verb = Command | Record<string, Command>;
 export const VERBS: Record<string, Verb> = {
   login,
   apply,
-  manifests: { list: manifestsList, show: manifestsShow, diff: manifestsDiff },
+  manifests: { list: manifestsList, show: manifestsShow, diff: manifestsDiff, validate: manifestsValidate, schema: manifestsSchema },
   devices: { import: devicesImport, list: devicesList, show: devicesShow, label: devicesLabel, revoke: devicesRevoke },
   campaign: campaignCommands,
   tokens: tokenCommands,
   audit,
+  keygen,
 };
+
+/** Other spellings of a verb: `berth manifest validate` was its own command before it joined `manifests`. */
+export const ALIASES: Record<string, string> = { manifest: 'manifests' };
+
+export function verbNamed(name: string): Verb | undefined {
+  return Object.hasOwn(VERBS, name) ? VERBS[name] : Object.hasOwn(ALIASES, name) ? VERBS[ALIASES[name]] : undefined;
+}
 
 export function isCommand(v: Verb): v is Command {
   return typeof (v as Command).run === 'function';

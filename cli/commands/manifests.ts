@@ -1,4 +1,6 @@
 import { parseReleaseRef } from '../../common/grammar.js';
+import { manifestJsonSchemaText } from '../../manifests/json-schema.js';
+import { formatIssue, loadManifestFile, manifestDigest } from '../../manifests/parse.js';
 import { requirePositionals } from '../args.js';
 import { printJson, type Command } from '../context.js';
 import { CliError } from '../errors.js';
@@ -81,6 +83,39 @@ export const manifestsDiff: Command = {
     if (args.output === 'json') { printJson(io, diff); return 0; }
     io.out(`${diff.from} → ${diff.to}`);
     io.out(renderDiff(diff));
+    return 0;
+  },
+};
+
+export const manifestsValidate: Command = {
+  usage: 'berth manifests validate FILE… [--output json]',
+  about: 'check manifest files (YAML or JSON) locally, every problem with file, key path and what was expected; exit 0 only if all are valid',
+  options: {},
+  async run({ io, args, usage }) {
+    const files = requirePositionals(args, ['FILE'], usage, true);
+    const results = [];
+    for (const file of files) {
+      const result = await loadManifestFile(file);
+      results.push(result.ok
+        ? { file, valid: true as const, release: `${result.manifest.name}@${result.manifest.version}`, digest: manifestDigest(result.manifest) }
+        : { file, valid: false as const, errors: result.errors.map(formatIssue) });
+    }
+    if (args.output === 'json') printJson(io, results);
+    else for (const r of results) {
+      if (r.valid) io.out(`OK ${r.file} (${r.release}, digest ${r.digest})`);
+      else for (const e of r.errors) io.err(e);
+    }
+    return results.every((r) => r.valid) ? 0 : 1;
+  },
+};
+
+export const manifestsSchema: Command = {
+  usage: 'berth manifests schema',
+  about: 'print the JSON Schema of the manifest format, for editors',
+  options: {},
+  async run({ io, args, usage }) {
+    requirePositionals(args, [], usage);
+    io.out(manifestJsonSchemaText().trimEnd());
     return 0;
   },
 };

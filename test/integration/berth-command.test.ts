@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,10 +8,11 @@ import { freePort } from '../rig/index.js';
 const ROOT = resolve(import.meta.dirname, '../..');
 
 /**
- * `berth control-plane` reads its duration flags with the one duration grammar (common/grammar.ts):
- * the compiled command, started as an operator starts it, stopped by its own pid.
+ * The compiled `berth` command as an operator runs it: `berth control-plane` reads its duration
+ * flags with the one duration grammar (common/grammar.ts), and the verbs that work offline
+ * (`manifests validate|schema`, `keygen`) are CLI verbs, `manifest` being the older spelling.
  */
-describe('control plane duration flags', () => {
+describe('the berth command', () => {
   const dir = mkdtempSync(join(tmpdir(), 'berth-cp-flags-'));
   const children: ChildProcess[] = [];
 
@@ -50,6 +51,27 @@ describe('control plane duration flags', () => {
     expect(listening, cp.output()).toBe(true);
     process.kill(cp.child.pid as number, 'SIGTERM');
     expect(await cp.exited).toBe(0);
+  });
+
+  function berth(args: string[]): { code: number | null; stdout: string; stderr: string } {
+    const r = spawnSync(process.execPath, [join(ROOT, 'dist/bin/berth.js'), ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  }
+
+  it('validates manifests under both spellings, prints the schema, and writes keys', () => {
+    const example = join(ROOT, 'manifests/examples/minimal.yaml');
+    const now = berth(['manifests', 'validate', example]);
+    expect([now.code, now.stderr]).toEqual([0, '']);
+    expect(now.stdout).toMatch(/^OK .*minimal\.yaml \(\S+@\S+, digest sha256:[a-f0-9]{64}\)\n$/);
+    expect(berth(['manifest', 'validate', example])).toEqual(now);
+    expect(JSON.parse(berth(['manifest', 'schema']).stdout).title).toBe('Berth deployment manifest');
+    const key = join(dir, 'device.key');
+    const made = berth(['keygen', '--out', key]);
+    expect([made.code, made.stdout]).toEqual([0, expect.stringMatching(/^[A-Za-z0-9_-]{43}\n$/)]);
+    expect(statSync(key).mode & 0o777).toBe(0o600);
+    expect(berth(['keygen', '--out', key]).code).toBe(1);
+    const help = berth(['--help']);
+    expect(help.stdout).toMatch(/login, apply, manifests, devices, campaign, tokens, audit, keygen/);
   });
 
   it('refuses a bare number, saying which flag and that it needs a unit, and never listens', async () => {

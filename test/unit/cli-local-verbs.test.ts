@@ -2,15 +2,25 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { keygenMain, manifestMain, type Io } from '../../manifests/cli.js';
+import { run } from '../../cli/index.js';
+import type { Io } from '../../cli/context.js';
 import { importPublicKey, loadPrivateKey, publicKeyToRaw } from '../../protocol/keys.js';
 import { manifestDigest, parseManifest } from '../../manifests/parse.js';
 
+/**
+ * The verbs that need no server: `manifests validate|schema` (also spelled `manifest`, as before
+ * they joined the noun) and `keygen`, driven through the CLI's own entry point.
+ */
 function capture(): Io & { stdout: string[]; stderr: string[] } {
   const stdout: string[] = [];
   const stderr: string[] = [];
-  return { stdout, stderr, out: (l) => stdout.push(l), err: (l) => stderr.push(l) };
+  return {
+    stdout, stderr, out: (l) => void stdout.push(l), err: (l) => void stderr.push(l), isTTY: false, env: {}, readStdin: async () => '', stdinIsTTY: false,
+    promptSecret: async () => '', now: () => new Date(), sleep: async () => undefined, home: '/nonexistent',
+  };
 }
+const manifestMain = (argv: string[], io: Io) => run(['manifest', ...argv], io);
+const keygenMain = (argv: string[], io: Io) => run(['keygen', ...argv], io);
 
 let dir: string;
 beforeEach(async () => {
@@ -22,7 +32,7 @@ afterEach(async () => {
 
 const GOOD = 'name: app\nversion: 1.2.3\nservices:\n  web: { image: registry.example.com/acme/web:1 }\n';
 
-describe('berth manifest validate', () => {
+describe('berth manifests validate (and the old spelling, manifest validate)', () => {
   it('prints OK with name, version and digest for each valid file, exit 0', async () => {
     const a = join(dir, 'a.yaml');
     const b = join(dir, 'b.json');
@@ -61,8 +71,22 @@ describe('berth manifest validate', () => {
 
   it('needs files and known verbs', async () => {
     expect(await manifestMain(['validate'], capture())).toBe(2);
-    expect(await manifestMain(['lint', 'x'], capture())).toBe(2);
+    expect(await manifestMain(['validate', '--bogus', 'x'], capture())).toBe(2);
+    const unknown = capture();
+    expect(await manifestMain(['lint', 'x'], unknown)).toBe(2);
+    expect(unknown.stderr[0]).toBe('berth: manifest has no subcommand "lint"; use one of: list, show, diff, validate, schema');
     expect(await manifestMain([], capture())).toBe(2);
+  });
+
+  it('answers the same under both spellings, in JSON too', async () => {
+    const a = join(dir, 'a.yaml');
+    await writeFile(a, GOOD);
+    const old = capture();
+    const now = capture();
+    expect(await run(['manifest', 'validate', a, '-o', 'json'], old)).toBe(0);
+    expect(await run(['manifests', 'validate', a, '--output', 'json'], now)).toBe(0);
+    expect(now.stdout).toEqual(old.stdout);
+    expect(JSON.parse(now.stdout.join('\n'))).toEqual([{ file: a, valid: true, release: 'app@1.2.3', digest: expect.stringMatching(/^sha256:[a-f0-9]{64}$/) }]);
   });
 
   it('prints the JSON Schema', async () => {
@@ -92,7 +116,7 @@ describe('berth keygen', () => {
     await writeFile(file + '.pub', 'keep');
     const io = capture();
     expect(await keygenMain(['--out', file], io)).toBe(1);
-    expect(io.stderr[0]).toBe(`berth keygen: ${file}.pub already exists; refusing to overwrite a key (move it away or choose another --out)`);
+    expect(io.stderr).toEqual([`berth: ${file}.pub already exists; refusing to overwrite a key`, '  move it away or choose another --out']);
     await expect(stat(file)).rejects.toThrow(/ENOENT/);
 
     await writeFile(file, 'keep');
@@ -105,7 +129,7 @@ describe('berth keygen', () => {
   it('requires --out', async () => {
     const io = capture();
     expect(await keygenMain([], io)).toBe(2);
-    expect(io.stderr[0]).toContain('--out FILE is required');
+    expect(io.stderr[0]).toBe('berth: --out is required');
     expect(await keygenMain(['--bogus'], capture())).toBe(2);
   });
 });
