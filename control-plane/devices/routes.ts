@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { eq, inArray } from 'drizzle-orm';
 import { Hono } from 'hono';
 import { z } from 'zod';
+import { releaseRefSchema } from '../../common/grammar.js';
 import type { ReleasePhase, ServiceReport } from '../../protocol/protocol.js';
 import { requireRole } from '../operators/auth.js';
 import type { ControlPlaneContext, Db } from '../context.js';
@@ -23,7 +24,7 @@ const listQuery = z.object({
 });
 const importQuery = z.object({ format: z.enum(['csv', 'jsonl']).optional() });
 const labelsBody = z.object({ set: labelsSchema.default({}), remove: z.array(z.string()).default([]) });
-const assignBody = z.object({ manifest: z.string().regex(/^[^@\s]+@[^@\s]+$/, 'manifest: NAME@VERSION') });
+const assignBody = z.object({ manifest: releaseRefSchema });
 const historyQuery = z.object({ limit: z.coerce.number().int().min(1).max(1000).default(50) });
 
 const deviceSummary = z.object({

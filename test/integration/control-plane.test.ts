@@ -340,6 +340,9 @@ describe('control plane', () => {
       await new Promise((r) => setTimeout(r, 200));
       const assign = await call(base(), 'POST', `/v1/devices/${devs[2].serial}/assign`, { token: admin, json: { manifest: 'cp-app@1.0.0' } });
       expect(assign.body).toMatchObject({ release: 'cp-app@1.0.0', sequence: 1 });
+      // The release reference follows the one grammar (common/grammar.ts): name@semantic-version.
+      const loose = await call(base(), 'POST', `/v1/devices/${devs[2].serial}/assign`, { token: admin, json: { manifest: 'cp-app@1' } });
+      expect([loose.status, loose.body.error.field, loose.body.error.message]).toEqual([400, 'manifest', 'body field manifest: expected a release like weather-station@1.4.0, got "cp-app@1": the version "1" must be a semantic version like 1.4.0']);
       const got = await poll;
       expect(got.status).toBe(200);
       expect(got.headers.get('etag')).toBe('"1"');
