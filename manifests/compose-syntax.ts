@@ -1,7 +1,7 @@
 /**
- * The spellings only Compose files have: CPU counts (`"0.5"`), shell-word commands
- * (`command: /bin/app --port 8080`) and short volume specs (`data:/var/lib/x:ro`). Durations and
- * sizes are Berth-wide rules and live in common/grammar.ts. Each parser returns undefined (or an
+ * The spellings only Compose files have: CPU counts (`"0.5"`) and shell-word commands
+ * (`command: /bin/app --port 8080`); the host-facing short forms (ports, devices, volumes) are in
+ * forms.ts. Durations and sizes are Berth-wide rules and live in common/grammar.ts. Each parser returns undefined (or an
  * error string) instead of throwing, so the schema can report every bad value of a file at once.
  */
 
@@ -69,23 +69,4 @@ export function splitShellWords(text: string): { words: string[] } | { error: st
   }
   if (inWord) words.push(word);
   return { words };
-}
-
-/** A short volume spec `name:/path[:ro|rw]`, split; bind mounts and anonymous volumes are refused. */
-export function splitVolumeShort(spec: string): { source: string; target: string; readOnly: boolean } | { error: string } {
-  const parts = spec.split(':');
-  if (parts.length === 1) return { error: `anonymous volume ${JSON.stringify(spec)} is not supported: name it (name:${spec}) and declare it under top-level volumes` };
-  if (parts.length > 3) return { error: `expected name:/path or name:/path:ro, got ${JSON.stringify(spec)}` };
-  const [source, target, mode] = parts;
-  if (isBindSource(source)) return { error: `bind mount ${JSON.stringify(source)} is not supported: a manifest cannot rely on a gateway's files; use a named volume` };
-  if (!VOLUME_NAME_RE.test(source)) return { error: `volume name ${JSON.stringify(source)} must be letters, digits, _ . - (starting with a letter or digit)` };
-  if (!target.startsWith('/')) return { error: `mount target ${JSON.stringify(target)} must be an absolute path` };
-  if (mode !== undefined && mode !== 'ro' && mode !== 'rw') return { error: `mount mode ${JSON.stringify(mode)} is not supported: expected ro or rw` };
-  return { source, target, readOnly: mode === 'ro' };
-}
-
-export const VOLUME_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
-
-export function isBindSource(source: string): boolean {
-  return source.startsWith('/') || source.startsWith('.') || source.startsWith('~') || source.startsWith('$');
 }

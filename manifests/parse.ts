@@ -1,11 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { LineCounter, parseDocument } from 'yaml';
+import { LineCounter, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
 import { canonicalDigest } from './canonical.js';
 import { parseImageRef, pinImageRef } from './image-ref.js';
 import type { Manifest } from './model.js';
-import { manifestSchema, show, UNSUPPORTED_WHY } from './schema.js';
+import { manifestInputSchema, manifestSchema, serviceInputSchema, show } from './schema.js';
+import { composeWarnings, unknownKeyMessage } from './refusals.js';
+import { locate } from './locate.js';
 import { unescapeDollars } from './interpolation.js';
 import { semanticIssues, type RawIssue } from './semantics.js';
 
@@ -18,9 +20,10 @@ export interface ManifestIssue {
   column?: number;
 }
 
-export type ParseResult = { ok: true; manifest: Manifest } | { ok: false; errors: ManifestIssue[] };
+/** `warnings`: keys accepted that do not deploy quite as Compose would (printed, never fatal). */
+export type ParseResult = { ok: true; manifest: Manifest; warnings: ManifestIssue[] } | { ok: false; errors: ManifestIssue[]; warnings?: ManifestIssue[] };
 
-/** `weather.yaml: services.collector.healthcheck.interval: expected …`; syntax errors as `weather.yaml:3:7: …`. */
+/** `weather.yaml:7:5: services.collector.healthcheck.interval: expected …` (line:column when the file gives it). */
 export function formatIssue(i: ManifestIssue): string {
   const where = i.line !== undefined ? `${i.file}:${i.line}:${i.column ?? 1}` : i.file;
   return `${where}: ${i.path ? i.path + ': ' : ''}${i.message}`;
@@ -57,6 +60,21 @@ function errorMap(iss: z.core.$ZodRawIssue): string {
 
 type ZIssue = z.core.$ZodIssue;
 
+const TOP_KEYS = Object.keys(manifestInputSchema.shape);
+const SERVICE_KEYS = Object.keys(serviceInputSchema.shape);
+/** Keys of the nested maps, for "did you mean" below the service level. */
+const NESTED_KEYS = [
+  'test', 'interval', 'timeout', 'start_period', 'retries', 'disable', 'condition', 'required', 'resources', 'limits', 'reservations', 'memory', 'cpus',
+  'type', 'source', 'target', 'read_only', 'bind', 'create_host_path', 'volume', 'nocopy', 'tmpfs', 'size', 'mode', 'published', 'host_ip', 'protocol',
+  'aliases', 'driver', 'options', 'max-size', 'max-file', 'soft', 'hard', 'internal', 'update', 'strategy', 'health_timeout',
+];
+
+function knownKeys(path: (string | number)[]): readonly string[] {
+  if (path.length === 0) return TOP_KEYS;
+  if (path.length === 2 && path[0] === 'services') return SERVICE_KEYS;
+  return NESTED_KEYS;
+}
+
 /**
  * zod's issues → one ManifestIssue per problem: an unknown key per key, and for a short-form/long-form
  * union, the problems of the form whose type the author evidently meant rather than "invalid input".
@@ -66,7 +84,7 @@ function flatten(issues: readonly ZIssue[], base: PropertyKey[] = []): RawIssue[
   for (const iss of issues) {
     const path = [...base, ...iss.path] as (string | number)[];
     if (iss.code === 'unrecognized_keys') {
-      for (const key of iss.keys) out.push({ path: [...path, key], message: Object.hasOwn(UNSUPPORTED_WHY, key) ? `not supported (${UNSUPPORTED_WHY[key]})` : 'not supported' });
+      for (const key of iss.keys) out.push({ path: [...path, key], message: unknownKeyMessage(key, knownKeys(path)) });
     } else if (iss.code === 'invalid_union' && iss.errors.length > 0) {
       const meant = iss.errors.filter((branch) => !branch.some((b) => b.path.length === 0 && b.code === 'invalid_type'));
       if (meant.length === 1) out.push(...flatten(meant[0], path));
@@ -109,7 +127,7 @@ function protoKeys(value: unknown, path: (string | number)[] = []): RawIssue[] {
 }
 
 /** YAML 1.2 (so JSON too); duplicate keys, multiple documents and warnings are errors with line:column. */
-function readDocument(text: string, file: string): { value: unknown } | { errors: ManifestIssue[] } {
+function readDocument(text: string, file: string): { value: unknown; doc: Document; lines: LineCounter } | { errors: ManifestIssue[] } {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, merge: true, prettyErrors: false, uniqueKeys: true });
   const problems = [...doc.errors, ...doc.warnings];
@@ -122,7 +140,7 @@ function readDocument(text: string, file: string): { value: unknown } | { errors
     };
   }
   try {
-    return { value: doc.toJS({ maxAliasCount: 100 }) };
+    return { value: doc.toJS({ maxAliasCount: 100 }), doc, lines: lineCounter };
   } catch (err) {
     return { errors: [{ file, path: '', message: `YAML: ${(err as Error).message}` }] };
   }
@@ -139,16 +157,18 @@ export function parseManifest(text: string, file: string): ParseResult {
   const raw = dollars.value;
   const result = manifestSchema.safeParse(raw, { error: errorMap });
   const found = [...dollars.issues, ...(result.success ? [] : flatten(result.error.issues)), ...semanticIssues(raw), ...protoKeys(raw)];
+  const place = (r: RawIssue): ManifestIssue => ({ file, path: formatPath(r.path), message: r.message, ...locate(read.doc, read.lines, r.path) });
   const seen = new Set<string>();
   const errors: ManifestIssue[] = [];
   for (const r of found) {
-    const issue = { file, path: formatPath(r.path), message: r.message };
+    const issue = place(r);
     const key = issue.path + '\0' + issue.message;
     if (!seen.has(key)) errors.push(issue);
     seen.add(key);
   }
-  if (errors.length > 0 || !result.success) return { ok: false, errors };
-  return { ok: true, manifest: result.data };
+  const warnings = composeWarnings(raw).map(place);
+  if (errors.length > 0 || !result.success) return { ok: false, errors, warnings };
+  return { ok: true, manifest: result.data, warnings };
 }
 
 /** Reads and parses a manifest file; issues name the file as given (or its base name when `short`). */

@@ -1,14 +1,21 @@
 import { z } from 'zod';
 import { parseImageRef } from './image-ref.js';
-import type { DependsCondition, Healthcheck, Manifest, Service, VolumeMount } from './model.js';
-import { durationMsSchema as duration, MANIFEST_NAME_RE, RELEASE_VERSION_RE, sizeBytesSchema as memory } from '../common/grammar.js';
-import { parseNanoCpus, splitShellWords, splitVolumeShort, isBindSource, VOLUME_NAME_RE } from './compose-syntax.js';
+import type { BindMount, DependsCondition, Healthcheck, Manifest, NetworkMode, Service, TmpfsMount, VolumeMount } from './model.js';
+import { MANIFEST_NAME_RE, RELEASE_VERSION_RE } from '../common/grammar.js';
+import { duration, expected, fail, show, size } from './schema-base.js';
+import { hostShape, toHostFields } from './schema-host.js';
+import { mounts } from './schema-mounts.js';
+import { networkShape, topNetworks } from './schema-network.js';
+import { VOLUME_NAME_RE } from './forms.js';
+import { parseNanoCpus, splitShellWords } from './compose-syntax.js';
+import { checkNetworking } from './networking.js';
 
 /**
- * The Berth manifest as authors write it (a Compose subset plus `name` and `version`) and as every
- * other part reads it (the normalized `Manifest` of model.ts). The input schema transforms to the
+ * The Berth manifest as authors write it (Compose plus `name` and `version`) and as every other
+ * part reads it (the normalized `Manifest` of model.ts). The input schema transforms to the
  * normalized form, so two spellings of one file normalize, canonicalize and digest identically.
- * Unknown keys are refused (strict objects); cross-service rules live in semantics.ts.
+ * Unknown keys are refused (strict objects); cross-service rules live in semantics.ts and
+ * networking.ts. The host and network keys are in schema-host.ts and schema-network.ts.
  */
 
 // A manifest's name and version are the two halves of a release reference (common/grammar.ts).
@@ -19,31 +26,13 @@ export const SERVICE_NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 const ENV_NAME_RE = /^(?!__proto__$)[^=\s]+$/;
 
 export const DEFAULTS = {
-  networkMode: 'host',
   restart: 'no',
   strategy: 'download-then-swap',
   healthTimeoutMs: 60_000,
   healthcheck: { intervalMs: 30_000, timeoutMs: 30_000, retries: 3, startPeriodMs: 0 },
 } as const;
 
-/** Renders an offending value the way an author would recognize it in their file. */
-export function show(v: unknown): string {
-  if (v === undefined) return 'nothing';
-  if (v === null) return 'null (an empty value)';
-  if (typeof v === 'string') return JSON.stringify(v);
-  if (Array.isArray(v)) return 'a list';
-  if (typeof v === 'object') return 'a map';
-  return String(v);
-}
-
-function expected(what: string) {
-  return { error: (iss: { input?: unknown }) => (iss.input === undefined ? `required: expected ${what}` : `expected ${what}, got ${show(iss.input)}`) };
-}
-
-function fail(ctx: z.RefinementCtx, message: string, path: PropertyKey[] = []): never {
-  ctx.addIssue({ code: 'custom', message, path });
-  return z.NEVER as never;
-}
+export { show };
 
 const CPUS_WHAT = 'a CPU count like "0.5" or 2';
 const cpus = z.union([z.string(), z.number()], expected(CPUS_WHAT)).meta({ description: 'CPUs: "0.5" or 2' }).transform((v, ctx) => {
@@ -94,29 +83,6 @@ function keyValues(what: 'environment variable' | 'label', bareKey: 'error' | 'e
   return z.union([map, list], expected(`a map of NAME: value or a list of NAME=value`));
 }
 
-const volumeTarget = z.string().regex(/^\//, { error: (iss) => `mount target ${show(iss.input)} must be an absolute path` });
-const volumeSource = z.string(expected('a named volume')).superRefine((s, ctx) => {
-  if (isBindSource(s)) ctx.addIssue({ code: 'custom', message: `bind mount ${show(s)} is not supported: a manifest cannot rely on a gateway's files; use a named volume` });
-  else if (!VOLUME_NAME_RE.test(s)) ctx.addIssue({ code: 'custom', message: `volume name ${show(s)} must be letters, digits, _ . - (starting with a letter or digit)` });
-});
-const volumeMount = z.union(
-  [
-    z.string().transform((s, ctx): VolumeMount => {
-      const v = splitVolumeShort(s);
-      return 'error' in v ? fail(ctx, v.error) : v;
-    }),
-    z
-      .strictObject({
-        type: z.literal('volume', { error: (iss) => `only type: volume is supported (bind mounts and tmpfs are not), got ${show(iss.input)}` }),
-        source: volumeSource,
-        target: volumeTarget,
-        read_only: z.boolean().optional(),
-      })
-      .transform((v): VolumeMount => ({ source: v.source, target: v.target, readOnly: v.read_only ?? false })),
-  ],
-  expected('name:/path[:ro] or {type: volume, source, target, read_only}'),
-);
-
 const healthcheck = z
   .strictObject({
     test: z
@@ -158,46 +124,81 @@ const dependsOn = z.union(
   [
     z.array(z.string()).transform((names) => Object.fromEntries(names.map((n) => [n, { condition: 'service_started' as DependsCondition }]))),
     z
-      .record(z.string(), z.strictObject({ condition: condition.optional() }))
+      .record(z.string(), z.strictObject({ condition: condition.optional(), required: z.literal(true, { error: 'required: false is not supported: every service of a manifest runs' }).optional() }))
       .transform((m) => Object.fromEntries(Object.entries(m).map(([n, d]) => [n, { condition: d.condition ?? ('service_started' as DependsCondition) }]))),
   ],
   expected('a list of service names or a map of name: {condition}'),
 );
+
+const RESTART_WHAT = 'no, always, on-failure, on-failure:N or unless-stopped';
+const restart = z.string(expected(RESTART_WHAT)).transform((v, ctx): { restart: Service['restart']; max?: number } => {
+  if (v === 'no' || v === 'always' || v === 'on-failure' || v === 'unless-stopped') return { restart: v };
+  const m = /^on-failure:(\d+)$/.exec(v);
+  if (m && Number(m[1]) > 0) return { restart: 'on-failure', max: Number(m[1]) };
+  return fail(ctx, `expected ${RESTART_WHAT}, got ${show(v)}`);
+});
 
 const serviceShape = {
   image,
   command: command.optional(),
   entrypoint: command.optional(),
   environment: keyValues('environment variable', 'error').optional(),
-  network_mode: z.enum(['host', 'none'], expected('host or none (Berth runs no bridge network on gateways)')).optional(),
-  restart: z.enum(['no', 'always', 'on-failure', 'unless-stopped'], expected('no, always, on-failure or unless-stopped')).optional(),
-  volumes: z.array(volumeMount).optional(),
+  restart: restart.optional(),
+  volumes: mounts.optional(),
   healthcheck: healthcheck.optional(),
   depends_on: dependsOn.optional(),
   deploy: z
     .strictObject({
-      resources: z.strictObject({ limits: z.strictObject({ memory: memory.optional(), cpus: cpus.optional() }).optional() }).optional(),
+      resources: z
+        .strictObject({
+          limits: z.strictObject({ memory: size.optional(), cpus: cpus.optional() }).optional(),
+          reservations: z.strictObject({ memory: size.optional() }).optional(),
+        })
+        .optional(),
     })
     .optional(),
-  mem_limit: memory.optional(),
+  mem_limit: size.optional(),
   cpus: cpus.optional(),
   user: z.union([z.string(), z.number().int().nonnegative()], expected('a user name or uid[:gid]')).transform(String).optional(),
   working_dir: z.string().regex(/^\//, { error: (iss) => `expected an absolute path, got ${show(iss.input)}` }).optional(),
   labels: keyValues('label', 'empty').optional(),
   stop_grace_period: duration.optional(),
+  ...hostShape,
+  ...networkShape,
 };
 
 export const serviceInputSchema = z.strictObject(serviceShape);
 type ServiceInput = z.output<typeof serviceInputSchema>;
 
+function networkModeOf(s: ServiceInput): NetworkMode {
+  if (s.network_mode !== undefined) return s.network_mode as NetworkMode;
+  return 'networks';
+}
+
 function toService(s: ServiceInput): Service {
-  const limits = s.deploy?.resources?.limits;
+  const resources = s.deploy?.resources;
+  const all = s.volumes ?? [];
+  const volumes: VolumeMount[] = [];
+  const binds: BindMount[] = [];
+  const tmpfs: TmpfsMount[] = [...(s.tmpfs ?? [])];
+  for (const m of all) {
+    if (m.kind === 'volume') volumes.push(m.mount);
+    else if (m.kind === 'bind') binds.push(m.mount);
+    else tmpfs.push(m.mount);
+  }
+  const networkMode = networkModeOf(s);
+  let networks: Service['networks'];
+  if (networkMode === 'networks') {
+    networks = s.networks ?? { default: { aliases: [] } };
+    if (s.container_name) networks = Object.fromEntries(Object.entries(networks).map(([n, a]) => [n, { aliases: [...new Set([...a.aliases, s.container_name!])] }]));
+  }
+  const hostnameFromName = s.container_name && (networkMode === 'networks' || networkMode === 'none' || networkMode === 'bridge') ? s.container_name : undefined;
   const service: Service = {
     image: s.image.trim(),
     environment: s.environment ?? {},
-    networkMode: s.network_mode ?? DEFAULTS.networkMode,
-    restart: s.restart ?? DEFAULTS.restart,
-    volumes: s.volumes ?? [],
+    networkMode,
+    restart: s.restart?.restart ?? DEFAULTS.restart,
+    volumes,
     dependsOn: s.depends_on ?? {},
     labels: s.labels ?? {},
   };
@@ -205,14 +206,27 @@ function toService(s: ServiceInput): Service {
   const optional: Partial<Service> = {
     command: s.command,
     entrypoint: s.entrypoint,
+    networks,
+    restartMaxRetries: s.restart?.max,
+    binds: binds.length ? binds : undefined,
     healthcheck: s.healthcheck,
-    memoryBytes: s.mem_limit ?? limits?.memory,
-    nanoCpus: s.cpus ?? limits?.cpus,
+    memoryBytes: s.mem_limit ?? resources?.limits?.memory,
+    nanoCpus: s.cpus ?? resources?.limits?.cpus,
     user: s.user,
     workingDir: s.working_dir,
     stopGracePeriodMs: s.stop_grace_period,
+    ...toHostFields(s),
+    tmpfs: tmpfs.length ? tmpfs : undefined,
+    memoryReservationBytes: s.mem_reservation ?? resources?.reservations?.memory,
+    hostname: s.hostname ?? hostnameFromName,
+    extraHosts: s.extra_hosts?.length ? s.extra_hosts : undefined,
+    dns: s.dns?.length ? s.dns : undefined,
+    dnsSearch: s.dns_search?.length ? s.dns_search : undefined,
+    ports: s.ports?.length ? s.ports : undefined,
+    expose: s.expose?.length ? s.expose : undefined,
   };
-  for (const [k, v] of Object.entries(optional)) if (v !== undefined) (service as unknown as Record<string, unknown>)[k] = v;
+  const target = service as unknown as Record<string, unknown>;
+  for (const [k, v] of Object.entries(optional)) if (v !== undefined) target[k] = v;
   return service;
 }
 
@@ -225,12 +239,20 @@ const xBerth = z.strictObject({
     .optional(),
 });
 
+/** Compose's obsolete file-format `version: "3.8"` (or 3.8), which Berth reads as the release version. */
+function versionMessage(input: unknown): string {
+  if ((typeof input === 'string' || typeof input === 'number') && /^\d(\.\d+)?$/.test(String(input))) {
+    return `${show(input)} looks like Compose's obsolete file-format version; Berth's version is the release's own version: write it as MAJOR.MINOR.PATCH, e.g. version: "1.0.0"`;
+  }
+  return `expected a release version like 1.4.0 or 2.0.0-rc.1, got ${show(input)}`;
+}
+
 export const manifestInputSchema = z.strictObject({
   name: z.string(expected('a name like weather-station')).regex(NAME_RE, {
     error: (iss) => `expected a name of lowercase letters, digits and hyphens (at most 63, like weather-station), got ${show(iss.input)}`,
   }),
-  version: z.string(expected('a release version like 1.4.0 (quote it in YAML if it looks like a number)')).regex(VERSION_RE, {
-    error: (iss) => `expected a release version like 1.4.0 or 2.0.0-rc.1, got ${show(iss.input)}`,
+  version: z.string({ error: (iss) => (iss.input === undefined ? 'required: expected a release version like 1.4.0 (quote it in YAML if it looks like a number)' : versionMessage(iss.input)) }).regex(VERSION_RE, {
+    error: (iss) => versionMessage(iss.input),
   }),
   services: z
     .record(
@@ -244,12 +266,13 @@ export const manifestInputSchema = z.strictObject({
       z.union([z.null(), z.strictObject({})], expected('{} or nothing (driver options are not supported)')),
     )
     .optional(),
+  networks: topNetworks.optional(),
   'x-berth': xBerth.optional(),
 });
 
 /** The input schema piped into the normalized form; `safeParse` of a document's value gives a `Manifest`. */
-export const manifestSchema = manifestInputSchema.transform(
-  (m): Manifest => ({
+export const manifestSchema = manifestInputSchema.transform((m, ctx): Manifest => {
+  const manifest: Manifest = {
     name: m.name,
     version: m.version,
     services: m.services,
@@ -258,88 +281,12 @@ export const manifestSchema = manifestInputSchema.transform(
       strategy: m['x-berth']?.update?.strategy ?? DEFAULTS.strategy,
       healthTimeoutMs: m['x-berth']?.update?.health_timeout ?? DEFAULTS.healthTimeoutMs,
     },
-  }),
-);
-
-/**
- * Why a Compose key a user may well write is refused; keys not listed here get a plain
- * "not supported". Keeps the refusal a decision the author can understand, not a mystery.
- */
-export const UNSUPPORTED_WHY: Record<string, string> = {
-  privileged: 'containers on a gateway never run privileged',
-  build: 'Berth deploys published images; build and push elsewhere, then reference the image',
-  ports: 'services use host or none networking, where published ports have no meaning',
-  expose: 'services use host or none networking, where exposed ports have no meaning',
-  networks: 'services use network_mode host or none',
-  cap_add: "containers keep Docker's default capabilities",
-  cap_drop: "containers keep Docker's default capabilities",
-  devices: 'manifests do not grant device access',
-  secrets: 'manifests carry no secrets: they are signed, not encrypted',
-  configs: 'put configuration in environment or the image',
-  env_file: "an env file lives on the author's machine; write the variables under environment",
-  container_name: 'Berth names containers itself',
-  extends: 'write the service out in full',
-  links: 'services use host or none networking',
-  volumes_from: 'mount the named volume directly',
-  include: 'a manifest is one file',
-  profiles: 'every service of a manifest runs',
-  scale: 'each service runs once per gateway',
-  pid: 'containers keep their own PID namespace',
-  ipc: 'containers keep their own IPC namespace',
-  security_opt: "containers keep Docker's default security profile",
-  tmpfs: 'use a named volume',
-};
-
-// ---------------------------------------------------------------------------------------------
-// The normalized form, validated where it arrives from elsewhere (inside a signed document).
-
-const stringMap = z.record(z.string(), z.string());
-const nonNegInt = z.number().int().nonnegative();
-
-export const normalizedServiceSchema = z.strictObject({
-  image: z.string().min(1),
-  command: z.array(z.string()).optional(),
-  entrypoint: z.array(z.string()).optional(),
-  environment: stringMap,
-  networkMode: z.enum(['host', 'none']),
-  restart: z.enum(['no', 'always', 'on-failure', 'unless-stopped']),
-  volumes: z.array(z.strictObject({ source: z.string().regex(VOLUME_NAME_RE), target: z.string().regex(/^\//), readOnly: z.boolean() })),
-  healthcheck: z
-    .strictObject({ test: z.array(z.string()).min(1), intervalMs: nonNegInt, timeoutMs: nonNegInt, retries: nonNegInt, startPeriodMs: nonNegInt })
-    .optional(),
-  dependsOn: z.record(z.string(), z.strictObject({ condition })),
-  memoryBytes: z.number().int().positive().optional(),
-  nanoCpus: z.number().int().positive().optional(),
-  user: z.string().optional(),
-  workingDir: z.string().optional(),
-  labels: stringMap,
-  stopGracePeriodMs: nonNegInt.optional(),
+  };
+  const checked = checkNetworking(manifest, m.networks ?? {});
+  for (const issue of checked.issues) ctx.addIssue({ code: 'custom', message: issue.message, path: issue.path });
+  if (checked.networks) manifest.networks = checked.networks;
+  return manifest;
 });
 
-export const normalizedManifestSchema = z.strictObject({
-  name: z.string().regex(NAME_RE),
-  version: z.string().regex(VERSION_RE),
-  services: z.record(z.string().regex(SERVICE_NAME_RE), normalizedServiceSchema),
-  volumes: z.record(z.string().regex(VOLUME_NAME_RE), z.strictObject({})),
-  update: z.strictObject({ strategy: z.enum(['download-then-swap', 'stop-then-start']), healthTimeoutMs: z.number().int().positive() }),
-});
-
-/** The form a signed deployment document carries: normalized, with every image pinned by digest. */
-export const pinnedManifestSchema = normalizedManifestSchema.superRefine((m, ctx) => {
-  for (const [name, s] of Object.entries(m.services)) {
-    let pinned = false;
-    try {
-      pinned = parseImageRef(s.image).digest !== undefined;
-    } catch {
-      pinned = false;
-    }
-    if (!pinned) ctx.addIssue({ code: 'custom', path: ['services', name, 'image'], message: `image ${show(s.image)} is not pinned by digest` });
-  }
-});
-
-// Compile-time proof that the normalized schema describes model.ts's contract, both ways.
-type Normalized = z.output<typeof normalizedManifestSchema>;
-const _toModel = (m: Normalized): Manifest => m;
-const _fromModel = (m: Manifest): Normalized => m;
-void _toModel;
-void _fromModel;
+export { normalizedManifestSchema, normalizedServiceSchema, pinnedManifestSchema } from './normalized.js';
+export { UNSUPPORTED_WHY } from './refusals.js';

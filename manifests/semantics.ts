@@ -1,8 +1,8 @@
-import { splitVolumeShort } from './compose-syntax.js';
+import { parseVolumeShort } from './forms.js';
 
 /**
  * Rules that span keys (a mount names a declared volume, a dependency names a service, no cycles,
- * one memory limit). They read the raw document defensively and always run, even when the schema
+ * one memory limit, networks or a network mode). They read the raw document defensively and always run, even when the schema
  * found other problems, so one pass over a file reports all of them.
  */
 export interface RawIssue {
@@ -28,8 +28,8 @@ export function semanticIssues(doc: unknown): RawIssue[] {
       svc.volumes.forEach((m, i) => {
         let source: string | undefined;
         if (typeof m === 'string') {
-          const v = splitVolumeShort(m);
-          if (!('error' in v)) source = v.source;
+          const v = parseVolumeShort(m);
+          if ('value' in v && v.value.kind === 'volume') source = v.value.mount.source;
         } else if (isMap(m) && m.type === 'volume' && typeof m.source === 'string') {
           source = m.source;
         }
@@ -54,6 +54,9 @@ export function semanticIssues(doc: unknown): RawIssue[] {
     const limits = isMap(svc.deploy) && isMap(svc.deploy.resources) && isMap(svc.deploy.resources.limits) ? svc.deploy.resources.limits : {};
     if (svc.mem_limit !== undefined && limits.memory !== undefined) issues.push({ path: at('mem_limit'), message: 'conflicts with deploy.resources.limits.memory; set one of them' });
     if (svc.cpus !== undefined && limits.cpus !== undefined) issues.push({ path: at('cpus'), message: 'conflicts with deploy.resources.limits.cpus; set one of them' });
+    const reservations = isMap(svc.deploy) && isMap(svc.deploy.resources) && isMap(svc.deploy.resources.reservations) ? svc.deploy.resources.reservations : {};
+    if (svc.mem_reservation !== undefined && reservations.memory !== undefined) issues.push({ path: at('mem_reservation'), message: 'conflicts with deploy.resources.reservations.memory; set one of them' });
+    if (svc.network_mode !== undefined && svc.networks !== undefined) issues.push({ path: at('networks'), message: `conflicts with network_mode: ${String(svc.network_mode)}; a service either joins networks or uses a network mode` });
   }
 
   for (const cycle of findCycles(graph)) {

@@ -5,6 +5,7 @@ import type { Logger } from '../../common/log.js';
 import type { FetchProgress, ImageFetcher } from '../images.js';
 import type { Step, StepKind } from './planner.js';
 import { LABEL, containerCreateOptions } from './spec.js';
+import { attachNetworks, createNetwork, removeNetwork } from './network-exec.js';
 
 /** The thin, effectful half of reconcile: one function per step kind, applied through dockerode. */
 
@@ -100,6 +101,13 @@ async function waitHealthy(step: Extract<Step, { kind: 'wait-healthy' }>, env: E
         throw new HealthGateError(t.service, reason, await logTail(env.docker, id));
       };
       if (info.RestartCount > t.restarts) await fail(`restarted (exit code ${st.ExitCode})`);
+      // A one-shot (restart: no), or a dependency that must complete, is done when it exits 0.
+      const oneShot = t.completed || !info.HostConfig.RestartPolicy?.Name || info.HostConfig.RestartPolicy.Name === 'no';
+      if (!st.Running && !st.Restarting && oneShot && st.ExitCode === 0 && st.FinishedAt && !st.FinishedAt.startsWith('0001')) {
+        pending.delete(id);
+        continue;
+      }
+      if (t.completed && (st.Running || st.Restarting)) continue;
       if (!st.Running && !st.Restarting) await fail(`exited with code ${st.ExitCode}${st.Error ? ` (${st.Error})` : ''}`);
       if (health === 'unhealthy') {
         const last = st.Health?.Log?.at(-1);
@@ -134,9 +142,10 @@ export const executors: Executors = {
     // Creating an existing volume returns it unchanged: a replay after a crash is harmless.
     await env.docker.createVolume({ Name: step.name, Labels: { [LABEL.device]: env.deviceId, [LABEL.volume]: step.volume } });
   },
+  'create-network': async (step, env) => createNetwork(env.docker, env.deviceId, step),
   create: async (step, env) => {
     const image = await resolveImage(step.spec.image, env);
-    const opts = containerCreateOptions(env.deviceId, step.release, step.service, step.spec, image);
+    const opts = containerCreateOptions(env.deviceId, step.release, step.service, step.spec, image, step.context);
     try {
       await env.docker.createContainer(opts);
     } catch (err) {
@@ -147,6 +156,7 @@ export const executors: Executors = {
         throw new Error(`container name ${step.name} is taken by a container that is not this service's`);
       }
     }
+    await attachNetworks(env.docker, step.name, step.service, step.spec, step.context);
   },
   start: async (step, env) => idempotent(() => env.docker.getContainer(step.container).start(), [304]),
   'wait-healthy': waitHealthy,
@@ -155,6 +165,7 @@ export const executors: Executors = {
   remove: async (step, env) => idempotent(() => env.docker.getContainer(step.container).remove({ force: true }), [404]),
   commit: async (step, env) => env.onCommit(step),
   'prune-images': async (step, env) => (await env.fetcher()).prune(step.keep),
+  'remove-network': async (step, env) => removeNetwork(env.docker, step.name, env.log),
 };
 
 export function execute(step: Step, env: ExecEnv): Promise<void> {

@@ -1,5 +1,6 @@
 import type { Service, UpdateStrategy } from '../../manifests/model.js';
-import { LABEL, configHash, containerName, volumeName, releaseLabel, type Release } from './spec.js';
+import { LABEL, volumeName, releaseLabel, serviceIdentities, type Release, type ServiceContext } from './spec.js';
+import { networkChanges, type ObservedNetwork } from './networks.js';
 
 /**
  * The pure half of reconcile: from the release a device must run and what its engine holds, the
@@ -14,6 +15,8 @@ export interface ObservedContainer {
   name: string;
   labels: Record<string, string>;
   state: ContainerState;
+  /** Exit code of an exited container, when the engine says it. */
+  exitCode?: number;
 }
 
 export interface ObservedVolume {
@@ -26,21 +29,26 @@ export interface Observed {
   /** Manifest digests (sha256:…) of the images the engine holds. */
   images: string[];
   volumes: ObservedVolume[];
+  /** This device's networks (by label); absent: none observed. */
+  networks?: ObservedNetwork[];
 }
 
 export type Step =
   /** Every image the new containers need is local before the step returns (downloads what is missing). */
   | { kind: 'ensure-images'; images: string[]; missing: string[] }
   | { kind: 'create-volume'; volume: string; name: string }
-  | { kind: 'create'; service: string; name: string; configHash: string; release: Pick<Release, 'name' | 'version' | 'sequence'>; spec: Service }
+  | { kind: 'create-network'; network: string; name: string; internal: boolean }
+  | { kind: 'create'; service: string; name: string; configHash: string; release: Pick<Release, 'name' | 'version' | 'sequence'>; spec: Service; context: ServiceContext }
   | { kind: 'start'; service: string; container: string }
   /** Healthy (Docker healthcheck) or, without one, running without restarting for `stableMs`. */
-  | { kind: 'wait-healthy'; targets: { service: string; container: string }[]; timeoutMs: number; stableMs: number }
+  | { kind: 'wait-healthy'; targets: { service: string; container: string; completed?: true }[]; timeoutMs: number; stableMs: number }
   | { kind: 'stop'; service: string; container: string; graceMs?: number }
   | { kind: 'remove'; service: string; container: string }
   /** The new release is in place and healthy: it becomes current, the old one previous. */
   | { kind: 'commit'; sequence: number; release: string }
-  | { kind: 'prune-images'; keep: string[] };
+  | { kind: 'prune-images'; keep: string[] }
+  /** After commit: a network of this device that the release no longer uses (kept while anything uses it). */
+  | { kind: 'remove-network'; name: string };
 
 export type StepKind = Step['kind'];
 
@@ -113,6 +121,7 @@ interface ServicePlan {
   /** unchanged: a matching container runs; start: a matching one exists stopped; create: none matches. */
   action: 'unchanged' | 'start' | 'create';
   target: string;
+  context: ServiceContext;
 }
 
 export function plan(target: PlanTarget, observed: Observed, options: PlanOptions): Step[] {
@@ -126,16 +135,19 @@ export function plan(target: PlanTarget, observed: Observed, options: PlanOption
   const strategy = options.strategy ?? desired?.spec.update?.strategy ?? 'download-then-swap';
 
   const kept = new Set<string>();
+  const identities = desired ? serviceIdentities(deviceId, desired.spec) : {};
   const plans: ServicePlan[] = order.map((service) => {
     const spec = services[service];
-    const hash = configHash(spec);
+    const { hash, name, context } = identities[service];
     const matching = mine.filter((c) => c.labels[LABEL.service] === service && c.labels[LABEL.configHash] === hash);
     const live = matching.find((c) => c.state === 'running' || c.state === 'restarting') ?? matching[0];
     if (live) kept.add(live.id);
-    const name = containerName(deviceId, service, hash);
-    if (live && (live.state === 'running' || live.state === 'restarting')) return { service, spec, hash, name, action: 'unchanged', target: live.id };
-    if (live) return { service, spec, hash, name, action: 'start', target: live.id };
-    return { service, spec, hash, name, action: 'create', target: name };
+    // A one-shot (restart: no) that ran is done: repairing drift must not run it again.
+    const ranOnce = live?.state === 'exited' && spec.restart === 'no' && target.mode === 'restore';
+    if (live && ranOnce) return { service, spec, hash, name, action: 'unchanged', target: live.id, context };
+    if (live && (live.state === 'running' || live.state === 'restarting')) return { service, spec, hash, name, action: 'unchanged', target: live.id, context };
+    if (live) return { service, spec, hash, name, action: 'start', target: live.id, context };
+    return { service, spec, hash, name, action: 'create', target: name, context };
   });
   const stale = mine.filter((c) => !kept.has(c.id));
   const staleRunning = (c: ObservedContainer) => c.state === 'running' || c.state === 'restarting' || c.state === 'paused';
@@ -156,16 +168,14 @@ export function plan(target: PlanTarget, observed: Observed, options: PlanOption
   const images = [...new Set(creates.map((p) => p.spec.image))];
   const present = new Set(observed.images);
   const ensure: Step[] = images.length ? [{ kind: 'ensure-images', images, missing: images.filter((i) => !present.has(digestOf(i) ?? i)) }] : [];
+  const networks = networkChanges(deviceId, desired?.spec ?? null, observed.networks ?? []);
   const prepare: Step[] = [
     ...missingVolumes.map((v): Step => ({ kind: 'create-volume', volume: v, name: volumeName(deviceId, v) })),
-    ...creates.map((p): Step => ({ kind: 'create', service: p.service, name: p.name, configHash: p.hash, release: p.release, spec: p.spec })),
+    ...networks.create.map((n): Step => ({ kind: 'create-network', ...n })),
+    ...creates.map((p): Step => ({ kind: 'create', service: p.service, name: p.name, configHash: p.hash, release: p.release, spec: p.spec, context: p.context })),
   ];
 
-  // Services someone waits on with service_healthy: their health gates the start of the dependents.
-  const healthyDeps = new Set<string>();
-  for (const p of changed) {
-    for (const [dep, c] of Object.entries(p.spec.dependsOn ?? {})) if (c.condition === 'service_healthy' && services[dep]) healthyDeps.add(dep);
-  }
+  // A service_healthy dependency's health, or a service_completed_successfully one's exit 0, gates its dependents' start.
   const changedNames = new Set(changed.map((p) => p.service));
   const waited = new Set<string>();
   const startAll = (stopBefore: boolean): Step[] => {
@@ -174,11 +184,11 @@ export function plan(target: PlanTarget, observed: Observed, options: PlanOption
       // A dependent must not start before its healthy-gated dependency proved healthy; an unchanged
       // dependency was healthy when it was committed.
       const deps = Object.entries(p.spec.dependsOn ?? {})
-        .filter(([d, c]) => c.condition === 'service_healthy' && changedNames.has(d) && !waited.has(d))
-        .map(([d]) => d);
+        .filter(([d, c]) => c.condition !== 'service_started' && changedNames.has(d) && !waited.has(d))
+        .map(([d, c]) => ({ service: d, container: plans.find((x) => x.service === d)!.target, ...(c.condition === 'service_completed_successfully' ? { completed: true as const } : {}) }));
       if (deps.length) {
-        out.push({ kind: 'wait-healthy', targets: deps.map((d) => ({ service: d, container: plans.find((x) => x.service === d)!.target })), timeoutMs, stableMs });
-        deps.forEach((d) => waited.add(d));
+        out.push({ kind: 'wait-healthy', targets: deps, timeoutMs, stableMs });
+        deps.forEach((d) => waited.add(d.service));
       }
       if (stopBefore) for (const c of stale.filter((s) => s.labels[LABEL.service] === p.service && staleRunning(s))) out.push(stopStep(c));
       out.push({ kind: 'start', service: p.service, container: p.target });
@@ -208,6 +218,8 @@ export function plan(target: PlanTarget, observed: Observed, options: PlanOption
     if (staleRunning(c) && !steps.some((s) => s.kind === 'stop' && s.container === c.id)) steps.push(stopStep(c));
     steps.push({ kind: 'remove', service: c.labels[LABEL.service] ?? '', container: c.id });
   }
+  // Unused networks go after the containers that used them, and only once a release is committed.
+  if (needsCommit) steps.push(...networks.remove.map((name): Step => ({ kind: 'remove-network', name })));
   if (needsCommit && changed.length > 0) {
     const keep = new Set([...Object.values(services).map((s) => s.image), ...(options.keepImages ?? [])]);
     steps.push({ kind: 'prune-images', keep: [...keep].sort() });

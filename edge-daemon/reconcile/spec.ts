@@ -1,8 +1,11 @@
 import type { ContainerCreateOptions } from 'dockerode';
 import { canonicalDigest } from '../../manifests/canonical.js';
 import type { Manifest, Service } from '../../manifests/model.js';
+import { configFields, EMPTY_CONTEXT, endpoints, hostFields, type ServiceContext } from './engine-options.js';
 
-/** Labels every container and volume of a daemon carries; the daemon touches nothing without its own `berth.device`. */
+export type { ServiceContext } from './engine-options.js';
+
+/** Labels every container, volume and network of a daemon carries; the daemon touches nothing without its own `berth.device`. */
 export const LABEL = {
   device: 'berth.device',
   release: 'berth.release',
@@ -10,6 +13,7 @@ export const LABEL = {
   service: 'berth.service',
   configHash: 'berth.config-hash',
   volume: 'berth.volume',
+  network: 'berth.network',
   image: 'berth.image',
 } as const;
 
@@ -35,11 +39,16 @@ export function nameSafe(value: string): string {
 
 /**
  * The identity of a service's container: everything that shapes the container. `dependsOn` only
- * orders starts, so changing it recreates nothing.
+ * orders starts, so changing it recreates nothing. `context` (the engine networks it joins, the
+ * containers whose namespaces it shares) is part of it only when present, so a plain service's
+ * hash is the same as before networks existed and an upgraded daemon recreates nothing.
  */
-export function configHash(service: Service): string {
+export function configHash(service: Service, context: ServiceContext = EMPTY_CONTEXT): string {
   const { dependsOn: _ignored, ...shape } = service;
-  return canonicalDigest(shape);
+  const networks = Object.values(context.networks).sort();
+  const peers = Object.keys(context.peers).length ? context.peers : undefined;
+  if (!networks.length && !peers) return canonicalDigest(shape);
+  return canonicalDigest({ ...shape, 'berth.context': { networks, peers } });
 }
 
 export function shortHash(hash: string): string {
@@ -54,6 +63,49 @@ export function volumeName(deviceId: string, volume: string): string {
   return `berth-${nameSafe(deviceId)}-${nameSafe(volume)}`;
 }
 
+/**
+ * A network's engine name: per device and manifest (two daemons sharing an engine, or two
+ * manifests, never meet), stable across versions of one manifest while its definition is unchanged
+ * (an update recreates only the services that changed, and a rollback finds the network in place).
+ */
+export function networkName(deviceId: string, manifest: Manifest, network: string): string {
+  const def = manifest.networks?.[network] ?? {};
+  return `berth-${nameSafe(deviceId)}-${nameSafe(manifest.name)}-${nameSafe(network)}-${shortHash(canonicalDigest(def)).slice(0, 6)}`;
+}
+
+export interface ServiceIdentity {
+  hash: string;
+  name: string;
+  context: ServiceContext;
+}
+
+/**
+ * Hash, container name and context of every service of a manifest. A service that shares another's
+ * namespace (`service:NAME`) carries that one's container name, so it is recreated with it.
+ */
+export function serviceIdentities(deviceId: string, manifest: Manifest): Record<string, ServiceIdentity> {
+  const out: Record<string, ServiceIdentity> = {};
+  const resolve = (service: string, seen: string[]): ServiceIdentity => {
+    const known = out[service];
+    if (known) return known;
+    if (seen.includes(service)) throw new Error(`services share namespaces in a cycle: ${[...seen, service].join(' → ')}`);
+    const s = manifest.services[service];
+    const networks = Object.fromEntries(Object.keys(s.networks ?? {}).map((n) => [n, networkName(deviceId, manifest, n)]));
+    const peers: Record<string, string> = {};
+    for (const mode of [s.networkMode, s.ipc]) {
+      const peer = mode === undefined ? undefined : /^service:(.+)$/.exec(mode)?.[1];
+      if (peer !== undefined && manifest.services[peer]) peers[peer] = resolve(peer, [...seen, service]).name;
+    }
+    const context = { networks: s.networkMode === 'networks' ? networks : {}, peers };
+    const hash = configHash(s, context);
+    const identity = { hash, name: containerName(deviceId, service, hash), context };
+    out[service] = identity;
+    return identity;
+  };
+  for (const service of Object.keys(manifest.services)) resolve(service, []);
+  return out;
+}
+
 /** Dockerode create options for one service of a release; `image` is what the engine knows the image by. */
 export function containerCreateOptions(
   deviceId: string,
@@ -61,9 +113,12 @@ export function containerCreateOptions(
   serviceName: string,
   service: Service,
   image: string,
+  context: ServiceContext = EMPTY_CONTEXT,
 ): ContainerCreateOptions {
-  const hash = configHash(service);
+  const hash = configHash(service, context);
   const hc = service.healthcheck;
+  const host = hostFields(service, context);
+  const first = endpoints(serviceName, service, context)[0];
   return {
     name: containerName(deviceId, serviceName, hash),
     Image: image,
@@ -73,6 +128,7 @@ export function containerCreateOptions(
     User: service.user,
     WorkingDir: service.workingDir,
     StopTimeout: service.stopGracePeriodMs !== undefined ? Math.ceil(service.stopGracePeriodMs / 1000) : undefined,
+    ...configFields(service),
     Healthcheck: hc
       ? {
           Test: hc.test,
@@ -93,13 +149,16 @@ export function containerCreateOptions(
       [LABEL.image]: service.image,
     },
     HostConfig: {
-      NetworkMode: service.networkMode,
-      RestartPolicy: { Name: service.restart === 'no' ? '' : service.restart },
+      ...host,
+      RestartPolicy: { Name: service.restart === 'no' ? '' : service.restart, MaximumRetryCount: service.restartMaxRetries },
       Memory: service.memoryBytes,
       NanoCpus: service.nanoCpus,
-      // busybox and many small images run a PID 1 that ignores SIGTERM; tini forwards it.
-      Init: true,
-      Mounts: service.volumes.map((v) => ({ Type: 'volume' as const, Source: volumeName(deviceId, v.source), Target: v.target, ReadOnly: v.readOnly })),
+      Mounts: [
+        ...service.volumes.map((v) => ({ Type: 'volume' as const, Source: volumeName(deviceId, v.source), Target: v.target, ReadOnly: v.readOnly })),
+        ...(host.Mounts ?? []),
+      ],
     },
+    // API 1.41 attaches one network at create; the executor connects the others before start.
+    NetworkingConfig: first ? { EndpointsConfig: { [first.network]: { Aliases: first.aliases } } } : undefined,
   };
 }

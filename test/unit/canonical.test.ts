@@ -44,7 +44,7 @@ services:
     command: ["/bin/web", "--port", "8080"]
     environment: { PORT: "8080", MODE: prod }
     labels: { tier: edge }
-    network_mode: host
+    networks: { default: { aliases: [] } }
     restart: "no"
     volumes:
       - { type: volume, source: data, target: /data, read_only: false }

@@ -51,13 +51,13 @@ describe('berth manifests validate (and the old spelling, manifest validate)', (
     const good = join(dir, 'good.yaml');
     const bad = join(dir, 'bad.yaml');
     await writeFile(good, GOOD);
-    await writeFile(bad, GOOD.replace('{ image: registry.example.com/acme/web:1 }', '{ image: registry.example.com/acme/web:1, privileged: true, mem_limit: huge }'));
+    await writeFile(bad, GOOD.replace('{ image: registry.example.com/acme/web:1 }', '{ image: registry.example.com/acme/web:1, build: ., mem_limit: huge }'));
     const io = capture();
     expect(await manifestMain(['validate', good, bad, join(dir, 'missing.yaml')], io)).toBe(1);
     expect(io.stdout).toHaveLength(1);
     expect(io.stderr).toEqual([
-      `${bad}: services.web.mem_limit: expected a size like 128M, 1g, 512k or a number of bytes, got "huge"`,
-      `${bad}: services.web.privileged: not supported (containers on a gateway never run privileged)`,
+      `${bad}:4:60: services.web.mem_limit: expected a size like 128M, 1g, 512k or a number of bytes, got "huge"`,
+      `${bad}:4:50: services.web.build: not supported (Berth deploys published images; build and push elsewhere, then reference the image)`,
       `${join(dir, 'missing.yaml')}: cannot read: ENOENT`,
     ]);
   });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parseNanoCpus, splitShellWords, splitVolumeShort } from '../../manifests/compose-syntax.js';
+import { parseNanoCpus, splitShellWords } from '../../manifests/compose-syntax.js';
+import { parseVolumeShort } from '../../manifests/forms.js';
 
 describe('parseNanoCpus', () => {
   it.each([['0.5', 500_000_000], [2, 2_000_000_000], ['1.25', 1_250_000_000]] as const)('%s → %d', (v, n) => expect(parseNanoCpus(v)).toBe(n));
@@ -20,21 +21,21 @@ describe('splitShellWords', () => {
   );
 });
 
-describe('splitVolumeShort', () => {
-  it('splits name:/path[:mode]', () => {
-    expect(splitVolumeShort('data:/var/lib/x')).toEqual({ source: 'data', target: '/var/lib/x', readOnly: false });
-    expect(splitVolumeShort('data:/x:ro')).toEqual({ source: 'data', target: '/x', readOnly: true });
-    expect(splitVolumeShort('data:/x:rw')).toEqual({ source: 'data', target: '/x', readOnly: false });
+describe('parseVolumeShort', () => {
+  it('splits name:/path[:mode] and /gateway/path:/path[:mode]', () => {
+    expect(parseVolumeShort('data:/var/lib/x')).toEqual({ value: { kind: 'volume', mount: { source: 'data', target: '/var/lib/x', readOnly: false } } });
+    expect(parseVolumeShort('data:/x:ro')).toEqual({ value: { kind: 'volume', mount: { source: 'data', target: '/x', readOnly: true } } });
+    expect(parseVolumeShort('/etc/localtime:/etc/localtime:ro')).toEqual({ value: { kind: 'bind', mount: { source: '/etc/localtime', target: '/etc/localtime', readOnly: true, createHostPath: true } } });
   });
   it.each([
-    ['./conf:/etc/conf', /bind mount/],
-    ['~/x:/x', /bind mount/],
+    ['./conf:/etc/conf', /relative to the author's machine/],
+    ['~/x:/x', /relative to the author's machine/],
     ['/x', /anonymous volume/],
     ['data:relative', /absolute path/],
-    ['data:/x:z', /mount mode "z"/],
+    ['data:/x:z', /mount option "z"/],
     ['a:/b:ro:x', /expected name:\/path/],
   ])('%j is refused', (spec, why) => {
-    const r = splitVolumeShort(spec);
+    const r = parseVolumeShort(spec);
     expect('error' in r && r.error).toMatch(why);
   });
 });
