@@ -56,8 +56,10 @@ export async function dockerdAnswers(socket: string): Promise<boolean> {
  * - overlay2 works on the ext4 root (d_type supported), so no storage-driver override: vfs would
  *   copy every layer per container and make big-layer tests slow;
  * - cgroup v1 with the cgroupfs driver works as is (no systemd here);
- * - no bridge, no iptables/ip6tables: tests only touch loopback, containers use host or none
- *   networking, and the rig must not alter the machine's firewall;
+ * - no default bridge, no iptables/ip6tables: the rig must not alter the machine's firewall.
+ *   User-defined bridge networks still work (containers of one network reach each other, with
+ *   the engine's DNS), and published ports go through the userland proxy (docker-proxy), which
+ *   needs no firewall rule; tests publish on 127.0.0.1 only;
  * - dockerd manages its own containerd under the exec root.
  */
 export async function spawnDockerd(dir: string): Promise<{ pid: number; socket: string }> {
@@ -74,7 +76,6 @@ export async function spawnDockerd(dir: string): Promise<{ pid: number; socket: 
     '--ip6tables=false',
     '--ip-forward=false',
     '--ip-masq=false',
-    '--userland-proxy=false',
     // A private config dir: no daemon.json from the machine can change the rig.
     `--config-file=${join(dir, 'daemon.json')}`,
   ];

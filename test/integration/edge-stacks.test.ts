@@ -1,0 +1,280 @@
+import { request } from 'node:http';
+import Docker from 'dockerode';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../../common/log.js';
+import { startEdgeDaemon, type EdgeDaemon } from '../../edge-daemon/index.js';
+import { LABEL, networkName } from '../../edge-daemon/reconcile/spec.js';
+import { parseManifest, formatIssue } from '../../manifests/parse.js';
+import type { Manifest } from '../../manifests/model.js';
+import { busyboxLayer, forgeImage } from '../rig/forge.js';
+import { rigFromEnv } from '../rig/index.js';
+import { makeDevice, removeDevice, startProxy, startTestControlPlane, waitFor, type TestControlPlane } from './edge-daemon-fixtures.js';
+
+/**
+ * Issue 12's stacks on the rig's real dockerd (`--bridge=none --iptables=false`): user-defined
+ * bridge networks with service-name DNS, a published port through the userland proxy, a device,
+ * group_add, a bind, tmpfs, logging, capabilities, read_only, ulimits, init and extra_hosts —
+ * each checked in `docker inspect` and from inside the containers. Two gateways share the engine.
+ */
+
+const rig = rigFromEnv();
+const docker = new Docker({ socketPath: rig.dockerSocket });
+let cp: TestControlPlane;
+let proxy: Awaited<ReturnType<typeof startProxy>>;
+const daemons: EdgeDaemon[] = [];
+const devices: string[] = [];
+let image = '';
+
+type Device = Awaited<ReturnType<typeof makeDevice>>;
+
+function hubStack(version: string, greeting: string): Manifest {
+  const r = parseManifest(
+    `name: hub
+version: ${version}
+services:
+  broker:
+    image: ${image}
+    container_name: mosquitto
+    command: ["sh", "-c", "mkdir -p /run/www && echo ${greeting} > /run/www/index.html && exec httpd -f -p 8080 -h /run/www"]
+    restart: unless-stopped
+    ports: ["127.0.0.1::8080"]
+    tmpfs: ["/run:size=8m,mode=1777"]
+    logging: { driver: json-file, options: { max-size: 1m, max-file: "2" } }
+    healthcheck: { test: ["CMD", "wget", "-q", "-O-", "http://127.0.0.1:8080/"], interval: 1s, retries: 10 }
+  flows:
+    image: ${image}
+    command: ["sh", "-c", "while true; do wget -q -O /tmp/seen http://mosquitto:8080/ && wget -q -O /tmp/seen2 http://broker:8080/; sleep 1; done"]
+    restart: unless-stopped
+    devices: ["/dev/zero:/dev/ttyUSB0"]
+    group_add: [dialout]
+    volumes: ["/etc/localtime:/etc/localtime:ro"]
+    depends_on: { broker: { condition: service_healthy } }
+    healthcheck: { test: ["CMD-SHELL", "test -s /tmp/seen && test -s /tmp/seen2"], interval: 1s, retries: 20 }
+  hub:
+    image: ${image}
+    command: ["sleep", "3600"]
+    network_mode: host
+    restart: unless-stopped
+  setup:
+    image: ${image}
+    command: ["sh", "-c", "echo configured"]
+    restart: "no"
+x-berth: { update: { health_timeout: 40s } }
+`,
+    'hub.yaml',
+  );
+  if (!r.ok) throw new Error(r.errors.map(formatIssue).join('\n'));
+  return r.manifest;
+}
+
+function metricsStack(): Manifest {
+  const r = parseManifest(
+    `name: metrics
+version: 1.0.0
+services:
+  db:
+    image: ${image}
+    command: ["sh", "-c", "mkdir -p /tmp/www && echo db > /tmp/www/index.html && exec httpd -f -p 8086 -h /tmp/www"]
+    networks: [monitoring]
+    tmpfs: [/tmp]
+    ulimits: { nofile: { soft: 1024, hard: 2048 } }
+    restart: always
+  agent:
+    image: ${image}
+    command: ["sleep", "3600"]
+    networks: { monitoring: { aliases: [telegraf] } }
+    cap_add: [NET_ADMIN]
+    cap_drop: [MKNOD]
+    read_only: true
+    init: true
+    extra_hosts: ["upstream-ntp:192.0.2.123"]
+    stop_signal: SIGINT
+    restart: always
+networks: { monitoring: {} }
+x-berth: { update: { health_timeout: 30s } }
+`,
+    'metrics.yaml',
+  );
+  if (!r.ok) throw new Error(r.errors.map(formatIssue).join('\n'));
+  return r.manifest;
+}
+
+async function start(dev: Device) {
+  const d = await startEdgeDaemon({
+    controlPlane: cp.url,
+    stateDir: dev.stateDir,
+    serial: dev.serial,
+    key: dev.keyFile,
+    dockerHost: rig.dockerHost,
+    log: createLogger('edge-daemon', { level: process.env.BERTH_LOG_LEVEL ?? 'warn' }),
+    longPollSeconds: 5,
+    stableMs: 1000,
+    healthPollMs: 250,
+    reconcileIntervalMs: 2000,
+    heartbeatMs: 5000,
+  });
+  daemons.push(d);
+  return d;
+}
+
+const committed = (d: EdgeDaemon, sequence: number) =>
+  waitFor(`sequence ${sequence} committed`, () => (d.status().currentSequence === sequence && d.status().phase === 'running' && !d.status().busy ? true : d.status().phase === 'rolled-back' || d.status().phase === 'failed' ? Promise.reject(new Error(d.status().error)) : false), 90_000);
+
+async function inspectService(deviceId: string, service: string) {
+  const [c] = await docker.listContainers({ all: true, filters: { label: [`${LABEL.device}=${deviceId}`, `${LABEL.service}=${service}`] } });
+  if (!c) throw new Error(`no container for ${service}`);
+  return docker.getContainer(c.Id).inspect();
+}
+
+async function exec(container: string, cmd: string[]): Promise<string> {
+  const e = await docker.getContainer(container).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
+  const stream = await e.start({});
+  const chunks: Buffer[] = [];
+  await new Promise<void>((resolve, reject) => {
+    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.on('end', () => resolve());
+    stream.on('error', reject);
+  });
+  // Demultiplex the 8-byte frame headers.
+  const raw = Buffer.concat(chunks);
+  let out = '';
+  for (let i = 0; i + 8 <= raw.length; ) {
+    const len = raw.readUInt32BE(i + 4);
+    out += raw.subarray(i + 8, i + 8 + len).toString('utf8');
+    i += 8 + len;
+  }
+  return out;
+}
+
+function get(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path: '/', timeout: 3000 }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve(body));
+    });
+    req.on('timeout', () => req.destroy(new Error(`127.0.0.1:${port} did not answer in 3 s`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+beforeAll(async () => {
+  const forged = await forgeImage(rig.registry, `stacks/app-${process.pid}`, 'v1', {
+    layers: [busyboxLayer(), { files: { '/etc/group': 'root:x:0:\ndialout:x:20:\nnobody:x:65534:\n' } }],
+    config: { Cmd: ['sleep', '3600'] },
+  });
+  image = forged.reference;
+  proxy = await startProxy(rig);
+  cp = await startTestControlPlane({ registryProxy: proxy.url });
+});
+
+afterAll(async () => {
+  for (const d of daemons) await d.close();
+  for (const id of devices) {
+    await removeDevice(docker, id);
+    for (const n of await docker.listNetworks({ filters: { label: [`${LABEL.device}=${id}`] } })) await docker.getNetwork(n.Id).remove().catch(() => undefined);
+  }
+  await cp?.close();
+  await proxy?.close();
+});
+
+describe('real stacks on the real engine, two gateways sharing it', () => {
+  const gateways: { dev: Device; daemon: EdgeDaemon }[] = [];
+
+  it('the hub stack runs healthy on two gateways: service-name DNS, container_name alias, published port, device, group, bind, tmpfs, logging', { timeout: 240_000 }, async () => {
+    for (let i = 0; i < 2; i++) {
+      const dev = await makeDevice(cp);
+      devices.push(dev.deviceId);
+      const daemon = await start(dev);
+      gateways.push({ dev, daemon });
+      await cp.publish(daemon.deviceId, { sequence: 1, spec: hubStack('1.0.0', `hello-${i}`) });
+    }
+    for (const g of gateways) await committed(g.daemon, 1);
+
+    for (const [i, g] of gateways.entries()) {
+      const id = g.daemon.deviceId;
+      const net = networkName(id, hubStack('1.0.0', ''), 'default');
+      const broker = await inspectService(id, 'broker');
+      const flows = await inspectService(id, 'flows');
+      // Networks are per gateway: each gateway's broker is on its own network, under both names.
+      expect(Object.keys(broker.NetworkSettings.Networks)).toEqual([net]);
+      expect(broker.NetworkSettings.Networks[net].Aliases).toEqual(expect.arrayContaining(['broker', 'mosquitto']));
+      expect(broker.Config.Hostname).toBe('mosquitto');
+      expect(broker.HostConfig.Tmpfs).toEqual({ '/run': 'size=8388608,mode=1777' });
+      expect(await exec(broker.Id, ['sh', '-c', 'grep " /run " /proc/mounts'])).toMatch(/tmpfs \/run tmpfs .*size=8192k/);
+      expect(broker.HostConfig.LogConfig).toEqual({ Type: 'json-file', Config: { 'max-size': '1048576', 'max-file': '2' } });
+      // The published port answers on 127.0.0.1 through the userland proxy, each gateway its own.
+      const port = Number(broker.NetworkSettings.Ports['8080/tcp']?.[0]?.HostPort);
+      expect(port).toBeGreaterThan(0);
+      expect(broker.NetworkSettings.Ports['8080/tcp']?.[0]?.HostIp).toBe('127.0.0.1');
+      expect((await get(port)).trim()).toBe(`hello-${i}`);
+      // flows resolved mosquitto and broker by name (its healthcheck passed), and got its hardware.
+      expect(flows.State.Health?.Status).toBe('healthy');
+      expect((await exec(flows.Id, ['cat', '/tmp/seen'])).trim()).toBe(`hello-${i}`);
+      expect(flows.HostConfig.Devices).toEqual([{ PathOnHost: '/dev/zero', PathInContainer: '/dev/ttyUSB0', CgroupPermissions: 'rwm' }]);
+      expect(await exec(flows.Id, ['sh', '-c', 'head -c 4 /dev/ttyUSB0 | wc -c'])).toBe('4\n');
+      expect(flows.HostConfig.GroupAdd).toEqual(['dialout']);
+      expect((await exec(flows.Id, ['id', '-G'])).trim().split(' ')).toContain('20');
+      expect(flows.HostConfig.Binds).toEqual(['/etc/localtime:/etc/localtime:ro']);
+      expect(await exec(flows.Id, ['sh', '-c', 'echo x > /etc/localtime 2>&1 || echo refused'])).toMatch(/Read-only|refused/);
+      const hub = await inspectService(id, 'hub');
+      expect(hub.HostConfig.NetworkMode).toBe('host');
+      const setup = await inspectService(id, 'setup');
+      expect(setup.State).toMatchObject({ Running: false, ExitCode: 0 });
+    }
+  });
+
+  it('the periodic reconcile leaves the finished one-shot (restart: no) alone', async () => {
+    const { daemon } = gateways[0];
+    const before = await inspectService(daemon.deviceId, 'setup');
+    await new Promise((r) => setTimeout(r, 5000)); // two reconcile ticks
+    const after = await inspectService(daemon.deviceId, 'setup');
+    expect(after.Id).toBe(before.Id);
+    expect(after.State.StartedAt).toBe(before.State.StartedAt);
+    expect(daemon.status().phase).toBe('running');
+  });
+
+  it('an update that changes only the broker recreates just the broker, on the same network', async () => {
+    const { daemon } = gateways[0];
+    const id = daemon.deviceId;
+    const flowsBefore = await inspectService(id, 'flows');
+    const brokerBefore = await inspectService(id, 'broker');
+    await cp.publish(id, { sequence: 2, spec: hubStack('1.1.0', 'hello-again') });
+    await committed(daemon, 2);
+    const flowsAfter = await inspectService(id, 'flows');
+    const brokerAfter = await inspectService(id, 'broker');
+    expect(flowsAfter.Id).toBe(flowsBefore.Id);
+    expect(brokerAfter.Id).not.toBe(brokerBefore.Id);
+    await waitFor('flows sees the new broker by name', async () => (await exec(flowsAfter.Id, ['cat', '/tmp/seen'])).trim() === 'hello-again');
+    const nets = await docker.listNetworks({ filters: { label: [`${LABEL.device}=${id}`] } });
+    expect(nets.map((n) => n.Name)).toEqual([networkName(id, hubStack('1.1.0', ''), 'default')]);
+  });
+
+  it('the metrics stack: capabilities, read_only, ulimits, init, extra_hosts, aliases; the old network goes after commit', async () => {
+    const { daemon } = gateways[1];
+    const id = daemon.deviceId;
+    const oldNet = networkName(id, hubStack('1.0.0', ''), 'default');
+    await cp.publish(id, { sequence: 2, spec: metricsStack() });
+    await committed(daemon, 2);
+    const agent = await inspectService(id, 'agent');
+    const db = await inspectService(id, 'db');
+    expect(agent.HostConfig).toMatchObject({ CapAdd: ['NET_ADMIN'], CapDrop: ['MKNOD'], ReadonlyRootfs: true, Init: true, ExtraHosts: ['upstream-ntp:192.0.2.123'] });
+    expect(agent.Config.StopSignal).toBe('SIGINT');
+    expect(db.HostConfig.Ulimits).toEqual([{ Name: 'nofile', Soft: 1024, Hard: 2048 }]);
+    expect(await exec(db.Id, ['grep', 'Max open files', '/proc/1/limits'])).toMatch(/Max open files\s+1024\s+2048\s+files/);
+    expect(await exec(agent.Id, ['grep', 'upstream-ntp', '/etc/hosts'])).toContain('192.0.2.123');
+    expect(await exec(agent.Id, ['sh', '-c', 'touch /x 2>&1 || echo refused'])).toMatch(/Read-only|refused/);
+    expect((await exec(agent.Id, ['grep', 'CapEff', '/proc/self/status'])).trim()).toMatch(/CapEff:\s+[0-9a-f]+/);
+    const capEff = BigInt('0x' + (await exec(agent.Id, ['grep', 'CapEff', '/proc/self/status'])).trim().split(/\s+/)[1]);
+    expect(capEff & (1n << 12n)).toBe(1n << 12n); // CAP_NET_ADMIN
+    expect(capEff & (1n << 27n)).toBe(0n); // CAP_MKNOD dropped
+    expect((await exec(agent.Id, ['wget', '-q', '-O-', 'http://db:8086/'])).trim()).toBe('db');
+    expect(Object.values(db.NetworkSettings.Networks)[0].Aliases).toContain('db');
+    const nets = (await docker.listNetworks({ filters: { label: [`${LABEL.device}=${id}`] } })).map((n) => n.Name);
+    expect(nets).toEqual([networkName(id, metricsStack(), 'monitoring')]);
+    expect(nets).not.toContain(oldNet);
+    // The other gateway's network is untouched.
+    expect((await docker.listNetworks({ filters: { label: [`${LABEL.device}=${gateways[0].daemon.deviceId}`] } })).length).toBe(1);
+  });
+});
