@@ -260,7 +260,7 @@ describe('real stacks on the real engine, two gateways sharing it', () => {
     const agent = await inspectService(id, 'agent');
     const db = await inspectService(id, 'db');
     expect(agent.HostConfig).toMatchObject({ CapAdd: ['NET_ADMIN'], CapDrop: ['MKNOD'], ReadonlyRootfs: true, Init: true, ExtraHosts: ['upstream-ntp:192.0.2.123'] });
-    expect(agent.Config.StopSignal).toBe('SIGINT');
+    expect((agent.Config as { StopSignal?: string }).StopSignal).toBe('SIGINT');
     expect(db.HostConfig.Ulimits).toEqual([{ Name: 'nofile', Soft: 1024, Hard: 2048 }]);
     expect(await exec(db.Id, ['grep', 'Max open files', '/proc/1/limits'])).toMatch(/Max open files\s+1024\s+2048\s+files/);
     expect(await exec(agent.Id, ['grep', 'upstream-ntp', '/etc/hosts'])).toContain('192.0.2.123');
