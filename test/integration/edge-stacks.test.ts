@@ -19,11 +19,12 @@ import { makeDevice, removeDevice, startProxy, startTestControlPlane, waitFor, t
 
 const rig = rigFromEnv();
 const docker = new Docker({ socketPath: rig.dockerSocket });
+/** The forged busybox image every service of both stacks runs (with a dialout group). */
+let image = '';
 let cp: TestControlPlane;
 let proxy: Awaited<ReturnType<typeof startProxy>>;
 const daemons: EdgeDaemon[] = [];
 const devices: string[] = [];
-let image = '';
 
 type Device = Awaited<ReturnType<typeof makeDevice>>;
 
