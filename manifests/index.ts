@@ -7,3 +7,4 @@ export * from './semantics.js';
 export * from './parse.js';
 export * from './json-schema.js';
 export * from './interpolation.js';
+export * from './privileges.js';
