@@ -22,6 +22,8 @@ export default defineConfig({
           include: ['test/integration/**/*.test.ts'],
           environment: 'node',
           globalSetup: ['test/rig/global-setup.ts'],
+          // Answers outside protocol/ fail the test file that caused them.
+          setupFiles: ['test/integration/contract-setup.ts'],
           testTimeout: 120_000,
           hookTimeout: 180_000,
           maxWorkers: 2,

@@ -5,35 +5,16 @@ import { routePath } from 'hono/route';
 import { newOpId } from '../common/log.js';
 import type { ControlPlaneContext } from './context.js';
 import { devices } from './db/schema.js';
-import { deviceApiRouteDocs, deviceApiRoutes } from './device-api/routes.js';
-import { deviceRouteDocs, deviceRoutes } from './devices/routes.js';
-import { enrollmentRouteDocs, enrollmentRoutes } from './device-api/enrollment.js';
+import { deviceApiRoutes } from './device-api/routes.js';
+import { deviceRoutes } from './devices/routes.js';
+import { enrollmentRoutes } from './device-api/enrollment.js';
 import { errorBody, HttpError, type AppEnv } from './http.js';
-import { manifestRouteDocs, manifestRoutes } from './manifests/routes.js';
+import { manifestRoutes } from './manifests/routes.js';
 import { Metrics } from './metrics.js';
-import { openApiDocument, type RouteDoc } from './openapi.js';
-import { operatorRouteDocs, operatorRoutes } from './operators/routes.js';
-import { registryTokenRouteDocs, registryTokenRoutes } from './device-api/registry-token.js';
-import { campaignRouteDocs, campaignRoutes } from './campaigns/routes.js';
-
-export const serviceRouteDocs: RouteDoc[] = [
-  { method: 'get', path: '/healthz', summary: 'Liveness and database reachability', auth: 'none' },
-  { method: 'get', path: '/metrics', summary: 'Prometheus metrics', auth: 'none' },
-  { method: 'get', path: '/openapi.json', summary: 'This API description', auth: 'none' },
-  { method: 'get', path: '/.well-known/jwks.json', summary: 'Public keys that sign deployment documents and tokens', auth: 'none' },
-];
-
-/** Every route the app mounts, described; a test checks none is missing. */
-export const routeDocs: RouteDoc[] = [
-  ...serviceRouteDocs,
-  ...enrollmentRouteDocs,
-  ...deviceApiRouteDocs,
-  ...deviceRouteDocs,
-  ...manifestRouteDocs,
-  ...operatorRouteDocs,
-  ...registryTokenRouteDocs,
-  ...campaignRouteDocs,
-];
+import { answerCheck, describeRoutes } from './openapi.js';
+import { operatorRoutes } from './operators/routes.js';
+import { registryTokenRoutes } from './device-api/registry-token.js';
+import { campaignRoutes } from './campaigns/routes.js';
 
 export function buildApp(ctx: ControlPlaneContext, metrics: Metrics = new Metrics()): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
@@ -54,6 +35,9 @@ export function buildApp(ctx: ControlPlaneContext, metrics: Metrics = new Metric
     const quiet = c.res.status < 400 && (route === '/v1/device/desired' || route === '/v1/device/report' || route === '/metrics' || route === '/healthz');
     if (!quiet) log.info({ method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(seconds * 1000) }, 'request');
   });
+
+  const check = answerCheck(process.env);
+  if (check) app.use('*', check);
 
   app.onError((err, c) => {
     if (err instanceof HttpError) return c.json(errorBody(err.code, err.message, err.field), err.status);
@@ -81,9 +65,9 @@ export function buildApp(ctx: ControlPlaneContext, metrics: Metrics = new Metric
     return c.body(body, 200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' });
   });
 
-  app.get('/openapi.json', (c) => c.json(openApiDocument(routeDocs, ctx.config.publicUrl)));
   app.get('/.well-known/jwks.json', (c) => c.json(ctx.keys.jwks(ctx.now().getTime()), 200, { 'Cache-Control': 'max-age=60' }));
 
+  app.route('/', describeRoutes(ctx));
   app.route('/v1/enroll', enrollmentRoutes(ctx));
   app.route('/v1/device', deviceApiRoutes(ctx));
   app.route('/v1/devices', deviceRoutes(ctx));

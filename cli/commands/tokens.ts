@@ -1,18 +1,20 @@
 import { parseDuration } from '../../common/grammar.js';
+import { roles } from '../../protocol/route.js';
 import { requireFlag, requirePositionals, stringFlag } from '../args.js';
 import { printJson, type Command } from '../context.js';
 import { CliError } from '../errors.js';
 import { formatAgo, renderTable } from '../format.js';
 
-const ROLES = ['admin', 'release-manager', 'viewer'];
+const ROLES: readonly string[] = roles;
 
 const create: Command = {
   usage: 'berth tokens create --role admin|release-manager|viewer [--name NAME] [--expires 30d]',
   about: 'create an operator token (printed once, on stdout alone)',
   options: { role: { type: 'string' }, name: { type: 'string' }, expires: { type: 'string' } },
   async run({ io, args, usage, client }) {
-    const role = requireFlag(args, 'role', usage);
-    if (!ROLES.includes(role)) throw new CliError(`--role ${JSON.stringify(role)} is not a role`, `roles: ${ROLES.join(', ')}`, 2);
+    const flag = requireFlag(args, 'role', usage);
+    const role = roles.find((r) => r === flag);
+    if (!role) throw new CliError(`--role ${JSON.stringify(flag)} is not a role`, `roles: ${ROLES.join(', ')}`, 2);
     const expires = stringFlag(args, 'expires');
     const expiresInSeconds = expires === undefined ? undefined : Math.round(parseDuration(expires, '--expires') / 1000);
     if (expiresInSeconds !== undefined && expiresInSeconds < 60) throw new CliError('--expires must be at least 1m', undefined, 2);

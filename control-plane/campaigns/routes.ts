@@ -1,28 +1,13 @@
 import { Hono } from 'hono';
-import { z } from 'zod';
 import { requireRole } from '../operators/auth.js';
 import type { ControlPlaneContext } from '../context.js';
 import { HttpError, jsonBody, queryOf, type AppEnv } from '../http.js';
-import type { RouteDoc } from '../openapi.js';
 import type { OperatorAction } from './outcome.js';
 import { campaignStatus, campaignSummary, createCampaign, operatorAction } from './service.js';
 import { createCampaignBody } from '../../protocol/campaign-spec.js';
+import { campaignListQuery } from '../../protocol/campaigns.js';
 import { CampaignSpecError, specFromBody, type CampaignSpec } from './spec.js';
 import { listCampaigns, loadCampaign } from './store.js';
-
-const listQuery = z.object({
-  status: z.enum(['draft', 'running', 'paused', 'completed', 'failed', 'aborted']).optional(),
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
-});
-
-export const campaignRouteDocs: RouteDoc[] = [
-  { method: 'post', path: '/v1/campaigns', summary: 'Create a campaign (a rollout of name@version to the devices a selector picks, in waves); `start: true` starts it', auth: 'release-manager', body: createCampaignBody, responses: { 201: 'created (status view)', 404: 'unknown manifest', 409: 'devices held by other active campaigns (listed); send supersede: true to take them' } },
-  { method: 'get', path: '/v1/campaigns', summary: 'List campaigns, newest first', auth: 'viewer', query: listQuery },
-  { method: 'get', path: '/v1/campaigns/:id', summary: 'Campaign status: counts per wave and per state, current wave, window, failing devices and their errors', auth: 'viewer' },
-  ...(['start', 'pause', 'resume', 'abort'] as const).map(
-    (action): RouteDoc => ({ method: 'post', path: `/v1/campaigns/:id/${action}`, summary: `${action[0].toUpperCase()}${action.slice(1)} a campaign${action === 'abort' ? ' and send its devices back to the manifest each ran before' : ''}`, auth: 'release-manager', responses: { 404: 'unknown campaign', 409: 'not allowed in the campaign status' } }),
-  ),
-];
 
 export function campaignRoutes(ctx: ControlPlaneContext) {
   const app = new Hono<AppEnv>();
@@ -58,7 +43,7 @@ export function campaignRoutes(ctx: ControlPlaneContext) {
   });
 
   app.get('/', requireRole('viewer'), async (c) => {
-    const q = queryOf(c, listQuery);
+    const q = queryOf(c, campaignListQuery);
     const rows = await listCampaigns(ctx.db, q.status ?? null, q.limit);
     return c.json({ campaigns: rows.map(campaignSummary) });
   });

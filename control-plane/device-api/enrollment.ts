@@ -2,17 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { and, eq, lt } from 'drizzle-orm';
 import { Hono } from 'hono';
 import { importPublicKey, verifyBytes } from '../../protocol/keys.js';
-import { enrollChallengeRequest, enrollChallengeResponse, enrollProofBytes, enrollRequest, enrollResponse } from '../../protocol/protocol.js';
+import { enrollChallengeRequest, enrollProofBytes, enrollRequest } from '../../protocol/protocol.js';
 import { issueDeviceToken } from './device-auth.js';
 import type { ControlPlaneContext } from '../context.js';
 import { devices, enrollChallenges } from '../db/schema.js';
 import { HttpError, jsonBody, type AppEnv } from '../http.js';
-import type { RouteDoc } from '../openapi.js';
-
-export const enrollmentRouteDocs: RouteDoc[] = [
-  { method: 'post', path: '/v1/enroll/challenge', summary: 'A fresh single-use challenge for a device to sign', auth: 'none', body: enrollChallengeRequest, response: enrollChallengeResponse },
-  { method: 'post', path: '/v1/enroll', summary: 'Enroll (or renew) with a signature over the challenge by the key the manufacturer recorded', auth: 'none', body: enrollRequest, response: enrollResponse, responses: { 401: 'unknown serial, wrong key, replayed or stale challenge', 403: 'device revoked' } },
-];
 
 type Refusal = { status: 401 | 403; code: string; message: string };
 

@@ -1,6 +1,6 @@
 import { Hono } from 'hono';
-import { z } from 'zod';
 import type { PullAccess } from '../../protocol/protocol.js';
+import { registryTokenQuery } from '../../protocol/registry-token.js';
 import { operatorFromToken } from '../operators/auth.js';
 import { verifyDeviceToken } from './device-auth.js';
 import type { ControlPlaneContext } from '../context.js';
@@ -8,22 +8,8 @@ import { accessFor } from './routes.js';
 import { desiredRelease } from '../devices/desired.js';
 import { devices } from '../db/schema.js';
 import { eq } from 'drizzle-orm';
-import { bearerOf, HttpError, type AppEnv } from '../http.js';
-import type { RouteDoc } from '../openapi.js';
+import { bearerOf, HttpError, queryOf, type AppEnv } from '../http.js';
 import { mintPullToken } from './pull-tokens.js';
-
-const tokenQuery = z.object({ service: z.string().optional(), scope: z.string().optional() });
-
-export const registryTokenRouteDocs: RouteDoc[] = [
-  {
-    method: 'get',
-    path: '/v1/registry/token',
-    summary: 'Docker token-auth endpoint for the registry proxy (Basic with an operator token as password, or Bearer)',
-    auth: 'viewer',
-    query: tokenQuery,
-    response: z.object({ token: z.string(), access_token: z.string(), expires_in: z.number(), issued_at: z.string() }),
-  },
-];
 
 /** `repository:NAME:pull,push` → {name, actions}; other resource types are ignored (not granted). */
 export function parseScopes(scopes: string[]): { name: string; actions: string[] }[] {
@@ -49,6 +35,7 @@ function credentialOf(header: string | undefined): string | undefined {
 export function registryTokenRoutes(ctx: ControlPlaneContext) {
   const app = new Hono<AppEnv>();
   app.get('/token', async (c) => {
+    queryOf(c, registryTokenQuery);
     const credential = credentialOf(c.req.header('authorization'));
     if (!credential) {
       c.header('WWW-Authenticate', 'Basic realm="berth-control-plane"');

@@ -1,24 +1,15 @@
 import { sql } from 'drizzle-orm';
 import { Hono } from 'hono';
-import { z } from 'zod';
 import { parseImageRef } from '../../manifests/image-ref.js';
 import type { Manifest } from '../../manifests/model.js';
-import { deviceReport, pullTokenResponse, type PullAccess, type ReleasePhase } from '../../protocol/protocol.js';
+import { desiredQuery } from '../../protocol/device.js';
+import { deviceReport, type PullAccess, type ReleasePhase } from '../../protocol/protocol.js';
 import { requireDevice } from './device-auth.js';
 import type { ControlPlaneContext } from '../context.js';
 import type { ImageRegistry } from '../manifests/registry.js';
 import { desiredRelease, desiredSequence, getDesiredDocument } from '../devices/desired.js';
 import { HttpError, jsonBody, queryOf, type AppEnv } from '../http.js';
-import type { RouteDoc } from '../openapi.js';
 import { mintPullToken } from './pull-tokens.js';
-
-const desiredQuery = z.object({ wait: z.coerce.number().int().min(0).max(3600).optional() });
-
-export const deviceApiRouteDocs: RouteDoc[] = [
-  { method: 'get', path: '/v1/device/desired', summary: 'The signed deployment document (ETag = "sequence"; If-None-Match → 304; ?wait=S long-polls)', auth: 'device', query: desiredQuery, response: z.object({ document: z.string() }), responses: { 204: 'nothing assigned', 304: 'unchanged' } },
-  { method: 'post', path: '/v1/device/pull-token', summary: 'A registry-proxy token covering exactly the images of the desired and previous release', auth: 'device', response: pullTokenResponse },
-  { method: 'post', path: '/v1/device/report', summary: 'Report reported state; older or equal sequences are ignored', auth: 'device', body: deviceReport, response: z.object({ accepted: z.boolean() }) },
-];
 
 /** Pull scopes for the images of the given manifests, grouped by proxy repository, digests pinned. */
 export async function accessFor(registry: ImageRegistry, specs: Manifest[]): Promise<PullAccess> {

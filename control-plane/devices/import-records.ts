@@ -1,6 +1,7 @@
 import { importPublicKey, publicKeyToRaw } from '../../protocol/keys.js';
 import { serialSchema } from '../../protocol/protocol.js';
-import { parseLabels, labelsSchema } from './labels.js';
+import { labelsSchema } from '../../protocol/devices.js';
+import { parseLabels } from './labels.js';
 
 /** One manufacturing record: the first enrollment factor. */
 export interface DeviceRecord {

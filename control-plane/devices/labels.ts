@@ -1,14 +1,3 @@
-import { z } from 'zod';
-
-/** Kubernetes-style label keys (optional DNS prefix + name) and values. */
-const KEY = /^(?:[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
-const VALUE = /^(?:[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
-
-export const labelsSchema = z.record(
-  z.string().regex(KEY, 'label key: up to 63 of A-Z a-z 0-9 - _ . (optional prefix/)'),
-  z.string().regex(VALUE, 'label value: up to 63 of A-Z a-z 0-9 - _ .'),
-);
-
 /** `k=v;k=v` as manufacturers' CSV files write labels. */
 export function parseLabels(text: string): Record<string, string> {
   const out: Record<string, string> = {};

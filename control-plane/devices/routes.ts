@@ -1,8 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { eq, inArray } from 'drizzle-orm';
 import { Hono } from 'hono';
-import { z } from 'zod';
-import { releaseRefSchema } from '../../common/grammar.js';
+import { assignBody, deviceListQuery, historyQuery, importQuery, labelsEdit } from '../../protocol/devices.js';
 import type { ReleasePhase, ServiceReport } from '../../protocol/protocol.js';
 import { requireRole } from '../operators/auth.js';
 import type { ControlPlaneContext, Db } from '../context.js';
@@ -11,43 +10,9 @@ import { desired, devices, manifests, reported, reportHistory } from '../db/sche
 import { assignRelease, desiredRelease, rollbackRelease } from './desired.js';
 import { HttpError, jsonBody, queryOf, type AppEnv } from '../http.js';
 import { findManifest } from '../manifests/routes.js';
-import type { RouteDoc } from '../openapi.js';
 import { matchesSelector, parseSelector, SelectorError, type Selector } from '../selector.js';
 import { computeTwin } from './twin.js';
 import { parseDeviceRecords } from './import-records.js';
-import { labelsSchema } from './labels.js';
-
-const listQuery = z.object({
-  selector: z.string().max(4096).optional(),
-  limit: z.coerce.number().int().min(1).max(10_000).default(1000),
-  offset: z.coerce.number().int().min(0).default(0),
-});
-const importQuery = z.object({ format: z.enum(['csv', 'jsonl']).optional() });
-const labelsBody = z.object({ set: labelsSchema.default({}), remove: z.array(z.string()).default([]) });
-const assignBody = z.object({ manifest: releaseRefSchema });
-const historyQuery = z.object({ limit: z.coerce.number().int().min(1).max(1000).default(50) });
-
-const deviceSummary = z.object({
-  id: z.string(),
-  serial: z.string(),
-  labels: z.record(z.string(), z.string()),
-  status: z.enum(['registered', 'enrolled', 'revoked']),
-  online: z.boolean(),
-  lastSeenAt: z.string().nullable(),
-  desired: z.object({ release: z.string(), sequence: z.number() }).nullable(),
-  phase: z.string().nullable(),
-});
-
-export const deviceRouteDocs: RouteDoc[] = [
-  { method: 'post', path: '/v1/devices/import', summary: 'Import manufacturing records (CSV serial,public_key,labels or JSON lines); all or nothing, idempotent', auth: 'admin', bodyTypes: ['text/csv', 'application/x-ndjson', 'application/jsonl'], query: importQuery, response: z.object({ created: z.number(), updated: z.number(), unchanged: z.number() }), responses: { 422: 'bad rows, by line number; nothing imported' } },
-  { method: 'get', path: '/v1/devices', summary: 'List devices, optionally those a label selector picks', auth: 'viewer', query: listQuery, response: z.object({ devices: z.array(deviceSummary), total: z.number() }) },
-  { method: 'get', path: '/v1/devices/:serial', summary: "The device's twin: desired versus reported, drift per service, online/offline", auth: 'viewer' },
-  { method: 'get', path: '/v1/devices/:serial/history', summary: 'Recent reports of a device (bounded history)', auth: 'viewer', query: historyQuery },
-  { method: 'patch', path: '/v1/devices/:serial/labels', summary: 'Set and remove labels', auth: 'release-manager', body: labelsBody },
-  { method: 'post', path: '/v1/devices/:serial/assign', summary: 'Assign a manifest version to one device directly (outside campaigns)', auth: 'release-manager', body: assignBody },
-  { method: 'post', path: '/v1/devices/:serial/rollback', summary: 'Send one device back to its previous manifest', auth: 'release-manager' },
-  { method: 'post', path: '/v1/devices/:serial/revoke', summary: 'Revoke a device: its tokens stop working at once', auth: 'admin' },
-];
 
 type DeviceRow = typeof devices.$inferSelect;
 
@@ -125,7 +90,7 @@ export function deviceRoutes(ctx: ControlPlaneContext) {
   });
 
   app.get('/', requireRole('viewer'), async (c) => {
-    const q = queryOf(c, listQuery);
+    const q = queryOf(c, deviceListQuery);
     const selector = selectorOf(q.selector);
     const rows = await ctx.db
       .select({ d: devices, sequence: desired.sequence, name: manifests.name, version: manifests.version, phase: reported.phase, reportedAt: reported.receivedAt })
@@ -161,7 +126,7 @@ export function deviceRoutes(ctx: ControlPlaneContext) {
     const twin = computeTwin({
       desired: rel ? { sequence: rel.sequence, name: rel.manifest.name, version: rel.manifest.version, spec: rel.manifest.spec, campaignId: rel.campaignId } : null,
       reported: r
-        ? { sequence: r.sequence, desiredSequence: r.desiredSequence, running: r.running, phase: r.phase as ReleasePhase, bytesDone: r.bytesDone, bytesTotal: r.bytesTotal, services: JSON.parse(r.services) as Record<string, ServiceReport>, error: r.error, at: r.at, receivedAt: r.receivedAt }
+        ? { sequence: r.sequence, desiredSequence: r.desiredSequence, running: r.running, phase: r.phase as ReleasePhase, bytes: { done: r.bytesDone, total: r.bytesTotal }, services: JSON.parse(r.services) as Record<string, ServiceReport>, error: r.error, at: r.at, receivedAt: r.receivedAt }
         : null,
       lastSeenAt: lastSeenOf(ctx.seen, d.id, d.lastSeenAt, r?.receivedAt ?? null),
       now: ctx.now().getTime(),
@@ -187,7 +152,7 @@ export function deviceRoutes(ctx: ControlPlaneContext) {
   });
 
   app.patch('/:serial/labels', requireRole('release-manager'), async (c) => {
-    const body = await jsonBody(c, labelsBody);
+    const body = await jsonBody(c, labelsEdit);
     const serial = c.req.param('serial');
     const actor = c.var.actor;
     const out = await ctx.write(async (tx) => {

@@ -1,7 +1,7 @@
+import type { z } from 'zod';
+import type { reportedView, ServiceDrift, serviceTwin, twinView } from '../../protocol/devices.js';
 import type { ReleasePhase, ServiceReport } from '../../protocol/protocol.js';
 import type { PinnedManifest } from '../../manifests/model.js';
-
-export type ServiceDrift = 'in-sync' | 'missing' | 'image-differs' | 'not-running' | 'unhealthy' | 'unexpected';
 
 export interface TwinInput {
   desired: { sequence: number; name: string; version: string; spec: PinnedManifest; campaignId: string | null } | null;
@@ -10,8 +10,8 @@ export interface TwinInput {
     desiredSequence: number | null;
     running: string | null;
     phase: ReleasePhase;
-    bytesDone: number;
-    bytesTotal: number;
+    /** As the device sent it: what its download has fetched of the whole. */
+    bytes: { done: number; total: number };
     services: Record<string, ServiceReport>;
     error: string | null;
     at: string;
@@ -22,28 +22,10 @@ export interface TwinInput {
   offlineAfterMs: number;
 }
 
-export interface ServiceTwin {
-  desiredImage: string | null;
-  reportedImage: string | null;
-  status: ServiceReport['status'] | null;
-  health: ServiceReport['health'] | null;
-  restarts: number | null;
-  lastError: string | null;
-  drift: ServiceDrift;
-}
-
-type ReportedInput = NonNullable<TwinInput['reported']>;
-export type ReportedView = Omit<ReportedInput, 'services' | 'receivedAt'> & { receivedAt: string };
-
-export interface TwinView {
-  online: boolean;
-  lastSeenAt: string | null;
-  desired: { sequence: number; release: string; campaign: string | null } | null;
-  reported: ReportedView | null;
-  /** The device runs exactly its desired release, every service up and not unhealthy. */
-  inSync: boolean;
-  services: Record<string, ServiceTwin>;
-}
+/** The twin as the contract states it (protocol/devices.ts): the compiler holds computeTwin to it. */
+export type TwinView = z.infer<typeof twinView>;
+type ServiceTwin = z.infer<typeof serviceTwin>;
+type ReportedView = z.infer<typeof reportedView>;
 
 function digestOf(image: string | undefined | null): string | null {
   if (!image) return null;

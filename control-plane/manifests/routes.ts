@@ -1,28 +1,13 @@
 import { and, desc, eq } from 'drizzle-orm';
 import { Hono } from 'hono';
-import { z } from 'zod';
 import type { Manifest } from '../../manifests/model.js';
+import { diffQuery, manifestListQuery, publishBody } from '../../protocol/manifests.js';
 import { requireRole } from '../operators/auth.js';
 import type { ControlPlaneContext, Db } from '../context.js';
 import { manifests } from '../db/schema.js';
 import { HttpError, jsonBody, queryOf, type AppEnv } from '../http.js';
-import type { RouteDoc } from '../openapi.js';
 import { diffManifests } from './diff.js';
 import { publishManifest } from './publish.js';
-
-const publishBody = z.object({ source: z.string().min(1).max(1_000_000), filename: z.string().min(1).max(255).default('manifest.yaml') });
-const listQuery = z.object({ name: z.string().optional() });
-const diffQuery = z.object({ from: z.string().min(1), to: z.string().min(1) });
-
-const manifestSummary = z.object({ id: z.string(), name: z.string(), version: z.string(), digest: z.string(), publishedAt: z.string(), publishedBy: z.string() });
-const manifestView = manifestSummary.extend({ spec: z.record(z.string(), z.unknown()), source: z.string() });
-
-export const manifestRouteDocs: RouteDoc[] = [
-  { method: 'post', path: '/v1/manifests', summary: 'Publish a manifest file (tags resolved and pinned to digests); same content again is a no-op', auth: 'release-manager', body: publishBody, bodyTypes: ['application/yaml', 'text/yaml', 'text/plain'], response: manifestView, responses: { 201: 'published', 409: 'name@version exists with other content', 422: 'invalid manifest or unresolvable image' } },
-  { method: 'get', path: '/v1/manifests', summary: 'List published manifests', auth: 'viewer', query: listQuery, response: z.object({ manifests: z.array(manifestSummary) }) },
-  { method: 'get', path: '/v1/manifests/:name/diff', summary: 'Per-service differences between two versions', auth: 'viewer', query: diffQuery },
-  { method: 'get', path: '/v1/manifests/:name/:version', summary: 'One manifest with its pinned digests and source', auth: 'viewer', response: manifestView },
-];
 
 type Row = typeof manifests.$inferSelect;
 
@@ -70,7 +55,7 @@ export function manifestRoutes(ctx: ControlPlaneContext) {
   });
 
   app.get('/', requireRole('viewer'), async (c) => {
-    const q = queryOf(c, listQuery);
+    const q = queryOf(c, manifestListQuery);
     const rows = await ctx.db.select().from(manifests).where(q.name ? eq(manifests.name, q.name) : undefined).orderBy(manifests.name, desc(manifests.publishedAt));
     return c.json({ manifests: rows.map(summary) });
   });

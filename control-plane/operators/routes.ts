@@ -1,34 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { and, eq, gte, isNull } from 'drizzle-orm';
 import { Hono } from 'hono';
-import { z } from 'zod';
+import { auditQuery, tokenCreateBody } from '../../protocol/operators.js';
 import { hashToken, newOperatorToken, requireRole } from './auth.js';
 import type { ControlPlaneContext, Tx } from '../context.js';
 import { auditLog, operatorTokens } from '../db/schema.js';
 import { HttpError, jsonBody, queryOf, type AppEnv } from '../http.js';
-import type { RouteDoc } from '../openapi.js';
 import { SigningKeys } from '../signing-keys.js';
-
-const roleSchema = z.enum(['admin', 'release-manager', 'viewer']);
-const createBody = z.object({
-  name: z.string().min(1).max(100),
-  role: roleSchema,
-  /** Lifetime in seconds; none: until revoked. */
-  expiresIn: z.number().int().min(60).max(10 * 365 * 86400).optional(),
-});
-const tokenView = z.object({ id: z.string(), name: z.string(), role: roleSchema, createdAt: z.string(), createdBy: z.string(), expiresAt: z.string().nullable(), revokedAt: z.string().nullable() });
-const auditQuery = z.object({
-  since: z.string().optional(),
-  limit: z.coerce.number().int().min(1).max(10_000).default(1000),
-});
-
-export const operatorRouteDocs: RouteDoc[] = [
-  { method: 'post', path: '/v1/tokens', summary: 'Create an operator token (shown once)', auth: 'admin', body: createBody, response: tokenView.extend({ token: z.string() }) },
-  { method: 'get', path: '/v1/tokens', summary: 'List operator tokens (never the tokens themselves)', auth: 'admin', response: z.object({ tokens: z.array(tokenView) }) },
-  { method: 'delete', path: '/v1/tokens/:id', summary: 'Revoke an operator token', auth: 'admin', response: tokenView },
-  { method: 'get', path: '/v1/audit', summary: 'The append-only audit log, oldest first (since = ISO time or entry id)', auth: 'admin', query: auditQuery },
-  { method: 'post', path: '/v1/keys/rotate', summary: 'Rotate the signing key (the old one stays in the JWKS until what it signed expired)', auth: 'admin' },
-];
 
 type TokenRow = typeof operatorTokens.$inferSelect;
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
@@ -58,7 +36,7 @@ export function operatorRoutes(ctx: ControlPlaneContext) {
   const app = new Hono<AppEnv>();
 
   app.post('/tokens', requireRole('admin'), async (c) => {
-    const body = await jsonBody(c, createBody);
+    const body = await jsonBody(c, tokenCreateBody);
     const actor = c.var.actor;
     const now = ctx.now().getTime();
     const { token, row } = await ctx.write(async (tx) => {

@@ -6,10 +6,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../common/log.js';
 import { MANIFEST_ACCEPT } from '../../common/oci.js';
 import { verifyDeployment } from '../../protocol/deployment.js';
+import { controlPlaneApi } from '../../protocol/control-plane.js';
 import { TOKEN } from '../../protocol/protocol.js';
-import { routeDocs, buildApp } from '../../control-plane/app.js';
+import { openApiPath } from '../../protocol/route.js';
+import { buildApp } from '../../control-plane/app.js';
 import { startControlPlane, type RunningControlPlane } from '../../control-plane/index.js';
-import { openApiPath } from '../../control-plane/openapi.js';
 import { openDatabase } from '../../control-plane/db/open.js';
 import { startRegistryProxy, type RunningProxy } from '../../registry-proxy/index.js';
 import { forgeImage, type ForgedImage } from '../rig/forge.js';
@@ -87,15 +88,50 @@ describe('control plane', () => {
     expect(metrics.body).toContain('berth_cp_http_requests_total{method="GET",route="/.well-known/jwks.json",status="200"} 1');
   });
 
-  it('describes every mounted route in /openapi.json', async () => {
-    const doc = (await call(base(), 'GET', '/openapi.json')).body as { paths: Record<string, Record<string, unknown>> };
-    const mounted = buildApp(cp.ctx)
-      .routes.filter((r) => r.method !== 'ALL')
-      .map((r) => `${r.method.toLowerCase()} ${openApiPath(r.path)}`);
+  it('describes exactly the mounted routes in /openapi.json, each with its real success status and body', async () => {
+    const doc = (await call(base(), 'GET', '/openapi.json')).body as { paths: Record<string, Record<string, { responses: Record<string, { content?: object }> }>> };
+    const mounted = new Set(
+      buildApp(cp.ctx)
+        .routes.filter((r) => r.method !== 'ALL')
+        .map((r) => `${r.method.toLowerCase()} ${openApiPath(r.path)}`),
+    );
     const described = Object.entries(doc.paths).flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m} ${p}`));
-    expect(new Set(mounted).size).toBeGreaterThan(20);
-    expect([...new Set(mounted)].filter((r) => !described.includes(r))).toEqual([]);
-    expect(routeDocs.length).toBe(described.length);
+    expect(mounted.size).toBe(controlPlaneApi.routes.length);
+    expect(new Set(described)).toEqual(mounted);
+    for (const [p, ops] of Object.entries(doc.paths)) {
+      for (const [method, op] of Object.entries(ops)) {
+        const successes = Object.keys(op.responses).filter((s) => /^[23]\d\d$/.test(s));
+        // Each operation's main answer has a body the description spells out.
+        expect(successes.some((s) => op.responses[s].content !== undefined), `${method} ${p}`).toBe(true);
+        // 204 is the device's "nothing assigned" only; no other GET answers without a body.
+        if (method === 'get' && p !== '/v1/device/desired') expect(successes, `${method} ${p}`).not.toContain('204');
+      }
+    }
+  });
+
+  it('renders the description at /docs from files it serves itself, under a strict CSP', async () => {
+    const page = await fetch(base() + '/docs');
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+    const csp = page.headers.get('content-security-policy') ?? '';
+    expect(csp).toContain("default-src 'none'");
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).not.toContain('unsafe');
+    const html = await page.text();
+    const links = [...html.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1]);
+    expect(links.filter((l) => /^[a-z]+:|^\/\//i.test(l))).toEqual([]);
+    expect(links).toEqual(expect.arrayContaining(['docs/swagger-ui-bundle.js', 'docs/swagger-ui.css', 'docs/init.js']));
+    for (const link of links) {
+      const asset = await fetch(new URL(link, base() + '/docs'));
+      expect(asset.status, link).toBe(200);
+      expect(asset.headers.get('content-security-policy'), link).toBe(csp);
+      expect((await asset.arrayBuffer()).byteLength, link).toBeGreaterThan(0);
+    }
+    // The initializer points Swagger UI at this server's description, and nowhere else.
+    const init = await (await fetch(base() + '/docs/init.js')).text();
+    expect(init).toContain("url: 'openapi.json'");
+    expect(init).toContain('validatorUrl: null');
+    expect((await fetch(base() + '/docs/package.json')).status).toBe(404);
   });
 
   describe('device import', () => {

@@ -4,18 +4,23 @@ import { BerthClient } from '../../cli/client.js';
 import { campaignCommands } from '../../cli/commands/campaign.js';
 import type { Io } from '../../cli/context.js';
 import { ApiError } from '../../cli/http.js';
+import { campaignView } from '../../protocol/campaigns.js';
 
-/** A campaign status as the control plane sends it, with wave 1 of 1 device and wave 2 of 2. */
+const STATES = { pending: 0, assigned: 0, succeeded: 0, failed: 0, 'rolled-back': 0, left: 0 };
+
+/** A campaign status as the control plane sends it (checked by the contract), wave 1 of 1 device and wave 2 of 2. */
 function status(state: string, w1: Record<string, number>, w2: Record<string, number>, extra: Record<string, unknown> = {}) {
-  return {
+  return campaignView.parse({
     id: 'cmp_1', name: 'c', manifest: 'demo@2.0.0', selector: '', status: state, statusReason: null, currentWave: 1,
-    rules: null, window: null, soakUntil: null, devices: {}, failing: [],
+    createdAt: '2026-01-31T11:00:00.000Z', createdBy: 'operator:tok_1', startedAt: '2026-01-31T11:00:01.000Z', finishedAt: null,
+    rules: { waves: ['1', '100%'], success: 1, maxFailures: 0, deviceTimeout: '30m', soak: '0', onFailure: 'pause' },
+    window: null, soakUntil: null, devices: { ...STATES }, failing: [],
     waves: [
-      { wave: 1, target: '1', cumulativeDevices: 1, devices: w1 },
-      { wave: 2, target: '100%', cumulativeDevices: 3, devices: w2 },
+      { wave: 1, target: '1', cumulativeDevices: 1, devices: { ...STATES, ...w1 } },
+      { wave: 2, target: '100%', cumulativeDevices: 3, devices: { ...STATES, ...w2 } },
     ],
     ...extra,
-  };
+  });
 }
 
 type Answer = { status: number; body: unknown } | Error;
@@ -60,7 +65,7 @@ describe('campaign status --watch', () => {
   });
 
   it('exits 1 when the campaign is aborted, naming the failing devices and the reason', async () => {
-    const r = await watch([ok(status('aborted', { failed: 1 }, { pending: 2 }, { statusReason: 'wave 1: 1 of 1 devices failed', failing: [{ serial: 'gw-3', wave: 1, error: 'app unhealthy\nlog line' }] }))]);
+    const r = await watch([ok(status('aborted', { failed: 1 }, { pending: 2 }, { statusReason: 'wave 1: 1 of 1 devices failed', failing: [{ deviceId: 'dev_3', serial: 'gw-3', wave: 1, state: 'failed', error: 'app unhealthy\nlog line', at: null }] }))]);
     expect(r.code).toBe(1);
     expect(r.out.slice(1)).toEqual(['  failing gw-3 (wave 1): app unhealthy\n      log line']);
     expect(r.err).toEqual(['campaign cmp_1 ended aborted: wave 1: 1 of 1 devices failed']);

@@ -24,7 +24,7 @@ const svc = (image: string, extra: Partial<ServiceReport> = {}): ServiceReport =
 function input(services: Record<string, ServiceReport>, over: Partial<TwinInput> = {}): TwinInput {
   return {
     desired: { sequence: 3, name: 'app', version: '1', spec: manifest('1', { web: {}, db: { image: `registry.example.com/db@${D2}` } }), campaignId: null },
-    reported: { sequence: 9, desiredSequence: 3, running: 'app@1', phase: 'running', bytesDone: 1, bytesTotal: 1, services, error: null, at: '2026-01-01T00:00:00Z', receivedAt: 1_000 },
+    reported: { sequence: 9, desiredSequence: 3, running: 'app@1', phase: 'running', bytes: { done: 1, total: 1 }, services, error: null, at: '2026-01-01T00:00:00Z', receivedAt: 1_000 },
     lastSeenAt: 1_000,
     now: 61_000,
     offlineAfterMs: 120_000,

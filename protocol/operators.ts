@@ -1,0 +1,83 @@
+import { z } from 'zod';
+import { jwksSchema } from './protocol.js';
+import { json, roleSchema, route } from './route.js';
+
+/** People: operator tokens and their roles, the audit log, the signing key. */
+
+const time = z.string().meta({ description: 'ISO 8601' });
+
+export const tokenCreateBody = z.object({
+  name: z.string().min(1).max(100),
+  role: roleSchema,
+  /** Lifetime in seconds; none: until revoked. */
+  expiresIn: z.number().int().min(60).max(10 * 365 * 86400).optional(),
+});
+export const tokenView = z.object({
+  id: z.string(),
+  name: z.string(),
+  role: roleSchema,
+  createdAt: time,
+  createdBy: z.string(),
+  expiresAt: time.nullable(),
+  revokedAt: time.nullable(),
+});
+/** The only answer that carries the token itself: it is stored hashed and never shown again. */
+export const createdToken = tokenView.extend({ token: z.string() });
+export const tokenList = z.object({ tokens: z.array(tokenView) });
+
+export const auditQuery = z.object({
+  since: z.string().optional().meta({ description: 'an ISO time, or the id of the last entry already read' }),
+  limit: z.coerce.number().int().min(1).max(10_000).default(1000),
+});
+export const auditEntry = z.object({
+  id: z.number().int(),
+  at: time,
+  actor: z.string(),
+  action: z.string(),
+  target: z.string(),
+  before: z.unknown(),
+  after: z.unknown(),
+});
+export const auditLog = z.object({ entries: z.array(auditEntry) });
+
+export const keyRotation = z.object({ kid: z.string(), retired: z.array(z.string()), jwks: jwksSchema });
+
+export const operatorRoutes = {
+  createToken: route({
+    method: 'post',
+    path: '/v1/tokens',
+    summary: 'Create an operator token (shown once)',
+    auth: 'admin',
+    body: tokenCreateBody,
+    responses: { 201: json(createdToken, 'created; the token is in this answer only') },
+  }),
+  listTokens: route({
+    method: 'get',
+    path: '/v1/tokens',
+    summary: 'List operator tokens (never the tokens themselves)',
+    auth: 'admin',
+    responses: { 200: json(tokenList) },
+  }),
+  revokeToken: route({
+    method: 'delete',
+    path: '/v1/tokens/:id',
+    summary: 'Revoke an operator token (revoking it again changes nothing)',
+    auth: 'admin',
+    responses: { 200: json(tokenView, 'the token, revoked') },
+  }),
+  audit: route({
+    method: 'get',
+    path: '/v1/audit',
+    summary: 'The append-only audit log, oldest first (since = ISO time or entry id)',
+    auth: 'admin',
+    query: auditQuery,
+    responses: { 200: json(auditLog) },
+  }),
+  rotateKey: route({
+    method: 'post',
+    path: '/v1/keys/rotate',
+    summary: 'Rotate the signing key (the old one stays in the JWKS until what it signed expired)',
+    auth: 'admin',
+    responses: { 200: json(keyRotation, 'the new key id, the ones it retired, and the JWKS now') },
+  }),
+};

@@ -1,0 +1,28 @@
+import { z } from 'zod';
+import { jwksSchema } from './protocol.js';
+import { json, route, text } from './route.js';
+
+/** What every client may read without a token: liveness, metrics, the keys, this description. */
+
+export const health = z.object({ status: z.literal('ok') });
+
+/** An OpenAPI 3.1 document; its own schema is the OpenAPI specification's. */
+export const openApiDocumentSchema = z.looseObject({ openapi: z.string(), info: z.looseObject({ title: z.string(), version: z.string() }), paths: z.record(z.string(), z.unknown()) });
+
+/** The files /docs serves from swagger-ui-dist, besides its own page and initializer. */
+export const DOCS_ASSET_TYPES = ['text/css', 'text/javascript', 'image/png'];
+
+export const serviceRoutes = {
+  health: route({ method: 'get', path: '/healthz', summary: 'Liveness and database reachability', auth: 'none', responses: { 200: json(health) } }),
+  metrics: route({ method: 'get', path: '/metrics', summary: 'Prometheus metrics', auth: 'none', responses: { 200: text('text/plain', 'Prometheus text exposition format') } }),
+  openapi: route({ method: 'get', path: '/openapi.json', summary: 'This API description (OpenAPI 3.1)', auth: 'none', responses: { 200: json(openApiDocumentSchema) } }),
+  docs: route({ method: 'get', path: '/docs', summary: 'This API description, rendered (Swagger UI, served from this process)', auth: 'none', responses: { 200: text('text/html', 'the page') } }),
+  docsAsset: route({
+    method: 'get',
+    path: '/docs/:file',
+    summary: "The rendered description's scripts, styles and icons",
+    auth: 'none',
+    responses: { 200: text(DOCS_ASSET_TYPES, 'the file') },
+  }),
+  jwks: route({ method: 'get', path: '/.well-known/jwks.json', summary: 'Public keys that sign deployment documents and tokens', auth: 'none', responses: { 200: json(jwksSchema) } }),
+};
