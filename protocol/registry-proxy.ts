@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { json, route, type Api } from './route.js';
+import { DELTA_MEDIA_TYPE, deltaPlanRequest, deltaPlanResponse } from '../common/delta/wire.js';
+import { json, route, text, type Api } from './route.js';
 
 /**
  * The registry proxy's own routes beside the OCI Distribution API (/v2/…, whose answers are the
@@ -49,9 +50,34 @@ export const proxyRoutes = {
   }),
 };
 
+export const deltaQuery = z.object({ target: z.string().meta({ description: 'ALIAS/REPO@sha256:…, as the plan gives it' }), base: z.string() });
+
+/** Layer deltas (registry-proxy/DELTA.md); their bodies are declared in common/delta/wire.ts. */
+export const deltaRoutes = {
+  plan: route({
+    method: 'post',
+    path: '/berth/v1/deltas/plan',
+    summary: 'How to fetch each layer of an image the device updates to: present, as a delta from an image it has, in full, or pending',
+    auth: 'pull-token',
+    body: deltaPlanRequest,
+    responses: {
+      200: json(deltaPlanResponse, 'the plan'),
+      202: json(deltaPlanResponse, 'a delta is being computed: ask again after retryAfter seconds (also in Retry-After)'),
+    },
+  }),
+  delta: route({
+    method: 'get',
+    path: '/berth/v1/deltas/:digest',
+    summary: 'A delta, served like a blob (Range, If-Range), to the holder of a token for both images',
+    auth: 'pull-token',
+    query: deltaQuery,
+    responses: { 200: text(DELTA_MEDIA_TYPE, 'the delta'), 206: text(DELTA_MEDIA_TYPE, 'the range asked for') },
+  }),
+};
+
 export const registryProxyApi: Api = {
   title: 'Berth registry proxy',
   version: '1',
   error: ociErrors,
-  routes: Object.values(proxyRoutes),
+  routes: [...Object.values(proxyRoutes), ...Object.values(deltaRoutes)],
 };

@@ -5,6 +5,7 @@ import { checkAnswers, type AnswerMismatch } from '../../protocol/answer-check.j
 import { schemaMismatch } from '../../protocol/check.js';
 import { controlPlaneApi } from '../../protocol/control-plane.js';
 import { openApiDocument } from '../../protocol/openapi.js';
+import { registryProxyApi } from '../../protocol/registry-proxy.js';
 import { errorEnvelope, json, route, empty, type Api } from '../../protocol/route.js';
 
 describe('schemaMismatch', () => {
@@ -97,5 +98,19 @@ describe('the control plane description', () => {
     const reported = twin.properties.reported.anyOf.find((s) => s.properties)?.properties ?? {};
     expect(reported.bytes).toMatchObject({ type: 'object', required: ['done', 'total'] });
     expect(reported).not.toHaveProperty('bytesDone');
+  });
+});
+
+describe('the registry proxy description', () => {
+  it('covers its /berth/v1 routes, refusals in the OCI form', () => {
+    const doc = openApiDocument(registryProxyApi, null) as { paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, { schema: { required?: string[] } }> }> }>> };
+    expect(Object.entries(doc.paths).flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m} ${p}`)).sort()).toEqual([
+      'get /berth/v1/deltas/{digest}',
+      'get /berth/v1/upstreams',
+      'post /berth/v1/deltas/plan',
+      'post /berth/v1/warm',
+    ]);
+    expect(Object.keys(doc.paths['/berth/v1/deltas/plan'].post.responses)).toEqual(['200', '202', '4XX', '5XX']);
+    expect(doc.paths['/berth/v1/warm'].post.responses['4XX'].content?.['application/json'].schema.required).toEqual(['errors']);
   });
 });
