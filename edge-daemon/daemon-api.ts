@@ -18,6 +18,8 @@ export interface EdgeDaemonOptions {
   trustKey?: string;
   /** Overrides the registry proxy URL the control plane gave at enrollment. */
   registryProxy?: string;
+  /** Path of the gateway's privilege ceiling (`KEY=VALUE[,VALUE…]` per line); no document asks beyond it. */
+  allow?: string;
   log?: Logger;
   /** The download channel; default the one in `download/`, loaded on first use. */
   fetcherFactory?: FetcherFactory;

@@ -13,6 +13,8 @@ import { controlChannelBackoff, DeviceIdentity } from './identity.js';
 import { deferUnusedDockerDependencies } from './lean-docker.js';
 import type { FetcherFactory, ImageFetcher } from './images.js';
 import { readDocument } from './policy/accept.js';
+import { loadCeiling, withinCeiling } from './reconcile/ceiling.js';
+import type { Allowance } from '../manifests/privileges.js';
 import { ReleaseRunner } from './release-runner.js';
 import { releaseLabel } from './reconcile/spec.js';
 import { Reporter, type ReportBody } from './report.js';
@@ -30,6 +32,7 @@ class Daemon implements EdgeDaemon {
   deviceId = '';
   private identity!: DeviceIdentity;
   private trust: KeyObject | undefined;
+  private ceiling: Allowance | undefined;
   private docker!: Dockerode;
   private reporter!: Reporter;
   private runner: ReleaseRunner | undefined;
@@ -62,6 +65,8 @@ class Daemon implements EdgeDaemon {
     if (this.opts.trustKey) {
       this.trust = importPublicKey(await readFile(this.opts.trustKey, 'utf8'));
     }
+    const ceiling = this.opts.allow ? await loadCeiling(this.opts.allow) : undefined;
+    this.ceiling = ceiling;
     // Before dockerode's first load: keeps its BuildKit (gRPC) and ssh dependencies out of memory.
     deferUnusedDockerDependencies();
     const { default: Docker } = await import('dockerode');
@@ -82,6 +87,7 @@ class Daemon implements EdgeDaemon {
       changed: () => this.reporter.changed(),
       stableMs: this.opts.stableMs,
       healthPollMs: this.opts.healthPollMs,
+      ceiling,
     });
     const runner = this.runner;
     this.reporter = new Reporter({
@@ -168,7 +174,8 @@ class Daemon implements EdgeDaemon {
     if (!jws || jws === this.lastDocument) return;
     this.lastDocument = jws;
     try {
-      const document = await readDocument(jws, { jwks: this.identity.credentials.jwks as VerifyOptions['keys'], trustKey: this.trust }, this.deviceId);
+      const read = await readDocument(jws, { jwks: this.identity.credentials.jwks as VerifyOptions['keys'], trustKey: this.trust }, this.deviceId);
+      const document = withinCeiling(read, this.ceiling);
       if (document.kind === 'valid') this.seen = { ...this.seen, sequence: document.release.sequence };
       await runner.judge(document);
     } finally {

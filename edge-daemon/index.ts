@@ -12,6 +12,7 @@ const FLAGS: Record<string, FlagSpec> = {
   'docker-host': { type: 'string', default: 'unix:///var/run/docker.sock', about: 'Docker engine (unix:///path or tcp://host:port)' },
   'trust-key': { type: 'string', about: 'file with the deployment-signing public key (PEM or raw), overriding the pinned JWKS' },
   'registry-proxy': { type: 'string', about: 'registry proxy URL, overriding the one given at enrollment' },
+  allow: { type: 'string', about: "file with this gateway's privilege ceiling (KEY=VALUE[,VALUE…] per line); documents asking for more are refused" },
 };
 
 export async function main(argv: string[]): Promise<number> {
@@ -42,6 +43,7 @@ export async function main(argv: string[]): Promise<number> {
     dockerHost: f['docker-host'],
     trustKey: f['trust-key'],
     registryProxy: f['registry-proxy'],
+    allow: f.allow,
     log,
   });
   log.info({ deviceId: daemon.deviceId }, 'edge daemon running');

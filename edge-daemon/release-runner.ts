@@ -10,6 +10,7 @@ import { observe } from './reconcile/observe.js';
 import { plan, type Step } from './reconcile/planner.js';
 import { releaseLabel, type Release } from './reconcile/spec.js';
 import type { Journal, StateDir } from './state.js';
+import type { Allowance } from '../manifests/privileges.js';
 
 export interface ReleaseRunnerOptions {
   docker: Dockerode;
@@ -25,6 +26,8 @@ export interface ReleaseRunnerOptions {
   changed: () => void;
   stableMs?: number;
   healthPollMs?: number;
+  /** The gateway's `--allow` ceiling (reconcile/ceiling.ts). */
+  ceiling?: Allowance;
 }
 
 function imagesOf(r: Release | null): string[] {
@@ -111,6 +114,7 @@ export class ReleaseRunner {
       signal: this.opts.signal,
       imageIds: this.imageIds,
       healthPollMs: this.opts.healthPollMs,
+      ceiling: this.opts.ceiling,
       onProgress: (p: FetchProgress) => {
         this.bytes = { done: p.done, total: p.total };
         this.opts.changed();

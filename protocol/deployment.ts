@@ -34,7 +34,8 @@ const documentShape = z.object({
   campaign: z.string().optional(),
 });
 
-export type RejectReason = 'malformed' | 'bad-signature' | 'unknown-key' | 'wrong-device' | 'expired' | 'replayed';
+/** `beyond-ceiling`: valid, but asks for privileges the gateway's own `--allow` file does not grant. */
+export type RejectReason = 'malformed' | 'bad-signature' | 'unknown-key' | 'wrong-device' | 'expired' | 'replayed' | 'beyond-ceiling';
 
 export class DeploymentRejected extends Error {
   constructor(readonly reason: RejectReason, detail: string) {

@@ -6,6 +6,8 @@ import type { FetchProgress, ImageFetcher } from '../images.js';
 import type { Step, StepKind } from './planner.js';
 import { LABEL, containerCreateOptions } from './spec.js';
 import { attachNetworks, createNetwork, removeNetwork } from './network-exec.js';
+import type { Allowance } from '../../manifests/privileges.js';
+import { serviceBeyondCeiling } from './ceiling.js';
 
 /** The thin, effectful half of reconcile: one function per step kind, applied through dockerode. */
 
@@ -22,6 +24,8 @@ export interface ExecEnv {
   /** Persists the commit (journal); the executor owns no state. */
   onCommit: (step: Extract<Step, { kind: 'commit' }>) => Promise<void>;
   healthPollMs?: number;
+  /** The gateway's `--allow` ceiling: no container is created beyond it, whatever the plan says. */
+  ceiling?: Allowance;
 }
 
 /** The health gate failed: which service, why, and the last lines it logged. */
@@ -144,6 +148,8 @@ export const executors: Executors = {
   },
   'create-network': async (step, env) => createNetwork(env.docker, env.deviceId, step),
   create: async (step, env) => {
+    const beyond = serviceBeyondCeiling(step.service, step.spec, env.ceiling);
+    if (beyond) throw new Error(beyond);
     const image = await resolveImage(step.spec.image, env);
     const opts = containerCreateOptions(env.deviceId, step.release, step.service, step.spec, image, step.context);
     try {

@@ -1,4 +1,6 @@
+import { writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
+import { join } from 'node:path';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../common/log.js';
@@ -100,8 +102,9 @@ x-berth: { update: { health_timeout: 30s } }
   return r.manifest;
 }
 
-async function start(dev: Device) {
+async function start(dev: Device, allow?: string) {
   const d = await startEdgeDaemon({
+    allow,
     controlPlane: cp.url,
     stateDir: dev.stateDir,
     serial: dev.serial,
@@ -277,5 +280,28 @@ describe('real stacks on the real engine, two gateways sharing it', () => {
     expect(nets).not.toContain(oldNet);
     // The other gateway's network is untouched.
     expect((await docker.listNetworks({ filters: { label: [`${LABEL.device}=${gateways[0].daemon.deviceId}`] } })).length).toBe(1);
+  });
+
+  it('a gateway whose --allow file lacks one privilege refuses the document and keeps its running release', async () => {
+    const dev = await makeDevice(cp);
+    devices.push(dev.deviceId);
+    const allow = join(dev.dir, 'allow');
+    // Everything the hub stack asks for but the device.
+    await writeFile(allow, '# the installer\'s ceiling\ngroup_add=dialout\nbinds=/etc/localtime:ro\nnetwork_mode=host\nports=ephemeral\n');
+    const daemon = await start(dev, allow);
+    const plain = parseManifest(`name: hub\nversion: 0.9.0\nservices:\n  hub: { image: "${image}", command: [sleep, "3600"], network_mode: none, restart: always }\n`, 'plain.yaml');
+    if (!plain.ok) throw new Error('plain manifest refused');
+    await cp.publish(daemon.deviceId, { sequence: 1, spec: plain.manifest });
+    await committed(daemon, 1);
+    const before = await inspectService(daemon.deviceId, 'hub');
+    await cp.publish(daemon.deviceId, { sequence: 2, spec: hubStack('1.0.0', 'nope') });
+    await waitFor('the document judged', () => daemon.status().documentsSeen >= 2 && !daemon.status().busy);
+    expect(daemon.status()).toMatchObject({ currentSequence: 1, running: 'hub@0.9.0', phase: 'running' });
+    expect(daemon.status().error).toBe("deployment document refused (beyond-ceiling): hub@1.0.0 asks for privileges this gateway's --allow file does not grant: devices=/dev/zero (flows)");
+    const after = await inspectService(daemon.deviceId, 'hub');
+    expect(after.Id).toBe(before.Id);
+    expect(after.State.StartedAt).toBe(before.State.StartedAt);
+    expect(await docker.listContainers({ all: true, filters: { label: [`${LABEL.device}=${daemon.deviceId}`] } })).toHaveLength(1);
+    await waitFor('the refusal reported', () => cp.reports(daemon.deviceId).some((r) => r.error?.includes('beyond-ceiling') && r.running === 'hub@0.9.0'));
   });
 });
