@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { DeviceReport, ReleasePhase } from '../protocol/protocol.js';
+import type { DeviceReport, ReleasePhase } from '../protocol/device.js';
 
 /** What happens to devices, for whoever drives rollouts (campaigns) and metrics. */
 export interface ControlPlaneEvents {

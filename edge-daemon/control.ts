@@ -1,17 +1,11 @@
 import type { KeyObject } from 'node:crypto';
 import type { Logger } from '../common/log.js';
 import { signBytes } from '../protocol/keys.js';
-import {
-  enrollChallengeResponse,
-  enrollProofBytes,
-  enrollResponse,
-  pullTokenResponse,
-  type DeviceReport,
-} from '../protocol/protocol.js';
+import { enrollChallengeResponse, enrollProofBytes, enrollResponse, pullTokenResponse, type DeviceReport } from '../protocol/device.js';
 import type { z } from 'zod';
 import { controlRequest, type ControlAnswer } from './control-http.js';
 
-/** The control channel, as `protocol/protocol.ts` defines it: small, frequent, Bearer device token. */
+/** The control channel, as `protocol/device.ts` defines it: small, frequent, Bearer device token. */
 
 export class ControlError extends Error {
   constructor(

@@ -1,7 +1,7 @@
 import type Dockerode from 'dockerode';
 import type { KeyObject } from 'node:crypto';
 import type { Logger } from '../common/log.js';
-import type { ReleasePhase } from '../protocol/protocol.js';
+import type { ReleasePhase } from '../protocol/device.js';
 import type { FetcherFactory } from './images.js';
 
 /** What `startEdgeDaemon` takes and what the running daemon answers. */

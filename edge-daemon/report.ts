@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { retry, type BackoffPolicy } from '../common/backoff.js';
 import type { Logger } from '../common/log.js';
-import type { DeviceReport } from '../protocol/protocol.js';
+import type { DeviceReport } from '../protocol/device.js';
 import type { StateDir } from './state.js';
 
 export type ReportBody = Omit<DeviceReport, 'sequence' | 'at'>;

@@ -1,5 +1,5 @@
 import type Dockerode from 'dockerode';
-import type { ServiceReport } from '../protocol/protocol.js';
+import type { ServiceReport } from '../protocol/device.js';
 import { observe } from './reconcile/observe.js';
 import { LABEL, type Release } from './reconcile/spec.js';
 

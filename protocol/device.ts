@@ -1,11 +1,74 @@
 import { z } from 'zod';
-import { deviceReport, enrollChallengeRequest, enrollChallengeResponse, enrollRequest, enrollResponse, pullTokenResponse } from './protocol.js';
 import { empty, json, route } from './route.js';
 
 /**
  * The control channel: what an edge daemon calls. Enrollment is anonymous (the signed challenge is
  * the proof); the rest carries the device token and acts on the caller's own device only.
  */
+
+export const ENROLL_PROOF_CONTEXT = 'berth-enroll-v1';
+
+/** The exact bytes a device signs to prove it holds the key the manufacturer recorded. */
+export function enrollProofBytes(serial: string, challenge: string): string {
+  return `${ENROLL_PROOF_CONTEXT}\n${serial}\n${challenge}`;
+}
+
+export const serialSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, 'serial: 1-128 of A-Z a-z 0-9 . _ : -');
+
+export const enrollChallengeRequest = z.object({ serial: serialSchema });
+export const enrollChallengeResponse = z.object({ challenge: z.string(), expiresAt: z.string() });
+
+export const enrollRequest = z.object({
+  serial: serialSchema,
+  challenge: z.string().min(16).max(256),
+  /** base64url Ed25519 signature over enrollProofBytes(serial, challenge). */
+  signature: z.string().regex(/^[A-Za-z0-9_-]+$/),
+});
+
+export const jwksSchema = z.object({ keys: z.array(z.record(z.string(), z.unknown())) });
+
+export const enrollResponse = z.object({
+  deviceId: z.string(),
+  token: z.string(),
+  tokenExpiresAt: z.string(),
+  /** URL of the registry proxy this device downloads from; null when none is configured. */
+  registryProxy: z.string().nullable(),
+  /** Control plane's deployment-signing keys, pinned by the device at enrollment. */
+  jwks: jwksSchema,
+});
+
+export const pullTokenResponse = z.object({ token: z.string(), expiresAt: z.string(), registryProxy: z.string().nullable() });
+
+export const releasePhases = ['idle', 'downloading', 'downloaded', 'applying', 'running', 'rolled-back', 'failed'] as const;
+export type ReleasePhase = (typeof releasePhases)[number];
+
+export const serviceReport = z.object({
+  image: z.string(),
+  imageId: z.string().optional(),
+  containerId: z.string().optional(),
+  status: z.enum(['created', 'running', 'restarting', 'exited', 'paused', 'dead', 'missing']),
+  health: z.enum(['none', 'starting', 'healthy', 'unhealthy']),
+  restarts: z.number().int().nonnegative(),
+  exitCode: z.number().int().optional(),
+  lastError: z.string().max(4096).optional(),
+});
+
+export const deviceReport = z.object({
+  /** Per-device, strictly increasing across daemon restarts; older or equal ones are ignored. */
+  sequence: z.number().int().nonnegative(),
+  /** Sequence of the deployment document the phase refers to (null before any). */
+  desiredSequence: z.number().int().nonnegative().nullable(),
+  /** name@version the device is running now (after a rollback, the previous one). */
+  running: z.string().nullable(),
+  phase: z.enum(releasePhases),
+  bytes: z.object({ done: z.number().nonnegative(), total: z.number().nonnegative() }),
+  services: z.record(z.string(), serviceReport),
+  /** Why the last document or release failed (refused signature, unhealthy service + log tail, disk full…). */
+  error: z.string().max(8192).optional(),
+  at: z.string(),
+});
+export type DeviceReport = z.infer<typeof deviceReport>;
+export type ServiceReport = z.infer<typeof serviceReport>;
 
 export const desiredQuery = z.object({ wait: z.coerce.number().int().min(0).max(3600).optional() });
 export const desiredAnswer = z.object({ document: z.string().meta({ description: 'the deployment document, a compact JWS' }) });

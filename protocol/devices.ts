@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { releaseRefSchema } from '../common/grammar.js';
-import { deviceReport, releasePhases, serviceReport } from './protocol.js';
+import { deviceReport, releasePhases, serviceReport } from './device.js';
 import { errorEnvelope, json, route } from './route.js';
 
 /** The operators' view of devices: import, list, the twin, labels, direct assignment, revocation. */

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { jwksSchema } from './protocol.js';
+import { jwksSchema } from './device.js';
 import { json, roleSchema, route } from './route.js';
 
 /** People: operator tokens and their roles, the audit log, the signing key. */

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { jwksSchema } from './protocol.js';
+import { jwksSchema } from './device.js';
 import { json, route, text } from './route.js';
 
 /** What every client may read without a token: liveness, metrics, the keys, this description. */

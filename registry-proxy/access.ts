@@ -1,5 +1,5 @@
 import type { ParsedManifest } from '../common/oci.js';
-import type { PullAccess } from '../protocol/protocol.js';
+import type { PullAccess } from '../protocol/tokens.js';
 import { OciError } from './errors.js';
 
 /** Who is asking: nobody checks (anonymous mirror) or the holder of a verified pull token. */

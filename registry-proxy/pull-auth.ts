@@ -1,5 +1,5 @@
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTVerifyGetKey } from 'jose';
-import { pullAccess, TOKEN } from '../protocol/protocol.js';
+import { pullAccess, TOKEN } from '../protocol/tokens.js';
 import type { Grant } from './access.js';
 import { OciError } from './errors.js';
 

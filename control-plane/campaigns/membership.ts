@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import type { DeviceReport } from '../../protocol/protocol.js';
+import type { DeviceReport } from '../../protocol/device.js';
 import type { ControlPlaneContext, Tx } from '../context.js';
 import { matchesSelector, parseSelector } from '../selector.js';
 import { classifyReport } from './outcome.js';

@@ -1,4 +1,4 @@
-import type { DeviceReport } from '../../protocol/protocol.js';
+import type { DeviceReport } from '../../protocol/device.js';
 import type { CampaignStatus } from './planner.js';
 
 /** What a device's report says about its part in a campaign. */

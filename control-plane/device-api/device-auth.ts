@@ -1,6 +1,6 @@
 import { createMiddleware } from 'hono/factory';
 import { jwtVerify, SignJWT, type JWTPayload } from 'jose';
-import { TOKEN } from '../../protocol/protocol.js';
+import { TOKEN } from '../../protocol/tokens.js';
 import type { ControlPlaneContext } from '../context.js';
 import { bearerOf, HttpError, type AppEnv } from '../http.js';
 import type { VerifiedDeviceToken } from './token-cache.js';

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { and, eq, lt } from 'drizzle-orm';
 import { Hono } from 'hono';
 import { importPublicKey, verifyBytes } from '../../protocol/keys.js';
-import { enrollChallengeRequest, enrollProofBytes, enrollRequest } from '../../protocol/protocol.js';
+import { enrollChallengeRequest, enrollProofBytes, enrollRequest } from '../../protocol/device.js';
 import { issueDeviceToken } from './device-auth.js';
 import type { ControlPlaneContext } from '../context.js';
 import { devices, enrollChallenges } from '../db/schema.js';

@@ -1,5 +1,5 @@
 import { SignJWT } from 'jose';
-import { TOKEN, type PullAccess } from '../../protocol/protocol.js';
+import { TOKEN, type PullAccess } from '../../protocol/tokens.js';
 import type { SigningKeys } from '../signing-keys.js';
 
 export interface MintedPullToken {

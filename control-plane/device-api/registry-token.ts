@@ -1,5 +1,5 @@
 import { Hono } from 'hono';
-import type { PullAccess } from '../../protocol/protocol.js';
+import type { PullAccess } from '../../protocol/tokens.js';
 import { registryTokenQuery } from '../../protocol/registry-token.js';
 import { operatorFromToken } from '../operators/auth.js';
 import { verifyDeviceToken } from './device-auth.js';

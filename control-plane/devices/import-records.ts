@@ -1,5 +1,5 @@
 import { importPublicKey, publicKeyToRaw } from '../../protocol/keys.js';
-import { serialSchema } from '../../protocol/protocol.js';
+import { serialSchema } from '../../protocol/device.js';
 import { labelsSchema } from '../../protocol/devices.js';
 import { parseLabels } from './labels.js';
 

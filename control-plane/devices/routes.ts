@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { eq, inArray } from 'drizzle-orm';
 import { Hono } from 'hono';
 import { assignBody, deviceListQuery, historyQuery, importQuery, labelsEdit } from '../../protocol/devices.js';
-import type { ReleasePhase, ServiceReport } from '../../protocol/protocol.js';
+import type { ReleasePhase, ServiceReport } from '../../protocol/device.js';
 import { requireRole } from '../operators/auth.js';
 import type { ControlPlaneContext, Db } from '../context.js';
 import type { LastSeen } from './last-seen.js';

@@ -1,6 +1,6 @@
 import type { z } from 'zod';
 import type { reportedView, ServiceDrift, serviceTwin, twinView } from '../../protocol/devices.js';
-import type { ReleasePhase, ServiceReport } from '../../protocol/protocol.js';
+import type { ReleasePhase, ServiceReport } from '../../protocol/device.js';
 import type { PinnedManifest } from '../../manifests/model.js';
 
 export interface TwinInput {

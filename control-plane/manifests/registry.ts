@@ -3,7 +3,7 @@ import { MANIFEST_ACCEPT } from '../../common/oci.js';
 import { sha256Digest } from '../../common/digest.js';
 import type { Logger } from '../../common/log.js';
 import { parseImageRef, proxyRepository, type ImageRef, type Upstream } from '../../manifests/image-ref.js';
-import type { PullAccess } from '../../protocol/protocol.js';
+import type { PullAccess } from '../../protocol/tokens.js';
 
 const upstreamsResponse = z.object({ upstreams: z.array(z.object({ alias: z.string(), host: z.string(), url: z.string().optional() })) });
 

@@ -1,4 +1,4 @@
-import type { ReleasePhase } from '../../protocol/protocol.js';
+import type { ReleasePhase } from '../../protocol/device.js';
 import type { StepKind } from '../reconcile/planner.js';
 import type { Journal } from '../state.js';
 import type { SwapOutcome } from './journal.js';

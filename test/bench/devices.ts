@@ -1,6 +1,6 @@
 import { createHash, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { publicKeyToRaw, signBytes } from '../../protocol/keys.js';
-import { enrollProofBytes, type DeviceReport } from '../../protocol/protocol.js';
+import { enrollProofBytes, type DeviceReport } from '../../protocol/device.js';
 
 /**
  * Simulated devices for the control-plane benches. Keys are derived from (fleet, index), so the

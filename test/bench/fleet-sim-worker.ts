@@ -10,7 +10,7 @@
 import { Agent, request } from 'node:http';
 import { verifyDeployment } from '../../protocol/deployment.js';
 import { signBytes } from '../../protocol/keys.js';
-import { enrollProofBytes, type DeviceReport } from '../../protocol/protocol.js';
+import { enrollProofBytes, type DeviceReport } from '../../protocol/device.js';
 import { simDevice } from './devices.js';
 import { readJob } from './proc.js';
 

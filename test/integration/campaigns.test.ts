@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../common/log.js';
 import { startControlPlane, type RunningControlPlane } from '../../control-plane/index.js';
-import type { DeviceReport } from '../../protocol/protocol.js';
+import type { DeviceReport } from '../../protocol/device.js';
 import { rigFromEnv } from '../rig/index.js';
 import { forgeImage } from '../rig/forge.js';
 import { call, csvOf, enroll, jwtPayload, newDevice, type TestDevice } from './control-plane-support.js';

@@ -1,6 +1,6 @@
 import type { KeyObject } from 'node:crypto';
 import { generateEd25519, publicKeyToRaw, signBytes } from '../../protocol/keys.js';
-import { enrollProofBytes } from '../../protocol/protocol.js';
+import { enrollProofBytes } from '../../protocol/device.js';
 
 /** Test-side clients of the control plane's HTTP API, as an operator or a device would call it. */
 

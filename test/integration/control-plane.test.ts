@@ -7,7 +7,7 @@ import { createLogger } from '../../common/log.js';
 import { MANIFEST_ACCEPT } from '../../common/oci.js';
 import { verifyDeployment } from '../../protocol/deployment.js';
 import { controlPlaneApi } from '../../protocol/control-plane.js';
-import { TOKEN } from '../../protocol/protocol.js';
+import { TOKEN } from '../../protocol/tokens.js';
 import { openApiPath } from '../../protocol/route.js';
 import { buildApp } from '../../control-plane/app.js';
 import { startControlPlane, type RunningControlPlane } from '../../control-plane/index.js';

@@ -12,7 +12,7 @@ import { exportJWK } from 'jose';
 import { signDeployment, type DeploymentDocument } from '../../protocol/deployment.js';
 import { generateEd25519, publicKeyToRaw, verifyBytes, writeKeyPair } from '../../protocol/keys.js';
 import type { Manifest, Service } from '../../manifests/model.js';
-import { deviceReport, enrollProofBytes, type DeviceReport } from '../../protocol/protocol.js';
+import { deviceReport, enrollProofBytes, type DeviceReport } from '../../protocol/device.js';
 import { canonicalDigest } from '../../manifests/canonical.js';
 import { startRegistryProxy } from '../../registry-proxy/index.js';
 import { busyboxLayer, forgeImage } from '../rig/forge.js';
@@ -20,7 +20,7 @@ import type { RigInfo } from '../rig/index.js';
 import { LABEL } from '../../edge-daemon/reconcile/spec.js';
 
 /**
- * The device side of the control plane's wire contract (protocol/protocol.ts), served over real
+ * The device side of the control plane's wire contract (protocol/device.ts), served over real
  * HTTP with real Ed25519 keys, so the daemon is tested end to end before and apart from the real
  * control plane: enrollment with a verified proof, long-polled signed documents with ETags, pull
  * tokens, reports validated against the schema.

@@ -1,7 +1,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
-import { TOKEN, type PullAccess } from '../../protocol/protocol.js';
+import { TOKEN, type PullAccess } from '../../protocol/tokens.js';
 
 /**
  * A stand-in for the control plane's side of pull tokens: a real HTTP server on loopback serving

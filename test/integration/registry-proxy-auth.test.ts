@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TOKEN, type PullAccess } from '../../protocol/protocol.js';
+import { TOKEN, type PullAccess } from '../../protocol/tokens.js';
 import { startRegistryProxy, type RunningProxy } from '../../registry-proxy/index.js';
 import { forgeImage, type ForgedImage } from '../rig/forge.js';
 import { rigFromEnv } from '../rig/index.js';

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { applyDelta, bufferSource } from '../../common/delta/index.js';
 import { DELTA_MEDIA_TYPE, deltaPlanResponse, type DeltaPlanResponse } from '../../common/delta/wire.js';
-import type { PullAccess } from '../../protocol/protocol.js';
+import type { PullAccess } from '../../protocol/tokens.js';
 import { main as proxyMain, startRegistryProxy, type RunningProxy } from '../../registry-proxy/index.js';
 import { forgeImage, pseudoRandomBytes, type ForgedImage } from '../rig/forge.js';
 import { gnuTar, type TreeFile } from '../rig/gnu-tar.js';

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { CAMPAIGN_DEFAULTS, createCampaignBody } from '../../protocol/campaign-spec.js';
 import { CampaignSpecError, specFromBody } from '../../control-plane/campaigns/spec.js';
 import { classifyReport, transition } from '../../control-plane/campaigns/outcome.js';
-import type { ServiceReport } from '../../protocol/protocol.js';
+import type { ServiceReport } from '../../protocol/device.js';
 
 function specError(fn: () => unknown): CampaignSpecError {
   try {

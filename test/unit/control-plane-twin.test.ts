@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Manifest } from '../../manifests/model.js';
-import type { ServiceReport } from '../../protocol/protocol.js';
+import type { ServiceReport } from '../../protocol/device.js';
 import { computeTwin, type TwinInput } from '../../control-plane/devices/twin.js';
 import { diffManifests } from '../../control-plane/manifests/diff.js';
 

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../common/log.js';
-import type { DeviceReport } from '../../protocol/protocol.js';
+import type { DeviceReport } from '../../protocol/device.js';
 import { Reporter, type ReportBody } from '../../edge-daemon/report.js';
 import { StateDir } from '../../edge-daemon/state.js';
 

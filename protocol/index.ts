@@ -1,3 +1,0 @@
-export * from './keys.js';
-export * from './deployment.js';
-export * from './protocol.js';
