@@ -5,7 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { GrammarError, parseDuration } from '../common/grammar.js';
+import { GrammarError, isLabelKey, isLabelValue, parseDuration } from '../common/grammar.js';
 import { CliError, usageError } from './errors.js';
 
 export type OptionSpec = { type: 'string' | 'boolean'; short?: string; multiple?: boolean };
@@ -71,8 +71,6 @@ export interface LabelEdit {
   remove: string[];
 }
 
-const LABEL_KEY = /^([a-z0-9A-Z]([-a-z0-9A-Z_.]*[a-z0-9A-Z])?\/)?[a-zA-Z0-9]([-a-zA-Z0-9_.]{0,61}[a-zA-Z0-9])?$/;
-const LABEL_VALUE = /^([a-zA-Z0-9]([-a-zA-Z0-9_.]{0,61}[a-zA-Z0-9])?)?$/;
 
 /** kubectl's syntax: `k=v` sets, `k-` removes. */
 export function parseLabelEdits(args: string[]): LabelEdit {
@@ -82,15 +80,15 @@ export function parseLabelEdits(args: string[]): LabelEdit {
     const eq = arg.indexOf('=');
     if (eq < 0 && arg.endsWith('-')) {
       const key = arg.slice(0, -1);
-      if (!LABEL_KEY.test(key)) throw new CliError(`label key ${JSON.stringify(key)} is not valid`, 'keys are letters, digits, - _ . (optionally prefix/), at most 63 characters', 2);
+      if (!isLabelKey(key)) throw new CliError(`label key ${JSON.stringify(key)} is not valid`, 'keys are letters, digits, - _ . (optionally prefix/), at most 63 characters', 2);
       edit.remove.push(key);
       continue;
     }
     if (eq <= 0) throw new CliError(`${JSON.stringify(arg)} is neither k=v nor k-`, 'write labels like site=berlin, or site- to remove one', 2);
     const key = arg.slice(0, eq);
     const value = arg.slice(eq + 1);
-    if (!LABEL_KEY.test(key)) throw new CliError(`label key ${JSON.stringify(key)} is not valid`, 'keys are letters, digits, - _ . (optionally prefix/), at most 63 characters', 2);
-    if (!LABEL_VALUE.test(value)) throw new CliError(`label value ${JSON.stringify(value)} for ${key} is not valid`, 'values are letters, digits, - _ . at most 63 characters', 2);
+    if (!isLabelKey(key)) throw new CliError(`label key ${JSON.stringify(key)} is not valid`, 'keys are letters, digits, - _ . (optionally prefix/), at most 63 characters', 2);
+    if (!isLabelValue(value)) throw new CliError(`label value ${JSON.stringify(value)} for ${key} is not valid`, 'values are letters, digits, - _ . at most 63 characters', 2);
     edit.set[key] = value;
   }
   const both = edit.remove.filter((k) => k in edit.set);

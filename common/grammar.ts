@@ -1,6 +1,6 @@
 /**
  * The grammar of every scalar a person types into Berth, each rule in one place: durations, byte
- * sizes, percentages, campaign waves, release references and digests. Flags, manifest keys and API
+ * sizes, percentages, campaign waves, release references, labels and digests. Flags, manifest keys and API
  * fields all read their values through these functions (or the zod schemas built on them), so
  * `1h30m` or `12.5%` means the same on the command line, in a manifest and in a request body.
  * The table of these rules for users is in cli/README.md ("Values").
@@ -213,6 +213,27 @@ export function formatReleaseRef(ref: ReleaseRef): string {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Labels: Kubernetes' rules, so that selectors read as operators know them. A key is a name,
+// optionally after a DNS-subdomain prefix and `/` (`example.com/rack`); a value is a name or empty.
+// A name is 1 to 63 letters, digits, `-`, `_` and `.`, starting and ending with a letter or digit.
+
+const LABEL_NAME_RE = /^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$/;
+const DNS_SUBDOMAIN_RE = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/;
+export const LABEL_KEY_WHAT = 'a label key: a name of 1-63 letters, digits, - _ . (starting and ending with a letter or digit), optionally after a DNS prefix/';
+export const LABEL_VALUE_WHAT = 'a label value: empty, or 1-63 letters, digits, - _ . (starting and ending with a letter or digit)';
+
+export function isLabelKey(key: string): boolean {
+  const slash = key.indexOf('/');
+  if (slash === -1) return LABEL_NAME_RE.test(key);
+  const prefix = key.slice(0, slash);
+  return prefix.length <= 253 && DNS_SUBDOMAIN_RE.test(prefix) && LABEL_NAME_RE.test(key.slice(slash + 1));
+}
+
+export function isLabelValue(value: string): boolean {
+  return value === '' || LABEL_NAME_RE.test(value);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Digests: the rule itself is common/digest.ts (sha256 only, lowercase hex); this is its parser.
 
 export const DIGEST_WHAT = 'a digest sha256:<64 lowercase hex>';
@@ -259,6 +280,15 @@ export const releaseRefSchema = z
   .string(typed(RELEASE_WHAT))
   .meta({ description: 'Release: name@version, e.g. weather-station@1.4.0' })
   .transform(onGrammar((s: string) => formatReleaseRef(parseReleaseRef(s))));
+
+/** A label map, every key and value checked. */
+export const labelsSchema = z.record(z.string(), z.string()).superRefine((labels, ctx) => {
+  // Checked here rather than as a key schema, so a bad key is named like a bad value, at its path.
+  for (const [key, value] of Object.entries(labels)) {
+    if (!isLabelKey(key)) ctx.addIssue({ code: 'custom', path: [key], message: expected(LABEL_KEY_WHAT, key), input: key });
+    else if (!isLabelValue(value)) ctx.addIssue({ code: 'custom', path: [key], message: expected(LABEL_VALUE_WHAT, value), input: value });
+  }
+});
 
 /** A digest, checked and kept as written. */
 export const digestSchema = z

@@ -1,3 +1,5 @@
+import { isLabelKey, isLabelValue } from '../common/grammar.js';
+
 /**
  * Kubernetes label selectors: `site=berlin,tier!=canary,model in (a,b),model notin (c),beta,!beta`.
  * The grammar and the matching rules follow Kubernetes so operators can reuse what they know:
@@ -30,21 +32,7 @@ export class SelectorError extends Error {
   }
 }
 
-// Kubernetes qualified name: optional DNS-subdomain prefix + '/', then a name of at most 63 characters.
-const NAME_RE = /^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$/;
-const PREFIX_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
 const TOKEN_CHAR_RE = /[A-Za-z0-9_.\/-]/;
-
-function isValidKey(key: string): boolean {
-  const slash = key.indexOf('/');
-  if (slash === -1) return NAME_RE.test(key);
-  const prefix = key.slice(0, slash);
-  return prefix.length <= 253 && PREFIX_RE.test(prefix) && NAME_RE.test(key.slice(slash + 1));
-}
-
-function isValidValue(value: string): boolean {
-  return value === '' || NAME_RE.test(value);
-}
 
 class Cursor {
   pos = 0;
@@ -79,7 +67,7 @@ function parseKey(c: Cursor): string {
   const at = c.pos;
   const key = c.token();
   if (key === '') c.fail('a label key');
-  if (!isValidKey(key)) c.fail('a valid label key ([prefix/]name, name of 1-63 of A-Z a-z 0-9 - _ . starting and ending alphanumeric)', at);
+  if (!isLabelKey(key)) c.fail('a valid label key ([prefix/]name, name of 1-63 of A-Z a-z 0-9 - _ . starting and ending alphanumeric)', at);
   return key;
 }
 
@@ -88,7 +76,7 @@ function parseValue(c: Cursor, allowEmpty: boolean): string {
   const at = c.pos;
   const value = c.token();
   if (value === '' && !allowEmpty) c.fail('a label value');
-  if (!isValidValue(value)) c.fail('a valid label value (at most 63 of A-Z a-z 0-9 - _ . starting and ending alphanumeric)', at);
+  if (!isLabelValue(value)) c.fail('a valid label value (at most 63 of A-Z a-z 0-9 - _ . starting and ending alphanumeric)', at);
   return value;
 }
 

@@ -1,18 +1,9 @@
 import { z } from 'zod';
-import { releaseRefSchema } from '../common/grammar.js';
+import { labelsSchema, releaseRefSchema } from '../common/grammar.js';
 import { deviceReport, releasePhases, serviceReport } from './device.js';
 import { errorEnvelope, json, route } from './route.js';
 
 /** The operators' view of devices: import, list, the twin, labels, direct assignment, revocation. */
-
-/** Kubernetes-style label keys (optional DNS prefix + name) and values. */
-const LABEL_KEY = /^(?:[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
-const LABEL_VALUE = /^(?:[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
-
-export const labelsSchema = z.record(
-  z.string().regex(LABEL_KEY, 'label key: up to 63 of A-Z a-z 0-9 - _ . (optional prefix/)'),
-  z.string().regex(LABEL_VALUE, 'label value: up to 63 of A-Z a-z 0-9 - _ .'),
-);
 
 export const deviceStatuses = ['registered', 'enrolled', 'revoked'] as const;
 const deviceStatus = z.enum(deviceStatuses);

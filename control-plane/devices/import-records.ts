@@ -1,6 +1,6 @@
 import { importPublicKey, publicKeyToRaw } from '../../protocol/keys.js';
+import { labelsSchema } from '../../common/grammar.js';
 import { serialSchema } from '../../protocol/device.js';
-import { labelsSchema } from '../../protocol/devices.js';
 import { parseLabels } from './labels.js';
 
 /** One manufacturing record: the first enrollment factor. */

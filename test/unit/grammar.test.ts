@@ -9,6 +9,9 @@ import {
   formatSize,
   formatWave,
   GrammarError,
+  isLabelKey,
+  isLabelValue,
+  labelsSchema,
   parseDigest,
   parseDuration,
   parsePercent,
@@ -190,6 +193,22 @@ describe('release references', () => {
     const err = refusal(() => parseReleaseRef(text, '--manifest'));
     expect(err.message).toMatch(/^--manifest: expected a release like weather-station@1.4.0, got /);
     expect(err.detail).toContain(why);
+  });
+});
+
+describe('labels', () => {
+  it.each(['site', 'tier-2', 'a', 'A.b_c-d', 'example.com/rack', 'a.b-c.example/x', 'k'.repeat(63), `${'p'.repeat(63)}.${'q'.repeat(63)}/k`])('key %j', (key) => expect(isLabelKey(key)).toBe(true));
+  it.each(['', '-site', 'site-', 'bad key', 'k'.repeat(64), 'Example.com/rack', 'a..b/k', '/k', 'p/', 'a/b/c', 'x"y', `${'p'.repeat(254)}/k`])('refuses key %j', (key) => expect(isLabelKey(key)).toBe(false));
+  it.each(['', 'berlin', 'v1.2_3-x', 'v'.repeat(63)])('value %j', (v) => expect(isLabelValue(v)).toBe(true));
+  it.each(['a b', '-a', 'a-', 'v'.repeat(64), 'ä'])('refuses value %j', (v) => expect(isLabelValue(v)).toBe(false));
+
+  it('names a bad key or value at its path', () => {
+    expect(labelsSchema.parse({ site: 'berlin', 'example.com/rack': '' })).toEqual({ site: 'berlin', 'example.com/rack': '' });
+    const issues = labelsSchema.safeParse({ 'bad key': 'x', ok: 'a b' }).error!.issues.map((i) => [i.path.join('.'), i.message]);
+    expect(issues).toEqual([
+      ['bad key', 'expected a label key: a name of 1-63 letters, digits, - _ . (starting and ending with a letter or digit), optionally after a DNS prefix/, got "bad key"'],
+      ['ok', 'expected a label value: empty, or 1-63 letters, digits, - _ . (starting and ending with a letter or digit), got "a b"'],
+    ]);
   });
 });
 
