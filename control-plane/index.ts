@@ -1,4 +1,3 @@
-import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
@@ -18,6 +17,8 @@ import { Metrics } from './metrics.js';
 import { mintPullToken } from './device-api/pull-tokens.js';
 import { ImageRegistry } from './manifests/registry.js';
 import { SigningKeys } from './signing-keys.js';
+import { privateDatabaseFile, privateDir } from './secrets/file-modes.js';
+import { KeyVault } from './secrets/key-vault.js';
 import { startCampaignScheduler } from './campaigns/scheduler.js';
 
 export interface ControlPlaneOptions {
@@ -31,6 +32,8 @@ export interface ControlPlaneOptions {
   publicUrl?: string | null;
   /** Registered as an admin token instead of generating one (automation). */
   adminToken?: string;
+  /** Encrypts the signing keys at rest (BERTH_SIGNING_KEY_SECRET); default: `<dataDir>/signing-key.secret`. */
+  signingKeySecret?: string;
   config?: Partial<Omit<ControlPlaneConfig, 'registryProxy' | 'dataDir' | 'publicUrl'>>;
   log?: Logger;
   now?: () => Date;
@@ -76,8 +79,11 @@ function splitListen(listen: string): { host: string; port: number } {
 export async function startControlPlane(opts: ControlPlaneOptions): Promise<RunningControlPlane> {
   const log = opts.log ?? createLogger('control-plane');
   const dbFile = filePathOf(opts.db);
-  if (dbFile) await mkdir(dirname(dbFile), { recursive: true });
   const dataDir = opts.dataDir ?? (dbFile ? dirname(dbFile) : './data');
+  // The data dir holds the database, the key secret and admin.token: only this user may read them.
+  await privateDir(dataDir, log);
+  if (dbFile) await privateDir(dirname(dbFile), log);
+  if (dbFile) await privateDatabaseFile(dbFile, log);
   const registryProxy = opts.registryProxy ? opts.registryProxy.replace(/\/+$/, '') : null;
   const config: ControlPlaneConfig = { ...DEFAULTS, ...opts.config, registryProxy, dataDir, publicUrl: opts.publicUrl ?? null };
   const { client, db } = await openDatabase(opts.db, { authToken: opts.dbAuthToken });
@@ -87,7 +93,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     client.close();
     throw err;
   }
-  const keys = new SigningKeys(db, Math.max(config.documentTtlSec, config.deviceTokenTtlSec, config.pullTokenTtlSec) * 1000);
+  const keys = new SigningKeys(db, Math.max(config.documentTtlSec, config.deviceTokenTtlSec, config.pullTokenTtlSec) * 1000, await KeyVault.open(dataDir, opts.signingKeySecret, log));
+  await keys.sealPlaintext(client, log);
   await keys.load();
   const now = opts.now ?? (() => new Date());
   const registry = new ImageRegistry(registryProxy, async (access) => (await mintPullToken(keys, 'control-plane', access, 300, now())).token, log);
@@ -156,7 +163,7 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   if (parsed.help) {
-    console.log(usageOf('control-plane', FLAGS, 'CP') + '\n\nSecrets only from the environment: BERTH_ADMIN_TOKEN (preset admin token), BERTH_DB_AUTH_TOKEN.');
+    console.log(usageOf('control-plane', FLAGS, 'CP') + '\n\nSecrets only from the environment: BERTH_ADMIN_TOKEN (preset admin token), BERTH_DB_AUTH_TOKEN, BERTH_SIGNING_KEY_SECRET.');
     return 0;
   }
   const f = parsed.flags as Record<string, string | undefined>;
@@ -170,6 +177,7 @@ export async function main(argv: string[]): Promise<number> {
       dataDir: f['data-dir'],
       publicUrl: f['public-url'] ?? null,
       adminToken: process.env.BERTH_ADMIN_TOKEN || undefined,
+      signingKeySecret: process.env.BERTH_SIGNING_KEY_SECRET || undefined,
       config: { offlineAfterMs: parseDuration(f['offline-after'] as string, '--offline-after'), documentTtlSec: Math.round(parseDuration(f['document-ttl'] as string, '--document-ttl') / 1000) },
     });
   } catch (err) {

@@ -2,8 +2,11 @@ import { createPrivateKey, createPublicKey, randomBytes, type KeyObject } from '
 import { desc, isNull } from 'drizzle-orm';
 import type { JWK } from 'jose';
 import { generateEd25519 } from '../protocol/keys.js';
+import type { Client } from '@libsql/client';
+import type { Logger } from '../common/log.js';
 import type { Db } from './db/open.js';
 import { signingKeys } from './db/schema.js';
+import { KeyVault } from './secrets/key-vault.js';
 
 interface LoadedKey {
   kid: string;
@@ -23,12 +26,12 @@ type Writer = Pick<Db, 'insert' | 'update' | 'select'>;
 export class SigningKeys {
   private keys: LoadedKey[] = [];
 
-  constructor(private readonly db: Db, private readonly retentionMs: number) {}
+  constructor(private readonly db: Db, private readonly retentionMs: number, private readonly vault: KeyVault) {}
 
   async load(): Promise<void> {
     const rows = await this.db.select().from(signingKeys).orderBy(desc(signingKeys.createdAt));
     this.keys = rows.map((r) => {
-      const privateKey = createPrivateKey(r.privateKey);
+      const privateKey = createPrivateKey(this.vault.unseal(r.privateKey, r.kid));
       return {
         kid: r.kid,
         privateKey,
@@ -41,20 +44,42 @@ export class SigningKeys {
   }
 
   /** Creates the first key if there is none; returns whether it did. */
-  static async ensure(tx: Writer, now: number): Promise<boolean> {
+  async ensure(tx: Writer, now: number): Promise<boolean> {
     const active = await tx.select({ kid: signingKeys.kid }).from(signingKeys).where(isNull(signingKeys.retiredAt)).limit(1);
     if (active.length > 0) return false;
-    await tx.insert(signingKeys).values(newKeyRow(now));
+    await tx.insert(signingKeys).values(newKeyRow(now, this.vault));
     return true;
   }
 
   /** Retires the active key and makes a new one; returns the new kid. Call `load()` after commit. */
-  static async rotate(tx: Writer, now: number): Promise<{ kid: string; retired: string[] }> {
+  async rotate(tx: Writer, now: number): Promise<{ kid: string; retired: string[] }> {
     const active = await tx.select({ kid: signingKeys.kid }).from(signingKeys).where(isNull(signingKeys.retiredAt));
     await tx.update(signingKeys).set({ retiredAt: now }).where(isNull(signingKeys.retiredAt));
-    const row = newKeyRow(now);
+    const row = newKeyRow(now, this.vault);
     await tx.insert(signingKeys).values(row);
     return { kid: row.kid, retired: active.map((a) => a.kid) };
+  }
+
+  /**
+   * Databases made before keys were sealed hold the PEM in plain text: seal it, then rewrite the
+   * file (secure_delete, VACUUM, a truncating checkpoint) so no old page or WAL frame keeps it.
+   * Runs at start, before anything else writes; returns how many keys it sealed.
+   */
+  async sealPlaintext(client: Client, log: Logger): Promise<number> {
+    const rows = (await this.db.select({ kid: signingKeys.kid, privateKey: signingKeys.privateKey }).from(signingKeys)).filter((r) => !KeyVault.isSealed(r.privateKey));
+    if (rows.length === 0) return 0;
+    await client.execute('PRAGMA secure_delete=ON');
+    for (const r of rows) {
+      await client.execute({ sql: 'UPDATE signing_keys SET private_key = ? WHERE kid = ?', args: [this.vault.seal(r.privateKey, r.kid), r.kid] });
+    }
+    try {
+      await client.execute('VACUUM');
+      await client.execute('PRAGMA wal_checkpoint(TRUNCATE)');
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'signing keys sealed, but the database could not be compacted: old pages may still hold them until SQLite reuses them');
+    }
+    log.warn({ keys: rows.map((r) => r.kid) }, 'the signing keys were stored in plain text in the database: sealed them (encrypted at rest) and rewrote the file');
+    return rows.length;
   }
 
   active(): { kid: string; privateKey: KeyObject } {
@@ -87,12 +112,13 @@ export class SigningKeys {
   }
 }
 
-function newKeyRow(now: number) {
+function newKeyRow(now: number, vault: KeyVault) {
   const pair = generateEd25519();
   const jwk = pair.publicKey.export({ format: 'jwk' });
+  const kid = `k-${new Date(now).toISOString().slice(0, 10)}-${randomBytes(4).toString('hex')}`;
   return {
-    kid: `k-${new Date(now).toISOString().slice(0, 10)}-${randomBytes(4).toString('hex')}`,
-    privateKey: pair.privateKey.export({ format: 'pem', type: 'pkcs8' }) as string,
+    kid,
+    privateKey: vault.seal(pair.privateKey.export({ format: 'pem', type: 'pkcs8' }) as string, kid),
     publicJwk: JSON.stringify({ kty: jwk.kty, crv: jwk.crv, x: jwk.x }),
     createdAt: now,
     retiredAt: null,

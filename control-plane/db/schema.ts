@@ -137,7 +137,7 @@ export const auditLog = sqliteTable(
 
 export const signingKeys = sqliteTable('signing_keys', {
   kid: text('kid').primaryKey(),
-  /** PKCS#8 PEM. The database is as secret as the key it holds. */
+  /** PKCS#8 PEM sealed with the key secret (secrets/key-vault.ts): never plain text in the database. */
   privateKey: text('private_key').notNull(),
   /** Public JWK as JSON. */
   publicJwk: text('public_jwk').notNull(),

@@ -2,10 +2,10 @@ import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { and, eq, isNull } from 'drizzle-orm';
 import { hashToken } from './auth.js';
+import { tighten } from '../secrets/file-modes.js';
 import type { ControlPlaneContext } from '../context.js';
 import { operatorTokens } from '../db/schema.js';
 import { createOperatorToken } from './routes.js';
-import { SigningKeys } from '../signing-keys.js';
 
 export const BOOTSTRAP_TOKEN_NAME = 'bootstrap-admin';
 
@@ -23,7 +23,7 @@ export async function bootstrap(ctx: ControlPlaneContext, presetAdminToken: stri
   }
   const now = ctx.now().getTime();
   const made = await ctx.write(async (tx) => {
-    if (await SigningKeys.ensure(tx, now)) await ctx.audit(tx, { actor: 'system', action: 'key.create', target: 'signing-key' });
+    if (await ctx.keys.ensure(tx, now)) await ctx.audit(tx, { actor: 'system', action: 'key.create', target: 'signing-key' });
     if (presetAdminToken) {
       const known = await tx.select({ id: operatorTokens.id }).from(operatorTokens).where(eq(operatorTokens.tokenHash, hashToken(presetAdminToken))).limit(1);
       if (known.length === 0) {
@@ -53,6 +53,7 @@ export async function bootstrap(ctx: ControlPlaneContext, presetAdminToken: stri
     ctx.log.info({ adminTokenFile: file }, 'created the first admin token; read it from this file');
     return { adminToken: made, adminTokenFile: file };
   }
+  await tighten(file, 0o600, ctx.log);
   const fromFile = await readFile(file, 'utf8').then((t) => t.trim(), () => undefined);
   return { adminToken: fromFile, adminTokenFile: file };
 }

@@ -6,7 +6,6 @@ import { hashToken, newOperatorToken, requireRole } from './auth.js';
 import type { ControlPlaneContext, Tx } from '../context.js';
 import { auditLog, operatorTokens } from '../db/schema.js';
 import { HttpError, jsonBody, queryOf, type AppEnv } from '../http.js';
-import { SigningKeys } from '../signing-keys.js';
 
 type TokenRow = typeof operatorTokens.$inferSelect;
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
@@ -95,7 +94,7 @@ export function operatorRoutes(ctx: ControlPlaneContext) {
   app.post('/keys/rotate', requireRole('admin'), async (c) => {
     const actor = c.var.actor;
     const out = await ctx.write(async (tx) => {
-      const r = await SigningKeys.rotate(tx, ctx.now().getTime());
+      const r = await ctx.keys.rotate(tx, ctx.now().getTime());
       await ctx.audit(tx, { actor, action: 'key.rotate', target: r.kid, before: { active: r.retired }, after: { active: r.kid } });
       return r;
     });

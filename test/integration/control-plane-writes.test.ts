@@ -13,6 +13,7 @@ import { ImageRegistry } from '../../control-plane/manifests/registry.js';
 import { LastSeen } from '../../control-plane/devices/last-seen.js';
 import { DeviceTokenCache } from '../../control-plane/device-api/token-cache.js';
 import { SigningKeys } from '../../control-plane/signing-keys.js';
+import { KeyVault } from '../../control-plane/secrets/key-vault.js';
 
 /** ctx.write on a real libSQL file: concurrent writes share commits but fail alone. */
 describe('control plane writes (group commit)', () => {
@@ -25,7 +26,7 @@ describe('control plane writes (group commit)', () => {
     const { client, db } = await openDatabase(`file:${join(dir, 'w.db')}`);
     close = () => client.close();
     await migrate(client, log);
-    const keys = new SigningKeys(db, 1000);
+    const keys = new SigningKeys(db, 1000, await KeyVault.open(dir, undefined, log));
     ctx = createContext({ db, client, log, events: new TypedEmitter(), config: { ...DEFAULTS, registryProxy: null, dataDir: dir, publicUrl: null }, keys, waiters: new DesiredWaiters(), registry: new ImageRegistry(null, async () => '', log), seen: new LastSeen(), deviceTokens: new DeviceTokenCache(0) });
   });
 
