@@ -29,6 +29,8 @@ async function run(argv: string[]): Promise<number> {
     return 0;
   }
   let main: Main;
+  // `registry-proxy warm` is an operator verb of cli/ that kept the service's noun.
+  if (command === 'registry-proxy' && rest[0] === 'warm') return (await import('../cli/index.js')).main(argv);
   if (COMMANDS[command]) main = await COMMANDS[command].load();
   else if (CLI_VERBS.includes(command)) main = (await import('../cli/index.js')).main;
   else {

@@ -2,7 +2,7 @@ import { count, sql } from 'drizzle-orm';
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { routePath } from 'hono/route';
-import { newOpId } from '../common/log.js';
+import { requestId } from '../common/request-id.js';
 import type { ControlPlaneContext } from './context.js';
 import { devices } from './db/schema.js';
 import { deviceApiRoutes } from './device-api/routes.js';
@@ -10,30 +10,26 @@ import { deviceRoutes } from './devices/routes.js';
 import { enrollmentRoutes } from './device-api/enrollment.js';
 import { errorBody, HttpError, type AppEnv } from './http.js';
 import { manifestRoutes } from './manifests/routes.js';
-import { Metrics } from './metrics.js';
+import { ControlPlaneMetrics } from './metrics.js';
 import { answerCheck, describeRoutes } from './openapi.js';
 import { operatorRoutes } from './operators/routes.js';
 import { registryTokenRoutes } from './device-api/registry-token.js';
 import { campaignRoutes } from './campaigns/routes.js';
 
-export function buildApp(ctx: ControlPlaneContext, metrics: Metrics = new Metrics()): Hono<AppEnv> {
+export function buildApp(ctx: ControlPlaneContext, metrics = new ControlPlaneMetrics()): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
 
+  app.use('*', requestId(ctx.log));
   app.use('*', async (c, next) => {
-    const requestId = c.req.header('x-request-id')?.slice(0, 64) || newOpId();
-    const log = ctx.log.child({ requestId });
     c.set('ctx', ctx);
-    c.set('requestId', requestId);
-    c.set('log', log);
     const started = performance.now();
     await next();
     const seconds = (performance.now() - started) / 1000;
     const route = routePath(c);
-    c.header('X-Request-Id', requestId);
     metrics.observeRequest(c.req.method, route, c.res.status, seconds);
     // Polls and reports are the bulk of the traffic; their successes are counted, not logged.
     const quiet = c.res.status < 400 && (route === '/v1/device/desired' || route === '/v1/device/report' || route === '/metrics' || route === '/healthz');
-    if (!quiet) log.info({ method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(seconds * 1000) }, 'request');
+    if (!quiet) c.var.log.info({ method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(seconds * 1000) }, 'request');
   });
 
   const check = answerCheck(process.env);
@@ -56,13 +52,14 @@ export function buildApp(ctx: ControlPlaneContext, metrics: Metrics = new Metric
     return c.json({ status: 'ok' });
   });
 
-  app.get('/metrics', async (c) => {
+  metrics.gauge('berth_cp_devices', async () => {
     const byStatus = await ctx.db.select({ status: devices.status, n: count() }).from(devices).groupBy(devices.status);
-    const body = metrics.render([
-      { name: 'berth_cp_devices', help: 'Devices by status', values: byStatus.map((r) => ({ labels: { status: r.status }, value: r.n })) },
-      { name: 'berth_cp_desired_long_polls', help: 'Long polls waiting for a desired-state change', values: [{ labels: {}, value: ctx.waiters.size }] },
-    ]);
-    return c.body(body, 200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' });
+    return byStatus.map((r) => ({ labels: { status: r.status }, value: r.n }));
+  });
+  metrics.gauge('berth_cp_desired_long_polls', () => ctx.waiters.size);
+  app.get('/metrics', async (c) => {
+    const { body, contentType } = await metrics.render();
+    return c.body(body, 200, { 'Content-Type': contentType });
   });
 
   app.get('/.well-known/jwks.json', (c) => c.json(ctx.keys.jwks(ctx.now().getTime()), 200, { 'Cache-Control': 'max-age=60' }));

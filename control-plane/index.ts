@@ -1,8 +1,10 @@
 import { dirname } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
-import { parseFlags, usageOf, type FlagSpec } from '../common/config.js';
+import type { FlagSpec } from '../common/config.js';
+import { parseListen } from '../common/listen.js';
 import { createLogger, type Logger } from '../common/log.js';
+import { runService, type ServiceSpec } from '../common/service.js';
 import { buildApp } from './app.js';
 import { bootstrap } from './operators/bootstrap.js';
 import { createContext, type ControlPlaneConfig, type ControlPlaneContext } from './context.js';
@@ -13,7 +15,7 @@ import { parseDuration } from '../common/grammar.js';
 import { TypedEmitter } from './events.js';
 import { LastSeen, startLastSeenFlusher } from './devices/last-seen.js';
 import { DeviceTokenCache } from './device-api/token-cache.js';
-import { Metrics } from './metrics.js';
+import { ControlPlaneMetrics } from './metrics.js';
 import { mintPullToken } from './device-api/pull-tokens.js';
 import { ImageRegistry } from './manifests/registry.js';
 import { SigningKeys } from './signing-keys.js';
@@ -69,12 +71,6 @@ function filePathOf(url: string): string | null {
   return decodeURIComponent(p);
 }
 
-function splitListen(listen: string): { host: string; port: number } {
-  const m = /^(.*):(\d+)$/.exec(listen);
-  if (!m) throw new Error(`--listen ${JSON.stringify(listen)}: expected HOST:PORT`);
-  return { host: m[1].replace(/^\[|\]$/g, '') || '127.0.0.1', port: Number(m[2]) };
-}
-
 /** Starts the control plane in this process (tests, the demo) or for `berth control-plane`. */
 export async function startControlPlane(opts: ControlPlaneOptions): Promise<RunningControlPlane> {
   const log = opts.log ?? createLogger('control-plane');
@@ -105,8 +101,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   const seenFlusher = startLastSeenFlusher(ctx, config.lastSeenFlushMs);
   stops.push(startCampaignScheduler(ctx).stop);
 
-  const app = buildApp(ctx, new Metrics());
-  const { host, port } = splitListen(opts.listen ?? '127.0.0.1:7600');
+  const app = buildApp(ctx, new ControlPlaneMetrics());
+  const { host, port } = parseListen(opts.listen ?? '127.0.0.1:7600');
   const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
     const s = serve({ fetch: app.fetch, hostname: host, port }, () => resolve(s));
     s.once('error', reject);
@@ -152,42 +148,30 @@ const FLAGS: Record<string, FlagSpec> = {
   'document-ttl': { type: 'string', default: '24h', about: 'lifetime of a signed deployment document' },
 };
 
-export async function main(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    // node:util parseArgs refuses `multiple: undefined`, which common/config passes through.
-    const specs = Object.fromEntries(Object.entries(FLAGS).map(([k, v]) => [k, { ...v, multiple: v.multiple ?? false }]));
-    parsed = parseFlags(argv, specs, 'CP');
-  } catch (err) {
-    console.error(`berth control-plane: ${(err as Error).message}\n\n${usageOf('control-plane', FLAGS, 'CP')}`);
-    return 2;
-  }
-  if (parsed.help) {
-    console.log(usageOf('control-plane', FLAGS, 'CP') + '\n\nSecrets only from the environment: BERTH_ADMIN_TOKEN (preset admin token), BERTH_DB_AUTH_TOKEN, BERTH_SIGNING_KEY_SECRET.');
-    return 0;
-  }
-  const f = parsed.flags as Record<string, string | undefined>;
-  let cp: RunningControlPlane;
-  try {
-    cp = await startControlPlane({
-      listen: f.listen,
-      db: f.db as string,
+/** `berth control-plane`: flags → options; a bad flag exits 2 (common/service.ts). */
+export const service: ServiceSpec<ControlPlaneOptions> = {
+  name: 'control-plane',
+  flags: FLAGS,
+  envPrefix: 'CP',
+  helpNotes: 'Secrets only from the environment: BERTH_ADMIN_TOKEN (preset admin token), BERTH_DB_AUTH_TOKEN, BERTH_SIGNING_KEY_SECRET.',
+  configure(f) {
+    const flag = (name: string) => f[name] as string | undefined;
+    parseListen(flag('listen') as string);
+    return {
+      listen: flag('listen'),
+      db: flag('db') as string,
       dbAuthToken: process.env.BERTH_DB_AUTH_TOKEN || undefined,
-      registryProxy: f['registry-proxy'] ?? null,
-      dataDir: f['data-dir'],
-      publicUrl: f['public-url'] ?? null,
+      registryProxy: flag('registry-proxy') ?? null,
+      dataDir: flag('data-dir'),
+      publicUrl: flag('public-url') ?? null,
       adminToken: process.env.BERTH_ADMIN_TOKEN || undefined,
       signingKeySecret: process.env.BERTH_SIGNING_KEY_SECRET || undefined,
-      config: { offlineAfterMs: parseDuration(f['offline-after'] as string, '--offline-after'), documentTtlSec: Math.round(parseDuration(f['document-ttl'] as string, '--document-ttl') / 1000) },
-    });
-  } catch (err) {
-    console.error(`berth control-plane: ${(err as Error).message}`);
-    return 1;
-  }
-  await new Promise<void>((resolve) => {
-    process.once('SIGTERM', resolve);
-    process.once('SIGINT', resolve);
-  });
-  await cp.close();
-  return 0;
+      config: { offlineAfterMs: parseDuration(flag('offline-after') as string, '--offline-after'), documentTtlSec: Math.round(parseDuration(flag('document-ttl') as string, '--document-ttl') / 1000) },
+    };
+  },
+  start: (options, log) => startControlPlane({ ...options, log }),
+};
+
+export function main(argv: string[]): Promise<number> {
+  return runService(argv, service);
 }

@@ -1,5 +1,6 @@
-import { parseFlags, usageOf, type FlagSpec } from '../common/config.js';
-import { createLogger } from '../common/log.js';
+import type { FlagSpec } from '../common/config.js';
+import { runService, UsageError, type ServiceSpec } from '../common/service.js';
+import type { EdgeDaemonOptions } from './daemon.js';
 
 export { startEdgeDaemon, type EdgeDaemon, type EdgeDaemonOptions, type DaemonStatus } from './daemon.js';
 export type { ImageFetcher, FetcherFactory, FetcherOptions, FetchProgress } from './images.js';
@@ -15,46 +16,35 @@ const FLAGS: Record<string, FlagSpec> = {
   allow: { type: 'string', about: "file with this gateway's privilege ceiling (KEY=VALUE[,VALUE…] per line); documents asking for more are refused" },
 };
 
-export async function main(argv: string[]): Promise<number> {
-  let parsed: ReturnType<typeof parseFlags>;
-  try {
-    parsed = parseFlags(argv, FLAGS, 'DAEMON');
-  } catch (err) {
-    console.error(`berth edge-daemon: ${(err as Error).message}\n\n${usageOf('edge-daemon', FLAGS, 'DAEMON')}`);
-    return 2;
-  }
-  if (parsed.help) {
-    console.log(usageOf('edge-daemon', FLAGS, 'DAEMON'));
-    return 0;
-  }
-  const f = parsed.flags as Record<string, string | undefined>;
-  const missing = ['control-plane', 'state-dir', 'serial', 'key'].filter((k) => !f[k]);
-  if (missing.length) {
-    console.error(`berth edge-daemon: missing ${missing.map((m) => '--' + m).join(', ')}\n\n${usageOf('edge-daemon', FLAGS, 'DAEMON')}`);
-    return 2;
-  }
-  const log = createLogger('edge-daemon');
-  const { startEdgeDaemon } = await import('./daemon.js');
-  const daemon = await startEdgeDaemon({
-    controlPlane: f['control-plane']!,
-    stateDir: f['state-dir']!,
-    serial: f.serial!,
-    key: f.key!,
-    dockerHost: f['docker-host'],
-    trustKey: f['trust-key'],
-    registryProxy: f['registry-proxy'],
-    allow: f.allow,
-    log,
-  });
-  log.info({ deviceId: daemon.deviceId }, 'edge daemon running');
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      log.info({ signal }, 'stopping');
-      resolve();
+/** `berth edge-daemon`: flags → options; a bad or missing flag exits 2 (common/service.ts). */
+export const service: ServiceSpec<EdgeDaemonOptions> = {
+  name: 'edge-daemon',
+  flags: FLAGS,
+  envPrefix: 'DAEMON',
+  configure(flags) {
+    const f = flags as Record<string, string | undefined>;
+    const missing = ['control-plane', 'state-dir', 'serial', 'key'].filter((k) => !f[k]);
+    if (missing.length) throw new UsageError(`missing ${missing.map((m) => '--' + m).join(', ')}`);
+    return {
+      controlPlane: f['control-plane']!,
+      stateDir: f['state-dir']!,
+      serial: f.serial!,
+      key: f.key!,
+      dockerHost: f['docker-host'],
+      trustKey: f['trust-key'],
+      registryProxy: f['registry-proxy'],
+      allow: f.allow,
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-  });
-  await daemon.close();
-  return 0;
+  },
+  async start(options, log) {
+    // Loaded only now: `--help` and a usage error never pay for the daemon's dependencies.
+    const { startEdgeDaemon } = await import('./daemon.js');
+    const daemon = await startEdgeDaemon({ ...options, log });
+    log.info({ deviceId: daemon.deviceId }, 'edge daemon running');
+    return daemon;
+  },
+};
+
+export function main(argv: string[]): Promise<number> {
+  return runService(argv, service);
 }

@@ -91,9 +91,3 @@ export function loadCredentials(upstreams: UpstreamConfig[], file: string | unde
 export function upstreamRepository(up: UpstreamConfig, repository: string): string {
   return upstreamHost(up.url) === 'docker.io' && !repository.includes('/') ? `library/${repository}` : repository;
 }
-
-export function parseListen(listen: string): { host: string; port: number } {
-  const m = /^(.*):(\d{1,5})$/.exec(listen);
-  if (!m || Number(m[2]) > 65535) throw new Error(`--listen ${JSON.stringify(listen)}: expected HOST:PORT`);
-  return { host: m[1].replace(/^\[|\]$/g, '') || '127.0.0.1', port: Number(m[2]) };
-}

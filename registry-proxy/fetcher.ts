@@ -5,7 +5,7 @@ import { Digester } from '../common/digest.js';
 import type { Logger } from '../common/log.js';
 import { OciError } from './errors.js';
 import type { ProxyMetrics } from './metrics.js';
-import type { BlobStore } from './store.js';
+import type { ProxyCache } from './cache.js';
 import { UpstreamUnreachable, upstreamBackoff, type UpstreamClient } from './upstream.js';
 
 export interface FetchOptions {
@@ -97,7 +97,7 @@ export class BlobFetcher {
   private readonly shutdown = new AbortController();
 
   constructor(
-    private readonly store: BlobStore,
+    private readonly cache: ProxyCache,
     private readonly metrics: ProxyMetrics,
     private readonly log: Logger,
     private readonly opts: FetchOptions = DEFAULT_FETCH_OPTIONS,
@@ -123,7 +123,7 @@ export class BlobFetcher {
   start(upstream: UpstreamClient, repository: string, digest: string, log: Logger = this.log): BlobFetch {
     const existing = this.inflight.get(digest);
     if (existing) return existing;
-    const fetch = new BlobFetch(digest, this.store.partialPath(digest), this.store.blobPath(digest));
+    const fetch = new BlobFetch(digest, this.cache.partialPath(digest), this.cache.blobPath(digest));
     this.inflight.set(digest, fetch);
     void this.run(fetch, upstream, repository, log).then(
       () => fetch.finish(),
@@ -182,12 +182,12 @@ export class BlobFetcher {
         this.metrics.inc('berth_proxy_digest_mismatches_total', { upstream: upstream.alias, kind: 'blob' });
         log.error({ actual }, 'upstream blob does not match its digest; discarded');
         await fh.close().catch(() => undefined);
-        await this.store.dropPartial(f.digest);
+        await this.cache.dropPartial(f.digest);
         throw new OciError('UPSTREAM_DIGEST_MISMATCH', `upstream ${upstream.alias} sent bytes for ${f.digest} that hash to ${actual}; refused and not cached`);
       }
       await fh.sync();
       await fh.close();
-      await this.store.commit(f.digest, f.partialPath, f.size);
+      await this.cache.commit(f.digest, f.partialPath, f.size);
       log.info({ size: f.size }, 'blob verified and cached');
     } finally {
       await fh.close().catch(() => undefined);

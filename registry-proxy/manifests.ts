@@ -5,7 +5,7 @@ import { upstreamRepository } from './config.js';
 import { OciError } from './errors.js';
 import type { ProxyMetrics } from './metrics.js';
 import { splitAlias } from './names.js';
-import type { BlobStore } from './store.js';
+import type { ProxyCache } from './cache.js';
 import type { HttpAnswer } from '../common/http-client.js';
 import { UpstreamUnreachable, type UpstreamClient } from './upstream.js';
 
@@ -55,7 +55,7 @@ export class ManifestService {
   private readonly pending = new Map<string, Promise<ResolvedManifest>>();
 
   constructor(
-    private readonly store: BlobStore,
+    private readonly cache: ProxyCache,
     private readonly upstreams: Map<string, UpstreamClient>,
     private readonly metrics: ProxyMetrics,
     private readonly log: Logger,
@@ -78,7 +78,7 @@ export class ManifestService {
   }
 
   private async byDigest(name: string, digest: string): Promise<ResolvedManifest> {
-    const cached = await this.store.readManifest(digest);
+    const cached = await this.cache.readManifest(digest);
     if (cached) {
       this.metrics.inc('berth_proxy_cache_hits_total', { kind: 'manifest' });
       return { digest, ...cached, stale: false };
@@ -91,14 +91,14 @@ export class ManifestService {
       this.metrics.inc('berth_proxy_digest_mismatches_total', { upstream: target.client.alias, kind: 'manifest' });
       throw new OciError('UPSTREAM_DIGEST_MISMATCH', `upstream ${target.client.alias} sent a manifest for ${digest} that hashes to ${actual}; refused and not cached`);
     }
-    await this.store.writeManifest(digest, bytes, mediaType);
+    await this.cache.writeManifest(digest, bytes, mediaType);
     return { digest, bytes, mediaType, stale: false };
   }
 
   private async byTag(name: string, tag: string): Promise<ResolvedManifest> {
-    const known = await this.store.readTag(name, tag);
+    const known = await this.cache.readTag(name, tag);
     if (known && Date.now() - known.resolvedAt < this.tagTtlMs) {
-      const cached = await this.store.readManifest(known.digest);
+      const cached = await this.cache.readManifest(known.digest);
       if (cached) {
         this.metrics.inc('berth_proxy_cache_hits_total', { kind: 'manifest' });
         return { digest: known.digest, ...cached, stale: false };
@@ -112,7 +112,7 @@ export class ManifestService {
     } catch (err) {
       const down = err instanceof OciError && (err.code === 'UPSTREAM_UNAVAILABLE' || err.code === 'UPSTREAM_ERROR');
       if (down && known) {
-        const cached = await this.store.readManifest(known.digest);
+        const cached = await this.cache.readManifest(known.digest);
         if (cached) {
           this.log.warn({ name, tag, digest: known.digest, err: (err as Error).message }, 'upstream down; serving last known digest of tag');
           return { digest: known.digest, ...cached, stale: true };
@@ -125,8 +125,8 @@ export class ManifestService {
       this.metrics.inc('berth_proxy_digest_mismatches_total', { upstream: target.client.alias, kind: 'manifest' });
       throw new OciError('UPSTREAM_DIGEST_MISMATCH', `upstream ${target.client.alias} says ${name}:${tag} is ${fetched.headerDigest} but its bytes hash to ${digest}; refused`);
     }
-    await this.store.writeManifest(digest, fetched.bytes, fetched.mediaType);
-    await this.store.writeTag(name, tag, { digest, mediaType: fetched.mediaType, resolvedAt: Date.now() });
+    await this.cache.writeManifest(digest, fetched.bytes, fetched.mediaType);
+    await this.cache.writeTag(name, tag, { digest, mediaType: fetched.mediaType, resolvedAt: Date.now() });
     return { digest, bytes: fetched.bytes, mediaType: fetched.mediaType, stale: false };
   }
 

@@ -4,22 +4,25 @@ import { serve, type HttpBindings } from '@hono/node-server';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { Hono, type Context } from 'hono';
 import { chunkSizeFor, planBlob, sendBlobFile } from '../common/blob-http.js';
-import { createLogger, newOpId, type Logger } from '../common/log.js';
+import { createLogger, type Logger } from '../common/log.js';
+import { createServiceRegistry } from '../common/metrics.js';
 import { MEDIA } from '../common/oci.js';
+import { requestId } from '../common/request-id.js';
 import { upstreamHost } from '../manifests/image-ref.js';
 import { authorize, reachOf, type Grant, type Reach, type Want } from './access.js';
-import { parseListen, type UpstreamConfig } from './config.js';
+import { parseListen } from '../common/listen.js';
+import type { UpstreamConfig } from './config.js';
 import { OciError, ociErrorBody } from './errors.js';
 import type { DeltaCacheOptions } from './delta/cache.js';
 import { pinnedBlobs } from './delta/images.js';
 import { mountDeltaRoutes } from './delta/routes.js';
 import { BlobFetcher, DEFAULT_FETCH_OPTIONS, type FetchOptions } from './fetcher.js';
 import { ManifestService, targetOf } from './manifests.js';
-import { ProxyMetrics } from './metrics.js';
+import { createProxyMetrics, type ProxyMetrics } from './metrics.js';
 import { parseV2Path, type V2Route } from './names.js';
 import { PullTokenVerifier } from './pull-auth.js';
 import { sendWhileFetching } from './send.js';
-import { BlobStore } from './store.js';
+import { ProxyCache } from './cache.js';
 import { DEFAULT_UPSTREAM_OPTIONS, UpstreamClient, UpstreamUnreachable } from './upstream.js';
 import { inPool, parseProxyImage, selectChildren } from './warm.js';
 
@@ -48,10 +51,10 @@ export interface RunningProxy {
   close(): Promise<void>;
   log: Logger;
   metrics: ProxyMetrics;
-  store: BlobStore;
+  cache: ProxyCache;
 }
 
-type Env = { Bindings: HttpBindings; Variables: { log: Logger; rid: string; grant: Grant; sentStatus: number } };
+type Env = { Bindings: HttpBindings; Variables: { log: Logger; requestId: string; grant: Grant; sentStatus: number } };
 
 const KNOWN_ROUTES = new Set(['/healthz', '/metrics', '/berth/v1/upstreams', '/berth/v1/warm', '/berth/v1/deltas/plan']);
 const API_HEADER = { 'Docker-Distribution-API-Version': 'registry/2.0' };
@@ -96,14 +99,14 @@ export async function createProxy(opts: ProxyOptions) {
   const log = opts.log ?? createLogger('registry-proxy');
   if (!opts.anonymous && !opts.controlPlane) throw new Error('registry-proxy: --control-plane URL is required unless --anonymous');
   if (opts.upstreams.length === 0) throw new Error('registry-proxy: at least one --upstream ALIAS=URL is required');
-  const metrics = new ProxyMetrics();
-  const store = new BlobStore(opts.cacheDir, opts.cacheMaxBytes, log);
-  await store.open();
-  metrics.gauge('berth_proxy_cache_size_bytes', () => store.sizeBytes);
-  metrics.gauge('berth_proxy_cache_blobs', () => store.blobCount);
+  const metrics = createProxyMetrics(createServiceRegistry());
+  const cache = new ProxyCache(opts.cacheDir, opts.cacheMaxBytes, log);
+  await cache.open();
+  metrics.gauge('berth_proxy_cache_size_bytes', () => cache.sizeBytes);
+  metrics.gauge('berth_proxy_cache_blobs', () => cache.blobCount);
   const upstreams = new Map(opts.upstreams.map((u) => [u.alias, new UpstreamClient(u, { ...DEFAULT_UPSTREAM_OPTIONS, ...opts.upstream, log })]));
-  const fetcher = new BlobFetcher(store, metrics, log, { ...DEFAULT_FETCH_OPTIONS, ...opts.fetch });
-  const manifests = new ManifestService(store, upstreams, metrics, log, opts.tagTtlMs ?? 30_000);
+  const fetcher = new BlobFetcher(cache, metrics, log, { ...DEFAULT_FETCH_OPTIONS, ...opts.fetch });
+  const manifests = new ManifestService(cache, upstreams, metrics, log, opts.tagTtlMs ?? 30_000);
   const verifier = opts.anonymous ? null : new PullTokenVerifier(opts.controlPlane as string, { cooldownMs: opts.jwksCooldownMs });
   const reach = new ReachCache((name, digests) => reachOf(name, digests, (n, d) => manifests.parsed(n, d)));
 
@@ -117,20 +120,15 @@ export async function createProxy(opts: ProxyOptions) {
 
   const app = new Hono<Env>();
 
+  app.use('*', requestId(log));
   app.use('*', async (c, next) => {
-    const given = c.req.header('x-request-id');
-    const rid = given && /^[A-Za-z0-9._-]{1,64}$/.test(given) ? given : newOpId();
-    const reqLog = log.child({ rid });
-    c.set('rid', rid);
-    c.set('log', reqLog);
     const t0 = performance.now();
     await next();
     const status = c.get('sentStatus') ?? c.res.status;
-    if (c.res !== RESPONSE_ALREADY_SENT) c.res.headers.set('X-Request-Id', rid);
     // A fixed label set: a path of the client's choosing must not become a metrics series.
     const route = c.req.path.startsWith('/v2') ? (/\/(manifests|blobs|tags)\//.exec(c.req.path)?.[1] ?? 'base') : (KNOWN_ROUTES.has(c.req.path) ? c.req.path : 'other');
     metrics.inc('berth_proxy_requests_total', { route, status: String(status) });
-    reqLog.info({ method: c.req.method, path: c.req.path, status, ms: Math.round(performance.now() - t0) }, 'request');
+    c.var.log.info({ method: c.req.method, path: c.req.path, status, ms: Math.round(performance.now() - t0) }, 'request');
   });
 
   app.onError((err, c) => {
@@ -141,7 +139,7 @@ export async function createProxy(opts: ProxyOptions) {
     }
     if (err instanceof UpstreamUnreachable) return errorResponse(new OciError('UPSTREAM_UNAVAILABLE', err.message), challenge);
     c.get('log')?.error({ err: (err as Error).message, stack: (err as Error).stack }, 'unexpected error');
-    return new Response(JSON.stringify({ errors: [{ code: 'UNKNOWN', message: 'internal error; see the proxy log for request ' + c.get('rid') }] }), { status: 500, headers: { 'Content-Type': 'application/json' } });
+    return new Response(JSON.stringify({ errors: [{ code: 'UNKNOWN', message: 'internal error; see the proxy log for request ' + c.get('requestId') }] }), { status: 500, headers: { 'Content-Type': 'application/json' } });
   });
 
   function rawPath(c: Context<Env>): string {
@@ -183,7 +181,7 @@ export async function createProxy(opts: ProxyOptions) {
     log,
     options: opts.delta,
     manifest: (name, reference, byDigest) => manifests.get(name, reference, byDigest),
-    blob: pinnedBlobs(store, async (name, digest, l) => {
+    blob: pinnedBlobs(cache, async (name, digest, l) => {
       const target = targetOf(upstreams, name);
       const f = fetcher.start(target.client, target.repository, digest, l);
       await f.done;
@@ -192,8 +190,11 @@ export async function createProxy(opts: ProxyOptions) {
     authorize: async (c, want) => check(await grantOf(c), want),
   });
 
-  app.get('/healthz', (c) => c.json({ ok: true, cache: { bytes: store.sizeBytes, blobs: store.blobCount }, inflight: fetcher.active, anonymous: !!opts.anonymous }));
-  app.get('/metrics', (c) => c.body(metrics.render(), 200, { 'Content-Type': 'text/plain; version=0.0.4' }));
+  app.get('/healthz', (c) => c.json({ ok: true, cache: { bytes: cache.sizeBytes, blobs: cache.blobCount }, inflight: fetcher.active, anonymous: !!opts.anonymous }));
+  app.get('/metrics', async (c) => {
+    const { body, contentType } = await metrics.render();
+    return c.body(body, 200, { 'Content-Type': contentType });
+  });
   app.get('/berth/v1/upstreams', (c) => c.json({ upstreams: opts.upstreams.map((u) => ({ alias: u.alias, url: u.url, host: upstreamHost(u.url) })) }));
 
   app.post('/berth/v1/warm', async (c) => {
@@ -219,7 +220,7 @@ export async function createProxy(opts: ProxyOptions) {
       const target = targetOf(upstreams, want.name);
       let fetched = 0;
       await inPool([...blobs.keys()], 3, async (digest) => {
-        if (store.lookup(digest) !== undefined) return;
+        if (cache.lookup(digest) !== undefined) return;
         const f = fetcher.start(target.client, target.repository, digest, c.get('log'));
         await f.done;
         if (f.error) throw f.error;
@@ -290,17 +291,17 @@ export async function createProxy(opts: ProxyOptions) {
     const target = targetOf(upstreams, route.name);
     const res = c.env.outgoing;
     const request = { method: c.req.method, range: c.req.header('range'), ifRange: c.req.header('if-range') };
-    const extra = { ...API_HEADER, 'X-Request-Id': c.get('rid') };
+    const extra = { ...API_HEADER, 'X-Request-Id': c.get('requestId') };
 
-    const cachedSize = store.lookup(route.digest);
+    const cachedSize = cache.lookup(route.digest);
     if (cachedSize !== undefined) {
-      const release = store.pin(route.digest);
+      const release = cache.pin(route.digest);
       try {
         const plan = planBlob(request, { size: cachedSize, digest: route.digest });
         Object.assign(plan.headers, extra);
         c.set('sentStatus', plan.status);
         sending++;
-        const sent = await sendBlobFile(res, plan, store.blobPath(route.digest), chunkSize).finally(() => { sending--; });
+        const sent = await sendBlobFile(res, plan, cache.blobPath(route.digest), chunkSize).finally(() => { sending--; });
         metrics.inc('berth_proxy_cache_hits_total', { kind: 'blob' });
         metrics.inc('berth_proxy_cache_hit_bytes_total', {}, sent);
         metrics.inc('berth_proxy_served_bytes_total', { kind: 'blob' }, sent);
@@ -323,8 +324,8 @@ export async function createProxy(opts: ProxyOptions) {
     metrics.inc('berth_proxy_cache_miss_bytes_total', {}, out.sent);
     metrics.inc('berth_proxy_served_bytes_total', { kind: 'blob' }, out.sent);
     if (out.failedBeforeHeaders) {
-      if (f.verified && store.lookup(route.digest) !== undefined) {
-        await sendBlobFile(res, plan, store.blobPath(route.digest));
+      if (f.verified && cache.lookup(route.digest) !== undefined) {
+        await sendBlobFile(res, plan, cache.blobPath(route.digest));
         return RESPONSE_ALREADY_SENT;
       }
       throw out.failedBeforeHeaders;
@@ -341,7 +342,7 @@ export async function createProxy(opts: ProxyOptions) {
     return new Response(null, { status: 200, headers: { ...plan.headers, ...API_HEADER } });
   }
 
-  return { app, log, metrics, store, fetcher, close: () => { deltas.close(); return fetcher.close(); } };
+  return { app, log, metrics, cache, fetcher, close: () => { deltas.close(); return fetcher.close(); } };
 }
 
 /** Starts the proxy on a socket; used by `main`, the tests, the demo and the e2e tests. */
@@ -361,7 +362,7 @@ export async function startRegistryProxy(opts: ProxyOptions): Promise<RunningPro
     url,
     log: proxy.log,
     metrics: proxy.metrics,
-    store: proxy.store,
+    cache: proxy.cache,
     async close() {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());

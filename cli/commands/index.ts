@@ -7,6 +7,7 @@ import { login } from './login.js';
 import { keygen } from './keygen.js';
 import { manifestsDiff, manifestsList, manifestsSchema, manifestsShow, manifestsValidate } from './manifests.js';
 import { tokenCommands } from './tokens.js';
+import { warm } from './warm.js';
 
 /** A verb either is a command, or groups subcommands (`berth devices list`). */
 export type Verb = Command | Record<string, Command>;
@@ -20,6 +21,8 @@ export const VERBS: Record<string, Verb> = {
   tokens: tokenCommands,
   audit,
   keygen,
+  // Spelled as before the verb moved out of registry-proxy/ (bin/berth.ts routes it here).
+  'registry-proxy': { warm },
 };
 
 /** Other spellings of a verb: `berth manifest validate` was its own command before it joined `manifests`. */

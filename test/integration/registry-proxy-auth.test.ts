@@ -130,7 +130,7 @@ describe('registry proxy pull tokens', () => {
       const res = await get(path, token);
       expect({ path, status: res.status, code: await code(res) }).toEqual({ path, status: 403, code: 'DENIED' });
     }
-    expect(proxy.metrics.value('berth_proxy_auth_failures_total', { reason: 'scope' })).toBeGreaterThanOrEqual(refusals.length);
+    expect(await proxy.metrics.value('berth_proxy_auth_failures_total', { reason: 'scope' })).toBeGreaterThanOrEqual(refusals.length);
   });
 
   it('lets an operator token pull a whole repository by tag', async () => {
@@ -153,7 +153,7 @@ describe('registry proxy pull tokens', () => {
 
   it('warms the cache on request of an authorized caller', async () => {
     const token = await mint(signer, [{ type: 'repository', name, actions: ['pull'] }]);
-    expect(await proxy.store.onDisk(outside.layers[0].digest)).toBe(false);
+    expect(await proxy.cache.onDisk(outside.layers[0].digest)).toBe(false);
     const denied = await fetch(`${proxy.url}/berth/v1/warm`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ images: [`${name}:outside`] }) });
     expect(denied.status).toBe(401);
     await denied.arrayBuffer();
@@ -165,7 +165,7 @@ describe('registry proxy pull tokens', () => {
     expect(res.status).toBe(200);
     const body = (await res.json()) as { warmed: { digest: string; blobs: number }[] };
     expect(body.warmed[0]).toMatchObject({ digest: outside.manifestDigest, blobs: 2 });
-    expect(await proxy.store.onDisk(outside.layers[0].digest)).toBe(true);
-    expect(await proxy.store.onDisk(outside.configDigest)).toBe(true);
+    expect(await proxy.cache.onDisk(outside.layers[0].digest)).toBe(true);
+    expect(await proxy.cache.onDisk(outside.configDigest)).toBe(true);
   });
 });

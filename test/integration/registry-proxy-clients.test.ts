@@ -9,9 +9,11 @@ import Docker from 'dockerode';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TOKEN } from '../../protocol/tokens.js';
-import { main, startRegistryProxy, type RunningProxy } from '../../registry-proxy/index.js';
+import { run as runCli } from '../../cli/index.js';
+import { startRegistryProxy, type RunningProxy } from '../../registry-proxy/index.js';
 import { busyboxLayer, forgeImage, type ForgedImage } from '../rig/forge.js';
 import { rigFromEnv } from '../rig/index.js';
+import { capturingIo } from './fleet.js';
 
 /** Real clients through the proxy: the rig's dockerd and skopeo, unchanged. */
 
@@ -66,7 +68,7 @@ describe('docker and skopeo through the registry proxy', () => {
     expect(info.Id).toBe(image.configDigest);
     expect(info.RootFS.Layers).toEqual(image.layers.map((l) => l.diffId));
     // The busybox layer may already be in dockerd from other tests; the per-run layer is not.
-    expect(await anonymous.store.onDisk(image.layers[1].digest)).toBe(true);
+    expect(await anonymous.cache.onDisk(image.layers[1].digest)).toBe(true);
   });
 
   it('skopeo inspects and copies through it', async () => {
@@ -81,13 +83,19 @@ describe('docker and skopeo through the registry proxy', () => {
     expect('sha256:' + (await import('node:crypto')).createHash('sha256').update(manifest).digest('hex')).toBe(image.manifestDigest);
   });
 
-  it('berth registry-proxy warm fills the cache from a user image reference', async () => {
+  it('berth registry-proxy warm (cli/commands/warm.ts) fills the cache from a user image reference', async () => {
     const img = await forgeImage(rig.registry, repo, 'warm', { layers: [{ files: { '/warm.txt': `warm ${process.pid}\n` } }] });
-    expect(await anonymous.store.onDisk(img.layers[0].digest)).toBe(false);
-    expect(await main(['warm', '--proxy', anonymous.url, `${rig.registry}/${repo}:warm`])).toBe(0);
-    expect(await anonymous.store.onDisk(img.layers[0].digest)).toBe(true);
-    expect(await anonymous.store.onDisk(img.configDigest)).toBe(true);
-    await expect(main(['warm', '--proxy', anonymous.url, `registry.example.com/${repo}:warm`])).rejects.toThrow(/registry.example.com is not mirrored/);
+    expect(await anonymous.cache.onDisk(img.layers[0].digest)).toBe(false);
+    const ok = capturingIo({});
+    expect(await runCli(['registry-proxy', 'warm', '--proxy', anonymous.url, `${rig.registry}/${repo}:warm`], ok.io), ok.result().stderr).toBe(0);
+    expect(await anonymous.cache.onDisk(img.layers[0].digest)).toBe(true);
+    expect(await anonymous.cache.onDisk(img.configDigest)).toBe(true);
+    const refused = capturingIo({});
+    expect(await runCli(['registry-proxy', 'warm', '--proxy', anonymous.url, `registry.example.com/${repo}:warm`], refused.io)).toBe(2);
+    expect(refused.result().stderr).toMatch(/registry.example.com is not mirrored/);
+    const missing = capturingIo({});
+    expect(await runCli(['registry-proxy', 'warm', '--proxy', anonymous.url], missing.io)).toBe(2);
+    expect(missing.result().stderr).toMatch(/missing IMAGE/);
   });
 
   describe('with pull tokens from the control plane token realm', () => {

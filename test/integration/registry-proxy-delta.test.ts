@@ -1,14 +1,16 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { run as runCli } from '../../cli/index.js';
 import { applyDelta, bufferSource } from '../../common/delta/index.js';
 import { DELTA_MEDIA_TYPE, deltaPlanResponse, type DeltaPlanResponse } from '../../common/delta/wire.js';
 import type { PullAccess } from '../../protocol/tokens.js';
-import { main as proxyMain, startRegistryProxy, type RunningProxy } from '../../registry-proxy/index.js';
+import { startRegistryProxy, type RunningProxy } from '../../registry-proxy/index.js';
 import { forgeImage, pseudoRandomBytes, type ForgedImage } from '../rig/forge.js';
 import { gnuTar, type TreeFile } from '../rig/gnu-tar.js';
 import { rigFromEnv } from '../rig/index.js';
+import { capturingIo } from './fleet.js';
 import { startPullTokenIssuer, type PullTokenIssuer } from './pull-token-issuer.js';
 
 /**
@@ -183,13 +185,9 @@ describe('registry proxy layer deltas', () => {
     const v3 = await forgeImage(rig.registry, repo, 'v3', { layers: [{ files: {}, tar: tars.os }, { files: {}, tar: gnuTar(app(3)) }] });
     const tokenFile = join(outDir, 'operator.token');
     writeFileSync(tokenFile, await issuer.mint('operator:ops', [{ type: 'repository', name, actions: ['pull'] }]), { mode: 0o600 });
-    const printed: string[] = [];
-    const spy = vi.spyOn(console, 'log').mockImplementation((line: string) => void printed.push(line));
-    try {
-      expect(await proxyMain(['warm', '--proxy', proxy.url, '--token-file', tokenFile, '--delta-from', `${name}:v1`, image(v3)])).toBe(0);
-    } finally {
-      spy.mockRestore();
-    }
+    const cli = capturingIo({});
+    expect(await runCli(['registry-proxy', 'warm', '--proxy', proxy.url, '--token-file', tokenFile, '--delta-from', `${name}:v1`, image(v3)], cli.io), cli.result().stderr).toBe(0);
+    const printed = cli.result().stdout.split('\n');
     const warmed = JSON.parse(printed.find((l) => l.includes('"deltas"')) as string) as { deltas: DeltaPlanResponse };
     expect(warmed.deltas.layers.map((l) => l.action)).toEqual(['present', 'delta']);
     const device = await issuer.mint('device:f', access([name, [v1, v3]]));

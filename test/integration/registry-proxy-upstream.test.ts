@@ -192,12 +192,12 @@ describe('registry proxy upstream protocols', () => {
       const res = await fetch(`${proxy.url}/v2/evil/app/blobs/${smallDigest}`);
       expect(res.status).toBe(502);
       expect(await code(res)).toBe('UPSTREAM_DIGEST_MISMATCH');
-      expect(await proxy.store.onDisk(digest)).toBe(false);
-      expect(await proxy.store.onDisk(smallDigest)).toBe(false);
+      expect(await proxy.cache.onDisk(digest)).toBe(false);
+      expect(await proxy.cache.onDisk(smallDigest)).toBe(false);
       const cacheDir = dirs[dirs.length - 1];
       expect(readdirSync(join(cacheDir, 'blobs'))).toEqual([]);
       expect(existsSync(join(cacheDir, 'partial', digest.slice(7)))).toBe(false);
-      expect(proxy.metrics.value('berth_proxy_digest_mismatches_total', { kind: 'blob', upstream: 'evil' })).toBe(3);
+      expect(await proxy.metrics.value('berth_proxy_digest_mismatches_total', { kind: 'blob', upstream: 'evil' })).toBe(3);
     });
 
     it('refuses a manifest whose bytes do not hash to the digest asked for', async () => {

@@ -173,7 +173,7 @@ describe('registry proxy (anonymous, rig registry as upstream)', () => {
       expect(sha(r.body)).toBe(bigDigest);
     }
     expect(relay.blobGets.get(bigDigest)).toEqual(['']);
-    expect(await proxy.store.onDisk(bigDigest)).toBe(true);
+    expect(await proxy.cache.onDisk(bigDigest)).toBe(true);
   });
 
   it('serves a later client a range of what has arrived while the upstream fetch is still running', async () => {
@@ -188,7 +188,7 @@ describe('registry proxy (anonymous, rig registry as upstream)', () => {
     const early = await getBytes(`${proxy.url}/v2/rig/${repo}/blobs/${digest}`, { range: 'bytes=1000-1048575' });
     expect(early.status).toBe(206);
     expect(early.body.equals(whole.subarray(1000, 1 << 20))).toBe(true);
-    expect(await proxy.store.onDisk(digest)).toBe(false);
+    expect(await proxy.cache.onDisk(digest)).toBe(false);
     release();
     const done = await first;
     expect(sha(done.body)).toBe(digest);
@@ -332,19 +332,19 @@ describe('registry proxy (anonymous, rig registry as upstream)', () => {
       held.pause();
       await getBytes(url(b));
       await getBytes(url(c));
-      expect(await small.store.onDisk(a)).toBe(true);
-      expect(await small.store.onDisk(b)).toBe(false);
-      expect(await small.store.onDisk(c)).toBe(true);
+      expect(await small.cache.onDisk(a)).toBe(true);
+      expect(await small.cache.onDisk(b)).toBe(false);
+      expect(await small.cache.onDisk(c)).toBe(true);
       const chunks: Buffer[] = [];
       held.on('data', (ch: Buffer) => chunks.push(ch));
       held.resume();
       await new Promise((r) => held.on('end', r));
       expect(sha(Buffer.concat(chunks))).toBe(a);
       await getBytes(url(d));
-      expect(await small.store.onDisk(a)).toBe(false);
-      expect(await small.store.onDisk(c)).toBe(true);
-      expect(await small.store.onDisk(d)).toBe(true);
-      expect(small.store.sizeBytes).toBeLessThanOrEqual(limit);
+      expect(await small.cache.onDisk(a)).toBe(false);
+      expect(await small.cache.onDisk(c)).toBe(true);
+      expect(await small.cache.onDisk(d)).toBe(true);
+      expect(small.cache.sizeBytes).toBeLessThanOrEqual(limit);
     } finally {
       await small.close();
       rmSync(lruDir, { recursive: true, force: true });

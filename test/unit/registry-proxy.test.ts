@@ -5,15 +5,16 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { parseRange, planBlob } from '../../common/blob-http.js';
 import { MEDIA, type ParsedManifest } from '../../common/oci.js';
 import { authorize, reachOf, scopeFor, type Grant } from '../../registry-proxy/access.js';
-import { loadCredentials, parseListen, parseUpstreams, upstreamRepository } from '../../registry-proxy/config.js';
+import { loadCredentials, parseUpstreams, upstreamRepository } from '../../registry-proxy/config.js';
 import { OciError } from '../../registry-proxy/errors.js';
 import { chooseEvictions } from '../../registry-proxy/eviction.js';
-import { ProxyMetrics } from '../../registry-proxy/metrics.js';
+import { createServiceRegistry } from '../../common/metrics.js';
+import { createProxyMetrics } from '../../registry-proxy/metrics.js';
 import { parseV2Path } from '../../registry-proxy/names.js';
 import { acceptsManifest } from '../../registry-proxy/server.js';
 import { parseProxyImage, selectChildren } from '../../registry-proxy/warm.js';
 import { parseChallenge } from '../../registry-proxy/www-auth.js';
-import { main } from '../../registry-proxy/index.js';
+import { service } from '../../registry-proxy/index.js';
 import { chunkSizeFor } from '../../common/blob-http.js';
 
 const d = (c: string): string => `sha256:${c.repeat(64)}`;
@@ -161,8 +162,6 @@ describe('configuration', () => {
     expect(() => parseUpstreams(['Lab=http://127.0.0.1:5000'])).toThrow(/alias/);
     expect(() => parseUpstreams(['lab=ftp://x'])).toThrow(/http or https/);
     expect(() => parseUpstreams(['a=http://x', 'a=http://y'])).toThrow(/twice/);
-    expect(parseListen('127.0.0.1:7601')).toEqual({ host: '127.0.0.1', port: 7601 });
-    expect(() => parseListen('7601')).toThrow(/HOST:PORT/);
   });
 
   it('maps one-part Docker Hub names to library/', () => {
@@ -202,25 +201,58 @@ describe('small helpers', () => {
     expect(selectChildren(kids, undefined)).toHaveLength(2);
   });
 
-  it('renders Prometheus text with labels escaped', () => {
-    const m = new ProxyMetrics();
+  it('renders Prometheus text with labels escaped, its gauges read at scrape time and the default process metrics', async () => {
+    const m = createProxyMetrics(createServiceRegistry());
     m.inc('berth_proxy_upstream_errors_total', { upstream: 'a"b', reason: 'x' }, 2);
-    m.gauge('berth_proxy_cache_size_bytes', () => 42);
-    const text = m.render();
-    expect(text).toContain('berth_proxy_upstream_errors_total{reason="x",upstream="a\\"b"} 2');
+    let size = 42;
+    m.gauge('berth_proxy_cache_size_bytes', () => size);
+    const { body: text, contentType } = await m.render();
+    expect(contentType).toMatch(/^text\/plain; version=0\.0\.4/);
+    expect(text).toContain('berth_proxy_upstream_errors_total{upstream="a\\"b",reason="x"} 2');
     expect(text).toContain('berth_proxy_cache_size_bytes 42');
     expect(text).toContain('# TYPE berth_proxy_served_bytes_total counter');
+    expect(text).toMatch(/^process_cpu_user_seconds_total \d/m);
+    expect(text).toMatch(/^nodejs_heap_size_used_bytes \d/m);
+    size = 43;
+    expect((await m.render()).body).toContain('berth_proxy_cache_size_bytes 43');
+    expect(await m.value('berth_proxy_upstream_errors_total', { reason: 'x', upstream: 'a"b' })).toBe(2);
+    expect(await m.value('berth_proxy_upstream_errors_total', { reason: 'y', upstream: 'a"b' })).toBe(0);
+    expect(await m.value('berth_proxy_cache_size_bytes')).toBe(43);
+  });
+
+  it('refuses a label set that does not match the declaration', () => {
+    const m = createProxyMetrics(createServiceRegistry());
+    expect(() => m.inc('berth_proxy_requests_total', { rute: 'base', status: '200' })).toThrow(/rute/);
+  });
+
+  it('keeps two proxies in one process apart (one registry each)', async () => {
+    const a = createProxyMetrics(createServiceRegistry());
+    const b = createProxyMetrics(createServiceRegistry());
+    a.inc('berth_proxy_cache_hit_bytes_total', {}, 5);
+    expect(await a.value('berth_proxy_cache_hit_bytes_total')).toBe(5);
+    expect(await b.value('berth_proxy_cache_hit_bytes_total')).toBe(0);
   });
 });
 
-describe('the CLI', () => {
-  it('prints its usage and refuses to start without a cache directory or an auth mode', async () => {
-    expect(await main(['--help'])).toBe(0);
-    await expect(main(['--upstream', 'lab=http://127.0.0.1:5000'])).rejects.toThrow(/--cache-dir/);
+describe('the service entry', () => {
+  it('refuses to start without a cache directory, an upstream or an auth mode, and a bad number, naming the flag', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'berth-proxy-cli-'));
     try {
-      await expect(main(['--cache-dir', dir, '--upstream', 'lab=http://127.0.0.1:5000'])).rejects.toThrow(/--control-plane URL is required unless --anonymous/);
-      await expect(main(['--cache-dir', dir, '--anonymous', '--cache-max-bytes', 'lots', '--upstream', 'lab=http://127.0.0.1:5000'])).rejects.toThrow(/--cache-max-bytes/);
+      const refusal = async (flags: Record<string, string | string[] | boolean | undefined>) => {
+        try {
+          await service.configure({ listen: '127.0.0.1:7601', 'tag-ttl-seconds': '30', ...flags }, []);
+          return 'accepted';
+        } catch (err) {
+          return (err as Error).message;
+        }
+      };
+      const up = ['lab=http://127.0.0.1:5000'];
+      expect(await refusal({ upstream: up })).toMatch(/--cache-dir/);
+      expect(await refusal({ 'cache-dir': dir, anonymous: true })).toMatch(/--upstream/);
+      expect(await refusal({ 'cache-dir': dir, upstream: up })).toMatch(/--control-plane URL is required unless --anonymous/);
+      expect(await refusal({ 'cache-dir': dir, anonymous: true, 'cache-max-bytes': 'lots', upstream: up })).toMatch(/--cache-max-bytes/);
+      expect(await refusal({ 'cache-dir': dir, anonymous: true, upstream: up, listen: '7601' })).toMatch(/--listen/);
+      expect(await refusal({ 'cache-dir': dir, anonymous: true, upstream: up })).toBe('accepted');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -24,7 +24,7 @@ export interface StoredManifest {
  *   tags/<alias>/<repo>/_tags/<tag>.json  last resolution of a tag (for TTL and upstream-down fallback)
  * Names are validated before they reach here, and digests become hex, so no path can escape.
  */
-export class BlobStore {
+export class ProxyCache {
   private readonly entries = new Map<string, CacheEntry>();
   private readonly pins = new Map<string, number>();
   private total = 0;
