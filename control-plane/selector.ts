@@ -1,3 +1,4 @@
+import { sql, type SQL } from 'drizzle-orm';
 import { isLabelKey, isLabelValue } from '../common/grammar.js';
 
 /**
@@ -200,4 +201,39 @@ function formatRequirement(r: Requirement): string {
 /** The canonical text of a selector: parseSelector(formatSelector(s)) equals s. */
 export function formatSelector(selector: Selector): string {
   return selector.requirements.map(formatRequirement).join(',');
+}
+
+/**
+ * The same matching rules as matchesSelector, as an SQL condition over a JSON labels column
+ * (`labels`, e.g. sql`d.labels` or the drizzle column): lets SQLite pick devices without
+ * loading them.
+ */
+export function selectorCondition(selector: Selector, labels: SQL): SQL {
+  if (selector.requirements.length === 0) return sql`1`;
+  return sql.join(
+    selector.requirements.map((r) => requirementCondition(r, labels)),
+    sql` AND `,
+  );
+}
+
+function requirementCondition(r: Requirement, labels: SQL): SQL {
+  // Keys never contain '"' (the parser refuses it), so a quoted JSON path names exactly one key.
+  const path = `$."${r.key}"`;
+  const present = sql`(json_type(${labels}, ${path}) IS NOT NULL)`;
+  const value = sql`json_extract(${labels}, ${path})`;
+  const values = sql.join(r.values.map((v) => sql`${v}`), sql`, `);
+  switch (r.operator) {
+    case 'exists':
+      return present;
+    case 'not-exists':
+      return sql`(NOT ${present})`;
+    case 'equals':
+      return sql`(${present} AND ${value} = ${r.values[0]})`;
+    case 'not-equals':
+      return sql`(NOT ${present} OR ${value} <> ${r.values[0]})`;
+    case 'in':
+      return sql`(${present} AND ${value} IN (${values}))`;
+    case 'notin':
+      return sql`(NOT ${present} OR ${value} NOT IN (${values}))`;
+  }
 }

@@ -15,6 +15,8 @@ export const deviceListQuery = z.object({
   selector: z.string().max(4096).optional(),
   limit: z.coerce.number().int().min(1).max(10_000).default(1000),
   offset: z.coerce.number().int().min(0).default(0),
+  /** The `next` of the previous page: devices whose serial sorts after it. */
+  after: z.string().min(1).max(256).optional(),
 });
 export const importQuery = z.object({ format: z.enum(['csv', 'jsonl']).optional() });
 export const labelsEdit = z.object({ set: labelsSchema.default({}), remove: z.array(z.string()).default([]) });
@@ -34,7 +36,8 @@ export const deviceSummary = z.object({
   desired: z.object({ release, sequence: z.number().int() }).nullable(),
   phase: z.enum(releasePhases).nullable(),
 });
-export const deviceList = z.object({ total: z.number().int(), devices: z.array(deviceSummary) });
+/** One page in serial order; `total` counts every match; `next` is the `after` of the following page (null: last page). */
+export const deviceList = z.object({ total: z.number().int(), devices: z.array(deviceSummary), next: z.string().nullable() });
 
 export const serviceDrifts = ['in-sync', 'missing', 'image-differs', 'not-running', 'unhealthy', 'unexpected'] as const;
 export type ServiceDrift = (typeof serviceDrifts)[number];
@@ -93,7 +96,7 @@ export const devicesRoutes = {
   list: route({
     method: 'get',
     path: '/v1/devices',
-    summary: 'List devices, optionally those a label selector picks',
+    summary: 'List devices in serial order, optionally those a label selector picks; paged (limit, then after=next or offset); total counts every match',
     auth: 'viewer',
     query: deviceListQuery,
     responses: { 200: json(deviceList) },

@@ -1,6 +1,6 @@
 import { sql, type SQL } from 'drizzle-orm';
 import type { Db, Tx } from '../context.js';
-import type { Requirement, Selector } from '../selector.js';
+import { selectorCondition, type Selector } from '../selector.js';
 import type { CampaignProgress, CampaignStatus, FleetCounts, WaveCounts } from './planner.js';
 import type { CampaignSpec } from './spec.js';
 
@@ -8,6 +8,9 @@ import type { CampaignSpec } from './spec.js';
  * The campaign tables, read and written with set-based SQL: a wave of 100,000 devices is a handful
  * of statements, never a loop of round trips.
  */
+
+/** The labels of the device rows these statements alias `d`. */
+const LABELS = sql`d.labels`;
 
 /** Either the plain database or a write transaction: reads work on both. */
 export type Reader = Db | Tx;
@@ -112,34 +115,6 @@ export async function updateProgress(
   await tx.run(sql`UPDATE campaigns SET ${sql.join(sets, sql`, `)} WHERE id = ${id}`);
 }
 
-/** The same matching rules as matchesSelector, as an SQL condition over `devices.labels`. */
-export function selectorCondition(selector: Selector): SQL {
-  if (selector.requirements.length === 0) return sql`1`;
-  return sql.join(selector.requirements.map(requirementCondition), sql` AND `);
-}
-
-function requirementCondition(r: Requirement): SQL {
-  // Keys never contain '"' (the parser refuses it), so a quoted JSON path names exactly one key.
-  const path = `$."${r.key}"`;
-  const present = sql`(json_type(d.labels, ${path}) IS NOT NULL)`;
-  const value = sql`json_extract(d.labels, ${path})`;
-  const values = sql.join(r.values.map((v) => sql`${v}`), sql`, `);
-  switch (r.operator) {
-    case 'exists':
-      return present;
-    case 'not-exists':
-      return sql`(NOT ${present})`;
-    case 'equals':
-      return sql`(${present} AND ${value} = ${r.values[0]})`;
-    case 'not-equals':
-      return sql`(NOT ${present} OR ${value} <> ${r.values[0]})`;
-    case 'in':
-      return sql`(${present} AND ${value} IN (${values}))`;
-    case 'notin':
-      return sql`(NOT ${present} OR ${value} NOT IN (${values}))`;
-  }
-}
-
 /**
  * Adds every enrolled device the selector matches and no active campaign holds. Devices already in
  * this campaign are left alone. Returns how many joined.
@@ -147,7 +122,7 @@ function requirementCondition(r: Requirement): SQL {
 export async function joinMatchingDevices(tx: Tx, campaignId: string, selector: Selector, now: number, late: boolean, onlyDevice?: string): Promise<number> {
   const res = await tx.run(sql`INSERT INTO campaign_devices (campaign_id, device_id, state, active, late, joined_at)
     SELECT ${campaignId}, d.id, 'pending', 1, ${late ? 1 : 0}, ${now} FROM devices d
-    WHERE d.status = 'enrolled' AND ${selectorCondition(selector)}
+    WHERE d.status = 'enrolled' AND ${selectorCondition(selector, LABELS)}
       ${onlyDevice === undefined ? sql`` : sql`AND d.id = ${onlyDevice}`}
       AND NOT EXISTS (SELECT 1 FROM campaign_devices a WHERE a.device_id = d.id AND (a.active = 1 OR a.campaign_id = ${campaignId}))`);
   return res.rowsAffected;
@@ -164,7 +139,7 @@ export interface Conflict {
 export async function findConflicts(db: Reader, campaignId: string, selector: Selector, limit: number): Promise<{ total: number; sample: Conflict[] }> {
   const where = sql`FROM devices d JOIN campaign_devices a ON a.device_id = d.id AND a.active = 1 AND a.campaign_id <> ${campaignId}
     JOIN campaigns c ON c.id = a.campaign_id
-    WHERE d.status = 'enrolled' AND ${selectorCondition(selector)}`;
+    WHERE d.status = 'enrolled' AND ${selectorCondition(selector, LABELS)}`;
   const total = await db.all<{ n: number }>(sql`SELECT count(*) AS n ${where}`);
   const sample = await db.all<Conflict>(sql`SELECT d.id AS deviceId, d.serial AS serial, c.id AS campaignId, c.name AS campaignName ${where} ORDER BY d.serial LIMIT ${limit}`);
   return { total: Number(total[0]?.n ?? 0), sample };
@@ -175,7 +150,7 @@ export async function releaseFromOtherCampaigns(tx: Tx, campaignId: string, sele
   const res = await tx.run(sql`UPDATE campaign_devices SET active = 0, state = 'left', finished_at = ${now},
       last_error = ${`superseded by campaign ${campaignId}`}
     WHERE active = 1 AND campaign_id <> ${campaignId}
-      AND device_id IN (SELECT d.id FROM devices d WHERE d.status = 'enrolled' AND ${selectorCondition(selector)})`);
+      AND device_id IN (SELECT d.id FROM devices d WHERE d.status = 'enrolled' AND ${selectorCondition(selector, LABELS)})`);
   return res.rowsAffected;
 }
 
@@ -216,6 +191,6 @@ export async function dropUnmatchedPending(tx: Tx, campaignId: string, selector:
   const res = await tx.run(sql`UPDATE campaign_devices SET active = 0, state = 'left', finished_at = ${now},
       last_error = 'no longer matches the selector or no longer enrolled'
     WHERE campaign_id = ${campaignId} AND state = 'pending'
-      AND device_id NOT IN (SELECT d.id FROM devices d WHERE d.status = 'enrolled' AND ${selectorCondition(selector)})`);
+      AND device_id NOT IN (SELECT d.id FROM devices d WHERE d.status = 'enrolled' AND ${selectorCondition(selector, LABELS)})`);
   return res.rowsAffected;
 }

@@ -5,12 +5,12 @@ import { assignBody, deviceListQuery, historyQuery, importQuery, labelsEdit } fr
 import type { ReleasePhase, ServiceReport } from '../../protocol/device.js';
 import { requireRole } from '../operators/auth.js';
 import type { ControlPlaneContext, Db } from '../context.js';
-import type { LastSeen } from './last-seen.js';
-import { desired, devices, manifests, reported, reportHistory } from '../db/schema.js';
+import { lastSeenOf, listDevices } from './list.js';
+import { desired, devices, reported, reportHistory } from '../db/schema.js';
 import { assignRelease, desiredRelease, rollbackRelease } from './desired.js';
 import { HttpError, jsonBody, queryOf, type AppEnv } from '../http.js';
 import { findManifest } from '../manifests/routes.js';
-import { matchesSelector, parseSelector, SelectorError, type Selector } from '../selector.js';
+import { parseSelector, SelectorError, type Selector } from '../selector.js';
 import { computeTwin } from './twin.js';
 import { parseDeviceRecords } from './import-records.js';
 
@@ -20,13 +20,6 @@ async function deviceBySerial(db: Db, serial: string): Promise<DeviceRow> {
   const row = (await db.select().from(devices).where(eq(devices.serial, serial)).limit(1))[0];
   if (!row) throw new HttpError(404, 'device-not-found', `no device with serial ${serial}`);
   return row;
-}
-
-/** Last heard from: the stored sighting, one not yet flushed, or the last report, whichever is latest. */
-function lastSeenOf(seen: LastSeen, deviceId: string, stored: number | null, reportedAt: number | null): number | null {
-  const at = seen.merged(deviceId, stored);
-  if (reportedAt === null) return at;
-  return at === null ? reportedAt : Math.max(at, reportedAt);
 }
 
 function labelsOf(row: { labels: string }): Record<string, string> {
@@ -91,32 +84,8 @@ export function deviceRoutes(ctx: ControlPlaneContext) {
 
   app.get('/', requireRole('viewer'), async (c) => {
     const q = queryOf(c, deviceListQuery);
-    const selector = selectorOf(q.selector);
-    const rows = await ctx.db
-      .select({ d: devices, sequence: desired.sequence, name: manifests.name, version: manifests.version, phase: reported.phase, reportedAt: reported.receivedAt })
-      .from(devices)
-      .leftJoin(desired, eq(desired.deviceId, devices.id))
-      .leftJoin(manifests, eq(manifests.id, desired.manifestId))
-      .leftJoin(reported, eq(reported.deviceId, devices.id))
-      .orderBy(devices.serial);
-    const now = ctx.now().getTime();
-    const picked = rows.filter((r) => !selector || matchesSelector(selector, labelsOf(r.d)));
-    return c.json({
-      total: picked.length,
-      devices: picked.slice(q.offset, q.offset + q.limit).map((r) => {
-        const lastSeen = lastSeenOf(ctx.seen, r.d.id, r.d.lastSeenAt, r.reportedAt);
-        return {
-          id: r.d.id,
-          serial: r.d.serial,
-          labels: labelsOf(r.d),
-          status: r.d.status,
-          online: lastSeen !== null && now - lastSeen <= ctx.config.offlineAfterMs,
-          lastSeenAt: lastSeen === null ? null : new Date(lastSeen).toISOString(),
-          desired: r.sequence !== null && r.name !== null ? { release: `${r.name}@${r.version}`, sequence: r.sequence } : null,
-          phase: r.phase,
-        };
-      }),
-    });
+    const page = { selector: selectorOf(q.selector), limit: q.limit, offset: q.offset, after: q.after ?? null };
+    return c.json(await listDevices(ctx.db, page, { seen: ctx.seen, now: ctx.now().getTime(), offlineAfterMs: ctx.config.offlineAfterMs }));
   });
 
   app.get('/:serial', requireRole('viewer'), async (c) => {
