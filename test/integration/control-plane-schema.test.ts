@@ -225,7 +225,9 @@ describe('control-plane database schema', () => {
     const now = Date.now();
     await old.execute({ sql: "INSERT INTO devices (id, serial, public_key, labels, status, created_at) VALUES ('dev_old', 'OLD-1', 'pk', '{\"site\":\"berlin\"}', 'enrolled', ?)", args: [now] });
     await old.execute({ sql: "INSERT INTO manifests (id, name, version, digest, spec, source, published_at, published_by) VALUES ('man_old', 'app', '1.0.0', 'sha256:00', '{}', 'x', ?, 'operator:x')", args: [now] });
-    await old.execute({ sql: "INSERT INTO campaigns (id, name, manifest_id, release, selector, spec, status, created_at, created_by, updated_at) VALUES ('cmp_old', 'old', 'man_old', 'app@1.0.0', 'site=berlin', '{}', 'completed', ?, 'operator:x', ?)", args: [now, now] });
+    // The spec as that release wrote it (campaigns/spec.ts at 5b8f82e).
+    const spec = { release: 'app@1.0.0', selector: 'site=berlin', waves: [{ kind: 'count', count: 1 }, { kind: 'percent', percent: 100 }], success: 1, maxFailures: 0, deviceTimeoutMs: 1_800_000, soakMs: 0, window: null, onFailure: 'pause' };
+    await old.execute({ sql: "INSERT INTO campaigns (id, name, manifest_id, release, selector, spec, status, created_at, created_by, updated_at) VALUES ('cmp_old', 'old', 'man_old', 'app@1.0.0', 'site=berlin', ?, 'completed', ?, 'operator:x', ?)", args: [JSON.stringify(spec), now, now] });
     const before = await databaseShape(old);
     old.close();
 
@@ -247,7 +249,11 @@ describe('control-plane database schema', () => {
       expect(list.status).toBe(200);
       expect(list.body.devices.map((d: { serial: string }) => d.serial)).toEqual(['OLD-1']);
       const campaigns = await call(cp.url, 'GET', '/v1/campaigns', { token: cp.adminToken });
-      expect(campaigns.body.campaigns.map((c: { id: string }) => c.id)).toEqual(['cmp_old']);
+      expect(campaigns.status).toBe(200);
+      expect(campaigns.body.campaigns.map((c: { id: string; selector: string }) => [c.id, c.selector])).toEqual([['cmp_old', 'site=berlin']]);
+      const status = await call(cp.url, 'GET', '/v1/campaigns/cmp_old', { token: cp.adminToken });
+      expect(status.status).toBe(200);
+      expect(status.body).toMatchObject({ id: 'cmp_old', status: 'completed' });
     } finally {
       await cp.close();
     }
