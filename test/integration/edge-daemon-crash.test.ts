@@ -77,7 +77,7 @@ const slowHealthy = (image: string, tag: string): Service =>
     environment: { TAG: tag },
     volumes: [{ source: 'data', target: '/data', readOnly: false }],
     command: ['sh', '-c', 'date >> /data/boots; sleep 3; touch /tmp/ready; exec sleep 3600'],
-    healthcheck: { test: ['CMD-SHELL', 'test -f /tmp/ready'], intervalMs: 500, timeoutMs: 1000, retries: 3, startPeriodMs: 10_000 },
+    healthcheck: { test: ['CMD-SHELL', 'test -f /tmp/ready'], intervalMs: 500, timeoutMs: 10_000, retries: 3, startPeriodMs: 10_000 },
   });
 
 beforeAll(async () => {

@@ -460,7 +460,7 @@ export function demoManifest(registry: string, version: string, opts: DemoManife
     '    network_mode: none',
     '    restart: unless-stopped',
     `    environment: { DEMO_GREETING: ${JSON.stringify(opts.greeting ?? 'hello from berth')} }`,
-    '    healthcheck: { test: ["CMD-SHELL", "test -s /tmp/ready"], interval: 1s, timeout: 1s, retries: 2, start_period: 0s }',
+    '    healthcheck: { test: ["CMD-SHELL", "test -s /tmp/ready"], interval: 1s, timeout: 10s, retries: 2, start_period: 0s }',
     '  agent:',
     `    image: ${registry}/${AGENT_REPOSITORY}:1.0.0`,
     '    network_mode: none',
