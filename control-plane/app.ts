@@ -15,6 +15,7 @@ import { answerCheck, describeRoutes } from './openapi.js';
 import { operatorRoutes } from './operators/routes.js';
 import { registryTokenRoutes } from './device-api/registry-token.js';
 import { campaignRoutes } from './campaigns/routes.js';
+import { policyRoutes } from './policy/routes.js';
 
 export function buildApp(ctx: ControlPlaneContext, metrics = new ControlPlaneMetrics()): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
@@ -72,6 +73,7 @@ export function buildApp(ctx: ControlPlaneContext, metrics = new ControlPlaneMet
   app.route('/v1/registry', registryTokenRoutes(ctx));
   app.route('/v1', operatorRoutes(ctx));
   app.route('/v1/campaigns', campaignRoutes(ctx));
+  app.route('/v1/policies', policyRoutes(ctx));
 
   return app;
 }

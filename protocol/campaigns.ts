@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { createCampaignBody } from './campaign-spec.js';
 import { errorEnvelope, json, route } from './route.js';
+import { privilegeRefusal } from './policies.js';
 
 /** Campaigns: a rollout of one release to the devices a selector picks, in waves. */
 
@@ -87,6 +88,7 @@ export const campaignRoutes = {
     responses: {
       201: json(campaignView, 'created'),
       409: json(campaignConflict, 'devices held by other active campaigns (a sample listed); send supersede: true to take them'),
+      422: json(privilegeRefusal, 'the manifest asks for privileges that no policy grants some target devices (each group named)'),
     },
   }),
   list: route({

@@ -3,6 +3,7 @@ import { deviceRoutes } from './device.js';
 import { devicesRoutes } from './devices.js';
 import { manifestRoutes } from './manifests.js';
 import { operatorRoutes } from './operators.js';
+import { policyRoutes } from './policies.js';
 import { registryTokenRoutes } from './registry-token.js';
 import { errorEnvelope, type Api } from './route.js';
 import { serviceRoutes } from './service.js';
@@ -20,5 +21,6 @@ export const controlPlaneApi: Api = {
     ...Object.values(operatorRoutes),
     ...Object.values(registryTokenRoutes),
     ...Object.values(campaignRoutes),
+    ...Object.values(policyRoutes),
   ],
 };

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { privilegeRefusal } from './policies.js';
 import { labelsSchema, releaseRefSchema } from '../common/grammar.js';
 import { deviceReport, releasePhases, serviceReport } from './device.js';
 import { errorEnvelope, json, route } from './route.js';
@@ -130,7 +131,10 @@ export const devicesRoutes = {
     summary: 'Assign a manifest version to one device directly (outside campaigns)',
     auth: 'release-manager',
     body: assignBody,
-    responses: { 200: json(assignment, 'assigned: the release and its sequence') },
+    responses: {
+      200: json(assignment, 'assigned: the release and its sequence'),
+      422: json(privilegeRefusal, 'the manifest asks for privileges that no policy grants this device'),
+    },
   }),
   rollback: route({
     method: 'post',

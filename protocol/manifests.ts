@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { privilegeView } from './policies.js';
 import { pinnedManifestSchema } from '../manifests/schema.js';
 import { errorEnvelope, json, route } from './route.js';
 
@@ -7,6 +8,8 @@ import { errorEnvelope, json, route } from './route.js';
 export const publishBody = z.object({ source: z.string().min(1).max(1_000_000), filename: z.string().min(1).max(255).default('manifest.yaml') });
 export const manifestListQuery = z.object({ name: z.string().optional() });
 export const diffQuery = z.object({ from: z.string().min(1), to: z.string().min(1) });
+
+const manifestIssue = z.object({ file: z.string(), path: z.string(), message: z.string(), line: z.number().int().optional(), column: z.number().int().optional() });
 
 export const manifestSummary = z.object({
   id: z.string(),
@@ -21,6 +24,10 @@ export const manifestView = manifestSummary.extend({
   spec: pinnedManifestSchema,
   /** The file as published. */
   source: z.string(),
+  /** What the manifest asks for beyond a plain container (manifests/README.md#privileges). */
+  privileges: z.array(privilegeView),
+  /** Publish only: keys accepted that do not deploy quite as Compose would (container_name, pull_policy). */
+  warnings: z.array(manifestIssue).optional(),
 });
 export const manifestList = z.object({ manifests: z.array(manifestSummary) });
 
@@ -41,7 +48,6 @@ export const manifestDiff = z.object({
   settings: z.array(fieldChange),
 });
 
-const manifestIssue = z.object({ file: z.string(), path: z.string(), message: z.string(), line: z.number().int().optional(), column: z.number().int().optional() });
 const imageProblem = z.object({ service: z.string(), image: z.string(), reason: z.string(), message: z.string() });
 export const publishRefusal = z.union([errorEnvelope.extend({ errors: z.array(manifestIssue) }), errorEnvelope.extend({ problems: z.array(imageProblem) })]);
 

@@ -220,3 +220,17 @@ export const campaignDevices = sqliteTable(
     index('campaign_devices_assigning').on(t.campaignId).where(sql`assigning = 1`),
   ],
 );
+
+/**
+ * A privilege policy: what manifests may ask for on the devices its selector picks (issue 12).
+ * `allow` is JSON of manifests/privileges.ts's Allowance; a device's grant is the union of the
+ * policies that match it.
+ */
+export const policies = sqliteTable('policies', {
+  name: text('name').primaryKey(),
+  selector: text('selector').notNull(),
+  allow: text('allow').notNull(),
+  createdAt: integer('created_at').notNull(),
+  updatedAt: integer('updated_at').notNull(),
+  updatedBy: text('updated_by').notNull(),
+});

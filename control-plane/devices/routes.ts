@@ -12,6 +12,8 @@ import { HttpError, jsonBody, queryOf, type AppEnv } from '../http.js';
 import { findManifest } from '../manifests/routes.js';
 import { parseSelector, SelectorError, type Selector } from '../selector.js';
 import { computeTwin } from './twin.js';
+import { checkRollout, privilegeRefusal } from '../policy/service.js';
+import type { Manifest } from '../../manifests/model.js';
 import { parseDeviceRecords } from './import-records.js';
 
 type DeviceRow = typeof devices.$inferSelect;
@@ -148,6 +150,9 @@ export function deviceRoutes(ctx: ControlPlaneContext) {
     if (!m) throw new HttpError(404, 'manifest-not-found', `${body.manifest} is not published`, 'manifest');
     const serial = c.req.param('serial');
     const actor = c.var.actor;
+    const target = await deviceBySerial(ctx.db, serial);
+    const check = await checkRollout(ctx.db, body.manifest, JSON.parse(m.spec) as Manifest, '', target.id);
+    if (!check.ok) return privilegeRefusal(c, check);
     await ctx.write(async (tx) => {
       const d = (await tx.select().from(devices).where(eq(devices.serial, serial)).limit(1))[0];
       if (!d) throw new HttpError(404, 'device-not-found', `no device with serial ${serial}`);

@@ -17,7 +17,7 @@ export type PublishOutcome =
   | { kind: 'invalid'; errors: ManifestIssue[] }
   | { kind: 'unresolved'; problems: ImageProblem[] }
   | { kind: 'conflict'; existingDigest: string; digest: string; name: string; version: string }
-  | { kind: 'created' | 'unchanged'; manifest: typeof manifests.$inferSelect };
+  | { kind: 'created' | 'unchanged'; manifest: typeof manifests.$inferSelect; warnings: ManifestIssue[] };
 
 /**
  * Publishes a manifest file: parse and validate it, pin every image to the digest the registry
@@ -47,7 +47,7 @@ export async function publishManifest(ctx: Pick<ControlPlaneContext, 'registry' 
   return ctx.write(async (tx) => {
     const existing = (await tx.select().from(manifests).where(and(eq(manifests.name, pinned.name), eq(manifests.version, pinned.version))).limit(1))[0];
     if (existing) {
-      if (existing.digest === digest) return { kind: 'unchanged' as const, manifest: existing };
+      if (existing.digest === digest) return { kind: 'unchanged' as const, manifest: existing, warnings: parsed.warnings };
       return { kind: 'conflict' as const, existingDigest: existing.digest, digest, name: pinned.name, version: pinned.version };
     }
     const row = {
@@ -62,6 +62,6 @@ export async function publishManifest(ctx: Pick<ControlPlaneContext, 'registry' 
     };
     await tx.insert(manifests).values(row);
     await ctx.audit(tx, { actor, action: 'manifest.publish', target: `${pinned.name}@${pinned.version}`, after: { digest, images: Object.fromEntries(Object.entries(pinned.services).map(([k, s]) => [k, s.image])) } });
-    return { kind: 'created' as const, manifest: row };
+    return { kind: 'created' as const, manifest: row, warnings: parsed.warnings };
   });
 }

@@ -1,4 +1,5 @@
 import { and, desc, eq } from 'drizzle-orm';
+import { privilegesOf } from '../../manifests/privileges.js';
 import { Hono } from 'hono';
 import type { Manifest } from '../../manifests/model.js';
 import { diffQuery, manifestListQuery, publishBody } from '../../protocol/manifests.js';
@@ -16,7 +17,9 @@ function summary(r: Row) {
 }
 
 function view(r: Row) {
-  return { ...summary(r), spec: JSON.parse(r.spec) as Manifest, source: r.source };
+  const spec = JSON.parse(r.spec) as Manifest;
+  // Computed from the stored spec on every read: one function, so what is shown is what is checked.
+  return { ...summary(r), spec, source: r.source, privileges: privilegesOf(spec) };
 }
 
 export async function findManifest(db: Db, name: string, version: string): Promise<Row | undefined> {
@@ -48,9 +51,9 @@ export function manifestRoutes(ctx: ControlPlaneContext) {
       case 'conflict':
         return c.json({ error: { code: 'manifest-conflict', message: `${out.name}@${out.version} is already published with other content (${out.existingDigest}); publish a new version`, field: 'version' } }, 409);
       case 'created':
-        return c.json(view(out.manifest), 201);
+        return c.json({ ...view(out.manifest), warnings: out.warnings }, 201);
       case 'unchanged':
-        return c.json(view(out.manifest), 200);
+        return c.json({ ...view(out.manifest), warnings: out.warnings }, 200);
     }
   });
 
