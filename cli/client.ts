@@ -9,6 +9,7 @@ import { campaignRoutes, type CampaignAction } from '../protocol/campaigns.js';
 import { devicesRoutes } from '../protocol/devices.js';
 import { manifestRoutes } from '../protocol/manifests.js';
 import { operatorRoutes } from '../protocol/operators.js';
+import { policyRoutes } from '../protocol/policies.js';
 import type { Route } from '../protocol/route.js';
 import { CliError } from './errors.js';
 import { HttpClient, type Fetch, type RequestOptions } from './http.js';
@@ -132,5 +133,21 @@ export class BerthClient {
   async campaignAction(id: string, action: CampaignAction): Promise<Campaign> {
     const doing = { start: 'starting', pause: 'pausing', resume: 'resuming', abort: 'aborting' }[action];
     return toCampaign((await this.call(`${doing} campaign ${id}`, campaignRoutes[action], { params: { id }, body: {} })).body);
+  }
+
+  async setPolicy(name: string, body: { selector: string; allow: string[] }) {
+    return (await this.call(`setting policy ${name}`, policyRoutes.set, { params: { name }, body })).body;
+  }
+  async listPolicies() {
+    return (await this.call('listing policies', policyRoutes.list)).body.policies;
+  }
+  async policy(name: string) {
+    return (await this.call(`reading policy ${name}`, policyRoutes.show, { params: { name } })).body;
+  }
+  async removePolicy(name: string) {
+    return (await this.call(`removing policy ${name}`, policyRoutes.remove, { params: { name } })).body;
+  }
+  async checkRollout(manifest: string, selector: string) {
+    return (await this.call(`checking the privileges of ${manifest}`, policyRoutes.check, { body: { manifest, selector } })).body;
   }
 }

@@ -56,6 +56,10 @@ export interface ManifestDetail extends ManifestInfo {
   /** service → pinned image reference (repository@sha256:…). */
   services: Record<string, string>;
   spec: z.infer<typeof manifestView>['spec'];
+  /** What it asks for beyond a plain container (manifests/privileges.ts). */
+  privileges: z.infer<typeof manifestView>['privileges'];
+  /** Publish only: keys accepted with a warning. */
+  warnings: NonNullable<z.infer<typeof manifestView>['warnings']>;
 }
 export interface PublishResult extends ManifestDetail {
   /** false when the same name@version with the same content was already published (a no-op). */
@@ -155,7 +159,7 @@ export function toManifestInfo(m: z.infer<typeof manifestSummary>): ManifestInfo
 
 export function toManifest(m: z.infer<typeof manifestView>): ManifestDetail {
   const services = Object.fromEntries(Object.entries(m.spec.services).map(([name, s]) => [name, s.image]));
-  return { ...toManifestInfo(m), services, spec: m.spec };
+  return { ...toManifestInfo(m), services, spec: m.spec, privileges: m.privileges, warnings: m.warnings ?? [] };
 }
 
 export function toDiff(d: ServerDiff): ManifestDiff {

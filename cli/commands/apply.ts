@@ -4,6 +4,8 @@ import { requireFlag } from '../args.js';
 import { printJson, type Command } from '../context.js';
 import { CliError } from '../errors.js';
 import { renderTable } from '../format.js';
+import { formatIssue } from '../../manifests/parse.js';
+import { printPrivileges } from './policies.js';
 
 export const apply: Command = {
   usage: 'berth apply -f FILE   (FILE may be - for stdin)',
@@ -26,6 +28,8 @@ export const apply: Command = {
     io.out(`${result.created ? 'published' : 'unchanged (already published with this content)'} ${result.name}@${result.version}  ${result.digest}`);
     const rows = Object.entries(result.services).map(([service, image]) => ({ service, image }));
     if (rows.length) io.out(renderTable([{ header: 'service', get: (r) => r.service }, { header: 'pinned image', get: (r) => r.image }], rows));
+    printPrivileges(io, result.privileges);
+    for (const w of result.warnings) io.err(`warning: ${formatIssue(w)}`);
     return 0;
   },
 };

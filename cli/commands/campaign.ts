@@ -1,4 +1,5 @@
 import { formatDuration, formatShare, formatWave, parseDuration, parsePercent, parseReleaseRef, parseWaves } from '../../common/grammar.js';
+import { dryRun } from './policies.js';
 import { CAMPAIGN_DEFAULTS, campaignFields } from '../../protocol/campaign-spec.js';
 import { checkFlag, requireFlag, requirePositionals, stringFlag, type ParsedCommand } from '../args.js';
 import type { Campaign, CampaignCreate } from '../client.js';
@@ -9,7 +10,7 @@ import { colorEnabled, formatAgo, renderFields, renderTable } from '../format.js
 import { outcomeOf, renderProgress, renderProgressLine, WATCH_EXIT } from '../progress.js';
 
 const CREATE_USAGE =
-  'berth campaign create --manifest NAME@VERSION --selector SEL --waves 1,10%,100% [--success PCT] [--max-failures PCT] [--device-timeout DUR] [--soak DUR] [--window CRON --window-duration DUR [--tz TZ]] [--on-failure pause|rollback] [--supersede] [--start] [--name NAME]';
+  'berth campaign create --manifest NAME@VERSION --selector SEL --waves 1,10%,100% [--success PCT] [--max-failures PCT] [--device-timeout DUR] [--soak DUR] [--window CRON --window-duration DUR [--tz TZ]] [--on-failure pause|rollback] [--supersede] [--start] [--name NAME] [--dry-run]';
 
 const D = CAMPAIGN_DEFAULTS;
 /** The defaults shown are the server's own (protocol/campaign-spec.ts), not examples. */
@@ -139,9 +140,12 @@ const createCmd: Command = {
     supersede: { type: 'boolean' },
     start: { type: 'boolean' },
     name: { type: 'string' },
+    'dry-run': { type: 'boolean' },
   },
   async run({ io, args, client }) {
     const body = campaignRequest(args);
+    // The privilege check of issue 12, without creating anything.
+    if (args.values['dry-run'] === true) return dryRun(io, args.output, await (await client()).checkRollout(body.manifest, body.selector ?? ''));
     let c: Campaign;
     try {
       c = await (await client()).createCampaign(body);

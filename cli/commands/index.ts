@@ -8,6 +8,7 @@ import { keygen } from './keygen.js';
 import { manifestsDiff, manifestsList, manifestsSchema, manifestsShow, manifestsValidate } from './manifests.js';
 import { tokenCommands } from './tokens.js';
 import { warm } from './warm.js';
+import { policyCommands } from './policies.js';
 
 /** A verb either is a command, or groups subcommands (`berth devices list`). */
 export type Verb = Command | Record<string, Command>;
@@ -18,6 +19,7 @@ export const VERBS: Record<string, Verb> = {
   manifests: { list: manifestsList, show: manifestsShow, diff: manifestsDiff, validate: manifestsValidate, schema: manifestsSchema },
   devices: { import: devicesImport, list: devicesList, show: devicesShow, label: devicesLabel, revoke: devicesRevoke },
   campaign: campaignCommands,
+  policies: policyCommands,
   tokens: tokenCommands,
   audit,
   keygen,

@@ -1,4 +1,5 @@
 import { parseReleaseRef } from '../../common/grammar.js';
+import { printPrivileges } from './policies.js';
 import { manifestJsonSchemaText } from '../../manifests/json-schema.js';
 import { formatIssue, loadManifestFile, manifestDigest } from '../../manifests/parse.js';
 import { requirePositionals } from '../args.js';
@@ -43,6 +44,8 @@ export const manifestsShow: Command = {
     ]));
     io.out('');
     io.out(renderTable([{ header: 'service', get: (r) => r[0] }, { header: 'pinned image', get: (r) => r[1] }], Object.entries(m.services)));
+    io.out('');
+    printPrivileges(io, m.privileges);
     return 0;
   },
 };
@@ -97,12 +100,15 @@ export const manifestsValidate: Command = {
     for (const file of files) {
       const result = await loadManifestFile(file);
       results.push(result.ok
-        ? { file, valid: true as const, release: `${result.manifest.name}@${result.manifest.version}`, digest: manifestDigest(result.manifest) }
+        ? { file, valid: true as const, release: `${result.manifest.name}@${result.manifest.version}`, digest: manifestDigest(result.manifest), warnings: result.warnings.map(formatIssue) }
         : { file, valid: false as const, errors: result.errors.map(formatIssue) });
     }
     if (args.output === 'json') printJson(io, results);
     else for (const r of results) {
-      if (r.valid) io.out(`OK ${r.file} (${r.release}, digest ${r.digest})`);
+      if (r.valid) {
+        io.out(`OK ${r.file} (${r.release}, digest ${r.digest})`);
+        for (const w of r.warnings) io.err(`warning: ${w}`);
+      }
       else for (const e of r.errors) io.err(e);
     }
     return results.every((r) => r.valid) ? 0 : 1;

@@ -7,7 +7,20 @@ import { createLogger } from '../../common/log.js';
 import { startControlPlane, type RunningControlPlane } from '../../control-plane/index.js';
 import { forgeImage } from '../rig/forge.js';
 import { rigFromEnv } from '../rig/index.js';
+import { writeFile } from 'node:fs/promises';
+import { run } from '../../cli/index.js';
+import type { Io } from '../../cli/context.js';
 import { call, csvOf, newDevice } from './control-plane-support.js';
+
+/** The CLI in process, against the real control plane, as an operator would run it. */
+function cliIo(token: string): Io & { stdout: string[]; stderr: string[] } {
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  return {
+    stdout, stderr, out: (l) => void stdout.push(l), err: (l) => void stderr.push(l), isTTY: false, env: { BERTH_SERVER: cp.url, BERTH_TOKEN: token }, readStdin: async () => '', stdinIsTTY: false,
+    promptSecret: async () => '', now: () => new Date(), sleep: async () => undefined, home: '/nonexistent',
+  };
+}
 
 /**
  * Privilege policies over real HTTP and a real libSQL file: a manifest that asks for a device,
@@ -117,5 +130,36 @@ describe('privilege policies', () => {
     expect((await call(cp.url, 'DELETE', '/v1/policies/zigbee', { token: ADMIN })).status).toBe(200);
     const again = await call(cp.url, 'POST', '/v1/policies/check', { token: releaseManager, json: { manifest: 'hub@1.0.0', selector: 'hw=zigbee' } });
     expect(again.body.groups[0].message).toBe('3 devices matching hw=zigbee lack devices=/dev/ttyUSB0, group_add=dialout (policies site-ports do not grant them)');
+  });
+
+  it('the CLI: apply prints the privileges, campaign create --dry-run shows the check, policies set|list|show|rm', async () => {
+    const file = join(dir, 'hub-2.yaml');
+    await writeFile(file, stack('2.0.0', '\n    container_name: node-red'));
+    const apply = cliIo(releaseManager);
+    expect(await run(['apply', '-f', file], apply)).toBe(0);
+    expect(apply.stdout.join('\n')).toContain('privileges (a rollout needs a policy granting each):\n  devices=/dev/ttyUSB0  (flows)\n  group_add=dialout  (flows)\n  network_mode=host  (plain)\n  ports=1880  (flows)');
+    expect(apply.stderr.join('\n')).toMatch(/^warning: hub-2\.yaml:\d+:\d+: services\.flows\.container_name: Berth names the container itself/);
+
+    const dry = cliIo(releaseManager);
+    expect(await run(['campaign', 'create', '--manifest', 'hub@2.0.0', '--selector', 'hw=plain', '--waves', '100%', '--dry-run'], dry)).toBe(1);
+    expect(dry.stdout[0]).toBe('dry run: hub@2.0.0 to 1 device(s) matching hw=plain; nothing created');
+    expect(dry.stdout.at(-1)).toBe('refused: 1 device matching hw=plain lacks devices=/dev/ttyUSB0, group_add=dialout (policies site-ports do not grant them)');
+
+    const set = cliIo(ADMIN);
+    expect(await run(['policies', 'set', 'plain-serial', '--selector', 'hw=plain', '--allow', 'devices=/dev/ttyUSB*', '--allow', 'group_add=dialout'], set)).toBe(0);
+    expect(set.stdout).toEqual(['policy plain-serial grants devices=/dev/ttyUSB* group_add=dialout to 1 device(s) matching hw=plain']);
+    const ok = cliIo(releaseManager);
+    expect(await run(['campaign', 'create', '--manifest', 'hub@2.0.0', '--selector', 'hw=plain', '--waves', '100%', '--dry-run'], ok)).toBe(0);
+    expect(ok.stdout.at(-1)).toBe('every target device is granted what it asks for');
+    const list = cliIo(releaseManager);
+    expect(await run(['policies', 'list'], list)).toBe(0);
+    expect(list.stdout.join('\n')).toMatch(/plain-serial\s+hw=plain\s+1\s+devices=\/dev\/ttyUSB\* group_add=dialout/);
+    const notAdmin = cliIo(releaseManager);
+    expect(await run(['policies', 'rm', 'plain-serial'], notAdmin)).toBe(1);
+    const rm = cliIo(ADMIN);
+    expect(await run(['policies', 'rm', 'plain-serial'], rm)).toBe(0);
+    const bad = cliIo(ADMIN);
+    expect(await run(['policies', 'set', 'x', '--selector', 'hw=plain', '--allow', 'cap_add=NET_ADMIM'], bad)).toBe(1);
+    expect(bad.stderr.join('\n')).toContain('cap_add=NET_ADMIM: "NET_ADMIM" is not a Linux capability');
   });
 });

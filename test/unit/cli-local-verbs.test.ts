@@ -86,7 +86,19 @@ describe('berth manifests validate (and the old spelling, manifest validate)', (
     expect(await run(['manifest', 'validate', a, '-o', 'json'], old)).toBe(0);
     expect(await run(['manifests', 'validate', a, '--output', 'json'], now)).toBe(0);
     expect(now.stdout).toEqual(old.stdout);
-    expect(JSON.parse(now.stdout.join('\n'))).toEqual([{ file: a, valid: true, release: 'app@1.2.3', digest: expect.stringMatching(/^sha256:[a-f0-9]{64}$/) }]);
+    expect(JSON.parse(now.stdout.join('\n'))).toEqual([{ file: a, valid: true, release: 'app@1.2.3', digest: expect.stringMatching(/^sha256:[a-f0-9]{64}$/), warnings: [] }]);
+  });
+
+  it('prints the warnings of a valid file on stderr (container_name, pull_policy), still exit 0', async () => {
+    const a = join(dir, 'warn.yaml');
+    await writeFile(a, GOOD.replace('{ image: registry.example.com/acme/web:1 }', '{ image: registry.example.com/acme/web:1, container_name: web1, pull_policy: always }'));
+    const io = capture();
+    expect(await run(['manifests', 'validate', a], io)).toBe(0);
+    expect(io.stdout[0]).toMatch(/^OK /);
+    expect(io.stderr).toEqual([
+      `warning: ${a}:4:50: services.web.container_name: Berth names the container itself; "web1" becomes the service's hostname and network alias, so other services still reach it by that name`,
+      `warning: ${a}:4:72: services.web.pull_policy: ignored: Berth pins every image by digest at publish and the gateway downloads exactly that`,
+    ]);
   });
 
   it('prints the JSON Schema', async () => {
