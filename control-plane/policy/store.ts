@@ -1,9 +1,11 @@
 import { asc, eq, sql } from 'drizzle-orm';
 import { formatAllowance, parseAllowance, type Allowance } from '../../manifests/privileges.js';
-import { selectorCondition, type Reader } from '../campaigns/store.js';
+import type { Reader } from '../campaigns/store.js';
 import type { Tx } from '../context.js';
 import { policies } from '../db/schema.js';
-import { parseSelector, type Selector } from '../selector.js';
+import { parseSelector, selectorCondition, type Selector } from '../selector.js';
+
+const LABELS = sql`d.labels`;
 import type { PolicyRule, TargetDevice } from './check.js';
 
 type PolicyRow = typeof policies.$inferSelect;
@@ -50,11 +52,11 @@ export function rulesOf(list: PolicyRecord[]): PolicyRule[] {
 /** Devices a rollout to `selector` reaches: every device not revoked (a late enrollment joins too). */
 export async function targetDevices(db: Reader, selector: Selector, onlyDevice?: string): Promise<TargetDevice[]> {
   const rows = await db.all<{ serial: string; labels: string }>(sql`SELECT d.serial, d.labels FROM devices d
-    WHERE d.status <> 'revoked' AND ${selectorCondition(selector)} ${onlyDevice === undefined ? sql`` : sql`AND d.id = ${onlyDevice}`}`);
+    WHERE d.status <> 'revoked' AND ${selectorCondition(selector, LABELS)} ${onlyDevice === undefined ? sql`` : sql`AND d.id = ${onlyDevice}`}`);
   return rows.map((r) => ({ serial: r.serial, labels: JSON.parse(r.labels) as Record<string, string> }));
 }
 
 export async function countMatching(db: Reader, selector: Selector): Promise<number> {
-  const [r] = await db.all<{ n: number }>(sql`SELECT count(*) AS n FROM devices d WHERE d.status <> 'revoked' AND ${selectorCondition(selector)}`);
+  const [r] = await db.all<{ n: number }>(sql`SELECT count(*) AS n FROM devices d WHERE d.status <> 'revoked' AND ${selectorCondition(selector, LABELS)}`);
   return r?.n ?? 0;
 }
