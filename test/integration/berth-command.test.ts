@@ -77,7 +77,7 @@ describe('the berth command', () => {
   it('refuses a bare number, saying which flag and that it needs a unit, and never listens', async () => {
     const port = await freePort();
     const cp = start(['--listen', `127.0.0.1:${port}`, '--offline-after', '90']);
-    expect(await cp.exited).not.toBe(0);
+    expect(await cp.exited).toBe(2);
     expect(cp.output()).toContain('--offline-after: expected a duration like 30s, 1m30s or 500ms, got "90": a number needs a unit (90s? 90m?)');
     expect(await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.status, () => 'refused')).toBe('refused');
   });
