@@ -10,11 +10,23 @@ export interface FetchProgress {
   done: number;
   total: number;
   images: Record<string, { done: number; total: number }>;
+  /** With deltas: what the missing layers weigh in full (`done` of `full` is what the link saved). */
+  full?: number;
+  delta?: boolean;
+}
+
+/** Per image, what the delta path did: layers rebuilt, and each layer it gave up on (fetched in full) and why. */
+export interface DeltaOutcome {
+  rebuilt: number;
+  fallbacks: { layer: string; reason: 'no-base' | 'bad-digest' | 'apply-error' | 'unavailable' | 'full'; detail: string }[];
 }
 
 export interface ImageFetcher {
   /** Every image present in the engine by digest when this resolves; throws DiskSpaceError (nothing written), BlobVerificationError, ImageUnavailableError. */
-  ensureImages(images: string[], opts: { onProgress?: (p: FetchProgress) => void; signal?: AbortSignal }): Promise<Record<string, { imageId: string }>>;
+  ensureImages(
+    images: string[],
+    opts: { onProgress?: (p: FetchProgress) => void; signal?: AbortSignal; /** Images the gateway runs: bases for layer deltas. */ have?: string[] },
+  ): Promise<Record<string, { imageId: string; delta?: DeltaOutcome }>>;
   missingBytes(images: string[]): Promise<number>;
   prune(keep: string[]): Promise<void>;
   close(): Promise<void>;

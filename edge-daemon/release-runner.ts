@@ -11,6 +11,7 @@ import { plan, type Step } from './reconcile/planner.js';
 import { releaseLabel, type Release } from './reconcile/spec.js';
 import type { Journal, StateDir } from './state.js';
 import type { Allowance } from '../manifests/privileges.js';
+import type { DeviceReport } from '../protocol/device.js';
 
 export interface ReleaseRunnerOptions {
   docker: Dockerode;
@@ -42,7 +43,7 @@ function imagesOf(r: Release | null): string[] {
 export class ReleaseRunner {
   journal: Journal;
   standing: Standing;
-  bytes = { done: 0, total: 0 };
+  bytes: DeviceReport['bytes'] = { done: 0, total: 0 };
   private retry: Retry | undefined;
   private readonly imageIds = new Map<string, string>();
 
@@ -115,8 +116,9 @@ export class ReleaseRunner {
       imageIds: this.imageIds,
       healthPollMs: this.opts.healthPollMs,
       ceiling: this.opts.ceiling,
+      heldImages: imagesOf(this.journal.current),
       onProgress: (p: FetchProgress) => {
-        this.bytes = { done: p.done, total: p.total };
+        this.bytes = { done: p.done, total: p.total, ...(p.full !== undefined ? { full: p.full, delta: p.delta } : {}) };
         this.opts.changed();
       },
       onCommit: async (step) => {

@@ -61,7 +61,13 @@ export const deviceReport = z.object({
   /** name@version the device is running now (after a rollback, the previous one). */
   running: z.string().nullable(),
   phase: z.enum(releasePhases),
-  bytes: z.object({ done: z.number().nonnegative(), total: z.number().nonnegative() }),
+  bytes: z.object({
+    done: z.number().nonnegative(),
+    total: z.number().nonnegative(),
+    /** With layer deltas: what the missing layers weigh in full, to read `done` against ("1.6 MB of 49 MB (delta)"). */
+    full: z.number().nonnegative().optional(),
+    delta: z.boolean().optional(),
+  }),
   services: z.record(z.string(), serviceReport),
   /** Why the last document or release failed (refused signature, unhealthy service + log tail, disk full…). */
   error: z.string().max(8192).optional(),

@@ -15,8 +15,8 @@ async function freeBytes(path: string): Promise<number> {
  * Throws DiskSpaceError when the missing bytes plus the margin do not fit on the state dir's
  * filesystem or the engine's data root. Reads only: called before the first byte is written.
  */
-export async function checkDiskSpace(opts: { stateDir: string; missingBytes: number; marginBytes: number; docker: Dockerode; log: Logger }): Promise<void> {
-  const { stateDir, missingBytes, marginBytes, docker, log } = opts;
+export async function checkDiskSpace(opts: { stateDir: string; missingBytes: number; engineBytes?: number; marginBytes: number; docker: Dockerode; log: Logger }): Promise<void> {
+  const { stateDir, missingBytes, engineBytes, marginBytes, docker, log } = opts;
   const stateDev = (await stat(stateDir)).dev;
   let engineRoot: { path: string; dev: number } | undefined;
   try {
@@ -26,7 +26,7 @@ export async function checkDiskSpace(opts: { stateDir: string; missingBytes: num
     // The engine may run in another mount namespace or deny us its root: check what we can see.
     log.debug({ err: (err as Error).message }, "engine data root not accessible; checking the state dir's filesystem only");
   }
-  for (const check of diskChecks({ missingBytes, marginBytes, stateDir: { path: stateDir, dev: stateDev }, engineRoot })) {
+  for (const check of diskChecks({ missingBytes, engineBytes, marginBytes, stateDir: { path: stateDir, dev: stateDev }, engineRoot })) {
     const free = await freeBytes(check.path);
     if (free < check.needed) throw new DiskSpaceError(check.needed, free, check.where);
   }

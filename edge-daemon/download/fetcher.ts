@@ -7,7 +7,10 @@ import { parseImageRef, proxyRepository } from '../../manifests/image-ref.js';
 import { ImageUnavailableError, namingImage } from './errors.js';
 import { engineImage, engineLayerChains, engineRepoDigests, engineTags, pullImage, removeReference, tagImage } from './engine.js';
 import { checkDiskSpace } from './disk.js';
-import type { FetcherOptions, ImageFetcher } from '../images.js';
+import { pruneStore } from './prune.js';
+import type { DeltaOutcome, FetcherOptions, FetchProgress, ImageFetcher } from '../images.js';
+import { allFull, DeltaRebuilder, deltaImageOf, outcomes, wantedLayers, type DeltaImage } from './delta.js';
+import { rebuiltManifest } from './delta-plan.js';
 import type { HandoverRegistry } from './local-registry.js';
 import { decideLayers, deviceComponent, layersToFetch, localTag, tagsToRemove, type LayerDecision } from './plan.js';
 import { GcPacer, minorGc } from './gc-pacer.js';
@@ -25,6 +28,10 @@ export interface ImageFetcherOptions extends FetcherOptions {
   attempts?: number;
   backoffBaseMs?: number;
   backoffCapMs?: number;
+  /** Ask the proxy for layer deltas from the images the gateway runs (default true). */
+  deltas?: boolean;
+  /** How long to wait for the proxy to compute deltas before taking layers in full (default 2 min). */
+  deltaPlanWaitMs?: number;
 }
 
 /** The content-addressed, immutable part of an image: resolved once per fetcher, kept in memory. */
@@ -88,6 +95,7 @@ export function createImageFetcher(opts: ImageFetcherOptions): ImageFetcher {
   /** Blobs the handover registry may fetch on the engine's demand (layers of images being handed over). */
   const handoverBlobs = new Map<string, BlobTarget>();
   let registry: Promise<HandoverRegistry> | undefined;
+  const deltas = new DeltaRebuilder({ store, client, docker: opts.docker, log, registryProxy: opts.registryProxy, pullToken: opts.pullToken, planWaitMs: opts.deltaPlanWaitMs ?? 120_000 });
 
   async function manifestBytes(proxyRepo: string, digest: string, image: string, signal?: AbortSignal): Promise<{ bytes: Buffer; mediaType: string }> {
     const stored = await store.read(digest);
@@ -252,12 +260,19 @@ export function createImageFetcher(opts: ImageFetcherOptions): ImageFetcher {
    * before (its blob digest → diff_id records) and answers "Already exists" without asking us;
    * only when it cannot match a layer does it GET the blob, and then the handover fetches it.
    */
-  async function handOver(p: ImagePlan, host: string): Promise<string> {
+  async function handOver(p: ImagePlan, host: string, rebuilt: Map<string, { diffId: string; size: number }>): Promise<string> {
     const c = p.content;
     const tag = localTag(opts.deviceId, c.repository, c.manifestDigest);
     if (!p.inEngine) {
       for (const l of c.layers) handoverBlobs.set(l.digest, { repository: c.proxyRepository, digest: l.digest, size: l.size, image: c.ref });
-      const pullRef = `${host}/${device}/${c.repository}@${c.manifestDigest}`;
+      // Layers rebuilt from deltas go to the engine as uncompressed tars: the same config, so the same image id.
+      let pulled = c.manifestDigest;
+      if (c.layers.some((l) => rebuilt.has(l.digest))) {
+        const m = rebuiltManifest(c.manifests[c.manifests.length - 1].bytes, rebuilt);
+        await store.write(m.digest, m.bytes);
+        pulled = m.digest;
+      }
+      const pullRef = `${host}/${device}/${c.repository}@${pulled}`;
       try {
         await pullImage(opts.docker, pullRef, c.ref, log);
       } finally {
@@ -274,41 +289,77 @@ export function createImageFetcher(opts: ImageFetcherOptions): ImageFetcher {
     return c.configDigest;
   }
 
+  /** The images the gateway runs, resolved (from the store, mostly): the bases a delta may start from. */
+  async function held(have: string[], images: string[], signal?: AbortSignal): Promise<DeltaImage[]> {
+    const out: DeltaImage[] = [];
+    for (const ref of have.filter((h) => !images.includes(h))) {
+      try {
+        out.push(deltaImageOf(await resolve(ref, signal)));
+      } catch (err) {
+        log.info({ image: ref, err: (err as Error).message }, 'a running image cannot serve as a delta base');
+      }
+    }
+    return out;
+  }
+
   return {
     async missingBytes(images) {
       await store.init();
       return stillMissing(blobsToFetch(await plan(images)));
     },
 
-    async ensureImages(images, { onProgress, signal } = {}) {
+    async ensureImages(images, { onProgress, signal, have = [] } = {}) {
       const op = newOpId();
       await mkdir(opts.stateDir, { recursive: true });
       const plans = await plan(images, signal);
-      const targets = blobsToFetch(plans);
+      const wanted = blobsToFetch(plans);
+      const bases = opts.deltas === false || wanted.length === 0 ? [] : await held(have, images, signal);
+      const routes = bases.length === 0 ? allFull(wanted) : await deltas.route(wantedLayers(plans.filter((p) => !p.inEngine).map((p) => p.content), wanted), bases, signal);
+      const targets = routes.full.map((f) => f.target);
       const missing = await stillMissing(targets);
-      log.info({ op, images: images.length, blobs: targets.length, missingBytes: missing }, 'download plan');
+      log.info({ op, images: images.length, blobs: targets.length, deltas: routes.jobs.length, missingBytes: missing, deltaDisk: routes.disk }, 'download plan');
       // Nothing to download, nothing to check: a re-tag or an engine that has it all fits anywhere.
-      if (targets.length > 0) await checkDiskSpace({ stateDir: opts.stateDir, missingBytes: missing, marginBytes, docker: opts.docker, log });
+      if (wanted.length > 0) {
+        await checkDiskSpace({ stateDir: opts.stateDir, missingBytes: missing + routes.disk.state, engineBytes: missing + routes.disk.engine, marginBytes, docker: opts.docker, log });
+      }
 
       await store.init();
       for (const p of plans) {
         for (const m of p.content.manifests) await store.write(m.digest, m.bytes);
         await store.write(p.content.configDigest, p.content.configBytes);
       }
-      const progress = new ProgressTracker(onProgress);
+      const full = wanted.reduce((n, t) => n + t.size, 0);
+      const emit = onProgress && routes.jobs.length > 0 ? (p: FetchProgress) => onProgress({ ...p, full, delta: true }) : onProgress;
+      const progress = new ProgressTracker(emit);
       for (const p of plans) progress.addImage(p.content.ref);
-      for (const t of targets) progress.addBlob(t.image, t.digest, t.size);
-      for (const t of targets) progress.set(t.digest, await store.partialSize(t.digest));
+      const moving = [...targets, ...routes.jobs.map((j) => j.download)];
+      for (const t of moving) progress.addBlob(t.image, t.digest, t.size);
+      for (const t of moving) progress.set(t.digest, await store.partialSize(t.digest));
       progress.flush();
-      await downloadAll(targets, progress, signal);
+      const [fulls, rebuilds] = await Promise.allSettled([
+        downloadAll(targets, progress, signal),
+        deltas.rebuildAll(routes.jobs, (job, n) => progress.set(job.download.digest, n), signal),
+      ]);
+      if (fulls.status === 'rejected') throw fulls.reason;
+      if (rebuilds.status === 'rejected') throw rebuilds.reason;
+      const { rebuilt, fallbacks } = rebuilds.value;
+      for (const [k, v] of routes.rebuilt) rebuilt.set(k, v);
+      const late = fallbacks.map((f) => f.layer.target);
+      if (late.length > 0) {
+        await checkDiskSpace({ stateDir: opts.stateDir, missingBytes: await stillMissing(late), marginBytes, docker: opts.docker, log });
+        for (const t of late) progress.addBlob(t.image, t.digest, t.size);
+        await downloadAll(late, progress, signal);
+      }
       progress.flush();
 
       const host = (await handover()).host;
-      const result: Record<string, { imageId: string }> = {};
+      const outcome = outcomes(routes, rebuilt, fallbacks);
+      const result: Record<string, { imageId: string; delta?: DeltaOutcome }> = {};
       for (const p of plans) {
         signal?.throwIfAborted();
         try {
-          result[p.content.ref] = { imageId: await handOver(p, host) };
+          const delta = outcome.get(p.content.ref);
+          result[p.content.ref] = { imageId: await handOver(p, host, rebuilt), ...(delta ? { delta } : {}) };
         } catch (err) {
           throw namingImage(p.content.ref, err);
         }
@@ -318,42 +369,8 @@ export function createImageFetcher(opts: ImageFetcherOptions): ImageFetcher {
     },
 
     async prune(keep) {
-      await store.init();
-      const referenced = new Set<string>();
-      const keepTags: string[] = [];
-      const visit = async (digest: string): Promise<void> => {
-        referenced.add(digest);
-        const bytes = await store.read(digest);
-        if (!bytes) return;
-        const m = parseManifestBytes(bytes);
-        if (m.kind === 'index') {
-          for (const child of m.manifests) await visit(child.digest);
-        } else {
-          referenced.add(m.config.digest);
-          for (const l of m.layers) referenced.add(l.digest);
-        }
-      };
-      for (const ref of keep) {
-        const r = parseImageRef(ref);
-        if (!r.digest) throw new Error(`prune: image ${ref} is not pinned by digest`);
-        await visit(r.digest);
-        keepTags.push(localTag(opts.deviceId, r.repository, r.digest).ref);
-      }
-      let removed = 0;
-      for (const d of await store.list()) {
-        if (!referenced.has(d)) {
-          await store.remove(d);
-          removed++;
-        }
-      }
-      for (const d of await store.listPartials()) if (!referenced.has(d)) await store.discardPartial(d);
+      await pruneStore(store, opts.docker, opts.deviceId, keep, log);
       for (const c of [...contents.keys()]) if (!keep.includes(c)) contents.delete(c);
-      const untag = tagsToRemove(await engineTags(opts.docker), opts.deviceId, keepTags);
-      // Handover references left by a crash between pull and untag.
-      const loopback = new RegExp(`^127\\.0\\.0\\.1:\\d+/${device}/`);
-      const stale = (await engineRepoDigests(opts.docker)).filter((r) => loopback.test(r));
-      for (const ref of [...untag, ...stale]) await removeReference(opts.docker, ref, log);
-      log.info({ blobsRemoved: removed, tagsRemoved: untag.length }, 'pruned');
     },
 
     async close() {
@@ -363,3 +380,4 @@ export function createImageFetcher(opts: ImageFetcherOptions): ImageFetcher {
     },
   };
 }
+

@@ -58,22 +58,27 @@ export interface DiskCheck {
  * the engine then writes its own copy when it pulls from us (a temporary compressed file, then the
  * unpacked layer, which is at least as large as the compressed one). So the state dir's filesystem
  * needs the missing bytes once, the engine's data root once more, and when both are the same
- * filesystem it needs them twice; every filesystem keeps the margin free on top.
+ * filesystem it needs them twice; every filesystem keeps the margin free on top. With deltas the
+ * two differ (`engineBytes`): the state dir holds deltas, rebuilt tars and base copies, the engine
+ * the rebuilt tars.
  */
 export function diskChecks(opts: {
   missingBytes: number;
+  /** What the engine writes, when it is not `missingBytes`. */
+  engineBytes?: number;
   marginBytes: number;
   stateDir: { path: string; dev: number };
   engineRoot?: { path: string; dev: number };
 }): DiskCheck[] {
   const { missingBytes: m, marginBytes: margin, stateDir, engineRoot } = opts;
+  const e = opts.engineBytes ?? m;
   if (!engineRoot) return [{ where: `state dir ${stateDir.path}`, path: stateDir.path, needed: m + margin }];
   if (engineRoot.dev === stateDir.dev) {
-    return [{ where: `state dir ${stateDir.path} (same filesystem as the engine's ${engineRoot.path})`, path: stateDir.path, needed: 2 * m + margin }];
+    return [{ where: `state dir ${stateDir.path} (same filesystem as the engine's ${engineRoot.path})`, path: stateDir.path, needed: m + e + margin }];
   }
   return [
     { where: `state dir ${stateDir.path}`, path: stateDir.path, needed: m + margin },
-    { where: `engine data root ${engineRoot.path}`, path: engineRoot.path, needed: m + margin },
+    { where: `engine data root ${engineRoot.path}`, path: engineRoot.path, needed: e + margin },
   ];
 }
 

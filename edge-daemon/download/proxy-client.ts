@@ -30,6 +30,8 @@ export interface BlobTarget {
   digest: string;
   size: number;
   image: string;
+  /** Where the proxy serves it, when not `/v2/<repository>/blobs/<digest>` (a delta: served like a blob, same ETag and Range). */
+  path?: string;
 }
 
 const MAX_SMALL_BLOB = 16 << 20;
@@ -153,6 +155,35 @@ export class ProxyClient {
     }
   }
 
+  /** The first `n` bytes of a blob-like resource (a delta's header), into memory: a Range request, retried. */
+  async leadingBytes(path: string, n: number, what: string, signal?: AbortSignal): Promise<Buffer> {
+    return this.withRetries(what, signal, async () => {
+      const { res, watch } = await this.open(path, { Range: `bytes=0-${n - 1}` }, signal, what);
+      try {
+        if (res.status !== 200 && res.status !== 206) {
+          res.discard();
+          throw this.statusError(res.status, what);
+        }
+        // A 200 (a proxy ignoring Range) brings the whole body: keep the head, drop the rest.
+        const chunks: Buffer[] = [];
+        let got = 0;
+        for await (const chunk of res.body) {
+          watch.touch();
+          chunks.push(chunk);
+          got += chunk.length;
+          if (got >= n) break;
+        }
+        res.discard();
+        if (got < n) throw new TransientError(`${what}: the answer ended after ${got} of ${n} bytes`);
+        return Buffer.concat(chunks, got).subarray(0, n);
+      } catch (err) {
+        throw this.transportError(err, signal, watch, what);
+      } finally {
+        watch.clear();
+      }
+    });
+  }
+
   /**
    * Downloads a blob into the store, resuming from its partial file. `onBytes` receives the bytes
    * on disk for this blob. A blob that does not hash to its digest is discarded and fetched once
@@ -192,7 +223,7 @@ export class ProxyClient {
     onBytes(offset);
     if (offset > 0) this.opts.log.info({ image: t.image, digest: t.digest, offset, size: t.size }, 'resuming blob download');
     const what = `blob ${t.digest} of image ${t.image}`;
-    const { res, watch } = await this.open(`/v2/${t.repository}/blobs/${t.digest}`, start.headers, signal, what);
+    const { res, watch } = await this.open(t.path ?? `/v2/${t.repository}/blobs/${t.digest}`, start.headers, signal, what);
     try {
       const plan = bodyPlan(res.status, res.header('content-range') ?? null, offset, t.size);
       switch (plan.kind) {

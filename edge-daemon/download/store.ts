@@ -15,16 +15,32 @@ export class DownloadStore {
   readonly root: string;
   readonly blobDir: string;
   readonly partialDir: string;
+  /** Layers being rebuilt from deltas and base tars taken out of the engine (same filesystem: a rename moves them in). */
+  readonly workDir: string;
 
   constructor(stateDir: string) {
     this.root = join(stateDir, 'blobs');
     this.blobDir = join(this.root, 'sha256');
     this.partialDir = join(this.root, 'partial');
+    this.workDir = join(this.root, 'rebuild');
   }
 
   async init(): Promise<void> {
     await mkdir(this.blobDir, { recursive: true, mode: 0o700 });
     await mkdir(this.partialDir, { recursive: true, mode: 0o700 });
+    await mkdir(this.workDir, { recursive: true, mode: 0o700 });
+  }
+
+  /** Moves a file the caller verified against `digest` (a rebuilt layer tar) into place. */
+  async adopt(digest: string, path: string): Promise<void> {
+    await rename(path, this.blobPath(digest));
+    await fsyncDir(this.blobDir).catch(() => undefined);
+  }
+
+  /** Drops what a crash left in the work dir; only while nothing is being rebuilt. */
+  async clearWork(): Promise<void> {
+    await rm(this.workDir, { recursive: true, force: true });
+    await mkdir(this.workDir, { recursive: true, mode: 0o700 });
   }
 
   blobPath(digest: string): string {

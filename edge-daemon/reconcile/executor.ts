@@ -21,6 +21,8 @@ export interface ExecEnv {
   /** Image reference → engine image id, filled by ensure-images. */
   imageIds: Map<string, string>;
   onProgress?: (p: FetchProgress) => void;
+  /** Images of the release the gateway runs: the bases layer deltas start from. */
+  heldImages?: string[];
   /** Persists the commit (journal); the executor owns no state. */
   onCommit: (step: Extract<Step, { kind: 'commit' }>) => Promise<void>;
   healthPollMs?: number;
@@ -135,7 +137,7 @@ async function waitHealthy(step: Extract<Step, { kind: 'wait-healthy' }>, env: E
 
 export const executors: Executors = {
   'ensure-images': async (step, env) => {
-    const got = await (await env.fetcher()).ensureImages(step.images, { onProgress: env.onProgress, signal: env.signal });
+    const got = await (await env.fetcher()).ensureImages(step.images, { onProgress: env.onProgress, signal: env.signal, have: env.heldImages });
     for (const image of step.images) {
       const id = got[image]?.imageId;
       if (!id) throw new Error(`image ${image}: the download channel returned no image id`);
