@@ -25,6 +25,7 @@ const CREATE_HELP = `options:
   --on-failure ACTION    pause or rollback (default ${D.onFailure})
   --supersede            take over devices that other active campaigns hold
   --start                start the campaign at once
+  --dry-run              run the privilege check for the selected devices and create nothing
 durations: 90s, 10m, 1h30m, 2d; percentages: 95%, 12.5% (cli/README.md, "Values")`;
 
 /** Flags → the create request; pure, so every rule is unit-tested. Each value is checked as the server checks it. */
