@@ -87,6 +87,14 @@ export class BerthClient {
     return (await this.call(`revoking token ${id}`, operatorRoutes.revokeToken, { params: { id } })).body;
   }
 
+  async rotateKey() {
+    return (await this.call('rotating the signing key', operatorRoutes.rotateKey, {})).body;
+  }
+
+  async revokeKey(kid: string) {
+    return (await this.call(`revoking signing key ${kid}`, operatorRoutes.revokeKey, { params: { kid } })).body;
+  }
+
   async audit(since?: string): Promise<AuditEntry[]> {
     return (await this.call('reading the audit log', operatorRoutes.audit, { query: { since } })).body.entries.map(toAudit);
   }

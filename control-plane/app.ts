@@ -13,6 +13,7 @@ import { manifestRoutes } from './manifests/routes.js';
 import { ControlPlaneMetrics } from './metrics.js';
 import { answerCheck, describeRoutes } from './openapi.js';
 import { operatorRoutes } from './operators/routes.js';
+import { revocationList } from './operators/revocations.js';
 import { registryTokenRoutes } from './device-api/registry-token.js';
 import { campaignRoutes } from './campaigns/routes.js';
 import { policyRoutes } from './policy/routes.js';
@@ -63,6 +64,7 @@ export function buildApp(ctx: ControlPlaneContext, metrics = new ControlPlaneMet
     return c.body(body, 200, { 'Content-Type': contentType });
   });
 
+  app.get('/v1/revocations', async (c) => c.json(await revocationList(ctx), 200, { 'Cache-Control': 'no-store' }));
   app.get('/.well-known/jwks.json', (c) => c.json(ctx.keys.jwks(ctx.now().getTime()), 200, { 'Cache-Control': 'max-age=60' }));
 
   app.route('/', describeRoutes(ctx));

@@ -1,5 +1,5 @@
 import { createPrivateKey, createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
-import { desc, isNull } from 'drizzle-orm';
+import { desc, eq, isNull } from 'drizzle-orm';
 import type { JWK } from 'jose';
 import { generateEd25519 } from '../protocol/keys.js';
 import type { Client } from '@libsql/client';
@@ -15,6 +15,7 @@ interface LoadedKey {
   publicJwk: JWK;
   createdAt: number;
   retiredAt: number | null;
+  revokedAt: number | null;
 }
 
 type Writer = Pick<Db, 'insert' | 'update' | 'select'>;
@@ -39,6 +40,7 @@ export class SigningKeys {
         publicJwk: JSON.parse(r.publicJwk) as JWK,
         createdAt: r.createdAt,
         retiredAt: r.retiredAt,
+        revokedAt: r.revokedAt,
       };
     });
   }
@@ -82,6 +84,27 @@ export class SigningKeys {
     return rows.length;
   }
 
+  /**
+   * Revokes `kid`: the active key is first rotated away (a new one signs from now on). Returns
+   * null for an unknown kid. Call `load()` after commit.
+   */
+  async revoke(tx: Writer, kid: string, now: number): Promise<{ kid: string; active: string; already: boolean } | null> {
+    const row = (await tx.select().from(signingKeys).where(eq(signingKeys.kid, kid)).limit(1))[0];
+    if (!row) return null;
+    if (row.revokedAt !== null) {
+      const active = await tx.select({ kid: signingKeys.kid }).from(signingKeys).where(isNull(signingKeys.retiredAt)).limit(1);
+      return { kid, active: active[0]?.kid ?? kid, already: true };
+    }
+    const active = row.retiredAt === null ? (await this.rotate(tx, now)).kid : (await tx.select({ kid: signingKeys.kid }).from(signingKeys).where(isNull(signingKeys.retiredAt)).limit(1))[0].kid;
+    await tx.update(signingKeys).set({ revokedAt: now, retiredAt: row.retiredAt ?? now }).where(eq(signingKeys.kid, kid));
+    return { kid, active, already: false };
+  }
+
+  /** Kids revoked (not merely retired): the registry proxy refuses tokens they signed. */
+  revokedKids(): string[] {
+    return this.keys.filter((k) => k.revokedAt !== null).map((k) => k.kid);
+  }
+
   active(): { kid: string; privateKey: KeyObject } {
     const key = this.keys.find((k) => k.retiredAt === null);
     if (!key) throw new Error('no active signing key (database not initialized?)');
@@ -108,6 +131,7 @@ export class SigningKeys {
   }
 
   private usable(k: LoadedKey, now: number): boolean {
+    if (k.revokedAt !== null) return false;
     return k.retiredAt === null || now - k.retiredAt < this.retentionMs;
   }
 }

@@ -41,6 +41,7 @@ export const auditEntry = z.object({
 export const auditLog = z.object({ entries: z.array(auditEntry) });
 
 export const keyRotation = z.object({ kid: z.string(), retired: z.array(z.string()), jwks: jwksSchema });
+export const keyRevocation = z.object({ kid: z.string(), revoked: z.literal(true), active: z.string(), jwks: jwksSchema });
 
 export const operatorRoutes = {
   createToken: route({
@@ -79,5 +80,12 @@ export const operatorRoutes = {
     summary: 'Rotate the signing key (the old one stays in the JWKS until what it signed expired)',
     auth: 'admin',
     responses: { 200: json(keyRotation, 'the new key id, the ones it retired, and the JWKS now') },
+  }),
+  revokeKey: route({
+    method: 'post',
+    path: '/v1/keys/:kid/revoke',
+    summary: 'Revoke a signing key at once (a leaked key): out of the JWKS, everything it signed refused; the active key is rotated away first and every device gets its document signed anew',
+    auth: 'admin',
+    responses: { 200: json(keyRevocation, 'the key, revoked; the key that signs now; the JWKS now') },
   }),
 };

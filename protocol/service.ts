@@ -6,6 +6,12 @@ import { json, route, text } from './route.js';
 
 export const health = z.object({ status: z.literal('ok') });
 
+/** What the registry proxy polls so a revocation reaches it in seconds, not when pull tokens expire. */
+export const revocationList = z.object({
+  kids: z.array(z.string()).meta({ description: 'revoked signing keys: any token they signed is refused' }),
+  subjects: z.array(z.string()).meta({ description: 'token subjects (device:ID, operator:TOKEN-ID) revoked while their pull tokens may still live' }),
+});
+
 /** An OpenAPI 3.1 document; its own schema is the OpenAPI specification's. */
 export const openApiDocumentSchema = z.looseObject({ openapi: z.string(), info: z.looseObject({ title: z.string(), version: z.string() }), paths: z.record(z.string(), z.unknown()) });
 
@@ -24,5 +30,6 @@ export const serviceRoutes = {
     auth: 'none',
     responses: { 200: text(DOCS_ASSET_TYPES, 'the file') },
   }),
+  revocations: route({ method: 'get', path: '/v1/revocations', summary: 'Revoked signing keys and token subjects (the registry proxy polls it)', auth: 'none', responses: { 200: json(revocationList) } }),
   jwks: route({ method: 'get', path: '/.well-known/jwks.json', summary: 'Public keys that sign deployment documents and tokens', auth: 'none', responses: { 200: json(jwksSchema) } }),
 };

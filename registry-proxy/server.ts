@@ -37,6 +37,8 @@ export interface ProxyOptions {
   anonymous?: boolean;
   tagTtlMs?: number;
   jwksCooldownMs?: number;
+  /** How often the control plane's revocation list is read (default 2 s). */
+  revocationPollMs?: number;
   /** Bytes of blob reads in flight across all clients; sets the read size under load. */
   sendBudgetBytes?: number;
   upstream?: Partial<typeof DEFAULT_UPSTREAM_OPTIONS>;
@@ -107,7 +109,7 @@ export async function createProxy(opts: ProxyOptions) {
   const upstreams = new Map(opts.upstreams.map((u) => [u.alias, new UpstreamClient(u, { ...DEFAULT_UPSTREAM_OPTIONS, ...opts.upstream, log })]));
   const fetcher = new BlobFetcher(cache, metrics, log, { ...DEFAULT_FETCH_OPTIONS, ...opts.fetch });
   const manifests = new ManifestService(cache, upstreams, metrics, log, opts.tagTtlMs ?? 30_000);
-  const verifier = opts.anonymous ? null : new PullTokenVerifier(opts.controlPlane as string, { cooldownMs: opts.jwksCooldownMs });
+  const verifier = opts.anonymous ? null : new PullTokenVerifier(opts.controlPlane as string, { cooldownMs: opts.jwksCooldownMs, revocationPollMs: opts.revocationPollMs, log });
   const reach = new ReachCache((name, digests) => reachOf(name, digests, (n, d) => manifests.parsed(n, d)));
 
   if (opts.anonymous) {
@@ -342,7 +344,7 @@ export async function createProxy(opts: ProxyOptions) {
     return new Response(null, { status: 200, headers: { ...plan.headers, ...API_HEADER } });
   }
 
-  return { app, log, metrics, cache, fetcher, close: () => { deltas.close(); return fetcher.close(); } };
+  return { app, log, metrics, cache, fetcher, close: () => { deltas.close(); verifier?.close(); return fetcher.close(); } };
 }
 
 /** Starts the proxy on a socket; used by `main`, the tests, the demo and the e2e tests. */

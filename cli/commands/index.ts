@@ -5,6 +5,7 @@ import { campaignCommands } from './campaign.js';
 import { devicesImport, devicesLabel, devicesList, devicesRevoke, devicesShow } from './devices.js';
 import { login } from './login.js';
 import { keygen } from './keygen.js';
+import { keyCommands } from './keys.js';
 import { manifestsDiff, manifestsList, manifestsSchema, manifestsShow, manifestsValidate } from './manifests.js';
 import { tokenCommands } from './tokens.js';
 import { warm } from './warm.js';
@@ -21,6 +22,7 @@ export const VERBS: Record<string, Verb> = {
   campaign: campaignCommands,
   policies: policyCommands,
   tokens: tokenCommands,
+  keys: keyCommands,
   audit,
   keygen,
   // Spelled as before the verb moved out of registry-proxy/ (bin/berth.ts routes it here).

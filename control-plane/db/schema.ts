@@ -144,6 +144,8 @@ export const signingKeys = sqliteTable('signing_keys', {
   createdAt: integer('created_at').notNull(),
   /** Set when a newer key took over; the key stays in the JWKS until what it signed has expired. */
   retiredAt: integer('retired_at'),
+  /** Set by `POST /v1/keys/:kid/revoke`: out of the JWKS and refused at once (a leaked key). */
+  revokedAt: integer('revoked_at'),
 });
 
 export const enrollChallenges = sqliteTable(

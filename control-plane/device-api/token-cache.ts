@@ -35,6 +35,11 @@ export class DeviceTokenCache {
     this.entries.set(token, claims);
   }
 
+  /** Forgets every verified token (a signing key was revoked: its tokens must be checked again). */
+  clear(): void {
+    this.entries.clear();
+  }
+
   get size(): number {
     return this.entries.size;
   }

@@ -102,6 +102,21 @@ export function operatorRoutes(ctx: ControlPlaneContext) {
     return c.json({ kid: out.kid, retired: out.retired, jwks: ctx.keys.jwks() });
   });
 
+  app.post('/keys/:kid/revoke', requireRole('admin'), async (c) => {
+    const kid = c.req.param('kid');
+    const actor = c.var.actor;
+    const out = await ctx.write(async (tx) => {
+      const r = await ctx.keys.revoke(tx, kid, ctx.now().getTime());
+      if (!r) throw new HttpError(404, 'key-not-found', `no signing key ${kid}`);
+      if (!r.already) await ctx.audit(tx, { actor, action: 'key.revoke', target: kid, after: { revoked: kid, active: r.active } });
+      return r;
+    });
+    await ctx.keys.load();
+    // Tokens it signed were verified once and remembered; from now on each is checked again.
+    ctx.deviceTokens.clear();
+    return c.json({ kid, revoked: true as const, active: out.active, jwks: ctx.keys.jwks() });
+  });
+
   return app;
 }
 
