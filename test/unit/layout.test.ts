@@ -4,7 +4,10 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
 const root = normalize(join(dirname(fileURLToPath(import.meta.url)), '../..'));
-const cpDir = join(root, 'control-plane');
+/** Every folder of shipped code; the four components never import each other (bin/ and scripts/ wire them). */
+const SOURCE_DIRS = ['bin', 'cli', 'common', 'manifests', 'protocol', 'control-plane', 'registry-proxy', 'edge-daemon', 'scripts'];
+const COMPONENTS = new Set(['cli', 'control-plane', 'registry-proxy', 'edge-daemon']);
+const folderOf = (file: string) => relative(root, file).split('/')[0];
 
 function sources(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
@@ -20,7 +23,7 @@ function importsOf(file: string): string[] {
   const out: string[] = [];
   for (const m of text.matchAll(/(?:from\s+|import\(\s*)['"](\.{1,2}\/[^'"]+)['"]/g)) {
     const target = normalize(join(dirname(file), m[1].replace(/\.js$/, '.ts')));
-    if (target.startsWith(cpDir) && existsSync(target)) out.push(target);
+    if (existsSync(target) && SOURCE_DIRS.includes(folderOf(target))) out.push(target);
   }
   return out;
 }
@@ -44,8 +47,17 @@ function cycles(graph: Map<string, string[]>): string[][] {
   return found;
 }
 
-describe('control-plane layout', () => {
-  const files = sources(cpDir);
+describe('source layout', () => {
+  const files = SOURCE_DIRS.flatMap((d) => sources(join(root, d)));
+
+  it('keeps components apart: none imports another', () => {
+    const crossing = files.flatMap((f) =>
+      importsOf(f)
+        .filter((t) => COMPONENTS.has(folderOf(t)) && folderOf(t) !== folderOf(f) && !['bin', 'scripts'].includes(folderOf(f)))
+        .map((t) => `${relative(root, f)} -> ${relative(root, t)}`),
+    );
+    expect(crossing).toEqual([]);
+  });
 
   it('has no import cycles', () => {
     const graph = new Map(files.map((f) => [f, importsOf(f)]));
