@@ -14,7 +14,14 @@ const modeOf = async (p: string) => (await stat(p)).mode & 0o777;
 /** Every byte of every file in the data dir (db, -wal, -shm, key secret, admin.token). */
 async function everyFile(dir: string): Promise<Map<string, Buffer>> {
   const out = new Map<string, Buffer>();
-  for (const name of await readdir(dir)) out.set(name, await readFile(join(dir, name)));
+  for (const name of await readdir(dir)) {
+    // A side file (-shm) removed by a closing connection meanwhile holds nothing to find.
+    const bytes = await readFile(join(dir, name)).catch((e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT') return undefined;
+      throw e;
+    });
+    if (bytes) out.set(name, bytes);
+  }
   return out;
 }
 
