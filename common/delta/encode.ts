@@ -6,6 +6,7 @@ import { encodeHeader, encodeVarint, FORMAT_VERSION, HEADER_BYTES, MAX_PATCH_BYT
 import type { RandomAccessSource } from './source.js';
 import { nextEntry, TarFormatError } from './tar.js';
 import { PatchEncoder, usableDictionary, ZstdWriter } from './zstd.js';
+import { ZstdThread } from './zstd-thread.js';
 
 export interface EncodeOptions {
   base: RandomAccessSource;
@@ -121,10 +122,11 @@ class Encoder {
     private readonly base: RandomAccessSource,
     private readonly index: BaseIndex,
     private readonly ops: OpWriter,
+    thread: ZstdThread,
     level: number,
     private readonly cap: number,
   ) {
-    this.patcher = new PatchEncoder(level);
+    this.patcher = new PatchEncoder(thread, level);
   }
 
   /** COPY when the base holds exactly these bytes at `offset`, LITERAL otherwise. */
@@ -146,7 +148,7 @@ class Encoder {
     if (old && isRegular(old.type) && old.size > 0 && old.size <= this.cap && bytes.length >= MIN_PATCH_BYTES) {
       const dict = await this.base.read(old.contentStart, old.size);
       if (usableDictionary(dict)) {
-        const frame = this.patcher.encode(dict, bytes);
+        const frame = await this.patcher.encode(dict, bytes);
         if (frame.length < bytes.length) return this.ops.patch(old.contentStart, old.size, bytes.length, frame);
       }
     }
@@ -203,14 +205,15 @@ export async function encodeDelta(opts: EncodeOptions): Promise<EncodeResult> {
     }
   }
   const fh = await open(opts.outPath, 'w+');
+  const thread = new ZstdThread();
   try {
     let written = HEADER_BYTES;
-    const z = new ZstdWriter(async (chunk) => {
+    const z = new ZstdWriter(thread, async (chunk) => {
       await writeAll(fh, chunk, written);
       written += chunk.length;
     }, level, Math.min(OUTER_WINDOW_LOG, MAX_WINDOW_LOG));
     const ops = new OpWriter(z);
-    const enc = new Encoder(opts.base, index, ops, level, cap);
+    const enc = new Encoder(opts.base, index, ops, thread, level, cap);
     const r = ByteReader.of(hashed(), 'target layer', (m) => new TarFormatError(m));
     for (let e = await nextEntry(r); e; e = await nextEntry(r)) {
       const old = index.byPath.get(e.path);
@@ -229,6 +232,7 @@ export async function encodeDelta(opts: EncodeOptions): Promise<EncodeResult> {
     await fh.sync();
     return { header, size: written, digest: await digestFile(fh, written), stats: ops.stats };
   } finally {
+    await thread.close();
     await fh.close();
   }
 }

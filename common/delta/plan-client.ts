@@ -1,4 +1,4 @@
-import { httpRequest } from '../http-client.js';
+import { httpRequest, isConnectionError, type HttpAnswer } from '../http-client.js';
 import { deltaPlanResponse, type DeltaPlanRequest, type DeltaPlanResponse } from './wire.js';
 
 export interface PlanClientOptions {
@@ -35,13 +35,20 @@ function wait(ms: number, signal?: AbortSignal): Promise<void> {
 export async function settledDeltaPlan(opts: PlanClientOptions): Promise<DeltaPlanResponse> {
   const deadline = Date.now() + (opts.maxWaitMs ?? 600_000);
   const url = `${opts.proxy.replace(/\/+$/, '')}/berth/v1/deltas/plan`;
-  for (;;) {
-    const res = await httpRequest(url, {
+  const ask = (): Promise<HttpAnswer> =>
+    httpRequest(url, {
       method: 'POST',
       headers: { 'content-type': 'application/json', ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}) },
       body: JSON.stringify(opts.request),
       signal: opts.signal,
       headersTimeoutMs: 60_000,
+    });
+  for (;;) {
+    // A kept-alive connection the proxy closed as it was reused fails at once: the plan is
+    // idempotent, so it is asked once more on a new connection.
+    const res = await ask().catch((err: unknown) => {
+      if (isConnectionError(err)) return ask();
+      throw err;
     });
     const text = await res.text(4 << 20);
     if (res.status !== 200 && res.status !== 202) throw new DeltaPlanError(res.status, `delta plan for ${opts.request.target} refused (${res.status}): ${text.slice(0, 500)}`);

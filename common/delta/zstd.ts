@@ -1,25 +1,21 @@
 import binding from 'zstd-napi/binding.js';
+import type { ZstdThread } from './zstd-thread.js';
 import { DeltaError, MAX_PATCH_BYTES, MAX_WINDOW_LOG, PATCH_FRAME_SLACK, ZSTD_DICT_MAGIC } from './format.js';
 
-const { CCtx, DCtx, CParameter, DParameter, EndDirective, ResetDirective } = binding;
+const { DCtx, DParameter } = binding;
 
 const OUT_CHUNK = 256 << 10;
 const IN_BATCH = 128 << 10;
 
 /**
- * One zstd stream written piece by piece; compressed bytes go to `emit` as they come. Inputs
- * are batched so that many small operations cost one compression call.
+ * One zstd stream written piece by piece (compressed on the encoder's thread); compressed bytes
+ * go to `emit` in order. Inputs are batched so that many small operations cost one call.
  */
 export class ZstdWriter {
-  private readonly cctx = new CCtx();
   private pending: Buffer[] = [];
   private pendingBytes = 0;
 
-  constructor(private readonly emit: (chunk: Buffer) => Promise<void>, level: number, windowLog: number) {
-    this.cctx.setParameter(CParameter.compressionLevel, level);
-    this.cctx.setParameter(CParameter.windowLog, windowLog);
-    this.cctx.setParameter(CParameter.checksumFlag, 1);
-  }
+  constructor(private readonly thread: ZstdThread, private readonly emit: (chunk: Buffer) => Promise<void>, private readonly level: number, private readonly windowLog: number) {}
 
   async write(data: Buffer): Promise<void> {
     if (data.length === 0) return;
@@ -33,17 +29,10 @@ export class ZstdWriter {
   }
 
   private async drain(last: boolean): Promise<void> {
-    let src = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending, this.pendingBytes);
+    const src = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending, this.pendingBytes);
     this.pending = [];
     this.pendingBytes = 0;
-    const directive = last ? EndDirective.end : EndDirective.continue;
-    for (;;) {
-      const out = Buffer.allocUnsafe(OUT_CHUNK);
-      const [remaining, produced, consumed] = this.cctx.compressStream2(out, src, directive);
-      src = src.subarray(consumed);
-      if (produced > 0) await this.emit(out.subarray(0, produced));
-      if (last ? remaining === 0 : src.length === 0) return;
-    }
+    for (const chunk of await this.thread.write(src, this.level, this.windowLog, last)) await this.emit(chunk);
   }
 }
 
@@ -96,24 +85,18 @@ export function usableDictionary(base: Buffer): boolean {
 }
 
 /**
- * Compresses `target` with `base` as a raw-content dictionary (zstd's patch mode, one file).
- * The window covers the whole dictionary, so every part of it can be matched.
+ * Compresses `target` with `base` as a raw-content dictionary (zstd's patch mode, one file), on
+ * the encoder's thread. The window covers the whole dictionary, so every part of it can be matched.
  */
 export class PatchEncoder {
-  private readonly cctx = new CCtx();
+  constructor(private readonly thread: ZstdThread, private readonly level: number) {}
 
-  constructor(private readonly level: number) {}
-
-  encode(base: Buffer, target: Buffer): Buffer {
-    this.cctx.reset(ResetDirective.sessionAndParameters);
-    this.cctx.setParameter(CParameter.compressionLevel, this.level);
-    const span = base.length + target.length;
-    this.cctx.setParameter(CParameter.windowLog, Math.max(10, Math.min(27, Math.ceil(Math.log2(span + 1)))));
-    this.cctx.setParameter(CParameter.contentSizeFlag, 1);
-    this.cctx.loadDictionary(base);
-    const out = Buffer.allocUnsafe(binding.compressBound(target.length));
-    const n = this.cctx.compress2(out, target);
-    return Buffer.from(out.subarray(0, n));
+  encode(base: Buffer, target: Buffer): Promise<Buffer> {
+    const windowLog = Math.max(10, Math.min(27, Math.ceil(Math.log2(base.length + target.length + 1))));
+    // The fast levels size their match tables for small inputs; the dictionary is large, and what
+    // it holds is only found when its positions fit (measured: half the patch bytes at -3).
+    const tableLog = this.level < 16 ? Math.min(windowLog, 25) : undefined;
+    return this.thread.patch(base, target, this.level, windowLog, tableLog);
   }
 }
 
