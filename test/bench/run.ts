@@ -17,6 +17,7 @@ export type { Bench, BenchOptions } from './stats.js';
 
 const BENCHES: Record<string, () => Promise<Bench>> = {
   'update-bytes': async () => (await import('./update-bytes.js')).bench,
+  deltas: async () => (await import('./deltas.js')).bench,
   resume: async () => (await import('./resume.js')).bench,
   'proxy-throughput': async () => (await import('./proxy-throughput-bench.js')).bench,
   'control-plane': async () => (await import('./control-plane-capacity.js')).bench,

@@ -1,0 +1,25 @@
+import { createReadStream } from 'node:fs';
+import { applyDelta, encodeDelta, openFileSource } from '../../common/delta/index.js';
+import { readJob } from './proc.js';
+
+/**
+ * Encodes or applies one delta in a process of its own, so that its time and peak memory are its
+ * own: `{op: 'encode', base, target, out, level}` or `{op: 'apply', base, delta, out, expect}` on
+ * stdin; `{ms, maxRssKiB, size?, diffId?}` as the last line of stdout.
+ */
+type Job = { op: 'encode'; base: string; target: string; out: string; level: number } | { op: 'apply'; base: string; delta: string; out: string; expect: string };
+
+const job = await readJob<Job>();
+const base = await openFileSource(job.base);
+const t0 = performance.now();
+let result: { size?: number; diffId?: string };
+if (job.op === 'encode') {
+  const made = await encodeDelta({ base, target: createReadStream(job.target, { highWaterMark: 1 << 20 }), outPath: job.out, level: job.level });
+  result = { size: made.size };
+} else {
+  const applied = await applyDelta({ base, delta: createReadStream(job.delta, { highWaterMark: 256 << 10 }), outPath: job.out, expectDiffId: job.expect });
+  result = { diffId: applied.diffId };
+}
+const ms = performance.now() - t0;
+await base.close();
+console.log(JSON.stringify({ ms, maxRssKiB: process.resourceUsage().maxRSS, ...result }));
