@@ -41,8 +41,12 @@ export class ContractError extends CliError {
   }
 }
 
+/** What a route answers when it succeeds (refusals become ApiError before any parsing). */
+type Success<R extends Route> = Extract<keyof R['responses'], 200 | 201 | 202>;
+export type AnswerOf<R extends Route> = { [S in Success<R>]: R['responses'][S] extends { schema: infer T extends z.ZodType } ? z.infer<T> : never }[Success<R>];
+
 /** Parses a JSON answer with the schema the contract gives its route and status. */
-export function parseAnswer(what: string, route: Route, status: number, body: unknown): unknown {
+export function parseAnswer<R extends Route>(what: string, route: R, status: number, body: unknown): AnswerOf<R> {
   const reply = route.responses[status];
   if (!reply) throw new ContractError(what, route, status, `status ${status} is not one it lists (${Object.keys(route.responses).join(', ')})`);
   if (reply.kind !== 'json') throw new ContractError(what, route, status, `expected no JSON body here, the CLI asked for one`);
@@ -51,12 +55,10 @@ export function parseAnswer(what: string, route: Route, status: number, body: un
     const issue = res.error.issues[0];
     throw new ContractError(what, route, status, `${issue.path.length ? issue.path.map(String).join('.') : '(the body)'}: ${issue.message}`);
   }
-  return res.data;
+  // Checked just now against the schema AnswerOf names.
+  return res.data as AnswerOf<R>;
 }
 
-/** What a route answers when it succeeds (refusals become ApiError before any parsing). */
-type Success<R extends Route> = Extract<keyof R['responses'], 200 | 201 | 202>;
-type AnswerOf<R extends Route> = { [S in Success<R>]: R['responses'][S] extends { schema: infer T extends z.ZodType } ? z.infer<T> : never }[Success<R>];
 /** The request body the route takes: its JSON schema's input, text for a file, or nothing. */
 type BodyOf<R extends Route> = R extends { body: infer B extends z.ZodType } ? z.input<B> : R extends { bodyTypes: string[] } ? string : Record<string, never>;
 type CallOptions<R extends Route> = Omit<RequestOptions, 'body'> & { body?: BodyOf<R>; params?: Record<string, string> };
@@ -73,8 +75,7 @@ export class BerthClient {
   /** Calls a route; the answer, parsed with the contract's schema for the status it came with. */
   private async call<R extends Route>(what: string, route: R, opts: CallOptions<R> = {}): Promise<{ status: number; body: AnswerOf<R> }> {
     const { status, body } = await this.http.exchange(what, route.method.toUpperCase(), pathOf(route, opts.params), opts);
-    // Checked just now against the schema AnswerOf names.
-    return { status, body: parseAnswer(what, route, status, body) as AnswerOf<R> };
+    return { status, body: parseAnswer(what, route, status, body) };
   }
 
   async createToken(body: { role: TokenInfo['role']; name: string; expiresInSeconds?: number }): Promise<CreatedToken> {

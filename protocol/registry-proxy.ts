@@ -13,7 +13,7 @@ export const ociErrors = z.object({ errors: z.array(z.object({ code: z.string(),
 export const upstreamList = z.object({ upstreams: z.array(z.object({ alias: z.string(), url: z.string(), host: z.string() })) });
 
 export const warmBody = z.object({
-  images: z.array(z.string().meta({ description: 'ALIAS/REPO:TAG or ALIAS/REPO@sha256:…' })).min(1),
+  images: z.array(z.string().meta({ description: 'ALIAS/REPO:TAG or ALIAS/REPO@sha256:…' })),
   /** Only this os/arch[/variant] of a multi-platform image; all of them when absent. */
   platform: z.string().optional(),
 });

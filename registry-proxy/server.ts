@@ -9,6 +9,8 @@ import { createServiceRegistry } from '../common/metrics.js';
 import { MEDIA } from '../common/oci.js';
 import { requestId } from '../common/request-id.js';
 import { upstreamHost } from '../manifests/image-ref.js';
+import { answerCheckFromEnv } from '../protocol/answer-check.js';
+import { registryProxyApi, warmBody } from '../protocol/registry-proxy.js';
 import { authorize, reachOf, type Grant, type Reach, type Want } from './access.js';
 import { parseListen } from '../common/listen.js';
 import type { UpstreamConfig } from './config.js';
@@ -133,6 +135,10 @@ export async function createProxy(opts: ProxyOptions) {
     c.var.log.info({ method: c.req.method, path: c.req.path, status, ms: Math.round(performance.now() - t0) }, 'request');
   });
 
+  // Under test (BERTH_CHECK_ANSWERS), the /berth/v1 answers are held to protocol/registry-proxy.ts.
+  const answerCheck = answerCheckFromEnv(registryProxyApi, process.env, (message) => ({ errors: [{ code: 'CONTRACT_VIOLATION', message }] }));
+  if (answerCheck) app.use('/berth/v1/*', answerCheck);
+
   app.onError((err, c) => {
     const challenge = verifier?.challenge(c.get('grant') ? undefined : scopeName(c));
     if (err instanceof OciError) {
@@ -201,13 +207,15 @@ export async function createProxy(opts: ProxyOptions) {
 
   app.post('/berth/v1/warm', async (c) => {
     const grant = await grantOf(c);
-    const body = (await c.req.json().catch(() => null)) as { images?: unknown; platform?: unknown } | null;
-    if (!body || !Array.isArray(body.images) || body.images.some((i) => typeof i !== 'string')) {
-      throw new OciError('MANIFEST_INVALID', 'warm: expected {"images": ["ALIAS/REPO:TAG" | "ALIAS/REPO@sha256:…"], "platform"?: "linux/amd64"}', undefined, 400);
+    const parsed = warmBody.safeParse(await c.req.json().catch(() => null));
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      const where = issue.path.length ? `${issue.path.map(String).join('.')}: ` : '';
+      throw new OciError('MANIFEST_INVALID', `warm: ${where}${issue.message}; expected {"images": ["ALIAS/REPO:TAG" | "ALIAS/REPO@sha256:…"], "platform"?: "linux/amd64"}`, undefined, 400);
     }
-    const platform = typeof body.platform === 'string' ? body.platform : undefined;
+    const { images: wanted, platform } = parsed.data;
     const results = [];
-    for (const image of body.images as string[]) {
+    for (const image of wanted) {
       const want = parseProxyImage(image);
       await check(grant, { kind: 'manifest', ...want });
       const top = await manifests.get(want.name, want.reference, want.byDigest);

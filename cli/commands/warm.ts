@@ -2,7 +2,9 @@ import { readFile } from 'node:fs/promises';
 import { settledDeltaPlan } from '../../common/delta/plan-client.js';
 import { httpRequest, type HttpAnswer } from '../../common/http-client.js';
 import { parseImageRef, proxyRepository, type Upstream } from '../../manifests/image-ref.js';
+import { proxyRoutes } from '../../protocol/registry-proxy.js';
 import { requirePositionals, stringFlag } from '../args.js';
+import { parseAnswer } from '../client.js';
 import type { Command } from '../context.js';
 import { CliError } from '../errors.js';
 
@@ -24,6 +26,14 @@ export function proxyImageOf(image: string, upstreams: Upstream[]): string {
     throw new CliError(`${image}: ${(err as Error).message}`, `name an upstream of the proxy (${upstreams.map((u) => u.alias).join(', ') || 'none'}) or a registry it mirrors`, 2);
   }
   return ref.digest ? `${repository}@${ref.digest}` : `${repository}:${ref.tag ?? 'latest'}`;
+}
+
+async function jsonOf(res: HttpAnswer, proxy: string): Promise<unknown> {
+  try {
+    return await res.json();
+  } catch {
+    throw new CliError(`warm: ${proxy} answered ${res.status} with something that is not JSON`, 'is --proxy really a Berth registry proxy?');
+  }
 }
 
 async function call(what: string, proxy: string, path: string, init: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<HttpAnswer> {
@@ -50,21 +60,20 @@ export const warm: Command = {
     const tokenFile = stringFlag(args, 'token-file') ?? io.env.BERTH_PROXY_TOKEN_FILE;
     const token = tokenFile ? (await readFile(tokenFile, 'utf8')).trim() : io.env.BERTH_PROXY_TOKEN;
     const platform = stringFlag(args, 'platform') ?? io.env.BERTH_PROXY_WARM_PLATFORM;
-    const listed = await call('warm', proxy, '/berth/v1/upstreams');
+    const listed = await call('warm', proxy, proxyRoutes.upstreams.path);
     if (!listed.ok) throw new CliError(`warm: ${proxy}/berth/v1/upstreams answered ${listed.status}`, 'is --proxy really a Berth registry proxy?');
-    const { upstreams } = (await listed.json()) as { upstreams: Upstream[] };
+    const { upstreams } = parseAnswer('warm', proxyRoutes.upstreams, listed.status, await jsonOf(listed, proxy));
     const targets = images.map((image) => proxyImageOf(image, upstreams));
     // --delta-from: a release devices run; the deltas from it to each IMAGE are computed and waited for.
     const have = ((args.values['delta-from'] as string[] | undefined) ?? []).map((image) => proxyImageOf(image, upstreams));
     const body = JSON.stringify({ images: targets, platform });
-    const res = await call('warm', proxy, '/berth/v1/warm', {
+    const res = await call('warm', proxy, proxyRoutes.warm.path, {
       method: 'POST',
       headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
       body,
     });
-    const text = await res.text();
-    if (!res.ok) throw new CliError(`warm failed (${res.status}): ${text}`);
-    io.out(text);
+    if (!res.ok) throw new CliError(`warm failed (${res.status}): ${await res.text()}`);
+    io.out(JSON.stringify(parseAnswer('warm', proxyRoutes.warm, res.status, await jsonOf(res, proxy))));
     for (const target of have.length > 0 ? targets : []) {
       const plan = await settledDeltaPlan({ proxy, token, request: { target, have, platform } });
       io.out(JSON.stringify({ deltas: { image: target, ...plan } }));

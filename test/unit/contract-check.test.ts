@@ -44,7 +44,11 @@ function serviceAnswering(schema: z.ZodType, answer: unknown) {
   const seen: AnswerMismatch[] = [];
   const app = new Hono();
   app.use('*', checkAnswers(api, (m) => seen.push(m), (message) => ({ error: { code: 'contract-violation', message } })));
-  app.get('/v1/things/:id', (c) => (c.req.header('if-none-match') ? c.body(null, 304) : c.json(answer, 200, { ETag: '"1"' })));
+  app.get('/v1/things/:id', (c) => {
+    // ?sent: the way @hono/node-server marks a body the handler wrote to the socket itself.
+    if (c.req.query('sent') !== undefined) return new Response(null, { headers: { 'x-hono-already-sent': 'true' } });
+    return c.req.header('if-none-match') ? c.body(null, 304) : c.json(answer, 200, { ETag: '"1"' });
+  });
   app.get('/v1/unlisted', (c) => c.json({ error: 'not the envelope' }, 404));
   return { app, seen };
 }
@@ -69,6 +73,12 @@ describe('checkAnswers', () => {
     const problem = 'id: Invalid input: expected number, received string';
     expect(await res.json()).toEqual({ error: { code: 'contract-violation', message: `GET /v1/things/:id answered 200 outside its contract: ${problem}` } });
     expect(seen).toEqual([{ method: 'GET', route: '/v1/things/:id', status: 200, problem }]);
+  });
+
+  it('leaves alone a body already written to the socket (blobs, deltas)', async () => {
+    const { app, seen } = serviceAnswering(z.object({ id: z.number() }), { id: 'a' });
+    expect((await app.request('/v1/things/a?sent')).status).toBe(200);
+    expect(seen).toEqual([]);
   });
 
   it('holds refusals to the error envelope, also on routes it does not know', async () => {
