@@ -77,6 +77,7 @@ export function parseDeviceRecords(text: string, format: 'csv' | 'jsonl'): Parse
   const records: DeviceRecord[] = [];
   const errors: RecordError[] = [];
   const seen = new Map<string, number>();
+  const keys = new Map<string, DeviceRecord>();
   let sawHeader = false;
   lines.forEach((raw, idx) => {
     const line = idx + 1;
@@ -128,9 +129,24 @@ export function parseDeviceRecords(text: string, format: 'csv' | 'jsonl'): Parse
       errors.push({ line, message: `serial ${r.serial} already appears on line ${first}` });
       return;
     }
+    const holder = keys.get(r.publicKey);
+    if (holder) {
+      errors.push({ line, message: `public_key is the one of serial ${holder.serial} on line ${holder.line}: each device has its own key` });
+      return;
+    }
     seen.set(r.serial, line);
+    keys.set(r.publicKey, r);
     records.push(r);
   });
   if (format === 'csv' && !sawHeader) errors.push({ line: 1, message: 'empty file: expected the header serial,public_key,labels' });
   return errors.length ? { ok: false, errors } : { ok: true, records };
+}
+
+/** Records whose public key an already imported device with another serial holds (issue 14, finding 14). */
+export function keysHeldElsewhere(records: DeviceRecord[], holders: { serial: string; publicKey: string }[]): RecordError[] {
+  const bySerial = new Map(holders.map((h) => [h.publicKey, h.serial]));
+  return records.flatMap((r) => {
+    const holder = bySerial.get(r.publicKey);
+    return holder !== undefined && holder !== r.serial ? [{ line: r.line, message: `public_key is already held by device ${holder}: each device has its own key` }] : [];
+  });
 }

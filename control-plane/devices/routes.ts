@@ -14,7 +14,7 @@ import { parseSelector, SelectorError, type Selector } from '../selector.js';
 import { computeTwin } from './twin.js';
 import { checkRollout, privilegeRefusal } from '../policy/service.js';
 import type { Manifest } from '../../manifests/model.js';
-import { parseDeviceRecords } from './import-records.js';
+import { keysHeldElsewhere, parseDeviceRecords } from './import-records.js';
 
 type DeviceRow = typeof devices.$inferSelect;
 
@@ -22,6 +22,14 @@ async function deviceBySerial(db: Db, serial: string): Promise<DeviceRow> {
   const row = (await db.select().from(devices).where(eq(devices.serial, serial)).limit(1))[0];
   if (!row) throw new HttpError(404, 'device-not-found', `no device with serial ${serial}`);
   return row;
+}
+
+async function holdersOf(db: Db, publicKeys: string[]): Promise<{ serial: string; publicKey: string }[]> {
+  const out: { serial: string; publicKey: string }[] = [];
+  for (let i = 0; i < publicKeys.length; i += 500) {
+    out.push(...(await db.select({ serial: devices.serial, publicKey: devices.publicKey }).from(devices).where(inArray(devices.publicKey, publicKeys.slice(i, i + 500)))));
+  }
+  return out;
 }
 
 function labelsOf(row: { labels: string }): Record<string, string> {
@@ -47,9 +55,10 @@ export function deviceRoutes(ctx: ControlPlaneContext) {
     const format = q.format ?? (type === 'text/csv' ? 'csv' : ['application/x-ndjson', 'application/jsonl', 'application/jsonlines', 'application/x-jsonlines'].includes(type) ? 'jsonl' : null);
     if (!format) throw new HttpError(415, 'unsupported-media-type', 'send text/csv or application/x-ndjson (or ?format=csv|jsonl)');
     const parsed = parseDeviceRecords(await c.req.text(), format);
-    if (!parsed.ok) {
-      const first = parsed.errors[0];
-      return c.json({ error: { code: 'invalid-records', message: `line ${first.line}: ${first.message}${parsed.errors.length > 1 ? ` (and ${parsed.errors.length - 1} more)` : ''}; nothing was imported`, field: `line ${first.line}` }, errors: parsed.errors }, 422);
+    const errors = parsed.ok ? keysHeldElsewhere(parsed.records, await holdersOf(ctx.db, parsed.records.map((r) => r.publicKey))) : parsed.errors;
+    if (!parsed.ok || errors.length > 0) {
+      const first = errors[0];
+      return c.json({ error: { code: 'invalid-records', message: `line ${first.line}: ${first.message}${errors.length > 1 ? ` (and ${errors.length - 1} more)` : ''}; nothing was imported`, field: `line ${first.line}` }, errors }, 422);
     }
     const actor = c.var.actor;
     const result = await ctx.write(async (tx) => {

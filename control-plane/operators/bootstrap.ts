@@ -1,6 +1,6 @@
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { and, eq, isNull } from 'drizzle-orm';
+import { eq } from 'drizzle-orm';
 import { hashToken } from './auth.js';
 import { tighten } from '../secrets/file-modes.js';
 import type { ControlPlaneContext } from '../context.js';
@@ -32,11 +32,8 @@ export async function bootstrap(ctx: ControlPlaneContext, presetAdminToken: stri
       }
       return null;
     }
-    const existing = await tx
-      .select({ id: operatorTokens.id })
-      .from(operatorTokens)
-      .where(and(eq(operatorTokens.name, BOOTSTRAP_TOKEN_NAME), isNull(operatorTokens.revokedAt)))
-      .limit(1);
+    // Only into an empty operator table: a revoked bootstrap token must not come back at the next start.
+    const existing = await tx.select({ id: operatorTokens.id }).from(operatorTokens).limit(1);
     if (existing.length > 0) return null;
     const { token, row } = await createOperatorToken(tx, { name: BOOTSTRAP_TOKEN_NAME, role: 'admin', createdBy: 'system', expiresAt: null, now });
     await ctx.audit(tx, { actor: 'system', action: 'token.create', target: row.id, after: { name: row.name, role: row.role, file } });
