@@ -6,16 +6,18 @@ import { parseLabels } from '../../control-plane/devices/labels.js';
 
 const pair = generateEd25519();
 const raw = publicKeyToRaw(pair.publicKey);
+/** Another device's key: one key belongs to one serial. */
+const raw2 = publicKeyToRaw(generateEd25519().publicKey);
 
 describe('manufacturing records', () => {
   it('reads CSV with labels and normalizes a PEM key to the raw form', () => {
     const pem = createPublicKey(pair.privateKey).export({ format: 'pem', type: 'spki' }) as string;
-    const r = parseDeviceRecords(`serial,public_key,labels\r\ngw-1,${raw},site=berlin; tier=canary\n\n# comment\ngw-2,${raw}\n`, 'csv');
+    const r = parseDeviceRecords(`serial,public_key,labels\r\ngw-1,${raw},site=berlin; tier=canary\n\n# comment\ngw-2,${raw2}\n`, 'csv');
     expect(r).toEqual({
       ok: true,
       records: [
         { line: 2, serial: 'gw-1', publicKey: raw, labels: { site: 'berlin', tier: 'canary' } },
-        { line: 5, serial: 'gw-2', publicKey: raw, labels: {} },
+        { line: 5, serial: 'gw-2', publicKey: raw2, labels: {} },
       ],
     });
     const j = parseDeviceRecords(JSON.stringify({ serial: 'gw-3', public_key: pem, labels: { a: 'b' } }), 'jsonl');
