@@ -1,4 +1,5 @@
 import { sql } from 'drizzle-orm';
+import { skipUngrantedLateJoiners } from '../policy/late-joiners.js';
 import type { ControlPlaneContext, Tx } from '../context.js';
 import { planCampaign, type CampaignStep, type CampaignStepKind } from './planner.js';
 import { loadCampaign, loadCounts, releaseAll, updateProgress, type CampaignRecord } from './store.js';
@@ -82,6 +83,8 @@ export async function rollbackCampaign({ ctx, tx, campaign, now }: StepEnv): Pro
 
 export const STEP_EXECUTORS: StepExecutors = {
   'assign-wave': async (env, step) => {
+    const skipped = await skipUngrantedLateJoiners(env.tx, env.campaign, env.now);
+    if (skipped) env.ctx.log.warn({ campaign: env.campaign.id, devices: skipped }, 'late joiners lacking privileges skipped');
     const ids = await assignWave(env, step.wave, step.count);
     await updateProgress(env.tx, env.campaign.id, env.now, { nextWindowAt: null });
     env.ctx.log.info({ campaign: env.campaign.id, wave: step.wave, devices: ids.length }, 'campaign wave assigned');

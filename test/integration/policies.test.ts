@@ -10,7 +10,7 @@ import { rigFromEnv } from '../rig/index.js';
 import { writeFile } from 'node:fs/promises';
 import { run } from '../../cli/index.js';
 import type { Io } from '../../cli/context.js';
-import { call, csvOf, newDevice } from './control-plane-support.js';
+import { call, csvOf, enroll, newDevice } from './control-plane-support.js';
 
 /** The CLI in process, against the real control plane, as an operator would run it. */
 function cliIo(token: string): Io & { stdout: string[]; stderr: string[] } {
@@ -161,5 +161,27 @@ describe('privilege policies', () => {
     const bad = cliIo(ADMIN);
     expect(await run(['policies', 'set', 'x', '--selector', 'hw=plain', '--allow', 'cap_add=NET_ADMIM'], bad)).toBe(1);
     expect(bad.stderr.join('\n')).toContain('cap_add=NET_ADMIM: "NET_ADMIM" is not a Linux capability');
+  });
+
+  it('a device that joins a running campaign late without the grant is skipped, reported, and never deployed', async () => {
+    expect((await call(cp.url, 'PUT', '/v1/policies/lab', { token: ADMIN, json: { selector: 'site=lab', allow: ['devices=/dev/ttyUSB*', 'group_add=dialout', 'ports=1880'] } })).status).toBe(200);
+    const first = newDevice('LAB-1');
+    expect((await call(cp.url, 'POST', '/v1/devices/import', { token: ADMIN, text: csvOf([first], () => 'site=lab;grant=yes'), type: 'text/csv' })).status).toBe(200);
+    await enroll(cp.url, first);
+    const created = await call(cp.url, 'POST', '/v1/campaigns', { token: releaseManager, json: { manifest: 'hub@1.0.0', selector: 'site=lab', waves: ['100%'], start: true } });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    // The policy narrows after the campaign started; a late joiner no longer matches it.
+    expect((await call(cp.url, 'PUT', '/v1/policies/lab', { token: ADMIN, json: { selector: 'site=lab,grant=yes', allow: ['devices=/dev/ttyUSB*', 'group_add=dialout', 'ports=1880'] } })).status).toBe(200);
+    const late = newDevice('LAB-2');
+    expect((await call(cp.url, 'POST', '/v1/devices/import', { token: ADMIN, text: csvOf([late], () => 'site=lab'), type: 'text/csv' })).status).toBe(200);
+    const { token } = await enroll(cp.url, late);
+    const id = created.body.id as string;
+    let status: { failing: { serial: string; error: string | null }[] } = { failing: [] };
+    for (let i = 0; i < 100 && !status.failing.some((f) => f.serial === 'LAB-2'); i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      status = (await call(cp.url, 'GET', `/v1/campaigns/${id}`, { token: releaseManager })).body;
+    }
+    expect(status.failing.find((f) => f.serial === 'LAB-2')?.error).toBe('skipped, never deployed: device LAB-2 joined late and lacks devices=/dev/ttyUSB0, group_add=dialout, ports=1880 (no policy grants them)');
+    expect((await call(cp.url, 'GET', '/v1/device/desired', { token })).status).toBe(204);
   });
 });
