@@ -1,11 +1,11 @@
-import { createReadStream } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
 import { applyDelta, encodeDelta, openFileSource } from '../../common/delta/index.js';
 import { readJob } from './proc.js';
 
 /**
  * Encodes or applies one delta in a process of its own, so that its time and peak memory are its
  * own: `{op: 'encode', base, target, out, level}` or `{op: 'apply', base, delta, out, expect}` on
- * stdin; `{ms, maxRssKiB, size?, diffId?}` as the last line of stdout.
+ * stdin; `{ms, maxRssKiB (peak RSS), size?, diffId?}` as the last line of stdout.
  */
 type Job = { op: 'encode'; base: string; target: string; out: string; level: number } | { op: 'apply'; base: string; delta: string; out: string; expect: string };
 
@@ -22,4 +22,7 @@ if (job.op === 'encode') {
 }
 const ms = performance.now() - t0;
 await base.close();
-console.log(JSON.stringify({ ms, maxRssKiB: process.resourceUsage().maxRSS, ...result }));
+// VmHWM, not getrusage's maxRSS: Linux carries maxRSS across fork and exec, so a child of a large
+// parent (the bench runner holding a forged pair) would report the parent's size.
+const hwm = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'));
+console.log(JSON.stringify({ ms, maxRssKiB: hwm ? Number(hwm[1]) : process.resourceUsage().maxRSS, ...result }));

@@ -101,9 +101,9 @@ async function measurePair(pair: Pair, dir: string, quick: boolean, log: BenchOp
       compare('deltas', m('delta bytes'), 'MB', one(deltaMB), 'full layer (gzip -6, as docker pull)', one(layerMB), pair.note),
       compare('deltas', m('delta bytes'), 'MB', one(deltaMB), zName, one(zMB), `zstd ${ZSTD.join(' ')}: whole tar against whole tar`),
       compare('deltas', m('compute time'), 's', one(enc.ms / 1000), zName, one(z.s), `Berth: encodeDelta at level ${LEVEL} in a process of its own (the proxy also unpacks the base and applies the delta once to check it)`),
-      compare('deltas', m('peak memory computing'), 'MiB', one(enc.maxRssKiB / 1024), zName, one(z.peak / MiB), 'Berth: the whole Node process (maxRSS)'),
+      compare('deltas', m('peak memory computing'), 'MiB', one(enc.maxRssKiB / 1024), zName, one(z.peak / MiB), 'Berth: the whole Node process (peak RSS)'),
       compare('deltas', m('apply time'), 's', stat(apply.map((a) => a.ms / 1000)), 'zstd -d --long --patch-from', one(zd.s), 'base tar on disk, delta streamed, output hashed into a temp file'),
-      compare('deltas', m('peak memory applying'), 'MiB', stat(apply.map((a) => a.maxRssKiB / 1024)), 'zstd -d --long --patch-from', one(zd.peak / MiB), 'Berth: the whole Node process (maxRSS), bare Node included'),
+      compare('deltas', m('peak memory applying'), 'MiB', stat(apply.map((a) => a.maxRssKiB / 1024)), 'zstd -d --long --patch-from', one(zd.peak / MiB), 'Berth: the whole Node process (peak RSS), bare Node included'),
     ];
   } finally {
     for (const f of [delta, zst, rebuilt, pair.base, pair.target]) rmSync(f, { force: true });
