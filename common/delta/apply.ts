@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { ByteReader, type ByteStream } from './bytes.js';
 import { DeltaError, decodeHeader, HEADER_BYTES, MAX_PATCH_BYTES, OP, type DeltaHeader } from './format.js';
-import type { RandomAccessSource } from './source.js';
+import { Scratch, type RandomAccessSource } from './source.js';
 import { decodePatch, maxFrameBytes, newDecoderContext, zstdDecompress } from './zstd.js';
 
 export interface ApplyResult {
@@ -17,10 +17,12 @@ const COPY_CHUNK = 1 << 20;
 const fail = (m: string): Error => new DeltaError(m);
 
 /**
- * Runs a delta's operations against `base`, handing the rebuilt tar to `sink` in order. Every
- * operation is checked before it acts (offsets inside the base, output never past the declared
- * size, PATCH sizes under the format's cap); the output's sha256 must be the header's `to`.
- * Memory: one PATCH's base slice, frame and output (each at most MAX_PATCH_BYTES) and zstd's window.
+ * Runs a delta's operations against `base`, handing the rebuilt tar to `sink` in order; a chunk
+ * is only valid until the sink's promise resolves (buffers are reused). Every operation is checked
+ * before it acts (offsets inside the base, output never past the declared size, PATCH sizes under
+ * the format's cap); the output's sha256 must be the header's `to`. Memory: one PATCH's base
+ * slice, frame and output (each at most MAX_PATCH_BYTES, kept for the next), a 1 MiB copy buffer
+ * and zstd's window.
  */
 export async function applyDeltaTo(base: RandomAccessSource, delta: ByteStream, sink: (chunk: Buffer) => Promise<void>): Promise<ApplyResult> {
   const raw = ByteReader.of(delta, 'delta', fail);
@@ -31,6 +33,9 @@ export async function applyDeltaTo(base: RandomAccessSource, delta: ByteStream, 
   const ops = ByteReader.of(zstdDecompress(raw.rest(), 'delta'), 'delta operation stream', fail);
   const hash = createHash('sha256');
   const dctx = newDecoderContext();
+  const copyBuf = Buffer.allocUnsafe(COPY_CHUNK);
+  const dictBuf = new Scratch(MAX_PATCH_BYTES);
+  const patchBuf = new Scratch(MAX_PATCH_BYTES);
   let out = 0;
   const emit = async (chunk: Buffer): Promise<void> => {
     hash.update(chunk);
@@ -53,7 +58,7 @@ export async function applyDeltaTo(base: RandomAccessSource, delta: ByteStream, 
       const len = await ops.readVarint('COPY length');
       room(len, 'COPY');
       inBase(offset, len, 'COPY');
-      for (let done = 0; done < len; done += COPY_CHUNK) await emit(await base.read(offset + done, Math.min(COPY_CHUNK, len - done)));
+      for (let done = 0; done < len; done += COPY_CHUNK) await emit(await base.read(offset + done, Math.min(COPY_CHUNK, len - done), copyBuf));
     } else if (op === OP.literal) {
       const len = await ops.readVarint('LITERAL length');
       room(len, 'LITERAL');
@@ -68,8 +73,8 @@ export async function applyDeltaTo(base: RandomAccessSource, delta: ByteStream, 
       if (baseLen > MAX_PATCH_BYTES || newLen > MAX_PATCH_BYTES) throw new DeltaError(`delta is corrupt: PATCH at output byte ${out} is over the ${MAX_PATCH_BYTES}-byte cap`);
       if (baseLen === 0 || frameLen === 0 || frameLen > maxFrameBytes(newLen)) throw new DeltaError(`delta is corrupt: PATCH at output byte ${out} declares a base of ${baseLen} and a frame of ${frameLen} bytes`);
       const frame = await ops.readExact(frameLen, 'PATCH frame');
-      const dict = await base.read(offset, baseLen);
-      await emit(decodePatch(dctx, dict, frame, newLen, `PATCH at output byte ${out}`));
+      const dict = await base.read(offset, baseLen, dictBuf.get(baseLen));
+      await emit(decodePatch(dctx, dict, frame, newLen, patchBuf.get(newLen), `PATCH at output byte ${out}`));
     } else {
       throw new DeltaError(`delta is corrupt: unknown operation ${op} at byte ${at} of its operation stream`);
     }
@@ -81,30 +86,30 @@ export async function applyDeltaTo(base: RandomAccessSource, delta: ByteStream, 
   return { header, diffId, size: out };
 }
 
-/** Collects small output pieces into large file writes. */
+/** Gathers output pieces into one reused buffer, written to the file when full. */
 class FileSink {
-  private parts: Buffer[] = [];
-  private bytes = 0;
+  private readonly buf = Buffer.allocUnsafe(COPY_CHUNK);
+  private used = 0;
   private pos = 0;
 
   constructor(private readonly fh: FileHandle) {}
 
   async write(chunk: Buffer): Promise<void> {
-    this.parts.push(chunk);
-    this.bytes += chunk.length;
-    if (this.bytes >= COPY_CHUNK) await this.flush();
+    for (let taken = 0; taken < chunk.length; ) {
+      const n = chunk.copy(this.buf, this.used, taken);
+      this.used += n;
+      taken += n;
+      if (this.used === this.buf.length) await this.flush();
+    }
   }
 
   async flush(): Promise<void> {
-    if (this.bytes === 0) return;
-    const data = this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, this.bytes);
-    this.parts = [];
-    this.bytes = 0;
-    for (let done = 0; done < data.length; ) {
-      const { bytesWritten } = await this.fh.write(data, done, data.length - done, this.pos);
+    for (let done = 0; done < this.used; ) {
+      const { bytesWritten } = await this.fh.write(this.buf, done, this.used - done, this.pos);
       done += bytesWritten;
       this.pos += bytesWritten;
     }
+    this.used = 0;
   }
 }
 

@@ -4,10 +4,12 @@ import { DeltaError } from './format.js';
 /**
  * A base layer tar with random reads: a file, a byte range of a larger file (a layer inside a
  * `docker save` archive), or memory (tests). Reads past `size` are the caller's bug and refused.
+ * `into`, when given and large enough, receives the bytes (no allocation per read); the result
+ * is then a view of it, valid until the caller reuses it.
  */
 export interface RandomAccessSource {
   readonly size: number;
-  read(position: number, length: number): Promise<Buffer>;
+  read(position: number, length: number, into?: Buffer): Promise<Buffer>;
 }
 
 const READ_CHUNK = 1 << 20;
@@ -16,11 +18,11 @@ const READ_CHUNK = 1 << 20;
 export function fileRangeSource(fh: FileHandle, start: number, size: number): RandomAccessSource {
   return {
     size,
-    async read(position: number, length: number): Promise<Buffer> {
+    async read(position: number, length: number, into?: Buffer): Promise<Buffer> {
       if (position < 0 || length < 0 || position + length > size) {
         throw new DeltaError(`base read [${position}, ${position + length}) is outside its ${size} bytes`);
       }
-      const buf = Buffer.allocUnsafe(length);
+      const buf = into && into.length >= length ? into.subarray(0, length) : Buffer.allocUnsafe(length);
       let done = 0;
       while (done < length) {
         const { bytesRead } = await fh.read(buf, done, length - done, start + position + done);
@@ -37,6 +39,16 @@ export async function openFileSource(path: string): Promise<RandomAccessSource &
   const fh = await open(path, 'r');
   const { size } = await fh.stat();
   return { ...fileRangeSource(fh, 0, size), close: () => fh.close() };
+}
+
+/** A buffer that grows (up to `cap`) to the largest size asked of it and is reused. */
+export class Scratch {
+  private buf = Buffer.alloc(0);
+  constructor(private readonly cap: number) {}
+  get(n: number): Buffer {
+    if (this.buf.length < n) this.buf = Buffer.allocUnsafe(Math.max(n, Math.min(this.buf.length * 2, this.cap)));
+    return this.buf;
+  }
 }
 
 export function bufferSource(bytes: Buffer): RandomAccessSource {

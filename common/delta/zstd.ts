@@ -105,8 +105,11 @@ export function maxFrameBytes(newLen: number): number {
   return binding.compressBound(newLen) + PATCH_FRAME_SLACK;
 }
 
-/** Decodes one PATCH frame; everything about it is checked against what the operation declared. */
-export function decodePatch(dctx: InstanceType<typeof DCtx>, base: Buffer, frame: Buffer, newLen: number, where: string): Buffer {
+/**
+ * Decodes one PATCH frame into `into` (at least `newLen` bytes; the result is a view of it);
+ * everything about the frame is checked against what the operation declared.
+ */
+export function decodePatch(dctx: InstanceType<typeof DCtx>, base: Buffer, frame: Buffer, newLen: number, into: Buffer, where: string): Buffer {
   if (!usableDictionary(base)) throw new DeltaError(`${where}: the base slice cannot be a dictionary (empty, too large, or starts with zstd's dictionary magic)`);
   let declared: number | null;
   try {
@@ -115,7 +118,7 @@ export function decodePatch(dctx: InstanceType<typeof DCtx>, base: Buffer, frame
     throw new DeltaError(`${where}: its frame is not a zstd frame: ${(err as Error).message}`);
   }
   if (declared !== newLen) throw new DeltaError(`${where}: its frame declares ${declared ?? 'no'} bytes of output, the operation ${newLen}`);
-  const out = Buffer.allocUnsafe(newLen);
+  const out = into.subarray(0, newLen);
   let n: number;
   try {
     n = dctx.decompressUsingDict(out, frame, base);
