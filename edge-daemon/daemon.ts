@@ -48,6 +48,8 @@ class Daemon implements EdgeDaemon {
   private tickQueued = false;
   private pendingDocument: string | undefined;
   private lastDocument: string | undefined;
+  /** Set after a document was refused for an unknown key and the keys were renewed: fetch it again. */
+  private refetch = false;
   private seen = { sequence: null as number | null, count: 0 };
   private timers: NodeJS.Timeout[] = [];
   private loops: Promise<void>[] = [];
@@ -141,10 +143,20 @@ class Daemon implements EdgeDaemon {
 
   private async pollLoop(runner: ReleaseRunner): Promise<void> {
     let etag: string | undefined;
+    let keysOfEtag = this.identity.trustedKeysTag;
     const signal = this.abort.signal;
     while (!signal.aborted) {
       const began = Date.now();
       try {
+        // The ETag names a sequence, not the key that signed it: a document refused under the old
+        // key set would be answered 304 for ever (until a new sequence), so ask for it again.
+        if (this.refetch || this.identity.trustedKeysTag !== keysOfEtag) {
+          if (etag) this.log.info({ etag }, 'trusted keys changed; fetching the desired state again');
+          etag = undefined;
+          this.lastDocument = undefined;
+          this.refetch = false;
+          keysOfEtag = this.identity.trustedKeysTag;
+        }
         // Each answer starts the backoff over; while there is none, the running release keeps running.
         const answer = await retry(() => this.identity.call(() => this.identity.client.desired(etag, this.opts.longPollSeconds ?? 30, signal)), {
           policy: controlChannelBackoff(this.opts.backoffCapMs),
@@ -178,8 +190,18 @@ class Daemon implements EdgeDaemon {
       const document = withinCeiling(read, this.ceiling);
       if (document.kind === 'valid') this.seen = { ...this.seen, sequence: document.release.sequence };
       await runner.judge(document);
+      if (read.kind === 'invalid' && read.reason === 'unknown-key' && !this.trust) await this.refreshKeys();
     } finally {
       this.seen = { ...this.seen, count: this.seen.count + 1 };
+    }
+  }
+
+  /** A key rotated since the last renewal: renew for the new JWKS, then the poll fetches the document again. */
+  private async refreshKeys(): Promise<void> {
+    try {
+      if (await this.identity.refreshKeys()) this.refetch = true;
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'renewal for the signing keys failed; the next scheduled one retries');
     }
   }
 

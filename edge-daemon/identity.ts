@@ -22,6 +22,7 @@ export class DeviceIdentity {
   private creds: Credentials | undefined;
   private pullTokenCache: { token: string; expires: number; release: number | null } | undefined;
   private timers: NodeJS.Timeout[] = [];
+  private lastKeyRefresh = 0;
   online = false;
 
   constructor(
@@ -67,6 +68,23 @@ export class DeviceIdentity {
     };
     await this.opts.state.saveCredentials(creds);
     this.creds = creds;
+  }
+
+  /** The key set documents are verified with, as one comparable string. */
+  get trustedKeysTag(): string {
+    return JSON.stringify(this.creds?.jwks ?? null);
+  }
+
+  /**
+   * Renews now, for its fresh JWKS, after a document named a key this device does not know (a
+   * rotation since the last renewal). At most once a minute: a document signed by a key the control
+   * plane does not publish either must not turn into a stream of enrollments. True if it renewed.
+   */
+  async refreshKeys(): Promise<boolean> {
+    if (Date.now() - this.lastKeyRefresh < 60_000) return false;
+    this.lastKeyRefresh = Date.now();
+    await this.enroll();
+    return true;
   }
 
   private scheduleRenewal(): void {
