@@ -73,7 +73,7 @@ export class BerthClient {
   }
 
   /** Calls a route; the answer, parsed with the contract's schema for the status it came with. */
-  private async call<R extends Route>(what: string, route: R, opts: CallOptions<R> = {}): Promise<{ status: number; body: AnswerOf<R> }> {
+  async call<R extends Route>(what: string, route: R, opts: CallOptions<R> = {}): Promise<{ status: number; body: AnswerOf<R> }> {
     const { status, body } = await this.http.exchange(what, route.method.toUpperCase(), pathOf(route, opts.params), opts);
     return { status, body: parseAnswer(what, route, status, body) };
   }

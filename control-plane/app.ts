@@ -17,6 +17,7 @@ import { revocationList } from './operators/revocations.js';
 import { registryTokenRoutes } from './device-api/registry-token.js';
 import { campaignRoutes } from './campaigns/routes.js';
 import { policyRoutes } from './policy/routes.js';
+import { webhookRoutes } from './webhooks/routes.js';
 
 export function buildApp(ctx: ControlPlaneContext, metrics = new ControlPlaneMetrics()): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
@@ -76,6 +77,7 @@ export function buildApp(ctx: ControlPlaneContext, metrics = new ControlPlaneMet
   app.route('/v1', operatorRoutes(ctx));
   app.route('/v1/campaigns', campaignRoutes(ctx));
   app.route('/v1/policies', policyRoutes(ctx));
+  app.route('/v1/webhooks', webhookRoutes(ctx));
 
   return app;
 }

@@ -9,6 +9,7 @@ import type { DesiredWaiters } from './devices/desired-waiters.js';
 import type { ImageRegistry } from './manifests/registry.js';
 import type { LastSeen } from './devices/last-seen.js';
 import type { DeviceTokenCache } from './device-api/token-cache.js';
+import type { KeyVault } from './secrets/key-vault.js';
 
 export type { Db, Tx };
 
@@ -65,6 +66,8 @@ export interface ControlPlaneContext {
   seen: LastSeen;
   /** Device tokens whose signature was already checked. */
   deviceTokens: DeviceTokenCache;
+  /** Seals secrets kept in the database (signing keys, webhook secrets) with the key secret. */
+  vault: KeyVault;
 }
 
 export function actorName(actor: AuditActor): string {
@@ -82,6 +85,7 @@ export interface ContextParts {
   registry: ImageRegistry;
   seen: LastSeen;
   deviceTokens: DeviceTokenCache;
+  vault: KeyVault;
   now?: () => Date;
 }
 

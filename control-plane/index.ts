@@ -22,6 +22,8 @@ import { SigningKeys } from './signing-keys.js';
 import { privateDatabaseFile, privateDir } from './secrets/file-modes.js';
 import { KeyVault } from './secrets/key-vault.js';
 import { startCampaignScheduler } from './campaigns/scheduler.js';
+import { startWebhookDispatcher } from './webhooks/dispatcher.js';
+import { startPresenceSweeper } from './webhooks/presence.js';
 
 export interface ControlPlaneOptions {
   /** HOST:PORT; port 0 picks a free one. */
@@ -89,17 +91,19 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     client.close();
     throw err;
   }
-  const keys = new SigningKeys(db, Math.max(config.documentTtlSec, config.deviceTokenTtlSec, config.pullTokenTtlSec) * 1000, await KeyVault.open(dataDir, opts.signingKeySecret, log));
+  const vault = await KeyVault.open(dataDir, opts.signingKeySecret, log);
+  const keys = new SigningKeys(db, Math.max(config.documentTtlSec, config.deviceTokenTtlSec, config.pullTokenTtlSec) * 1000, vault);
   await keys.sealPlaintext(client, log);
   await keys.load();
   const now = opts.now ?? (() => new Date());
   const registry = new ImageRegistry(registryProxy, async (access) => (await mintPullToken(keys, 'control-plane', access, 300, now())).token, log);
-  const ctx = createContext({ db, client, log, events: new TypedEmitter(), config, keys, waiters: new DesiredWaiters(), registry, seen: new LastSeen(), deviceTokens: new DeviceTokenCache(config.deviceTokenCacheSize), now });
+  const ctx = createContext({ db, client, log, events: new TypedEmitter(), config, keys, waiters: new DesiredWaiters(), registry, seen: new LastSeen(), deviceTokens: new DeviceTokenCache(config.deviceTokenCacheSize), vault, now });
   const boot = await bootstrap(ctx, opts.adminToken);
 
   const stops: (() => void)[] = [watchDesiredChanges(ctx).stop];
   const seenFlusher = startLastSeenFlusher(ctx, config.lastSeenFlushMs);
   stops.push(startCampaignScheduler(ctx).stop);
+  stops.push(startWebhookDispatcher(ctx).stop, startPresenceSweeper(ctx).stop);
 
   const app = buildApp(ctx, new ControlPlaneMetrics());
   const { host, port } = parseListen(opts.listen ?? '127.0.0.1:7600');

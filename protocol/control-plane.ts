@@ -7,6 +7,7 @@ import { policyRoutes } from './policies.js';
 import { registryTokenRoutes } from './registry-token.js';
 import { errorEnvelope, type Api } from './route.js';
 import { serviceRoutes } from './service.js';
+import { webhookRoutes } from './webhooks.js';
 
 /** Every route the control plane serves: a test checks it mounts exactly these. */
 export const controlPlaneApi: Api = {
@@ -22,5 +23,6 @@ export const controlPlaneApi: Api = {
     ...Object.values(registryTokenRoutes),
     ...Object.values(campaignRoutes),
     ...Object.values(policyRoutes),
+    ...Object.values(webhookRoutes),
   ],
 };

@@ -10,6 +10,7 @@ import { manifestsDiff, manifestsList, manifestsSchema, manifestsShow, manifests
 import { tokenCommands } from './tokens.js';
 import { warm } from './warm.js';
 import { policyCommands } from './policies.js';
+import { webhookCommands } from './webhooks.js';
 
 /** A verb either is a command, or groups subcommands (`berth devices list`). */
 export type Verb = Command | Record<string, Command>;
@@ -21,6 +22,7 @@ export const VERBS: Record<string, Verb> = {
   devices: { import: devicesImport, list: devicesList, show: devicesShow, label: devicesLabel, revoke: devicesRevoke },
   campaign: campaignCommands,
   policies: policyCommands,
+  webhooks: webhookCommands,
   tokens: tokenCommands,
   keys: keyCommands,
   audit,

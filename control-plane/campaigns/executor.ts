@@ -3,6 +3,7 @@ import { skipUngrantedLateJoiners } from '../policy/late-joiners.js';
 import type { ControlPlaneContext, Tx } from '../context.js';
 import { planCampaign, type CampaignStep, type CampaignStepKind } from './planner.js';
 import { loadCampaign, loadCounts, releaseAll, updateProgress, type CampaignRecord } from './store.js';
+import { publishCampaignEvent } from '../webhooks/outbox.js';
 import { formatDuration } from '../../common/grammar.js';
 
 /**
@@ -99,6 +100,8 @@ export const STEP_EXECUTORS: StepExecutors = {
   },
   'advance-wave': async ({ tx, campaign, now }, step) => {
     await updateProgress(tx, campaign.id, now, { currentWave: step.wave, soakUntil: null });
+    // Waves are numbered from 1 wherever people read them.
+    await publishCampaignEvent(tx, now, 'campaign.wave_started', campaign, { wave: step.wave + 1, waves: campaign.spec.waves.length });
   },
   'wait-window': async ({ tx, campaign, now }, step) => {
     if (campaign.nextWindowAt !== step.opensAt) await updateProgress(tx, campaign.id, now, { nextWindowAt: step.opensAt });
@@ -107,11 +110,13 @@ export const STEP_EXECUTORS: StepExecutors = {
     await updateProgress(tx, campaign.id, now, { status: 'completed', finishedAt: now, soakUntil: null, nextWindowAt: null });
     await releaseAll(tx, campaign.id);
     await ctx.audit(tx, { actor: SYSTEM_ACTOR, action: 'campaign.complete', target: campaign.id, before: { status: campaign.progress.status }, after: { status: 'completed' } });
+    await publishCampaignEvent(tx, now, 'campaign.completed', campaign, { status: 'completed' });
     ctx.log.info({ campaign: campaign.id }, 'campaign completed');
   },
   pause: async ({ ctx, tx, campaign, now }, step) => {
     await updateProgress(tx, campaign.id, now, { status: 'paused', statusReason: step.reason });
     await ctx.audit(tx, { actor: SYSTEM_ACTOR, action: 'campaign.pause', target: campaign.id, before: { status: campaign.progress.status }, after: { status: 'paused', reason: step.reason } });
+    await publishCampaignEvent(tx, now, 'campaign.paused', campaign, { status: 'paused', reason: step.reason });
     ctx.log.warn({ campaign: campaign.id, reason: step.reason }, 'campaign paused by its failure rule');
   },
   rollback: async (env, step) => {
@@ -120,6 +125,7 @@ export const STEP_EXECUTORS: StepExecutors = {
     await updateProgress(tx, campaign.id, now, { status: 'failed', statusReason: step.reason, finishedAt: now, soakUntil: null });
     await releaseAll(tx, campaign.id);
     await ctx.audit(tx, { actor: SYSTEM_ACTOR, action: 'campaign.rollback', target: campaign.id, before: { status: campaign.progress.status }, after: { status: 'failed', reason: step.reason, ...result } });
+    await publishCampaignEvent(tx, now, 'campaign.failed', campaign, { status: 'failed', reason: step.reason, ...result });
     ctx.log.warn({ campaign: campaign.id, reason: step.reason, ...result }, 'campaign failed and rolled back');
   },
 };

@@ -10,6 +10,7 @@ import { waveTargets, type CampaignStep } from './planner.js';
 import { formatDuration, formatWave } from '../../common/grammar.js';
 import type { CampaignSpec } from './spec.js';
 import { findConflicts, insertCampaign, joinMatchingDevices, loadCampaign, releaseAll, releaseFromOtherCampaigns, updateProgress, type CampaignRecord, type Conflict, type Reader } from './store.js';
+import { publishCampaignEvent } from '../webhooks/outbox.js';
 import { windowState } from './window.js';
 
 /** What the operator actions need: reads, the writer, and what applying steps needs. */
@@ -50,6 +51,7 @@ export async function createCampaign(
       await insertCampaign(tx, { id, name: input.name ?? input.spec.release, manifestId: manifest.id, spec: input.spec, createdBy: actorId(actor), now });
       const members = await joinMatchingDevices(tx, id, selector, now, false);
       await ctx.audit(tx, { actor, action: 'campaign.create', target: id, after: { ...input.spec, devices: members, superseded, supersededFrom: [...new Set(conflicts.sample.map((c) => c.campaignId))] } });
+      await publishCampaignEvent(tx, now, 'campaign.created', { id, name: input.name ?? input.spec.release, release: input.spec.release }, { status: 'draft', selector: input.spec.selector, devices: members, createdBy: actorId(actor) });
       const steps = input.start ? await startInTx(ctx, tx, actor, id) : [];
       return { kind: 'created' as const, id, steps };
     });
@@ -67,6 +69,11 @@ async function startInTx(ctx: CampaignServices, tx: Tx, actor: OperatorActor, id
   const now = ctx.now().getTime();
   await updateProgress(tx, id, now, { status: 'running', startedAt: now, currentWave: 0 });
   await ctx.audit(tx, { actor, action: 'campaign.start', target: id, before: { status: 'draft' }, after: { status: 'running' } });
+  const started = await loadCampaign(tx, id);
+  if (started) {
+    await publishCampaignEvent(tx, now, 'campaign.started', started, { status: 'running', by: actorId(actor) });
+    await publishCampaignEvent(tx, now, 'campaign.wave_started', started, { wave: 1, waves: started.spec.waves.length });
+  }
   return advanceCampaign(ctx, tx, id);
 }
 
@@ -88,16 +95,19 @@ export async function operatorAction(ctx: CampaignServices, actor: OperatorActor
     } else if (action === 'pause') {
       await updateProgress(tx, id, now, { status: 'paused', statusReason: 'paused by an operator' });
       await ctx.audit(tx, { actor, action: 'campaign.pause', target: id, before: { status: before }, after: { status: next } });
+      await publishCampaignEvent(tx, now, 'campaign.paused', campaign, { status: 'paused', reason: 'paused by an operator', by: actorId(actor) });
     } else if (action === 'resume') {
       // Resuming acknowledges the failures seen so far: they no longer count against the rules.
       await updateProgress(tx, id, now, { status: 'running', statusReason: null, failuresAcknowledgedAt: now });
       await ctx.audit(tx, { actor, action: 'campaign.resume', target: id, before: { status: before, reason: campaign.statusReason }, after: { status: next } });
+      await publishCampaignEvent(tx, now, 'campaign.resumed', campaign, { status: 'running', by: actorId(actor) });
       await advanceCampaign(ctx, tx, id);
     } else {
       const result = await rollbackCampaign({ ctx, tx, campaign, now });
       await updateProgress(tx, id, now, { status: 'aborted', statusReason: 'aborted by an operator', finishedAt: now, soakUntil: null });
       await releaseAll(tx, id);
       await ctx.audit(tx, { actor, action: 'campaign.abort', target: id, before: { status: before }, after: { status: next, ...result } });
+      await publishCampaignEvent(tx, now, 'campaign.aborted', campaign, { status: 'aborted', by: actorId(actor), ...result });
     }
     const after = await loadCampaign(tx, id);
     return { kind: 'done' as const, campaign: after as CampaignRecord };

@@ -236,3 +236,65 @@ export const policies = sqliteTable('policies', {
   updatedAt: integer('updated_at').notNull(),
   updatedBy: text('updated_by').notNull(),
 });
+
+/**
+ * A webhook (issue 15): events whose type matches one of `events` (JSON array of patterns) are
+ * POSTed to `url`. `secret` is sealed with the key secret (secrets/key-vault.ts, the id as
+ * associated data), so the database alone cannot forge a signature.
+ */
+export const webhooks = sqliteTable('webhooks', {
+  id: text('id').primaryKey(),
+  url: text('url').notNull(),
+  events: text('events').notNull(),
+  secret: text('secret').notNull(),
+  description: text('description'),
+  createdAt: integer('created_at').notNull(),
+  createdBy: text('created_by').notNull(),
+});
+
+/** The outbox: an event, written in the transaction of the change it reports (only when a webhook wants it). */
+export const webhookEvents = sqliteTable(
+  'webhook_events',
+  {
+    seq: integer('seq').primaryKey({ autoIncrement: true }),
+    /** `evt_<uuid>`: the CloudEvents id, the same on every redelivery. */
+    id: text('id').notNull(),
+    type: text('type').notNull(),
+    subject: text('subject').notNull(),
+    at: integer('at').notNull(),
+    /** JSON object. */
+    data: text('data').notNull(),
+  },
+  (t) => [uniqueIndex('webhook_events_id').on(t.id)],
+);
+
+export const webhookDeliveryStates = ['pending', 'delivered', 'failed'] as const;
+
+/** One event for one webhook; delivered in id order per webhook, retried with backoff for a day. */
+export const webhookDeliveries = sqliteTable(
+  'webhook_deliveries',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    webhookId: text('webhook_id').notNull().references(() => webhooks.id),
+    eventSeq: integer('event_seq').notNull().references(() => webhookEvents.seq),
+    state: text('state', { enum: webhookDeliveryStates }).notNull().default('pending'),
+    attempts: integer('attempts').notNull().default(0),
+    nextAttemptAt: integer('next_attempt_at').notNull(),
+    lastStatus: integer('last_status'),
+    lastError: text('last_error'),
+    createdAt: integer('created_at').notNull(),
+    deliveredAt: integer('delivered_at'),
+  },
+  (t) => [
+    index('webhook_deliveries_pending').on(t.webhookId, t.id).where(sql`state = 'pending'`),
+    index('webhook_deliveries_webhook').on(t.webhookId, t.id),
+    index('webhook_deliveries_event').on(t.eventSeq),
+  ],
+);
+
+/** Whether a device was last counted online, so `device.online` / `device.offline` fire once per change. */
+export const devicePresence = sqliteTable('device_presence', {
+  deviceId: text('device_id').primaryKey().references(() => devices.id),
+  online: integer('online').notNull(),
+  changedAt: integer('changed_at').notNull(),
+});

@@ -6,6 +6,7 @@ import { enrollChallengeRequest, enrollProofBytes, enrollRequest } from '../../p
 import { issueDeviceToken } from './device-auth.js';
 import type { ControlPlaneContext } from '../context.js';
 import { devices, enrollChallenges } from '../db/schema.js';
+import { publishEvent } from '../webhooks/outbox.js';
 import { HttpError, jsonBody, type AppEnv } from '../http.js';
 
 type Refusal = { status: 401 | 403; code: string; message: string };
@@ -57,6 +58,7 @@ export function enrollmentRoutes(ctx: ControlPlaneContext) {
       if (first) await tx.update(devices).set({ status: 'enrolled', enrolledAt: now }).where(eq(devices.id, d.id));
       await ctx.audit(tx, { actor: `device:${d.id}`, action: first ? 'device.enroll' : 'device.renew', target: req.serial });
       if (first) ctx.afterCommit(tx, () => ctx.events.emit('device-enrolled', { deviceId: d.id }));
+      if (first) await publishEvent(tx, now, 'device.enrolled', `devices/${d.serial}`, { deviceId: d.id, serial: d.serial, labels: JSON.parse(d.labels) as Record<string, string> });
       return { device: { ...d, status: 'enrolled' } };
     });
     if ('code' in outcome) {

@@ -11,6 +11,7 @@ import type { ImageRegistry } from '../manifests/registry.js';
 import { desiredRelease, desiredSequence, getDesiredDocument } from '../devices/desired.js';
 import { HttpError, jsonBody, queryOf, type AppEnv } from '../http.js';
 import { mintPullToken } from './pull-tokens.js';
+import { publishDeviceOutcome } from '../webhooks/device-events.js';
 
 /** Pull scopes for the images of the given manifests, grouped by proxy repository, digests pinned. */
 export async function accessFor(registry: ImageRegistry, specs: Manifest[]): Promise<PullAccess> {
@@ -78,7 +79,7 @@ export function deviceApiRoutes(ctx: ControlPlaneContext) {
     ctx.seen.touch(deviceId, now);
     // SQL templates rather than the query builder: this is the write every device makes most often.
     const out = await ctx.write(async (tx) => {
-      const prev = (await tx.all<{ sequence: number; phase: string }>(sql`SELECT sequence, phase FROM reported WHERE device_id = ${deviceId}`))[0];
+      const prev = (await tx.all<{ sequence: number; phase: string; desired_sequence: number | null }>(sql`SELECT sequence, phase, desired_sequence FROM reported WHERE device_id = ${deviceId}`))[0];
       if (prev && report.sequence <= prev.sequence) return { accepted: false, previousPhase: prev.phase as ReleasePhase };
       const services = JSON.stringify(report.services);
       const error = report.error ?? null;
@@ -92,6 +93,7 @@ export function deviceApiRoutes(ctx: ControlPlaneContext) {
       // Bounded history: drop what is older than the last N of this device.
       await tx.run(sql`DELETE FROM report_history WHERE device_id = ${deviceId} AND id <= (SELECT id FROM report_history WHERE device_id = ${deviceId} ORDER BY id DESC LIMIT 1 OFFSET ${ctx.config.reportHistoryLimit})`);
       const previousPhase = (prev?.phase ?? null) as ReleasePhase | null;
+      await publishDeviceOutcome(tx, now, deviceId, report, prev ? { phase: prev.phase, desiredSequence: prev.desired_sequence } : null);
       ctx.afterCommit(tx, () => ctx.events.emit('report', { deviceId, report, previousPhase }));
       return { accepted: true, previousPhase };
     });

@@ -4,6 +4,7 @@ import type { Manifest } from '../../manifests/model.js';
 import { manifestDigest, parseManifest, pinManifest, type ManifestIssue } from '../../manifests/parse.js';
 import type { ControlPlaneContext } from '../context.js';
 import { manifests } from '../db/schema.js';
+import { publishEvent } from '../webhooks/outbox.js';
 import type { OperatorActor } from '../http.js';
 
 export interface ImageProblem {
@@ -62,6 +63,7 @@ export async function publishManifest(ctx: Pick<ControlPlaneContext, 'registry' 
     };
     await tx.insert(manifests).values(row);
     await ctx.audit(tx, { actor, action: 'manifest.publish', target: `${pinned.name}@${pinned.version}`, after: { digest, images: Object.fromEntries(Object.entries(pinned.services).map(([k, s]) => [k, s.image])) } });
+    await publishEvent(tx, row.publishedAt, 'manifest.published', `manifests/${row.name}@${row.version}`, { manifest: `${row.name}@${row.version}`, digest, publishedBy: row.publishedBy });
     return { kind: 'created' as const, manifest: row, warnings: parsed.warnings };
   });
 }

@@ -26,8 +26,9 @@ describe('control plane writes (group commit)', () => {
     const { client, db } = await openDatabase(`file:${join(dir, 'w.db')}`);
     close = () => client.close();
     await migrate(client, log);
-    const keys = new SigningKeys(db, 1000, await KeyVault.open(dir, undefined, log));
-    ctx = createContext({ db, client, log, events: new TypedEmitter(), config: { ...DEFAULTS, registryProxy: null, dataDir: dir, publicUrl: null }, keys, waiters: new DesiredWaiters(), registry: new ImageRegistry(null, async () => '', log), seen: new LastSeen(), deviceTokens: new DeviceTokenCache(0) });
+    const vault = await KeyVault.open(dir, undefined, log);
+    const keys = new SigningKeys(db, 1000, vault);
+    ctx = createContext({ db, client, log, events: new TypedEmitter(), config: { ...DEFAULTS, registryProxy: null, dataDir: dir, publicUrl: null }, keys, waiters: new DesiredWaiters(), registry: new ImageRegistry(null, async () => '', log), seen: new LastSeen(), deviceTokens: new DeviceTokenCache(0), vault });
   });
 
   afterAll(() => {
