@@ -10,6 +10,7 @@ import { composeWarnings, unknownKeyMessage } from './refusals.js';
 import { locate } from './locate.js';
 import { unescapeDollars } from './interpolation.js';
 import { semanticIssues, type RawIssue } from './semantics.js';
+import { duplicateKeys, entryBudget, tooManyEntries } from './yaml-limits.js';
 
 /** One problem in a manifest file: where (file, key path, and for syntax errors line:column) and what was expected. */
 export interface ManifestIssue {
@@ -128,17 +129,24 @@ function protoKeys(value: unknown, path: (string | number)[] = []): RawIssue[] {
 
 /** YAML 1.2 (so JSON too); duplicate keys, multiple documents and warnings are errors with line:column. */
 function readDocument(text: string, file: string): { value: unknown; doc: Document; lines: LineCounter } | { errors: ManifestIssue[] } {
+  const budget = entryBudget(text);
+  if (budget) return { errors: [{ file, path: '', message: budget }] };
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, merge: true, prettyErrors: false, uniqueKeys: true });
-  const problems = [...doc.errors, ...doc.warnings];
+  // uniqueKeys off: the library's check is quadratic; duplicateKeys is the same rule in one pass.
+  const doc = parseDocument(text, { lineCounter, merge: true, prettyErrors: false, uniqueKeys: false });
+  const problems = [...doc.errors, ...doc.warnings].map((e) => ({ pos: e.pos[0], message: e.message.split('\n')[0] }));
+  problems.push(...duplicateKeys(doc).map((pos) => ({ pos, message: 'Map keys must be unique' })));
+  problems.sort((a, b) => a.pos - b.pos);
   if (problems.length > 0) {
     return {
       errors: problems.map((e) => {
-        const { line, col } = lineCounter.linePos(e.pos[0]);
-        return { file, path: '', message: `YAML: ${e.message.split('\n')[0]}`, line, column: col };
+        const { line, col } = lineCounter.linePos(e.pos);
+        return { file, path: '', message: `YAML: ${e.message}`, line, column: col };
       }),
     };
   }
+  const tooMany = tooManyEntries(doc);
+  if (tooMany) return { errors: [{ file, path: '', message: tooMany }] };
   try {
     return { value: doc.toJS({ maxAliasCount: 100 }), doc, lines: lineCounter };
   } catch (err) {

@@ -24,6 +24,7 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   'daemon-footprint': async () => (await import('./daemon-footprint.js')).bench,
   converge: async () => (await import('./converge.js')).bench,
   'fleet-sim': async () => (await import('./fleet-sim.js')).bench,
+  'input-limits': async () => (await import('./input-limits.js')).bench,
 };
 
 function machine() {
