@@ -29,11 +29,6 @@ describe('the berth command', () => {
     return { child, output: () => output, exited };
   }
 
-  beforeAll(() => {
-    // The child runs the compiled CLI: build it (others' type errors do not stop tsc from emitting).
-    spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', ROOT], { stdio: 'ignore' });
-  }, 300_000);
-
   afterAll(async () => {
     for (const c of children) if (c.exitCode === null && c.signalCode === null && c.pid) process.kill(c.pid, 'SIGKILL');
     rmSync(dir, { recursive: true, force: true });

@@ -1,6 +1,6 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { join, resolve } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 
@@ -23,11 +23,6 @@ function berth(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: num
  * on stderr naming it, before anything starts (no port is opened, no directory created).
  */
 describe('service entries refuse bad flags the same way', () => {
-  beforeAll(() => {
-    // The children run the compiled CLI: build it (others' type errors do not stop tsc from emitting).
-    spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', ROOT], { stdio: 'ignore' });
-  }, 300_000);
-
   const cases: Array<[string, string[], RegExp]> = [
     ['control-plane', ['--bogus'], /^berth control-plane: Unknown option '--bogus'.*\(see berth control-plane --help\)$/],
     ['control-plane', ['--listen', '7600'], /^berth control-plane: --listen "7600": no port/],
