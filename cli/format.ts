@@ -77,6 +77,15 @@ export function formatBytes(n: number): string {
   return `${v < 10 ? v.toFixed(1) : Math.round(v)} ${units[i]}`;
 }
 
+/**
+ * An update's bytes as the twin holds them: progress as "done/total", and once layer deltas carried
+ * it, against what the layers weigh in full: "1.6 MiB of 47 MiB (delta)" when done.
+ */
+export function formatUpdateBytes(b: { done: number; total: number; full?: number; delta?: boolean }): string {
+  if (b.delta && b.full !== undefined) return `${b.done >= b.total ? formatBytes(b.done) : `${formatBytes(b.done)}/${formatBytes(b.total)}`} of ${formatBytes(b.full)} (delta)`;
+  return `${formatBytes(b.done)}/${formatBytes(b.total)}`;
+}
+
 export interface Palette {
   green: (s: string) => string;
   red: (s: string) => string;

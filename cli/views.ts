@@ -81,7 +81,7 @@ export interface ImportResult extends z.infer<typeof importResult> {
 }
 
 export type CampaignRules = z.infer<typeof campaignView>['rules'];
-type ServerCampaign = z.infer<typeof campaignSummary> & Partial<Pick<z.infer<typeof campaignView>, 'rules' | 'window' | 'soakUntil' | 'devices' | 'waves' | 'failing'>>;
+type ServerCampaign = z.infer<typeof campaignSummary> & Partial<Pick<z.infer<typeof campaignView>, 'rules' | 'window' | 'soakUntil' | 'devices' | 'waves' | 'failing' | 'bytes'>>;
 
 export interface Campaign extends CampaignProgress {
   name: string;
@@ -94,6 +94,8 @@ export interface Campaign extends CampaignProgress {
   soakUntil: string | null;
   /** Devices of the campaign by state, all waves together. */
   devices: Record<string, number>;
+  /** The update's bytes over the devices that reported on this campaign's assignment; null in `campaign list`. */
+  bytes: z.infer<typeof campaignView>['bytes'] | null;
   createdAt: string;
   createdBy: string;
   startedAt: string | null;
@@ -206,6 +208,7 @@ export function toCampaign(c: ServerCampaign): Campaign {
     window: w && { cron: w.cron, duration: w.duration, tz: w.tz, open: w.open, opensAt: w.open ? null : w.opensAt, closesAt: w.open ? w.closesAt : null },
     soakUntil: c.soakUntil ?? null,
     devices: c.devices ?? {},
+    bytes: c.bytes ?? null,
     waves,
     failing: (c.failing ?? []).map((f): FailingDevice => ({ serial: f.serial, wave: f.wave, error: f.error })),
     createdAt: c.createdAt,

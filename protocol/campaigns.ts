@@ -56,6 +56,16 @@ export const campaignView = campaignSummary.extend({
   /** Devices of the campaign by state, all waves together. */
   devices: stateCounts,
   waves: z.array(z.object({ wave: z.number().int(), target: z.string(), cumulativeDevices: z.number().int(), devices: stateCounts })),
+  /**
+   * The update's bytes over the devices that reported on their assignment of this campaign: what
+   * they moved against what the missing layers weigh in full, and how many took layer deltas.
+   */
+  bytes: z.object({
+    moved: z.number().nonnegative(),
+    full: z.number().nonnegative(),
+    devices: z.number().int().nonnegative(),
+    viaDelta: z.number().int().nonnegative(),
+  }),
   failing: z.array(
     z.object({ deviceId: z.string(), serial: z.string(), wave: z.number().int(), state: z.enum(campaignDeviceStates), error: z.string().nullable(), at: time.nullable() }),
   ),

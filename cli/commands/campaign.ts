@@ -6,7 +6,7 @@ import type { Campaign, CampaignCreate } from '../client.js';
 import { printJson, type Command, type Context } from '../context.js';
 import { ApiError } from '../http.js';
 import { CliError, usageError } from '../errors.js';
-import { colorEnabled, formatAgo, renderFields, renderTable } from '../format.js';
+import { colorEnabled, formatAgo, formatBytes, renderFields, renderTable } from '../format.js';
 import { outcomeOf, renderProgress, renderProgressLine, WATCH_EXIT } from '../progress.js';
 
 const CREATE_USAGE =
@@ -68,10 +68,16 @@ function share(x: number | null): string {
   return x === null ? '-' : formatShare(x);
 }
 
+/** "3.1 MiB of 94 MiB moved by 2 devices, 2 through layer deltas": what the rollout cost the links. */
+function renderBytes(b: NonNullable<Campaign['bytes']>): string {
+  return `${formatBytes(b.moved)} of ${formatBytes(b.full)} moved by ${b.devices} device${b.devices === 1 ? '' : 's'}, ${b.viaDelta} through layer deltas`;
+}
+
 export function renderCampaign(c: Campaign, now: Date, fancy: boolean): string {
   const fields: [string, string][] = [
     ['selector', c.selector || '(every device)'],
     ['devices', Object.entries(c.devices).filter(([, n]) => n > 0).map(([s, n]) => `${s} ${n}`).join(' · ') || '0'],
+    ...(c.bytes && c.bytes.devices > 0 ? [['bytes', renderBytes(c.bytes)] as [string, string]] : []),
     ['created', `${formatAgo(c.createdAt, now)}${c.createdBy ? ` by ${c.createdBy}` : ''}${c.startedAt ? `, started ${formatAgo(c.startedAt, now)}` : ''}${c.finishedAt ? `, finished ${formatAgo(c.finishedAt, now)}` : ''}`],
   ];
   if (c.rules) {

@@ -4,7 +4,7 @@ import { parseLabelEdits, requirePositionals, stringFlag } from '../args.js';
 import type { DeviceSummary, Twin } from '../client.js';
 import { printJson, type Command } from '../context.js';
 import { CliError } from '../errors.js';
-import { formatAgo, formatBytes, formatLabels, renderFields, renderTable, shortDigest, truncate } from '../format.js';
+import { formatAgo, formatBytes, formatLabels, formatUpdateBytes, renderFields, renderTable, shortDigest, truncate } from '../format.js';
 
 /** CSV with the header `serial,public_key,labels`, or JSON lines; decided by extension, else content. */
 export function recordsContentType(file: string, text: string): string {
@@ -69,7 +69,7 @@ export function renderTwin(t: Twin, now: Date): string {
     ['labels', formatLabels(d.labels)],
     ['last seen', `${formatAgo(d.lastSeenAt, now)}${d.lastSeenAt ? ` (${d.lastSeenAt})` : ''}`],
     ['desired', t.desired ? `${t.desired.release}${t.desired.sequence !== null ? ` (sequence ${t.desired.sequence})` : ''}${t.desired.campaign ? `, campaign ${t.desired.campaign}` : ''}` : '- (nothing assigned)'],
-    ['reported', r ? `${r.running ?? 'nothing running'}, phase ${r.phase}${r.desiredSequence !== null ? ` of sequence ${r.desiredSequence}` : ''}${r.bytes.total ? `, ${formatBytes(r.bytes.done)}/${formatBytes(r.bytes.total)}` : ''}` : '- (no report yet)'],
+    ['reported', r ? `${r.running ?? 'nothing running'}, phase ${r.phase}${r.desiredSequence !== null ? ` of sequence ${r.desiredSequence}` : ''}${r.bytes.total ? `, ${formatUpdateBytes(r.bytes)}` : ''}` : '- (no report yet)'],
     ['previous', t.previousRelease ?? '-'],
     ['in sync', t.desired === null ? '- (nothing desired)' : t.inSync ? 'yes' : 'no'],
   ]));

@@ -77,6 +77,10 @@ export const reported = sqliteTable('reported', {
   phase: text('phase').notNull(),
   bytesDone: real('bytes_done').notNull(),
   bytesTotal: real('bytes_total').notNull(),
+  /** What the update's missing layers weigh in full (0105); null when the device did not say. */
+  bytesFull: real('bytes_full'),
+  /** 1 when layer deltas carried part of the update, 0 when not, null when the device did not say. */
+  bytesDelta: integer('bytes_delta'),
   /** JSON record of service name → ServiceReport. */
   services: text('services').notNull(),
   error: text('error'),

@@ -83,10 +83,12 @@ export function deviceApiRoutes(ctx: ControlPlaneContext) {
       if (prev && report.sequence <= prev.sequence) return { accepted: false, previousPhase: prev.phase as ReleasePhase };
       const services = JSON.stringify(report.services);
       const error = report.error ?? null;
-      await tx.run(sql`INSERT INTO reported (device_id, sequence, desired_sequence, running, phase, bytes_done, bytes_total, services, error, at, received_at)
-        VALUES (${deviceId}, ${report.sequence}, ${report.desiredSequence}, ${report.running}, ${report.phase}, ${report.bytes.done}, ${report.bytes.total}, ${services}, ${error}, ${report.at}, ${now})
+      const full = report.bytes.full ?? null;
+      const delta = report.bytes.delta === undefined ? null : report.bytes.delta ? 1 : 0;
+      await tx.run(sql`INSERT INTO reported (device_id, sequence, desired_sequence, running, phase, bytes_done, bytes_total, bytes_full, bytes_delta, services, error, at, received_at)
+        VALUES (${deviceId}, ${report.sequence}, ${report.desiredSequence}, ${report.running}, ${report.phase}, ${report.bytes.done}, ${report.bytes.total}, ${full}, ${delta}, ${services}, ${error}, ${report.at}, ${now})
         ON CONFLICT (device_id) DO UPDATE SET sequence = excluded.sequence, desired_sequence = excluded.desired_sequence, running = excluded.running,
-          phase = excluded.phase, bytes_done = excluded.bytes_done, bytes_total = excluded.bytes_total, services = excluded.services,
+          phase = excluded.phase, bytes_done = excluded.bytes_done, bytes_total = excluded.bytes_total, bytes_full = excluded.bytes_full, bytes_delta = excluded.bytes_delta, services = excluded.services,
           error = excluded.error, at = excluded.at, received_at = excluded.received_at`);
       await tx.run(sql`INSERT INTO report_history (device_id, sequence, desired_sequence, running, phase, error, report, received_at)
         VALUES (${deviceId}, ${report.sequence}, ${report.desiredSequence}, ${report.running}, ${report.phase}, ${error}, ${JSON.stringify(report)}, ${now})`);

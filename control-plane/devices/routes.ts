@@ -11,7 +11,7 @@ import { assignRelease, desiredRelease, rollbackRelease } from './desired.js';
 import { HttpError, jsonBody, queryOf, type AppEnv } from '../http.js';
 import { findManifest } from '../manifests/routes.js';
 import { parseSelector, SelectorError, type Selector } from '../selector.js';
-import { computeTwin } from './twin.js';
+import { bytesOf, computeTwin } from './twin.js';
 import { checkRollout, privilegeRefusal } from '../policy/service.js';
 import type { Manifest } from '../../manifests/model.js';
 import { keysHeldElsewhere, parseDeviceRecords } from './import-records.js';
@@ -106,7 +106,7 @@ export function deviceRoutes(ctx: ControlPlaneContext) {
     const twin = computeTwin({
       desired: rel ? { sequence: rel.sequence, name: rel.manifest.name, version: rel.manifest.version, spec: rel.manifest.spec, campaignId: rel.campaignId } : null,
       reported: r
-        ? { sequence: r.sequence, desiredSequence: r.desiredSequence, running: r.running, phase: r.phase as ReleasePhase, bytes: { done: r.bytesDone, total: r.bytesTotal }, services: JSON.parse(r.services) as Record<string, ServiceReport>, error: r.error, at: r.at, receivedAt: r.receivedAt }
+        ? { sequence: r.sequence, desiredSequence: r.desiredSequence, running: r.running, phase: r.phase as ReleasePhase, bytes: bytesOf(r), services: JSON.parse(r.services) as Record<string, ServiceReport>, error: r.error, at: r.at, receivedAt: r.receivedAt }
         : null,
       lastSeenAt: lastSeenOf(ctx.seen, d.id, d.lastSeenAt, r?.receivedAt ?? null),
       now: ctx.now().getTime(),

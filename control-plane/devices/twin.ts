@@ -10,8 +10,8 @@ export interface TwinInput {
     desiredSequence: number | null;
     running: string | null;
     phase: ReleasePhase;
-    /** As the device sent it: what its download has fetched of the whole. */
-    bytes: { done: number; total: number };
+    /** As the device sent it: what its download has fetched of the whole, and of what the layers weigh in full. */
+    bytes: { done: number; total: number; full?: number; delta?: boolean };
     services: Record<string, ServiceReport>;
     error: string | null;
     at: string;
@@ -20,6 +20,16 @@ export interface TwinInput {
   lastSeenAt: number | null;
   now: number;
   offlineAfterMs: number;
+}
+
+/** A `reported` row's bytes as the device sent them; `full` and `delta` only when it said (0105). */
+export function bytesOf(r: { bytesDone: number; bytesTotal: number; bytesFull: number | null; bytesDelta: number | null }): NonNullable<TwinInput['reported']>['bytes'] {
+  return {
+    done: r.bytesDone,
+    total: r.bytesTotal,
+    ...(r.bytesFull !== null ? { full: r.bytesFull } : {}),
+    ...(r.bytesDelta !== null ? { delta: r.bytesDelta === 1 } : {}),
+  };
 }
 
 /** The twin as the contract states it (protocol/devices.ts): the compiler holds computeTwin to it. */

@@ -329,7 +329,10 @@ export function createImageFetcher(opts: ImageFetcherOptions): ImageFetcher {
         await store.write(p.content.configDigest, p.content.configBytes);
       }
       const full = wanted.reduce((n, t) => n + t.size, 0);
-      const emit = onProgress && routes.jobs.length > 0 ? (p: FetchProgress) => onProgress({ ...p, full, delta: true }) : onProgress;
+      // Every report says what the update weighs in full and whether deltas carried it: the twin
+      // reads "1.6 MiB of 47 MiB (delta)" from it, the campaign sums it.
+      const viaDelta = routes.jobs.length > 0;
+      const emit = onProgress ? (p: FetchProgress) => onProgress({ ...p, full, delta: viaDelta }) : undefined;
       const progress = new ProgressTracker(emit);
       for (const p of plans) progress.addImage(p.content.ref);
       const moving = [...targets, ...routes.jobs.map((j) => j.download)];

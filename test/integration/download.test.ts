@@ -252,7 +252,7 @@ describe('download channel against the rig (dockerd, registry, proxy)', () => {
     expect(repoDigests.filter((r) => r.startsWith('127.0.0.1:'))).toEqual([]);
     expect(relay.down).toBeGreaterThanOrEqual(layerBytes);
     expect(relay.down).toBeLessThan(layerBytes + SLACK);
-    expect(progress.at(-1)).toEqual({ done: layerBytes, total: layerBytes, images: { [imageA.reference]: { done: layerBytes, total: layerBytes } } });
+    expect(progress.at(-1)).toEqual({ done: layerBytes, total: layerBytes, full: layerBytes, delta: false, images: { [imageA.reference]: { done: layerBytes, total: layerBytes } } });
     for (const l of imageA.layers) expect(blobFiles(stateDir, 'sha256')).toContain(hex(l.digest));
     expect(await fetcher.missingBytes([imageA.reference])).toBe(0);
   });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { colorEnabled, formatAgo, formatBytes, palette, renderFields, renderTable, visibleWidth } from '../../cli/format.js';
+import { colorEnabled, formatAgo, formatBytes, formatUpdateBytes, palette, renderFields, renderTable, visibleWidth } from '../../cli/format.js';
 import { bucketCounts, outcomeOf, renderBar, renderProgress, renderProgressLine, type CampaignProgress } from '../../cli/progress.js';
 
 describe('table', () => {
@@ -40,6 +40,13 @@ describe('small formats', () => {
   it('bytes', () => {
     expect(formatBytes(512)).toBe('512 B');
     expect(formatBytes(5 * 1024 * 1024)).toBe('5.0 MiB');
+  });
+  it('an update\'s bytes: progress, and against the full layers once deltas carried it', () => {
+    const MiB = 1024 * 1024;
+    expect(formatUpdateBytes({ done: 2 * MiB, total: 4 * MiB })).toBe('2.0 MiB/4.0 MiB');
+    expect(formatUpdateBytes({ done: 4 * MiB, total: 4 * MiB, full: 4 * MiB, delta: false })).toBe('4.0 MiB/4.0 MiB');
+    expect(formatUpdateBytes({ done: 1.6 * MiB, total: 1.6 * MiB, full: 47 * MiB, delta: true })).toBe('1.6 MiB of 47 MiB (delta)');
+    expect(formatUpdateBytes({ done: 0.5 * MiB, total: 1.6 * MiB, full: 47 * MiB, delta: true })).toBe('512 KiB/1.6 MiB of 47 MiB (delta)');
   });
   it('colours only on a TTY without NO_COLOR', () => {
     expect(colorEnabled(true, {})).toBe(true);

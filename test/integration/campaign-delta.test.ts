@@ -1,0 +1,81 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Campaign } from '../../cli/client.js';
+import { busyboxLayer, forgeImage, type ForgedImage } from '../rig/forge.js';
+import { rigFromEnv } from '../rig/index.js';
+import { appLayer } from './delta-fixtures.js';
+import { Fleet, waitFor } from './fleet.js';
+
+/**
+ * Layer deltas as a release manager sees them (issue 11), over real HTTP against the real services
+ * (control plane, registry proxy, an edge daemon on the rig's engine), read through the CLI: the
+ * twin says what an update moved against what its layers weigh in full and whether deltas carried
+ * it, and the campaign sums it.
+ */
+const rig = rigFromEnv();
+const run = randomBytes(4).toString('hex');
+const repo = `berth-test/campaign-delta-${run}`;
+const SERIAL = `cdelta-${run}`;
+let fleet: Fleet;
+let dir: string;
+const images: ForgedImage[] = [];
+
+async function publish(version: string, image: ForgedImage): Promise<void> {
+  const file = join(dir, `delta-${version}.yaml`);
+  await writeFile(file, ['name: delta-app', `version: ${version}`, 'services:', '  app:', `    image: ${image.tagReference}`, '    network_mode: none', '    command: ["sleep", "3600"]', ''].join('\n'));
+  const r = await fleet.cli(['apply', '-f', file]);
+  if (r.code !== 0) throw new Error(`berth apply ${version} exited ${r.code}: ${r.stderr}`);
+}
+
+async function rollOut(release: string): Promise<Campaign> {
+  const c = await fleet.cliJson<Campaign>(['campaign', 'create', '--manifest', release, '--selector', `run=${run}`, '--waves', '100%', '--device-timeout', '3m', '--start']);
+  const done = await fleet.waitForCampaign(c.id, ['completed', 'failed', 'aborted'], 180_000);
+  expect(done.status).toBe('completed');
+  return done;
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'berth-campaign-delta-'));
+  const base = { files: { ...busyboxLayer().files, '/etc/berth-run': run } };
+  for (const v of [1, 2] as const) images.push(await forgeImage(rig.registry, repo, `v${v}`, { layers: [base, appLayer(run, v)], config: { Cmd: ['sleep', '3600'] } }));
+  fleet = await Fleet.start({ engine: rig, dir, gateways: [{ serial: SERIAL, labels: { run } }] });
+  expect((await fleet.cliJson<{ created: number }>(['devices', 'import', fleet.recordsFile])).created).toBe(1);
+  await fleet.startGateway(SERIAL);
+});
+
+afterAll(async () => {
+  await fleet?.stop({ removeDir: true });
+});
+
+describe('update bytes in the twin and the campaign (real services, real HTTP)', { timeout: 300_000 }, () => {
+  it('a first install moves its layers in full: the twin says so, without "(delta)"', async () => {
+    await publish('1.0.0', images[0]);
+    const c = await rollOut('delta-app@1.0.0');
+    const twin = await fleet.twin(SERIAL);
+    const layers = images[0].manifest.layers.reduce((n, l) => n + l.size, 0);
+    expect(twin.reported?.bytes).toEqual({ done: layers, total: layers, full: layers, delta: false });
+    expect(c.bytes).toEqual({ moved: layers, full: layers, devices: 1, viaDelta: 0 });
+    expect((await fleet.cli(['devices', 'show', SERIAL])).stdout).not.toContain('(delta)');
+  });
+
+  it('an update through a layer delta: "X of Y (delta)" in devices show, moved against full in the campaign', async () => {
+    await publish('2.0.0', images[1]);
+    const c = await rollOut('delta-app@2.0.0');
+    await fleet.waitForRelease([SERIAL], 'delta-app@2.0.0');
+    const bytes = (await fleet.twin(SERIAL)).reported?.bytes;
+    // Only the app layer changed: its full size is what the update weighs; the delta is far less.
+    const full = images[1].manifest.layers[1].size;
+    expect(bytes).toMatchObject({ full, delta: true });
+    expect(bytes!.done).toBeGreaterThan(0);
+    expect(bytes!.done).toBeLessThan(full / 4);
+    expect(bytes!.done).toBe(bytes!.total);
+    const shown = (await fleet.cli(['devices', 'show', SERIAL])).stdout;
+    expect(shown).toMatch(/reported:\s+delta-app@2\.0\.0, phase running of sequence \d+, [\d.]+ (B|KiB|MiB) of [\d.]+ (KiB|MiB) \(delta\)/);
+    expect(c.bytes).toEqual({ moved: bytes!.done, full, devices: 1, viaDelta: 1 });
+    const status = (await fleet.cli(['campaign', 'status', c.id])).stdout;
+    expect(status).toMatch(/bytes:\s+[\d.]+ (B|KiB|MiB) of [\d.]+ (KiB|MiB) moved by 1 device, 1 through layer deltas/);
+  });
+});
