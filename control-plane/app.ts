@@ -18,6 +18,7 @@ import { registryTokenRoutes } from './device-api/registry-token.js';
 import { campaignRoutes } from './campaigns/routes.js';
 import { policyRoutes } from './policy/routes.js';
 import { webhookRoutes } from './webhooks/routes.js';
+import { fleetGauges, fleetRoutes } from './fleet/routes.js';
 
 export function buildApp(ctx: ControlPlaneContext, metrics = new ControlPlaneMetrics()): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
@@ -60,6 +61,7 @@ export function buildApp(ctx: ControlPlaneContext, metrics = new ControlPlaneMet
     return byStatus.map((r) => ({ labels: { status: r.status }, value: r.n }));
   });
   metrics.gauge('berth_cp_desired_long_polls', () => ctx.waiters.size);
+  fleetGauges(ctx, metrics);
   app.get('/metrics', async (c) => {
     const { body, contentType } = await metrics.render();
     return c.body(body, 200, { 'Content-Type': contentType });
@@ -78,6 +80,7 @@ export function buildApp(ctx: ControlPlaneContext, metrics = new ControlPlaneMet
   app.route('/v1/campaigns', campaignRoutes(ctx));
   app.route('/v1/policies', policyRoutes(ctx));
   app.route('/v1/webhooks', webhookRoutes(ctx));
+  app.route('/v1/fleet', fleetRoutes(ctx));
 
   return app;
 }

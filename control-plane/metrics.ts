@@ -9,6 +9,10 @@ export const CONTROL_PLANE_METRICS = {
   berth_cp_http_request_duration_seconds: { type: 'histogram', help: 'HTTP request latency by route', labels: ['method', 'route'], buckets: LATENCY_BUCKETS },
   berth_cp_devices: { type: 'gauge', help: 'Devices by status', labels: ['status'] },
   berth_cp_desired_long_polls: { type: 'gauge', help: 'Long polls waiting for a desired-state change' },
+  berth_cp_fleet_online: { type: 'gauge', help: 'Enrolled devices by online (heard from within --offline-after)', labels: ['online'] },
+  berth_cp_fleet_sync: { type: 'gauge', help: 'Enrolled devices by sync state: in-sync, updating, failed, drifting, unassigned', labels: ['state'] },
+  berth_cp_fleet_phase: { type: 'gauge', help: 'Enrolled devices by the phase of their last report (none: never reported)', labels: ['phase'] },
+  berth_cp_campaigns: { type: 'gauge', help: 'Campaigns by status', labels: ['status'] },
 } as const satisfies Record<string, MetricSpec>;
 
 /** One per control-plane instance, in its own registry (with the default process metrics). */

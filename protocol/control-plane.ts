@@ -8,6 +8,7 @@ import { registryTokenRoutes } from './registry-token.js';
 import { errorEnvelope, type Api } from './route.js';
 import { serviceRoutes } from './service.js';
 import { webhookRoutes } from './webhooks.js';
+import { fleetRoutes } from './fleet.js';
 
 /** Every route the control plane serves: a test checks it mounts exactly these. */
 export const controlPlaneApi: Api = {
@@ -24,5 +25,6 @@ export const controlPlaneApi: Api = {
     ...Object.values(campaignRoutes),
     ...Object.values(policyRoutes),
     ...Object.values(webhookRoutes),
+    ...Object.values(fleetRoutes),
   ],
 };

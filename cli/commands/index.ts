@@ -11,6 +11,7 @@ import { tokenCommands } from './tokens.js';
 import { warm } from './warm.js';
 import { policyCommands } from './policies.js';
 import { webhookCommands } from './webhooks.js';
+import { fleetCommands } from './fleet.js';
 
 /** A verb either is a command, or groups subcommands (`berth devices list`). */
 export type Verb = Command | Record<string, Command>;
@@ -23,6 +24,7 @@ export const VERBS: Record<string, Verb> = {
   campaign: campaignCommands,
   policies: policyCommands,
   webhooks: webhookCommands,
+  fleet: fleetCommands,
   tokens: tokenCommands,
   keys: keyCommands,
   audit,
