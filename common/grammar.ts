@@ -25,15 +25,18 @@ export class GrammarError extends Error {
   }
 }
 
-/** A value as the person wrote it: strings quoted, lists and maps named. */
-function shown(v: unknown): string {
-  if (typeof v === 'string') return JSON.stringify(v);
+/** Longest string echoed back in an error: a hostile file must not make answers of its own size. */
+const SHOWN_MAX = 200;
+
+/** A value as the person wrote it: strings quoted (the first 200 characters of a longer one), lists and maps named. */
+export function showValue(v: unknown): string {
+  if (typeof v === 'string') return v.length > SHOWN_MAX ? `${JSON.stringify(v.slice(0, SHOWN_MAX))}… (${v.length} characters)` : JSON.stringify(v);
   if (v === null || v === undefined) return v === null ? 'null (an empty value)' : 'nothing';
   return Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'a map' : String(v);
 }
 
 function expected(what: string, got: unknown, why?: string): string {
-  return `expected ${what}, got ${shown(got)}${why ? `: ${why}` : ''}`;
+  return `expected ${what}, got ${showValue(got)}${why ? `: ${why}` : ''}`;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -25,7 +25,8 @@ export const assignBody = z.object({ manifest: releaseRefSchema });
 export const historyQuery = z.object({ limit: z.coerce.number().int().min(1).max(1000).default(50) });
 
 export const importResult = z.object({ created: z.number().int(), updated: z.number().int(), unchanged: z.number().int() });
-export const importRefusal = errorEnvelope.extend({ errors: z.array(z.object({ line: z.number().int(), message: z.string() })) });
+/** `errors`: the first 100 bad lines; `errorCount`: all of them. */
+export const importRefusal = errorEnvelope.extend({ errors: z.array(z.object({ line: z.number().int(), message: z.string() })).max(100), errorCount: z.number().int() });
 
 export const deviceSummary = z.object({
   id: z.string(),

@@ -1,5 +1,5 @@
 import { importPublicKey, publicKeyToRaw } from '../../protocol/keys.js';
-import { labelsSchema } from '../../common/grammar.js';
+import { labelsSchema, showValue } from '../../common/grammar.js';
 import { serialSchema } from '../../protocol/device.js';
 import { parseLabels } from './labels.js';
 
@@ -17,7 +17,8 @@ export interface RecordError {
   message: string;
 }
 
-export type ParsedRecords = { ok: true; records: DeviceRecord[] } | { ok: false; errors: RecordError[] };
+/** `errors`: the first `MAX_REPORTED_ERRORS`; `errorCount`: all of them. */
+export type ParsedRecords = { ok: true; records: DeviceRecord[] } | { ok: false; errors: RecordError[]; errorCount: number };
 
 /** Splits one CSV line (RFC 4180 quoting, so a PEM in quotes with embedded newlines is not supported: use JSON lines). */
 function csvFields(line: string): string[] | null {
@@ -55,7 +56,7 @@ function csvFields(line: string): string[] | null {
 
 function record(line: number, serial: unknown, publicKey: unknown, labels: unknown): DeviceRecord | RecordError {
   const s = serialSchema.safeParse(serial);
-  if (!s.success) return { line, message: `serial ${JSON.stringify(serial)}: ${s.error.issues[0].message}` };
+  if (!s.success) return { line, message: `serial ${showValue(serial)}: ${s.error.issues[0].message}` };
   if (typeof publicKey !== 'string') return { line, message: 'public_key is missing' };
   let raw: string;
   try {
@@ -68,78 +69,118 @@ function record(line: number, serial: unknown, publicKey: unknown, labels: unkno
   return { line, serial: s.data, publicKey: raw, labels: l.data };
 }
 
+/** At most this many errors are reported (with the count of all): a file of bad lines must not make an answer of its size. */
+export const MAX_REPORTED_ERRORS = 100;
+/** A line longer than any record (a PEM key with labels) is refused without being parsed or kept. */
+export const MAX_LINE_CHARS = 16 * 1024;
+
 /**
- * Parses a manufacturer's file: CSV with the header `serial,public_key,labels` (labels `k=v;k=v`)
- * or JSON lines. Every bad line is reported with its number; a duplicate serial is an error.
+ * Reads a manufacturer's file line by line: CSV with the header `serial,public_key,labels` (labels
+ * `k=v;k=v`) or JSON lines. Every bad line counts, the first `MAX_REPORTED_ERRORS` are kept with
+ * their number; a duplicate serial or public key is an error.
  */
-export function parseDeviceRecords(text: string, format: 'csv' | 'jsonl'): ParsedRecords {
-  const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
-  const records: DeviceRecord[] = [];
-  const errors: RecordError[] = [];
-  const seen = new Map<string, number>();
-  const keys = new Map<string, DeviceRecord>();
-  let sawHeader = false;
-  lines.forEach((raw, idx) => {
-    const line = idx + 1;
+export class RecordsParser {
+  private readonly records: DeviceRecord[] = [];
+  private readonly errors: RecordError[] = [];
+  private errorCount = 0;
+  private readonly seen = new Map<string, number>();
+  private readonly keys = new Map<string, DeviceRecord>();
+  private sawHeader = false;
+  private lineNo = 0;
+
+  constructor(private readonly format: 'csv' | 'jsonl') {}
+
+  /** The next line of the file (without its line break). */
+  line(raw: string): void {
+    const line = ++this.lineNo;
+    if (line === 1) raw = raw.replace(/^\uFEFF/, '');
+    if (raw.length > MAX_LINE_CHARS) return this.fail({ line, message: `line longer than ${MAX_LINE_CHARS} characters: no record is that long` });
     if (raw.trim() === '' || raw.trimStart().startsWith('#')) return;
-    let r: DeviceRecord | RecordError;
-    if (format === 'csv') {
-      const fields = csvFields(raw);
-      if (!sawHeader) {
-        sawHeader = true;
-        const header = fields?.map((f) => f.toLowerCase());
-        if (!header || header[0] !== 'serial' || header[1] !== 'public_key' || (header.length > 2 && header[2] !== 'labels') || header.length > 3) {
-          errors.push({ line, message: 'header must be serial,public_key,labels' });
-        }
-        return;
+    const r = this.format === 'csv' ? this.csvLine(line, raw) : this.jsonLine(line, raw);
+    if (!r) return;
+    if ('message' in r) return this.fail(r);
+    const first = this.seen.get(r.serial);
+    if (first !== undefined) return this.fail({ line, message: `serial ${r.serial} already appears on line ${first}` });
+    const holder = this.keys.get(r.publicKey);
+    if (holder) return this.fail({ line, message: `public_key is the one of serial ${holder.serial} on line ${holder.line}: each device has its own key` });
+    this.seen.set(r.serial, line);
+    this.keys.set(r.publicKey, r);
+    this.records.push(r);
+  }
+
+  result(): ParsedRecords {
+    if (this.format === 'csv' && !this.sawHeader) this.fail({ line: 1, message: 'empty file: expected the header serial,public_key,labels' });
+    return this.errorCount ? { ok: false, errors: this.errors, errorCount: this.errorCount } : { ok: true, records: this.records };
+  }
+
+  private fail(e: RecordError): void {
+    this.errorCount++;
+    if (this.errors.length < MAX_REPORTED_ERRORS) this.errors.push(e);
+  }
+
+  private csvLine(line: number, raw: string): DeviceRecord | RecordError | undefined {
+    const fields = csvFields(raw);
+    if (!this.sawHeader) {
+      this.sawHeader = true;
+      const header = fields?.map((f) => f.toLowerCase());
+      if (!header || header[0] !== 'serial' || header[1] !== 'public_key' || (header.length > 2 && header[2] !== 'labels') || header.length > 3) {
+        return { line, message: 'header must be serial,public_key,labels' };
       }
-      if (!fields || fields.length < 2 || fields.length > 3) {
-        errors.push({ line, message: `expected 2 or 3 comma-separated fields (serial,public_key,labels)` });
-        return;
-      }
-      let labels: Record<string, string>;
-      try {
-        labels = parseLabels(fields[2] ?? '');
-      } catch (err) {
-        errors.push({ line, message: `labels: ${(err as Error).message}` });
-        return;
-      }
-      r = record(line, fields[0], fields[1], labels);
-    } else {
-      let obj: unknown;
-      try {
-        obj = JSON.parse(raw);
-      } catch {
-        errors.push({ line, message: 'not valid JSON' });
-        return;
-      }
-      if (!obj || typeof obj !== 'object' || Array.isArray(obj)) {
-        errors.push({ line, message: 'expected a JSON object {"serial", "public_key", "labels"}' });
-        return;
-      }
-      const o = obj as Record<string, unknown>;
-      r = record(line, o.serial, o.public_key, o.labels ?? {});
+      return undefined;
     }
-    if ('message' in r) {
-      errors.push(r);
-      return;
+    if (!fields || fields.length < 2 || fields.length > 3) return { line, message: `expected 2 or 3 comma-separated fields (serial,public_key,labels)` };
+    let labels: Record<string, string>;
+    try {
+      labels = parseLabels(fields[2] ?? '');
+    } catch (err) {
+      return { line, message: `labels: ${(err as Error).message}` };
     }
-    const first = seen.get(r.serial);
-    if (first !== undefined) {
-      errors.push({ line, message: `serial ${r.serial} already appears on line ${first}` });
-      return;
+    return record(line, fields[0], fields[1], labels);
+  }
+
+  private jsonLine(line: number, raw: string): DeviceRecord | RecordError {
+    let obj: unknown;
+    try {
+      obj = JSON.parse(raw);
+    } catch {
+      return { line, message: 'not valid JSON' };
     }
-    const holder = keys.get(r.publicKey);
-    if (holder) {
-      errors.push({ line, message: `public_key is the one of serial ${holder.serial} on line ${holder.line}: each device has its own key` });
-      return;
+    if (!obj || typeof obj !== 'object' || Array.isArray(obj)) return { line, message: 'expected a JSON object {"serial", "public_key", "labels"}' };
+    const o = obj as Record<string, unknown>;
+    return record(line, o.serial, o.public_key, o.labels ?? {});
+  }
+}
+
+/** Parses a whole file in memory (tests, small files); the import route streams (`parseDeviceRecordStream`). */
+export function parseDeviceRecords(text: string, format: 'csv' | 'jsonl'): ParsedRecords {
+  const p = new RecordsParser(format);
+  for (const line of text.split(/\r?\n/)) p.line(line);
+  return p.result();
+}
+
+/**
+ * Parses a request body as it arrives: one line at a time, never the whole file as a string nor
+ * as an array of lines, and the event loop is free between chunks. A line over `MAX_LINE_CHARS`
+ * is not kept past the limit.
+ */
+export async function parseDeviceRecordStream(body: ReadableStream<Uint8Array> | null, format: 'csv' | 'jsonl'): Promise<ParsedRecords> {
+  const p = new RecordsParser(format);
+  let rest = '';
+  const end = (raw: string) => p.line(raw.endsWith('\r') ? raw.slice(0, -1) : raw);
+  if (body) {
+    for await (const chunk of body.pipeThrough(new TextDecoderStream())) {
+      let from = 0;
+      for (let nl = chunk.indexOf('\n'); nl >= 0; nl = chunk.indexOf('\n', from)) {
+        end(rest + chunk.slice(from, nl));
+        rest = '';
+        from = nl + 1;
+      }
+      // Kept only up to one character past the limit: enough to refuse the line by its length.
+      rest = (rest + chunk.slice(from)).slice(0, MAX_LINE_CHARS + 1);
     }
-    seen.set(r.serial, line);
-    keys.set(r.publicKey, r);
-    records.push(r);
-  });
-  if (format === 'csv' && !sawHeader) errors.push({ line: 1, message: 'empty file: expected the header serial,public_key,labels' });
-  return errors.length ? { ok: false, errors } : { ok: true, records };
+  }
+  end(rest);
+  return p.result();
 }
 
 /** Records whose public key an already imported device with another serial holds (issue 14, finding 14). */

@@ -14,7 +14,7 @@ import { parseSelector, SelectorError, type Selector } from '../selector.js';
 import { bytesOf, computeTwin } from './twin.js';
 import { checkRollout, privilegeRefusal } from '../policy/service.js';
 import type { Manifest } from '../../manifests/model.js';
-import { keysHeldElsewhere, parseDeviceRecords } from './import-records.js';
+import { keysHeldElsewhere, MAX_REPORTED_ERRORS, parseDeviceRecordStream } from './import-records.js';
 
 type DeviceRow = typeof devices.$inferSelect;
 
@@ -54,11 +54,13 @@ export function deviceRoutes(ctx: ControlPlaneContext) {
     const type = (c.req.header('content-type') ?? '').split(';')[0].trim().toLowerCase();
     const format = q.format ?? (type === 'text/csv' ? 'csv' : ['application/x-ndjson', 'application/jsonl', 'application/jsonlines', 'application/x-jsonlines'].includes(type) ? 'jsonl' : null);
     if (!format) throw new HttpError(415, 'unsupported-media-type', 'send text/csv or application/x-ndjson (or ?format=csv|jsonl)');
-    const parsed = parseDeviceRecords(await c.req.text(), format);
-    const errors = parsed.ok ? keysHeldElsewhere(parsed.records, await holdersOf(ctx.db, parsed.records.map((r) => r.publicKey))) : parsed.errors;
-    if (!parsed.ok || errors.length > 0) {
+    const parsed = await parseDeviceRecordStream(c.req.raw.body, format);
+    const held = parsed.ok ? keysHeldElsewhere(parsed.records, await holdersOf(ctx.db, parsed.records.map((r) => r.publicKey))) : [];
+    const errors = parsed.ok ? held.slice(0, MAX_REPORTED_ERRORS) : parsed.errors;
+    const errorCount = parsed.ok ? held.length : parsed.errorCount;
+    if (!parsed.ok || errorCount > 0) {
       const first = errors[0];
-      return c.json({ error: { code: 'invalid-records', message: `line ${first.line}: ${first.message}${errors.length > 1 ? ` (and ${errors.length - 1} more)` : ''}; nothing was imported`, field: `line ${first.line}` }, errors }, 422);
+      return c.json({ error: { code: 'invalid-records', message: `line ${first.line}: ${first.message}${errorCount > 1 ? ` (and ${errorCount - 1} more)` : ''}; nothing was imported`, field: `line ${first.line}` }, errors, errorCount }, 422);
     }
     const actor = c.var.actor;
     const result = await ctx.write(async (tx) => {

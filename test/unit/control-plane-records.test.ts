@@ -32,7 +32,7 @@ describe('manufacturing records', () => {
     expect(r.errors[0].message).toContain('not key=value');
     expect(r.errors[2].message).toContain('public_key');
     const dup = parseDeviceRecords(`serial,public_key,labels\ngw-1,${raw},\ngw-1,${raw},\n`, 'csv');
-    expect(dup).toEqual({ ok: false, errors: [{ line: 3, message: 'serial gw-1 already appears on line 2' }] });
+    expect(dup).toEqual({ ok: false, errors: [{ line: 3, message: 'serial gw-1 already appears on line 2' }], errorCount: 1 });
   });
 
   it('requires the CSV header and JSON objects', () => {

@@ -6,7 +6,7 @@ describe('finding 14: one public key on two serials is refused, naming the line 
   it('within one file', () => {
     const k = publicKeyToRaw(generateEd25519().publicKey);
     const r = parseDeviceRecords(`serial,public_key,labels\nGW-1,${k},\nGW-2,${k},\n`, 'csv');
-    expect(r).toEqual({ ok: false, errors: [{ line: 3, message: 'public_key is the one of serial GW-1 on line 2: each device has its own key' }] });
+    expect(r).toEqual({ ok: false, errors: [{ line: 3, message: 'public_key is the one of serial GW-1 on line 2: each device has its own key' }], errorCount: 1 });
   });
 
   it('against devices already imported (the same serial may keep its key)', () => {
