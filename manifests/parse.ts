@@ -8,7 +8,7 @@ import type { Manifest } from './model.js';
 import { manifestInputSchema, manifestSchema, serviceInputSchema, show } from './schema.js';
 import { composeWarnings, unknownKeyMessage } from './refusals.js';
 import { locate } from './locate.js';
-import { unescapeDollars } from './interpolation.js';
+import { holdsVariable, interpolationIssues } from './interpolation.js';
 import { semanticIssues, type RawIssue } from './semantics.js';
 import { duplicateKeys, entryBudget, tooManyEntries } from './yaml-limits.js';
 
@@ -161,10 +161,11 @@ export function parseManifest(text: string, file: string): ParseResult {
   if (typeof read.value !== 'object' || read.value === null || Array.isArray(read.value)) {
     return { ok: false, errors: [{ file, path: '', message: `expected a map with name, version and services, got ${show(read.value ?? undefined)}` }] };
   }
-  const dollars = unescapeDollars(stripExtensions(read.value));
-  const raw = dollars.value;
+  // The published manifest keeps `${…}` and `$$` as written: each device's values are substituted when its document is signed.
+  const raw = stripExtensions(read.value);
   const result = manifestSchema.safeParse(raw, { error: errorMap });
-  const found = [...dollars.issues, ...(result.success ? [] : flatten(result.error.issues)), ...semanticIssues(raw), ...protoKeys(raw)];
+  const schemaIssues = result.success ? [] : flatten(result.error.issues).map((r) => (holdsVariable(raw, r.path) ? { ...r, message: `${r.message} (a \${…} variable is substituted per device, so it may stand only where any text is valid: environment, command, labels…)` } : r));
+  const found = [...interpolationIssues(raw), ...schemaIssues, ...semanticIssues(raw), ...protoKeys(raw)];
   const place = (r: RawIssue): ManifestIssue => ({ file, path: formatPath(r.path), message: r.message, ...locate(read.doc, read.lines, r.path) });
   const seen = new Set<string>();
   const errors: ManifestIssue[] = [];

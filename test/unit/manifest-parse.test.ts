@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { formatIssue, isPinned, manifestDigest, parseManifest, pinManifest, type ManifestIssue } from '../../manifests/parse.js';
 import { normalizedManifestSchema } from '../../manifests/schema.js';
 import type { Manifest } from '../../manifests/model.js';
+import { substituteVariables } from '../../manifests/variables.js';
 
 const D1 = 'sha256:' + 'a'.repeat(64);
 const D2 = 'sha256:' + 'b'.repeat(64);
@@ -119,10 +120,13 @@ describe('valid manifests', () => {
     expect(errors(withService('constructor: 1'))).toEqual(['m.yaml: services.web.constructor: not supported']);
   });
 
-  it('reads $$ as a literal $, like Compose', () => {
+  it('keeps $$ as written (the escaped form); a device reads it as a literal $, like Compose', () => {
     const m = ok(withService(`command: ["sh", "-c", "echo $$HOME costs $$5"]\nhealthcheck: { test: "test -n \\"$$PATH\\"" }`));
-    expect(m.services.web.command).toEqual(['sh', '-c', 'echo $HOME costs $5']);
-    expect(m.services.web.healthcheck?.test).toEqual(['CMD-SHELL', 'test -n "$PATH"']);
+    expect(m.services.web.command).toEqual(['sh', '-c', 'echo $$HOME costs $$5']);
+    const device = substituteVariables(m, {});
+    if (!('value' in device)) throw new Error('expected no variables');
+    expect(device.value.services.web.command).toEqual(['sh', '-c', 'echo $HOME costs $5']);
+    expect(device.value.services.web.healthcheck?.test).toEqual(['CMD-SHELL', 'test -n "$PATH"']);
   });
 
   it('reads restart: no unquoted as the string (YAML 1.2)', () => {
@@ -163,8 +167,7 @@ describe('refused manifests name file, path and expectation', () => {
     ['self dependency', withService('depends_on: { web: { condition: service_started } }'), 'm.yaml: services.web.depends_on.web: "web" cannot depend on itself'],
     ['depends_on listed twice', `name: app\nversion: 1.0.0\nservices:\n  web: { image: registry.example.com/w:1, depends_on: [db, db] }\n  db: { image: registry.example.com/d:1 }\n`, 'm.yaml: services.web.depends_on[1]: "db" is listed twice'],
     ['depends_on restart key', withService('depends_on: { web: { condition: service_started, restart: true } }'), 'm.yaml: services.web.depends_on.web.restart: not supported'],
-    ['${VAR} interpolation', withService('environment: { TOKEN: "${TOKEN}" }'), 'm.yaml: services.web.environment.TOKEN: variable ${TOKEN} is not supported'],
-    ['$VAR interpolation', withService('command: echo $HOME'), 'm.yaml: services.web.command: variable $HOME is not supported'],
+    ['$VAR without braces', withService('command: echo $HOME'), 'm.yaml: services.web.command: $HOME: write ${HOME} for a Berth variable, or $$HOME for a literal $'],
     ['bad condition', withService('depends_on: { web: { condition: service_ready } }'), 'services.web.depends_on.web.condition: expected "service_started" or "service_healthy" or "service_completed_successfully", got "service_ready"'],
     ['environment list without value', withService('environment: [A=1, HOME]'), 'm.yaml: services.web.environment[1]: "HOME" has no value'],
     ['environment map without value', withService('environment: { HOME: }'), 'm.yaml: services.web.environment.HOME: has no value'],
