@@ -10,6 +10,7 @@ import { devicesRoutes } from '../protocol/devices.js';
 import { manifestRoutes } from '../protocol/manifests.js';
 import { operatorRoutes } from '../protocol/operators.js';
 import { policyRoutes } from '../protocol/policies.js';
+import { varsRoutes } from '../protocol/vars.js';
 import type { Route } from '../protocol/route.js';
 import { CliError } from './errors.js';
 import { HttpClient, type Fetch, type RequestOptions } from './http.js';
@@ -155,6 +156,15 @@ export class BerthClient {
   }
   async removePolicy(name: string) {
     return (await this.call(`removing policy ${name}`, policyRoutes.remove, { params: { name } })).body;
+  }
+  async setVariables(body: { values: Record<string, string>; device?: string; selector?: string; fleet?: true }) {
+    return (await this.call('setting variables', varsRoutes.set, { body })).body.set;
+  }
+  async listVariables(device?: string) {
+    return (await this.call(device ? `reading the variables of device ${device}` : 'listing variables', varsRoutes.list, { query: { device } })).body;
+  }
+  async removeVariable(name: string, scope: { device?: string; selector?: string; fleet?: true }) {
+    return (await this.call(`removing variable ${name}`, varsRoutes.remove, { params: { name }, query: { device: scope.device, selector: scope.selector, fleet: scope.fleet ? 'true' : undefined } })).body;
   }
   async checkRollout(manifest: string, selector: string) {
     return (await this.call(`checking the privileges of ${manifest}`, policyRoutes.check, { body: { manifest, selector } })).body;

@@ -19,6 +19,7 @@ import { campaignRoutes } from './campaigns/routes.js';
 import { policyRoutes } from './policy/routes.js';
 import { webhookRoutes } from './webhooks/routes.js';
 import { fleetGauges, fleetRoutes } from './fleet/routes.js';
+import { varsRoutes } from './vars/routes.js';
 
 export function buildApp(ctx: ControlPlaneContext, metrics = new ControlPlaneMetrics()): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
@@ -81,6 +82,7 @@ export function buildApp(ctx: ControlPlaneContext, metrics = new ControlPlaneMet
   app.route('/v1/policies', policyRoutes(ctx));
   app.route('/v1/webhooks', webhookRoutes(ctx));
   app.route('/v1/fleet', fleetRoutes(ctx));
+  app.route('/v1/vars', varsRoutes(ctx));
 
   return app;
 }

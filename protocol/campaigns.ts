@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { createCampaignBody } from './campaign-spec.js';
 import { errorEnvelope, json, route } from './route.js';
-import { privilegeRefusal } from './policies.js';
+import { rolloutRefusal } from './vars.js';
 
 /** Campaigns: a rollout of one release to the devices a selector picks, in waves. */
 
@@ -98,7 +98,7 @@ export const campaignRoutes = {
     responses: {
       201: json(campaignView, 'created'),
       409: json(campaignConflict, 'devices held by other active campaigns (a sample listed); send supersede: true to take them'),
-      422: json(privilegeRefusal, 'the manifest asks for privileges that no policy grants some target devices (each group named)'),
+      422: json(rolloutRefusal, 'refused up front: privileges no policy grants some target devices, or variables they lack (each group named)'),
     },
   }),
   list: route({

@@ -9,6 +9,7 @@ import { errorEnvelope, type Api } from './route.js';
 import { serviceRoutes } from './service.js';
 import { webhookRoutes } from './webhooks.js';
 import { fleetRoutes } from './fleet.js';
+import { varsRoutes } from './vars.js';
 
 /** Every route the control plane serves: a test checks it mounts exactly these. */
 export const controlPlaneApi: Api = {
@@ -26,5 +27,6 @@ export const controlPlaneApi: Api = {
     ...Object.values(policyRoutes),
     ...Object.values(webhookRoutes),
     ...Object.values(fleetRoutes),
+    ...Object.values(varsRoutes),
   ],
 };

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { privilegeRefusal } from './policies.js';
+import { rolloutRefusal } from './vars.js';
 import { labelsSchema, releaseRefSchema } from '../common/grammar.js';
 import { deviceReport, releasePhases, serviceReport } from './device.js';
 import { errorEnvelope, json, route } from './route.js';
@@ -134,7 +134,7 @@ export const devicesRoutes = {
     body: assignBody,
     responses: {
       200: json(assignment, 'assigned: the release and its sequence'),
-      422: json(privilegeRefusal, 'the manifest asks for privileges that no policy grants this device'),
+      422: json(rolloutRefusal, 'refused up front: privileges no policy grants this device, or variables it lacks'),
     },
   }),
   rollback: route({

@@ -12,6 +12,7 @@ import { warm } from './warm.js';
 import { policyCommands } from './policies.js';
 import { webhookCommands } from './webhooks.js';
 import { fleetCommands } from './fleet.js';
+import { varsCommands } from './vars.js';
 
 /** A verb either is a command, or groups subcommands (`berth devices list`). */
 export type Verb = Command | Record<string, Command>;
@@ -25,6 +26,7 @@ export const VERBS: Record<string, Verb> = {
   policies: policyCommands,
   webhooks: webhookCommands,
   fleet: fleetCommands,
+  vars: varsCommands,
   tokens: tokenCommands,
   keys: keyCommands,
   audit,

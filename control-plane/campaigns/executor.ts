@@ -1,5 +1,7 @@
 import { sql } from 'drizzle-orm';
 import { skipUngrantedLateJoiners } from '../policy/late-joiners.js';
+import { assignBatch } from '../devices/desired.js';
+import { skipLacking, snapshotWave } from '../vars/late-joiners.js';
 import type { ControlPlaneContext, Tx } from '../context.js';
 import { planCampaign, type CampaignStep, type CampaignStepKind } from './planner.js';
 import { loadCampaign, loadCounts, releaseAll, updateProgress, type CampaignRecord } from './store.js';
@@ -26,40 +28,35 @@ export interface StepEnv {
 type StepExecutors = { [K in CampaignStepKind]: (env: StepEnv, step: Extract<CampaignStep, { kind: K }>) => Promise<void> };
 
 /**
- * Assigns the campaign's release to `count` pending devices, set-based. Mirrors assignRelease
- * (desired.ts): the sequence only goes up, the replaced manifest is remembered, a device that
- * already has the manifest only changes campaign; devices' long polls wake after commit.
+ * Assigns the campaign's release to `count` pending devices. Each device's config (variables,
+ * secrets) is resolved now and stored with its desired row (devices/assignBatch: the sequence only
+ * goes up, the replaced manifest and config are remembered, a device that already has both only
+ * changes campaign); a device that lacks a value is skipped and failed with what it lacks.
+ * Devices' long polls wake after commit.
  */
 async function assignWave({ ctx, tx, campaign, now }: StepEnv, wave: number, count: number): Promise<string[]> {
-  const picked = await tx.all<{ device_id: string }>(sql`
+  const picked = await tx.all<{ device_id: string; serial: string; labels: string }>(sql`
     UPDATE campaign_devices SET state = 'assigned', wave = ${wave}, assigned_at = ${now}, assigning = 1,
       previous_manifest_id = (SELECT ds.manifest_id FROM desired ds WHERE ds.device_id = campaign_devices.device_id)
     WHERE campaign_id = ${campaign.id} AND device_id IN (
       SELECT device_id FROM campaign_devices WHERE campaign_id = ${campaign.id} AND state = 'pending'
       ORDER BY late, joined_at, device_id LIMIT ${count})
-    RETURNING device_id`);
-  const batch = sql`SELECT device_id FROM campaign_devices WHERE campaign_id = ${campaign.id} AND assigning = 1`;
-  await tx.run(sql`UPDATE desired SET previous_manifest_id = manifest_id, manifest_id = ${campaign.manifestId},
-      sequence = sequence + 1, campaign_id = ${campaign.id}, issued_at = ${now}
-    WHERE device_id IN (${batch}) AND manifest_id <> ${campaign.manifestId}`);
-  await tx.run(sql`UPDATE desired SET campaign_id = ${campaign.id} WHERE device_id IN (${batch}) AND manifest_id = ${campaign.manifestId}`);
-  await tx.run(sql`INSERT INTO desired (device_id, manifest_id, sequence, campaign_id, previous_manifest_id, issued_at)
-    SELECT device_id, ${campaign.manifestId}, 1, ${campaign.id}, NULL, ${now} FROM campaign_devices
-    WHERE campaign_id = ${campaign.id} AND assigning = 1 AND device_id NOT IN (SELECT device_id FROM desired)`);
+    RETURNING device_id, (SELECT serial FROM devices d WHERE d.id = campaign_devices.device_id) AS serial,
+      (SELECT labels FROM devices d WHERE d.id = campaign_devices.device_id) AS labels`);
+  const { ready, lacking } = await snapshotWave(tx, campaign.manifestId, picked.map((p) => ({ id: p.device_id, serial: p.serial, labels: JSON.parse(p.labels) as Record<string, string> })));
+  await skipLacking(tx, campaign.id, lacking, now);
+  if (lacking.length) ctx.log.warn({ campaign: campaign.id, devices: lacking.length }, 'devices lacking variables skipped');
+  await assignBatch(ctx, tx, campaign.manifestId, campaign.id, ready);
   await tx.run(sql`UPDATE campaign_devices SET assigning = 0,
       desired_sequence = (SELECT ds.sequence FROM desired ds WHERE ds.device_id = campaign_devices.device_id)
     WHERE campaign_id = ${campaign.id} AND assigning = 1`);
-  const ids = picked.map((r) => r.device_id);
-  ctx.afterCommit(tx, () => {
-    for (const id of ids) ctx.waiters.wake(id);
-  });
-  return ids;
+  return ready.map((r) => r.id);
 }
 
 /**
  * Sends every device the campaign touched, and still on its release, back to the manifest it ran
  * before. A device the campaign gave its first release has nothing to go back to and keeps it.
- * Set-based, mirroring rollbackRelease (desired.ts): the manifests swap and the sequence goes up,
+ * Set-based, mirroring rollbackRelease (desired.ts): the manifests (and configs) swap and the sequence goes up,
  * so the device accepts the older release as a newer document; long polls wake after commit.
  */
 export async function rollbackCampaign({ ctx, tx, campaign, now }: StepEnv): Promise<{ rolledBack: number; kept: number }> {
@@ -69,7 +66,7 @@ export async function rollbackCampaign({ ctx, tx, campaign, now }: StepEnv): Pro
         AND ds.campaign_id = ${campaign.id} AND ds.manifest_id = ${campaign.manifestId}
         AND ds.previous_manifest_id IS NOT NULL AND ds.previous_manifest_id IS campaign_devices.previous_manifest_id)`);
   await tx.run(sql`UPDATE desired SET manifest_id = previous_manifest_id, previous_manifest_id = manifest_id,
-      sequence = sequence + 1, issued_at = ${now}
+      config = previous_config, previous_config = config, sequence = sequence + 1, issued_at = ${now}
     WHERE device_id IN (SELECT device_id FROM campaign_devices WHERE campaign_id = ${campaign.id} AND assigning = 1)`);
   const rolled = await tx.all<{ device_id: string }>(sql`UPDATE campaign_devices SET state = 'rolled-back', finished_at = ${now}, assigning = 0
     WHERE campaign_id = ${campaign.id} AND assigning = 1 RETURNING device_id`);

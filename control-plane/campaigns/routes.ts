@@ -8,7 +8,8 @@ import { createCampaignBody } from '../../protocol/campaign-spec.js';
 import { campaignListQuery } from '../../protocol/campaigns.js';
 import { CampaignSpecError, specFromBody, type CampaignSpec } from './spec.js';
 import { listCampaigns, loadCampaign } from './store.js';
-import { checkRollout, privilegeRefusal, releaseSpec } from '../policy/service.js';
+import { releaseSpec } from '../policy/service.js';
+import { rolloutRefusal } from '../vars/rollout.js';
 
 export function campaignRoutes(ctx: ControlPlaneContext) {
   const app = new Hono<AppEnv>();
@@ -22,10 +23,10 @@ export function campaignRoutes(ctx: ControlPlaneContext) {
       if (err instanceof CampaignSpecError) throw new HttpError(400, 'invalid-body', err.message, err.field);
       throw err;
     }
-    // Privileges first: no device is taken from another campaign for a rollout that cannot run.
+    // Privileges and variables first: no device is taken from another campaign for a rollout that cannot run.
     const manifest = await releaseSpec(ctx.db, spec.release);
-    const check = manifest ? await checkRollout(ctx.db, spec.release, manifest, spec.selector) : null;
-    if (check && !check.ok) return privilegeRefusal(c, check);
+    const refused = manifest ? await rolloutRefusal(c, ctx.db, spec.release, manifest, spec.selector) : null;
+    if (refused) return refused;
     const out = await createCampaign(ctx, c.var.actor, { name: body.name, spec, supersede: body.supersede, start: body.start });
     switch (out.kind) {
       case 'unknown-manifest':

@@ -12,7 +12,7 @@ import { index, integer, primaryKey, real, sqliteTable, text, uniqueIndex } from
 /** What drizzle cannot declare; the schema test checks these too. */
 export const sqlOnly = {
   /** Tables created WITHOUT ROWID (a composite primary key is the row's only identity). */
-  withoutRowid: ['campaign_devices'],
+  withoutRowid: ['campaign_devices', 'variables'],
   /** audit_log is append-only: UPDATE and DELETE abort. */
   triggers: ['audit_log_no_delete', 'audit_log_no_update'],
 };
@@ -65,6 +65,10 @@ export const desired = sqliteTable(
     campaignId: text('campaign_id'),
     previousManifestId: text('previous_manifest_id').references(() => manifests.id),
     issuedAt: integer('issued_at').notNull(),
+    /** JSON DeviceConfig (devices/device-config.ts): what was resolved for this device at assignment (variables, secrets). */
+    config: text('config'),
+    /** The config that went with previous_manifest_id; a rollback swaps the two. */
+    previousConfig: text('previous_config'),
   },
   (t) => [index('desired_manifest').on(t.manifestId), index('desired_campaign').on(t.campaignId), index('desired_issued_at').on(t.issuedAt)],
 );
@@ -302,3 +306,23 @@ export const devicePresence = sqliteTable('device_presence', {
   online: integer('online').notNull(),
   changedAt: integer('changed_at').notNull(),
 });
+export const variableScopes = ['device', 'selector', 'fleet'] as const;
+export type VariableScope = (typeof variableScopes)[number];
+
+/**
+ * A variable's value for a scope (issue 13). `target`: the device id (device), the normalized
+ * selector text (selector), '' (fleet). Precedence device > selector > fleet; two selector values
+ * that match one device differently are a conflict, refused at rollout (control-plane/vars).
+ */
+export const variables = sqliteTable(
+  'variables',
+  {
+    name: text('name').notNull(),
+    scope: text('scope', { enum: variableScopes }).notNull(),
+    target: text('target').notNull(),
+    value: text('value').notNull(),
+    updatedAt: integer('updated_at').notNull(),
+    updatedBy: text('updated_by').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.name, t.scope, t.target] }), index('variables_scope').on(t.scope, t.target)],
+);

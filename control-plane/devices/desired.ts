@@ -1,43 +1,96 @@
-import { eq, sql } from 'drizzle-orm';
+import { eq, inArray, sql } from 'drizzle-orm';
 import { alias } from 'drizzle-orm/sqlite-core';
 import { signDeployment, type DeploymentDocument } from '../../protocol/deployment.js';
-import type { PinnedManifest } from '../../manifests/model.js';
+import { canonicalDigest } from '../../manifests/canonical.js';
+import type { Manifest, PinnedManifest } from '../../manifests/model.js';
+import { substituteVariables } from '../../manifests/variables.js';
 import type { Client } from '@libsql/client';
 import type { ControlPlaneContext, Db, Tx } from '../context.js';
-import { desired, manifests } from '../db/schema.js';
+import { desired, devices, manifests } from '../db/schema.js';
+import { configText, parseConfig, sameConfig, snapshotConfig, snapshotInputs, type DeviceConfig } from './device-config.js';
 
-/**
- * Points a device at a manifest. The sequence only goes up (the row is never deleted), the
- * manifest it replaces is remembered for rollback, and the device's long poll wakes after commit.
- * Assigning the manifest it already has changes only the campaign it belongs to.
- */
-export async function assignRelease(ctx: Pick<ControlPlaneContext, 'now' | 'afterCommit' | 'waiters'>, tx: Tx, deviceId: string, manifestId: string, opts: { campaignId: string | null }): Promise<void> {
-  const now = ctx.now().getTime();
-  const cur = (await tx.select().from(desired).where(eq(desired.deviceId, deviceId)).limit(1))[0];
-  if (!cur) {
-    await tx.insert(desired).values({ deviceId, manifestId, sequence: 1, campaignId: opts.campaignId, previousManifestId: null, issuedAt: now });
-  } else if (cur.manifestId === manifestId) {
-    if (cur.campaignId !== opts.campaignId) await tx.update(desired).set({ campaignId: opts.campaignId }).where(eq(desired.deviceId, deviceId));
-    return;
-  } else {
-    await tx
-      .update(desired)
-      .set({ manifestId, sequence: cur.sequence + 1, campaignId: opts.campaignId, previousManifestId: cur.manifestId, issuedAt: now })
-      .where(eq(desired.deviceId, deviceId));
-  }
-  ctx.afterCommit(tx, () => ctx.waiters.wake(deviceId));
+type AssignCtx = Pick<ControlPlaneContext, 'now' | 'afterCommit' | 'waiters'>;
+
+/** What assigning a manifest (with the device's config) does to its desired row, pure. */
+export function assignmentAction(cur: { manifestId: string; config: DeviceConfig | null } | undefined, manifestId: string, config: DeviceConfig | null): 'insert' | 'new-sequence' | 'campaign-only' {
+  if (!cur) return 'insert';
+  return cur.manifestId === manifestId && sameConfig(cur.config, config) ? 'campaign-only' : 'new-sequence';
 }
 
 /**
- * Sends a device back to the manifest it had before its current one, with a new, higher sequence
- * (a device never accepts a lower one). Returns false when there is nothing to go back to.
+ * Points a device at a manifest, with its config resolved now (variables, secrets). The sequence
+ * only goes up (the row is never deleted), the manifest and config it replaces are remembered for
+ * rollback, and the device's long poll wakes after commit. Assigning the manifest it already has
+ * with the same config changes only the campaign it belongs to; with a changed config (a variable
+ * set since) it is a new document. Throws ConfigLacking when the device lacks a variable.
  */
-export async function rollbackRelease(ctx: Pick<ControlPlaneContext, 'now' | 'afterCommit' | 'waiters'>, tx: Tx, deviceId: string): Promise<boolean> {
+export async function assignRelease(ctx: AssignCtx, tx: Tx, deviceId: string, manifestId: string, opts: { campaignId: string | null }): Promise<void> {
+  const [m] = await tx.select({ spec: manifests.spec }).from(manifests).where(eq(manifests.id, manifestId));
+  const [d] = await tx.select({ id: devices.id, serial: devices.serial, labels: devices.labels }).from(devices).where(eq(devices.id, deviceId));
+  if (!m || !d) throw new Error(`assignRelease: no manifest ${manifestId} or device ${deviceId}`);
+  const config = await snapshotConfig(tx, { ...d, labels: JSON.parse(d.labels) as Record<string, string> }, await snapshotInputs(tx, JSON.parse(m.spec) as Manifest));
+  await assignBatch(ctx, tx, manifestId, opts.campaignId, [{ id: deviceId, config }]);
+}
+
+/**
+ * Assigns one manifest to many devices, each with its own config: the decisions are made per
+ * device (assignmentAction), the writes grouped by config so a wave of devices that share their
+ * values costs a few statements, not one per device. Wakes their long polls after commit.
+ */
+export async function assignBatch(ctx: AssignCtx, tx: Tx, manifestId: string, campaignId: string | null, batch: { id: string; config: DeviceConfig | null }[]): Promise<void> {
+  const now = ctx.now().getTime();
+  const current = new Map<string, { manifestId: string; config: DeviceConfig | null }>();
+  for (const ids of chunks(batch.map((b) => b.id))) {
+    const rows = await tx.select({ deviceId: desired.deviceId, manifestId: desired.manifestId, config: desired.config }).from(desired).where(inArray(desired.deviceId, ids));
+    for (const r of rows) current.set(r.deviceId, { manifestId: r.manifestId, config: parseConfig(r.config) });
+  }
+  const groups = new Map<string, { action: 'insert' | 'new-sequence' | 'campaign-only'; config: string | null; ids: string[] }>();
+  for (const b of batch) {
+    const action = assignmentAction(current.get(b.id), manifestId, b.config);
+    const config = action === 'campaign-only' ? null : configText(b.config);
+    const key = `${action}\0${config ?? ''}`;
+    const g = groups.get(key) ?? { action, config, ids: [] };
+    g.ids.push(b.id);
+    groups.set(key, g);
+  }
+  const woken: string[] = [];
+  for (const g of groups.values()) {
+    for (const ids of chunks(g.ids)) {
+      if (g.action === 'campaign-only') {
+        await tx.update(desired).set({ campaignId }).where(inArray(desired.deviceId, ids));
+        continue;
+      }
+      if (g.action === 'insert') {
+        await tx.insert(desired).values(ids.map((deviceId) => ({ deviceId, manifestId, sequence: 1, campaignId, previousManifestId: null, issuedAt: now, config: g.config, previousConfig: null })));
+      } else {
+        await tx
+          .update(desired)
+          .set({ previousManifestId: sql`${desired.manifestId}`, previousConfig: sql`${desired.config}`, manifestId, config: g.config, sequence: sql`${desired.sequence} + 1`, campaignId, issuedAt: now })
+          .where(inArray(desired.deviceId, ids));
+      }
+      woken.push(...ids);
+    }
+  }
+  if (woken.length) ctx.afterCommit(tx, () => woken.forEach((id) => ctx.waiters.wake(id)));
+}
+
+const CHUNK = 500;
+function chunks<T>(list: T[]): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < list.length; i += CHUNK) out.push(list.slice(i, i + CHUNK));
+  return out;
+}
+
+/**
+ * Sends a device back to the manifest (and config) it had before its current one, with a new,
+ * higher sequence (a device never accepts a lower one). Returns false when there is nothing to go back to.
+ */
+export async function rollbackRelease(ctx: AssignCtx, tx: Tx, deviceId: string): Promise<boolean> {
   const cur = (await tx.select().from(desired).where(eq(desired.deviceId, deviceId)).limit(1))[0];
   if (!cur || !cur.previousManifestId) return false;
   await tx
     .update(desired)
-    .set({ manifestId: cur.previousManifestId, previousManifestId: cur.manifestId, sequence: cur.sequence + 1, issuedAt: ctx.now().getTime() })
+    .set({ manifestId: cur.previousManifestId, previousManifestId: cur.manifestId, config: cur.previousConfig, previousConfig: cur.config, sequence: cur.sequence + 1, issuedAt: ctx.now().getTime() })
     .where(eq(desired.deviceId, deviceId));
   ctx.afterCommit(tx, () => ctx.waiters.wake(deviceId));
   return true;
@@ -54,7 +107,10 @@ export interface DesiredRelease {
   sequence: number;
   campaignId: string | null;
   issuedAt: number;
+  /** The manifest as published (variables unsubstituted). */
   manifest: { id: string; name: string; version: string; digest: string; spec: PinnedManifest };
+  /** What was resolved for this device at assignment. */
+  config: DeviceConfig | null;
   previous: { id: string; name: string; version: string; spec: PinnedManifest } | null;
 }
 
@@ -73,9 +129,21 @@ export async function desiredRelease(db: Db, deviceId: string): Promise<DesiredR
     sequence: r.d.sequence,
     campaignId: r.d.campaignId,
     issuedAt: r.d.issuedAt,
+    config: parseConfig(r.d.config),
     manifest: { id: r.m.id, name: r.m.name, version: r.m.version, digest: r.m.digest, spec: JSON.parse(r.m.spec) as PinnedManifest },
     previous: r.p && r.p.id ? { id: r.p.id, name: r.p.name as string, version: r.p.version as string, spec: JSON.parse(r.p.spec as string) as PinnedManifest } : null,
   };
+}
+
+/**
+ * The spec a device runs: the published one with the device's values substituted (and `$$` read
+ * as `$`). Its own digest goes into the document, since the device checks the digest against the spec.
+ */
+export function deviceSpec(rel: Pick<DesiredRelease, 'manifest' | 'config'>): PinnedManifest {
+  const sub = substituteVariables(rel.manifest.spec, rel.config?.vars ?? {});
+  // Resolved at assignment against this very manifest, so nothing can be missing here but by a bug.
+  if ('unresolved' in sub) throw new Error(`desired config does not resolve ${rel.manifest.name}@${rel.manifest.version}: ${sub.unresolved.map((u) => u.name).join(', ')}`);
+  return sub.value;
 }
 
 /** The signed deployment document a device is served, or null when nothing is assigned. */
@@ -83,14 +151,16 @@ export async function getDesiredDocument(ctx: Pick<ControlPlaneContext, 'db' | '
   const rel = await desiredRelease(ctx.db, deviceId);
   if (!rel) return null;
   const iat = Math.floor(ctx.now().getTime() / 1000);
+  const spec = deviceSpec(rel);
   const doc: DeploymentDocument = {
     device: deviceId,
     sequence: rel.sequence,
     iat,
     exp: iat + ctx.config.documentTtlSec,
-    manifest: { name: rel.manifest.name, version: rel.manifest.version, digest: rel.manifest.digest },
-    spec: rel.manifest.spec,
+    manifest: { name: rel.manifest.name, version: rel.manifest.version, digest: canonicalDigest(spec) },
+    spec,
     ...(rel.campaignId ? { campaign: rel.campaignId } : {}),
+    // Secrets (issue 13): `...(rel.config?.secrets ? { secrets: rel.config.secrets } : {})` once the document has the field.
   };
   return { sequence: rel.sequence, document: await signDeployment(doc, ctx.keys.active()) };
 }

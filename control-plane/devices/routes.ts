@@ -12,7 +12,8 @@ import { HttpError, jsonBody, queryOf, type AppEnv } from '../http.js';
 import { findManifest } from '../manifests/routes.js';
 import { parseSelector, SelectorError, type Selector } from '../selector.js';
 import { bytesOf, computeTwin } from './twin.js';
-import { checkRollout, privilegeRefusal } from '../policy/service.js';
+import { rolloutRefusal } from '../vars/rollout.js';
+import { ConfigLacking } from './device-config.js';
 import type { Manifest } from '../../manifests/model.js';
 import { keysHeldElsewhere, MAX_REPORTED_ERRORS, parseDeviceRecordStream } from './import-records.js';
 
@@ -162,14 +163,20 @@ export function deviceRoutes(ctx: ControlPlaneContext) {
     const serial = c.req.param('serial');
     const actor = c.var.actor;
     const target = await deviceBySerial(ctx.db, serial);
-    const check = await checkRollout(ctx.db, body.manifest, JSON.parse(m.spec) as Manifest, '', target.id);
-    if (!check.ok) return privilegeRefusal(c, check);
+    const refused = await rolloutRefusal(c, ctx.db, body.manifest, JSON.parse(m.spec) as Manifest, '', target.id);
+    if (refused) return refused;
     await ctx.write(async (tx) => {
       const d = (await tx.select().from(devices).where(eq(devices.serial, serial)).limit(1))[0];
       if (!d) throw new HttpError(404, 'device-not-found', `no device with serial ${serial}`);
       if (d.status === 'revoked') throw new HttpError(409, 'device-revoked', `device ${serial} is revoked`);
       const before = (await tx.select().from(desired).where(eq(desired.deviceId, d.id)).limit(1))[0];
-      await assignRelease(ctx, tx, d.id, m.id, { campaignId: null });
+      try {
+        await assignRelease(ctx, tx, d.id, m.id, { campaignId: null });
+      } catch (err) {
+        // A value removed between the check above and this write: refused, nothing written.
+        if (err instanceof ConfigLacking) throw new HttpError(409, 'variables-lacking', err.message, 'manifest');
+        throw err;
+      }
       await ctx.audit(tx, { actor, action: 'device.assign', target: serial, before: before ? { manifestId: before.manifestId, sequence: before.sequence } : null, after: { manifest: body.manifest } });
     });
     const rel = await desiredRelease(ctx.db, (await deviceBySerial(ctx.db, serial)).id);

@@ -1,0 +1,99 @@
+import { stringFlag, requirePositionals, type ParsedCommand } from '../args.js';
+import { printJson, type Command } from '../context.js';
+import { CliError } from '../errors.js';
+import { renderTable } from '../format.js';
+
+/**
+ * `berth vars set|list|rm`: values for manifests' `${NAME}`, per device, selector or fleet. A value
+ * reaches a device only when a campaign (or an assignment) resolves its document again: changing
+ * one never changes a running gateway by itself. Values are configuration, visible to viewers and
+ * in the audit log; a secret goes through `berth secrets`.
+ */
+
+const SCOPE_HELP = `  --device SERIAL   one device (wins over selector and fleet values)
+  --selector SEL    the devices a label selector picks (two selector values that both match a
+                    device and differ are a conflict: a rollout to it is refused)
+  --fleet           every device (the lowest precedence)`;
+
+const scopeOptions = { device: { type: 'string' as const }, selector: { type: 'string' as const, short: 'l' }, fleet: { type: 'boolean' as const } };
+
+function scopeOf(args: ParsedCommand, usage: string): { device?: string; selector?: string; fleet?: true } {
+  const device = stringFlag(args, 'device');
+  const selector = stringFlag(args, 'selector');
+  const fleet = args.values.fleet === true;
+  if ([device !== undefined, selector !== undefined, fleet].filter(Boolean).length !== 1) throw new CliError('give exactly one of --device SERIAL, --selector SEL, --fleet', `usage: ${usage}`, 2);
+  return device !== undefined ? { device } : selector !== undefined ? { selector } : { fleet: true };
+}
+
+function scopeText(s: { scope: string; target: string }): string {
+  return s.scope === 'fleet' ? 'fleet' : `${s.scope} ${s.target}`;
+}
+
+const set: Command = {
+  usage: 'berth vars set KEY=VALUE… (--device SERIAL | --selector SEL | --fleet)',
+  about: 'set variables for one scope (release manager; audited); devices get them at their next campaign',
+  help: SCOPE_HELP,
+  options: scopeOptions,
+  async run({ io, args, usage, client }) {
+    const pairs = requirePositionals(args, ['KEY=VALUE'], usage, true);
+    const values: Record<string, string> = {};
+    for (const p of pairs) {
+      const eq = p.indexOf('=');
+      if (eq <= 0) throw new CliError(`${JSON.stringify(p)}: expected KEY=VALUE (an empty value is KEY=)`, `usage: ${usage}`, 2);
+      const key = p.slice(0, eq);
+      if (Object.hasOwn(values, key)) throw new CliError(`${key} is given twice`, `usage: ${usage}`, 2);
+      values[key] = p.slice(eq + 1);
+    }
+    const scope = scopeOf(args, usage);
+    const rows = await (await client()).setVariables({ values, ...scope });
+    if (args.output === 'json') { printJson(io, rows); return 0; }
+    for (const r of rows) io.out(`${r.name} set for ${scopeText(r)}`);
+    io.out('running devices keep their documents until a campaign resolves them again (berth campaign create --manifest N@V --reconfigure)');
+    return 0;
+  },
+};
+
+const list: Command = {
+  usage: 'berth vars list [--device SERIAL] [--output json]',
+  about: 'stored variables; with --device, that device\'s effective values and where each comes from',
+  options: { device: { type: 'string' } },
+  async run({ io, args, client }) {
+    const device = stringFlag(args, 'device');
+    const answer = await (await client()).listVariables(device);
+    if (args.output === 'json') { printJson(io, answer); return 0; }
+    if ('variables' in answer) {
+      if (!answer.variables.length) { io.out('no variables (berth vars set KEY=VALUE --fleet|--selector SEL|--device SERIAL)'); return 0; }
+      io.out(renderTable([
+        { header: 'name', get: (v) => v.name },
+        { header: 'scope', get: (v) => scopeText(v) },
+        { header: 'value', get: (v) => v.value },
+        { header: 'updated', get: (v) => `${v.updatedAt} by ${v.updatedBy}` },
+      ], answer.variables));
+      return 0;
+    }
+    if (!answer.values.length && !answer.conflicts.length) io.out(`device ${answer.device}: no variables apply`);
+    else if (answer.values.length) io.out(renderTable([
+      { header: 'name', get: (v) => v.name },
+      { header: 'value', get: (v) => v.value },
+      { header: 'from', get: (v) => v.source },
+    ], answer.values));
+    for (const c of answer.conflicts) io.out(`conflict: ${c.name} — ${c.candidates.map((x) => `selector ${x.selector} gives ${JSON.stringify(x.value)}`).join(', ')} (a rollout that uses ${c.name} is refused for this device)`);
+    return answer.conflicts.length ? 1 : 0;
+  },
+};
+
+const rm: Command = {
+  usage: 'berth vars rm KEY (--device SERIAL | --selector SEL | --fleet)',
+  about: 'remove a variable from one scope (release manager; audited); assigned documents keep their values',
+  help: SCOPE_HELP,
+  options: scopeOptions,
+  async run({ io, args, usage, client }) {
+    const [name] = requirePositionals(args, ['KEY'], usage);
+    const r = await (await client()).removeVariable(name, scopeOf(args, usage));
+    if (args.output === 'json') { printJson(io, r); return 0; }
+    io.out(`removed ${r.name} from ${scopeText(r)} (it was ${JSON.stringify(r.value)})`);
+    return 0;
+  },
+};
+
+export const varsCommands: Record<string, Command> = { set, list, rm };
