@@ -22,7 +22,13 @@ export const variableScope = z.object({
   fleet: z.literal(true).optional(),
 });
 
-export const setVariablesBody = variableScope.extend({ values: z.record(variableName, variableValue).refine((v) => Object.keys(v).length > 0, 'at least one KEY=VALUE') });
+export const setVariablesBody = variableScope.extend({
+  values: z.record(z.string(), variableValue).superRefine((v, ctx) => {
+    if (!Object.keys(v).length) ctx.addIssue({ code: 'custom', message: 'at least one KEY=VALUE' });
+    // Checked here rather than as the record's key schema, so the refusal names the key and the rule.
+    for (const k of Object.keys(v)) if (!variableName.safeParse(k).success) ctx.addIssue({ code: 'custom', path: [k], message: `${JSON.stringify(k)} is not a variable name: letters, digits and _, not starting with a digit, at most 128` });
+  }),
+});
 
 /** DELETE query: `?device=SERIAL`, `?selector=…` or `?fleet=true`. */
 export const removeVariableQuery = z.object({
