@@ -7,6 +7,8 @@ export interface ControlPlaneEvents {
   'device-enrolled': { deviceId: string };
   'device-labels-changed': { deviceId: string };
   'device-revoked': { deviceId: string };
+  /** A campaign was created (its members joined): layer deltas are prepared for it. */
+  'campaign-created': { campaignId: string };
 }
 
 /** A thin typed face over EventEmitter; listeners run after the change is committed. */

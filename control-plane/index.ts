@@ -22,6 +22,7 @@ import { SigningKeys } from './signing-keys.js';
 import { privateDatabaseFile, privateDir } from './secrets/file-modes.js';
 import { KeyVault } from './secrets/key-vault.js';
 import { startCampaignScheduler } from './campaigns/scheduler.js';
+import { startDeltaPrecompute } from './campaigns/delta-precompute.js';
 import { startWebhookDispatcher } from './webhooks/dispatcher.js';
 import { startPresenceSweeper } from './webhooks/presence.js';
 
@@ -102,7 +103,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
 
   const stops: (() => void)[] = [watchDesiredChanges(ctx).stop];
   const seenFlusher = startLastSeenFlusher(ctx, config.lastSeenFlushMs);
-  stops.push(startCampaignScheduler(ctx).stop);
+  stops.push(startCampaignScheduler(ctx).stop, startDeltaPrecompute(ctx).stop);
   stops.push(startWebhookDispatcher(ctx).stop, startPresenceSweeper(ctx).stop);
 
   const app = buildApp(ctx, new ControlPlaneMetrics());

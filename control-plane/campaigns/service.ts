@@ -14,7 +14,7 @@ import { publishCampaignEvent } from '../webhooks/outbox.js';
 import { windowState } from './window.js';
 
 /** What the operator actions need: reads, the writer, and what applying steps needs. */
-type CampaignServices = CampaignEffects & Pick<ControlPlaneContext, 'db' | 'write'>;
+type CampaignServices = CampaignEffects & Pick<ControlPlaneContext, 'db' | 'write' | 'events'>;
 
 /** The campaign operations behind the routes; each runs in one write transaction. */
 
@@ -53,6 +53,7 @@ export async function createCampaign(
       await ctx.audit(tx, { actor, action: 'campaign.create', target: id, after: { ...input.spec, devices: members, superseded, supersededFrom: [...new Set(conflicts.sample.map((c) => c.campaignId))] } });
       await publishCampaignEvent(tx, now, 'campaign.created', { id, name: input.name ?? input.spec.release, release: input.spec.release }, { status: 'draft', selector: input.spec.selector, devices: members, createdBy: actorId(actor) });
       const steps = input.start ? await startInTx(ctx, tx, actor, id) : [];
+      ctx.afterCommit(tx, () => ctx.events.emit('campaign-created', { campaignId: id }));
       return { kind: 'created' as const, id, steps };
     });
   } catch (err) {

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { existsSync, readdirSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +14,7 @@ import { Fleet, waitFor } from './fleet.js';
  * Layer deltas as a release manager sees them (issue 11), over real HTTP against the real services
  * (control plane, registry proxy, an edge daemon on the rig's engine), read through the CLI: the
  * twin says what an update moved against what its layers weigh in full and whether deltas carried
- * it, and the campaign sums it.
+ * it, and the campaign sums it; and the deltas are prepared on the proxy when the campaign is created.
  */
 const rig = rigFromEnv();
 const run = randomBytes(4).toString('hex');
@@ -30,11 +31,20 @@ async function publish(version: string, image: ForgedImage): Promise<void> {
   if (r.code !== 0) throw new Error(`berth apply ${version} exited ${r.code}: ${r.stderr}`);
 }
 
-async function rollOut(release: string): Promise<Campaign> {
-  const c = await fleet.cliJson<Campaign>(['campaign', 'create', '--manifest', release, '--selector', `run=${run}`, '--waves', '100%', '--device-timeout', '3m', '--start']);
+async function rollOut(release: string, beforeStart?: () => Promise<void>): Promise<Campaign> {
+  const c = await fleet.cliJson<Campaign>(['campaign', 'create', '--manifest', release, '--selector', `run=${run}`, '--waves', '100%', '--device-timeout', '3m']);
+  await beforeStart?.();
+  const started = await fleet.cli(['campaign', 'start', c.id]);
+  if (started.code !== 0) throw new Error(`berth campaign start exited ${started.code}: ${started.stderr}`);
   const done = await fleet.waitForCampaign(c.id, ['completed', 'failed', 'aborted'], 180_000);
   expect(done.status).toBe('completed');
   return done;
+}
+
+/** The deltas in the proxy's cache (registry-proxy/delta/cache.ts: <cache>/deltas/blobs/<hex>). */
+function deltasCached(): string[] {
+  const blobs = join(dir, 'proxy-cache', 'deltas', 'blobs');
+  return existsSync(blobs) ? readdirSync(blobs).sort() : [];
 }
 
 beforeAll(async () => {
@@ -61,9 +71,18 @@ describe('update bytes in the twin and the campaign (real services, real HTTP)',
     expect((await fleet.cli(['devices', 'show', SERIAL])).stdout).not.toContain('(delta)');
   });
 
-  it('an update through a layer delta: "X of Y (delta)" in devices show, moved against full in the campaign', async () => {
+  it('an update through a layer delta, prepared when the campaign was created: "X of Y (delta)" in devices show, moved against full in the campaign', async () => {
     await publish('2.0.0', images[1]);
-    const c = await rollOut('delta-app@2.0.0');
+    expect(deltasCached()).toEqual([]);
+    // The campaign is a draft: no device has been told to update, so whatever delta the proxy holds
+    // it computed because the control plane asked at creation.
+    let prepared: string[] = [];
+    const c = await rollOut('delta-app@2.0.0', async () => {
+      prepared = await waitFor('the proxy to hold the delta v1 → v2', async () => (deltasCached().length > 0 ? deltasCached() : undefined), { timeoutMs: 120_000 });
+    });
+    expect(prepared).toHaveLength(1);
+    // The device used that one: nothing computed again.
+    expect(deltasCached()).toEqual(prepared);
     await fleet.waitForRelease([SERIAL], 'delta-app@2.0.0');
     const bytes = (await fleet.twin(SERIAL)).reported?.bytes;
     // Only the app layer changed: its full size is what the update weighs; the delta is far less.
