@@ -56,6 +56,8 @@ export const createCampaignBody = z.strictObject({
   onFailure: campaignFields.onFailure.default(CAMPAIGN_DEFAULTS.onFailure),
   supersede: z.boolean().default(false),
   start: z.boolean().default(false),
+  /** Re-resolve variables: only devices already on this manifest whose values changed join (issue 13). */
+  reconfigure: z.boolean().default(false),
 });
 /** The request as it travels (durations as text). */
 export type CreateCampaignRequest = z.input<typeof createCampaignBody>;

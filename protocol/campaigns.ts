@@ -97,7 +97,7 @@ export const campaignRoutes = {
     body: createCampaignBody,
     responses: {
       201: json(campaignView, 'created'),
-      409: json(campaignConflict, 'devices held by other active campaigns (a sample listed); send supersede: true to take them'),
+      409: json(z.union([campaignConflict, errorEnvelope]), 'devices held by other active campaigns (a sample listed; send supersede: true to take them), or with reconfigure: true, no device whose values changed (nothing-to-reconfigure)'),
       422: json(rolloutRefusal, 'refused up front: privileges no policy grants some target devices, or variables they lack (each group named)'),
     },
   }),

@@ -10,7 +10,7 @@ import { colorEnabled, formatAgo, formatBytes, renderFields, renderTable } from 
 import { outcomeOf, renderProgress, renderProgressLine, WATCH_EXIT } from '../progress.js';
 
 const CREATE_USAGE =
-  'berth campaign create --manifest NAME@VERSION --selector SEL --waves 1,10%,100% [--success PCT] [--max-failures PCT] [--device-timeout DUR] [--soak DUR] [--window CRON --window-duration DUR [--tz TZ]] [--on-failure pause|rollback] [--supersede] [--start] [--name NAME] [--dry-run]';
+  'berth campaign create --manifest NAME@VERSION --selector SEL --waves 1,10%,100% [--success PCT] [--max-failures PCT] [--device-timeout DUR] [--soak DUR] [--window CRON --window-duration DUR [--tz TZ]] [--on-failure pause|rollback] [--supersede] [--reconfigure] [--start] [--name NAME] [--dry-run]';
 
 const D = CAMPAIGN_DEFAULTS;
 /** The defaults shown are the server's own (protocol/campaign-spec.ts), not examples. */
@@ -24,6 +24,8 @@ const CREATE_HELP = `options:
   --tz TZ                time zone of --window (default ${D.tz})
   --on-failure ACTION    pause or rollback (default ${D.onFailure})
   --supersede            take over devices that other active campaigns hold
+  --reconfigure          re-resolve variables: only devices already on this manifest whose values
+                         changed (berth vars set …) join, each with a new document
   --start                start the campaign at once
   --dry-run              run the privilege check for the selected devices and create nothing
 durations: 90s, 10m, 1h30m, 2d; percentages: 95%, 12.5% (cli/README.md, "Values")`;
@@ -60,6 +62,7 @@ export function campaignRequest(args: ParsedCommand): CampaignCreate {
     body.onFailure = onFailure;
   }
   if (args.values.supersede === true) body.supersede = true;
+  if (args.values.reconfigure === true) body.reconfigure = true;
   if (args.values.start === true) body.start = true;
   return body;
 }
@@ -145,6 +148,7 @@ const createCmd: Command = {
     tz: { type: 'string' },
     'on-failure': { type: 'string' },
     supersede: { type: 'boolean' },
+    reconfigure: { type: 'boolean' },
     start: { type: 'boolean' },
     name: { type: 'string' },
     'dry-run': { type: 'boolean' },

@@ -48,7 +48,7 @@ const set: Command = {
     const rows = await (await client()).setVariables({ values, ...scope });
     if (args.output === 'json') { printJson(io, rows); return 0; }
     for (const r of rows) io.out(`${r.name} set for ${scopeText(r)}`);
-    io.out('running devices keep their documents until a campaign resolves them again (berth campaign create --manifest N@V, the manifest they run)');
+    io.out('running devices keep their documents until a campaign resolves them again (berth campaign create --manifest N@V --reconfigure)');
     return 0;
   },
 };

@@ -10,6 +10,8 @@ import { CampaignSpecError, specFromBody, type CampaignSpec } from './spec.js';
 import { listCampaigns, loadCampaign } from './store.js';
 import { releaseSpec } from '../policy/service.js';
 import { rolloutRefusal } from '../vars/rollout.js';
+import { reconfiguredDevices } from '../vars/reconfigure.js';
+import { parseSelector } from '../selector.js';
 
 export function campaignRoutes(ctx: ControlPlaneContext) {
   const app = new Hono<AppEnv>();
@@ -27,7 +29,15 @@ export function campaignRoutes(ctx: ControlPlaneContext) {
     const manifest = await releaseSpec(ctx.db, spec.release);
     const refused = manifest ? await rolloutRefusal(c, ctx.db, spec.release, manifest, spec.selector) : null;
     if (refused) return refused;
-    const out = await createCampaign(ctx, c.var.actor, { name: body.name, spec, supersede: body.supersede, start: body.start });
+    let onlyDevices: string[] | undefined;
+    if (body.reconfigure && manifest) {
+      const r = await reconfiguredDevices(ctx.db, spec.release, manifest, parseSelector(spec.selector));
+      if (!r.affected.length) {
+        throw new HttpError(409, 'nothing-to-reconfigure', `no device matching the selector runs ${spec.release} with values that changed (${r.unchanged} unchanged, ${r.otherRelease} on another release)`, 'manifest');
+      }
+      onlyDevices = r.affected;
+    }
+    const out = await createCampaign(ctx, c.var.actor, { name: body.name, spec, supersede: body.supersede, start: body.start, onlyDevices });
     switch (out.kind) {
       case 'unknown-manifest':
         throw new HttpError(404, 'unknown-manifest', `manifest ${out.release} is not published`, 'manifest');

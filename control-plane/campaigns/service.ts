@@ -34,7 +34,7 @@ class ConflictAbort extends Error {
 export async function createCampaign(
   ctx: CampaignServices,
   actor: OperatorActor,
-  input: { name?: string; spec: CampaignSpec; supersede: boolean; start: boolean },
+  input: { name?: string; spec: CampaignSpec; supersede: boolean; start: boolean; onlyDevices?: string[] },
 ): Promise<CreateOutcome> {
   const [name, version] = input.spec.release.split('@');
   const manifest = (await ctx.db.select({ id: manifests.id }).from(manifests).where(and(eq(manifests.name, name), eq(manifests.version, version))).limit(1))[0];
@@ -49,7 +49,9 @@ export async function createCampaign(
       if (conflicts.total > 0 && !input.supersede) throw new ConflictAbort(conflicts.total, conflicts.sample);
       const superseded = conflicts.total > 0 ? await releaseFromOtherCampaigns(tx, id, selector, now) : 0;
       await insertCampaign(tx, { id, name: input.name ?? input.spec.release, manifestId: manifest.id, spec: input.spec, createdBy: actorId(actor), now });
-      const members = await joinMatchingDevices(tx, id, selector, now, false);
+      let members = await joinMatchingDevices(tx, id, selector, now, false);
+      // `--reconfigure` (vars/reconfigure.ts): only the devices whose values changed stay members.
+      if (input.onlyDevices) members -= await keepOnly(tx, id, new Set(input.onlyDevices));
       await ctx.audit(tx, { actor, action: 'campaign.create', target: id, after: { ...input.spec, devices: members, superseded, supersededFrom: [...new Set(conflicts.sample.map((c) => c.campaignId))] } });
       await publishCampaignEvent(tx, now, 'campaign.created', { id, name: input.name ?? input.spec.release, release: input.spec.release }, { status: 'draft', selector: input.spec.selector, devices: members, createdBy: actorId(actor) });
       const steps = input.start ? await startInTx(ctx, tx, actor, id) : [];
@@ -60,6 +62,15 @@ export async function createCampaign(
     if (err instanceof ConflictAbort) return { kind: 'conflict', total: err.total, conflicts: err.conflicts };
     throw err;
   }
+}
+
+async function keepOnly(tx: Tx, campaignId: string, keep: Set<string>): Promise<number> {
+  const joined = await tx.all<{ device_id: string }>(sql`SELECT device_id FROM campaign_devices WHERE campaign_id = ${campaignId}`);
+  const drop = joined.map((r) => r.device_id).filter((d) => !keep.has(d));
+  for (let i = 0; i < drop.length; i += 500) {
+    await tx.run(sql`DELETE FROM campaign_devices WHERE campaign_id = ${campaignId} AND device_id IN (${sql.join(drop.slice(i, i + 500).map((d) => sql`${d}`), sql`, `)})`);
+  }
+  return drop.length;
 }
 
 function actorId(actor: OperatorActor): string {
