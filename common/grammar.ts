@@ -284,8 +284,20 @@ export const releaseRefSchema = z
   .meta({ description: 'Release: name@version, e.g. weather-station@1.4.0' })
   .transform(onGrammar((s: string) => formatReleaseRef(parseReleaseRef(s))));
 
-/** A label map, every key and value checked. */
+/** Labels one device may carry (Kubernetes has no count limit, but its objects have a size limit; this is ours). */
+export const MAX_LABELS = 64;
+
+export function tooManyLabels(count: number): string {
+  return `${count} labels, a device has at most ${MAX_LABELS}`;
+}
+
+/** A label map, every key and value checked, at most `MAX_LABELS` of them. */
 export const labelsSchema = z.record(z.string(), z.string()).superRefine((labels, ctx) => {
+  const count = Object.keys(labels).length;
+  if (count > MAX_LABELS) {
+    ctx.addIssue({ code: 'custom', path: [], message: tooManyLabels(count), input: labels });
+    return;
+  }
   // Checked here rather than as a key schema, so a bad key is named like a bad value, at its path.
   for (const [key, value] of Object.entries(labels)) {
     if (!isLabelKey(key)) ctx.addIssue({ code: 'custom', path: [key], message: expected(LABEL_KEY_WHAT, key), input: key });

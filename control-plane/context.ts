@@ -70,6 +70,17 @@ export interface ControlPlaneContext {
   vault: KeyVault;
 }
 
+/** Most JSON one side (before or after) of an audit entry keeps: a change must not make a log row of its size. */
+export const MAX_AUDIT_FIELD_BYTES = 16 * 1024;
+
+/** One side of an audit entry as stored: the JSON, or its first 4 KiB with its size when it is larger than the cap. */
+export function auditField(value: unknown): string | null {
+  if (value === undefined) return null;
+  const json = JSON.stringify(value);
+  if (Buffer.byteLength(json) <= MAX_AUDIT_FIELD_BYTES) return json;
+  return JSON.stringify({ truncated: true, bytes: Buffer.byteLength(json), start: json.slice(0, 4096) });
+}
+
 export function actorName(actor: AuditActor): string {
   return typeof actor === 'string' ? actor : `${actor.kind}:${actor.id}`;
 }
@@ -103,8 +114,8 @@ export function createContext(parts: ContextParts): ControlPlaneContext {
         actor: actorName(entry.actor),
         action: entry.action,
         target: entry.target,
-        before: entry.before === undefined ? null : JSON.stringify(entry.before),
-        after: entry.after === undefined ? null : JSON.stringify(entry.after),
+        before: auditField(entry.before),
+        after: auditField(entry.after),
       });
     },
   };

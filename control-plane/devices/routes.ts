@@ -15,6 +15,7 @@ import { bytesOf, computeTwin } from './twin.js';
 import { rolloutRefusal } from '../vars/rollout.js';
 import { ConfigLacking } from './device-config.js';
 import type { Manifest } from '../../manifests/model.js';
+import { MAX_LABELS, tooManyLabels } from '../../common/grammar.js';
 import { keysHeldElsewhere, MAX_REPORTED_ERRORS, parseDeviceRecordStream } from './import-records.js';
 
 type DeviceRow = typeof devices.$inferSelect;
@@ -144,6 +145,9 @@ export function deviceRoutes(ctx: ControlPlaneContext) {
       const before = labelsOf(d);
       const after: Record<string, string> = { ...before, ...body.set };
       for (const k of body.remove) delete after[k];
+      // Each edit is within the cap; their sum may not be.
+      const count = Object.keys(after).length;
+      if (count > MAX_LABELS && count > Object.keys(before).length) throw new HttpError(422, 'too-many-labels', `${serial}: ${tooManyLabels(count)}`, 'set');
       const changed = JSON.stringify(after) !== JSON.stringify(before);
       if (changed) {
         await tx.update(devices).set({ labels: JSON.stringify(after) }).where(eq(devices.id, d.id));
