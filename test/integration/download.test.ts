@@ -20,6 +20,8 @@ const deviceId = `dl-${run}`;
 const MiB = 1 << 20;
 /** Response headers, manifests and configs on top of the blob bytes: generous, far below a layer. */
 const SLACK = 64 * 1024;
+/** A resumed download may fetch again what it received but had not yet written; far below the 4 MiB cut. */
+const RESUME_SLACK = 1024 * 1024;
 const cleanups: (() => Promise<void> | void)[] = [];
 
 function listen(server: Server | ReturnType<typeof createServer>): Promise<number> {
@@ -302,9 +304,10 @@ describe('download channel against the rig (dockerd, registry, proxy)', () => {
     expect(await engineHas(imageC.configDigest)).toBe(true);
     expect(relay.connections).toBeGreaterThanOrEqual(2);
     expect(relay.requests.some((r) => /\r\nrange: bytes=[1-9]\d*-\r\n/i.test(r) && r.includes(hex(big.digest)))).toBe(true);
-    // Without resume the cut 4 MiB would travel twice.
+    // Without resume the cut 4 MiB would travel twice. What arrived after the last write to the
+    // partial file (a stream buffer or two, more on a loaded machine) travels again; RESUME_SLACK.
     expect(relay.down).toBeGreaterThanOrEqual(missing);
-    expect(relay.down).toBeLessThan(missing + SLACK);
+    expect(relay.down).toBeLessThan(missing + RESUME_SLACK);
   });
 
   it('a proxy restart mid-blob: the download waits for it and resumes from the partial file', async () => {
@@ -333,7 +336,7 @@ describe('download channel against the rig (dockerd, registry, proxy)', () => {
     expect(result[imageR.reference].imageId).toBe(imageR.configDigest);
     expect(relay.requests.some((r) => /\r\nrange: bytes=[1-9]\d*-\r\n/i.test(r) && r.includes(hex(big.digest)))).toBe(true);
     expect(relay.down).toBeGreaterThanOrEqual(missing);
-    expect(relay.down).toBeLessThan(missing + SLACK);
+    expect(relay.down).toBeLessThan(missing + RESUME_SLACK);
   });
 
   it('a download interrupted by a daemon stop resumes in a new fetcher on the same state dir', async () => {
