@@ -19,6 +19,8 @@ export interface DeltaImage {
   ref: string;
   /** `ALIAS/REPO@<manifest digest>`, the proxy's form. */
   proxyImage: string;
+  /** os/arch[/variant] of the entry picked when the image is an index (the proxy must pick the same). */
+  platform?: string;
   configDigest: string;
   diffIds: string[];
 }
@@ -84,7 +86,9 @@ export class DeltaRebuilder {
       return await settledDeltaPlan({
         proxy: this.deps.registryProxy,
         token: await this.deps.pullToken(),
-        request: { target: image.proxyImage, have: have.map((h) => h.proxyImage) },
+        // The gateway's platform, as it picked it from an index: the proxy refuses to guess among
+        // an index's images, and must resolve the target and the bases as the gateway did.
+        request: { target: image.proxyImage, have: have.map((h) => h.proxyImage), ...platformOf(image, have) },
         maxWaitMs: this.deps.planWaitMs,
         signal,
       });
@@ -192,13 +196,20 @@ export interface ResolvedLike {
   ref: string;
   proxyRepository: string;
   manifestDigest: string;
+  platform?: string;
   configDigest: string;
   diffIds: string[];
   layers: { digest: string; size: number }[];
 }
 
+/** The platform the gateway picked, from the target or else a base that is an index; none when neither is. */
+export function platformOf(image: DeltaImage, have: DeltaImage[]): { platform?: string } {
+  const platform = image.platform ?? have.find((h) => h.platform)?.platform;
+  return platform ? { platform } : {};
+}
+
 export function deltaImageOf(c: ResolvedLike): DeltaImage {
-  return { ref: c.ref, proxyImage: `${c.proxyRepository}@${c.manifestDigest}`, configDigest: c.configDigest, diffIds: c.diffIds };
+  return { ref: c.ref, proxyImage: `${c.proxyRepository}@${c.manifestDigest}`, platform: c.platform, configDigest: c.configDigest, diffIds: c.diffIds };
 }
 
 /** The blobs to fetch, grouped by the image they were attributed to, with each layer's index and diff_id. */

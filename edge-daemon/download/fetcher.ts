@@ -42,6 +42,8 @@ interface ImageContent {
   manifestDigest: string;
   /** The pinned manifest and, for an index, the picked platform's manifest. */
   manifests: { digest: string; bytes: Buffer; mediaType: string }[];
+  /** os/arch[/variant] of the entry picked from an index; undefined for a plain image manifest. */
+  platform?: string;
   configDigest: string;
   configBytes: Buffer;
   layers: { digest: string; size: number }[];
@@ -124,6 +126,7 @@ export function createImageFetcher(opts: ImageFetcherOptions): ImageFetcher {
     const proxyRepo = proxyRepository(parsed, await client.upstreams(signal)).repository;
     const manifests: ImageContent['manifests'] = [];
     let digest = parsed.digest;
+    let platform: string | undefined;
     let m = await manifestBytes(proxyRepo, digest, ref, signal);
     manifests.push({ digest, ...m });
     let desc = parseManifestBytes(m.bytes, m.mediaType);
@@ -131,6 +134,8 @@ export function createImageFetcher(opts: ImageFetcherOptions): ImageFetcher {
       const picked = pickPlatform(desc.manifests);
       if (!picked) throw new ImageUnavailableError(ref, 'its index lists no manifest');
       digest = picked.digest;
+      const p = picked.platform;
+      if (p?.architecture) platform = [p.os ?? 'linux', p.architecture, p.variant].filter(Boolean).join('/');
       m = await manifestBytes(proxyRepo, digest, ref, signal);
       manifests.push({ digest, ...m });
       desc = parseManifestBytes(m.bytes, m.mediaType);
@@ -144,6 +149,7 @@ export function createImageFetcher(opts: ImageFetcherOptions): ImageFetcher {
       proxyRepository: proxyRepo,
       manifestDigest: parsed.digest,
       manifests,
+      platform,
       configDigest,
       configBytes,
       layers: desc.layers.map((l) => ({ digest: l.digest, size: l.size })),

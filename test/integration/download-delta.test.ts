@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -7,6 +7,7 @@ import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { settledDeltaPlan } from '../../common/delta/plan-client.js';
 import { createLogger } from '../../common/log.js';
+import { MEDIA } from '../../common/oci.js';
 import { createImageFetcher, type ImageFetcher } from '../../edge-daemon/download/index.js';
 import type { FetchProgress } from '../../edge-daemon/images.js';
 import { startRegistryProxy, type RunningProxy } from '../../registry-proxy/index.js';
@@ -84,6 +85,24 @@ class Relay {
   deltaRequests(): string[] {
     return this.heads.filter((h) => h.startsWith('GET /berth/v1/deltas/'));
   }
+}
+
+/** This machine's platform as an OCI index names it, and one it is not. */
+const ARCH = ({ x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386' } as Record<string, string>)[process.arch] ?? process.arch;
+const NOT_ARCH = ARCH === 's390x' ? 'ppc64le' : 's390x';
+
+/** Pushes an OCI index of `mine` (this machine's platform) and `other` (another), returns it pinned. */
+async function pushIndex(tag: string, mine: ForgedImage, other: ForgedImage): Promise<string> {
+  const entry = async (img: ForgedImage, architecture: string) => {
+    const res = await fetch(`${rig.registryUrl}/v2/${repo}/manifests/${img.manifestDigest}`, { headers: { accept: MEDIA.ociManifest } });
+    const bytes = Buffer.from(await res.arrayBuffer());
+    return { mediaType: MEDIA.ociManifest, digest: img.manifestDigest, size: bytes.length, platform: { os: 'linux', architecture } };
+  };
+  const body = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MEDIA.ociIndex, manifests: [await entry(other, NOT_ARCH), await entry(mine, ARCH)] }));
+  const put = await fetch(`${rig.registryUrl}/v2/${repo}/manifests/${tag}`, { method: 'PUT', headers: { 'content-type': MEDIA.ociIndex }, body });
+  await put.arrayBuffer();
+  if (put.status !== 201) throw new Error(`pushing index ${repo}:${tag}: HTTP ${put.status}`);
+  return `${rig.registry}/${repo}@sha256:${createHash('sha256').update(body).digest('hex')}`;
 }
 
 describe('layer deltas on the gateway (real engine, registry and proxy)', () => {
@@ -174,6 +193,18 @@ describe('layer deltas on the gateway (real engine, registry and proxy)', () => 
     expect(relay.deltaRequests().some((h) => /\r\nrange: bytes=[1-9]\d*-/i.test(h) && /\r\nif-range: "sha256:/i.test(h))).toBe(true);
     // The second run fetched what was missing of the delta, not the delta again.
     expect(relay.down - cutAt).toBeLessThan(delta.size / 2 + 32 * 1024);
+  });
+
+  it('names the platform it picked when the images are indexes (the proxy does not guess among an index\'s images)', async () => {
+    const [v1, v2] = await pair('p');
+    // Another platform's entry in both indexes: the proxy must be told which one the gateway runs.
+    const other = await forgeImage(rig.registry, repo, 'p-other', { layers: [base], config: { Cmd: ['true'] } });
+    const i1 = await pushIndex('p-1-index', v1, other);
+    const i2 = await pushIndex('p-2-index', v2, other);
+    const f = fetcher(proxy.url);
+    await f.ensureImages([i1], {});
+    const got = await f.ensureImages([i2], { have: [i1] });
+    expect(got[i2]).toEqual({ imageId: v2.configDigest, delta: { rebuilt: 1, fallbacks: [] } });
   });
 
   it('refuses a delta with one flipped byte and completes the update with the full layer', async () => {
