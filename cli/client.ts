@@ -163,6 +163,9 @@ export class BerthClient {
   async listVariables(device?: string) {
     return (await this.call(device ? `reading the variables of device ${device}` : 'listing variables', varsRoutes.list, { query: { device } })).body;
   }
+  async checkVariables(manifest: string, selector: string) {
+    return (await this.call(`checking the variables of ${manifest}`, varsRoutes.check, { body: { manifest, selector } })).body;
+  }
   async removeVariable(name: string, scope: { device?: string; selector?: string; fleet?: true }) {
     return (await this.call(`removing variable ${name}`, varsRoutes.remove, { params: { name }, query: { device: scope.device, selector: scope.selector, fleet: scope.fleet ? 'true' : undefined } })).body;
   }

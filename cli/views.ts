@@ -58,6 +58,8 @@ export interface ManifestDetail extends ManifestInfo {
   spec: z.infer<typeof manifestView>['spec'];
   /** What it asks for beyond a plain container (manifests/privileges.ts). */
   privileges: z.infer<typeof manifestView>['privileges'];
+  /** The variables it uses (values from `berth vars`). */
+  variables: z.infer<typeof manifestView>['variables'];
   /** Publish only: keys accepted with a warning. */
   warnings: NonNullable<z.infer<typeof manifestView>['warnings']>;
 }
@@ -161,7 +163,7 @@ export function toManifestInfo(m: z.infer<typeof manifestSummary>): ManifestInfo
 
 export function toManifest(m: z.infer<typeof manifestView>): ManifestDetail {
   const services = Object.fromEntries(Object.entries(m.spec.services).map(([name, s]) => [name, s.image]));
-  return { ...toManifestInfo(m), services, spec: m.spec, privileges: m.privileges, warnings: m.warnings ?? [] };
+  return { ...toManifestInfo(m), services, spec: m.spec, privileges: m.privileges, variables: m.variables, warnings: m.warnings ?? [] };
 }
 
 export function toDiff(d: ServerDiff): ManifestDiff {

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { privilegeView } from './policies.js';
 import { pinnedManifestSchema } from '../manifests/schema.js';
 import { errorEnvelope, json, route } from './route.js';
+import { variableNeed } from './vars.js';
 
 /** Publishing and reading manifests: immutable name@version, every image pinned to a digest. */
 
@@ -26,6 +27,8 @@ export const manifestView = manifestSummary.extend({
   source: z.string(),
   /** What the manifest asks for beyond a plain container (manifests/README.md#privileges). */
   privileges: z.array(privilegeView),
+  /** The `${VARIABLES}` it uses, each with its default or message (manifests/variables.ts); values come from `berth vars`. */
+  variables: z.array(variableNeed),
   /** Publish only: keys accepted that do not deploy quite as Compose would (container_name, pull_policy). */
   warnings: z.array(manifestIssue).optional(),
 });

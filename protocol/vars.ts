@@ -102,6 +102,14 @@ export const varsRoutes = {
     query: effectiveQuery,
     responses: { 200: json(variableListAnswer) },
   }),
+  check: route({
+    method: 'post',
+    path: '/v1/vars/check',
+    summary: 'Which target devices a rollout of name@version to a selector would leave lacking a variable, or in conflict (what campaign create checks; creates nothing)',
+    auth: 'viewer',
+    body: z.object({ manifest: z.string().min(1), selector: z.string().default('') }),
+    responses: { 200: json(variablesCheck) },
+  }),
   remove: route({
     method: 'delete',
     path: '/v1/vars/:name',

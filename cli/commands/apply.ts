@@ -6,6 +6,7 @@ import { CliError } from '../errors.js';
 import { renderTable } from '../format.js';
 import { formatIssue } from '../../manifests/parse.js';
 import { printPrivileges } from './policies.js';
+import { printVariables } from './vars.js';
 
 export const apply: Command = {
   usage: 'berth apply -f FILE   (FILE may be - for stdin)',
@@ -29,6 +30,7 @@ export const apply: Command = {
     const rows = Object.entries(result.services).map(([service, image]) => ({ service, image }));
     if (rows.length) io.out(renderTable([{ header: 'service', get: (r) => r.service }, { header: 'pinned image', get: (r) => r.image }], rows));
     printPrivileges(io, result.privileges);
+    printVariables(io, result.variables);
     for (const w of result.warnings) io.err(`warning: ${formatIssue(w)}`);
     return 0;
   },

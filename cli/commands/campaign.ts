@@ -8,6 +8,7 @@ import { ApiError } from '../http.js';
 import { CliError, usageError } from '../errors.js';
 import { colorEnabled, formatAgo, formatBytes, renderFields, renderTable } from '../format.js';
 import { outcomeOf, renderProgress, renderProgressLine, WATCH_EXIT } from '../progress.js';
+import { printVariablesCheck } from './vars.js';
 
 const CREATE_USAGE =
   'berth campaign create --manifest NAME@VERSION --selector SEL --waves 1,10%,100% [--success PCT] [--max-failures PCT] [--device-timeout DUR] [--soak DUR] [--window CRON --window-duration DUR [--tz TZ]] [--on-failure pause|rollback] [--supersede] [--reconfigure] [--start] [--name NAME] [--dry-run]';
@@ -27,7 +28,7 @@ const CREATE_HELP = `options:
   --reconfigure          re-resolve variables: only devices already on this manifest whose values
                          changed (berth vars set …) join, each with a new document
   --start                start the campaign at once
-  --dry-run              run the privilege check for the selected devices and create nothing
+  --dry-run              run the privilege and variables checks for the selected devices and create nothing
 durations: 90s, 10m, 1h30m, 2d; percentages: 95%, 12.5% (cli/README.md, "Values")`;
 
 /** Flags → the create request; pure, so every rule is unit-tested. Each value is checked as the server checks it. */
@@ -156,7 +157,13 @@ const createCmd: Command = {
   async run({ io, args, client }) {
     const body = campaignRequest(args);
     // The privilege check of issue 12, without creating anything.
-    if (args.values['dry-run'] === true) return dryRun(io, args.output, await (await client()).checkRollout(body.manifest, body.selector ?? ''));
+    if (args.values['dry-run'] === true) {
+      const c = await client();
+      const [privileges, variables] = [await c.checkRollout(body.manifest, body.selector ?? ''), await c.checkVariables(body.manifest, body.selector ?? '')];
+      if (args.output === 'json') { printJson(io, { ...privileges, ok: privileges.ok && variables.ok, variables }); return privileges.ok && variables.ok ? 0 : 1; }
+      const code = await dryRun(io, args.output, privileges);
+      return Math.max(code, printVariablesCheck(io, variables));
+    }
     let c: Campaign;
     try {
       c = await (await client()).createCampaign(body);

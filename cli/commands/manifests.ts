@@ -1,5 +1,6 @@
 import { parseReleaseRef } from '../../common/grammar.js';
 import { printPrivileges } from './policies.js';
+import { printVariables } from './vars.js';
 import { manifestJsonSchemaText } from '../../manifests/json-schema.js';
 import { formatIssue, loadManifestFile, manifestDigest } from '../../manifests/parse.js';
 import { requirePositionals } from '../args.js';
@@ -46,6 +47,7 @@ export const manifestsShow: Command = {
     io.out(renderTable([{ header: 'service', get: (r) => r[0] }, { header: 'pinned image', get: (r) => r[1] }], Object.entries(m.services)));
     io.out('');
     printPrivileges(io, m.privileges);
+    printVariables(io, m.variables);
     return 0;
   },
 };

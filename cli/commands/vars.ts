@@ -1,5 +1,5 @@
 import { stringFlag, requirePositionals, type ParsedCommand } from '../args.js';
-import { printJson, type Command } from '../context.js';
+import { printJson, type Command, type Io } from '../context.js';
 import { CliError } from '../errors.js';
 import { renderTable } from '../format.js';
 
@@ -97,3 +97,18 @@ const rm: Command = {
 };
 
 export const varsCommands: Record<string, Command> = { set, list, rm };
+
+/** The variables block of `apply` and `manifests show`. */
+export function printVariables(io: Io, needs: { name: string; required: boolean; default?: string; message?: string }[]): void {
+  if (!needs.length) return;
+  io.out('variables (each device needs a value, berth vars set, unless it has a default):');
+  for (const n of needs) io.out(`  ${n.name}${n.default !== undefined ? `  default ${JSON.stringify(n.default)}` : ''}${n.required ? '  required' : ''}${n.message ? `  (${n.message})` : ''}`);
+}
+
+/** `campaign create --dry-run`: the variables half of the check; 1 when some devices lack a value. */
+export function printVariablesCheck(io: Io, check: { ok: boolean; needs: { name: string }[]; groups: { message: string }[] }): number {
+  if (!check.needs.length) return 0;
+  if (check.ok) io.out(`every target device has a value for ${check.needs.map((n) => n.name).join(', ')}`);
+  for (const g of check.groups) io.out(`refused: ${g.message}`);
+  return check.ok ? 0 : 1;
+}

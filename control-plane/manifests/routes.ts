@@ -1,5 +1,6 @@
 import { and, desc, eq } from 'drizzle-orm';
 import { privilegesOf } from '../../manifests/privileges.js';
+import { variableNeeds } from '../../manifests/variables.js';
 import { Hono } from 'hono';
 import type { Manifest } from '../../manifests/model.js';
 import { diffQuery, manifestListQuery, publishBody } from '../../protocol/manifests.js';
@@ -19,7 +20,7 @@ function summary(r: Row) {
 function view(r: Row) {
   const spec = JSON.parse(r.spec) as Manifest;
   // Computed from the stored spec on every read: one function, so what is shown is what is checked.
-  return { ...summary(r), spec, source: r.source, privileges: privilegesOf(spec) };
+  return { ...summary(r), spec, source: r.source, privileges: privilegesOf(spec), variables: variableNeeds(spec) };
 }
 
 export async function findManifest(db: Db, name: string, version: string): Promise<Row | undefined> {

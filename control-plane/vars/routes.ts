@@ -1,6 +1,8 @@
 import { eq } from 'drizzle-orm';
 import { Hono } from 'hono';
-import { effectiveQuery, removeVariableQuery, setVariablesBody } from '../../protocol/vars.js';
+import { effectiveQuery, removeVariableQuery, setVariablesBody, varsRoutes as varsRouteSpecs } from '../../protocol/vars.js';
+import { releaseSpec } from '../policy/service.js';
+import { checkVariables } from './check.js';
 import type { Reader } from '../campaigns/store.js';
 import { actorName, type ControlPlaneContext } from '../context.js';
 import { devices, type VariableScope } from '../db/schema.js';
@@ -64,6 +66,18 @@ export function varsRoutes(ctx: ControlPlaneContext) {
     const d = await deviceOf(ctx.db, q.device);
     const dv = effectiveValues(await loadRules(ctx.db), { id: d.id, labels: JSON.parse(d.labels) as Record<string, string> });
     return c.json({ device: d.serial, values: Object.entries(dv.values).map(([name, v]) => ({ name, value: v.value, source: v.source })), conflicts: dv.conflicts });
+  });
+
+  app.post('/check', requireRole('viewer'), async (c) => {
+    const body = await jsonBody(c, varsRouteSpecs.check.body);
+    const spec = await releaseSpec(ctx.db, body.manifest);
+    if (!spec) throw new HttpError(404, 'unknown-manifest', `manifest ${body.manifest} is not published`, 'manifest');
+    try {
+      return c.json(await checkVariables(ctx.db, body.manifest, spec, body.selector));
+    } catch (err) {
+      if (err instanceof SelectorError) throw new HttpError(400, 'invalid-selector', err.message, 'selector');
+      throw err;
+    }
   });
 
   app.put('/', requireRole('release-manager'), async (c) => {

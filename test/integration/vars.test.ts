@@ -179,6 +179,18 @@ describe('variables', () => {
     expect(vars.map((e: { action: string; target: string }) => `${e.action} ${e.target}`)).toContain('vars.update SITE_ID@selector:site=paris');
   });
 
+  it('a published manifest lists the variables it uses, with defaults and messages (API and CLI)', async () => {
+    const show = await call(cp.url, 'GET', '/v1/manifests/app/1.0.0', { token: viewer });
+    expect(show.body.variables).toEqual([
+      { name: 'BROKER', required: false, default: 'mqtt://localhost:1883', paths: ['services.web.environment.BROKER'] },
+      { name: 'SITE_ID', required: true, message: 'ask the site team', paths: ['services.web.environment.SITE_ID', 'services.web.command[2]'] },
+    ]);
+    expect(show.body.spec.services.web.command).toEqual(['sh', '-c', 'echo $$HOME ${SITE_ID:?ask the site team}']);
+    const io = cliIo(viewer);
+    expect(await run(['manifests', 'show', 'app@1.0.0'], io)).toBe(0);
+    expect(io.stdout.join('\n')).toContain('variables (each device needs a value, berth vars set, unless it has a default):\n  BROKER  default "mqtt://localhost:1883"\n  SITE_ID  required  (ask the site team)');
+  });
+
   it('the CLI: vars set, list --device with sources, rm', async () => {
     const set = cliIo(rmToken);
     expect(await run(['vars', 'set', 'SITE_ID=rome', 'LEVEL=debug', '--selector', 'site=rome'], set)).toBe(0);
@@ -193,6 +205,12 @@ describe('variables', () => {
     expect(await run(['vars', 'rm', 'SITE_ID', '--device', 'BER-2'], cliIo(rmToken))).toBe(0);
     expect(await run(['vars', 'list', '--device', 'BER-2'], conflict)).toBe(1);
     expect(conflict.stdout.at(-1)).toBe('conflict: SITE_ID — selector site=berlin gives "berlin", selector tier=edge gives "edge" (a rollout that uses SITE_ID is refused for this device)');
+    const dry = cliIo(rmToken);
+    expect(await run(['campaign', 'create', '--manifest', 'app@1.0.0', '--selector', 'fleet=a', '--waves', '100%', '--dry-run'], dry)).toBe(1);
+    expect(dry.stdout.at(-1)).toBe('refused: 1 device lacks SITE_ID (conflict: selector site=berlin and selector tier=edge give different values): BER-2');
+    const dryOk = cliIo(rmToken);
+    expect(await run(['campaign', 'create', '--manifest', 'app@1.0.0', '--selector', 'site=rome', '--waves', '100%', '--dry-run'], dryOk)).toBe(0);
+    expect(dryOk.stdout.at(-1)).toBe('every target device has a value for BROKER, SITE_ID');
     const gone = cliIo(rmToken);
     expect(await run(['vars', 'rm', 'SITE_ID', '--device', 'BER-2'], gone)).toBe(1);
     expect(gone.stderr.join('\n')).toContain('no variable SITE_ID set for device BER-2');
