@@ -46,11 +46,33 @@ async function assignWave({ ctx, tx, campaign, now }: StepEnv, wave: number, cou
   const { ready, lacking } = await snapshotWave(tx, campaign.manifestId, picked.map((p) => ({ id: p.device_id, serial: p.serial, labels: JSON.parse(p.labels) as Record<string, string> })));
   await skipLacking(tx, campaign.id, lacking, now);
   if (lacking.length) ctx.log.warn({ campaign: campaign.id, devices: lacking.length }, 'devices lacking variables skipped');
-  await assignBatch(ctx, tx, campaign.manifestId, campaign.id, ready);
+  if (ready.every((r) => r.config === null)) await assignPlain(tx, campaign, now);
+  else await assignBatch(ctx, tx, campaign.manifestId, campaign.id, ready);
   await tx.run(sql`UPDATE campaign_devices SET assigning = 0,
       desired_sequence = (SELECT ds.sequence FROM desired ds WHERE ds.device_id = campaign_devices.device_id)
     WHERE campaign_id = ${campaign.id} AND assigning = 1`);
-  return ready.map((r) => r.id);
+  const ids = ready.map((r) => r.id);
+  ctx.afterCommit(tx, () => {
+    for (const id of ids) ctx.waiters.wake(id);
+  });
+  return ids;
+}
+
+/**
+ * The wave of a manifest without variables or secrets (every config null), set-based: a few
+ * statements whatever the wave's size. The same decisions as assignBatch (desired.ts): a device
+ * whose row has another manifest, or a config, gets a new sequence; one with the same manifest and
+ * no config only changes campaign. The batch is the campaign's rows marked `assigning`.
+ */
+async function assignPlain(tx: Tx, campaign: CampaignRecord, now: number): Promise<void> {
+  const batch = sql`SELECT device_id FROM campaign_devices WHERE campaign_id = ${campaign.id} AND assigning = 1`;
+  await tx.run(sql`UPDATE desired SET previous_manifest_id = manifest_id, manifest_id = ${campaign.manifestId},
+      previous_config = config, config = NULL, sequence = sequence + 1, campaign_id = ${campaign.id}, issued_at = ${now}
+    WHERE device_id IN (${batch}) AND (manifest_id <> ${campaign.manifestId} OR config IS NOT NULL)`);
+  await tx.run(sql`UPDATE desired SET campaign_id = ${campaign.id} WHERE device_id IN (${batch}) AND manifest_id = ${campaign.manifestId}`);
+  await tx.run(sql`INSERT INTO desired (device_id, manifest_id, sequence, campaign_id, previous_manifest_id, issued_at)
+    SELECT device_id, ${campaign.manifestId}, 1, ${campaign.id}, NULL, ${now} FROM campaign_devices
+    WHERE campaign_id = ${campaign.id} AND assigning = 1 AND device_id NOT IN (SELECT device_id FROM desired)`);
 }
 
 /**
