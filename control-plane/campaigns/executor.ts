@@ -2,6 +2,7 @@ import { sql } from 'drizzle-orm';
 import { skipUngrantedLateJoiners } from '../policy/late-joiners.js';
 import { assignBatch } from '../devices/desired.js';
 import { skipLacking, snapshotWave } from '../vars/late-joiners.js';
+import type { ConfigContext } from '../devices/device-config.js';
 import type { ControlPlaneContext, Tx } from '../context.js';
 import { planCampaign, type CampaignStep, type CampaignStepKind } from './planner.js';
 import { loadCampaign, loadCounts, releaseAll, updateProgress, type CampaignRecord } from './store.js';
@@ -16,7 +17,7 @@ import { formatDuration } from '../../common/grammar.js';
 export const SYSTEM_ACTOR = 'system:campaigns';
 
 /** What applying a step needs from the service: wake-ups after commit, the audit log, the log. */
-export type CampaignEffects = Pick<ControlPlaneContext, 'afterCommit' | 'waiters' | 'audit' | 'log' | 'now'>;
+export type CampaignEffects = Pick<ControlPlaneContext, 'afterCommit' | 'waiters' | 'audit' | 'log' | 'now'> & ConfigContext;
 
 export interface StepEnv {
   ctx: CampaignEffects;
@@ -43,7 +44,7 @@ async function assignWave({ ctx, tx, campaign, now }: StepEnv, wave: number, cou
       ORDER BY late, joined_at, device_id LIMIT ${count})
     RETURNING device_id, (SELECT serial FROM devices d WHERE d.id = campaign_devices.device_id) AS serial,
       (SELECT labels FROM devices d WHERE d.id = campaign_devices.device_id) AS labels`);
-  const { ready, lacking } = await snapshotWave(tx, campaign.manifestId, picked.map((p) => ({ id: p.device_id, serial: p.serial, labels: JSON.parse(p.labels) as Record<string, string> })));
+  const { ready, lacking } = await snapshotWave(ctx, tx, campaign.manifestId, picked.map((p) => ({ id: p.device_id, serial: p.serial, labels: JSON.parse(p.labels) as Record<string, string> })));
   await skipLacking(tx, campaign.id, lacking, now);
   if (lacking.length) ctx.log.warn({ campaign: campaign.id, devices: lacking.length }, 'devices lacking variables skipped');
   if (ready.every((r) => r.config === null)) await assignPlain(tx, campaign, now);

@@ -31,7 +31,7 @@ export function campaignRoutes(ctx: ControlPlaneContext) {
     if (refused) return refused;
     let onlyDevices: string[] | undefined;
     if (body.reconfigure && manifest) {
-      const r = await reconfiguredDevices(ctx.db, spec.release, manifest, parseSelector(spec.selector));
+      const r = await reconfiguredDevices(ctx, ctx.db, spec.release, manifest, parseSelector(spec.selector));
       if (!r.affected.length) {
         throw new HttpError(409, 'nothing-to-reconfigure', `no device matching the selector runs ${spec.release} with values that changed (${r.unchanged} unchanged, ${r.otherRelease} on another release)`, 'manifest');
       }

@@ -7,9 +7,9 @@ import { substituteVariables } from '../../manifests/variables.js';
 import type { Client } from '@libsql/client';
 import type { ControlPlaneContext, Db, Tx } from '../context.js';
 import { desired, devices, manifests } from '../db/schema.js';
-import { configText, parseConfig, sameConfig, snapshotConfig, snapshotInputs, type DeviceConfig } from './device-config.js';
+import { configText, parseConfig, sameConfig, snapshotConfig, snapshotInputs, type ConfigContext, type DeviceConfig } from './device-config.js';
 
-type AssignCtx = Pick<ControlPlaneContext, 'now' | 'afterCommit' | 'waiters'>;
+type AssignCtx = Pick<ControlPlaneContext, 'now' | 'afterCommit' | 'waiters'> & ConfigContext;
 
 /** What assigning a manifest (with the device's config) does to its desired row, pure. */
 export function assignmentAction(cur: { manifestId: string; config: DeviceConfig | null } | undefined, manifestId: string, config: DeviceConfig | null): 'insert' | 'new-sequence' | 'campaign-only' {
@@ -28,7 +28,7 @@ export async function assignRelease(ctx: AssignCtx, tx: Tx, deviceId: string, ma
   const [m] = await tx.select({ spec: manifests.spec }).from(manifests).where(eq(manifests.id, manifestId));
   const [d] = await tx.select({ id: devices.id, serial: devices.serial, labels: devices.labels }).from(devices).where(eq(devices.id, deviceId));
   if (!m || !d) throw new Error(`assignRelease: no manifest ${manifestId} or device ${deviceId}`);
-  const config = await snapshotConfig(tx, { ...d, labels: JSON.parse(d.labels) as Record<string, string> }, await snapshotInputs(tx, JSON.parse(m.spec) as Manifest));
+  const config = await snapshotConfig(tx, { ...d, labels: JSON.parse(d.labels) as Record<string, string> }, await snapshotInputs(ctx, tx, JSON.parse(m.spec) as Manifest));
   await assignBatch(ctx, tx, manifestId, opts.campaignId, [{ id: deviceId, config }]);
 }
 

@@ -1,6 +1,7 @@
 import type { Manifest } from '../../manifests/model.js';
 import { variableNeeds, type VariableNeed } from '../../manifests/variables.js';
 import type { Reader } from '../campaigns/store.js';
+import type { ControlPlaneContext } from '../context.js';
 import { effectiveValues, lackText, resolveForManifest, type DeviceLack, type VariableRule } from '../vars/resolve.js';
 import { loadRules } from '../vars/store.js';
 
@@ -31,16 +32,23 @@ export class ConfigLacking extends Error {
   }
 }
 
+/**
+ * What resolving a config may use of the control plane. Secrets widen this Pick (their key); every
+ * caller passes the control plane's context, and the types below follow this one.
+ */
+export type ConfigContext = Pick<ControlPlaneContext, 'now'>;
+
 /** What a manifest needs resolved, read once per assignment batch. */
 export interface SnapshotInputs {
+  ctx: ConfigContext;
   spec: Manifest;
   needs: VariableNeed[];
   rules: VariableRule[];
 }
 
-export async function snapshotInputs(db: Reader, spec: Manifest): Promise<SnapshotInputs> {
+export async function snapshotInputs(ctx: ConfigContext, db: Reader, spec: Manifest): Promise<SnapshotInputs> {
   const needs = variableNeeds(spec);
-  return { spec, needs, rules: needs.length ? await loadRules(db) : [] };
+  return { ctx, spec, needs, rules: needs.length ? await loadRules(db) : [] };
 }
 
 /**

@@ -1,7 +1,7 @@
 import { sql } from 'drizzle-orm';
 import type { Manifest } from '../../manifests/model.js';
 import type { Tx } from '../context.js';
-import { ConfigLacking, snapshotConfig, snapshotInputs, type DeviceConfig, type SnapshotDevice } from '../devices/device-config.js';
+import { ConfigLacking, snapshotConfig, snapshotInputs, type ConfigContext, type DeviceConfig, type SnapshotDevice } from '../devices/device-config.js';
 
 /**
  * A wave's devices with their configs resolved. Campaign create refused devices lacking a value up
@@ -9,12 +9,12 @@ import { ConfigLacking, snapshotConfig, snapshotInputs, type DeviceConfig, type 
  * it is failed with what it lacks, so the campaign's status names it, like a late joiner that
  * lacks a privilege (policy/late-joiners.ts).
  */
-export async function snapshotWave(tx: Tx, manifestId: string, devices: SnapshotDevice[]): Promise<{ ready: { id: string; config: DeviceConfig | null }[]; lacking: { id: string; reason: string }[] }> {
+export async function snapshotWave(ctx: ConfigContext, tx: Tx, manifestId: string, devices: SnapshotDevice[]): Promise<{ ready: { id: string; config: DeviceConfig | null }[]; lacking: { id: string; reason: string }[] }> {
   const ready: { id: string; config: DeviceConfig | null }[] = [];
   const lacking: { id: string; reason: string }[] = [];
   if (!devices.length) return { ready, lacking };
   const [m] = await tx.all<{ spec: string }>(sql`SELECT spec FROM manifests WHERE id = ${manifestId}`);
-  const inputs = await snapshotInputs(tx, JSON.parse(m.spec) as Manifest);
+  const inputs = await snapshotInputs(ctx, tx, JSON.parse(m.spec) as Manifest);
   for (const d of devices) {
     try {
       ready.push({ id: d.id, config: await snapshotConfig(tx, d, inputs) });

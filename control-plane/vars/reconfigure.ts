@@ -1,7 +1,7 @@
 import { sql } from 'drizzle-orm';
 import type { Manifest } from '../../manifests/model.js';
 import type { Reader } from '../campaigns/store.js';
-import { ConfigLacking, parseConfig, sameConfig, snapshotConfig, snapshotInputs } from '../devices/device-config.js';
+import { ConfigLacking, parseConfig, sameConfig, snapshotConfig, snapshotInputs, type ConfigContext } from '../devices/device-config.js';
 import { selectorCondition, type Selector } from '../selector.js';
 
 /**
@@ -10,14 +10,14 @@ import { selectorCondition, type Selector } from '../selector.js';
  * change, so the campaign neither waits on them nor takes them from another campaign's reach.
  * Read outside the write lock; each wave resolves again when it is assigned.
  */
-export async function reconfiguredDevices(db: Reader, release: string, spec: Manifest, selector: Selector): Promise<{ affected: string[]; unchanged: number; otherRelease: number }> {
+export async function reconfiguredDevices(ctx: ConfigContext, db: Reader, release: string, spec: Manifest, selector: Selector): Promise<{ affected: string[]; unchanged: number; otherRelease: number }> {
   const at = release.lastIndexOf('@');
   const [m] = await db.all<{ id: string }>(sql`SELECT id FROM manifests WHERE name = ${release.slice(0, at)} AND version = ${release.slice(at + 1)}`);
   const manifestId = m?.id;
   const rows = await db.all<{ id: string; serial: string; labels: string; manifest_id: string | null; config: string | null }>(sql`
     SELECT d.id, d.serial, d.labels, ds.manifest_id, ds.config FROM devices d LEFT JOIN desired ds ON ds.device_id = d.id
     WHERE d.status <> 'revoked' AND ${selectorCondition(selector, sql`d.labels`)}`);
-  const inputs = await snapshotInputs(db, spec);
+  const inputs = await snapshotInputs(ctx, db, spec);
   const affected: string[] = [];
   let unchanged = 0;
   let otherRelease = 0;
