@@ -70,7 +70,7 @@ describe('campaign mapping', () => {
     id: 'cmp_1', name: 'roll v2', manifest: 'demo@2', selector: 'site=b', status: 'running', statusReason: null, currentWave: 2,
     createdAt: '2026-01-01T00:00:00.000Z', createdBy: 'operator:tok_1', startedAt: '2026-01-01T00:00:01.000Z', finishedAt: null,
     rules: { waves: ['1', '50%', '100%'], success: 0.95, maxFailures: 0.1, deviceTimeout: '10m', soak: '0', onFailure: 'rollback' },
-    soakUntil: null, window: null,
+    soakUntil: null, window: null, bytes: { moved: 0, full: 0, devices: 0, viaDelta: 0 },
     devices: { pending: 1, assigned: 1, succeeded: 2, failed: 0, 'rolled-back': 0, left: 0 },
     waves: [
       { wave: 1, target: '1', cumulativeDevices: 1, devices: { pending: 0, assigned: 0, succeeded: 1, failed: 0, 'rolled-back': 0, left: 0 } },

@@ -14,7 +14,7 @@ function status(state: string, w1: Record<string, number>, w2: Record<string, nu
     id: 'cmp_1', name: 'c', manifest: 'demo@2.0.0', selector: '', status: state, statusReason: null, currentWave: 1,
     createdAt: '2026-01-31T11:00:00.000Z', createdBy: 'operator:tok_1', startedAt: '2026-01-31T11:00:01.000Z', finishedAt: null,
     rules: { waves: ['1', '100%'], success: 1, maxFailures: 0, deviceTimeout: '30m', soak: '0', onFailure: 'pause' },
-    window: null, soakUntil: null, devices: { ...STATES }, failing: [],
+    window: null, soakUntil: null, devices: { ...STATES }, failing: [], bytes: { moved: 0, full: 0, devices: 0, viaDelta: 0 },
     waves: [
       { wave: 1, target: '1', cumulativeDevices: 1, devices: { ...STATES, ...w1 } },
       { wave: 2, target: '100%', cumulativeDevices: 3, devices: { ...STATES, ...w2 } },
