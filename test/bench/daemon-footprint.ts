@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { busyboxLayer, forgeImage, pseudoRandomBytes, type ForgedImage } from '../rig/forge.js';
+import { busyboxLayer, forgeImage, pseudoRandomBytes, variant, type ForgedImage, type LayerSpec } from '../rig/forge.js';
 import { benchRig, MiB, removeDeviceContainers, removeImages, runsRelease, waitUntil } from './engine.js';
 import { addGateways, deviceIdOf, startFleetServer } from './fleet.js';
 import { cpuSecondsOf, memoryOf, sampleMemory, scratchDir } from './proc.js';
@@ -12,7 +12,8 @@ import { stat, type Bench, type BenchOptions, type BenchRow } from './stats.js';
  * The edge daemon's footprint as a gateway runs it (compiled JS on plain Node, its own process):
  * RSS and CPU while idle with a 5-service release running (CPU from /proc/<pid>/stat over idle
  * windows), and peak RSS (VmHWM, reset just before) while a release with a 200 MB layer is
- * downloaded, handed to the engine and started. Baseline: the issue's targets.
+ * downloaded, handed to the engine and started, and while the next release's version of that layer
+ * comes as a delta and is rebuilt. Baseline: the issues' targets.
  */
 
 const TARGET = { idleRssMiB: 50, idleCpuPercent: 1, downloadRssMiB: 80 };
@@ -52,10 +53,19 @@ export const bench: Bench = {
       for (let i = 1; i <= 5; i++) {
         services[`svc${i}`] = await forgeImage(r.rig.registry, `bench/footprint-svc${i}-${run}`, '1', { layers: [busybox, { files: { '/svc/name': `svc${i}\n`, '/svc/run': `${run}\n` } }], config: { Cmd: ['sleep', '86400'] } });
       }
-      const big = await forgeImage(r.rig.registry, `bench/footprint-data-${run}`, '1', { layers: [busybox, { files: { '/data/blob.bin': pseudoRandomBytes(bigBytes, `${run}:footprint`) } }], config: { Cmd: ['sleep', '86400'] } });
-      images.push(...Object.values(services), big);
+      // The data layer is files of 2 MB, as a rootfs or an app is: version 2 patches two of them
+      // and adds one, so the update to it goes as a layer delta.
+      const dataLayer: LayerSpec = { files: {} };
+      for (let i = 0; i < bigBytes / (2 * MiB); i++) dataLayer.files[`/data/part-${i}.bin`] = pseudoRandomBytes(2 * MiB, `${run}:footprint:${i}`);
+      let dataLayer2 = variant(dataLayer, { path: '/data/part-1.bin', bytes: 4096, seed: `${run}:a` });
+      dataLayer2 = variant(dataLayer2, { path: '/data/part-5.bin', bytes: 4096, seed: `${run}:b` });
+      dataLayer2 = variant(dataLayer2, { path: '/data/new.bin', bytes: 256 * 1024, seed: `${run}:c` });
+      const big = await forgeImage(r.rig.registry, `bench/footprint-data-${run}`, '1', { layers: [busybox, dataLayer], config: { Cmd: ['sleep', '86400'] } });
+      const big2 = await forgeImage(r.rig.registry, `bench/footprint-data-${run}`, '2', { layers: [busybox, dataLayer2], config: { Cmd: ['sleep', '86400'] } });
+      images.push(...Object.values(services), big, big2);
       const v1 = await publish(server.cp, manifest('1.0.0', services));
       const v2 = await publish(server.cp, manifest('2.0.0', { ...services, data: big }));
+      const v3 = await publish(server.cp, manifest('3.0.0', { ...services, data: big2 }));
 
       const [gw] = await addGateways(server, dir.dir, `fp${process.pid}`, 1, 'role=footprint');
       deviceId = await deviceIdOf(server, gw.serial);
@@ -77,20 +87,32 @@ export const bench: Bench = {
       }
       log(`daemon-footprint idle: RSS ${rss.map((x) => x.toFixed(1)).join(', ')} MiB, CPU ${cpu.map((x) => x.toFixed(2)).join(', ')} %`);
 
-      // Writing 5 to clear_refs resets VmHWM, so the peak below belongs to the download alone.
-      writeFileSync(`/proc/${pid}/clear_refs`, '5');
-      const sampler = sampleMemory(pid, 50);
-      const t0 = performance.now();
-      await operator(server.cp, 'POST', `/v1/devices/${gw.serial}/assign`, { json: { manifest: v2 } });
-      await waitUntil(`${gw.serial} running ${v2}`, () => runsRelease(r.docker, deviceId, v2, 6, ['data']), 300_000);
-      const seconds = (performance.now() - t0) / 1000;
-      const peak = sampler.stop();
+      // Writing 5 to clear_refs resets VmHWM, so each peak below belongs to its update alone.
+      const update = async (release: string): Promise<{ seconds: number; hwm: number }> => {
+        writeFileSync(`/proc/${pid}/clear_refs`, '5');
+        const sampler = sampleMemory(pid, 50);
+        const t0 = performance.now();
+        await operator(server.cp, 'POST', `/v1/devices/${gw.serial}/assign`, { json: { manifest: release } });
+        await waitUntil(`${gw.serial} running ${release}`, () => runsRelease(r.docker, deviceId, release, 6, ['data']), 300_000);
+        return { seconds: (performance.now() - t0) / 1000, hwm: sampler.stop().hwm };
+      };
+      const { seconds, hwm } = await update(v2);
+      const peak = { hwm };
       log(`daemon-footprint: ${v2} (+${(big.layers[1].size / 1e6).toFixed(0)} MB layer) running after ${seconds.toFixed(1)} s; VmHWM ${(peak.hwm / MiB).toFixed(1)} MiB`);
+
+      // The same, for an update whose changed layer comes as a delta rebuilt against the one above.
+      const { seconds: deltaSeconds, hwm: deltaHwm } = await update(v3);
+      const deltaPeak = { hwm: deltaHwm };
+      const twin = (await operator(server.cp, 'GET', `/v1/devices/${gw.serial}`)) as { reported: { bytes: { done: number; full?: number; delta?: boolean } } };
+      const moved = twin.reported.bytes;
+      log(`daemon-footprint: ${v3} by ${moved.delta ? 'delta' : 'full layer'} (${(moved.done / 1e6).toFixed(2)} MB of ${((moved.full ?? 0) / 1e6).toFixed(0)} MB) running after ${deltaSeconds.toFixed(1)} s; VmHWM ${(deltaPeak.hwm / MiB).toFixed(1)} MiB`);
+      if (!moved.delta) throw new Error(`daemon-footprint: the update to ${v3} did not go as a delta: ${JSON.stringify(moved)}`);
       const bare = (await bareNodeRss()) / MiB;
       const size = `${(big.layers[1].size / 1e6).toFixed(0)} MB`;
       return [
         { bench: 'daemon-footprint', metric: 'idle RSS, 5-service release running', unit: 'MiB', berth: stat(rss), baseline: { name: 'target (issue 5)', value: stat([TARGET.idleRssMiB]) }, ratio: stat(rss).median / TARGET.idleRssMiB, note: `VmRSS at the end of ${windows} idle windows of ${windowMs / 1000} s; a bare Node ${process.version} process idles at ${bare.toFixed(1)} MiB here` },
         { bench: 'daemon-footprint', metric: 'idle CPU, 5-service release running', unit: '% of a core', berth: stat(cpu), baseline: { name: 'target (issue 5)', value: stat([TARGET.idleCpuPercent]) }, ratio: stat(cpu).median / TARGET.idleCpuPercent, note: `utime+stime from /proc/<pid>/stat over each ${windowMs / 1000} s window (long-poll open, heartbeats, reconcile ticks)` },
+        { bench: 'daemon-footprint', metric: `peak RSS, delta update of a ${size} layer`, unit: 'MiB', berth: stat([deltaPeak.hwm / MiB]), baseline: { name: 'target (issue 11)', value: stat([TARGET.downloadRssMiB]) }, ratio: deltaPeak.hwm / MiB / TARGET.downloadRssMiB, note: `VmHWM (reset before the assignment) over the plan, ${(moved.done / 1e6).toFixed(2)} MB of delta, the rebuild against the layer in the store, verification, handover and start; one run, ${deltaSeconds.toFixed(1)} s from assignment to running` },
         { bench: 'daemon-footprint', metric: `peak RSS, update downloading a ${size} layer`, unit: 'MiB', berth: stat([peak.hwm / MiB]), baseline: { name: 'target (issue 5)', value: stat([TARGET.downloadRssMiB]) }, ratio: peak.hwm / MiB / TARGET.downloadRssMiB, note: `VmHWM (reset before the assignment) over download, verification, handover to the engine and start; one run, ${seconds.toFixed(1)} s from assignment to running` },
       ];
     } finally {
