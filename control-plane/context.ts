@@ -35,6 +35,11 @@ export interface ControlPlaneConfig {
   lastSeenFlushMs: number;
   /** How many verified device tokens to remember (about 0.5 KiB each); 0 disables the cache. */
   deviceTokenCacheSize: number;
+  /** Enrollment requests one client address may make at once, and regains per second (a success is refunded). */
+  enrollBurst: number;
+  enrollPerSecond: number;
+  /** Refused enrollments from one address after its first are audited as one row per this window. */
+  refusalAuditWindowMs: number;
 }
 
 export type AuditActor = string | { kind: string; id: string };

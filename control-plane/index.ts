@@ -25,6 +25,7 @@ import { startCampaignScheduler } from './campaigns/scheduler.js';
 import { startDeltaPrecompute } from './campaigns/delta-precompute.js';
 import { startWebhookDispatcher } from './webhooks/dispatcher.js';
 import { startPresenceSweeper } from './webhooks/presence.js';
+import { closeEnrollment } from './device-api/enrollment.js';
 
 export interface ControlPlaneOptions {
   /** HOST:PORT; port 0 picks a free one. */
@@ -65,6 +66,9 @@ export const DEFAULTS: Omit<ControlPlaneConfig, 'registryProxy' | 'dataDir' | 'p
   reportHistoryLimit: 50,
   lastSeenFlushMs: 5000,
   deviceTokenCacheSize: 200_000,
+  enrollBurst: 240,
+  enrollPerSecond: 2,
+  refusalAuditWindowMs: 60_000,
 };
 
 function filePathOf(url: string): string | null {
@@ -134,6 +138,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
         });
         // Writes the last sightings, and waits for in-flight writes: a transaction is never cut by shutdown.
         await seenFlusher.stop().catch((err: unknown) => log.warn({ err }, 'last-seen flush at shutdown failed'));
+        await closeEnrollment(ctx);
         await ctx.write(async () => undefined);
         client.close();
         log.info('control plane stopped');

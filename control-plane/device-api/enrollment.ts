@@ -1,15 +1,30 @@
 import { randomBytes } from 'node:crypto';
 import { and, eq, lt } from 'drizzle-orm';
-import { Hono } from 'hono';
+import { Hono, type Context } from 'hono';
 import { importPublicKey, verifyBytes } from '../../protocol/keys.js';
 import { enrollChallengeRequest, enrollProofBytes, enrollRequest } from '../../protocol/device.js';
 import { issueDeviceToken } from './device-auth.js';
 import type { ControlPlaneContext } from '../context.js';
 import { devices, enrollChallenges } from '../db/schema.js';
 import { publishEvent } from '../webhooks/outbox.js';
-import { HttpError, jsonBody, type AppEnv } from '../http.js';
+import { errorBody, HttpError, jsonBody, type AppEnv } from '../http.js';
+import { clientKey, EnrollGuard } from './enroll-guard.js';
 
 type Refusal = { status: 401 | 403; code: string; message: string };
+
+/**
+ * What every refused enrollment answers, whatever the reason: telling an unknown serial from a
+ * wrong key or a revoked device would let anyone learn which serials were imported. The reason is
+ * in the log and the audit log.
+ */
+const REFUSED = new HttpError(401, 'enrollment-refused', 'enrollment refused: request a new challenge and sign it with the key the manufacturer recorded for this serial');
+
+const guards = new WeakMap<ControlPlaneContext, EnrollGuard>();
+
+/** Writes the refusals counted but not yet audited (at shutdown). */
+export async function closeEnrollment(ctx: ControlPlaneContext): Promise<void> {
+  await guards.get(ctx)?.close();
+}
 
 /**
  * The second enrollment factor: possession of the private key whose public half the operator
@@ -17,6 +32,27 @@ type Refusal = { status: 401 | 403; code: string; message: string };
  */
 export function enrollmentRoutes(ctx: ControlPlaneContext) {
   const app = new Hono<AppEnv>();
+  const guard = new EnrollGuard({
+    burst: ctx.config.enrollBurst,
+    perSecond: ctx.config.enrollPerSecond,
+    windowMs: ctx.config.refusalAuditWindowMs,
+    audit: (r) =>
+      ctx
+        .write((tx) => ctx.audit(tx, { actor: `address:${r.address}`, action: 'device.enroll.refused', target: r.serial, after: { code: r.code, reason: r.reason, address: r.address, ...r.window } }))
+        .catch((err: unknown) => ctx.log.error({ err }, 'refused enrollment not audited')),
+  });
+  guards.set(ctx, guard);
+  const addressOf = (c: Context<AppEnv>) => clientKey((c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined)?.incoming?.socket?.remoteAddress);
+
+  // Anyone may call these routes: each address has a budget, and a device that enrolls gets its cost back.
+  app.use('*', async (c, next) => {
+    const taken = guard.take(addressOf(c));
+    if (!taken.ok) {
+      c.var.log.warn({ address: addressOf(c), retryAfterSec: taken.retryAfterSec }, 'enrollment rate-limited');
+      return c.json(errorBody('rate-limited', `too many enrollment requests from this address; try again in ${taken.retryAfterSec} s`), 429, { 'Retry-After': String(taken.retryAfterSec) });
+    }
+    await next();
+  });
 
   app.post('/challenge', async (c) => {
     const { serial } = await jsonBody(c, enrollChallengeRequest);
@@ -39,10 +75,8 @@ export function enrollmentRoutes(ctx: ControlPlaneContext) {
     const req = await jsonBody(c, enrollRequest);
     const now = ctx.now().getTime();
     const outcome = await ctx.write(async (tx): Promise<Refusal | { device: typeof devices.$inferSelect }> => {
-      const refuse = async (r: Refusal) => {
-        await ctx.audit(tx, { actor: `device-serial:${req.serial}`, action: 'device.enroll.refused', target: req.serial, after: { code: r.code, reason: r.message } });
-        return r;
-      };
+      // Audited by the guard, outside this transaction: one row per address and window, not one per request.
+      const refuse = async (r: Refusal) => r;
       const d = (await tx.select().from(devices).where(eq(devices.serial, req.serial)).limit(1))[0];
       if (!d) return refuse({ status: 401, code: 'unknown-serial', message: `serial ${req.serial} was not imported` });
       if (d.status === 'revoked') return refuse({ status: 403, code: 'device-revoked', message: `device ${req.serial} is revoked` });
@@ -61,10 +95,13 @@ export function enrollmentRoutes(ctx: ControlPlaneContext) {
       if (first) await publishEvent(tx, now, 'device.enrolled', `devices/${d.serial}`, { deviceId: d.id, serial: d.serial, labels: JSON.parse(d.labels) as Record<string, string> });
       return { device: { ...d, status: 'enrolled' } };
     });
+    const address = addressOf(c);
     if ('code' in outcome) {
-      c.var.log.warn({ serial: req.serial, code: outcome.code }, 'enrollment refused');
-      throw new HttpError(outcome.status, outcome.code, outcome.message);
+      c.var.log.warn({ serial: req.serial, address, code: outcome.code, reason: outcome.message }, 'enrollment refused');
+      guard.refused(address, req.serial, outcome.code, outcome.message);
+      throw REFUSED;
     }
+    guard.refund(address, 2);
     const d = outcome.device;
     const { token, expiresAt } = await issueDeviceToken(ctx, d);
     return c.json({ deviceId: d.id, token, tokenExpiresAt: expiresAt, registryProxy: ctx.config.registryProxy, jwks: ctx.keys.jwks() });
