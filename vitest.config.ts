@@ -19,7 +19,8 @@ export default defineConfig({
       {
         test: {
           name: 'integration',
-          include: ['test/integration/**/*.test.ts'],
+          // The console's browser test needs the rig too (images for its manifests).
+          include: ['test/integration/**/*.test.ts', 'test/browser/**/*.test.ts'],
           environment: 'node',
           globalSetup: ['test/rig/global-setup.ts'],
           // Answers outside protocol/ fail the test file that caused them.

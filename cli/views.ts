@@ -146,7 +146,7 @@ export function driftOf(twin: Pick<Twin, 'desired' | 'reported' | 'services'>): 
 
 export function toTwin(t: ServerTwin): Twin {
   return {
-    device: toDevice({ ...t, desired: t.desired && { release: t.desired.release, sequence: t.desired.sequence }, phase: t.reported?.phase ?? null }),
+    device: toDevice({ ...t, desired: t.desired && { release: t.desired.release, sequence: t.desired.sequence }, phase: t.reported?.phase ?? null, running: t.reported?.running ?? null }),
     enrolledAt: t.enrolledAt,
     previousRelease: t.previousRelease,
     desired: t.desired,

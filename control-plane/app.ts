@@ -20,6 +20,7 @@ import { policyRoutes } from './policy/routes.js';
 import { webhookRoutes } from './webhooks/routes.js';
 import { fleetGauges, fleetRoutes } from './fleet/routes.js';
 import { varsRoutes } from './vars/routes.js';
+import { consoleRoutes } from './ui/routes.js';
 
 export function buildApp(ctx: ControlPlaneContext, metrics = new ControlPlaneMetrics()): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
@@ -83,6 +84,9 @@ export function buildApp(ctx: ControlPlaneContext, metrics = new ControlPlaneMet
   app.route('/v1/webhooks', webhookRoutes(ctx));
   app.route('/v1/fleet', fleetRoutes(ctx));
   app.route('/v1/vars', varsRoutes(ctx));
+  const ui = consoleRoutes(ctx);
+  app.route('/', ui.ui);
+  app.route('/v1/console', ui.api);
 
   return app;
 }

@@ -10,6 +10,7 @@ import { serviceRoutes } from './service.js';
 import { webhookRoutes } from './webhooks.js';
 import { fleetRoutes } from './fleet.js';
 import { varsRoutes } from './vars.js';
+import { consoleRoutes } from './console.js';
 
 /** Every route the control plane serves: a test checks it mounts exactly these. */
 export const controlPlaneApi: Api = {
@@ -28,5 +29,6 @@ export const controlPlaneApi: Api = {
     ...Object.values(webhookRoutes),
     ...Object.values(fleetRoutes),
     ...Object.values(varsRoutes),
+    ...Object.values(consoleRoutes),
   ],
 };

@@ -37,6 +37,8 @@ export const deviceSummary = z.object({
   lastSeenAt: time.nullable(),
   desired: z.object({ release, sequence: z.number().int() }).nullable(),
   phase: z.enum(releasePhases).nullable(),
+  /** name@version its last report says it runs (null: none, or never reported). */
+  running: z.string().nullable(),
 });
 /** One page in serial order; `total` counts every match; `next` is the `after` of the following page (null: last page). */
 export const deviceList = z.object({ total: z.number().int(), devices: z.array(deviceSummary), next: z.string().nullable() });

@@ -35,7 +35,7 @@ export async function listDevices(
   const matches = page.selector ? selectorCondition(page.selector, sql`${devices.labels}`) : undefined;
   const where = page.after === null ? matches : and(matches, gt(devices.serial, page.after));
   const rows = await db
-    .select({ d: devices, sequence: desired.sequence, name: manifests.name, version: manifests.version, phase: reported.phase, reportedAt: reported.receivedAt })
+    .select({ d: devices, sequence: desired.sequence, name: manifests.name, version: manifests.version, phase: reported.phase, running: reported.running, reportedAt: reported.receivedAt })
     .from(devices)
     .leftJoin(desired, eq(desired.deviceId, devices.id))
     .leftJoin(manifests, eq(manifests.id, desired.manifestId))
@@ -62,6 +62,7 @@ export async function listDevices(
         lastSeenAt: lastSeen === null ? null : new Date(lastSeen).toISOString(),
         desired: r.sequence !== null && r.name !== null ? { release: `${r.name}@${r.version}`, sequence: r.sequence } : null,
         phase: r.phase as ReleasePhase | null,
+        running: r.running ?? null,
       };
     }),
   };

@@ -10,6 +10,19 @@ import { HttpError, jsonBody, queryOf, type AppEnv } from '../http.js';
 type TokenRow = typeof operatorTokens.$inferSelect;
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
+/** An audit row as the API answers it (also the console's audit page). */
+export function auditEntryView(r: typeof auditLog.$inferSelect) {
+  return {
+    id: r.id,
+    at: new Date(r.at).toISOString(),
+    actor: r.actor,
+    action: r.action,
+    target: r.target,
+    before: r.before === null ? null : (JSON.parse(r.before) as unknown),
+    after: r.after === null ? null : (JSON.parse(r.after) as unknown),
+  };
+}
+
 function view(r: TokenRow) {
   return { id: r.id, name: r.name, role: r.role, createdAt: iso(r.createdAt) as string, createdBy: r.createdBy, expiresAt: iso(r.expiresAt), revokedAt: iso(r.revokedAt) };
 }
@@ -78,17 +91,7 @@ export function operatorRoutes(ctx: ControlPlaneContext) {
       }
     }
     const rows = await ctx.db.select().from(auditLog).where(where).orderBy(auditLog.id).limit(q.limit);
-    return c.json({
-      entries: rows.map((r) => ({
-        id: r.id,
-        at: new Date(r.at).toISOString(),
-        actor: r.actor,
-        action: r.action,
-        target: r.target,
-        before: r.before === null ? null : (JSON.parse(r.before) as unknown),
-        after: r.after === null ? null : (JSON.parse(r.after) as unknown),
-      })),
-    });
+    return c.json({ entries: rows.map(auditEntryView) });
   });
 
   app.post('/keys/rotate', requireRole('admin'), async (c) => {

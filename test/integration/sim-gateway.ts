@@ -25,12 +25,13 @@ export class SimGateway {
     this.token = out.token;
     this.deviceId = out.deviceId;
   }
-  async desired(base: string): Promise<{ release: string; sequence: number } | null> {
+  async desired(base: string): Promise<{ release: string; sequence: number; images: Record<string, string> } | null> {
     const r = await call(base, 'GET', '/v1/device/desired', { token: this.token });
     if (r.status === 204) return null;
     expect(r.status).toBe(200);
     const doc = jwtPayload(r.body.document as string);
-    return { release: `${doc.manifest.name}@${doc.manifest.version}`, sequence: doc.sequence as number };
+    const images = Object.fromEntries(Object.entries(doc.spec.services as Record<string, { image: string }>).map(([name, s]) => [name, s.image]));
+    return { release: `${doc.manifest.name}@${doc.manifest.version}`, sequence: doc.sequence as number, images };
   }
   async report(base: string, fields: Partial<DeviceReport> & Pick<DeviceReport, 'phase'>): Promise<void> {
     const body: DeviceReport = { sequence: ++this.reportSeq, desiredSequence: null, running: null, bytes: { done: 0, total: 0 }, services: {}, at: new Date().toISOString(), ...fields };
@@ -46,7 +47,8 @@ export class SimGateway {
   async runDesired(base: string): Promise<string | null> {
     const d = await this.desired(base);
     if (!d) return null;
-    await this.report(base, { phase: 'running', desiredSequence: d.sequence, running: d.release, services: { web: { image: 'app', status: 'running', health: 'healthy', restarts: 0 } } });
+    const services = Object.fromEntries(Object.entries(d.images).map(([name, image]) => [name, { image, status: 'running' as const, health: 'healthy' as const, restarts: 0 }]));
+    await this.report(base, { phase: 'running', desiredSequence: d.sequence, running: d.release, services });
     return d.release;
   }
   async rollBack(base: string, running: string, error: string): Promise<void> {
