@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { auditEntry } from './operators.js';
-import { empty, json, route, roleSchema, text } from './route.js';
+import { json, route, roleSchema, text } from './route.js';
 
 /**
  * The operator's console (issue 15): the page and its files under /ui/, and the three routes only
@@ -24,7 +24,7 @@ export const consoleAuditQuery = z.object({
 export const consoleAuditPage = z.object({ entries: z.array(auditEntry), next: z.number().int().nullable() });
 
 export const consoleRoutes = {
-  redirect: route({ method: 'get', path: '/ui', summary: 'The console (redirects to /ui/)', auth: 'none', responses: { 302: empty('to /ui/ (Location)') } }),
+  redirect: route({ method: 'get', path: '/ui', summary: 'The console (redirects to /ui/)', auth: 'none', responses: { 302: text('text/plain', 'to /ui/ (Location)') } }),
   page: route({ method: 'get', path: '/ui/', summary: 'The operator console: one page; it asks for a token and calls the API with it', auth: 'none', responses: { 200: text('text/html', 'the page') } }),
   asset: route({ method: 'get', path: '/ui/assets/:file', summary: "The console's scripts and styles (from the package, nothing from a CDN)", auth: 'none', responses: { 200: text(CONSOLE_ASSET_TYPES, 'the file') } }),
   session: route({ method: 'get', path: '/v1/console/session', summary: 'Who the operator token is: its id, name and role (what the console shows and offers)', auth: 'viewer', responses: { 200: json(consoleSession) } }),

@@ -53,7 +53,7 @@ function loadAssets(): { page: string; files: Map<string, Asset> } {
 export function consoleRoutes(ctx: ControlPlaneContext): { ui: Hono<AppEnv>; api: Hono<AppEnv>; feed: ChangeFeed } {
   const { page, files } = loadAssets();
   const ui = new Hono<AppEnv>();
-  ui.get('/ui', (c) => c.redirect('/ui/', 302));
+  ui.get('/ui', (c) => c.text('the console is at /ui/', 302, { Location: '/ui/' }));
   ui.get('/ui/', (c) => c.body(page, 200, headers('text/html; charset=utf-8')));
   ui.get('/ui/assets/:file', (c) => {
     const f = files.get(c.req.param('file'));
