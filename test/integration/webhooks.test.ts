@@ -92,7 +92,8 @@ describe('webhooks', () => {
     for (const r of events) expect(verifySignature(SECRET, r.body, r.headers['x-berth-signature'] as string), r.event.type).toBe(true);
 
     // In the order the changes committed; the failed attempts held the later events back.
-    const order = events.map((r) => r.event.type).filter((t) => t !== 'device.online');
+    // Presence events depend on timing (2 s offline threshold; a loaded machine can go past it between polls).
+    const order = events.map((r) => r.event.type).filter((t) => t !== 'device.online' && t !== 'device.offline');
     expect(order).toEqual(['manifest.published', 'device.enrolled', 'device.enrolled', 'campaign.created', 'campaign.started', 'campaign.wave_started', 'campaign.wave_started', 'campaign.completed']);
     expect(events.map((r) => r.event.subject)).toContain('manifests/app@1.0.0');
 
