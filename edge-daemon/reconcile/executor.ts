@@ -8,6 +8,8 @@ import { LABEL, containerCreateOptions } from './spec.js';
 import { attachNetworks, createNetwork, removeNetwork } from './network-exec.js';
 import type { Allowance } from '../../manifests/privileges.js';
 import { serviceBeyondCeiling } from './ceiling.js';
+import { platformMismatch } from './platform.js';
+import { startErrorMessage } from './start-error.js';
 
 /** The thin, effectful half of reconcile: one function per step kind, applied through dockerode. */
 
@@ -153,6 +155,10 @@ export const executors: Executors = {
     const beyond = serviceBeyondCeiling(step.service, step.spec, env.ceiling);
     if (beyond) throw new Error(beyond);
     const image = await resolveImage(step.spec.image, env);
+    if (step.spec.platform) {
+      const mismatch = platformMismatch(step.service, step.spec.platform, await env.docker.getImage(image).inspect(), step.spec.image);
+      if (mismatch) throw new Error(mismatch);
+    }
     const opts = containerCreateOptions(env.deviceId, step.release, step.service, step.spec, image, step.context);
     try {
       await env.docker.createContainer(opts);
@@ -166,7 +172,13 @@ export const executors: Executors = {
     }
     await attachNetworks(env.docker, step.name, step.service, step.spec, step.context);
   },
-  start: async (step, env) => idempotent(() => env.docker.getContainer(step.container).start(), [304]),
+  start: async (step, env) => {
+    try {
+      await idempotent(() => env.docker.getContainer(step.container).start(), [304]);
+    } catch (err) {
+      throw new Error(startErrorMessage(step.service, (err as Error).message), { cause: err });
+    }
+  },
   'wait-healthy': waitHealthy,
   stop: async (step, env) =>
     idempotent(() => env.docker.getContainer(step.container).stop(step.graceMs !== undefined ? { t: Math.ceil(step.graceMs / 1000) } : {}), [304, 404]),

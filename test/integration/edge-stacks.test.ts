@@ -1,5 +1,4 @@
 import { writeFile } from 'node:fs/promises';
-import { request } from 'node:http';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,6 +9,7 @@ import { parseManifest, formatIssue } from '../../manifests/parse.js';
 import type { Manifest } from '../../manifests/model.js';
 import { busyboxLayer, forgeImage } from '../rig/forge.js';
 import { rigFromEnv } from '../rig/index.js';
+import { execIn, getLoopback } from './engine-probe.js';
 import { makeDevice, removeDevice, startProxy, startTestControlPlane, waitFor, type TestControlPlane } from './edge-daemon-fixtures.js';
 
 /**
@@ -130,38 +130,8 @@ async function inspectService(deviceId: string, service: string) {
   return docker.getContainer(c.Id).inspect();
 }
 
-async function exec(container: string, cmd: string[]): Promise<string> {
-  const e = await docker.getContainer(container).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
-  const stream = await e.start({});
-  const chunks: Buffer[] = [];
-  await new Promise<void>((resolve, reject) => {
-    stream.on('data', (c: Buffer) => chunks.push(c));
-    stream.on('end', () => resolve());
-    stream.on('error', reject);
-  });
-  // Demultiplex the 8-byte frame headers.
-  const raw = Buffer.concat(chunks);
-  let out = '';
-  for (let i = 0; i + 8 <= raw.length; ) {
-    const len = raw.readUInt32BE(i + 4);
-    out += raw.subarray(i + 8, i + 8 + len).toString('utf8');
-    i += 8 + len;
-  }
-  return out;
-}
-
-function get(port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path: '/', timeout: 3000 }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolve(body));
-    });
-    req.on('timeout', () => req.destroy(new Error(`127.0.0.1:${port} did not answer in 3 s`)));
-    req.on('error', reject);
-    req.end();
-  });
-}
+const exec = async (container: string, cmd: string[]) => (await execIn(docker, container, cmd)).out;
+const get = getLoopback;
 
 beforeAll(async () => {
   const forged = await forgeImage(rig.registry, `stacks/app-${process.pid}`, 'v1', {
