@@ -14,6 +14,7 @@ export type OptionSpec = { type: 'string' | 'boolean'; short?: string; multiple?
 export const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
   server: { type: 'string' },
   token: { type: 'string' },
+  'ca-file': { type: 'string' },
   output: { type: 'string', short: 'o' },
   debug: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },

@@ -14,6 +14,7 @@ import { varsRoutes } from '../protocol/vars.js';
 import type { Route } from '../protocol/route.js';
 import { CliError } from './errors.js';
 import { HttpClient, type Fetch, type RequestOptions } from './http.js';
+import { loadTrust, trustingFetch, type HttpsTrust } from '../common/tls-trust.js';
 import {
   toAudit, toCampaign, toDevice, toDiff, toImport, toManifest, toManifestInfo, toTwin,
   type AuditEntry, type Campaign, type CampaignCreate, type CreatedToken, type DeviceSummary, type ImportResult,
@@ -66,8 +67,8 @@ type CallOptions<R extends Route> = Omit<RequestOptions, 'body'> & { body?: Body
 
 export class BerthClient {
   private readonly http: HttpClient;
-  constructor(server: string, token: string | undefined, fetchImpl?: Fetch) {
-    this.http = new HttpClient(server, token, fetchImpl);
+  constructor(server: string, token: string | undefined, fetchImpl?: Fetch, caFile?: string) {
+    this.http = new HttpClient(server, token, fetchImpl, caFile);
   }
   get server(): string {
     return this.http.server;
@@ -172,4 +173,19 @@ export class BerthClient {
   async checkRollout(manifest: string, selector: string) {
     return (await this.call(`checking the privileges of ${manifest}`, policyRoutes.check, { body: { manifest, selector } })).body;
   }
+}
+
+/**
+ * A client of `server`; with `caFile`, over node:https trusting the fleet's CA besides the public
+ * roots (fetch cannot take a CA without undici's own agent). Verification is never turned off.
+ */
+export async function connect(server: string, token: string | undefined, caFile?: string): Promise<BerthClient> {
+  if (!caFile) return new BerthClient(server, token);
+  let trust: HttpsTrust;
+  try {
+    trust = await loadTrust(caFile);
+  } catch (err) {
+    throw new CliError((err as Error).message, 'give the PEM file of the CA that signed the control plane\'s certificate', 2);
+  }
+  return new BerthClient(server, token, trustingFetch(trust), caFile);
 }

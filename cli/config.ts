@@ -10,6 +10,8 @@ import { CliError } from './errors.js';
 export interface StoredConfig {
   server?: string;
   token?: string;
+  /** The fleet's CA (PEM), trusted besides the public roots for an https: server. */
+  caFile?: string;
 }
 
 export type Source = 'flag' | 'env' | 'config';
@@ -19,6 +21,7 @@ export interface Connection {
   token?: string;
   serverFrom: Source;
   tokenFrom?: Source;
+  caFile?: string;
 }
 
 export function configPath(env: NodeJS.ProcessEnv, home: string): string {
@@ -40,7 +43,7 @@ export function normalizeServer(url: string, from: string): string {
 const SOURCE_NAME: Record<Source, string> = { flag: '--server', env: 'BERTH_SERVER', config: 'the config file' };
 
 /** Pure precedence: flag > environment > config file, for the server and the token separately. */
-export function resolveConnection(flags: { server?: string; token?: string }, env: NodeJS.ProcessEnv, stored: StoredConfig): Connection {
+export function resolveConnection(flags: { server?: string; token?: string; caFile?: string }, env: NodeJS.ProcessEnv, stored: StoredConfig): Connection {
   const pick = (flag: string | undefined, envValue: string | undefined, file: string | undefined): [string, Source] | undefined => {
     if (flag) return [flag, 'flag'];
     if (envValue) return [envValue, 'env'];
@@ -52,7 +55,9 @@ export function resolveConnection(flags: { server?: string; token?: string }, en
     throw new CliError('no control plane configured', 'pass --server URL, set BERTH_SERVER, or run `berth login --server URL` (token on stdin)');
   }
   const token = pick(flags.token, env.BERTH_TOKEN, stored.token);
+  const caFile = pick(flags.caFile, env.BERTH_CA_FILE, stored.caFile);
   return {
+    ...(caFile ? { caFile: caFile[0] } : {}),
     server: normalizeServer(server[0], SOURCE_NAME[server[1]]),
     serverFrom: server[1],
     token: token?.[0],
@@ -75,6 +80,7 @@ export async function loadConfig(path: string): Promise<StoredConfig> {
     return {
       server: typeof o.server === 'string' ? o.server : undefined,
       token: typeof o.token === 'string' ? o.token : undefined,
+      ...(typeof o.caFile === 'string' ? { caFile: o.caFile } : {}),
     };
   } catch (err) {
     throw new CliError(`config file ${path} is not valid JSON (${(err as Error).message})`, 'fix it or run `berth login` again');

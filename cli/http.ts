@@ -2,6 +2,7 @@
  * The one place the CLI speaks HTTP: a bearer token, JSON in and out, and the control plane's
  * error envelope `{error: {code, message, field?}}` turned into a one-line CliError with a hint.
  */
+import { describeTlsError } from '../common/tls-trust.js';
 import { CliError } from './errors.js';
 
 export interface RequestOptions {
@@ -45,6 +46,8 @@ export class HttpClient {
     readonly server: string,
     private readonly token: string | undefined,
     private readonly fetchImpl: Fetch = fetch,
+    /** The fleet CA the fetch trusts (for the words of a verification failure). */
+    private readonly caFile?: string,
   ) {}
 
   async request<T = unknown>(what: string, method: string, path: string, opts: RequestOptions = {}): Promise<T> {
@@ -66,6 +69,8 @@ export class HttpClient {
     try {
       res = await this.fetchImpl(url, { method, headers, body, signal: AbortSignal.timeout(opts.timeoutMs ?? 30_000) });
     } catch (err) {
+      const tls = describeTlsError(err, this.server, this.caFile);
+      if (tls) throw new CliError(`${what} failed: ${tls}`, this.caFile ? 'is --server the fleet\'s control plane, and --ca-file its CA?' : 'pass the CA that signed it: --ca-file, BERTH_CA_FILE, or `berth login --ca-file`');
       throw new CliError(`${what} failed: cannot reach the control plane at ${this.server} (${networkReason(err)})`, 'is it running? check --server / BERTH_SERVER / `berth login`');
     }
     const text = await res.text();

@@ -7,7 +7,7 @@ import { homedir } from 'node:os';
 import { createInterface } from 'node:readline';
 import { GrammarError } from '../common/grammar.js';
 import { parseCommand, stringFlag, VALUES_HINT } from './args.js';
-import { BerthClient } from './client.js';
+import { connect } from './client.js';
 import { configPath, loadConfig, resolveConnection } from './config.js';
 import type { Command, Io } from './context.js';
 import { CliError } from './errors.js';
@@ -62,14 +62,14 @@ export function usage(): string {
   lines.push(
     '',
     `also spelled: ${Object.entries(ALIASES).map(([alias, verb]) => `${alias} (= ${verb})`).join(', ')}`,
-    'connection: --server URL (or BERTH_SERVER), token in BERTH_TOKEN or stored by `berth login`',
+    'connection: --server URL (or BERTH_SERVER), token in BERTH_TOKEN or stored by `berth login`, --ca-file PEM (or BERTH_CA_FILE) for a fleet CA',
     'common options: --output json (stable shapes, see cli/README.md), --debug (stack traces)',
   );
   return lines.join('\n');
 }
 
 function commandHelp(c: Command): string {
-  return `${c.about}\n\nusage: ${c.usage}\n${c.help ? `\n${c.help}\n` : ''}\ncommon options: --server URL, --token T (prefer BERTH_TOKEN), --output json|table, --debug`;
+  return `${c.about}\n\nusage: ${c.usage}\n${c.help ? `\n${c.help}\n` : ''}\ncommon options: --server URL, --token T (prefer BERTH_TOKEN), --ca-file PEM, --output json|table, --debug`;
 }
 
 export async function run(argv: string[], io: Io): Promise<number> {
@@ -110,9 +110,9 @@ export async function run(argv: string[], io: Io): Promise<number> {
     }
     if (stringFlag(parsed, 'token') !== undefined) io.err(TOKEN_FLAG_HINT);
     const client = async () => {
-      const conn = resolveConnection({ server: stringFlag(parsed, 'server'), token: stringFlag(parsed, 'token') }, io.env, await loadConfig(configPath(io.env, io.home)));
+      const conn = resolveConnection({ server: stringFlag(parsed, 'server'), token: stringFlag(parsed, 'token'), caFile: stringFlag(parsed, 'ca-file') }, io.env, await loadConfig(configPath(io.env, io.home)));
       if (!conn.token) throw new CliError('no operator token', 'set BERTH_TOKEN, or run `berth login --server URL` with the token on stdin');
-      return new BerthClient(conn.server, conn.token);
+      return connect(conn.server, conn.token, conn.caFile);
     };
     return await command.run({ io, args: parsed, usage: command.usage, client });
   } catch (err) {

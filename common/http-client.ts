@@ -1,4 +1,4 @@
-import { request as httpRequestFn, type ClientRequest, type IncomingMessage, type RequestOptions } from 'node:http';
+import { request as httpRequestFn, type Agent, type ClientRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 
 /**
  * The one HTTP client of the daemon's control and download channels and of the proxy's upstream
@@ -23,6 +23,8 @@ export interface HttpRequestInit {
   headersTimeoutMs?: number;
   /** Fails when the connection is silent this long, waiting for headers or reading the body. */
   idleTimeoutMs?: number;
+  /** For `https:`: the fleet's CA trusted besides the public roots (`--ca-file`, common/tls-trust.ts). */
+  trust?: { agent: Agent };
 }
 
 /** Bodies read whole (`bytes`, `text`, `json`) are refused beyond this unless told otherwise. */
@@ -113,7 +115,7 @@ export async function httpRequest(url: URL | string, init: HttpRequestInit = {})
   const body = init.body === undefined ? undefined : typeof init.body === 'string' ? Buffer.from(init.body, 'utf8') : init.body;
   if (body) headers['content-length'] = String(body.length);
   const method = init.method ?? 'GET';
-  const options: RequestOptions = { method, headers, signal: init.signal };
+  const options: RequestOptions = { method, headers, signal: init.signal, ...(init.trust && u.protocol === 'https:' ? { agent: init.trust.agent } : {}) };
   return new Promise((resolve, reject) => {
     let timer: NodeJS.Timeout | undefined;
     let req: ClientRequest;

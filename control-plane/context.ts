@@ -26,6 +26,8 @@ export interface ControlPlaneConfig {
   pullTokenTtlSec: number;
   operatorPullTokenTtlSec: number;
   challengeTtlMs: number;
+  /** Device routes require a client certificate from the device CA naming the serial (`--device-client-ca`). */
+  deviceClientCerts?: boolean;
   /** Upper bound of `?wait=` on the desired-state long poll. */
   maxWaitSec: number;
   /** How often the desired-state watcher looks for assignments made by another process. */

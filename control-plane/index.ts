@@ -1,8 +1,9 @@
 import { dirname } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { serve } from '@hono/node-server';
 import type { FlagSpec } from '../common/config.js';
 import { parseListen } from '../common/listen.js';
+import { loadTls, serveHttp, tlsFilesOf, type TlsFiles } from '../common/serve.js';
+import { loadTrust } from '../common/tls-trust.js';
 import { createLogger, type Logger } from '../common/log.js';
 import { runService, type ServiceSpec } from '../common/service.js';
 import { buildApp } from './app.js';
@@ -30,6 +31,10 @@ import { closeEnrollment } from './device-api/enrollment.js';
 export interface ControlPlaneOptions {
   /** HOST:PORT; port 0 picks a free one. */
   listen?: string;
+  /** Serve HTTPS from these PEM files (the key 0600); SIGHUP reloads them. */
+  tls?: TlsFiles;
+  /** The fleet's CA, trusted for an https: registry proxy (`--ca-file`). */
+  caFile?: string;
   /** `file:` URL (embedded, WAL) or a libSQL server URL. */
   db: string;
   dbAuthToken?: string;
@@ -81,6 +86,8 @@ function filePathOf(url: string): string | null {
 /** Starts the control plane in this process (tests, the demo) or for `berth control-plane`. */
 export async function startControlPlane(opts: ControlPlaneOptions): Promise<RunningControlPlane> {
   const log = opts.log ?? createLogger('control-plane');
+  // A key readable by others or a pair that does not match stops the start before anything is opened.
+  if (opts.tls) await loadTls(opts.tls);
   const dbFile = filePathOf(opts.db);
   const dataDir = opts.dataDir ?? (dbFile ? dirname(dbFile) : './data');
   // The data dir holds the database, the key secret and admin.token: only this user may read them.
@@ -88,7 +95,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   if (dbFile) await privateDir(dirname(dbFile), log);
   if (dbFile) await privateDatabaseFile(dbFile, log);
   const registryProxy = opts.registryProxy ? opts.registryProxy.replace(/\/+$/, '') : null;
-  const config: ControlPlaneConfig = { ...DEFAULTS, ...opts.config, registryProxy, dataDir, publicUrl: opts.publicUrl ?? null };
+  const config: ControlPlaneConfig = { ...DEFAULTS, ...opts.config, registryProxy, dataDir, publicUrl: opts.publicUrl ?? null, deviceClientCerts: Boolean(opts.tls?.clientCaFile) };
   const { client, db } = await openDatabase(opts.db, { authToken: opts.dbAuthToken });
   try {
     await migrate(client, log);
@@ -101,7 +108,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   await keys.sealPlaintext(client, log);
   await keys.load();
   const now = opts.now ?? (() => new Date());
-  const registry = new ImageRegistry(registryProxy, async (access) => (await mintPullToken(keys, 'control-plane', access, 300, now())).token, log);
+  const proxyTrust = opts.caFile ? await loadTrust(opts.caFile) : undefined;
+  const registry = new ImageRegistry(registryProxy, async (access) => (await mintPullToken(keys, 'control-plane', access, 300, now())).token, log, undefined, proxyTrust);
   const ctx = createContext({ db, client, log, events: new TypedEmitter(), config, keys, waiters: new DesiredWaiters(), registry, seen: new LastSeen(), deviceTokens: new DeviceTokenCache(config.deviceTokenCacheSize), vault, now });
   const boot = await bootstrap(ctx, opts.adminToken);
 
@@ -111,13 +119,16 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   stops.push(startWebhookDispatcher(ctx).stop, startPresenceSweeper(ctx).stop);
 
   const app = buildApp(ctx, new ControlPlaneMetrics());
-  const { host, port } = parseListen(opts.listen ?? '127.0.0.1:7600');
-  const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
-    const s = serve({ fetch: app.fetch, hostname: host, port }, () => resolve(s));
-    s.once('error', reject);
-  });
-  const addr = server.address() as AddressInfo;
-  const url = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
+  let served;
+  try {
+    served = await serveHttp({ fetch: app.fetch, listen: opts.listen ?? '127.0.0.1:7600', tls: opts.tls, log });
+  } catch (err) {
+    for (const stop of stops) stop();
+    await seenFlusher.stop().catch(() => undefined);
+    client.close();
+    throw err;
+  }
+  const { server, url } = served;
   if (!config.publicUrl) config.publicUrl = url;
   log.info({ url, db: dbFile ? `file:${dbFile}` : opts.db.replace(/\?.*$/, ''), registryProxy, dataDir }, 'control plane listening');
 
@@ -130,6 +141,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     close() {
       closed ??= (async () => {
         for (const stop of stops) stop();
+        served.dispose();
         ctx.waiters.close();
         await new Promise<void>((resolve) => {
           server.close(() => resolve());
@@ -150,6 +162,10 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
 
 const FLAGS: Record<string, FlagSpec> = {
   listen: { type: 'string', default: '127.0.0.1:7600', about: 'address to listen on (HOST:PORT)' },
+  'tls-cert': { type: 'string', about: 'serve HTTPS: certificate PEM file, with its chain (SIGHUP reloads it)' },
+  'tls-key': { type: 'string', about: 'serve HTTPS: private key PEM file, mode 0600 or the server refuses to start' },
+  'device-client-ca': { type: 'string', about: 'require on device routes a client certificate from this CA (PEM) naming the serial in its CN or a SAN (needs --tls-*)' },
+  'ca-file': { type: 'string', about: "PEM file of the fleet's CA, trusted for an https: --registry-proxy (certificates are always verified)" },
   db: { type: 'string', env: 'BERTH_DB_URL', default: 'file:./data/berth.db', about: 'database: file: URL (embedded, WAL) or libsql:// / https:// server (token in BERTH_DB_AUTH_TOKEN)' },
   'registry-proxy': { type: 'string', env: 'BERTH_REGISTRY_PROXY', about: 'registry proxy base URL (tag resolution, handed to devices)' },
   'data-dir': { type: 'string', env: 'BERTH_DATA_DIR', about: 'where admin.token is written (default: the database file directory, else ./data)' },
@@ -169,6 +185,8 @@ export const service: ServiceSpec<ControlPlaneOptions> = {
     parseListen(flag('listen') as string);
     return {
       listen: flag('listen'),
+      tls: tlsFilesOf(flag('tls-cert'), flag('tls-key'), flag('device-client-ca')),
+      caFile: flag('ca-file'),
       db: flag('db') as string,
       dbAuthToken: process.env.BERTH_DB_AUTH_TOKEN || undefined,
       registryProxy: flag('registry-proxy') ?? null,

@@ -1,4 +1,5 @@
 import { httpRequest, type HttpAnswer } from '../common/http-client.js';
+import type { HttpsTrust } from '../common/tls-trust.js';
 
 /**
  * The control channel's HTTP: small JSON requests through `common/http-client` (node:http, not
@@ -11,7 +12,7 @@ const IDLE_MS = 300_000;
 
 export function controlRequest(
   url: string,
-  init: { method: string; headers: Record<string, string>; body?: string; signal?: AbortSignal },
+  init: { method: string; headers: Record<string, string>; body?: string; signal?: AbortSignal; trust?: HttpsTrust },
 ): Promise<ControlAnswer> {
   return httpRequest(url, { ...init, idleTimeoutMs: IDLE_MS });
 }

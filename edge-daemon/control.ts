@@ -4,6 +4,7 @@ import { signBytes } from '../protocol/keys.js';
 import { enrollChallengeResponse, enrollProofBytes, enrollResponse, pullTokenResponse, type DeviceReport } from '../protocol/device.js';
 import type { z } from 'zod';
 import { controlRequest, type ControlAnswer } from './control-http.js';
+import { describeTlsError, type HttpsTrust } from '../common/tls-trust.js';
 
 /** The control channel, as `protocol/device.ts` defines it: small, frequent, Bearer device token. */
 
@@ -28,6 +29,8 @@ export class ControlClient {
     readonly baseUrl: string,
     private readonly token: () => string | undefined,
     private readonly log: Logger,
+    /** The fleet's CA for an https: control plane (`--ca-file`). */
+    private readonly trust?: HttpsTrust,
   ) {}
 
   private url(path: string): string {
@@ -43,10 +46,11 @@ export class ControlClient {
     }
     let res: ControlAnswer;
     try {
-      res = await controlRequest(this.url(path), { method, headers, body: init.body === undefined ? undefined : JSON.stringify(init.body), signal: init.signal });
+      res = await controlRequest(this.url(path), { method, headers, body: init.body === undefined ? undefined : JSON.stringify(init.body), signal: init.signal, trust: this.trust });
     } catch (err) {
       if (init.signal?.aborted) throw err;
-      throw new ControlError(undefined, `control plane unreachable (${method} ${path}): ${(err as Error).cause ? String((err as Error).cause) : (err as Error).message}`);
+      const tls = describeTlsError(err, this.baseUrl, this.trust?.caFile);
+      throw new ControlError(undefined, `control plane unreachable (${method} ${path}): ${tls ?? ((err as Error).cause ? String((err as Error).cause) : (err as Error).message)}`);
     }
     return res;
   }

@@ -18,6 +18,13 @@ export interface EdgeDaemonOptions {
   trustKey?: string;
   /** Overrides the registry proxy URL the control plane gave at enrollment. */
   registryProxy?: string;
+  /** Aborts the start while it still enrolls; afterwards use close(). */
+  signal?: AbortSignal;
+  /** PEM file of the fleet's CA, trusted besides the public roots for https: control plane and proxy URLs. */
+  caFile?: string;
+  /** Device client certificate and key (PEM) presented in TLS handshakes, for a control plane with `--device-client-ca`. */
+  tlsClientCert?: string;
+  tlsClientKey?: string;
   /** Path of the gateway's privilege ceiling (`KEY=VALUE[,VALUE…]` per line); no document asks beyond it. */
   allow?: string;
   log?: Logger;

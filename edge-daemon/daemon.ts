@@ -20,6 +20,7 @@ import { releaseLabel } from './reconcile/spec.js';
 import { Reporter, type ReportBody } from './report.js';
 import { reportedServices } from './reported.js';
 import { StateDir } from './state.js';
+import { loadTrust, type HttpsTrust } from '../common/tls-trust.js';
 
 export type { DaemonStatus, EdgeDaemon, EdgeDaemonOptions } from './daemon-api.js';
 
@@ -33,6 +34,8 @@ class Daemon implements EdgeDaemon {
   private identity!: DeviceIdentity;
   private trust: KeyObject | undefined;
   private ceiling: Allowance | undefined;
+  /** The fleet's CA (and the device's client certificate) for https: URLs. */
+  private https: HttpsTrust | undefined;
   private docker!: Dockerode;
   private reporter!: Reporter;
   private runner: ReleaseRunner | undefined;
@@ -57,6 +60,8 @@ class Daemon implements EdgeDaemon {
   private readonly state: StateDir;
 
   constructor(private readonly opts: EdgeDaemonOptions) {
+    // Stops a start that is still enrolling (retrying an unreachable or untrusted control plane).
+    opts.signal?.addEventListener('abort', () => this.abort.abort(), { once: true });
     this.log = opts.log ?? createLogger('edge-daemon');
     this.state = new StateDir(opts.stateDir);
   }
@@ -68,13 +73,16 @@ class Daemon implements EdgeDaemon {
       this.trust = importPublicKey(await readFile(this.opts.trustKey, 'utf8'));
     }
     const ceiling = this.opts.allow ? await loadCeiling(this.opts.allow) : undefined;
+    // One trust for the control and download channels; a client certificate rides along when given.
+    const client = this.opts.tlsClientCert && this.opts.tlsClientKey ? { certFile: this.opts.tlsClientCert, keyFile: this.opts.tlsClientKey } : undefined;
+    this.https = this.opts.caFile || client ? await loadTrust(this.opts.caFile, '--ca-file', client) : undefined;
     this.ceiling = ceiling;
     // Before dockerode's first load: keeps its BuildKit (gRPC) and ssh dependencies out of memory.
     deferUnusedDockerDependencies();
     const { default: Docker } = await import('dockerode');
     const dockerHost = this.opts.dockerHost ?? 'unix:///var/run/docker.sock';
     this.docker = new Docker(dockerOptions(dockerHost));
-    this.identity = new DeviceIdentity({ controlPlane: this.opts.controlPlane, serial: this.opts.serial, key, state: this.state, log: this.log, signal: this.abort.signal, backoffCapMs: this.opts.backoffCapMs });
+    this.identity = new DeviceIdentity({ controlPlane: this.opts.controlPlane, serial: this.opts.serial, key, state: this.state, log: this.log, signal: this.abort.signal, backoffCapMs: this.opts.backoffCapMs, trust: this.https });
     await this.identity.load();
     this.deviceId = this.identity.deviceId;
     this.runner = new ReleaseRunner({
@@ -130,6 +138,7 @@ class Daemon implements EdgeDaemon {
         docker: this.docker,
         deviceId: this.deviceId,
         registryProxy,
+        trust: this.https,
         pullToken: () => {
           const j = this.runner?.journal;
           return this.identity.pullToken(j?.inflight?.target.sequence ?? j?.current?.sequence ?? null);

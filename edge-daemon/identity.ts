@@ -1,3 +1,4 @@
+import type { HttpsTrust } from '../common/tls-trust.js';
 import type { KeyObject } from 'node:crypto';
 import { backoffDelay, retry, type BackoffPolicy } from '../common/backoff.js';
 import type { Logger } from '../common/log.js';
@@ -26,9 +27,9 @@ export class DeviceIdentity {
   online = false;
 
   constructor(
-    private readonly opts: { controlPlane: string; serial: string; key: KeyObject; state: StateDir; log: Logger; signal: AbortSignal; backoffCapMs?: number },
+    private readonly opts: { controlPlane: string; serial: string; key: KeyObject; state: StateDir; log: Logger; signal: AbortSignal; backoffCapMs?: number; trust?: HttpsTrust },
   ) {
-    this.client = new ControlClient(opts.controlPlane, () => this.creds?.token, opts.log);
+    this.client = new ControlClient(opts.controlPlane, () => this.creds?.token, opts.log, opts.trust);
   }
 
   get deviceId(): string {

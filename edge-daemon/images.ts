@@ -1,3 +1,4 @@
+import type { HttpsTrust } from '../common/tls-trust.js';
 import type Dockerode from 'dockerode';
 import type { Logger } from '../common/log.js';
 
@@ -39,6 +40,8 @@ export interface FetcherOptions {
   registryProxy: string;
   pullToken: () => Promise<string>;
   log: Logger;
+  /** The fleet's CA for an https: proxy (`--ca-file`). */
+  trust?: HttpsTrust;
   concurrency?: number;
   diskMarginBytes?: number;
 }

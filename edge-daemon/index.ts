@@ -13,6 +13,9 @@ const FLAGS: Record<string, FlagSpec> = {
   'docker-host': { type: 'string', default: 'unix:///var/run/docker.sock', about: 'Docker engine (unix:///path or tcp://host:port)' },
   'trust-key': { type: 'string', about: 'file with the deployment-signing public key (PEM or raw), overriding the pinned JWKS' },
   'registry-proxy': { type: 'string', about: 'registry proxy URL, overriding the one given at enrollment' },
+  'ca-file': { type: 'string', about: "PEM file of the fleet's CA, trusted besides the public roots for https: control plane and proxy (certificates are always verified)" },
+  'tls-client-cert': { type: 'string', about: "this device's client certificate (PEM), for a control plane with --device-client-ca" },
+  'tls-client-key': { type: 'string', about: 'the key of --tls-client-cert (PEM, mode 0600)' },
   allow: { type: 'string', about: "file with this gateway's privilege ceiling (KEY=VALUE[,VALUE…] per line); documents asking for more are refused" },
 };
 
@@ -34,6 +37,9 @@ export const service: ServiceSpec<EdgeDaemonOptions> = {
       trustKey: f['trust-key'],
       registryProxy: f['registry-proxy'],
       allow: f.allow,
+      caFile: f['ca-file'],
+      tlsClientCert: f['tls-client-cert'],
+      tlsClientKey: f['tls-client-key'],
     };
   },
   async start(options, log) {

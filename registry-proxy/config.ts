@@ -1,3 +1,4 @@
+import { loadTrust, type HttpsTrust } from '../common/tls-trust.js';
 import { readFileSync, statSync } from 'node:fs';
 import { upstreamHost } from '../manifests/image-ref.js';
 import type { FlagSpec } from '../common/config.js';
@@ -10,16 +11,22 @@ export interface UpstreamConfig {
   /** Base URL, e.g. `https://registry.example.com` (no `/v2`). */
   url: string;
   credentials?: UpstreamCredentials;
+  /** A private CA this upstream's certificate chains to (`--upstream-ca-file`). */
+  trust?: HttpsTrust;
 }
 
 export const PROXY_FLAGS: Record<string, FlagSpec> = {
   listen: { type: 'string', multiple: false, default: '127.0.0.1:7601', about: 'address to listen on (HOST:PORT)' },
+  'tls-cert': { type: 'string', multiple: false, about: 'serve HTTPS: certificate PEM file, with its chain (SIGHUP reloads it)' },
+  'tls-key': { type: 'string', multiple: false, about: 'serve HTTPS: private key PEM file, mode 0600 or the proxy refuses to start' },
   'cache-dir': { type: 'string', multiple: false, about: 'directory of the content-addressed cache (required)' },
   upstream: { type: 'string', multiple: true, about: 'upstream registry ALIAS=URL, repeatable (env: comma-separated)' },
   'cache-max-bytes': { type: 'string', multiple: false, about: 'evict least-recently-used blobs above this many bytes' },
   'control-plane': { type: 'string', multiple: false, about: 'control plane URL whose JWKS signs pull tokens' },
   anonymous: { type: 'boolean', multiple: false, about: 'serve without pull tokens (trusted LAN mirror only)' },
   'credentials-file': { type: 'string', multiple: false, about: 'JSON {ALIAS: {username, password} | {token}}, mode 0600' },
+  'ca-file': { type: 'string', multiple: false, about: "PEM file of the fleet's CA, for an https: --control-plane (JWKS, revocations)" },
+  'upstream-ca-file': { type: 'string', multiple: true, about: 'PEM CA trusted for upstreams besides the public roots: FILE (every upstream) or ALIAS=FILE, repeatable' },
   'tag-ttl-seconds': { type: 'string', multiple: false, default: '30', about: 'seconds before a tag is re-resolved upstream' },
 };
 
@@ -90,4 +97,25 @@ export function loadCredentials(upstreams: UpstreamConfig[], file: string | unde
 /** Docker Hub keeps official images under `library/`; a one-part name means one of them. */
 export function upstreamRepository(up: UpstreamConfig, repository: string): string {
   return upstreamHost(up.url) === 'docker.io' && !repository.includes('/') ? `library/${repository}` : repository;
+}
+
+/**
+ * `--upstream-ca-file FILE` (every upstream) or `ALIAS=FILE` (one), repeatable: the upstreams with
+ * their trust. Certificates are always verified; a CA only adds to the public roots.
+ */
+export async function withUpstreamTrust(upstreams: UpstreamConfig[], values: string[]): Promise<UpstreamConfig[]> {
+  let all: string | undefined;
+  const byAlias = new Map<string, string>();
+  for (const v of values) {
+    const m = /^([a-z0-9][a-z0-9._-]*)=(.+)$/.exec(v);
+    if (m && upstreams.some((u) => u.alias === m[1])) byAlias.set(m[1], m[2]);
+    else if (m && !v.includes('/')) throw new Error(`--upstream-ca-file ${JSON.stringify(v)}: no upstream is called ${JSON.stringify(m[1])}`);
+    else all = v;
+  }
+  const out: UpstreamConfig[] = [];
+  for (const u of upstreams) {
+    const file = byAlias.get(u.alias) ?? all;
+    out.push(file ? { ...u, trust: await loadTrust(file, '--upstream-ca-file') } : u);
+  }
+  return out;
 }

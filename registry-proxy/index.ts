@@ -1,6 +1,8 @@
 import { parseListen } from '../common/listen.js';
+import { tlsFilesOf } from '../common/serve.js';
 import { runService, UsageError, type ServiceSpec } from '../common/service.js';
-import { loadCredentials, parseUpstreams, PROXY_FLAGS } from './config.js';
+import { loadCredentials, parseUpstreams, PROXY_FLAGS, withUpstreamTrust } from './config.js';
+import { loadTrust } from '../common/tls-trust.js';
 import { startRegistryProxy, type ProxyOptions } from './server.js';
 
 export { startRegistryProxy, createProxy, type ProxyOptions, type RunningProxy } from './server.js';
@@ -12,7 +14,7 @@ export const service: ServiceSpec<ProxyOptions> = {
   flags: PROXY_FLAGS,
   envPrefix: 'PROXY',
   helpNotes: 'upstream credentials: --credentials-file or BERTH_PROXY_CREDENTIALS_<ALIAS>=user:password\nfill a running proxy\'s cache: berth registry-proxy warm IMAGE… (see berth registry-proxy warm --help)',
-  configure(flags) {
+  async configure(flags) {
     const cacheDir = flags['cache-dir'] as string | undefined;
     if (!cacheDir) throw new UsageError('--cache-dir (or BERTH_PROXY_CACHE_DIR) is required');
     const upstreamValues = (flags.upstream as string[] | undefined) ?? [];
@@ -20,7 +22,9 @@ export const service: ServiceSpec<ProxyOptions> = {
     const anonymous = flags.anonymous === true;
     const controlPlane = flags['control-plane'] as string | undefined;
     if (!anonymous && !controlPlane) throw new UsageError('--control-plane URL is required unless --anonymous');
-    const upstreams = loadCredentials(parseUpstreams(upstreamValues), flags['credentials-file'] as string | undefined, process.env);
+    const upstreams = await withUpstreamTrust(loadCredentials(parseUpstreams(upstreamValues), flags['credentials-file'] as string | undefined, process.env), (flags['upstream-ca-file'] as string[] | undefined) ?? []);
+    const caFile = flags['ca-file'] as string | undefined;
+    const controlPlaneTrust = caFile ? await loadTrust(caFile) : undefined;
     const maxRaw = flags['cache-max-bytes'] as string | undefined;
     const cacheMaxBytes = maxRaw === undefined ? undefined : Number(maxRaw);
     if (cacheMaxBytes !== undefined && (!Number.isSafeInteger(cacheMaxBytes) || cacheMaxBytes <= 0)) throw new UsageError(`--cache-max-bytes ${JSON.stringify(maxRaw)}: expected a positive integer`);
@@ -28,7 +32,8 @@ export const service: ServiceSpec<ProxyOptions> = {
     if (!Number.isFinite(ttl) || ttl < 0) throw new UsageError(`--tag-ttl-seconds ${JSON.stringify(flags['tag-ttl-seconds'])}: expected seconds`);
     const listen = String(flags.listen);
     parseListen(listen);
-    return { listen, cacheDir, upstreams, cacheMaxBytes, controlPlane, anonymous, tagTtlMs: ttl * 1000 };
+    const tls = tlsFilesOf(flags['tls-cert'] as string | undefined, flags['tls-key'] as string | undefined);
+    return { listen, tls, controlPlaneTrust, cacheDir, upstreams, cacheMaxBytes, controlPlane, anonymous, tagTtlMs: ttl * 1000 };
   },
   start: (options, log) => startRegistryProxy({ ...options, log }),
 };

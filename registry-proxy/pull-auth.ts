@@ -1,4 +1,4 @@
-import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import { createRemoteJWKSet, customFetch, errors as joseErrors, jwtVerify, type JWTVerifyGetKey } from 'jose';
 import type { Logger } from '../common/log.js';
 import { RevocationPoller } from './revocations.js';
 import { pullAccess, TOKEN } from '../protocol/tokens.js';
@@ -16,16 +16,17 @@ export class PullTokenVerifier {
   private readonly jwks: JWTVerifyGetKey;
   private readonly revocations: RevocationPoller | undefined;
 
-  constructor(readonly controlPlane: string, opts: { cooldownMs?: number; cacheMaxAgeMs?: number; revocationPollMs?: number; log?: Logger } = {}) {
+  constructor(readonly controlPlane: string, opts: { cooldownMs?: number; cacheMaxAgeMs?: number; revocationPollMs?: number; log?: Logger; fetch?: typeof fetch } = {}) {
     const base = controlPlane.replace(/\/+$/, '');
     if (opts.log) {
-      this.revocations = new RevocationPoller(base, opts.revocationPollMs ?? 2000, opts.log);
+      this.revocations = new RevocationPoller(base, opts.revocationPollMs ?? 2000, opts.log, opts.fetch);
       this.revocations.start();
     }
     this.jwks = createRemoteJWKSet(new URL(`${base}/.well-known/jwks.json`), {
       cooldownDuration: opts.cooldownMs ?? 30_000,
       cacheMaxAge: opts.cacheMaxAgeMs ?? 10 * 60_000,
       timeoutDuration: 5000,
+      ...(opts.fetch ? { [customFetch]: opts.fetch } : {}),
     });
   }
 

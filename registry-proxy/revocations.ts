@@ -13,7 +13,13 @@ export class RevocationPoller {
   private timer: NodeJS.Timeout | undefined;
   private failing = false;
 
-  constructor(private readonly controlPlane: string, private readonly pollMs: number, private readonly log: Logger) {}
+  constructor(
+    private readonly controlPlane: string,
+    private readonly pollMs: number,
+    private readonly log: Logger,
+    /** Over node:https with the fleet's CA when the control plane is https: (`--ca-file`). */
+    private readonly fetchImpl: typeof fetch = fetch,
+  ) {}
 
   start(): void {
     void this.poll();
@@ -34,7 +40,7 @@ export class RevocationPoller {
 
   async poll(): Promise<void> {
     try {
-      const res = await fetch(`${this.controlPlane.replace(/\/+$/, '')}/v1/revocations`, { signal: AbortSignal.timeout(5000) });
+      const res = await this.fetchImpl(`${this.controlPlane.replace(/\/+$/, '')}/v1/revocations`, { signal: AbortSignal.timeout(5000) });
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
       const list = revocationList.parse(await res.json());
       this.kids = new Set(list.kids);

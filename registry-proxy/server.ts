@@ -1,6 +1,5 @@
-import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
-import { serve, type HttpBindings } from '@hono/node-server';
+import type { HttpBindings } from '@hono/node-server';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { Hono, type Context } from 'hono';
 import { chunkSizeFor, planBlob, sendBlobFile } from '../common/blob-http.js';
@@ -12,7 +11,8 @@ import { upstreamHost } from '../manifests/image-ref.js';
 import { answerCheckFromEnv } from '../protocol/answer-check.js';
 import { registryProxyApi, warmBody } from '../protocol/registry-proxy.js';
 import { authorize, reachOf, type Grant, type Reach, type Want } from './access.js';
-import { parseListen } from '../common/listen.js';
+import { loadTls, serveHttp, type Served, type TlsFiles } from '../common/serve.js';
+import { trustingFetch, type HttpsTrust } from '../common/tls-trust.js';
 import type { UpstreamConfig } from './config.js';
 import { OciError, ociErrorBody } from './errors.js';
 import type { DeltaCacheOptions } from './delta/cache.js';
@@ -31,11 +31,15 @@ import { inPool, parseProxyImage, selectChildren } from './warm.js';
 export interface ProxyOptions {
   /** HOST:PORT; port 0 picks a free one (tests). Default 127.0.0.1:0. */
   listen?: string;
+  /** Serve HTTPS from these PEM files (the key 0600); SIGHUP reloads them. */
+  tls?: TlsFiles;
   cacheDir: string;
   upstreams: UpstreamConfig[];
   cacheMaxBytes?: number;
   /** Control plane base URL: its JWKS verifies pull tokens, its token endpoint is the realm. */
   controlPlane?: string;
+  /** The fleet's CA for an https: control plane (`--ca-file`). */
+  controlPlaneTrust?: HttpsTrust;
   anonymous?: boolean;
   tagTtlMs?: number;
   jwksCooldownMs?: number;
@@ -111,7 +115,7 @@ export async function createProxy(opts: ProxyOptions) {
   const upstreams = new Map(opts.upstreams.map((u) => [u.alias, new UpstreamClient(u, { ...DEFAULT_UPSTREAM_OPTIONS, ...opts.upstream, log })]));
   const fetcher = new BlobFetcher(cache, metrics, log, { ...DEFAULT_FETCH_OPTIONS, ...opts.fetch });
   const manifests = new ManifestService(cache, upstreams, metrics, log, opts.tagTtlMs ?? 30_000);
-  const verifier = opts.anonymous ? null : new PullTokenVerifier(opts.controlPlane as string, { cooldownMs: opts.jwksCooldownMs, revocationPollMs: opts.revocationPollMs, log });
+  const verifier = opts.anonymous ? null : new PullTokenVerifier(opts.controlPlane as string, { cooldownMs: opts.jwksCooldownMs, revocationPollMs: opts.revocationPollMs, log, fetch: trustingFetch(opts.controlPlaneTrust) });
   const reach = new ReachCache((name, digests) => reachOf(name, digests, (n, d) => manifests.parsed(n, d)));
 
   if (opts.anonymous) {
@@ -357,16 +361,19 @@ export async function createProxy(opts: ProxyOptions) {
 
 /** Starts the proxy on a socket; used by `main`, the tests, the demo and the e2e tests. */
 export async function startRegistryProxy(opts: ProxyOptions): Promise<RunningProxy> {
+  // A key readable by others or a pair that does not match stops the start before the cache is opened.
+  if (opts.tls) await loadTls(opts.tls);
   const proxy = await createProxy(opts);
-  const { host, port } = parseListen(opts.listen ?? '127.0.0.1:0');
-  const server = await new Promise<Server>((resolve, reject) => {
-    const s = serve({ fetch: proxy.app.fetch, hostname: host, port }, () => resolve(s as Server)) as Server;
-    s.once('error', reject);
-  });
+  let served: Served;
+  try {
+    served = await serveHttp({ fetch: proxy.app.fetch, listen: opts.listen ?? '127.0.0.1:0', tls: opts.tls, log: proxy.log });
+  } catch (err) {
+    await proxy.close();
+    throw err;
+  }
+  const { server, url } = served;
   // Large blobs on slow links: no request timeout; idle sockets are closed by keep-alive limits.
   server.requestTimeout = 0;
-  const addr = server.address() as AddressInfo;
-  const url = `http://${addr.address.includes(':') ? `[${addr.address}]` : addr.address}:${addr.port}`;
   proxy.log.info({ url, cacheDir: opts.cacheDir, upstreams: opts.upstreams.map((u) => ({ alias: u.alias, url: u.url, auth: u.credentials ? ('token' in u.credentials ? 'token' : 'basic') : 'anonymous' })), anonymous: !!opts.anonymous }, 'registry proxy listening');
   return {
     url,
@@ -374,6 +381,7 @@ export async function startRegistryProxy(opts: ProxyOptions): Promise<RunningPro
     metrics: proxy.metrics,
     cache: proxy.cache,
     async close() {
+      served.dispose();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();

@@ -136,7 +136,7 @@ export class UpstreamClient {
     if (cred) headers.authorization = cred;
     let res: HttpAnswer;
     try {
-      res = await httpRequest(url, { headers, signal: AbortSignal.timeout(this.opts.headersTimeoutMs) });
+      res = await httpRequest(url, { headers, signal: AbortSignal.timeout(this.opts.headersTimeoutMs), trust: this.config.trust });
     } catch (err) {
       throw new UpstreamUnreachable(this.alias, err);
     }
@@ -161,7 +161,7 @@ export class UpstreamClient {
       if (auth && url.host === origin.host) headers.authorization = auth;
       // The timeout covers the wait for headers only; the body may legitimately stream for
       // minutes (the caller watches it for stalls with its own signal).
-      const res = await httpRequest(url, { method: init.method ?? 'GET', headers, signal: init.signal, headersTimeoutMs: this.opts.headersTimeoutMs });
+      const res = await httpRequest(url, { method: init.method ?? 'GET', headers, signal: init.signal, headersTimeoutMs: this.opts.headersTimeoutMs, trust: this.config.trust });
       const location = res.header('location');
       if (res.status >= 300 && res.status < 400 && location) {
         await res.cancel();

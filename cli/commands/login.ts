@@ -1,11 +1,12 @@
+import { resolve } from 'node:path';
 import { stringFlag } from '../args.js';
-import { BerthClient } from '../client.js';
+import { connect } from '../client.js';
 import { configPath, loadConfig, normalizeServer, saveConfig } from '../config.js';
 import type { Command } from '../context.js';
 import { CliError } from '../errors.js';
 
 export const login: Command = {
-  usage: 'berth login --server URL   (token on stdin, or prompted)',
+  usage: 'berth login --server URL [--ca-file PEM]   (token on stdin, or prompted)',
   about: 'store the control plane URL and an operator token in the config file (0600)',
   options: {},
   async run({ io, args }) {
@@ -19,8 +20,9 @@ export const login: Command = {
     if (!token) throw new CliError('no token given', 'pipe it on stdin (berth login --server URL < admin.token) or type it at the prompt', 2);
     if (/\s/.test(token)) throw new CliError('the token contains whitespace', 'give only the token itself, on one line', 2);
     // Check the token before saving it, so a typo is caught here rather than at the next command.
-    await new BerthClient(server, token).listManifests();
-    await saveConfig(file, { server, token });
+    const caFile = stringFlag(args, 'ca-file') ?? io.env.BERTH_CA_FILE ?? stored.caFile;
+    await (await connect(server, token, caFile)).listManifests();
+    await saveConfig(file, { server, token, ...(caFile ? { caFile: resolve(caFile) } : {}) });
     io.out(`logged in to ${server}; saved to ${file} (0600)`);
     return 0;
   },

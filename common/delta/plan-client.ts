@@ -1,3 +1,4 @@
+import type { HttpsTrust } from '../tls-trust.js';
 import { httpRequest, isConnectionError, type HttpAnswer } from '../http-client.js';
 import { deltaPlanResponse, type DeltaPlanRequest, type DeltaPlanResponse } from './wire.js';
 
@@ -5,6 +6,8 @@ export interface PlanClientOptions {
   /** The registry proxy's base URL. */
   proxy: string;
   token?: string;
+  /** The fleet's CA for an https: proxy. */
+  trust?: HttpsTrust;
   request: DeltaPlanRequest;
   /** Gives up (with the last pending plan) after this long. Default 10 minutes. */
   maxWaitMs?: number;
@@ -41,6 +44,7 @@ export async function settledDeltaPlan(opts: PlanClientOptions): Promise<DeltaPl
       headers: { 'content-type': 'application/json', ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}) },
       body: JSON.stringify(opts.request),
       signal: opts.signal,
+      trust: opts.trust,
       headersTimeoutMs: 60_000,
     });
   for (;;) {

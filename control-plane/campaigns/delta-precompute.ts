@@ -66,7 +66,7 @@ async function prepare(ctx: ControlPlaneContext, proxy: string, campaignId: stri
     const { token } = await mintPullToken(ctx.keys, 'control-plane', await accessFor(ctx.registry, [to, from]), Math.ceil(PLAN_WAIT_MS / 1000) + 60, ctx.now());
     for (const r of requests) {
       const request = { target: await proxyImage(ctx, r.target), have: await Promise.all(r.have.map((h) => proxyImage(ctx, h))) };
-      const plan = await settledDeltaPlan({ proxy, token, request, maxWaitMs: PLAN_WAIT_MS, signal });
+      const plan = await settledDeltaPlan({ proxy, token, request, maxWaitMs: PLAN_WAIT_MS, signal, trust: ctx.registry.proxyTrust });
       const layers = Object.fromEntries(layerActions.map((a) => [a, plan.layers.filter((l) => l.action === a).length]));
       log.info({ from: release, target: request.target, layers }, 'layer deltas prepared for the campaign');
     }

@@ -4,6 +4,7 @@ import { TOKEN } from '../../protocol/tokens.js';
 import type { ControlPlaneContext } from '../context.js';
 import { bearerOf, HttpError, type AppEnv } from '../http.js';
 import type { VerifiedDeviceToken } from './token-cache.js';
+import { checkClientCertificate } from './client-cert.js';
 
 export interface DeviceClaims extends JWTPayload {
   epoch: number;
@@ -63,6 +64,7 @@ export function requireDevice() {
     if (!d) throw new HttpError(401, 'invalid-token', 'device token names an unknown device');
     if (d.status === 'revoked') throw new HttpError(403, 'device-revoked', `device ${d.serial} is revoked`);
     if (d.status !== 'enrolled' || d.epoch !== claims.epoch) throw new HttpError(401, 'token-superseded', 'device token is no longer valid; enroll again');
+    checkClientCertificate(c, d.serial);
     c.set('device', { kind: 'device', id: d.id, serial: d.serial });
     await next();
   });

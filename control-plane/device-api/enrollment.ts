@@ -9,6 +9,7 @@ import { devices, enrollChallenges } from '../db/schema.js';
 import { publishEvent } from '../webhooks/outbox.js';
 import { errorBody, HttpError, jsonBody, type AppEnv } from '../http.js';
 import { clientKey, EnrollGuard } from './enroll-guard.js';
+import { checkClientCertificate } from './client-cert.js';
 
 type Refusal = { status: 401 | 403; code: string; message: string };
 
@@ -56,6 +57,7 @@ export function enrollmentRoutes(ctx: ControlPlaneContext) {
 
   app.post('/challenge', async (c) => {
     const { serial } = await jsonBody(c, enrollChallengeRequest);
+    checkClientCertificate(c, serial);
     const now = ctx.now().getTime();
     const challenge = randomBytes(32).toString('base64url');
     const expiresAt = now + ctx.config.challengeTtlMs;
@@ -73,6 +75,7 @@ export function enrollmentRoutes(ctx: ControlPlaneContext) {
 
   app.post('/', async (c) => {
     const req = await jsonBody(c, enrollRequest);
+    checkClientCertificate(c, req.serial);
     const now = ctx.now().getTime();
     const outcome = await ctx.write(async (tx): Promise<Refusal | { device: typeof devices.$inferSelect }> => {
       // Audited by the guard, outside this transaction: one row per address and window, not one per request.

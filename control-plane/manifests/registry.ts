@@ -1,3 +1,4 @@
+import { trustingFetch, type HttpsTrust } from '../../common/tls-trust.js';
 import { z } from 'zod';
 import { MANIFEST_ACCEPT } from '../../common/oci.js';
 import { sha256Digest } from '../../common/digest.js';
@@ -21,12 +22,18 @@ export class ImageRegistry {
     private readonly mint: (access: PullAccess) => Promise<string>,
     private readonly log: Logger,
     private readonly cacheMs = 30_000,
-  ) {}
+    /** The fleet's CA when the proxy is https: (`--ca-file`); also for the campaigns' delta requests. */
+    readonly proxyTrust?: HttpsTrust,
+  ) {
+    this.fetchImpl = trustingFetch(proxyTrust);
+  }
+
+  private readonly fetchImpl: typeof fetch;
 
   async upstreams(): Promise<Upstream[]> {
     if (!this.proxyUrl) return [];
     if (this.cached && Date.now() - this.cached.at < this.cacheMs) return this.cached.upstreams;
-    const res = await fetch(`${this.proxyUrl}/berth/v1/upstreams`, { signal: AbortSignal.timeout(10_000) });
+    const res = await this.fetchImpl(`${this.proxyUrl}/berth/v1/upstreams`, { signal: AbortSignal.timeout(10_000) });
     if (!res.ok) throw new Error(`registry proxy ${this.proxyUrl}: GET /berth/v1/upstreams answered ${res.status}`);
     const body = upstreamsResponse.parse(await res.json());
     const upstreams = body.upstreams.map((u) => ({ alias: u.alias, url: u.url ?? `http://${u.host}` }));
@@ -66,11 +73,11 @@ export class ImageRegistry {
       return { ok: false, reason: 'refused', message: (err as Error).message };
     }
     try {
-      let res = await fetch(url, { method: 'HEAD', headers, signal: AbortSignal.timeout(30_000) });
+      let res = await this.fetchImpl(url, { method: 'HEAD', headers, signal: AbortSignal.timeout(30_000) });
       let digest = res.headers.get('docker-content-digest');
       if (res.ok && !digest) {
         // Some registries omit the header on HEAD: the digest of the bytes is the answer.
-        res = await fetch(url, { headers, signal: AbortSignal.timeout(30_000) });
+        res = await this.fetchImpl(url, { headers, signal: AbortSignal.timeout(30_000) });
         if (res.ok) digest = sha256Digest(new Uint8Array(await res.arrayBuffer()));
       }
       if (res.status === 404) return { ok: false, reason: 'not-found', message: `${reference}: no such image (manifest unknown)` };

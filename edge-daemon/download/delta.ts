@@ -1,3 +1,4 @@
+import type { HttpsTrust } from '../../common/tls-trust.js';
 import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
 import type Dockerode from 'dockerode';
@@ -60,6 +61,7 @@ export interface DeltaDeps {
   docker: Dockerode;
   log: Logger;
   registryProxy: string;
+  trust?: HttpsTrust;
   pullToken: () => Promise<string>;
   /** How long to wait for the proxy to compute deltas before taking layers in full. */
   planWaitMs: number;
@@ -85,6 +87,7 @@ export class DeltaRebuilder {
     try {
       return await settledDeltaPlan({
         proxy: this.deps.registryProxy,
+        trust: this.deps.trust,
         token: await this.deps.pullToken(),
         // The gateway's platform, as it picked it from an index: the proxy refuses to guess among
         // an index's images, and must resolve the target and the bases as the gateway did.

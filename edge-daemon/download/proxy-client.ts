@@ -1,3 +1,4 @@
+import type { HttpsTrust } from '../../common/tls-trust.js';
 import { open } from 'node:fs/promises';
 import { retry, type BackoffPolicy } from '../../common/backoff.js';
 import { Digester, sha256Digest } from '../../common/digest.js';
@@ -22,6 +23,8 @@ export interface ProxyClientOptions {
   backoff: BackoffPolicy;
   /** Told every byte written, so dead socket buffers are collected while they are few. */
   pacer?: GcPacer;
+  /** The fleet's CA for an https: proxy (`--ca-file`). */
+  trust?: HttpsTrust;
 }
 
 /** One blob to fetch: where it lives on the proxy and which image asked for it (for messages). */
@@ -290,7 +293,7 @@ export class ProxyClient {
       const signals = signal ? [signal, watch.controller.signal] : [watch.controller.signal];
       let res: HttpAnswer;
       try {
-        res = await httpRequest(new URL(path, this.opts.baseUrl), { headers: { ...headers, ...auth }, signal: AbortSignal.any(signals) });
+        res = await httpRequest(new URL(path, this.opts.baseUrl), { headers: { ...headers, ...auth }, signal: AbortSignal.any(signals), trust: this.opts.trust });
       } catch (err) {
         watch.clear();
         throw this.transportError(err, signal, watch, what);

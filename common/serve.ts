@@ -1,0 +1,148 @@
+import { readFile, stat } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { isIP } from 'node:net';
+import { createSecureContext, type SecureContextOptions } from 'node:tls';
+import { X509Certificate } from 'node:crypto';
+import { serve } from '@hono/node-server';
+import type { Logger } from './log.js';
+import { parseListen } from './listen.js';
+
+/**
+ * How both servers (control plane, registry proxy) listen: plain HTTP, or HTTPS from PEM files
+ * (`--tls-cert` with its chain, `--tls-key`). Certificates rotate every 60–90 days, so SIGHUP
+ * reloads both files into the running server: open connections and long polls keep the context
+ * they started with, new handshakes get the new one, and a bad pair is refused and the old kept.
+ */
+
+export interface TlsFiles {
+  certFile: string;
+  keyFile: string;
+  /** Ask every client for a certificate and verify it against this CA when one is sent (device mTLS). */
+  clientCaFile?: string;
+}
+
+export interface ServeOptions {
+  fetch: Parameters<typeof serve>[0]['fetch'];
+  /** HOST:PORT as `--listen` takes it. */
+  listen: string;
+  tls?: TlsFiles;
+  log: Logger;
+}
+
+export interface Served {
+  server: Server;
+  /** `https://HOST:PORT` with TLS, else `http://…`. */
+  url: string;
+  /** Reads the files again and swaps the certificate for new handshakes (SIGHUP does it too). */
+  reload(): Promise<void>;
+  /** Stops answering SIGHUP (the caller closes the server). */
+  dispose(): void;
+}
+
+export class TlsConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TlsConfigError';
+  }
+}
+
+/** TLS 1.2 is the floor: 1.0 and 1.1 are deprecated (RFC 8996). */
+const MIN_VERSION = 'TLSv1.2';
+
+export function isLoopback(host: string): boolean {
+  if (host === 'localhost') return true;
+  if (isIP(host) === 4) return host.startsWith('127.');
+  return host === '::1';
+}
+
+/** Both files or neither; said in the flags' words. */
+export function tlsFilesOf(cert: string | undefined, key: string | undefined, clientCa?: string): TlsFiles | undefined {
+  if (!cert && !key) {
+    if (clientCa) throw new TlsConfigError('--device-client-ca needs --tls-cert and --tls-key: client certificates are asked for in the TLS handshake');
+    return undefined;
+  }
+  if (!cert || !key) throw new TlsConfigError(`--tls-cert and --tls-key go together (got only ${cert ? '--tls-cert' : '--tls-key'})`);
+  return { certFile: cert, keyFile: key, ...(clientCa ? { clientCaFile: clientCa } : {}) };
+}
+
+/** The private key may be read by its owner only (0600 or 0400): anything more is refused, not fixed. */
+async function readKey(path: string): Promise<Buffer> {
+  let mode: number;
+  try {
+    mode = (await stat(path)).mode & 0o777;
+  } catch (err) {
+    throw new TlsConfigError(`--tls-key ${path}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  if (mode & 0o077) throw new TlsConfigError(`--tls-key ${path}: mode ${mode.toString(8).padStart(4, '0')} lets others read the private key; chmod 600 ${path}`);
+  return readFile(path);
+}
+
+async function readPem(flag: string, path: string): Promise<Buffer> {
+  try {
+    return await readFile(path);
+  } catch (err) {
+    throw new TlsConfigError(`${flag} ${path}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
+
+/** Reads and checks the files: a key that does not match the certificate fails here, not at the first handshake. */
+export async function loadTls(files: TlsFiles): Promise<{ options: SecureContextOptions; notAfter: string; fingerprint: string }> {
+  const cert = await readPem('--tls-cert', files.certFile);
+  const key = await readKey(files.keyFile);
+  const ca = files.clientCaFile ? await readPem('--device-client-ca', files.clientCaFile) : undefined;
+  const options: SecureContextOptions = { cert, key, minVersion: MIN_VERSION, ...(ca ? { ca } : {}) };
+  let leaf: X509Certificate;
+  try {
+    createSecureContext(options);
+    leaf = new X509Certificate(cert);
+  } catch (err) {
+    throw new TlsConfigError(`--tls-cert ${files.certFile} / --tls-key ${files.keyFile}: ${(err as Error).message}`);
+  }
+  return { options, notAfter: leaf.validTo, fingerprint: leaf.fingerprint256 };
+}
+
+/** Listens; resolves once the socket is bound. */
+export async function serveHttp(opts: ServeOptions): Promise<Served> {
+  const { host, port } = parseListen(opts.listen);
+  const log = opts.log;
+  const tls = opts.tls ? await loadTls(opts.tls) : undefined;
+  const server = await new Promise<Server>((resolve, reject) => {
+    const s = (
+      tls
+        ? serve({
+            fetch: opts.fetch,
+            hostname: host,
+            port,
+            createServer: createHttpsServer,
+            // A client certificate is asked for but not required at the handshake: operators have
+            // none; the device routes check it themselves (control-plane/device-api/client-cert.ts).
+            serverOptions: { ...tls.options, ...(opts.tls?.clientCaFile ? { requestCert: true, rejectUnauthorized: false } : {}) },
+          }, () => resolve(s))
+        : serve({ fetch: opts.fetch, hostname: host, port }, () => resolve(s))
+    ) as Server;
+    s.once('error', reject);
+  });
+  const addr = server.address() as AddressInfo;
+  const url = `${tls ? 'https' : 'http'}://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
+  if (tls) log.info({ url, certificate: opts.tls!.certFile, notAfter: tls.notAfter, fingerprint: tls.fingerprint }, 'serving HTTPS (TLS 1.2 minimum)');
+  else if (!isLoopback(host)) {
+    log.warn({ url, listen: opts.listen }, `PLAIN HTTP ON A NON-LOOPBACK ADDRESS (${opts.listen}): bearer tokens travel in clear; serve HTTPS with --tls-cert and --tls-key`);
+  }
+
+  const reload = async () => {
+    if (!opts.tls) return;
+    try {
+      const next = await loadTls(opts.tls);
+      (server as unknown as HttpsServer).setSecureContext(next.options);
+      log.info({ certificate: opts.tls.certFile, notAfter: next.notAfter, fingerprint: next.fingerprint }, 'TLS certificate reloaded');
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'TLS reload refused; still serving the previous certificate');
+      throw err;
+    }
+  };
+  const onHup = () => void reload().catch(() => undefined);
+  if (opts.tls) process.on('SIGHUP', onHup);
+  return { server, url, reload, dispose: () => void process.off('SIGHUP', onHup) };
+}
