@@ -8,3 +8,4 @@ export * from './parse.js';
 export * from './json-schema.js';
 export * from './interpolation.js';
 export * from './privileges.js';
+export * from './secrets.js';

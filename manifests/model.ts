@@ -33,6 +33,18 @@ export interface BindMount {
   createHostPath: boolean;
 }
 
+/** A secret the service mounts read-only at `/run/secrets/<target>` (manifests/secrets.ts). */
+export interface SecretMount {
+  /** Its name under the top-level `secrets`, as set with `berth secrets set`. */
+  source: string;
+  /** File name under /run/secrets. */
+  target: string;
+  uid: number;
+  gid: number;
+  /** Octal permission bits of the file (default 0o400). */
+  mode: number;
+}
+
 export interface TmpfsMount {
   target: string;
   sizeBytes?: number;
@@ -141,6 +153,7 @@ export interface Service {
   logging?: Logging;
   /** `os/arch[/variant]`: the platform picked from an image index. */
   platform?: string;
+  secrets?: SecretMount[];
 }
 
 export interface Manifest {
@@ -150,6 +163,8 @@ export interface Manifest {
   volumes: Record<string, Record<string, never>>;
   /** User-defined bridge networks, created per release; present when a service joins one. */
   networks?: Record<string, { internal?: true }>;
+  /** Declared secret names; their values come from the control plane, encrypted per device. */
+  secrets?: Record<string, Record<string, never>>;
   update: { strategy: UpdateStrategy; healthTimeoutMs: number };
 }
 

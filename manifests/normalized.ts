@@ -68,6 +68,7 @@ export const normalizedServiceSchema = z.strictObject({
   expose: z.array(z.strictObject({ port, protocol })).optional(),
   logging: z.strictObject({ driver: z.enum(['json-file', 'local', 'journald', 'none']), maxSizeBytes: posInt.optional(), maxFile: posInt.optional() }).optional(),
   platform: z.string().optional(),
+  secrets: z.array(z.strictObject({ source: z.string().min(1), target: z.string().regex(/^[A-Za-z0-9_.-]+$/), uid: nonNegInt, gid: nonNegInt, mode: nonNegInt })).optional(),
 });
 
 export const normalizedManifestSchema = z.strictObject({
@@ -76,6 +77,7 @@ export const normalizedManifestSchema = z.strictObject({
   services: z.record(z.string().regex(SERVICE_NAME_RE), normalizedServiceSchema),
   volumes: z.record(z.string().regex(VOLUME_NAME_RE), z.strictObject({})),
   networks: z.record(z.string().regex(VOLUME_NAME_RE), z.strictObject({ internal: z.literal(true).optional() })).optional(),
+  secrets: z.record(z.string(), z.strictObject({})).optional(),
   update: z.strictObject({ strategy: z.enum(['download-then-swap', 'stop-then-start']), healthTimeoutMs: posInt }),
 });
 

@@ -7,7 +7,6 @@ import type { RawIssue } from './semantics.js';
  */
 export const UNSUPPORTED_WHY: Record<string, string> = {
   build: 'Berth deploys published images; build and push elsewhere, then reference the image',
-  secrets: 'manifests carry no secrets: they are signed, not encrypted',
   configs: 'put configuration in environment, a bind mount or the image',
   env_file: "an env file lives on the author's machine; write the variables under environment",
   extends: 'extends reads another file on the author\'s machine; write the service out in full',

@@ -9,6 +9,7 @@ import { networkShape, topNetworks } from './schema-network.js';
 import { VOLUME_NAME_RE } from './forms.js';
 import { parseNanoCpus, splitShellWords } from './compose-syntax.js';
 import { checkNetworking } from './networking.js';
+import { serviceSecrets, topSecrets } from './secrets.js';
 
 /**
  * The Berth manifest as authors write it (Compose plus `name` and `version`) and as every other
@@ -163,6 +164,7 @@ const serviceShape = {
   working_dir: z.string().regex(/^\//, { error: (iss) => `expected an absolute path, got ${show(iss.input)}` }).optional(),
   labels: keyValues('label', 'empty').optional(),
   stop_grace_period: duration.optional(),
+  secrets: serviceSecrets.optional(),
   ...hostShape,
   ...networkShape,
 };
@@ -224,6 +226,7 @@ function toService(s: ServiceInput): Service {
     dnsSearch: s.dns_search?.length ? s.dns_search : undefined,
     ports: s.ports?.length ? s.ports : undefined,
     expose: s.expose?.length ? s.expose : undefined,
+    secrets: s.secrets?.length ? s.secrets : undefined,
   };
   const target = service as unknown as Record<string, unknown>;
   for (const [k, v] of Object.entries(optional)) if (v !== undefined) target[k] = v;
@@ -267,6 +270,7 @@ export const manifestInputSchema = z.strictObject({
     )
     .optional(),
   networks: topNetworks.optional(),
+  secrets: topSecrets.optional(),
   'x-berth': xBerth.optional(),
 });
 
@@ -285,6 +289,7 @@ export const manifestSchema = manifestInputSchema.transform((m, ctx): Manifest =
   const checked = checkNetworking(manifest, m.networks ?? {});
   for (const issue of checked.issues) ctx.addIssue({ code: 'custom', message: issue.message, path: issue.path });
   if (checked.networks) manifest.networks = checked.networks;
+  if (m.secrets && Object.keys(m.secrets).length) manifest.secrets = m.secrets;
   return manifest;
 });
 

@@ -1,4 +1,5 @@
 import { parseVolumeShort } from './forms.js';
+import { secretIssues } from './secrets.js';
 
 /**
  * Rules that span keys (a mount names a declared volume, a dependency names a service, no cycles,
@@ -59,6 +60,7 @@ export function semanticIssues(doc: unknown): RawIssue[] {
     if (svc.network_mode !== undefined && svc.networks !== undefined) issues.push({ path: at('networks'), message: `conflicts with network_mode: ${String(svc.network_mode)}; a service either joins networks or uses a network mode` });
   }
 
+  issues.push(...secretIssues(doc));
   for (const cycle of findCycles(graph)) {
     issues.push({ path: ['services', cycle[0], 'depends_on'], message: `dependency cycle: ${[...cycle, cycle[0]].join(' → ')}` });
   }
