@@ -11,6 +11,7 @@ import { manifestRoutes } from '../protocol/manifests.js';
 import { operatorRoutes } from '../protocol/operators.js';
 import { policyRoutes } from '../protocol/policies.js';
 import { varsRoutes } from '../protocol/vars.js';
+import { secretRoutes, type SecretScope } from '../protocol/secrets.js';
 import type { Route } from '../protocol/route.js';
 import { CliError } from './errors.js';
 import { HttpClient, type Fetch, type RequestOptions } from './http.js';
@@ -169,6 +170,14 @@ export class BerthClient {
   }
   async removeVariable(name: string, scope: { device?: string; selector?: string; fleet?: true }) {
     return (await this.call(`removing variable ${name}`, varsRoutes.remove, { params: { name }, query: { device: scope.device, selector: scope.selector, fleet: scope.fleet ? 'true' : undefined } })).body;
+  async setSecret(name: string, body: { scope: SecretScope; target?: string; value: string }) {
+    return (await this.call(`setting secret ${name}`, secretRoutes.set, { params: { name }, body })).body;
+  }
+  async listSecrets() {
+    return (await this.call('listing secrets', secretRoutes.list)).body.secrets;
+  }
+  async removeSecret(name: string, scope: { scope: SecretScope; target?: string }) {
+    return (await this.call(`removing secret ${name}`, secretRoutes.remove, { params: { name }, query: scope })).body;
   }
   async checkRollout(manifest: string, selector: string) {
     return (await this.call(`checking the privileges of ${manifest}`, policyRoutes.check, { body: { manifest, selector } })).body;

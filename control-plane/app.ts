@@ -21,6 +21,7 @@ import { webhookRoutes } from './webhooks/routes.js';
 import { fleetGauges, fleetRoutes } from './fleet/routes.js';
 import { varsRoutes } from './vars/routes.js';
 import { consoleRoutes } from './ui/routes.js';
+import { secretRoutes } from './device-secrets/routes.js';
 
 export function buildApp(ctx: ControlPlaneContext, metrics = new ControlPlaneMetrics()): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
@@ -84,6 +85,7 @@ export function buildApp(ctx: ControlPlaneContext, metrics = new ControlPlaneMet
   app.route('/v1/webhooks', webhookRoutes(ctx));
   app.route('/v1/fleet', fleetRoutes(ctx));
   app.route('/v1/vars', varsRoutes(ctx));
+  app.route('/v1/secrets', secretRoutes(ctx));
   const ui = consoleRoutes(ctx);
   app.route('/', ui.ui);
   app.route('/v1/console', ui.api);

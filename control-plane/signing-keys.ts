@@ -27,7 +27,8 @@ type Writer = Pick<Db, 'insert' | 'update' | 'select'>;
 export class SigningKeys {
   private keys: LoadedKey[] = [];
 
-  constructor(private readonly db: Db, private readonly retentionMs: number, private readonly vault: KeyVault) {}
+  // The vault is shared with device secrets (control-plane/device-secrets): one key apart from the database.
+  constructor(private readonly db: Db, private readonly retentionMs: number, readonly vault: KeyVault) {}
 
   async load(): Promise<void> {
     const rows = await this.db.select().from(signingKeys).orderBy(desc(signingKeys.createdAt));

@@ -70,10 +70,11 @@ export class ControlClient {
   }
 
   /** Proves possession of the device key: a fresh challenge, signed. Also how the token is renewed. */
-  async enroll(serial: string, key: KeyObject, signal?: AbortSignal): Promise<z.infer<typeof enrollResponse>> {
+  async enroll(serial: string, key: KeyObject, signal?: AbortSignal, encryptionKey?: string): Promise<z.infer<typeof enrollResponse>> {
     const ch = await this.json(await this.call('POST', 'v1/enroll/challenge', { body: { serial }, auth: false, signal }), enrollChallengeResponse, 'enrollment challenge');
-    const signature = signBytes(key, enrollProofBytes(serial, ch.challenge));
-    const res = await this.call('POST', 'v1/enroll', { body: { serial, challenge: ch.challenge, signature }, auth: false, signal });
+    // The proof covers the encryption key too (v2): nobody else can register a key under this serial.
+    const signature = signBytes(key, enrollProofBytes(serial, ch.challenge, encryptionKey));
+    const res = await this.call('POST', 'v1/enroll', { body: { serial, challenge: ch.challenge, signature, ...(encryptionKey ? { encryptionKey } : {}) }, auth: false, signal });
     const out = await this.json(res, enrollResponse, 'enrollment');
     this.log.info({ deviceId: out.deviceId, tokenExpiresAt: out.tokenExpiresAt }, 'enrolled');
     return out;

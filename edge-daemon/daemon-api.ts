@@ -27,6 +27,10 @@ export interface EdgeDaemonOptions {
   tlsClientKey?: string;
   /** Path of the gateway's privilege ceiling (`KEY=VALUE[,VALUE…]` per line); no document asks beyond it. */
   allow?: string;
+  /** tmpfs root of secret files (default /run/berth): `<dir>/<device>/secrets/…`; refused unless tmpfs. */
+  secretsDir?: string;
+  /** Development and tests only: accept a secrets dir that is not tmpfs (the files then reach a disk). */
+  secretsDirAnyFs?: boolean;
   log?: Logger;
   /** The download channel; default the one in `download/`, loaded on first use. */
   fetcherFactory?: FetcherFactory;

@@ -12,7 +12,9 @@ import { dockerOptions, type DaemonStatus, type EdgeDaemon, type EdgeDaemonOptio
 import { controlChannelBackoff, DeviceIdentity } from './identity.js';
 import { deferUnusedDockerDependencies } from './lean-docker.js';
 import type { FetcherFactory, ImageFetcher } from './images.js';
-import { readDocument } from './policy/accept.js';
+import { readDocument, type ReadDocument } from './policy/accept.js';
+import { SecretFiles } from './secrets/files.js';
+import { DEFAULT_SECRETS_ROOT } from './secrets/mounts.js';
 import { loadCeiling, withinCeiling } from './reconcile/ceiling.js';
 import type { Allowance } from '../manifests/privileges.js';
 import { ReleaseRunner } from './release-runner.js';
@@ -39,6 +41,7 @@ class Daemon implements EdgeDaemon {
   private docker!: Dockerode;
   private reporter!: Reporter;
   private runner: ReleaseRunner | undefined;
+  private secrets!: SecretFiles;
   private fetcherPromise: Promise<ImageFetcher> | undefined;
   private readonly abort = new AbortController();
   /** Documents and reconcile ticks, one at a time: a swap never overlaps another or a repair. */
@@ -82,9 +85,11 @@ class Daemon implements EdgeDaemon {
     const { default: Docker } = await import('dockerode');
     const dockerHost = this.opts.dockerHost ?? 'unix:///var/run/docker.sock';
     this.docker = new Docker(dockerOptions(dockerHost));
-    this.identity = new DeviceIdentity({ controlPlane: this.opts.controlPlane, serial: this.opts.serial, key, state: this.state, log: this.log, signal: this.abort.signal, backoffCapMs: this.opts.backoffCapMs, trust: this.https });
+    const encryption = await this.state.encryptionKey();
+    this.identity = new DeviceIdentity({ controlPlane: this.opts.controlPlane, serial: this.opts.serial, key, encryptionKey: encryption.publicKey, state: this.state, log: this.log, signal: this.abort.signal, backoffCapMs: this.opts.backoffCapMs, trust: this.https });
     await this.identity.load();
     this.deviceId = this.identity.deviceId;
+    this.secrets = new SecretFiles({ root: this.opts.secretsDir ?? DEFAULT_SECRETS_ROOT, anyFilesystem: this.opts.secretsDirAnyFs, deviceId: this.deviceId, privateKey: encryption.privateKey, publicKey: encryption.publicKey, log: this.log });
     this.runner = new ReleaseRunner({
       docker: this.docker,
       dockerHost,
@@ -98,6 +103,7 @@ class Daemon implements EdgeDaemon {
       stableMs: this.opts.stableMs,
       healthPollMs: this.opts.healthPollMs,
       ceiling,
+      secrets: this.secrets,
     });
     const runner = this.runner;
     this.reporter = new Reporter({
@@ -196,7 +202,7 @@ class Daemon implements EdgeDaemon {
     this.lastDocument = jws;
     try {
       const read = await readDocument(jws, { jwks: this.identity.credentials.jwks as VerifyOptions['keys'], trustKey: this.trust }, this.deviceId);
-      const document = withinCeiling(read, this.ceiling);
+      const document = await this.secretsReadable(withinCeiling(read, this.ceiling));
       if (document.kind === 'valid') this.seen = { ...this.seen, sequence: document.release.sequence };
       await runner.judge(document);
       if (read.kind === 'invalid' && read.reason === 'unknown-key' && !this.trust) await this.refreshKeys();
@@ -211,6 +217,17 @@ class Daemon implements EdgeDaemon {
       if (await this.identity.refreshKeys()) this.refetch = true;
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'renewal for the signing keys failed; the next scheduled one retries');
+    }
+  }
+
+  /** A document whose secrets this device cannot decrypt is refused before anything stops. */
+  private async secretsReadable(document: ReadDocument): Promise<ReadDocument> {
+    if (document.kind !== 'valid') return document;
+    try {
+      await this.secrets.check(document.release);
+      return document;
+    } catch (err) {
+      return { kind: 'invalid', reason: 'secret-refused', message: `deployment document refused (secret-refused): ${(err as Error).message}` };
     }
   }
 

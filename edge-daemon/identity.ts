@@ -27,7 +27,18 @@ export class DeviceIdentity {
   online = false;
 
   constructor(
-    private readonly opts: { controlPlane: string; serial: string; key: KeyObject; state: StateDir; log: Logger; signal: AbortSignal; backoffCapMs?: number; trust?: HttpsTrust },
+    private readonly opts: {
+      controlPlane: string;
+      serial: string;
+      key: KeyObject;
+      /** The device's X25519 public key (base64url raw), sent with every enrollment and renewal. */
+      encryptionKey?: string;
+      state: StateDir;
+      log: Logger;
+      signal: AbortSignal;
+      backoffCapMs?: number;
+      trust?: HttpsTrust;
+    },
   ) {
     this.client = new ControlClient(opts.controlPlane, () => this.creds?.token, opts.log, opts.trust);
   }
@@ -45,6 +56,11 @@ export class DeviceIdentity {
   async load(): Promise<void> {
     const saved = await this.opts.state.loadCredentials();
     if (saved && saved.serial === this.opts.serial) this.creds = saved;
+    // Enrolled before it had this encryption key (an older daemon, a new key): register it now with a
+    // fresh proof rather than at the next renewal; on failure the renewal tries again.
+    if (this.creds && this.opts.encryptionKey && this.creds.encryptionKey !== this.opts.encryptionKey) {
+      await this.enroll().catch((err: unknown) => this.opts.log.warn({ err: (err as Error).message }, 'registering the encryption key failed; the next renewal tries again'));
+    }
     if (!this.creds) {
       await retry(() => this.enroll(), {
         policy: controlChannelBackoff(this.opts.backoffCapMs),
@@ -56,7 +72,7 @@ export class DeviceIdentity {
   }
 
   private async enroll(): Promise<void> {
-    const res = await this.client.enroll(this.opts.serial, this.opts.key, this.opts.signal);
+    const res = await this.client.enroll(this.opts.serial, this.opts.key, this.opts.signal, this.opts.encryptionKey);
     if (this.creds && res.deviceId !== this.creds.deviceId) throw new Error(`control plane answered device id ${res.deviceId}, this device is ${this.creds.deviceId}`);
     const creds: Credentials = {
       deviceId: res.deviceId,
@@ -66,6 +82,7 @@ export class DeviceIdentity {
       registryProxy: res.registryProxy,
       jwks: res.jwks,
       controlPlane: this.opts.controlPlane,
+      ...(this.opts.encryptionKey ? { encryptionKey: this.opts.encryptionKey } : {}),
     };
     await this.opts.state.saveCredentials(creds);
     this.creds = creds;

@@ -17,6 +17,8 @@ const FLAGS: Record<string, FlagSpec> = {
   'tls-client-cert': { type: 'string', about: "this device's client certificate (PEM), for a control plane with --device-client-ca" },
   'tls-client-key': { type: 'string', about: 'the key of --tls-client-cert (PEM, mode 0600)' },
   allow: { type: 'string', about: "file with this gateway's privilege ceiling (KEY=VALUE[,VALUE…] per line); documents asking for more are refused" },
+  'secrets-dir': { type: 'string', default: '/run/berth', about: 'tmpfs where decrypted secret files live (refused unless tmpfs)' },
+  'secrets-dir-any-fs': { type: 'boolean', about: 'development only: accept a --secrets-dir that is not tmpfs (secret files then reach a disk)' },
 };
 
 /** `berth edge-daemon`: flags → options; a bad or missing flag exits 2 (common/service.ts). */
@@ -40,6 +42,8 @@ export const service: ServiceSpec<EdgeDaemonOptions> = {
       caFile: f['ca-file'],
       tlsClientCert: f['tls-client-cert'],
       tlsClientKey: f['tls-client-key'],
+      secretsDir: f['secrets-dir'],
+      secretsDirAnyFs: (flags as Record<string, unknown>)['secrets-dir-any-fs'] === true,
     };
   },
   async start(options, log) {

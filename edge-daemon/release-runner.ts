@@ -12,6 +12,7 @@ import { releaseLabel, type Release } from './reconcile/spec.js';
 import type { Journal, StateDir } from './state.js';
 import type { Allowance } from '../manifests/privileges.js';
 import type { DeviceReport } from '../protocol/device.js';
+import type { SecretFiles } from './secrets/files.js';
 
 export interface ReleaseRunnerOptions {
   docker: Dockerode;
@@ -29,6 +30,8 @@ export interface ReleaseRunnerOptions {
   healthPollMs?: number;
   /** The gateway's `--allow` ceiling (reconcile/ceiling.ts). */
   ceiling?: Allowance;
+  /** Secret files on tmpfs (secrets/files.ts): written before a release's containers, pruned after a swap. */
+  secrets: SecretFiles;
 }
 
 function imagesOf(r: Release | null): string[] {
@@ -153,7 +156,9 @@ export class ReleaseRunner {
         deviceId: this.opts.deviceId,
         keepImages: imagesOf(this.journal.current),
         stableMs: this.opts.stableMs,
+        secretsRoot: this.opts.secrets.root,
       });
+      await this.opts.secrets.materialize(target);
       const committed = steps.findIndex((s) => s.kind === 'commit');
       await this.runSteps(steps.slice(0, committed + 1), opId, async (i, step) => {
         this.note({ kind: 'step', step: step.kind, downloads: step.kind === 'ensure-images' && step.missing.length > 0 });
@@ -166,6 +171,7 @@ export class ReleaseRunner {
       } else {
         await this.cleanup(steps.slice(committed + 1), opId);
       }
+      await this.pruneSecrets(opId);
     } catch (err) {
       if (this.opts.signal.aborted) return;
       await this.rollBack(target, err as Error, err instanceof HealthGateError ? 'rolled-back' : 'failed', opId);
@@ -196,6 +202,7 @@ export class ReleaseRunner {
       return;
     }
     await this.record({ kind: 'restored', sequence: target.sequence, outcome, reason });
+    await this.pruneSecrets(opId);
     this.retry = retryAfter(outcome, target, this.retry, Date.now());
     this.note({ kind: 'restored', outcome, reason: reason.slice(0, MAX_REASON) });
   }
@@ -206,11 +213,18 @@ export class ReleaseRunner {
       deviceId: this.opts.deviceId,
       stableMs: this.opts.stableMs,
       keepImages: imagesOf(this.journal.previous),
+      secretsRoot: this.opts.secrets.root,
     });
     if (steps.length) {
+      if (current) await this.opts.secrets.materialize(current);
       this.opts.log.info({ opId, steps: steps.map((s) => s.kind) }, 'restoring the current release');
       await this.runSteps(steps, opId);
     }
+  }
+
+  /** Only the running release's secret files stay on the tmpfs; a failure here is retried after the next swap. */
+  private async pruneSecrets(opId: string): Promise<void> {
+    await this.opts.secrets.prune([this.journal.current]).catch((err: unknown) => this.opts.log.warn({ opId, err: (err as Error).message }, 'removing old secret files failed'));
   }
 
   /** Names the engine when it is the engine that failed: the most common field failure deserves a plain reason. */

@@ -2,6 +2,8 @@ import { readFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { writeFileAtomic } from '../common/atomic-file.js';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { encryptionKeyToRaw } from '../protocol/secret-box.js';
 import type { Release } from './reconcile/spec.js';
 
 /**
@@ -12,6 +14,7 @@ import type { Release } from './reconcile/spec.js';
  *   credentials.json  device id, token, pinned JWKS, registry proxy URL (secret: 0600)
  *   release.json      the journal: current, previous, in-flight swap, last accepted sequence
  *   report.json       the last report sequence used (reports stay strictly increasing across restarts)
+ *   encryption-key.pem  the device's X25519 private key that its secrets are encrypted to (secret: 0600)
  *   download/         the download channel's own store (see download/README.md)
  */
 /** State files hold secrets (the device token) and journals: whole-or-nothing writes, 0600. */
@@ -46,6 +49,8 @@ export const credentialsSchema = z.object({
   registryProxy: z.string().nullable(),
   jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())) }),
   controlPlane: z.string(),
+  /** The encryption key (base64url raw X25519) the control plane last accepted with these credentials. */
+  encryptionKey: z.string().optional(),
 });
 export type Credentials = z.infer<typeof credentialsSchema>;
 
@@ -55,6 +60,8 @@ const releaseSchema = z.object({
   version: z.string(),
   digest: z.string(),
   spec: z.object({ name: z.string(), version: z.string(), services: z.record(z.string(), z.unknown()) }).passthrough(),
+  /** Encrypted (JWEs to this device's key): a restart decrypts them again onto tmpfs. */
+  secrets: z.record(z.string(), z.object({ ref: z.string(), jwe: z.string() })).optional(),
 });
 
 const journalSchema = z.object({
@@ -121,6 +128,22 @@ export class StateDir {
 
   saveJournal(j: Journal): Promise<void> {
     return writeAtomic(this.path('release.json'), JSON.stringify(j) + '\n');
+  }
+
+  /** The device's X25519 key pair, created on first use: generated here, never leaves the gateway. */
+  async encryptionKey(): Promise<{ privateKey: KeyObject; publicKey: string }> {
+    const path = this.path('encryption-key.pem');
+    let pem: string;
+    try {
+      pem = await readFile(path, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      pem = generateKeyPairSync('x25519').privateKey.export({ format: 'pem', type: 'pkcs8' }) as string;
+      await writeAtomic(path, pem);
+    }
+    const privateKey = createPrivateKey(pem);
+    if (privateKey.asymmetricKeyType !== 'x25519') throw new Error(`${path} is not an X25519 private key; remove it to have a new one made (the device then registers it at its next enrollment)`);
+    return { privateKey, publicKey: encryptionKeyToRaw(createPublicKey(privateKey)) };
   }
 
   async loadReportSequence(): Promise<number> {

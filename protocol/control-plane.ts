@@ -5,6 +5,7 @@ import { manifestRoutes } from './manifests.js';
 import { operatorRoutes } from './operators.js';
 import { policyRoutes } from './policies.js';
 import { registryTokenRoutes } from './registry-token.js';
+import { secretRoutes } from './secrets.js';
 import { errorEnvelope, type Api } from './route.js';
 import { serviceRoutes } from './service.js';
 import { webhookRoutes } from './webhooks.js';
@@ -30,5 +31,6 @@ export const controlPlaneApi: Api = {
     ...Object.values(fleetRoutes),
     ...Object.values(varsRoutes),
     ...Object.values(consoleRoutes),
+    ...Object.values(secretRoutes),
   ],
 };

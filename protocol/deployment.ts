@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { canonicalDigest, canonicalJson } from '../manifests/canonical.js';
 import type { PinnedManifest } from '../manifests/model.js';
 import { pinnedManifestSchema } from '../manifests/schema.js';
+import { secretsUsed } from '../manifests/secrets.js';
 
 /** JWS `typ` of a deployment document; verification refuses any other so a token can't pose as one. */
 export const DEPLOYMENT_TYP = 'berth-deployment+jws';
@@ -21,6 +22,13 @@ export interface DeploymentDocument {
   manifest: { name: string; version: string; digest: string };
   spec: PinnedManifest;
   campaign?: string;
+  /** Each secret the spec's services mount: its version and its value as a JWE for this device alone (secret-box.ts). */
+  secrets?: Record<string, DocumentSecret>;
+}
+
+export interface DocumentSecret {
+  ref: string;
+  jwe: string;
 }
 
 const documentShape = z.object({
@@ -32,10 +40,15 @@ const documentShape = z.object({
   // The normalized manifest with every image pinned: the signature then covers every byte the device runs.
   spec: pinnedManifestSchema,
   campaign: z.string().optional(),
+  secrets: z.record(z.string(), z.object({ ref: z.string().min(1), jwe: z.string().min(1) })).optional(),
 });
 
-/** `beyond-ceiling`: valid, but asks for privileges the gateway's own `--allow` file does not grant. */
-export type RejectReason = 'malformed' | 'bad-signature' | 'unknown-key' | 'wrong-device' | 'expired' | 'replayed' | 'beyond-ceiling';
+/**
+ * `beyond-ceiling`: valid, but asks for privileges the gateway's own `--allow` file does not grant.
+ * `secret-refused`: a secret does not decrypt with this device's key (addressed to another device or
+ * key), or the gateway has no tmpfs for it.
+ */
+export type RejectReason = 'malformed' | 'bad-signature' | 'unknown-key' | 'wrong-device' | 'expired' | 'replayed' | 'beyond-ceiling' | 'secret-refused';
 
 export class DeploymentRejected extends Error {
   constructor(readonly reason: RejectReason, detail: string) {
@@ -108,6 +121,8 @@ export async function verifyDeployment(jws: string, opts: VerifyOptions): Promis
   if (doc.manifest.name !== doc.spec.name || doc.manifest.version !== doc.spec.version || doc.manifest.digest !== canonicalDigest(doc.spec)) {
     throw new DeploymentRejected('malformed', `manifest ${doc.manifest.name}@${doc.manifest.version} ${doc.manifest.digest} does not describe its spec (${doc.spec.name}@${doc.spec.version} ${canonicalDigest(doc.spec)})`);
   }
+  const missing = secretsUsed(doc.spec).filter((n) => !doc.secrets || !Object.hasOwn(doc.secrets, n));
+  if (missing.length) throw new DeploymentRejected('malformed', `the spec mounts secret${missing.length === 1 ? '' : 's'} ${missing.join(', ')} that the document does not carry`);
   const now = opts.now ?? Math.floor(Date.now() / 1000);
   if (doc.device !== opts.device) throw new DeploymentRejected('wrong-device', `document is for ${doc.device}, this device is ${opts.device}`);
   if (doc.exp <= now) throw new DeploymentRejected('expired', `expired at ${new Date(doc.exp * 1000).toISOString()}`);

@@ -7,10 +7,13 @@ import { empty, json, route } from './route.js';
  */
 
 export const ENROLL_PROOF_CONTEXT = 'berth-enroll-v1';
+/** With an encryption key: the proof covers it too, so nobody can put their key on a device's name. */
+export const ENROLL_PROOF_CONTEXT_V2 = 'berth-enroll-v2';
 
-/** The exact bytes a device signs to prove it holds the key the manufacturer recorded. */
-export function enrollProofBytes(serial: string, challenge: string): string {
-  return `${ENROLL_PROOF_CONTEXT}\n${serial}\n${challenge}`;
+/** The exact bytes a device signs to prove it holds the key the manufacturer recorded (and, v2, owns its encryption key). */
+export function enrollProofBytes(serial: string, challenge: string, encryptionKey?: string): string {
+  if (encryptionKey === undefined) return `${ENROLL_PROOF_CONTEXT}\n${serial}\n${challenge}`;
+  return `${ENROLL_PROOF_CONTEXT_V2}\n${serial}\n${challenge}\nx25519:${encryptionKey}`;
 }
 
 export const serialSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, 'serial: 1-128 of A-Z a-z 0-9 . _ : -');
@@ -23,6 +26,12 @@ export const enrollRequest = z.object({
   challenge: z.string().min(16).max(256),
   /** base64url Ed25519 signature over enrollProofBytes(serial, challenge). */
   signature: z.string().regex(/^[A-Za-z0-9_-]+$/),
+  /**
+   * The device's X25519 public key (base64url of its 32 raw bytes) that secrets are encrypted to;
+   * sent at enrollment and every renewal (a device enrolled before secrets registers it at its next
+   * renewal). When present the signature is over the v2 proof, which covers it.
+   */
+  encryptionKey: z.string().regex(/^[A-Za-z0-9_-]{43}$/, '43 base64url characters (32 raw X25519 bytes)').optional(),
 });
 
 export const jwksSchema = z.object({ keys: z.array(z.record(z.string(), z.unknown())) });

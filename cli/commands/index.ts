@@ -13,6 +13,7 @@ import { policyCommands } from './policies.js';
 import { webhookCommands } from './webhooks.js';
 import { fleetCommands } from './fleet.js';
 import { varsCommands } from './vars.js';
+import { secretCommands } from './secrets.js';
 
 /** A verb either is a command, or groups subcommands (`berth devices list`). */
 export type Verb = Command | Record<string, Command>;
@@ -27,6 +28,7 @@ export const VERBS: Record<string, Verb> = {
   webhooks: webhookCommands,
   fleet: fleetCommands,
   vars: varsCommands,
+  secrets: secretCommands,
   tokens: tokenCommands,
   keys: keyCommands,
   audit,

@@ -34,6 +34,8 @@ export const devices = sqliteTable(
     lastSeenAt: integer('last_seen_at'),
     /** Bumped to invalidate every device token issued before (revocation). */
     tokenEpoch: integer('token_epoch').notNull().default(0),
+    /** The device's X25519 public key (base64url raw) that its secrets are encrypted to; proven with its signing key at enrollment or renewal. */
+    encryptionKey: text('encryption_key'),
   },
   (t) => [uniqueIndex('devices_serial').on(t.serial)],
 );
@@ -325,4 +327,25 @@ export const variables = sqliteTable(
     updatedBy: text('updated_by').notNull(),
   },
   (t) => [primaryKey({ columns: [t.name, t.scope, t.target] }), index('variables_scope').on(t.scope, t.target)],
+);
+
+/**
+ * A secret's value for one scope (issue 13): `scope` device (target = device id), selector (target =
+ * normalized selector) or fleet (target = ''). `value` is the base64 value sealed with the vault key
+ * (AES-256-GCM, associated data `device-secret:<id>:<version>`): the database alone reveals nothing.
+ */
+export const deviceSecrets = sqliteTable(
+  'device_secrets',
+  {
+    id: text('id').primaryKey(),
+    name: text('name').notNull(),
+    scope: text('scope', { enum: ['device', 'selector', 'fleet'] }).notNull(),
+    target: text('target').notNull(),
+    version: integer('version').notNull(),
+    value: text('value').notNull(),
+    createdAt: integer('created_at').notNull(),
+    updatedAt: integer('updated_at').notNull(),
+    updatedBy: text('updated_by').notNull(),
+  },
+  (t) => [uniqueIndex('device_secrets_scope').on(t.name, t.scope, t.target)],
 );

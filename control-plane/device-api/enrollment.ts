@@ -88,11 +88,16 @@ export function enrollmentRoutes(ctx: ControlPlaneContext) {
       if (ch.usedAt !== null) return refuse({ status: 401, code: 'replayed-challenge', message: 'challenge was already used; request a new one' });
       await tx.update(enrollChallenges).set({ usedAt: now }).where(eq(enrollChallenges.challenge, ch.challenge));
       if (ch.expiresAt <= now) return refuse({ status: 401, code: 'stale-challenge', message: `challenge expired at ${new Date(ch.expiresAt).toISOString()}; request a new one` });
-      if (!verifyBytes(importPublicKey(d.publicKey), enrollProofBytes(req.serial, req.challenge), req.signature)) {
+      if (!verifyBytes(importPublicKey(d.publicKey), enrollProofBytes(req.serial, req.challenge, req.encryptionKey), req.signature)) {
         return refuse({ status: 401, code: 'wrong-key', message: `signature does not verify with the public key recorded for ${req.serial}` });
       }
       const first = d.status === 'registered';
       if (first) await tx.update(devices).set({ status: 'enrolled', enrolledAt: now }).where(eq(devices.id, d.id));
+      // The proof covered the encryption key: a device enrolled before secrets registers it at its next renewal.
+      if (req.encryptionKey && req.encryptionKey !== d.encryptionKey) {
+        await tx.update(devices).set({ encryptionKey: req.encryptionKey }).where(eq(devices.id, d.id));
+        await ctx.audit(tx, { actor: `device:${d.id}`, action: 'device.encryption-key', target: req.serial, before: d.encryptionKey ? { encryptionKey: d.encryptionKey } : undefined, after: { encryptionKey: req.encryptionKey } });
+      }
       await ctx.audit(tx, { actor: `device:${d.id}`, action: first ? 'device.enroll' : 'device.renew', target: req.serial });
       if (first) ctx.afterCommit(tx, () => ctx.events.emit('device-enrolled', { deviceId: d.id }));
       if (first) await publishEvent(tx, now, 'device.enrolled', `devices/${d.serial}`, { deviceId: d.id, serial: d.serial, labels: JSON.parse(d.labels) as Record<string, string> });

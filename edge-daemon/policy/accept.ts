@@ -39,7 +39,9 @@ export async function readDocument(jws: string, trusted: TrustedKeys, device: st
       }
     }
     const doc = await verifyDeployment(jws, { keys, device, now: nowSeconds });
-    return { kind: 'valid', release: { sequence: doc.sequence, name: doc.manifest.name, version: doc.manifest.version, digest: doc.manifest.digest, spec: doc.spec } };
+    const release: Release = { sequence: doc.sequence, name: doc.manifest.name, version: doc.manifest.version, digest: doc.manifest.digest, spec: doc.spec };
+    if (doc.secrets && Object.keys(doc.secrets).length) release.secrets = doc.secrets;
+    return { kind: 'valid', release };
   } catch (err) {
     if (!(err instanceof DeploymentRejected)) throw err;
     return { kind: 'invalid', reason: err.reason, message: err.message };

@@ -1,5 +1,6 @@
 import type { ContainerCreateOptions, HostConfig } from 'dockerode';
 import type { Service } from '../../manifests/model.js';
+import type { SecretMountSpec } from '../secrets/mounts.js';
 
 /**
  * The Compose keys beyond a plain container, mapped to the Docker Engine API (v1.41, Docker 20.10
@@ -13,6 +14,8 @@ export interface ServiceContext {
   networks: Record<string, string>;
   /** Service name → container name, for `service:NAME` network or IPC modes. */
   peers: Record<string, string>;
+  /** Secret files bind-mounted read-only at /run/secrets (edge-daemon/secrets); absent without secrets. */
+  secrets?: SecretMountSpec[];
 }
 
 export const EMPTY_CONTEXT: ServiceContext = { networks: {}, peers: {} };

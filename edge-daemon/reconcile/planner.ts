@@ -1,6 +1,7 @@
 import type { Service, UpdateStrategy } from '../../manifests/model.js';
 import { LABEL, volumeName, releaseLabel, serviceIdentities, type Release, type ServiceContext } from './spec.js';
 import { networkChanges, type ObservedNetwork } from './networks.js';
+import { DEFAULT_SECRETS_ROOT } from '../secrets/mounts.js';
 
 /**
  * The pure half of reconcile: from the release a device must run and what its engine holds, the
@@ -76,6 +77,8 @@ export interface PlanOptions {
   stableMs?: number;
   /** Health timeout when the release carries none (restore of a null release). */
   defaultHealthTimeoutMs?: number;
+  /** Where secret files live (edge-daemon/secrets); default DEFAULT_SECRETS_ROOT. */
+  secretsRoot?: string;
 }
 
 export class PlanError extends Error {
@@ -135,7 +138,7 @@ export function plan(target: PlanTarget, observed: Observed, options: PlanOption
   const strategy = options.strategy ?? desired?.spec.update?.strategy ?? 'download-then-swap';
 
   const kept = new Set<string>();
-  const identities = desired ? serviceIdentities(deviceId, desired.spec) : {};
+  const identities = desired ? serviceIdentities(deviceId, desired.spec, { root: options.secretsRoot ?? DEFAULT_SECRETS_ROOT, secrets: desired.secrets }) : {};
   const plans: ServicePlan[] = order.map((service) => {
     const spec = services[service];
     const { hash, name, context } = identities[service];

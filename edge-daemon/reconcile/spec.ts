@@ -2,6 +2,8 @@ import type { ContainerCreateOptions } from 'dockerode';
 import { canonicalDigest } from '../../manifests/canonical.js';
 import type { Manifest, Service } from '../../manifests/model.js';
 import { configFields, EMPTY_CONTEXT, endpoints, hostFields, type ServiceContext } from './engine-options.js';
+import type { DocumentSecret } from '../../protocol/deployment.js';
+import { secretMounts } from '../secrets/mounts.js';
 
 export type { ServiceContext } from './engine-options.js';
 
@@ -25,6 +27,8 @@ export interface Release {
   /** Digest of the manifest (from the document), identity of the content. */
   digest: string;
   spec: Manifest;
+  /** The document's secrets, still encrypted (JWEs to this device): the journal never holds a value. */
+  secrets?: Record<string, DocumentSecret>;
 }
 
 export function releaseLabel(r: Pick<Release, 'name' | 'version'>): string {
@@ -47,8 +51,9 @@ export function configHash(service: Service, context: ServiceContext = EMPTY_CON
   const { dependsOn: _ignored, ...shape } = service;
   const networks = Object.values(context.networks).sort();
   const peers = Object.keys(context.peers).length ? context.peers : undefined;
-  if (!networks.length && !peers) return canonicalDigest(shape);
-  return canonicalDigest({ ...shape, 'berth.context': { networks, peers } });
+  const secrets = context.secrets?.length ? context.secrets : undefined;
+  if (!networks.length && !peers && !secrets) return canonicalDigest(shape);
+  return canonicalDigest({ ...shape, 'berth.context': { networks, peers, ...(secrets ? { secrets } : {}) } });
 }
 
 export function shortHash(hash: string): string {
@@ -83,7 +88,7 @@ export interface ServiceIdentity {
  * Hash, container name and context of every service of a manifest. A service that shares another's
  * namespace (`service:NAME`) carries that one's container name, so it is recreated with it.
  */
-export function serviceIdentities(deviceId: string, manifest: Manifest): Record<string, ServiceIdentity> {
+export function serviceIdentities(deviceId: string, manifest: Manifest, files?: { root: string; secrets?: Record<string, DocumentSecret> }): Record<string, ServiceIdentity> {
   const out: Record<string, ServiceIdentity> = {};
   const resolve = (service: string, seen: string[]): ServiceIdentity => {
     const known = out[service];
@@ -96,7 +101,8 @@ export function serviceIdentities(deviceId: string, manifest: Manifest): Record<
       const peer = mode === undefined ? undefined : /^service:(.+)$/.exec(mode)?.[1];
       if (peer !== undefined && manifest.services[peer]) peers[peer] = resolve(peer, [...seen, service]).name;
     }
-    const context = { networks: s.networkMode === 'networks' ? networks : {}, peers };
+    const secrets = s.secrets?.length && files ? secretMounts(files.root, nameSafe(deviceId), service, s, files.secrets) : [];
+    const context: ServiceContext = { networks: s.networkMode === 'networks' ? networks : {}, peers, ...(secrets.length ? { secrets } : {}) };
     const hash = configHash(s, context);
     const identity = { hash, name: containerName(deviceId, service, hash), context };
     out[service] = identity;
@@ -156,6 +162,7 @@ export function containerCreateOptions(
       Mounts: [
         ...service.volumes.map((v) => ({ Type: 'volume' as const, Source: volumeName(deviceId, v.source), Target: v.target, ReadOnly: v.readOnly })),
         ...(host.Mounts ?? []),
+        ...(context.secrets ?? []).map((m) => ({ Type: 'bind' as const, Source: m.source, Target: m.target, ReadOnly: true })),
       ],
     },
     // API 1.41 attaches one network at create; the executor connects the others before start.

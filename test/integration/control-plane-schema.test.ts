@@ -193,7 +193,7 @@ describe('control-plane database schema', () => {
       expect(await migrate(client, log)).toEqual(migrations.map((m) => m.id));
       const declared = declaredShape();
       // The comparison covers every table the code uses, campaigns included.
-      expect(Object.keys(declared.tables).sort()).toEqual(['audit_log', 'campaign_devices', 'campaigns', 'desired', 'device_presence', 'devices', 'enroll_challenges', 'manifests', 'operator_tokens', 'policies', 'report_history', 'reported', 'signing_keys', 'variables', 'webhook_deliveries', 'webhook_events', 'webhooks']);
+      expect(Object.keys(declared.tables).sort()).toEqual(['audit_log', 'campaign_devices', 'campaigns', 'desired', 'device_presence', 'device_secrets', 'devices', 'enroll_challenges', 'manifests', 'operator_tokens', 'policies', 'report_history', 'reported', 'signing_keys', 'variables', 'webhook_deliveries', 'webhook_events', 'webhooks']);
       expect(await databaseShape(client)).toEqual(declared);
     } finally {
       client.close();
@@ -240,8 +240,8 @@ describe('control-plane database schema', () => {
       expect(await migrate(client, log)).toEqual(SINCE_LEGACY);
       expect(await appliedIds(client)).toEqual(['0001_core', '0002_desired_issued_at', '0100_campaigns', ...SINCE_LEGACY]);
       const after = await databaseShape(client);
-      // Tables that release had are unchanged, but for signing_keys.revoked_at (0102), desired.config (0103) and reported.bytes_full, bytes_delta (0105).
-      const changed = ['signing_keys', 'desired', 'reported'];
+      // Tables that release had are unchanged, but for signing_keys.revoked_at (0102), desired.config (0103), devices.encryption_key (0104) and reported.bytes_full, bytes_delta (0105).
+      const changed = ['signing_keys', 'desired', 'devices', 'reported'];
       const without = (x: SchemaShape) => ({ ...x, tables: Object.fromEntries(Object.entries(x.tables).filter(([name]) => !changed.includes(name) && name in before.tables)) });
       expect(without(after)).toEqual(without(before));
       expect(after).toEqual(declaredShape());

@@ -4,6 +4,7 @@ import { campaignsMigration } from './0100_campaigns.js';
 import { policiesMigration } from './0101_policies.js';
 import { signingKeyRevokedMigration } from './0102_signing_key_revoked.js';
 import { variablesMigration } from './0103_variables.js';
+import { deviceSecretsMigration } from './0104_device_secrets.js';
 import { reportedBytesFullMigration } from './0105_reported_bytes_full.js';
 import { webhooksMigration } from './0107_webhooks.js';
 
@@ -20,4 +21,4 @@ export interface Migration {
  * 0002 and 0100 touch different tables, so databases migrated either way have the same schema
  * (control-plane-schema.test.ts migrates one the old way and compares).
  */
-export const migrations: Migration[] = [coreMigration, desiredIssuedMigration, campaignsMigration, policiesMigration, signingKeyRevokedMigration, variablesMigration, reportedBytesFullMigration, webhooksMigration];
+export const migrations: Migration[] = [coreMigration, desiredIssuedMigration, campaignsMigration, policiesMigration, signingKeyRevokedMigration, variablesMigration, deviceSecretsMigration, reportedBytesFullMigration, webhooksMigration];
