@@ -30,7 +30,9 @@ export interface TestControlPlane {
   signingKey: { privateKey: KeyObject; publicKey: KeyObject; kid: string };
   addDevice(serial: string, publicKey: KeyObject): string;
   /** Signs and serves a document for the device; returns the JWS. */
-  publish(deviceId: string, doc: { sequence: number; spec: Manifest; exp?: number }, key?: { privateKey: KeyObject; kid: string }): Promise<string>;
+  publish(deviceId: string, doc: { sequence: number; spec: Manifest; exp?: number; secrets?: DeploymentDocument['secrets'] }, key?: { privateKey: KeyObject; kid: string }): Promise<string>;
+  /** The X25519 key (base64url raw) the device proved at its last enrollment, if it sent one. */
+  encryptionKey(deviceId: string): string | undefined;
   /** Serves exactly these bytes as the device's document (tampered, replayed…). */
   serveRaw(deviceId: string, jws: string): void;
   reports(deviceId: string): DeviceReport[];
@@ -66,6 +68,7 @@ export async function startTestControlPlane(opts: { registryProxy: string | null
   const documents = new Map<string, { jws: string; etag: string }>();
   const reports = new Map<string, DeviceReport[]>();
   const enrolled = new Map<string, number>();
+  const encryptionKeys = new Map<string, string>();
   const changes = new EventEmitter();
   changes.setMaxListeners(100);
   let down = false;
@@ -81,13 +84,14 @@ export async function startTestControlPlane(opts: { registryProxy: string | null
         return send(res, 200, { challenge, expiresAt: new Date(Date.now() + 60_000).toISOString() });
       }
       if (req.method === 'POST' && url.pathname === '/v1/enroll') {
-        const { serial, challenge, signature } = (await body(req)) as { serial: string; challenge: string; signature: string };
+        const { serial, challenge, signature, encryptionKey } = (await body(req)) as { serial: string; challenge: string; signature: string; encryptionKey?: string };
         const id = bySerial.get(serial);
         const expected = challenges.get(serial);
         challenges.delete(serial);
-        if (!id || expected !== challenge || !verifyBytes(devices.get(id)!.publicKey, enrollProofBytes(serial, challenge), signature)) {
+        if (!id || expected !== challenge || !verifyBytes(devices.get(id)!.publicKey, enrollProofBytes(serial, challenge, encryptionKey), signature)) {
           return send(res, 403, { error: 'enrollment refused' });
         }
+        if (encryptionKey) encryptionKeys.set(id, encryptionKey);
         const token = randomBytes(18).toString('base64url');
         tokens.set(token, id);
         enrolled.set(id, (enrolled.get(id) ?? 0) + 1);
@@ -156,7 +160,8 @@ export async function startTestControlPlane(opts: { registryProxy: string | null
       bySerial.set(serial, id);
       return id;
     },
-    async publish(deviceId, { sequence, spec, exp }, key = signingKey) {
+    encryptionKey: (id) => encryptionKeys.get(id),
+    async publish(deviceId, { sequence, spec, exp, secrets }, key = signingKey) {
       const now = Math.floor(Date.now() / 1000);
       const doc: DeploymentDocument = {
         device: deviceId,
@@ -165,6 +170,7 @@ export async function startTestControlPlane(opts: { registryProxy: string | null
         exp: exp ?? now + 3600,
         manifest: { name: spec.name, version: spec.version, digest: canonicalDigest(spec) },
         spec,
+        ...(secrets ? { secrets } : {}),
       };
       const jws = await signDeployment(doc, key);
       serveRaw(deviceId, jws);
