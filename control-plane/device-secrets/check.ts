@@ -3,7 +3,7 @@ import type { Manifest } from '../../manifests/model.js';
 import { secretsUsed } from '../../manifests/secrets.js';
 import type { Reader } from '../campaigns/store.js';
 import { formatSelector, parseSelector, selectorCondition } from '../selector.js';
-import { lackingFor, type SecretDevice } from './resolve.js';
+import { lackingFor, lackLine, type SecretDevice } from './resolve.js';
 import { candidatesFor } from './store.js';
 
 export interface SecretsLackingDevice {
@@ -46,7 +46,7 @@ export async function checkSecrets(db: Reader, spec: Manifest, selectorText: str
   const byName = await candidatesFor(db, names);
   const lacking: SecretsLackingDevice[] = [];
   for (const d of targets) {
-    const problems = lackingFor(names, byName, d);
+    const problems = lackingFor(names, byName, d).map(lackLine);
     if (problems.length) lacking.push({ serial: d.serial, problems });
   }
   lacking.sort((a, b) => a.serial.localeCompare(b.serial));

@@ -43,15 +43,25 @@ export function secretRef(s: Pick<ScopedSecret, 'id' | 'version'>, encryptionKey
   return `${s.id}.v${s.version}.k${createHash('sha256').update(encryptionKey).digest('base64url').slice(0, 8)}`;
 }
 
-/** What a device lacks to receive a manifest's secrets, one line per problem; empty when it lacks nothing. */
-export function lackingFor(names: readonly string[], byName: ReadonlyMap<string, ScopedSecret[]>, device: SecretDevice & { encryptionKey: string | null }): string[] {
+/** One thing a device lacks to receive a manifest's secrets: what (`secret db_password`, `an encryption key`) and why. */
+export interface SecretLack {
+  name: string;
+  reason: string;
+}
+
+/** What a device lacks to receive a manifest's secrets; empty when it lacks nothing. */
+export function lackingFor(names: readonly string[], byName: ReadonlyMap<string, ScopedSecret[]>, device: SecretDevice & { encryptionKey: string | null }): SecretLack[] {
   if (!names.length) return [];
-  const out: string[] = [];
-  if (!device.encryptionKey) out.push('no encryption key (the device registers one at its next enrollment or token renewal with a daemon that supports secrets)');
+  const out: SecretLack[] = [];
+  if (!device.encryptionKey) out.push({ name: 'an encryption key', reason: 'its daemon registers one at its next enrollment or token renewal, once it supports secrets' });
   for (const name of names) {
     const r = resolveSecret(byName.get(name) ?? [], device);
-    if (r.kind === 'missing') out.push(`no value for secret ${name} (berth secrets set ${name} --device ${device.serial} | --selector … | --fleet)`);
-    if (r.kind === 'conflict') out.push(`secret ${name} is set for two selectors that both match it (${r.selectors.join(' and ')})`);
+    if (r.kind === 'missing') out.push({ name: `secret ${name}`, reason: `no value: berth secrets set ${name} --device ${device.serial} | --selector … | --fleet` });
+    if (r.kind === 'conflict') out.push({ name: `secret ${name}`, reason: `conflict: set for selectors ${r.selectors.join(' and ')}, which both match it` });
   }
   return out;
+}
+
+export function lackLine(l: SecretLack): string {
+  return `${l.name} (${l.reason})`;
 }

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../cli/index.js';
 import type { Io } from '../../cli/context.js';
 import { checkSecrets } from '../../control-plane/device-secrets/check.js';
-import { SecretsLacking, snapshotSecrets } from '../../control-plane/device-secrets/snapshot.js';
+import { SecretsLacking, secretInputs, snapshotSecrets } from '../../control-plane/device-secrets/snapshot.js';
 import { startControlPlane, type RunningControlPlane } from '../../control-plane/index.js';
 import type { Manifest } from '../../manifests/model.js';
 import { enrollProofBytes } from '../../protocol/device.js';
@@ -147,8 +147,8 @@ describe('berth secrets', () => {
     expect(check.ok).toBe(false);
     expect(check.sample.map((s) => s.serial)).toEqual(['SEC-C']);
     expect(check.sample[0].problems).toEqual([
-      expect.stringMatching(/^no encryption key/),
-      'secret db_password is set for two selectors that both match it (site=a and tier=canary)',
+      expect.stringMatching(/^an encryption key \(/),
+      'secret db_password (conflict: set for selectors site=a and tier=canary, which both match it)',
     ]);
     expect((await checkSecrets(cp.ctx.db, spec, 'site in (a,b),tier!=canary')).ok).toBe(true);
     expect(await run(['secrets', 'rm', 'db_password', '--selector', 'tier=canary'], cliIo(rm_))).toBe(0);
@@ -156,15 +156,16 @@ describe('berth secrets', () => {
 
   it('snapshots a JWE that opens only with the addressed device key, with that device\'s value', async () => {
     const ids = Object.fromEntries((await cp.ctx.client.execute('SELECT serial, id FROM devices')).rows.map((r) => [r.serial as string, r.id as string]));
-    const snap = await cp.ctx.write((tx) => snapshotSecrets(cp.ctx, tx, ids['SEC-A'], spec));
-    const s = snap!.db_password;
+    const inputs = (await secretInputs(cp.ctx.db, spec, cp.ctx.keys.vault))!;
+    const device = (serial: string, labels: Record<string, string>) => ({ id: ids[serial], serial, labels });
+    const s = (await snapshotSecrets(cp.ctx.db, inputs, device('SEC-A', { site: 'a' }))).db_password;
     const opened = await openForDevice(s.jwe, encA.privateKey, encA.raw, { device: ids['SEC-A'], name: 'db_password', ref: s.ref });
     expect(Buffer.from(opened).toString()).toBe(VALUE_A);
     await expect(openForDevice(s.jwe, encB.privateKey, encB.raw, { device: ids['SEC-A'], name: 'db_password', ref: s.ref })).rejects.toThrow(/addressed to another encryption key/);
     await expect(openForDevice(s.jwe, encB.privateKey, encB.raw, { device: ids['SEC-B'], name: 'db_password', ref: s.ref })).rejects.toThrow(/addressed to device/);
-    const b = (await cp.ctx.write((tx) => snapshotSecrets(cp.ctx, tx, ids['SEC-B'], spec)))!.db_password;
+    const b = (await snapshotSecrets(cp.ctx.db, inputs, device('SEC-B', { site: 'b' }))).db_password;
     expect(Buffer.from(await openForDevice(b.jwe, encB.privateKey, encB.raw, { device: ids['SEC-B'], name: 'db_password', ref: b.ref })).toString()).toBe(VALUE_B);
-    await expect(cp.ctx.write((tx) => snapshotSecrets(cp.ctx, tx, ids['SEC-C'], spec))).rejects.toThrow(SecretsLacking);
+    await expect(snapshotSecrets(cp.ctx.db, inputs, device('SEC-C', { site: 'a', tier: 'canary' }))).rejects.toThrow(SecretsLacking);
   });
 
   it('leaves no plaintext in the database files or the logs', async () => {
