@@ -170,6 +170,7 @@ export class BerthClient {
   }
   async removeVariable(name: string, scope: { device?: string; selector?: string; fleet?: true }) {
     return (await this.call(`removing variable ${name}`, varsRoutes.remove, { params: { name }, query: { device: scope.device, selector: scope.selector, fleet: scope.fleet ? 'true' : undefined } })).body;
+  }
   async setSecret(name: string, body: { scope: SecretScope; target?: string; value: string }) {
     return (await this.call(`setting secret ${name}`, secretRoutes.set, { params: { name }, body })).body;
   }
