@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { VARIABLE_NAME_RE } from '../manifests/variables.js';
 import { privilegeRefusal } from './policies.js';
+import { secretsRefusal } from './secrets.js';
 import { errorEnvelope, json, route } from './route.js';
 
 /**
@@ -83,7 +84,7 @@ export const variablesCheck = z.object({
 export const variablesRefusal = errorEnvelope.extend({ variables: variablesCheck });
 
 /** What campaign create and device assign answer with 422: one refusal per up-front check. */
-export const rolloutRefusal = z.union([privilegeRefusal, variablesRefusal]);
+export const rolloutRefusal = z.union([privilegeRefusal, variablesRefusal, secretsRefusal]);
 
 export const varsRoutes = {
   set: route({

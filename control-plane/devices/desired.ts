@@ -160,7 +160,8 @@ export async function getDesiredDocument(ctx: Pick<ControlPlaneContext, 'db' | '
     manifest: { name: rel.manifest.name, version: rel.manifest.version, digest: canonicalDigest(spec) },
     spec,
     ...(rel.campaignId ? { campaign: rel.campaignId } : {}),
-    // Secrets (issue 13): `...(rel.config?.secrets ? { secrets: rel.config.secrets } : {})` once the document has the field.
+    // Each secret as a JWE to this device's key alone, snapshotted at assignment (device-secrets/snapshot.ts).
+    ...(rel.config?.secrets ? { secrets: rel.config.secrets } : {}),
   };
   return { sequence: rel.sequence, document: await signDeployment(doc, ctx.keys.active()) };
 }

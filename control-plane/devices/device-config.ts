@@ -4,6 +4,7 @@ import type { Reader } from '../campaigns/store.js';
 import type { ControlPlaneContext } from '../context.js';
 import { effectiveValues, lackText, resolveForManifest, type DeviceLack, type VariableRule } from '../vars/resolve.js';
 import { loadRules } from '../vars/store.js';
+import { secretInputs, SecretsLacking, snapshotSecrets, type SecretInputs } from '../device-secrets/snapshot.js';
 
 /**
  * What a device's document carries beyond the published manifest, resolved for that device when
@@ -36,7 +37,7 @@ export class ConfigLacking extends Error {
  * What resolving a config may use of the control plane. Secrets widen this Pick (their key); every
  * caller passes the control plane's context, and the types below follow this one.
  */
-export type ConfigContext = Pick<ControlPlaneContext, 'now'>;
+export type ConfigContext = Pick<ControlPlaneContext, 'now' | 'keys'>;
 
 /** What a manifest needs resolved, read once per assignment batch. */
 export interface SnapshotInputs {
@@ -44,11 +45,14 @@ export interface SnapshotInputs {
   spec: Manifest;
   needs: VariableNeed[];
   rules: VariableRule[];
+  /** The secrets the manifest mounts and their scoped values; null when it mounts none. */
+  secrets: SecretInputs | null;
 }
 
 export async function snapshotInputs(ctx: ConfigContext, db: Reader, spec: Manifest): Promise<SnapshotInputs> {
   const needs = variableNeeds(spec);
-  return { ctx, spec, needs, rules: needs.length ? await loadRules(db) : [] };
+  // The vault unseals stored secret values (the signing keys' key secret, apart from the database).
+  return { ctx, spec, needs, rules: needs.length ? await loadRules(db) : [], secrets: await secretInputs(db, spec, ctx.keys.vault) };
 }
 
 /**
@@ -56,14 +60,21 @@ export async function snapshotInputs(ctx: ConfigContext, db: Reader, spec: Manif
  * when the device lacks a value or two selector values conflict (the rollout check refuses those
  * up front; this is the last word for a late joiner or a value removed since).
  */
-export async function snapshotConfig(_db: Reader, device: SnapshotDevice, inputs: SnapshotInputs): Promise<DeviceConfig | null> {
+export async function snapshotConfig(db: Reader, device: SnapshotDevice, inputs: SnapshotInputs): Promise<DeviceConfig | null> {
   const config: DeviceConfig = {};
   if (inputs.needs.length) {
     const r = resolveForManifest(inputs.spec, inputs.needs, effectiveValues(inputs.rules, device));
     if ('lack' in r) throw new ConfigLacking(device.serial, r.lack);
     config.vars = r.vars;
   }
-  // Secrets (control-plane/device-secrets) add `config.secrets` here.
+  if (inputs.secrets) {
+    try {
+      config.secrets = await snapshotSecrets(db, inputs.secrets, device);
+    } catch (err) {
+      if (err instanceof SecretsLacking) throw new ConfigLacking(device.serial, { lacking: err.lacks, conflicts: [] });
+      throw err;
+    }
+  }
   return config.vars || config.secrets ? config : null;
 }
 

@@ -4,6 +4,7 @@ import type { Reader } from '../campaigns/store.js';
 import { errorBody, type AppEnv } from '../http.js';
 import { checkRollout, privilegeRefusal } from '../policy/service.js';
 import { checkVariables } from './check.js';
+import { checkSecrets } from '../device-secrets/check.js';
 
 /**
  * The up-front check of a rollout (campaign create, device assign), one place for every reason to
@@ -18,6 +19,7 @@ export async function rolloutRefusal(c: Context<AppEnv>, db: Reader, release: st
     const message = `the rollout of ${release} needs variables some target devices lack: ${vars.groups.map((g) => g.message).join('; ')}`;
     return c.json({ ...errorBody('variables-lacking', message, 'manifest'), variables: vars }, 422);
   }
-  // Secrets (control-plane/device-secrets): their check goes here.
+  const secrets = await checkSecrets(db, spec, selectorText, onlyDevice);
+  if (!secrets.ok) return c.json({ ...errorBody('secrets-lacking', `the rollout of ${release} is refused: ${secrets.message}`, 'manifest'), secretsCheck: secrets }, 422);
   return null;
 }

@@ -38,6 +38,8 @@ export interface FleetOptions {
   gateways: GatewaySpec[];
   /** A device not heard from for this long shows offline (in-process default 15 s, gateways heartbeat every 5 s). */
   offlineAfterMs?: number;
+  /** The gateways' tmpfs for secret files (`--secrets-dir`); default the daemon's (/run/berth). */
+  secretsDir?: string;
   /**
    * Run every service as a child process (`node dist/bin/berth.js …`, logs in one file each), as
    * an operator would; default: in this process (tests: no build needed, faster restarts).
@@ -300,7 +302,7 @@ export class Fleet {
       const state = new StateDir(g.stateDir);
       g.daemon = await this.child(
         name,
-        ['edge-daemon', '--control-plane', this.controlPlaneUrl, '--state-dir', g.stateDir, '--serial', g.serial, '--key', g.keyFile, '--docker-host', this.opts.engine.dockerHost],
+        ['edge-daemon', '--control-plane', this.controlPlaneUrl, '--state-dir', g.stateDir, '--serial', g.serial, '--key', g.keyFile, '--docker-host', this.opts.engine.dockerHost, ...(this.opts.secretsDir ? ['--secrets-dir', this.opts.secretsDir] : [])],
         // Ready once enrolled: the credentials are in its state dir.
         async () => (await state.loadCredentials()) !== undefined,
       );
@@ -313,6 +315,7 @@ export class Fleet {
       serial: g.serial,
       key: g.keyFile,
       dockerHost: this.opts.engine.dockerHost,
+      secretsDir: this.opts.secretsDir,
       log: this.log.child({ service: 'edge-daemon', serial: g.serial }),
       heartbeatMs: 5000,
       reconcileIntervalMs: 5000,

@@ -1,0 +1,130 @@
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Campaign } from '../../cli/client.js';
+import { rigFromEnv } from '../rig/index.js';
+import { DEMO_REPOSITORY, Fleet, forgeDemoImages } from './fleet.js';
+
+/**
+ * Issue 13's secrets end to end: one manifest with one secret rolled out by a campaign to two
+ * gateways that get different values by label. Real edge daemons (their secrets on a tmpfs mounted
+ * here), the real control plane and registry proxy, the rig's dockerd: inside each container
+ * /run/secrets/db_password holds that gateway's value, and the plaintext is nowhere else: not in
+ * the control plane's database files, not in any log, not in a daemon's state dir, not in the
+ * documents as served. A rollout to a device that lacks the secret is refused up front.
+ */
+const rig = rigFromEnv();
+const GATEWAYS = [
+  { serial: 'sec-ber', labels: { site: 'berlin', app: 'sec' } },
+  { serial: 'sec-par', labels: { site: 'paris', app: 'sec' } },
+  { serial: 'sec-lon', labels: { site: 'london', app: 'sec-lacking' } },
+];
+const VALUES = { berlin: `berlin-${randomBytes(12).toString('hex')}`, paris: `paris-${randomBytes(12).toString('hex')}` };
+let fleet: Fleet;
+let dir: string;
+let tmpfs: string;
+
+const manifest = (registry: string) => `name: vault-sites
+version: 1.0.0
+services:
+  app:
+    image: ${registry}/${DEMO_REPOSITORY}:1.0.0
+    network_mode: none
+    restart: unless-stopped
+    secrets: [db_password]
+    healthcheck: { test: ["CMD-SHELL", "test -s /tmp/ready"], interval: 1s, timeout: 10s, retries: 2, start_period: 0s }
+secrets: { db_password: {} }
+x-berth: { update: { strategy: download-then-swap, health_timeout: 20s } }
+`;
+
+async function readSecretIn(serial: string): Promise<string> {
+  const c = (await fleet.containers(serial)).find((x) => x.service === 'app' && x.state === 'running');
+  if (!c) throw new Error(`${serial}: no running app container`);
+  const exec = await fleet.docker.getContainer(c.name).exec({ Cmd: ['cat', '/run/secrets/db_password'], AttachStdout: true, AttachStderr: true });
+  const stream = await exec.start({});
+  const chunks: Buffer[] = [];
+  await new Promise<void>((resolve, reject) => stream.on('data', (b: Buffer) => chunks.push(b)).on('end', resolve).on('error', reject));
+  const raw = Buffer.concat(chunks);
+  let out = '';
+  for (let i = 0; i + 8 <= raw.length; i += 8 + raw.readUInt32BE(i + 4)) out += raw.subarray(i + 8, i + 8 + raw.readUInt32BE(i + 4)).toString('utf8');
+  return out;
+}
+
+/** Every file under a directory, recursively (the fleet dir holds the database, the logs, the state dirs). */
+async function filesUnder(root: string): Promise<string[]> {
+  return (await readdir(root, { withFileTypes: true, recursive: true })).filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'berth-secrets-e2e-'));
+  tmpfs = await mkdtemp(join(tmpdir(), 'berth-secrets-e2e-tmpfs-'));
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m,mode=0700', 'tmpfs', tmpfs]);
+  await forgeDemoImages(rig.registry);
+  fleet = await Fleet.start({ engine: rig, dir, gateways: GATEWAYS, secretsDir: tmpfs });
+  expect(await fleet.cliJson(['devices', 'import', fleet.recordsFile])).toMatchObject({ total: 3 });
+  for (const g of GATEWAYS) await fleet.startGateway(g.serial);
+});
+
+afterAll(async () => {
+  await fleet?.stop({ removeDir: true });
+  if (tmpfs) execFileSync('umount', ['-l', tmpfs]);
+});
+
+describe('secrets end to end: two gateways, values by label, inside the real containers', { timeout: 180_000 }, () => {
+  it('refuses up front a rollout to a gateway that lacks the secret, naming it', async () => {
+    const file = join(dir, 'vault-sites.yaml');
+    await writeFile(file, manifest(rig.registry));
+    const applied = await fleet.cli(['apply', '-f', file]);
+    expect(applied.code, applied.stderr).toBe(0);
+    const refused = await fleet.cli(['campaign', 'create', '--manifest', 'vault-sites@1.0.0', '--selector', 'app=sec-lacking', '--waves', '100%']);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain('sec-lon: secret db_password (no value');
+  });
+
+  it('rolls out one manifest with each gateway\'s own value at /run/secrets/db_password', async () => {
+    for (const site of ['berlin', 'paris'] as const) {
+      const f = join(dir, `${site}.secret`);
+      await writeFile(f, VALUES[site], { mode: 0o600 });
+      const set = await fleet.cli(['secrets', 'set', 'db_password', '--selector', `site=${site}`, '--from-file', f]);
+      expect(set.code, set.stderr).toBe(0);
+    }
+    const c = await fleet.cliJson<Campaign>(['campaign', 'create', '--manifest', 'vault-sites@1.0.0', '--selector', 'app=sec', '--waves', '100%', '--device-timeout', '2m', '--start']);
+    const done = await fleet.waitForCampaign(c.id, ['completed', 'failed', 'paused', 'aborted']);
+    expect(done.status, JSON.stringify(done)).toBe('completed');
+    await fleet.waitForRelease(['sec-ber', 'sec-par'], 'vault-sites@1.0.0');
+    expect(await readSecretIn('sec-ber')).toBe(VALUES.berlin);
+    expect(await readSecretIn('sec-par')).toBe(VALUES.paris);
+  });
+
+  it('leaves the plaintext nowhere else: database files, logs, state dirs, the served documents', async () => {
+    // The secret files written by hand above are the only other copies, outside the fleet's dirs.
+    const files = (await filesUnder(dir)).filter((f) => !f.endsWith('.secret'));
+    expect(files.some((f) => f.endsWith('berth.db-wal'))).toBe(true);
+    expect(files.some((f) => f.endsWith('.log'))).toBe(true);
+    expect(files.some((f) => f.endsWith('release.json'))).toBe(true);
+    for (const f of files) {
+      const bytes = await readFile(f);
+      for (const v of Object.values(VALUES)) {
+        expect(bytes.includes(v), `${f} holds a secret in clear`).toBe(false);
+        expect(bytes.includes(Buffer.from(v).toString('base64')), `${f} holds a secret in base64`).toBe(false);
+      }
+    }
+    for (const serial of ['sec-ber', 'sec-par']) {
+      // The document exactly as the control plane serves it to the gateway, with the gateway's own token.
+      const creds = JSON.parse(await readFile(join(fleet.gateway(serial).stateDir, 'credentials.json'), 'utf8')) as { token: string };
+      const res = await fetch(`${fleet.controlPlaneUrl}/v1/device/desired`, { headers: { authorization: `Bearer ${creds.token}` } });
+      expect(res.status).toBe(200);
+      const jws = ((await res.json()) as { document: string }).document;
+      const payload = Buffer.from(jws.split('.')[1], 'base64url').toString('utf8');
+      expect(JSON.parse(payload).secrets.db_password.jwe.split('.')).toHaveLength(5);
+      for (const v of Object.values(VALUES)) {
+        expect(jws).not.toContain(v);
+        expect(payload).not.toContain(v);
+        expect(payload).not.toContain(Buffer.from(v).toString('base64'));
+      }
+    }
+  });
+});
