@@ -88,7 +88,7 @@ describe('device encryption keys', () => {
     // Someone who saw a renewal cannot put their key on B's name: the signature covers the key.
     const forged = await enrollWithKey(B, x25519().raw, encB.raw);
     expect(forged.status).toBe(401);
-    expect(forged.body.error.code).toBe('wrong-key');
+    expect(forged.body.error.code).toBe('enrollment-refused');
     expect(await storedKey('SEC-B')).toBeNull();
   });
 
