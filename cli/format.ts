@@ -1,4 +1,5 @@
 /** Plain-text rendering for people: aligned tables, key/value blocks, relative times. */
+import { ESC } from './terminal-safe.js';
 
 export interface Column<T> {
   header: string;
@@ -6,10 +7,12 @@ export interface Column<T> {
   align?: 'left' | 'right';
 }
 
+const OWN_SGR = new RegExp(`${ESC}\\[[0-9;]*m`, 'g');
+
 /** Width of a string as a terminal shows it: ANSI escapes take no room. */
 export function visibleWidth(s: string): number {
   // eslint-disable-next-line no-control-regex
-  return [...s.replace(/\x1b\[[0-9;]*m/g, '')].length;
+  return [...s.replace(OWN_SGR, '').replace(/\x1b\[[0-9;]*m/g, '')].length;
 }
 
 function pad(s: string, width: number, align: 'left' | 'right'): string {
@@ -94,7 +97,8 @@ export interface Palette {
   bold: (s: string) => string;
 }
 
-const sgr = (code: string) => (s: string) => `\x1b[${code}m${s}\x1b[0m`;
+// The CLI's own escapes are markers until output (cli/terminal-safe.ts): a device's ESC never passes as one.
+const sgr = (code: string) => (s: string) => `${ESC}[${code}m${s}${ESC}[0m`;
 const plain = (s: string) => s;
 
 /** Colours only on a terminal and only without NO_COLOR (https://no-color.org). */

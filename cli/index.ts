@@ -11,6 +11,7 @@ import { connect } from './client.js';
 import { configPath, loadConfig, resolveConnection } from './config.js';
 import type { Command, Io } from './context.js';
 import { CliError } from './errors.js';
+import { ownEscapes, terminalSafe } from './terminal-safe.js';
 import { ALIASES, isCommand, verbNamed, VERBS } from './commands/index.js';
 
 export { BerthClient } from './client.js';
@@ -114,9 +115,11 @@ export async function run(argv: string[], io: Io): Promise<number> {
       if (!conn.token) throw new CliError('no operator token', 'set BERTH_TOKEN, or run `berth login --server URL` with the token on stdin');
       return connect(conn.server, conn.token, conn.caFile);
     };
-    return await command.run({ io, args: parsed, usage: command.usage, client });
+    // Reports, labels and errors come from devices and servers: escaped for the terminal, JSON exact.
+    const shown: Io = { ...io, out: (t) => io.out(parsed.output === 'json' ? ownEscapes(t) : terminalSafe(t)), err: (t) => io.err(terminalSafe(t)) };
+    return await command.run({ io: shown, args: parsed, usage: command.usage, client });
   } catch (err) {
-    return reportError(io, err, debug);
+    return reportError({ ...io, err: (t) => io.err(terminalSafe(t)) }, err, debug);
   }
 }
 

@@ -9,6 +9,7 @@ import { CliError, usageError } from '../errors.js';
 import { colorEnabled, formatAgo, formatBytes, renderFields, renderTable } from '../format.js';
 import { outcomeOf, renderProgress, renderProgressLine, WATCH_EXIT } from '../progress.js';
 import { printVariablesCheck } from './vars.js';
+import { CR, ESC } from '../terminal-safe.js';
 
 const CREATE_USAGE =
   'berth campaign create --manifest NAME@VERSION --selector SEL --waves 1,10%,100% [--success PCT] [--max-failures PCT] [--device-timeout DUR] [--soak DUR] [--window CRON --window-duration DUR [--tz TZ]] [--on-failure pause|rollback] [--supersede] [--reconfigure] [--start] [--name NAME] [--dry-run]';
@@ -220,7 +221,7 @@ async function watch(ctx: Context, id: string, intervalMs: number): Promise<numb
       const block = renderProgress(c, { fancy });
       if (block !== lastLine) {
         // Cursor up over the previous block, then clear to the end of the screen.
-        io.out((drawnLines ? `\x1b[${drawnLines}A\r\x1b[J` : '') + block);
+        io.out((drawnLines ? `${ESC}[${drawnLines}A${CR}${ESC}[J` : '') + block);
         drawnLines = block.split('\n').length;
       }
       lastLine = block;

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { colorEnabled, formatAgo, formatBytes, formatUpdateBytes, palette, renderFields, renderTable, visibleWidth } from '../../cli/format.js';
 import { bucketCounts, outcomeOf, renderBar, renderProgress, renderProgressLine, type CampaignProgress } from '../../cli/progress.js';
+import { terminalSafe } from '../../cli/terminal-safe.js';
 
 describe('table', () => {
   it('aligns columns, capitalizes headers, right-aligns numbers, trims trailing blanks', () => {
@@ -98,7 +99,7 @@ describe('campaign progress', () => {
   });
   it('uses ANSI only when fancy', () => {
     expect(renderProgress(campaign, { fancy: false })).not.toContain('\x1b[');
-    expect(renderProgress(campaign, { fancy: true })).toContain('\x1b[32m');
+    expect(terminalSafe(renderProgress(campaign, { fancy: true }))).toContain('\x1b[32m');
   });
   it('summarizes in one line for pipes', () => {
     expect(renderProgressLine(campaign)).toBe('campaign c1 running: w1 1/1, w2 3/10 (1 failed), w3 0/20');

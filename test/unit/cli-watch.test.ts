@@ -5,6 +5,7 @@ import { campaignCommands } from '../../cli/commands/campaign.js';
 import type { Io } from '../../cli/context.js';
 import { ApiError } from '../../cli/http.js';
 import { campaignView } from '../../protocol/campaigns.js';
+import { terminalSafe } from '../../cli/terminal-safe.js';
 
 const STATES = { pending: 0, assigned: 0, succeeded: 0, failed: 0, 'rolled-back': 0, left: 0 };
 
@@ -103,8 +104,8 @@ describe('campaign status --watch', () => {
     expect(r.code).toBe(0);
     expect(r.out).toHaveLength(2);
     expect(r.out[0].startsWith('campaign cmp_1')).toBe(true);
-    // Three lines drawn (header + two waves): the redraw moves up three and clears.
-    expect(r.out[1].startsWith('\x1b[3A\r\x1b[J')).toBe(true);
+    // Three lines drawn (header + two waves): the redraw moves up three and clears (the CLI's own escapes become real at output).
+    expect(terminalSafe(r.out[1]).startsWith('\x1b[3A\r\x1b[J')).toBe(true);
     expect(r.out[1]).toContain('completed');
   });
 });
