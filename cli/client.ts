@@ -99,8 +99,11 @@ export class BerthClient {
     return (await this.call(`revoking signing key ${kid}`, operatorRoutes.revokeKey, { params: { kid } })).body;
   }
 
-  async audit(since?: string): Promise<AuditEntry[]> {
-    return (await this.call('reading the audit log', operatorRoutes.audit, { query: { since } })).body.entries.map(toAudit);
+  /** One page of the audit log, newest first; `next` is the `before` of the older page (null: no more). */
+  async audit(page: { since?: string; before?: string; limit?: number } = {}): Promise<{ entries: AuditEntry[]; next: string | null }> {
+    const query = { since: page.since, before: page.before, limit: page.limit === undefined ? undefined : String(page.limit), order: 'newest' };
+    const body = (await this.call('reading the audit log', operatorRoutes.audit, { query })).body;
+    return { entries: body.entries.map(toAudit), next: body.next === undefined || body.next === null ? null : String(body.next) };
   }
 
   async importDevices(text: string, contentType: string): Promise<ImportResult> {

@@ -28,6 +28,10 @@ export const tokenList = z.object({ tokens: z.array(tokenView) });
 export const auditQuery = z.object({
   since: z.string().optional().meta({ description: 'an ISO time, or the id of the last entry already read' }),
   limit: z.coerce.number().int().min(1).max(10_000).default(1000),
+  /** newest: the latest entries first (what a person reading the log wants); oldest: in order (a poller's `since`). */
+  order: z.enum(['oldest', 'newest']).default('oldest'),
+  /** Only entries older than this entry id (the `next` of a newest-first page). */
+  before: z.coerce.number().int().min(1).optional().meta({ description: 'an audit entry id: only older entries' }),
 });
 export const auditEntry = z.object({
   id: z.number().int(),
@@ -38,7 +42,8 @@ export const auditEntry = z.object({
   before: z.unknown(),
   after: z.unknown(),
 });
-export const auditLog = z.object({ entries: z.array(auditEntry) });
+/** `next`: null on the last page; else the cursor of the following page (`before` when newest first, `since` when oldest first). */
+export const auditLog = z.object({ entries: z.array(auditEntry), next: z.number().int().nullable().optional() });
 
 export const keyRotation = z.object({ kid: z.string(), retired: z.array(z.string()), jwks: jwksSchema });
 export const keyRevocation = z.object({ kid: z.string(), revoked: z.literal(true), active: z.string(), jwks: jwksSchema });
@@ -69,7 +74,7 @@ export const operatorRoutes = {
   audit: route({
     method: 'get',
     path: '/v1/audit',
-    summary: 'The append-only audit log, oldest first (since = ISO time or entry id)',
+    summary: 'The append-only audit log, oldest first or newest first (order), paged (limit; next is the since or before of the following page)',
     auth: 'admin',
     query: auditQuery,
     responses: { 200: json(auditLog) },

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { and, eq, gte, isNull } from 'drizzle-orm';
+import { and, asc, desc, eq, gte, isNull, lt, type SQL } from 'drizzle-orm';
 import { Hono } from 'hono';
 import { auditQuery, tokenCreateBody } from '../../protocol/operators.js';
 import { hashToken, newOperatorToken, requireRole } from './auth.js';
@@ -81,17 +81,21 @@ export function operatorRoutes(ctx: ControlPlaneContext) {
 
   app.get('/audit', requireRole('admin'), async (c) => {
     const q = queryOf(c, auditQuery);
-    let where;
+    const conds: SQL[] = [];
     if (q.since !== undefined) {
-      if (/^\d+$/.test(q.since)) where = gte(auditLog.id, Number(q.since) + 1);
+      if (/^\d+$/.test(q.since)) conds.push(gte(auditLog.id, Number(q.since) + 1));
       else {
         const t = Date.parse(q.since);
         if (Number.isNaN(t)) throw new HttpError(400, 'invalid-query', 'since: an ISO time or an audit entry id', 'since');
-        where = gte(auditLog.at, t);
+        conds.push(gte(auditLog.at, t));
       }
     }
-    const rows = await ctx.db.select().from(auditLog).where(where).orderBy(auditLog.id).limit(q.limit);
-    return c.json({ entries: rows.map(auditEntryView) });
+    if (q.before !== undefined) conds.push(lt(auditLog.id, q.before));
+    const newest = q.order === 'newest';
+    // One row more than asked tells whether another page exists, without counting the whole log.
+    const rows = await ctx.db.select().from(auditLog).where(conds.length ? and(...conds) : undefined).orderBy(newest ? desc(auditLog.id) : asc(auditLog.id)).limit(q.limit + 1);
+    const page = rows.slice(0, q.limit);
+    return c.json({ entries: page.map(auditEntryView), next: rows.length > q.limit ? page[page.length - 1].id : null });
   });
 
   app.post('/keys/rotate', requireRole('admin'), async (c) => {

@@ -125,7 +125,8 @@ describe('end to end: three gateways, one engine, the real services', { timeout:
     const twin = await fleet.twin(victim);
     expect(twin.desired?.release).toBe('demo@2.0.0');
     const audit = await fleet.cliJson<AuditEntry[]>(['audit']);
-    const trail = audit.filter((e) => e.target === c.id).map((e) => e.action);
+    // `berth audit` lists the newest first: reversed, the trail reads in order.
+    const trail = audit.filter((e) => e.target === c.id).map((e) => e.action).reverse();
     expect(trail.slice(0, 2)).toEqual(['campaign.create', 'campaign.start']);
     expect(trail).toContain('campaign.rollback');
   });

@@ -1,0 +1,77 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { run, type Io } from '../../cli/index.js';
+import type { AuditEntry } from '../../cli/client.js';
+import { createLogger } from '../../common/log.js';
+import { startControlPlane, type RunningControlPlane } from '../../control-plane/index.js';
+import { call, csvOf, newDevice } from './control-plane-support.js';
+
+/**
+ * The CLI's silent or misleading answers (issue 16, "Bugs"), each against a real control plane
+ * (libSQL file, HTTP on loopback) with no registry: none of these needs an image.
+ */
+let dir: string;
+let cp: RunningControlPlane;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'berth-cli-rails-'));
+  cp = await startControlPlane({ listen: '127.0.0.1:0', db: `file:${join(dir, 'berth.db')}`, dataDir: dir, registryProxy: null, log: createLogger('cp', { level: 'silent' }) });
+});
+afterAll(async () => {
+  await cp?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function cli(argv: string[], opts: { stdin?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const env = opts.env ?? { BERTH_SERVER: cp.url, BERTH_TOKEN: cp.adminToken, HOME: dir, XDG_CONFIG_HOME: join(dir, 'config') };
+  const io: Io = {
+    out: (t) => void out.push(t),
+    err: (t) => void err.push(t),
+    isTTY: false,
+    env,
+    readStdin: async () => opts.stdin ?? '',
+    stdinIsTTY: false,
+    promptSecret: async () => '',
+    now: () => new Date(),
+    sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+    home: dir,
+  };
+  const code = await run(argv, io);
+  return { code, stdout: out.join('\n'), stderr: err.join('\n') };
+}
+
+describe('berth audit', () => {
+  it('shows the newest entries first, one page at a time, and says where the next page is', async () => {
+    const d = newDevice('rails-audit');
+    expect((await call(cp.url, 'POST', '/v1/devices/import', { token: cp.adminToken, text: csvOf([d]), type: 'text/csv' })).status).toBe(200);
+    for (let i = 0; i < 130; i++) {
+      const r = await call(cp.url, 'PATCH', `/v1/devices/${d.serial}/labels`, { token: cp.adminToken, json: { set: { n: String(i) }, remove: [] } });
+      expect(r.status).toBe(200);
+    }
+    const first = await cli(['audit', '-o', 'json']);
+    expect(first.code).toBe(0);
+    const page1 = JSON.parse(first.stdout) as AuditEntry[];
+    expect(page1).toHaveLength(100);
+    expect(page1[0]).toMatchObject({ action: 'device.labels', after: { n: '129' } });
+    const ids = page1.map((e) => Number(e.id));
+    expect(ids).toEqual([...ids].sort((a, b) => b - a));
+    const last = ids[ids.length - 1];
+    expect(first.stderr).toContain(`more entries exist: 100 shown, newest first; the next page: berth audit --before ${last}`);
+
+    const second = await cli(['audit', '-o', 'json', '--before', String(last)]);
+    const page2 = JSON.parse(second.stdout) as AuditEntry[];
+    expect(Number(page2[0].id)).toBe(last - 1);
+    expect(page2.some((e) => e.action === 'device.import')).toBe(true);
+    expect(second.stderr).toBe('');
+
+    const small = await cli(['audit', '--limit', '3']);
+    expect(small.stdout.split('\n')).toHaveLength(4);
+    expect(small.stdout).toContain('{"n":"129"}');
+    expect(small.stderr).toMatch(/--before \d+ --limit 3$/);
+    expect((await cli(['audit', '--limit', '0'])).code).toBe(2);
+  });
+});
