@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { settledDeltaPlan } from '../../common/delta/plan-client.js';
 import { httpRequest, type HttpAnswer } from '../../common/http-client.js';
+import { describeTlsError, loadTrust, type HttpsTrust } from '../../common/tls-trust.js';
 import { parseImageRef, proxyRepository, type Upstream } from '../../manifests/image-ref.js';
 import { proxyRoutes } from '../../protocol/registry-proxy.js';
 import { requirePositionals, stringFlag } from '../args.js';
@@ -8,7 +9,7 @@ import { parseAnswer } from '../client.js';
 import type { Command } from '../context.js';
 import { CliError } from '../errors.js';
 
-const USAGE = 'berth registry-proxy warm IMAGE… [--proxy URL] [--token-file FILE] [--platform os/arch] [--delta-from IMAGE]…';
+const USAGE = 'berth registry-proxy warm IMAGE… [--proxy URL] [--ca-file FILE] [--token-file FILE] [--platform os/arch] [--delta-from IMAGE]…';
 
 /**
  * The proxy's name for `image`: its own `ALIAS/REPO:TAG` stays as it is; a user reference
@@ -36,10 +37,12 @@ async function jsonOf(res: HttpAnswer, proxy: string): Promise<unknown> {
   }
 }
 
-async function call(what: string, proxy: string, path: string, init: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<HttpAnswer> {
+async function call(what: string, proxy: string, path: string, init: { method?: string; headers?: Record<string, string>; body?: string; trust?: HttpsTrust } = {}): Promise<HttpAnswer> {
   try {
     return await httpRequest(`${proxy}${path}`, { ...init, signal: AbortSignal.timeout(30 * 60_000) });
   } catch (err) {
+    const tls = describeTlsError(err, proxy, init.trust?.caFile);
+    if (tls) throw new CliError(`${what}: ${tls}`, 'pass the CA that signed the proxy\'s certificate with --ca-file or BERTH_CA_FILE');
     throw new CliError(`${what}: cannot reach the registry proxy at ${proxy} (${(err as Error).message})`, 'is it running? check --proxy / BERTH_PROXY_URL');
   }
 }
@@ -60,7 +63,9 @@ export const warm: Command = {
     const tokenFile = stringFlag(args, 'token-file') ?? io.env.BERTH_PROXY_TOKEN_FILE;
     const token = tokenFile ? (await readFile(tokenFile, 'utf8')).trim() : io.env.BERTH_PROXY_TOKEN;
     const platform = stringFlag(args, 'platform') ?? io.env.BERTH_PROXY_WARM_PLATFORM;
-    const listed = await call('warm', proxy, proxyRoutes.upstreams.path);
+    const caFile = stringFlag(args, 'ca-file') ?? io.env.BERTH_CA_FILE;
+    const trust = caFile ? await loadTrust(caFile) : undefined;
+    const listed = await call('warm', proxy, proxyRoutes.upstreams.path, { trust });
     if (!listed.ok) throw new CliError(`warm: ${proxy}/berth/v1/upstreams answered ${listed.status}`, 'is --proxy really a Berth registry proxy?');
     const { upstreams } = parseAnswer('warm', proxyRoutes.upstreams, listed.status, await jsonOf(listed, proxy));
     const targets = images.map((image) => proxyImageOf(image, upstreams));
@@ -71,11 +76,12 @@ export const warm: Command = {
       method: 'POST',
       headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
       body,
+      trust,
     });
     if (!res.ok) throw new CliError(`warm failed (${res.status}): ${await res.text()}`);
     io.out(JSON.stringify(parseAnswer('warm', proxyRoutes.warm, res.status, await jsonOf(res, proxy))));
     for (const target of have.length > 0 ? targets : []) {
-      const plan = await settledDeltaPlan({ proxy, token, request: { target, have, platform } });
+      const plan = await settledDeltaPlan({ proxy, token, trust, request: { target, have, platform } });
       io.out(JSON.stringify({ deltas: { image: target, ...plan } }));
     }
     return 0;

@@ -5,7 +5,9 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { run as berth } from '../../cli/index.js';
 import { createLogger } from '../../common/log.js';
+import { capturingIo } from './fleet.js';
 import { startRegistryProxy, type RunningProxy } from '../../registry-proxy/index.js';
 import { busyboxLayer, forgeImage, type ForgedImage } from '../rig/forge.js';
 import { rigFromEnv } from '../rig/index.js';
@@ -62,6 +64,20 @@ describe('docker and skopeo through the HTTPS proxy', () => {
   it('skopeo refuses the proxy when --src-cert-dir holds another CA', async () => {
     const err = await run('skopeo', ['copy', '--src-cert-dir', await certDir('other', other), `docker://${host}/rig/${repo}@${image.manifestDigest}`, `dir:${join(dir, 'img2')}`]).then(() => null, (e: { stderr?: string }) => e);
     expect(err?.stderr).toMatch(/x509: certificate signed by unknown authority|failed to verify certificate/);
+  });
+
+  it('berth registry-proxy warm trusts the CA with --ca-file, and says so when it is the wrong one', async () => {
+    const warm = async (caFile: string) => {
+      const { io, result } = capturingIo({ HOME: dir, NO_COLOR: '1' });
+      const code = await berth(['registry-proxy', 'warm', '--proxy', proxy.url, '--ca-file', caFile, `${rig.registry}/${repo}:v1`], io);
+      return { code, ...result() };
+    };
+    const ok = await warm(fleet.caFile);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toContain(image.manifestDigest);
+    const wrong = await warm(other.caFile);
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toContain(`warm: the TLS certificate of ${host} is not signed by a CA this client trusts (UNABLE_TO_VERIFY_LEAF_SIGNATURE); it is not from the CA in ${other.caFile}`);
   });
 
   it('docker pulls over HTTPS (it does not verify loopback registries)', async () => {
