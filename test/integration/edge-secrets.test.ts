@@ -10,6 +10,7 @@ import { startEdgeDaemon, type EdgeDaemon } from '../../edge-daemon/index.js';
 import { LABEL } from '../../edge-daemon/reconcile/spec.js';
 import { sealForDevice } from '../../protocol/secret-box.js';
 import { rigFromEnv } from '../rig/index.js';
+import { execIn } from './engine-probe.js';
 import { forgeApp, makeDevice, manifest, removeDevice, service, startProxy, startTestControlPlane, waitFor, type TestControlPlane } from './edge-daemon-fixtures.js';
 
 /**
@@ -57,22 +58,7 @@ const committed = (d: EdgeDaemon, sequence: number) =>
   waitFor(`sequence ${sequence} committed`, () => (d.status().currentSequence === sequence && d.status().phase === 'running' && !d.status().busy ? true : d.status().phase === 'failed' ? Promise.reject(new Error(d.status().error)) : false), 90_000);
 
 async function exec(container: string, cmd: string[]): Promise<string> {
-  const e = await docker.getContainer(container).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
-  const stream = await e.start({});
-  const chunks: Buffer[] = [];
-  await new Promise<void>((resolve, reject) => {
-    stream.on('data', (c: Buffer) => chunks.push(c));
-    stream.on('end', () => resolve());
-    stream.on('error', reject);
-  });
-  const raw = Buffer.concat(chunks);
-  let out = '';
-  for (let i = 0; i + 8 <= raw.length; ) {
-    const len = raw.readUInt32BE(i + 4);
-    out += raw.subarray(i + 8, i + 8 + len).toString('utf8');
-    i += 8 + len;
-  }
-  return out;
+  return (await execIn(docker, container, cmd)).out;
 }
 
 async function running(deviceId: string) {

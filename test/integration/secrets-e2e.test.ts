@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Campaign } from '../../cli/client.js';
 import { rigFromEnv } from '../rig/index.js';
+import { execIn } from './engine-probe.js';
 import { DEMO_REPOSITORY, Fleet, forgeDemoImages } from './fleet.js';
 
 /**
@@ -43,14 +44,7 @@ x-berth: { update: { strategy: download-then-swap, health_timeout: 20s } }
 async function readSecretIn(serial: string): Promise<string> {
   const c = (await fleet.containers(serial)).find((x) => x.service === 'app' && x.state === 'running');
   if (!c) throw new Error(`${serial}: no running app container`);
-  const exec = await fleet.docker.getContainer(c.name).exec({ Cmd: ['cat', '/run/secrets/db_password'], AttachStdout: true, AttachStderr: true });
-  const stream = await exec.start({});
-  const chunks: Buffer[] = [];
-  await new Promise<void>((resolve, reject) => stream.on('data', (b: Buffer) => chunks.push(b)).on('end', resolve).on('error', reject));
-  const raw = Buffer.concat(chunks);
-  let out = '';
-  for (let i = 0; i + 8 <= raw.length; i += 8 + raw.readUInt32BE(i + 4)) out += raw.subarray(i + 8, i + 8 + raw.readUInt32BE(i + 4)).toString('utf8');
-  return out;
+  return (await execIn(fleet.docker, c.name, ['cat', '/run/secrets/db_password'])).out;
 }
 
 /** Every file under a directory, recursively (the fleet dir holds the database, the logs, the state dirs). */
