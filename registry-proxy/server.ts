@@ -27,6 +27,7 @@ import { sendWhileFetching } from './send.js';
 import { ProxyCache } from './cache.js';
 import { DEFAULT_UPSTREAM_OPTIONS, UpstreamClient, UpstreamUnreachable } from './upstream.js';
 import { inPool, parseProxyImage, selectChildren } from './warm.js';
+import { originFormOnly, rawTarget, warmBodyLimit } from './request-guards.js';
 
 export interface ProxyOptions {
   /** HOST:PORT; port 0 picks a free one (tests). Default 127.0.0.1:0. */
@@ -136,8 +137,10 @@ export async function createProxy(opts: ProxyOptions) {
     // A fixed label set: a path of the client's choosing must not become a metrics series.
     const route = c.req.path.startsWith('/v2') ? (/\/(manifests|blobs|tags)\//.exec(c.req.path)?.[1] ?? 'base') : (KNOWN_ROUTES.has(c.req.path) ? c.req.path : 'other');
     metrics.inc('berth_proxy_requests_total', { route, status: String(status) });
-    c.var.log.info({ method: c.req.method, path: c.req.path, status, ms: Math.round(performance.now() - t0) }, 'request');
+    c.var.log.info({ method: c.req.method, path: rawTarget(c.env, c.req.url), status, ms: Math.round(performance.now() - t0) }, 'request');
   });
+  app.use('*', originFormOnly());
+  app.use('/berth/v1/warm', warmBodyLimit());
 
   // Under test (BERTH_CHECK_ANSWERS), the /berth/v1 answers are held to protocol/registry-proxy.ts.
   const answerCheck = answerCheckFromEnv(registryProxyApi, process.env, (message) => ({ errors: [{ code: 'CONTRACT_VIOLATION', message }] }));
@@ -154,9 +157,7 @@ export async function createProxy(opts: ProxyOptions) {
     return new Response(JSON.stringify({ errors: [{ code: 'UNKNOWN', message: 'internal error; see the proxy log for request ' + c.get('requestId') }] }), { status: 500, headers: { 'Content-Type': 'application/json' } });
   });
 
-  function rawPath(c: Context<Env>): string {
-    return (c.env?.incoming?.url ?? new URL(c.req.url).pathname + new URL(c.req.url).search).split('?')[0];
-  }
+  const rawPath = (c: Context<Env>): string => rawTarget(c.env, c.req.url);
 
   function scopeName(c: Context<Env>): string | undefined {
     try {
