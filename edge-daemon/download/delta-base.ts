@@ -33,12 +33,14 @@ export interface BaseWanted {
  * Writes `bytes` to `path` while hashing; the file stays only when the bytes are the wanted tar
  * (size and sha256). One chunk in memory at a time: each write is awaited.
  */
-async function keepIfTar(bytes: ByteStream, path: string, want: BaseWanted): Promise<boolean> {
+async function keepIfTar(bytes: ByteStream, path: string, want: BaseWanted, moved?: (bytes: number) => void): Promise<boolean> {
   const fh = await open(path, 'w', 0o600);
   const digester = new Digester();
   let size = 0;
   try {
     for await (const chunk of bytes) {
+      // Every chunk is a fresh buffer outside the V8 heap: the pacer has them collected as they go.
+      moved?.(chunk.length);
       size += chunk.length;
       if (size > want.size) break;
       digester.update(chunk);
@@ -58,7 +60,7 @@ async function temporary(path: string): Promise<BaseTar> {
 }
 
 /** The layer tar out of `docker save IMAGE`: the entry of the base's size whose sha256 is its diff_id. */
-async function fromEngine(docker: Dockerode, image: string, want: BaseWanted, path: string): Promise<boolean> {
+async function fromEngine(docker: Dockerode, image: string, want: BaseWanted, path: string, moved?: (bytes: number) => void): Promise<boolean> {
   let archive: NodeJS.ReadableStream;
   try {
     archive = await docker.getImage(image).get();
@@ -70,7 +72,7 @@ async function fromEngine(docker: Dockerode, image: string, want: BaseWanted, pa
     for (let e = await nextEntry(r); e; e = await nextEntry(r)) {
       const body = r.span(e.size, `entry ${e.path}`);
       // docker save's layer tar is byte for byte the layer (its sha256 is the config's diff_id).
-      if (e.type === '0' && e.size === want.size && (await keepIfTar(body, path, want))) return true;
+      if (e.type === '0' && e.size === want.size && (await keepIfTar(body, path, want, moved))) return true;
       for await (const skipped of body) void skipped;
       if (e.padding > 0) await r.readExact(e.padding, 'tar padding');
     }
@@ -86,14 +88,14 @@ async function fromEngine(docker: Dockerode, image: string, want: BaseWanted, pa
  * engine (`docker save` of an image holding it, streamed; only the one layer is written). Every
  * copy is checked against the base's diff_id. Throws NoBaseError when none has it.
  */
-export async function openBase(store: DownloadStore, docker: Dockerode, want: BaseWanted, tmpDir: string): Promise<BaseTar> {
+export async function openBase(store: DownloadStore, docker: Dockerode, want: BaseWanted, tmpDir: string, moved?: (bytes: number) => void): Promise<BaseTar> {
   if ((await store.size(want.diffId)) === want.size) return openFileSource(store.blobPath(want.diffId));
   const path = join(tmpDir, `base-${digestHex(want.diffId)}.tar`);
   if (await store.has(want.digest)) {
     const gunzip = createReadStream(store.blobPath(want.digest)).pipe(createGunzip({ chunkSize: 256 << 10 }));
-    if (await keepIfTar(gunzip, path, want).catch(() => false)) return temporary(path);
+    if (await keepIfTar(gunzip, path, want, moved).catch(() => false)) return temporary(path);
     gunzip.destroy();
   }
-  if (want.engineImage && (await fromEngine(docker, want.engineImage, want, path).catch(() => false))) return temporary(path);
+  if (want.engineImage && (await fromEngine(docker, want.engineImage, want, path, moved).catch(() => false))) return temporary(path);
   throw new NoBaseError(`no copy of base layer ${want.diffId}: not in the store${want.engineImage ? `, not in the engine's image ${want.engineImage}` : ', and no engine image holds it'}`);
 }

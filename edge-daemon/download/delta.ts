@@ -12,6 +12,7 @@ import { checkDeltaHeader, deltaDiskBytes, routeLayers, type FallbackReason, typ
 import { engineImage } from './engine.js';
 import { BlobVerificationError } from './errors.js';
 import type { DeltaOutcome } from '../images.js';
+import type { GcPacer } from './gc-pacer.js';
 import type { BlobTarget, ProxyClient } from './proxy-client.js';
 import type { DownloadStore } from './store.js';
 
@@ -65,6 +66,8 @@ export interface DeltaDeps {
   pullToken: () => Promise<string>;
   /** How long to wait for the proxy to compute deltas before taking layers in full. */
   planWaitMs: number;
+  /** Counts the bytes of fresh buffers (gunzipped or `docker save`d bases, the delta read back) and collects them as they go. */
+  pacer?: GcPacer;
 }
 
 function reasonOf(err: unknown): FallbackReason {
@@ -179,10 +182,11 @@ export class DeltaRebuilder {
 
   private async rebuild(job: DeltaJob): Promise<{ diffId: string; size: number }> {
     const { store, docker } = this.deps;
-    const base = await openBase(store, docker, { ...job.base, size: job.header.fromSize }, store.workDir);
+    const moved = this.deps.pacer ? (n: number) => this.deps.pacer?.moved(n) : undefined;
+    const base = await openBase(store, docker, { ...job.base, size: job.header.fromSize }, store.workDir, moved);
     const outPath = join(store.workDir, `layer-${digestHex(job.layer.diffId)}.tar`);
     try {
-      const delta = createReadStream(store.blobPath(job.download.digest), { highWaterMark: 1 << 20 });
+      const delta = pacedStream(createReadStream(store.blobPath(job.download.digest), { highWaterMark: 1 << 20 }), moved);
       // expectDiffId is the signed config's, not the delta's claim: nothing else reaches the store.
       const result = await applyDelta({ base, delta, outPath, expectDiffId: job.layer.diffId });
       await store.adopt(job.layer.diffId, outPath);
@@ -209,6 +213,14 @@ export interface ResolvedLike {
 export function platformOf(image: DeltaImage, have: DeltaImage[]): { platform?: string } {
   const platform = image.platform ?? have.find((h) => h.platform)?.platform;
   return platform ? { platform } : {};
+}
+
+/** The stream's chunks as they come, each counted by `moved` first. */
+async function* pacedStream(stream: AsyncIterable<Buffer>, moved: ((bytes: number) => void) | undefined): AsyncGenerator<Buffer> {
+  for await (const chunk of stream) {
+    moved?.(chunk.length);
+    yield chunk;
+  }
 }
 
 export function deltaImageOf(c: ResolvedLike): DeltaImage {

@@ -98,7 +98,7 @@ export function createImageFetcher(opts: ImageFetcherOptions): ImageFetcher {
   /** Blobs the handover registry may fetch on the engine's demand (layers of images being handed over). */
   const handoverBlobs = new Map<string, BlobTarget>();
   let registry: Promise<HandoverRegistry> | undefined;
-  const deltas = new DeltaRebuilder({ store, client, docker: opts.docker, log, registryProxy: opts.registryProxy, trust: opts.trust, pullToken: opts.pullToken, planWaitMs: opts.deltaPlanWaitMs ?? 120_000 });
+  const deltas = new DeltaRebuilder({ store, client, docker: opts.docker, log, registryProxy: opts.registryProxy, trust: opts.trust, pullToken: opts.pullToken, planWaitMs: opts.deltaPlanWaitMs ?? 120_000, pacer });
 
   async function manifestBytes(proxyRepo: string, digest: string, image: string, signal?: AbortSignal): Promise<{ bytes: Buffer; mediaType: string }> {
     const stored = await store.read(digest);
