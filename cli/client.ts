@@ -76,6 +76,11 @@ export class BerthClient {
   }
 
   /** Calls a route; the answer, parsed with the contract's schema for the status it came with. */
+  /** A streamed GET (NDJSON), e.g. a device's logs. */
+  stream(what: string, route: Route, params: Record<string, string>, query: Record<string, string | undefined>, signal: AbortSignal): Promise<ReadableStream<Uint8Array>> {
+    return this.http.stream(what, pathOf(route, params), query, signal);
+  }
+
   async call<R extends Route>(what: string, route: R, opts: CallOptions<R> = {}): Promise<{ status: number; body: AnswerOf<R> }> {
     const { status, body } = await this.http.exchange(what, route.method.toUpperCase(), pathOf(route, opts.params), opts);
     return { status, body: parseAnswer(what, route, status, body) };

@@ -50,6 +50,22 @@ export class HttpClient {
     private readonly caFile?: string,
   ) {}
 
+  /** A GET whose answer is read as it arrives (`berth logs -f`); refusals become ApiError as usual. */
+  async stream(what: string, path: string, query: Record<string, string | undefined>, signal: AbortSignal): Promise<ReadableStream<Uint8Array>> {
+    const url = new URL(this.server + path);
+    for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, v);
+    const headers: Record<string, string> = { accept: 'application/x-ndjson' };
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    let res: Response;
+    try {
+      res = await this.fetchImpl(url, { headers, signal });
+    } catch (err) {
+      throw new CliError(`${what} failed: cannot reach the control plane at ${this.server} (${networkReason(err)})`, 'is it running? check --server / BERTH_SERVER / `berth login`');
+    }
+    if (!res.ok || !res.body) throw new ApiError(what, parseServerError(res.status, res.statusText, await res.text()));
+    return res.body;
+  }
+
   async request<T = unknown>(what: string, method: string, path: string, opts: RequestOptions = {}): Promise<T> {
     return (await this.exchange<T>(what, method, path, opts)).body;
   }

@@ -22,6 +22,7 @@ import { fleetGauges, fleetRoutes } from './fleet/routes.js';
 import { varsRoutes } from './vars/routes.js';
 import { consoleRoutes } from './ui/routes.js';
 import { secretRoutes } from './device-secrets/routes.js';
+import { deviceLogRoutes, operatorLogRoutes } from './device-logs/routes.js';
 
 export function buildApp(ctx: ControlPlaneContext, metrics = new ControlPlaneMetrics()): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
@@ -51,7 +52,8 @@ export function buildApp(ctx: ControlPlaneContext, metrics = new ControlPlaneMet
   // `Connection: close`: the unread rest of the body makes the connection unusable for the next request.
   const tooLarge = (max: string) => (c: Context<AppEnv>) => c.json(errorBody('body-too-large', `request body is larger than ${max}`), 413, { Connection: 'close' });
   app.use('/v1/devices/import', bodyLimit({ maxSize: 64 << 20, onError: tooLarge('64 MiB') }));
-  app.use('/v1/*', async (c, next) => (c.req.path === '/v1/devices/import' ? next() : bodyLimit({ maxSize: 1 << 20, onError: tooLarge('1 MiB') })(c, next)));
+  // Log uploads stream for as long as an operator follows; the relay caps each request itself.
+  app.use('/v1/*', async (c, next) => (c.req.path === '/v1/devices/import' || c.req.path.startsWith('/v1/device/logs/') ? next() : bodyLimit({ maxSize: 1 << 20, onError: tooLarge('1 MiB') })(c, next)));
   app.notFound((c) => c.json(errorBody('not-found', `no route ${c.req.method} ${c.req.path}`), 404));
 
   app.get('/healthz', async (c) => {
@@ -75,7 +77,9 @@ export function buildApp(ctx: ControlPlaneContext, metrics = new ControlPlaneMet
 
   app.route('/', describeRoutes(ctx));
   app.route('/v1/enroll', enrollmentRoutes(ctx));
+  app.route('/v1/device/logs', deviceLogRoutes(ctx));
   app.route('/v1/device', deviceApiRoutes(ctx));
+  app.route('/v1/devices', operatorLogRoutes(ctx));
   app.route('/v1/devices', deviceRoutes(ctx));
   app.route('/v1/manifests', manifestRoutes(ctx));
   app.route('/v1/registry', registryTokenRoutes(ctx));

@@ -5,6 +5,9 @@ import { enrollChallengeResponse, enrollProofBytes, enrollResponse, pullTokenRes
 import type { z } from 'zod';
 import { controlRequest, type ControlAnswer } from './control-http.js';
 import { describeTlsError, type HttpsTrust } from '../common/tls-trust.js';
+import { deviceLogRoutes, LOG_REQUESTS_HEADER, type LogRequest } from '../protocol/device-logs.js';
+
+const claimAnswer = deviceLogRoutes.claim.responses[200].schema;
 
 /** The control channel, as `protocol/device.ts` defines it: small, frequent, Bearer device token. */
 
@@ -22,7 +25,8 @@ export class ControlError extends Error {
   }
 }
 
-export type DesiredAnswer = { kind: 'none' } | { kind: 'unchanged' } | { kind: 'document'; jws: string; etag?: string };
+/** `logRequests`: log requests waiting for this gateway to claim them (issue 15; logs/). */
+export type DesiredAnswer = ({ kind: 'none' } | { kind: 'unchanged' } | { kind: 'document'; jws: string; etag?: string }) & { logRequests?: number };
 
 export class ControlClient {
   constructor(
@@ -86,13 +90,14 @@ export class ControlClient {
     // A long-poll that outlives its wait by far is a dead connection, not a slow answer.
     const bounded = AbortSignal.any([...(signal ? [signal] : []), AbortSignal.timeout((waitSeconds + 15) * 1000)]);
     const res = await this.call('GET', `v1/device/desired?wait=${waitSeconds}`, { headers, signal: bounded });
+    const logRequests = Number(res.header(LOG_REQUESTS_HEADER) ?? 0) || 0;
     if (res.status === 304) {
       res.discard();
-      return { kind: 'unchanged' };
+      return { kind: 'unchanged', logRequests };
     }
     if (res.status === 204) {
       res.discard();
-      return { kind: 'none' };
+      return { kind: 'none', logRequests };
     }
     const text = await res.text();
     if (!res.ok) throw new ControlError(res.status, `desired state: HTTP ${res.status} ${text.slice(0, 300)}`);
@@ -104,7 +109,18 @@ export class ControlClient {
     }
     const jws = (doc as { document?: unknown } | null)?.document;
     if (typeof jws !== 'string') throw new ControlError(res.status, 'desired state: answer has no document');
-    return { kind: 'document', jws, etag: res.header('etag') };
+    return { kind: 'document', jws, etag: res.header('etag'), logRequests };
+  }
+
+  /** The log requests waiting for this gateway, claimed by asking (logs/). */
+  async claimLogRequests(signal?: AbortSignal): Promise<LogRequest[]> {
+    return (await this.json(await this.call('POST', 'v1/device/logs/claim', { body: {}, signal }), claimAnswer, 'log requests')).requests;
+  }
+
+  /** Where a log request's lines go, and the header that authenticates them (logs/upload.ts streams them itself). */
+  logUploadTarget(id: string): { url: string; authorization: string | undefined; agent: HttpsTrust['agent'] | undefined } {
+    const t = this.token();
+    return { url: this.url(`v1/device/logs/${encodeURIComponent(id)}`), authorization: t ? `Bearer ${t}` : undefined, agent: this.trust?.agent };
   }
 
   async pullToken(signal?: AbortSignal): Promise<z.infer<typeof pullTokenResponse>> {

@@ -21,6 +21,7 @@ import { ReleaseRunner } from './release-runner.js';
 import { releaseLabel } from './reconcile/spec.js';
 import { Reporter, type ReportBody } from './report.js';
 import { reportedServices } from './reported.js';
+import { LogShipper } from './logs/shipper.js';
 import { StateDir } from './state.js';
 import { loadTrust, type HttpsTrust } from '../common/tls-trust.js';
 
@@ -61,6 +62,8 @@ class Daemon implements EdgeDaemon {
   private loops: Promise<void>[] = [];
   private readonly log: Logger;
   private readonly state: StateDir;
+  /** Container logs on demand (issue 15), shipped when a poll answer says an operator asks. */
+  private logs: LogShipper | undefined;
 
   constructor(private readonly opts: EdgeDaemonOptions) {
     // Stops a start that is still enrolling (retrying an unreachable or untrusted control plane).
@@ -90,6 +93,7 @@ class Daemon implements EdgeDaemon {
     await this.identity.load();
     this.deviceId = this.identity.deviceId;
     this.secrets = new SecretFiles({ root: this.opts.secretsDir ?? DEFAULT_SECRETS_ROOT, anyFilesystem: this.opts.secretsDirAnyFs, deviceId: this.deviceId, privateKey: encryption.privateKey, publicKey: encryption.publicKey, log: this.log });
+    this.logs = new LogShipper(this.docker, () => this.identity.client, () => this.deviceId, this.log);
     this.runner = new ReleaseRunner({
       docker: this.docker,
       dockerHost,
@@ -178,6 +182,7 @@ class Daemon implements EdgeDaemon {
           signal,
           onRetry: ({ error, delayMs }) => this.log.warn({ err: (error as Error).message, retryInMs: delayMs }, 'desired state not fetched; keeping the running release'),
         });
+        if (answer.logRequests) this.logs?.poll();
         if (answer.kind === 'document') {
           etag = answer.etag;
           if (answer.jws !== this.lastDocument) {
@@ -267,6 +272,7 @@ class Daemon implements EdgeDaemon {
     if (this.abort.signal.aborted) return;
     for (const t of this.timers) clearTimeout(t);
     this.identity?.close();
+    this.logs?.stop();
     // Let a swap in progress reach a step boundary; the journal covers whatever it leaves.
     this.abort.abort();
     await Promise.allSettled([this.work.idle(), ...this.loops]);

@@ -29,8 +29,9 @@ export function checkAnswers(api: Api, onMismatch: (m: AnswerMismatch) => void, 
     const res = c.res;
     // A body written straight to the socket (blobs, deltas) has gone; there is nothing left to check.
     if (res.headers.get('x-hono-already-sent')) return;
-    // An event stream never ends: its status and media type are checked, not its body.
-    const streaming = res.headers.get('content-type')?.startsWith('text/event-stream') ?? false;
+    // An event stream (or a followed NDJSON log) may never end: its status and media type are checked, not its body.
+    const type = res.headers.get('content-type') ?? '';
+    const streaming = type.startsWith('text/event-stream') || type.startsWith('application/x-ndjson');
     const problem = answerMismatch(api, route, { status: res.status, contentType: res.headers.get('content-type'), body: streaming ? '' : await res.clone().text() });
     if (problem === null) return;
     const mismatch = { method: c.req.method, route: route?.path ?? c.req.path, status: res.status, problem };

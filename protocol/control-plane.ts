@@ -12,6 +12,7 @@ import { webhookRoutes } from './webhooks.js';
 import { fleetRoutes } from './fleet.js';
 import { varsRoutes } from './vars.js';
 import { consoleRoutes } from './console.js';
+import { deviceLogRoutes } from './device-logs.js';
 
 /** Every route the control plane serves: a test checks it mounts exactly these. */
 export const controlPlaneApi: Api = {
@@ -32,5 +33,6 @@ export const controlPlaneApi: Api = {
     ...Object.values(varsRoutes),
     ...Object.values(consoleRoutes),
     ...Object.values(secretRoutes),
+    ...Object.values(deviceLogRoutes),
   ],
 };

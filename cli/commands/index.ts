@@ -12,6 +12,7 @@ import { warm } from './warm.js';
 import { policyCommands } from './policies.js';
 import { webhookCommands } from './webhooks.js';
 import { fleetCommands } from './fleet.js';
+import { logs } from './logs.js';
 import { varsCommands } from './vars.js';
 import { secretCommands } from './secrets.js';
 
@@ -27,6 +28,7 @@ export const VERBS: Record<string, Verb> = {
   policies: policyCommands,
   webhooks: webhookCommands,
   fleet: fleetCommands,
+  logs,
   vars: varsCommands,
   secrets: secretCommands,
   tokens: tokenCommands,

@@ -12,6 +12,8 @@ import { desiredRelease, desiredSequence, getDesiredDocument } from '../devices/
 import { HttpError, jsonBody, queryOf, type AppEnv } from '../http.js';
 import { mintPullToken } from './pull-tokens.js';
 import { publishDeviceOutcome } from '../webhooks/device-events.js';
+import { relayOf } from '../device-logs/relay.js';
+import { LOG_REQUESTS_HEADER } from '../../protocol/device-logs.js';
 
 /** Pull scopes for the images of the given manifests, grouped by proxy repository, digests pinned. */
 export async function accessFor(registry: ImageRegistry, specs: Manifest[]): Promise<PullAccess> {
@@ -46,16 +48,20 @@ export function deviceApiRoutes(ctx: ControlPlaneContext) {
     const deadline = Date.now() + Math.min(q.wait ?? 0, ctx.config.maxWaitSec) * 1000;
     const signal = c.req.raw.signal;
     let sequence = await desiredSequence(ctx.client, deviceId);
-    while (etagOf(sequence) === known && Date.now() < deadline && !signal.aborted && !ctx.waiters.closed) {
+    // A log request waiting for this device answers the poll at once (issue 15): the gateway never accepts connections.
+    const logs = relayOf(ctx);
+    while (etagOf(sequence) === known && Date.now() < deadline && !signal.aborted && !ctx.waiters.closed && logs.unclaimed(deviceId) === 0) {
       // Woken after an assignment commits here, or by the watcher for one made by another process.
       await ctx.waiters.wait(deviceId, deadline - Date.now(), signal);
       sequence = await desiredSequence(ctx.client, deviceId);
     }
-    if (sequence === null) return c.body(null, 204);
-    if (known !== null && etagOf(sequence) === known) return c.body(null, 304, { ETag: known });
+    const pendingLogs = logs.unclaimed(deviceId);
+    const logHeader: Record<string, string> = pendingLogs ? { [LOG_REQUESTS_HEADER]: String(pendingLogs) } : {};
+    if (sequence === null) return c.body(null, 204, logHeader);
+    if (known !== null && etagOf(sequence) === known) return c.body(null, 304, { ETag: known, ...logHeader });
     const doc = await getDesiredDocument(ctx, deviceId);
-    if (!doc) return c.body(null, 204);
-    return c.json({ document: doc.document }, 200, { ETag: etagOf(doc.sequence) as string, 'Cache-Control': 'no-store' });
+    if (!doc) return c.body(null, 204, logHeader);
+    return c.json({ document: doc.document }, 200, { ETag: etagOf(doc.sequence) as string, 'Cache-Control': 'no-store', ...logHeader });
   });
 
   app.post('/pull-token', async (c) => {
