@@ -7,11 +7,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Campaign } from '../../cli/client.js';
 import { rigFromEnv } from '../rig/index.js';
 import { execIn } from './engine-probe.js';
-import { DEMO_REPOSITORY, Fleet, forgeDemoImages } from './fleet.js';
+import { DEMO_REPOSITORY, Fleet, forgeDemoImages, waitFor } from './fleet.js';
 
 /**
- * Issue 13's secrets end to end: one manifest with one secret rolled out by a campaign to two
- * gateways that get different values by label. Real edge daemons (their secrets on a tmpfs mounted
+ * Issue 13's "done when": one manifest with two variables and one secret rolled out by a campaign to
+ * two gateways that get different values by label. Real edge daemons (their secrets on a tmpfs mounted
  * here), the real control plane and registry proxy, the rig's dockerd: inside each container
  * /run/secrets/db_password holds that gateway's value, and the plaintext is nowhere else: not in
  * the control plane's database files, not in any log, not in a daemon's state dir, not in the
@@ -23,6 +23,7 @@ const GATEWAYS = [
   { serial: 'sec-par', labels: { site: 'paris', app: 'sec' } },
   { serial: 'sec-lon', labels: { site: 'london', app: 'sec-lacking' } },
 ];
+const ROTATED = `paris-rotated-${randomBytes(12).toString('hex')}`;
 const VALUES = { berlin: `berlin-${randomBytes(12).toString('hex')}`, paris: `paris-${randomBytes(12).toString('hex')}` };
 let fleet: Fleet;
 let dir: string;
@@ -35,16 +36,27 @@ services:
     image: ${registry}/${DEMO_REPOSITORY}:1.0.0
     network_mode: none
     restart: unless-stopped
+    environment: { SITE_ID: "\${SITE_ID}", BROKER_URL: "mqtt://\${BROKER_HOST}:1883" }
     secrets: [db_password]
     healthcheck: { test: ["CMD-SHELL", "test -s /tmp/ready"], interval: 1s, timeout: 10s, retries: 2, start_period: 0s }
 secrets: { db_password: {} }
 x-berth: { update: { strategy: download-then-swap, health_timeout: 20s } }
 `;
 
-async function readSecretIn(serial: string): Promise<string> {
+async function runningApp(serial: string) {
   const c = (await fleet.containers(serial)).find((x) => x.service === 'app' && x.state === 'running');
   if (!c) throw new Error(`${serial}: no running app container`);
-  return (await execIn(fleet.docker, c.name, ['cat', '/run/secrets/db_password'])).out;
+  return fleet.docker.getContainer(c.name).inspect();
+}
+
+async function readSecretIn(serial: string): Promise<string> {
+  return (await execIn(fleet.docker, (await runningApp(serial)).Id, ['cat', '/run/secrets/db_password'])).out;
+}
+
+const appId = async (serial: string) => (await runningApp(serial)).Id;
+
+async function envOf(serial: string): Promise<Record<string, string>> {
+  return Object.fromEntries(((await runningApp(serial)).Config.Env ?? []).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
 }
 
 /** Every file under a directory, recursively (the fleet dir holds the database, the logs, the state dirs). */
@@ -73,6 +85,8 @@ describe('secrets end to end: two gateways, values by label, inside the real con
     await writeFile(file, manifest(rig.registry));
     const applied = await fleet.cli(['apply', '-f', file]);
     expect(applied.code, applied.stderr).toBe(0);
+    // London has its variables: what it lacks is the secret alone.
+    expect((await fleet.cli(['vars', 'set', 'SITE_ID=london', 'BROKER_HOST=broker.london.example.com', '--selector', 'site=london'])).code).toBe(0);
     const refused = await fleet.cli(['campaign', 'create', '--manifest', 'vault-sites@1.0.0', '--selector', 'app=sec-lacking', '--waves', '100%']);
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toContain('sec-lon: secret db_password (no value');
@@ -85,12 +99,35 @@ describe('secrets end to end: two gateways, values by label, inside the real con
       const set = await fleet.cli(['secrets', 'set', 'db_password', '--selector', `site=${site}`, '--from-file', f]);
       expect(set.code, set.stderr).toBe(0);
     }
+    for (const site of ['berlin', 'paris']) {
+      const set = await fleet.cli(['vars', 'set', `SITE_ID=${site}`, `BROKER_HOST=broker.${site}.example.com`, '--selector', `site=${site}`]);
+      expect(set.code, set.stderr).toBe(0);
+    }
     const c = await fleet.cliJson<Campaign>(['campaign', 'create', '--manifest', 'vault-sites@1.0.0', '--selector', 'app=sec', '--waves', '100%', '--device-timeout', '2m', '--start']);
     const done = await fleet.waitForCampaign(c.id, ['completed', 'failed', 'paused', 'aborted']);
     expect(done.status, JSON.stringify(done)).toBe('completed');
     await fleet.waitForRelease(['sec-ber', 'sec-par'], 'vault-sites@1.0.0');
     expect(await readSecretIn('sec-ber')).toBe(VALUES.berlin);
     expect(await readSecretIn('sec-par')).toBe(VALUES.paris);
+    expect(await envOf('sec-ber')).toMatchObject({ SITE_ID: 'berlin', BROKER_URL: 'mqtt://broker.berlin.example.com:1883' });
+    expect(await envOf('sec-par')).toMatchObject({ SITE_ID: 'paris', BROKER_URL: 'mqtt://broker.paris.example.com:1883' });
+  });
+
+  it('a rotation reaches no gateway by itself; --reconfigure recreates only the rotated gateway\'s container', async () => {
+    const before = { ber: await appId('sec-ber'), par: await appId('sec-par'), seq: (await fleet.twin('sec-par')).desired?.sequence };
+    const f = join(dir, 'paris-2.secret');
+    await writeFile(f, ROTATED, { mode: 0o600 });
+    expect((await fleet.cli(['secrets', 'set', 'db_password', '--selector', 'site=paris', '--from-file', f])).code).toBe(0);
+    expect((await fleet.twin('sec-par')).desired?.sequence).toBe(before.seq);
+    expect(await readSecretIn('sec-par')).toBe(VALUES.paris);
+    const c = await fleet.cliJson<Campaign>(['campaign', 'create', '--manifest', 'vault-sites@1.0.0', '--selector', 'app=sec', '--waves', '100%', '--device-timeout', '2m', '--reconfigure', '--start']);
+    expect(Object.values(c.devices).reduce((a, b) => a + b, 0)).toBe(1);
+    expect((await fleet.waitForCampaign(c.id, ['completed', 'failed', 'paused', 'aborted'])).status).toBe('completed');
+    const rotated = await waitFor('sec-par to run the rotated secret', async () => ((await readSecretIn('sec-par').catch(() => '')) === ROTATED ? true : undefined), { timeoutMs: 60_000 });
+    expect(rotated).toBe(true);
+    expect(await appId('sec-par')).not.toBe(before.par);
+    expect(await appId('sec-ber')).toBe(before.ber);
+    expect(await readSecretIn('sec-ber')).toBe(VALUES.berlin);
   });
 
   it('leaves the plaintext nowhere else: database files, logs, state dirs, the served documents', async () => {
@@ -101,7 +138,7 @@ describe('secrets end to end: two gateways, values by label, inside the real con
     expect(files.some((f) => f.endsWith('release.json'))).toBe(true);
     for (const f of files) {
       const bytes = await readFile(f);
-      for (const v of Object.values(VALUES)) {
+      for (const v of [...Object.values(VALUES), ROTATED]) {
         expect(bytes.includes(v), `${f} holds a secret in clear`).toBe(false);
         expect(bytes.includes(Buffer.from(v).toString('base64')), `${f} holds a secret in base64`).toBe(false);
       }
