@@ -23,6 +23,9 @@ import {
 } from './views.js';
 
 export type * from './views.js';
+
+/** Rows per request when the CLI walks the device list (the route's default page). */
+const DEVICE_PAGE = 1000;
 export { driftOf, waveState } from './views.js';
 
 /** `/v1/devices/:serial` with its parameters filled in, each encoded. */
@@ -114,8 +117,24 @@ export class BerthClient {
   async importDevices(text: string, contentType: string): Promise<ImportResult> {
     return toImport((await this.call('importing manufacturing records', devicesRoutes.import, { body: text, contentType, timeoutMs: 300_000 })).body);
   }
-  async listDevices(selector?: string): Promise<DeviceSummary[]> {
-    return (await this.call('listing devices', devicesRoutes.list, { query: { selector, limit: '10000' } })).body.devices.map(toDevice);
+  /** One page in serial order; `next` is the `after` of the following page (null: last page), `total` counts every match. */
+  async listDevicesPage(q: { selector?: string; limit: number; after?: string }): Promise<{ devices: DeviceSummary[]; total: number; next: string | null }> {
+    const body = (await this.call('listing devices', devicesRoutes.list, { query: { selector: q.selector, limit: String(q.limit), after: q.after } })).body;
+    return { devices: body.devices.map(toDevice), total: body.total, next: body.next };
+  }
+  /**
+   * Devices in serial order, page after page until `max` rows or the last page. `total` is the
+   * server's count of every match, so a caller that stopped early can say how many it left out.
+   */
+  async listDevices(selector?: string, max = Infinity, after?: string): Promise<{ devices: DeviceSummary[]; total: number; next: string | null }> {
+    const devices: DeviceSummary[] = [];
+    let cursor = after;
+    for (;;) {
+      const page = await this.listDevicesPage({ selector, limit: Math.min(DEVICE_PAGE, max - devices.length), after: cursor });
+      devices.push(...page.devices);
+      if (page.next === null || devices.length >= max) return { devices, total: page.total, next: page.next };
+      cursor = page.next;
+    }
   }
   async twin(serial: string): Promise<Twin> {
     return toTwin((await this.call(`reading device ${serial}`, devicesRoutes.twin, { params: { serial } })).body);

@@ -46,15 +46,32 @@ export function deviceRows(devices: DeviceSummary[], now: Date): string {
 }
 
 export const devicesList: Command = {
-  usage: 'berth devices list [-l SELECTOR] [--output json]',
-  about: 'devices, optionally those a label selector picks (site=berlin,tier!=canary)',
-  options: { selector: { type: 'string', short: 'l' } },
+  usage: 'berth devices list [-l SELECTOR] [--limit N] [--after SERIAL] [--output json]',
+  about: 'devices in serial order, optionally those a label selector picks (site=berlin,tier!=canary); all of them unless --limit',
+  help: `options:
+  -l, --selector SEL    only the devices the label selector picks
+  --limit N             at most N devices (default: all, fetched 1000 at a time)
+  --after SERIAL        start after this serial: the next page, as the last line says
+
+examples:
+  berth devices list -l site=berlin
+  berth devices list --limit 50
+  berth devices list --limit 50 --after gw-0049`,
+  options: { selector: { type: 'string', short: 'l' }, limit: { type: 'string' }, after: { type: 'string' } },
   async run({ io, args, client }) {
     const selector = stringFlag(args, 'selector');
-    const devices = await (await client()).listDevices(selector);
-    if (args.output === 'json') { printJson(io, devices); return 0; }
-    if (!devices.length) { io.out(selector ? `no device matches ${selector}` : 'no devices yet (berth devices import FILE)'); return 0; }
+    const limitText = stringFlag(args, 'limit');
+    if (limitText !== undefined && !/^[1-9]\d*$/.test(limitText)) throw new CliError(`--limit ${JSON.stringify(limitText)} is not a whole number above 0`, 'for example --limit 50', 2);
+    const after = stringFlag(args, 'after');
+    const { devices, total, next } = await (await client()).listDevices(selector, limitText === undefined ? Infinity : Number(limitText), after);
+    // A cut list says so on stderr (stdout stays the rows, for pipes) with the command for the rest.
+    const cut = () => {
+      if (next !== null) io.err(`${devices.length} of ${total} device(s) shown${after ? ` after ${after}` : ''}; the next page: berth devices list${selector ? ` -l '${selector}'` : ''}${limitText ? ` --limit ${limitText}` : ''} --after ${next}`);
+    };
+    if (args.output === 'json') { printJson(io, devices); cut(); return 0; }
+    if (!devices.length) { io.out(selector ? `no device matches ${selector}` : after ? `no device after ${after}` : 'no devices yet (berth devices import FILE)'); return 0; }
     io.out(deviceRows(devices, io.now()));
+    cut();
     return 0;
   },
 };

@@ -75,3 +75,24 @@ describe('berth audit', () => {
     expect((await cli(['audit', '--limit', '0'])).code).toBe(2);
   });
 });
+
+describe('berth devices list', () => {
+  it('lists every device past the 10,000 one request may carry, and a cut list says how to see the rest', async () => {
+    const serials = Array.from({ length: 10_001 }, (_, i) => `fl-${String(i).padStart(5, '0')}`);
+    const csv = ['serial,public_key,labels', ...serials.map((s) => `${s},${newDevice(s).publicKey},fleet=big`)].join('\n') + '\n';
+    const imported = await call(cp.url, 'POST', '/v1/devices/import', { token: cp.adminToken, text: csv, type: 'text/csv' });
+    expect(imported.body).toMatchObject({ created: 10_001 });
+
+    const all = await cli(['devices', 'list', '-l', 'fleet=big', '-o', 'json']);
+    expect(all.code).toBe(0);
+    expect((JSON.parse(all.stdout) as { serial: string }[]).map((d) => d.serial)).toEqual(serials);
+    expect(all.stderr).toBe('');
+
+    const cut = await cli(['devices', 'list', '-l', 'fleet=big', '--limit', '2']);
+    expect(cut.stdout.split('\n').slice(1).map((l) => l.split(' ')[0])).toEqual(['fl-00000', 'fl-00001']);
+    expect(cut.stderr).toBe("2 of 10001 device(s) shown; the next page: berth devices list -l 'fleet=big' --limit 2 --after fl-00001");
+    const next = await cli(['devices', 'list', '-l', 'fleet=big', '--limit', '2', '--after', 'fl-00001', '-o', 'json']);
+    expect((JSON.parse(next.stdout) as { serial: string }[]).map((d) => d.serial)).toEqual(['fl-00002', 'fl-00003']);
+    expect((await cli(['devices', 'list', '--limit', '0'])).code).toBe(2);
+  });
+});
