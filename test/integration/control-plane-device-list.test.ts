@@ -94,11 +94,11 @@ describe('device list', () => {
     const r = await list(`selector=${encodeURIComponent('site=munich,tier=prod')}&limit=1`);
     const enrolled = fleet[1];
     expect(enrolled.labels).toEqual({ site: 'munich', tier: 'prod' });
-    expect(r.body.devices[0]).toMatchObject({ serial: enrolled.device.serial, labels: enrolled.labels, status: 'enrolled', online: true, desired: null, phase: null });
+    expect(r.body.devices[0]).toMatchObject({ serial: enrolled.device.serial, labels: enrolled.labels, status: 'enrolled', online: true, desired: null, phase: null, running: null });
     expect(Date.now() - Date.parse(r.body.devices[0].lastSeenAt)).toBeLessThan(60_000);
     const other = await list(`selector=${encodeURIComponent('site=munich,tier=prod')}&limit=1&after=${enrolled.device.serial}`);
     expect(other.body.devices[0]).toMatchObject({ status: 'registered', online: false, lastSeenAt: null });
-    expect(Object.keys(r.body.devices[0]).sort()).toEqual(['desired', 'id', 'labels', 'lastSeenAt', 'online', 'phase', 'serial', 'status']);
+    expect(Object.keys(r.body.devices[0]).sort()).toEqual(['desired', 'id', 'labels', 'lastSeenAt', 'online', 'phase', 'running', 'serial', 'status']);
   });
 
   it('refuses a bad selector, limit or cursor by name', async () => {
