@@ -24,15 +24,30 @@ export interface StoredManifest {
  *   tags/<alias>/<repo>/_tags/<tag>.json  last resolution of a tag (for TTL and upstream-down fallback)
  * Names are validated before they reach here, and digests become hex, so no path can escape.
  */
+/** How long a partial file no fetch is writing is kept for a resume (issue 14, finding 12). */
+export const PARTIAL_TTL_MS = 24 * 3600_000;
+
 export class ProxyCache {
   private readonly entries = new Map<string, CacheEntry>();
   private readonly pins = new Map<string, number>();
   private total = 0;
+  /**
+   * Partial files count toward `maxBytes` like blobs (keys `partial:<digest>`): a hostile upstream
+   * that sends half of every blob must not fill the disk past the budget. One being written is kept;
+   * an idle one is evicted like a blob, and deleted once older than `partialTtlMs`.
+   */
+  private readonly writing = new Set<string>();
 
-  constructor(readonly dir: string, private readonly maxBytes: number | undefined, private readonly log: Logger) {}
+  constructor(readonly dir: string, private readonly maxBytes: number | undefined, private readonly log: Logger, private readonly partialTtlMs = PARTIAL_TTL_MS) {}
 
   async open(): Promise<void> {
     for (const sub of ['blobs', 'partial', 'manifests', 'tags']) await mkdir(join(this.dir, sub), { recursive: true });
+    for (const name of await readdir(join(this.dir, 'partial'))) {
+      const st = await stat(join(this.dir, 'partial', name)).catch(() => null);
+      if (st && /^[a-f0-9]{64}$/.test(name)) this.add(`partial:sha256:${name}`, st.size, st.mtimeMs);
+      else await rm(join(this.dir, 'partial', name), { force: true });
+    }
+    await this.expirePartials();
     for (const name of await readdir(join(this.dir, 'blobs'))) {
       const path = join(this.dir, 'blobs', name);
       if (!/^[a-f0-9]{64}$/.test(name)) {
@@ -43,7 +58,7 @@ export class ProxyCache {
       const st = await stat(path);
       this.add(`sha256:${name}`, st.size, st.mtimeMs);
     }
-    this.log.info({ blobs: this.entries.size, bytes: this.total, dir: this.dir }, 'cache opened');
+    this.log.info({ blobs: this.blobCount, bytes: this.total, dir: this.dir }, 'cache opened');
   }
 
   get sizeBytes(): number {
@@ -51,7 +66,9 @@ export class ProxyCache {
   }
 
   get blobCount(): number {
-    return this.entries.size;
+    let n = 0;
+    for (const key of this.entries.keys()) if (!key.startsWith('partial:')) n++;
+    return n;
   }
 
   blobPath(digest: string): string {
@@ -91,8 +108,43 @@ export class ProxyCache {
   async commit(digest: string, verifiedFile: string, size: number): Promise<void> {
     await rename(verifiedFile, this.blobPath(digest));
     await fsyncDir(join(this.dir, 'blobs')).catch(() => undefined);
+    this.forget(`partial:${digest}`);
     this.add(digest, size, Date.now());
     await this.evict();
+  }
+
+  /** A fetch is writing `digest`'s partial file, which now holds `size` bytes. */
+  partialWritten(digest: string, size: number): void {
+    this.writing.add(digest);
+    this.add(`partial:${digest}`, size, Date.now());
+  }
+
+  /** The fetch of `digest` ended: its partial file (if any is left) is idle, evictable and expires. */
+  async partialIdle(digest: string): Promise<void> {
+    this.writing.delete(digest);
+    await this.expirePartials();
+    await this.evict();
+  }
+
+  private forget(key: string): void {
+    const e = this.entries.get(key);
+    if (!e) return;
+    this.entries.delete(key);
+    this.total -= e.size;
+  }
+
+  private fileOf(key: string): string {
+    return key.startsWith('partial:') ? this.partialPath(key.slice('partial:'.length)) : this.blobPath(key);
+  }
+
+  private async expirePartials(): Promise<void> {
+    const before = Date.now() - this.partialTtlMs;
+    for (const e of [...this.entries.values()]) {
+      if (!e.key.startsWith('partial:') || e.lastUsed > before || this.writing.has(e.key.slice('partial:'.length))) continue;
+      this.forget(e.key);
+      await unlink(this.fileOf(e.key)).catch(() => undefined);
+      this.log.info({ digest: e.key.slice('partial:'.length), size: e.size }, 'expired partial download');
+    }
   }
 
   private add(digest: string, size: number, lastUsed: number): void {
@@ -104,14 +156,13 @@ export class ProxyCache {
 
   async evict(): Promise<void> {
     if (this.maxBytes === undefined) return;
-    const victims = chooseEvictions(this.entries.values(), this.maxBytes, (d) => this.pins.has(d));
-    for (const digest of victims) {
-      const e = this.entries.get(digest);
+    const busy = (key: string) => this.pins.has(key) || (key.startsWith('partial:') && this.writing.has(key.slice('partial:'.length)));
+    for (const key of chooseEvictions(this.entries.values(), this.maxBytes, busy)) {
+      const e = this.entries.get(key);
       if (!e) continue;
-      this.entries.delete(digest);
-      this.total -= e.size;
-      await unlink(this.blobPath(digest)).catch(() => undefined);
-      this.log.info({ digest, size: e.size }, 'evicted blob');
+      this.forget(key);
+      await unlink(this.fileOf(key)).catch(() => undefined);
+      this.log.info({ digest: key.replace(/^partial:/, ''), size: e.size, partial: key.startsWith('partial:') }, 'evicted blob');
     }
   }
 
@@ -150,6 +201,7 @@ export class ProxyCache {
   }
 
   async dropPartial(digest: string): Promise<void> {
+    this.forget(`partial:${digest}`);
     await rm(this.partialPath(digest), { force: true });
   }
 

@@ -138,6 +138,7 @@ export class BlobFetcher {
     const fh = await open(f.partialPath, 'a+');
     try {
       const onDisk = (await fh.stat()).size;
+      this.cache.partialWritten(f.digest, onDisk);
       if (onDisk > 0) {
         await hashPrefix(f.partialPath, hash.digester);
         f.arrived = onDisk;
@@ -191,6 +192,8 @@ export class BlobFetcher {
       log.info({ size: f.size }, 'blob verified and cached');
     } finally {
       await fh.close().catch(() => undefined);
+      // What a failed fetch leaves counts toward the cache budget until it is resumed, evicted or expires.
+      await this.cache.partialIdle(f.digest);
     }
   }
 
@@ -217,6 +220,7 @@ export class BlobFetcher {
       await fh.truncate(0);
       hash.digester = new Digester();
       f.arrived = 0;
+      this.cache.partialWritten(f.digest, 0);
     } else if (res.status === 206) {
       const m = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(res.header('content-range') ?? '');
       if (!m || Number(m[1]) !== f.arrived) {
@@ -245,6 +249,7 @@ export class BlobFetcher {
       batchBytes = 0;
       await fh.writev(chunks);
       f.arrived += n;
+      this.cache.partialWritten(f.digest, f.arrived);
       this.metrics.inc('berth_proxy_upstream_bytes_total', { upstream: upstream.alias }, n);
       f.notify();
     };

@@ -43,6 +43,8 @@ export interface ProxyOptions {
   controlPlaneTrust?: HttpsTrust;
   anonymous?: boolean;
   tagTtlMs?: number;
+  /** How long a partial download no fetch is writing is kept for a resume (default 24 h). */
+  partialTtlMs?: number;
   jwksCooldownMs?: number;
   /** How often the control plane's revocation list is read (default 2 s). */
   revocationPollMs?: number;
@@ -109,7 +111,7 @@ export async function createProxy(opts: ProxyOptions) {
   if (!opts.anonymous && !opts.controlPlane) throw new Error('registry-proxy: --control-plane URL is required unless --anonymous');
   if (opts.upstreams.length === 0) throw new Error('registry-proxy: at least one --upstream ALIAS=URL is required');
   const metrics = createProxyMetrics(createServiceRegistry());
-  const cache = new ProxyCache(opts.cacheDir, opts.cacheMaxBytes, log);
+  const cache = new ProxyCache(opts.cacheDir, opts.cacheMaxBytes, log, opts.partialTtlMs);
   await cache.open();
   metrics.gauge('berth_proxy_cache_size_bytes', () => cache.sizeBytes);
   metrics.gauge('berth_proxy_cache_blobs', () => cache.blobCount);
