@@ -3,7 +3,10 @@ import { extname } from 'node:path';
 import { parseLabelEdits, requirePositionals, stringFlag } from '../args.js';
 import type { DeviceSummary, Twin } from '../client.js';
 import { printJson, type Command } from '../context.js';
+import type { z } from 'zod';
+import { importRefusal } from '../../protocol/devices.js';
 import { CliError } from '../errors.js';
+import { ApiError } from '../http.js';
 import { formatAgo, formatBytes, formatLabels, formatUpdateBytes, renderFields, renderTable, shortDigest, truncate } from '../format.js';
 
 /** CSV with the header `serial,public_key,labels`, or JSON lines; decided by extension, else content. */
@@ -26,12 +29,31 @@ export const devicesImport: Command = {
     } catch (err) {
       throw new CliError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'give the path of the manufacturing records file');
     }
-    const result = await (await client()).importDevices(text, recordsContentType(file, text));
+    let result;
+    try {
+      result = await (await client()).importDevices(text, recordsContentType(file, text));
+    } catch (err) {
+      const refusal = importRefusalOf(err);
+      if (!refusal) throw err;
+      // Every bad line the server reported, one per line; the server keeps the first 100 and counts all.
+      if (args.output === 'json') printJson(io, refusal);
+      io.err(`berth: importing ${file} failed: ${refusal.errorCount} bad line(s); nothing was imported [422 ${refusal.error.code}]`);
+      for (const e of refusal.errors) io.err(`  line ${e.line}: ${e.message}`);
+      if (refusal.errorCount > refusal.errors.length) io.err(`  … and ${refusal.errorCount - refusal.errors.length} more bad line(s) (the server reports the first ${refusal.errors.length})`);
+      return 1;
+    }
     if (args.output === 'json') { printJson(io, result); return 0; }
     io.out(`imported ${result.total} record(s): ${result.created} new, ${result.updated} updated, ${result.unchanged} unchanged`);
     return 0;
   },
 };
+
+/** The 422 of an import, as the contract describes it; anything else is not a list of bad lines. */
+function importRefusalOf(err: unknown): z.infer<typeof importRefusal> | null {
+  if (!(err instanceof ApiError) || err.server.status !== 422) return null;
+  const parsed = importRefusal.safeParse(err.server.body);
+  return parsed.success ? parsed.data : null;
+}
 
 export function deviceRows(devices: DeviceSummary[], now: Date): string {
   return renderTable([

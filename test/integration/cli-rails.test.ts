@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -94,5 +94,31 @@ describe('berth devices list', () => {
     const next = await cli(['devices', 'list', '-l', 'fleet=big', '--limit', '2', '--after', 'fl-00001', '-o', 'json']);
     expect((JSON.parse(next.stdout) as { serial: string }[]).map((d) => d.serial)).toEqual(['fl-00002', 'fl-00003']);
     expect((await cli(['devices', 'list', '--limit', '0'])).code).toBe(2);
+  });
+});
+
+describe('berth devices import', () => {
+  it('prints every bad line the server reports, caps them with the count, and -o json carries the whole answer', async () => {
+    const good = newDevice('imp-good');
+    const file = join(dir, 'bad.csv');
+    await writeFile(file, ['serial,public_key,labels', `${good.serial},${good.publicKey},`, 'imp-1,AAAA,', 'imp-2,AAAA,', 'imp-3,AAAA,'].join('\n') + '\n');
+    const text = await cli(['devices', 'import', file]);
+    expect(text.code).toBe(1);
+    expect(text.stdout).toBe('');
+    const lines = text.stderr.split('\n');
+    expect(lines[0]).toMatch(/^berth: importing .*bad\.csv failed: 3 bad line\(s\); nothing was imported \[422 /);
+    expect(lines.slice(1).map((l) => l.split(':')[0])).toEqual(['  line 3', '  line 4', '  line 5']);
+
+    const json = await cli(['devices', 'import', file, '-o', 'json']);
+    expect(json.code).toBe(1);
+    expect(JSON.parse(json.stdout)).toMatchObject({ errorCount: 3, errors: [{ line: 3 }, { line: 4 }, { line: 5 }], error: { code: expect.any(String) } });
+
+    const many = join(dir, 'many.csv');
+    await writeFile(many, ['serial,public_key,labels', ...Array.from({ length: 150 }, (_, i) => `imp-m${i},AAAA,`)].join('\n') + '\n');
+    const capped = await cli(['devices', 'import', many]);
+    const out = capped.stderr.split('\n');
+    expect(out.filter((l) => l.startsWith('  line '))).toHaveLength(100);
+    expect(out[out.length - 1]).toBe('  … and 50 more bad line(s) (the server reports the first 100)');
+    expect((await call(cp.url, 'GET', `/v1/devices/${good.serial}`, { token: cp.adminToken })).status).toBe(404);
   });
 });
