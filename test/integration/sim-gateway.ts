@@ -51,6 +51,21 @@ export class SimGateway {
     await this.report(base, { phase: 'running', desiredSequence: d.sequence, running: d.release, services });
     return d.release;
   }
+  /**
+   * Answers the log requests waiting for this gateway, as the daemon's logs/shipper.ts does over the
+   * same routes: claims them and uploads `lines` (service web) to each. Returns how many it answered.
+   */
+  async serveLogs(base: string, lines: string[]): Promise<number> {
+    const claimed = await call(base, 'POST', '/v1/device/logs/claim', { token: this.token, json: {} });
+    expect(claimed.status).toBe(200);
+    for (const r of claimed.body.requests as Array<{ id: string }>) {
+      const body = lines.map((line) => JSON.stringify({ service: 'web', stream: 'stdout', line })).join('\n') + '\n';
+      const up = await call(base, 'POST', `/v1/device/logs/${r.id}`, { token: this.token, text: body, type: 'application/x-ndjson' });
+      expect(up.status, JSON.stringify(up.body)).toBe(200);
+    }
+    return claimed.body.requests.length;
+  }
+
   async rollBack(base: string, running: string, error: string): Promise<void> {
     const d = await this.desired(base);
     await this.report(base, { phase: 'rolled-back', desiredSequence: d?.sequence ?? null, running, error });

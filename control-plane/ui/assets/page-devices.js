@@ -1,5 +1,6 @@
 import { get, post } from './api.js';
 import { ago, badge, bytes, errorBox, h, labels, pageTitle, shortDigest, table } from './dom.js';
+import { logsPanel } from './logs-panel.js';
 
 const PAGE = 50;
 
@@ -55,7 +56,8 @@ export async function twinPage(view) {
   const serial = view.params[0];
   const body = h('div');
   const actions = h('div');
-  const el = h('section', null, pageTitle(serial), actions, body);
+  const logsSlot = h('div');
+  const el = h('section', null, pageTitle(serial), actions, body, logsSlot);
   if (view.can('release-manager')) {
     const select = h('select', { id: 'assign-release', name: 'release', required: true });
     const status = h('span', { role: 'status' });
@@ -77,7 +79,10 @@ export async function twinPage(view) {
   async function update() {
     const [t, hist] = await Promise.all([get(`/v1/devices/${encodeURIComponent(serial)}`), get(`/v1/devices/${encodeURIComponent(serial)}/history?limit=10`)]);
     const r = t.reported;
+    // Built once (an update must not cut a follow); the rule is the API's: release-manager and up.
+    if (view.can('release-manager') && !logsSlot.firstChild) logsSlot.append(logsPanel(serial, Object.keys(t.services)));
     const busy = r && ['downloading', 'downloaded', 'applying'].includes(r.phase);
+    // replaceChildren would print a null as text: the optional parts go through h().
     body.replaceChildren(
       h('dl', { class: 'facts' },
         h('dt', null, 'State'), h('dd', null, badge(t.online ? 'online' : 'offline', t.online ? 'ok' : 'warn'), ' ', badge(t.inSync ? 'in sync' : 'not in sync', t.inSync ? 'ok' : 'warn'), ' ', badge(t.status, '')),
@@ -87,8 +92,8 @@ export async function twinPage(view) {
         h('dt', null, 'Last seen'), h('dd', null, ago(t.lastSeenAt)),
         t.previousRelease ? [h('dt', null, 'Previous'), h('dd', null, t.previousRelease)] : null,
       ),
-      busy ? h('div', { class: 'progress' }, h('label', { for: 'dl-progress' }, `Downloading ${bytes(r.bytes.done)} of ${bytes(r.bytes.total)}${r.bytes.delta ? ' (delta)' : ''}`), h('progress', { id: 'dl-progress', max: r.bytes.total || 1, value: r.bytes.done })) : null,
-      r?.error ? h('pre', { class: 'error-text', 'aria-label': 'last error' }, r.error) : null,
+      h('div', null, busy ? h('div', { class: 'progress' }, h('label', { for: 'dl-progress' }, `Downloading ${bytes(r.bytes.done)} of ${bytes(r.bytes.total)}${r.bytes.delta ? ' (delta)' : ''}`), h('progress', { id: 'dl-progress', max: r.bytes.total || 1, value: r.bytes.done })) : null,
+      r?.error ? h('pre', { class: 'error-text', 'aria-label': 'last error' }, r.error) : null),
       h('h2', null, 'Services: desired against reported'),
       table([
         { title: 'Service', cell: (s) => s.name },
