@@ -2,7 +2,7 @@
  * The one place the CLI speaks HTTP: a bearer token, JSON in and out, and the control plane's
  * error envelope `{error: {code, message, field?}}` turned into a one-line CliError with a hint.
  */
-import { describeTlsError } from '../common/tls-trust.js';
+import { describeTlsError } from '../common/tls-errors.js';
 import { CliError } from './errors.js';
 
 export interface RequestOptions {

@@ -1,4 +1,4 @@
-import { readFile, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -8,6 +8,9 @@ import { X509Certificate } from 'node:crypto';
 import { serve } from '@hono/node-server';
 import type { Logger } from './log.js';
 import { parseListen } from './listen.js';
+import { readPrivateKeyFile, TlsConfigError } from './key-file.js';
+
+export { TlsConfigError };
 
 /**
  * How both servers (control plane, registry proxy) listen: plain HTTP, or HTTPS from PEM files
@@ -41,13 +44,6 @@ export interface Served {
   dispose(): void;
 }
 
-export class TlsConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'TlsConfigError';
-  }
-}
-
 /** TLS 1.2 is the floor: 1.0 and 1.1 are deprecated (RFC 8996). */
 const MIN_VERSION = 'TLSv1.2';
 
@@ -67,18 +63,6 @@ export function tlsFilesOf(cert: string | undefined, key: string | undefined, cl
   return { certFile: cert, keyFile: key, ...(clientCa ? { clientCaFile: clientCa } : {}) };
 }
 
-/** The private key may be read by its owner only (0600 or 0400): anything more is refused, not fixed. */
-async function readKey(path: string): Promise<Buffer> {
-  let mode: number;
-  try {
-    mode = (await stat(path)).mode & 0o777;
-  } catch (err) {
-    throw new TlsConfigError(`--tls-key ${path}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-  if (mode & 0o077) throw new TlsConfigError(`--tls-key ${path}: mode ${mode.toString(8).padStart(4, '0')} lets others read the private key; chmod 600 ${path}`);
-  return readFile(path);
-}
-
 async function readPem(flag: string, path: string): Promise<Buffer> {
   try {
     return await readFile(path);
@@ -90,7 +74,7 @@ async function readPem(flag: string, path: string): Promise<Buffer> {
 /** Reads and checks the files: a key that does not match the certificate fails here, not at the first handshake. */
 export async function loadTls(files: TlsFiles): Promise<{ options: SecureContextOptions; notAfter: string; fingerprint: string }> {
   const cert = await readPem('--tls-cert', files.certFile);
-  const key = await readKey(files.keyFile);
+  const key = await readPrivateKeyFile(files.keyFile);
   const ca = files.clientCaFile ? await readPem('--device-client-ca', files.clientCaFile) : undefined;
   const options: SecureContextOptions = { cert, key, minVersion: MIN_VERSION, ...(ca ? { ca } : {}) };
   let leaf: X509Certificate;

@@ -3,7 +3,10 @@ import { readFile } from 'node:fs/promises';
 import { Agent } from 'node:https';
 import { Readable } from 'node:stream';
 import { rootCertificates } from 'node:tls';
-import { httpRequest } from './http-client.js';
+import { httpRequest, isConnectionError } from './http-client.js';
+import { readPrivateKeyFile } from './key-file.js';
+
+export { describeTlsError } from './tls-errors.js';
 
 /**
  * Trusting a fleet's private CA (`--ca-file`), in addition to the public roots Node ships:
@@ -20,7 +23,7 @@ export interface HttpsTrust {
 
 /** Reads a PEM bundle of one or more CA certificates; refused with the flag named when it is not one. */
 export async function loadTrust(caFile: string | undefined, flag = '--ca-file', client?: { certFile: string; keyFile: string }): Promise<HttpsTrust> {
-  const identity = client ? { cert: await readFile(client.certFile), key: await readFile(client.keyFile) } : {};
+  const identity = client ? { cert: await readFile(client.certFile), key: await readPrivateKeyFile(client.keyFile, '--tls-client-key') } : {};
   if (!caFile) return { agent: new Agent({ keepAlive: true, ...identity }) };
   let pem: string;
   try {
@@ -40,28 +43,6 @@ export async function loadTrust(caFile: string | undefined, flag = '--ca-file', 
   return { caFile, agent: new Agent({ keepAlive: true, ca: [...rootCertificates, ...blocks], ...identity }) };
 }
 
-const UNTRUSTED = new Set(['SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_SIGNATURE_FAILURE']);
-
-/** A TLS verification failure in plain words (what, whose, what to do), or null for other errors. */
-export function describeTlsError(err: unknown, url: string, caFile?: string): string | null {
-  const e = (err instanceof Error && (err as { cause?: unknown }).cause instanceof Error ? (err as { cause: Error }).cause : err) as NodeJS.ErrnoException;
-  const code = e?.code;
-  if (!code) return null;
-  const host = (() => {
-    try {
-      return new URL(url).host;
-    } catch {
-      return url;
-    }
-  })();
-  if (UNTRUSTED.has(code)) {
-    return `the TLS certificate of ${host} is not signed by a CA this client trusts (${code}); ${caFile ? `it is not from the CA in ${caFile}` : "pass the fleet's CA with --ca-file"}`;
-  }
-  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return `the TLS certificate of ${host} does not name ${new URL(url).hostname} (${e.message})`;
-  if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID') return `the TLS certificate of ${host} is not valid now (${code})`;
-  return null;
-}
-
 /** `fetch` for code written against it (the CLI, the proxy's JWKS), over node:https with this trust. */
 export function trustingFetch(trust: HttpsTrust | undefined): typeof fetch {
   if (!trust) return fetch;
@@ -70,7 +51,13 @@ export function trustingFetch(trust: HttpsTrust | undefined): typeof fetch {
     const method = init?.method ?? (input instanceof Request ? input.method : 'GET');
     const headers = Object.fromEntries(new Headers(init?.headers ?? (input instanceof Request ? input.headers : undefined)));
     const body = init?.body == null ? undefined : typeof init.body === 'string' ? init.body : Buffer.from(await new Response(init.body).arrayBuffer());
-    const answer = await httpRequest(url, { method, headers, body, signal: init?.signal ?? undefined, trust });
+    const send = () => httpRequest(url, { method, headers, body, signal: init?.signal ?? undefined, trust });
+    // A kept-alive socket the server closes just as it is reused fails at once, before any answer
+    // (seen under load): an idempotent request is sent once more, on a new connection.
+    const answer = await send().catch((err: unknown) => {
+      if ((method === 'GET' || method === 'HEAD') && isConnectionError(err) && !init?.signal?.aborted) return send();
+      throw err;
+    });
     const out = new Headers();
     for (const [k, v] of Object.entries(answer.message.headers)) for (const x of [v ?? []].flat()) out.append(k, x);
     const bodiless = method === 'HEAD' || [204, 205, 304].includes(answer.status);

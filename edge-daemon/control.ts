@@ -4,7 +4,8 @@ import { signBytes } from '../protocol/keys.js';
 import { enrollChallengeResponse, enrollProofBytes, enrollResponse, pullTokenResponse, type DeviceReport } from '../protocol/device.js';
 import type { z } from 'zod';
 import { controlRequest, type ControlAnswer } from './control-http.js';
-import { describeTlsError, type HttpsTrust } from '../common/tls-trust.js';
+import { describeTlsError } from '../common/tls-errors.js';
+import type { HttpsTrust } from '../common/tls-trust.js';
 import { deviceLogRoutes, LOG_REQUESTS_HEADER, type LogRequest } from '../protocol/device-logs.js';
 
 const claimAnswer = deviceLogRoutes.claim.responses[200].schema;

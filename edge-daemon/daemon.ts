@@ -23,7 +23,7 @@ import { Reporter, type ReportBody } from './report.js';
 import { reportedServices } from './reported.js';
 import { LogShipper } from './logs/shipper.js';
 import { StateDir } from './state.js';
-import { loadTrust, type HttpsTrust } from '../common/tls-trust.js';
+import type { HttpsTrust } from '../common/tls-trust.js';
 
 export type { DaemonStatus, EdgeDaemon, EdgeDaemonOptions } from './daemon-api.js';
 
@@ -81,7 +81,8 @@ class Daemon implements EdgeDaemon {
     const ceiling = this.opts.allow ? await loadCeiling(this.opts.allow) : undefined;
     // One trust for the control and download channels; a client certificate rides along when given.
     const client = this.opts.tlsClientCert && this.opts.tlsClientKey ? { certFile: this.opts.tlsClientCert, keyFile: this.opts.tlsClientKey } : undefined;
-    this.https = this.opts.caFile || client ? await loadTrust(this.opts.caFile, '--ca-file', client) : undefined;
+    // Loaded only when asked for: node:https stays out of a plain-HTTP daemon's memory.
+    this.https = this.opts.caFile || client ? await (await import('../common/tls-trust.js')).loadTrust(this.opts.caFile, '--ca-file', client) : undefined;
     this.ceiling = ceiling;
     // Before dockerode's first load: keeps its BuildKit (gRPC) and ssh dependencies out of memory.
     deferUnusedDockerDependencies();

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { httpRequest } from '../../common/http-client.js';
+import { httpRequest, isConnectionError } from '../../common/http-client.js';
 import { createLogger } from '../../common/log.js';
 import { loadTrust, type HttpsTrust } from '../../common/tls-trust.js';
 import { startControlPlane, type RunningControlPlane } from '../../control-plane/index.js';
@@ -33,6 +33,12 @@ async function post(path: string, body: unknown, trust: HttpsTrust) {
   const res = await httpRequest(`${cp.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), trust });
   const text = await res.text();
   return { status: res.status, body: text ? JSON.parse(text) : null };
+}
+
+/** A GET; once more on a new connection when a kept-alive one was closed by the server as it was reused. */
+function get(path: string, token: string, trust: HttpsTrust) {
+  const send = () => httpRequest(`${cp.url}${path}`, { headers: { authorization: `Bearer ${token}` }, trust });
+  return send().catch((err: unknown) => (isConnectionError(err) ? send() : Promise.reject(err)));
 }
 
 /** Challenge and proof, as the daemon sends them, through `trust` (which carries the client certificate or not). */
@@ -86,15 +92,15 @@ describe('device client certificates', () => {
     const withCert = await loadTrust(fleet.caFile, '--ca-file', own);
     const ok = await enroll(withCert);
     expect(ok.status, JSON.stringify(ok.body)).toBe(200);
-    const desired = await httpRequest(`${cp.url}/v1/device/desired`, { headers: { authorization: `Bearer ${ok.body.token}` }, trust: withCert });
+    const desired = await get('/v1/device/desired', ok.body.token, withCert);
     await desired.cancel();
     expect(desired.status).toBe(204);
-    const stolen = await httpRequest(`${cp.url}/v1/device/desired`, { headers: { authorization: `Bearer ${ok.body.token}` }, trust: plain });
+    const stolen = await get('/v1/device/desired', ok.body.token, plain);
     expect(stolen.status).toBe(401);
     expect(JSON.parse(await stolen.text()).error.code).toBe('client-certificate-required');
   });
 
-  it('a real daemon enrolls with --tls-client-cert and --tls-client-key', async () => {
+  it('a real daemon enrolls with --tls-client-cert and --tls-client-key (the key 0600, or it does not start)', async () => {
     const second = newDevice('MTLS-3');
     await mkdir(join(dir, 'gw'), { recursive: true });
     const keyFile = join(dir, 'gw', 'device.key');
@@ -103,6 +109,10 @@ describe('device client certificates', () => {
     expect(imported.status).toBe(200);
     await imported.cancel();
     const cert = await makers.issue('mtls-3', { cn: second.serial, client: true });
+    await chmod(cert.keyFile, 0o640);
+    const common = { controlPlane: cp.url, caFile: fleet.caFile, tlsClientCert: cert.certFile, tlsClientKey: cert.keyFile, serial: second.serial, key: keyFile, dockerHost: rig.dockerHost };
+    await expect(startEdgeDaemon({ ...common, stateDir: join(dir, 'gw', 'loose'), log: createLogger('mtls-daemon', { level: 'silent' }) })).rejects.toThrow(`--tls-client-key ${cert.keyFile}: mode 0640 lets others read the private key; chmod 600 ${cert.keyFile}`);
+    await chmod(cert.keyFile, 0o600);
     daemon = await startEdgeDaemon({ controlPlane: cp.url, caFile: fleet.caFile, tlsClientCert: cert.certFile, tlsClientKey: cert.keyFile, stateDir: join(dir, 'gw', 'state'), serial: second.serial, key: keyFile, dockerHost: rig.dockerHost, log: createLogger('mtls-daemon', { level: 'silent' }) });
     expect(daemon.deviceId).toMatch(/.+/);
   });
