@@ -4,6 +4,7 @@ import { connect } from '../client.js';
 import { configPath, loadConfig, normalizeServer, saveConfig } from '../config.js';
 import type { Command } from '../context.js';
 import { CliError } from '../errors.js';
+import { ApiError } from '../http.js';
 
 export const login: Command = {
   usage: 'berth login --server URL [--ca-file PEM]   (token on stdin, or prompted)',
@@ -21,7 +22,14 @@ export const login: Command = {
     if (/\s/.test(token)) throw new CliError('the token contains whitespace', 'give only the token itself, on one line', 2);
     // Check the token before saving it, so a typo is caught here rather than at the next command.
     const caFile = stringFlag(args, 'ca-file') ?? io.env.BERTH_CA_FILE ?? stored.caFile;
-    await (await connect(server, token, caFile)).listManifests();
+    try {
+      await (await connect(server, token, caFile)).listManifests();
+    } catch (err) {
+      // The check is how login works, not what the operator asked for: name the login, keep the why.
+      if (err instanceof ApiError) throw new CliError(`login to ${server} failed: ${err.server.message} [${err.server.status} ${err.server.code}]`, err.server.status === 401 ? 'the token is wrong, expired or revoked; nothing was saved' : err.hint);
+      if (err instanceof CliError) throw new CliError(err.message.replace(/^listing manifests failed/, `login to ${server} failed`), err.hint, err.exitCode);
+      throw err;
+    }
     await saveConfig(file, { server, token, ...(caFile ? { caFile: resolve(caFile) } : {}) });
     io.out(`logged in to ${server}; saved to ${file} (0600)`);
     return 0;

@@ -122,3 +122,19 @@ describe('berth devices import', () => {
     expect((await call(cp.url, 'GET', `/v1/devices/${good.serial}`, { token: cp.adminToken })).status).toBe(404);
   });
 });
+
+describe('berth login', () => {
+  it('says the login failed, and why, when the token is refused or the server is unreachable', async () => {
+    const env = { HOME: dir, XDG_CONFIG_HOME: join(dir, 'login-config') };
+    const bad = await cli(['login', '--server', cp.url], { stdin: 'berth_not-a-token\n', env });
+    expect(bad.code).toBe(1);
+    const [line, hint] = bad.stderr.split('\n');
+    expect(line).toMatch(new RegExp(`^berth: login to ${cp.url.replace(/[.]/g, '\\.')} failed: .+ \\[401 invalid-token\\]$`));
+    expect(hint).toBe('  the token is wrong, expired or revoked; nothing was saved');
+    expect(bad.stderr).not.toMatch(/manifests/);
+
+    const gone = await cli(['login', '--server', 'http://127.0.0.1:9'], { stdin: 'berth_x\n', env });
+    expect(gone.code).toBe(1);
+    expect(gone.stderr.split('\n')[0]).toMatch(/^berth: login to http:\/\/127\.0\.0\.1:9 failed: cannot reach the control plane/);
+  });
+});
