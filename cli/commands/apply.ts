@@ -3,6 +3,8 @@ import { basename } from 'node:path';
 import { requireFlag } from '../args.js';
 import { printJson, type Command } from '../context.js';
 import { CliError } from '../errors.js';
+import { ApiError } from '../http.js';
+import { publishRefusal } from '../../protocol/manifests.js';
 import { renderTable } from '../format.js';
 import { formatIssue } from '../../manifests/parse.js';
 import { printPrivileges } from './policies.js';
@@ -21,7 +23,19 @@ export const apply: Command = {
       throw new CliError(`cannot read manifest ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'check the path given to -f');
     }
     if (!source.trim()) throw new CliError(`manifest ${file} is empty`, 'write a Compose-style manifest with name, version and services', 2);
-    const result = await (await client()).publishManifest(source, file === '-' ? 'stdin' : basename(file));
+    let result;
+    try {
+      result = await (await client()).publishManifest(source, file === '-' ? 'stdin' : basename(file));
+    } catch (err) {
+      const refusal = err instanceof ApiError && err.server.status === 422 ? publishRefusal.safeParse(err.server.body) : undefined;
+      if (!refusal?.success) throw err;
+      // One problem per line, each with file:line:col and key path: a real file's problems joined would fill a screen.
+      if (args.output === 'json') printJson(io, refusal.data);
+      const list = 'errors' in refusal.data ? refusal.data.errors.map(formatIssue) : refusal.data.problems.map((p) => `service ${p.service}: ${p.image}: ${p.message}`);
+      io.err(`berth: publishing ${file} failed: ${list.length} problem(s), nothing was published [422 ${refusal.data.error.code}]`);
+      for (const line of list) io.err(`  ${line}`);
+      return 1;
+    }
     if (args.output === 'json') {
       printJson(io, result);
       return 0;

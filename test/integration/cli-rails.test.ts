@@ -138,3 +138,21 @@ describe('berth login', () => {
     expect(gone.stderr.split('\n')[0]).toMatch(/^berth: login to http:\/\/127\.0\.0\.1:9 failed: cannot reach the control plane/);
   });
 });
+
+describe('berth apply', () => {
+  it('prints one manifest problem per line, each with file:line:col', async () => {
+    const file = join(dir, 'broken.yaml');
+    await writeFile(file, ['name: broken', 'version: 1.0.0', 'services:', '  app:', '    image: registry.example.com/acme/app:1.0', '    restart: sometimes', '    mem_limit: lots', '  agent:', '    ports: 12', ''].join('\n'));
+    const r = await cli(['apply', '-f', file]);
+    expect(r.code).toBe(1);
+    const [head, ...problems] = r.stderr.split('\n');
+    expect(head).toMatch(/^berth: publishing .*broken\.yaml failed: \d+ problem\(s\), nothing was published \[422 /);
+    expect(problems.length).toBeGreaterThanOrEqual(3);
+    for (const p of problems) expect(p).toMatch(/^  broken\.yaml:\d+:\d+: services\./);
+    expect(problems.some((p) => p.startsWith('  broken.yaml:6:'))).toBe(true);
+    expect(problems.some((p) => p.startsWith('  broken.yaml:7:'))).toBe(true);
+    expect(r.stderr).not.toContain('; ');
+    const json = await cli(['apply', '-f', file, '-o', 'json']);
+    expect(JSON.parse(json.stdout).errors.length).toBe(problems.length);
+  });
+});
