@@ -29,6 +29,7 @@ const CREATE_HELP = `options:
   --reconfigure          re-resolve variables: only devices already on this manifest whose values
                          changed (berth vars set …) join, each with a new document
   --start                start the campaign at once
+  --allow-empty          create it even when the selector picks no enrolled device
   --dry-run              run the privilege and variables checks for the selected devices and create nothing
 durations: 90s, 10m, 1h30m, 2d; percentages: 95%, 12.5% (cli/README.md, "Values")`;
 
@@ -154,9 +155,20 @@ const createCmd: Command = {
     start: { type: 'boolean' },
     name: { type: 'string' },
     'dry-run': { type: 'boolean' },
+    'allow-empty': { type: 'boolean' },
   },
   async run({ io, args, client }) {
     const body = campaignRequest(args);
+    // A campaign of no device "completes" at once: almost always a selector typo or devices not enrolled yet.
+    if (args.values['allow-empty'] !== true && args.values['dry-run'] !== true) {
+      const found = await enrolledMatches(await client(), body.selector ?? '');
+      if (found.enrolled === 0) {
+        throw new CliError(
+          `the selector ${JSON.stringify(body.selector ?? '')} picks no enrolled device (${found.total} matched but are not enrolled); nothing was created`,
+          'check the selector with `berth devices list -l SELECTOR`, or pass --allow-empty to create the campaign anyway',
+        );
+      }
+    }
     // The privilege check of issue 12, without creating anything.
     if (args.values['dry-run'] === true) {
       const c = await client();
@@ -179,6 +191,17 @@ const createCmd: Command = {
     return 0;
   },
 };
+
+/** Walks the selector's devices until one is enrolled (usually the first page); the count otherwise. */
+async function enrolledMatches(c: Awaited<ReturnType<Context['client']>>, selector: string): Promise<{ enrolled: number; total: number }> {
+  let after: string | undefined;
+  for (;;) {
+    const page = await c.listDevicesPage({ selector: selector || undefined, limit: 1000, after });
+    const enrolled = page.devices.filter((d) => d.status === 'enrolled').length;
+    if (enrolled > 0 || page.next === null) return { enrolled, total: page.total };
+    after = page.next;
+  }
+}
 
 function actionCmd(action: 'start' | 'pause' | 'resume' | 'abort', about: string): Command {
   return {

@@ -6,7 +6,7 @@ import { run, type Io } from '../../cli/index.js';
 import type { AuditEntry } from '../../cli/client.js';
 import { createLogger } from '../../common/log.js';
 import { startControlPlane, type RunningControlPlane } from '../../control-plane/index.js';
-import { call, csvOf, newDevice } from './control-plane-support.js';
+import { call, csvOf, enroll, newDevice } from './control-plane-support.js';
 
 /**
  * The CLI's silent or misleading answers (issue 16, "Bugs"), each against a real control plane
@@ -154,5 +154,23 @@ describe('berth apply', () => {
     expect(r.stderr).not.toContain('; ');
     const json = await cli(['apply', '-f', file, '-o', 'json']);
     expect(JSON.parse(json.stdout).errors.length).toBe(problems.length);
+  });
+});
+
+describe('berth campaign create', () => {
+  it('refuses a selector that picks no enrolled device, saying how many matched, unless --allow-empty', async () => {
+    const pending = [newDevice('cmp-a'), newDevice('cmp-b')];
+    expect((await call(cp.url, 'POST', '/v1/devices/import', { token: cp.adminToken, text: csvOf(pending, () => 'ring=empty'), type: 'text/csv' })).status).toBe(200);
+    const create = (extra: string[]) => cli(['campaign', 'create', '--manifest', 'ghost@1.0.0', '--selector', 'ring=empty', '--waves', '100%', ...extra]);
+    const refused = await create([]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr.split('\n')[0]).toBe('berth: the selector "ring=empty" picks no enrolled device (2 matched but are not enrolled); nothing was created');
+    expect(refused.stderr).toContain('--allow-empty');
+    expect((await call(cp.url, 'GET', '/v1/campaigns', { token: cp.adminToken })).body.campaigns).toEqual([]);
+    // Past the check, the server is asked: here it names the manifest no one published.
+    const allowed = await create(['--allow-empty']);
+    expect(allowed.stderr).toMatch(/ghost@1\.0\.0.*\[404 /);
+    await enroll(cp.url, pending[1]);
+    expect((await create([])).stderr).toMatch(/ghost@1\.0\.0.*\[404 /);
   });
 });

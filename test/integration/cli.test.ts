@@ -184,7 +184,7 @@ describe('berth CLI against a real control plane', () => {
   });
 
   it('campaign create: --soak 1h30m and --waves 1,12.5%,100% mean the same to the CLI and the server; a bad wave gets the same words from both', async () => {
-    const created = await fleet.cliJson<Campaign>(['campaign', 'create', '--manifest', 'demo@2.0.0', '--selector', 'site=nowhere', '--waves', '1,12.5%,100%', '--soak', '1h30m', '--device-timeout', '1h30m']);
+    const created = await fleet.cliJson<Campaign>(['campaign', 'create', '--manifest', 'demo@2.0.0', '--selector', 'site=nowhere', '--waves', '1,12.5%,100%', '--soak', '1h30m', '--device-timeout', '1h30m', '--allow-empty']);
     // Left out, the shares are the server's defaults, the ones `campaign create --help` shows.
     expect(created.rules).toEqual({ waves: ['1', '12.5%', '100%'], success: CAMPAIGN_DEFAULTS.success, maxFailures: CAMPAIGN_DEFAULTS.maxFailures, deviceTimeout: '1h30m', soak: '1h30m', onFailure: CAMPAIGN_DEFAULTS.onFailure });
     expect((await fleet.cliJson<Campaign>(['campaign', 'abort', created.id])).status).toBe('aborted');
