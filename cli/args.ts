@@ -21,11 +21,18 @@ export const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
 };
 
 export type OutputFormat = 'table' | 'json';
+/** What the operator asked for; yaml and name are made from a verb's JSON (output.ts), wide is its table with more columns. */
+export type RequestedFormat = 'table' | 'wide' | 'json' | 'yaml' | 'name';
+export const OUTPUT_FORMATS: readonly RequestedFormat[] = ['table', 'wide', 'json', 'yaml', 'name'];
 
 export interface ParsedCommand {
   values: Record<string, string | boolean | string[] | undefined>;
   positionals: string[];
   output: OutputFormat;
+  /** As asked: `output` is json for yaml and name (the verb prints JSON, reshaped on the way out). */
+  format: RequestedFormat;
+  /** `-o wide`: tables add their extra columns. */
+  wide: boolean;
   debug: boolean;
   help: boolean;
 }
@@ -42,16 +49,20 @@ export function parseCommand(argv: string[], options: Record<string, OptionSpec>
   return {
     values,
     positionals: parsed.positionals,
-    output: parseOutput(values.output as string | undefined),
+    ...outputOf(parseOutput(values.output as string | undefined)),
     debug: values.debug === true,
     help: values.help === true,
   };
 }
 
-export function parseOutput(value: string | undefined): OutputFormat {
-  if (value === undefined || value === 'table' || value === 'wide') return 'table';
-  if (value === 'json') return 'json';
-  throw new CliError(`--output ${JSON.stringify(value)} is not a known format`, 'use --output json or --output table', 2);
+export function parseOutput(value: string | undefined): RequestedFormat {
+  if (value === undefined) return 'table';
+  if ((OUTPUT_FORMATS as readonly string[]).includes(value)) return value as RequestedFormat;
+  throw new CliError(`--output ${JSON.stringify(value)} is not a known format`, `use one of: ${OUTPUT_FORMATS.join(', ')}`, 2);
+}
+
+function outputOf(format: RequestedFormat): { output: OutputFormat; format: RequestedFormat; wide: boolean } {
+  return { output: format === 'table' || format === 'wide' ? 'table' : 'json', format, wide: format === 'wide' };
 }
 
 /** Where the forms of durations, sizes, percentages, waves and releases are listed for people. */

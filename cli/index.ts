@@ -11,6 +11,7 @@ import { connect } from './client.js';
 import { configPath, loadConfig, resolveConnection } from './config.js';
 import type { Command, Io } from './context.js';
 import { CliError } from './errors.js';
+import { reshape } from './output.js';
 import { ownEscapes, terminalSafe } from './terminal-safe.js';
 import { ALIASES, isCommand, verbNamed, VERBS } from './commands/index.js';
 
@@ -64,13 +65,13 @@ export function usage(): string {
     '',
     `also spelled: ${Object.entries(ALIASES).map(([alias, verb]) => `${alias} (= ${verb})`).join(', ')}`,
     'connection: --server URL (or BERTH_SERVER), token in BERTH_TOKEN or stored by `berth login`, --ca-file PEM (or BERTH_CA_FILE) for a fleet CA',
-    'common options: --output json (stable shapes, see cli/README.md), --debug (stack traces)',
+    'common options: --output table|wide|json|yaml|name (json: stable shapes, see cli/README.md), --debug (stack traces)',
   );
   return lines.join('\n');
 }
 
 function commandHelp(c: Command): string {
-  return `${c.about}\n\nusage: ${c.usage}\n${c.help ? `\n${c.help}\n` : ''}\ncommon options: --server URL, --token T (prefer BERTH_TOKEN), --ca-file PEM, --output json|table, --debug`;
+  return `${c.about}\n\nusage: ${c.usage}\n${c.help ? `\n${c.help}\n` : ''}\ncommon options: --server URL, --token T (prefer BERTH_TOKEN), --ca-file PEM, --output table|wide|json|yaml|name, --debug`;
 }
 
 export async function run(argv: string[], io: Io): Promise<number> {
@@ -110,6 +111,10 @@ export async function run(argv: string[], io: Io): Promise<number> {
       return 0;
     }
     if (stringFlag(parsed, 'token') !== undefined) io.err(TOKEN_FLAG_HINT);
+    // yaml and name are views of the JSON every verb prints: one place, so no verb can miss them.
+    const format = parsed.format;
+    const base = io;
+    if (format === 'yaml' || format === 'name') io = { ...base, out: (t) => base.out(reshape(t, format)) };
     const client = async () => {
       const conn = resolveConnection({ server: stringFlag(parsed, 'server'), token: stringFlag(parsed, 'token'), caFile: stringFlag(parsed, 'ca-file') }, io.env, await loadConfig(configPath(io.env, io.home)));
       if (!conn.token) throw new CliError('no operator token', 'set BERTH_TOKEN, or run `berth login --server URL` with the token on stdin');

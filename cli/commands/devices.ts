@@ -55,14 +55,17 @@ function importRefusalOf(err: unknown): z.infer<typeof importRefusal> | null {
   return parsed.success ? parsed.data : null;
 }
 
-export function deviceRows(devices: DeviceSummary[], now: Date): string {
+export function deviceRows(devices: DeviceSummary[], now: Date, wide = false): string {
   return renderTable([
+    ...(wide ? [{ header: 'id', get: (d: DeviceSummary) => d.id }] : []),
     { header: 'serial', get: (d) => d.serial },
     { header: 'status', get: (d) => d.status },
     { header: 'online', get: (d) => (d.online === null ? '-' : d.online ? 'yes' : 'no') },
     { header: 'desired', get: (d) => d.desired ?? '-' },
+    ...(wide ? [{ header: 'sequence', get: (d: DeviceSummary) => (d.desiredSequence === null ? '-' : String(d.desiredSequence)), align: 'right' as const }] : []),
     { header: 'phase', get: (d) => d.phase ?? '-' },
     { header: 'last seen', get: (d) => formatAgo(d.lastSeenAt, now) },
+    ...(wide ? [{ header: 'seen at', get: (d: DeviceSummary) => d.lastSeenAt ?? '-' }] : []),
     { header: 'labels', get: (d) => formatLabels(d.labels) },
   ], devices);
 }
@@ -92,7 +95,7 @@ examples:
     };
     if (args.output === 'json') { printJson(io, devices); cut(); return 0; }
     if (!devices.length) { io.out(selector ? `no device matches ${selector}` : after ? `no device after ${after}` : 'no devices yet (berth devices import FILE)'); return 0; }
-    io.out(deviceRows(devices, io.now()));
+    io.out(deviceRows(devices, io.now(), args.wide));
     cut();
     return 0;
   },

@@ -2,6 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
 import { run, type Io } from '../../cli/index.js';
 import type { AuditEntry } from '../../cli/client.js';
 import { createLogger } from '../../common/log.js';
@@ -172,5 +173,25 @@ describe('berth campaign create', () => {
     expect(allowed.stderr).toMatch(/ghost@1\.0\.0.*\[404 /);
     await enroll(cp.url, pending[1]);
     expect((await create([])).stderr).toMatch(/ghost@1\.0\.0.*\[404 /);
+  });
+});
+
+describe('--output', () => {
+  it('wide, yaml and name work on every verb, and an unknown format is a usage error', async () => {
+    const sel = ['devices', 'list', '-l', 'ring=empty'];
+    const json = JSON.parse((await cli([...sel, '-o', 'json'])).stdout) as { serial: string; id: string }[];
+    expect(json.map((d) => d.serial)).toEqual(['cmp-a', 'cmp-b']);
+    expect(parseYaml((await cli([...sel, '-o', 'yaml'])).stdout)).toEqual(json);
+    expect((await cli([...sel, '-o', 'name'])).stdout).toBe('cmp-a\ncmp-b');
+    const wide = await cli([...sel, '-o', 'wide']);
+    expect(wide.stdout.split('\n')[0]).toMatch(/^ID +SERIAL .* SEQUENCE .* SEEN AT +LABELS$/);
+    expect(wide.stdout).toContain(json[0].id);
+    expect((await cli([...sel])).stdout.split('\n')[0]).not.toMatch(/\bID\b/);
+    // Another verb, another shape: the audit page, by entry id.
+    const ids = (JSON.parse((await cli(['audit', '--limit', '2', '-o', 'json'])).stdout) as { id: string }[]).map((e) => e.id);
+    expect((await cli(['audit', '--limit', '2', '-o', 'name'])).stdout).toBe(ids.join('\n'));
+    const bad = await cli([...sel, '-o', 'xml']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--output "xml" is not a known format');
   });
 });

@@ -60,7 +60,10 @@ describe('command line', () => {
       expect((err as CliError).exitCode).toBe(2);
       expect((err as CliError).hint).toBe('usage: berth x');
     }
-    expect(() => parseCommand(['-o', 'yaml'], {}, 'u')).toThrow(/--output "yaml"/);
+    expect(() => parseCommand(['-o', 'xml'], {}, 'u')).toThrow(/--output "xml" is not a known format/);
+    for (const f of ['table', 'wide', 'json', 'yaml', 'name'] as const) expect(parseCommand(['-o', f], {}, 'u').format).toBe(f);
+    expect(parseCommand(['-o', 'yaml'], {}, 'u').output).toBe('json');
+    expect(parseCommand(['-o', 'wide'], {}, 'u')).toMatchObject({ output: 'table', wide: true });
   });
 });
 
