@@ -3,6 +3,7 @@
  * The one `berth` command. Each subcommand lives in its component and is loaded on demand, so a
  * gateway running `berth edge-daemon` never loads the control plane's code (memory matters there).
  */
+import { readFileSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 
 type Main = (argv: string[]) => Promise<number | void>;
@@ -32,21 +33,40 @@ function usage(): string {
   const lines = ['usage: berth <command> [options]', '', 'services:'];
   for (const [name, c] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(16)}${c.about}`);
   lines.push('', 'release manager and operator verbs (manifests validate|schema and keygen work offline):');
-  lines.push(`  ${CLI_VERBS.filter((v) => v !== 'manifest').join(', ')}`, '', 'Run `berth <command> --help` for its options.');
+  lines.push(`  ${CLI_VERBS.filter((v) => v !== 'manifest').join(', ')}`, '', 'Run `berth <command> --help` or `berth help <verb>` for its options; `berth --version` for the release.');
   return lines.join('\n');
+}
+
+/** The package's version: package.json sits two folders up in dist/, one up in the sources. */
+function version(): string {
+  for (const up of ['../../package.json', '../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(up, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'berth' && pkg.version) return pkg.version;
+    } catch {
+      // not at this level; try the next
+    }
+  }
+  return 'unknown';
 }
 
 async function run(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
-  if (!command || command === '--help' || command === '-h' || command === 'help') {
+  if (!command || command === '--help' || command === '-h' || (command === 'help' && rest.length === 0)) {
     console.log(usage());
+    return 0;
+  }
+  if (command === '--version' || command === 'version') {
+    console.log(`berth ${version()}`);
     return 0;
   }
   let main: Main;
   // `registry-proxy warm` is an operator verb of cli/ that kept the service's noun.
   if (command === 'registry-proxy' && rest[0] === 'warm') return (await import('../cli/index.js')).main(argv);
   if (COMMANDS[command]) main = await COMMANDS[command].load();
-  else if (CLI_VERBS.includes(command)) main = (await import('../cli/index.js')).main;
+  else if (CLI_VERBS.includes(command) || command === 'help') main = (await import('../cli/index.js')).main;
+  // Verbs added since this list was written (vars, policies, keys…): cli/ knows them all.
+  else if ((await import('../cli/commands/index.js')).verbNamed(command)) main = (await import('../cli/index.js')).main;
   else {
     console.error(`berth: unknown command ${JSON.stringify(command)}\n\n${usage()}`);
     return 2;

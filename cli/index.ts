@@ -75,6 +75,8 @@ function commandHelp(c: Command): string {
 }
 
 export async function run(argv: string[], io: Io): Promise<number> {
+  // `berth help VERB [SUB]` is `berth VERB [SUB] --help`.
+  if (argv[0] === 'help' && argv.length > 1) return run([...argv.slice(1), '--help'], io);
   const [verbName, ...rest] = argv;
   const verb = verbName === undefined ? undefined : verbNamed(verbName);
   if (!verb) {

@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -52,6 +52,18 @@ describe('the berth command', () => {
     const r = spawnSync(process.execPath, [join(ROOT, 'dist/bin/berth.js'), ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
     return { code: r.status, stdout: r.stdout, stderr: r.stderr };
   }
+
+  it('prints its version, answers `help VERB`, and reaches every verb of cli/ (vars, policies, keys…)', () => {
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    expect(berth(['--version'])).toMatchObject({ code: 0, stdout: `berth ${pkg.version}\n` });
+    const help = berth(['help', 'audit']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain('usage: berth audit');
+    expect(help.stdout).toContain('--before ID');
+    expect(berth(['help', 'devices', 'list']).stdout).toContain('usage: berth devices list');
+    for (const verb of ['vars', 'policies', 'keys', 'webhooks', 'fleet']) expect(berth([verb, '--help']), verb).toMatchObject({ code: 0 });
+    expect(berth(['nonsense']).code).toBe(2);
+  });
 
   it('validates manifests under both spellings, prints the schema, and writes keys', () => {
     const example = join(ROOT, 'manifests/examples/minimal.yaml');
