@@ -85,7 +85,9 @@ describe('berth CLI against a real control plane', () => {
     await writeFile(file, `name: demo\nversion: 9.9.9\nservices:\n  app:\n    image: ${rig.registry}/${DEMO_REPOSITORY}:9.9.9\n`);
     const r = await fleet.cli(['apply', '-f', file]);
     expect(r.code).toBe(1);
-    expect(r.stderr.split('\n')[0]).toMatch(/^berth: publishing the manifest failed: .*services\.app/);
+    const [head, problem] = r.stderr.split('\n');
+    expect(head).toMatch(/^berth: publishing .*missing\.yaml failed: 1 problem\(s\), nothing was published \[422 /);
+    expect(problem).toMatch(/^  service app: .*:9\.9\.9: /);
     expect(r.stderr).not.toMatch(/\n\s+at /);
     const list = await fleet.cliJson<ManifestInfo[]>(['manifests', 'list']);
     expect(list.map((m) => `${m.name}@${m.version}`).sort()).toEqual(['demo@1.0.0', 'demo@2.0.0']);
@@ -160,6 +162,8 @@ describe('berth CLI against a real control plane', () => {
     const created = await fleet.cliJson<Campaign>([
       'campaign', 'create', '--manifest', 'demo@2.0.0', '--selector', 'site=berlin', '--waves', '1,50%,100%',
       '--success', '95%', '--max-failures', '10%', '--device-timeout', '10m', '--soak', '30s', '--on-failure', 'rollback', '--name', 'cli-test',
+      // No gateway runs here: the devices are imported, not enrolled.
+      '--allow-empty',
     ]);
     expect(created).toMatchObject({ name: 'cli-test', manifest: 'demo@2.0.0', selector: 'site=berlin', status: 'draft' });
     expect(created.rules).toEqual({ waves: ['1', '50%', '100%'], success: 0.95, maxFailures: 0.1, deviceTimeout: '10m', soak: '30s', onFailure: 'rollback' });
