@@ -20,7 +20,10 @@ export function namesOf(v: unknown): string[] {
   const own = nameOf(v);
   if (own !== undefined) return [own];
   if (typeof v === 'object' && v !== null) {
-    const lists = Object.values(v).filter(Array.isArray);
+    // A twin names its device; an answer wrapping one list of objects names each of them.
+    const device = nameOf((v as Record<string, unknown>).device);
+    if (device !== undefined) return [device];
+    const lists = Object.values(v).filter((x): x is unknown[] => Array.isArray(x) && x.length > 0 && x.every((e) => typeof e === 'object' && e !== null));
     if (lists.length === 1) return namesOf(lists[0]);
   }
   return [];
