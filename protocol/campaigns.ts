@@ -12,7 +12,15 @@ export const campaignActions = ['start', 'pause', 'resume', 'abort'] as const;
 export type CampaignAction = (typeof campaignActions)[number];
 
 const time = z.string().meta({ description: 'ISO 8601' });
-const stateCounts = z.object(Object.fromEntries(campaignDeviceStates.map((s) => [s, z.number().int()])) as Record<(typeof campaignDeviceStates)[number], z.ZodNumber>);
+/**
+ * Devices by state. `timed-out` are the failed devices that sent no successful report within the
+ * device timeout, counted apart from (not within) `failed`; it defaults to 0 so answers from control
+ * planes older than it still parse.
+ */
+const stateCounts = z.object({
+  ...(Object.fromEntries(campaignDeviceStates.map((s) => [s, z.number().int()])) as Record<(typeof campaignDeviceStates)[number], z.ZodNumber>),
+  'timed-out': z.number().int().default(0),
+});
 
 export const campaignListQuery = z.object({
   status: z.enum(campaignStatuses).optional(),

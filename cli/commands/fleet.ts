@@ -30,7 +30,7 @@ const status: Command = {
         { header: 'wave', get: (c) => `${c.currentWave}/${c.waves.length}` },
         { header: 'ok', get: (c) => String(c.devices.succeeded), align: 'right' },
         { header: 'busy', get: (c) => String(c.devices.assigned), align: 'right' },
-        { header: 'failed', get: (c) => String(c.devices.failed + c.devices['rolled-back']), align: 'right' },
+        { header: 'failed', get: (c) => String(c.devices.failed + (c.devices['timed-out'] ?? 0) + c.devices['rolled-back']), align: 'right' },
         { header: 'pending', get: (c) => String(c.devices.pending), align: 'right' },
       ], f.campaigns.active));
     }

@@ -6,6 +6,7 @@ import type { ConfigContext } from '../devices/device-config.js';
 import type { ControlPlaneContext, Tx } from '../context.js';
 import { planCampaign, type CampaignStep, type CampaignStepKind } from './planner.js';
 import { loadCampaign, loadCounts, releaseAll, updateProgress, type CampaignRecord } from './store.js';
+import { deviceTimeoutError } from './outcome.js';
 import { publishCampaignEvent } from '../webhooks/outbox.js';
 import { formatDuration } from '../../common/grammar.js';
 
@@ -112,7 +113,7 @@ export const STEP_EXECUTORS: StepExecutors = {
   },
   'mark-failed': async ({ tx, campaign, now }, step) => {
     await tx.run(sql`UPDATE campaign_devices SET state = 'failed', finished_at = ${now},
-        last_error = ${`no successful report within ${formatDuration(campaign.spec.deviceTimeoutMs)} of the assignment`}
+        last_error = ${deviceTimeoutError(formatDuration(campaign.spec.deviceTimeoutMs))}
       WHERE campaign_id = ${campaign.id} AND state = 'assigned' AND assigned_at <= ${step.assignedBefore}`);
   },
   'start-soak': async ({ tx, campaign, now }, step) => {

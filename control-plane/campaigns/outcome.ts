@@ -1,6 +1,15 @@
 import type { DeviceReport } from '../../protocol/device.js';
 import type { CampaignStatus } from './planner.js';
 
+/**
+ * The error a device gets when it sent no successful report within the device timeout. Its state is
+ * 'failed' like any failure (the thresholds count both); status views tell the two apart by this
+ * prefix, so a timeout needs no column of its own. A device whose own error text began with it would
+ * only mislabel its own failure.
+ */
+export const DEVICE_TIMEOUT_ERROR = 'no successful report within ';
+export const deviceTimeoutError = (timeout: string) => `${DEVICE_TIMEOUT_ERROR}${timeout} of the assignment`;
+
 /** What a device's report says about its part in a campaign. */
 export type DeviceOutcome = { kind: 'succeeded' } | { kind: 'failed'; error: string } | { kind: 'in-flight' };
 

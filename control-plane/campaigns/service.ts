@@ -5,7 +5,7 @@ import { manifests } from '../db/schema.js';
 import type { OperatorActor } from '../http.js';
 import { parseSelector } from '../selector.js';
 import { advanceCampaign, rollbackCampaign, type CampaignEffects } from './executor.js';
-import { transition, type OperatorAction } from './outcome.js';
+import { DEVICE_TIMEOUT_ERROR, transition, type OperatorAction } from './outcome.js';
 import { waveTargets, type CampaignStep } from './planner.js';
 import { formatDuration, formatWave } from '../../common/grammar.js';
 import type { CampaignSpec } from './spec.js';
@@ -126,11 +126,12 @@ export async function operatorAction(ctx: CampaignServices, actor: OperatorActor
   });
 }
 
-const STATES = ['pending', 'assigned', 'succeeded', 'failed', 'rolled-back', 'left'] as const;
+/** The member states, with the failed devices that timed out counted apart from the others. */
+const STATES = ['pending', 'assigned', 'succeeded', 'failed', 'timed-out', 'rolled-back', 'left'] as const;
 type StateCounts = Record<(typeof STATES)[number], number>;
 
 function emptyCounts(): StateCounts {
-  return { pending: 0, assigned: 0, succeeded: 0, failed: 0, 'rolled-back': 0, left: 0 };
+  return { pending: 0, assigned: 0, succeeded: 0, failed: 0, 'timed-out': 0, 'rolled-back': 0, left: 0 };
 }
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
@@ -154,17 +155,18 @@ export function campaignSummary(c: CampaignRecord) {
 
 /** The status a release manager watches: per wave and per state, and who is failing and why. */
 export async function campaignStatus(db: Reader, c: CampaignRecord, now: number, failingLimit = 100) {
-  const rows = await db.all<{ wave: number | null; state: keyof StateCounts; n: number }>(sql`
-    SELECT wave, state, count(*) AS n FROM campaign_devices WHERE campaign_id = ${c.id} GROUP BY wave, state`);
+  const rows = await db.all<{ wave: number | null; bucket: keyof StateCounts; n: number }>(sql`
+    SELECT wave, CASE WHEN state = 'failed' AND substr(last_error, 1, ${DEVICE_TIMEOUT_ERROR.length}) = ${DEVICE_TIMEOUT_ERROR} THEN 'timed-out' ELSE state END AS bucket,
+      count(*) AS n FROM campaign_devices WHERE campaign_id = ${c.id} GROUP BY wave, bucket`);
   const totals = emptyCounts();
   const perWave: StateCounts[] = c.spec.waves.map(() => emptyCounts());
   for (const r of rows) {
-    totals[r.state] += Number(r.n);
-    if (r.wave !== null && perWave[Number(r.wave)]) perWave[Number(r.wave)][r.state] += Number(r.n);
+    totals[r.bucket] += Number(r.n);
+    if (r.wave !== null && perWave[Number(r.wave)]) perWave[Number(r.wave)][r.bucket] += Number(r.n);
   }
   // The fleet a status shows is every member but those that left, rolled-back ones included: after
   // an abort the wave targets must still read against the fleet the campaign was rolling out to.
-  const fleet = totals.pending + totals.assigned + totals.succeeded + totals.failed + totals['rolled-back'];
+  const fleet = totals.pending + totals.assigned + totals.succeeded + totals.failed + totals['timed-out'] + totals['rolled-back'];
   const targets = waveTargets(c.spec.waves, fleet);
   // A failed device stays listed after the campaign rolled it back: its error is why.
   const failing = await db.all<{ deviceId: string; serial: string; wave: number; state: string; error: string | null; at: number | null }>(sql`

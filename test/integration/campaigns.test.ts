@@ -317,7 +317,7 @@ describe('campaigns', () => {
     expect(done.devices).toMatchObject({ succeeded: 4 });
   });
 
-  it('counts a silent device as failed after the device timeout and pauses; resume goes on, abort rolls back', async () => {
+  it('counts a silent device as timed out (a failure) after the device timeout and pauses; resume goes on, abort rolls back', async () => {
     const { cp } = await freshControlPlane('timeout');
     const gws = await fleet(cp.url, 'to', 3, 'site=bern');
     await baseline(cp.url, gws);
@@ -325,13 +325,15 @@ describe('campaigns', () => {
     const [silent] = await on(cp.url, gws, 'app@2.0.0');
     const paused = await until(cp.url, c.id, 'the timeout', (s) => s.status === 'paused');
     expect(paused.failing).toEqual([expect.objectContaining({ serial: silent.serial, wave: 1, state: 'failed', error: expect.stringMatching(/no successful report within 1s/) })]);
-    expect(paused.devices).toMatchObject({ failed: 1, pending: 2 });
+    // A timeout is counted apart from the failures devices report, in the totals and in its wave.
+    expect(paused.devices).toMatchObject({ failed: 0, 'timed-out': 1, pending: 2 });
+    expect(paused.waves[0].devices).toMatchObject({ failed: 0, 'timed-out': 1, assigned: 0 });
     // Pausing leaves the release in place: nothing is rolled back.
     expect((await silent.desired(cp.url))?.release).toBe('app@2.0.0');
 
     // Resuming acknowledges the failure: the next wave goes out at once.
     const resumed = await call(cp.url, 'POST', `/v1/campaigns/${c.id}/resume`, { token: ADMIN });
-    expect(resumed.body.devices).toMatchObject({ failed: 1, assigned: 2, pending: 0 });
+    expect(resumed.body.devices).toMatchObject({ failed: 0, 'timed-out': 1, assigned: 2, pending: 0 });
     expect(countOf(await releasesOf(cp.url, gws), 'app@2.0.0')).toBe(3);
     // Whether the 1s timeout paused it again meanwhile or not, an abort sends everyone back.
     const aborted = await call(cp.url, 'POST', `/v1/campaigns/${c.id}/abort`, { token: ADMIN });

@@ -27,7 +27,7 @@ function status(state: string, w1: Record<string, number>, w2: Record<string, nu
 type Answer = { status: number; body: unknown } | Error;
 
 /** Runs `campaign status cmp_1 --watch` against a scripted server; the last answer repeats. */
-async function watch(answers: Answer[], tty = false) {
+async function watch(answers: Answer[], tty = false, argv = ['cmp_1', '--watch']) {
   const out: string[] = [];
   const err: string[] = [];
   let calls = 0;
@@ -41,7 +41,7 @@ async function watch(answers: Answer[], tty = false) {
     promptSecret: async () => '', now: () => new Date('2026-01-31T12:00:00Z'), sleep: async () => undefined, home: '/nonexistent',
   };
   const cmd = campaignCommands.status;
-  const args = parseCommand(['cmp_1', '--watch'], cmd.options, cmd.usage);
+  const args = parseCommand(argv, cmd.options, cmd.usage);
   const code = await cmd.run({ io, args, usage: cmd.usage, client: async () => new BerthClient('http://cp.invalid', 'berth_t', fetchImpl) });
   return { code, out, err, calls };
 }
@@ -70,6 +70,16 @@ describe('campaign status --watch', () => {
     expect(r.code).toBe(1);
     expect(r.out.slice(1)).toEqual(['  failing gw-3 (wave 1): app unhealthy\n      log line']);
     expect(r.err).toEqual(['campaign cmp_1 ended aborted: wave 1: 1 of 1 devices failed']);
+  });
+
+  it('shows timed-out devices apart from failed ones, as failures of their wave; an answer without the count reads 0', async () => {
+    expect(status('running', { assigned: 1 }, { pending: 2 }).waves[0].devices['timed-out']).toBe(0);
+    const paused = ok(status('paused', { 'timed-out': 1 }, { pending: 2 }, { statusReason: 'failure rule' }));
+    const r = await watch([paused]);
+    expect(r.out[0].slice(9)).toBe('campaign cmp_1 paused: w1 0/1 (1 failed), w2 0/2');
+    const once = await watch([paused], false, ['cmp_1']);
+    expect(once.code).toBe(0);
+    expect(once.out.join('\n')).toMatch(/wave 1 .*timed-out 1/);
   });
 
   it('exits 3 when the campaign pauses, saying how to go on', async () => {
