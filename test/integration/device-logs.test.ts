@@ -1,4 +1,4 @@
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -68,6 +68,30 @@ describe('device logs on demand', () => {
     expect(r.stderr).toContain('403');
     expect((await fleet.cli(['logs', SERIAL, '--since', 'yesterday'])).code).toBe(2);
     expect((await fleet.cli(['logs', 'no-such-gateway'])).stderr).toContain('404');
+  });
+
+  it('--save writes the lines it prints to a new 0600 file as NDJSON, and refuses a file that exists', async () => {
+    const file = join(dir, 'saved.ndjson');
+    const r = await fleet.cli(['logs', SERIAL, 'app', '--tail', '3', '--save', file]);
+    expect(r.code, r.stderr).toBe(0);
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+    const saved = (await readFile(file, 'utf8')).trimEnd().split('\n').map((l) => JSON.parse(l));
+    expect(saved).toHaveLength(3);
+    for (const entry of saved) expect(Object.keys(entry).sort()).toEqual(['line', 'service', 'stream']);
+    expect(saved[2]).toMatchObject({ service: 'app', stream: 'stdout', line: expect.stringMatching(/^tick \d+$/) });
+    // The file holds exactly what was printed.
+    expect(saved.map((e) => `${e.service} | ${e.line}`)).toEqual(r.stdout.trimEnd().split('\n'));
+
+    const before = await readFile(file, 'utf8');
+    const again = await fleet.cli(['logs', SERIAL, 'app', '--tail', '3', '--save', file]);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toContain(`--save ${file}: the file exists`);
+    expect(await readFile(file, 'utf8')).toBe(before);
+
+    // A refused request leaves no empty file behind.
+    const refused = join(dir, 'refused.ndjson');
+    expect((await fleet.cli(['logs', 'no-such-gateway', '--save', refused])).stderr).toContain('404');
+    await expect(stat(refused)).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
   it('follows new lines with -f, and frees the request when the operator leaves', async () => {
