@@ -137,3 +137,17 @@ export function requireFlag(parsed: ParsedCommand, name: string, usage: string):
   if (v === undefined || v === '') throw usageError(`--${name} is required`, usage);
   return v;
 }
+
+/** `--device SERIAL | --selector SEL | --fleet`: the scope flags of `berth vars` and `berth secrets`. */
+export const scopeOptions = { device: { type: 'string' }, selector: { type: 'string', short: 'l' }, fleet: { type: 'boolean' } } as const;
+
+/** The one scope given with `scopeOptions`; a usage error (exit 2) unless exactly one is. */
+export function scopeFlag(parsed: ParsedCommand, usage: string): { scope: 'device' | 'selector'; target: string } | { scope: 'fleet'; target?: undefined } {
+  const device = stringFlag(parsed, 'device');
+  const selector = stringFlag(parsed, 'selector');
+  const fleet = parsed.values.fleet === true;
+  if ([device !== undefined, selector !== undefined, fleet].filter(Boolean).length !== 1) throw usageError('give exactly one of --device SERIAL, --selector SEL, --fleet', usage);
+  if (device !== undefined) return { scope: 'device', target: device };
+  if (selector !== undefined) return { scope: 'selector', target: selector };
+  return { scope: 'fleet' };
+}

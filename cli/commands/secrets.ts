@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import { requirePositionals, stringFlag } from '../args.js';
-import { printJson, type Command, type Context } from '../context.js';
+import { requirePositionals, scopeFlag, scopeOptions, stringFlag } from '../args.js';
+import { printJson, type Command } from '../context.js';
 import { CliError, usageError } from '../errors.js';
 import { renderTable } from '../format.js';
 import type { SecretScope } from '../../protocol/secrets.js';
@@ -14,19 +14,6 @@ import type { SecretScope } from '../../protocol/secrets.js';
 const SCOPE_HELP = `  --device SERIAL    this device only (wins over a selector and the fleet)
   --selector SEL     the devices a label selector picks (site=berlin); two matching selectors are a conflict
   --fleet            every device (the fallback)`;
-const scopeOptions = { device: { type: 'string' }, selector: { type: 'string', short: 'l' }, fleet: { type: 'boolean' } } as const;
-
-function scopeOf({ args, usage }: Pick<Context, 'args' | 'usage'>): { scope: SecretScope; target?: string } {
-  const device = stringFlag(args, 'device');
-  const selector = stringFlag(args, 'selector');
-  const fleet = args.values.fleet === true;
-  const given = [device !== undefined, selector !== undefined, fleet].filter(Boolean).length;
-  if (given !== 1) throw usageError('give exactly one of --device SERIAL, --selector SEL, --fleet', usage);
-  if (device !== undefined) return { scope: 'device', target: device };
-  if (selector !== undefined) return { scope: 'selector', target: selector };
-  return { scope: 'fleet' };
-}
-
 function describeScope(s: { scope: SecretScope; target?: string | null }): string {
   return s.scope === 'fleet' ? 'the fleet' : s.scope === 'device' ? `device ${s.target}` : `devices matching ${s.target}`;
 }
@@ -42,7 +29,7 @@ A rotation reaches devices like any change: roll the manifest out again (campaig
   async run(ctx) {
     const { io, args, usage, client } = ctx;
     const [name] = requirePositionals(args, ['NAME'], usage);
-    const scope = scopeOf(ctx);
+    const scope = scopeFlag(args, usage);
     const file = stringFlag(args, 'from-file');
     const stdin = args.values['from-stdin'] === true;
     if ((file !== undefined) === stdin) throw usageError('give exactly one of --from-file F, --from-stdin (never the value itself)', usage);
@@ -88,7 +75,7 @@ const rm: Command = {
   async run(ctx) {
     const { io, args, usage, client } = ctx;
     const [name] = requirePositionals(args, ['NAME'], usage);
-    const s = await (await client()).removeSecret(name, scopeOf(ctx));
+    const s = await (await client()).removeSecret(name, scopeFlag(args, usage));
     if (args.output === 'json') { printJson(io, s); return 0; }
     io.out(`removed secret ${s.name} (version ${s.version}) for ${describeScope(s)}`);
     return 0;

@@ -1,4 +1,4 @@
-import { stringFlag, requirePositionals, type ParsedCommand } from '../args.js';
+import { requirePositionals, scopeFlag, scopeOptions, stringFlag, type ParsedCommand } from '../args.js';
 import { printJson, type Command, type Io } from '../context.js';
 import { CliError } from '../errors.js';
 import { renderTable } from '../format.js';
@@ -15,14 +15,10 @@ const SCOPE_HELP = `  --device SERIAL   one device (wins over selector and fleet
                     device and differ are a conflict: a rollout to it is refused)
   --fleet           every device (the lowest precedence)`;
 
-const scopeOptions = { device: { type: 'string' as const }, selector: { type: 'string' as const, short: 'l' }, fleet: { type: 'boolean' as const } };
-
+/** The request body's form of a scope: `{device}`, `{selector}` or `{fleet: true}`. */
 function scopeOf(args: ParsedCommand, usage: string): { device?: string; selector?: string; fleet?: true } {
-  const device = stringFlag(args, 'device');
-  const selector = stringFlag(args, 'selector');
-  const fleet = args.values.fleet === true;
-  if ([device !== undefined, selector !== undefined, fleet].filter(Boolean).length !== 1) throw new CliError('give exactly one of --device SERIAL, --selector SEL, --fleet', `usage: ${usage}`, 2);
-  return device !== undefined ? { device } : selector !== undefined ? { selector } : { fleet: true };
+  const s = scopeFlag(args, usage);
+  return s.scope === 'device' ? { device: s.target } : s.scope === 'selector' ? { selector: s.target } : { fleet: true };
 }
 
 function scopeText(s: { scope: string; target: string }): string {

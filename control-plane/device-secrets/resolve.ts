@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
-import { matchesSelector, parseSelector } from '../selector.js';
+import { pickScoped } from '../scoped-values.js';
 
 /**
  * Which stored value of a secret a device gets, pure: its device-scoped value, else the one
- * selector-scoped value whose selector matches it, else the fleet's. Two matching selector values
- * are a conflict, never a silent pick (as for variables).
+ * selector-scoped value whose selector matches it, else the fleet's (../scoped-values.ts). Two
+ * matching selector values are a conflict, never a silent pick: sealed values cannot be compared.
  */
 
 export interface ScopedSecret {
@@ -25,13 +25,10 @@ export interface SecretDevice {
 export type Resolution = { kind: 'value'; secret: ScopedSecret } | { kind: 'missing' } | { kind: 'conflict'; selectors: string[] };
 
 export function resolveSecret(candidates: readonly ScopedSecret[], device: SecretDevice): Resolution {
-  const own = candidates.find((s) => s.scope === 'device' && s.target === device.id);
-  if (own) return { kind: 'value', secret: own };
-  const selected = candidates.filter((s) => s.scope === 'selector' && matchesSelector(parseSelector(s.target), device.labels));
-  if (selected.length > 1) return { kind: 'conflict', selectors: selected.map((s) => s.target).sort() };
-  if (selected.length === 1) return { kind: 'value', secret: selected[0] };
-  const fleet = candidates.find((s) => s.scope === 'fleet');
-  return fleet ? { kind: 'value', secret: fleet } : { kind: 'missing' };
+  const pick = pickScoped(candidates, device);
+  if (pick.kind === 'value') return { kind: 'value', secret: pick.rule };
+  if (pick.kind === 'conflict') return { kind: 'conflict', selectors: pick.rules.map((s) => s.target).sort() };
+  return { kind: 'missing' };
 }
 
 /**

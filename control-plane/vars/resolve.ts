@@ -1,10 +1,12 @@
 import { substituteVariables, type VariableNeed } from '../../manifests/variables.js';
-import { matchesSelector, type Selector } from '../selector.js';
+import type { Selector } from '../selector.js';
+import { pickScoped } from '../scoped-values.js';
 
 /**
- * Which value of a variable a device gets, pure: device over selector over fleet. Two selector
- * values that both match a device and differ are a conflict, never a silent pick (equal values
- * agree, so they are not). A device-scoped value settles a conflict below it.
+ * Which value of a variable a device gets, pure: device over selector over fleet
+ * (../scoped-values.ts). Two selector values that both match a device and differ are a conflict,
+ * never a silent pick (equal values agree, so they are not). A device-scoped value settles a
+ * conflict below it.
  */
 
 export interface VariableRule {
@@ -37,21 +39,18 @@ export interface DeviceValues {
 }
 
 export function effectiveValues(rules: readonly VariableRule[], device: { id: string; labels: Record<string, string> }): DeviceValues {
-  const byName = new Map<string, { device?: string; fleet?: string; selectors: { selector: string; value: string }[] }>();
+  const byName = new Map<string, VariableRule[]>();
   for (const r of rules) {
-    const e = byName.get(r.name) ?? { selectors: [] };
-    if (r.scope === 'device' && r.target === device.id) e.device = r.value;
-    else if (r.scope === 'fleet') e.fleet = r.value;
-    else if (r.scope === 'selector' && r.selector && matchesSelector(r.selector, device.labels)) e.selectors.push({ selector: r.target, value: r.value });
-    byName.set(r.name, e);
+    const list = byName.get(r.name);
+    if (list) list.push(r);
+    else byName.set(r.name, [r]);
   }
   const values: Record<string, EffectiveValue> = {};
   const conflicts: Conflict[] = [];
-  for (const [name, e] of [...byName].sort(([a], [b]) => a.localeCompare(b))) {
-    if (e.device !== undefined) values[name] = { value: e.device, source: 'device' };
-    else if (new Set(e.selectors.map((s) => s.value)).size > 1) conflicts.push({ name, candidates: e.selectors.sort((a, b) => a.selector.localeCompare(b.selector)) });
-    else if (e.selectors.length) values[name] = { value: e.selectors[0].value, source: `selector ${e.selectors[0].selector}` };
-    else if (e.fleet !== undefined) values[name] = { value: e.fleet, source: 'fleet' };
+  for (const [name, list] of [...byName].sort(([a], [b]) => a.localeCompare(b))) {
+    const pick = pickScoped(list, device, (a, b) => a.value === b.value);
+    if (pick.kind === 'conflict') conflicts.push({ name, candidates: pick.rules.map((r) => ({ selector: r.target, value: r.value })).sort((a, b) => a.selector.localeCompare(b.selector)) });
+    else if (pick.kind === 'value') values[name] = { value: pick.rule.value, source: pick.rule.scope === 'selector' ? `selector ${pick.rule.target}` : pick.rule.scope };
   }
   return { values, conflicts };
 }
