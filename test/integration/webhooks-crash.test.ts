@@ -8,6 +8,7 @@ import { verifySignature } from '../../control-plane/webhooks/events.js';
 import { forgeImage } from '../rig/forge.js';
 import { freePort, rigFromEnv } from '../rig/index.js';
 import { call } from './control-plane-support.js';
+import { waitFor } from './fleet.js';
 import { enrollFleet, publish, Receiver, SimGateway } from './sim-gateway.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -86,11 +87,11 @@ describe('webhooks across kill -9 of the control plane', () => {
     await receiver.until('campaign.completed', (r) => r.types().includes('campaign.completed'));
 
     // The receiver has the last event before the dispatcher records its answer: wait for the record.
-    let detail = await call(url, 'GET', `/v1/webhooks/${hook.body.id}`, { token: ADMIN });
-    for (let i = 0; i < 100 && detail.body.pending > 0; i++) {
-      await new Promise((r) => setTimeout(r, 200));
-      detail = await call(url, 'GET', `/v1/webhooks/${hook.body.id}`, { token: ADMIN });
-    }
+    const show = () => call(url, 'GET', `/v1/webhooks/${hook.body.id}`, { token: ADMIN });
+    const detail = await waitFor('the dispatcher to record every answer', async () => {
+      const d = await show();
+      return d.body.pending === 0 ? d : undefined;
+    }, { timeoutMs: 20_000, intervalMs: 200, describe: async () => JSON.stringify((await show()).body) });
     expect(detail.body).toMatchObject({ pending: 0, failed: 0 });
     const stored = detail.body.deliveries.map((d: { eventId: string }) => d.eventId).sort();
     const unique = receiver.unique();
