@@ -71,3 +71,17 @@ export function jwtPayload(token: string): Record<string, any> {
 export function jwtHeader(token: string): Record<string, any> {
   return JSON.parse(Buffer.from(token.split('.')[0], 'base64url').toString('utf8'));
 }
+
+/**
+ * The error a campaign reports for one device once it lists it among its failing devices (a late
+ * joiner is judged asynchronously); undefined if it is not listed within about 20 s.
+ */
+export async function failingError(base: string, campaignId: string, serial: string, token: string): Promise<string | null | undefined> {
+  for (let i = 0; i < 100; i++) {
+    const status = (await call<{ failing: { serial: string; error: string | null }[] }>(base, 'GET', `/v1/campaigns/${campaignId}`, { token })).body;
+    const entry = status.failing.find((f) => f.serial === serial);
+    if (entry) return entry.error;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return undefined;
+}

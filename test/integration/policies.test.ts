@@ -10,7 +10,7 @@ import { rigFromEnv } from '../rig/index.js';
 import { writeFile } from 'node:fs/promises';
 import { run } from '../../cli/index.js';
 import type { Io } from '../../cli/context.js';
-import { call, csvOf, enroll, newDevice } from './control-plane-support.js';
+import { call, csvOf, enroll, failingError, newDevice } from './control-plane-support.js';
 
 /** The CLI in process, against the real control plane, as an operator would run it. */
 function cliIo(token: string): Io & { stdout: string[]; stderr: string[] } {
@@ -176,12 +176,7 @@ describe('privilege policies', () => {
     expect((await call(cp.url, 'POST', '/v1/devices/import', { token: ADMIN, text: csvOf([late], () => 'site=lab'), type: 'text/csv' })).status).toBe(200);
     const { token } = await enroll(cp.url, late);
     const id = created.body.id as string;
-    let status: { failing: { serial: string; error: string | null }[] } = { failing: [] };
-    for (let i = 0; i < 100 && !status.failing.some((f) => f.serial === 'LAB-2'); i++) {
-      await new Promise((r) => setTimeout(r, 200));
-      status = (await call(cp.url, 'GET', `/v1/campaigns/${id}`, { token: releaseManager })).body;
-    }
-    expect(status.failing.find((f) => f.serial === 'LAB-2')?.error).toBe('skipped, never deployed: device LAB-2 joined late and lacks devices=/dev/ttyUSB0, group_add=dialout, ports=1880 (no policy grants them)');
+    expect(await failingError(cp.url, id, 'LAB-2', releaseManager)).toBe('skipped, never deployed: device LAB-2 joined late and lacks devices=/dev/ttyUSB0, group_add=dialout, ports=1880 (no policy grants them)');
     expect((await call(cp.url, 'GET', '/v1/device/desired', { token })).status).toBe(204);
   });
 });

@@ -10,7 +10,7 @@ import { startControlPlane, type RunningControlPlane } from '../../control-plane
 import { verifyDeployment, type DeploymentDocument } from '../../protocol/deployment.js';
 import { forgeImage } from '../rig/forge.js';
 import { rigFromEnv } from '../rig/index.js';
-import { call, csvOf, enroll, newDevice, type TestDevice } from './control-plane-support.js';
+import { call, csvOf, enroll, failingError, newDevice, type TestDevice } from './control-plane-support.js';
 
 /**
  * Variables over real HTTP and a real libSQL file: set per selector, device and fleet; a rollout
@@ -149,12 +149,7 @@ describe('variables', () => {
     expect((await documentOf('BER-2')).spec.services.web.environment.SITE_ID).toBe('berlin-edge');
     await importDevice('ROM-1', 'fleet=a;site=rome');
     const id = created.body.id as string;
-    let status: { failing: { serial: string; error: string | null }[] } = { failing: [] };
-    for (let i = 0; i < 100 && !status.failing.some((f) => f.serial === 'ROM-1'); i++) {
-      await new Promise((r) => setTimeout(r, 200));
-      status = (await call(cp.url, 'GET', `/v1/campaigns/${id}`, { token: rmToken })).body;
-    }
-    expect(status.failing.find((f) => f.serial === 'ROM-1')?.error).toBe('skipped, never deployed: device ROM-1 lacks SITE_ID (not set and no default)');
+    expect(await failingError(cp.url, id, 'ROM-1', rmToken)).toBe('skipped, never deployed: device ROM-1 lacks SITE_ID (not set and no default)');
     expect((await call(cp.url, 'GET', '/v1/device/desired', { token: enrolled.get('ROM-1')!.token })).status).toBe(204);
   });
 
