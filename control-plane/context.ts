@@ -30,8 +30,8 @@ export interface ControlPlaneConfig {
   deviceClientCerts?: boolean;
   /** Upper bound of `?wait=` on the desired-state long poll. */
   maxWaitSec: number;
-  /** How often the desired-state watcher looks for assignments made by another process. */
-  pollFallbackMs: number;
+  /** How often this process reads the change feed of desired state (devices/change-feed.ts) for changes made by another process. */
+  feedTickMs: number;
   reportHistoryLimit: number;
   /** How often sightings are written to `devices.last_seen_at`. */
   lastSeenFlushMs: number;

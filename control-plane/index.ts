@@ -11,7 +11,8 @@ import { bootstrap } from './operators/bootstrap.js';
 import { createContext, type ControlPlaneConfig, type ControlPlaneContext } from './context.js';
 import { migrate, openDatabase } from './db/open.js';
 import { DesiredWaiters } from './devices/desired-waiters.js';
-import { watchDesiredChanges } from './devices/desired.js';
+import { startFeedPruner, tailDesiredChanges } from './devices/change-feed.js';
+import { startLease, whileHeld, type Lease, type LeaseOptions } from './lease.js';
 import { parseDuration } from '../common/grammar.js';
 import { TypedEmitter } from './events.js';
 import { LastSeen, startLastSeenFlusher } from './devices/last-seen.js';
@@ -48,6 +49,8 @@ export interface ControlPlaneOptions {
   config?: Partial<Omit<ControlPlaneConfig, 'registryProxy' | 'dataDir' | 'publicUrl'>>;
   log?: Logger;
   now?: () => Date;
+  /** The singletons lease (lease.ts): ttl and renewal interval, this process's holder id. */
+  lease?: LeaseOptions;
 }
 
 export interface RunningControlPlane {
@@ -56,6 +59,8 @@ export interface RunningControlPlane {
   adminToken?: string;
   adminTokenFile: string;
   ctx: ControlPlaneContext;
+  /** The singletons lease: `held` says whether this process drives campaigns, dispatches webhooks, sweeps presence. */
+  lease: Lease;
   close(): Promise<void>;
 }
 
@@ -67,7 +72,7 @@ export const DEFAULTS: Omit<ControlPlaneConfig, 'registryProxy' | 'dataDir' | 'p
   operatorPullTokenTtlSec: 15 * 60,
   challengeTtlMs: 5 * 60_000,
   maxWaitSec: 60,
-  pollFallbackMs: 2000,
+  feedTickMs: 250,
   reportHistoryLimit: 50,
   lastSeenFlushMs: 5000,
   deviceTokenCacheSize: 200_000,
@@ -113,17 +118,26 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   const ctx = createContext({ db, client, log, events: new TypedEmitter(), config, keys, waiters: new DesiredWaiters(), registry, seen: new LastSeen(), deviceTokens: new DeviceTokenCache(config.deviceTokenCacheSize), vault, now });
   const boot = await bootstrap(ctx, opts.adminToken);
 
-  const stops: (() => void)[] = [watchDesiredChanges(ctx).stop];
+  // Every process: the change feed (wakes its own long polls), its sightings, its devices' campaign
+  // events, and the deltas of the campaigns created through it (each is created in one process only).
+  const stops: (() => void)[] = [tailDesiredChanges(ctx, { tickMs: config.feedTickMs }).stop];
   const seenFlusher = startLastSeenFlusher(ctx, config.lastSeenFlushMs);
-  stops.push(startCampaignScheduler(ctx).stop, startDeltaPrecompute(ctx).stop);
-  stops.push(startWebhookDispatcher(ctx).stop, startPresenceSweeper(ctx).stop);
+  // One process among those sharing the database (the lease holder): driving campaigns and the other singletons.
+  const lease = startLease(ctx, 'singletons', opts.lease);
+  const scheduler = startCampaignScheduler(ctx, { drives: () => lease.held });
+  stops.push(scheduler.stop, startDeltaPrecompute(ctx).stop);
+  stops.push(whileHeld(lease, () => [startWebhookDispatcher(ctx), startPresenceSweeper(ctx), startFeedPruner(ctx)]));
 
-  const app = buildApp(ctx, new ControlPlaneMetrics());
+  const metrics = new ControlPlaneMetrics();
+  metrics.gauge('berth_cp_lease_held', () => (lease.held ? 1 : 0));
+  metrics.gauge('berth_cp_campaign_ticks', () => scheduler.driven.ticks);
+  const app = buildApp(ctx, metrics);
   let served;
   try {
     served = await serveHttp({ fetch: app.fetch, listen: opts.listen ?? '127.0.0.1:7600', tls: opts.tls, log });
   } catch (err) {
     for (const stop of stops) stop();
+    await lease.release();
     await seenFlusher.stop().catch(() => undefined);
     client.close();
     throw err;
@@ -138,6 +152,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     adminToken: boot.adminToken,
     adminTokenFile: boot.adminTokenFile,
     ctx,
+    lease,
     close() {
       closed ??= (async () => {
         for (const stop of stops) stop();
@@ -151,6 +166,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
         // Writes the last sightings, and waits for in-flight writes: a transaction is never cut by shutdown.
         await seenFlusher.stop().catch((err: unknown) => log.warn({ err }, 'last-seen flush at shutdown failed'));
         await closeEnrollment(ctx);
+        // Given up, not left to expire: another control plane takes the singletons over at once.
+        await lease.release();
         await ctx.write(async () => undefined);
         client.close();
         log.info('control plane stopped');

@@ -13,6 +13,8 @@ export const CONTROL_PLANE_METRICS = {
   berth_cp_fleet_sync: { type: 'gauge', help: 'Enrolled devices by sync state: in-sync, updating, failed, drifting, unassigned', labels: ['state'] },
   berth_cp_fleet_phase: { type: 'gauge', help: 'Enrolled devices by the phase of their last report (none: never reported)', labels: ['phase'] },
   berth_cp_campaigns: { type: 'gauge', help: 'Campaigns by status', labels: ['status'] },
+  berth_cp_lease_held: { type: 'gauge', help: '1 while this process holds the singletons lease (drives campaigns, sends webhooks, sweeps presence)' },
+  berth_cp_campaign_ticks: { type: 'gauge', help: 'Campaign scheduler ticks this process ran as the driver since it started' },
 } as const satisfies Record<string, MetricSpec>;
 
 /** One per control-plane instance, in its own registry (with the default process metrics). */

@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm';
 import { skipUngrantedLateJoiners } from '../policy/late-joiners.js';
 import { assignBatch } from '../devices/desired.js';
+import { noteDesiredChangesOf } from '../devices/change-feed.js';
 import { skipLacking, snapshotWave } from '../vars/late-joiners.js';
 import type { ConfigContext } from '../devices/device-config.js';
 import type { ControlPlaneContext, Tx } from '../context.js';
@@ -48,8 +49,11 @@ async function assignWave({ ctx, tx, campaign, now }: StepEnv, wave: number, cou
   const { ready, lacking } = await snapshotWave(ctx, tx, campaign.manifestId, picked.map((p) => ({ id: p.device_id, serial: p.serial, labels: JSON.parse(p.labels) as Record<string, string> })));
   await skipLacking(tx, campaign.id, lacking, now);
   if (lacking.length) ctx.log.warn({ campaign: campaign.id, devices: lacking.length }, 'devices lacking variables skipped');
-  if (ready.every((r) => r.config === null)) await assignPlain(tx, campaign, now);
-  else await assignBatch(ctx, tx, campaign.manifestId, campaign.id, ready);
+  if (ready.every((r) => r.config === null)) {
+    await assignPlain(tx, campaign, now);
+    // assignBatch writes its own change-feed rows; the set-based path writes them in one statement.
+    await noteDesiredChangesOf(tx, sql`SELECT device_id FROM campaign_devices WHERE campaign_id = ${campaign.id} AND assigning = 1`, now);
+  } else await assignBatch(ctx, tx, campaign.manifestId, campaign.id, ready);
   await tx.run(sql`UPDATE campaign_devices SET assigning = 0,
       desired_sequence = (SELECT ds.sequence FROM desired ds WHERE ds.device_id = campaign_devices.device_id)
     WHERE campaign_id = ${campaign.id} AND assigning = 1`);
@@ -92,6 +96,7 @@ export async function rollbackCampaign({ ctx, tx, campaign, now }: StepEnv): Pro
   await tx.run(sql`UPDATE desired SET manifest_id = previous_manifest_id, previous_manifest_id = manifest_id,
       config = previous_config, previous_config = config, sequence = sequence + 1, issued_at = ${now}
     WHERE device_id IN (SELECT device_id FROM campaign_devices WHERE campaign_id = ${campaign.id} AND assigning = 1)`);
+  await noteDesiredChangesOf(tx, sql`SELECT device_id FROM campaign_devices WHERE campaign_id = ${campaign.id} AND assigning = 1`, now);
   const rolled = await tx.all<{ device_id: string }>(sql`UPDATE campaign_devices SET state = 'rolled-back', finished_at = ${now}, assigning = 0
     WHERE campaign_id = ${campaign.id} AND assigning = 1 RETURNING device_id`);
   const ids = rolled.map((r) => r.device_id);

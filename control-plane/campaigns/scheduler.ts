@@ -8,18 +8,24 @@ export interface CampaignScheduler {
   stop(): void;
   /** Resolves once every queued advance has run (tests and shutdown). */
   idle(): Promise<void>;
+  /** Ticks this process ran as the campaign driver (the /metrics gauge berth_cp_campaign_ticks). */
+  driven: { ticks: number };
 }
 
 /**
- * Drives running campaigns: a tick every `tickMs` (soaks ending, windows opening, device timeouts,
+ * Drives running campaigns, in the one process that `drives()` (the lease holder, lease.ts): a tick every `tickMs` (soaks ending, windows opening, device timeouts,
  * reports the event path missed) and, sooner, the device events. All state is in the database,
  * so a restarted control plane continues where the last one stopped; the first tick catches up.
  * Work is chained one job at a time, and events for the same campaign coalesce into one advance.
+ * Every process records its own devices' events (per-device conditional writes, safe in many);
+ * only the driver advances campaigns, and a new driver sweeps membership first.
  */
-export function startCampaignScheduler(ctx: ControlPlaneContext, opts: { tickMs?: number; sweepMs?: number } = {}): CampaignScheduler {
+export function startCampaignScheduler(ctx: ControlPlaneContext, opts: { tickMs?: number; sweepMs?: number; drives?: () => boolean } = {}): CampaignScheduler {
   const tickMs = opts.tickMs ?? 1000;
+  const drives = opts.drives ?? (() => true);
   const sweepEvery = Math.max(1, Math.round((opts.sweepMs ?? 60_000) / tickMs));
   let stopped = false;
+  const driven = { ticks: 0 };
   let chain: Promise<void> = Promise.resolve();
   const queued = new Set<string>();
 
@@ -45,6 +51,8 @@ export function startCampaignScheduler(ctx: ControlPlaneContext, opts: { tickMs?
   }
 
   function advanceSoon(ids: string[]): void {
+    // Another process drives: its next tick advances these (their state is in the database).
+    if (!drives()) return;
     for (const id of ids) {
       if (queued.has(id)) continue;
       queued.add(id);
@@ -93,23 +101,30 @@ export function startCampaignScheduler(ctx: ControlPlaneContext, opts: { tickMs?
     }),
   ];
 
-  enqueue('membership sweep', sweepMembership);
-  enqueue('tick', tick);
   let ticking = false;
   let ticks = 0;
-  const timer = setInterval(() => {
+  let driving = false;
+  function onTimer(): void {
     // A slow tick (a big wave) must not pile up behind itself.
     if (ticking) return;
+    const was = driving;
+    driving = drives();
+    if (!driving) return;
     ticking = true;
     enqueue('tick', async () => {
       try {
+        // Just took over driving: catch up on membership changes made while nobody (or another process) drove.
+        if (!was) await sweepMembership();
         await tick();
+        driven.ticks++;
         if (++ticks % sweepEvery === 0) await sweepMembership();
       } finally {
         ticking = false;
       }
     });
-  }, tickMs);
+  }
+  onTimer();
+  const timer = setInterval(onTimer, tickMs);
   timer.unref();
 
   return {
@@ -119,5 +134,6 @@ export function startCampaignScheduler(ctx: ControlPlaneContext, opts: { tickMs?
       for (const off of offs) off();
     },
     idle: () => chain,
+    driven,
   };
 }

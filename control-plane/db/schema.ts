@@ -349,3 +349,22 @@ export const deviceSecrets = sqliteTable(
   },
   (t) => [uniqueIndex('device_secrets_scope').on(t.name, t.scope, t.target)],
 );
+
+/**
+ * The change feed of desired state (issue 17): a row per device whose desired document changed,
+ * written in the change's own transaction. Each control plane tails it (`seq > last`) and wakes
+ * the long polls of those devices; rows older than a few minutes are pruned.
+ */
+export const desiredChanges = sqliteTable('desired_changes', {
+  seq: integer('seq').primaryKey({ autoIncrement: true }),
+  deviceId: text('device_id').notNull(),
+  at: integer('at').notNull(),
+});
+
+/** A named lease (control-plane/lease.ts): one holder at a time, valid until `expires_at` unless renewed. */
+export const leases = sqliteTable('leases', {
+  name: text('name').primaryKey(),
+  holder: text('holder').notNull(),
+  acquiredAt: integer('acquired_at').notNull(),
+  expiresAt: integer('expires_at').notNull(),
+});

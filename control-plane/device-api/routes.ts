@@ -47,13 +47,21 @@ export function deviceApiRoutes(ctx: ControlPlaneContext) {
     const known = c.req.header('if-none-match')?.trim() || null;
     const deadline = Date.now() + Math.min(q.wait ?? 0, ctx.config.maxWaitSec) * 1000;
     const signal = c.req.raw.signal;
-    let sequence = await desiredSequence(ctx.client, deviceId);
     // A log request waiting for this device answers the poll at once (issue 15): the gateway never accepts connections.
     const logs = relayOf(ctx);
-    while (etagOf(sequence) === known && Date.now() < deadline && !signal.aborted && !ctx.waiters.closed && logs.unclaimed(deviceId) === 0) {
-      // Woken after an assignment commits here, or by the watcher for one made by another process.
-      await ctx.waiters.wait(deviceId, deadline - Date.now(), signal);
+    // Entered before each read of the sequence: a change committed after the read wakes this waiter
+    // (after commit in this process, through the change feed from another one). Waiting costs no reads.
+    let waiter = deadline > Date.now() ? ctx.waiters.enter(deviceId, deadline - Date.now(), signal) : null;
+    let sequence: number | null;
+    try {
       sequence = await desiredSequence(ctx.client, deviceId);
+      while (waiter && etagOf(sequence) === known && Date.now() < deadline && !signal.aborted && !ctx.waiters.closed && logs.unclaimed(deviceId) === 0) {
+        await waiter.woken;
+        waiter = Date.now() < deadline ? ctx.waiters.enter(deviceId, deadline - Date.now(), signal) : null;
+        sequence = await desiredSequence(ctx.client, deviceId);
+      }
+    } finally {
+      waiter?.leave();
     }
     const pendingLogs = logs.unclaimed(deviceId);
     const logHeader: Record<string, string> = pendingLogs ? { [LOG_REQUESTS_HEADER]: String(pendingLogs) } : {};

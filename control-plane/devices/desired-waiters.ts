@@ -1,6 +1,7 @@
 /**
  * Long polls waiting for a device's desired state to change. In memory, per device; woken after
- * an assignment commits. A change made by another process is found by the poll's own re-reads.
+ * an assignment commits in this process, and by the change feed (change-feed.ts) for one committed
+ * by another process sharing the database.
  */
 export class DesiredWaiters {
   private readonly byDevice = new Map<string, Set<() => void>>();
@@ -9,11 +10,20 @@ export class DesiredWaiters {
 
   /** Resolves on wake-up or after `ms`; `signal` aborts early (client went away). */
   wait(deviceId: string, ms: number, signal?: AbortSignal): Promise<void> {
-    if (this.closed) return Promise.resolve();
-    return new Promise((resolve) => {
+    return this.enter(deviceId, ms, signal).woken;
+  }
+
+  /**
+   * Registers a waiter now (synchronously) and hands back its wake-up and a way to leave early. A
+   * long poll enters before it reads its sequence, so no change can fall between the read and the wait.
+   */
+  enter(deviceId: string, ms: number, signal?: AbortSignal): { woken: Promise<void>; leave(): void } {
+    if (this.closed) return { woken: Promise.resolve(), leave() {} };
+    let done = () => {};
+    const woken = new Promise<void>((resolve) => {
       let set = this.byDevice.get(deviceId);
       if (!set) this.byDevice.set(deviceId, (set = new Set()));
-      const done = () => {
+      done = () => {
         clearTimeout(timer);
         signal?.removeEventListener('abort', done);
         const s = this.byDevice.get(deviceId);
@@ -23,10 +33,11 @@ export class DesiredWaiters {
         }
         resolve();
       };
-      const timer = setTimeout(done, ms);
+      const timer = setTimeout(done, Math.max(0, ms));
       set.add(done);
       signal?.addEventListener('abort', done, { once: true });
     });
+    return { woken, leave: () => done() };
   }
 
   wake(deviceId: string): void {

@@ -7,6 +7,7 @@ import { substituteVariables } from '../../manifests/variables.js';
 import type { Client } from '@libsql/client';
 import type { ControlPlaneContext, Db, Tx } from '../context.js';
 import { desired, devices, manifests } from '../db/schema.js';
+import { noteDesiredChanges } from './change-feed.js';
 import { configText, parseConfig, sameConfig, snapshotConfig, snapshotInputs, type ConfigContext, type DeviceConfig } from './device-config.js';
 
 type AssignCtx = Pick<ControlPlaneContext, 'now' | 'afterCommit' | 'waiters'> & ConfigContext;
@@ -20,7 +21,7 @@ export function assignmentAction(cur: { manifestId: string; config: DeviceConfig
 /**
  * Points a device at a manifest, with its config resolved now (variables, secrets). The sequence
  * only goes up (the row is never deleted), the manifest and config it replaces are remembered for
- * rollback, and the device's long poll wakes after commit. Assigning the manifest it already has
+ * rollback, and a change-feed row wakes the device's long poll (in any process) after commit. Assigning the manifest it already has
  * with the same config changes only the campaign it belongs to; with a changed config (a variable
  * set since) it is a new document. Throws ConfigLacking when the device lacks a variable.
  */
@@ -71,7 +72,7 @@ export async function assignBatch(ctx: AssignCtx, tx: Tx, manifestId: string, ca
       woken.push(...ids);
     }
   }
-  if (woken.length) ctx.afterCommit(tx, () => woken.forEach((id) => ctx.waiters.wake(id)));
+  await noteDesiredChanges(ctx, tx, woken, now);
 }
 
 const CHUNK = 500;
@@ -92,7 +93,7 @@ export async function rollbackRelease(ctx: AssignCtx, tx: Tx, deviceId: string):
     .update(desired)
     .set({ manifestId: cur.previousManifestId, previousManifestId: cur.manifestId, config: cur.previousConfig, previousConfig: cur.config, sequence: cur.sequence + 1, issuedAt: ctx.now().getTime() })
     .where(eq(desired.deviceId, deviceId));
-  ctx.afterCommit(tx, () => ctx.waiters.wake(deviceId));
+  await noteDesiredChanges(ctx, tx, [deviceId], ctx.now().getTime());
   return true;
 }
 
@@ -164,32 +165,4 @@ export async function getDesiredDocument(ctx: Pick<ControlPlaneContext, 'db' | '
     ...(rel.config?.secrets ? { secrets: rel.config.secrets } : {}),
   };
   return { sequence: rel.sequence, document: await signDeployment(doc, ctx.keys.active()) };
-}
-
-/** How far back the watcher looks: covers clock skew between processes and slow commits. */
-const WATCH_SLACK_MS = 10_000;
-
-/**
- * Wakes long polls for assignments this process did not make (another control plane sharing the
- * database, a script): one indexed query per interval for all waiting devices, not one per poll.
- * A device woken without a change simply re-reads its sequence and waits again.
- */
-export function watchDesiredChanges(ctx: Pick<ControlPlaneContext, 'db' | 'waiters' | 'log' | 'now' | 'config'>): { stop(): void } {
-  let busy = false;
-  const timer = setInterval(() => {
-    if (busy || ctx.waiters.size === 0) return;
-    busy = true;
-    const since = ctx.now().getTime() - ctx.config.pollFallbackMs - WATCH_SLACK_MS;
-    ctx.db
-      .all<{ device_id: string }>(sql`SELECT device_id FROM desired WHERE issued_at >= ${since}`)
-      .then((rows) => {
-        for (const r of rows) if (ctx.waiters.has(r.device_id)) ctx.waiters.wake(r.device_id);
-      })
-      .catch((err: unknown) => ctx.log.warn({ err }, 'desired-state watcher query failed'))
-      .finally(() => {
-        busy = false;
-      });
-  }, ctx.config.pollFallbackMs);
-  timer.unref();
-  return { stop: () => clearInterval(timer) };
 }

@@ -47,7 +47,7 @@ describe('control plane', () => {
       log: createLogger('control-plane', { level: 'silent' }),
       now,
       // Sightings are flushed only at shutdown here, so the restart test shows that flush happens.
-      config: { reportHistoryLimit: 5, pollFallbackMs: 500, lastSeenFlushMs: 3_600_000, refusalAuditWindowMs: 300 },
+      config: { reportHistoryLimit: 5, feedTickMs: 100, lastSeenFlushMs: 3_600_000, refusalAuditWindowMs: 300 },
     });
 
   beforeAll(async () => {
@@ -498,13 +498,17 @@ describe('control plane', () => {
       const { client } = await openDatabase(db);
       try {
         const current = (await call(base(), 'GET', '/v1/device/desired', { token: dev.token })).headers.get('etag') as string;
-        // The poll waits up to 60 s; being answered within 20 s proves the watcher woke it, not the deadline.
+        // The poll waits up to 60 s; being answered within 20 s proves the change feed woke it, not the deadline.
         const poll = call(base(), 'GET', '/v1/device/desired?wait=60', { token: dev.token, headers: { 'if-none-match': current }, signal: AbortSignal.timeout(20_000) });
         await new Promise((r) => setTimeout(r, 200));
-        await client.execute({
-          sql: `UPDATE desired SET manifest_id = previous_manifest_id, previous_manifest_id = manifest_id, sequence = sequence + 1, issued_at = ? WHERE device_id = ?`,
-          args: [Date.now(), dev.deviceId],
-        });
+        // What another control plane's assignment writes: the change and its feed row, in one transaction.
+        await client.batch(
+          [
+            { sql: `UPDATE desired SET manifest_id = previous_manifest_id, previous_manifest_id = manifest_id, sequence = sequence + 1, issued_at = ? WHERE device_id = ?`, args: [Date.now(), dev.deviceId] },
+            { sql: 'INSERT INTO desired_changes (device_id, at) VALUES (?, ?)', args: [dev.deviceId, Date.now()] },
+          ],
+          'write',
+        );
         const got = await poll;
         expect(got.status).toBe(200);
         expect(got.headers.get('etag')).toBe(`"${Number(JSON.parse(current)) + 1}"`);
