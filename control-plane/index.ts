@@ -110,7 +110,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   }
   const vault = await KeyVault.open(dataDir, opts.signingKeySecret, log);
   const keys = new SigningKeys(db, Math.max(config.documentTtlSec, config.deviceTokenTtlSec, config.pullTokenTtlSec) * 1000, vault);
-  await keys.sealPlaintext(client, log);
+  await keys.sealPlaintext(client, log, dbFile !== null);
   await keys.load();
   const now = opts.now ?? (() => new Date());
   const proxyTrust = opts.caFile ? await loadTrust(opts.caFile) : undefined;

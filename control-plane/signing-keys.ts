@@ -66,20 +66,23 @@ export class SigningKeys {
   /**
    * Databases made before keys were sealed hold the PEM in plain text: seal it, then rewrite the
    * file (secure_delete, VACUUM, a truncating checkpoint) so no old page or WAL frame keeps it.
-   * Runs at start, before anything else writes; returns how many keys it sealed.
+   * Runs at start, before anything else writes; returns how many keys it sealed. The pragmas and
+   * VACUUM concern the embedded file only (`file`): a libSQL server keeps its own pages.
    */
-  async sealPlaintext(client: Client, log: Logger): Promise<number> {
+  async sealPlaintext(client: Client, log: Logger, file = true): Promise<number> {
     const rows = (await this.db.select({ kid: signingKeys.kid, privateKey: signingKeys.privateKey }).from(signingKeys)).filter((r) => !KeyVault.isSealed(r.privateKey));
     if (rows.length === 0) return 0;
-    await client.execute('PRAGMA secure_delete=ON');
+    if (file) await client.execute('PRAGMA secure_delete=ON');
     for (const r of rows) {
       await client.execute({ sql: 'UPDATE signing_keys SET private_key = ? WHERE kid = ?', args: [this.vault.seal(r.privateKey, r.kid), r.kid] });
     }
-    try {
-      await client.execute('VACUUM');
-      await client.execute('PRAGMA wal_checkpoint(TRUNCATE)');
-    } catch (err) {
-      log.warn({ err: (err as Error).message }, 'signing keys sealed, but the database could not be compacted: old pages may still hold them until SQLite reuses them');
+    if (file) {
+      try {
+        await client.execute('VACUUM');
+        await client.execute('PRAGMA wal_checkpoint(TRUNCATE)');
+      } catch (err) {
+        log.warn({ err: (err as Error).message }, 'signing keys sealed, but the database could not be compacted: old pages may still hold them until SQLite reuses them');
+      }
     }
     log.warn({ keys: rows.map((r) => r.kid) }, 'the signing keys were stored in plain text in the database: sealed them (encrypted at rest) and rewrote the file');
     return rows.length;

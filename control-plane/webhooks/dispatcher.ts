@@ -33,8 +33,8 @@ interface Head {
  * Sends the outbox. Per webhook only its oldest pending delivery is tried, one request at a time,
  * so each webhook receives its events in order; webhooks do not wait for each other. An attempt
  * is recorded after the answer: a crash between the two sends the event again after the restart
- * (at-least-once; receivers dedupe by the event id). Control planes sharing one database may each
- * send the same delivery: still at-least-once.
+ * (at-least-once; receivers dedupe by the event id). Among control planes sharing one database only
+ * the lease holder runs this (lease.ts), so the order per webhook holds across them too.
  */
 export function startWebhookDispatcher(ctx: ControlPlaneContext, opts: DispatcherOptions = {}): { stop(): void } {
   const pollMs = opts.pollMs ?? 500;
