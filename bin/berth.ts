@@ -14,8 +14,8 @@ const COMMANDS: Record<string, { about: string; load: () => Promise<Main> }> = {
   'edge-daemon': { about: 'run the gateway daemon (enroll, download, reconcile, report)', load: async () => (gatewayHeap(), (await import('../edge-daemon/index.js')).main) },
 };
 // The verbs of cli/ (its commands/index.ts), named here so that asking for one loads only the CLI.
-// `manifest` is the older spelling of `manifests`.
-const CLI_VERBS = ['login', 'apply', 'manifests', 'manifest', 'devices', 'campaign', 'tokens', 'audit', 'keygen'];
+// Singular nouns (`campaign`, `manifest`) are other spellings of the plural ones.
+const CLI_VERBS = ['login', 'apply', 'manifests', 'manifest', 'devices', 'campaigns', 'campaign', 'tokens', 'audit', 'keygen', 'completion'];
 
 /**
  * The gateway's heap, set before the daemon's code loads (issue 11: at most 50 MiB idle, 80 MiB
@@ -64,7 +64,8 @@ async function run(argv: string[]): Promise<number> {
   // `registry-proxy warm` is an operator verb of cli/ that kept the service's noun.
   if (command === 'registry-proxy' && rest[0] === 'warm') return (await import('../cli/index.js')).main(argv);
   if (COMMANDS[command]) main = await COMMANDS[command].load();
-  else if (CLI_VERBS.includes(command) || command === 'help') main = (await import('../cli/index.js')).main;
+  // A global flag before the verb (`berth --server URL devices list`) is the CLI's too.
+  else if (CLI_VERBS.includes(command) || command === 'help' || command.startsWith('-')) main = (await import('../cli/index.js')).main;
   // Verbs added since this list was written (vars, policies, keys…): cli/ knows them all.
   else if ((await import('../cli/commands/index.js')).verbNamed(command)) main = (await import('../cli/index.js')).main;
   else {

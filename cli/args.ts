@@ -1,69 +1,16 @@
 /**
- * Pure parsing of the operator verbs' arguments: label edits, --since and the command line itself.
+ * Pure parsing of the operator verbs' values: label edits, --since, required flags and positionals.
  * Durations, percentages, waves and releases are read with common/grammar.ts, as the server reads
  * them. No I/O here, so every rule is unit-tested.
  */
-import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { GrammarError, isLabelKey, isLabelValue, parseDuration } from '../common/grammar.js';
 import { CliError, usageError } from './errors.js';
+import type { OptionSpec, ParsedCommand } from './framework.js';
 
-export type OptionSpec = { type: 'string' | 'boolean'; short?: string; multiple?: boolean };
-
-/** Options every verb accepts. */
-export const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
-  server: { type: 'string' },
-  token: { type: 'string' },
-  'ca-file': { type: 'string' },
-  output: { type: 'string', short: 'o' },
-  debug: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
-};
-
-export type OutputFormat = 'table' | 'json';
-/** What the operator asked for; yaml and name are made from a verb's JSON (output.ts), wide is its table with more columns. */
-export type RequestedFormat = 'table' | 'wide' | 'json' | 'yaml' | 'name';
-export const OUTPUT_FORMATS: readonly RequestedFormat[] = ['table', 'wide', 'json', 'yaml', 'name'];
-
-export interface ParsedCommand {
-  values: Record<string, string | boolean | string[] | undefined>;
-  positionals: string[];
-  output: OutputFormat;
-  /** As asked: `output` is json for yaml and name (the verb prints JSON, reshaped on the way out). */
-  format: RequestedFormat;
-  /** `-o wide`: tables add their extra columns. */
-  wide: boolean;
-  debug: boolean;
-  help: boolean;
-}
-
-export function parseCommand(argv: string[], options: Record<string, OptionSpec>, usage: string): ParsedCommand {
-  let parsed: ReturnType<typeof parseArgs>;
-  try {
-    parsed = parseArgs({ args: argv, options: { ...GLOBAL_OPTIONS, ...options }, allowPositionals: true, strict: true });
-  } catch (err) {
-    // node:util's messages are clear ("Unknown option '--x'"); keep them, add the usage.
-    throw usageError(err instanceof Error ? err.message.split('\n')[0] : String(err), usage);
-  }
-  const values = parsed.values as ParsedCommand['values'];
-  return {
-    values,
-    positionals: parsed.positionals,
-    ...outputOf(parseOutput(values.output as string | undefined)),
-    debug: values.debug === true,
-    help: values.help === true,
-  };
-}
-
-export function parseOutput(value: string | undefined): RequestedFormat {
-  if (value === undefined) return 'table';
-  if ((OUTPUT_FORMATS as readonly string[]).includes(value)) return value as RequestedFormat;
-  throw new CliError(`--output ${JSON.stringify(value)} is not a known format`, `use one of: ${OUTPUT_FORMATS.join(', ')}`, 2);
-}
-
-function outputOf(format: RequestedFormat): { output: OutputFormat; format: RequestedFormat; wide: boolean } {
-  return { output: format === 'table' || format === 'wide' ? 'table' : 'json', format, wide: format === 'wide' };
-}
+// The command line itself is parsed by commander (framework.ts); these are re-exported for the verbs.
+export { GLOBAL_OPTIONS, OUTPUT_FORMATS, parseCommand, parseOutput } from './framework.js';
+export type { OptionSpec, OutputFormat, ParsedCommand, RequestedFormat } from './framework.js';
 
 /** Where the forms of durations, sizes, percentages, waves and releases are listed for people. */
 export const VALUES_HINT = 'the accepted forms of durations, percentages, waves and releases are in cli/README.md ("Values")';
@@ -139,7 +86,11 @@ export function requireFlag(parsed: ParsedCommand, name: string, usage: string):
 }
 
 /** `--device SERIAL | --selector SEL | --fleet`: the scope flags of `berth vars` and `berth secrets`. */
-export const scopeOptions = { device: { type: 'string' }, selector: { type: 'string', short: 'l' }, fleet: { type: 'boolean' } } as const;
+export const scopeOptions: Record<string, OptionSpec> = {
+  device: { type: 'string', value: 'SERIAL', complete: 'serial', description: 'one device' },
+  selector: { type: 'string', short: 'l', value: 'SEL', description: 'the devices a label selector picks (site=berlin,tier!=canary)' },
+  fleet: { type: 'boolean', description: 'every device' },
+};
 
 /** The one scope given with `scopeOptions`; a usage error (exit 2) unless exactly one is. */
 export function scopeFlag(parsed: ParsedCommand, usage: string): { scope: 'device' | 'selector'; target: string } | { scope: 'fleet'; target?: undefined } {

@@ -25,7 +25,7 @@ import {
 export type * from './views.js';
 
 /** Rows per request when the CLI walks the device list (the route's default page). */
-const DEVICE_PAGE = 1000;
+export const DEVICE_PAGE = 1000;
 export { driftOf, waveState } from './views.js';
 
 /** `/v1/devices/:serial` with its parameters filled in, each encoded. */

@@ -3,7 +3,7 @@
  * (so `--help` and local errors never need a server). Passed in, never global, so the commands
  * can be driven by tests and by the demo with their own streams and environment.
  */
-import type { OptionSpec, ParsedCommand } from './args.js';
+import type { LeafSpec, ParsedCommand } from './framework.js';
 import type { BerthClient } from './client.js';
 
 export interface Io {
@@ -30,12 +30,8 @@ export interface Context {
   client: () => Promise<BerthClient>;
 }
 
-export interface Command {
-  usage: string;
-  about: string;
-  /** More for `--help`: each option, with the defaults that apply when it is left out. */
-  help?: string;
-  options: Record<string, OptionSpec>;
+/** A verb: its declaration (usage, about, options with their help and defaults, examples; framework.ts) and what it does. */
+export interface Command extends LeafSpec {
   run: (ctx: Context) => Promise<number>;
 }
 

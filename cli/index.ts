@@ -6,14 +6,15 @@
 import { homedir } from 'node:os';
 import { createInterface } from 'node:readline';
 import { GrammarError } from '../common/grammar.js';
-import { parseCommand, stringFlag, VALUES_HINT } from './args.js';
+import { stringFlag, VALUES_HINT } from './args.js';
 import { connect } from './client.js';
 import { configPath, loadConfig, resolveConnection } from './config.js';
 import type { Command, Io } from './context.js';
 import { CliError } from './errors.js';
 import { reshape } from './output.js';
 import { ownEscapes, terminalSafe } from './terminal-safe.js';
-import { ALIASES, isCommand, verbNamed, VERBS } from './commands/index.js';
+import { aliasesOf, ALIASES, isCommand, VERBS } from './commands/index.js';
+import { GLOBAL_OPTIONS, groupCommand, leafCommand, ParseFailure, refusal, rootCommand, toParsed, type Parsed, type Sink } from './framework.js';
 
 export { BerthClient } from './client.js';
 export type { Io } from './context.js';
@@ -70,48 +71,52 @@ export function usage(): string {
   return lines.join('\n');
 }
 
-function commandHelp(c: Command): string {
-  return `${c.about}\n\nusage: ${c.usage}\n${c.help ? `\n${c.help}\n` : ''}\ncommon options: --server URL, --token T (prefer BERTH_TOKEN), --ca-file PEM, --output table|wide|json|yaml|name, --debug`;
+/** The verb table as commander commands; `onParse` learns which verb was asked for, with what. */
+export function program(sink: Sink, onParse: (p: Parsed) => void) {
+  const root = rootCommand(sink, usage);
+  for (const [name, verb] of Object.entries(VERBS)) {
+    const aliases = aliasesOf(name);
+    root.addCommand(isCommand(verb) ? leafCommand(name, verb, sink, onParse).aliases(aliases) : groupCommand(name, aliases, verb, sink, onParse));
+  }
+  return root;
+}
+
+/** The verb's declaration for a parsed path (commander's canonical names, never an alias). */
+function commandAt(path: string[]): Command {
+  const verb = VERBS[path[0]];
+  return isCommand(verb) ? verb : verb[path[1]];
 }
 
 export async function run(argv: string[], io: Io): Promise<number> {
   // `berth help VERB [SUB]` is `berth VERB [SUB] --help`.
   if (argv[0] === 'help' && argv.length > 1) return run([...argv.slice(1), '--help'], io);
-  const [verbName, ...rest] = argv;
-  const verb = verbName === undefined ? undefined : verbNamed(verbName);
-  if (!verb) {
-    io.err(verbName ? `berth: unknown verb ${JSON.stringify(verbName)}\n\n${usage()}` : usage());
-    return 2;
-  }
-  let command: Command;
-  let args: string[];
-  if (isCommand(verb)) {
-    command = verb;
-    args = rest;
-  } else {
-    const [sub, ...subArgs] = rest;
-    if (!sub || sub === '--help' || sub === '-h' || sub === 'help') {
-      const text = `usage: berth ${verbName} <${Object.keys(verb).join('|')}> …\n\n${Object.values(verb).map((c) => `  ${c.usage}\n      ${c.about}`).join('\n')}`;
-      // Asked for: stdout and success; missing: stderr and a usage error.
-      if (sub) io.out(text);
-      else io.err(text);
-      return sub ? 0 : 2;
-    }
-    const c = verb[sub];
-    if (!c) {
-      io.err(`berth: ${verbName} has no subcommand ${JSON.stringify(sub)}; use one of: ${Object.keys(verb).join(', ')}`);
-      return 2;
-    }
-    command = c;
-    args = subArgs;
-  }
   const debug = argv.includes('--debug');
+  let asked: Parsed | undefined;
+  const root = program({ out: io.out, err: io.err }, (p) => (asked = p));
   try {
-    const parsed = parseCommand(args, command.options, command.usage);
-    if (parsed.help) {
-      io.out(commandHelp(command));
-      return 0;
+    try {
+      root.parse(argv, { from: 'user' });
+    } catch (err) {
+      if (!(err instanceof ParseFailure)) throw err;
+      const r = refusal(err);
+      if (!(r instanceof CliError)) return r.helped;
+      // An unknown verb: the list of verbs is the help.
+      if (!err.where.parent && err.failure.code === 'commander.unknownCommand') {
+        io.err(`berth: ${r.message}\n\n${usage()}`);
+        return 2;
+      }
+      throw r;
     }
+    if (!asked) throw new CliError('no verb given', 'run `berth help` for the verbs', 2);
+    // Global flags given before the verb count unless the verb's own spelling of them is given too.
+    const before = root.opts() as Record<string, string | boolean | undefined>;
+    const values = { ...asked.values };
+    for (const long of Object.keys(GLOBAL_OPTIONS)) {
+      const v = before[root.options.find((o) => o.long === `--${long}`)!.attributeName()];
+      if (values[long] === undefined && v !== undefined) values[long] = v;
+    }
+    const command = commandAt(asked.path);
+    const parsed = toParsed(values, asked.positionals);
     if (stringFlag(parsed, 'token') !== undefined) io.err(TOKEN_FLAG_HINT);
     // yaml and name are views of the JSON every verb prints: one place, so no verb can miss them.
     const format = parsed.format;

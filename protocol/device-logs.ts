@@ -16,6 +16,9 @@ export const LOG_BYTES_CAP = 4 << 20;
 /** Requests open at once per device; one more is refused (429). */
 export const LOG_REQUESTS_PER_DEVICE = 3;
 
+/** Lines per container when a request gives neither `tail` nor `since`. */
+export const LOG_TAIL_DEFAULT = 100;
+
 export const logsQuery = z.object({
   service: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/, 'a service name of the manifest').optional(),
   tail: z.coerce.number().int().min(0).max(10_000).optional(),

@@ -92,6 +92,8 @@ export const deliveryView = z.object({
 
 export const webhookDetail = webhookView.extend({ deliveries: z.array(deliveryView) });
 export const webhookList = z.object({ webhooks: z.array(webhookView) });
+/** Deliveries in `webhooks show` when the request gives no limit. */
+export const DELIVERIES_DEFAULT = 50;
 export const deliveriesQuery = z.object({ limit: z.coerce.number().int().min(1).max(1000).optional() });
 
 export const webhookRoutes = {

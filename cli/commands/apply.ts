@@ -13,7 +13,8 @@ import { printVariables } from './vars.js';
 export const apply: Command = {
   usage: 'berth apply -f FILE   (FILE may be - for stdin)',
   about: 'publish a manifest: every image tag is pinned to its digest; prints name@version and the digests',
-  options: { file: { type: 'string', short: 'f' } },
+  options: { file: { type: 'string', short: 'f', value: 'FILE', complete: 'file', description: 'the manifest (YAML or JSON); - reads stdin (required)' } },
+  examples: ['berth apply -f demo.yaml', 'berth apply -f demo.yaml -o json', 'cat demo.yaml | berth apply -f -'],
   async run({ io, args, usage, client }) {
     const file = requireFlag(args, 'file', usage);
     let source: string;

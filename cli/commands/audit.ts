@@ -2,9 +2,12 @@ import { parseSince, stringFlag } from '../args.js';
 import { printJson, type Command } from '../context.js';
 import { CliError } from '../errors.js';
 import { renderTable, truncate } from '../format.js';
+import { auditQuery } from '../../protocol/operators.js';
 
 /** A page a person can read; more is one `--before` away. */
 export const AUDIT_PAGE = 100;
+/** The most the route returns in one page (its contract). */
+const AUDIT_MAX = auditQuery.shape.limit.unwrap().maxValue ?? 10_000;
 
 function brief(v: unknown): string {
   if (v === null || v === undefined) return '';
@@ -20,20 +23,16 @@ function positiveInt(text: string | undefined, flag: string, max: number): numbe
 export const audit: Command = {
   usage: 'berth audit [--since 1h|2026-01-31T12:00:00Z] [--limit N] [--before ID] [--output json]',
   about: 'the audit log, newest first: who changed what, when (admins)',
-  help: `options:
-  --since 1h|ISO-TIME   only entries at or after this time (a duration counts back from now)
-  --limit N             entries per page (default ${AUDIT_PAGE}, at most 10000)
-  --before ID           only entries older than this id: the next page, as the last line says
-
-examples:
-  berth audit
-  berth audit --since 1h --limit 20
-  berth audit --before 1234`,
-  options: { since: { type: 'string' }, limit: { type: 'string' }, before: { type: 'string' } },
+  options: {
+    since: { type: 'string', value: '1h|ISO-TIME', description: 'only entries at or after this time (a duration counts back from now)' },
+    limit: { type: 'string', value: 'N', default: String(AUDIT_PAGE), description: `entries per page (at most ${AUDIT_MAX})` },
+    before: { type: 'string', value: 'ID', description: 'only entries older than this id: the next page, as the last line says' },
+  },
+  examples: ['berth audit', 'berth audit --since 1h --limit 20', 'berth audit --before 1234'],
   async run({ io, args, client }) {
     const sinceText = stringFlag(args, 'since');
     const since = sinceText === undefined ? undefined : parseSince(sinceText, io.now());
-    const limit = positiveInt(stringFlag(args, 'limit'), '--limit', 10_000) ?? AUDIT_PAGE;
+    const limit = positiveInt(stringFlag(args, 'limit'), '--limit', AUDIT_MAX) ?? AUDIT_PAGE;
     const before = positiveInt(stringFlag(args, 'before'), '--before', Number.MAX_SAFE_INTEGER);
     const page = await (await client()).audit({ since, before: before === undefined ? undefined : String(before), limit });
     // The page goes to stdout in every format; where the rest is goes to stderr, so pipes stay clean.

@@ -1,7 +1,8 @@
 import { formatDuration, formatShare, formatWave, parseDuration, parsePercent, parseReleaseRef, parseWaves } from '../../common/grammar.js';
 import { dryRun } from './policies.js';
-import { CAMPAIGN_DEFAULTS, campaignFields } from '../../protocol/campaign-spec.js';
-import { checkFlag, requireFlag, requirePositionals, stringFlag, type ParsedCommand } from '../args.js';
+import { campaignFields, createCampaignBody } from '../../protocol/campaign-spec.js';
+import { checkFlag, requireFlag, requirePositionals, stringFlag, type OptionSpec, type ParsedCommand } from '../args.js';
+import { contractDefault } from '../framework.js';
 import type { Campaign, CampaignCreate } from '../client.js';
 import { printJson, type Command, type Context } from '../context.js';
 import { ApiError } from '../http.js';
@@ -12,26 +13,38 @@ import { printVariablesCheck } from './vars.js';
 import { CR, ESC } from '../terminal-safe.js';
 
 const CREATE_USAGE =
-  'berth campaign create --manifest NAME@VERSION --selector SEL --waves 1,10%,100% [--success PCT] [--max-failures PCT] [--device-timeout DUR] [--soak DUR] [--window CRON --window-duration DUR [--tz TZ]] [--on-failure pause|rollback] [--supersede] [--reconfigure] [--start] [--name NAME] [--dry-run]';
+  'berth campaigns create --manifest NAME@VERSION --selector SEL --waves 1,10%,100% [--success PCT] [--max-failures PCT] [--device-timeout DUR] [--soak DUR] [--window CRON --window-duration DUR [--tz TZ]] [--on-failure pause|rollback] [--supersede] [--reconfigure] [--start] [--name NAME] [--dry-run]';
 
-const D = CAMPAIGN_DEFAULTS;
-/** The defaults shown are the server's own (protocol/campaign-spec.ts), not examples. */
-const CREATE_HELP = `options:
-  --waves LIST           cumulative targets, device counts or percentages: 1,10%,100% or 5,12.5%,100%
-  --success PCT          share of a wave that must run the release healthy (default ${formatShare(D.success)})
-  --max-failures PCT     share of a wave that may fail before --on-failure acts (default ${formatShare(D.maxFailures)})
-  --device-timeout DUR   a device without a success report after this has failed (default ${D.deviceTimeout})
-  --soak DUR             wait after a wave passes before the next one starts (default ${D.soak})
-  --window CRON          assign devices only while a window is open; each lasts --window-duration DUR
-  --tz TZ                time zone of --window (default ${D.tz})
-  --on-failure ACTION    pause or rollback (default ${D.onFailure})
-  --supersede            take over devices that other active campaigns hold
-  --reconfigure          re-resolve variables: only devices already on this manifest whose values
-                         changed (berth vars set …) join, each with a new document
-  --start                start the campaign at once
-  --allow-empty          create it even when the selector picks no enrolled device
-  --dry-run              run the privilege and variables checks for the selected devices and create nothing
-durations: 90s, 10m, 1h30m, 2d; percentages: 95%, 12.5% (cli/README.md, "Values")`;
+/** The defaults shown are the server's own, read from the request schema (protocol/campaign-spec.ts), not examples. */
+const field = createCampaignBody.shape;
+const D = {
+  success: formatShare(contractDefault(field.success) as number),
+  maxFailures: formatShare(contractDefault(field.maxFailures) as number),
+  deviceTimeout: formatDuration(contractDefault(field.deviceTimeout) as number),
+  soak: formatDuration(contractDefault(field.soak) as number),
+  tz: contractDefault(field.window.unwrap().shape.tz) as string,
+  onFailure: contractDefault(field.onFailure) as string,
+};
+
+const CREATE_OPTIONS: Record<string, OptionSpec> = {
+  manifest: { type: 'string', value: 'NAME@VERSION', complete: 'release', description: 'the published manifest to roll out (required)' },
+  selector: { type: 'string', short: 'l', value: 'SEL', description: 'the devices it targets, a label selector; "" picks every device (required)' },
+  waves: { type: 'string', value: 'LIST', description: 'cumulative targets, device counts or percentages: 1,10%,100% or 5,12.5%,100% (required)' },
+  success: { type: 'string', value: 'PCT', default: D.success, description: 'share of a wave that must run the release healthy' },
+  'max-failures': { type: 'string', value: 'PCT', default: D.maxFailures, description: 'share of a wave that may fail before --on-failure acts' },
+  'device-timeout': { type: 'string', value: 'DUR', default: D.deviceTimeout, description: 'a device without a success report after this has failed' },
+  soak: { type: 'string', value: 'DUR', default: D.soak, description: 'wait after a wave passes before the next one starts' },
+  window: { type: 'string', value: 'CRON', description: 'assign devices only while a window is open; each lasts --window-duration' },
+  'window-duration': { type: 'string', value: 'DUR', description: 'how long each --window stays open' },
+  tz: { type: 'string', value: 'TZ', default: D.tz, description: 'time zone of --window' },
+  'on-failure': { type: 'string', value: 'ACTION', default: D.onFailure, description: 'pause, or rollback (abort and send every device back)' },
+  supersede: { type: 'boolean', description: 'take over devices that other active campaigns hold' },
+  reconfigure: { type: 'boolean', description: 're-resolve variables: only devices already on this manifest whose values changed join' },
+  start: { type: 'boolean', description: 'start the campaign at once' },
+  name: { type: 'string', value: 'NAME', description: 'a name for people' },
+  'dry-run': { type: 'boolean', description: 'run the privilege and variables checks for the selected devices and create nothing' },
+  'allow-empty': { type: 'boolean', description: 'create it even when the selector picks no enrolled device' },
+};
 
 /** Flags → the create request; pure, so every rule is unit-tested. Each value is checked as the server checks it. */
 export function campaignRequest(args: ParsedCommand): CampaignCreate {
@@ -113,13 +126,14 @@ export function conflictError(err: ApiError): CliError {
 }
 
 const listCmd: Command = {
-  usage: 'berth campaign list [--output json]',
+  usage: 'berth campaigns list [--output json]',
   about: 'campaigns, newest first, with their status and current wave',
   options: {},
+  examples: ['berth campaigns list', 'berth campaigns list -o name'],
   async run({ io, args, client }) {
     const items = await (await client()).listCampaigns();
     if (args.output === 'json') { printJson(io, items); return 0; }
-    if (!items.length) { io.out('no campaigns yet (berth campaign create …)'); return 0; }
+    if (!items.length) { io.out('no campaigns yet (berth campaigns create …)'); return 0; }
     const now = io.now();
     io.out(renderTable([
       { header: 'id', get: (c) => c.id },
@@ -136,27 +150,15 @@ const listCmd: Command = {
 
 const createCmd: Command = {
   usage: CREATE_USAGE,
-  help: CREATE_HELP,
+  help: 'durations: 90s, 10m, 1h30m, 2d; percentages: 95%, 12.5% (cli/README.md, "Values"). Left out, a rule takes the default above: the server\'s own.',
   about: 'create a rollout of a manifest version in waves (add --start to start it at once)',
-  options: {
-    manifest: { type: 'string' },
-    selector: { type: 'string', short: 'l' },
-    waves: { type: 'string' },
-    success: { type: 'string' },
-    'max-failures': { type: 'string' },
-    'device-timeout': { type: 'string' },
-    soak: { type: 'string' },
-    window: { type: 'string' },
-    'window-duration': { type: 'string' },
-    tz: { type: 'string' },
-    'on-failure': { type: 'string' },
-    supersede: { type: 'boolean' },
-    reconfigure: { type: 'boolean' },
-    start: { type: 'boolean' },
-    name: { type: 'string' },
-    'dry-run': { type: 'boolean' },
-    'allow-empty': { type: 'boolean' },
-  },
+  options: CREATE_OPTIONS,
+  examples: [
+    'berth campaigns create --manifest demo@2.0.0 --selector site=berlin --waves 1,10%,100% --start',
+    "berth campaigns create --manifest demo@2.0.0 -l 'tier!=canary' --waves 5,50%,100% --success 95% --soak 10m",
+    "berth campaigns create --manifest demo@2.0.0 --selector '' --waves 100% --window '0 2 * * *' --window-duration 2h --tz Europe/Berlin",
+    'berth campaigns create --manifest demo@2.0.0 --selector site=berlin --waves 100% --dry-run',
+  ],
   async run({ io, args, client }) {
     const body = campaignRequest(args);
     // A campaign of no device "completes" at once: almost always a selector typo or devices not enrolled yet.
@@ -187,7 +189,7 @@ const createCmd: Command = {
     if (args.output === 'json') { printJson(io, c); return 0; }
     const total = Object.values(c.devices).reduce((a, n) => a + n, 0);
     io.out(`campaign ${c.id} ${c.status}: ${c.manifest} to ${total} device(s) in ${c.waves.length} wave(s)`);
-    io.out(`  watch it: berth campaign status ${c.id} --watch`);
+    io.out(`  watch it: berth campaigns status ${c.id} --watch`);
     return 0;
   },
 };
@@ -205,9 +207,11 @@ async function enrolledMatches(c: Awaited<ReturnType<Context['client']>>, select
 
 function actionCmd(action: 'start' | 'pause' | 'resume' | 'abort', about: string): Command {
   return {
-    usage: `berth campaign ${action} ID`,
+    usage: `berth campaigns ${action} ID`,
     about,
     options: {},
+    args: ['campaign'],
+    examples: [`berth campaigns ${action} cmp_4f2a…`],
     async run({ io, args, usage, client }) {
       const [id] = requirePositionals(args, ['ID'], usage);
       const c = await (await client()).campaignAction(id, action);
@@ -257,22 +261,30 @@ async function watch(ctx: Context, id: string, intervalMs: number): Promise<numb
     if (outcome !== 'running') {
       if (!io.isTTY && c.failing.length) for (const f of c.failing) io.out(`  failing ${f.serial}${f.wave !== null ? ` (wave ${f.wave})` : ''}${f.error ? `: ${f.error.trimEnd().split('\n').join('\n      ')}` : ''}`);
       if (outcome === 'failed') io.err(`campaign ${id} ended ${c.status}${c.statusReason ? `: ${c.statusReason}` : ''}`);
-      if (outcome === 'paused') io.err(`campaign ${id} is paused${c.statusReason ? `: ${c.statusReason}` : ''}; look, then \`berth campaign resume ${id}\` or \`berth campaign abort ${id}\``);
+      if (outcome === 'paused') io.err(`campaign ${id} is paused${c.statusReason ? `: ${c.statusReason}` : ''}; look, then \`berth campaigns resume ${id}\` or \`berth campaigns abort ${id}\``);
       return WATCH_EXIT[outcome];
     }
     await io.sleep(intervalMs);
   }
 }
 
+/** How often `--watch` polls when --interval is left out (a CLI setting, not the server's). */
+const WATCH_INTERVAL = '1s';
+
 const statusCmd: Command = {
-  usage: 'berth campaign status ID [--watch [--interval 1s]] [--output json]',
+  usage: `berth campaigns status ID [--watch [--interval ${WATCH_INTERVAL}]] [--output json]`,
   about: 'progress per wave and per state, failing devices; --watch follows it live (exit 0 completed, 1 failed/aborted, 3 paused)',
-  options: { watch: { type: 'boolean', short: 'w' }, interval: { type: 'string' } },
+  options: {
+    watch: { type: 'boolean', short: 'w', description: 'follow it live: bars on a terminal, a line per change on a pipe' },
+    interval: { type: 'string', value: 'DUR', default: WATCH_INTERVAL, description: 'how often --watch asks the control plane (at least 100ms)' },
+  },
+  args: ['campaign'],
+  examples: ['berth campaigns status cmp_4f2a…', 'berth campaigns status cmp_4f2a… --watch', 'berth campaigns status cmp_4f2a… -o json'],
   async run(ctx) {
     const { io, args, usage, client } = ctx;
     const [id] = requirePositionals(args, ['ID'], usage);
     const interval = stringFlag(args, 'interval');
-    const intervalMs = interval ? parseDuration(interval, '--interval') : 1000;
+    const intervalMs = parseDuration(interval ?? WATCH_INTERVAL, '--interval');
     if (args.values.watch === true) {
       if (args.output === 'json') throw usageError('--watch draws progress for people; for scripts poll with --output json', usage);
       return watch(ctx, id, Math.max(100, intervalMs));

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { parseLabelEdits, requirePositionals, stringFlag } from '../args.js';
-import type { DeviceSummary, Twin } from '../client.js';
+import { DEVICE_PAGE, type DeviceSummary, type Twin } from '../client.js';
 import { printJson, type Command } from '../context.js';
 import type { z } from 'zod';
 import { importRefusal } from '../../protocol/devices.js';
@@ -21,6 +21,8 @@ export const devicesImport: Command = {
   usage: 'berth devices import FILE   (CSV serial,public_key,labels or JSON lines; - for stdin)',
   about: "import the manufacturer's device records (serial + public key); idempotent",
   options: {},
+  args: ['file'],
+  examples: ['berth devices import records.csv', 'berth devices import records.jsonl -o json', 'cat records.csv | berth devices import -'],
   async run({ io, args, usage, client }) {
     const [file] = requirePositionals(args, ['FILE'], usage);
     let text: string;
@@ -73,16 +75,12 @@ export function deviceRows(devices: DeviceSummary[], now: Date, wide = false): s
 export const devicesList: Command = {
   usage: 'berth devices list [-l SELECTOR] [--limit N] [--after SERIAL] [--output json]',
   about: 'devices in serial order, optionally those a label selector picks (site=berlin,tier!=canary); all of them unless --limit',
-  help: `options:
-  -l, --selector SEL    only the devices the label selector picks
-  --limit N             at most N devices (default: all, fetched 1000 at a time)
-  --after SERIAL        start after this serial: the next page, as the last line says
-
-examples:
-  berth devices list -l site=berlin
-  berth devices list --limit 50
-  berth devices list --limit 50 --after gw-0049`,
-  options: { selector: { type: 'string', short: 'l' }, limit: { type: 'string' }, after: { type: 'string' } },
+  options: {
+    selector: { type: 'string', short: 'l', value: 'SEL', description: 'only the devices the label selector picks (site=berlin,tier!=canary,model in (a,b),!beta)' },
+    limit: { type: 'string', value: 'N', default: `all, fetched ${DEVICE_PAGE} a request`, description: 'at most N devices' },
+    after: { type: 'string', value: 'SERIAL', complete: 'serial', description: 'start after this serial: the next page, as the last line says' },
+  },
+  examples: ['berth devices list -l site=berlin', 'berth devices list --limit 50', 'berth devices list --limit 50 --after gw-0049', 'berth devices list -o wide'],
   async run({ io, args, client }) {
     const selector = stringFlag(args, 'selector');
     const limitText = stringFlag(args, 'limit');
@@ -147,6 +145,8 @@ export const devicesShow: Command = {
   usage: 'berth devices show SERIAL [--output json]',
   about: "a device's twin: desired vs reported state, and where they differ",
   options: {},
+  args: ['serial'],
+  examples: ['berth devices show gw-0042', 'berth devices show gw-0042 -o json'],
   async run({ io, args, usage, client }) {
     const [serial] = requirePositionals(args, ['SERIAL'], usage);
     const twin = await (await client()).twin(serial);
@@ -160,6 +160,8 @@ export const devicesLabel: Command = {
   usage: 'berth devices label SERIAL k=v … (k- removes k)',
   about: "set or remove a device's labels",
   options: {},
+  args: ['serial'],
+  examples: ['berth devices label gw-0042 site=berlin tier=canary', 'berth devices label gw-0042 tier-'],
   async run({ io, args, usage, client }) {
     const [serial, ...labels] = requirePositionals(args, ['SERIAL', 'k=v'], usage, true);
     const edit = parseLabelEdits(labels);
@@ -174,6 +176,8 @@ export const devicesRevoke: Command = {
   usage: 'berth devices revoke SERIAL',
   about: 'revoke a device: its credentials stop working at once',
   options: {},
+  args: ['serial'],
+  examples: ['berth devices revoke gw-0042'],
   async run({ io, args, usage, client }) {
     const [serial] = requirePositionals(args, ['SERIAL'], usage);
     const device = await (await client()).revokeDevice(serial);

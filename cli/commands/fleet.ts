@@ -10,6 +10,7 @@ const status: Command = {
   usage: 'berth fleet status [--output json]',
   about: 'the fleet at a glance: devices online, in sync, updating, failed; active campaigns and their waves; recent failures',
   options: {},
+  examples: ['berth fleet status', 'berth fleet status -o json'],
   async run({ io, args, client }) {
     const { body: f } = await (await client()).call('fleet status', fleetRoutes.status);
     if (args.output === 'json') { printJson(io, f); return 0; }

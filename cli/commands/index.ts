@@ -24,7 +24,7 @@ export const VERBS: Record<string, Verb> = {
   apply,
   manifests: { list: manifestsList, show: manifestsShow, diff: manifestsDiff, validate: manifestsValidate, schema: manifestsSchema },
   devices: { import: devicesImport, list: devicesList, show: devicesShow, label: devicesLabel, revoke: devicesRevoke },
-  campaign: campaignCommands,
+  campaigns: campaignCommands,
   policies: policyCommands,
   webhooks: webhookCommands,
   fleet: fleetCommands,
@@ -39,8 +39,25 @@ export const VERBS: Record<string, Verb> = {
   'registry-proxy': { warm },
 };
 
-/** Other spellings of a verb: `berth manifest validate` was its own command before it joined `manifests`. */
-export const ALIASES: Record<string, string> = { manifest: 'manifests' };
+/**
+ * Other spellings of a verb: nouns are plural (`berth devices list`, as kubectl reads them) and the
+ * singular is accepted too; `berth manifest validate` was its own command before it joined `manifests`.
+ */
+export const ALIASES: Record<string, string> = {
+  manifest: 'manifests',
+  device: 'devices',
+  campaign: 'campaigns',
+  policy: 'policies',
+  webhook: 'webhooks',
+  var: 'vars',
+  secret: 'secrets',
+  token: 'tokens',
+  key: 'keys',
+};
+
+export function aliasesOf(verb: string): string[] {
+  return Object.keys(ALIASES).filter((a) => ALIASES[a] === verb);
+}
 
 export function verbNamed(name: string): Verb | undefined {
   return Object.hasOwn(VERBS, name) ? VERBS[name] : Object.hasOwn(ALIASES, name) ? VERBS[ALIASES[name]] : undefined;

@@ -11,7 +11,8 @@ async function exists(path: string): Promise<boolean> {
 export const keygen: Command = {
   usage: 'berth keygen --out FILE',
   about: 'write an Ed25519 key pair: FILE (private, PKCS#8 PEM, mode 0600) and FILE.pub; print the public key as a manufacturer records it (base64url of its 32 raw bytes)',
-  options: { out: { type: 'string' } },
+  options: { out: { type: 'string', value: 'FILE', complete: 'file', description: 'where the private key goes (mode 0600); the public key goes to FILE.pub (required)' } },
+  examples: ['berth keygen --out gw-0042.key'],
   async run({ io, args, usage }) {
     requirePositionals(args, [], usage);
     const out = requireFlag(args, 'out', usage);

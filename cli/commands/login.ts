@@ -10,6 +10,8 @@ export const login: Command = {
   usage: 'berth login --server URL [--ca-file PEM]   (token on stdin, or prompted)',
   about: 'store the control plane URL and an operator token in the config file (0600)',
   options: {},
+  help: 'The token is read from stdin (a pipe), or typed at a prompt without echo; it is checked against the server before it is saved.',
+  examples: ['berth login --server http://127.0.0.1:7600 < data/admin.token', 'berth login --server https://berth.example.com --ca-file fleet-ca.pem'],
   async run({ io, args }) {
     const file = configPath(io.env, io.home);
     const stored = await loadConfig(file);

@@ -2,7 +2,7 @@ import { closeSync, openSync, unlinkSync, writeSync } from 'node:fs';
 import { requirePositionals } from '../args.js';
 import type { Command } from '../context.js';
 import { CliError } from '../errors.js';
-import { deviceLogRoutes, logEnd, logLine } from '../../protocol/device-logs.js';
+import { deviceLogRoutes, LOG_BYTES_CAP, LOG_REQUESTS_PER_DEVICE, LOG_TAIL_DEFAULT, logEnd, logLine } from '../../protocol/device-logs.js';
 
 /**
  * `berth logs SERIAL [SERVICE]`: a gateway's container logs, relayed by the control plane, never
@@ -11,14 +11,16 @@ import { deviceLogRoutes, logEnd, logLine } from '../../protocol/device-logs.js'
 export const logs: Command = {
   usage: 'berth logs SERIAL [SERVICE] [--tail N] [--since 10m] [-f] [--save FILE]',
   about: "a gateway's container logs (release-manager or admin; audited): asked over the gateway's own control channel, relayed, never stored",
-  help: `  --tail N      the last N lines of each container (default 100 when neither --tail nor --since is given)
-  --since D     lines from the last D (30s, 10m, 2h, 1d)
-  -f, --follow  keep streaming new lines until interrupted (the gateway stops within seconds after)
-  --save FILE   also write every line received to FILE as NDJSON ({service, stream, line}); FILE is
-                created new with mode 0600 (logs can hold secrets) and an existing FILE is refused
-  Lines print as SERVICE | LINE; with --output json, one JSON object per line ({service, stream, line}).
-  At most 3 requests per gateway at once, 4 MiB per request.`,
-  options: { tail: { type: 'string' }, since: { type: 'string' }, follow: { type: 'boolean', short: 'f' }, save: { type: 'string' } },
+  help: `Lines print as SERVICE | LINE; with --output json, one JSON object per line ({service, stream, line}).
+At most ${LOG_REQUESTS_PER_DEVICE} requests per gateway at once, ${LOG_BYTES_CAP >> 20} MiB per request.`,
+  options: {
+    tail: { type: 'string', value: 'N', default: `${LOG_TAIL_DEFAULT} unless --since is given`, description: 'the last N lines of each container' },
+    since: { type: 'string', value: 'DUR', description: 'lines from the last DUR (30s, 10m, 2h, 1d)' },
+    follow: { type: 'boolean', short: 'f', description: 'keep streaming new lines until interrupted (the gateway stops within seconds after)' },
+    save: { type: 'string', value: 'FILE', complete: 'file', description: 'also write every line to FILE as NDJSON; created new with mode 0600 (logs can hold secrets), an existing FILE is refused' },
+  },
+  args: ['serial'],
+  examples: ['berth logs gw-0042', 'berth logs gw-0042 web --since 10m -f', 'berth logs gw-0042 --tail 500 --save gw-0042.ndjson'],
   async run({ io, args, usage, client }) {
     if (args.positionals.length > 2) throw new CliError(`unexpected argument ${JSON.stringify(args.positionals[2])}`, `usage: ${usage}`, 2);
     const [serial, service] = requirePositionals(args, ['SERIAL'], usage, true);

@@ -13,6 +13,7 @@ export const manifestsList: Command = {
   usage: 'berth manifests list [--output json]',
   about: 'published manifests (name, version, content digest)',
   options: {},
+  examples: ['berth manifests list', 'berth manifests list -o name'],
   async run({ io, args, client }) {
     const items = await (await client()).listManifests();
     if (args.output === 'json') { printJson(io, items); return 0; }
@@ -33,6 +34,8 @@ export const manifestsShow: Command = {
   usage: 'berth manifests show NAME@VERSION [--output json]',
   about: 'one manifest with the digest each image is pinned to',
   options: {},
+  args: ['release'],
+  examples: ['berth manifests show demo@2.0.0', 'berth manifests show demo@2.0.0 -o yaml'],
   async run({ io, args, usage, client }) {
     const [ref] = requirePositionals(args, ['NAME@VERSION'], usage);
     const { name, version } = parseReleaseRef(ref, 'NAME@VERSION');
@@ -78,6 +81,8 @@ export const manifestsDiff: Command = {
   usage: 'berth manifests diff NAME@A NAME@B   (or NAME@A B) [--output json]',
   about: 'what changed between two versions of a manifest',
   options: {},
+  args: ['release'],
+  examples: ['berth manifests diff demo@1.0.0 2.0.0', 'berth manifests diff demo@1.0.0 demo@2.0.0 -o json'],
   async run({ io, args, usage, client }) {
     const [a, b] = requirePositionals(args, ['NAME@A', 'B'], usage);
     const from = parseReleaseRef(a, 'first manifest');
@@ -96,6 +101,8 @@ export const manifestsValidate: Command = {
   usage: 'berth manifests validate FILE… [--output json]',
   about: 'check manifest files (YAML or JSON) locally, every problem with file, key path and what was expected; exit 0 only if all are valid',
   options: {},
+  args: ['file'],
+  examples: ['berth manifests validate demo.yaml', 'berth manifests validate manifests/*.yaml -o json'],
   async run({ io, args, usage }) {
     const files = requirePositionals(args, ['FILE'], usage, true);
     const results = [];
@@ -121,6 +128,7 @@ export const manifestsSchema: Command = {
   usage: 'berth manifests schema',
   about: 'print the JSON Schema of the manifest format, for editors',
   options: {},
+  examples: ['berth manifests schema > berth-manifest.schema.json'],
   async run({ io, args, usage }) {
     requirePositionals(args, [], usage);
     io.out(manifestJsonSchemaText().trimEnd());

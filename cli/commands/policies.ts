@@ -16,11 +16,14 @@ function allowFlags(values: Record<string, unknown>): string[] {
 const set: Command = {
   usage: SET_USAGE,
   about: 'grant privileges to the devices a selector picks (admin; audited); replaces the policy of that name',
-  help: `  --selector SEL   the devices it grants to (hw=zigbee, site in (berlin,paris))
-  --allow KEY=V,…  repeatable; keys: privileged, devices, cap_add, group_add, binds, network_mode, pid, ipc,
-                   sysctls, security_opt, ports. Paths take globs (/dev/ttyUSB*, /srv/**), binds :ro,
-                   ports numbers, ranges (8000-8100), ephemeral or *, optionally /udp.`,
-  options: { selector: { type: 'string', short: 'l' }, allow: { type: 'string', multiple: true } },
+  help: `--allow keys: privileged, devices, cap_add, group_add, binds, network_mode, pid, ipc, sysctls, security_opt,
+ports. Paths take globs (/dev/ttyUSB*, /srv/**), binds :ro, ports numbers, ranges (8000-8100), ephemeral
+or *, optionally /udp (manifests/README.md, "Privileges").`,
+  options: {
+    selector: { type: 'string', short: 'l', value: 'SEL', description: 'the devices it grants to (hw=zigbee, site in (berlin,paris)) (required)' },
+    allow: { type: 'string', multiple: true, value: 'KEY=V,…', description: 'a privilege the devices may be given (at least one)' },
+  },
+  examples: ["berth policies set zigbee --selector hw=zigbee --allow devices=/dev/ttyUSB* --allow group_add=dialout", 'berth policies set vpn -l role=vpn --allow cap_add=NET_ADMIN --allow network_mode=host'],
   async run({ io, args, usage, client }) {
     const [name] = requirePositionals(args, ['NAME'], usage);
     const selector = requireFlag(args, 'selector', usage);
@@ -37,6 +40,7 @@ const list: Command = {
   usage: 'berth policies list [--output json]',
   about: 'privilege policies, with how many devices each matches now',
   options: {},
+  examples: ['berth policies list'],
   async run({ io, args, client }) {
     const items = await (await client()).listPolicies();
     if (args.output === 'json') { printJson(io, items); return 0; }
@@ -55,6 +59,7 @@ const show: Command = {
   usage: 'berth policies show NAME [--output json]',
   about: 'one privilege policy',
   options: {},
+  examples: ['berth policies show zigbee'],
   async run({ io, args, usage, client }) {
     const [name] = requirePositionals(args, ['NAME'], usage);
     const p = await (await client()).policy(name);
@@ -68,6 +73,7 @@ const rm: Command = {
   usage: 'berth policies rm NAME',
   about: 'remove a privilege policy (admin; audited); releases already assigned stay',
   options: {},
+  examples: ['berth policies rm zigbee'],
   async run({ io, args, usage, client }) {
     const [name] = requirePositionals(args, ['NAME'], usage);
     const p = await (await client()).removePolicy(name);

@@ -11,9 +11,8 @@ import type { SecretScope } from '../../protocol/secrets.js';
  * user of the machine and lands in shell histories), and is never printed back.
  */
 
-const SCOPE_HELP = `  --device SERIAL    this device only (wins over a selector and the fleet)
-  --selector SEL     the devices a label selector picks (site=berlin); two matching selectors are a conflict
-  --fleet            every device (the fallback)`;
+const SCOPE_HELP = `Give exactly one scope. A device's secret beats a selector's, which beats the fleet's; two selector
+values that match one device are a conflict.`;
 function describeScope(s: { scope: SecretScope; target?: string | null }): string {
   return s.scope === 'fleet' ? 'the fleet' : s.scope === 'device' ? `device ${s.target}` : `devices matching ${s.target}`;
 }
@@ -22,10 +21,14 @@ const set: Command = {
   usage: 'berth secrets set NAME (--device SERIAL | --selector SEL | --fleet) (--from-file F | --from-stdin)',
   about: 'set or rotate a secret (release-manager; audited without the value); devices get it at their next rollout',
   help: `${SCOPE_HELP}
-  --from-file F      the value is the file's exact bytes (up to 64 KiB)
-  --from-stdin       the value is stdin's exact text (a trailing newline is kept: use printf, not echo)
-A rotation reaches devices like any change: roll the manifest out again (campaign create … or --reconfigure).`,
-  options: { ...scopeOptions, 'from-file': { type: 'string' }, 'from-stdin': { type: 'boolean' } },
+The value is never taken from the command line. A rotation reaches devices like any change: roll the
+manifest out again (campaigns create … or --reconfigure).`,
+  options: {
+    ...scopeOptions,
+    'from-file': { type: 'string', value: 'F', complete: 'file', description: "the value is the file's exact bytes (up to 64 KiB)" },
+    'from-stdin': { type: 'boolean', description: "the value is stdin's exact text (a trailing newline is kept: use printf, not echo)" },
+  },
+  examples: ['berth secrets set DB_PASSWORD --fleet --from-file db.pass', "printf %s \"$TOKEN\" | berth secrets set API_TOKEN --selector site=berlin --from-stdin"],
   async run(ctx) {
     const { io, args, usage, client } = ctx;
     const [name] = requirePositionals(args, ['NAME'], usage);
@@ -52,6 +55,7 @@ const list: Command = {
   usage: 'berth secrets list [--output json]',
   about: 'secrets: names, scopes and versions, never values',
   options: {},
+  examples: ['berth secrets list', 'berth secrets list -o json'],
   async run({ io, args, client }) {
     const items = await (await client()).listSecrets();
     if (args.output === 'json') { printJson(io, items); return 0; }
@@ -72,6 +76,7 @@ const rm: Command = {
   about: 'remove a secret from one scope (release-manager; audited); devices already assigned keep their copy',
   help: SCOPE_HELP,
   options: { ...scopeOptions },
+  examples: ['berth secrets rm API_TOKEN --selector site=berlin', 'berth secrets rm DB_PASSWORD --fleet'],
   async run(ctx) {
     const { io, args, usage, client } = ctx;
     const [name] = requirePositionals(args, ['NAME'], usage);

@@ -10,7 +10,12 @@ const ROLES: readonly string[] = roles;
 const create: Command = {
   usage: 'berth tokens create --role admin|release-manager|viewer [--name NAME] [--expires 30d]',
   about: 'create an operator token (printed once, on stdout alone)',
-  options: { role: { type: 'string' }, name: { type: 'string' }, expires: { type: 'string' } },
+  options: {
+    role: { type: 'string', value: 'ROLE', description: `${roles.join(', ')} (required)` },
+    name: { type: 'string', value: 'NAME', description: 'who or what holds it' },
+    expires: { type: 'string', value: 'DUR', default: 'never', description: 'lifetime, at least 1m (30d, 12h)' },
+  },
+  examples: ['berth tokens create --role viewer --name grafana --expires 90d', 'T=$(berth tokens create --role release-manager --name ci)'],
   async run({ io, args, usage, client }) {
     const flag = requireFlag(args, 'role', usage);
     const role = roles.find((r) => r === flag);
@@ -32,6 +37,7 @@ const list: Command = {
   usage: 'berth tokens list [--output json]',
   about: 'operator tokens (never their secrets)',
   options: {},
+  examples: ['berth tokens list'],
   async run({ io, args, client }) {
     const items = await (await client()).listTokens();
     if (args.output === 'json') { printJson(io, items); return 0; }
@@ -52,6 +58,7 @@ const revoke: Command = {
   usage: 'berth tokens revoke ID',
   about: 'revoke an operator token at once',
   options: {},
+  examples: ['berth tokens revoke tok_3'],
   async run({ io, args, usage, client }) {
     const [id] = requirePositionals(args, ['ID'], usage);
     const t = await (await client()).revokeToken(id);

@@ -10,10 +10,8 @@ import { renderTable } from '../format.js';
  * in the audit log; a secret goes through `berth secrets`.
  */
 
-const SCOPE_HELP = `  --device SERIAL   one device (wins over selector and fleet values)
-  --selector SEL    the devices a label selector picks (two selector values that both match a
-                    device and differ are a conflict: a rollout to it is refused)
-  --fleet           every device (the lowest precedence)`;
+const SCOPE_HELP = `Give exactly one scope. A device's value beats a selector's, which beats the fleet's; two selector
+values that both match a device and differ are a conflict (a rollout to it is refused).`;
 
 /** The request body's form of a scope: `{device}`, `{selector}` or `{fleet: true}`. */
 function scopeOf(args: ParsedCommand, usage: string): { device?: string; selector?: string; fleet?: true } {
@@ -30,6 +28,7 @@ const set: Command = {
   about: 'set variables for one scope (release manager; audited); devices get them at their next campaign',
   help: SCOPE_HELP,
   options: scopeOptions,
+  examples: ['berth vars set MQTT_HOST=mqtt.berlin.example.com --selector site=berlin', 'berth vars set LOG_LEVEL=debug --device gw-0042', 'berth vars set TZ=UTC --fleet'],
   async run({ io, args, usage, client }) {
     const pairs = requirePositionals(args, ['KEY=VALUE'], usage, true);
     const values: Record<string, string> = {};
@@ -52,7 +51,8 @@ const set: Command = {
 const list: Command = {
   usage: 'berth vars list [--device SERIAL] [--output json]',
   about: 'stored variables; with --device, that device\'s effective values and where each comes from',
-  options: { device: { type: 'string' } },
+  options: { device: { type: 'string', value: 'SERIAL', complete: 'serial', description: "that device's effective values, where each comes from, and its conflicts" } },
+  examples: ['berth vars list', 'berth vars list --device gw-0042'],
   async run({ io, args, client }) {
     const device = stringFlag(args, 'device');
     const answer = await (await client()).listVariables(device);
@@ -83,6 +83,7 @@ const rm: Command = {
   about: 'remove a variable from one scope (release manager; audited); assigned documents keep their values',
   help: SCOPE_HELP,
   options: scopeOptions,
+  examples: ['berth vars rm LOG_LEVEL --device gw-0042', 'berth vars rm MQTT_HOST --selector site=berlin'],
   async run({ io, args, usage, client }) {
     const [name] = requirePositionals(args, ['KEY'], usage);
     const r = await (await client()).removeVariable(name, scopeOf(args, usage));

@@ -9,6 +9,8 @@ import { parseAnswer } from '../client.js';
 import type { Command } from '../context.js';
 import { CliError } from '../errors.js';
 
+/** Where `berth registry-proxy` listens unless told otherwise. */
+const DEFAULT_PROXY = 'http://127.0.0.1:7601';
 const USAGE = 'berth registry-proxy warm IMAGE… [--proxy URL] [--ca-file FILE] [--token-file FILE] [--platform os/arch] [--delta-from IMAGE]…';
 
 /**
@@ -56,10 +58,16 @@ async function call(what: string, proxy: string, path: string, init: { method?: 
 export const warm: Command = {
   usage: USAGE,
   about: "fill a running registry proxy's cache ahead of a campaign (a pull token from --token-file or BERTH_PROXY_TOKEN)",
-  options: { proxy: { type: 'string' }, 'token-file': { type: 'string' }, platform: { type: 'string' }, 'delta-from': { type: 'string', multiple: true } },
+  options: {
+    proxy: { type: 'string', value: 'URL', default: `BERTH_PROXY_URL, else ${DEFAULT_PROXY}`, description: 'the registry proxy' },
+    'token-file': { type: 'string', value: 'FILE', complete: 'file', description: 'a pull token (else BERTH_PROXY_TOKEN_FILE, else BERTH_PROXY_TOKEN)' },
+    platform: { type: 'string', value: 'OS/ARCH', description: 'the platform to fetch (else BERTH_PROXY_WARM_PLATFORM)' },
+    'delta-from': { type: 'string', multiple: true, value: 'IMAGE', description: 'also compute the layer deltas from this release to each IMAGE, and wait for them' },
+  },
+  examples: ['berth registry-proxy warm registry.example.com/acme/app:2.0', 'berth registry-proxy warm registry.example.com/acme/app:2.0 --delta-from registry.example.com/acme/app:1.0 --platform linux/arm64'],
   async run({ io, args }) {
     const images = requirePositionals(args, ['IMAGE'], USAGE, true);
-    const proxy = (stringFlag(args, 'proxy') ?? io.env.BERTH_PROXY_URL ?? 'http://127.0.0.1:7601').replace(/\/+$/, '');
+    const proxy = (stringFlag(args, 'proxy') ?? io.env.BERTH_PROXY_URL ?? DEFAULT_PROXY).replace(/\/+$/, '');
     const tokenFile = stringFlag(args, 'token-file') ?? io.env.BERTH_PROXY_TOKEN_FILE;
     const token = tokenFile ? (await readFile(tokenFile, 'utf8')).trim() : io.env.BERTH_PROXY_TOKEN;
     const platform = stringFlag(args, 'platform') ?? io.env.BERTH_PROXY_WARM_PLATFORM;

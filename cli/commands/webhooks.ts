@@ -3,7 +3,7 @@ import { requireFlag, requirePositionals } from '../args.js';
 import { printJson, type Command } from '../context.js';
 import { CliError } from '../errors.js';
 import { renderFields, renderTable } from '../format.js';
-import { webhookRoutes } from '../../protocol/webhooks.js';
+import { DELIVERIES_DEFAULT, webhookRoutes } from '../../protocol/webhooks.js';
 
 /** `berth webhooks add|list|show|rm|test`: where the control plane POSTs its events (admin). */
 
@@ -24,10 +24,15 @@ async function secretFrom(file: string): Promise<string> {
 const add: Command = {
   usage: "berth webhooks add URL --events 'campaign.*,device.offline' [--secret-from-file F] [--description TEXT]",
   about: 'register a webhook (admin; audited); without --secret-from-file the control plane makes a secret and prints it once',
-  help: `  --events LIST          comma-separated: campaign.created|started|wave_started|paused|resumed|completed|failed|aborted,
-                         device.enrolled|offline|online|failed|rolled_back, manifest.published; campaign.* and * match families
-  --secret-from-file F   the HMAC secret (16+ characters, file mode 0600); receivers check X-Berth-Signature: sha256=<hex>`,
-  options: { events: { type: 'string' }, 'secret-from-file': { type: 'string' }, description: { type: 'string' } },
+  help: `events: campaign.created|started|wave_started|paused|resumed|completed|failed|aborted,
+device.enrolled|offline|online|failed|rolled_back, manifest.published; campaign.* and * match families.
+Receivers check X-Berth-Signature: sha256=<hex> (HMAC of the body with the secret).`,
+  options: {
+    events: { type: 'string', value: 'LIST', description: 'comma-separated event types it receives (required)' },
+    'secret-from-file': { type: 'string', value: 'F', complete: 'file', description: 'the HMAC secret (16+ characters, a 0600 file)' },
+    description: { type: 'string', value: 'TEXT', description: 'a note for people' },
+  },
+  examples: ["berth webhooks add https://hooks.example.com/berth --events 'campaign.*,device.offline'", 'berth webhooks add https://hooks.example.com/berth --events "*" --secret-from-file hook.secret'],
   async run({ io, args, usage, client }) {
     const [url] = requirePositionals(args, ['URL'], usage);
     const events = requireFlag(args, 'events', usage).split(',').map((e) => e.trim()).filter(Boolean);
@@ -46,6 +51,7 @@ const list: Command = {
   usage: 'berth webhooks list [--output json]',
   about: 'webhooks with their delivery counts',
   options: {},
+  examples: ['berth webhooks list'],
   async run({ io, args, client }) {
     const { body } = await (await client()).call('webhooks list', webhookRoutes.list);
     if (args.output === 'json') { printJson(io, body.webhooks); return 0; }
@@ -66,7 +72,8 @@ const list: Command = {
 const show: Command = {
   usage: 'berth webhooks show ID [--limit N] [--output json]',
   about: 'one webhook and its delivery history, newest first',
-  options: { limit: { type: 'string' } },
+  options: { limit: { type: 'string', value: 'N', default: String(DELIVERIES_DEFAULT), description: 'deliveries shown, newest first' } },
+  examples: ['berth webhooks show wh_1', 'berth webhooks show wh_1 --limit 200'],
   async run({ io, args, usage, client }) {
     const [id] = requirePositionals(args, ['ID'], usage);
     const limit = typeof args.values.limit === 'string' ? args.values.limit : undefined;
@@ -94,6 +101,7 @@ const rm: Command = {
   usage: 'berth webhooks rm ID',
   about: 'remove a webhook and its pending deliveries (admin; audited)',
   options: {},
+  examples: ['berth webhooks rm wh_1'],
   async run({ io, args, usage, client }) {
     const [id] = requirePositionals(args, ['ID'], usage);
     const { body: w } = await (await client()).call('webhooks rm', webhookRoutes.remove, { params: { id } });
@@ -107,6 +115,7 @@ const test: Command = {
   usage: 'berth webhooks test ID',
   about: 'queue a signed webhook.test event for the webhook, behind its pending deliveries (see webhooks show)',
   options: {},
+  examples: ['berth webhooks test wh_1'],
   async run({ io, args, usage, client }) {
     const [id] = requirePositionals(args, ['ID'], usage);
     const { body } = await (await client()).call('webhooks test', webhookRoutes.test, { params: { id } });

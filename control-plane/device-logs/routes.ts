@@ -1,7 +1,7 @@
 import { eq } from 'drizzle-orm';
 import { Hono } from 'hono';
 import { parseDuration } from '../../common/grammar.js';
-import { logLine, logsQuery } from '../../protocol/device-logs.js';
+import { LOG_TAIL_DEFAULT, logLine, logsQuery } from '../../protocol/device-logs.js';
 import type { ControlPlaneContext } from '../context.js';
 import { devices } from '../db/schema.js';
 import { requireDevice } from '../device-api/device-auth.js';
@@ -34,7 +34,7 @@ export function operatorLogRoutes(ctx: ControlPlaneContext) {
     const spec = {
       service: q.service ?? null,
       // Neither tail nor since: the last 100 lines, as `berth logs` says.
-      tail: q.tail ?? (q.since ? null : 100),
+      tail: q.tail ?? (q.since ? null : LOG_TAIL_DEFAULT),
       since: q.since ? Math.floor((now - parseDuration(q.since, 'since')) / 1000) : null,
       follow,
     };

@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Hono } from 'hono';
-import { deliveriesQuery, webhookCreate } from '../../protocol/webhooks.js';
+import { DELIVERIES_DEFAULT, deliveriesQuery, webhookCreate } from '../../protocol/webhooks.js';
 import { actorName, type ControlPlaneContext } from '../context.js';
 import { HttpError, jsonBody, queryOf, type AppEnv } from '../http.js';
 import { requireRole } from '../operators/auth.js';
@@ -35,7 +35,7 @@ export function webhookRoutes(ctx: ControlPlaneContext) {
     const q = queryOf(c, deliveriesQuery);
     const w = await loadWebhook(ctx.db, c.req.param('id'));
     if (!w) throw new HttpError(404, 'unknown-webhook', `no webhook ${c.req.param('id')}`);
-    return c.json({ ...w, deliveries: await deliveries(ctx.db, w.id, q.limit ?? 50) });
+    return c.json({ ...w, deliveries: await deliveries(ctx.db, w.id, q.limit ?? DELIVERIES_DEFAULT) });
   });
 
   app.delete('/:id', async (c) => {

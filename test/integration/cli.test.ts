@@ -229,6 +229,7 @@ describe('berth CLI against a real control plane', () => {
     expect(noToken.result().stderr).toMatch(/^berth: no operator token/);
     const usage = await fleet.cli(['campaign', 'create', '--manifest', 'demo@2.0.0', '--waves', '1', '--selecter', 'x']);
     expect(usage.code).toBe(2);
-    expect(usage.stderr).toMatch(/Unknown option '--selecter'/);
+    expect(usage.stderr.split('\n')[0]).toBe("berth: unknown option '--selecter' (did you mean --selector?)");
+    expect(usage.stderr.split('\n')[1]).toMatch(/^ {2}usage: berth campaigns create --manifest/);
   });
 });

@@ -74,7 +74,7 @@ describe('berth manifests validate (and the old spelling, manifest validate)', (
     expect(await manifestMain(['validate', '--bogus', 'x'], capture())).toBe(2);
     const unknown = capture();
     expect(await manifestMain(['lint', 'x'], unknown)).toBe(2);
-    expect(unknown.stderr[0]).toBe('berth: manifest has no subcommand "lint"; use one of: list, show, diff, validate, schema');
+    expect(unknown.stderr[0]).toBe('berth: manifests has no subcommand "lint"; use one of: list, show, diff, validate, schema (did you mean list?)');
     expect(await manifestMain([], capture())).toBe(2);
   });
 

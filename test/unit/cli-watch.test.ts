@@ -85,7 +85,7 @@ describe('campaign status --watch', () => {
   it('exits 3 when the campaign pauses, saying how to go on', async () => {
     const r = await watch([ok(status('paused', { failed: 1 }, { pending: 2 }, { statusReason: 'failure rule' }))]);
     expect(r.code).toBe(3);
-    expect(r.err[0]).toMatch(/^campaign cmp_1 is paused: failure rule; look, then `berth campaign resume cmp_1`/);
+    expect(r.err[0]).toMatch(/^campaign cmp_1 is paused: failure rule; look, then `berth campaigns resume cmp_1`/);
   });
 
   it('waits out a control plane that cannot be reached or answers 503, then carries on', async () => {
