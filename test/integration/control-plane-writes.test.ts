@@ -3,17 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../common/log.js';
-import { createContext, type ControlPlaneContext } from '../../control-plane/context.js';
-import { migrate, openDatabase } from '../../control-plane/db/open.js';
-import { DesiredWaiters } from '../../control-plane/devices/desired-waiters.js';
-import { TypedEmitter } from '../../control-plane/events.js';
-import { DEFAULTS } from '../../control-plane/index.js';
-import { ImageRegistry } from '../../control-plane/manifests/registry.js';
-import { LastSeen } from '../../control-plane/devices/last-seen.js';
-import { DeviceTokenCache } from '../../control-plane/device-api/token-cache.js';
-import { SigningKeys } from '../../control-plane/signing-keys.js';
-import { KeyVault } from '../../control-plane/secrets/key-vault.js';
+import type { ControlPlaneContext } from '../../control-plane/context.js';
+import { fileContext } from './file-context.js';
 
 /** ctx.write on a real libSQL file: concurrent writes share commits but fail alone. */
 describe('control plane writes (group commit)', () => {
@@ -22,13 +13,7 @@ describe('control plane writes (group commit)', () => {
   let close: () => void;
 
   beforeAll(async () => {
-    const log = createLogger('control-plane', { level: 'silent' });
-    const { client, db } = await openDatabase(`file:${join(dir, 'w.db')}`);
-    close = () => client.close();
-    await migrate(client, log);
-    const vault = await KeyVault.open(dir, undefined, log);
-    const keys = new SigningKeys(db, 1000, vault);
-    ctx = createContext({ db, client, log, events: new TypedEmitter(), config: { ...DEFAULTS, registryProxy: null, dataDir: dir, publicUrl: null }, keys, waiters: new DesiredWaiters(), registry: new ImageRegistry(null, async () => '', log), seen: new LastSeen(), deviceTokens: new DeviceTokenCache(0), vault });
+    ({ ctx, close } = await fileContext(dir, 'w.db'));
   });
 
   afterAll(() => {
