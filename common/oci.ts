@@ -64,6 +64,15 @@ export function pickPlatform(index: Descriptor[], arch: string = goArch(process.
   return index.find((d) => (d.platform?.os ?? 'linux') === 'linux' && d.platform?.architecture === arch) ?? index[0];
 }
 
+/**
+ * This machine's platform as an index names it (`linux/amd64`): what pickPlatform looks for. A
+ * gateway reports it, so that the control plane can ask the registry proxy for the deltas of the
+ * images its devices really pick from multi-platform indexes.
+ */
+export function hostPlatform(): string {
+  return `linux/${goArch(process.arch)}`;
+}
+
 function goArch(nodeArch: string): string {
   return ({ x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386' } as Record<string, string>)[nodeArch] ?? nodeArch;
 }

@@ -24,6 +24,7 @@ import { reportedServices } from './reported.js';
 import { LogShipper } from './logs/shipper.js';
 import { StateDir } from './state.js';
 import type { HttpsTrust } from '../common/tls-trust.js';
+import { hostPlatform } from '../common/oci.js';
 
 export type { DaemonStatus, EdgeDaemon, EdgeDaemonOptions } from './daemon-api.js';
 
@@ -246,6 +247,7 @@ class Daemon implements EdgeDaemon {
       phase: runner.standing.phase,
       bytes: runner.bytes,
       services,
+      platform: hostPlatform(),
       error: runner.standing.error?.slice(0, 8192),
     };
   }

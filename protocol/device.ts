@@ -78,6 +78,8 @@ export const deviceReport = z.object({
     delta: z.boolean().optional(),
   }),
   services: z.record(z.string(), serviceReport),
+  /** os/arch[/variant] the gateway picks from multi-platform images (campaigns prepare deltas for it). */
+  platform: z.string().regex(/^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?$/, 'os/arch[/variant], e.g. linux/arm64').max(64).optional(),
   /** Why the last document or release failed (refused signature, unhealthy service + log tail, disk full…). */
   error: z.string().max(8192).optional(),
   at: z.string(),

@@ -17,7 +17,7 @@ import { loadCampaign } from './store.js';
  * campaign at a time; a failure is logged and costs only the wait it was meant to save.
  */
 
-/** At most this many distinct running releases are prepared from per campaign (the most common first). */
+/** At most this many (running release, platform) pairs are prepared from per campaign (the most common first). */
 const MAX_FROM_RELEASES = 8;
 /** How long one plan may stay pending before the preparation gives up on it (the proxy keeps computing). */
 const PLAN_WAIT_MS = 10 * 60_000;
@@ -52,12 +52,16 @@ async function prepare(ctx: ControlPlaneContext, proxy: string, campaignId: stri
   if (!campaign) return;
   const to = await releaseSpec(ctx.db, campaign.release);
   if (!to) return;
-  const running = await ctx.db.all<{ running: string }>(sql`
-    SELECT r.running AS running FROM campaign_devices cd JOIN reported r ON r.device_id = cd.device_id
+  // Per running release, the platforms its devices report (a fleet may mix arm64 and amd64): the
+  // proxy resolves a multi-platform image to the one entry a device picks, and refuses to guess.
+  const groups = await ctx.db.all<{ running: string; platform: string | null }>(sql`
+    SELECT r.running AS running,
+      (SELECT json_extract(h.report, '$.platform') FROM report_history h WHERE h.device_id = cd.device_id ORDER BY h.id DESC LIMIT 1) AS platform
+    FROM campaign_devices cd JOIN reported r ON r.device_id = cd.device_id
     WHERE cd.campaign_id = ${campaignId} AND r.running IS NOT NULL AND r.running <> ${campaign.release}
-    GROUP BY r.running ORDER BY count(*) DESC LIMIT ${MAX_FROM_RELEASES}`);
+    GROUP BY running, platform ORDER BY count(*) DESC LIMIT ${MAX_FROM_RELEASES}`);
   const log = ctx.log.child({ campaign: campaignId, release: campaign.release });
-  for (const { running: release } of running) {
+  for (const { running: release, platform } of groups) {
     signal.throwIfAborted();
     const from = await releaseSpec(ctx.db, release);
     const requests = from ? deltaRequests(to, from) : [];
@@ -65,10 +69,10 @@ async function prepare(ctx: ControlPlaneContext, proxy: string, campaignId: stri
     // A token for exactly the two releases: the proxy's pull scopes hold for the control plane too.
     const { token } = await mintPullToken(ctx.keys, 'control-plane', await accessFor(ctx.registry, [to, from]), Math.ceil(PLAN_WAIT_MS / 1000) + 60, ctx.now());
     for (const r of requests) {
-      const request = { target: await proxyImage(ctx, r.target), have: await Promise.all(r.have.map((h) => proxyImage(ctx, h))) };
+      const request = { target: await proxyImage(ctx, r.target), have: await Promise.all(r.have.map((h) => proxyImage(ctx, h))), ...(platform ? { platform } : {}) };
       const plan = await settledDeltaPlan({ proxy, token, request, maxWaitMs: PLAN_WAIT_MS, signal, trust: ctx.registry.proxyTrust });
       const layers = Object.fromEntries(layerActions.map((a) => [a, plan.layers.filter((l) => l.action === a).length]));
-      log.info({ from: release, target: request.target, layers }, 'layer deltas prepared for the campaign');
+      log.info({ from: release, platform, target: request.target, layers }, 'layer deltas prepared for the campaign');
     }
   }
 }

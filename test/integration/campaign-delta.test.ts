@@ -5,9 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Campaign } from '../../cli/client.js';
-import { busyboxLayer, forgeImage, type ForgedImage } from '../rig/forge.js';
+import { busyboxLayer, forgeImage, variant, type ForgedImage } from '../rig/forge.js';
 import { rigFromEnv } from '../rig/index.js';
-import { appLayer } from './delta-fixtures.js';
+import { appLayer, pushIndex } from './delta-fixtures.js';
 import { Fleet, waitFor } from './fleet.js';
 
 /**
@@ -24,9 +24,9 @@ let fleet: Fleet;
 let dir: string;
 const images: ForgedImage[] = [];
 
-async function publish(version: string, image: ForgedImage): Promise<void> {
+async function publish(version: string, image: ForgedImage | string): Promise<void> {
   const file = join(dir, `delta-${version}.yaml`);
-  await writeFile(file, ['name: delta-app', `version: ${version}`, 'services:', '  app:', `    image: ${image.tagReference}`, '    network_mode: none', '    command: ["sleep", "3600"]', ''].join('\n'));
+  await writeFile(file, ['name: delta-app', `version: ${version}`, 'services:', '  app:', `    image: ${typeof image === 'string' ? image : image.tagReference}`, '    network_mode: none', '    command: ["sleep", "3600"]', ''].join('\n'));
   const r = await fleet.cli(['apply', '-f', file]);
   if (r.code !== 0) throw new Error(`berth apply ${version} exited ${r.code}: ${r.stderr}`);
 }
@@ -96,5 +96,26 @@ describe('update bytes in the twin and the campaign (real services, real HTTP)',
     expect(c.bytes).toEqual({ moved: bytes!.done, full, devices: 1, viaDelta: 1 });
     const status = (await fleet.cli(['campaign', 'status', c.id])).stdout;
     expect(status).toMatch(/bytes:\s+[\d.]+ (B|KiB|MiB) of [\d.]+ (KiB|MiB) moved by 1 device, 1 through layer deltas/);
+  });
+
+  it('a multi-platform update: the deltas are prepared for the platform the devices report (the proxy does not guess among an index\'s images)', async () => {
+    // v3: this machine's image patched once more, in an index listing another platform first.
+    const base = { files: { ...busyboxLayer().files, '/etc/berth-run': run } };
+    const app3 = variant(appLayer(run, 2), { path: '/usr/lib/app/lib9.so', bytes: 4096, seed: `${run}:v3` });
+    const mine = await forgeImage(rig.registry, repo, 'v3-mine', { layers: [base, app3], config: { Cmd: ['sleep', '3600'] } });
+    const other = await forgeImage(rig.registry, repo, 'v3-other', { layers: [base], config: { Cmd: ['true'] } });
+    images.push(mine, other);
+    const index = await pushIndex(rig.registryUrl, repo, 'v3', mine, other);
+    await publish('3.0.0', index);
+    const before = deltasCached();
+    let prepared: string[] = [];
+    await rollOut('delta-app@3.0.0', async () => {
+      prepared = await waitFor('the proxy to hold the delta v2 → v3', async () => (deltasCached().length > before.length ? deltasCached() : undefined), { timeoutMs: 120_000 });
+    });
+    expect(prepared).toHaveLength(before.length + 1);
+    await fleet.waitForRelease([SERIAL], 'delta-app@3.0.0');
+    // The gateway asked for the same pair (its platform's image): the prepared delta served it.
+    expect(deltasCached()).toEqual(prepared);
+    expect((await fleet.twin(SERIAL)).reported?.bytes).toMatchObject({ full: mine.manifest.layers[1].size, delta: true });
   });
 });

@@ -1,4 +1,6 @@
-import { pseudoRandomBytes, type LayerSpec } from '../rig/forge.js';
+import { createHash } from 'node:crypto';
+import { MEDIA } from '../../common/oci.js';
+import { pseudoRandomBytes, type ForgedImage, type LayerSpec } from '../rig/forge.js';
 
 /** Text a shipped app has plenty of (configs, scripts, docs): compresses like real files do. */
 function textFile(seed: string, lines: number): string {
@@ -27,4 +29,25 @@ export function appLayer(seed: string, version: 1 | 2): LayerSpec {
     files['/usr/lib/app/libnew.so'] = pseudoRandomBytes(20_000, `${seed}:new`);
   }
   return { files };
+}
+
+/** This machine's platform as an OCI index names it, and one it is not. */
+export const ARCH = ({ x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386' } as Record<string, string>)[process.arch] ?? process.arch;
+export const NOT_ARCH = ARCH === 's390x' ? 'ppc64le' : 's390x';
+
+/**
+ * Pushes to `registryUrl` an OCI index `repo:tag` of `other` (another platform, listed first) and
+ * `mine` (this machine's), both already in `repo`; returns it pinned (`registry/repo@sha256:…`).
+ */
+export async function pushIndex(registryUrl: string, repo: string, tag: string, mine: ForgedImage, other: ForgedImage): Promise<string> {
+  const entry = async (img: ForgedImage, architecture: string) => {
+    const res = await fetch(`${registryUrl}/v2/${repo}/manifests/${img.manifestDigest}`, { headers: { accept: MEDIA.ociManifest } });
+    const bytes = Buffer.from(await res.arrayBuffer());
+    return { mediaType: MEDIA.ociManifest, digest: img.manifestDigest, size: bytes.length, platform: { os: 'linux', architecture } };
+  };
+  const body = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MEDIA.ociIndex, manifests: [await entry(other, NOT_ARCH), await entry(mine, ARCH)] }));
+  const put = await fetch(`${registryUrl}/v2/${repo}/manifests/${tag}`, { method: 'PUT', headers: { 'content-type': MEDIA.ociIndex }, body });
+  await put.arrayBuffer();
+  if (put.status !== 201) throw new Error(`pushing index ${repo}:${tag}: HTTP ${put.status}`);
+  return `${new URL(registryUrl).host}/${repo}@sha256:${createHash('sha256').update(body).digest('hex')}`;
 }

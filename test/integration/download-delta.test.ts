@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -7,12 +7,11 @@ import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { settledDeltaPlan } from '../../common/delta/plan-client.js';
 import { createLogger } from '../../common/log.js';
-import { MEDIA } from '../../common/oci.js';
 import { createImageFetcher, type ImageFetcher } from '../../edge-daemon/download/index.js';
 import type { FetchProgress } from '../../edge-daemon/images.js';
 import { startRegistryProxy, type RunningProxy } from '../../registry-proxy/index.js';
 import { busyboxLayer, forgeImage, type ForgedImage, type LayerSpec } from '../rig/forge.js';
-import { appLayer } from './delta-fixtures.js';
+import { appLayer, pushIndex as pushIndexTo } from './delta-fixtures.js';
 import { rigFromEnv } from '../rig/index.js';
 
 /**
@@ -87,23 +86,7 @@ class Relay {
   }
 }
 
-/** This machine's platform as an OCI index names it, and one it is not. */
-const ARCH = ({ x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386' } as Record<string, string>)[process.arch] ?? process.arch;
-const NOT_ARCH = ARCH === 's390x' ? 'ppc64le' : 's390x';
-
-/** Pushes an OCI index of `mine` (this machine's platform) and `other` (another), returns it pinned. */
-async function pushIndex(tag: string, mine: ForgedImage, other: ForgedImage): Promise<string> {
-  const entry = async (img: ForgedImage, architecture: string) => {
-    const res = await fetch(`${rig.registryUrl}/v2/${repo}/manifests/${img.manifestDigest}`, { headers: { accept: MEDIA.ociManifest } });
-    const bytes = Buffer.from(await res.arrayBuffer());
-    return { mediaType: MEDIA.ociManifest, digest: img.manifestDigest, size: bytes.length, platform: { os: 'linux', architecture } };
-  };
-  const body = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MEDIA.ociIndex, manifests: [await entry(other, NOT_ARCH), await entry(mine, ARCH)] }));
-  const put = await fetch(`${rig.registryUrl}/v2/${repo}/manifests/${tag}`, { method: 'PUT', headers: { 'content-type': MEDIA.ociIndex }, body });
-  await put.arrayBuffer();
-  if (put.status !== 201) throw new Error(`pushing index ${repo}:${tag}: HTTP ${put.status}`);
-  return `${rig.registry}/${repo}@sha256:${createHash('sha256').update(body).digest('hex')}`;
-}
+const pushIndex = (tag: string, mine: ForgedImage, other: ForgedImage): Promise<string> => pushIndexTo(rig.registryUrl, repo, tag, mine, other);
 
 describe('layer deltas on the gateway (real engine, registry and proxy)', () => {
   const base: LayerSpec = { files: { ...busyboxLayer().files, '/etc/berth-run': run } };
