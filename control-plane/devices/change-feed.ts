@@ -80,14 +80,19 @@ export function tailDesiredChanges(ctx: TailCtx, opts: { tickMs: number; now?: (
     }
     let pos: number = last;
     for (;;) {
-      const r = await ctx.client.execute({ sql: 'SELECT seq, device_id FROM desired_changes WHERE seq > ? ORDER BY seq LIMIT ?', args: [pos, BATCH] });
-      for (const row of r.rows) {
-        const id = String(row.device_id);
-        if (ctx.waiters.has(id)) ctx.waiters.wake(id);
-        pos = Number(row.seq);
+      // One row back whatever the batch: a wave of 100,000 costs 20 strings, not 100,000 row objects.
+      const r = await ctx.client.execute({
+        sql: `SELECT count(*) AS n, max(seq) AS top, group_concat(device_id, char(10)) AS ids
+          FROM (SELECT seq, device_id FROM desired_changes WHERE seq > ? ORDER BY seq LIMIT ?)`,
+        args: [pos, BATCH],
+      });
+      const n = Number(r.rows[0].n);
+      if (n > 0) {
+        for (const id of String(r.rows[0].ids).split('\n')) if (ctx.waiters.has(id)) ctx.waiters.wake(id);
+        pos = Number(r.rows[0].top);
       }
       last = pos;
-      if (r.rows.length < BATCH || stopped) break;
+      if (n < BATCH || stopped) break;
       if (ctx.waiters.size === 0) {
         const m = await maxSeq(ctx);
         // Checked after the read: a poll entering later reads its sequence after every change up to m committed.

@@ -25,6 +25,7 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   converge: async () => (await import('./converge.js')).bench,
   'fleet-sim': async () => (await import('./fleet-sim.js')).bench,
   'input-limits': async () => (await import('./input-limits.js')).bench,
+  'change-feed': async () => (await import('./change-feed.js')).bench,
 };
 
 function machine() {
