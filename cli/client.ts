@@ -146,6 +146,28 @@ export class BerthClient {
     return (await this.call(`revoking device ${serial}`, devicesRoutes.revoke, { params: { serial }, body: {} })).body;
   }
 
+  /** Removes a revoked device and what is kept for it (refused while it is not revoked). */
+  async removeDevice(serial: string): Promise<{ serial: string; removed: true }> {
+    return (await this.call(`removing device ${serial}`, devicesRoutes.remove, { params: { serial } })).body;
+  }
+  /** Assigns NAME@VERSION to one device outside any campaign (audited on the server). */
+  async assignDevice(serial: string, manifest: string) {
+    return (await this.call(`assigning ${manifest} to device ${serial}`, devicesRoutes.assign, { params: { serial }, body: { manifest } })).body;
+  }
+  async rollbackDevice(serial: string) {
+    return (await this.call(`rolling device ${serial} back`, devicesRoutes.rollback, { params: { serial }, body: {} })).body;
+  }
+  async deviceHistory(serial: string, limit?: number) {
+    return (await this.call(`reading the report history of device ${serial}`, devicesRoutes.history, { params: { serial }, query: { limit: limit === undefined ? undefined : String(limit) } })).body.reports;
+  }
+  async listKeys() {
+    return (await this.call('listing signing keys', operatorRoutes.listKeys)).body.keys;
+  }
+  /** What publishing would store and how it differs from the latest version; writes nothing. */
+  async previewManifest(source: string, filename: string) {
+    return (await this.call('checking the manifest', manifestRoutes.dryRun, { body: { source, filename }, timeoutMs: 120_000 })).body;
+  }
+
   async publishManifest(source: string, filename: string): Promise<PublishResult> {
     const { status, body } = await this.call('publishing the manifest', manifestRoutes.publish, { body: { source, filename }, timeoutMs: 120_000 });
     return { ...toManifest(body), created: status === 201 };

@@ -18,6 +18,8 @@ export interface Io {
   stdinIsTTY: boolean;
   /** Prompts on the terminal without echo. */
   promptSecret: (question: string) => Promise<string>;
+  /** Asks a question on the terminal and returns the line typed (confirmations, cli/confirm.ts); absent: nothing to ask on. */
+  ask?: (question: string) => Promise<string>;
   now: () => Date;
   sleep: (ms: number) => Promise<void>;
   home: string;

@@ -104,6 +104,19 @@ export class SigningKeys {
     return { kid, active, already: false };
   }
 
+  /**
+   * Every key the database holds, newest first, with its state: `active` signs, `retired` still
+   * verifies what it signed until `verifiesUntil`, `revoked` verifies nothing. Never the private key.
+   */
+  async list(now: number): Promise<{ kid: string; state: 'active' | 'retired' | 'revoked'; createdAt: number; retiredAt: number | null; revokedAt: number | null; verifiesUntil: number | null; inJwks: boolean }[]> {
+    const rows = await this.db.select({ kid: signingKeys.kid, createdAt: signingKeys.createdAt, retiredAt: signingKeys.retiredAt, revokedAt: signingKeys.revokedAt }).from(signingKeys).orderBy(desc(signingKeys.createdAt));
+    return rows.map((r) => {
+      const state = r.revokedAt !== null ? ('revoked' as const) : r.retiredAt === null ? ('active' as const) : ('retired' as const);
+      const verifiesUntil = state === 'retired' ? r.retiredAt! + this.retentionMs : null;
+      return { ...r, state, verifiesUntil, inJwks: state === 'active' || (state === 'retired' && now < verifiesUntil!) };
+    });
+  }
+
   /** Kids revoked (not merely retired): the registry proxy refuses tokens they signed. */
   revokedKids(): string[] {
     return this.keys.filter((k) => k.revokedAt !== null).map((k) => k.kid);

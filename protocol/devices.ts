@@ -86,6 +86,7 @@ export const reportHistory = z.object({ reports: z.array(deviceReport.extend({ r
 export const labelsResult = z.object({ serial: z.string(), labels: z.record(z.string(), z.string()), changed: z.boolean() });
 export const assignment = z.object({ serial: z.string(), release: release.nullable(), sequence: z.number().int().nullable() });
 export const revocation = z.object({ serial: z.string(), status: z.literal('revoked') });
+export const removal = z.object({ serial: z.string(), removed: z.literal(true) });
 
 export const devicesRoutes = {
   import: route({
@@ -115,7 +116,7 @@ export const devicesRoutes = {
   history: route({
     method: 'get',
     path: '/v1/devices/:serial/history',
-    summary: 'Recent reports of a device (bounded history), oldest first',
+    summary: 'The newest reports of a device (up to limit, from its bounded history), oldest first',
     auth: 'viewer',
     query: historyQuery,
     responses: { 200: json(reportHistory) },
@@ -152,5 +153,15 @@ export const devicesRoutes = {
     summary: 'Revoke a device: its tokens stop working at once',
     auth: 'admin',
     responses: { 200: json(revocation) },
+  }),
+  remove: route({
+    method: 'delete',
+    path: '/v1/devices/:serial',
+    summary: 'Remove a revoked device and everything kept for it (state, history, its own variables and secrets), all or nothing; its id stays revoked for the registry proxy',
+    auth: 'admin',
+    responses: {
+      200: json(removal, 'removed'),
+      409: json(errorEnvelope, 'not revoked yet, or an active campaign still holds it; nothing removed'),
+    },
   }),
 };

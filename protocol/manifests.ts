@@ -54,6 +54,20 @@ export const manifestDiff = z.object({
 const imageProblem = z.object({ service: z.string(), image: z.string(), reason: z.string(), message: z.string() });
 export const publishRefusal = z.union([errorEnvelope.extend({ errors: z.array(manifestIssue) }), errorEnvelope.extend({ problems: z.array(imageProblem) })]);
 
+/**
+ * What publishing the file would do, nothing written (`berth apply --dry-run`, `--diff`): the pinned
+ * result as publishing would store it; `outcome` new, unchanged (same content already published) or
+ * conflict (other content under that version: publishing would be refused with 409); `latest` the
+ * version of that name published last, and `diff` the change from it to this file (null: none yet).
+ */
+export const publishPreview = manifestView.omit({ id: true, publishedAt: true, publishedBy: true, warnings: true }).extend({
+  warnings: z.array(manifestIssue),
+  outcome: z.enum(['new', 'unchanged', 'conflict']),
+  publishedDigest: z.string().nullable(),
+  latest: z.object({ release: z.string(), digest: z.string() }).nullable(),
+  diff: manifestDiff.nullable(),
+});
+
 export const manifestRoutes = {
   publish: route({
     method: 'post',
@@ -66,6 +80,17 @@ export const manifestRoutes = {
       200: json(manifestView, 'already published with the same content; nothing changed'),
       201: json(manifestView, 'published'),
       409: json(errorEnvelope, 'name@version exists with other content'),
+      422: json(publishRefusal, 'invalid manifest (errors) or an image that does not resolve (problems)'),
+    },
+  }),
+  dryRun: route({
+    method: 'post',
+    path: '/v1/manifests/dry-run',
+    summary: 'Validate a manifest file and pin its tags as publishing would, and compare it with the latest version; writes nothing',
+    auth: 'release-manager',
+    body: publishBody,
+    responses: {
+      200: json(publishPreview, 'what publishing would store, and the change from the latest version'),
       422: json(publishRefusal, 'invalid manifest (errors) or an image that does not resolve (problems)'),
     },
   }),

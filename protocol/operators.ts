@@ -46,6 +46,18 @@ export const auditEntry = z.object({
 export const auditLog = z.object({ entries: z.array(auditEntry), next: z.number().int().nullable().optional() });
 
 export const keyRotation = z.object({ kid: z.string(), retired: z.array(z.string()), jwks: jwksSchema });
+export const signingKeyView = z.object({
+  kid: z.string(),
+  /** active: signs; retired: verifies what it signed until verifiesUntil; revoked: verifies nothing. */
+  state: z.enum(['active', 'retired', 'revoked']),
+  createdAt: time,
+  retiredAt: time.nullable(),
+  revokedAt: time.nullable(),
+  verifiesUntil: time.nullable(),
+  /** Published in /.well-known/jwks.json now. */
+  inJwks: z.boolean(),
+});
+export const keyList = z.object({ keys: z.array(signingKeyView) });
 export const keyRevocation = z.object({ kid: z.string(), revoked: z.literal(true), active: z.string(), jwks: jwksSchema });
 
 export const operatorRoutes = {
@@ -78,6 +90,13 @@ export const operatorRoutes = {
     auth: 'admin',
     query: auditQuery,
     responses: { 200: json(auditLog) },
+  }),
+  listKeys: route({
+    method: 'get',
+    path: '/v1/keys',
+    summary: 'The signing keys, newest first, with their state (active, retired, revoked); never a private key',
+    auth: 'admin',
+    responses: { 200: json(keyList) },
   }),
   rotateKey: route({
     method: 'post',

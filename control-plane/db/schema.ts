@@ -368,3 +368,18 @@ export const leases = sqliteTable('leases', {
   acquiredAt: integer('acquired_at').notNull(),
   expiresAt: integer('expires_at').notNull(),
 });
+
+/**
+ * A device removed after its revocation (`berth devices rm`, issue 16): its own rows are deleted;
+ * the id stays on the revocation list the registry proxy polls until its last pull token expired.
+ */
+export const removedDevices = sqliteTable(
+  'removed_devices',
+  {
+    deviceId: text('device_id').primaryKey(),
+    serial: text('serial').notNull(),
+    removedAt: integer('removed_at').notNull(),
+    removedBy: text('removed_by').notNull(),
+  },
+  (t) => [index('removed_devices_at').on(t.removedAt)],
+);

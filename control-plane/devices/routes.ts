@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { eq, inArray } from 'drizzle-orm';
+import { desc, eq, inArray } from 'drizzle-orm';
 import { Hono } from 'hono';
 import { assignBody, deviceListQuery, historyQuery, importQuery, labelsEdit } from '../../protocol/devices.js';
 import type { ReleasePhase, ServiceReport } from '../../protocol/device.js';
@@ -8,6 +8,7 @@ import type { ControlPlaneContext, Db } from '../context.js';
 import { lastSeenOf, listDevices } from './list.js';
 import { desired, devices, reported, reportHistory } from '../db/schema.js';
 import { assignRelease, desiredRelease, rollbackRelease } from './desired.js';
+import { removeDevice } from './remove.js';
 import { HttpError, jsonBody, queryOf, type AppEnv } from '../http.js';
 import { findManifest } from '../manifests/routes.js';
 import { parseSelector, SelectorError, type Selector } from '../selector.js';
@@ -131,7 +132,8 @@ export function deviceRoutes(ctx: ControlPlaneContext) {
   app.get('/:serial/history', requireRole('viewer'), async (c) => {
     const q = queryOf(c, historyQuery);
     const d = await deviceBySerial(ctx.db, c.req.param('serial'));
-    const rows = await ctx.db.select().from(reportHistory).where(eq(reportHistory.deviceId, d.id)).orderBy(reportHistory.id).limit(q.limit);
+    // The newest `limit` reports (a small limit must not show the oldest ones), answered oldest first.
+    const rows = (await ctx.db.select().from(reportHistory).where(eq(reportHistory.deviceId, d.id)).orderBy(desc(reportHistory.id)).limit(q.limit)).reverse();
     return c.json({ reports: rows.map((r) => ({ receivedAt: new Date(r.receivedAt).toISOString(), ...JSON.parse(r.report) })) });
   });
 
@@ -218,6 +220,12 @@ export function deviceRoutes(ctx: ControlPlaneContext) {
       return { serial, status: 'revoked' as const };
     });
     return c.json(out);
+  });
+
+  app.delete('/:serial', requireRole('admin'), async (c) => {
+    const serial = c.req.param('serial');
+    const actor = c.var.actor;
+    return c.json(await ctx.write((tx) => removeDevice(ctx, tx, serial, actor)));
   });
 
   return app;

@@ -1,7 +1,7 @@
 import { and, desc, eq } from 'drizzle-orm';
 import { privilegesOf } from '../../manifests/privileges.js';
 import { variableNeeds } from '../../manifests/variables.js';
-import { Hono } from 'hono';
+import { Hono, type Context } from 'hono';
 import type { Manifest } from '../../manifests/model.js';
 import { diffQuery, manifestListQuery, publishBody } from '../../protocol/manifests.js';
 import { requireRole } from '../operators/auth.js';
@@ -9,7 +9,7 @@ import type { ControlPlaneContext, Db } from '../context.js';
 import { manifests } from '../db/schema.js';
 import { HttpError, jsonBody, queryOf, type AppEnv } from '../http.js';
 import { diffManifests } from './diff.js';
-import { publishManifest } from './publish.js';
+import { pinSource, publishManifest, type PublishOutcome } from './publish.js';
 
 type Row = typeof manifests.$inferSelect;
 
@@ -27,28 +27,35 @@ export async function findManifest(db: Db, name: string, version: string): Promi
   return (await db.select().from(manifests).where(and(eq(manifests.name, name), eq(manifests.version, version))).limit(1))[0];
 }
 
+/** The manifest file of a publish or dry run: JSON {source, filename}, or the YAML itself. */
+async function sourceOf(c: Context<AppEnv>): Promise<{ source: string; filename: string }> {
+  const type = (c.req.header('content-type') ?? '').split(';')[0].trim().toLowerCase();
+  if (type === 'application/json') return jsonBody(c, publishBody);
+  if (!['application/yaml', 'application/x-yaml', 'text/yaml', 'text/x-yaml', 'text/plain'].includes(type)) {
+    throw new HttpError(415, 'unsupported-media-type', 'send the manifest as application/yaml (or text/yaml) or JSON {source, filename}');
+  }
+  const source = await c.req.text();
+  if (!source.trim()) throw new HttpError(400, 'empty-body', 'the manifest file is empty');
+  return { source, filename: c.req.query('filename') ?? (type === 'text/plain' ? 'manifest.txt' : 'manifest.yaml') };
+}
+
+function refusalOf(out: Extract<PublishOutcome, { kind: 'invalid' | 'unresolved' }>) {
+  if (out.kind === 'invalid') {
+    return { error: { code: 'invalid-manifest', message: out.errors.map((e) => `${e.file}: ${e.path ? e.path + ': ' : ''}${e.message}`).join('; '), field: out.errors[0]?.path || undefined }, errors: out.errors };
+  }
+  return { error: { code: 'unresolved-image', message: out.problems.map((p) => p.message).join('; '), field: out.problems[0].service ? `services.${out.problems[0].service}.image` : undefined }, problems: out.problems };
+}
+
 export function manifestRoutes(ctx: ControlPlaneContext) {
   const app = new Hono<AppEnv>();
 
   app.post('/', requireRole('release-manager'), async (c) => {
-    const type = (c.req.header('content-type') ?? '').split(';')[0].trim().toLowerCase();
-    let source: string;
-    let filename: string;
-    if (type === 'application/json') {
-      ({ source, filename } = await jsonBody(c, publishBody));
-    } else if (['application/yaml', 'application/x-yaml', 'text/yaml', 'text/x-yaml', 'text/plain'].includes(type)) {
-      source = await c.req.text();
-      filename = c.req.query('filename') ?? (type === 'text/plain' ? 'manifest.txt' : 'manifest.yaml');
-      if (!source.trim()) throw new HttpError(400, 'empty-body', 'the manifest file is empty');
-    } else {
-      throw new HttpError(415, 'unsupported-media-type', 'send the manifest as application/yaml (or text/yaml) or JSON {source, filename}');
-    }
+    const { source, filename } = await sourceOf(c);
     const out = await publishManifest(ctx, c.var.actor, source, filename);
     switch (out.kind) {
       case 'invalid':
-        return c.json({ error: { code: 'invalid-manifest', message: out.errors.map((e) => `${e.file}: ${e.path ? e.path + ': ' : ''}${e.message}`).join('; '), field: out.errors[0]?.path || undefined }, errors: out.errors }, 422);
       case 'unresolved':
-        return c.json({ error: { code: 'unresolved-image', message: out.problems.map((p) => p.message).join('; '), field: out.problems[0].service ? `services.${out.problems[0].service}.image` : undefined }, problems: out.problems }, 422);
+        return c.json(refusalOf(out), 422);
       case 'conflict':
         return c.json({ error: { code: 'manifest-conflict', message: `${out.name}@${out.version} is already published with other content (${out.existingDigest}); publish a new version`, field: 'version' } }, 409);
       case 'created':
@@ -56,6 +63,33 @@ export function manifestRoutes(ctx: ControlPlaneContext) {
       case 'unchanged':
         return c.json({ ...view(out.manifest), warnings: out.warnings }, 200);
     }
+  });
+
+  // Registered before any /:name route; shares publishing's parse and pin, then only reads.
+  app.post('/dry-run', requireRole('release-manager'), async (c) => {
+    const { source, filename } = await sourceOf(c);
+    const out = await pinSource(ctx, source, filename);
+    if (out.kind !== 'pinned') return c.json(refusalOf(out), 422);
+    const { pinned, digest } = out;
+    const [existing, latest] = await Promise.all([
+      findManifest(ctx.db, pinned.name, pinned.version),
+      ctx.db.select().from(manifests).where(eq(manifests.name, pinned.name)).orderBy(desc(manifests.publishedAt)).limit(1),
+    ]);
+    const last = latest[0];
+    return c.json({
+      name: pinned.name,
+      version: pinned.version,
+      digest,
+      spec: pinned,
+      source,
+      privileges: privilegesOf(pinned),
+      variables: variableNeeds(pinned),
+      warnings: out.warnings,
+      outcome: !existing ? ('new' as const) : existing.digest === digest ? ('unchanged' as const) : ('conflict' as const),
+      publishedDigest: existing?.digest ?? null,
+      latest: last ? { release: `${last.name}@${last.version}`, digest: last.digest } : null,
+      diff: last ? diffManifests(JSON.parse(last.spec) as Manifest, pinned) : null,
+    });
   });
 
   app.get('/', requireRole('viewer'), async (c) => {

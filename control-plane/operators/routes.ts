@@ -98,6 +98,12 @@ export function operatorRoutes(ctx: ControlPlaneContext) {
     return c.json({ entries: page.map(auditEntryView), next: rows.length > q.limit ? page[page.length - 1].id : null });
   });
 
+  app.get('/keys', requireRole('admin'), async (c) => {
+    const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
+    const keys = await ctx.keys.list(ctx.now().getTime());
+    return c.json({ keys: keys.map((k) => ({ ...k, createdAt: iso(k.createdAt)!, retiredAt: iso(k.retiredAt), revokedAt: iso(k.revokedAt), verifiesUntil: iso(k.verifiesUntil) })) });
+  });
+
   app.post('/keys/rotate', requireRole('admin'), async (c) => {
     const actor = c.var.actor;
     const out = await ctx.write(async (tx) => {

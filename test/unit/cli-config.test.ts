@@ -44,7 +44,7 @@ describe('config file', () => {
     await saveConfig(path, { server: 'http://127.0.0.1:7600', token: 'secret' });
     expect((await stat(path)).mode & 0o777).toBe(0o600);
     expect(await loadConfig(path)).toEqual({ server: 'http://127.0.0.1:7600', token: 'secret' });
-    expect(JSON.parse(await readFile(path, 'utf8'))).toEqual({ server: 'http://127.0.0.1:7600', token: 'secret' });
+    expect(JSON.parse(await readFile(path, 'utf8'))).toEqual({ current: 'default', contexts: { default: { server: 'http://127.0.0.1:7600', token: 'secret' } } });
     await writeFile(path, '{nope');
     await expect(loadConfig(path)).rejects.toThrow(new RegExp(`config file ${path} is not valid JSON`));
   });
