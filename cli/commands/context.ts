@@ -17,6 +17,8 @@ const add: Command = {
   usage: 'berth context add NAME --server URL [--ca-file PEM]   (token on stdin, or prompted)',
   about: 'add a control plane under a name; its token is read from stdin or a prompt, checked, and stored 0600',
   options: {},
+  help: 'The token is never taken from the command line: pipe it on stdin or type it at the prompt. The first context added becomes the current one.',
+  examples: ['berth context add staging --server https://berth-staging.example.com --ca-file fleet-ca.pem < staging.token', 'berth context add prod --server https://berth.example.com'],
   async run({ io, args, usage }) {
     const [raw] = requirePositionals(args, ['NAME'], usage);
     const name = checkContextName(raw);
@@ -42,6 +44,7 @@ const use: Command = {
   usage: 'berth context use NAME',
   about: 'make NAME the context every command uses unless --context names another',
   options: {},
+  examples: ['berth context use prod', 'berth --context staging devices list   # one command against another context'],
   async run({ io, args, usage }) {
     const [name] = requirePositionals(args, ['NAME'], usage);
     const path = configPath(io.env, io.home);
@@ -58,6 +61,7 @@ const list: Command = {
   usage: 'berth context list [--output json]',
   about: 'the stored contexts, the current one marked; never their tokens',
   options: {},
+  examples: ['berth context list', 'berth context list -o json'],
   async run({ io, args }) {
     const file = await loadConfigFile(configPath(io.env, io.home));
     const rows = Object.entries(file.contexts)
@@ -80,6 +84,7 @@ const rm: Command = {
   usage: 'berth context rm NAME [--yes]',
   about: 'forget a context and delete its stored token',
   options: { ...yesOption },
+  examples: ['berth context rm staging', 'berth context rm staging --yes'],
   async run({ io, args, usage }) {
     const [name] = requirePositionals(args, ['NAME'], usage);
     const path = configPath(io.env, io.home);

@@ -8,12 +8,17 @@ import { requirePositionals, stringFlag } from '../args.js';
 import { confirmDestructive, yesOption } from '../confirm.js';
 import { printJson, type Command } from '../context.js';
 import { CliError } from '../errors.js';
+import { contractDefault } from '../framework.js';
+import { historyQuery } from '../../protocol/devices.js';
 import { formatAgo, formatUpdateBytes, renderTable, truncate } from '../format.js';
 
 export const devicesAssign: Command = {
   usage: 'berth devices assign SERIAL NAME@VERSION',
   about: 'assign a published manifest version to one device directly, outside any campaign (audited)',
   options: {},
+  args: ['serial', 'release'],
+  help: 'Checked as a campaign is: the privileges its policies must grant and the variables it needs; a refusal names what is missing.',
+  examples: ['berth devices assign gw-0042 weather-station@1.4.0'],
   async run({ io, args, usage, client }) {
     const [serial, ref] = requirePositionals(args, ['SERIAL', 'NAME@VERSION'], usage);
     // Checked here with the server's grammar: `demo@1` is a usage error, not a 404.
@@ -29,6 +34,8 @@ export const devicesRollback: Command = {
   usage: 'berth devices rollback SERIAL',
   about: 'send one device back to the manifest version it ran before (audited)',
   options: {},
+  args: ['serial'],
+  examples: ['berth devices rollback gw-0042'],
   async run({ io, args, usage, client }) {
     const [serial] = requirePositionals(args, ['SERIAL'], usage);
     const r = await (await client()).rollbackDevice(serial);
@@ -41,7 +48,9 @@ export const devicesRollback: Command = {
 export const devicesHistory: Command = {
   usage: 'berth devices history SERIAL [--limit N]',
   about: "a device's latest reports, oldest first: when, what it ran, its phase and error",
-  options: { limit: { type: 'string' } },
+  options: { limit: { type: 'string', value: 'N', default: String(contractDefault(historyQuery.shape.limit)), description: 'the newest N reports the server keeps (1 to 1000)' } },
+  args: ['serial'],
+  examples: ['berth devices history gw-0042', 'berth devices history gw-0042 --limit 5 -o wide'],
   async run({ io, args, usage, client }) {
     const [serial] = requirePositionals(args, ['SERIAL'], usage);
     const limitText = stringFlag(args, 'limit');
@@ -68,6 +77,9 @@ export const devicesRemove: Command = {
   usage: 'berth devices rm SERIAL [--yes]',
   about: 'remove a revoked device and everything kept for it (state, history, its own variables and secrets)',
   options: { ...yesOption },
+  args: ['serial'],
+  help: 'Refused while the device is not revoked, or while an active campaign holds it; nothing is removed then. Its id stays revoked for the registry proxy until its last pull token expired.',
+  examples: ['berth devices revoke gw-0042 --yes && berth devices rm gw-0042 --yes'],
   async run({ io, args, usage, client }) {
     const [serial] = requirePositionals(args, ['SERIAL'], usage);
     await confirmDestructive(io, args.values.yes === true, { action: `remove device ${serial}`, consequence: `device ${serial}, its report history, and the variables and secrets set for it alone are deleted for good (it must be revoked first)` });

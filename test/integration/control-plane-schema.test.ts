@@ -193,7 +193,7 @@ describe('control-plane database schema', () => {
       expect(await migrate(client, log)).toEqual(migrations.map((m) => m.id));
       const declared = declaredShape();
       // The comparison covers every table the code uses, campaigns included.
-      expect(Object.keys(declared.tables).sort()).toEqual(['audit_log', 'campaign_devices', 'campaigns', 'desired', 'desired_changes', 'device_presence', 'device_secrets', 'devices', 'enroll_challenges', 'leases', 'manifests', 'operator_tokens', 'policies', 'report_history', 'reported', 'signing_keys', 'variables', 'webhook_deliveries', 'webhook_events', 'webhooks']);
+      expect(Object.keys(declared.tables).sort()).toEqual(['audit_log', 'campaign_devices', 'campaigns', 'desired', 'desired_changes', 'device_presence', 'device_secrets', 'devices', 'enroll_challenges', 'leases', 'manifests', 'operator_tokens', 'policies', 'removed_devices', 'report_history', 'reported', 'signing_keys', 'variables', 'webhook_deliveries', 'webhook_events', 'webhooks']);
       expect(await databaseShape(client)).toEqual(declared);
     } finally {
       client.close();
