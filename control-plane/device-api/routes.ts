@@ -1,9 +1,8 @@
-import { sql } from 'drizzle-orm';
 import { Hono } from 'hono';
 import { parseImageRef } from '../../manifests/image-ref.js';
 import type { Manifest } from '../../manifests/model.js';
 import { desiredQuery } from '../../protocol/device.js';
-import { deviceReport, type ReleasePhase } from '../../protocol/device.js';
+import { deviceReport } from '../../protocol/device.js';
 import { type PullAccess } from '../../protocol/tokens.js';
 import { requireDevice } from './device-auth.js';
 import type { ControlPlaneContext } from '../context.js';
@@ -11,7 +10,7 @@ import type { ImageRegistry } from '../manifests/registry.js';
 import { desiredRelease, desiredSequence, getDesiredDocument } from '../devices/desired.js';
 import { HttpError, jsonBody, queryOf, type AppEnv } from '../http.js';
 import { mintPullToken } from './pull-tokens.js';
-import { publishDeviceOutcome } from '../webhooks/device-events.js';
+import { ReportWriter } from './report-writer.js';
 import { relayOf } from '../device-logs/relay.js';
 import { LOG_REQUESTS_HEADER } from '../../protocol/device-logs.js';
 
@@ -86,33 +85,14 @@ export function deviceApiRoutes(ctx: ControlPlaneContext) {
     return c.json({ token: t.token, expiresAt: t.expiresAt, registryProxy: ctx.config.registryProxy });
   });
 
+  // Batched with the reports that arrive meanwhile (report-writer.ts); answered after the commit.
+  const reports = new ReportWriter(ctx);
   app.post('/report', async (c) => {
     const report = await jsonBody(c, deviceReport);
     const deviceId = c.var.device.id;
     const now = ctx.now().getTime();
     ctx.seen.touch(deviceId, now);
-    // SQL templates rather than the query builder: this is the write every device makes most often.
-    const out = await ctx.write(async (tx) => {
-      const prev = (await tx.all<{ sequence: number; phase: string; desired_sequence: number | null }>(sql`SELECT sequence, phase, desired_sequence FROM reported WHERE device_id = ${deviceId}`))[0];
-      if (prev && report.sequence <= prev.sequence) return { accepted: false, previousPhase: prev.phase as ReleasePhase };
-      const services = JSON.stringify(report.services);
-      const error = report.error ?? null;
-      const full = report.bytes.full ?? null;
-      const delta = report.bytes.delta === undefined ? null : report.bytes.delta ? 1 : 0;
-      await tx.run(sql`INSERT INTO reported (device_id, sequence, desired_sequence, running, phase, bytes_done, bytes_total, bytes_full, bytes_delta, services, error, at, received_at)
-        VALUES (${deviceId}, ${report.sequence}, ${report.desiredSequence}, ${report.running}, ${report.phase}, ${report.bytes.done}, ${report.bytes.total}, ${full}, ${delta}, ${services}, ${error}, ${report.at}, ${now})
-        ON CONFLICT (device_id) DO UPDATE SET sequence = excluded.sequence, desired_sequence = excluded.desired_sequence, running = excluded.running,
-          phase = excluded.phase, bytes_done = excluded.bytes_done, bytes_total = excluded.bytes_total, bytes_full = excluded.bytes_full, bytes_delta = excluded.bytes_delta, services = excluded.services,
-          error = excluded.error, at = excluded.at, received_at = excluded.received_at`);
-      await tx.run(sql`INSERT INTO report_history (device_id, sequence, desired_sequence, running, phase, error, report, received_at)
-        VALUES (${deviceId}, ${report.sequence}, ${report.desiredSequence}, ${report.running}, ${report.phase}, ${error}, ${JSON.stringify(report)}, ${now})`);
-      // Bounded history: drop what is older than the last N of this device.
-      await tx.run(sql`DELETE FROM report_history WHERE device_id = ${deviceId} AND id <= (SELECT id FROM report_history WHERE device_id = ${deviceId} ORDER BY id DESC LIMIT 1 OFFSET ${ctx.config.reportHistoryLimit})`);
-      const previousPhase = (prev?.phase ?? null) as ReleasePhase | null;
-      await publishDeviceOutcome(tx, now, deviceId, report, prev ? { phase: prev.phase, desiredSequence: prev.desired_sequence } : null);
-      ctx.afterCommit(tx, () => ctx.events.emit('report', { deviceId, report, previousPhase }));
-      return { accepted: true, previousPhase };
-    });
+    const out = await reports.submit(deviceId, report, now);
     return c.json({ accepted: out.accepted }, 202);
   });
 

@@ -49,6 +49,8 @@ export interface RequestsResult {
   p50: number;
   p99: number;
   max: number;
+  /** Requests answered over the whole run, warm-up included (per-request server cost = its CPU ÷ this). */
+  answered: number;
   firstError?: string;
   /** CPU of this load-generator process, % of one core: near 100 means the client limits. */
   clientCpuPercent: number;
@@ -99,6 +101,7 @@ async function runRequests(job: RequestsJob): Promise<RequestsResult> {
   let ok = 0;
   let failed = 0;
   let firstError: string | undefined;
+  let answered = 0;
   const start = performance.now();
   const countFrom = start + job.warmupMs;
   const end = countFrom + job.durationMs;
@@ -119,6 +122,7 @@ async function runRequests(job: RequestsJob): Promise<RequestsResult> {
       if (firstError === undefined) firstError = (err as Error).message;
     }
     const t1 = performance.now();
+    if (status !== 0) answered++;
     if (t0 < countFrom || t0 >= end) return;
     statuses[status] = (statuses[status] ?? 0) + 1;
     if (status === job.expect) {
@@ -148,7 +152,7 @@ async function runRequests(job: RequestsJob): Promise<RequestsResult> {
   const cpu = process.cpuUsage(cpu0);
   const clientCpuPercent = ((cpu.user + cpu.system) / 1000 / (performance.now() - start)) * 100;
   const sorted = Float64Array.from(latencies).sort();
-  return { ok, failed, statuses, elapsedMs: job.durationMs, perSecond: ok / (job.durationMs / 1000), p50: pct(sorted, 50), p99: pct(sorted, 99), max: sorted[sorted.length - 1] ?? NaN, firstError, clientCpuPercent };
+  return { ok, failed, statuses, elapsedMs: job.durationMs, perSecond: ok / (job.durationMs / 1000), p50: pct(sorted, 50), p99: pct(sorted, 99), max: sorted[sorted.length - 1] ?? NaN, answered, firstError, clientCpuPercent };
 }
 
 async function runDownload(job: DownloadJob): Promise<DownloadResult> {

@@ -17,8 +17,8 @@ export interface ControlPlaneProcess {
   child: Child;
   dbFile: string;
   stop(): Promise<void>;
-  /** Stops it (SIGTERM, graceful) and starts it again on the same database, port and token. */
-  restart(): Promise<void>;
+  /** Stops it (SIGTERM, graceful) and starts it again on the same database, port and token; `env` adds to (or replaces) the environment it started with. */
+  restart(env?: Record<string, string>): Promise<void>;
 }
 
 /**
@@ -32,8 +32,9 @@ export async function startControlPlaneProcess(dir: string, opts: { registryProx
   const args = ['control-plane', '--listen', `127.0.0.1:${port}`, '--db', `file:${dbFile}`, '--data-dir', join(dir, 'cp')];
   if (opts.registryProxy) args.push('--registry-proxy', opts.registryProxy);
   const url = `http://127.0.0.1:${port}`;
+  let env = { ...opts.env };
   const launch = async (): Promise<Child> => {
-    const child = spawnBerth(args, { logFile: join(dir, 'control-plane.log'), env: { BERTH_ADMIN_TOKEN: adminToken, ...opts.env } });
+    const child = spawnBerth(args, { logFile: join(dir, 'control-plane.log'), env: { BERTH_ADMIN_TOKEN: adminToken, ...env } });
     try {
       await waitReady(child, `${url}/healthz`, 60_000);
     } catch (err) {
@@ -48,8 +49,9 @@ export async function startControlPlaneProcess(dir: string, opts: { registryProx
     child: await launch(),
     dbFile,
     stop: () => cp.child.stop(10_000),
-    async restart() {
+    async restart(more?: Record<string, string>) {
       await cp.child.stop(10_000);
+      if (more) env = { ...env, ...more };
       cp.child = await launch();
     },
   };

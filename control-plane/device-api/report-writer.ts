@@ -1,0 +1,166 @@
+import { sql, type SQL } from 'drizzle-orm';
+import type { DeviceReport, ReleasePhase } from '../../protocol/device.js';
+import type { ControlPlaneContext, Tx } from '../context.js';
+import { publishDeviceOutcome } from '../webhooks/device-events.js';
+
+/**
+ * Device reports, written in batches (issue 17). Reports are the write every device makes most
+ * often; written one by one, each cost about seven statements (a savepoint, the previous row, the
+ * twin row, the history row, the bounded-history delete, the release), and the statements' fixed
+ * cost, not SQLite's work, was most of a report's time. Here every report that arrives while the
+ * previous commit is in flight goes into the next one as one write of five statements whatever
+ * their number: the previous rows of all of them, one multi-row upsert of the twin rows, one
+ * multi-row insert of the history rows, one delete bounding the history of every device in the
+ * batch, and the webhook outbox. Each request is answered after that commit, so a 202 is durable.
+ */
+
+export interface ReportOutcome {
+  accepted: boolean;
+  previousPhase: ReleasePhase | null;
+}
+
+interface Pending {
+  deviceId: string;
+  report: DeviceReport;
+  /** When the control plane received it (ms). */
+  now: number;
+  resolve(o: ReportOutcome): void;
+  reject(err: unknown): void;
+}
+
+interface Previous {
+  sequence: number;
+  phase: string;
+  desired_sequence: number | null;
+}
+
+/** Reports in one write at most: 13 parameters each stays far below SQLite's limit of 32,766. */
+const MAX_BATCH = 256;
+
+type Ctx = Pick<ControlPlaneContext, 'write' | 'afterCommit' | 'events' | 'config'>;
+
+export class ReportWriter {
+  private pending: Pending[] = [];
+  private scheduled = false;
+
+  constructor(private readonly ctx: Ctx) {}
+
+  /** Resolves once the report is committed (accepted) or found not newer than the last (not accepted). */
+  submit(deviceId: string, report: DeviceReport, now: number): Promise<ReportOutcome> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ deviceId, report, now, resolve, reject });
+      if (!this.scheduled) this.schedule();
+    });
+  }
+
+  private schedule(): void {
+    this.scheduled = true;
+    let batch: Pending[] = [];
+    this.ctx
+      .write(async (tx) => {
+        // Taken when the write starts, not when it was queued: what arrived meanwhile joins.
+        batch = this.pending.splice(0, MAX_BATCH);
+        this.scheduled = false;
+        if (this.pending.length > 0) this.schedule();
+        return writeReports(this.ctx, tx, batch);
+      })
+      .then(
+        (outcomes) => batch.forEach((p, i) => (outcomes[i] instanceof Error ? p.reject(outcomes[i]) : p.resolve(outcomes[i] as ReportOutcome))),
+        (err: unknown) => batch.forEach((p) => p.reject(err)),
+      );
+  }
+}
+
+/**
+ * Writes a batch in a savepoint; when it fails (a device removed meanwhile, a constraint), each
+ * report is written again on its own savepoint, so one bad report costs only itself.
+ */
+async function writeReports(ctx: Ctx, tx: Tx, batch: Pending[]): Promise<(ReportOutcome | Error)[]> {
+  if (batch.length === 0) return [];
+  const limit = ctx.config.reportHistoryLimit;
+  try {
+    const outcomes = await tx.transaction((sp) => writeBatch(sp, batch, limit));
+    announce(ctx, tx, batch, outcomes);
+    return outcomes;
+  } catch (batchError) {
+    if (batch.length === 1) return [batchError instanceof Error ? batchError : new Error(String(batchError))];
+    const out: (ReportOutcome | Error)[] = [];
+    for (const p of batch) {
+      try {
+        const [o] = await tx.transaction((sp) => writeBatch(sp, [p], limit));
+        announce(ctx, tx, [p], [o]);
+        out.push(o);
+      } catch (err) {
+        out.push(err instanceof Error ? err : new Error(String(err)));
+      }
+    }
+    return out;
+  }
+}
+
+/** After the commit (never for a savepoint rolled back): the campaign engine and the console learn of each accepted report. */
+function announce(ctx: Ctx, tx: Tx, batch: Pending[], outcomes: ReportOutcome[]): void {
+  batch.forEach((p, i) => {
+    const o = outcomes[i];
+    if (o.accepted) ctx.afterCommit(tx, () => ctx.events.emit('report', { deviceId: p.deviceId, report: p.report, previousPhase: o.previousPhase }));
+  });
+}
+
+/**
+ * The same decisions as one report at a time, in arrival order: a report is accepted when its
+ * sequence is above the device's last (stored, or accepted earlier in this batch).
+ */
+async function writeBatch(tx: Tx, batch: Pending[], limit: number): Promise<ReportOutcome[]> {
+  const ids = [...new Set(batch.map((p) => p.deviceId))];
+  const idList = sql.join(
+    ids.map((id) => sql`${id}`),
+    sql`, `,
+  );
+  const last = new Map<string, Previous>();
+  for (const r of await tx.all<Previous & { device_id: string }>(sql`SELECT device_id, sequence, phase, desired_sequence FROM reported WHERE device_id IN (${idList})`)) {
+    last.set(r.device_id, { sequence: Number(r.sequence), phase: r.phase, desired_sequence: r.desired_sequence === null ? null : Number(r.desired_sequence) });
+  }
+  const outcomes: ReportOutcome[] = [];
+  const twin = new Map<string, Pending>();
+  const history: Pending[] = [];
+  const before: (Previous | null)[] = [];
+  for (const p of batch) {
+    const prev = last.get(p.deviceId) ?? null;
+    if (prev && p.report.sequence <= prev.sequence) {
+      outcomes.push({ accepted: false, previousPhase: prev.phase as ReleasePhase });
+      continue;
+    }
+    outcomes.push({ accepted: true, previousPhase: (prev?.phase ?? null) as ReleasePhase | null });
+    last.set(p.deviceId, { sequence: p.report.sequence, phase: p.report.phase, desired_sequence: p.report.desiredSequence });
+    twin.set(p.deviceId, p);
+    history.push(p);
+    before.push(prev);
+  }
+  if (history.length === 0) return outcomes;
+  const twinRows = [...twin.values()].map(({ deviceId, report: r, now }) => {
+    const delta = r.bytes.delta === undefined ? null : r.bytes.delta ? 1 : 0;
+    return sql`(${deviceId}, ${r.sequence}, ${r.desiredSequence}, ${r.running}, ${r.phase}, ${r.bytes.done}, ${r.bytes.total}, ${r.bytes.full ?? null}, ${delta}, ${JSON.stringify(r.services)}, ${r.error ?? null}, ${r.at}, ${now})`;
+  });
+  await tx.run(sql`INSERT INTO reported (device_id, sequence, desired_sequence, running, phase, bytes_done, bytes_total, bytes_full, bytes_delta, services, error, at, received_at)
+    VALUES ${sql.join(twinRows, sql`, `)}
+    ON CONFLICT (device_id) DO UPDATE SET sequence = excluded.sequence, desired_sequence = excluded.desired_sequence, running = excluded.running,
+      phase = excluded.phase, bytes_done = excluded.bytes_done, bytes_total = excluded.bytes_total, bytes_full = excluded.bytes_full, bytes_delta = excluded.bytes_delta, services = excluded.services,
+      error = excluded.error, at = excluded.at, received_at = excluded.received_at`);
+  const historyRows: SQL[] = history.map(({ deviceId, report: r, now }) => sql`(${deviceId}, ${r.sequence}, ${r.desiredSequence}, ${r.running}, ${r.phase}, ${r.error ?? null}, ${JSON.stringify(r)}, ${now})`);
+  // One row each, in arrival order: ids (and so the history's order) are what one-by-one writes gave.
+  await tx.run(sql`INSERT INTO report_history (device_id, sequence, desired_sequence, running, phase, error, report, received_at) VALUES ${sql.join(historyRows, sql`, `)}`);
+  // Bounded history: each device of the batch keeps its newest `limit` rows (report_history_device index).
+  const trimmed = sql.join(
+    [...twin.keys()].map((id) => sql`${id}`),
+    sql`, `,
+  );
+  await tx.run(sql`DELETE FROM report_history WHERE id IN (SELECT id FROM (
+      SELECT id, row_number() OVER (PARTITION BY device_id ORDER BY id DESC) AS newer FROM report_history WHERE device_id IN (${trimmed})
+    ) WHERE newer > ${limit})`);
+  for (let i = 0; i < history.length; i++) {
+    const p = history[i];
+    const prev = before[i];
+    await publishDeviceOutcome(tx, p.now, p.deviceId, p.report, prev ? { phase: prev.phase, desiredSequence: prev.desired_sequence } : null);
+  }
+  return outcomes;
+}
