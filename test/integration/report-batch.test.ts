@@ -3,19 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../common/log.js';
 import type { DeviceReport } from '../../protocol/device.js';
-import { createContext, type ControlPlaneContext } from '../../control-plane/context.js';
-import { migrate, openDatabase } from '../../control-plane/db/open.js';
+import type { ControlPlaneContext } from '../../control-plane/context.js';
 import { ReportWriter } from '../../control-plane/device-api/report-writer.js';
-import { DeviceTokenCache } from '../../control-plane/device-api/token-cache.js';
-import { DesiredWaiters } from '../../control-plane/devices/desired-waiters.js';
-import { LastSeen } from '../../control-plane/devices/last-seen.js';
-import { TypedEmitter } from '../../control-plane/events.js';
-import { DEFAULTS } from '../../control-plane/index.js';
-import { ImageRegistry } from '../../control-plane/manifests/registry.js';
-import { KeyVault } from '../../control-plane/secrets/key-vault.js';
-import { SigningKeys } from '../../control-plane/signing-keys.js';
+import { fileContext } from './file-context.js';
 
 /**
  * Reports written in batches (report-writer.ts) on a real libSQL file decide exactly as one at a
@@ -29,13 +20,8 @@ describe('device reports in batches', () => {
   let close: () => void;
 
   beforeAll(async () => {
-    const log = createLogger('control-plane', { level: 'silent' });
-    const { client, db } = await openDatabase(`file:${join(dir, 'r.db')}`);
-    close = () => client.close();
-    await migrate(client, log);
-    const vault = await KeyVault.open(dir, undefined, log);
-    const config = { ...DEFAULTS, registryProxy: null, dataDir: dir, publicUrl: null, reportHistoryLimit: LIMIT };
-    ctx = createContext({ db, client, log, events: new TypedEmitter(), config, keys: new SigningKeys(db, 1000, vault), waiters: new DesiredWaiters(), registry: new ImageRegistry(null, async () => '', log), seen: new LastSeen(), deviceTokens: new DeviceTokenCache(0), vault });
+    ({ ctx, close } = await fileContext(dir, 'r.db'));
+    ctx.config.reportHistoryLimit = LIMIT;
     for (const id of ['dev_a', 'dev_b', 'dev_c']) {
       await ctx.db.run(sql`INSERT INTO devices (id, serial, public_key, labels, status, created_at, token_epoch) VALUES (${id}, ${id.slice(4)}, 'k', '{}', 'enrolled', 0, 0)`);
     }
