@@ -10,7 +10,7 @@ import type { z } from 'zod';
 import { CliError, usageError } from './errors.js';
 
 /** What a flag or a positional names, for completion (`berth __complete`). */
-export type ArgKind = 'serial' | 'release' | 'campaign' | 'file' | 'verb';
+export type ArgKind = 'serial' | 'release' | 'campaign' | 'file' | 'none';
 
 export interface OptionSpec {
   type: 'string' | 'boolean';
@@ -25,6 +25,8 @@ export interface OptionSpec {
   default?: string;
   /** What the value names, for completion. */
   complete?: ArgKind;
+  /** The values it takes, for completion and help; the verb still checks the value with its own words. */
+  choices?: readonly string[];
   hidden?: boolean;
 }
 
@@ -33,7 +35,7 @@ export const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
   server: { type: 'string', value: 'URL', description: 'the control plane (else BERTH_SERVER, else what `berth login` stored)' },
   token: { type: 'string', value: 'T', description: 'an operator token; shows in shell history and ps: prefer BERTH_TOKEN or `berth login`' },
   'ca-file': { type: 'string', value: 'PEM', complete: 'file', description: "the fleet CA's certificate for an https:// server (else BERTH_CA_FILE)" },
-  output: { type: 'string', short: 'o', value: 'FORMAT', default: 'table', description: 'table, wide (more columns), json (stable shapes), yaml, or name (one a line)' },
+  output: { type: 'string', short: 'o', value: 'FORMAT', default: 'table', choices: ['table', 'wide', 'json', 'yaml', 'name'], description: 'table, wide (more columns), json (stable shapes), yaml, or name (one a line)' },
   debug: { type: 'boolean', description: 'print the stack trace with an error' },
 };
 
@@ -65,6 +67,8 @@ export interface LeafSpec {
   examples: string[];
   /** What each positional names, for completion; the last one repeats. */
   args?: ArgKind[];
+  /** Left out of the verb list and of completion (`berth __complete`, which the shell scripts call). */
+  hidden?: boolean;
 }
 
 /**

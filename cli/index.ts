@@ -59,7 +59,9 @@ function promptHidden(question: string): Promise<string> {
 export function usage(): string {
   const lines = ['usage: berth <verb> [subcommand] [options]', ''];
   for (const [name, verb] of Object.entries(VERBS)) {
-    if (isCommand(verb)) lines.push(`  ${name.padEnd(20)}${verb.about}`);
+    if (isCommand(verb)) {
+      if (!verb.hidden) lines.push(`  ${name.padEnd(20)}${verb.about}`);
+    }
     else for (const [sub, c] of Object.entries(verb)) lines.push(`  ${`${name} ${sub}`.padEnd(20)}${c.about}`);
   }
   lines.push(
@@ -76,7 +78,7 @@ export function program(sink: Sink, onParse: (p: Parsed) => void) {
   const root = rootCommand(sink, usage);
   for (const [name, verb] of Object.entries(VERBS)) {
     const aliases = aliasesOf(name);
-    root.addCommand(isCommand(verb) ? leafCommand(name, verb, sink, onParse).aliases(aliases) : groupCommand(name, aliases, verb, sink, onParse));
+    root.addCommand(isCommand(verb) ? leafCommand(name, verb, sink, onParse).aliases(aliases) : groupCommand(name, aliases, verb, sink, onParse), { hidden: isCommand(verb) && verb.hidden === true });
   }
   return root;
 }

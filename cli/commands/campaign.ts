@@ -37,7 +37,7 @@ const CREATE_OPTIONS: Record<string, OptionSpec> = {
   window: { type: 'string', value: 'CRON', description: 'assign devices only while a window is open; each lasts --window-duration' },
   'window-duration': { type: 'string', value: 'DUR', description: 'how long each --window stays open' },
   tz: { type: 'string', value: 'TZ', default: D.tz, description: 'time zone of --window' },
-  'on-failure': { type: 'string', value: 'ACTION', default: D.onFailure, description: 'pause, or rollback (abort and send every device back)' },
+  'on-failure': { type: 'string', value: 'ACTION', choices: ['pause', 'rollback'], default: D.onFailure, description: 'pause, or rollback (abort and send every device back)' },
   supersede: { type: 'boolean', description: 'take over devices that other active campaigns hold' },
   reconfigure: { type: 'boolean', description: 're-resolve variables: only devices already on this manifest whose values changed join' },
   start: { type: 'boolean', description: 'start the campaign at once' },

@@ -160,7 +160,7 @@ export const devicesLabel: Command = {
   usage: 'berth devices label SERIAL k=v … (k- removes k)',
   about: "set or remove a device's labels",
   options: {},
-  args: ['serial'],
+  args: ['serial', 'none'],
   examples: ['berth devices label gw-0042 site=berlin tier=canary', 'berth devices label gw-0042 tier-'],
   async run({ io, args, usage, client }) {
     const [serial, ...labels] = requirePositionals(args, ['SERIAL', 'k=v'], usage, true);

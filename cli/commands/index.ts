@@ -15,6 +15,7 @@ import { fleetCommands } from './fleet.js';
 import { logs } from './logs.js';
 import { varsCommands } from './vars.js';
 import { secretCommands } from './secrets.js';
+import { completeCommand, completion } from './completion.js';
 
 /** A verb either is a command, or groups subcommands (`berth devices list`). */
 export type Verb = Command | Record<string, Command>;
@@ -37,6 +38,8 @@ export const VERBS: Record<string, Verb> = {
   keygen,
   // Spelled as before the verb moved out of registry-proxy/ (bin/berth.ts routes it here).
   'registry-proxy': { warm },
+  completion,
+  __complete: completeCommand(() => ({ verbs: VERBS, aliases: ALIASES })),
 };
 
 /**

@@ -19,7 +19,7 @@ At most ${LOG_REQUESTS_PER_DEVICE} requests per gateway at once, ${LOG_BYTES_CAP
     follow: { type: 'boolean', short: 'f', description: 'keep streaming new lines until interrupted (the gateway stops within seconds after)' },
     save: { type: 'string', value: 'FILE', complete: 'file', description: 'also write every line to FILE as NDJSON; created new with mode 0600 (logs can hold secrets), an existing FILE is refused' },
   },
-  args: ['serial'],
+  args: ['serial', 'none'],
   examples: ['berth logs gw-0042', 'berth logs gw-0042 web --since 10m -f', 'berth logs gw-0042 --tail 500 --save gw-0042.ndjson'],
   async run({ io, args, usage, client }) {
     if (args.positionals.length > 2) throw new CliError(`unexpected argument ${JSON.stringify(args.positionals[2])}`, `usage: ${usage}`, 2);

@@ -11,7 +11,7 @@ const create: Command = {
   usage: 'berth tokens create --role admin|release-manager|viewer [--name NAME] [--expires 30d]',
   about: 'create an operator token (printed once, on stdout alone)',
   options: {
-    role: { type: 'string', value: 'ROLE', description: `${roles.join(', ')} (required)` },
+    role: { type: 'string', value: 'ROLE', choices: roles, description: `${roles.join(', ')} (required)` },
     name: { type: 'string', value: 'NAME', description: 'who or what holds it' },
     expires: { type: 'string', value: 'DUR', default: 'never', description: 'lifetime, at least 1m (30d, 12h)' },
   },

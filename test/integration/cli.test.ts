@@ -6,6 +6,7 @@ import { run } from '../../cli/index.js';
 import { CAMPAIGN_DEFAULTS } from '../../protocol/campaign-spec.js';
 import type { AuditEntry, Campaign, DeviceSummary, ManifestDetail, ManifestDiff, ManifestInfo, PublishResult, TokenInfo, Twin } from '../../cli/client.js';
 import { freePort, rigFromEnv } from '../rig/index.js';
+import { bashComplete, berthOnPath } from './bash-completion.js';
 import { capturingIo, DEMO_REPOSITORY, Fleet, forgeDemoImages, writeDemoManifest, type DemoImages } from './fleet.js';
 
 /**
@@ -231,5 +232,16 @@ describe('berth CLI against a real control plane', () => {
     expect(usage.code).toBe(2);
     expect(usage.stderr.split('\n')[0]).toBe("berth: unknown option '--selecter' (did you mean --selector?)");
     expect(usage.stderr.split('\n')[1]).toMatch(/^ {2}usage: berth campaigns create --manifest/);
+  });
+
+  it('completes manifests and campaign ids from the server in bash', async () => {
+    const path = await berthOnPath(dir);
+    const env = { BERTH_SERVER: fleet.controlPlaneUrl, BERTH_TOKEN: fleet.adminToken, HOME: dir, XDG_CONFIG_HOME: join(dir, 'none'), BERTH_COMPLETION_TIMEOUT: '60s' };
+    const releases = (await fleet.cliJson<ManifestInfo[]>(['manifests', 'list'])).map((m) => `${m.name}@${m.version}`);
+    expect(releases).toContain('demo@2.0.0');
+    expect((await bashComplete(path, ['campaigns', 'create', '--manifest', 'demo@'], env)).offered.sort()).toEqual(releases.filter((r) => r.startsWith('demo@')).sort());
+    const ids = (await fleet.cliJson<Campaign[]>(['campaigns', 'list'])).map((c) => c.id);
+    expect(ids.length).toBeGreaterThan(0);
+    expect((await bashComplete(path, ['campaign', 'status', ids[0].slice(0, 6)], env)).offered).toEqual(ids.filter((id) => id.startsWith(ids[0].slice(0, 6))));
   });
 });

@@ -1,0 +1,69 @@
+import { parseDuration } from '../../common/grammar.js';
+import { requirePositionals } from '../args.js';
+import type { BerthClient } from '../client.js';
+import { candidates, completionScript, serialsAfter, SHELLS, type VerbTable } from '../completion.js';
+import type { Command } from '../context.js';
+import { usageError } from '../errors.js';
+import type { ArgKind } from '../framework.js';
+import { campaignRoutes } from '../../protocol/campaigns.js';
+import { devicesRoutes } from '../../protocol/devices.js';
+import { manifestRoutes } from '../../protocol/manifests.js';
+
+/**
+ * A completion waits for the server this long at most: a slow answer is worse than none.
+ * BERTH_COMPLETION_TIMEOUT (a duration) changes it, for a far server or a loaded test machine.
+ */
+const LOOKUP_TIMEOUT = '2s';
+/** Serials offered at once: enough to pick from, cheap for a fleet of 100,000. */
+const SERIALS_SHOWN = 50;
+
+export const completion: Command = {
+  usage: 'berth completion bash|zsh|fish',
+  about: 'print a shell completion script: verbs, subcommands, flags, and serials, manifests and campaign ids from the server',
+  options: {},
+  help: `Load it in ~/.bashrc with \`source <(berth completion bash)\`, in ~/.zshrc (after compinit) with
+\`source <(berth completion zsh)\`, or save \`berth completion fish\` as ~/.config/fish/completions/berth.fish.
+Serials, manifests and campaign ids come from the control plane of BERTH_SERVER / \`berth login\` with its
+token, in one short request; with no server or a slow one, they are simply not offered.`,
+  examples: ['source <(berth completion bash)', 'berth completion fish > ~/.config/fish/completions/berth.fish'],
+  async run({ io, args, usage }) {
+    const [shell] = requirePositionals(args, ['SHELL'], usage);
+    if (!(SHELLS as readonly string[]).includes(shell)) throw usageError(`no completion for ${JSON.stringify(shell)}; use one of: ${SHELLS.join(', ')}`, usage);
+    io.out(completionScript(shell as (typeof SHELLS)[number]));
+    return 0;
+  },
+};
+
+/** What the server knows, one short request per completion; any failure is no candidates. */
+async function lookup(client: () => Promise<BerthClient>, kind: ArgKind, prefix: string, timeoutMs: number): Promise<string[]> {
+  try {
+    const c = await client();
+    if (kind === 'serial') {
+      const { body } = await c.call('completing serials', devicesRoutes.list, { query: { limit: String(SERIALS_SHOWN), after: serialsAfter(prefix) }, timeoutMs });
+      return body.devices.map((d) => d.serial);
+    }
+    if (kind === 'release') return (await c.call('completing manifests', manifestRoutes.list, { timeoutMs })).body.manifests.map((m) => `${m.name}@${m.version}`);
+    if (kind === 'campaign') return (await c.call('completing campaigns', campaignRoutes.list, { timeoutMs })).body.campaigns.map((x) => x.id);
+  } catch {
+    // No server, no token, a refusal or a timeout: completion offers nothing rather than an error.
+  }
+  return [];
+}
+
+/**
+ * `berth __complete -- WORD…`: the candidates for the last word, one a line (the scripts call it).
+ * The verb table is passed in (it holds this command, so it cannot be imported here).
+ */
+export const completeCommand = (table: () => { verbs: VerbTable; aliases: Record<string, string> }): Command => ({
+  usage: 'berth __complete -- WORD…',
+  about: 'the candidates for the last word, for the shell completion scripts',
+  hidden: true,
+  options: {},
+  examples: ['berth __complete -- devices show gw-'],
+  async run({ io, args, client }) {
+    const { verbs, aliases } = table();
+    const timeoutMs = parseDuration(io.env.BERTH_COMPLETION_TIMEOUT || LOOKUP_TIMEOUT, 'BERTH_COMPLETION_TIMEOUT');
+    for (const c of await candidates(args.positionals, verbs, aliases, (kind, prefix) => lookup(client, kind, prefix, timeoutMs))) io.out(c);
+    return 0;
+  },
+});
