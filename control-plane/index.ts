@@ -13,6 +13,7 @@ import { migrate, openDatabase } from './db/open.js';
 import { DesiredWaiters } from './devices/desired-waiters.js';
 import { startFeedPruner, tailDesiredChanges } from './devices/change-feed.js';
 import { startLease, whileHeld, type Lease, type LeaseOptions } from './lease.js';
+import { watchSigningKeys } from './keys-watch.js';
 import { parseDuration } from '../common/grammar.js';
 import { TypedEmitter } from './events.js';
 import { LastSeen, startLastSeenFlusher } from './devices/last-seen.js';
@@ -118,9 +119,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   const ctx = createContext({ db, client, log, events: new TypedEmitter(), config, keys, waiters: new DesiredWaiters(), registry, seen: new LastSeen(), deviceTokens: new DeviceTokenCache(config.deviceTokenCacheSize), vault, now });
   const boot = await bootstrap(ctx, opts.adminToken);
 
-  // Every process: the change feed (wakes its own long polls), its sightings, its devices' campaign
+  // Every process: the change feed (wakes its own long polls), keys rotated or revoked elsewhere, its sightings, its devices' campaign
   // events, and the deltas of the campaigns created through it (each is created in one process only).
-  const stops: (() => void)[] = [tailDesiredChanges(ctx, { tickMs: config.feedTickMs }).stop];
+  const stops: (() => void)[] = [tailDesiredChanges(ctx, { tickMs: config.feedTickMs }).stop, watchSigningKeys(ctx).stop];
   const seenFlusher = startLastSeenFlusher(ctx, config.lastSeenFlushMs);
   // One process among those sharing the database (the lease holder): driving campaigns and the other singletons.
   const lease = startLease(ctx, 'singletons', opts.lease);

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../control-plane/db/open.js';
 import { forgeImage } from '../rig/forge.js';
 import { freePort, rigFromEnv } from '../rig/index.js';
-import { call } from './control-plane-support.js';
+import { call, jwtHeader } from './control-plane-support.js';
 import { answers, spawnService, type ChildService } from './fleet-process.js';
 import { waitFor } from './fleet.js';
 import { enrollFleet, publish, SimGateway } from './sim-gateway.js';
@@ -25,7 +25,8 @@ interface Plane {
  * processes on one `file:` database (WAL), each with its own port. A desired-state change made
  * through one wakes a long poll waiting on the other (the change feed), exactly one of them drives
  * campaigns (the singletons lease), the survivor takes the lease over when its holder is killed
- * with -9, and a report acknowledged with 202 is on disk when the server is killed right after.
+ * with -9, a report acknowledged with 202 is on disk when the server is killed right after, and a
+ * signing key revoked through one is refused by the other.
  */
 describe('two control planes sharing one database file', { timeout: 240_000 }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'berth-shared-db-'));
@@ -182,5 +183,22 @@ describe('two control planes sharing one database file', { timeout: 240_000 }, (
     const errors = (history.body.reports as { error?: string }[]).map((r) => r.error);
     for (const e of sent) expect(errors).toContain(e);
     expect(errors.length).toBe(Math.min(50, before + sent.length));
+  });
+
+  it('refuses a device token of a key revoked through the other control plane, and signs with the new key', async () => {
+    const [c] = planes;
+    const d = await start('cp-d');
+    const g = gws[0];
+    const kid = jwtHeader(g.token).kid as string;
+    // Verified once on d, so the token is in d's cache too.
+    expect((await call(d.url, 'GET', '/v1/device/desired', { token: g.token })).status).toBe(200);
+    const revoked = await call(c.url, 'POST', `/v1/keys/${kid}/revoke`, { token: ADMIN });
+    expect(revoked.status, JSON.stringify(revoked.body)).toBe(200);
+    expect((await call(c.url, 'GET', '/v1/device/desired', { token: g.token })).status).toBe(401);
+    await waitFor('the other control plane to refuse the revoked key', async () => ((await call(d.url, 'GET', '/v1/device/desired', { token: g.token })).status === 401 ? true : undefined), { timeoutMs: 15_000, intervalMs: 200 });
+    await g.enroll(c.url);
+    const doc = await call(d.url, 'GET', '/v1/device/desired', { token: g.token });
+    expect(doc.status).toBe(200);
+    expect(jwtHeader(doc.body.document as string).kid).toBe(revoked.body.active);
   });
 });
