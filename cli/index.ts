@@ -4,7 +4,6 @@
  * `keygen` work on local files. bin/berth.ts passes the verb as argv[0].
  */
 import { homedir } from 'node:os';
-import { createInterface } from 'node:readline';
 import { GrammarError } from '../common/grammar.js';
 import { stringFlag, VALUES_HINT } from './args.js';
 import { connect } from './client.js';
@@ -41,19 +40,20 @@ export function processIo(): Io {
   };
 }
 
-/** Reads one line from the terminal without echoing it (a token typed at a prompt). */
-function promptHidden(question: string): Promise<string> {
-  return new Promise((resolve) => {
-    const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
-    const output = rl as unknown as { _writeToOutput?: (s: string) => void };
-    process.stderr.write(question);
-    output._writeToOutput = () => undefined;
-    rl.question('', (answer) => {
-      rl.close();
-      process.stderr.write('\n');
-      resolve(answer);
-    });
-  });
+/**
+ * Reads a secret typed at the terminal without echoing it (a token at `berth login`), with
+ * @inquirer/password: it replaces a readline whose private output hook was patched to stay silent.
+ * On stderr, so stdout stays the command's output; loaded only when a prompt is needed.
+ */
+async function promptHidden(question: string): Promise<string> {
+  const { default: password } = await import('@inquirer/password');
+  try {
+    return await password({ message: question.replace(/:\s*$/, ''), toggleMask: false }, { output: process.stderr });
+  } catch (err) {
+    // Ctrl-C at the prompt: nothing typed is kept or saved.
+    if (err instanceof Error && err.name === 'ExitPromptError') throw new CliError('no token typed (the prompt was closed)', 'run `berth login --server URL` again, or pipe the token on stdin');
+    throw err;
+  }
 }
 
 export function usage(): string {

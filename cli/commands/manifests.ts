@@ -8,14 +8,15 @@ import { printJson, type Command } from '../context.js';
 import { CliError } from '../errors.js';
 import { formatAgo, renderFields, renderTable, shortDigest } from '../format.js';
 import type { FieldChange, ManifestDiff } from '../client.js';
+import { byRelease } from '../versions.js';
 
 export const manifestsList: Command = {
   usage: 'berth manifests list [--output json]',
-  about: 'published manifests (name, version, content digest)',
+  about: 'published manifests (name, version, content digest), by name and the highest version first',
   options: {},
   examples: ['berth manifests list', 'berth manifests list -o name'],
   async run({ io, args, client }) {
-    const items = await (await client()).listManifests();
+    const items = byRelease(await (await client()).listManifests());
     if (args.output === 'json') { printJson(io, items); return 0; }
     if (!items.length) { io.out('no manifests published yet (berth apply -f FILE)'); return 0; }
     const now = io.now();

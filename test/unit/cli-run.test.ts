@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
 import { run, usage } from '../../cli/index.js';
 import { isCommand, VERBS } from '../../cli/commands/index.js';
 import { formatDuration, formatShare } from '../../common/grammar.js';
@@ -107,5 +108,14 @@ describe('berth verb dispatch', () => {
     expect(a.out[0]).toContain(`(default ${formatShare(filled.success)})`);
     expect(a.out[0]).toMatch(new RegExp(`--soak DUR +wait after a wave passes before the next one starts \\(default ${formatDuration(filled.soak)}\\)`));
     expect(a.out[0]).toMatch(new RegExp(`--on-failure ACTION .*\\(default ${filled.onFailure}\\)`));
+  });
+  it('documents every verb with its examples in cli/README.md', () => {
+    const readme = readFileSync(new URL('../../cli/README.md', import.meta.url), 'utf8');
+    for (const [name, verb] of Object.entries(VERBS)) {
+      for (const [sub, c] of isCommand(verb) ? [['', verb] as const] : Object.entries(verb)) {
+        if (c.hidden) continue;
+        expect(readme, `berth ${name} ${sub}`).toContain(`# ${[name, sub].filter(Boolean).join(' ')}: ${c.about}\n${c.examples.join('\n')}\n`);
+      }
+    }
   });
 });
