@@ -9,7 +9,7 @@ import { setFlagsFromString } from 'node:v8';
 type Main = (argv: string[]) => Promise<number | void>;
 
 const COMMANDS: Record<string, { about: string; load: () => Promise<Main> }> = {
-  'control-plane': { about: 'run the control plane (fleet, enrollment, manifests, twins, campaigns)', load: async () => (await import('../control-plane/index.js')).main },
+  'control-plane': { about: 'run the control plane (fleet, enrollment, manifests, twins, campaigns)', load: async () => (await import('../control-plane/service.js')).main },
   'registry-proxy': { about: 'run the registry proxy (pull-through OCI mirror, the download channel)', load: async () => (await import('../registry-proxy/index.js')).main },
   'edge-daemon': { about: 'run the gateway daemon (enroll, download, reconcile, report)', load: async () => (gatewayHeap(), (await import('../edge-daemon/index.js')).main) },
 };

@@ -9,6 +9,8 @@ export interface ControlPlaneEvents {
   'device-revoked': { deviceId: string };
   /** A campaign was created (its members joined): layer deltas are prepared for it. */
   'campaign-created': { campaignId: string };
+  /** A signing key was made or revoked: other processes reload theirs (cluster-relay.ts). */
+  'signing-keys-changed': { kid: string };
 }
 
 /** A thin typed face over EventEmitter; listeners run after the change is committed. */

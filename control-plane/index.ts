@@ -1,11 +1,8 @@
 import { dirname } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import type { FlagSpec } from '../common/config.js';
-import { parseListen } from '../common/listen.js';
-import { loadTls, serveHttp, tlsFilesOf, type TlsFiles } from '../common/serve.js';
+import { loadTls, serveHttp, type TlsFiles } from '../common/serve.js';
 import { loadTrust } from '../common/tls-trust.js';
 import { createLogger, type Logger } from '../common/log.js';
-import { runService, type ServiceSpec } from '../common/service.js';
 import { buildApp } from './app.js';
 import { bootstrap } from './operators/bootstrap.js';
 import { createContext, type ControlPlaneConfig, type ControlPlaneContext } from './context.js';
@@ -14,7 +11,6 @@ import { DesiredWaiters } from './devices/desired-waiters.js';
 import { startFeedPruner, tailDesiredChanges } from './devices/change-feed.js';
 import { startLease, whileHeld, type Lease, type LeaseOptions } from './lease.js';
 import { watchSigningKeys } from './keys-watch.js';
-import { parseDuration } from '../common/grammar.js';
 import { TypedEmitter } from './events.js';
 import { LastSeen, startLastSeenFlusher } from './devices/last-seen.js';
 import { DeviceTokenCache } from './device-api/token-cache.js';
@@ -52,6 +48,12 @@ export interface ControlPlaneOptions {
   now?: () => Date;
   /** The singletons lease (lease.ts): ttl and renewal interval, this process's holder id. */
   lease?: LeaseOptions;
+  /**
+   * This process is worker `id` of `of` (`--workers`, cluster.ts): its answers carry
+   * `X-Berth-Worker: id`, and it allows its share of the per-address enrollment rate (each worker
+   * keeps its own budget in memory; a share each keeps the sum).
+   */
+  worker?: { id: number; of: number };
 }
 
 export interface RunningControlPlane {
@@ -102,6 +104,10 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   if (dbFile) await privateDatabaseFile(dbFile, log);
   const registryProxy = opts.registryProxy ? opts.registryProxy.replace(/\/+$/, '') : null;
   const config: ControlPlaneConfig = { ...DEFAULTS, ...opts.config, registryProxy, dataDir, publicUrl: opts.publicUrl ?? null, deviceClientCerts: Boolean(opts.tls?.clientCaFile) };
+  if (opts.worker) {
+    config.enrollBurst = Math.ceil(config.enrollBurst / opts.worker.of);
+    config.enrollPerSecond /= opts.worker.of;
+  }
   const { client, db } = await openDatabase(opts.db, { authToken: opts.dbAuthToken });
   try {
     await migrate(client, log);
@@ -135,7 +141,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   const app = buildApp(ctx, metrics);
   let served;
   try {
-    served = await serveHttp({ fetch: app.fetch, listen: opts.listen ?? '127.0.0.1:7600', tls: opts.tls, log });
+    served = await serveHttp({ fetch: withWorkerHeader(app.fetch, opts.worker?.id), listen: opts.listen ?? '127.0.0.1:7600', tls: opts.tls, log });
   } catch (err) {
     for (const stop of stops) stop();
     await lease.release();
@@ -178,46 +184,17 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   };
 }
 
-const FLAGS: Record<string, FlagSpec> = {
-  listen: { type: 'string', default: '127.0.0.1:7600', about: 'address to listen on (HOST:PORT)' },
-  'tls-cert': { type: 'string', about: 'serve HTTPS: certificate PEM file, with its chain (SIGHUP reloads it)' },
-  'tls-key': { type: 'string', about: 'serve HTTPS: private key PEM file, mode 0600 or the server refuses to start' },
-  'device-client-ca': { type: 'string', about: 'require on device routes a client certificate from this CA (PEM) naming the serial in its CN or a SAN (needs --tls-*)' },
-  'ca-file': { type: 'string', about: "PEM file of the fleet's CA, trusted for an https: --registry-proxy (certificates are always verified)" },
-  db: { type: 'string', env: 'BERTH_DB_URL', default: 'file:./data/berth.db', about: 'database: file: URL (embedded, WAL) or libsql:// / https:// server (token in BERTH_DB_AUTH_TOKEN)' },
-  'registry-proxy': { type: 'string', env: 'BERTH_REGISTRY_PROXY', about: 'registry proxy base URL (tag resolution, handed to devices)' },
-  'data-dir': { type: 'string', env: 'BERTH_DATA_DIR', about: 'where admin.token is written (default: the database file directory, else ./data)' },
-  'public-url': { type: 'string', about: 'URL clients use to reach this control plane' },
-  'offline-after': { type: 'string', default: '2m', about: 'a device not heard from for this long is shown offline' },
-  'document-ttl': { type: 'string', default: '24h', about: 'lifetime of a signed deployment document' },
-};
-
-/** `berth control-plane`: flags → options; a bad flag exits 2 (common/service.ts). */
-export const service: ServiceSpec<ControlPlaneOptions> = {
-  name: 'control-plane',
-  flags: FLAGS,
-  envPrefix: 'CP',
-  helpNotes: 'Secrets only from the environment: BERTH_ADMIN_TOKEN (preset admin token), BERTH_DB_AUTH_TOKEN, BERTH_SIGNING_KEY_SECRET.',
-  configure(f) {
-    const flag = (name: string) => f[name] as string | undefined;
-    parseListen(flag('listen') as string);
-    return {
-      listen: flag('listen'),
-      tls: tlsFilesOf(flag('tls-cert'), flag('tls-key'), flag('device-client-ca')),
-      caFile: flag('ca-file'),
-      db: flag('db') as string,
-      dbAuthToken: process.env.BERTH_DB_AUTH_TOKEN || undefined,
-      registryProxy: flag('registry-proxy') ?? null,
-      dataDir: flag('data-dir'),
-      publicUrl: flag('public-url') ?? null,
-      adminToken: process.env.BERTH_ADMIN_TOKEN || undefined,
-      signingKeySecret: process.env.BERTH_SIGNING_KEY_SECRET || undefined,
-      config: { offlineAfterMs: parseDuration(flag('offline-after') as string, '--offline-after'), documentTtlSec: Math.round(parseDuration(flag('document-ttl') as string, '--document-ttl') / 1000) },
-    };
-  },
-  start: (options, log) => startControlPlane({ ...options, log }),
-};
-
-export function main(argv: string[]): Promise<number> {
-  return runService(argv, service);
+/** Marks each answer with the worker that made it (`--workers`), so tests and operators see the spread. */
+function withWorkerHeader<F extends (req: Request, ...rest: never[]) => Response | Promise<Response>>(fetch: F, workerId: number | undefined): F {
+  if (workerId === undefined) return fetch;
+  const id = String(workerId);
+  return (async (req: Request, ...rest: never[]) => {
+    const res = await fetch(req, ...rest);
+    try {
+      res.headers.set('x-berth-worker', id);
+    } catch {
+      // An answer with immutable headers (a redirect made by Response.redirect) goes out unmarked.
+    }
+    return res;
+  }) as F;
 }

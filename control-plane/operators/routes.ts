@@ -112,6 +112,7 @@ export function operatorRoutes(ctx: ControlPlaneContext) {
       return r;
     });
     await ctx.keys.load();
+    ctx.events.emit('signing-keys-changed', { kid: out.kid });
     return c.json({ kid: out.kid, retired: out.retired, jwks: ctx.keys.jwks() });
   });
 
@@ -127,6 +128,7 @@ export function operatorRoutes(ctx: ControlPlaneContext) {
     await ctx.keys.load();
     // Tokens it signed were verified once and remembered; from now on each is checked again.
     ctx.deviceTokens.clear();
+    ctx.events.emit('signing-keys-changed', { kid });
     return c.json({ kid, revoked: true as const, active: out.active, jwks: ctx.keys.jwks() });
   });
 

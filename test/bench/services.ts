@@ -25,11 +25,12 @@ export interface ControlPlaneProcess {
  * `berth control-plane` on a fresh embedded database in `dir`. The admin token is preset through
  * BERTH_ADMIN_TOKEN (environment, never argv). Logs at the default level, as deployed, to a file.
  */
-export async function startControlPlaneProcess(dir: string, opts: { registryProxy?: string; env?: Record<string, string> } = {}): Promise<ControlPlaneProcess> {
+export async function startControlPlaneProcess(dir: string, opts: { registryProxy?: string; env?: Record<string, string>; workers?: number } = {}): Promise<ControlPlaneProcess> {
   const port = await freePort();
   const adminToken = 'berth_' + randomBytes(32).toString('base64url');
   const dbFile = join(dir, 'cp', 'berth.db');
-  const args = ['control-plane', '--listen', `127.0.0.1:${port}`, '--db', `file:${dbFile}`, '--data-dir', join(dir, 'cp')];
+  // One process unless asked (`--workers` defaults to the cores): the benches read the server's CPU from its pid.
+  const args = ['control-plane', '--listen', `127.0.0.1:${port}`, '--db', `file:${dbFile}`, '--data-dir', join(dir, 'cp'), '--workers', String(opts.workers ?? 1)];
   if (opts.registryProxy) args.push('--registry-proxy', opts.registryProxy);
   const url = `http://127.0.0.1:${port}`;
   let env = { ...opts.env };

@@ -27,6 +27,7 @@ describe('service entries refuse bad flags the same way', () => {
     ['control-plane', ['--bogus'], /^berth control-plane: Unknown option '--bogus'.*\(see berth control-plane --help\)$/],
     ['control-plane', ['--listen', '7600'], /^berth control-plane: --listen "7600": no port/],
     ['control-plane', ['--offline-after', '90'], /^berth control-plane: --offline-after: .*a number needs a unit/],
+    ['control-plane', ['--workers', 'two'], /^berth control-plane: --workers "two": a whole number of processes from 1 to 64 is expected/],
     ['registry-proxy', ['--bogus'], /^berth registry-proxy: Unknown option '--bogus'/],
     ['registry-proxy', ['--upstream', 'lab=http://127.0.0.1:5000'], /^berth registry-proxy: --cache-dir \(or BERTH_PROXY_CACHE_DIR\) is required \(see berth registry-proxy --help\)$/],
     ['registry-proxy', ['--cache-dir', '/nonexistent/berth', '--anonymous', '--upstream', 'lab=http://127.0.0.1:5000', '--listen', '[::1:7601'], /^berth registry-proxy: --listen "\[::1:7601": brackets/],

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DeviceTokenCache } from '../../control-plane/device-api/token-cache.js';
+import { DeviceTokenCache, tokenKey } from '../../control-plane/device-api/token-cache.js';
 
 describe('device token cache', () => {
   it('answers only for the exact token and only until it expires', () => {
@@ -20,5 +20,18 @@ describe('device token cache', () => {
     const off = new DeviceTokenCache(0);
     off.set('t', { sub: 'x', epoch: 0, exp: 100 });
     expect(off.get('t', 0)).toBeUndefined();
+  });
+});
+
+describe('device token cache keys', () => {
+  it('keeps a digest of each token, never the token itself', () => {
+    const cache = new DeviceTokenCache(10);
+    const token = 'eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJkZXZfMSJ9.c2lnbmF0dXJl';
+    cache.set(token, { sub: 'dev_1', epoch: 0, exp: 100 });
+    const keys = [...(cache as unknown as { entries: Map<string, unknown> }).entries.keys()];
+    expect(keys).toEqual([tokenKey(token)]);
+    expect(keys[0]).toMatch(/^[A-Za-z0-9+/]{43}=$/);
+    expect(keys[0]).not.toContain(token.slice(0, 20));
+    expect(tokenKey(token + 'x')).not.toBe(keys[0]);
   });
 });

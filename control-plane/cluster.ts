@@ -1,0 +1,252 @@
+import cluster, { type Worker } from 'node:cluster';
+import { availableParallelism } from 'node:os';
+import { createLogger, type Logger } from '../common/log.js';
+import { processIo, type ServiceIo, type Stoppable } from '../common/service.js';
+import { isClusterNotice, relayNotices } from './cluster-relay.js';
+import type { ControlPlaneContext } from './context.js';
+
+/**
+ * `berth control-plane --workers N`: N processes serve one port through node:cluster, each a full
+ * control plane on the shared database. node:cluster rather than SO_REUSEPORT: Node 20 cannot set
+ * SO_REUSEPORT (`reusePort` came in 22.12), and the primary's round-robin hands each new
+ * connection to the next worker, where the kernel's reuseport hash can pile long-lived keep-alive
+ * connections onto one. The primary also gives a place to start the workers in order, restart a
+ * worker that dies and stop them all together.
+ *
+ * - The primary serves nothing and loads none of the control plane (service.ts): it holds the
+ *   listening socket and passes connections on.
+ * - Worker 1 starts alone: it migrates the database, makes the key-vault secret, seals old keys,
+ *   makes the first signing key and admin token while no other process exists to race it; the
+ *   other workers start once it listens and find all of it done (each step is a no-op then).
+ * - The work only one process may do (campaign driving, webhooks, presence) goes to the holder of
+ *   the singletons lease (lease.ts), as among independent control planes; a killed worker's lease
+ *   is taken over at once (its pid is gone on this host).
+ * - Memory that another worker's change makes stale (signing keys, revoked devices' long polls) is
+ *   updated through notices the primary passes on (cluster-relay.ts).
+ * - A worker that dies is started again, at once the first time and backing off while it keeps
+ *   dying young; one that cannot live 10 s after 8 tries stops the whole service (exit 1).
+ * - SIGTERM/SIGINT to the primary stop every worker gracefully (long polls answered, writes
+ *   committed), then the primary. Workers ignore those signals themselves: Ctrl-C and systemd
+ *   signal the whole process group, and the primary orders the stop. If the primary is killed
+ *   (kill -9), its workers exit at once (Node's cluster closes a worker whose primary is gone).
+ */
+
+const SLOT_ENV = 'BERTH_WORKER_SLOT';
+export const MAX_WORKERS = 64;
+/** A worker that dies younger than this counts as a crash loop. */
+const YOUNG_MS = 10_000;
+const MAX_YOUNG_DEATHS = 8;
+/** How long the primary waits for its workers to stop before killing them. */
+const STOP_GRACE_MS = 20_000;
+
+/** What cluster.ts needs of index.ts (which imports nothing of this file, and the primary never loads). */
+interface ClusterOptions {
+  tls?: unknown;
+}
+type Start<O> = (opts: O & { log: Logger; worker: { id: number; of: number } }) => Promise<{ url: string; ctx: ControlPlaneContext; close(): Promise<void> }>;
+
+type ToPrimary = { berth: 'listening'; url: string } | { berth: 'failed'; message: string };
+
+/** `--workers`: a whole number from 1 to 64; default the number of cores (1 for an in-memory database). */
+export function workersOf(value: string | undefined, db: string): number {
+  const inMemory = /(^|:)(:memory:|.*[?&]mode=memory)/.test(db);
+  if (value === undefined || value === '') return inMemory ? 1 : Math.min(MAX_WORKERS, availableParallelism());
+  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > MAX_WORKERS) throw new Error(`--workers "${value}": a whole number of processes from 1 to ${MAX_WORKERS} is expected`);
+  const n = Number(value);
+  if (n > 1 && inMemory) throw new Error(`--workers ${n}: the processes must share the database, and ${db} lives inside one process (use a file: path or a libSQL server)`);
+  return n;
+}
+
+/** This process is a worker forked by startPrimary. */
+export function isClusterWorker(): boolean {
+  return cluster.isWorker && process.env[SLOT_ENV] !== undefined;
+}
+
+function slotOf(): number {
+  return Number(process.env[SLOT_ENV]);
+}
+
+function send(msg: ToPrimary): void {
+  process.send?.(msg);
+}
+
+/**
+ * How a worker runs common/service.ts's runService: "stop" comes from the primary, not from a
+ * signal, and its log lines carry `worker: N` (the primary's carry `worker: 0`).
+ */
+export function workerIo(): ServiceIo {
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => undefined);
+  return {
+    ...processIo,
+    log: createLogger('control-plane').child({ worker: slotOf(), pid: process.pid }),
+    onSignal(handler) {
+      const onMessage = (msg: unknown) => {
+        if ((msg as { berth?: string } | null)?.berth === 'stop') handler('SIGTERM');
+      };
+      process.on('message', onMessage);
+      return () => void process.off('message', onMessage);
+    },
+  };
+}
+
+/** One worker: a full control plane (whether it drives campaigns is the lease's choice, lease.ts). */
+export async function startWorker<O extends ClusterOptions>(options: O, workers: number, log: Logger, start: Start<O>): Promise<Stoppable> {
+  const slot = slotOf();
+  let cp: Awaited<ReturnType<Start<O>>>;
+  try {
+    cp = await start({ ...options, log, worker: { id: slot, of: workers } });
+  } catch (err) {
+    send({ berth: 'failed', message: (err as Error).message ?? String(err) });
+    throw err;
+  }
+  const onMessage = (fn: (msg: unknown) => void) => {
+    process.on('message', fn);
+    return () => void process.off('message', fn);
+  };
+  const stopRelay = relayNotices(cp.ctx, { send: (msg) => process.send?.(msg), onMessage });
+  send({ berth: 'listening', url: cp.url });
+  return {
+    async close() {
+      stopRelay();
+      await cp.close();
+    },
+  };
+}
+
+interface Slot {
+  worker: Worker;
+  startedAt: number;
+  youngDeaths: number;
+  ready: boolean;
+}
+
+/** The primary: prepares the database once, forks `workers` workers, keeps them running. */
+export async function startPrimary<O extends ClusterOptions>(options: O, workers: number, log: Logger, exit: (code: number) => void = (code) => process.exit(code)): Promise<Stoppable> {
+  // Workers serve before the last is up, and runService listens for signals only once start
+  // returns: a stop asked for meanwhile (the first worker answers already) is kept and done right after.
+  let early: NodeJS.Signals | null = null;
+  const onEarly = (signal: NodeJS.Signals) => void (early ??= signal);
+  process.on('SIGINT', onEarly);
+  process.on('SIGTERM', onEarly);
+  const entries = new Map<number, Slot>();
+  const restarts = new Set<NodeJS.Timeout>();
+  let stopping = false;
+  let url = '';
+  let onStartFailure: ((err: Error) => void) | null = null;
+  let onReady: (() => void) | null = null;
+
+  function fork(slot: number, youngDeaths: number): void {
+    const worker = cluster.fork({ [SLOT_ENV]: String(slot) });
+    const entry: Slot = { worker, startedAt: Date.now(), youngDeaths, ready: false };
+    entries.set(slot, entry);
+    let failure = '';
+    worker.on('message', (msg: unknown) => {
+      if (isClusterNotice(msg)) {
+        for (const [other, s] of entries) if (other !== slot && s.worker.isConnected()) s.worker.send(msg);
+        return;
+      }
+      const m = msg as ToPrimary;
+      if (m?.berth === 'listening') {
+        entry.ready = true;
+        url = m.url;
+        if (onReady) onReady();
+        else log.info({ worker: slot, pid: worker.process.pid }, `worker ${slot} replaced and listening`);
+      } else if (m?.berth === 'failed') failure = m.message;
+    });
+    worker.on('exit', (code, signal) => {
+      if (entries.get(slot) !== entry) return;
+      if (stopping) return;
+      const how = signal ? `killed by ${signal}` : `exited with code ${code}`;
+      if (!entry.ready && onStartFailure) {
+        onStartFailure(new Error(`worker ${slot} ${how} before listening${failure ? `: ${failure}` : ''}`));
+        return;
+      }
+      const young = Date.now() - entry.startedAt < YOUNG_MS;
+      const deaths = young ? entry.youngDeaths + 1 : 0;
+      if (deaths >= MAX_YOUNG_DEATHS) {
+        log.fatal({ worker: slot, code, signal, failure }, `worker ${slot} ${how} ${deaths} times within ${YOUNG_MS / 1000} s of starting; stopping the control plane`);
+        void stopAll().finally(() => exit(1));
+        return;
+      }
+      // At once after a long life; backing off (0.5 s, 1 s, 2 s… 30 s) while it keeps dying young.
+      const delay = deaths === 0 ? 0 : Math.min(30_000, 500 * 2 ** (deaths - 1));
+      log.warn({ worker: slot, pid: worker.process.pid, code, signal, failure: failure || undefined, restartInMs: delay }, `worker ${slot} ${how}; starting another`);
+      const timer = setTimeout(() => {
+        restarts.delete(timer);
+        if (!stopping) fork(slot, deaths);
+      }, delay);
+      restarts.add(timer);
+    });
+  }
+
+  async function stopAll(): Promise<boolean> {
+    stopping = true;
+    for (const t of restarts) clearTimeout(t);
+    restarts.clear();
+    const exits = [...entries.entries()].map(([slot, s]) => stopWorker(slot, s));
+    const clean = (await Promise.all(exits)).every(Boolean);
+    process.off('SIGHUP', onHup);
+    return clean;
+  }
+
+  async function stopWorker(slot: number, { worker, ready }: Slot): Promise<boolean> {
+    // Already dead (its death was logged, its restart is cancelled): nothing to stop.
+    if (worker.process.exitCode !== null || worker.process.signalCode !== null) return true;
+    const exited = new Promise<boolean>((resolve) => worker.once('exit', (code) => resolve(code === 0 || !ready)));
+    // A worker still starting listens for no stop yet, and has written nothing the primary did not prepare.
+    if (ready && worker.isConnected()) worker.send({ berth: 'stop' });
+    else worker.process.kill('SIGKILL');
+    const timer = setTimeout(() => {
+      log.error({ worker: slot, pid: worker.process.pid }, `worker ${slot} did not stop within ${STOP_GRACE_MS / 1000} s; killing it`);
+      worker.process.kill('SIGKILL');
+    }, STOP_GRACE_MS);
+    try {
+      return await exited;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  // TLS reloads on SIGHUP in each worker (common/serve.ts); the operator signals the primary.
+  const onHup = () => {
+    for (const s of entries.values()) s.worker.process.kill('SIGHUP');
+  };
+  if (options.tls) process.on('SIGHUP', onHup);
+
+  try {
+    // Worker 1 alone first: it migrates, makes the key vault and the first admin token while no
+    // other process can race it; the others start once it listens (and find all that done).
+    for (const slots of [[1], Array.from({ length: workers - 1 }, (_, i) => i + 2)]) {
+      await new Promise<void>((resolve, reject) => {
+        onStartFailure = reject;
+        onReady = () => {
+          if (slots.every((slot) => entries.get(slot)?.ready)) resolve();
+        };
+        for (const slot of slots) fork(slot, 0);
+      });
+    }
+  } catch (err) {
+    await stopAll();
+    throw err;
+  } finally {
+    onStartFailure = null;
+    onReady = null;
+    process.off('SIGINT', onEarly);
+    process.off('SIGTERM', onEarly);
+  }
+  log.info({ url, workers, pids: [...entries.values()].map((s) => s.worker.process.pid) }, 'control plane listening');
+  if (early) {
+    log.info({ signal: early }, 'stopping (asked while starting)');
+    const clean = await stopAll();
+    log.info('control plane stopped');
+    exit(clean ? 0 : 1);
+  }
+
+  return {
+    async close() {
+      const clean = await stopAll();
+      if (!clean) throw new Error('a worker did not stop cleanly');
+      log.info('control plane stopped');
+    },
+  };
+}

@@ -1,0 +1,229 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DeviceReport } from '../../protocol/device.js';
+import { freePort, rigFromEnv } from '../rig/index.js';
+import { forgeImage } from '../rig/forge.js';
+import { challengeFor, csvOf, jwtPayload, newDevice, type TestDevice } from './control-plane-support.js';
+import { signBytes } from '../../protocol/keys.js';
+import { enrollProofBytes } from '../../protocol/device.js';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+
+interface Answer {
+  status: number;
+  worker: string | undefined;
+  body: any;
+}
+
+/**
+ * One request on a connection of its own: the primary hands each new connection to the next
+ * worker (round-robin), so consecutive calls alternate between the workers.
+ */
+function once(base: string, method: string, path: string, opts: { token?: string; json?: unknown; text?: string; type?: string } = {}): Promise<Answer> {
+  const body = opts.json !== undefined ? JSON.stringify(opts.json) : opts.text;
+  const headers: Record<string, string> = {};
+  if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+  if (body !== undefined) headers['content-type'] = opts.json !== undefined ? 'application/json' : (opts.type ?? 'text/plain');
+  return new Promise((resolvePromise, reject) => {
+    const req = request(base + path, { method, headers, agent: false }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => {
+        let parsed: unknown = text;
+        try {
+          parsed = text ? JSON.parse(text) : null;
+        } catch {
+          // not JSON
+        }
+        resolvePromise({ status: res.statusCode ?? 0, worker: res.headers['x-berth-worker'] as string | undefined, body: parsed });
+      });
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/**
+ * `berth control-plane --workers 2` as a real process tree on one port and one libSQL file:
+ * requests spread over both workers, a killed worker is replaced, writes through both are all
+ * kept, and a campaign advances on reports whichever worker takes them.
+ */
+describe('control plane with --workers 2', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'berth-cp-workers-'));
+  let child: ChildProcess;
+  let base: string;
+  let admin: string;
+  let logs = '';
+
+  /** The parsed JSON log lines so far. */
+  function lines(): Record<string, any>[] {
+    return logs
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, any>);
+  }
+
+  async function logged(what: string, predicate: (line: Record<string, any>) => boolean): Promise<Record<string, any>> {
+    for (let i = 0; i < 600; i++) {
+      const hit = lines().find(predicate);
+      if (hit) return hit;
+      if (child.exitCode !== null) throw new Error(`control plane exited ${child.exitCode} before logging ${what}: ${logs}`);
+      await sleep(100);
+    }
+    throw new Error(`control plane did not log ${what}: ${logs}`);
+  }
+
+  /** Calls until each worker has answered once; the answers by worker. */
+  async function fromBoth(call: () => Promise<Answer>): Promise<Map<string, Answer>> {
+    const seen = new Map<string, Answer>();
+    for (let i = 0; i < 20 && seen.size < 2; i++) {
+      const a = await call();
+      if (a.worker) seen.set(a.worker, a);
+    }
+    return seen;
+  }
+
+  beforeAll(async () => {
+    const port = await freePort();
+    base = `http://127.0.0.1:${port}`;
+    child = spawn(process.execPath, [join(ROOT, 'dist/bin/berth.js'), 'control-plane', '--workers', '2', '--listen', `127.0.0.1:${port}`, '--db', `file:${join(dir, 'berth.db')}`, '--data-dir', dir], {
+      env: { ...process.env, BERTH_LOG_LEVEL: 'info', BERTH_ADMIN_TOKEN: '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout?.on('data', (b: Buffer) => (logs += b.toString()));
+    child.stderr?.on('data', (b: Buffer) => (logs += b.toString()));
+    await logged('listening', (l) => l.msg === 'control plane listening' && l.workers === 2);
+    admin = readFileSync(join(dir, 'admin.token'), 'utf8').trim();
+  }, 120_000);
+
+  afterAll(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('prepares once in worker 1, and serves requests from both workers', async () => {
+    const all = lines();
+    // Migrations and the first admin token happened once, in worker 1, before worker 2 started.
+    const migrations = all.filter((l) => l.msg === 'migration applied');
+    expect(migrations.length).toBeGreaterThan(0);
+    expect(migrations.every((l) => l.worker === 1)).toBe(true);
+    expect(all.filter((l) => l.msg === 'created the first admin token; read it from this file').map((l) => l.worker)).toEqual([1]);
+    const firstListening = all.findIndex((l) => l.msg === 'control plane listening' && l.worker === 1);
+    expect(all.findIndex((l) => l.worker === 2)).toBeGreaterThan(firstListening);
+    expect(logs).not.toContain(admin);
+    expect(all.filter((l) => l.msg === 'control plane listening' && l.worker !== undefined).map((l) => l.worker).sort()).toEqual([1, 2]);
+
+    const answers = await fromBoth(() => once(base, 'GET', '/v1/devices', { token: admin }));
+    expect([...answers.keys()].sort()).toEqual(['1', '2']);
+    for (const a of answers.values()) expect(a.status).toBe(200);
+    // Exactly one worker holds the singletons lease (drives campaigns).
+    for (let i = 0; i < 100 && (await leaseHolders()).length !== 1; i++) await sleep(100);
+    expect(await leaseHolders()).toHaveLength(1);
+  });
+
+  /** The workers whose /metrics say they hold the singletons lease. */
+  async function leaseHolders(): Promise<string[]> {
+    const metrics = await fromBoth(() => once(base, 'GET', '/metrics', { token: admin }));
+    expect(metrics.size).toBe(2);
+    return [...metrics].filter(([, a]) => /^berth_cp_lease_held 1$/m.test(String(a.body))).map(([w]) => w);
+  }
+
+  it('keeps every write made through both workers at once', async () => {
+    const batches = Array.from({ length: 16 }, (_, b) => Array.from({ length: 25 }, (_, i) => newDevice(`wr-${b}-${i}`)));
+    const answers = await Promise.all(batches.map((devices) => once(base, 'POST', '/v1/devices/import', { token: admin, text: csvOf(devices, () => 'site=writes'), type: 'text/csv' })));
+    expect(answers.map((a) => a.status)).toEqual(batches.map(() => 200));
+    expect(new Set(answers.map((a) => a.worker))).toEqual(new Set(['1', '2']));
+    const list = await once(base, 'GET', '/v1/devices?selector=site%3Dwrites&limit=1000', { token: admin });
+    expect(list.status).toBe(200);
+    expect(list.body.devices.map((d: { serial: string }) => d.serial).sort()).toEqual(batches.flat().map((d) => d.serial).sort());
+  });
+
+  it('advances a campaign on reports taken by either worker', async () => {
+    const rig = rigFromEnv();
+    const v1 = await forgeImage(rig.registry, 'berth-test/workers-app', 'v1', { layers: [{ files: { 'release.txt': 'v1\n' } }] });
+    const v2 = await forgeImage(rig.registry, 'berth-test/workers-app', 'v2', { layers: [{ files: { 'release.txt': 'v2\n' } }] });
+    for (const [version, image] of [['1.0.0', v1.tagReference], ['2.0.0', v2.tagReference]] as const) {
+      const r = await once(base, 'POST', '/v1/manifests', { token: admin, text: `name: app\nversion: ${version}\nservices:\n  web:\n    image: ${image}\n`, type: 'application/yaml' });
+      expect(r.status, JSON.stringify(r.body)).toBe(201);
+    }
+    const keys = Array.from({ length: 6 }, (_, i) => newDevice(`camp-${i}`));
+    expect((await once(base, 'POST', '/v1/devices/import', { token: admin, text: csvOf(keys, () => 'site=camp'), type: 'text/csv' })).status).toBe(200);
+    const tokens = new Map<string, string>();
+    for (const k of keys) tokens.set(k.serial, await enrollOnce(base, k));
+
+    const created = await once(base, 'POST', '/v1/campaigns', { token: admin, json: { manifest: 'app@2.0.0', selector: 'site=camp', waves: ['1', '50%', '100%'], success: 1, maxFailures: 0, soak: '1s', start: true } });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const id = created.body.id as string;
+    const reportedBy = new Set<string>();
+    let seq = 0;
+    // Every device given 2.0.0 reports it running, each report on a new connection; until completed.
+    for (let round = 0; round < 600; round++) {
+      const status = await once(base, 'GET', `/v1/campaigns/${id}`, { token: admin });
+      if (status.body.status === 'completed') break;
+      expect(status.body.status).toBe('running');
+      for (const k of keys) {
+        const token = tokens.get(k.serial) as string;
+        const d = await once(base, 'GET', '/v1/device/desired', { token });
+        if (d.status !== 200) continue;
+        const doc = jwtPayload(d.body.document as string);
+        if (doc.manifest.version !== '2.0.0') continue;
+        const report: DeviceReport = { sequence: ++seq, desiredSequence: doc.sequence, running: 'app@2.0.0', phase: 'running', bytes: { done: 0, total: 0 }, services: { web: { image: 'app', status: 'running', health: 'healthy', restarts: 0 } }, at: new Date().toISOString() };
+        const r = await once(base, 'POST', '/v1/device/report', { token, json: report });
+        expect(r.status, JSON.stringify(r.body)).toBe(202);
+        reportedBy.add(r.worker as string);
+      }
+      await sleep(200);
+    }
+    const done = await once(base, 'GET', `/v1/campaigns/${id}`, { token: admin });
+    expect(done.body.status).toBe('completed');
+    expect(done.body.devices).toMatchObject({ succeeded: 6, failed: 0, pending: 0 });
+    expect([...reportedBy].sort()).toEqual(['1', '2']);
+  });
+
+  it('replaces a killed worker, and stops every worker on SIGTERM', async () => {
+    const started = lines().find((l) => l.msg === 'control plane listening' && l.workers === 2) as Record<string, any>;
+    const [, victim] = started.pids as number[];
+    process.kill(victim, 'SIGKILL');
+    await logged('the death', (l) => l.msg === 'worker 2 killed by SIGKILL; starting another');
+    const replaced = await logged('the replacement', (l) => l.msg === 'worker 2 replaced and listening');
+    expect(replaced.pid).not.toBe(victim);
+    const answers = await fromBoth(() => once(base, 'GET', '/healthz'));
+    expect([...answers.keys()].sort()).toEqual(['1', '2']);
+    // Whichever held the lease, one worker holds it again.
+    for (let i = 0; i < 100 && (await leaseHolders()).length !== 1; i++) await sleep(100);
+    expect(await leaseHolders()).toHaveLength(1);
+
+    const pids = [started.pids[0] as number, replaced.pid as number];
+    child.kill('SIGTERM');
+    const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+    expect(code, logs).toBe(0);
+    expect(lines().filter((l) => l.msg === 'control plane stopped').map((l) => l.worker ?? 0).sort()).toEqual([0, 1, 2]);
+    for (const pid of pids) expect(alive(pid), `worker pid ${pid}`).toBe(false);
+  });
+});
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Enrolls with the challenge and the proof each on its own connection (often two workers). */
+async function enrollOnce(base: string, d: TestDevice): Promise<string> {
+  const challenge = await challengeFor(base, d.serial);
+  const r = await once(base, 'POST', '/v1/enroll', { json: { serial: d.serial, challenge, signature: signBytes(d.privateKey, enrollProofBytes(d.serial, challenge)) } });
+  if (r.status !== 200) throw new Error(`enroll ${d.serial}: ${r.status} ${JSON.stringify(r.body)}`);
+  return r.body.token as string;
+}
