@@ -128,9 +128,10 @@ export function drained(res: ServerResponse): Promise<void> {
  * the bytes handed to the socket; stops quietly when the client hangs up (that is how interrupted
  * downloads end).
  */
-export async function writeFileRange(res: ServerResponse, fh: FileHandle, start: number, end: number, chunkSize: () => number = () => READ_CHUNK): Promise<number> {
+export async function writeFileRange(res: ServerResponse, fh: FileHandle, start: number, end: number, chunkSize: () => number = () => READ_CHUNK, onChunk?: (bytes: number) => void): Promise<number> {
   const readAt = async (pos: number): Promise<Buffer> => {
     const buf = Buffer.allocUnsafeSlow(Math.min(chunkSize(), end + 1 - pos));
+    onChunk?.(buf.length);
     const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
     if (bytesRead === 0) throw new Error(`file ended at byte ${pos}, expected ${end + 1}`);
     return bytesRead === buf.length ? buf : buf.subarray(0, bytesRead);
@@ -151,8 +152,11 @@ export async function writeFileRange(res: ServerResponse, fh: FileHandle, start:
   return pos - start;
 }
 
-/** Sends a planned blob response from a file straight to a Node response (the download hot path). */
-export async function sendBlobFile(res: ServerResponse, plan: BlobPlan, path: string, chunkSize?: () => number): Promise<number> {
+/**
+ * Sends a planned blob response from a file straight to a Node response (the download hot path).
+ * `onChunk` sees the size of each buffer allocated for a read (callers pace collections by it).
+ */
+export async function sendBlobFile(res: ServerResponse, plan: BlobPlan, path: string, chunkSize?: () => number, onChunk?: (bytes: number) => void): Promise<number> {
   if (!plan.body) {
     res.writeHead(plan.status, plan.headers);
     res.end();
@@ -162,7 +166,7 @@ export async function sendBlobFile(res: ServerResponse, plan: BlobPlan, path: st
   const fh = await open(path, 'r');
   try {
     res.writeHead(plan.status, plan.headers);
-    const sent = await writeFileRange(res, fh, plan.body.start, plan.body.end, chunkSize);
+    const sent = await writeFileRange(res, fh, plan.body.start, plan.body.end, chunkSize, onChunk);
     if (!res.destroyed) res.end();
     return sent;
   } catch {

@@ -12,7 +12,12 @@ export interface ApplyResult {
   size: number;
 }
 
-const COPY_CHUNK = 1 << 20;
+/**
+ * COPY reads and output writes go through buffers of this size. A gateway applies deltas at its
+ * memory peak (issue 11: 80 MiB with the handover to the engine): 256 KiB instead of 1 MiB saves
+ * 1.5 MiB there for four times as many syscalls, which a 200 MB layer does not notice.
+ */
+const COPY_CHUNK = 256 << 10;
 
 const fail = (m: string): Error => new DeltaError(m);
 
@@ -21,7 +26,7 @@ const fail = (m: string): Error => new DeltaError(m);
  * is only valid until the sink's promise resolves (buffers are reused). Every operation is checked
  * before it acts (offsets inside the base, output never past the declared size, PATCH sizes under
  * the format's cap); the output's sha256 must be the header's `to`. Memory: one PATCH's base
- * slice, frame and output (each at most MAX_PATCH_BYTES, kept for the next), a 1 MiB copy buffer
+ * slice, frame and output (each at most MAX_PATCH_BYTES, kept for the next), a 256 KiB copy buffer
  * and zstd's window.
  */
 export async function applyDeltaTo(base: RandomAccessSource, delta: ByteStream, sink: (chunk: Buffer) => Promise<void>): Promise<ApplyResult> {

@@ -186,7 +186,7 @@ export class DeltaRebuilder {
     const base = await openBase(store, docker, { ...job.base, size: job.header.fromSize }, store.workDir, moved);
     const outPath = join(store.workDir, `layer-${digestHex(job.layer.diffId)}.tar`);
     try {
-      const delta = pacedStream(createReadStream(store.blobPath(job.download.digest), { highWaterMark: 1 << 20 }), moved);
+      const delta = pacedStream(createReadStream(store.blobPath(job.download.digest), { highWaterMark: 256 << 10 }), moved);
       // expectDiffId is the signed config's, not the delta's claim: nothing else reaches the store.
       const result = await applyDelta({ base, delta, outPath, expectDiffId: job.layer.diffId });
       await store.adopt(job.layer.diffId, outPath);

@@ -1,7 +1,6 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { serve } from '@hono/node-server';
-import { Hono } from 'hono';
-import { blobResponse } from '../../common/blob-http.js';
+import { planBlob, sendBlobFile } from '../../common/blob-http.js';
 import { isDigest } from '../../common/digest.js';
 import type { Logger } from '../../common/log.js';
 import type { GcPacer } from './gc-pacer.js';
@@ -19,8 +18,24 @@ export interface HandoverRegistry {
   close(): Promise<void>;
 }
 
-function ociError(status: number, code: string, message: string): Response {
-  return Response.json({ errors: [{ code, message }] }, { status, headers: { 'Docker-Distribution-API-Version': 'registry/2.0' } });
+/**
+ * Read size while handing a layer to the engine. One chunk is read while the previous one drains
+ * into the loopback socket, so two are in flight: 256 KiB keeps that under 1 MiB of the gateway's
+ * memory (1 MiB chunks cost ~4 MiB more at the peak of an update) at no measurable cost in speed
+ * on loopback.
+ */
+const HANDOVER_CHUNK = 256 << 10;
+
+const API_VERSION = { 'Docker-Distribution-API-Version': 'registry/2.0' };
+
+function answer(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const bytes = Buffer.from(JSON.stringify(body));
+  res.writeHead(status, { ...API_VERSION, 'Content-Type': 'application/json', 'Content-Length': String(bytes.length), ...headers });
+  res.end(bytes);
+}
+
+function ociError(res: ServerResponse, status: number, code: string, message: string): void {
+  answer(res, status, { errors: [{ code, message }] });
 }
 
 const PATH = /^\/v2\/(.+)\/(manifests|blobs)\/([^/]+)$/;
@@ -29,61 +44,56 @@ const PATH = /^\/v2\/(.+)\/(manifests|blobs)\/([^/]+)$/;
  * A read-only OCI registry on loopback that hands the daemon's verified store to the local engine.
  * Docker treats 127.0.0.0/8 as an insecure registry, so plain HTTP works without any engine config;
  * binding to 127.0.0.1 keeps it off every other interface. Only digests are served (no tags): the
- * engine pulls exactly the bytes the signed deployment pinned.
+ * engine pulls exactly the bytes the signed deployment pinned. Plain node:http (not Hono and web
+ * streams): it is loaded on a gateway in the middle of an update, when memory is at its peak.
  */
-export function handoverApp(source: HandoverSource, log: Logger, pacer?: GcPacer): Hono {
-  const app = new Hono();
-  app.on(['GET', 'HEAD'], '/v2/', (c) => c.json({}, 200, { 'Docker-Distribution-API-Version': 'registry/2.0' }));
-  app.on(['GET', 'HEAD'], '/v2/*', async (c) => {
-    const m = PATH.exec(c.req.path);
-    if (!m) return ociError(404, 'NAME_UNKNOWN', `no such route ${c.req.path}`);
+export function handoverHandler(source: HandoverSource, log: Logger, pacer?: GcPacer): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
+  const serve = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const method = req.method ?? 'GET';
+    if (method !== 'GET' && method !== 'HEAD') return ociError(res, 405, 'UNSUPPORTED', `${method} is not served: this registry is read-only`);
+    const path = new URL(req.url ?? '/', 'http://handover').pathname;
+    if (path === '/v2/' || path === '/v2') return answer(res, 200, {});
+    const m = PATH.exec(path);
+    if (!m) return ociError(res, 404, 'NAME_UNKNOWN', `no such route ${path}`);
     const [, name, kind, reference] = m;
-    if (!isDigest(reference)) return ociError(404, kind === 'manifests' ? 'MANIFEST_UNKNOWN' : 'BLOB_UNKNOWN', `only sha256 digests are served, not ${reference}`);
+    if (!isDigest(reference)) return ociError(res, 404, kind === 'manifests' ? 'MANIFEST_UNKNOWN' : 'BLOB_UNKNOWN', `only sha256 digests are served, not ${reference}`);
     if (kind === 'manifests') {
       const found = await source.manifest(reference);
-      if (!found) return ociError(404, 'MANIFEST_UNKNOWN', `manifest ${reference} of ${name} is not in the store`);
-      const headers = {
-        'Content-Type': found.mediaType,
-        'Content-Length': String(found.bytes.length),
-        'Docker-Content-Digest': reference,
-        ETag: `"${reference}"`,
-        'Docker-Distribution-API-Version': 'registry/2.0',
-      };
-      return new Response(c.req.method === 'HEAD' ? null : new Uint8Array(found.bytes), { status: 200, headers });
+      if (!found) return ociError(res, 404, 'MANIFEST_UNKNOWN', `manifest ${reference} of ${name} is not in the store`);
+      res.writeHead(200, { ...API_VERSION, 'Content-Type': found.mediaType, 'Content-Length': String(found.bytes.length), 'Docker-Content-Digest': reference, ETag: `"${reference}"` });
+      res.end(method === 'HEAD' ? undefined : found.bytes);
+      return;
     }
     let blob: { path: string; size: number } | undefined;
     try {
       blob = await source.blob(reference);
     } catch (err) {
       log.warn({ digest: reference, repository: name, err: (err as Error).message }, 'handover: blob could not be provided');
-      return ociError(502, 'BLOB_UNKNOWN', `blob ${reference}: ${(err as Error).message}`);
+      return ociError(res, 502, 'BLOB_UNKNOWN', `blob ${reference}: ${(err as Error).message}`);
     }
-    if (!blob) return ociError(404, 'BLOB_UNKNOWN', `blob ${reference} of ${name} is not in the store`);
-    const res = blobResponse(c.req.raw, { path: blob.path, size: blob.size, digest: reference });
-    return pacer ? paced(res, pacer) : res;
-  });
-  return app;
-}
-
-/** The same answer, its body counted by the pacer as it leaves (each chunk is a fresh 1 MiB read). */
-function paced(res: Response, pacer: GcPacer): Response {
-  if (!res.body) return res;
-  const count = new TransformStream<Uint8Array, Uint8Array>({
-    transform(chunk, controller) {
-      controller.enqueue(chunk);
-      pacer.moved(chunk.byteLength);
-    },
-  });
-  return new Response(res.body.pipeThrough(count), { status: res.status, headers: res.headers });
+    if (!blob) return ociError(res, 404, 'BLOB_UNKNOWN', `blob ${reference} of ${name} is not in the store`);
+    const plan = planBlob({ method, range: req.headers.range, ifRange: req.headers['if-range'] as string | undefined }, { size: blob.size, digest: reference });
+    plan.headers = { ...API_VERSION, ...plan.headers };
+    // Each read is a fresh buffer outside the V8 heap: the pacer has them collected as they go.
+    await sendBlobFile(res, plan, blob.path, () => HANDOVER_CHUNK, pacer ? (n) => pacer.moved(n) : undefined);
+  };
+  return async (req, res) => {
+    try {
+      await serve(req, res);
+    } catch (err) {
+      log.warn({ url: req.url, err: (err as Error).message }, 'handover: request failed');
+      if (!res.headersSent) ociError(res, 500, 'UNKNOWN', (err as Error).message);
+      else res.destroy();
+    }
+  };
 }
 
 export async function startHandoverRegistry(source: HandoverSource, log: Logger, pacer?: GcPacer): Promise<HandoverRegistry> {
-  const app = handoverApp(source, log, pacer);
-  const server = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 });
+  const handle = handoverHandler(source, log, pacer);
+  const server = createServer((req, res) => void handle(req, res));
   await new Promise<void>((resolve, reject) => {
-    if (server.listening) return resolve();
-    server.once('listening', () => resolve());
     server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
   log.debug({ port }, 'handover registry listening on loopback');
@@ -92,7 +102,7 @@ export async function startHandoverRegistry(source: HandoverSource, log: Logger,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
-        (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+        server.closeAllConnections();
       }),
   };
 }

@@ -143,8 +143,13 @@ export interface DaemonProcess {
 export function startDaemonProcess(dir: string, o: { controlPlane: string; serial: string; keyFile: string; dockerHost: string }, useCli = cliWorks('edge-daemon')): DaemonProcess {
   const stateDir = join(dir, 'gateways', o.serial, 'state');
   const logFile = join(dir, `daemon-${o.serial}.log`);
-  const child = useCli
-    ? spawnBerth(['edge-daemon', '--control-plane', o.controlPlane, '--state-dir', stateDir, '--serial', o.serial, '--key', o.keyFile, '--docker-host', o.dockerHost], { logFile })
+  const args = ['edge-daemon', '--control-plane', o.controlPlane, '--state-dir', stateDir, '--serial', o.serial, '--key', o.keyFile, '--docker-host', o.dockerHost];
+  // BERTH_BENCH_DAEMON_BIN: another build's dist/bin/berth.js runs the daemon (before/after a change, same bench code).
+  const other = process.env.BERTH_BENCH_DAEMON_BIN;
+  const child = other
+    ? spawnNode(other, args, { logFile })
+    : useCli
+    ? spawnBerth(args, { logFile })
     : spawnServe('edge-daemon', { controlPlane: o.controlPlane, stateDir, serial: o.serial, key: o.keyFile, dockerHost: o.dockerHost }, logFile);
   return { serial: o.serial, child, stop: () => child.stop(15_000) };
 }

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { sha256Digest } from '../../common/digest.js';
 import { createLogger } from '../../common/log.js';
 import { GcPacer, minorGc } from '../../edge-daemon/download/gc-pacer.js';
-import { handoverApp } from '../../edge-daemon/download/local-registry.js';
+import { startHandoverRegistry } from '../../edge-daemon/download/local-registry.js';
 
 const log = createLogger('test', { level: 'silent' });
 
@@ -39,16 +39,21 @@ describe('GC pacing of streamed bytes', () => {
     const dir = mkdtempSync(join(tmpdir(), 'berth-pacer-unit-'));
     writeFileSync(join(dir, 'blob'), blob);
     let collections = 0;
-    const app = handoverApp({ manifest: async () => undefined, blob: async (d) => (d === digest ? { path: join(dir, 'blob'), size: blob.length } : undefined) }, log, new GcPacer(() => (collections += 1), 1024 * 1024));
-    const whole = await app.request(`/v2/dev1/app/blobs/${digest}`);
-    expect(whole.status).toBe(200);
-    expect(whole.headers.get('content-length')).toBe(String(blob.length));
-    expect(sha256Digest(Buffer.from(await whole.arrayBuffer()))).toBe(digest);
-    expect(collections).toBe(3);
-    const ranged = await app.request(`/v2/dev1/app/blobs/${digest}`, { headers: { Range: 'bytes=10-19' } });
-    expect(ranged.status).toBe(206);
-    expect(Buffer.from(await ranged.arrayBuffer()).equals(blob.subarray(10, 20))).toBe(true);
-    const head = await app.request(`/v2/dev1/app/blobs/${digest}`, { method: 'HEAD' });
-    expect([head.status, head.headers.get('content-length')]).toEqual([200, String(blob.length)]);
+    const registry = await startHandoverRegistry({ manifest: async () => undefined, blob: async (d) => (d === digest ? { path: join(dir, 'blob'), size: blob.length } : undefined) }, log, new GcPacer(() => (collections += 1), 1024 * 1024));
+    const get = (init?: RequestInit): Promise<Response> => fetch(`http://${registry.host}/v2/dev1/app/blobs/${digest}`, init);
+    try {
+      const whole = await get();
+      expect(whole.status).toBe(200);
+      expect(whole.headers.get('content-length')).toBe(String(blob.length));
+      expect(sha256Digest(Buffer.from(await whole.arrayBuffer()))).toBe(digest);
+      expect(collections).toBe(3);
+      const ranged = await get({ headers: { Range: 'bytes=10-19' } });
+      expect(ranged.status).toBe(206);
+      expect(Buffer.from(await ranged.arrayBuffer()).equals(blob.subarray(10, 20))).toBe(true);
+      const head = await get({ method: 'HEAD' });
+      expect([head.status, head.headers.get('content-length')]).toEqual([200, String(blob.length)]);
+    } finally {
+      await registry.close();
+    }
   });
 });

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,11 +6,11 @@ import { sha256Digest } from '../../common/digest.js';
 import { createLogger } from '../../common/log.js';
 import { MEDIA } from '../../common/oci.js';
 import { PullStreamReader } from '../../edge-daemon/download/engine.js';
-import { handoverApp, type HandoverSource } from '../../edge-daemon/download/local-registry.js';
+import { startHandoverRegistry, type HandoverRegistry, type HandoverSource } from '../../edge-daemon/download/local-registry.js';
 
 const log = createLogger('test', { level: 'silent' });
 
-describe('handover registry app', () => {
+describe('handover registry (real HTTP on loopback)', () => {
   const manifest = Buffer.from('{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{},"layers":[]}');
   const manifestDigest = sha256Digest(manifest);
   const blob = Buffer.from('layer bytes, 0123456789');
@@ -21,7 +21,19 @@ describe('handover registry app', () => {
     manifest: async (d) => (d === manifestDigest ? { bytes: manifest, mediaType: MEDIA.dockerManifest } : undefined),
     blob: async (d) => (d === blobDigest ? { path: join(dir, 'blob'), size: blob.length } : undefined),
   };
-  const app = handoverApp(source, log);
+  let registry: HandoverRegistry;
+  const get = (r: HandoverRegistry, path: string, init?: RequestInit): Promise<Response> => fetch(`http://${r.host}${path}`, init);
+  const app = { request: (path: string, init?: RequestInit) => get(registry, path, init) };
+  beforeAll(async () => {
+    registry = await startHandoverRegistry(source, log);
+  });
+  afterAll(async () => {
+    await registry.close();
+  });
+
+  it('listens on loopback only', () => {
+    expect(registry.host).toMatch(/^127\.0\.0\.1:\d+$/);
+  });
 
   it('answers the version check', async () => {
     const res = await app.request('/v2/');
@@ -52,10 +64,20 @@ describe('handover registry app', () => {
   });
 
   it('turns a failed on-demand fetch into a 502 naming the blob', async () => {
-    const failing = handoverApp({ ...source, blob: async () => Promise.reject(new Error('proxy down')) }, log);
-    const res = await failing.request(`/v2/dev1/app/web/blobs/${blobDigest}`);
-    expect(res.status).toBe(502);
-    expect(await res.text()).toContain('proxy down');
+    const failing = await startHandoverRegistry({ ...source, blob: async () => Promise.reject(new Error('proxy down')) }, log);
+    try {
+      const res = await get(failing, `/v2/dev1/app/web/blobs/${blobDigest}`);
+      expect(res.status).toBe(502);
+      expect(await res.text()).toContain('proxy down');
+    } finally {
+      await failing.close();
+    }
+  });
+
+  it('is read-only: other methods are refused', async () => {
+    const res = await app.request(`/v2/dev1/app/web/blobs/${blobDigest}`, { method: 'DELETE' });
+    expect(res.status).toBe(405);
+    expect(((await res.json()) as { errors: { code: string }[] }).errors[0].code).toBe('UNSUPPORTED');
   });
 });
 
