@@ -40,11 +40,19 @@ function gatewayHeap(): void {
   for (const flag of GATEWAY_V8_FLAGS) setFlagsFromString(flag);
 }
 
-function usage(): string {
+/** The services, then the CLI's verbs from its table (loaded only to print this). */
+async function usage(): Promise<string> {
+  const { VERBS, isCommand } = await import('../cli/commands/index.js');
   const lines = ['usage: berth <command> [options]', '', 'services:'];
   for (const [name, c] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(16)}${c.about}`);
   lines.push('', 'release manager and operator verbs (manifests validate|schema and keygen work offline):');
-  lines.push(`  ${CLI_VERBS.filter((v) => v !== 'manifest').join(', ')}`, '', 'Run `berth <command> --help` or `berth help <verb>` for its options; `berth --version` for the release.');
+  for (const [name, verb] of Object.entries(VERBS)) {
+    if (isCommand(verb)) {
+      if (!verb.hidden) lines.push(`  ${name.padEnd(16)}${verb.about}`);
+    } else lines.push(`  ${name.padEnd(16)}${Object.keys(verb).join(' | ')}`);
+  }
+  lines.push('', 'Run `berth <command> --help` or `berth help <verb> [subcommand]` for its options and examples; `berth --version` for the release.');
+  lines.push('Nouns are plural (devices, campaigns); the singular works too. Shell completion: `berth completion bash|zsh|fish`.');
   return lines.join('\n');
 }
 
@@ -64,7 +72,7 @@ function version(): string {
 async function run(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (!command || command === '--help' || command === '-h' || (command === 'help' && rest.length === 0)) {
-    console.log(usage());
+    console.log(await usage());
     return 0;
   }
   if (command === '--version' || command === 'version') {
@@ -80,7 +88,7 @@ async function run(argv: string[]): Promise<number> {
   // Verbs added since this list was written (vars, policies, keys…): cli/ knows them all.
   else if ((await import('../cli/commands/index.js')).verbNamed(command)) main = (await import('../cli/index.js')).main;
   else {
-    console.error(`berth: unknown command ${JSON.stringify(command)}\n\n${usage()}`);
+    console.error(`berth: unknown command ${JSON.stringify(command)}\n\n${await usage()}`);
     return 2;
   }
   const code = await main(COMMANDS[command] ? rest : argv);

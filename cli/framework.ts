@@ -239,6 +239,9 @@ export function refusal(err: ParseFailure): CliError | { helped: number } {
     const subs = where.commands.map((c) => c.name());
     return new CliError(`${where.name()} has no subcommand ${JSON.stringify(typed)}; use one of: ${subs.join(', ')}${suggestion ? ` (${suggestion})` : ''}`, undefined, 2);
   }
+  // "option '-l, --selector <SEL>' argument missing" reads better as what to write.
+  const missing = code === 'commander.optionMissingArgument' ? /'(?:-\w, )?(--[\w-]+) <([^>]+)>'/.exec(first) : null;
+  if (missing) return usageError(`${missing[1]} needs a value: ${missing[1]} ${missing[2]}`, where.usage());
   return usageError(`${first}${suggestion ? ` (${suggestion})` : ''}`, where.usage());
 }
 

@@ -63,6 +63,9 @@ describe('the berth command', () => {
     expect(berth(['help', 'devices', 'list']).stdout).toContain('usage: berth devices list');
     for (const verb of ['vars', 'policies', 'keys', 'webhooks', 'fleet']) expect(berth([verb, '--help']), verb).toMatchObject({ code: 0 });
     expect(berth(['nonsense']).code).toBe(2);
+    // Global flags before the verb reach the CLI, and the singular noun is the plural's other spelling.
+    const before = berth(['-o', 'xml', 'campaign', 'list']);
+    expect([before.code, before.stderr.split('\n')[0]]).toEqual([2, 'berth: --output "xml" is not a known format']);
   });
 
   it('validates manifests under both spellings, prints the schema, and writes keys', () => {
@@ -78,7 +81,9 @@ describe('the berth command', () => {
     expect(statSync(key).mode & 0o777).toBe(0o600);
     expect(berth(['keygen', '--out', key]).code).toBe(1);
     const help = berth(['--help']);
-    expect(help.stdout).toMatch(/login, apply, manifests, devices, campaign, tokens, audit, keygen/);
+    // Every verb of cli/'s table with what it does, the plural nouns with their subcommands; no hidden one.
+    for (const line of [/^ {2}login +store the control plane URL/m, /^ {2}devices +import \| list \| show/m, /^ {2}campaigns +create \| start/m, /^ {2}keygen +write an Ed25519 key pair/m, /^ {2}completion +print a shell completion script/m]) expect(help.stdout).toMatch(line);
+    expect(help.stdout).not.toContain('__complete');
   });
 
   it('refuses a bare number, saying which flag and that it needs a unit, and never listens', async () => {

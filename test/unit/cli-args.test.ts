@@ -61,6 +61,8 @@ describe('command line', () => {
       expect((err as CliError).hint).toBe('usage: berth x');
     }
     expect(() => parseCommand(['-o', 'xml'], {}, 'u')).toThrow(/--output "xml" is not a known format/);
+    expect(() => parseCommand(['-l'], { selector: { type: 'string', short: 'l', value: 'SEL' } }, 'u')).toThrow('--selector needs a value: --selector SEL');
+    expect(() => parseCommand(['--wach'], { watch: { type: 'boolean' } }, 'u')).toThrow("unknown option '--wach' (did you mean --watch?)");
     for (const f of ['table', 'wide', 'json', 'yaml', 'name'] as const) expect(parseCommand(['-o', f], {}, 'u').format).toBe(f);
     expect(parseCommand(['-o', 'yaml'], {}, 'u').output).toBe('json');
     expect(parseCommand(['-o', 'wide'], {}, 'u')).toMatchObject({ output: 'table', wide: true });
