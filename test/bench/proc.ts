@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { openSync, closeSync, readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { openSync, closeSync, readFileSync, readdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -138,6 +138,40 @@ export function cpuSecondsOf(pid: number): number {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   // fields[0] is field 3 (state); utime and stime are fields 14 and 15.
   return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+}
+
+/** A process and its descendants (a cluster primary and its workers), by /proc/<pid>/task/<tid>/children. */
+export function processTree(pid: number): number[] {
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) {
+    let tids: string[] = [];
+    try {
+      tids = readdirSync(`/proc/${out[i]}/task`);
+    } catch {
+      continue;
+    }
+    for (const tid of tids) {
+      try {
+        for (const c of readFileSync(`/proc/${out[i]}/task/${tid}/children`, 'utf8').trim().split(/\s+/)) if (c) out.push(Number(c));
+      } catch {
+        // the thread ended meanwhile
+      }
+    }
+  }
+  return out;
+}
+
+/** CPU seconds of a process and its live descendants (a worker that died meanwhile takes its seconds with it). */
+export function treeCpuSecondsOf(pid: number): number {
+  let total = 0;
+  for (const p of processTree(pid)) {
+    try {
+      total += cpuSecondsOf(p);
+    } catch {
+      // gone
+    }
+  }
+  return total;
 }
 
 /** Samples VmRSS every `everyMs` until stopped; returns the highest sample and VmHWM at the end. */

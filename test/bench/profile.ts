@@ -12,15 +12,14 @@
 import { readdirSync, readFileSync, mkdirSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { summarize, summaryText, type CpuProfile } from './cpu-profile.js';
 import { enrollDevice, mapLimit, reportOf, simDevice, type Enrolled } from './devices.js';
 import { importFleet } from './fleet.js';
 import type { RequestsResult } from './load.js';
-import type { LoopDelay, SqlStat } from './loop-probe.js';
-import { benchScript, cpuSecondsOf, runWorker, scratchDir } from './proc.js';
+import type { SqlStat } from './loop-probe.js';
+import { loopDelayOf, loopProbeEnv } from './loop-delay.js';
+import { cpuSecondsOf, runWorker, scratchDir } from './proc.js';
 import { startControlPlaneProcess, type ControlPlaneProcess } from './services.js';
 
 const { values } = parseArgs({ options: { devices: { type: 'string' }, seconds: { type: 'string' }, concurrency: { type: 'string' }, only: { type: 'string' }, plain: { type: 'boolean' } } });
@@ -31,32 +30,11 @@ const only = values.only;
 /** --plain: rates, CPU and event-loop delay only (no profiler, no statement timing: their own cost skews a comparison). */
 const plain = values.plain === true;
 
-/** Asks the probe in every process of the control plane for its histogram since the last ask. */
-export async function loopDelayOf(pids: number[], dir: string): Promise<LoopDelay[]> {
-  const before = new Map(pids.map((p) => [p, fileTime(dir, p)]));
-  for (const p of pids) process.kill(p, 'SIGUSR2');
-  const out: LoopDelay[] = [];
-  for (const p of pids) {
-    for (let i = 0; i < 100 && fileTime(dir, p) === before.get(p); i++) await sleep(20);
-    out.push(JSON.parse(readFileSync(join(dir, `${p}.json`), 'utf8')) as LoopDelay);
-  }
-  return out;
-}
-
-function fileTime(dir: string, pid: number): string {
-  try {
-    return readFileSync(join(dir, `${pid}.json`), 'utf8');
-  } catch {
-    return '';
-  }
-}
-
 async function profiled(cp: ControlPlaneProcess, dir: string, phase: string, body: () => Promise<{ what: string; count: number }>): Promise<void> {
   const profDir = join(dir, `prof-${phase}`);
   const loopDir = join(dir, `loop-${phase}`);
-  mkdirSync(loopDir, { recursive: true });
   mkdirSync(profDir, { recursive: true });
-  await cp.restart({ NODE_OPTIONS: `--import=${pathToFileURL(benchScript('loop-probe.js')).href}`, BERTH_BENCH_LOOP_DIR: loopDir, ...(plain ? { BERTH_BENCH_CPU_PROF: '', BERTH_BENCH_SQL_STATS: '' } : { BERTH_BENCH_CPU_PROF: profDir, BERTH_BENCH_SQL_STATS: '1' }) });
+  await cp.restart({ env: loopProbeEnv(loopDir, plain ? { BERTH_BENCH_CPU_PROF: '', BERTH_BENCH_SQL_STATS: '' } : { BERTH_BENCH_CPU_PROF: profDir, BERTH_BENCH_SQL_STATS: '1' }) });
   const pid = cp.child.pid;
   await loopDelayOf([pid], loopDir);
   const cpu0 = cpuSecondsOf(pid);

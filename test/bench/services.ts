@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { freePort } from '../rig/index.js';
 import { postJson } from './devices.js';
-import { benchScript, BERTH_BIN, spawnBerth, spawnNode, waitReady, type Child } from './proc.js';
+import { benchScript, BERTH_BIN, processTree, spawnBerth, spawnNode, waitReady, type Child } from './proc.js';
 
 /**
  * The services as a user runs them (`berth control-plane`, `berth registry-proxy` from dist on
@@ -17,8 +17,13 @@ export interface ControlPlaneProcess {
   child: Child;
   dbFile: string;
   stop(): Promise<void>;
-  /** Stops it (SIGTERM, graceful) and starts it again on the same database, port and token; `env` adds to (or replaces) the environment it started with. */
-  restart(env?: Record<string, string>): Promise<void>;
+  /** The processes serving it: the one process, or a cluster's primary and its workers. */
+  pids(): number[];
+  /**
+   * Stops it (SIGTERM, graceful) and starts it again on the same database, port and token; `env`
+   * adds to (or replaces) the environment it started with, `workers` replaces its `--workers`.
+   */
+  restart(opts?: { env?: Record<string, string>; workers?: number }): Promise<void>;
 }
 
 /**
@@ -34,8 +39,10 @@ export async function startControlPlaneProcess(dir: string, opts: { registryProx
   if (opts.registryProxy) args.push('--registry-proxy', opts.registryProxy);
   const url = `http://127.0.0.1:${port}`;
   let env = { ...opts.env };
+  // One process unless told otherwise (CPU and RSS then read one pid), once the CLI has --workers.
+  let workers = opts.workers ?? (hasWorkersFlag() ? 1 : undefined);
   const launch = async (): Promise<Child> => {
-    const child = spawnBerth(args, { logFile: join(dir, 'control-plane.log'), env: { BERTH_ADMIN_TOKEN: adminToken, ...env } });
+    const child = spawnBerth(workers === undefined ? args : [...args, '--workers', String(workers)], { logFile: join(dir, 'control-plane.log'), env: { BERTH_ADMIN_TOKEN: adminToken, ...env } });
     try {
       await waitReady(child, `${url}/healthz`, 60_000);
     } catch (err) {
@@ -50,9 +57,11 @@ export async function startControlPlaneProcess(dir: string, opts: { registryProx
     child: await launch(),
     dbFile,
     stop: () => cp.child.stop(10_000),
-    async restart(more?: Record<string, string>) {
+    pids: () => processTree(cp.child.pid),
+    async restart(more = {}) {
       await cp.child.stop(10_000);
-      if (more) env = { ...env, ...more };
+      if (more.env) env = { ...env, ...more.env };
+      if (more.workers !== undefined) workers = more.workers;
       cp.child = await launch();
     },
   };
@@ -63,6 +72,14 @@ export interface ProxyProcess {
   url: string;
   child: Child;
   stop(): Promise<void>;
+}
+
+let workersFlag: boolean | undefined;
+
+/** Whether this build's `berth control-plane` takes --workers (issue 17). */
+export function hasWorkersFlag(): boolean {
+  workersFlag ??= (spawnSync(process.execPath, [BERTH_BIN, 'control-plane', '--help'], { encoding: 'utf8' }).stdout ?? '').includes('--workers');
+  return workersFlag;
 }
 
 /**
