@@ -6,7 +6,7 @@ import { importFleet, seedEnrolledDevices, startFleetServer, type FleetServer } 
 import type { Identity, RequestsJob, RequestsResult } from './load.js';
 import { loopDelayOf, loopProbeEnv, worstLoop } from './loop-delay.js';
 import { runWorker, scratchDir, treeCpuSecondsOf } from './proc.js';
-import { hasWorkersFlag, operator, type ControlPlaneProcess } from './services.js';
+import { operator, type ControlPlaneProcess } from './services.js';
 import { stat, type Bench, type BenchOptions, type BenchRow, type Stat } from './stats.js';
 
 /**
@@ -20,8 +20,8 @@ import { stat, type Bench, type BenchOptions, type BenchRow, type Stat } from '.
  * plane is stopped (seedEnrolledDevices), then it is started again. There is no competitor in
  * this run: the baseline is the issue's target. Every run also reads the slowest answer and the
  * server's event-loop delay (loop-probe.ts, loaded into the control plane with NODE_OPTIONS: a
- * 10 ms timer, nothing else). When the CLI has --workers (issue 17), polls are measured with each
- * worker count of BERTH_BENCH_CP_WORKERS (default 1,2) side by side, alternating run by run.
+ * 10 ms timer, nothing else). Polls are also measured with each worker count of
+ * BERTH_BENCH_CP_WORKERS (default 1,2; `--workers`, issue 17) side by side, alternating run by run.
  */
 
 /** Issue 4's rates and p99; issue 17's maximum latency, campaign time and --workers 2 gain. */
@@ -112,9 +112,8 @@ async function timeCampaign(server: FleetServer, release: string): Promise<{ sec
   }
 }
 
-/** Worker counts compared side by side (the first is the baseline), when the CLI has --workers. */
+/** Worker counts compared side by side (the first is the baseline). */
 function workerCounts(): number[] {
-  if (!hasWorkersFlag()) return [];
   const xs = (process.env.BERTH_BENCH_CP_WORKERS ?? '1,2').split(',').map(Number);
   if (xs.length < 2 || xs.some((x) => !Number.isInteger(x) || x < 1)) throw new Error(`BERTH_BENCH_CP_WORKERS=${process.env.BERTH_BENCH_CP_WORKERS}: want two or more worker counts, e.g. 1,2`);
   return xs;

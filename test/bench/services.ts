@@ -34,15 +34,14 @@ export async function startControlPlaneProcess(dir: string, opts: { registryProx
   const port = await freePort();
   const adminToken = 'berth_' + randomBytes(32).toString('base64url');
   const dbFile = join(dir, 'cp', 'berth.db');
-  // One process unless asked (`--workers` defaults to the cores): the benches read the server's CPU from its pid.
-  const args = ['control-plane', '--listen', `127.0.0.1:${port}`, '--db', `file:${dbFile}`, '--data-dir', join(dir, 'cp'), '--workers', String(opts.workers ?? 1)];
+  const args = ['control-plane', '--listen', `127.0.0.1:${port}`, '--db', `file:${dbFile}`, '--data-dir', join(dir, 'cp')];
   if (opts.registryProxy) args.push('--registry-proxy', opts.registryProxy);
   const url = `http://127.0.0.1:${port}`;
   let env = { ...opts.env };
-  // One process unless told otherwise (CPU and RSS then read one pid), once the CLI has --workers.
-  let workers = opts.workers ?? (hasWorkersFlag() ? 1 : undefined);
+  // One process unless asked (`--workers` defaults to the cores): CPU and RSS then read one pid.
+  let workers = opts.workers ?? 1;
   const launch = async (): Promise<Child> => {
-    const child = spawnBerth(workers === undefined ? args : [...args, '--workers', String(workers)], { logFile: join(dir, 'control-plane.log'), env: { BERTH_ADMIN_TOKEN: adminToken, ...env } });
+    const child = spawnBerth([...args, '--workers', String(workers)], { logFile: join(dir, 'control-plane.log'), env: { BERTH_ADMIN_TOKEN: adminToken, ...env } });
     try {
       await waitReady(child, `${url}/healthz`, 60_000);
     } catch (err) {
@@ -72,14 +71,6 @@ export interface ProxyProcess {
   url: string;
   child: Child;
   stop(): Promise<void>;
-}
-
-let workersFlag: boolean | undefined;
-
-/** Whether this build's `berth control-plane` takes --workers (issue 17). */
-export function hasWorkersFlag(): boolean {
-  workersFlag ??= (spawnSync(process.execPath, [BERTH_BIN, 'control-plane', '--help'], { encoding: 'utf8' }).stdout ?? '').includes('--workers');
-  return workersFlag;
 }
 
 /**
