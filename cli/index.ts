@@ -7,7 +7,7 @@ import { homedir } from 'node:os';
 import { GrammarError } from '../common/grammar.js';
 import { stringFlag, VALUES_HINT } from './args.js';
 import { connect } from './client.js';
-import { configPath, loadConfig, resolveConnection } from './config.js';
+import { chooseContext, configPath, loadConfigFile, resolveConnection } from './config.js';
 import type { Command, Io } from './context.js';
 import { CliError } from './errors.js';
 import { reshape } from './output.js';
@@ -34,6 +34,7 @@ export function processIo(): Io {
       return Buffer.concat(chunks).toString('utf8');
     },
     promptSecret: (question) => promptHidden(question),
+    ask: (question) => askLine(question),
     now: () => new Date(),
     sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
     home: homedir(),
@@ -56,6 +57,17 @@ async function promptHidden(question: string): Promise<string> {
   }
 }
 
+/** Reads one line typed at the terminal, echoed (a confirmation: cli/confirm.ts). */
+function askLine(question: string): Promise<string> {
+  return new Promise((resolve) => {
+    const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
+    rl.question(question, (answer) => {
+      rl.close();
+      resolve(answer);
+    });
+  });
+}
+
 export function usage(): string {
   const lines = ['usage: berth <verb> [subcommand] [options]', ''];
   for (const [name, verb] of Object.entries(VERBS)) {
@@ -68,6 +80,7 @@ export function usage(): string {
     '',
     `also spelled: ${Object.entries(ALIASES).map(([alias, verb]) => `${alias} (= ${verb})`).join(', ')}`,
     'connection: --server URL (or BERTH_SERVER), token in BERTH_TOKEN or stored by `berth login`, --ca-file PEM (or BERTH_CA_FILE) for a fleet CA',
+    'contexts: --context NAME (or BERTH_CONTEXT) picks one of the control planes stored with `berth context add` for a command',
     'common options: --output table|wide|json|yaml|name (json: stable shapes, see cli/README.md), --debug (stack traces)',
   );
   return lines.join('\n');
@@ -125,7 +138,8 @@ export async function run(argv: string[], io: Io): Promise<number> {
     const base = io;
     if (format === 'yaml' || format === 'name') io = { ...base, out: (t) => base.out(reshape(t, format)) };
     const client = async () => {
-      const conn = resolveConnection({ server: stringFlag(parsed, 'server'), token: stringFlag(parsed, 'token'), caFile: stringFlag(parsed, 'ca-file') }, io.env, await loadConfig(configPath(io.env, io.home)));
+      const chosen = chooseContext(await loadConfigFile(configPath(io.env, io.home)), stringFlag(parsed, 'context'), io.env);
+      const conn = resolveConnection({ server: stringFlag(parsed, 'server'), token: stringFlag(parsed, 'token'), caFile: stringFlag(parsed, 'ca-file') }, io.env, chosen.stored, chosen.explicit);
       if (!conn.token) throw new CliError('no operator token', 'set BERTH_TOKEN, or run `berth login --server URL` with the token on stdin');
       return connect(conn.server, conn.token, conn.caFile);
     };

@@ -1,43 +1,47 @@
-import { readFile } from 'node:fs/promises';
-import { basename } from 'node:path';
 import { requireFlag } from '../args.js';
 import { printJson, type Command } from '../context.js';
-import { CliError } from '../errors.js';
-import { ApiError } from '../http.js';
-import { publishRefusal } from '../../protocol/manifests.js';
 import { renderTable } from '../format.js';
 import { formatIssue } from '../../manifests/parse.js';
+import { diffLines, previewOf, previewView, printPreview, printRefusal, readManifestSource } from '../preview.js';
 import { printPrivileges } from './policies.js';
 import { printVariables } from './vars.js';
 
 export const apply: Command = {
-  usage: 'berth apply -f FILE   (FILE may be - for stdin)',
+  usage: 'berth apply -f FILE [--dry-run] [--diff]   (FILE may be - for stdin)',
   about: 'publish a manifest: every image tag is pinned to its digest; prints name@version and the digests',
-  options: { file: { type: 'string', short: 'f', value: 'FILE', complete: 'file', description: 'the manifest (YAML or JSON); - reads stdin (required)' } },
-  examples: ['berth apply -f demo.yaml', 'berth apply -f demo.yaml -o json', 'cat demo.yaml | berth apply -f -'],
+  options: {
+    file: { type: 'string', short: 'f', value: 'FILE', complete: 'file', description: 'the manifest (YAML or JSON); - reads stdin (required)' },
+    'dry-run': { type: 'boolean', description: 'validate, pin every tag and print the result and its privileges; publish nothing (exit 1 when publishing would be refused)' },
+    diff: { type: 'boolean', description: 'print the change from the version of that name published last (then publish, unless --dry-run)' },
+  },
+  examples: ['berth apply -f demo.yaml', 'berth apply -f demo.yaml --dry-run --diff', 'berth apply -f demo.yaml -o json', 'cat demo.yaml | berth apply -f -'],
   async run({ io, args, usage, client }) {
     const file = requireFlag(args, 'file', usage);
-    let source: string;
-    try {
-      source = file === '-' ? await io.readStdin() : await readFile(file, 'utf8');
-    } catch (err) {
-      throw new CliError(`cannot read manifest ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'check the path given to -f');
+    const json = args.output === 'json';
+    const dryRun = args.values['dry-run'] === true;
+    const withDiff = args.values.diff === true;
+    // Read once: stdin (-f -) cannot be read again for the publish after the preview.
+    const read = await readManifestSource(io, file);
+    if (dryRun || withDiff) {
+      const preview = await previewOf(io, await client(), file, read, json);
+      if (typeof preview === 'number') return preview;
+      if (dryRun) {
+        if (json) { printJson(io, previewView(preview)); return preview.outcome === 'conflict' ? 1 : 0; }
+        return printPreview(io, preview, withDiff);
+      }
+      // --diff alone: the change first (on stderr with -o json, so stdout stays the publish answer), then publish.
+      (json ? io.err : io.out)(diffLines(preview));
     }
-    if (!source.trim()) throw new CliError(`manifest ${file} is empty`, 'write a Compose-style manifest with name, version and services', 2);
     let result;
     try {
-      result = await (await client()).publishManifest(source, file === '-' ? 'stdin' : basename(file));
+      result = await (await client()).publishManifest(read.source, read.filename);
     } catch (err) {
-      const refusal = err instanceof ApiError && err.server.status === 422 ? publishRefusal.safeParse(err.server.body) : undefined;
-      if (!refusal?.success) throw err;
       // One problem per line, each with file:line:col and key path: a real file's problems joined would fill a screen.
-      if (args.output === 'json') printJson(io, refusal.data);
-      const list = 'errors' in refusal.data ? refusal.data.errors.map(formatIssue) : refusal.data.problems.map((p) => `service ${p.service}: ${p.image}: ${p.message}`);
-      io.err(`berth: publishing ${file} failed: ${list.length} problem(s), nothing was published [422 ${refusal.data.error.code}]`);
-      for (const line of list) io.err(`  ${line}`);
-      return 1;
+      const code = printRefusal(io, err, file, 'publishing', json);
+      if (code === undefined) throw err;
+      return code;
     }
-    if (args.output === 'json') {
+    if (json) {
       printJson(io, result);
       return 0;
     }

@@ -1,6 +1,8 @@
 import { formatDuration, formatShare, formatWave, parseDuration, parsePercent, parseReleaseRef, parseWaves } from '../../common/grammar.js';
 import { dryRun } from './policies.js';
 import { campaignFields, createCampaignBody } from '../../protocol/campaign-spec.js';
+import { campaignIdOf, shortIds } from '../ids.js';
+import { confirmDestructive, yesOption } from '../confirm.js';
 import { checkFlag, requireFlag, requirePositionals, stringFlag, type OptionSpec, type ParsedCommand } from '../args.js';
 import { contractDefault } from '../framework.js';
 import type { Campaign, CampaignCreate } from '../client.js';
@@ -126,7 +128,7 @@ export function conflictError(err: ApiError): CliError {
 }
 
 const listCmd: Command = {
-  usage: 'berth campaigns list [--output json]',
+  usage: 'berth campaigns list [--output json|wide]',
   about: 'campaigns, newest first, with their status and current wave',
   options: {},
   examples: ['berth campaigns list', 'berth campaigns list -o name'],
@@ -135,8 +137,10 @@ const listCmd: Command = {
     if (args.output === 'json') { printJson(io, items); return 0; }
     if (!items.length) { io.out('no campaigns yet (berth campaigns create …)'); return 0; }
     const now = io.now();
+    // Short ids people can type back (any unique prefix names a campaign); -o wide and json keep them whole.
+    const short = shortIds(items.map((c) => c.id));
     io.out(renderTable([
-      { header: 'id', get: (c) => c.id },
+      { header: 'id', get: (c) => (args.wide ? c.id : short.get(c.id) ?? c.id) },
       { header: 'name', get: (c) => c.name ?? '-' },
       { header: 'manifest', get: (c) => c.manifest },
       { header: 'status', get: (c) => c.status },
@@ -206,15 +210,19 @@ async function enrolledMatches(c: Awaited<ReturnType<Context['client']>>, select
 }
 
 function actionCmd(action: 'start' | 'pause' | 'resume' | 'abort', about: string): Command {
+  const destructive = action === 'abort';
   return {
-    usage: `berth campaigns ${action} ID`,
+    usage: `berth campaigns ${action} ID${destructive ? ' [--yes]' : ''}   (ID: the id or a unique prefix of it)`,
     about,
-    options: {},
+    options: destructive ? { ...yesOption } : {},
     args: ['campaign'],
-    examples: [`berth campaigns ${action} cmp_4f2a…`],
+    examples: [`berth campaigns ${action} 4f2a1c9e`, `berth campaigns ${action} cmp_4f2a1c9e-…${destructive ? ' --yes' : ''}`],
     async run({ io, args, usage, client }) {
-      const [id] = requirePositionals(args, ['ID'], usage);
-      const c = await (await client()).campaignAction(id, action);
+      const [typed] = requirePositionals(args, ['ID'], usage);
+      const cl = await client();
+      const id = await campaignIdOf(typed, () => cl.listCampaigns());
+      if (destructive) await confirmDestructive(io, args.values.yes === true, { action: `abort campaign ${id}`, consequence: `campaign ${id} stops for good and sends its devices back to the manifest each ran before` });
+      const c = await cl.campaignAction(id, action);
       if (args.output === 'json') { printJson(io, c); return 0; }
       io.out(`campaign ${c.id || id}: ${c.status}${c.statusReason ? ` (${c.statusReason})` : ''}`);
       return 0;
@@ -272,24 +280,26 @@ async function watch(ctx: Context, id: string, intervalMs: number): Promise<numb
 const WATCH_INTERVAL = '1s';
 
 const statusCmd: Command = {
-  usage: `berth campaigns status ID [--watch [--interval ${WATCH_INTERVAL}]] [--output json]`,
+  usage: `berth campaigns status ID [--watch [--interval ${WATCH_INTERVAL}]] [--output json]   (ID: the id or a unique prefix of it)`,
   about: 'progress per wave and per state, failing devices; --watch follows it live (exit 0 completed, 1 failed/aborted, 3 paused)',
   options: {
     watch: { type: 'boolean', short: 'w', description: 'follow it live: bars on a terminal, a line per change on a pipe' },
     interval: { type: 'string', value: 'DUR', default: WATCH_INTERVAL, description: 'how often --watch asks the control plane (at least 100ms)' },
   },
   args: ['campaign'],
-  examples: ['berth campaigns status cmp_4f2a…', 'berth campaigns status cmp_4f2a… --watch', 'berth campaigns status cmp_4f2a… -o json'],
+  examples: ['berth campaigns status 4f2a1c9e', 'berth campaigns status 4f2a --watch', 'berth campaigns status cmp_4f2a1c9e -o json'],
   async run(ctx) {
     const { io, args, usage, client } = ctx;
-    const [id] = requirePositionals(args, ['ID'], usage);
+    const [typed] = requirePositionals(args, ['ID'], usage);
     const interval = stringFlag(args, 'interval');
     const intervalMs = parseDuration(interval ?? WATCH_INTERVAL, '--interval');
     if (args.values.watch === true) {
       if (args.output === 'json') throw usageError('--watch draws progress for people; for scripts poll with --output json', usage);
-      return watch(ctx, id, Math.max(100, intervalMs));
     }
-    const c = await (await client()).campaign(id);
+    const cl = await client();
+    const id = await campaignIdOf(typed, () => cl.listCampaigns());
+    if (args.values.watch === true) return watch(ctx, id, Math.max(100, intervalMs));
+    const c = await cl.campaign(id);
     if (args.output === 'json') { printJson(io, c); return 0; }
     io.out(renderCampaign(c, io.now(), colorEnabled(io.isTTY, io.env)));
     return 0;

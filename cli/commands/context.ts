@@ -44,7 +44,7 @@ const use: Command = {
   usage: 'berth context use NAME',
   about: 'make NAME the context every command uses unless --context names another',
   options: {},
-  examples: ['berth context use prod', 'berth --context staging devices list   # one command against another context'],
+  examples: ['berth context use prod', 'berth context use staging'],
   async run({ io, args, usage }) {
     const [name] = requirePositionals(args, ['NAME'], usage);
     const path = configPath(io.env, io.home);

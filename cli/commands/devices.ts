@@ -1,3 +1,4 @@
+import { confirmDestructive, yesOption } from '../confirm.js';
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { parseLabelEdits, requirePositionals, stringFlag } from '../args.js';
@@ -173,13 +174,14 @@ export const devicesLabel: Command = {
 };
 
 export const devicesRevoke: Command = {
-  usage: 'berth devices revoke SERIAL',
+  usage: 'berth devices revoke SERIAL [--yes]',
   about: 'revoke a device: its credentials stop working at once',
-  options: {},
+  options: { ...yesOption },
   args: ['serial'],
-  examples: ['berth devices revoke gw-0042'],
+  examples: ['berth devices revoke gw-0042', 'berth devices revoke gw-0042 --yes   # in a script: no question'],
   async run({ io, args, usage, client }) {
     const [serial] = requirePositionals(args, ['SERIAL'], usage);
+    await confirmDestructive(io, args.values.yes === true, { action: `revoke device ${serial}`, consequence: `device ${serial}'s credentials stop working at once, and it can no longer enroll` });
     const device = await (await client()).revokeDevice(serial);
     if (args.output === 'json') { printJson(io, device); return 0; }
     io.out(`${serial}: revoked`);

@@ -1,4 +1,5 @@
 import { printJson, type Command } from '../context.js';
+import { shortIds } from '../ids.js';
 import { formatAgo, renderFields, renderTable, truncate } from '../format.js';
 import { fleetRoutes } from '../../protocol/fleet.js';
 
@@ -22,9 +23,11 @@ const status: Command = {
       ['campaigns', nonZero(f.campaigns.byStatus)],
     ]));
     if (f.campaigns.active.length) {
+      // Short ids people can type back (berth campaigns status PREFIX); -o wide keeps them whole.
+      const short = shortIds(f.campaigns.active.map((c) => c.id));
       io.out('');
       io.out(renderTable([
-        { header: 'campaign', get: (c) => c.id },
+        { header: 'campaign', get: (c) => (args.wide ? c.id : short.get(c.id) ?? c.id) },
         { header: 'name', get: (c) => c.name },
         { header: 'manifest', get: (c) => c.manifest },
         { header: 'status', get: (c) => c.status },

@@ -3,6 +3,8 @@ import { apply } from './apply.js';
 import { audit } from './audit.js';
 import { campaignCommands } from './campaign.js';
 import { devicesImport, devicesLabel, devicesList, devicesRevoke, devicesShow } from './devices.js';
+import { devicesAssign, devicesHistory, devicesRemove, devicesRollback } from './device-ops.js';
+import { contextCommands } from './context.js';
 import { login } from './login.js';
 import { keygen } from './keygen.js';
 import { keyCommands } from './keys.js';
@@ -24,7 +26,8 @@ export const VERBS: Record<string, Verb> = {
   login,
   apply,
   manifests: { list: manifestsList, show: manifestsShow, diff: manifestsDiff, validate: manifestsValidate, schema: manifestsSchema },
-  devices: { import: devicesImport, list: devicesList, show: devicesShow, label: devicesLabel, revoke: devicesRevoke },
+  devices: { import: devicesImport, list: devicesList, show: devicesShow, label: devicesLabel, revoke: devicesRevoke, assign: devicesAssign, rollback: devicesRollback, history: devicesHistory, rm: devicesRemove },
+  context: contextCommands,
   campaigns: campaignCommands,
   policies: policyCommands,
   webhooks: webhookCommands,
@@ -56,6 +59,7 @@ export const ALIASES: Record<string, string> = {
   secret: 'secrets',
   token: 'tokens',
   key: 'keys',
+  contexts: 'context',
 };
 
 export function aliasesOf(verb: string): string[] {

@@ -1,4 +1,5 @@
 import { requireFlag, requirePositionals } from '../args.js';
+import { confirmDestructive, yesOption } from '../confirm.js';
 import { printJson, type Command, type Io } from '../context.js';
 import { CliError } from '../errors.js';
 import { renderFields, renderTable } from '../format.js';
@@ -70,12 +71,13 @@ const show: Command = {
 };
 
 const rm: Command = {
-  usage: 'berth policies rm NAME',
+  usage: 'berth policies rm NAME [--yes]',
   about: 'remove a privilege policy (admin; audited); releases already assigned stay',
-  options: {},
-  examples: ['berth policies rm zigbee'],
+  options: { ...yesOption },
+  examples: ['berth policies rm zigbee', 'berth policies rm zigbee --yes'],
   async run({ io, args, usage, client }) {
     const [name] = requirePositionals(args, ['NAME'], usage);
+    await confirmDestructive(io, args.values.yes === true, { action: `remove policy ${name}`, consequence: `the privileges policy ${name} grants are granted no more: rollouts that need them are refused` });
     const p = await (await client()).removePolicy(name);
     if (args.output === 'json') { printJson(io, p); return 0; }
     io.out(`removed policy ${p.name} (it granted ${p.allow.join(' ')} to ${p.selector})`);

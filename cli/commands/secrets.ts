@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { requirePositionals, scopeFlag, scopeOptions, stringFlag } from '../args.js';
+import { confirmDestructive, yesOption } from '../confirm.js';
 import { printJson, type Command } from '../context.js';
 import { CliError, usageError } from '../errors.js';
 import { renderTable } from '../format.js';
@@ -72,15 +73,18 @@ const list: Command = {
 };
 
 const rm: Command = {
-  usage: 'berth secrets rm NAME (--device SERIAL | --selector SEL | --fleet)',
+  usage: 'berth secrets rm NAME (--device SERIAL | --selector SEL | --fleet) [--yes]',
   about: 'remove a secret from one scope (release-manager; audited); devices already assigned keep their copy',
   help: SCOPE_HELP,
-  options: { ...scopeOptions },
-  examples: ['berth secrets rm API_TOKEN --selector site=berlin', 'berth secrets rm DB_PASSWORD --fleet'],
+  options: { ...scopeOptions, ...yesOption },
+  examples: ['berth secrets rm API_TOKEN --selector site=berlin', 'berth secrets rm DB_PASSWORD --fleet --yes'],
   async run(ctx) {
     const { io, args, usage, client } = ctx;
     const [name] = requirePositionals(args, ['NAME'], usage);
-    const s = await (await client()).removeSecret(name, scopeFlag(args, usage));
+    const scope = scopeFlag(args, usage);
+    const where = scope.scope === 'fleet' ? 'the fleet' : `${scope.scope} ${scope.target}`;
+    await confirmDestructive(io, args.values.yes === true, { action: `remove secret ${name} for ${where}`, consequence: `the value of ${name} for ${where} is deleted; the next rollout there has none (or a wider scope's)` });
+    const s = await (await client()).removeSecret(name, scope);
     if (args.output === 'json') { printJson(io, s); return 0; }
     io.out(`removed secret ${s.name} (version ${s.version}) for ${describeScope(s)}`);
     return 0;

@@ -1,6 +1,7 @@
 import { parseDuration } from '../../common/grammar.js';
 import { roles } from '../../protocol/route.js';
 import { requireFlag, requirePositionals, stringFlag } from '../args.js';
+import { confirmDestructive, yesOption } from '../confirm.js';
 import { printJson, type Command } from '../context.js';
 import { CliError } from '../errors.js';
 import { formatAgo, renderTable } from '../format.js';
@@ -55,12 +56,13 @@ const list: Command = {
 };
 
 const revoke: Command = {
-  usage: 'berth tokens revoke ID',
+  usage: 'berth tokens revoke ID [--yes]',
   about: 'revoke an operator token at once',
-  options: {},
-  examples: ['berth tokens revoke tok_3'],
+  options: { ...yesOption },
+  examples: ['berth tokens revoke tok_3', 'berth tokens revoke tok_3 --yes'],
   async run({ io, args, usage, client }) {
     const [id] = requirePositionals(args, ['ID'], usage);
+    await confirmDestructive(io, args.values.yes === true, { action: `revoke token ${id}`, consequence: `whoever uses operator token ${id} is refused from now on` });
     const t = await (await client()).revokeToken(id);
     if (args.output === 'json') { printJson(io, t); return 0; }
     io.out(`token ${id}: revoked`);

@@ -1,4 +1,5 @@
 import { requirePositionals, scopeFlag, scopeOptions, stringFlag, type ParsedCommand } from '../args.js';
+import { confirmDestructive, yesOption } from '../confirm.js';
 import { printJson, type Command, type Io } from '../context.js';
 import { CliError } from '../errors.js';
 import { renderTable } from '../format.js';
@@ -79,14 +80,17 @@ const list: Command = {
 };
 
 const rm: Command = {
-  usage: 'berth vars rm KEY (--device SERIAL | --selector SEL | --fleet)',
+  usage: 'berth vars rm KEY (--device SERIAL | --selector SEL | --fleet) [--yes]',
   about: 'remove a variable from one scope (release manager; audited); assigned documents keep their values',
   help: SCOPE_HELP,
-  options: scopeOptions,
-  examples: ['berth vars rm LOG_LEVEL --device gw-0042', 'berth vars rm MQTT_HOST --selector site=berlin'],
+  options: { ...scopeOptions, ...yesOption },
+  examples: ['berth vars rm LOG_LEVEL --device gw-0042', 'berth vars rm MQTT_HOST --selector site=berlin --yes'],
   async run({ io, args, usage, client }) {
     const [name] = requirePositionals(args, ['KEY'], usage);
-    const r = await (await client()).removeVariable(name, scopeOf(args, usage));
+    const scope = scopeOf(args, usage);
+    const where = scope.fleet ? 'the fleet' : scope.device !== undefined ? `device ${scope.device}` : `selector ${scope.selector}`;
+    await confirmDestructive(io, args.values.yes === true, { action: `remove variable ${name} from ${where}`, consequence: `the next rollouts there take ${name} from a wider scope or its default, or are refused` });
+    const r = await (await client()).removeVariable(name, scope);
     if (args.output === 'json') { printJson(io, r); return 0; }
     io.out(`removed ${r.name} from ${scopeText(r)} (it was ${JSON.stringify(r.value)})`);
     return 0;

@@ -1,5 +1,6 @@
 import { readFile, stat } from 'node:fs/promises';
 import { requireFlag, requirePositionals } from '../args.js';
+import { confirmDestructive, yesOption } from '../confirm.js';
 import { printJson, type Command } from '../context.js';
 import { CliError } from '../errors.js';
 import { renderFields, renderTable } from '../format.js';
@@ -98,12 +99,13 @@ const show: Command = {
 };
 
 const rm: Command = {
-  usage: 'berth webhooks rm ID',
+  usage: 'berth webhooks rm ID [--yes]',
   about: 'remove a webhook and its pending deliveries (admin; audited)',
-  options: {},
-  examples: ['berth webhooks rm wh_1'],
+  options: { ...yesOption },
+  examples: ['berth webhooks rm wh_1', 'berth webhooks rm wh_1 --yes'],
   async run({ io, args, usage, client }) {
     const [id] = requirePositionals(args, ['ID'], usage);
+    await confirmDestructive(io, args.values.yes === true, { action: `remove webhook ${id}`, consequence: `webhook ${id} and its pending deliveries are deleted` });
     const { body: w } = await (await client()).call('webhooks rm', webhookRoutes.remove, { params: { id } });
     if (args.output === 'json') { printJson(io, w); return 0; }
     io.out(`removed webhook ${w.id} (${w.url}; ${w.pending} pending deliveries dropped)`);

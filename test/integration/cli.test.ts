@@ -153,7 +153,7 @@ describe('berth CLI against a real control plane', () => {
     const mine = tokens.find((t) => t.name === 'ci-viewer');
     expect(mine).toMatchObject({ role: 'viewer', revokedAt: null });
     expect(mine?.expiresAt).not.toBeNull();
-    expect((await fleet.cli(['tokens', 'revoke', mine!.id])).code).toBe(0);
+    expect((await fleet.cli(['tokens', 'revoke', mine!.id, '--yes'])).code).toBe(0);
     const after = await fleet.cli(['devices', 'list'], { token: viewer });
     expect(after.code).toBe(1);
     expect(after.stderr).toMatch(/401 invalid-token/);
@@ -177,7 +177,7 @@ describe('berth CLI against a real control plane', () => {
     expect(pause.code).toBe(1);
     expect(pause.stderr.split('\n')[0]).toMatch(/^berth: pausing campaign \S+ failed: cannot pause a campaign that is draft \[409/);
 
-    const aborted = await fleet.cliJson<Campaign>(['campaign', 'abort', created.id]);
+    const aborted = await fleet.cliJson<Campaign>(['campaign', 'abort', created.id, '--yes']);
     expect(aborted.status).toBe('aborted');
     const watch = await fleet.cli(['campaign', 'status', created.id, '--watch']);
     expect(watch.code).toBe(1);
@@ -192,7 +192,7 @@ describe('berth CLI against a real control plane', () => {
     const created = await fleet.cliJson<Campaign>(['campaign', 'create', '--manifest', 'demo@2.0.0', '--selector', 'site=nowhere', '--waves', '1,12.5%,100%', '--soak', '1h30m', '--device-timeout', '1h30m', '--allow-empty']);
     // Left out, the shares are the server's defaults, the ones `campaign create --help` shows.
     expect(created.rules).toEqual({ waves: ['1', '12.5%', '100%'], success: CAMPAIGN_DEFAULTS.success, maxFailures: CAMPAIGN_DEFAULTS.maxFailures, deviceTimeout: '1h30m', soak: '1h30m', onFailure: CAMPAIGN_DEFAULTS.onFailure });
-    expect((await fleet.cliJson<Campaign>(['campaign', 'abort', created.id])).status).toBe('aborted');
+    expect((await fleet.cliJson<Campaign>(['campaign', 'abort', created.id, '--yes'])).status).toBe('aborted');
 
     const cli = await fleet.cli(['campaign', 'create', '--manifest', 'demo@2.0.0', '--selector', 'site=nowhere', '--waves', '1,50%,12.5%']);
     expect(cli.code).toBe(2);

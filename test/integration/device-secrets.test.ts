@@ -131,9 +131,9 @@ describe('berth secrets', () => {
     expect(again.stdout.join('\n')).toBe('secret db_password for the fleet is at version 2');
     expect(await run(['secrets', 'set', 'tmp', '--device', 'SEC-C', '--from-stdin'], cliIo(rm_, 'x'))).toBe(0);
     const removed = cliIo(rm_);
-    expect(await run(['secrets', 'rm', 'tmp', '--device', 'SEC-C'], removed)).toBe(0);
+    expect(await run(['secrets', 'rm', 'tmp', '--device', 'SEC-C', '--yes'], removed)).toBe(0);
     expect(removed.stdout.join('\n')).toBe('removed secret tmp (version 1) for device SEC-C');
-    expect(await run(['secrets', 'rm', 'tmp', '--device', 'SEC-C'], cliIo(rm_))).not.toBe(0);
+    expect(await run(['secrets', 'rm', 'tmp', '--device', 'SEC-C', '--yes'], cliIo(rm_))).not.toBe(0);
     const audit = await call(cp.url, 'GET', '/v1/audit?limit=100', { token: ADMIN });
     expect(audit.status).toBe(200);
     const actions = (audit.body.entries as { action: string }[]).map((e) => e.action);
@@ -151,7 +151,7 @@ describe('berth secrets', () => {
       'secret db_password (conflict: set for selectors site=a and tier=canary, which both match it)',
     ]);
     expect((await checkSecrets(cp.ctx.db, spec, 'site in (a,b),tier!=canary')).ok).toBe(true);
-    expect(await run(['secrets', 'rm', 'db_password', '--selector', 'tier=canary'], cliIo(rm_))).toBe(0);
+    expect(await run(['secrets', 'rm', 'db_password', '--selector', 'tier=canary', '--yes'], cliIo(rm_))).toBe(0);
   });
 
   it('snapshots a JWE that opens only with the addressed device key, with that device\'s value', async () => {

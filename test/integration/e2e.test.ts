@@ -144,7 +144,7 @@ describe('end to end: three gateways, one engine, the real services', { timeout:
     const revoked = SERIALS.find((s) => s !== first)!;
     const before = await appContainer(revoked);
 
-    const r = await fleet.cli(['devices', 'revoke', revoked]);
+    const r = await fleet.cli(['devices', 'revoke', revoked, '--yes']);
     expect(r).toMatchObject({ code: 0, stdout: `${revoked}: revoked` });
     const done = await fleet.waitForCampaign(c.id, ['completed', 'failed', 'aborted'], 90_000);
     expect(done.status).toBe('completed');

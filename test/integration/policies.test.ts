@@ -155,9 +155,9 @@ describe('privilege policies', () => {
     expect(await run(['policies', 'list'], list)).toBe(0);
     expect(list.stdout.join('\n')).toMatch(/plain-serial\s+hw=plain\s+1\s+devices=\/dev\/ttyUSB\* group_add=dialout/);
     const notAdmin = cliIo(releaseManager);
-    expect(await run(['policies', 'rm', 'plain-serial'], notAdmin)).toBe(1);
+    expect(await run(['policies', 'rm', 'plain-serial', '--yes'], notAdmin)).toBe(1);
     const rm = cliIo(ADMIN);
-    expect(await run(['policies', 'rm', 'plain-serial'], rm)).toBe(0);
+    expect(await run(['policies', 'rm', 'plain-serial', '--yes'], rm)).toBe(0);
     const bad = cliIo(ADMIN);
     expect(await run(['policies', 'set', 'x', '--selector', 'hw=plain', '--allow', 'cap_add=NET_ADMIM'], bad)).toBe(1);
     expect(bad.stderr.join('\n')).toContain('cap_add=NET_ADMIM: "NET_ADMIM" is not a Linux capability');

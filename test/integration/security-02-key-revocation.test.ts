@@ -45,7 +45,7 @@ describe('finding 2: revoking a signing key takes effect at once', () => {
 
     const env = { HOME: dir, XDG_CONFIG_HOME: join(dir, 'cfg'), BERTH_SERVER: cp.url, BERTH_TOKEN: cp.adminToken as string };
     const cli = cliIo(env);
-    expect(await run(['keys', 'revoke', oldKid], cli.io), cli.err.join('\n')).toBe(0);
+    expect(await run(['keys', 'revoke', oldKid, '--yes'], cli.io), cli.err.join('\n')).toBe(0);
     expect(cli.out.join('\n')).toMatch(new RegExp(`signing key ${oldKid}: revoked; k-\\S+ signs now`));
 
     const jwks = await call(cp.url, 'GET', '/.well-known/jwks.json');

@@ -197,7 +197,7 @@ describe('variables', () => {
     expect(await run(['vars', 'list', '--device', 'ROM-1'], list)).toBe(0);
     expect(list.stdout.join('\n')).toMatch(/BROKER\s+mqtt:\/\/broker\.fleet:1883\s+fleet\n.*LEVEL\s+debug\s+selector site=rome\n.*SITE_ID\s+rome\s+selector site=rome/);
     const conflict = cliIo(viewer);
-    expect(await run(['vars', 'rm', 'SITE_ID', '--device', 'BER-2'], cliIo(rmToken))).toBe(0);
+    expect(await run(['vars', 'rm', 'SITE_ID', '--device', 'BER-2', '--yes'], cliIo(rmToken))).toBe(0);
     expect(await run(['vars', 'list', '--device', 'BER-2'], conflict)).toBe(1);
     expect(conflict.stdout.at(-1)).toBe('conflict: SITE_ID — selector site=berlin gives "berlin", selector tier=edge gives "edge" (a rollout that uses SITE_ID is refused for this device)');
     const dry = cliIo(rmToken);
@@ -207,7 +207,7 @@ describe('variables', () => {
     expect(await run(['campaign', 'create', '--manifest', 'app@1.0.0', '--selector', 'site=rome', '--waves', '100%', '--dry-run'], dryOk)).toBe(0);
     expect(dryOk.stdout.at(-1)).toBe('every target device has a value for BROKER, SITE_ID');
     const gone = cliIo(rmToken);
-    expect(await run(['vars', 'rm', 'SITE_ID', '--device', 'BER-2'], gone)).toBe(1);
+    expect(await run(['vars', 'rm', 'SITE_ID', '--device', 'BER-2', '--yes'], gone)).toBe(1);
     expect(gone.stderr.join('\n')).toContain('no variable SITE_ID set for device BER-2');
   });
 });

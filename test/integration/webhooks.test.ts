@@ -130,7 +130,7 @@ describe('webhooks', () => {
     expect(tested.code, tested.stderr).toBe(0);
     await receiver.until('test event', (r) => r.types().includes('webhook.test'));
 
-    const removed = await cli(['webhooks', 'rm', id]);
+    const removed = await cli(['webhooks', 'rm', id, '--yes']);
     expect(removed.code).toBe(0);
     expect((await call(cp.url, 'GET', `/v1/webhooks/${id}`, { token: ADMIN })).status).toBe(404);
     const actions = (await call(cp.url, 'GET', '/v1/audit', { token: ADMIN })).body.entries.map((e: any) => e.action);

@@ -43,7 +43,7 @@ describe('berth verb dispatch', () => {
     expect(a.err[0]).toMatch(/^berth: unknown verb "deploy"/);
     const b = io();
     expect(await run(['devices', 'nuke'], b.value)).toBe(2);
-    expect(b.err).toEqual(['berth: devices has no subcommand "nuke"; use one of: import, list, show, label, revoke']);
+    expect(b.err).toEqual(['berth: devices has no subcommand "nuke"; use one of: import, list, show, label, revoke, assign, rollback, history, rm']);
   });
   it('checks arguments before it needs a server, and says what is missing', async () => {
     const a = io();
