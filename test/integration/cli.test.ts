@@ -185,7 +185,7 @@ describe('berth CLI against a real control plane', () => {
 
     const unknown = await fleet.cli(['campaign', 'status', 'cmp_nope']);
     expect(unknown.code).toBe(1);
-    expect(unknown.stderr).toMatch(/404/);
+    expect(unknown.stderr).toMatch(/no campaign id starts with cmp_nope/);
   });
 
   it('campaign create: --soak 1h30m and --waves 1,12.5%,100% mean the same to the CLI and the server; a bad wave gets the same words from both', async () => {
