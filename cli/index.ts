@@ -4,6 +4,7 @@
  * `keygen` work on local files. bin/berth.ts passes the verb as argv[0].
  */
 import { homedir } from 'node:os';
+import { createInterface } from 'node:readline';
 import { GrammarError } from '../common/grammar.js';
 import { stringFlag, VALUES_HINT } from './args.js';
 import { connect } from './client.js';
@@ -57,13 +58,20 @@ async function promptHidden(question: string): Promise<string> {
   }
 }
 
-/** Reads one line typed at the terminal, echoed (a confirmation: cli/confirm.ts). */
+/** Reads one line typed at the terminal, echoed (a confirmation: cli/confirm.ts); Ctrl-C or Ctrl-D answers no. */
 function askLine(question: string): Promise<string> {
   return new Promise((resolve) => {
     const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
+    let answered = false;
+    rl.on('SIGINT', () => rl.close());
+    rl.on('close', () => {
+      if (!answered) process.stderr.write('\n');
+      resolve('');
+    });
     rl.question(question, (answer) => {
-      rl.close();
+      answered = true;
       resolve(answer);
+      rl.close();
     });
   });
 }
