@@ -216,7 +216,7 @@ function actionCmd(action: 'start' | 'pause' | 'resume' | 'abort', about: string
     about,
     options: destructive ? { ...yesOption } : {},
     args: ['campaign'],
-    examples: [`berth campaigns ${action} 4f2a1c9e`, `berth campaigns ${action} cmp_4f2a1c9e-…${destructive ? ' --yes' : ''}`],
+    examples: [`berth campaigns ${action} 4f2a1c9e`, ...(destructive ? [`berth campaigns ${action} 4f2a1c9e --yes`] : [])],
     async run({ io, args, usage, client }) {
       const [typed] = requirePositionals(args, ['ID'], usage);
       const cl = await client();
