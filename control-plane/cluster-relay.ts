@@ -1,5 +1,6 @@
 import type { ControlPlaneContext } from './context.js';
 import type { ControlPlaneEvents } from './events.js';
+import { relayOf, type LogPeerMessage } from './device-logs/relay.js';
 
 /**
  * What one worker of `--workers N` keeps in memory that another worker's change makes stale, told
@@ -15,6 +16,9 @@ import type { ControlPlaneEvents } from './events.js';
  * label changes into their campaigns (campaigns/scheduler.ts), the lease holder advances campaigns
  * from the database, and the change feed wakes long polls in every process (devices/change-feed.ts).
  * A notice only updates memory here; it is not emitted again, so nothing is recorded twice.
+ *
+ * Device logs on demand pass between workers too (device-logs/relay.ts, LogPeerMessage): the
+ * operator's request, the gateway's long poll, claim and upload may each reach another worker.
  */
 export const NOTICES = ['signing-keys-changed', 'device-revoked'] as const;
 type Notice = (typeof NOTICES)[number];
@@ -30,23 +34,36 @@ export function isClusterNotice(msg: unknown): msg is ClusterNotice {
   return typeof m === 'object' && m !== null && m.berth === 'notice' && (NOTICES as readonly string[]).includes(m.name as string) && typeof m.payload === 'object' && m.payload !== null;
 }
 
+function isLogMessage(msg: unknown): msg is LogPeerMessage & { from: number } {
+  const m = msg as { berth?: unknown; kind?: unknown; from?: unknown } | null;
+  return typeof m === 'object' && m !== null && m.berth === 'logs' && typeof m.kind === 'string' && typeof m.from === 'number';
+}
+
 /** How a worker talks to its primary: `process.send` and `process.on('message')` in cluster.ts. */
 export interface RelayLink {
-  send(msg: ClusterNotice): void;
+  send(msg: ClusterNotice | LogPeerMessage): void;
   onMessage(fn: (msg: unknown) => void): () => void;
 }
 
 type RelayCtx = Pick<ControlPlaneContext, 'events' | 'keys' | 'deviceTokens' | 'waiters' | 'log'>;
 
-/** Sends this worker's notices out and applies the others' here; returns the stop. */
+/** Sends this worker's notices and log traffic out and applies the others' here; returns the stop. */
 export function relayNotices(ctx: RelayCtx, link: RelayLink): () => void {
   const offs = NOTICES.map((name) => ctx.events.on(name, (payload) => link.send({ berth: 'notice', name, payload } as ClusterNotice)));
+  const logs = relayOf(ctx);
+  logs.peers = { send: (msg) => link.send(msg) };
   const offMessage = link.onMessage((msg) => {
     if (isClusterNotice(msg)) apply(ctx, msg);
+    else if (isLogMessage(msg)) {
+      // A request opened on another worker: this worker's long poll for the device answers now.
+      const wake = logs.receive(msg, msg.from);
+      if (wake) ctx.waiters.wake(wake);
+    }
   });
   return () => {
     for (const off of offs) off();
     offMessage();
+    logs.peers = null;
   };
 }
 

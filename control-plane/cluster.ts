@@ -66,6 +66,11 @@ function slotOf(): number {
   return Number(process.env[SLOT_ENV]);
 }
 
+/** Log traffic between workers (device-logs/relay.ts), passed on by the primary unread. */
+function isPeerMessage(msg: unknown): boolean {
+  return typeof msg === 'object' && msg !== null && (msg as { berth?: unknown }).berth === 'logs';
+}
+
 function send(msg: ToPrimary): void {
   process.send?.(msg);
 }
@@ -141,8 +146,8 @@ export async function startPrimary<O extends ClusterOptions>(options: O, workers
     entries.set(slot, entry);
     let failure = '';
     worker.on('message', (msg: unknown) => {
-      if (isClusterNotice(msg)) {
-        for (const [other, s] of entries) if (other !== slot && s.worker.isConnected()) s.worker.send(msg);
+      if (isClusterNotice(msg) || isPeerMessage(msg)) {
+        pass(slot, msg as { berth?: unknown; to?: unknown });
         return;
       }
       const m = msg as ToPrimary;
@@ -156,6 +161,8 @@ export async function startPrimary<O extends ClusterOptions>(options: O, workers
     worker.on('exit', (code, signal) => {
       if (entries.get(slot) !== entry) return;
       if (stopping) return;
+      // The log requests its operators opened end on the other workers.
+      pass(slot, { berth: 'logs', kind: 'gone' });
       const how = signal ? `killed by ${signal}` : `exited with code ${code}`;
       if (!entry.ready && onStartFailure) {
         onStartFailure(new Error(`worker ${slot} ${how} before listening${failure ? `: ${failure}` : ''}`));
@@ -177,6 +184,15 @@ export async function startPrimary<O extends ClusterOptions>(options: O, workers
       }, delay);
       restarts.add(timer);
     });
+  }
+
+  /** Passes a worker's message on, stamped with its slot: to `to` alone, else to every other worker. */
+  function pass(from: number, msg: { berth?: unknown; kind?: unknown; to?: unknown }): void {
+    const stamped = { ...msg, from };
+    for (const [slot, s] of entries) {
+      if (slot === from || !s.worker.isConnected() || (typeof msg.to === 'number' && msg.to !== slot)) continue;
+      s.worker.send(stamped);
+    }
   }
 
   async function stopAll(): Promise<boolean> {

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { request } from 'node:http';
+import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -18,19 +18,31 @@ interface Answer {
   status: number;
   worker: string | undefined;
   body: any;
+  logRequests?: string;
+}
+
+/** A keep-alive connection that reaches `worker`: each request on it is answered there. */
+async function connectionTo(base: string, worker: string): Promise<Agent> {
+  for (let i = 0; i < 20; i++) {
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    if ((await once(base, 'GET', '/healthz', { agent })).worker === worker) return agent;
+    agent.destroy();
+  }
+  throw new Error(`no connection reached worker ${worker}`);
 }
 
 /**
  * One request on a connection of its own: the primary hands each new connection to the next
  * worker (round-robin), so consecutive calls alternate between the workers.
  */
-function once(base: string, method: string, path: string, opts: { token?: string; json?: unknown; text?: string; type?: string } = {}): Promise<Answer> {
+function once(base: string, method: string, path: string, opts: { token?: string; json?: unknown; text?: string; type?: string; agent?: Agent } = {}): Promise<Answer> {
   const body = opts.json !== undefined ? JSON.stringify(opts.json) : opts.text;
   const headers: Record<string, string> = {};
   if (opts.token) headers.authorization = `Bearer ${opts.token}`;
   if (body !== undefined) headers['content-type'] = opts.json !== undefined ? 'application/json' : (opts.type ?? 'text/plain');
   return new Promise((resolvePromise, reject) => {
-    const req = request(base + path, { method, headers, agent: false }, (res) => {
+    const req = request(base + path, { method, headers, agent: opts.agent ?? false }, (res) => {
+      const logRequests = res.headers['berth-log-requests'];
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (text += c));
@@ -41,7 +53,7 @@ function once(base: string, method: string, path: string, opts: { token?: string
         } catch {
           // not JSON
         }
-        resolvePromise({ status: res.statusCode ?? 0, worker: res.headers['x-berth-worker'] as string | undefined, body: parsed });
+        resolvePromise({ status: res.statusCode ?? 0, worker: res.headers['x-berth-worker'] as string | undefined, body: parsed, logRequests: logRequests as string | undefined });
       });
     });
     req.on('error', reject);
@@ -187,6 +199,41 @@ describe('control plane with --workers 2', () => {
     expect(done.body.status).toBe('completed');
     expect(done.body.devices).toMatchObject({ succeeded: 6, failed: 0, pending: 0 });
     expect([...reportedBy].sort()).toEqual(['1', '2']);
+  });
+
+  it("relays a gateway's logs to an operator whose request reached the other worker", async () => {
+    const key = newDevice('logs-1');
+    expect((await once(base, 'POST', '/v1/devices/import', { token: admin, text: csvOf([key], () => 'site=logs'), type: 'text/csv' })).status).toBe(200);
+    const token = await enrollOnce(base, key);
+    const [operatorSide, gatewaySide] = [await connectionTo(base, '1'), await connectionTo(base, '2')];
+    // The operator asks through worker 1 and reads the stream as it comes.
+    const read = new Promise<{ worker: string | undefined; body: string }>((resolveRead, reject) => {
+      const req = request(`${base}/v1/devices/logs-1/logs?tail=2`, { headers: { authorization: `Bearer ${admin}` }, agent: operatorSide }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolveRead({ worker: res.headers['x-berth-worker'] as string | undefined, body }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    // The gateway, on worker 2, sees the request in its desired-state answer, claims it and uploads.
+    let waiting: string | undefined;
+    for (let i = 0; i < 100 && waiting !== '1'; i++) {
+      waiting = (await once(base, 'GET', '/v1/device/desired', { token, agent: gatewaySide })).logRequests;
+      if (waiting !== '1') await sleep(100);
+    }
+    expect(waiting).toBe('1');
+    const claim = await once(base, 'POST', '/v1/device/logs/claim', { token, json: {}, agent: gatewaySide });
+    expect([claim.status, claim.worker, claim.body.requests.length]).toEqual([200, '2', 1]);
+    const lines = [{ service: 'app', stream: 'stdout', line: 'first' }, { service: 'app', stream: 'stderr', line: 'second' }];
+    const upload = await once(base, 'POST', `/v1/device/logs/${claim.body.requests[0].id}`, { token, text: lines.map((l) => JSON.stringify(l)).join('\n') + '\n', type: 'application/x-ndjson', agent: gatewaySide });
+    expect([upload.status, upload.worker, upload.body]).toEqual([200, '2', { lines: 2, ended: 'done' }]);
+    const got = await read;
+    expect(got.worker).toBe('1');
+    expect(got.body.trim().split('\n').map((l) => JSON.parse(l))).toEqual(lines);
+    operatorSide.destroy();
+    gatewaySide.destroy();
   });
 
   it('replaces a killed worker, and stops every worker on SIGTERM', async () => {
