@@ -42,7 +42,8 @@ describe('two control planes sharing one database file', { timeout: 240_000 }, (
       name,
       node: process.execPath,
       berth: join(ROOT, 'dist/bin/berth.js'),
-      args: ['control-plane', '--listen', `127.0.0.1:${port}`, '--db', db, '--data-dir', dir],
+      // One process each (no cluster): two independent control planes, each pid its own lease holder id.
+      args: ['control-plane', '--listen', `127.0.0.1:${port}`, '--db', db, '--data-dir', dir, '--workers', '1'],
       env: { BERTH_ADMIN_TOKEN: ADMIN, BERTH_LOG_LEVEL: 'info' },
       logFile: join(dir, `${name}.log`),
       ready: () => answers(`${url}/healthz`),
