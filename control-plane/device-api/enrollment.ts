@@ -43,6 +43,8 @@ export function enrollmentRoutes(ctx: ControlPlaneContext) {
         .catch((err: unknown) => ctx.log.error({ err }, 'refused enrollment not audited')),
   });
   guards.set(ctx, guard);
+  // Spent challenges are pruned at most once a minute, not in every challenge's write.
+  let prunedAt = -Infinity;
   const addressOf = (c: Context<AppEnv>) => clientKey((c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined)?.incoming?.socket?.remoteAddress);
 
   // Anyone may call these routes: each address has a budget, and a device that enrolls gets its cost back.
@@ -65,8 +67,10 @@ export function enrollmentRoutes(ctx: ControlPlaneContext) {
     // Only imported, unrevoked serials cost a row; others get an equally random challenge that
     // will never verify, so the anonymous endpoint cannot fill the database.
     if (known && known.status !== 'revoked') {
+      const prune = now - prunedAt >= 60_000;
+      if (prune) prunedAt = now;
       await ctx.write(async (tx) => {
-        await tx.delete(enrollChallenges).where(lt(enrollChallenges.expiresAt, now - 3_600_000));
+        if (prune) await tx.delete(enrollChallenges).where(lt(enrollChallenges.expiresAt, now - 3_600_000));
         await tx.insert(enrollChallenges).values({ challenge, serial, createdAt: now, expiresAt });
       });
     }
@@ -77,6 +81,12 @@ export function enrollmentRoutes(ctx: ControlPlaneContext) {
     const req = await jsonBody(c, enrollRequest);
     checkClientCertificate(c, req.serial);
     const now = ctx.now().getTime();
+    const proof = enrollProofBytes(req.serial, req.challenge, req.encryptionKey);
+    // The signature is checked before the write: CPU spent inside it holds the database's one write
+    // lock, which every worker (and every control plane on the database) waits for. The write
+    // re-reads the row and checks again only if the key changed in between.
+    const key = (await ctx.db.select({ publicKey: devices.publicKey }).from(devices).where(eq(devices.serial, req.serial)).limit(1))[0]?.publicKey;
+    const verified = key !== undefined && verifyBytes(importPublicKey(key), proof, req.signature);
     const outcome = await ctx.write(async (tx): Promise<Refusal | { device: typeof devices.$inferSelect }> => {
       // Audited by the guard, outside this transaction: one row per address and window, not one per request.
       const refuse = async (r: Refusal) => r;
@@ -88,7 +98,7 @@ export function enrollmentRoutes(ctx: ControlPlaneContext) {
       if (ch.usedAt !== null) return refuse({ status: 401, code: 'replayed-challenge', message: 'challenge was already used; request a new one' });
       await tx.update(enrollChallenges).set({ usedAt: now }).where(eq(enrollChallenges.challenge, ch.challenge));
       if (ch.expiresAt <= now) return refuse({ status: 401, code: 'stale-challenge', message: `challenge expired at ${new Date(ch.expiresAt).toISOString()}; request a new one` });
-      if (!verifyBytes(importPublicKey(d.publicKey), enrollProofBytes(req.serial, req.challenge, req.encryptionKey), req.signature)) {
+      if (!(d.publicKey === key ? verified : verifyBytes(importPublicKey(d.publicKey), proof, req.signature))) {
         return refuse({ status: 401, code: 'wrong-key', message: `signature does not verify with the public key recorded for ${req.serial}` });
       }
       const first = d.status === 'registered';
