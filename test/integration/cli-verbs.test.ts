@@ -9,7 +9,8 @@ import { createLogger } from '../../common/log.js';
 import { startControlPlane, type RunningControlPlane } from '../../control-plane/index.js';
 import { forgeImage } from '../rig/forge.js';
 import { rigFromEnv } from '../rig/index.js';
-import { call, csvOf, enroll, newDevice } from './control-plane-support.js';
+import { call, csvOf, enroll, jwtPayload, newDevice } from './control-plane-support.js';
+import { waitFor } from './fleet.js';
 
 /**
  * The verbs and rails of issue 16 against a real control plane (libSQL file, HTTP on loopback)
@@ -238,6 +239,69 @@ describe('berth devices assign|rollback|history|rm', () => {
     expect((await cli(['devices', 'rm', d.serial, '--yes'])).stderr).toContain('[404 device-not-found]');
     // The manufacturer's record can come back: a new device under the same serial.
     expect((await call(cp.url, 'POST', '/v1/devices/import', { token: ADMIN, text: csvOf([d]), type: 'text/csv' })).body).toMatchObject({ created: 1 });
+  });
+
+  it('removes nothing when any part of the removal fails: a row elsewhere that still names the device aborts it whole', async () => {
+    const e = newDevice(`verbs-fk-${process.pid}`);
+    expect((await call(cp.url, 'POST', '/v1/devices/import', { token: ADMIN, text: csvOf([e]), type: 'text/csv' })).status).toBe(200);
+    const { deviceId: id, token } = await enroll(cp.url, e);
+    const report = { sequence: 1, desiredSequence: null, running: null, phase: 'idle', bytes: { done: 0, total: 0 }, services: {}, at: new Date().toISOString() };
+    expect((await call(cp.url, 'POST', '/v1/device/report', { token, json: report })).status).toBe(202);
+    expect((await cli(['vars', 'set', 'RACK=7', '--device', e.serial])).code).toBe(0);
+    expect((await cli(['devices', 'revoke', e.serial, '--yes'])).code).toBe(0);
+    // A table the removal does not know of, pointing at the device: the last delete (the device
+    // row) breaks the foreign key after every other delete of the transaction has run.
+    const db = createClient({ url: `file:${join(dir, 'cp.db')}` });
+    try {
+      await db.execute('CREATE TABLE test_device_refs (device_id TEXT NOT NULL REFERENCES devices(id))');
+      await db.execute({ sql: 'INSERT INTO test_device_refs VALUES (?)', args: [id] });
+      const failed = await cli(['devices', 'rm', e.serial, '--yes']);
+      expect(failed.code).toBe(1);
+      expect((await call(cp.url, 'GET', `/v1/devices/${e.serial}`, { token: ADMIN })).body).toMatchObject({ status: 'revoked', id });
+      expect((await call(cp.url, 'GET', `/v1/devices/${e.serial}/history`, { token: ADMIN })).body.reports).toHaveLength(1);
+      expect((await call(cp.url, 'GET', `/v1/vars?device=${e.serial}`, { token: ADMIN })).body.values).toEqual([{ name: 'RACK', value: '7', source: 'device' }]);
+      expect((await auditActions()).filter((a) => a.action === 'device.remove' && a.target === e.serial)).toEqual([]);
+      expect((await db.execute({ sql: 'SELECT count(*) AS n FROM removed_devices WHERE device_id = ?', args: [id] })).rows[0].n).toBe(0);
+      await db.execute('DROP TABLE test_device_refs');
+    } finally {
+      db.close();
+    }
+    expect((await cli(['devices', 'rm', e.serial, '--yes'])).code).toBe(0);
+  });
+
+  it('rm refuses a revoked device an active campaign still holds, and removes it once the campaign let it go', async () => {
+    const group = `held-${process.pid}`;
+    const pair = [newDevice(`verbs-held-a-${process.pid}`), newDevice(`verbs-held-b-${process.pid}`)];
+    expect((await call(cp.url, 'POST', '/v1/devices/import', { token: ADMIN, text: csvOf(pair, () => `grp=${group}`), type: 'text/csv' })).status).toBe(200);
+    const tokens = await Promise.all(pair.map(async (p) => (await enroll(cp.url, p)).token));
+    const created = await cli(['campaigns', 'create', '--manifest', 'verbs@1.0.0', '--selector', `grp=${group}`, '--waves', '1,100%', '--start', '-o', 'json']);
+    expect(created.code, created.stderr).toBe(0);
+    const campaign = JSON.parse(created.stdout).id as string;
+    // The first wave's one device runs the release healthy; the second wave's never reports.
+    const first = await waitFor('a first-wave document', async () => {
+      for (let i = 0; i < pair.length; i++) {
+        const r = await call(cp.url, 'GET', '/v1/device/desired', { token: tokens[i] });
+        if (r.status === 200) return { i, sequence: jwtPayload(r.body.document as string).sequence as number };
+      }
+      return undefined;
+    }, { timeoutMs: 30_000, intervalMs: 100 });
+    const held = pair[first.i];
+    const report = { sequence: 1, desiredSequence: first.sequence, running: 'verbs@1.0.0', phase: 'running', bytes: { done: 0, total: 0 }, services: { app: { image: 'app', status: 'running', health: 'healthy', restarts: 0 } }, at: new Date().toISOString() };
+    expect((await call(cp.url, 'POST', '/v1/device/report', { token: tokens[first.i], json: report })).status).toBe(202);
+    await waitFor('the first wave to pass', async () => ((await call(cp.url, 'GET', `/v1/campaigns/${campaign}`, { token: ADMIN })).body.devices.succeeded === 1 ? true : undefined), { timeoutMs: 30_000, intervalMs: 100 });
+
+    expect((await cli(['devices', 'revoke', held.serial, '--yes'])).code).toBe(0);
+    const refused = await cli(['devices', 'rm', held.serial, '--yes']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(`device ${held.serial} is still held by campaign ${campaign}; wait for it to finish or abort it`);
+    expect(refused.stderr).toContain('[409 device-in-campaign]');
+    expect((await call(cp.url, 'GET', `/v1/devices/${held.serial}`, { token: ADMIN })).status).toBe(200);
+
+    expect((await cli(['campaigns', 'abort', campaign, '--yes'])).code).toBe(0);
+    const removed = await cli(['devices', 'rm', held.serial, '--yes']);
+    expect(removed.code, removed.stderr).toBe(0);
+    const entry = (await auditActions()).find((a) => a.action === 'device.remove' && a.target === held.serial);
+    expect(entry?.before).toMatchObject({ campaigns: [campaign] });
   });
 });
 
