@@ -3,6 +3,8 @@ import { availableParallelism } from 'node:os';
 import { createLogger, type Logger } from '../common/log.js';
 import { processIo, type ServiceIo, type Stoppable } from '../common/service.js';
 import { isClusterNotice, relayNotices } from './cluster-relay.js';
+import type { WriteTurn } from './db/write-queue.js';
+import { isTurnMessage, workerWriteTurn, WriteTurns, type TurnMessage } from './write-turns.js';
 import type { ControlPlaneContext } from './context.js';
 
 /**
@@ -43,7 +45,7 @@ const STOP_GRACE_MS = 20_000;
 interface ClusterOptions {
   tls?: unknown;
 }
-type Start<O> = (opts: O & { log: Logger; worker: { id: number; of: number } }) => Promise<{ url: string; ctx: ControlPlaneContext; close(): Promise<void> }>;
+type Start<O> = (opts: O & { log: Logger; worker: { id: number; of: number }; writeTurn: WriteTurn }) => Promise<{ url: string; ctx: ControlPlaneContext; close(): Promise<void> }>;
 
 type ToPrimary = { berth: 'listening'; url: string } | { berth: 'failed'; message: string };
 
@@ -99,7 +101,8 @@ export async function startWorker<O extends ClusterOptions>(options: O, workers:
   const slot = slotOf();
   let cp: Awaited<ReturnType<Start<O>>>;
   try {
-    cp = await start({ ...options, log, worker: { id: slot, of: workers } });
+    const writeTurn = workerWriteTurn((msg) => process.send?.(msg), (fn) => process.on('message', fn));
+    cp = await start({ ...options, log, worker: { id: slot, of: workers }, writeTurn });
   } catch (err) {
     send({ berth: 'failed', message: (err as Error).message ?? String(err) });
     throw err;
@@ -134,6 +137,7 @@ export async function startPrimary<O extends ClusterOptions>(options: O, workers
   process.on('SIGINT', onEarly);
   process.on('SIGTERM', onEarly);
   const entries = new Map<number, Slot>();
+  const turns = new WriteTurns();
   const restarts = new Set<NodeJS.Timeout>();
   let stopping = false;
   let url = '';
@@ -146,6 +150,11 @@ export async function startPrimary<O extends ClusterOptions>(options: O, workers
     entries.set(slot, entry);
     let failure = '';
     worker.on('message', (msg: unknown) => {
+      if (isTurnMessage(msg)) {
+        const now = Date.now();
+        grant(msg.kind === 'ask' ? turns.ask(slot, msg.id, now) : turns.done(slot, msg.id, now));
+        return;
+      }
       if (isClusterNotice(msg) || isPeerMessage(msg)) {
         pass(slot, msg as { berth?: unknown; to?: unknown });
         return;
@@ -160,6 +169,7 @@ export async function startPrimary<O extends ClusterOptions>(options: O, workers
     });
     worker.on('exit', (code, signal) => {
       if (entries.get(slot) !== entry) return;
+      grant(turns.gone(slot, Date.now()));
       if (stopping) return;
       // The log requests its operators opened end on the other workers.
       pass(slot, { berth: 'logs', kind: 'gone' });
@@ -186,6 +196,19 @@ export async function startPrimary<O extends ClusterOptions>(options: O, workers
     });
   }
 
+  function grant(to: { slot: number; id: number } | null): void {
+    const w = to && entries.get(to.slot)?.worker;
+    if (to && w?.isConnected()) w.send({ berth: 'write-turn', kind: 'yours', id: to.id } satisfies TurnMessage);
+  }
+  // A turn held for 30 s is a stuck transaction: the next worker goes (SQLite's lock still orders them).
+  const turnWatch = setInterval(() => {
+    const expired = turns.expire(Date.now());
+    if (!expired) return;
+    log.error({ worker: expired.stuck.slot }, `worker ${expired.stuck.slot} held the write turn for 30 s; passing it on`);
+    grant(expired.grant);
+  }, 5000);
+  turnWatch.unref();
+
   /** Passes a worker's message on, stamped with its slot: to `to` alone, else to every other worker. */
   function pass(from: number, msg: { berth?: unknown; kind?: unknown; to?: unknown }): void {
     const stamped = { ...msg, from };
@@ -202,6 +225,7 @@ export async function startPrimary<O extends ClusterOptions>(options: O, workers
     const exits = [...entries.entries()].map(([slot, s]) => stopWorker(slot, s));
     const clean = (await Promise.all(exits)).every(Boolean);
     process.off('SIGHUP', onHup);
+    clearInterval(turnWatch);
     return clean;
   }
 

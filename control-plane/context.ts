@@ -2,7 +2,7 @@ import type { Client } from '@libsql/client';
 import type { Logger } from '../common/log.js';
 import { auditLog } from './db/schema.js';
 import type { Db } from './db/open.js';
-import { createWriteQueue, type AfterCommit, type Tx, type Write } from './db/write-queue.js';
+import { createWriteQueue, type AfterCommit, type Tx, type Write, type WriteTurn } from './db/write-queue.js';
 import type { TypedEmitter } from './events.js';
 import type { SigningKeys } from './signing-keys.js';
 import type { DesiredWaiters } from './devices/desired-waiters.js';
@@ -105,11 +105,13 @@ export interface ContextParts {
   deviceTokens: DeviceTokenCache;
   vault: KeyVault;
   now?: () => Date;
+  /** Turns to write among the workers of `--workers N` (db/write-queue.ts). */
+  writeTurn?: WriteTurn;
 }
 
 export function createContext(parts: ContextParts): ControlPlaneContext {
   const now = parts.now ?? (() => new Date());
-  const { write, afterCommit } = createWriteQueue(parts.db, parts.log);
+  const { write, afterCommit } = createWriteQueue(parts.db, parts.log, parts.writeTurn);
   const ctx: ControlPlaneContext = {
     ...parts,
     now,

@@ -7,6 +7,7 @@ import { buildApp } from './app.js';
 import { bootstrap } from './operators/bootstrap.js';
 import { createContext, type ControlPlaneConfig, type ControlPlaneContext } from './context.js';
 import { migrate, openDatabase } from './db/open.js';
+import type { WriteTurn } from './db/write-queue.js';
 import { DesiredWaiters } from './devices/desired-waiters.js';
 import { startFeedPruner, tailDesiredChanges } from './devices/change-feed.js';
 import { startLease, whileHeld, type Lease, type LeaseOptions } from './lease.js';
@@ -54,6 +55,8 @@ export interface ControlPlaneOptions {
    * keeps its own budget in memory; a share each keeps the sum).
    */
   worker?: { id: number; of: number };
+  /** Turns to write, handed out by the primary of `--workers N` (cluster.ts). */
+  writeTurn?: WriteTurn;
 }
 
 export interface RunningControlPlane {
@@ -122,7 +125,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   const now = opts.now ?? (() => new Date());
   const proxyTrust = opts.caFile ? await loadTrust(opts.caFile) : undefined;
   const registry = new ImageRegistry(registryProxy, async (access) => (await mintPullToken(keys, 'control-plane', access, 300, now())).token, log, undefined, proxyTrust);
-  const ctx = createContext({ db, client, log, events: new TypedEmitter(), config, keys, waiters: new DesiredWaiters(), registry, seen: new LastSeen(), deviceTokens: new DeviceTokenCache(config.deviceTokenCacheSize), vault, now });
+  const ctx = createContext({ db, client, log, events: new TypedEmitter(), config, keys, waiters: new DesiredWaiters(), registry, seen: new LastSeen(), deviceTokens: new DeviceTokenCache(config.deviceTokenCacheSize), vault, now, writeTurn: opts.writeTurn });
   const boot = await bootstrap(ctx, opts.adminToken);
 
   // Every process: the change feed (wakes its own long polls), keys rotated or revoked elsewhere, its sightings, its devices' campaign

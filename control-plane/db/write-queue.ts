@@ -11,6 +11,13 @@ export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
  */
 export type Write = <T>(fn: (tx: Tx) => Promise<T>) => Promise<T>;
 
+/**
+ * Waits for this process's turn to write among processes that share the database and can take
+ * turns without SQLite (the workers of `--workers N`, control-plane/cluster.ts); resolves to the
+ * release. Without it a process waits for the lock inside the driver, its event loop blocked.
+ */
+export type WriteTurn = () => Promise<() => void>;
+
 /** Runs `fn` once the current `write` has committed (dropped if it rolls back). */
 export type AfterCommit = (tx: Tx, fn: () => void) => void;
 
@@ -37,7 +44,7 @@ type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
  * back only itself), so N writes cost one fsync. Each caller is answered only after the commit
  * that holds its write.
  */
-export function createWriteQueue(db: Db, log: Logger): WriteQueue {
+export function createWriteQueue(db: Db, log: Logger, turn?: WriteTurn): WriteQueue {
   const queue: QueuedWrite[] = [];
   let draining = false;
   // Writes run one at a time, so at most one write's hooks are being collected at any moment.
@@ -45,6 +52,7 @@ export function createWriteQueue(db: Db, log: Logger): WriteQueue {
 
   async function commitGroup(group: QueuedWrite[]): Promise<Outcome[] | { failed: unknown; outcomes: Outcome[] }> {
     const outcomes: Outcome[] = [];
+    const release = turn ? await turn() : null;
     try {
       await db.transaction(async (tx) => {
         for (const item of group) {
@@ -62,6 +70,8 @@ export function createWriteQueue(db: Db, log: Logger): WriteQueue {
       });
     } catch (failed) {
       return { failed, outcomes };
+    } finally {
+      release?.();
     }
     return outcomes;
   }
