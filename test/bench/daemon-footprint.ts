@@ -78,14 +78,17 @@ export const bench: Bench = {
       const pid = daemon.child.pid;
       const cpu: number[] = [];
       const rss: number[] = [];
+      let split = { anon: 0, file: 0 };
       for (let i = 0; i < windows; i++) {
         const c0 = cpuSecondsOf(pid);
         const t0 = performance.now();
         await sleep(windowMs);
         cpu.push(((cpuSecondsOf(pid) - c0) / ((performance.now() - t0) / 1000)) * 100);
-        rss.push(memoryOf(pid).rss / MiB);
+        const m = memoryOf(pid);
+        rss.push(m.rss / MiB);
+        split = { anon: m.anon / MiB, file: m.file / MiB };
       }
-      log(`daemon-footprint idle: RSS ${rss.map((x) => x.toFixed(1)).join(', ')} MiB, CPU ${cpu.map((x) => x.toFixed(2)).join(', ')} %`);
+      log(`daemon-footprint idle: RSS ${rss.map((x) => x.toFixed(1)).join(', ')} MiB (last: ${split.anon.toFixed(1)} anonymous, ${split.file.toFixed(1)} file-backed), CPU ${cpu.map((x) => x.toFixed(2)).join(', ')} %`);
 
       // Writing 5 to clear_refs resets VmHWM, so each peak below belongs to its update alone.
       const update = async (release: string): Promise<{ seconds: number; hwm: number; cpu: number }> => {
@@ -111,7 +114,7 @@ export const bench: Bench = {
       const bare = (await bareNodeRss()) / MiB;
       const size = `${(big.layers[1].size / 1e6).toFixed(0)} MB`;
       return [
-        { bench: 'daemon-footprint', metric: 'idle RSS, 5-service release running', unit: 'MiB', berth: stat(rss), baseline: { name: 'target (issue 5)', value: stat([TARGET.idleRssMiB]) }, ratio: stat(rss).median / TARGET.idleRssMiB, note: `VmRSS at the end of ${windows} idle windows of ${windowMs / 1000} s; a bare Node ${process.version} process idles at ${bare.toFixed(1)} MiB here` },
+        { bench: 'daemon-footprint', metric: 'idle RSS, 5-service release running', unit: 'MiB', berth: stat(rss), baseline: { name: 'target (issue 5)', value: stat([TARGET.idleRssMiB]) }, ratio: stat(rss).median / TARGET.idleRssMiB, note: `VmRSS at the end of ${windows} idle windows of ${windowMs / 1000} s (the last: ${split.anon.toFixed(1)} MiB anonymous, ${split.file.toFixed(1)} MiB file-backed, mostly the node binary's pages, which the kernel may reclaim from an idle process); a bare Node ${process.version} process idles at ${bare.toFixed(1)} MiB here` },
         { bench: 'daemon-footprint', metric: 'idle CPU, 5-service release running', unit: '% of a core', berth: stat(cpu), baseline: { name: 'target (issue 5)', value: stat([TARGET.idleCpuPercent]) }, ratio: stat(cpu).median / TARGET.idleCpuPercent, note: `utime+stime from /proc/<pid>/stat over each ${windowMs / 1000} s window (long-poll open, heartbeats, reconcile ticks)` },
         { bench: 'daemon-footprint', metric: `peak RSS, delta update of a ${size} layer`, unit: 'MiB', berth: stat([deltaPeak.hwm / MiB]), baseline: { name: 'target (issue 11)', value: stat([TARGET.downloadRssMiB]) }, ratio: deltaPeak.hwm / MiB / TARGET.downloadRssMiB, note: `VmHWM (reset before the assignment) over the plan, ${(moved.done / 1e6).toFixed(2)} MB of delta, the rebuild against the layer in the store, verification, handover and start; one run, ${deltaSeconds.toFixed(1)} s from assignment to running, ${cpuDelta.toFixed(1)} s of daemon CPU` },
         { bench: 'daemon-footprint', metric: `peak RSS, update downloading a ${size} layer`, unit: 'MiB', berth: stat([peak.hwm / MiB]), baseline: { name: 'target (issue 5)', value: stat([TARGET.downloadRssMiB]) }, ratio: peak.hwm / MiB / TARGET.downloadRssMiB, note: `VmHWM (reset before the assignment) over download, verification, handover to the engine and start; one run, ${seconds.toFixed(1)} s from assignment to running, ${cpuFull.toFixed(1)} s of daemon CPU` },

@@ -120,15 +120,15 @@ export function logTail(file: string, lines = 15): string {
   }
 }
 
-/** VmRSS and VmHWM (peak RSS) of a live process, in bytes. */
-export function memoryOf(pid: number): { rss: number; hwm: number } {
+/** VmRSS and VmHWM (peak RSS) of a live process, and VmRSS split into anonymous and file-backed pages, in bytes. */
+export function memoryOf(pid: number): { rss: number; hwm: number; anon: number; file: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kib = (field: string): number => {
     const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status);
     if (!m) throw new Error(`/proc/${pid}/status has no ${field}`);
     return Number(m[1]) * 1024;
   };
-  return { rss: kib('VmRSS'), hwm: kib('VmHWM') };
+  return { rss: kib('VmRSS'), hwm: kib('VmHWM'), anon: kib('RssAnon'), file: kib('RssFile') };
 }
 
 /** CPU seconds (user + system) a process has used so far. */

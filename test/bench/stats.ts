@@ -47,6 +47,8 @@ export function fmt(n: number): string {
   const a = Math.abs(n);
   if (a >= 100) return n.toFixed(0);
   if (a >= 10) return n.toFixed(1);
+  // Below 0.01, two significant digits: a delta's 0.0019× of docker pull must not read 0.00.
+  if (a > 0 && a < 0.01) return n.toPrecision(2);
   return n.toFixed(2);
 }
 
