@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { run, type Io } from '../../cli/index.js';
+import { runCaptured, type CliRun } from './cli-support.js';
 import type { AuditEntry } from '../../cli/client.js';
 import { createLogger } from '../../common/log.js';
 import { startControlPlane, type RunningControlPlane } from '../../control-plane/index.js';
@@ -25,24 +25,9 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function cli(argv: string[], opts: { stdin?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
+function cli(argv: string[], opts: { stdin?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliRun> {
   const env = opts.env ?? { BERTH_SERVER: cp.url, BERTH_TOKEN: cp.adminToken, HOME: dir, XDG_CONFIG_HOME: join(dir, 'config') };
-  const io: Io = {
-    out: (t) => void out.push(t),
-    err: (t) => void err.push(t),
-    isTTY: false,
-    env,
-    readStdin: async () => opts.stdin ?? '',
-    stdinIsTTY: false,
-    promptSecret: async () => '',
-    now: () => new Date(),
-    sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
-    home: dir,
-  };
-  const code = await run(argv, io);
-  return { code, stdout: out.join('\n'), stderr: err.join('\n') };
+  return runCaptured(argv, env, { stdin: opts.stdin });
 }
 
 describe('berth audit', () => {

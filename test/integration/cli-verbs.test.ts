@@ -4,11 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createClient } from '@libsql/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { run, type Io } from '../../cli/index.js';
 import { createLogger } from '../../common/log.js';
 import { startControlPlane, type RunningControlPlane } from '../../control-plane/index.js';
 import { forgeImage } from '../rig/forge.js';
 import { rigFromEnv } from '../rig/index.js';
+import { runCaptured, type CliRun } from './cli-support.js';
 import { call, csvOf, enroll, jwtPayload, newDevice } from './control-plane-support.js';
 import { waitFor } from './fleet.js';
 
@@ -23,30 +23,12 @@ let cp: RunningControlPlane;
 let image = '';
 let pinned = '';
 
-interface CliRun { code: number; stdout: string; stderr: string }
 interface CliOpts { stdin?: string; env?: NodeJS.ProcessEnv; tty?: { answer: string } }
 
 /** The CLI in process with its own streams; `tty` makes stdin a terminal that answers the confirmation. */
-async function cli(argv: string[], opts: CliOpts = {}): Promise<CliRun & { asked: string[] }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const asked: string[] = [];
+function cli(argv: string[], opts: CliOpts = {}): Promise<CliRun> {
   const env = opts.env ?? { BERTH_SERVER: cp.url, BERTH_TOKEN: ADMIN, HOME: dir, XDG_CONFIG_HOME: join(dir, 'no-config') };
-  const io: Io = {
-    out: (t) => void out.push(t),
-    err: (t) => void err.push(t),
-    isTTY: false,
-    env,
-    readStdin: async () => opts.stdin ?? '',
-    stdinIsTTY: opts.tty !== undefined,
-    promptSecret: async () => opts.stdin ?? '',
-    ...(opts.tty ? { ask: async (q: string) => (asked.push(q), opts.tty!.answer) } : {}),
-    now: () => new Date(),
-    sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
-    home: dir,
-  };
-  const code = await run(argv, io);
-  return { code, stdout: out.join('\n'), stderr: err.join('\n'), asked };
+  return runCaptured(argv, env, { stdin: opts.stdin, answer: opts.tty?.answer });
 }
 
 const manifest = (version: string, extra = '') => `name: verbs

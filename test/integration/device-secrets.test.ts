@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../cli/index.js';
-import type { Io } from '../../cli/context.js';
+import { capturingIo, type CapturedIo } from './cli-support.js';
 import { checkSecrets } from '../../control-plane/device-secrets/check.js';
 import { SecretsLacking, secretInputs, snapshotSecrets } from '../../control-plane/device-secrets/snapshot.js';
 import { startControlPlane, type RunningControlPlane } from '../../control-plane/index.js';
@@ -43,13 +43,8 @@ const x25519 = () => {
 const encA = x25519();
 const encB = x25519();
 
-function cliIo(token: string, stdin = ''): Io & { stdout: string[]; stderr: string[] } {
-  const stdout: string[] = [];
-  const stderr: string[] = [];
-  return {
-    stdout, stderr, out: (l) => void stdout.push(l), err: (l) => void stderr.push(l), isTTY: false, env: { BERTH_SERVER: cp.url, BERTH_TOKEN: token }, readStdin: async () => stdin, stdinIsTTY: false,
-    promptSecret: async () => '', now: () => new Date(), sleep: async () => undefined, home: '/nonexistent',
-  };
+function cliIo(token: string, stdin = ''): CapturedIo {
+  return capturingIo({ BERTH_SERVER: cp.url, BERTH_TOKEN: token }, { stdin }).io;
 }
 
 async function enrollWithKey(d: TestDevice, sendKey: string | undefined, proveKey = sendKey) {

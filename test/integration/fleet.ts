@@ -9,7 +9,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Docker from 'dockerode';
-import { run as runCli, type Io } from '../../cli/index.js';
+import { run as runCli } from '../../cli/index.js';
 import type { Campaign, DeviceSummary, Twin } from '../../cli/client.js';
 import { createLogger, type Logger } from '../../common/log.js';
 import { startControlPlane } from '../../control-plane/index.js';
@@ -20,7 +20,11 @@ import { writeKeyPair } from '../../protocol/keys.js';
 import { startRegistryProxy } from '../../registry-proxy/index.js';
 import { busyboxLayer, forgeImage, type ForgedImage } from '../rig/forge.js';
 import { freePort } from '../rig/index.js';
+import { capturingIo } from './cli-support.js';
 import { answers, spawnService } from './fleet-process.js';
+
+/** Kept here too for the tests that drive a fleet and its CLI from one import. */
+export { capturingIo } from './cli-support.js';
 
 export interface GatewaySpec {
   serial: string;
@@ -85,31 +89,6 @@ export interface GatewayContainer {
 }
 
 const UPSTREAM_ALIAS = 'local';
-
-/** An Io that collects a command's output, and echoes it when `echo` is given (the demo). */
-export function capturingIo(env: NodeJS.ProcessEnv, echo?: (line: string) => void, tty = false): { io: Io; result: () => { stdout: string; stderr: string } } {
-  const out: string[] = [];
-  const err: string[] = [];
-  const io: Io = {
-    out: (t) => {
-      out.push(t);
-      echo?.(t);
-    },
-    err: (t) => {
-      err.push(t);
-      echo?.(t);
-    },
-    isTTY: tty,
-    env,
-    readStdin: async () => '',
-    stdinIsTTY: false,
-    promptSecret: async () => '',
-    now: () => new Date(),
-    sleep: (ms) => sleep(ms),
-    home: env.HOME ?? '/nonexistent',
-  };
-  return { io, result: () => ({ stdout: out.join('\n'), stderr: err.join('\n') }) };
-}
 
 export class Fleet {
   readonly gateways = new Map<string, Gateway>();
@@ -247,7 +226,7 @@ export class Fleet {
     const env = this.cliEnv(opts.token);
     // On a terminal the demo shows the live bars (colour unless the user's NO_COLOR says otherwise).
     if (opts.tty) env.NO_COLOR = process.env.NO_COLOR ?? '';
-    const { io, result } = capturingIo(env, opts.echo, opts.tty);
+    const { io, result } = capturingIo(env, { echo: opts.echo, tty: opts.tty });
     const code = await runCli(argv, io);
     return { code, ...result() };
   }

@@ -9,17 +9,12 @@ import { forgeImage } from '../rig/forge.js';
 import { rigFromEnv } from '../rig/index.js';
 import { writeFile } from 'node:fs/promises';
 import { run } from '../../cli/index.js';
-import type { Io } from '../../cli/context.js';
+import { capturingIo, type CapturedIo } from './cli-support.js';
 import { call, csvOf, enroll, failingError, newDevice } from './control-plane-support.js';
 
 /** The CLI in process, against the real control plane, as an operator would run it. */
-function cliIo(token: string): Io & { stdout: string[]; stderr: string[] } {
-  const stdout: string[] = [];
-  const stderr: string[] = [];
-  return {
-    stdout, stderr, out: (l) => void stdout.push(l), err: (l) => void stderr.push(l), isTTY: false, env: { BERTH_SERVER: cp.url, BERTH_TOKEN: token }, readStdin: async () => '', stdinIsTTY: false,
-    promptSecret: async () => '', now: () => new Date(), sleep: async () => undefined, home: '/nonexistent',
-  };
+function cliIo(token: string): CapturedIo {
+  return capturingIo({ BERTH_SERVER: cp.url, BERTH_TOKEN: token }).io;
 }
 
 /**

@@ -2,20 +2,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { run, type Io } from '../../cli/index.js';
 import { createLogger } from '../../common/log.js';
 import { startControlPlane, type RunningControlPlane } from '../../control-plane/index.js';
 import { signDeployment, type VerifyOptions } from '../../protocol/deployment.js';
 import { readDocument } from '../../edge-daemon/policy/accept.js';
 import { parseManifest, manifestDigest } from '../../manifests/parse.js';
+import { runCaptured } from './cli-support.js';
 import { call, csvOf, enroll, jwtHeader, newDevice } from './control-plane-support.js';
-
-function cliIo(env: NodeJS.ProcessEnv): { io: Io; out: string[]; err: string[] } {
-  const out: string[] = [];
-  const err: string[] = [];
-  const io: Io = { out: (t) => void out.push(t), err: (t) => void err.push(t), isTTY: false, env, readStdin: async () => '', stdinIsTTY: false, promptSecret: async () => '', now: () => new Date(), sleep: (ms) => new Promise((r) => setTimeout(r, ms)), home: env.HOME ?? '/nonexistent' };
-  return { io, out, err };
-}
 
 describe('finding 2: revoking a signing key takes effect at once', () => {
   let dir: string;
@@ -44,9 +37,9 @@ describe('finding 2: revoking a signing key takes effect at once', () => {
     expect((await call(cp.url, 'POST', '/v1/keys/k-nope/revoke', { token: cp.adminToken })).status).toBe(404);
 
     const env = { HOME: dir, XDG_CONFIG_HOME: join(dir, 'cfg'), BERTH_SERVER: cp.url, BERTH_TOKEN: cp.adminToken as string };
-    const cli = cliIo(env);
-    expect(await run(['keys', 'revoke', oldKid, '--yes'], cli.io), cli.err.join('\n')).toBe(0);
-    expect(cli.out.join('\n')).toMatch(new RegExp(`signing key ${oldKid}: revoked; k-\\S+ signs now`));
+    const cli = await runCaptured(['keys', 'revoke', oldKid, '--yes'], env);
+    expect(cli.code, cli.stderr).toBe(0);
+    expect(cli.stdout).toMatch(new RegExp(`signing key ${oldKid}: revoked; k-\\S+ signs now`));
 
     const jwks = await call(cp.url, 'GET', '/.well-known/jwks.json');
     expect(jwks.body.keys.map((k: { kid: string }) => k.kid)).not.toContain(oldKid);

@@ -2,20 +2,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { run, type Io } from '../../cli/index.js';
 import { createLogger } from '../../common/log.js';
 import { startControlPlane, type RunningControlPlane } from '../../control-plane/index.js';
+import { runCaptured } from './cli-support.js';
 import { call, csvOf, enroll, newDevice } from './control-plane-support.js';
 
 /** Clear screen, an OSC-8 link, a cursor move and a carriage return, a C1 CSI and a right-to-left override. */
 const HOSTILE = 'disk full\x1b[2J\x1b]8;;http://evil.example\x07click\x1b]8;;\x07\x1b[5A\rOK\x9b1m\u202egnirts';
-
-function cli(env: NodeJS.ProcessEnv, isTTY: boolean): { io: Io; out: string[]; err: string[] } {
-  const out: string[] = [];
-  const err: string[] = [];
-  const io: Io = { out: (t) => void out.push(t), err: (t) => void err.push(t), isTTY, env, readStdin: async () => '', stdinIsTTY: false, promptSecret: async () => '', now: () => new Date(), sleep: async () => undefined, home: env.HOME ?? '/nonexistent' };
-  return { io, out, err };
-}
 
 /**
  * Finding 10: `berth devices show` printed report fields raw, so escape sequences a device sent
@@ -45,20 +38,20 @@ describe('finding 10: what a device reports cannot drive the operator terminal',
     const env = { HOME: dir, XDG_CONFIG_HOME: join(dir, 'cfg'), BERTH_SERVER: cp.url, BERTH_TOKEN: cp.adminToken as string, TERM: 'xterm' };
     for (const argv of [['devices', 'show', d.serial], ['devices', 'list']]) {
       // On a terminal, with colours: only the CLI's own SGR sequences may carry ESC.
-      const c = cli(env, true);
-      expect(await run(argv, c.io), c.err.join('\n')).toBe(0);
-      const text = c.out.join('\n');
+      const c = await runCaptured(argv, env, { tty: true });
+      expect(c.code, c.stderr).toBe(0);
+      const text = c.stdout;
       expect(text.replace(/\x1b\[[0-9;]*m/g, ''), argv.join(' ')).not.toMatch(/[\x00-\x08\x0b-\x1f\x7f-\x9f\u202e]/);
     }
-    const shown = cli(env, false);
-    expect(await run(['devices', 'show', d.serial], shown.io)).toBe(0);
-    const text = shown.out.join('\n');
+    const shown = await runCaptured(['devices', 'show', d.serial], env);
+    expect(shown.code).toBe(0);
+    const text = shown.stdout;
     expect(text).toContain('disk full\\x1b[2J\\x1b]8;;http://evil.example\\x07click');
     expect(text).toContain('\\x1b[5A\\x0dOK\\u009b1m\\u202egnirts');
 
-    const json = cli(env, false);
-    expect(await run(['devices', 'show', d.serial, '--output', 'json'], json.io)).toBe(0);
-    const twin = JSON.parse(json.out.join('\n'));
+    const json = await runCaptured(['devices', 'show', d.serial, '--output', 'json'], env);
+    expect(json.code).toBe(0);
+    const twin = JSON.parse(json.stdout);
     expect(twin.reported.error).toBe(HOSTILE);
     expect(twin.services.web.lastError).toBe(HOSTILE);
     expect(twin.services.web.reportedImage).toBe('x\x1b[31m');

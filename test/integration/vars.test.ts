@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../cli/index.js';
-import type { Io } from '../../cli/context.js';
+import { capturingIo, type CapturedIo } from './cli-support.js';
 import { createLogger } from '../../common/log.js';
 import { startControlPlane, type RunningControlPlane } from '../../control-plane/index.js';
 import { verifyDeployment, type DeploymentDocument } from '../../protocol/deployment.js';
@@ -40,13 +40,8 @@ services:
     command: ["sh", "-c", "echo $$HOME \${SITE_ID:?ask the site team}"]
 `;
 
-function cliIo(token: string): Io & { stdout: string[]; stderr: string[] } {
-  const stdout: string[] = [];
-  const stderr: string[] = [];
-  return {
-    stdout, stderr, out: (l) => void stdout.push(l), err: (l) => void stderr.push(l), isTTY: false, env: { BERTH_SERVER: cp.url, BERTH_TOKEN: token }, readStdin: async () => '', stdinIsTTY: false,
-    promptSecret: async () => '', now: () => new Date(), sleep: async () => undefined, home: '/nonexistent',
-  };
+function cliIo(token: string): CapturedIo {
+  return capturingIo({ BERTH_SERVER: cp.url, BERTH_TOKEN: token }).io;
 }
 
 async function importDevice(serial: string, labels: string): Promise<void> {
