@@ -7,6 +7,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DeviceReport } from '../../protocol/device.js';
 import { freePort, rigFromEnv } from '../rig/index.js';
+import { createLogger } from '../../common/log.js';
+import { DEFAULTS, startControlPlane } from '../../control-plane/index.js';
 import { forgeImage } from '../rig/forge.js';
 import { challengeFor, csvOf, jwtPayload, newDevice, type TestDevice } from './control-plane-support.js';
 import { signBytes } from '../../protocol/keys.js';
@@ -255,6 +257,20 @@ describe('control plane with --workers 2', () => {
     expect(code, logs).toBe(0);
     expect(lines().filter((l) => l.msg === 'control plane stopped').map((l) => l.worker ?? 0).sort()).toEqual([0, 1, 2]);
     for (const pid of pids) expect(alive(pid), `worker pid ${pid}`).toBe(false);
+  });
+});
+
+describe('a control plane started as one worker of several', () => {
+  it('marks its answers with its worker id and allows its share of the enrollment rate', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'berth-cp-worker-'));
+    const cp = await startControlPlane({ listen: '127.0.0.1:0', db: `file:${join(dir, 'berth.db')}`, dataDir: dir, log: createLogger('control-plane', { level: 'silent' }), worker: { id: 3, of: 4 } });
+    try {
+      expect((await once(cp.url, 'GET', '/healthz')).worker).toBe('3');
+      expect([cp.ctx.config.enrollBurst, cp.ctx.config.enrollPerSecond]).toEqual([Math.ceil(DEFAULTS.enrollBurst / 4), DEFAULTS.enrollPerSecond / 4]);
+    } finally {
+      await cp.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
