@@ -128,7 +128,7 @@ interface Slot {
   ready: boolean;
 }
 
-/** The primary: prepares the database once, forks `workers` workers, keeps them running. */
+/** The primary: forks worker 1, then the others once it listens; keeps them running; hands out write turns. */
 export async function startPrimary<O extends ClusterOptions>(options: O, workers: number, log: Logger, exit: (code: number) => void = (code) => process.exit(code)): Promise<Stoppable> {
   // Workers serve before the last is up, and runService listens for signals only once start
   // returns: a stop asked for meanwhile (the first worker answers already) is kept and done right after.
