@@ -13,9 +13,6 @@ const COMMANDS: Record<string, { about: string; load: () => Promise<Main> }> = {
   'registry-proxy': { about: 'run the registry proxy (pull-through OCI mirror, the download channel)', load: async () => (await import('../registry-proxy/index.js')).main },
   'edge-daemon': { about: 'run the gateway daemon (enroll, download, reconcile, report)', load: async () => (gatewayHeap(), (await import('../edge-daemon/index.js')).main) },
 };
-// The verbs of cli/ (its commands/index.ts), named here so that asking for one loads only the CLI.
-// Singular nouns (`campaign`, `manifest`) are other spellings of the plural ones.
-const CLI_VERBS = ['login', 'apply', 'manifests', 'manifest', 'devices', 'campaigns', 'campaign', 'tokens', 'audit', 'keygen', 'completion'];
 
 /**
  * The gateway's heap, set before the daemon's code loads (issue 11: at most 50 MiB idle, 80 MiB
@@ -40,14 +37,14 @@ function gatewayHeap(): void {
   for (const flag of GATEWAY_V8_FLAGS) setFlagsFromString(flag);
 }
 
-/** The services, then the CLI's verbs from its table (loaded only to print this). */
+/** The services, then the CLI's verbs from its light table (declarations only: no verb's code is loaded). */
 async function usage(): Promise<string> {
-  const { VERBS, isCommand } = await import('../cli/commands/index.js');
+  const [{ VERBS }, { isLeaf }] = await Promise.all([import('../cli/verbs.js'), import('../cli/framework.js')]);
   const lines = ['usage: berth <command> [options]', '', 'services:'];
   for (const [name, c] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(16)}${c.about}`);
   lines.push('', 'release manager and operator verbs (manifests validate|schema and keygen work offline):');
   for (const [name, verb] of Object.entries(VERBS)) {
-    if (isCommand(verb)) {
+    if (isLeaf(verb)) {
       if (!verb.hidden) lines.push(`  ${name.padEnd(16)}${verb.about}`);
     } else lines.push(`  ${name.padEnd(16)}${Object.keys(verb).join(' | ')}`);
   }
@@ -83,10 +80,8 @@ async function run(argv: string[]): Promise<number> {
   // `registry-proxy warm` is an operator verb of cli/ that kept the service's noun.
   if (command === 'registry-proxy' && rest[0] === 'warm') return (await import('../cli/index.js')).main(argv);
   if (COMMANDS[command]) main = await COMMANDS[command].load();
-  // A global flag before the verb (`berth --server URL devices list`) is the CLI's too.
-  else if (CLI_VERBS.includes(command) || command === 'help' || command.startsWith('-')) main = (await import('../cli/index.js')).main;
-  // Verbs added since this list was written (vars, policies, keys…): cli/ knows them all.
-  else if ((await import('../cli/commands/index.js')).verbNamed(command)) main = (await import('../cli/index.js')).main;
+  // A global flag before the verb (`berth --server URL devices list`) is the CLI's too; cli/ loads only the verb asked for.
+  else if (command === 'help' || command.startsWith('-') || (await import('../cli/verbs.js')).verbNamed(command)) main = (await import('../cli/index.js')).main;
   else {
     console.error(`berth: unknown command ${JSON.stringify(command)}\n\n${await usage()}`);
     return 2;

@@ -7,6 +7,10 @@ import { z } from 'zod';
 import { GrammarError, isLabelKey, isLabelValue, parseDuration } from '../common/grammar.js';
 import { CliError, usageError } from './errors.js';
 import type { OptionSpec, ParsedCommand } from './framework.js';
+import { stringFlag } from './positionals.js';
+
+// Here too, as the verbs always imported them; positionals.ts has them without zod for the light paths.
+export { requirePositionals, stringFlag } from './positionals.js';
 
 // The command line itself is parsed by commander (framework.ts); these are re-exported for the verbs.
 export { GLOBAL_OPTIONS, OUTPUT_FORMATS, parseCommand, parseOutput } from './framework.js';
@@ -66,17 +70,6 @@ export function parseSince(text: string, now: Date): string {
     return d.toISOString();
   }
   return new Date(now.getTime() - parseDuration(text, '--since')).toISOString();
-}
-
-export function requirePositionals(parsed: ParsedCommand, names: string[], usage: string, allowMore = false): string[] {
-  if (parsed.positionals.length < names.length) throw usageError(`missing ${names.slice(parsed.positionals.length).join(' ')}`, usage);
-  if (!allowMore && parsed.positionals.length > names.length) throw usageError(`unexpected argument ${JSON.stringify(parsed.positionals[names.length])}`, usage);
-  return parsed.positionals;
-}
-
-export function stringFlag(parsed: ParsedCommand, name: string): string | undefined {
-  const v = parsed.values[name];
-  return typeof v === 'string' ? v : undefined;
 }
 
 export function requireFlag(parsed: ParsedCommand, name: string, usage: string): string {

@@ -4,11 +4,11 @@
  * function over the verb table (verbs, subcommands, flags, flag values), plus what the server
  * can say cheaply (serials, manifests, campaign ids); the scripts only pass words and show lines.
  */
-import { GLOBAL_OPTIONS, type ArgKind, type OptionSpec } from './framework.js';
-import type { Command } from './context.js';
+import { GLOBAL_OPTIONS, isLeaf as isCommand, type ArgKind, type LeafSpec, type OptionSpec } from './framework.js';
 
-/** The verb table as completion sees it: a verb is a command or a group of them. */
-export type VerbTable = Record<string, Command | Record<string, Command>>;
+/** The verb table as completion sees it: a verb's declaration or a group of them (the light table, cli/verbs.ts, or commands/index.ts). */
+export type VerbTable = Record<string, LeafSpec | Record<string, LeafSpec>>;
+type Command = LeafSpec;
 
 /** Printed instead of candidates when the word is a file name: each script then completes paths. */
 export const FILE_DIRECTIVE = ':file';
@@ -16,10 +16,6 @@ export const FILE_DIRECTIVE = ':file';
 /** The services `bin/berth.ts` runs besides the CLI's verbs. */
 const SERVICES = ['control-plane', 'registry-proxy', 'edge-daemon'];
 export const SHELLS = ['bash', 'zsh', 'fish'] as const;
-
-function isCommand(v: Command | Record<string, Command>): v is Command {
-  return typeof (v as Command).run === 'function';
-}
 
 /** What the word at the cursor may be: fixed words, a kind the server knows, or a file. */
 export type Wanted = { words: string[] } | { kind: ArgKind };

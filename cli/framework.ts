@@ -72,6 +72,26 @@ export interface LeafSpec {
   hidden?: boolean;
 }
 
+/** Where a verb's code lives: a module of cli/commands/, its export, and the key when the export is a group. */
+export interface VerbSource {
+  module: string;
+  export: string;
+  key?: string;
+}
+
+/** A verb as the light table (commands/verb-table.ts) holds it: its declaration and where to load it from. */
+export interface LeafEntry extends LeafSpec {
+  from: VerbSource;
+}
+
+/** A verb, or a noun grouping subcommands (`berth devices list`), declared but not loaded. */
+export type VerbEntry = LeafEntry | Record<string, LeafEntry>;
+
+/** A declaration (its `usage`), not a group of them. */
+export function isLeaf<T extends LeafSpec>(v: T | Record<string, T>): v is T {
+  return typeof (v as LeafSpec).usage === 'string';
+}
+
 /**
  * The value the server takes for a field a request leaves out, read from the contract's schema
  * (protocol/) itself, so `--help` cannot drift from the server's default.

@@ -5,18 +5,16 @@
  */
 import { homedir } from 'node:os';
 import { createInterface } from 'node:readline';
-import { GrammarError } from '../common/grammar.js';
-import { stringFlag, VALUES_HINT } from './args.js';
-import { connect } from './client.js';
+import { stringFlag } from './positionals.js';
 import { chooseContext, configPath, loadConfigFile, resolveConnection } from './config.js';
-import type { Command, Io } from './context.js';
+import type { Io } from './context.js';
 import { CliError } from './errors.js';
-import { reshape } from './output.js';
 import { ownEscapes, terminalSafe } from './terminal-safe.js';
-import { aliasesOf, ALIASES, isCommand, VERBS } from './commands/index.js';
-import { GLOBAL_OPTIONS, groupCommand, leafCommand, ParseFailure, refusal, rootCommand, toParsed, type Parsed, type Sink } from './framework.js';
+// The light table: declarations only; a verb's module (and the client, the schemas) load when it runs.
+import { aliasesOf, ALIASES, entryAt, loadCommand, VERBS } from './verbs.js';
+import { GLOBAL_OPTIONS, groupCommand, isLeaf, leafCommand, ParseFailure, refusal, rootCommand, toParsed, type Parsed, type Sink } from './framework.js';
 
-export { BerthClient } from './client.js';
+export type { BerthClient } from './client.js';
 export type { Io } from './context.js';
 
 const TOKEN_FLAG_HINT =
@@ -79,7 +77,7 @@ function askLine(question: string): Promise<string> {
 export function usage(): string {
   const lines = ['usage: berth <verb> [subcommand] [options]', ''];
   for (const [name, verb] of Object.entries(VERBS)) {
-    if (isCommand(verb)) {
+    if (isLeaf(verb)) {
       if (!verb.hidden) lines.push(`  ${name.padEnd(20)}${verb.about}`);
     }
     else for (const [sub, c] of Object.entries(verb)) lines.push(`  ${`${name} ${sub}`.padEnd(20)}${c.about}`);
@@ -99,15 +97,9 @@ export function program(sink: Sink, onParse: (p: Parsed) => void) {
   const root = rootCommand(sink, usage);
   for (const [name, verb] of Object.entries(VERBS)) {
     const aliases = aliasesOf(name);
-    root.addCommand(isCommand(verb) ? leafCommand(name, verb, sink, onParse).aliases(aliases) : groupCommand(name, aliases, verb, sink, onParse), { hidden: isCommand(verb) && verb.hidden === true });
+    root.addCommand(isLeaf(verb) ? leafCommand(name, verb, sink, onParse).aliases(aliases) : groupCommand(name, aliases, verb, sink, onParse), { hidden: isLeaf(verb) && verb.hidden === true });
   }
   return root;
-}
-
-/** The verb's declaration for a parsed path (commander's canonical names, never an alias). */
-function commandAt(path: string[]): Command {
-  const verb = VERBS[path[0]];
-  return isCommand(verb) ? verb : verb[path[1]];
 }
 
 export async function run(argv: string[], io: Io): Promise<number> {
@@ -138,30 +130,36 @@ export async function run(argv: string[], io: Io): Promise<number> {
       const v = before[root.options.find((o) => o.long === `--${long}`)!.attributeName()];
       if (values[long] === undefined && v !== undefined) values[long] = v;
     }
-    const command = commandAt(asked.path);
     const parsed = toParsed(values, asked.positionals);
     if (stringFlag(parsed, 'token') !== undefined) io.err(TOKEN_FLAG_HINT);
     // yaml and name are views of the JSON every verb prints: one place, so no verb can miss them.
     const format = parsed.format;
     const base = io;
-    if (format === 'yaml' || format === 'name') io = { ...base, out: (t) => base.out(reshape(t, format)) };
+    if (format === 'yaml' || format === 'name') {
+      const { reshape } = await import('./output.js');
+      io = { ...base, out: (t) => base.out(reshape(t, format)) };
+    }
     const client = async () => {
       const chosen = chooseContext(await loadConfigFile(configPath(io.env, io.home)), stringFlag(parsed, 'context'), io.env);
       const conn = resolveConnection({ server: stringFlag(parsed, 'server'), token: stringFlag(parsed, 'token'), caFile: stringFlag(parsed, 'ca-file') }, io.env, chosen.stored, chosen.explicit);
       if (!conn.token) throw new CliError('no operator token', 'set BERTH_TOKEN, or run `berth login --server URL` with the token on stdin');
-      return connect(conn.server, conn.token, conn.caFile);
+      return (await import('./client.js')).connect(conn.server, conn.token, conn.caFile);
     };
     // Reports, labels and errors come from devices and servers: escaped for the terminal, JSON exact.
     const shown: Io = { ...io, out: (t) => io.out(parsed.output === 'json' ? ownEscapes(t) : terminalSafe(t)), err: (t) => io.err(terminalSafe(t)) };
+    const command = await loadCommand(entryAt(asked.path));
     return await command.run({ io: shown, args: parsed, usage: command.usage, client });
   } catch (err) {
     return reportError({ ...io, err: (t) => io.err(terminalSafe(t)) }, err, debug);
   }
 }
 
-function reportError(io: Io, err: unknown, debug: boolean): number {
-  // A value that does not follow its grammar is a usage error, named by its flag.
-  if (err instanceof GrammarError) err = new CliError(err.message, VALUES_HINT, 2);
+async function reportError(io: Io, err: unknown, debug: boolean): Promise<number> {
+  // A value that does not follow its grammar is a usage error, named by its flag (the grammar is loaded if a verb used it).
+  if (!(err instanceof CliError) && err instanceof Error && err.name === 'GrammarError') {
+    const [{ GrammarError }, { VALUES_HINT }] = await Promise.all([import('../common/grammar.js'), import('./args.js')]);
+    if (err instanceof GrammarError) err = new CliError(err.message, VALUES_HINT, 2);
+  }
   if (err instanceof CliError) {
     io.err(`berth: ${err.message}`);
     if (err.hint) io.err(`  ${err.hint}`);

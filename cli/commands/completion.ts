@@ -1,19 +1,16 @@
-import { parseDuration } from '../../common/grammar.js';
-import { requirePositionals } from '../args.js';
+import { requirePositionals } from '../positionals.js';
 import type { BerthClient } from '../client.js';
-import { candidates, completionScript, serialsAfter, SHELLS, type VerbTable } from '../completion.js';
+import { candidates, completionScript, serialsAfter, SHELLS } from '../completion.js';
 import type { Command } from '../context.js';
 import { usageError } from '../errors.js';
 import type { ArgKind } from '../framework.js';
-import { campaignRoutes } from '../../protocol/campaigns.js';
-import { devicesRoutes } from '../../protocol/devices.js';
-import { manifestRoutes } from '../../protocol/manifests.js';
+import { ALIASES, VERBS } from '../verbs.js';
 
 /**
  * A completion waits for the server this long at most: a slow answer is worse than none.
  * BERTH_COMPLETION_TIMEOUT (a duration) changes it, for a far server or a loaded test machine.
  */
-const LOOKUP_TIMEOUT = '2s';
+const LOOKUP_TIMEOUT_MS = 2000;
 /** Serials offered at once: enough to pick from, cheap for a fleet of 100,000. */
 const SERIALS_SHOWN = 50;
 
@@ -37,7 +34,8 @@ token, in one short request; with no server or a slow one, they are simply not o
 /** What the server knows, one short request per completion; any failure is no candidates. */
 async function lookup(client: () => Promise<BerthClient>, kind: ArgKind, prefix: string, timeoutMs: number): Promise<string[]> {
   try {
-    const c = await client();
+    // The routes (zod schemas) only when the server is asked: completing a verb or a flag needs none.
+    const [c, { campaignRoutes }, { devicesRoutes }, { manifestRoutes }] = await Promise.all([client(), import('../../protocol/campaigns.js'), import('../../protocol/devices.js'), import('../../protocol/manifests.js')]);
     if (kind === 'serial') {
       const { body } = await c.call('completing serials', devicesRoutes.list, { query: { limit: String(SERIALS_SHOWN), after: serialsAfter(prefix) }, timeoutMs });
       return body.devices.map((d) => d.serial);
@@ -51,19 +49,20 @@ async function lookup(client: () => Promise<BerthClient>, kind: ArgKind, prefix:
 }
 
 /**
- * `berth __complete -- WORD…`: the candidates for the last word, one a line (the scripts call it).
- * The verb table is passed in (it holds this command, so it cannot be imported here).
+ * `berth __complete -- WORD…`: the candidates for the last word, one a line (the scripts call it on
+ * every TAB). It reads the light verb table (cli/verbs.ts), so it loads no verb's code.
  */
-export const completeCommand = (table: () => { verbs: VerbTable; aliases: Record<string, string> }): Command => ({
+export const complete: Command = {
   usage: 'berth __complete -- WORD…',
   about: 'the candidates for the last word, for the shell completion scripts',
   hidden: true,
   options: {},
   examples: ['berth __complete -- devices show gw-'],
   async run({ io, args, client }) {
-    const { verbs, aliases } = table();
-    const timeoutMs = parseDuration(io.env.BERTH_COMPLETION_TIMEOUT || LOOKUP_TIMEOUT, 'BERTH_COMPLETION_TIMEOUT');
-    for (const c of await candidates(args.positionals, verbs, aliases, (kind, prefix) => lookup(client, kind, prefix, timeoutMs))) io.out(c);
+    const set = io.env.BERTH_COMPLETION_TIMEOUT;
+    // The duration grammar (zod) only when the server is asked and the timeout was set.
+    const timeoutMs = async () => (set ? (await import('../../common/grammar.js')).parseDuration(set, 'BERTH_COMPLETION_TIMEOUT') : LOOKUP_TIMEOUT_MS);
+    for (const c of await candidates(args.positionals, VERBS, ALIASES, async (kind, prefix) => lookup(client, kind, prefix, await timeoutMs()))) io.out(c);
     return 0;
   },
-});
+};

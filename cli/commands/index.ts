@@ -17,7 +17,7 @@ import { fleetCommands } from './fleet.js';
 import { logs } from './logs.js';
 import { varsCommands } from './vars.js';
 import { secretCommands } from './secrets.js';
-import { completeCommand, completion } from './completion.js';
+import { complete, completion } from './completion.js';
 
 /** A verb either is a command, or groups subcommands (`berth devices list`). */
 export type Verb = Command | Record<string, Command>;
@@ -42,7 +42,7 @@ export const VERBS: Record<string, Verb> = {
   // Spelled as before the verb moved out of registry-proxy/ (bin/berth.ts routes it here).
   'registry-proxy': { warm },
   completion,
-  __complete: completeCommand(() => ({ verbs: VERBS, aliases: ALIASES })),
+  __complete: complete,
 };
 
 /**
