@@ -6,7 +6,6 @@ import { rm } from 'node:fs/promises';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type Dockerode from 'dockerode';
 import { exportJWK } from 'jose';
 import { signDeployment, type DeploymentDocument } from '../../protocol/deployment.js';
@@ -18,6 +17,9 @@ import { startRegistryProxy } from '../../registry-proxy/index.js';
 import { busyboxLayer, forgeImage } from '../rig/forge.js';
 import type { RigInfo } from '../rig/index.js';
 import { LABEL } from '../../edge-daemon/reconcile/spec.js';
+
+/** Kept here too for the daemon tests that import their fixtures and waits together. */
+export { waitFor } from './wait.js';
 
 /**
  * The device side of the control plane's wire contract (protocol/device.ts), served over real
@@ -218,21 +220,6 @@ export function service(image: string, over: Partial<Service> = {}): Service {
 /** A normalized manifest; a bare major version `N` becomes `N.0.0` (versions are semver). */
 export function manifest(version: string, services: Record<string, Service>, over: Partial<Manifest> = {}): Manifest {
   return { name: 'site', version: /^\d+$/.test(version) ? `${version}.0.0` : version, services, volumes: {}, update: { strategy: 'download-then-swap', healthTimeoutMs: 20_000 }, ...over };
-}
-
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 60_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await sleep(200);
-  }
 }
 
 export interface SeenContainer {

@@ -7,7 +7,6 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import Docker from 'dockerode';
 import { run as runCli } from '../../cli/index.js';
 import type { Campaign, DeviceSummary, Twin } from '../../cli/client.js';
@@ -23,8 +22,11 @@ import { freePort } from '../rig/index.js';
 import { capturingIo } from './cli-support.js';
 import { answers, spawnService } from './fleet-process.js';
 
-/** Kept here too for the tests that drive a fleet and its CLI from one import. */
+import { waitFor } from './wait.js';
+
+/** Kept here too for the tests that drive a fleet, its CLI and its waits from one import. */
 export { capturingIo } from './cli-support.js';
+export { waitFor } from './wait.js';
 
 export interface GatewaySpec {
   serial: string;
@@ -354,25 +356,6 @@ export async function removeDeviceContainers(docker: Docker, deviceId: string | 
   const { Volumes } = await docker.listVolumes({ filters: { label: [`${LABEL.device}=${deviceId}`] } });
   for (const v of Volumes ?? []) await docker.getVolume(v.Name).remove().catch(() => undefined);
   return list.length;
-}
-
-/** Polls until `probe` returns a value (not undefined), or fails naming what was awaited and the last state seen. */
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, opts: { timeoutMs: number; intervalMs?: number; describe?: () => Promise<string> }): Promise<T> {
-  const deadline = Date.now() + opts.timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (err) {
-      lastError = err;
-    }
-    if (Date.now() > deadline) {
-      const state = opts.describe ? await opts.describe().catch((e: unknown) => `(could not describe: ${String(e)})`) : '';
-      throw new Error(`timed out after ${opts.timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${String(lastError)})` : ''}${state ? `\n${state}` : ''}`);
-    }
-    await sleep(opts.intervalMs ?? 250);
-  }
 }
 
 // ---- the demo application: three releases of one small service, plus an agent that never changes ----
