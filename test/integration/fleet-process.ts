@@ -5,6 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { logTail, waitUntil } from '../rig/proc.js';
 
@@ -15,6 +16,13 @@ export interface ChildService {
   /** The command as an operator would type it (`berth …`), for the story. */
   command: string;
   stop(): Promise<void>;
+  /** Sends `signal` and resolves with how the process ended (crash tests: kill -9, then restart). */
+  kill(signal: NodeJS.Signals): Promise<ExitStatus>;
+}
+
+export interface ExitStatus {
+  code: number | null;
+  signal: NodeJS.Signals | null;
 }
 
 export interface SpawnServiceOptions {
@@ -41,14 +49,14 @@ export async function spawnService(opts: SpawnServiceOptions): Promise<ChildServ
   } finally {
     closeSync(fd);
   }
-  const exited = new Promise<void>((resolve) => {
+  const exited = new Promise<ExitStatus>((resolve) => {
     child.once('exit', (code, sig) => {
       exit = sig ? `killed by ${sig}` : `exited with code ${code}`;
-      resolve();
+      resolve({ code, signal: sig });
     });
     child.once('error', (err) => {
       exit = `failed to start: ${err.message}`;
-      resolve();
+      resolve({ code: null, signal: null });
     });
   });
   const pid = child.pid;
@@ -72,6 +80,12 @@ export async function spawnService(opts: SpawnServiceOptions): Promise<ChildServ
         await exited;
       }
     },
+    async kill(signal) {
+      if (exit === undefined) child.kill(signal);
+      const status = await exited;
+      process.removeListener('exit', onExit);
+      return status;
+    },
   };
   try {
     if (!pid) throw new Error(`${opts.name}: could not start ${opts.node} ${opts.berth}`);
@@ -81,6 +95,37 @@ export async function spawnService(opts: SpawnServiceOptions): Promise<ChildServ
     throw err instanceof Error ? err : new Error(`${opts.name} did not start; log ${opts.logFile}:\n${logTail(opts.logFile)}`);
   }
   return service;
+}
+
+export interface ControlPlaneChildOptions {
+  /** Its data directory; the log goes to `<dir>/<name>.log`, appended across restarts. */
+  dir: string;
+  port: number;
+  /** Default: file:<dir>/berth.db. */
+  db?: string;
+  /** BERTH_ADMIN_TOKEN; '' lets it write <dir>/admin.token. */
+  adminToken: string;
+  /** More flags, e.g. ['--workers', '1']. */
+  args?: string[];
+  name?: string;
+  logLevel?: string;
+}
+
+/** `berth control-plane` as its own process on 127.0.0.1:`port`, ready once /healthz answers (tests run from source only). */
+export async function startControlPlaneChild(opts: ControlPlaneChildOptions): Promise<{ url: string; svc: ChildService }> {
+  const url = `http://127.0.0.1:${opts.port}`;
+  const name = opts.name ?? 'control-plane';
+  const svc = await spawnService({
+    name,
+    node: process.execPath,
+    // The built CLI, from the test sources (dist/ is compiled by the rig's global setup, never by a test).
+    berth: resolve(import.meta.dirname, '../../dist/bin/berth.js'),
+    args: ['control-plane', '--listen', `127.0.0.1:${opts.port}`, '--db', opts.db ?? `file:${join(opts.dir, 'berth.db')}`, '--data-dir', opts.dir, ...(opts.args ?? [])],
+    env: { BERTH_ADMIN_TOKEN: opts.adminToken, BERTH_LOG_LEVEL: opts.logLevel ?? 'warn' },
+    logFile: join(opts.dir, `${name}.log`),
+    ready: () => answers(`${url}/healthz`),
+  });
+  return { url, svc };
 }
 
 /** True when `url` answers 2xx. */

@@ -1,17 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../control-plane/db/open.js';
 import { forgeImage } from '../rig/forge.js';
 import { freePort, rigFromEnv } from '../rig/index.js';
 import { call, jwtHeader } from './control-plane-support.js';
-import { answers, spawnService, type ChildService } from './fleet-process.js';
-import { waitFor } from './fleet.js';
+import { startControlPlaneChild, type ChildService } from './fleet-process.js';
+import { waitFor } from './wait.js';
 import { enrollFleet, publish, SimGateway } from './sim-gateway.js';
 
-const ROOT = resolve(import.meta.dirname, '../..');
 const ADMIN = 'berth_' + randomBytes(32).toString('base64url');
 
 interface Plane {
@@ -36,27 +35,15 @@ describe('two control planes sharing one database file', { timeout: 240_000 }, (
   let image = '';
 
   async function start(name: string): Promise<Plane> {
-    const port = await freePort();
-    const url = `http://127.0.0.1:${port}`;
-    const svc = await spawnService({
-      name,
-      node: process.execPath,
-      berth: join(ROOT, 'dist/bin/berth.js'),
-      // One process each (no cluster): two independent control planes, each pid its own lease holder id.
-      args: ['control-plane', '--listen', `127.0.0.1:${port}`, '--db', db, '--data-dir', dir, '--workers', '1'],
-      env: { BERTH_ADMIN_TOKEN: ADMIN, BERTH_LOG_LEVEL: 'info' },
-      logFile: join(dir, `${name}.log`),
-      ready: () => answers(`${url}/healthz`),
-    });
+    // One process each (no cluster): two independent control planes, each pid its own lease holder id.
+    const { url, svc } = await startControlPlaneChild({ name, dir, db, port: await freePort(), adminToken: ADMIN, args: ['--workers', '1'], logLevel: 'info' });
     const plane = { name, url, svc };
     planes.push(plane);
     return plane;
   }
 
   async function kill9(p: Plane): Promise<void> {
-    process.kill(p.svc.pid, 'SIGKILL');
-    // stop() after the kill only waits for the exit (the SIGTERM it sends finds the process gone).
-    await p.svc.stop();
+    await p.svc.kill('SIGKILL');
     planes.splice(planes.indexOf(p), 1);
   }
 

@@ -1,17 +1,16 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifySignature } from '../../control-plane/webhooks/events.js';
 import { forgeImage } from '../rig/forge.js';
 import { freePort, rigFromEnv } from '../rig/index.js';
 import { call } from './control-plane-support.js';
-import { waitFor } from './fleet.js';
+import { startControlPlaneChild, type ChildService } from './fleet-process.js';
+import { waitFor } from './wait.js';
 import { enrollFleet, publish, Receiver, SimGateway } from './sim-gateway.js';
 
-const ROOT = resolve(import.meta.dirname, '../..');
 const ADMIN = 'berth_' + randomBytes(32).toString('base64url');
 const SECRET = 'crash-secret-' + randomBytes(12).toString('hex');
 
@@ -25,30 +24,15 @@ describe('webhooks across kill -9 of the control plane', () => {
   const dir = mkdtempSync(join(tmpdir(), 'berth-wh-crash-'));
   const receiver = new Receiver();
   let port: number;
-  let child: ChildProcess | undefined;
-  let stderr = '';
+  let cp: { url: string; svc: ChildService } | undefined;
 
   async function startChild(): Promise<string> {
-    const url = `http://127.0.0.1:${port}`;
-    stderr = '';
-    child = spawn(process.execPath, [join(ROOT, 'dist/bin/berth.js'), 'control-plane', '--listen', `127.0.0.1:${port}`, '--db', `file:${join(dir, 'berth.db')}`, '--data-dir', dir], {
-      env: { ...process.env, BERTH_LOG_LEVEL: 'warn', BERTH_ADMIN_TOKEN: ADMIN },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    child.stderr?.on('data', (b: Buffer) => (stderr += b.toString()));
-    for (let i = 0; i < 300; i++) {
-      if (child.exitCode !== null) throw new Error(`control plane exited ${child.exitCode}: ${stderr}`);
-      if (await fetch(`${url}/healthz`).then((r) => r.ok, () => false)) return url;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    throw new Error(`control plane did not come up: ${stderr}`);
+    cp = await startControlPlaneChild({ dir, port, adminToken: ADMIN });
+    return cp.url;
   }
 
   async function kill9(): Promise<void> {
-    const p = child as ChildProcess;
-    const exited = new Promise<NodeJS.Signals | null>((r) => p.once('exit', (_code, signal) => r(signal)));
-    p.kill('SIGKILL');
-    expect(await exited).toBe('SIGKILL');
+    expect((await cp!.svc.kill('SIGKILL')).signal).toBe('SIGKILL');
   }
 
   beforeAll(async () => {
@@ -57,7 +41,7 @@ describe('webhooks across kill -9 of the control plane', () => {
   }, 300_000);
 
   afterAll(async () => {
-    if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await cp?.svc.kill('SIGKILL');
     await receiver.close();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -99,6 +83,6 @@ describe('webhooks across kill -9 of the control plane', () => {
     expect(unique.map((r) => r.event.id).sort()).toEqual(stored);
     expect(unique.map((r) => r.event.type)).toEqual(['manifest.published', 'campaign.created', 'campaign.started', 'campaign.wave_started', 'campaign.wave_started', 'campaign.completed']);
     for (const r of receiver.received) expect(verifySignature(SECRET, r.body, r.headers['x-berth-signature'] as string)).toBe(true);
-    (child as ChildProcess).kill('SIGTERM');
+    await cp!.svc.stop();
   });
 });
