@@ -1,3 +1,4 @@
+import { get } from 'node:http';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { enrollDevice, mapLimit, reportOf, simDevice, type Enrolled } from './devices.js';
@@ -192,7 +193,7 @@ export const bench: Bench = {
           ...openLoopRows('desired poll', n, atTarget.polls, TARGET.polls, 304),
           ...openLoopRows('report', n, atTarget.reports, TARGET.reports, 202),
         );
-        if (size === sizes[0] && workers.length) rows.push(await compareWorkers(workers, runs, (w) => server.cp.restart({ workers: w }), () => run(pollJob()), log, n));
+        if (size === sizes[0] && workers.length) rows.push(await compareWorkers(workers, runs, (w) => restartWith(server.cp, w), () => run(pollJob()), log, n));
       }
       const campaign = await timeCampaign(server, server.releases[1]);
       log(`control-plane: campaign over ${imported} devices, first wave (${campaign.firstWave}) assigned in ${campaign.seconds.toFixed(2)} s`);
@@ -212,6 +213,25 @@ export const bench: Bench = {
     return rows;
   },
 };
+
+/** Restarts the control plane with `workers` workers and waits until every one of them answers (`x-berth-worker`). */
+async function restartWith(cp: ControlPlaneProcess, workers: number): Promise<void> {
+  await cp.restart({ workers });
+  if (workers === 1) return;
+  const seen = new Set<string>();
+  for (let i = 0; seen.size < workers; i++) {
+    if (i > 600) throw new Error(`--workers ${workers}: only workers ${[...seen].join(', ')} answered within 60 s`);
+    // A new connection each time: the cluster hands out connections, not requests, round robin.
+    const w = await new Promise<string | undefined>((resolve) =>
+      get(`${cp.url}/healthz`, { agent: false }, (res) => {
+        res.resume();
+        resolve(res.headers['x-berth-worker'] as string | undefined);
+      }).on('error', () => resolve(undefined)),
+    );
+    if (w) seen.add(w);
+    if (seen.size < workers) await sleep(100);
+  }
+}
 
 /**
  * Polls/s (closed loop) with each worker count, alternating run by run so a change in the shared

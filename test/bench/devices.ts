@@ -41,6 +41,8 @@ async function post(base: string, path: string, body: unknown, token?: string): 
     method: 'POST',
     headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
     body: JSON.stringify(body),
+  }).catch((err: Error & { cause?: Error }) => {
+    throw new Error(`POST ${path}: ${err.message}${err.cause ? ` (${err.cause.message})` : ''}`);
   });
   const text = await res.text();
   let json: Record<string, unknown> = {};

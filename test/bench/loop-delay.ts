@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -25,9 +25,13 @@ function current(dir: string, pid: number): string {
   }
 }
 
-/** Signals every process (SIGUSR2) and reads what each saw since its last signal; a process that does not answer within 2 s is left out. */
+/**
+ * Signals every process that loaded the probe (SIGUSR2) and reads what each saw since its last
+ * signal; a process that does not answer within 2 s is left out. A process that has not loaded it
+ * yet (a worker still starting) is not signalled: SIGUSR2 would end it.
+ */
 export async function loopDelayOf(pids: number[], dir: string): Promise<LoopDelay[]> {
-  const before = new Map(pids.map((p) => [p, current(dir, p)]));
+  const before = new Map(pids.filter((p) => existsSync(join(dir, `${p}.ready`))).map((p) => [p, current(dir, p)]));
   for (const p of pids) {
     try {
       process.kill(p, 'SIGUSR2');

@@ -70,6 +70,8 @@ const dir = process.env.BERTH_BENCH_LOOP_DIR;
 if (dir && process.env.BERTH_BENCH_SQL_STATS) timeStatements();
 const profDir = process.env.BERTH_BENCH_CPU_PROF;
 if (dir) {
+  // Announces that SIGUSR2 is handled here now (before this, it would end the process: Node's default).
+  writeFileSync(join(dir, `${process.pid}.ready`), '');
   // 10 ms: a finer timer costs the measured process CPU of its own; stalls worth reporting are longer.
   const RESOLUTION_MS = 10;
   const h = monitorEventLoopDelay({ resolution: RESOLUTION_MS });
