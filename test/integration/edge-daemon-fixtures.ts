@@ -17,6 +17,9 @@ import { startRegistryProxy } from '../../registry-proxy/index.js';
 import { busyboxLayer, forgeImage } from '../rig/forge.js';
 import type { RigInfo } from '../rig/index.js';
 import { LABEL } from '../../edge-daemon/reconcile/spec.js';
+import { startEdgeDaemon, type EdgeDaemon, type EdgeDaemonOptions } from '../../edge-daemon/index.js';
+import { createLogger } from '../../common/log.js';
+import { waitFor } from './wait.js';
 
 /** Kept here too for the daemon tests that import their fixtures and waits together. */
 export { waitFor } from './wait.js';
@@ -200,6 +203,41 @@ export async function makeDevice(cp: TestControlPlane, serial = 'SN-' + randomBy
   await writeKeyPair(keyFile, pair);
   const deviceId = cp.addDevice(serial, pair.publicKey);
   return { serial, keyFile, stateDir: join(dir, 'state'), dir, deviceId, publicKeyRaw: publicKeyToRaw(pair.publicKey) };
+}
+
+export type TestDevice = Awaited<ReturnType<typeof makeDevice>>;
+export type TestDaemon = Awaited<ReturnType<typeof startEdgeDaemon>>;
+
+/**
+ * A daemon in this process for `dev`, with the tests' short timers (long poll 5 s, stable after
+ * 1 s, health every 250 ms, reconcile every 2 s, heartbeat 5 s); `over` sets the rest (allow,
+ * secretsDir, trustKey, …) or changes a timer.
+ */
+export function startTestDaemon(cp: { url: string }, dev: TestDevice, dockerHost: string, over: Partial<EdgeDaemonOptions> = {}): Promise<TestDaemon> {
+  return startEdgeDaemon({
+    controlPlane: cp.url,
+    stateDir: dev.stateDir,
+    serial: dev.serial,
+    key: dev.keyFile,
+    dockerHost,
+    log: createLogger('edge-daemon', { level: process.env.BERTH_LOG_LEVEL ?? 'warn' }),
+    longPollSeconds: 5,
+    stableMs: 1000,
+    healthPollMs: 250,
+    reconcileIntervalMs: 2000,
+    heartbeatMs: 5000,
+    ...over,
+  });
+}
+
+/** Until `d` runs `sequence` committed, nothing in flight; a failed or rolled-back phase is named if it times out. */
+export function committed(d: EdgeDaemon, sequence: number): Promise<true> {
+  return waitFor(`sequence ${sequence} committed`, () => {
+    const s = d.status();
+    if (s.currentSequence === sequence && s.phase === 'running' && !s.inflight && !s.busy) return true;
+    if (s.phase === 'failed' || s.phase === 'rolled-back') throw new Error(`${s.phase}: ${s.error}`);
+    return false;
+  }, 90_000);
 }
 
 /** The real registry proxy in front of the rig's registry, open to anonymous pulls (no control plane JWKS here). */

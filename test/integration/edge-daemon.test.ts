@@ -2,8 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../common/log.js';
-import { startEdgeDaemon, type EdgeDaemon } from '../../edge-daemon/index.js';
+import type { EdgeDaemon } from '../../edge-daemon/index.js';
 import { deviceComponent, localTag } from '../../edge-daemon/download/plan.js';
 import { signDeployment } from '../../protocol/deployment.js';
 import { generateEd25519 } from '../../protocol/keys.js';
@@ -22,8 +21,11 @@ import {
   service,
   startProxy,
   startTestControlPlane,
+  startTestDaemon,
+  committed,
   waitFor,
   type TestControlPlane,
+  type TestDaemon,
 } from './edge-daemon-fixtures.js';
 
 const rig = rigFromEnv();
@@ -34,29 +36,14 @@ const daemons: EdgeDaemon[] = [];
 const devices: string[] = [];
 
 type Device = Awaited<ReturnType<typeof makeDevice>>;
-type Daemon = Awaited<ReturnType<typeof startEdgeDaemon>>;
+type Daemon = TestDaemon;
 
 function start(dev: Device, dockerHost = rig.dockerHost, trustKey?: string): Promise<Daemon> {
-  return startEdgeDaemon({
-    trustKey,
-    controlPlane: cp.url,
-    stateDir: dev.stateDir,
-    serial: dev.serial,
-    key: dev.keyFile,
-    dockerHost,
-    log: createLogger('edge-daemon', { level: process.env.BERTH_LOG_LEVEL ?? 'warn' }),
-    longPollSeconds: 5,
-    stableMs: 1000,
-    healthPollMs: 250,
-    reconcileIntervalMs: 3000,
-    heartbeatMs: 5000,
-  }).then((d) => {
+  return startTestDaemon(cp, dev, dockerHost, { trustKey, reconcileIntervalMs: 3000 }).then((d) => {
     daemons.push(d);
     return d;
   });
 }
-
-const committed = (d: Daemon, sequence: number) => waitFor(`sequence ${sequence} committed`, () => d.status().currentSequence === sequence && d.status().phase === 'running' && !d.status().inflight && !d.status().busy, 90_000);
 
 beforeAll(async () => {
   proxy = await startProxy(rig);

@@ -5,13 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../common/log.js';
-import { startEdgeDaemon, type EdgeDaemon } from '../../edge-daemon/index.js';
+import type { EdgeDaemon } from '../../edge-daemon/index.js';
 import { LABEL } from '../../edge-daemon/reconcile/spec.js';
 import { sealForDevice } from '../../protocol/secret-box.js';
 import { rigFromEnv } from '../rig/index.js';
 import { execIn } from './engine-probe.js';
-import { forgeApp, makeDevice, manifest, removeDevice, service, startProxy, startTestControlPlane, waitFor, type TestControlPlane } from './edge-daemon-fixtures.js';
+import { committed, forgeApp, makeDevice, manifest, removeDevice, service, startProxy, startTestControlPlane, startTestDaemon, waitFor, type TestControlPlane, type TestDevice } from './edge-daemon-fixtures.js';
 
 /**
  * The gateway's half of secrets on the rig's real dockerd: the daemon decrypts the document's JWEs
@@ -33,29 +32,14 @@ const VALUE_1 = `pw-one-${randomBytes(10).toString('hex')}`;
 const VALUE_2 = `pw-two-${randomBytes(10).toString('hex')}`;
 const OTHER = `pw-other-${randomBytes(10).toString('hex')}`;
 
-type Device = Awaited<ReturnType<typeof makeDevice>>;
+type Device = TestDevice;
 
 async function start(dev: Device, secretsDir = tmpfsRoot) {
-  const d = await startEdgeDaemon({
-    controlPlane: cp.url,
-    stateDir: dev.stateDir,
-    serial: dev.serial,
-    key: dev.keyFile,
-    dockerHost: rig.dockerHost,
-    secretsDir,
-    log: createLogger('edge-daemon', { level: process.env.BERTH_LOG_LEVEL ?? 'warn' }),
-    longPollSeconds: 5,
-    stableMs: 1000,
-    healthPollMs: 250,
-    reconcileIntervalMs: 2000,
-    heartbeatMs: 5000,
-  });
+  const d = await startTestDaemon(cp, dev, rig.dockerHost, { secretsDir });
   daemons.push(d);
   return d;
 }
 
-const committed = (d: EdgeDaemon, sequence: number) =>
-  waitFor(`sequence ${sequence} committed`, () => (d.status().currentSequence === sequence && d.status().phase === 'running' && !d.status().busy ? true : d.status().phase === 'failed' ? Promise.reject(new Error(d.status().error)) : false), 90_000);
 
 async function exec(container: string, cmd: string[]): Promise<string> {
   return (await execIn(docker, container, cmd)).out;

@@ -2,15 +2,14 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../common/log.js';
-import { startEdgeDaemon, type EdgeDaemon } from '../../edge-daemon/index.js';
+import type { EdgeDaemon } from '../../edge-daemon/index.js';
 import { LABEL, networkName } from '../../edge-daemon/reconcile/spec.js';
 import { parseManifest, formatIssue } from '../../manifests/parse.js';
 import type { Manifest } from '../../manifests/model.js';
 import { busyboxLayer, forgeImage } from '../rig/forge.js';
 import { rigFromEnv } from '../rig/index.js';
 import { execIn, getLoopback } from './engine-probe.js';
-import { makeDevice, removeDevice, startProxy, startTestControlPlane, waitFor, type TestControlPlane } from './edge-daemon-fixtures.js';
+import { committed, makeDevice, removeDevice, startProxy, startTestControlPlane, startTestDaemon, waitFor, type TestControlPlane, type TestDevice } from './edge-daemon-fixtures.js';
 
 /**
  * Issue 12's stacks on the rig's real dockerd (`--bridge=none --iptables=false`): user-defined
@@ -28,7 +27,7 @@ let proxy: Awaited<ReturnType<typeof startProxy>>;
 const daemons: EdgeDaemon[] = [];
 const devices: string[] = [];
 
-type Device = Awaited<ReturnType<typeof makeDevice>>;
+type Device = TestDevice;
 
 function hubStack(version: string, greeting: string): Manifest {
   const r = parseManifest(
@@ -103,26 +102,11 @@ x-berth: { update: { health_timeout: 30s } }
 }
 
 async function start(dev: Device, allow?: string) {
-  const d = await startEdgeDaemon({
-    allow,
-    controlPlane: cp.url,
-    stateDir: dev.stateDir,
-    serial: dev.serial,
-    key: dev.keyFile,
-    dockerHost: rig.dockerHost,
-    log: createLogger('edge-daemon', { level: process.env.BERTH_LOG_LEVEL ?? 'warn' }),
-    longPollSeconds: 5,
-    stableMs: 1000,
-    healthPollMs: 250,
-    reconcileIntervalMs: 2000,
-    heartbeatMs: 5000,
-  });
+  const d = await startTestDaemon(cp, dev, rig.dockerHost, { allow });
   daemons.push(d);
   return d;
 }
 
-const committed = (d: EdgeDaemon, sequence: number) =>
-  waitFor(`sequence ${sequence} committed`, () => (d.status().currentSequence === sequence && d.status().phase === 'running' && !d.status().busy ? true : d.status().phase === 'rolled-back' || d.status().phase === 'failed' ? Promise.reject(new Error(d.status().error)) : false), 90_000);
 
 async function inspectService(deviceId: string, service: string) {
   const [c] = await docker.listContainers({ all: true, filters: { label: [`${LABEL.device}=${deviceId}`, `${LABEL.service}=${service}`] } });
