@@ -6,10 +6,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../common/log.js';
 import { startControlPlane, type RunningControlPlane } from '../../control-plane/index.js';
-import type { DeviceReport } from '../../protocol/device.js';
 import { rigFromEnv } from '../rig/index.js';
 import { forgeImage } from '../rig/forge.js';
-import { call, csvOf, enroll, jwtPayload, newDevice, type TestDevice } from './control-plane-support.js';
+import { call } from './control-plane-support.js';
+import { enrollFleet, SimGateway } from './sim-gateway.js';
 
 /**
  * Campaigns over real HTTP and a real libSQL file: the control plane runs in-process, devices are
@@ -53,76 +53,17 @@ async function freshControlPlane(name: string): Promise<{ cp: RunningControlPlan
   return { cp, db };
 }
 
-/** A simulated gateway: enrolled through the real routes, it fetches its document and reports. */
-class Gateway {
-  token = '';
-  deviceId = '';
-  private reportSeq = 0;
-  constructor(readonly key: TestDevice) {}
-
-  get serial(): string {
-    return this.key.serial;
-  }
-
-  async enroll(base: string): Promise<void> {
-    const out = await enroll(base, this.key);
-    this.token = out.token;
-    this.deviceId = out.deviceId;
-  }
-
-  /** The release and sequence of the signed document the control plane serves now. */
-  async desired(base: string): Promise<{ release: string; sequence: number } | null> {
-    const r = await call(base, 'GET', '/v1/device/desired', { token: this.token });
-    if (r.status === 204) return null;
-    expect(r.status).toBe(200);
-    const doc = jwtPayload(r.body.document as string);
-    return { release: `${doc.manifest.name}@${doc.manifest.version}`, sequence: doc.sequence as number };
-  }
-
-  async report(base: string, fields: Partial<DeviceReport> & Pick<DeviceReport, 'phase'>): Promise<void> {
-    const body: DeviceReport = {
-      sequence: ++this.reportSeq,
-      desiredSequence: null,
-      running: null,
-      bytes: { done: 0, total: 0 },
-      services: {},
-      at: new Date().toISOString(),
-      ...fields,
-    };
-    const r = await call(base, 'POST', '/v1/device/report', { token: this.token, json: body });
-    expect(r.status, JSON.stringify(r.body)).toBe(202);
-  }
-
-  /** Applies whatever is desired and reports it running healthy. */
-  async runDesired(base: string): Promise<string> {
-    const d = await this.desired(base);
-    if (!d) throw new Error(`${this.serial} has nothing to run`);
-    await this.report(base, {
-      phase: 'running',
-      desiredSequence: d.sequence,
-      running: d.release,
-      services: { web: { image: 'app', status: 'running', health: 'healthy', restarts: 0 } },
-    });
-    return d.release;
-  }
-
-  async fail(base: string, error: string): Promise<void> {
-    const d = await this.desired(base);
-    if (!d) throw new Error(`${this.serial} has nothing to fail`);
-    await this.report(base, { phase: 'rolled-back', desiredSequence: d.sequence, running: 'app@1.0.0', error });
-  }
-}
+/** Simulated gateways (sim-gateway.ts): enrolled through the real routes, they fetch their document and report. */
+type Gateway = SimGateway;
 
 async function fleet(base: string, prefix: string, n: number, labels: string): Promise<Gateway[]> {
-  const gateways = Array.from({ length: n }, (_, i) => new Gateway(newDevice(`${prefix}-${String(i + 1).padStart(3, '0')}`)));
+  const gateways = Array.from({ length: n }, (_, i) => new SimGateway(`${prefix}-${String(i + 1).padStart(3, '0')}`));
   await importAndEnroll(base, gateways, labels);
   return gateways;
 }
 
-async function importAndEnroll(base: string, gateways: Gateway[], labels: string): Promise<void> {
-  const r = await call(base, 'POST', '/v1/devices/import', { token: ADMIN, text: csvOf(gateways.map((g) => g.key), () => labels), type: 'text/csv' });
-  expect(r.status, JSON.stringify(r.body)).toBe(200);
-  for (const g of gateways) await g.enroll(base);
+function importAndEnroll(base: string, gateways: Gateway[], labels: string): Promise<void> {
+  return enrollFleet(base, ADMIN, gateways, () => labels);
 }
 
 /** Puts every gateway on app@1.0.0 (running), so campaigns have something to roll back to. */
@@ -130,7 +71,7 @@ async function baseline(base: string, gateways: Gateway[]): Promise<void> {
   for (const g of gateways) {
     const r = await call(base, 'POST', `/v1/devices/${g.serial}/assign`, { token: ADMIN, json: { manifest: 'app@1.0.0' } });
     expect(r.status, JSON.stringify(r.body)).toBe(200);
-    expect(await g.runDesired(base)).toBe('app@1.0.0');
+    expect(await g.mustRun(base)).toBe('app@1.0.0');
   }
 }
 
@@ -185,11 +126,11 @@ describe('campaigns', () => {
 
     // Each wave: the devices given 2.0.0 run it healthy; the next wave follows after the soak.
     for (const [wave, total] of [[2, 2], [3, 4]] as const) {
-      for (const g of gws) if ((await g.desired(cp.url))?.release === 'app@2.0.0') await g.runDesired(cp.url);
+      for (const g of gws) if ((await g.desired(cp.url))?.release === 'app@2.0.0') await g.mustRun(cp.url);
       await until(cp.url, c.id, `wave ${wave}`, (s) => s.currentWave === wave && s.devices.assigned + s.devices.succeeded === total);
       expect(countOf(await releasesOf(cp.url, gws), 'app@2.0.0')).toBe(total);
     }
-    for (const g of gws) await g.runDesired(cp.url);
+    for (const g of gws) await g.mustRun(cp.url);
     const done = await until(cp.url, c.id, 'completion', (s) => s.status === 'completed');
     expect(done.devices).toMatchObject({ succeeded: 4, pending: 0, failed: 0 });
     expect(done.waves.map((w: any) => w.devices.succeeded)).toEqual([1, 1, 2]);
@@ -208,12 +149,12 @@ describe('campaigns', () => {
 
     const c = await create(cp.url, { manifest: 'app@2.0.0', selector: 'site=paris', waves: ['1', '100%'], success: 1, maxFailures: 0, onFailure: 'rollback', start: true });
     const [canary] = await on(cp.url, gws, 'app@2.0.0');
-    await canary.runDesired(cp.url);
+    await canary.mustRun(cp.url);
     await until(cp.url, c.id, 'wave 2', (s) => s.currentWave === 2 && s.devices.assigned === 3);
 
     const [bad, ...rest] = gws.filter((g) => g !== canary);
-    await rest[0].runDesired(cp.url);
-    await bad.fail(cp.url, 'service web unhealthy: exit code 1');
+    await rest[0].mustRun(cp.url);
+    await bad.rollBack(cp.url, 'app@1.0.0', 'service web unhealthy: exit code 1');
     const failed = await until(cp.url, c.id, 'failure', (s) => s.status === 'failed');
     expect(failed.statusReason).toMatch(/wave 2/);
     expect(failed.failing).toEqual([expect.objectContaining({ serial: bad.serial, wave: 2, error: 'service web unhealthy: exit code 1' })]);
@@ -242,7 +183,7 @@ describe('campaigns', () => {
     expect((await call(cp.url, 'POST', `/v1/campaigns/${c.id}/pause`, { token: ADMIN })).status).toBe(409);
 
     const [canary] = await on(cp.url, gws, 'app@2.0.0');
-    await canary.runDesired(cp.url);
+    await canary.mustRun(cp.url);
     const waiting = await until(cp.url, c.id, 'the canary success', (s) => s.devices.succeeded === 1);
     // Paused: the success is recorded but the next wave is not assigned.
     expect(waiting.status).toBe('paused');
@@ -298,11 +239,11 @@ describe('campaigns', () => {
     await baseline(cp.url, [...gws, outsider]);
     const c = await create(cp.url, { manifest: 'app@2.0.0', selector: 'site=lima', waves: ['1', '100%'], success: 1, start: true });
     const [canary] = await on(cp.url, gws, 'app@2.0.0');
-    await canary.runDesired(cp.url);
+    await canary.mustRun(cp.url);
     await until(cp.url, c.id, 'wave 2', (s) => s.currentWave === 2);
 
     // Last wave (100%): a device enrolled now is assigned at once.
-    const newcomer = new Gateway(newDevice('late-new-001'));
+    const newcomer = new SimGateway('late-new-001');
     await importAndEnroll(cp.url, [newcomer], 'site=lima');
     await until(cp.url, c.id, 'the newcomer', (s) => s.devices.assigned === 2);
     expect((await newcomer.desired(cp.url))?.release).toBe('app@2.0.0');
@@ -312,7 +253,7 @@ describe('campaigns', () => {
     await until(cp.url, c.id, 'the relabelled device', (s) => s.devices.assigned === 3);
     expect((await outsider.desired(cp.url))?.release).toBe('app@2.0.0');
 
-    for (const g of [...gws.filter((g) => g !== canary), newcomer, outsider]) await g.runDesired(cp.url);
+    for (const g of [...gws.filter((g) => g !== canary), newcomer, outsider]) await g.mustRun(cp.url);
     const done = await until(cp.url, c.id, 'completion', (s) => s.status === 'completed');
     expect(done.devices).toMatchObject({ succeeded: 4 });
   });
@@ -347,7 +288,7 @@ describe('campaigns', () => {
     await baseline(cp.url, gws);
     const c = await create(cp.url, { manifest: 'app@2.0.0', selector: 'site=kyiv', waves: ['1', '100%'], success: 1, soak: '3s', start: true });
     const [canary] = await on(cp.url, gws, 'app@2.0.0');
-    await canary.runDesired(cp.url);
+    await canary.mustRun(cp.url);
     const soaking = await until(cp.url, c.id, 'the soak', (s) => s.soakUntil !== null || s.currentWave === 2);
     expect(soaking.devices).toMatchObject({ succeeded: 1 });
     await cp.close();
@@ -356,7 +297,7 @@ describe('campaigns', () => {
     const again = await start(db);
     // The soak, the wave and the devices' outcomes all come back from the database.
     await until(again.url, c.id, 'wave 2 after the restart', (s) => s.currentWave === 2 && s.devices.assigned === 2);
-    for (const g of gws.filter((g) => g !== canary)) await g.runDesired(again.url);
+    for (const g of gws.filter((g) => g !== canary)) await g.mustRun(again.url);
     const done = await until(again.url, c.id, 'completion', (s) => s.status === 'completed');
     expect(done.devices).toMatchObject({ succeeded: 3, failed: 0 });
   });

@@ -51,6 +51,12 @@ export class SimGateway {
     await this.report(base, { phase: 'running', desiredSequence: d.sequence, running: d.release, services });
     return d.release;
   }
+  /** Runs what is desired, healthy; a gateway with nothing to run fails the test here. */
+  async mustRun(base: string): Promise<string> {
+    const release = await this.runDesired(base);
+    if (release === null) throw new Error(`${this.serial} has nothing to run`);
+    return release;
+  }
   /**
    * Answers the log requests waiting for this gateway, as the daemon's logs/shipper.ts does over the
    * same routes: claims them and uploads `lines` (service web) to each. Returns how many it answered.
