@@ -1,9 +1,7 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../common/log.js';
-import { startControlPlane, type RunningControlPlane } from '../../control-plane/index.js';
+import type { RunningControlPlane } from '../../control-plane/index.js';
+import { startSecurityPlane, stopSecurityPlane } from './security-support.js';
 import { signDeployment, type VerifyOptions } from '../../protocol/deployment.js';
 import { readDocument } from '../../edge-daemon/policy/accept.js';
 import { parseManifest, manifestDigest } from '../../manifests/parse.js';
@@ -15,13 +13,9 @@ describe('finding 2: revoking a signing key takes effect at once', () => {
   let cp: RunningControlPlane;
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'berth-sec02-'));
-    cp = await startControlPlane({ listen: '127.0.0.1:0', db: `file:${join(dir, 'cp', 'berth.db')}`, log: createLogger('control-plane', { level: 'silent' }) });
+    ({ dir, cp } = await startSecurityPlane('sec02'));
   });
-  afterAll(async () => {
-    await cp?.close();
-    await rm(dir, { recursive: true, force: true });
-  });
+  afterAll(() => stopSecurityPlane(cp, dir));
 
   it('refuses what the revoked key signed, audits it, and devices renew onto the new key (CLI verb: berth keys revoke)', async () => {
     const d = newDevice('SEC02-DEV');

@@ -1,9 +1,6 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../common/log.js';
-import { startControlPlane, type RunningControlPlane } from '../../control-plane/index.js';
+import type { RunningControlPlane } from '../../control-plane/index.js';
+import { startSecurityPlane, stopSecurityPlane } from './security-support.js';
 import { call, csvOf, newDevice } from './control-plane-support.js';
 
 /**
@@ -16,13 +13,9 @@ describe('finding 6: a file of bad lines makes a small answer', () => {
   let cp: RunningControlPlane;
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'berth-sec06-'));
-    cp = await startControlPlane({ listen: '127.0.0.1:0', db: `file:${join(dir, 'cp', 'berth.db')}`, log: createLogger('control-plane', { level: 'silent' }) });
+    ({ dir, cp } = await startSecurityPlane('sec06'));
   });
-  afterAll(async () => {
-    await cp?.close();
-    await rm(dir, { recursive: true, force: true });
-  });
+  afterAll(() => stopSecurityPlane(cp, dir));
 
   const post = (text: string, type = 'text/csv') => call(cp.url, 'POST', '/v1/devices/import', { token: cp.adminToken, text, type });
 

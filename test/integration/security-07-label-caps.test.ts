@@ -1,9 +1,6 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../common/log.js';
-import { startControlPlane, type RunningControlPlane } from '../../control-plane/index.js';
+import type { RunningControlPlane } from '../../control-plane/index.js';
+import { startSecurityPlane, stopSecurityPlane } from './security-support.js';
 import { MAX_AUDIT_FIELD_BYTES } from '../../control-plane/context.js';
 import { call, csvOf, newDevice } from './control-plane-support.js';
 
@@ -23,13 +20,9 @@ describe('finding 7: labels and audit entries have limits', () => {
   let cp: RunningControlPlane;
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'berth-sec07-'));
-    cp = await startControlPlane({ listen: '127.0.0.1:0', db: `file:${join(dir, 'cp', 'berth.db')}`, log: createLogger('control-plane', { level: 'silent' }) });
+    ({ dir, cp } = await startSecurityPlane('sec07'));
   });
-  afterAll(async () => {
-    await cp?.close();
-    await rm(dir, { recursive: true, force: true });
-  });
+  afterAll(() => stopSecurityPlane(cp, dir));
 
   it('refuses a 65th label on import, in CSV and JSON lines, naming the count', async () => {
     const d = newDevice('SEC07-A');

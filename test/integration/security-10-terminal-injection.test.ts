@@ -1,9 +1,7 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../common/log.js';
-import { startControlPlane, type RunningControlPlane } from '../../control-plane/index.js';
+import type { RunningControlPlane } from '../../control-plane/index.js';
+import { startSecurityPlane, stopSecurityPlane } from './security-support.js';
 import { runCaptured } from './cli-support.js';
 import { call, csvOf, enroll, newDevice } from './control-plane-support.js';
 
@@ -20,13 +18,9 @@ describe('finding 10: what a device reports cannot drive the operator terminal',
   let cp: RunningControlPlane;
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'berth-sec10-'));
-    cp = await startControlPlane({ listen: '127.0.0.1:0', db: `file:${join(dir, 'cp', 'berth.db')}`, log: createLogger('control-plane', { level: 'silent' }) });
+    ({ dir, cp } = await startSecurityPlane('sec10'));
   });
-  afterAll(async () => {
-    await cp?.close();
-    await rm(dir, { recursive: true, force: true });
-  });
+  afterAll(() => stopSecurityPlane(cp, dir));
 
   it('shows control characters from a report as text in devices show and list, and keeps JSON exact', async () => {
     const d = newDevice('SEC10-GW');
