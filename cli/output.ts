@@ -4,13 +4,16 @@
  */
 import { stringify } from 'yaml';
 
-/** What identifies one object: a device's serial, a manifest's name@version, else its id or name. */
+/**
+ * What identifies one object: a device's serial, a manifest's name@version, else its id or name;
+ * a device's report (`devices history`), which has none of these, by the release it ran.
+ */
 export function nameOf(v: unknown): string | undefined {
   if (typeof v !== 'object' || v === null) return typeof v === 'string' || typeof v === 'number' ? String(v) : undefined;
   const o = v as Record<string, unknown>;
   if (typeof o.serial === 'string') return o.serial;
   if (typeof o.name === 'string' && typeof o.version === 'string') return `${o.name}@${o.version}`;
-  for (const k of ['id', 'name', 'kid', 'release']) if (typeof o[k] === 'string' || typeof o[k] === 'number') return String(o[k]);
+  for (const k of ['id', 'name', 'kid', 'release', 'running']) if (typeof o[k] === 'string' || typeof o[k] === 'number') return String(o[k]);
   return undefined;
 }
 

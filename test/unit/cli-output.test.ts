@@ -8,6 +8,9 @@ describe('-o name and -o yaml, made from a verb\'s JSON', () => {
     expect(namesOf({ name: 'demo', version: '1.0.0', digest: 'sha256:x' })).toEqual(['demo@1.0.0']);
     expect(namesOf([{ id: 'cmp_1', name: 'rollout' }])).toEqual(['cmp_1']);
     expect(namesOf({ device: { serial: 'gw-a' }, drift: ['app: image differs'] })).toEqual(['gw-a']);
+    // devices history: a report names the release it ran; one that ran nothing has no name (no line).
+    const report = { sequence: 7, desiredSequence: 3, phase: 'running', bytes: { done: 0, total: 0 }, services: {}, at: 'x', receivedAt: 'x' };
+    expect(namesOf([{ ...report, running: 'demo@1.0.0' }, { ...report, running: null, phase: 'downloading' }, { ...report, running: 'demo@1.1.0' }])).toEqual(['demo@1.0.0', 'demo@1.1.0']);
     expect(namesOf({ errorCount: 1, errors: [{ line: 3, message: 'x' }], error: { code: 'c' } })).toEqual([]);
   });
   it('reshapes JSON text and lets other text pass', () => {
