@@ -314,6 +314,13 @@ export class Fleet {
     await d?.stop();
   }
 
+  /** The engine's inspection of `service`'s running container on a gateway; throws when none runs. */
+  async inspectRunning(serial: string, service: string): Promise<Docker.ContainerInspectInfo> {
+    const c = (await this.containers(serial)).find((x) => x.service === service && x.state === 'running');
+    if (!c) throw new Error(`${serial}: no running ${service} container`);
+    return this.docker.getContainer(c.name).inspect();
+  }
+
   /** The containers a gateway's daemon manages, from the engine. */
   async containers(serial: string): Promise<GatewayContainer[]> {
     const id = this.gateway(serial).deviceId;
@@ -349,6 +356,11 @@ export class Fleet {
 }
 
 /** Removes the containers and volumes the engine holds for one device (by the daemon's labels). */
+/** A container's environment (`Config.Env`, NAME=value lines) as an object. */
+export function envObject(env: string[] | null | undefined): Record<string, string> {
+  return Object.fromEntries((env ?? []).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
+}
+
 export async function removeDeviceContainers(docker: Docker, deviceId: string | null): Promise<number> {
   if (!deviceId) return 0;
   const list = await docker.listContainers({ all: true, filters: { label: [`${LABEL.device}=${deviceId}`] } });

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Campaign } from '../../cli/client.js';
 import { rigFromEnv } from '../rig/index.js';
 import { execIn } from './engine-probe.js';
-import { DEMO_REPOSITORY, Fleet, forgeDemoImages, waitFor } from './fleet.js';
+import { DEMO_REPOSITORY, envObject, Fleet, forgeDemoImages, waitFor } from './fleet.js';
 
 /**
  * Issue 13's "done when": one manifest with two variables and one secret rolled out by a campaign to
@@ -43,11 +43,7 @@ secrets: { db_password: {} }
 x-berth: { update: { strategy: download-then-swap, health_timeout: 20s } }
 `;
 
-async function runningApp(serial: string) {
-  const c = (await fleet.containers(serial)).find((x) => x.service === 'app' && x.state === 'running');
-  if (!c) throw new Error(`${serial}: no running app container`);
-  return fleet.docker.getContainer(c.name).inspect();
-}
+const runningApp = (serial: string) => fleet.inspectRunning(serial, 'app');
 
 async function readSecretIn(serial: string): Promise<string> {
   return (await execIn(fleet.docker, (await runningApp(serial)).Id, ['cat', '/run/secrets/db_password'])).out;
@@ -56,7 +52,7 @@ async function readSecretIn(serial: string): Promise<string> {
 const appId = async (serial: string) => (await runningApp(serial)).Id;
 
 async function envOf(serial: string): Promise<Record<string, string>> {
-  return Object.fromEntries(((await runningApp(serial)).Config.Env ?? []).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
+  return envObject((await runningApp(serial)).Config.Env);
 }
 
 /** Every file under a directory, recursively (the fleet dir holds the database, the logs, the state dirs). */

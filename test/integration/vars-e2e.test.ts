@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Campaign } from '../../cli/client.js';
 import { rigFromEnv } from '../rig/index.js';
-import { DEMO_REPOSITORY, Fleet, forgeDemoImages, waitFor } from './fleet.js';
+import { DEMO_REPOSITORY, envObject, Fleet, forgeDemoImages, waitFor } from './fleet.js';
 
 /**
  * Issue 13's variables end to end: one manifest using two variables (and a default, and `$$`)
@@ -39,11 +39,8 @@ x-berth: { update: { strategy: download-then-swap, health_timeout: 20s } }
 
 /** The running app container's environment on a gateway, from the engine, and its id. */
 async function appEnv(serial: string): Promise<{ id: string; env: Record<string, string> }> {
-  const c = (await fleet.containers(serial)).find((x) => x.service === 'app' && x.state === 'running');
-  if (!c) throw new Error(`${serial}: no running app container`);
-  const info = await fleet.docker.getContainer(c.name).inspect();
-  const env = Object.fromEntries((info.Config.Env ?? []).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
-  return { id: info.Id, env };
+  const info = await fleet.inspectRunning(serial, 'app');
+  return { id: info.Id, env: envObject(info.Config.Env) };
 }
 
 beforeAll(async () => {
