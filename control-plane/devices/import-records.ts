@@ -2,6 +2,7 @@ import { importPublicKey, publicKeyToRaw } from '../../protocol/keys.js';
 import { labelsSchema, showValue } from '../../common/grammar.js';
 import { serialSchema } from '../../protocol/device.js';
 import { parseLabels } from './labels.js';
+import { CsvLines, type CsvRecord } from '../../common/csv.js';
 
 /** One manufacturing record: the first enrollment factor. */
 export interface DeviceRecord {
@@ -20,40 +21,6 @@ export interface RecordError {
 /** `errors`: the first `MAX_REPORTED_ERRORS`; `errorCount`: all of them. */
 export type ParsedRecords = { ok: true; records: DeviceRecord[] } | { ok: false; errors: RecordError[]; errorCount: number };
 
-/** Splits one CSV line (RFC 4180 quoting, so a PEM in quotes with embedded newlines is not supported: use JSON lines). */
-function csvFields(line: string): string[] | null {
-  const out: string[] = [];
-  let i = 0;
-  while (i <= line.length) {
-    if (line[i] === '"') {
-      let value = '';
-      i++;
-      for (;;) {
-        if (i >= line.length) return null;
-        if (line[i] === '"') {
-          if (line[i + 1] === '"') {
-            value += '"';
-            i += 2;
-            continue;
-          }
-          i++;
-          break;
-        }
-        value += line[i++];
-      }
-      out.push(value);
-      if (i < line.length && line[i] !== ',') return null;
-      i++;
-    } else {
-      const comma = line.indexOf(',', i);
-      const end = comma < 0 ? line.length : comma;
-      out.push(line.slice(i, end).trim());
-      i = end + 1;
-    }
-  }
-  return out;
-}
-
 function record(line: number, serial: unknown, publicKey: unknown, labels: unknown): DeviceRecord | RecordError {
   const s = serialSchema.safeParse(serial);
   if (!s.success) return { line, message: `serial ${showValue(serial)}: ${s.error.issues[0].message}` };
@@ -71,13 +38,14 @@ function record(line: number, serial: unknown, publicKey: unknown, labels: unkno
 
 /** At most this many errors are reported (with the count of all): a file of bad lines must not make an answer of its size. */
 export const MAX_REPORTED_ERRORS = 100;
-/** A line longer than any record (a PEM key with labels) is refused without being parsed or kept. */
+/** A line (or a CSV record over several lines) longer than any record (a PEM key with labels) is refused without being parsed or kept. */
 export const MAX_LINE_CHARS = 16 * 1024;
 
 /**
  * Reads a manufacturer's file line by line: CSV with the header `serial,public_key,labels` (labels
- * `k=v;k=v`) or JSON lines. Every bad line counts, the first `MAX_REPORTED_ERRORS` are kept with
- * their number; a duplicate serial or public key is an error.
+ * `k=v;k=v`; a quoted field may span lines, as a PEM key does: common/csv.ts) or JSON lines. Every
+ * bad line counts, the first `MAX_REPORTED_ERRORS` are kept with their number (a record's first
+ * line); a duplicate serial or public key is an error.
  */
 export class RecordsParser {
   private readonly records: DeviceRecord[] = [];
@@ -87,6 +55,10 @@ export class RecordsParser {
   private readonly keys = new Map<string, DeviceRecord>();
   private sawHeader = false;
   private lineNo = 0;
+  private readonly csv = new CsvLines(
+    { record: (r) => this.csvRecord(r), error: (e) => this.fail(e), skip: (raw) => blankOrComment(raw) },
+    MAX_LINE_CHARS,
+  );
 
   constructor(private readonly format: 'csv' | 'jsonl') {}
 
@@ -94,21 +66,14 @@ export class RecordsParser {
   line(raw: string): void {
     const line = ++this.lineNo;
     if (line === 1) raw = raw.replace(/^\uFEFF/, '');
+    if (this.format === 'csv') return this.csv.push(raw, line);
     if (raw.length > MAX_LINE_CHARS) return this.fail({ line, message: `line longer than ${MAX_LINE_CHARS} characters: no record is that long` });
-    if (raw.trim() === '' || raw.trimStart().startsWith('#')) return;
-    const r = this.format === 'csv' ? this.csvLine(line, raw) : this.jsonLine(line, raw);
-    if (!r) return;
-    if ('message' in r) return this.fail(r);
-    const first = this.seen.get(r.serial);
-    if (first !== undefined) return this.fail({ line, message: `serial ${r.serial} already appears on line ${first}` });
-    const holder = this.keys.get(r.publicKey);
-    if (holder) return this.fail({ line, message: `public_key is the one of serial ${holder.serial} on line ${holder.line}: each device has its own key` });
-    this.seen.set(r.serial, line);
-    this.keys.set(r.publicKey, r);
-    this.records.push(r);
+    if (blankOrComment(raw)) return;
+    this.accept(this.jsonLine(line, raw));
   }
 
   result(): ParsedRecords {
+    this.csv.end();
     if (this.format === 'csv' && !this.sawHeader) this.fail({ line: 1, message: 'empty file: expected the header serial,public_key,labels' });
     return this.errorCount ? { ok: false, errors: this.errors, errorCount: this.errorCount } : { ok: true, records: this.records };
   }
@@ -118,24 +83,40 @@ export class RecordsParser {
     if (this.errors.length < MAX_REPORTED_ERRORS) this.errors.push(e);
   }
 
-  private csvLine(line: number, raw: string): DeviceRecord | RecordError | undefined {
-    const fields = csvFields(raw);
+  /** Keeps a record, or counts what is wrong with it; false if it was refused. */
+  private accept(r: DeviceRecord | RecordError): boolean {
+    if ('message' in r) return this.fail(r), false;
+    const first = this.seen.get(r.serial);
+    if (first !== undefined) return this.fail({ line: r.line, message: `serial ${r.serial} already appears on line ${first}` }), false;
+    const holder = this.keys.get(r.publicKey);
+    if (holder) return this.fail({ line: r.line, message: `public_key is the one of serial ${holder.serial} on line ${holder.line}: each device has its own key` }), false;
+    this.seen.set(r.serial, r.line);
+    this.keys.set(r.publicKey, r);
+    this.records.push(r);
+    return true;
+  }
+
+  /** A CSV record (common/csv.ts): the header first, then devices. A refused record over several lines says so. */
+  private csvRecord({ line, lastLine, fields }: CsvRecord): boolean {
+    const span = lastLine > line ? ` (the record spans lines ${line}-${lastLine}; its lines after the first are read again)` : '';
     if (!this.sawHeader) {
       this.sawHeader = true;
-      const header = fields?.map((f) => f.toLowerCase());
-      if (!header || header[0] !== 'serial' || header[1] !== 'public_key' || (header.length > 2 && header[2] !== 'labels') || header.length > 3) {
-        return { line, message: 'header must be serial,public_key,labels' };
+      const header = fields.map((f) => f.toLowerCase());
+      if (header[0] !== 'serial' || header[1] !== 'public_key' || (header.length > 2 && header[2] !== 'labels') || header.length > 3) {
+        this.fail({ line, message: `header must be serial,public_key,labels${span}` });
+        return false;
       }
-      return undefined;
+      return true;
     }
-    if (!fields || fields.length < 2 || fields.length > 3) return { line, message: `expected 2 or 3 comma-separated fields (serial,public_key,labels)` };
+    if (fields.length < 2 || fields.length > 3) return this.accept({ line, message: `expected 2 or 3 comma-separated fields (serial,public_key,labels)${span}` });
     let labels: Record<string, string>;
     try {
       labels = parseLabels(fields[2] ?? '');
     } catch (err) {
-      return { line, message: `labels: ${(err as Error).message}` };
+      return this.accept({ line, message: `labels: ${(err as Error).message}${span}` });
     }
-    return record(line, fields[0], fields[1], labels);
+    const r = record(line, fields[0], fields[1], labels);
+    return this.accept('message' in r ? { line, message: r.message + span } : r);
   }
 
   private jsonLine(line: number, raw: string): DeviceRecord | RecordError {
@@ -149,6 +130,10 @@ export class RecordsParser {
     const o = obj as Record<string, unknown>;
     return record(line, o.serial, o.public_key, o.labels ?? {});
   }
+}
+
+function blankOrComment(raw: string): boolean {
+  return raw.trim() === '' || raw.trimStart().startsWith('#');
 }
 
 /** Parses a whole file in memory (tests, small files); the import route streams (`parseDeviceRecordStream`). */

@@ -1,3 +1,4 @@
+import { createPublicKey } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -84,6 +85,26 @@ describe('berth devices list', () => {
 });
 
 describe('berth devices import', () => {
+  it('imports a PEM key quoted over several lines, and a bad quote costs only its own line', async () => {
+    const [pemDev, a, b] = [newDevice('imp-pem'), newDevice('imp-after-1'), newDevice('imp-after-2')];
+    const pem = (createPublicKey(pemDev.privateKey).export({ format: 'pem', type: 'spki' }) as string).trim();
+    const rows = ['serial,public_key,labels', `${pemDev.serial},"${pem}",site=berlin`];
+    const bad = join(dir, 'pem-bad.csv');
+    // Lines 2-4: the PEM record (an Ed25519 key is 3 lines). Line 5: a character after the closing quote; 6 and 7 must still be read.
+    await writeFile(bad, [...rows, 'imp-bq,"AAAA"x,', `${a.serial},${a.publicKey},`, `${b.serial},${b.publicKey},`].join('\n') + '\n');
+    const refused = await cli(['devices', 'import', bad, '-o', 'json']);
+    expect(refused.code).toBe(1);
+    expect(JSON.parse(refused.stdout)).toMatchObject({ errorCount: 1, errors: [{ line: 5, message: expect.stringMatching(/^"x" after a closing quote/) }] });
+
+    const good = join(dir, 'pem.csv');
+    await writeFile(good, [...rows, `${a.serial},${a.publicKey},`, `${b.serial},${b.publicKey},`].join('\n') + '\n');
+    const imported = await cli(['devices', 'import', good]);
+    expect(imported.stderr).toBe('');
+    expect(imported.stdout).toBe('imported 3 record(s): 3 new, 0 updated, 0 unchanged');
+    await enroll(cp.url, pemDev);
+    expect((await call(cp.url, 'GET', `/v1/devices/${pemDev.serial}`, { token: cp.adminToken })).body).toMatchObject({ serial: pemDev.serial, labels: { site: 'berlin' } });
+  });
+
   it('prints every bad line the server reports, caps them with the count, and -o json carries the whole answer', async () => {
     const good = newDevice('imp-good');
     const file = join(dir, 'bad.csv');

@@ -24,6 +24,15 @@ describe('manufacturing records', () => {
     expect(j).toEqual({ ok: true, records: [{ line: 1, serial: 'gw-3', publicKey: raw, labels: { a: 'b' } }] });
   });
 
+  it('reads a PEM key quoted over lines in CSV, and judges the lines of a refused multi-line record on their own', () => {
+    const pem = (createPublicKey(pair.privateKey).export({ format: 'pem', type: 'spki' }) as string).trim();
+    const r = parseDeviceRecords(`serial,public_key,labels\ngw-1,"${pem}",site=a\ngw-2,${raw2},\n`, 'csv');
+    expect(r).toEqual({ ok: true, records: [{ line: 2, serial: 'gw-1', publicKey: raw, labels: { site: 'a' } }, { line: 5, serial: 'gw-2', publicKey: raw2, labels: {} }] });
+    // The quote of line 2 is never closed properly: line 2 is bad, line 3 is still a good record (so a duplicate of it is caught).
+    const bad = parseDeviceRecords(`serial,public_key,labels\ngw-1,"-----BEGIN\ngw-2,${raw2},\nx",\ngw-3,${raw2},\n`, 'csv');
+    expect(bad).toMatchObject({ ok: false, errors: [{ line: 2, message: expect.stringMatching(/^public_key: .*\(the record spans lines 2-4; /) }, { line: 4 }, { line: 5, message: 'public_key is the one of serial gw-2 on line 3: each device has its own key' }] });
+  });
+
   it('reports every bad line by number', () => {
     const r = parseDeviceRecords(`serial,public_key,labels\ngw-1,${raw},site\n-bad,${raw},\ngw-1,${raw},\ngw-4,xyz,\ngw-5,${raw},a=b,extra\n`, 'csv');
     expect(r.ok).toBe(false);
