@@ -8,7 +8,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import Docker from 'dockerode';
-import { run as runCli } from '../../cli/index.js';
 import type { Campaign, DeviceSummary, Twin } from '../../cli/client.js';
 import { createLogger, type Logger } from '../../common/log.js';
 import { startControlPlane } from '../../control-plane/index.js';
@@ -19,7 +18,7 @@ import { writeKeyPair } from '../../protocol/keys.js';
 import { startRegistryProxy } from '../../registry-proxy/index.js';
 import { busyboxLayer, forgeImage, type ForgedImage } from '../rig/forge.js';
 import { freePort } from '../rig/index.js';
-import { capturingIo } from './cli-support.js';
+import { runCaptured } from './cli-support.js';
 import { answers, spawnService } from './fleet-process.js';
 
 import { waitFor } from './wait.js';
@@ -228,9 +227,7 @@ export class Fleet {
     const env = this.cliEnv(opts.token);
     // On a terminal the demo shows the live bars (colour unless the user's NO_COLOR says otherwise).
     if (opts.tty) env.NO_COLOR = process.env.NO_COLOR ?? '';
-    const { io, result } = capturingIo(env, { echo: opts.echo, tty: opts.tty });
-    const code = await runCli(argv, io);
-    return { code, ...result() };
+    return runCaptured(argv, env, { echo: opts.echo, tty: opts.tty });
   }
 
   /** Like cli, but parses `--output json` and fails with the command's stderr when it fails. */

@@ -6,7 +6,6 @@ import { Writable } from 'node:stream';
 import Docker from 'dockerode';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { run } from '../../cli/index.js';
 import type { Campaign } from '../../cli/client.js';
 import { createLogger } from '../../common/log.js';
 import { loadTrust } from '../../common/tls-trust.js';
@@ -18,7 +17,7 @@ import { busyboxLayer, forgeImage } from '../rig/forge.js';
 import { freePort, rigFromEnv } from '../rig/index.js';
 import { makePrivateCa, type PrivateCa } from '../rig/private-ca.js';
 import { removeDevice, waitFor } from './edge-daemon-fixtures.js';
-import { capturingIo } from './fleet.js';
+import { runCaptured } from './cli-support.js';
 
 /**
  * Every hop over HTTPS with a fleet's private CA made by `openssl` (issue 18): the CLI (apply,
@@ -41,9 +40,7 @@ let daemon: EdgeDaemon | undefined;
 const quiet = () => createLogger('tls-fleet', { level: process.env.BERTH_LOG_LEVEL ?? 'silent' });
 
 async function cli(argv: string[], caFile = ca.caFile) {
-  const { io, result } = capturingIo({ BERTH_SERVER: cp.url, BERTH_TOKEN: ADMIN, BERTH_CA_FILE: caFile, HOME: dir, XDG_CONFIG_HOME: join(dir, 'cli'), NO_COLOR: '1' });
-  const code = await run(argv, io);
-  return { code, ...result() };
+  return runCaptured(argv, { BERTH_SERVER: cp.url, BERTH_TOKEN: ADMIN, BERTH_CA_FILE: caFile, HOME: dir, XDG_CONFIG_HOME: join(dir, 'cli'), NO_COLOR: '1' });
 }
 
 beforeAll(async () => {

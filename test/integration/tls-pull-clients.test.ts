@@ -5,9 +5,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { run as berth } from '../../cli/index.js';
 import { createLogger } from '../../common/log.js';
-import { capturingIo } from './fleet.js';
+import { runCaptured } from './cli-support.js';
 import { startRegistryProxy, type RunningProxy } from '../../registry-proxy/index.js';
 import { busyboxLayer, forgeImage, type ForgedImage } from '../rig/forge.js';
 import { rigFromEnv } from '../rig/index.js';
@@ -67,11 +66,7 @@ describe('docker and skopeo through the HTTPS proxy', () => {
   });
 
   it('berth registry-proxy warm trusts the CA with --ca-file, and says so when it is the wrong one', async () => {
-    const warm = async (caFile: string) => {
-      const { io, result } = capturingIo({ HOME: dir, NO_COLOR: '1' });
-      const code = await berth(['registry-proxy', 'warm', '--proxy', proxy.url, '--ca-file', caFile, `${rig.registry}/${repo}:v1`], io);
-      return { code, ...result() };
-    };
+    const warm = (caFile: string) => runCaptured(['registry-proxy', 'warm', '--proxy', proxy.url, '--ca-file', caFile, `${rig.registry}/${repo}:v1`], { HOME: dir, NO_COLOR: '1' });
     const ok = await warm(fleet.caFile);
     expect(ok.code, ok.stderr).toBe(0);
     expect(ok.stdout).toContain(image.manifestDigest);

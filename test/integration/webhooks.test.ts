@@ -3,7 +3,6 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { run } from '../../cli/index.js';
 import { createLogger } from '../../common/log.js';
 import { startControlPlane, type RunningControlPlane } from '../../control-plane/index.js';
 import { verifySignature } from '../../control-plane/webhooks/events.js';
@@ -11,7 +10,7 @@ import { webhookEvent } from '../../protocol/webhooks.js';
 import { forgeImage } from '../rig/forge.js';
 import { rigFromEnv } from '../rig/index.js';
 import { call } from './control-plane-support.js';
-import { capturingIo } from './fleet.js';
+import { runCaptured } from './cli-support.js';
 import { enrollFleet, publish, Receiver, SimGateway } from './sim-gateway.js';
 
 /**
@@ -39,8 +38,7 @@ afterAll(async () => {
 });
 
 function cli(args: string[]) {
-  const { io, result } = capturingIo({ HOME: dir, XDG_CONFIG_HOME: join(dir, 'cfg'), BERTH_SERVER: cp.url, BERTH_TOKEN: ADMIN });
-  return run(args, io).then((code) => ({ code, ...result() }));
+  return runCaptured(args, { HOME: dir, XDG_CONFIG_HOME: join(dir, 'cfg'), BERTH_SERVER: cp.url, BERTH_TOKEN: ADMIN });
 }
 
 describe('webhooks', () => {
