@@ -7,9 +7,21 @@ import { dirname } from 'node:path';
  * base64url of its 32 raw bytes (the JWK `x`), or as a PEM. Private keys live in PKCS#8 PEM files, 0600.
  */
 export function publicKeyToRaw(key: KeyObject): string {
-  const jwk = key.export({ format: 'jwk' });
-  if (jwk.kty !== 'OKP' || jwk.crv !== 'Ed25519' || !jwk.x) throw new Error('not an Ed25519 public key');
-  return jwk.x;
+  return rawOkpPublicKey(key, 'ed25519');
+}
+
+/**
+ * The 32 raw bytes of an Ed25519 or X25519 public key, base64url: the tail of its SPKI DER.
+ * Not through a JWK export: Node 20's JWK export of an OKP key holds the key's mutex while it
+ * allocates, and a garbage collection at that moment that frees a key-generation job locks the
+ * same mutex, so the thread deadlocks (seen importing 10,001 freshly generated keys).
+ */
+export function rawOkpPublicKey(key: KeyObject, type: 'ed25519' | 'x25519'): string {
+  if (key.type !== 'public' || key.asymmetricKeyType !== type) throw new Error(`not an ${type === 'ed25519' ? 'Ed25519' : 'X25519'} public key`);
+  const der = key.export({ format: 'der', type: 'spki' });
+  // SPKI of a 32-byte OKP key: a 12-byte header (SEQUENCE, algorithm OID, BIT STRING) and the key.
+  if (der.length !== 44) throw new Error(`unexpected ${type} SPKI length ${der.length}`);
+  return der.subarray(12).toString('base64url');
 }
 
 /** Accepts a base64url raw 32-byte key or a PEM (SPKI); throws naming what is wrong. */

@@ -1,5 +1,6 @@
 import { compactDecrypt, CompactEncrypt, decodeProtectedHeader } from 'jose';
 import { createPublicKey, type KeyObject } from 'node:crypto';
+import { rawOkpPublicKey } from './keys.js';
 
 /**
  * A secret value as the deployment document carries it: a compact JWE (ECDH-ES+A256KW, A256GCM)
@@ -17,9 +18,7 @@ export function importEncryptionKey(raw: string): KeyObject {
 }
 
 export function encryptionKeyToRaw(key: KeyObject): string {
-  const jwk = key.export({ format: 'jwk' });
-  if (jwk.kty !== 'OKP' || jwk.crv !== 'X25519' || !jwk.x) throw new Error('not an X25519 key');
-  return jwk.x;
+  return rawOkpPublicKey(key.type === 'private' ? createPublicKey(key) : key, 'x25519');
 }
 
 export interface SecretAddress {

@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { generateEd25519, importPrivateKey, importPublicKey, loadPrivateKey, publicKeyToRaw, signBytes, verifyBytes, writeKeyPair } from '../../protocol/keys.js';
+import { generateEd25519, importPrivateKey, importPublicKey, loadPrivateKey, publicKeyToRaw, rawOkpPublicKey, signBytes, verifyBytes, writeKeyPair } from '../../protocol/keys.js';
 
 describe('public key import', () => {
   const pair = generateEd25519();
@@ -74,5 +74,20 @@ describe('writeKeyPair', () => {
     await expect(writeKeyPair(file)).rejects.toThrow(/EEXIST/);
     expect(await readFile(file + '.pub', 'utf8')).toBe('precious');
     await expect(stat(file)).rejects.toThrow(/ENOENT/);
+  });
+});
+
+describe('raw OKP public keys', () => {
+  it('are the JWK x of Ed25519 and X25519 keys, read from the SPKI instead of a JWK export', () => {
+    for (const type of ['ed25519', 'x25519'] as const) {
+      const { publicKey } = generateKeyPairSync(type as 'ed25519');
+      expect(rawOkpPublicKey(publicKey, type)).toBe(publicKey.export({ format: 'jwk' }).x);
+    }
+  });
+
+  it('refuses a key of another type or a private key, naming what was expected', () => {
+    const ed = generateKeyPairSync('ed25519');
+    expect(() => rawOkpPublicKey(ed.publicKey, 'x25519')).toThrow('not an X25519 public key');
+    expect(() => publicKeyToRaw(ed.privateKey)).toThrow('not an Ed25519 public key');
   });
 });
