@@ -10,6 +10,7 @@ import { rigFromEnv } from '../rig/index.js';
 import { forgeImage } from '../rig/forge.js';
 import { call } from './control-plane-support.js';
 import { enrollFleet, SimGateway } from './sim-gateway.js';
+import { waitFor } from './wait.js';
 
 /**
  * Campaigns over real HTTP and a real libSQL file: the control plane runs in-process, devices are
@@ -82,15 +83,11 @@ async function campaign(base: string, id: string): Promise<any> {
 }
 
 /** Polls the campaign status until `predicate` holds (progress is asynchronous: events and ticks). */
-async function until(base: string, id: string, what: string, predicate: (c: any) => boolean, timeoutMs = 30_000): Promise<any> {
-  const deadline = Date.now() + timeoutMs;
-  let last: any;
-  while (Date.now() < deadline) {
-    last = await campaign(base, id);
-    if (predicate(last)) return last;
-    await sleep(100);
-  }
-  throw new Error(`campaign ${id}: timed out waiting for ${what}; last status ${JSON.stringify(last)}`);
+function until(base: string, id: string, what: string, predicate: (c: any) => boolean, timeoutMs = 30_000): Promise<any> {
+  return waitFor(`campaign ${id}: ${what}`, async () => {
+    const c = await campaign(base, id);
+    return predicate(c) ? c : undefined;
+  }, { timeoutMs, intervalMs: 100, describe: async () => `last status ${JSON.stringify(await campaign(base, id))}` });
 }
 
 async function releasesOf(base: string, gateways: Gateway[]): Promise<(string | null)[]> {
