@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../rig/index.js';
+import { startControlPlaneChild } from './fleet-process.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 
@@ -36,16 +37,9 @@ describe('the berth command', () => {
 
   it('starts with --offline-after 1h30m and --document-ttl 1d, listens, and stops on SIGTERM to its pid', async () => {
     const port = await freePort();
-    const cp = start(['--listen', `127.0.0.1:${port}`, '--offline-after', '1h30m', '--document-ttl', '1d']);
-    let listening = false;
-    for (let i = 0; i < 300 && !listening; i++) {
-      if (cp.child.exitCode !== null) throw new Error(`control plane exited ${cp.child.exitCode}: ${cp.output()}`);
-      listening = await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok, () => false);
-      if (!listening) await new Promise((r) => setTimeout(r, 100));
-    }
-    expect(listening, cp.output()).toBe(true);
-    process.kill(cp.child.pid as number, 'SIGTERM');
-    expect(await cp.exited).toBe(0);
+    // Ready once /healthz answers (startControlPlaneChild fails with the log if it exits first).
+    const cp = await startControlPlaneChild({ dir, port, adminToken: '', args: ['--offline-after', '1h30m', '--document-ttl', '1d'], name: 'flags' });
+    expect(await cp.svc.kill('SIGTERM')).toEqual({ code: 0, signal: null });
   });
 
   function berth(args: string[]): { code: number | null; stdout: string; stderr: string } {
