@@ -2,12 +2,12 @@ import { mkdtemp, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { run } from '../../cli/index.js';
+import { runCaptured } from './cli-support.js';
 import { CAMPAIGN_DEFAULTS } from '../../protocol/campaign-spec.js';
 import type { AuditEntry, Campaign, DeviceSummary, ManifestDetail, ManifestDiff, ManifestInfo, PublishResult, TokenInfo, Twin } from '../../cli/client.js';
 import { freePort, rigFromEnv } from '../rig/index.js';
 import { bashComplete, berthOnPath } from './bash-completion.js';
-import { capturingIo, DEMO_REPOSITORY, Fleet, forgeDemoImages, writeDemoManifest, type DemoImages } from './fleet.js';
+import { DEMO_REPOSITORY, Fleet, forgeDemoImages, writeDemoManifest, type DemoImages } from './fleet.js';
 
 /**
  * The operator CLI against a real control plane (libSQL file, real HTTP) whose manifests are
@@ -39,28 +39,26 @@ afterAll(async () => {
 describe('berth CLI against a real control plane', () => {
   it('logs in with the token on stdin and stores it 0600; later commands need no flags', async () => {
     const env = { XDG_CONFIG_HOME: join(dir, 'login-config'), HOME: dir };
-    const { io, result } = capturingIo(env);
-    io.readStdin = async () => fleet.adminToken + '\n';
-    expect(await run(['login', '--server', fleet.controlPlaneUrl], io)).toBe(0);
+    const login = await runCaptured(['login', '--server', fleet.controlPlaneUrl], env, { stdin: fleet.adminToken + '\n' });
+    expect(login.code).toBe(0);
     const file = join(dir, 'login-config', 'berth', 'config.json');
-    expect(result().stdout).toContain(`logged in to ${fleet.controlPlaneUrl}`);
+    expect(login.stdout).toContain(`logged in to ${fleet.controlPlaneUrl}`);
     expect((await stat(file)).mode & 0o777).toBe(0o600);
 
-    const after = capturingIo(env);
-    expect(await run(['manifests', 'list', '--output', 'json'], after.io)).toBe(0);
-    expect(JSON.parse(after.result().stdout)).toEqual([]);
+    const after = await runCaptured(['manifests', 'list', '--output', 'json'], env);
+    expect(after.code).toBe(0);
+    expect(JSON.parse(after.stdout)).toEqual([]);
 
-    const bad = capturingIo({ XDG_CONFIG_HOME: join(dir, 'bad-config'), HOME: dir });
-    bad.io.readStdin = async () => 'berth_not-a-token\n';
-    expect(await run(['login', '--server', fleet.controlPlaneUrl], bad.io)).toBe(1);
-    expect(bad.result().stderr).toMatch(/401 invalid-token/);
+    const bad = await runCaptured(['login', '--server', fleet.controlPlaneUrl], { XDG_CONFIG_HOME: join(dir, 'bad-config'), HOME: dir }, { stdin: 'berth_not-a-token\n' });
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/401 invalid-token/);
     await expect(stat(join(dir, 'bad-config', 'berth', 'config.json'))).rejects.toThrow(/ENOENT/);
   });
 
   it('warns that a token given as a flag is visible', async () => {
-    const { io, result } = capturingIo({ HOME: dir, XDG_CONFIG_HOME: join(dir, 'none') });
-    expect(await run(['manifests', 'list', '--server', fleet.controlPlaneUrl, '--token', fleet.adminToken], io)).toBe(0);
-    expect(result().stderr).toMatch(/--token is visible in shell history/);
+    const flagged = await runCaptured(['manifests', 'list', '--server', fleet.controlPlaneUrl, '--token', fleet.adminToken], { HOME: dir, XDG_CONFIG_HOME: join(dir, 'none') });
+    expect(flagged.code).toBe(0);
+    expect(flagged.stderr).toMatch(/--token is visible in shell history/);
   });
 
   it('apply pins every tag to the digest in the registry; the same file again changes nothing', async () => {
@@ -219,15 +217,15 @@ describe('berth CLI against a real control plane', () => {
 
   it('fails with one line and a hint when the server is unreachable, the token missing, or a flag wrong', async () => {
     const closed = `http://127.0.0.1:${await freePort()}`;
-    const down = capturingIo({ BERTH_SERVER: closed, BERTH_TOKEN: 'berth_x', HOME: dir, XDG_CONFIG_HOME: join(dir, 'none') });
-    expect(await run(['devices', 'list'], down.io)).toBe(1);
-    expect(down.result().stderr.split('\n')).toEqual([
+    const down = await runCaptured(['devices', 'list'], { BERTH_SERVER: closed, BERTH_TOKEN: 'berth_x', HOME: dir, XDG_CONFIG_HOME: join(dir, 'none') });
+    expect(down.code).toBe(1);
+    expect(down.stderr.split('\n')).toEqual([
       `berth: listing devices failed: cannot reach the control plane at ${closed} (ECONNREFUSED)`,
       '  is it running? check --server / BERTH_SERVER / `berth login`',
     ]);
-    const noToken = capturingIo({ BERTH_SERVER: fleet.controlPlaneUrl, HOME: dir, XDG_CONFIG_HOME: join(dir, 'none') });
-    expect(await run(['devices', 'list'], noToken.io)).toBe(1);
-    expect(noToken.result().stderr).toMatch(/^berth: no operator token/);
+    const noToken = await runCaptured(['devices', 'list'], { BERTH_SERVER: fleet.controlPlaneUrl, HOME: dir, XDG_CONFIG_HOME: join(dir, 'none') });
+    expect(noToken.code).toBe(1);
+    expect(noToken.stderr).toMatch(/^berth: no operator token/);
     const usage = await fleet.cli(['campaign', 'create', '--manifest', 'demo@2.0.0', '--waves', '1', '--selecter', 'x']);
     expect(usage.code).toBe(2);
     expect(usage.stderr.split('\n')[0]).toBe("berth: unknown option '--selecter' (did you mean --selector?)");

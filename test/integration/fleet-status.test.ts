@@ -3,13 +3,12 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { run } from '../../cli/index.js';
 import { createLogger } from '../../common/log.js';
 import { startControlPlane, type RunningControlPlane } from '../../control-plane/index.js';
 import { forgeImage } from '../rig/forge.js';
 import { rigFromEnv } from '../rig/index.js';
 import { call } from './control-plane-support.js';
-import { capturingIo } from './fleet.js';
+import { runCaptured } from './cli-support.js';
 import { enrollFleet, publish, SimGateway } from './sim-gateway.js';
 
 /** `GET /v1/fleet/status`, `berth fleet status` and the fleet gauges of /metrics against a real control plane and simulated gateways. */
@@ -63,13 +62,13 @@ describe('fleet status', () => {
     expect(metrics).toContain('berth_cp_campaigns{status="draft"} 1');
 
     const env = { HOME: dir, XDG_CONFIG_HOME: join(dir, 'cfg'), BERTH_SERVER: cp.url, BERTH_TOKEN: ADMIN };
-    const text = capturingIo(env);
-    expect(await run(['fleet', 'status'], text.io)).toBe(0);
-    expect(text.result().stdout).toContain('5 enrolled: 3 online, 2 offline');
-    expect(text.result().stdout).toContain('1 in sync, 2 updating, 1 failed, 0 drifting, 1 unassigned');
-    expect(text.result().stdout).toMatch(/fs-3\s+rolled-back/);
-    const json = capturingIo(env);
-    expect(await run(['fleet', 'status', '-o', 'json'], json.io)).toBe(0);
-    expect(JSON.parse(json.result().stdout).devices).toEqual(status.devices);
+    const text = await runCaptured(['fleet', 'status'], env);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toContain('5 enrolled: 3 online, 2 offline');
+    expect(text.stdout).toContain('1 in sync, 2 updating, 1 failed, 0 drifting, 1 unassigned');
+    expect(text.stdout).toMatch(/fs-3\s+rolled-back/);
+    const json = await runCaptured(['fleet', 'status', '-o', 'json'], env);
+    expect(json.code).toBe(0);
+    expect(JSON.parse(json.stdout).devices).toEqual(status.devices);
   });
 });
