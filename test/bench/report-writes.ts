@@ -2,8 +2,9 @@
  * The report write alone, in one process on a real libSQL file (issue 17): the same reports
  * written one write each, as the report route did before (the statements below are that route's),
  * and through ReportWriter's batches, alternating, 64 in flight. Prints writes/s and CPU µs per
- * report (process.cpuUsage: the machine's other load does not count, unlike wall time). No HTTP,
- * no Docker. Not part of `npm run bench`:
+ * report (process.cpuUsage: the machine's other load does not count, unlike wall time); then each
+ * way at 1,000 reports/s offered on schedule for 4 s, latency from the scheduled time (p50, p99,
+ * max). No HTTP, no Docker. Not part of `npm run bench`:
  *   node dist/test/bench/report-writes.js [reports per run, default 20000]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -70,6 +71,25 @@ try {
       );
       const c = process.cpuUsage(c0);
       console.log(`${name}: ${(total / ((performance.now() - t0) / 1000)).toFixed(0)} reports/s, ${((c.user + c.system) / total).toFixed(0)} µs CPU each (${IN_FLIGHT} in flight)`);
+    }
+  }
+  for (let run = 0; run < 2; run++) {
+    for (const [name, submit] of ways) {
+      const rate = 1000;
+      const latencies: number[] = [];
+      const sent: Promise<void>[] = [];
+      const t0 = performance.now();
+      for (let i = 0; i < rate * 4; i++) {
+        const due = t0 + (i * 1000) / rate;
+        const wait = due - performance.now();
+        if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+        const id = `dev_${i % DEVICES}`;
+        sent.push(submit(id, report(id), Date.now()).then(() => void latencies.push(performance.now() - due)));
+      }
+      await Promise.all(sent);
+      latencies.sort((a, b) => a - b);
+      const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))].toFixed(1);
+      console.log(`${name} at ${rate}/s offered: p50 ${at(0.5)} ms, p99 ${at(0.99)} ms, max ${at(1)} ms`);
     }
   }
 } finally {
