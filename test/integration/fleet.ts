@@ -23,8 +23,7 @@ import { answers, spawnService } from './fleet-process.js';
 
 import { waitFor } from './wait.js';
 
-/** Kept here too for the tests that drive a fleet, its CLI and its waits from one import. */
-export { capturingIo } from './cli-support.js';
+/** Kept here too for the tests that drive a fleet and wait on it from one import. */
 export { waitFor } from './wait.js';
 
 export interface GatewaySpec {

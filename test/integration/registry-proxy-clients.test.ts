@@ -9,11 +9,10 @@ import Docker from 'dockerode';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TOKEN } from '../../protocol/tokens.js';
-import { run as runCli } from '../../cli/index.js';
 import { startRegistryProxy, type RunningProxy } from '../../registry-proxy/index.js';
 import { busyboxLayer, forgeImage, type ForgedImage } from '../rig/forge.js';
 import { rigFromEnv } from '../rig/index.js';
-import { capturingIo } from './fleet.js';
+import { runCaptured } from './cli-support.js';
 
 /** Real clients through the proxy: the rig's dockerd and skopeo, unchanged. */
 
@@ -86,16 +85,16 @@ describe('docker and skopeo through the registry proxy', () => {
   it('berth registry-proxy warm (cli/commands/warm.ts) fills the cache from a user image reference', async () => {
     const img = await forgeImage(rig.registry, repo, 'warm', { layers: [{ files: { '/warm.txt': `warm ${process.pid}\n` } }] });
     expect(await anonymous.cache.onDisk(img.layers[0].digest)).toBe(false);
-    const ok = capturingIo({});
-    expect(await runCli(['registry-proxy', 'warm', '--proxy', anonymous.url, `${rig.registry}/${repo}:warm`], ok.io), ok.result().stderr).toBe(0);
+    const ok = await runCaptured(['registry-proxy', 'warm', '--proxy', anonymous.url, `${rig.registry}/${repo}:warm`], {});
+    expect(ok.code, ok.stderr).toBe(0);
     expect(await anonymous.cache.onDisk(img.layers[0].digest)).toBe(true);
     expect(await anonymous.cache.onDisk(img.configDigest)).toBe(true);
-    const refused = capturingIo({});
-    expect(await runCli(['registry-proxy', 'warm', '--proxy', anonymous.url, `registry.example.com/${repo}:warm`], refused.io)).toBe(2);
-    expect(refused.result().stderr).toMatch(/registry.example.com is not mirrored/);
-    const missing = capturingIo({});
-    expect(await runCli(['registry-proxy', 'warm', '--proxy', anonymous.url], missing.io)).toBe(2);
-    expect(missing.result().stderr).toMatch(/missing IMAGE/);
+    const refused = await runCaptured(['registry-proxy', 'warm', '--proxy', anonymous.url, `registry.example.com/${repo}:warm`], {});
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/registry.example.com is not mirrored/);
+    const missing = await runCaptured(['registry-proxy', 'warm', '--proxy', anonymous.url], {});
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/missing IMAGE/);
   });
 
   describe('with pull tokens from the control plane token realm', () => {

@@ -2,7 +2,6 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { run as runCli } from '../../cli/index.js';
 import { applyDelta, bufferSource } from '../../common/delta/index.js';
 import { DELTA_MEDIA_TYPE, deltaPlanResponse, type DeltaPlanResponse } from '../../common/delta/wire.js';
 import type { PullAccess } from '../../protocol/tokens.js';
@@ -10,7 +9,7 @@ import { startRegistryProxy, type RunningProxy } from '../../registry-proxy/inde
 import { forgeImage, pseudoRandomBytes, type ForgedImage } from '../rig/forge.js';
 import { gnuTar, type TreeFile } from '../rig/gnu-tar.js';
 import { rigFromEnv } from '../rig/index.js';
-import { capturingIo } from './fleet.js';
+import { runCaptured } from './cli-support.js';
 import { startPullTokenIssuer, type PullTokenIssuer } from './pull-token-issuer.js';
 
 /**
@@ -185,9 +184,9 @@ describe('registry proxy layer deltas', () => {
     const v3 = await forgeImage(rig.registry, repo, 'v3', { layers: [{ files: {}, tar: tars.os }, { files: {}, tar: gnuTar(app(3)) }] });
     const tokenFile = join(outDir, 'operator.token');
     writeFileSync(tokenFile, await issuer.mint('operator:ops', [{ type: 'repository', name, actions: ['pull'] }]), { mode: 0o600 });
-    const cli = capturingIo({});
-    expect(await runCli(['registry-proxy', 'warm', '--proxy', proxy.url, '--token-file', tokenFile, '--delta-from', `${name}:v1`, image(v3)], cli.io), cli.result().stderr).toBe(0);
-    const printed = cli.result().stdout.split('\n');
+    const cli = await runCaptured(['registry-proxy', 'warm', '--proxy', proxy.url, '--token-file', tokenFile, '--delta-from', `${name}:v1`, image(v3)], {});
+    expect(cli.code, cli.stderr).toBe(0);
+    const printed = cli.stdout.split('\n');
     const warmed = JSON.parse(printed.find((l) => l.includes('"deltas"')) as string) as { deltas: DeltaPlanResponse };
     expect(warmed.deltas.layers.map((l) => l.action)).toEqual(['present', 'delta']);
     const device = await issuer.mint('device:f', access([name, [v1, v3]]));
