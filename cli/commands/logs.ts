@@ -3,6 +3,7 @@ import { requirePositionals } from '../args.js';
 import type { Command } from '../context.js';
 import { CliError } from '../errors.js';
 import { deviceLogRoutes, LOG_BYTES_CAP, LOG_REQUESTS_PER_DEVICE, LOG_TAIL_DEFAULT, logEnd, logLine } from '../../protocol/device-logs.js';
+import { LineBuffer } from '../../common/lines.js';
 
 /**
  * `berth logs SERIAL [SERVICE]`: a gateway's container logs, relayed by the control plane, never
@@ -40,19 +41,15 @@ At most ${LOG_REQUESTS_PER_DEVICE} requests per gateway at once, ${LOG_BYTES_CAP
       const body = await (await client()).stream('logs', deviceLogRoutes.read, { serial }, { service, tail, since, follow: follow ? 'true' : undefined }, ctrl.signal);
       asked = true;
       const reader = body.pipeThrough(new TextDecoderStream()).getReader();
-      let buf = '';
+      const lines = new LineBuffer();
       let ended: string | null = null;
       for (;;) {
         const { value, done } = await reader.read().catch((err: unknown) => {
           if (ctrl.signal.aborted) return { value: undefined, done: true };
           throw err;
         });
-        if (done) break;
-        buf += value;
-        let i;
-        while ((i = buf.indexOf('\n')) >= 0) {
-          const raw = buf.slice(0, i);
-          buf = buf.slice(i + 1);
+        if (done || value === undefined) break;
+        for (const raw of lines.push(value)) {
           if (!raw) continue;
           const json: unknown = JSON.parse(raw);
           const line = logLine.safeParse(json);

@@ -1,6 +1,7 @@
 import { eq } from 'drizzle-orm';
 import { Hono } from 'hono';
 import { parseDuration } from '../../common/grammar.js';
+import { LineBuffer } from '../../common/lines.js';
 import { LOG_TAIL_DEFAULT, logLine, logsQuery } from '../../protocol/device-logs.js';
 import type { ControlPlaneContext } from '../context.js';
 import { devices } from '../db/schema.js';
@@ -85,7 +86,7 @@ export function deviceLogRoutes(ctx: ControlPlaneContext) {
     let lines = 0;
     const ended = new Promise<null>((resolve) => state.onEnd(() => resolve(null)));
     const reader = (c.req.raw.body ?? new ReadableStream()).pipeThrough(new TextDecoderStream()).getReader();
-    let buf = '';
+    const split = new LineBuffer();
     reading: for (;;) {
       const chunk = await Promise.race([reader.read(), ended]);
       if (chunk === null) break;
@@ -93,11 +94,7 @@ export function deviceLogRoutes(ctx: ControlPlaneContext) {
         state.end('done');
         break;
       }
-      buf += chunk.value;
-      let i;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        const raw = buf.slice(0, i);
-        buf = buf.slice(i + 1);
+      for (const raw of split.push(chunk.value)) {
         let parsed;
         try {
           parsed = logLine.safeParse(JSON.parse(raw));

@@ -1,5 +1,6 @@
 import type Dockerode from 'dockerode';
 import type { Logger } from '../../common/log.js';
+import { LineBuffer } from '../../common/lines.js';
 
 /** The thin Docker side of the download channel: what the engine has, pull, tag, untag. */
 
@@ -55,22 +56,16 @@ interface PullEvent {
  * the first error line kept.
  */
 export class PullStreamReader {
-  private buf = '';
+  private readonly lines = new LineBuffer();
   failure: string | undefined;
   readonly statuses: { id?: string; status: string }[] = [];
 
   feed(chunk: string): void {
-    this.buf += chunk;
-    let nl: number;
-    while ((nl = this.buf.indexOf('\n')) >= 0) {
-      this.line(this.buf.slice(0, nl));
-      this.buf = this.buf.slice(nl + 1);
-    }
+    for (const line of this.lines.push(chunk)) this.line(line);
   }
 
   end(): void {
-    this.line(this.buf);
-    this.buf = '';
+    this.line(this.lines.rest());
   }
 
   private line(line: string): void {
