@@ -139,8 +139,13 @@ describe('the console in Chromium', () => {
     // Page code runs in the browser: given as text (the test's TypeScript has no DOM types).
     await page.evaluate('window.marker = 42');
 
-    // The gateway given 2.0.0 runs it: its wave fills and the next one starts, live.
-    for (const g of berlin) if ((await g.desired(cp.url))?.release === 'app@2.0.0') await g.runDesired(cp.url);
+    // The gateway given 2.0.0 runs it: its wave fills and the next one starts, live. Only that one:
+    // its report advances the campaign, and a gateway of the next wave read after that would run
+    // too and empty that wave before the page could show it (seen in CI).
+    const firstWave: SimGateway[] = [];
+    for (const g of berlin) if ((await g.desired(cp.url))?.release === 'app@2.0.0') firstWave.push(g);
+    expect(firstWave).toHaveLength(1);
+    for (const g of firstWave) await g.runDesired(cp.url);
     await expect.poll(() => wave(1).getAttribute('data-succeeded'), { timeout: 30_000 }).toBe('1');
     await expect.poll(() => wave(2).getAttribute('data-assigned'), { timeout: 30_000 }).toBe('1');
     expect(await page.evaluate('window.marker')).toBe(42);
