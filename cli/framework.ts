@@ -10,7 +10,7 @@ import type { z } from 'zod';
 import { CliError, usageError } from './errors.js';
 
 /** What a flag or a positional names, for completion (`berth __complete`). */
-export type ArgKind = 'serial' | 'release' | 'campaign' | 'file' | 'none';
+export type ArgKind = 'serial' | 'release' | 'campaign' | 'context' | 'file' | 'none';
 
 export interface OptionSpec {
   type: 'string' | 'boolean';
@@ -35,7 +35,7 @@ export const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
   server: { type: 'string', value: 'URL', description: 'the control plane (else BERTH_SERVER, else what `berth login` stored)' },
   token: { type: 'string', value: 'T', description: 'an operator token; shows in shell history and ps: prefer BERTH_TOKEN or `berth login`' },
   'ca-file': { type: 'string', value: 'PEM', complete: 'file', description: "the fleet CA's certificate for an https:// server (else BERTH_CA_FILE)" },
-  context: { type: 'string', value: 'NAME', description: 'the stored context to use for this command (else BERTH_CONTEXT, else the current one: berth context list)' },
+  context: { type: 'string', value: 'NAME', complete: 'context', description: 'the stored context to use for this command (else BERTH_CONTEXT, else the current one: berth context list)' },
   output: { type: 'string', short: 'o', value: 'FORMAT', default: 'table', choices: ['table', 'wide', 'json', 'yaml', 'name'], description: 'table, wide (more columns), json (stable shapes), yaml, or name (one a line)' },
   debug: { type: 'boolean', description: 'print the stack trace with an error' },
 };

@@ -1,6 +1,7 @@
 import { requirePositionals } from '../positionals.js';
 import type { BerthClient } from '../client.js';
 import { candidates, completionScript, serialsAfter, SHELLS } from '../completion.js';
+import { configPath, loadConfigFile } from '../config.js';
 import type { Command } from '../context.js';
 import { usageError } from '../errors.js';
 import type { ArgKind } from '../framework.js';
@@ -16,7 +17,7 @@ const SERIALS_SHOWN = 50;
 
 export const completion: Command = {
   usage: 'berth completion bash|zsh|fish',
-  about: 'print a shell completion script: verbs, subcommands, flags, and serials, manifests and campaign ids from the server',
+  about: 'print a shell completion script: verbs, subcommands, flags, context names, and serials, manifests and campaign ids from the server',
   options: {},
   help: `Load it in ~/.bashrc with \`source <(berth completion bash)\`, in ~/.zshrc (after compinit) with
 \`source <(berth completion zsh)\`, or save \`berth completion fish\` as ~/.config/fish/completions/berth.fish.
@@ -48,6 +49,15 @@ async function lookup(client: () => Promise<BerthClient>, kind: ArgKind, prefix:
   return [];
 }
 
+/** Context names come from the local config file (no server); an unreadable file offers none. */
+async function contextNames(env: NodeJS.ProcessEnv, home: string): Promise<string[]> {
+  try {
+    return Object.keys((await loadConfigFile(configPath(env, home))).contexts).sort();
+  } catch {
+    return [];
+  }
+}
+
 /**
  * `berth __complete -- WORD…`: the candidates for the last word, one a line (the scripts call it on
  * every TAB). It reads the light verb table (cli/verbs.ts), so it loads no verb's code.
@@ -62,7 +72,8 @@ export const complete: Command = {
     const set = io.env.BERTH_COMPLETION_TIMEOUT;
     // The duration grammar (zod) only when the server is asked and the timeout was set.
     const timeoutMs = async () => (set ? (await import('../../common/grammar.js')).parseDuration(set, 'BERTH_COMPLETION_TIMEOUT') : LOOKUP_TIMEOUT_MS);
-    for (const c of await candidates(args.positionals, VERBS, ALIASES, async (kind, prefix) => lookup(client, kind, prefix, await timeoutMs()))) io.out(c);
+    const ask = async (kind: ArgKind, prefix: string) => (kind === 'context' ? contextNames(io.env, io.home) : lookup(client, kind, prefix, await timeoutMs()));
+    for (const c of await candidates(args.positionals, VERBS, ALIASES, ask)) io.out(c);
     return 0;
   },
 };

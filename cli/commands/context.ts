@@ -44,6 +44,7 @@ const use: Command = {
   usage: 'berth context use NAME',
   about: 'make NAME the context every command uses unless --context names another',
   options: {},
+  args: ['context'],
   examples: ['berth context use prod', 'berth context use staging'],
   async run({ io, args, usage }) {
     const [name] = requirePositionals(args, ['NAME'], usage);
@@ -84,6 +85,7 @@ const rm: Command = {
   usage: 'berth context rm NAME [--yes]',
   about: 'forget a context and delete its stored token',
   options: { ...yesOption },
+  args: ['context'],
   examples: ['berth context rm staging', 'berth context rm staging --yes'],
   async run({ io, args, usage }) {
     const [name] = requirePositionals(args, ['NAME'], usage);

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -53,6 +53,15 @@ describe('berth completion', () => {
     expect(await complete(['devices', 'show', 'tab-a'])).toEqual(['tab-a1', 'tab-a2']);
     expect(await complete(['logs', ''])).toEqual(['tab-a1', 'tab-a2', 'tab-b1']);
     expect(await complete(['vars', 'list', '--device', 'tab-b'])).toEqual(['tab-b1']);
+  });
+  it('completes context names from the config file, without asking any server', async () => {
+    const config = join(dir, 'ctx-config');
+    await mkdir(join(config, 'berth'), { recursive: true });
+    await writeFile(join(config, 'berth', 'config.json'), JSON.stringify({ current: 'staging', contexts: { staging: { server: 'http://127.0.0.1:9' }, 'prod-eu': { server: 'http://127.0.0.1:9' }, 'prod-us': {} } }), { mode: 0o600 });
+    const env = { XDG_CONFIG_HOME: config, BERTH_SERVER: 'http://127.0.0.1:9' };
+    expect(await complete(['context', 'use', 'prod'], env)).toEqual(['prod-eu', 'prod-us']);
+    expect(await complete(['devices', 'list', '--context', ''], env)).toEqual(['prod-eu', 'prod-us', 'staging']);
+    expect(await complete(['context', 'rm', 'x'], env)).toEqual([]);
   });
   it('offers nothing, quietly, when the server cannot be asked', async () => {
     expect(await complete(['devices', 'show', 'tab-'], { BERTH_SERVER: 'http://127.0.0.1:9', BERTH_TOKEN: 'berth_x' })).toEqual([]);

@@ -42,6 +42,13 @@ describe('completion candidates', () => {
     expect(await complete(['fleet', 'status', ''], s)).toEqual([]);
     expect(s.asked).toEqual(['serial:gw', 'release:demo@2', 'campaign:cmp_c']);
   });
+  it('asks for context names after --context and in context use|rm, and nowhere else in context', () => {
+    expect(wanted(['--context', ''], VERBS, ALIASES)).toEqual({ kind: 'context' });
+    expect(wanted(['devices', 'list', '--context', 'st'], VERBS, ALIASES)).toEqual({ kind: 'context' });
+    expect(wanted(['context', 'use', ''], VERBS, ALIASES)).toEqual({ kind: 'context' });
+    expect(wanted(['context', 'rm', 'st'], VERBS, ALIASES)).toEqual({ kind: 'context' });
+    expect(wanted(['context', 'add', ''], VERBS, ALIASES)).toEqual({ words: [] });
+  });
   it('hands file names to the shell', async () => {
     expect(await complete(['apply', '-f', ''])).toEqual([FILE_DIRECTIVE]);
     expect(await complete(['manifests', 'validate', 'a.yaml', ''])).toEqual([FILE_DIRECTIVE]);
