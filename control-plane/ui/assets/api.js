@@ -47,6 +47,25 @@ export const get = (path) => api('GET', path);
 export const post = (path, body) => api('POST', path, body ?? {});
 
 /**
+ * The records of a streamed answer body, split on `separator` (a line, an SSE block); a record
+ * cut between two chunks waits for the rest. One reader for the change stream and the logs panel.
+ */
+export async function* records(body, separator) {
+  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buf += value;
+    let i;
+    while ((i = buf.indexOf(separator)) >= 0) {
+      yield buf.slice(0, i);
+      buf = buf.slice(i + separator.length);
+    }
+  }
+}
+
+/**
  * Server-Sent Events read with fetch, so the token travels in the Authorization header, never in
  * a URL (EventSource cannot set headers). Reconnects with a growing delay; `stop()` ends it.
  */
@@ -61,19 +80,9 @@ export function changes(onChange, onState) {
         if (!res.ok || !res.body) throw new Error(`stream: HTTP ${res.status}`);
         onState('live');
         delay = 1000;
-        const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-        let buf = '';
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) break;
-          buf += value;
-          let i;
-          while ((i = buf.indexOf('\n\n')) >= 0) {
-            const block = buf.slice(0, i);
-            buf = buf.slice(i + 2);
-            const event = /^event: (.*)$/m.exec(block)?.[1];
-            if (event === 'change') onChange();
-          }
+        for await (const block of records(res.body, '\n\n')) {
+          const event = /^event: (.*)$/m.exec(block)?.[1];
+          if (event === 'change') onChange();
         }
       } catch (err) {
         if (ctrl.signal.aborted) return;

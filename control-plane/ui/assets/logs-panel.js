@@ -1,6 +1,6 @@
 // The twin's logs panel: a gateway's container logs through the control plane, never stored.
 // Release managers and admins only (the API's rule: a viewer may not read logs).
-import { token } from './api.js';
+import { records, token } from './api.js';
 import { h } from './dom.js';
 
 const MAX_LINES = 2000;
@@ -38,23 +38,13 @@ export function logsPanel(serial, services) {
         throw new Error(body?.error?.message ?? `HTTP ${res.status}`);
       }
       status.textContent = follow.checked ? 'following…' : 'reading…';
-      const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-      let buf = '';
       let n = 0;
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        buf += value;
-        let i;
-        while ((i = buf.indexOf('\n')) >= 0) {
-          const raw = buf.slice(0, i);
-          buf = buf.slice(i + 1);
-          if (!raw) continue;
-          const item = JSON.parse(raw);
-          if (item.end) { status.textContent = `ended: ${item.end}`; continue; }
-          out.append(h('span', { class: item.stream === 'stderr' ? 'err' : null, 'data-service': item.service }, `${item.service} | ${item.line}\n`));
-          if (++n > MAX_LINES) out.firstChild?.remove();
-        }
+      for await (const raw of records(res.body, '\n')) {
+        if (!raw) continue;
+        const item = JSON.parse(raw);
+        if (item.end) { status.textContent = `ended: ${item.end}`; continue; }
+        out.append(h('span', { class: item.stream === 'stderr' ? 'err' : null, 'data-service': item.service }, `${item.service} | ${item.line}\n`));
+        if (++n > MAX_LINES) out.firstChild?.remove();
         out.scrollTop = out.scrollHeight;
       }
       if (!status.textContent.startsWith('ended')) status.textContent = `${n} line${n === 1 ? '' : 's'}`;
