@@ -174,7 +174,8 @@ describe('edge daemon against the real engine, registry proxy and download chann
     const goodWorker = before.worker.labels[LABEL.image];
     const bad = service(goodWeb, {
       command: ['sh', '-c', 'echo bad-release-says-hello; echo disk-quota-missing >&2; exec sleep 3600'],
-      healthcheck: { test: ['CMD', 'false'], intervalMs: 500, timeoutMs: 1000, retries: 1, startPeriodMs: 0 },
+      // exec of `false` can take over a second on a loaded machine: the test wants its exit status, not Docker's timeout.
+      healthcheck: { test: ['CMD', 'false'], intervalMs: 500, timeoutMs: 10_000, retries: 1, startPeriodMs: 0 },
     });
     const badSeq = ++seq;
     await cp.publish(dev.deviceId, { sequence: badSeq, spec: manifest('5', { web: bad, worker: service(goodWorker) }, { volumes, update: { strategy: 'download-then-swap', healthTimeoutMs: 15_000 } }) });
