@@ -1,8 +1,9 @@
+import { setImmediate as turn } from 'node:timers/promises';
 import type { ControlPlaneContext } from '../context.js';
 import { advanceCampaign, campaignNeedsAdvance } from './executor.js';
-import { deviceChanged, deviceRevoked, reconcileReports, recordReport } from './membership.js';
+import { deviceChanged, deviceRevoked, reconcileReports, recordReports } from './membership.js';
 import { parseSelector } from '../selector.js';
-import { activeCampaignIds, dropUnmatchedPending, joinMatchingDevices, loadCampaign } from './store.js';
+import { activeCampaignIds, deviceSlices, dropUnmatchedPending, joinMatchingDevices, loadCampaign } from './store.js';
 
 export interface CampaignScheduler {
   stop(): void;
@@ -20,6 +21,11 @@ export interface CampaignScheduler {
  * Every process records its own devices' events (per-device conditional writes, safe in many);
  * only the driver advances campaigns, and a new driver sweeps membership first.
  */
+/** Devices per write of the membership sweep: a 100,000-device fleet is 50 short writes, not one long one. */
+const SWEEP_SLICE = 2000;
+/** Reports decided in one job: one write of at most this many outcome updates. */
+const REPORT_BATCH = 2000;
+
 export function startCampaignScheduler(ctx: ControlPlaneContext, opts: { tickMs?: number; sweepMs?: number; drives?: () => boolean } = {}): CampaignScheduler {
   const tickMs = opts.tickMs ?? 1000;
   const drives = opts.drives ?? (() => true);
@@ -28,6 +34,7 @@ export function startCampaignScheduler(ctx: ControlPlaneContext, opts: { tickMs?
   const driven = { ticks: 0 };
   let chain: Promise<void> = Promise.resolve();
   const queued = new Set<string>();
+  const reports: Parameters<typeof recordReports>[1] = [];
 
   function enqueue(label: string, job: () => Promise<void>): void {
     if (stopped) return;
@@ -63,6 +70,15 @@ export function startCampaignScheduler(ctx: ControlPlaneContext, opts: { tickMs?
     }
   }
 
+  /** One job for the reports waiting now (at most REPORT_BATCH; the rest get the next job): runs while any wait. */
+  function enqueueReports(): void {
+    enqueue('reports', async () => {
+      const batch = reports.splice(0, REPORT_BATCH);
+      if (reports.length) enqueueReports();
+      advanceSoon(await recordReports(ctx, batch));
+    });
+  }
+
   async function tick(): Promise<void> {
     const changed = await reconcileReports(ctx);
     if (changed.length) ctx.log.debug({ campaigns: changed }, 'campaign reports reconciled');
@@ -74,21 +90,31 @@ export function startCampaignScheduler(ctx: ControlPlaneContext, opts: { tickMs?
    * listening (or through another process) join, pending ones that stopped matching leave.
    */
   async function sweepMembership(): Promise<void> {
-    for (const id of await activeCampaignIds(ctx.db, ['running', 'paused'])) {
-      const changed = await ctx.write(async (tx) => {
-        const campaign = await loadCampaign(tx, id);
-        if (!campaign) return 0;
-        const selector = parseSelector(campaign.spec.selector);
-        const now = ctx.now().getTime();
-        return (await dropUnmatchedPending(tx, id, selector, now)) + (await joinMatchingDevices(tx, id, selector, now, true));
-      });
+    const ids = await activeCampaignIds(ctx.db, ['running', 'paused']);
+    if (!ids.length) return;
+    const slices = await deviceSlices(ctx.db, SWEEP_SLICE);
+    for (const id of ids) {
+      let changed = 0;
+      for (const slice of slices) {
+        if (stopped) return;
+        changed += await ctx.write(async (tx) => {
+          const campaign = await loadCampaign(tx, id);
+          if (!campaign) return 0;
+          const selector = parseSelector(campaign.spec.selector);
+          const now = ctx.now().getTime();
+          return (await dropUnmatchedPending(tx, id, selector, now, slice)) + (await joinMatchingDevices(tx, id, selector, now, true, undefined, slice));
+        });
+        await turn();
+      }
       if (changed > 0) advanceSoon([id]);
     }
   }
 
   const offs = [
     ctx.events.on('report', ({ deviceId, report }) => {
-      enqueue(`report ${deviceId}`, async () => advanceSoon(await recordReport(ctx, deviceId, report)));
+      // Reports that arrive while the chain is busy join one job (one read, at most one write), not a job each.
+      reports.push({ deviceId, report });
+      if (reports.length === 1) enqueueReports();
     }),
     ctx.events.on('device-enrolled', ({ deviceId }) => {
       enqueue(`enrolled ${deviceId}`, async () => advanceSoon(await ctx.write((tx) => deviceChanged(ctx, tx, deviceId))));

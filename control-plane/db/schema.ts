@@ -228,7 +228,7 @@ export const campaignDevices = sqliteTable(
     primaryKey({ columns: [t.campaignId, t.deviceId] }),
     uniqueIndex('campaign_devices_one_active').on(t.deviceId).where(sql`active = 1`),
     index('campaign_devices_device').on(t.deviceId),
-    index('campaign_devices_progress').on(t.campaignId, t.state, t.wave),
+    index('campaign_devices_progress').on(t.campaignId, t.state, t.wave, t.assignedAt),
     index('campaign_devices_assigning').on(t.campaignId).where(sql`assigning = 1`),
   ],
 );

@@ -1,8 +1,11 @@
+import { setImmediate as turn } from 'node:timers/promises';
 import { sql } from 'drizzle-orm';
 import type { Logger } from '../../common/log.js';
 import type { Write } from '../db/write-queue.js';
 
 const CHUNK = 400;
+/** Sightings per write transaction. */
+const PER_WRITE = 2000;
 
 /**
  * When each device was last heard from. Polls are the bulk of the traffic and a write per poll
@@ -32,18 +35,25 @@ export class LastSeen {
     if (this.pending.size === 0) return 0;
     const batch = [...this.pending];
     this.pending = new Map();
-    try {
-      await write(async (tx) => {
-        for (let i = 0; i < batch.length; i += CHUNK) {
-          const rows = batch.slice(i, i + CHUNK).map(([id, at]) => sql`(${id}, ${at})`);
-          await tx.run(sql`UPDATE devices SET last_seen_at = max(coalesce(devices.last_seen_at, 0), v.column2)
-            FROM (VALUES ${sql.join(rows, sql`, `)}) AS v WHERE devices.id = v.column1`);
-        }
-      });
-    } catch (err) {
-      // Put them back (keeping any newer sighting) so the next flush retries.
-      for (const [id, at] of batch) this.touch(id, at);
-      throw err;
+    // A write per PER_WRITE sightings, a turn of the event loop between: a flush of a large fleet's
+    // sightings (tens of thousands of scattered rows) never holds the loop and the writer in one
+    // long transaction (issue 17). A sighting needs no atomicity with another.
+    for (let i = 0; i < batch.length; i += PER_WRITE) {
+      const part = batch.slice(i, i + PER_WRITE);
+      try {
+        await write(async (tx) => {
+          for (let j = 0; j < part.length; j += CHUNK) {
+            const rows = part.slice(j, j + CHUNK).map(([id, at]) => sql`(${id}, ${at})`);
+            await tx.run(sql`UPDATE devices SET last_seen_at = max(coalesce(devices.last_seen_at, 0), v.column2)
+              FROM (VALUES ${sql.join(rows, sql`, `)}) AS v WHERE devices.id = v.column1`);
+          }
+        });
+      } catch (err) {
+        // Put back what was not written (keeping any newer sighting) so the next flush retries.
+        for (const [id, at] of batch.slice(i)) this.touch(id, at);
+        throw err;
+      }
+      if (i + PER_WRITE < batch.length) await turn();
     }
     return batch.length;
   }

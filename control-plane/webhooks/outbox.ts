@@ -11,8 +11,26 @@ import { wants } from './events.js';
  * Nothing is written when no webhook wants the type (the common case costs one small read).
  */
 export async function publishEvent(tx: Tx, now: number, type: WebhookEventType, subject: string, data: Record<string, unknown>, onlyWebhook?: string): Promise<string | null> {
-  const hooks = await tx.all<{ id: string; events: string }>(sql`SELECT id, events FROM webhooks`);
-  const targets = hooks.filter((h) => (onlyWebhook ? h.id === onlyWebhook : wants(JSON.parse(h.events) as string[], type))).map((h) => h.id);
+  const hooks = await readWebhooks(tx);
+  return publishEventTo(tx, now, type, subject, data, onlyWebhook ? hooks.filter((h) => h.id === onlyWebhook).map((h) => h.id) : webhooksWanting(hooks, type));
+}
+
+export interface WebhookTarget {
+  id: string;
+  events: string;
+}
+
+/** The webhooks, for a caller publishing many events in one transaction (one read, not one per event). */
+export async function readWebhooks(tx: Tx): Promise<WebhookTarget[]> {
+  return tx.all<WebhookTarget>(sql`SELECT id, events FROM webhooks`);
+}
+
+export function webhooksWanting(hooks: WebhookTarget[], type: WebhookEventType): string[] {
+  return hooks.filter((h) => wants(JSON.parse(h.events) as string[], type)).map((h) => h.id);
+}
+
+/** The event and one delivery per webhook of `targets` (ids read in this transaction); nothing when there are none. */
+export async function publishEventTo(tx: Tx, now: number, type: WebhookEventType, subject: string, data: Record<string, unknown>, targets: string[]): Promise<string | null> {
   if (!targets.length) return null;
   const id = `evt_${randomUUID()}`;
   const [row] = await tx.all<{ seq: number }>(sql`INSERT INTO webhook_events (id, type, subject, at, data)

@@ -1,12 +1,18 @@
+import { setImmediate as turn } from 'node:timers/promises';
 import { sql } from 'drizzle-orm';
-import type { ControlPlaneContext } from '../context.js';
-import { publishEvent } from './outbox.js';
+import type { ControlPlaneContext, Tx } from '../context.js';
+import { publishEventTo, readWebhooks, webhooksWanting } from './outbox.js';
 
-interface Change {
-  id: string;
-  serial: string;
-  last_seen_at: number | null;
-}
+/**
+ * Devices read per window. A sweep goes through the devices in windows of rowids, each read on
+ * its own with a turn of the event loop between, and writes what changed in a window in a write
+ * of its own (at most this many changes): at 100,000 devices neither a read nor a write holds the
+ * loop (and the writer) for long, and a fleet coming online at once (after a restart, or polling
+ * for the first time) is announced in 20 short writes, not one of minutes (issue 17).
+ */
+export const PRESENCE_WINDOW = 5000;
+/** Rows per multi-row statement (3 parameters each). */
+const CHUNK = 500;
 
 /**
  * `device.online` / `device.offline`. Online is what the twin says (heard from within
@@ -14,33 +20,68 @@ interface Change {
  * `device_presence` remembers what was last announced, so each change is announced once, in the
  * transaction that records it. A device never announced before counts as offline, so the first
  * sweep after an upgrade announces the devices online then. The check is a read; a write happens
- * only when something changed.
+ * only when something changed, set-based, with the webhooks read once per write.
  */
-export async function sweepPresence(ctx: Pick<ControlPlaneContext, 'db' | 'write' | 'now' | 'config'>): Promise<{ online: number; offline: number }> {
+export async function sweepPresence(ctx: Pick<ControlPlaneContext, 'db' | 'write' | 'now' | 'config'>, window = PRESENCE_WINDOW): Promise<{ online: number; offline: number }> {
   const now = ctx.now().getTime();
   const cutoff = now - ctx.config.offlineAfterMs;
-  const cameOnline = sql`SELECT d.id, d.serial, d.last_seen_at FROM devices d
-    WHERE d.status = 'enrolled' AND d.last_seen_at >= ${cutoff}
-      AND NOT EXISTS (SELECT 1 FROM device_presence p WHERE p.device_id = d.id AND p.online = 1)`;
-  const wentOffline = sql`SELECT d.id, d.serial, d.last_seen_at FROM device_presence p JOIN devices d ON d.id = p.device_id
-    WHERE p.online = 1 AND (d.status <> 'enrolled' OR d.last_seen_at IS NULL OR d.last_seen_at < ${cutoff})`;
-  const [up, down] = [await ctx.db.all<Change>(cameOnline), await ctx.db.all<Change>(wentOffline)];
-  if (!up.length && !down.length) return { online: 0, offline: 0 };
-  return ctx.write(async (tx) => {
-    // Read again under the write lock: another sweep (or process) may have announced them.
-    const ups = await tx.all<Change>(cameOnline);
-    const downs = await tx.all<Change>(wentOffline);
-    for (const d of ups) {
-      await tx.run(sql`INSERT INTO device_presence (device_id, online, changed_at) VALUES (${d.id}, 1, ${now})
-        ON CONFLICT (device_id) DO UPDATE SET online = 1, changed_at = excluded.changed_at`);
-      await publishEvent(tx, now, 'device.online', `devices/${d.serial}`, { deviceId: d.id, serial: d.serial, lastSeenAt: new Date(Number(d.last_seen_at)).toISOString() });
+  const total = { online: 0, offline: 0 };
+  let after = 0;
+  for (;;) {
+    const [end] = await ctx.db.all<{ rid: number }>(sql`SELECT rowid AS rid FROM devices WHERE rowid > ${after} ORDER BY rowid LIMIT 1 OFFSET ${window - 1}`);
+    // The last window is open-ended: devices added meanwhile are in it.
+    const upTo = end ? Number(end.rid) : null;
+    const changes = changesIn(after, upTo, cutoff);
+    if ((await ctx.db.all<Change>(changes)).length) {
+      const done = await ctx.write(async (tx) => {
+        // Read again under the write lock: another sweep (or process) may have announced them.
+        const found = await tx.all<Change>(changes);
+        const ups = found.filter((d) => d.online_now === 1);
+        const downs = found.filter((d) => d.online_now !== 1);
+        await announce(tx, now, ups, downs, ctx.config.offlineAfterMs);
+        return { online: ups.length, offline: downs.length };
+      });
+      total.online += done.online;
+      total.offline += done.offline;
     }
-    for (const d of downs) {
-      await tx.run(sql`UPDATE device_presence SET online = 0, changed_at = ${now} WHERE device_id = ${d.id}`);
-      await publishEvent(tx, now, 'device.offline', `devices/${d.serial}`, { deviceId: d.id, serial: d.serial, lastSeenAt: d.last_seen_at === null ? null : new Date(Number(d.last_seen_at)).toISOString(), offlineAfterMs: ctx.config.offlineAfterMs });
-    }
-    return { online: ups.length, offline: downs.length };
-  });
+    if (upTo === null) return total;
+    after = upTo;
+    await turn();
+  }
+}
+
+interface Change {
+  id: string;
+  serial: string;
+  last_seen_at: number | null;
+  /** 1: online now and not announced so; 0: announced online and offline now. */
+  online_now: number;
+}
+
+/** The devices of rowids (after, upTo] whose presence differs from what was last announced. */
+function changesIn(after: number, upTo: number | null, cutoff: number) {
+  return sql`SELECT d.id, d.serial, d.last_seen_at, d.online_now FROM (
+      SELECT id, serial, last_seen_at, (status = 'enrolled' AND last_seen_at IS NOT NULL AND last_seen_at >= ${cutoff}) AS online_now
+      FROM devices WHERE rowid > ${after} ${upTo === null ? sql`` : sql`AND rowid <= ${upTo}`}) d
+    LEFT JOIN device_presence p ON p.device_id = d.id
+    WHERE d.online_now <> coalesce(p.online = 1, 0)`;
+}
+
+async function announce(tx: Tx, now: number, ups: Change[], downs: Change[], offlineAfterMs: number): Promise<void> {
+  for (let i = 0; i < ups.length; i += CHUNK) {
+    const rows = ups.slice(i, i + CHUNK).map((d) => sql`(${d.id}, 1, ${now})`);
+    await tx.run(sql`INSERT INTO device_presence (device_id, online, changed_at) VALUES ${sql.join(rows, sql`, `)}
+      ON CONFLICT (device_id) DO UPDATE SET online = 1, changed_at = excluded.changed_at`);
+  }
+  for (let i = 0; i < downs.length; i += CHUNK) {
+    const ids = downs.slice(i, i + CHUNK).map((d) => sql`${d.id}`);
+    await tx.run(sql`UPDATE device_presence SET online = 0, changed_at = ${now} WHERE device_id IN (${sql.join(ids, sql`, `)})`);
+  }
+  const hooks = await readWebhooks(tx);
+  const [toOnline, toOffline] = [webhooksWanting(hooks, 'device.online'), webhooksWanting(hooks, 'device.offline')];
+  const iso = (at: number | null) => (at === null ? null : new Date(Number(at)).toISOString());
+  if (toOnline.length) for (const d of ups) await publishEventTo(tx, now, 'device.online', `devices/${d.serial}`, { deviceId: d.id, serial: d.serial, lastSeenAt: iso(d.last_seen_at) }, toOnline);
+  if (toOffline.length) for (const d of downs) await publishEventTo(tx, now, 'device.offline', `devices/${d.serial}`, { deviceId: d.id, serial: d.serial, lastSeenAt: iso(d.last_seen_at), offlineAfterMs }, toOffline);
 }
 
 /** Sweeps every quarter of `offlineAfter` (1 s to 15 s), so a change is announced soon after the twin shows it. */
