@@ -1,5 +1,5 @@
 import { count, sql } from 'drizzle-orm';
-import { Hono, type Context } from 'hono';
+import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { routePath } from 'hono/route';
 import { requestId } from '../common/request-id.js';
@@ -23,6 +23,24 @@ import { varsRoutes } from './vars/routes.js';
 import { consoleRoutes } from './ui/routes.js';
 import { secretRoutes } from './device-secrets/routes.js';
 import { deviceLogRoutes, operatorLogRoutes } from './device-logs/routes.js';
+
+/**
+ * hono's bodyLimit, with the two cases that need no body stream decided from the headers alone: no
+ * Content-Length and no Transfer-Encoding (HTTP/1.1: no body, e.g. every poll), or a Content-Length
+ * and no Transfer-Encoding (the length is what will be read). bodyLimit asks for `req.raw.body`
+ * first, which makes @hono/node-server build a full WHATWG Request with a body stream for every
+ * request, a poll's largest cost after the database; a body read then takes the slow path too.
+ */
+function limitBody(maxSize: number, onError: (c: Context<AppEnv>) => Response): MiddlewareHandler<AppEnv> {
+  const streamed = bodyLimit({ maxSize, onError });
+  return async (c, next) => {
+    if (c.req.header('transfer-encoding') !== undefined) return streamed(c, next);
+    const length = c.req.header('content-length');
+    if (length === undefined) return next();
+    if (!/^\d+$/.test(length)) return streamed(c, next);
+    return Number(length) <= maxSize ? next() : onError(c);
+  };
+}
 
 export function buildApp(ctx: ControlPlaneContext, metrics = new ControlPlaneMetrics()): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
@@ -53,7 +71,8 @@ export function buildApp(ctx: ControlPlaneContext, metrics = new ControlPlaneMet
   const tooLarge = (max: string) => (c: Context<AppEnv>) => c.json(errorBody('body-too-large', `request body is larger than ${max}`), 413, { Connection: 'close' });
   app.use('/v1/devices/import', bodyLimit({ maxSize: 64 << 20, onError: tooLarge('64 MiB') }));
   // Log uploads stream for as long as an operator follows; the relay caps each request itself.
-  app.use('/v1/*', async (c, next) => (c.req.path === '/v1/devices/import' || c.req.path.startsWith('/v1/device/logs/') ? next() : bodyLimit({ maxSize: 1 << 20, onError: tooLarge('1 MiB') })(c, next)));
+  const limit1MiB = limitBody(1 << 20, tooLarge('1 MiB'));
+  app.use('/v1/*', async (c, next) => (c.req.path === '/v1/devices/import' || c.req.path.startsWith('/v1/device/logs/') ? next() : limit1MiB(c, next)));
   app.notFound((c) => c.json(errorBody('not-found', `no route ${c.req.method} ${c.req.path}`), 404));
 
   app.get('/healthz', async (c) => {

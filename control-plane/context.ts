@@ -2,6 +2,7 @@ import type { Client } from '@libsql/client';
 import type { Logger } from '../common/log.js';
 import { auditLog } from './db/schema.js';
 import type { Db } from './db/open.js';
+import { clientPointReads, type PointReads } from './db/point-reads.js';
 import { createWriteQueue, type AfterCommit, type Tx, type Write, type WriteTurn } from './db/write-queue.js';
 import type { TypedEmitter } from './events.js';
 import type { SigningKeys } from './signing-keys.js';
@@ -57,6 +58,8 @@ export interface AuditEntry {
 export interface ControlPlaneContext {
   db: Db;
   client: Client;
+  /** The reads of every device request, prepared once (db/point-reads.ts). */
+  reads: PointReads;
   /** The process's one writer (group commit); see db/write-queue.ts. */
   write: Write;
   afterCommit: AfterCommit;
@@ -95,6 +98,8 @@ export function actorName(actor: AuditActor): string {
 export interface ContextParts {
   db: Db;
   client: Client;
+  /** Default: the same reads through `client`. */
+  reads?: PointReads;
   log: Logger;
   events: TypedEmitter;
   config: ControlPlaneConfig;
@@ -114,6 +119,7 @@ export function createContext(parts: ContextParts): ControlPlaneContext {
   const { write, afterCommit } = createWriteQueue(parts.db, parts.log, parts.writeTurn);
   const ctx: ControlPlaneContext = {
     ...parts,
+    reads: parts.reads ?? clientPointReads(parts.client),
     now,
     write,
     afterCommit,

@@ -7,6 +7,7 @@ import { buildApp } from './app.js';
 import { bootstrap } from './operators/bootstrap.js';
 import { createContext, type ControlPlaneConfig, type ControlPlaneContext } from './context.js';
 import { migrate, openDatabase } from './db/open.js';
+import { openPointReads } from './db/point-reads.js';
 import type { WriteTurn } from './db/write-queue.js';
 import { DesiredWaiters } from './devices/desired-waiters.js';
 import { startFeedPruner, tailDesiredChanges } from './devices/change-feed.js';
@@ -118,6 +119,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     client.close();
     throw err;
   }
+  // After the migrations: its statements name tables they create.
+  const reads = openPointReads(opts.db, client);
   const vault = await KeyVault.open(dataDir, opts.signingKeySecret, log);
   const keys = new SigningKeys(db, Math.max(config.documentTtlSec, config.deviceTokenTtlSec, config.pullTokenTtlSec) * 1000, vault);
   await keys.sealPlaintext(client, log, dbFile !== null);
@@ -125,7 +128,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   const now = opts.now ?? (() => new Date());
   const proxyTrust = opts.caFile ? await loadTrust(opts.caFile) : undefined;
   const registry = new ImageRegistry(registryProxy, async (access) => (await mintPullToken(keys, 'control-plane', access, 300, now())).token, log, undefined, proxyTrust);
-  const ctx = createContext({ db, client, log, events: new TypedEmitter(), config, keys, waiters: new DesiredWaiters(), registry, seen: new LastSeen(), deviceTokens: new DeviceTokenCache(config.deviceTokenCacheSize), vault, now, writeTurn: opts.writeTurn });
+  const ctx = createContext({ db, client, reads, log, events: new TypedEmitter(), config, keys, waiters: new DesiredWaiters(), registry, seen: new LastSeen(), deviceTokens: new DeviceTokenCache(config.deviceTokenCacheSize), vault, now, writeTurn: opts.writeTurn });
   const boot = await bootstrap(ctx, opts.adminToken);
 
   // Every process: the change feed (wakes its own long polls), keys rotated or revoked elsewhere, its sightings, its devices' campaign
@@ -149,6 +152,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     for (const stop of stops) stop();
     await lease.release();
     await seenFlusher.stop().catch(() => undefined);
+    reads.close();
     client.close();
     throw err;
   }
@@ -179,6 +183,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
         // Given up, not left to expire: another control plane takes the singletons over at once.
         await lease.release();
         await ctx.write(async () => undefined);
+        reads.close();
         client.close();
         log.info('control plane stopped');
       })();

@@ -57,13 +57,11 @@ export function requireDevice() {
     if (!token) throw new HttpError(401, 'unauthenticated', 'a device token is required (Authorization: Bearer …)');
     const claims = await verifyDeviceToken(ctx, token);
     if (!claims) throw new HttpError(401, 'invalid-token', 'device token is invalid or expired; enroll again');
-    // Raw SQL on the hottest path (every device request): no query building per call.
-    const rows = await ctx.client.execute({ sql: 'SELECT id, serial, status, token_epoch FROM devices WHERE id = ?', args: [claims.sub as string] });
-    const r = rows.rows[0];
-    const d = r ? { id: String(r.id), serial: String(r.serial), status: String(r.status), epoch: Number(r.token_epoch) } : undefined;
+    // A prepared statement on the hottest path (every device request): db/point-reads.ts.
+    const d = await ctx.reads.device(claims.sub);
     if (!d) throw new HttpError(401, 'invalid-token', 'device token names an unknown device');
     if (d.status === 'revoked') throw new HttpError(403, 'device-revoked', `device ${d.serial} is revoked`);
-    if (d.status !== 'enrolled' || d.epoch !== claims.epoch) throw new HttpError(401, 'token-superseded', 'device token is no longer valid; enroll again');
+    if (d.status !== 'enrolled' || d.tokenEpoch !== claims.epoch) throw new HttpError(401, 'token-superseded', 'device token is no longer valid; enroll again');
     checkClientCertificate(c, d.serial);
     c.set('device', { kind: 'device', id: d.id, serial: d.serial });
     await next();

@@ -7,7 +7,7 @@ import { type PullAccess } from '../../protocol/tokens.js';
 import { requireDevice } from './device-auth.js';
 import type { ControlPlaneContext } from '../context.js';
 import type { ImageRegistry } from '../manifests/registry.js';
-import { desiredRelease, desiredSequence, getDesiredDocument } from '../devices/desired.js';
+import { desiredRelease, getDesiredDocument } from '../devices/desired.js';
 import { HttpError, jsonBody, queryOf, type AppEnv } from '../http.js';
 import { mintPullToken } from './pull-tokens.js';
 import { ReportWriter } from './report-writer.js';
@@ -45,7 +45,8 @@ export function deviceApiRoutes(ctx: ControlPlaneContext) {
     ctx.seen.touch(deviceId, ctx.now().getTime());
     const known = c.req.header('if-none-match')?.trim() || null;
     const deadline = Date.now() + Math.min(q.wait ?? 0, ctx.config.maxWaitSec) * 1000;
-    const signal = c.req.raw.signal;
+    // Only a poll that waits needs to learn that its client left: the signal costs an AbortController per request.
+    const signal = deadline > Date.now() ? c.req.raw.signal : undefined;
     // A log request waiting for this device answers the poll at once (issue 15): the gateway never accepts connections.
     const logs = relayOf(ctx);
     // Entered before each read of the sequence: a change committed after the read wakes this waiter
@@ -53,11 +54,11 @@ export function deviceApiRoutes(ctx: ControlPlaneContext) {
     let waiter = deadline > Date.now() ? ctx.waiters.enter(deviceId, deadline - Date.now(), signal) : null;
     let sequence: number | null;
     try {
-      sequence = await desiredSequence(ctx.client, deviceId);
-      while (waiter && etagOf(sequence) === known && Date.now() < deadline && !signal.aborted && !ctx.waiters.closed && logs.unclaimed(deviceId) === 0) {
+      sequence = await ctx.reads.desiredSequence(deviceId);
+      while (waiter && etagOf(sequence) === known && Date.now() < deadline && !signal?.aborted && !ctx.waiters.closed && logs.unclaimed(deviceId) === 0) {
         await waiter.woken;
         waiter = Date.now() < deadline ? ctx.waiters.enter(deviceId, deadline - Date.now(), signal) : null;
-        sequence = await desiredSequence(ctx.client, deviceId);
+        sequence = await ctx.reads.desiredSequence(deviceId);
       }
     } finally {
       waiter?.leave();

@@ -6,10 +6,13 @@
  *             `durationMs`; request i of a connection uses identity (i·concurrency + c) mod n, so
  *             the load spreads over every device token. `__SEQ__` in the body becomes the next
  *             per-identity sequence number (reports must carry increasing ones to be accepted).
+ *             Sent with raw-http.ts (a minimal HTTP/1.1 client: the load generator shares the
+ *             cores with the server it measures, so it must cost little per request).
  *   download: `clients` connections each GET `url` once, reading and discarding the body.
  */
 import { Agent, request } from 'node:http';
 import { readJob } from './proc.js';
+import { RawConnection, requestText } from './raw-http.js';
 
 export interface Identity {
   headers: Record<string, string>;
@@ -73,19 +76,6 @@ export interface DownloadResult {
   statuses: number[];
 }
 
-function send(agent: Agent, url: URL, method: string, headers: Record<string, string>, body: string | undefined): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { method, agent, headers: body === undefined ? headers : { ...headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.length < 4 && chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8').slice(0, 300) }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
 function pct(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
@@ -93,7 +83,7 @@ function pct(sorted: Float64Array, p: number): number {
 
 async function runRequests(job: RequestsJob): Promise<RequestsResult> {
   const url = new URL(job.url);
-  const agent = new Agent({ keepAlive: true, maxSockets: job.concurrency });
+  if (url.protocol !== 'http:') throw new Error(`load: ${job.url}: only http: is supported`);
   const seq = new Map<number, number>();
   const cpu0 = process.cpuUsage();
   const latencies: number[] = [];
@@ -105,17 +95,23 @@ async function runRequests(job: RequestsJob): Promise<RequestsResult> {
   const start = performance.now();
   const countFrom = start + job.warmupMs;
   const end = countFrom + job.durationMs;
-  function bodyFor(who: number): string | undefined {
-    const body = job.identities[who].body ?? job.body;
-    if (!body?.includes('__SEQ__')) return body;
+  // Requests whose bytes never change are built once per identity.
+  const fixed = job.identities.map((id) => {
+    const body = id.body ?? job.body;
+    return body?.includes('__SEQ__') ? null : requestText(job.method, url, id.headers, body);
+  });
+  function requestFor(who: number): string {
+    const built = fixed[who];
+    if (built !== null) return built;
     const next = (seq.get(who) ?? job.seqStart ?? 1) + 1;
     seq.set(who, next);
-    return body.replaceAll('__SEQ__', String(next));
+    const id = job.identities[who];
+    return requestText(job.method, url, id.headers, (id.body ?? job.body ?? '').replaceAll('__SEQ__', String(next)));
   }
-  async function one(who: number, t0: number): Promise<void> {
+  async function one(conn: RawConnection, who: number, t0: number): Promise<void> {
     let status = 0;
     try {
-      const res = await send(agent, url, job.method, job.identities[who].headers, bodyFor(who));
+      const res = await conn.send(requestFor(who));
       status = res.status;
       if (status !== job.expect && firstError === undefined) firstError = `${status}: ${res.text}`;
     } catch (err) {
@@ -130,7 +126,10 @@ async function runRequests(job: RequestsJob): Promise<RequestsResult> {
       latencies.push(t1 - t0);
     } else failed++;
   }
+  const conns: RawConnection[] = [];
   async function openLoop(rate: number): Promise<void> {
+    // Connections are opened as the rate needs them (at most `concurrency`); the last one freed goes next.
+    const idle: RawConnection[] = [];
     const inFlight = new Set<Promise<void>>();
     for (let i = 0; ; i++) {
       const due = start + (i * 1000) / rate;
@@ -138,17 +137,25 @@ async function runRequests(job: RequestsJob): Promise<RequestsResult> {
       const wait = due - performance.now();
       if (wait > 1) await new Promise((r) => setTimeout(r, wait));
       if (inFlight.size >= job.concurrency) await Promise.race(inFlight);
-      const p = one(i % job.identities.length, due).finally(() => inFlight.delete(p));
+      let conn = idle.pop();
+      if (!conn) conns.push((conn = new RawConnection(url)));
+      const c = conn;
+      const p = one(c, i % job.identities.length, due).finally(() => {
+        inFlight.delete(p);
+        idle.push(c);
+      });
       inFlight.add(p);
     }
     await Promise.all(inFlight);
   }
   async function connection(c: number): Promise<void> {
-    for (let i = 0; performance.now() < end; i++) await one((i * job.concurrency + c) % job.identities.length, performance.now());
+    const conn = new RawConnection(url);
+    conns.push(conn);
+    for (let i = 0; performance.now() < end; i++) await one(conn, (i * job.concurrency + c) % job.identities.length, performance.now());
   }
   if (job.ratePerSecond) await openLoop(job.ratePerSecond);
   else await Promise.all(Array.from({ length: job.concurrency }, (_, c) => connection(c)));
-  agent.destroy();
+  for (const c of conns) c.close();
   const cpu = process.cpuUsage(cpu0);
   const clientCpuPercent = ((cpu.user + cpu.system) / 1000 / (performance.now() - start)) * 100;
   const sorted = Float64Array.from(latencies).sort();

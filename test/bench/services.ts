@@ -21,9 +21,10 @@ export interface ControlPlaneProcess {
   pids(): number[];
   /**
    * Stops it (SIGTERM, graceful) and starts it again on the same database, port and token; `env`
-   * adds to (or replaces) the environment it started with, `workers` replaces its `--workers`.
+   * adds to (or replaces) the environment it started with, `workers` replaces its `--workers`,
+   * `bin` runs another build's dist/bin/berth.js from then on (before/after a change, one run).
    */
-  restart(opts?: { env?: Record<string, string>; workers?: number }): Promise<void>;
+  restart(opts?: { env?: Record<string, string>; workers?: number; bin?: string }): Promise<void>;
 }
 
 /**
@@ -40,8 +41,9 @@ export async function startControlPlaneProcess(dir: string, opts: { registryProx
   let env = { ...opts.env };
   // One process unless asked (`--workers` defaults to the cores): CPU and RSS then read one pid.
   let workers = opts.workers ?? 1;
+  let bin = BERTH_BIN;
   const launch = async (): Promise<Child> => {
-    const child = spawnBerth([...args, '--workers', String(workers)], { logFile: join(dir, 'control-plane.log'), env: { BERTH_ADMIN_TOKEN: adminToken, ...env } });
+    const child = spawnNode(bin, [...args, '--workers', String(workers)], { logFile: join(dir, 'control-plane.log'), env: { BERTH_ADMIN_TOKEN: adminToken, ...env } });
     try {
       await waitReady(child, `${url}/healthz`, 60_000);
     } catch (err) {
@@ -61,6 +63,7 @@ export async function startControlPlaneProcess(dir: string, opts: { registryProx
       await cp.child.stop(10_000);
       if (more.env) env = { ...env, ...more.env };
       if (more.workers !== undefined) workers = more.workers;
+      if (more.bin !== undefined) bin = more.bin;
       cp.child = await launch();
     },
   };

@@ -1,0 +1,129 @@
+import { connect, type Socket } from 'node:net';
+
+/**
+ * The load generator's HTTP/1.1 client: one keep-alive socket per connection, requests written as
+ * one string and answers parsed just enough to count them (status, Content-Length or chunked
+ * framing, `Connection: close`). node:http's client spent about as much CPU per request as the
+ * server answering a 304 (ClientRequest and IncomingMessage objects, header parsing into objects,
+ * an Agent's socket bookkeeping); on the 2 shared cores that CPU is taken from the server being
+ * measured. Plain http only: the benches drive the control plane on loopback.
+ */
+
+export interface RawAnswer {
+  status: number;
+  /** The body's first bytes (up to 300), for the first error of a run. */
+  text: string;
+}
+
+const CRLF2 = Buffer.from('\r\n\r\n');
+
+/** A request's head and body as written: `method path`, the Host header, the given headers, the body's length. */
+export function requestText(method: string, url: URL, headers: Record<string, string>, body: string | undefined): string {
+  let head = `${method} ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\n`;
+  for (const [k, v] of Object.entries(headers)) head += `${k}: ${v}\r\n`;
+  if (body !== undefined) head += `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n`;
+  return head + '\r\n' + (body ?? '');
+}
+
+interface Head {
+  status: number;
+  /** Bytes of body after the head; -1: chunked. */
+  length: number;
+  close: boolean;
+}
+
+function headOf(text: string): Head {
+  const status = Number(text.slice(9, 12));
+  const lower = text.toLowerCase();
+  const cl = /\r\ncontent-length:\s*(\d+)/.exec(lower);
+  const chunked = /\r\ntransfer-encoding:[^\r]*chunked/.test(lower);
+  // Answers that carry no body whatever their headers say (RFC 9112 §6.3).
+  const bodiless = status === 204 || status === 304 || (status >= 100 && status < 200);
+  return { status, length: bodiless ? 0 : chunked ? -1 : cl ? Number(cl[1]) : 0, close: /\r\nconnection:\s*close/.test(lower) };
+}
+
+/** Where a chunked body ends in `buf` (after the last chunk and its trailer), or -1 if not yet. */
+function chunkedEnd(buf: Buffer, from: number): number {
+  let at = from;
+  for (;;) {
+    const eol = buf.indexOf('\r\n', at);
+    if (eol < 0) return -1;
+    const size = parseInt(buf.toString('latin1', at, eol), 16);
+    if (Number.isNaN(size)) throw new Error('bad chunk size in answer');
+    if (size === 0) {
+      const end = buf.indexOf(CRLF2, eol);
+      return end < 0 ? -1 : end + 4;
+    }
+    at = eol + 2 + size + 2;
+    if (at > buf.length) return -1;
+  }
+}
+
+/** One keep-alive connection; one request at a time (no pipelining). */
+export class RawConnection {
+  private socket: Socket | null = null;
+  private buf: Buffer = Buffer.alloc(0);
+  private waiting: { resolve(a: RawAnswer): void; reject(e: Error): void } | null = null;
+
+  constructor(private readonly url: URL) {}
+
+  private open(): Socket {
+    const s = connect({ host: this.url.hostname, port: Number(this.url.port || 80), noDelay: true });
+    s.on('data', (chunk: Buffer) => {
+      if (this.socket !== s) return;
+      this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+      this.parse();
+    });
+    // Only the current socket's failure fails the request waiting (an old one closing later does not).
+    const fail = (err: Error) => {
+      if (this.socket !== s) return;
+      this.socket = null;
+      this.buf = Buffer.alloc(0);
+      const w = this.waiting;
+      this.waiting = null;
+      w?.reject(err);
+    };
+    s.on('error', fail);
+    s.on('close', () => fail(new Error('connection closed by the server before the answer')));
+    return s;
+  }
+
+  private parse(): void {
+    const w = this.waiting;
+    if (!w) return;
+    const headEnd = this.buf.indexOf(CRLF2);
+    if (headEnd < 0) return;
+    let head: Head;
+    let end: number;
+    try {
+      head = headOf(this.buf.toString('latin1', 0, headEnd));
+      end = head.length >= 0 ? headEnd + 4 + head.length : chunkedEnd(this.buf, headEnd + 4);
+    } catch (err) {
+      this.socket?.destroy(err as Error);
+      return;
+    }
+    if (end < 0 || end > this.buf.length) return;
+    const text = this.buf.toString('utf8', headEnd + 4, Math.min(end, headEnd + 4 + 300));
+    this.buf = this.buf.subarray(end);
+    this.waiting = null;
+    if (head.close) this.close();
+    w.resolve({ status: head.status, text });
+  }
+
+  /** Sends one request (as `requestText` made it) and resolves with its answer. */
+  send(request: string): Promise<RawAnswer> {
+    if (this.waiting) return Promise.reject(new Error('RawConnection: one request at a time'));
+    this.socket ??= this.open();
+    const socket = this.socket;
+    return new Promise((resolve, reject) => {
+      this.waiting = { resolve, reject };
+      socket.write(request, 'utf8');
+    });
+  }
+
+  close(): void {
+    const s = this.socket;
+    this.socket = null;
+    s?.destroy();
+  }
+}
