@@ -1,4 +1,3 @@
-import type Dockerode from 'dockerode';
 import type { KeyObject } from 'node:crypto';
 import type { Logger } from '../common/log.js';
 import type { ReleasePhase } from '../protocol/device.js';
@@ -69,9 +68,4 @@ export interface EdgeDaemon {
   close(): Promise<void>;
 }
 
-export function dockerOptions(host: string): Dockerode.DockerOptions {
-  if (host.startsWith('unix://')) return { socketPath: host.slice('unix://'.length) };
-  const u = new URL(host.replace(/^tcp:/, 'http:'));
-  return { host: u.hostname, port: Number(u.port || 2375), protocol: 'http' };
-}
 

@@ -1,4 +1,4 @@
-import type Dockerode from 'dockerode';
+import { EngineClient } from './engine/client.js';
 import type { KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -8,9 +8,8 @@ import { SerialQueue } from '../common/serial-queue.js';
 import { createLogger, type Logger } from '../common/log.js';
 import type { VerifyOptions } from '../protocol/deployment.js';
 import { importPublicKey, loadPrivateKey } from '../protocol/keys.js';
-import { dockerOptions, type DaemonStatus, type EdgeDaemon, type EdgeDaemonOptions } from './daemon-api.js';
+import { type DaemonStatus, type EdgeDaemon, type EdgeDaemonOptions } from './daemon-api.js';
 import { controlChannelBackoff, DeviceIdentity } from './identity.js';
-import { deferUnusedDockerDependencies } from './lean-docker.js';
 import type { FetcherFactory, ImageFetcher } from './images.js';
 import { readDocument, type ReadDocument } from './policy/accept.js';
 import { SecretFiles } from './secrets/files.js';
@@ -40,7 +39,7 @@ class Daemon implements EdgeDaemon {
   private ceiling: Allowance | undefined;
   /** The fleet's CA (and the device's client certificate) for https: URLs. */
   private https: HttpsTrust | undefined;
-  private docker!: Dockerode;
+  private docker!: EngineClient;
   private reporter!: Reporter;
   private runner: ReleaseRunner | undefined;
   private secrets!: SecretFiles;
@@ -85,11 +84,8 @@ class Daemon implements EdgeDaemon {
     // Loaded only when asked for: node:https stays out of a plain-HTTP daemon's memory.
     this.https = this.opts.caFile || client ? await (await import('../common/tls-trust.js')).loadTrust(this.opts.caFile, '--ca-file', client) : undefined;
     this.ceiling = ceiling;
-    // Before dockerode's first load: keeps its BuildKit (gRPC) and ssh dependencies out of memory.
-    deferUnusedDockerDependencies();
-    const { default: Docker } = await import('dockerode');
     const dockerHost = this.opts.dockerHost ?? 'unix:///var/run/docker.sock';
-    this.docker = new Docker(dockerOptions(dockerHost));
+    this.docker = new EngineClient(dockerHost);
     const encryption = await this.state.encryptionKey();
     this.identity = new DeviceIdentity({ controlPlane: this.opts.controlPlane, serial: this.opts.serial, key, encryptionKey: encryption.publicKey, state: this.state, log: this.log, signal: this.abort.signal, backoffCapMs: this.opts.backoffCapMs, trust: this.https });
     await this.identity.load();

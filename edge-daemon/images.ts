@@ -1,5 +1,5 @@
 import type { HttpsTrust } from '../common/tls-trust.js';
-import type Dockerode from 'dockerode';
+import type { EngineClient } from './engine/client.js';
 import type { Logger } from '../common/log.js';
 
 /**
@@ -35,7 +35,7 @@ export interface ImageFetcher {
 
 export interface FetcherOptions {
   stateDir: string;
-  docker: Dockerode;
+  docker: EngineClient;
   deviceId: string;
   registryProxy: string;
   pullToken: () => Promise<string>;

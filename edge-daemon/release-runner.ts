@@ -1,4 +1,4 @@
-import type Dockerode from 'dockerode';
+import type { EngineClient } from './engine/client.js';
 import { newOpId, type Logger } from '../common/log.js';
 import type { FetchProgress, ImageFetcher } from './images.js';
 import { accept, type ReadDocument } from './policy/accept.js';
@@ -15,7 +15,7 @@ import type { DeviceReport } from '../protocol/device.js';
 import type { SecretFiles } from './secrets/files.js';
 
 export interface ReleaseRunnerOptions {
-  docker: Dockerode;
+  docker: EngineClient;
   /** As configured, to name the engine in errors. */
   dockerHost: string;
   deviceId: string;

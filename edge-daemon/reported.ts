@@ -1,10 +1,11 @@
-import type Dockerode from 'dockerode';
+import type { EngineClient } from './engine/client.js';
+import type { ContainerInspect } from './engine/types.js';
 import type { ServiceReport } from '../protocol/device.js';
 import { observe } from './reconcile/observe.js';
 import { LABEL, type Release } from './reconcile/spec.js';
 
 /** Reads the engine's view of one container into a reported service entry. */
-export function serviceReportOf(info: Dockerode.ContainerInspectInfo, image: string): ServiceReport {
+export function serviceReportOf(info: ContainerInspect, image: string): ServiceReport {
   const st = info.State;
   const status = (['created', 'running', 'restarting', 'exited', 'paused', 'dead'] as const).find((s) => s === st.Status) ?? 'dead';
   const health = (['starting', 'healthy', 'unhealthy'] as const).find((h) => h === st.Health?.Status) ?? 'none';
@@ -25,7 +26,7 @@ export function serviceReportOf(info: Dockerode.ContainerInspectInfo, image: str
  * is one); a service of the current release without any container is `missing`. When the engine
  * cannot be read, only the missing entries remain: the report says what is known.
  */
-export async function reportedServices(docker: Dockerode, deviceId: string, current: Release | null, onError: (err: Error) => void): Promise<Record<string, ServiceReport>> {
+export async function reportedServices(docker: EngineClient, deviceId: string, current: Release | null, onError: (err: Error) => void): Promise<Record<string, ServiceReport>> {
   const services: Record<string, ServiceReport> = {};
   try {
     const seen = await observe(docker, deviceId);

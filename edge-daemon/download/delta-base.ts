@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import { open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createGunzip } from 'node:zlib';
-import type Dockerode from 'dockerode';
+import type { EngineClient } from '../engine/client.js';
 import { ByteReader, type ByteStream } from '../../common/delta/bytes.js';
 import { openFileSource, type RandomAccessSource } from '../../common/delta/source.js';
 import { nextEntry } from '../../common/delta/tar.js';
@@ -60,7 +60,7 @@ async function temporary(path: string): Promise<BaseTar> {
 }
 
 /** The layer tar out of `docker save IMAGE`: the entry of the base's size whose sha256 is its diff_id. */
-async function fromEngine(docker: Dockerode, image: string, want: BaseWanted, path: string, moved?: (bytes: number) => void): Promise<boolean> {
+async function fromEngine(docker: EngineClient, image: string, want: BaseWanted, path: string, moved?: (bytes: number) => void): Promise<boolean> {
   let archive: NodeJS.ReadableStream;
   try {
     archive = await docker.getImage(image).get();
@@ -88,7 +88,7 @@ async function fromEngine(docker: Dockerode, image: string, want: BaseWanted, pa
  * engine (`docker save` of an image holding it, streamed; only the one layer is written). Every
  * copy is checked against the base's diff_id. Throws NoBaseError when none has it.
  */
-export async function openBase(store: DownloadStore, docker: Dockerode, want: BaseWanted, tmpDir: string, moved?: (bytes: number) => void): Promise<BaseTar> {
+export async function openBase(store: DownloadStore, docker: EngineClient, want: BaseWanted, tmpDir: string, moved?: (bytes: number) => void): Promise<BaseTar> {
   if ((await store.size(want.diffId)) === want.size) return openFileSource(store.blobPath(want.diffId));
   const path = join(tmpDir, `base-${digestHex(want.diffId)}.tar`);
   if (await store.has(want.digest)) {

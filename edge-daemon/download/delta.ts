@@ -1,7 +1,7 @@
 import type { HttpsTrust } from '../../common/tls-trust.js';
 import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
-import type Dockerode from 'dockerode';
+import type { EngineClient } from '../engine/client.js';
 import { applyDelta, DeltaError, HEADER_BYTES, type DeltaHeader } from '../../common/delta/index.js';
 import { settledDeltaPlan } from '../../common/delta/plan-client.js';
 import type { DeltaPlanResponse } from '../../common/delta/wire.js';
@@ -59,7 +59,7 @@ export interface DeltaRoutes {
 export interface DeltaDeps {
   store: DownloadStore;
   client: ProxyClient;
-  docker: Dockerode;
+  docker: EngineClient;
   log: Logger;
   registryProxy: string;
   trust?: HttpsTrust;

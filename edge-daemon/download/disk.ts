@@ -1,5 +1,5 @@
 import { stat, statfs } from 'node:fs/promises';
-import type Dockerode from 'dockerode';
+import type { EngineClient } from '../engine/client.js';
 import type { Logger } from '../../common/log.js';
 import { DiskSpaceError } from './errors.js';
 import { engineRootDir } from './engine.js';
@@ -15,7 +15,7 @@ async function freeBytes(path: string): Promise<number> {
  * Throws DiskSpaceError when the missing bytes plus the margin do not fit on the state dir's
  * filesystem or the engine's data root. Reads only: called before the first byte is written.
  */
-export async function checkDiskSpace(opts: { stateDir: string; missingBytes: number; engineBytes?: number; marginBytes: number; docker: Dockerode; log: Logger }): Promise<void> {
+export async function checkDiskSpace(opts: { stateDir: string; missingBytes: number; engineBytes?: number; marginBytes: number; docker: EngineClient; log: Logger }): Promise<void> {
   const { stateDir, missingBytes, engineBytes, marginBytes, docker, log } = opts;
   const stateDev = (await stat(stateDir)).dev;
   let engineRoot: { path: string; dev: number } | undefined;

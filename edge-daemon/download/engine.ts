@@ -1,4 +1,4 @@
-import type Dockerode from 'dockerode';
+import type { EngineClient } from '../engine/client.js';
 import type { Logger } from '../../common/log.js';
 import { LineBuffer } from '../../common/lines.js';
 
@@ -9,7 +9,7 @@ function statusOf(err: unknown): number | undefined {
 }
 
 /** Every engine image's layer chain (`RootFS.Layers`, diff_ids bottom-up). */
-export async function engineLayerChains(docker: Dockerode): Promise<string[][]> {
+export async function engineLayerChains(docker: EngineClient): Promise<string[][]> {
   const images = await docker.listImages();
   const chains = await Promise.all(
     images.map(async (i) => {
@@ -27,7 +27,7 @@ export async function engineLayerChains(docker: Dockerode): Promise<string[][]> 
 }
 
 /** The engine's image with this id (= config digest), or undefined. */
-export async function engineImage(docker: Dockerode, id: string): Promise<{ id: string; repoTags: string[] } | undefined> {
+export async function engineImage(docker: EngineClient, id: string): Promise<{ id: string; repoTags: string[] } | undefined> {
   try {
     const info = await docker.getImage(id).inspect();
     return { id: info.Id, repoTags: info.RepoTags ?? [] };
@@ -38,7 +38,7 @@ export async function engineImage(docker: Dockerode, id: string): Promise<{ id: 
 }
 
 /** Where the engine keeps its images, when it says so. */
-export async function engineRootDir(docker: Dockerode): Promise<string | undefined> {
+export async function engineRootDir(docker: EngineClient): Promise<string | undefined> {
   const info = (await docker.info()) as { DockerRootDir?: string };
   return info.DockerRootDir || undefined;
 }
@@ -85,7 +85,7 @@ export class PullStreamReader {
 }
 
 /** Pulls `ref` and follows Docker's progress stream to its end; any failure names the image. */
-export async function pullImage(docker: Dockerode, ref: string, image: string, log: Logger): Promise<void> {
+export async function pullImage(docker: EngineClient, ref: string, image: string, log: Logger): Promise<void> {
   let stream: NodeJS.ReadableStream;
   try {
     stream = (await docker.pull(ref)) as NodeJS.ReadableStream;
@@ -103,7 +103,7 @@ export async function pullImage(docker: Dockerode, ref: string, image: string, l
   if (reader.failure) throw new Error(`engine failed to pull image ${image}: ${reader.failure}`);
 }
 
-export async function tagImage(docker: Dockerode, id: string, repo: string, tag: string): Promise<void> {
+export async function tagImage(docker: EngineClient, id: string, repo: string, tag: string): Promise<void> {
   await docker.getImage(id).tag({ repo, tag });
 }
 
@@ -111,7 +111,7 @@ export async function tagImage(docker: Dockerode, id: string, repo: string, tag:
  * Removes one reference (a tag or repo@digest). Docker only untags while other references or a
  * container still use the image, and deletes it only when this was the last one: never forced.
  */
-export async function removeReference(docker: Dockerode, ref: string, log: Logger): Promise<void> {
+export async function removeReference(docker: EngineClient, ref: string, log: Logger): Promise<void> {
   try {
     await docker.getImage(ref).remove({ noprune: false });
   } catch (err) {
@@ -127,13 +127,13 @@ export async function removeReference(docker: Dockerode, ref: string, log: Logge
 }
 
 /** All tags in the engine (`repo:tag`). */
-export async function engineTags(docker: Dockerode): Promise<string[]> {
+export async function engineTags(docker: EngineClient): Promise<string[]> {
   const images = await docker.listImages();
   return images.flatMap((i) => (i.RepoTags ?? []).filter((t) => t !== '<none>:<none>'));
 }
 
 /** All repo@digest references in the engine. */
-export async function engineRepoDigests(docker: Dockerode): Promise<string[]> {
+export async function engineRepoDigests(docker: EngineClient): Promise<string[]> {
   const images = await docker.listImages();
   return images.flatMap((i) => i.RepoDigests ?? []).filter((d) => !d.startsWith('<none>'));
 }

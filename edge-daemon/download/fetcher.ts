@@ -1,5 +1,5 @@
 import { mkdir } from 'node:fs/promises';
-import type Dockerode from 'dockerode';
+import type { EngineClient } from '../engine/client.js';
 import type { Logger } from '../../common/log.js';
 import { newOpId } from '../../common/log.js';
 import { MEDIA, parseManifestBytes, pickPlatform } from '../../common/oci.js';

@@ -1,4 +1,4 @@
-import type Dockerode from 'dockerode';
+import type { EngineClient } from '../engine/client.js';
 import type { Logger } from '../../common/log.js';
 import { parseManifestBytes } from '../../common/oci.js';
 import { parseImageRef } from '../../manifests/image-ref.js';
@@ -12,7 +12,7 @@ import type { DownloadStore } from './store.js';
  * later delta takes its base out of `docker save`), this device's tags of other images and the
  * loopback references a crash left. Never while `ensureImages` runs on the same store.
  */
-export async function pruneStore(store: DownloadStore, docker: Dockerode, deviceId: string, keep: string[], log: Logger): Promise<void> {
+export async function pruneStore(store: DownloadStore, docker: EngineClient, deviceId: string, keep: string[], log: Logger): Promise<void> {
   await store.init();
   const referenced = new Set<string>();
   const keepTags: string[] = [];

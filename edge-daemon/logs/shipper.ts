@@ -1,5 +1,6 @@
 import { request as httpRequest, type ClientRequest } from 'node:http';
-import type Dockerode from 'dockerode';
+import type { EngineClient } from '../engine/client.js';
+import type { ContainerSummary } from '../engine/types.js';
 import type { Logger } from '../../common/log.js';
 import { LOG_BYTES_CAP, LOG_REQUESTS_PER_DEVICE, type LogRequest } from '../../protocol/device-logs.js';
 import type { ControlClient } from '../control.js';
@@ -16,7 +17,7 @@ export class LogShipper {
   private readonly running = new Map<string, () => void>();
   private claiming = false;
 
-  constructor(private readonly docker: Dockerode, private readonly client: () => ControlClient, private readonly deviceId: () => string, private readonly log: Logger) {}
+  constructor(private readonly docker: EngineClient, private readonly client: () => ControlClient, private readonly deviceId: () => string, private readonly log: Logger) {}
 
   /** Claims what waits; called when a poll answer says requests are waiting. Never throws. */
   poll(): void {
@@ -42,10 +43,10 @@ export class LogShipper {
     const labels = [`${LABEL.device}=${this.deviceId()}`, ...(service ? [`${LABEL.service}=${service}`] : [])];
     const list = await this.docker.listContainers({ all: true, filters: { label: labels } });
     // The newest container of each service: the running release's (older ones are kept for a rollback).
-    const newest = new Map<string, Dockerode.ContainerInfo>();
+    const newest = new Map<string, ContainerSummary>();
     for (const c of list) {
       const name = c.Labels[LABEL.service];
-      if (name && (!newest.has(name) || (newest.get(name) as Dockerode.ContainerInfo).Created < c.Created)) newest.set(name, c);
+      if (name && (!newest.has(name) || (newest.get(name) as ContainerSummary).Created < c.Created)) newest.set(name, c);
     }
     const out = [];
     for (const [name, c] of newest) out.push({ id: c.Id, service: name, tty: (await this.docker.getContainer(c.Id).inspect()).Config.Tty });
@@ -89,11 +90,11 @@ export class LogShipper {
         const c = this.docker.getContainer(t.id);
         const frames = new LogFrames(t.tty);
         if (!r.follow) {
-          const buf = (await c.logs({ ...base, follow: false })) as unknown as Buffer;
+          const buf = await c.logs(base);
           for (const l of [...frames.push(buf), ...frames.flush()]) send(t.service, l.stream, l.line);
           return;
         }
-        const stream = (await c.logs({ ...base, follow: true })) as NodeJS.ReadableStream;
+        const stream = await c.followLogs(base);
         sources.push(stream);
         if (stopped) return stop();
         await new Promise<void>((resolve) => {

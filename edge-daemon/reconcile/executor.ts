@@ -1,5 +1,6 @@
-import type Dockerode from 'dockerode';
-import { PassThrough, Readable } from 'node:stream';
+import type { EngineClient } from '../engine/client.js';
+import type { ContainerInspect } from '../engine/types.js';
+import { EngineApiError } from '../engine/http.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../common/log.js';
 import type { FetchProgress, ImageFetcher } from '../images.js';
@@ -10,11 +11,12 @@ import type { Allowance } from '../../manifests/privileges.js';
 import { serviceBeyondCeiling } from './ceiling.js';
 import { platformMismatch } from './platform.js';
 import { startErrorMessage } from './start-error.js';
+import { LogFrames } from '../logs/frames.js';
 
-/** The thin, effectful half of reconcile: one function per step kind, applied through dockerode. */
+/** The thin, effectful half of reconcile: one function per step kind, applied through the engine client (engine/). */
 
 export interface ExecEnv {
-  docker: Dockerode;
+  docker: EngineClient;
   deviceId: string;
   /** The download channel; created on first use so an idle daemon never loads it. */
   fetcher: () => Promise<ImageFetcher>;
@@ -60,20 +62,13 @@ async function idempotent(fn: () => Promise<unknown>, ok: number[]): Promise<voi
   }
 }
 
-/** The last `lines` lines of a container's stdout+stderr; non-TTY logs are multiplexed, so demux them. */
-export async function logTail(docker: Dockerode, container: string, lines = 20): Promise<string> {
+/** The last `lines` lines of a container's stdout+stderr; without a TTY they come as frames (logs/frames.ts). */
+export async function logTail(docker: EngineClient, container: string, lines = 20): Promise<string> {
   try {
-    const raw = (await docker.getContainer(container).logs({ stdout: true, stderr: true, tail: lines, follow: false })) as unknown as Buffer;
-    const out: Buffer[] = [];
-    const sink = new PassThrough();
-    sink.on('data', (c: Buffer) => out.push(c));
-    await new Promise<void>((resolve, reject) => {
-      const src = Readable.from([raw]);
-      docker.modem.demuxStream(src, sink, sink);
-      src.on('end', () => resolve());
-      src.on('error', reject);
-    });
-    return Buffer.concat(out).toString('utf8').split('\n').filter(Boolean).slice(-lines).join('\n');
+    const c = docker.getContainer(container);
+    const frames = new LogFrames((await c.inspect()).Config.Tty);
+    const raw = await c.logs({ stdout: true, stderr: true, tail: lines });
+    return [...frames.push(raw), ...frames.flush()].map((l) => l.line).filter(Boolean).slice(-lines).join('\n');
   } catch (err) {
     return `(logs unavailable: ${(err as Error).message})`;
   }
@@ -95,7 +90,7 @@ async function waitHealthy(step: Extract<Step, { kind: 'wait-healthy' }>, env: E
   const pending = new Map(step.targets.map((t) => [t.container, { ...t, restarts: -1, stableSince: 0 }]));
   for (;;) {
     for (const [id, t] of pending) {
-      let info: Dockerode.ContainerInspectInfo;
+      let info: ContainerInspect;
       try {
         info = await env.docker.getContainer(id).inspect();
       } catch (err) {
@@ -176,7 +171,8 @@ export const executors: Executors = {
     try {
       await idempotent(() => env.docker.getContainer(step.container).start(), [304]);
     } catch (err) {
-      throw new Error(startErrorMessage(step.service, (err as Error).message), { cause: err });
+      // The engine's own words (EngineApiError.reason), without the call that carried them.
+      throw new Error(startErrorMessage(step.service, err instanceof EngineApiError ? err.reason : (err as Error).message), { cause: err });
     }
   },
   'wait-healthy': waitHealthy,

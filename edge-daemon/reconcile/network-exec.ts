@@ -1,4 +1,4 @@
-import type Dockerode from 'dockerode';
+import type { EngineClient } from '../engine/client.js';
 import type { Logger } from '../../common/log.js';
 import type { Service } from '../../manifests/model.js';
 import { endpoints, type ServiceContext } from './engine-options.js';
@@ -11,7 +11,7 @@ function statusOf(err: unknown): number | undefined {
 }
 
 /** A user-defined bridge network; one that exists under this name already is this one (the name carries device and manifest). */
-export async function createNetwork(docker: Dockerode, deviceId: string, step: { network: string; name: string; internal: boolean }): Promise<void> {
+export async function createNetwork(docker: EngineClient, deviceId: string, step: { network: string; name: string; internal: boolean }): Promise<void> {
   const existing = await docker.listNetworks({ filters: { name: [step.name] } });
   if (existing.some((n) => n.Name === step.name)) {
     if (existing.some((n) => n.Name === step.name && n.Labels?.[LABEL.device] !== deviceId)) throw new Error(`network name ${step.name} is taken by a network that is not this device's`);
@@ -25,7 +25,7 @@ export async function createNetwork(docker: Dockerode, deviceId: string, step: {
 }
 
 /** Connects the container to the networks after its first (API 1.41 attaches one at create). */
-export async function attachNetworks(docker: Dockerode, container: string, serviceName: string, spec: Service, context: ServiceContext): Promise<void> {
+export async function attachNetworks(docker: EngineClient, container: string, serviceName: string, spec: Service, context: ServiceContext): Promise<void> {
   const wanted = endpoints(serviceName, spec, context).slice(1);
   if (!wanted.length) return;
   const info = await docker.getContainer(container).inspect();
@@ -37,7 +37,7 @@ export async function attachNetworks(docker: Dockerode, container: string, servi
 }
 
 /** Removes a network this device no longer uses; one that a container (any owner's) still uses stays. */
-export async function removeNetwork(docker: Dockerode, name: string, log: Logger): Promise<void> {
+export async function removeNetwork(docker: EngineClient, name: string, log: Logger): Promise<void> {
   let info: { Containers?: Record<string, unknown> };
   try {
     info = (await docker.getNetwork(name).inspect()) as { Containers?: Record<string, unknown> };

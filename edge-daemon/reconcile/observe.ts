@@ -1,9 +1,9 @@
-import type Dockerode from 'dockerode';
+import type { EngineClient } from '../engine/client.js';
 import type { ContainerState, Observed } from './planner.js';
 import { LABEL } from './spec.js';
 
 /** What the engine holds that belongs to this device (by its `berth.device` label), plus image digests. */
-export async function observe(docker: Dockerode, deviceId: string): Promise<Observed> {
+export async function observe(docker: EngineClient, deviceId: string): Promise<Observed> {
   const filter = { label: [`${LABEL.device}=${deviceId}`] };
   const [containers, volumes, images, networks] = await Promise.all([
     docker.listContainers({ all: true, filters: filter }),

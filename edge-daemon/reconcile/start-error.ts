@@ -14,7 +14,7 @@ const PORT_TAKEN = [
 ];
 
 export function startErrorMessage(service: string, engineMessage: string): string {
-  const raw = engineMessage.replace(/^\(HTTP code \d+\) [a-z ]+- /, '').trim();
+  const raw = engineMessage.trim();
   for (const re of PORT_TAKEN) {
     const m = re.exec(raw);
     if (m) return `service ${service} cannot start: host port ${m[1]} is already taken by another container or process on this host (engine: ${raw})`;

@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import Docker from 'dockerode';
 import { createLogger } from '../../common/log.js';
 import { createImageFetcher, type ImageFetcher } from '../../edge-daemon/download/index.js';
+import { EngineClient } from '../../edge-daemon/engine/client.js';
 import { startRig, type Rig } from '../rig/index.js';
 
 /** The rig's engine and registry, and what the download benches do with them. */
@@ -56,7 +57,8 @@ export async function removeImages(docker: Docker, ids: string[]): Promise<void>
 export function berthFetcher(docker: Docker, registryProxy: string, stateDir: string, deviceId: string): ImageFetcher {
   return createImageFetcher({
     stateDir,
-    docker,
+    // The daemon's own engine client, on the engine this dockerode talks to.
+    docker: new EngineClient(`unix://${(docker.modem as unknown as { socketPath: string }).socketPath}`),
     deviceId,
     registryProxy,
     pullToken: async () => 'anonymous',

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { settledDeltaPlan } from '../../common/delta/plan-client.js';
 import { createLogger } from '../../common/log.js';
 import { createImageFetcher, type ImageFetcher } from '../../edge-daemon/download/index.js';
+import { EngineClient } from '../../edge-daemon/engine/client.js';
 import type { FetchProgress } from '../../edge-daemon/images.js';
 import { startRegistryProxy, type RunningProxy } from '../../registry-proxy/index.js';
 import { busyboxLayer, forgeImage, type ForgedImage, type LayerSpec } from '../rig/forge.js';
@@ -98,7 +99,7 @@ describe('layer deltas on the gateway (real engine, registry and proxy)', () => 
 
   function fetcher(url: string, extra: { attempts?: number } = {}, stateDir = newDir('berth-delta-gw-')): ImageFetcher {
     const f = createImageFetcher({
-      stateDir, docker, deviceId: `dgw-${run}`, registryProxy: url, pullToken: async () => 'anonymous', log,
+      stateDir, docker: new EngineClient(rig.dockerHost), deviceId: `dgw-${run}`, registryProxy: url, pullToken: async () => 'anonymous', log,
       diskMarginBytes: 1 << 20, attempts: extra.attempts, backoffBaseMs: 20, backoffCapMs: 200, idleTimeoutMs: 10_000,
     });
     cleanups.push(() => f.close());

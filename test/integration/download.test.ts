@@ -8,6 +8,7 @@ import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../common/log.js';
 import { createImageFetcher, BlobVerificationError, DiskSpaceError, ImageUnavailableError, type DownloadProgress, type ImageFetcher } from '../../edge-daemon/download/index.js';
+import { EngineClient } from '../../edge-daemon/engine/client.js';
 import { startRegistryProxy } from '../../registry-proxy/index.js';
 import { buildImage, busyboxLayer, forgeImage, pushImage, pseudoRandomBytes, type ForgedImage, type LayerSpec } from '../rig/forge.js';
 import { freePort, rigFromEnv } from '../rig/index.js';
@@ -179,7 +180,7 @@ function fetcherFor(
 ): ImageFetcher {
   const f = createImageFetcher({
     stateDir,
-    docker,
+    docker: new EngineClient(rig.dockerHost),
     deviceId: extra.device ?? deviceId,
     registryProxy,
     pullToken: extra.pullToken ?? (async () => 'anonymous'),

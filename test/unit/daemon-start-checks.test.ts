@@ -22,16 +22,16 @@ describe('a service platform against the image the gateway got', () => {
 
 describe('a container that cannot start, as the device reports it', () => {
   it('a host port taken by another container names the service and the port', () => {
-    const raw = '(HTTP code 500) server error - driver failed programming external connectivity on endpoint berth-x-mosquitto-1 (ab12): Bind for 127.0.0.1:1883 failed: port is already allocated ';
+    const raw = 'driver failed programming external connectivity on endpoint berth-x-mosquitto-1 (ab12): Bind for 127.0.0.1:1883 failed: port is already allocated ';
     expect(startErrorMessage('mosquitto', raw)).toBe(
       'service mosquitto cannot start: host port 127.0.0.1:1883 is already taken by another container or process on this host (engine: driver failed programming external connectivity on endpoint berth-x-mosquitto-1 (ab12): Bind for 127.0.0.1:1883 failed: port is already allocated)',
     );
   });
   it('a host port taken by a host process (the userland proxy cannot listen)', () => {
-    const raw = '(HTTP code 500) server error - driver failed programming external connectivity on endpoint e: Error starting userland proxy: listen tcp4 0.0.0.0:8123: bind: address already in use';
+    const raw = 'driver failed programming external connectivity on endpoint e: Error starting userland proxy: listen tcp4 0.0.0.0:8123: bind: address already in use';
     expect(startErrorMessage('hub', raw)).toMatch(/^service hub cannot start: host port 0\.0\.0\.0:8123 is already taken by another container or process on this host \(engine: /);
   });
   it('anything else keeps the engine\'s words, with the service named', () => {
-    expect(startErrorMessage('a', '(HTTP code 500) server error - OCI runtime create failed: exec format error')).toBe('service a cannot start: OCI runtime create failed: exec format error');
+    expect(startErrorMessage('a', 'OCI runtime create failed: exec format error')).toBe('service a cannot start: OCI runtime create failed: exec format error');
   });
 });
