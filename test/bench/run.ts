@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { killLiveChildren } from './proc.js';
 import { holdsLease, rigFromEnv, stopRig } from '../rig/index.js';
-import { BUDGET_SECONDS, fmtDuration, timingMarkdown, type EntryTime } from './budget.js';
+import { BUDGET_SECONDS, cpuSecondsSoFar, fmtDuration, timingMarkdown, type EntryTime } from './budget.js';
 import { fmt, fmtStat, type Bench, type BenchRow } from './stats.js';
 
 export type { Bench, BenchOptions } from './stats.js';
@@ -75,6 +75,7 @@ async function main(): Promise<void> {
   const loadAtStart = load();
   for (const name of only) {
     const t0 = Date.now();
+    const cpu0 = cpuSecondsSoFar();
     const bench = await BENCHES[name]();
     log(`${bench.title} … (load ${load()})`);
     let failed = false;
@@ -88,8 +89,9 @@ async function main(): Promise<void> {
       log(`${name} FAILED: ${(err as Error).stack}`);
     }
     const seconds = (Date.now() - t0) / 1000;
-    entries.push({ bench: name, seconds: Math.round(seconds), failed });
-    log(`${name} took ${fmtDuration(seconds)} (total so far ${fmtDuration((Date.now() - started) / 1000)} of the ${BUDGET_SECONDS / 60} min budget)`);
+    const cpuSeconds = Math.round(cpuSecondsSoFar() - cpu0);
+    entries.push({ bench: name, seconds: Math.round(seconds), cpuSeconds, failed });
+    log(`${name} took ${fmtDuration(seconds)}, ${fmtDuration(cpuSeconds)} of CPU in the runner and its ended children (total so far ${fmtDuration((Date.now() - started) / 1000)} of the ${BUDGET_SECONDS / 60} min budget)`);
   }
   // Benches start (or join) the test rig; release it so a run leaves no dockerd behind, unless
   // another process still uses it (stopRig only tears down for the last user).

@@ -100,20 +100,22 @@ export const bench: Bench = {
         const v2 = await forgeImage(r.rig.registry, repo, 'v2', { layers: s.v2 });
         await removeImages(r.docker, [v1.configDigest, v2.configDigest]);
         const berth: number[] = [];
-        const docker: number[] = [];
         const routes = new Set<string>();
         for (let i = 0; i < runs; i++) {
           const b = await berthRun(r, proxy.url, v1, v2, `bench-upd-${i}`);
           berth.push(b.bytes / MB);
-          docker.push((await dockerRun(r, v1, v2)) / MB);
           const route = `${b.rebuilt} layer(s) rebuilt from deltas${b.fallbacks.length ? `, in full: ${b.fallbacks.join(', ')}` : ''}`;
           routes.add(route);
-          log(`update-bytes ${s.key} run ${i + 1}/${runs}: berth ${berth[i].toFixed(2)} MB (${route}), docker pull ${docker[i].toFixed(2)} MB`);
+          log(`update-bytes ${s.key} run ${i + 1}/${runs}: berth ${berth[i].toFixed(2)} MB (${route})`);
         }
+        // docker pull moves the missing layers whole, plus manifest and config: the same bytes in
+        // every run (n=3 until 2026-11-29 gave min = max), so one run.
+        const docker = [(await dockerRun(r, v1, v2)) / MB];
+        log(`update-bytes ${s.key}: docker pull ${docker[0].toFixed(2)} MB`);
         const missing = missingLayerBytes(v1, v2) / MB;
         const b = stat(berth);
         const d = stat(docker);
-        rows.push(compare('update-bytes', s.metric, 'MB', b, 'docker pull', d, `missing layers ${missing.toFixed(2)} MB (docker pull moves them whole); Berth: ${[...routes].join(' / ')}, plan and polls included`));
+        rows.push(compare('update-bytes', s.metric, 'MB', b, 'docker pull', d, `missing layers ${missing.toFixed(2)} MB (docker pull moves them whole: one run, its bytes do not vary); Berth: ${[...routes].join(' / ')}, plan and polls included`));
       }
     } finally {
       await proxy.stop();
