@@ -29,6 +29,7 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   'fleet-sim': async () => (await import('./fleet-sim.js')).bench,
   'input-limits': async () => (await import('./input-limits.js')).bench,
   'change-feed': async () => (await import('./change-feed.js')).bench,
+  enrollment: async () => (await import('./enrollment.js')).bench,
 };
 
 function machine() {

@@ -1,0 +1,129 @@
+/**
+ * Enrollment through the real routes (issue 17: ≥ 2,000 devices/s): `berth control-plane` in its
+ * own process(es) on a fresh embedded database, N manufacturing records imported, then every
+ * device enrolls (challenge, Ed25519 proof, enroll) from load processes of their own
+ * (enrollment-worker.ts, a cheap raw HTTP/1.1 client: they share the two cores with the server).
+ * Measured with `--workers 1` and `--workers 2`, each on its own fresh database: devices/s, the
+ * server's CPU (every process of it) per enrollment, and the load processes' CPU.
+ *   BERTH_BENCH_ENROLL_DEVICES=20000     devices per run (quick: 2,000)
+ *   BERTH_BENCH_ENROLL_BASELINE=<berth.js of another build>  the same runs with that build, side by side
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { freePort } from '../rig/index.js';
+import { recordsCsv } from './devices.js';
+import type { EnrollJob, EnrollResult } from './enrollment-worker.js';
+import { BERTH_BIN, benchScript, processTree, scratchDir, spawnNode, treeCpuSecondsOf, waitReady, type Child } from './proc.js';
+import { operator } from './services.js';
+import { compare, stat, type Bench, type BenchOptions, type BenchRow } from './stats.js';
+
+const TARGET = 2000;
+/** Load processes and connections each: 2 × 16 in flight, as fleet-sim enrolls. */
+const LOADERS = 2;
+const CONNECTIONS = 16;
+
+interface Run {
+  perSecond: number;
+  serverMsEach: number;
+  loadMsEach: number;
+  load1: number;
+}
+
+async function startServer(bin: string, dir: string, workers: number): Promise<{ url: string; adminToken: string; child: Child }> {
+  mkdirSync(join(dir, 'cp'), { recursive: true });
+  const port = await freePort();
+  const adminToken = 'berth_' + randomBytes(32).toString('base64url');
+  const url = `http://127.0.0.1:${port}`;
+  const args = ['control-plane', '--listen', `127.0.0.1:${port}`, '--db', `file:${join(dir, 'cp', 'berth.db')}`, '--data-dir', join(dir, 'cp'), '--workers', String(workers)];
+  const child = spawnNode(bin, args, { logFile: join(dir, 'control-plane.log'), env: { BERTH_ADMIN_TOKEN: adminToken } });
+  try {
+    await waitReady(child, `${url}/healthz`, 60_000);
+  } catch (err) {
+    await child.stop();
+    throw err;
+  }
+  return { url, adminToken, child };
+}
+
+interface Loader {
+  send(line: string): void;
+  next(): Promise<Record<string, unknown>>;
+  stop(): void;
+}
+
+function startLoader(job: EnrollJob): Loader {
+  // `nice`: the load shares the cores with the server, which must not be the one that yields.
+  const p = spawn('nice', ['-n', '5', process.execPath, benchScript('enrollment-worker.js')], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const err: string[] = [];
+  p.stderr.on('data', (b: Buffer) => err.push(b.toString()));
+  const lines = createInterface({ input: p.stdout })[Symbol.asyncIterator]();
+  p.stdin.write(JSON.stringify(job) + '\n');
+  return {
+    send: (line) => p.stdin.write(line + '\n'),
+    async next() {
+      const l = await lines.next();
+      if (l.done) throw new Error(`enrollment load process exited ${p.exitCode}: ${err.join('').slice(-1500)}`);
+      return JSON.parse(l.value) as Record<string, unknown>;
+    },
+    stop: () => p.exitCode === null && p.signalCode === null && p.kill('SIGKILL'),
+  };
+}
+
+async function measure(bin: string, workers: number, n: number, log: (m: string) => void): Promise<Run> {
+  const scratch = scratchDir('enrollment');
+  const server = await startServer(bin, scratch.dir, workers);
+  const loaders: Loader[] = [];
+  try {
+    const fleet = `enr${process.pid}w${workers}${randomBytes(3).toString('hex')}`;
+    for (let i = 0; i < n; i += 10_000) {
+      const to = Math.min(n, i + 10_000);
+      await operator(server, 'POST', '/v1/devices/import', { text: recordsCsv(fleet, i, to, () => 'bench=enrollment'), type: 'text/csv' });
+    }
+    const per = Math.ceil(n / LOADERS);
+    for (let l = 0; l < LOADERS; l++) loaders.push(startLoader({ url: server.url, fleet, from: l * per, to: Math.min(n, (l + 1) * per), connections: CONNECTIONS }));
+    for (const l of loaders) if ((await l.next()).event !== 'ready') throw new Error('enrollment load process not ready');
+    const pids = processTree(server.child.pid);
+    const cpu0 = treeCpuSecondsOf(server.child.pid);
+    const t0 = performance.now();
+    for (const l of loaders) l.send('go');
+    const results = (await Promise.all(loaders.map((l) => l.next()))) as unknown as EnrollResult[];
+    const seconds = (performance.now() - t0) / 1000;
+    const cpu = treeCpuSecondsOf(server.child.pid) - cpu0;
+    const enrolled = results.reduce((s, r) => s + r.enrolled, 0);
+    const failures = results.flatMap((r) => Object.entries(r.failures));
+    if (enrolled !== n || failures.length) throw new Error(`enrolled ${enrolled} of ${n}; failures ${JSON.stringify(failures)} (log: ${join(scratch.dir, 'control-plane.log')})`);
+    const loadCpu = results.reduce((s, r) => s + r.cpuSeconds, 0);
+    const run = { perSecond: n / seconds, serverMsEach: (cpu * 1000) / n, loadMsEach: (loadCpu * 1000) / n, load1: loadavg()[0] };
+    log(`enrollment ${bin === BERTH_BIN ? 'this build' : bin}, --workers ${workers} (${pids.length} process(es)): ${n} in ${seconds.toFixed(1)} s = ${run.perSecond.toFixed(0)}/s; server ${((cpu / seconds) * 100).toFixed(0)}% of a core, ${run.serverMsEach.toFixed(3)} ms CPU each; load processes ${run.loadMsEach.toFixed(3)} ms CPU each; load average ${run.load1.toFixed(1)}`);
+    return run;
+  } finally {
+    for (const l of loaders) l.stop();
+    await server.child.stop(10_000);
+    scratch.remove();
+  }
+}
+
+export const bench: Bench = {
+  name: 'enrollment',
+  title: 'Enrollment through the routes (challenge + signed proof), --workers 1 and 2',
+  async run({ quick, log }: BenchOptions): Promise<BenchRow[]> {
+    const n = Number(process.env.BERTH_BENCH_ENROLL_DEVICES ?? (quick ? 2000 : 20_000));
+    const baseline = process.env.BERTH_BENCH_ENROLL_BASELINE;
+    const rows: BenchRow[] = [];
+    for (const workers of [1, 2]) {
+      // Alternating with the baseline, so both see the same machine.
+      const mine = await measure(BERTH_BIN, workers, n, log);
+      const old = baseline ? await measure(baseline, workers, n, log) : undefined;
+      const note = `higher is better; ${n} devices, ${LOADERS} load processes × ${CONNECTIONS} in flight; server ${mine.serverMsEach.toFixed(2)} ms CPU per enrollment${old ? ` (baseline ${old.serverMsEach.toFixed(2)})` : ''}, load processes ${mine.loadMsEach.toFixed(2)} ms; load average ${mine.load1.toFixed(1)}`;
+      const metric = `devices/s through the routes, --workers ${workers}`;
+      if (old) rows.push(compare('enrollment', metric, 'devices/s', stat([mine.perSecond]), `the build at ${baseline}`, stat([old.perSecond]), note));
+      else rows.push({ bench: 'enrollment', metric, unit: 'devices/s', berth: stat([mine.perSecond]), baseline: { name: 'target (issue 17)', value: stat([TARGET]) }, ratio: mine.perSecond / TARGET, note });
+      rows.push({ bench: 'enrollment', metric: `server CPU per enrollment, --workers ${workers}`, unit: 'ms', berth: stat([mine.serverMsEach]), ...(old ? { baseline: { name: 'baseline build', value: stat([old.serverMsEach]) }, ratio: mine.serverMsEach / old.serverMsEach } : {}), note: 'lower is better; every process of the control plane, challenge and enroll together' });
+    }
+    return rows;
+  },
+};
