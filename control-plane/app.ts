@@ -53,8 +53,9 @@ export function buildApp(ctx: ControlPlaneContext, metrics = new ControlPlaneMet
     const seconds = (performance.now() - started) / 1000;
     const route = routePath(c);
     metrics.observeRequest(c.req.method, route, c.res.status, seconds);
-    // Polls and reports are the bulk of the traffic; their successes are counted, not logged.
-    const quiet = c.res.status < 400 && (route === '/v1/device/desired' || route === '/v1/device/report' || route === '/metrics' || route === '/healthz');
+    // Polls and reports are the bulk of the traffic; their successes are counted, not logged. So are
+    // enrollments' (a fleet enrolls in bursts): each one is in the audit log, and a challenge is anyone's.
+    const quiet = c.res.status < 400 && (route === '/v1/device/desired' || route === '/v1/device/report' || route === '/metrics' || route === '/healthz' || route.startsWith('/v1/enroll'));
     if (!quiet) c.var.log.info({ method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(seconds * 1000) }, 'request');
   });
 

@@ -1,6 +1,6 @@
 import type { Client } from '@libsql/client';
 import type { Logger } from '../common/log.js';
-import { auditLog } from './db/schema.js';
+import { sql } from 'drizzle-orm';
 import type { Db } from './db/open.js';
 import { clientPointReads, type PointReads } from './db/point-reads.js';
 import { createWriteQueue, type AfterCommit, type Tx, type Write, type WriteTurn } from './db/write-queue.js';
@@ -124,14 +124,9 @@ export function createContext(parts: ContextParts): ControlPlaneContext {
     write,
     afterCommit,
     async audit(tx: Tx, entry: AuditEntry): Promise<void> {
-      await tx.insert(auditLog).values({
-        at: now().getTime(),
-        actor: actorName(entry.actor),
-        action: entry.action,
-        target: entry.target,
-        before: auditField(entry.before),
-        after: auditField(entry.after),
-      });
+      // One statement, no query builder: every enrollment writes one (issue 17).
+      await tx.run(sql`INSERT INTO audit_log (at, actor, action, target, before, after)
+        VALUES (${now().getTime()}, ${actorName(entry.actor)}, ${entry.action}, ${entry.target}, ${auditField(entry.before)}, ${auditField(entry.after)})`);
     },
   };
   return ctx;

@@ -36,6 +36,8 @@ export const devices = sqliteTable(
     tokenEpoch: integer('token_epoch').notNull().default(0),
     /** The device's X25519 public key (base64url raw) that its secrets are encrypted to; proven with its signing key at enrollment or renewal. */
     encryptionKey: text('encryption_key'),
+    /** When the challenge this device last enrolled (or renewed) with was issued: a challenge must be newer (single use, device-api/enroll-challenge.ts). */
+    enrollChallengeAt: integer('enroll_challenge_at'),
   },
   (t) => [uniqueIndex('devices_serial').on(t.serial)],
 );

@@ -1,5 +1,5 @@
 import { createMiddleware } from 'hono/factory';
-import { jwtVerify, SignJWT, type JWTPayload } from 'jose';
+import { jwtVerify, type JWTPayload } from 'jose';
 import { TOKEN } from '../../protocol/tokens.js';
 import type { ControlPlaneContext } from '../context.js';
 import { bearerOf, HttpError, type AppEnv } from '../http.js';
@@ -9,21 +9,6 @@ import { checkClientCertificate } from './client-cert.js';
 export interface DeviceClaims extends JWTPayload {
   epoch: number;
   serial: string;
-}
-
-export async function issueDeviceToken(ctx: Pick<ControlPlaneContext, 'keys' | 'now' | 'config'>, device: { id: string; serial: string; tokenEpoch: number }) {
-  const key = ctx.keys.active();
-  const now = Math.floor(ctx.now().getTime() / 1000);
-  const exp = now + ctx.config.deviceTokenTtlSec;
-  const token = await new SignJWT({ epoch: device.tokenEpoch, serial: device.serial })
-    .setProtectedHeader({ alg: 'EdDSA', typ: TOKEN.deviceTyp, kid: key.kid })
-    .setIssuer(TOKEN.issuer)
-    .setAudience(TOKEN.deviceAudience)
-    .setSubject(device.id)
-    .setIssuedAt(now)
-    .setExpirationTime(exp)
-    .sign(key.privateKey);
-  return { token, expiresAt: new Date(exp * 1000).toISOString() };
 }
 
 /** Verifies a device token's signature and claims (cached per token until it expires); null when it is not one. */

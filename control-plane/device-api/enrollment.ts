@@ -1,11 +1,10 @@
-import { randomBytes } from 'node:crypto';
-import { and, eq, lt } from 'drizzle-orm';
+import { sql } from 'drizzle-orm';
 import { Hono, type Context } from 'hono';
 import { importPublicKey, verifyBytes } from '../../protocol/keys.js';
 import { enrollChallengeRequest, enrollProofBytes, enrollRequest } from '../../protocol/device.js';
-import { issueDeviceToken } from './device-auth.js';
-import type { ControlPlaneContext } from '../context.js';
-import { devices, enrollChallenges } from '../db/schema.js';
+import { issueDeviceToken } from './enroll-token.js';
+import type { ControlPlaneContext, Tx } from '../context.js';
+import { issueChallenge, openChallenge } from './enroll-challenge.js';
 import { publishEvent } from '../webhooks/outbox.js';
 import { errorBody, HttpError, jsonBody, type AppEnv } from '../http.js';
 import { clientKey, EnrollGuard } from './enroll-guard.js';
@@ -13,12 +12,83 @@ import { checkClientCertificate } from './client-cert.js';
 
 type Refusal = { status: 401 | 403; code: string; message: string };
 
+/** The device row enrollment reads (raw SQL: this runs for every enrollment). */
+interface EnrollingDevice {
+  id: string;
+  serial: string;
+  publicKey: string;
+  labels: string;
+  status: string;
+  tokenEpoch: number;
+  encryptionKey: string | null;
+  enrollChallengeAt: number | null;
+}
+
+const DEVICE_COLUMNS = 'id, serial, public_key, labels, status, token_epoch, encryption_key, enroll_challenge_at';
+const DEVICE_SQL = `SELECT ${DEVICE_COLUMNS} FROM devices WHERE serial = ?`;
+
+function deviceOf(r: Record<string, unknown> | undefined): EnrollingDevice | undefined {
+  if (!r) return undefined;
+  const at = r.enroll_challenge_at;
+  return { id: String(r.id), serial: String(r.serial), publicKey: String(r.public_key), labels: String(r.labels), status: String(r.status), tokenEpoch: Number(r.token_epoch), encryptionKey: r.encryption_key == null ? null : String(r.encryption_key), enrollChallengeAt: at == null ? null : Number(at) };
+}
+
+/**
+ * Every check of an enrollment, in the order they have always been made; null when it may enroll.
+ * `verified` checks the proof against a public key (the caller caches the answer per key).
+ */
+export function refusalOf(d: EnrollingDevice | undefined, serial: string, issuedAt: number | null, now: number, ttlMs: number, verified: (publicKey: string) => boolean): Refusal | null {
+  if (!d) return { status: 401, code: 'unknown-serial', message: `serial ${serial} was not imported` };
+  if (d.status === 'revoked') return { status: 403, code: 'device-revoked', message: `device ${serial} is revoked` };
+  if (issuedAt === null) return { status: 401, code: 'unknown-challenge', message: 'challenge was not issued for this serial; request a new one' };
+  if (d.enrollChallengeAt !== null && issuedAt <= d.enrollChallengeAt) return { status: 401, code: 'replayed-challenge', message: 'challenge was already used (or one issued after it was); request a new one' };
+  if (issuedAt + ttlMs <= now) return { status: 401, code: 'stale-challenge', message: `challenge expired at ${new Date(issuedAt + ttlMs).toISOString()}; request a new one` };
+  if (!verified(d.publicKey)) return { status: 401, code: 'wrong-key', message: `signature does not verify with the public key recorded for ${serial}` };
+  return null;
+}
+
 /**
  * What every refused enrollment answers, whatever the reason: telling an unknown serial from a
  * wrong key or a revoked device would let anyone learn which serials were imported. The reason is
  * in the log and the audit log.
  */
 const REFUSED = new HttpError(401, 'enrollment-refused', 'enrollment refused: request a new challenge and sign it with the key the manufacturer recorded for this serial');
+
+/**
+ * The one write of an enrollment (it joins the group commit of db/write-queue.ts). Single use: the
+ * UPDATE enrolls only if the row is still what was checked and no challenge as new as this one
+ * was used; if another request got there first, the row is read again and every check made again
+ * on it (a revocation, a re-import or a replay meanwhile is refused).
+ */
+async function enrollIn(ctx: ControlPlaneContext, tx: Tx, read: EnrollingDevice, req: { serial: string; encryptionKey?: string; issuedAt: number; now: number }, verified: (publicKey: string) => boolean): Promise<Refusal | EnrollingDevice> {
+  const { issuedAt, now } = req;
+  let d = read;
+  for (;;) {
+    const first = d.status === 'registered';
+    const changed = await tx.run(sql`UPDATE devices SET status = 'enrolled', enrolled_at = ${first ? now : sql`enrolled_at`}, enroll_challenge_at = ${issuedAt},
+      encryption_key = ${req.encryptionKey ?? d.encryptionKey}
+      WHERE id = ${d.id} AND status = ${d.status} AND public_key = ${d.publicKey} AND token_epoch = ${d.tokenEpoch}
+        AND (enroll_challenge_at IS NULL OR enroll_challenge_at < ${issuedAt})`);
+    if (changed.rowsAffected !== 1) {
+      const again = deviceOf((await tx.all<Record<string, unknown>>(sql`SELECT ${sql.raw(DEVICE_COLUMNS)} FROM devices WHERE serial = ${req.serial}`))[0]);
+      const refused = refusalOf(again, req.serial, issuedAt, now, ctx.config.challengeTtlMs, verified);
+      if (refused) return refused;
+      d = again as EnrollingDevice;
+      continue;
+    }
+    // The proof covered the encryption key: a device enrolled before secrets registers it at its next renewal.
+    if (req.encryptionKey && req.encryptionKey !== d.encryptionKey) {
+      await ctx.audit(tx, { actor: `device:${d.id}`, action: 'device.encryption-key', target: req.serial, before: d.encryptionKey ? { encryptionKey: d.encryptionKey } : undefined, after: { encryptionKey: req.encryptionKey } });
+    }
+    await ctx.audit(tx, { actor: `device:${d.id}`, action: first ? 'device.enroll' : 'device.renew', target: req.serial });
+    if (first) {
+      const id = d.id;
+      ctx.afterCommit(tx, () => ctx.events.emit('device-enrolled', { deviceId: id }));
+      await publishEvent(tx, now, 'device.enrolled', `devices/${d.serial}`, { deviceId: d.id, serial: d.serial, labels: JSON.parse(d.labels) as Record<string, string> });
+    }
+    return { ...d, status: 'enrolled' };
+  }
+}
 
 const guards = new WeakMap<ControlPlaneContext, EnrollGuard>();
 
@@ -29,7 +99,8 @@ export async function closeEnrollment(ctx: ControlPlaneContext): Promise<void> {
 
 /**
  * The second enrollment factor: possession of the private key whose public half the operator
- * imported. A challenge is used at most once, whatever the outcome, and expires quickly.
+ * imported. A challenge enrolls at most once, for the serial it was issued to, and expires quickly
+ * (`challengeTtlMs`); a refused attempt does not spend it (it proved nothing and changes nothing).
  */
 export function enrollmentRoutes(ctx: ControlPlaneContext) {
   const app = new Hono<AppEnv>();
@@ -43,8 +114,7 @@ export function enrollmentRoutes(ctx: ControlPlaneContext) {
         .catch((err: unknown) => ctx.log.error({ err }, 'refused enrollment not audited')),
   });
   guards.set(ctx, guard);
-  // Spent challenges are pruned at most once a minute, not in every challenge's write.
-  let prunedAt = -Infinity;
+  const challengeKey = ctx.vault.derive('enroll-challenge');
   const addressOf = (c: Context<AppEnv>) => clientKey((c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined)?.incoming?.socket?.remoteAddress);
 
   // Anyone may call these routes: each address has a budget, and a device that enrolls gets its cost back.
@@ -57,24 +127,13 @@ export function enrollmentRoutes(ctx: ControlPlaneContext) {
     await next();
   });
 
+  // No read, no write: the challenge carries its issue time under a MAC (enroll-challenge.ts). Every
+  // serial, imported or not, gets one alike, so the route tells no one which serials exist.
   app.post('/challenge', async (c) => {
     const { serial } = await jsonBody(c, enrollChallengeRequest);
     checkClientCertificate(c, serial);
     const now = ctx.now().getTime();
-    const challenge = randomBytes(32).toString('base64url');
-    const expiresAt = now + ctx.config.challengeTtlMs;
-    const known = (await ctx.db.select({ status: devices.status }).from(devices).where(eq(devices.serial, serial)).limit(1))[0];
-    // Only imported, unrevoked serials cost a row; others get an equally random challenge that
-    // will never verify, so the anonymous endpoint cannot fill the database.
-    if (known && known.status !== 'revoked') {
-      const prune = now - prunedAt >= 60_000;
-      if (prune) prunedAt = now;
-      await ctx.write(async (tx) => {
-        if (prune) await tx.delete(enrollChallenges).where(lt(enrollChallenges.expiresAt, now - 3_600_000));
-        await tx.insert(enrollChallenges).values({ challenge, serial, createdAt: now, expiresAt });
-      });
-    }
-    return c.json({ challenge, expiresAt: new Date(expiresAt).toISOString() });
+    return c.json({ challenge: issueChallenge(challengeKey, serial, now), expiresAt: new Date(now + ctx.config.challengeTtlMs).toISOString() });
   });
 
   app.post('/', async (c) => {
@@ -82,37 +141,18 @@ export function enrollmentRoutes(ctx: ControlPlaneContext) {
     checkClientCertificate(c, req.serial);
     const now = ctx.now().getTime();
     const proof = enrollProofBytes(req.serial, req.challenge, req.encryptionKey);
-    // The signature is checked before the write: CPU spent inside it holds the database's one write
-    // lock, which every worker (and every control plane on the database) waits for. The write
-    // re-reads the row and checks again only if the key changed in between.
-    const key = (await ctx.db.select({ publicKey: devices.publicKey }).from(devices).where(eq(devices.serial, req.serial)).limit(1))[0]?.publicKey;
-    const verified = key !== undefined && verifyBytes(importPublicKey(key), proof, req.signature);
-    const outcome = await ctx.write(async (tx): Promise<Refusal | { device: typeof devices.$inferSelect }> => {
-      // Audited by the guard, outside this transaction: one row per address and window, not one per request.
-      const refuse = async (r: Refusal) => r;
-      const d = (await tx.select().from(devices).where(eq(devices.serial, req.serial)).limit(1))[0];
-      if (!d) return refuse({ status: 401, code: 'unknown-serial', message: `serial ${req.serial} was not imported` });
-      if (d.status === 'revoked') return refuse({ status: 403, code: 'device-revoked', message: `device ${req.serial} is revoked` });
-      const ch = (await tx.select().from(enrollChallenges).where(and(eq(enrollChallenges.challenge, req.challenge), eq(enrollChallenges.serial, req.serial))).limit(1))[0];
-      if (!ch) return refuse({ status: 401, code: 'unknown-challenge', message: 'challenge was not issued for this serial; request a new one' });
-      if (ch.usedAt !== null) return refuse({ status: 401, code: 'replayed-challenge', message: 'challenge was already used; request a new one' });
-      await tx.update(enrollChallenges).set({ usedAt: now }).where(eq(enrollChallenges.challenge, ch.challenge));
-      if (ch.expiresAt <= now) return refuse({ status: 401, code: 'stale-challenge', message: `challenge expired at ${new Date(ch.expiresAt).toISOString()}; request a new one` });
-      if (!(d.publicKey === key ? verified : verifyBytes(importPublicKey(d.publicKey), proof, req.signature))) {
-        return refuse({ status: 401, code: 'wrong-key', message: `signature does not verify with the public key recorded for ${req.serial}` });
-      }
-      const first = d.status === 'registered';
-      if (first) await tx.update(devices).set({ status: 'enrolled', enrolledAt: now }).where(eq(devices.id, d.id));
-      // The proof covered the encryption key: a device enrolled before secrets registers it at its next renewal.
-      if (req.encryptionKey && req.encryptionKey !== d.encryptionKey) {
-        await tx.update(devices).set({ encryptionKey: req.encryptionKey }).where(eq(devices.id, d.id));
-        await ctx.audit(tx, { actor: `device:${d.id}`, action: 'device.encryption-key', target: req.serial, before: d.encryptionKey ? { encryptionKey: d.encryptionKey } : undefined, after: { encryptionKey: req.encryptionKey } });
-      }
-      await ctx.audit(tx, { actor: `device:${d.id}`, action: first ? 'device.enroll' : 'device.renew', target: req.serial });
-      if (first) ctx.afterCommit(tx, () => ctx.events.emit('device-enrolled', { deviceId: d.id }));
-      if (first) await publishEvent(tx, now, 'device.enrolled', `devices/${d.serial}`, { deviceId: d.id, serial: d.serial, labels: JSON.parse(d.labels) as Record<string, string> });
-      return { device: { ...d, status: 'enrolled' } };
-    });
+    const issuedAt = openChallenge(challengeKey, req.serial, req.challenge, now);
+    // Checked before the write: CPU spent inside it would hold the database's one write lock, which
+    // every worker (and every control plane on the database) waits for.
+    const verdicts = new Map<string, boolean>();
+    const verified = (publicKey: string) => {
+      let v = verdicts.get(publicKey);
+      if (v === undefined) verdicts.set(publicKey, (v = verifyBytes(importPublicKey(publicKey), proof, req.signature)));
+      return v;
+    };
+    const read = deviceOf((await ctx.client.execute({ sql: DEVICE_SQL, args: [req.serial] })).rows[0] as Record<string, unknown> | undefined);
+    const early = refusalOf(read, req.serial, issuedAt, now, ctx.config.challengeTtlMs, verified);
+    const outcome = early ?? (await ctx.write((tx) => enrollIn(ctx, tx, read as EnrollingDevice, { ...req, issuedAt: issuedAt as number, now }, verified)));
     const address = addressOf(c);
     if ('code' in outcome) {
       c.var.log.warn({ serial: req.serial, address, code: outcome.code, reason: outcome.message }, 'enrollment refused');
@@ -120,8 +160,8 @@ export function enrollmentRoutes(ctx: ControlPlaneContext) {
       throw REFUSED;
     }
     guard.refund(address, 2);
-    const d = outcome.device;
-    const { token, expiresAt } = await issueDeviceToken(ctx, d);
+    const d = outcome;
+    const { token, expiresAt } = issueDeviceToken(ctx, d);
     return c.json({ deviceId: d.id, token, tokenExpiresAt: expiresAt, registryProxy: ctx.config.registryProxy, jwks: ctx.keys.jwks() });
   });
 

@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../../common/log.js';
@@ -36,6 +36,14 @@ export class KeyVault {
     else await tighten(file, 0o600, log);
     const text = created ? made : (await readFile(file, 'utf8')).trim();
     return new KeyVault(decodeSecret(text, file));
+  }
+
+  /**
+   * A key for one purpose (HKDF-SHA256 of the secret, `purpose` as info): every control plane given
+   * the same secret derives the same one, and it tells nothing about the secret or other purposes.
+   */
+  derive(purpose: string): Buffer {
+    return Buffer.from(hkdfSync('sha256', this.secret, Buffer.alloc(0), `berth:${purpose}`, 32));
   }
 
   static isSealed(stored: string): boolean {
