@@ -1,7 +1,9 @@
 import { spawn } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { summarize, summaryText, type CpuProfile } from './cpu-profile.js';
 import { benchRig } from './engine.js';
 import { importFleet, startFleetServer } from './fleet.js';
 import type { SimJob } from './fleet-sim-worker.js';
@@ -55,6 +57,13 @@ async function expectEvent(w: Worker, name: string): Promise<Record<string, unkn
   return value;
 }
 
+/** The server's profile of the campaign window (the probe's second one: the first is startup and enrollment). */
+function printCampaignProfile(profDir: string, pid: number, log: (m: string) => void): void {
+  const file = readdirSync(profDir).find((f) => f === `${pid}-2.cpuprofile`);
+  if (!file) return log(`fleet-sim: no campaign profile in ${profDir}`);
+  log(summaryText('fleet-sim campaign window, control plane', summarize(JSON.parse(readFileSync(join(profDir, file), 'utf8')) as CpuProfile, 25)));
+}
+
 export const bench: Bench = {
   name: 'fleet-sim',
   title: 'Fleet simulation: enrollment and a 3-wave campaign over the whole fleet',
@@ -67,7 +76,10 @@ export const bench: Bench = {
     const r = await benchRig();
     const dir = scratchDir('fleet-sim');
     const loopDir = join(dir.dir, 'loop');
-    const server = await startFleetServer(dir.dir, r.rig, ['1.0.0'], loopProbeEnv(loopDir));
+    // BERTH_BENCH_FLEET_PROF=1: the server also runs the CPU profiler; the campaign window's flame summary is printed.
+    const profDir = process.env.BERTH_BENCH_FLEET_PROF ? join(dir.dir, 'prof') : null;
+    if (profDir) mkdirSync(profDir, { recursive: true });
+    const server = await startFleetServer(dir.dir, r.rig, ['1.0.0'], loopProbeEnv(loopDir, profDir ? { BERTH_BENCH_CPU_PROF: profDir } : {}));
     const rows: BenchRow[] = [];
     const running: Worker[] = [];
     try {
@@ -106,11 +118,13 @@ export const bench: Bench = {
           }
           if (['failed', 'aborted', 'paused'].includes(status)) throw new Error(`campaign ${fleet} ${status}: ${JSON.stringify(s).slice(0, 500)}`);
           if (performance.now() - t1 > 600_000) throw new Error(`campaign ${fleet} not completed after 600 s: ${JSON.stringify(s.devices)}`);
-          if (status !== 'completed') await sleep(250);
+          // Once a second: the status read is the bench's own load on the server (every wave's counts and bytes).
+          if (status !== 'completed') await sleep(1000);
         }
         const wall = (performance.now() - t1) / 1000;
         const cpu = treeCpuSecondsOf(pid) - cpu1;
         const loop = worstLoop(await loopDelayOf(server.cp.pids(), loopDir));
+        if (profDir) printCampaignProfile(profDir, pid, log);
         const results = await done;
         for (const w of running.splice(0)) await w.exited;
         const polls = results.reduce((a, e) => a + Number(e.polls), 0);
