@@ -2,13 +2,13 @@ import type { WriteTurn } from './db/write-queue.js';
 
 /**
  * Turns to write among the workers of `--workers N`, handed out by the primary over cluster IPC.
- * SQLite lets one process write at a time; a worker that meets the lock waits inside the embedded
- * driver, whose busy handler sleeps in the calling thread (1, 2, 5… 100 ms at a time): its event
- * loop stops, long polls and reads included, often for longer than the commit it waits for. Asking
- * the primary first, each worker waits for its turn asynchronously (its event loop keeps serving),
- * in arrival order, and begins its transaction when the other has committed. Each worker's write
- * queue asks once per group commit. SQLite's lock and busy timeout still guard every write (other
- * processes on the same file, a turn held too long).
+ * SQLite lets one process write at a time; a worker that meets the lock retries on timers
+ * (db/writer.ts), 1 ms doubling to 20 ms, so it may begin up to 20 ms after the other committed, and
+ * several workers polling the lock are served in no order. Asking the primary first, each worker
+ * waits for its turn (its event loop keeps serving), in arrival order, and begins its transaction
+ * as soon as the other has committed. Each worker's write queue asks once per group commit.
+ * SQLite's lock and busy timeout still guard every write (other processes on the same file, a turn
+ * held too long).
  */
 
 export type TurnMessage = { berth: 'write-turn'; kind: 'ask' | 'done'; id: number } | { berth: 'write-turn'; kind: 'yours'; id: number };

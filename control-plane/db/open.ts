@@ -2,6 +2,11 @@ import { createClient, type Client } from '@libsql/client';
 import { drizzle, type LibSQLDatabase } from 'drizzle-orm/libsql';
 import type { Logger } from '../../common/log.js';
 import { migrations, type Migration } from './migrations/index.js';
+import { embeddedFileOf } from './point-reads.js';
+import { withTimedWriteLock } from './writer.js';
+
+/** How long a write waits for another process's write lock before it fails (SQLITE_BUSY). */
+export const BUSY_TIMEOUT_MS = 5000;
 
 export type Db = LibSQLDatabase;
 
@@ -11,9 +16,13 @@ export type Db = LibSQLDatabase;
  * request that caused it is answered: a kill -9 (or a power cut) loses no acknowledged write.
  * Any other URL (libsql://, http(s)://) is a server that manages its own durability.
  */
-export async function openDatabase(url: string, opts: { authToken?: string } = {}): Promise<{ client: Client; db: Db }> {
+export async function openDatabase(url: string, opts: { authToken?: string; busyTimeoutMs?: number } = {}): Promise<{ client: Client; db: Db }> {
   const isFile = url.startsWith('file:');
-  const client = createClient({ url, authToken: opts.authToken, ...(isFile ? { timeout: 5000 } : {}) });
+  const busyTimeoutMs = opts.busyTimeoutMs ?? BUSY_TIMEOUT_MS;
+  const opened = createClient({ url, authToken: opts.authToken, ...(isFile ? { timeout: busyTimeoutMs } : {}) });
+  // Write transactions wait for another process's lock on timers, not inside the driver (writer.ts).
+  const file = embeddedFileOf(url);
+  const client = file ? withTimedWriteLock(opened, file, busyTimeoutMs) : opened;
   if (isFile) {
     // journal_mode is a property of the file, so one connection setting it covers the pool.
     await client.execute('PRAGMA journal_mode=WAL');

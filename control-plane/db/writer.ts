@@ -1,0 +1,152 @@
+import { LibsqlError, type Client, type InArgs, type InStatement, type ResultSet, type Transaction, type TransactionMode } from '@libsql/client';
+import { Sqlite3Transaction } from '@libsql/client/sqlite3';
+import Database from 'libsql';
+
+/**
+ * Write transactions on an embedded `file:` database that wait for another process's write lock
+ * on timers instead of inside the driver (issue 17). @libsql/client begins a write transaction
+ * with a prepared `BEGIN IMMEDIATE` on a pooled connection whose busy handler sleeps in the
+ * calling thread: while another process (another control plane on the same file, a backup, the
+ * seeding of a bench) holds the lock, this process's event loop stops, up to the busy timeout.
+ * Worse, a BEGIN that fails busy is left un-reset ("in progress") on that connection, and the
+ * next transaction it serves fails at COMMIT ("SQL statements in progress").
+ *
+ * Here a write transaction gets a connection of its own kind: no busy handler while it asks for
+ * the lock, `BEGIN IMMEDIATE` run through exec() (which finalizes its statement whatever
+ * happens), and on SQLITE_BUSY another try after a timer (1 ms doubling to 20 ms) until the busy
+ * timeout; the event loop serves requests meanwhile. Once it holds the lock, the busy timeout is
+ * set again for the statements inside (nothing else should make them wait). A connection whose
+ * statement failed busy is closed rather than reused. Reads and every other call go to the client.
+ */
+
+const MAX_RETRY_MS = 20;
+
+function isBusy(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && code.startsWith('SQLITE_BUSY');
+}
+
+function asLibsqlError(err: unknown): unknown {
+  const e = err as { message?: string; code?: string; rawCode?: number };
+  return typeof e?.code === 'string' && !(err instanceof LibsqlError) ? new LibsqlError(e.message ?? String(err), e.code, undefined, e.rawCode, err instanceof Error ? err : undefined) : err;
+}
+
+/** Takes SQLite's write lock on `conn`, retrying on timers while another connection holds it. */
+export async function beginImmediate(conn: Database.Database, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (let wait = 1; ; wait = Math.min(wait * 2, MAX_RETRY_MS)) {
+    try {
+      conn.exec('BEGIN IMMEDIATE');
+      return;
+    } catch (err) {
+      if (!isBusy(err)) throw asLibsqlError(err);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new LibsqlError(`database is locked: another connection held the write lock for the whole busy timeout (${timeoutMs} ms)`, 'SQLITE_BUSY');
+      await new Promise((resolve) => setTimeout(resolve, Math.min(wait, left)));
+    }
+  }
+}
+
+/** The client's transaction on our connection; notes a statement that failed busy (that connection is not reused). */
+class WriterTransaction extends Sqlite3Transaction {
+  constructor(
+    private readonly conn: Database.Database,
+    release: (db: Database.Database) => void,
+    private readonly poisoned: Set<Database.Database>,
+  ) {
+    super(conn, 'number', release);
+  }
+
+  private note<T>(p: Promise<T>): Promise<T> {
+    return p.catch((err: unknown) => {
+      if (isBusy(err)) this.poisoned.add(this.conn);
+      throw err;
+    });
+  }
+
+  override execute(stmtOrSql: InStatement | string, args?: InArgs): Promise<ResultSet> {
+    return this.note(typeof stmtOrSql === 'string' ? super.execute(stmtOrSql, args) : super.execute(stmtOrSql));
+  }
+
+  override batch(stmts: Array<InStatement | [string, InArgs?]>): Promise<ResultSet[]> {
+    return this.note(super.batch(stmts));
+  }
+
+  override commit(): Promise<void> {
+    return this.note(super.commit());
+  }
+}
+
+/** `client` with its write transactions (and write batches) on writer connections to `file`. */
+export function withTimedWriteLock(client: Client, file: string, busyTimeoutMs: number): Client {
+  const idle: Database.Database[] = [];
+  const poisoned = new Set<Database.Database>();
+  let closed = false;
+
+  const open = (): Database.Database => {
+    const conn = new Database(file, { timeout: 0 } as ConstructorParameters<typeof Database>[1]);
+    // Per connection, not per file: every writer enforces the schema's foreign keys.
+    conn.exec('PRAGMA foreign_keys=ON');
+    return conn;
+  };
+  const drop = (conn: Database.Database) => {
+    poisoned.delete(conn);
+    try {
+      if (conn.open) conn.close();
+    } catch {
+      // closing is all that was left to do with it
+    }
+  };
+  const release = (conn: Database.Database) => {
+    if (closed || !conn.open || poisoned.has(conn)) return drop(conn);
+    try {
+      if (conn.inTransaction) conn.exec('ROLLBACK');
+      conn.exec('PRAGMA busy_timeout = 0');
+      idle.push(conn);
+    } catch {
+      drop(conn);
+    }
+  };
+
+  async function transaction(mode: TransactionMode = 'write'): Promise<Transaction> {
+    if (mode !== 'write') return client.transaction(mode);
+    if (closed) throw new LibsqlError('The client is closed', 'CLIENT_CLOSED');
+    const conn = idle.pop() ?? open();
+    try {
+      await beginImmediate(conn, busyTimeoutMs);
+      conn.exec(`PRAGMA busy_timeout = ${busyTimeoutMs}`);
+    } catch (err) {
+      release(conn);
+      throw err;
+    }
+    return new WriterTransaction(conn, release, poisoned);
+  }
+
+  async function batch(stmts: Array<InStatement | [string, InArgs?]>, mode: TransactionMode = 'deferred'): Promise<ResultSet[]> {
+    if (mode !== 'write') return client.batch(stmts, mode);
+    const tx = await transaction('write');
+    try {
+      const out = await tx.batch(stmts.map((st) => (Array.isArray(st) ? { sql: st[0], args: st[1] ?? [] } : st)));
+      await tx.commit();
+      return out;
+    } finally {
+      tx.close();
+    }
+  }
+
+  function close(): void {
+    closed = true;
+    for (const conn of idle.splice(0)) drop(conn);
+    client.close();
+  }
+
+  return new Proxy(client, {
+    get(target, prop) {
+      if (prop === 'transaction') return transaction;
+      if (prop === 'batch') return batch;
+      if (prop === 'close') return close;
+      const value = Reflect.get(target, prop, target) as unknown;
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+}
