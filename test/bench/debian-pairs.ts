@@ -1,7 +1,9 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { closeSync, copyFileSync, existsSync, linkSync, lstatSync, lutimesSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
+import { baselineCacheDir, recomputeBaselines } from './baseline-cache.js';
 
 /**
  * Realistic layer pairs for the delta bench: Debian bookworm package sets before and after an
@@ -9,11 +11,16 @@ import { join } from 'node:path';
  * or two point releases). The .debs are fetched once with `apt-get download` into a cache dir
  * (BERTH_BENCH_DEB_CACHE, default ~/.cache/berth-bench/debs) and reused; `npm test` never uses
  * any of this. Layers are unpacked with dpkg-deb and tarred by GNU tar (sorted, owner 0, package
- * mtimes kept, as a layer built by installing the packages keeps them).
+ * mtimes kept, as a layer built by installing the packages keeps them). The layer tars are a pure
+ * function of the .debs (named by package and version) and the tar arguments, so they are kept too,
+ * in <baseline cache>/layers, keyed by both, and checked against their recorded sha256 before use:
+ * building the base pair (dpkg-deb -x of 176 packages) took minutes on a loaded machine.
  */
 
 export interface DebianPair {
   key: string;
+  /** Whether both layer tars came from the cache (built from the same .debs before). */
+  cached: boolean;
   metric: string;
   /** Paths of the two layer tars, in `dir`. */
   base: string;
@@ -70,14 +77,83 @@ function debFile(cache: string, pkg: string, version: string): string {
   return join(cache, got);
 }
 
+const TAR_ARGS = ['--create', '--format=pax', '--sort=name', '--owner=0', '--group=0', '--numeric-owner', '--pax-option=delete=atime,delete=ctime'];
+
+/**
+ * Gives every entry the extraction touched (mtime at or after `since`: directories a later package
+ * added to, the root) the newest mtime among the packages' own entries, so the same .debs give the
+ * same tar, byte for byte, in every build (about 95 directories of the base layer carried the build
+ * time, and the zstd baseline keyed by the tars' digests missed on every run).
+ */
+function settleMtimes(root: string, since: number): void {
+  const all: { path: string; link: boolean; mtimeMs: number }[] = [];
+  const walk = (dir: string): void => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const path = join(dir, e.name);
+      all.push({ path, link: e.isSymbolicLink(), mtimeMs: lstatSync(path).mtimeMs });
+      if (e.isDirectory()) walk(path);
+    }
+  };
+  walk(root);
+  all.push({ path: root, link: false, mtimeMs: lstatSync(root).mtimeMs });
+  const fixed = Math.max(0, ...all.filter((e) => e.mtimeMs < since).map((e) => e.mtimeMs)) / 1000;
+  for (const e of all) if (e.mtimeMs >= since) (e.link ? lutimesSync : utimesSync)(e.path, fixed, fixed);
+}
+
 function layerTar(debs: string[], out: string, scratch: string): void {
+  const since = Date.now() - 1000;
   const root = mkdtempSync(join(scratch, 'root-'));
   try {
     for (const deb of debs) run('dpkg-deb', ['-x', deb, root]);
-    run('tar', ['--create', '--format=pax', '--sort=name', '--owner=0', '--group=0', '--numeric-owner', '--pax-option=delete=atime,delete=ctime', '--file', out, '-C', root, '.']);
+    settleMtimes(root, since);
+    run('tar', [...TAR_ARGS, '--file', out, '-C', root, '.']);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
+}
+
+function sha256File(path: string): string {
+  const hash = createHash('sha256');
+  const buf = Buffer.allocUnsafe(1 << 20);
+  const fd = openSync(path, 'r');
+  try {
+    for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0; ) hash.update(buf.subarray(0, n));
+  } finally {
+    closeSync(fd);
+  }
+  return 'sha256:' + hash.digest('hex');
+}
+
+/**
+ * The layer tar of `debs` at `out`: a hard link to the cached one when it is there and still has
+ * the digest recorded when it was made, else built and stored. Returns whether it came from the cache.
+ */
+function cachedLayerTar(debs: string[], out: string, scratch: string): boolean {
+  const key = createHash('sha256').update(JSON.stringify([TAR_ARGS, debs.map((d) => basename(d))])).digest('hex');
+  const dir = join(baselineCacheDir(), 'layers');
+  const tar = join(dir, `${key}.tar`);
+  const meta = join(dir, `${key}.json`);
+  if (!recomputeBaselines() && existsSync(tar) && existsSync(meta)) {
+    const { diffId } = JSON.parse(readFileSync(meta, 'utf8')) as { diffId?: string };
+    if (diffId && sha256File(tar) === diffId) {
+      try {
+        linkSync(tar, out);
+      } catch {
+        copyFileSync(tar, out);
+      }
+      return true;
+    }
+  }
+  layerTar(debs, out, scratch);
+  mkdirSync(dir, { recursive: true });
+  // Figures written last and both renamed into place: a reader never sees a torn entry.
+  rmSync(meta, { force: true });
+  const tmp = `${tar}.${process.pid}.tmp`;
+  copyFileSync(out, tmp);
+  renameSync(tmp, tar);
+  writeFileSync(`${meta}.${process.pid}.tmp`, JSON.stringify({ diffId: sha256File(tar), debs: debs.map((d) => basename(d)) }, null, 2) + '\n');
+  renameSync(`${meta}.${process.pid}.tmp`, meta);
+  return false;
 }
 
 /**
@@ -98,10 +174,11 @@ function buildPair(key: string, metric: string, packages: string[], cache: strin
     before.push(debFile(cache, pkg, prior));
     after.push(debFile(cache, pkg, newest));
   }
-  const pair = { key, metric, base: join(dir, `${key}-v1.tar`), target: join(dir, `${key}-v2.tar`), packages: before.length, upgraded };
-  layerTar(before, pair.base, dir);
-  layerTar(after, pair.target, dir);
-  return pair;
+  const base = join(dir, `${key}-v1.tar`);
+  const target = join(dir, `${key}-v2.tar`);
+  const baseCached = cachedLayerTar(before, base, dir);
+  const targetCached = cachedLayerTar(after, target, dir);
+  return { key, metric, base, target, packages: before.length, upgraded, cached: baseCached && targetCached };
 }
 
 /** The pairs named in `keys` (default both): `debian-base`, `python-app`. */
