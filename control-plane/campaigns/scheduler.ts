@@ -35,6 +35,7 @@ export function startCampaignScheduler(ctx: ControlPlaneContext, opts: { tickMs?
   let chain: Promise<void> = Promise.resolve();
   const queued = new Set<string>();
   const reports: Parameters<typeof recordReports>[1] = [];
+  const changedDevices = new Set<string>();
 
   function enqueue(label: string, job: () => Promise<void>): void {
     if (stopped) return;
@@ -79,6 +80,31 @@ export function startCampaignScheduler(ctx: ControlPlaneContext, opts: { tickMs?
     });
   }
 
+  /**
+   * Enrolled or relabelled devices, decided in one write per job (at most REPORT_BATCH devices),
+   * not a job and a write each: 100,000 enrollments queued 100,000 writes on this chain, and the
+   * campaign's reports and ticks waited behind them (the fleet-sim stall of issue 17). A device
+   * named twice before its job runs is decided once, on its state then, as the second would be.
+   */
+  function deviceEvent(deviceId: string): void {
+    changedDevices.add(deviceId);
+    if (changedDevices.size === 1) enqueueDeviceChanges();
+  }
+
+  function enqueueDeviceChanges(): void {
+    enqueue('devices', async () => {
+      const batch = [...changedDevices].slice(0, REPORT_BATCH);
+      for (const id of batch) changedDevices.delete(id);
+      if (changedDevices.size) enqueueDeviceChanges();
+      const changed = await ctx.write(async (tx) => {
+        const ids = new Set<string>();
+        for (const id of batch) for (const c of await deviceChanged(ctx, tx, id)) ids.add(c);
+        return [...ids];
+      });
+      advanceSoon(changed);
+    });
+  }
+
   async function tick(): Promise<void> {
     const changed = await reconcileReports(ctx);
     if (changed.length) ctx.log.debug({ campaigns: changed }, 'campaign reports reconciled');
@@ -116,12 +142,8 @@ export function startCampaignScheduler(ctx: ControlPlaneContext, opts: { tickMs?
       reports.push({ deviceId, report });
       if (reports.length === 1) enqueueReports();
     }),
-    ctx.events.on('device-enrolled', ({ deviceId }) => {
-      enqueue(`enrolled ${deviceId}`, async () => advanceSoon(await ctx.write((tx) => deviceChanged(ctx, tx, deviceId))));
-    }),
-    ctx.events.on('device-labels-changed', ({ deviceId }) => {
-      enqueue(`labels ${deviceId}`, async () => advanceSoon(await ctx.write((tx) => deviceChanged(ctx, tx, deviceId))));
-    }),
+    ctx.events.on('device-enrolled', ({ deviceId }) => deviceEvent(deviceId)),
+    ctx.events.on('device-labels-changed', ({ deviceId }) => deviceEvent(deviceId)),
     ctx.events.on('device-revoked', ({ deviceId }) => {
       enqueue(`revoked ${deviceId}`, async () => advanceSoon(await ctx.write((tx) => deviceRevoked(tx, deviceId, ctx.now().getTime()))));
     }),
