@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { parseImageRef } from '../../manifests/image-ref.js';
 import { EngineHttp } from './http.js';
 import type { ContainerInspect, ContainerSummary, Filters, ImageInspect, ImageSummary, Labels, LogOptions, NetworkInspect, NetworkSummary, VolumeList } from './types.js';
 
@@ -10,14 +11,11 @@ import type { ContainerInspect, ContainerSummary, Filters, ImageInspect, ImageSu
 
 const enc = encodeURIComponent;
 
-/** `repo[:tag]` or `repo@digest` split as the engine's pull takes it; a port's colon is not a tag. */
+/** `repo[:tag]` or `repo@digest` split as the engine's pull takes it (manifests/image-ref.ts parses it). */
 export function repositoryAndTag(ref: string): { fromImage: string; tag: string } {
-  const at = ref.indexOf('@');
-  if (at >= 0) return { fromImage: ref.slice(0, at), tag: ref.slice(at + 1) };
-  const colon = ref.lastIndexOf(':');
-  if (colon >= 0 && !ref.slice(colon + 1).includes('/')) return { fromImage: ref.slice(0, colon), tag: ref.slice(colon + 1) };
-  // Without a tag the engine would pull every tag of the repository.
-  return { fromImage: ref, tag: 'latest' };
+  const r = parseImageRef(ref);
+  // Without a tag the engine would pull every tag of the repository: parseImageRef says latest.
+  return { fromImage: `${r.registry}/${r.repository}`, tag: r.digest ?? r.tag ?? 'latest' };
 }
 
 export class EngineContainer {

@@ -23,7 +23,8 @@ afterAll(async () => {
 
 describe('engine client: pure parts', () => {
   it('splits a pull reference the way the engine takes it (a registry port is not a tag)', () => {
-    expect(repositoryAndTag('127.0.0.1:5000/dev/app@sha256:ab')).toEqual({ fromImage: '127.0.0.1:5000/dev/app', tag: 'sha256:ab' });
+    const digest = `sha256:${'ab'.repeat(32)}`;
+    expect(repositoryAndTag(`127.0.0.1:5000/dev/app@${digest}`)).toEqual({ fromImage: '127.0.0.1:5000/dev/app', tag: digest });
     expect(repositoryAndTag('127.0.0.1:5000/dev/app:2')).toEqual({ fromImage: '127.0.0.1:5000/dev/app', tag: '2' });
     expect(repositoryAndTag('127.0.0.1:5000/dev/app')).toEqual({ fromImage: '127.0.0.1:5000/dev/app', tag: 'latest' });
   });
