@@ -4,7 +4,6 @@ import { signDeployment, type DeploymentDocument } from '../../protocol/deployme
 import { canonicalDigest } from '../../manifests/canonical.js';
 import type { Manifest, PinnedManifest } from '../../manifests/model.js';
 import { substituteVariables } from '../../manifests/variables.js';
-import type { Client } from '@libsql/client';
 import type { ControlPlaneContext, Db, Tx } from '../context.js';
 import { desired, devices, manifests } from '../db/schema.js';
 import { noteDesiredChanges } from './change-feed.js';
@@ -95,13 +94,6 @@ export async function rollbackRelease(ctx: AssignCtx, tx: Tx, deviceId: string):
     .where(eq(desired.deviceId, deviceId));
   await noteDesiredChanges(ctx, tx, [deviceId], ctx.now().getTime());
   return true;
-}
-
-/** The sequence of a device's desired state, null when none is assigned: all a 304 needs. */
-export async function desiredSequence(client: Client, deviceId: string): Promise<number | null> {
-  // Raw SQL: this is what every 304 costs, so no query building per call.
-  const rows = await client.execute({ sql: 'SELECT sequence FROM desired WHERE device_id = ?', args: [deviceId] });
-  return rows.rows.length ? Number(rows.rows[0].sequence) : null;
 }
 
 export interface DesiredRelease {
