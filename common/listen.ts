@@ -27,3 +27,22 @@ export function parseListen(listen: string, flag = '--listen'): ListenAddress {
   }
   return { host: host || '127.0.0.1', port };
 }
+
+/**
+ * `--listen` with several addresses, comma-separated: `127.0.0.1:7600,[::1]:7600` serves both
+ * loopbacks (dual-stack without the IPv6 wildcard, which would also take every other interface).
+ * Each entry as `parseListen` reads it; an empty entry or the same address twice is refused.
+ */
+export function parseListenList(listen: string, flag = '--listen'): ListenAddress[] {
+  const out = listen.split(',').map((entry) => {
+    if (entry.trim() === '') throw new Error(`${flag} ${JSON.stringify(listen)}: an empty address in the list (expected HOST:PORT[,HOST:PORT…])`);
+    return parseListen(entry.trim(), flag);
+  });
+  const seen = new Set<string>();
+  for (const a of out) {
+    const key = `${a.host}|${a.port}`;
+    if (a.port !== 0 && seen.has(key)) throw new Error(`${flag} ${JSON.stringify(listen)}: ${a.host}:${a.port} is listed twice`);
+    seen.add(key);
+  }
+  return out;
+}

@@ -7,7 +7,7 @@ import { createSecureContext, type SecureContextOptions } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { serve } from '@hono/node-server';
 import type { Logger } from './log.js';
-import { parseListen } from './listen.js';
+import { parseListenList, type ListenAddress } from './listen.js';
 import { readPrivateKeyFile, TlsConfigError } from './key-file.js';
 
 export { TlsConfigError };
@@ -28,16 +28,20 @@ export interface TlsFiles {
 
 export interface ServeOptions {
   fetch: Parameters<typeof serve>[0]['fetch'];
-  /** HOST:PORT as `--listen` takes it. */
+  /** HOST:PORT as `--listen` takes it; a comma-separated list serves on each address. */
   listen: string;
   tls?: TlsFiles;
   log: Logger;
 }
 
 export interface Served {
+  /** The first address's server. */
   server: Server;
-  /** `https://HOST:PORT` with TLS, else `http://…`. */
+  /** One per listened address, in the order given (all answer with the same app). */
+  servers: Server[];
+  /** `https://HOST:PORT` with TLS, else `http://…`: the first address. */
   url: string;
+  urls: string[];
   /** Reads the files again and swaps the certificate for new handshakes (SIGHUP does it too). */
   reload(): Promise<void>;
   /** Stops answering SIGHUP (the caller closes the server). */
@@ -87,12 +91,20 @@ export async function loadTls(files: TlsFiles): Promise<{ options: SecureContext
   return { options, notAfter: leaf.validTo, fingerprint: leaf.fingerprint256 };
 }
 
-/** Listens; resolves once the socket is bound. */
-export async function serveHttp(opts: ServeOptions): Promise<Served> {
-  const { host, port } = parseListen(opts.listen);
-  const log = opts.log;
-  const tls = opts.tls ? await loadTls(opts.tls) : undefined;
-  const server = await new Promise<Server>((resolve, reject) => {
+/**
+ * How long an idle keep-alive connection is kept, and how long a request's headers may take. Node's
+ * default keep-alive (5 s) equals the daemon's client reuse (Node's global agent: 5 s, or the
+ * server's `Keep-Alive: timeout` hint less 1 s): a request sent on a socket idle for just under 5 s
+ * met a server closing it, and with the event loop a second behind the server's timer fired before
+ * it read the request already there: ECONNRESET. With the server's timeout far longer than any
+ * client's reuse, the client always closes first. Headers must be allowed longer than the
+ * keep-alive (Node checks headersTimeout from the connection's last request).
+ */
+export const KEEP_ALIVE_MS = 65_000;
+export const HEADERS_TIMEOUT_MS = 66_000;
+
+function listenOne(opts: ServeOptions, { host, port }: ListenAddress, tls: Awaited<ReturnType<typeof loadTls>> | undefined): Promise<Server> {
+  return new Promise<Server>((resolve, reject) => {
     const s = (
       tls
         ? serve({
@@ -106,20 +118,42 @@ export async function serveHttp(opts: ServeOptions): Promise<Served> {
           }, () => resolve(s))
         : serve({ fetch: opts.fetch, hostname: host, port }, () => resolve(s))
     ) as Server;
+    s.keepAliveTimeout = KEEP_ALIVE_MS;
+    s.headersTimeout = HEADERS_TIMEOUT_MS;
     s.once('error', reject);
   });
-  const addr = server.address() as AddressInfo;
-  const url = `${tls ? 'https' : 'http'}://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
-  if (tls) log.info({ url, certificate: opts.tls!.certFile, notAfter: tls.notAfter, fingerprint: tls.fingerprint }, 'serving HTTPS (TLS 1.2 minimum)');
-  else if (!isLoopback(host)) {
-    log.warn({ url, listen: opts.listen }, `PLAIN HTTP ON A NON-LOOPBACK ADDRESS (${opts.listen}): bearer tokens travel in clear; serve HTTPS with --tls-cert and --tls-key`);
+}
+
+/** Listens on every address of the list; resolves once all are bound (none stays bound if one fails). */
+export async function serveHttp(opts: ServeOptions): Promise<Served> {
+  const addresses = parseListenList(opts.listen);
+  const log = opts.log;
+  const tls = opts.tls ? await loadTls(opts.tls) : undefined;
+  const servers: Server[] = [];
+  try {
+    for (const a of addresses) servers.push(await listenOne(opts, a, tls));
+  } catch (err) {
+    for (const s of servers) s.close();
+    throw err;
+  }
+  const urls = servers.map((server) => {
+    const addr = server.address() as AddressInfo;
+    return `${tls ? 'https' : 'http'}://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
+  });
+  const [server] = servers;
+  const [url] = urls;
+  if (tls) log.info({ urls, certificate: opts.tls!.certFile, notAfter: tls.notAfter, fingerprint: tls.fingerprint }, 'serving HTTPS (TLS 1.2 minimum)');
+  for (const [i, a] of addresses.entries()) {
+    if (!tls && !isLoopback(a.host)) {
+      log.warn({ url: urls[i], listen: opts.listen }, `PLAIN HTTP ON A NON-LOOPBACK ADDRESS (${a.host}:${a.port}): bearer tokens travel in clear; serve HTTPS with --tls-cert and --tls-key`);
+    }
   }
 
   const reload = async () => {
     if (!opts.tls) return;
     try {
       const next = await loadTls(opts.tls);
-      (server as unknown as HttpsServer).setSecureContext(next.options);
+      for (const s of servers) (s as unknown as HttpsServer).setSecureContext(next.options);
       log.info({ certificate: opts.tls.certFile, notAfter: next.notAfter, fingerprint: next.fingerprint }, 'TLS certificate reloaded');
     } catch (err) {
       log.error({ err: (err as Error).message }, 'TLS reload refused; still serving the previous certificate');
@@ -128,5 +162,5 @@ export async function serveHttp(opts: ServeOptions): Promise<Served> {
   };
   const onHup = () => void reload().catch(() => undefined);
   if (opts.tls) process.on('SIGHUP', onHup);
-  return { server, url, reload, dispose: () => void process.off('SIGHUP', onHup) };
+  return { server, servers, url, urls, reload, dispose: () => void process.off('SIGHUP', onHup) };
 }

@@ -1,6 +1,7 @@
 import { dirname } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { loadTls, serveHttp, type TlsFiles } from '../common/serve.js';
+import { parseListenList } from '../common/listen.js';
 import { loadTrust } from '../common/tls-trust.js';
 import { createLogger, type Logger } from '../common/log.js';
 import { buildApp } from './app.js';
@@ -29,7 +30,7 @@ import { startPresenceSweeper } from './webhooks/presence.js';
 import { closeEnrollment } from './device-api/enrollment.js';
 
 export interface ControlPlaneOptions {
-  /** HOST:PORT; port 0 picks a free one. */
+  /** HOST:PORT, or several comma-separated (`127.0.0.1:7600,[::1]:7600`); port 0 picks a free one. */
   listen?: string;
   /** Serve HTTPS from these PEM files (the key 0600); SIGHUP reloads them. */
   tls?: TlsFiles;
@@ -61,7 +62,10 @@ export interface ControlPlaneOptions {
 }
 
 export interface RunningControlPlane {
+  /** The first `--listen` address's URL. */
   url: string;
+  /** Every listened address's URL (`--listen A,B`), the first being `url`. */
+  urls: string[];
   /** The admin token when this start created or was given it, or it is readable in the data dir. */
   adminToken?: string;
   adminTokenFile: string;
@@ -98,7 +102,8 @@ function filePathOf(url: string): string | null {
 /** Starts the control plane in this process (tests, the demo) or for `berth control-plane`. */
 export async function startControlPlane(opts: ControlPlaneOptions): Promise<RunningControlPlane> {
   const log = opts.log ?? createLogger('control-plane');
-  // A key readable by others or a pair that does not match stops the start before anything is opened.
+  // A bad --listen, a key readable by others or a pair that does not match stops the start before anything is opened.
+  parseListenList(opts.listen ?? '127.0.0.1:7600');
   if (opts.tls) await loadTls(opts.tls);
   const dbFile = filePathOf(opts.db);
   const dataDir = opts.dataDir ?? (dbFile ? dirname(dbFile) : './data');
@@ -156,13 +161,14 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     client.close();
     throw err;
   }
-  const { server, url } = served;
+  const { servers, url, urls } = served;
   if (!config.publicUrl) config.publicUrl = url;
-  log.info({ url, db: dbFile ? `file:${dbFile}` : opts.db.replace(/\?.*$/, ''), registryProxy, dataDir }, 'control plane listening');
+  log.info({ url, ...(urls.length > 1 ? { urls } : {}), db: dbFile ? `file:${dbFile}` : opts.db.replace(/\?.*$/, ''), registryProxy, dataDir }, 'control plane listening');
 
   let closed: Promise<void> | null = null;
   return {
     url,
+    urls,
     adminToken: boot.adminToken,
     adminTokenFile: boot.adminTokenFile,
     ctx,
@@ -172,11 +178,16 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
         for (const stop of stops) stop();
         served.dispose();
         ctx.waiters.close();
-        await new Promise<void>((resolve) => {
-          server.close(() => resolve());
-          // Long polls were just woken; anything still open after a grace period is cut.
-          setTimeout(() => (server as { closeAllConnections?: () => void }).closeAllConnections?.(), 2000).unref();
-        });
+        await Promise.all(
+          servers.map(
+            (server) =>
+              new Promise<void>((resolve) => {
+                server.close(() => resolve());
+                // Long polls were just woken; anything still open after a grace period is cut.
+                setTimeout(() => (server as { closeAllConnections?: () => void }).closeAllConnections?.(), 2000).unref();
+              }),
+          ),
+        );
         // Writes the last sightings, and waits for in-flight writes: a transaction is never cut by shutdown.
         await seenFlusher.stop().catch((err: unknown) => log.warn({ err }, 'last-seen flush at shutdown failed'));
         await closeEnrollment(ctx);

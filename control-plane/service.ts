@@ -4,7 +4,7 @@
  * loads only this and cluster.ts: under load, loading the control plane's code takes seconds.
  */
 import type { FlagSpec } from '../common/config.js';
-import { parseListen } from '../common/listen.js';
+import { parseListenList } from '../common/listen.js';
 import { tlsFilesOf } from '../common/serve.js';
 import { runService, type ServiceSpec } from '../common/service.js';
 import { parseDuration } from '../common/grammar.js';
@@ -12,7 +12,7 @@ import { isClusterWorker, startPrimary, startWorker, workerIo, workersOf } from 
 import type { ControlPlaneOptions } from './index.js';
 
 const FLAGS: Record<string, FlagSpec> = {
-  listen: { type: 'string', default: '127.0.0.1:7600', about: 'address to listen on (HOST:PORT)' },
+  listen: { type: 'string', default: '127.0.0.1:7600', about: 'address to listen on (HOST:PORT; several comma-separated, e.g. 127.0.0.1:7600,[::1]:7600)' },
   'tls-cert': { type: 'string', about: 'serve HTTPS: certificate PEM file, with its chain (SIGHUP reloads it)' },
   'tls-key': { type: 'string', about: 'serve HTTPS: private key PEM file, mode 0600 or the server refuses to start' },
   'device-client-ca': { type: 'string', about: 'require on device routes a client certificate from this CA (PEM) naming the serial in its CN or a SAN (needs --tls-*)' },
@@ -34,7 +34,7 @@ export const service: ServiceSpec<ControlPlaneOptions & { workers: number }> = {
   helpNotes: 'Secrets only from the environment: BERTH_ADMIN_TOKEN (preset admin token), BERTH_DB_AUTH_TOKEN, BERTH_SIGNING_KEY_SECRET.',
   configure(f) {
     const flag = (name: string) => f[name] as string | undefined;
-    parseListen(flag('listen') as string);
+    parseListenList(flag('listen') as string);
     return {
       listen: flag('listen'),
       tls: tlsFilesOf(flag('tls-cert'), flag('tls-key'), flag('device-client-ca')),

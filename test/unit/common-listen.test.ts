@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseListen } from '../../common/listen.js';
+import { parseListen, parseListenList } from '../../common/listen.js';
 
 describe('parseListen', () => {
   it('reads IPv4, bracketed IPv6, host names and an empty host (loopback)', () => {
@@ -24,5 +24,22 @@ describe('parseListen', () => {
     expect(() => parseListen('http://x:7600')).toThrow(/IPv6 address goes in brackets|not an IP/);
     expect(() => parseListen('a/b:7600')).toThrow(/not an IP address or host name/);
     expect(() => parseListen('x', '--metrics-listen')).toThrow(/^--metrics-listen "x"/);
+  });
+});
+
+describe('parseListenList', () => {
+  it('reads one address or several, comma-separated, in order', () => {
+    expect(parseListenList('127.0.0.1:7600')).toEqual([{ host: '127.0.0.1', port: 7600 }]);
+    expect(parseListenList('127.0.0.1:7600,[::1]:7600')).toEqual([
+      { host: '127.0.0.1', port: 7600 },
+      { host: '::1', port: 7600 },
+    ]);
+    expect(parseListenList('127.0.0.1:0,127.0.0.1:0')).toHaveLength(2);
+  });
+
+  it('refuses an empty entry, the same address twice, and a bad entry, naming the flag', () => {
+    expect(() => parseListenList('127.0.0.1:7600,')).toThrow('--listen "127.0.0.1:7600,": an empty address in the list');
+    expect(() => parseListenList('[::1]:7600,[::1]:7600')).toThrow(/::1:7600 is listed twice/);
+    expect(() => parseListenList('127.0.0.1:7600,::1:7600')).toThrow(/IPv6 address goes in brackets/);
   });
 });
