@@ -7,7 +7,7 @@ import { errorBody, type AppEnv } from '../http.js';
 import { manifests } from '../db/schema.js';
 import { formatSelector, parseSelector } from '../selector.js';
 import { checkPrivileges, type LackingGroup } from './check.js';
-import { loadPolicies, rulesOf, targetDevices } from './store.js';
+import { countMatching, loadPolicies, rulesOf, targetDevices } from './store.js';
 
 /** What a rollout of `release` to the devices `selector` picks would give them, and who lacks a grant. */
 export interface RolloutCheck {
@@ -36,6 +36,11 @@ export async function releaseSpec(db: Reader, release: string): Promise<Manifest
 export async function checkRollout(db: Reader, release: string, spec: Manifest, selectorText: string, onlyDevice?: string): Promise<RolloutCheck> {
   const selector = parseSelector(selectorText);
   const privileges = privilegesOf(spec);
+  // A manifest that asks for nothing needs only the count: reading and parsing every target's
+  // labels was 1.1-2.2 s of a 100,000-device campaign's creation (issue 17).
+  if (!privileges.length && onlyDevice === undefined) {
+    return { manifest: release, selector: formatSelector(selector), privileges, devices: await countMatching(db, selector), ok: true, groups: [] };
+  }
   const devices = await targetDevices(db, selector, onlyDevice);
   const groups = privileges.length ? checkPrivileges(privileges, devices, rulesOf(await loadPolicies(db)), formatSelector(selector)) : [];
   return { manifest: release, selector: formatSelector(selector), privileges, devices: devices.length, ok: groups.length === 0, groups };

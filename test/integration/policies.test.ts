@@ -122,6 +122,11 @@ describe('privilege policies', () => {
     const plain = await call(cp.url, 'POST', '/v1/manifests', { token: releaseManager, text: `name: plain\nversion: 1.0.0\nservices:\n  a: { image: "${image}", network_mode: host }\n`, type: 'application/yaml' });
     expect(plain.status).toBe(201);
     expect((await call(cp.url, 'POST', '/v1/devices/PL-1/assign', { token: releaseManager, json: { manifest: 'plain@1.0.0' } })).status).toBe(200);
+    // A manifest asking for no privilege is checked by counting its targets (issue 17), not reading them.
+    const bare = await call(cp.url, 'POST', '/v1/manifests', { token: releaseManager, text: `name: bare\nversion: 1.0.0\nservices:\n  a: { image: "${image}" }\n`, type: 'application/yaml' });
+    expect(bare.status).toBe(201);
+    const bareCheck = await call(cp.url, 'POST', '/v1/policies/check', { token: releaseManager, json: { manifest: 'bare@1.0.0', selector: 'hw=zigbee' } });
+    expect(bareCheck.body).toMatchObject({ ok: true, privileges: [], devices: 3, groups: [] });
     expect((await call(cp.url, 'DELETE', '/v1/policies/zigbee', { token: ADMIN })).status).toBe(200);
     const again = await call(cp.url, 'POST', '/v1/policies/check', { token: releaseManager, json: { manifest: 'hub@1.0.0', selector: 'hw=zigbee' } });
     expect(again.body.groups[0].message).toBe('3 devices matching hw=zigbee lack devices=/dev/ttyUSB0, group_add=dialout (policies site-ports do not grant them)');
