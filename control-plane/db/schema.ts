@@ -160,18 +160,6 @@ export const signingKeys = sqliteTable('signing_keys', {
   revokedAt: integer('revoked_at'),
 });
 
-export const enrollChallenges = sqliteTable(
-  'enroll_challenges',
-  {
-    challenge: text('challenge').primaryKey(),
-    serial: text('serial').notNull(),
-    createdAt: integer('created_at').notNull(),
-    expiresAt: integer('expires_at').notNull(),
-    usedAt: integer('used_at'),
-  },
-  (t) => [index('enroll_challenges_expires').on(t.expiresAt)],
-);
-
 export const campaignStatuses = ['draft', 'running', 'paused', 'completed', 'failed', 'aborted'] as const;
 
 /** A rollout; its spec (waves, rules, window) is JSON, its progress columns change as it runs. */

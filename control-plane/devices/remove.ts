@@ -1,6 +1,6 @@
 import { and, eq } from 'drizzle-orm';
 import type { ControlPlaneContext, Tx } from '../context.js';
-import { campaignDevices, campaigns, desired, devicePresence, devices, deviceSecrets, enrollChallenges, removedDevices, reported, reportHistory, variables } from '../db/schema.js';
+import { campaignDevices, campaigns, desired, devicePresence, devices, deviceSecrets, removedDevices, reported, reportHistory, variables } from '../db/schema.js';
 import { HttpError, type OperatorActor } from '../http.js';
 
 /**
@@ -33,7 +33,6 @@ export async function removeDevice(ctx: Pick<ControlPlaneContext, 'audit' | 'now
   await tx.delete(campaignDevices).where(eq(campaignDevices.deviceId, d.id));
   await tx.delete(deviceSecrets).where(and(eq(deviceSecrets.scope, 'device'), eq(deviceSecrets.target, d.id)));
   await tx.delete(variables).where(and(eq(variables.scope, 'device'), eq(variables.target, d.id)));
-  await tx.delete(enrollChallenges).where(eq(enrollChallenges.serial, serial));
   await tx.delete(devices).where(eq(devices.id, d.id));
   const now = ctx.now().getTime();
   await tx.insert(removedDevices).values({ deviceId: d.id, serial, removedAt: now, removedBy: `operator:${actor.id}` }).onConflictDoNothing();

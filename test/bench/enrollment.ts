@@ -7,14 +7,19 @@
  * server's CPU (every process of it) per enrollment, and the load processes' CPU.
  *   BERTH_BENCH_ENROLL_DEVICES=20000     devices per run (quick: 2,000)
  *   BERTH_BENCH_ENROLL_BASELINE=<berth.js of another build>  the same runs with that build, side by side
+ *   BERTH_BENCH_ENROLL_PROF=<dir>        also profiles every server process over the measured window
+ *                                        (loop-probe.ts) and prints each one's flame summary
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { freePort } from '../rig/index.js';
+import { summarize, summaryText, type CpuProfile } from './cpu-profile.js';
+import { loopDelayOf, loopProbeEnv } from './loop-delay.js';
+import type { SqlStat } from './loop-probe.js';
 import { recordsCsv } from './devices.js';
 import type { EnrollJob, EnrollResult } from './enrollment-worker.js';
 import { BERTH_BIN, benchScript, processTree, scratchDir, spawnNode, treeCpuSecondsOf, waitReady, type Child } from './proc.js';
@@ -33,13 +38,13 @@ interface Run {
   load1: number;
 }
 
-async function startServer(bin: string, dir: string, workers: number): Promise<{ url: string; adminToken: string; child: Child }> {
+async function startServer(bin: string, dir: string, workers: number, env: Record<string, string>): Promise<{ url: string; adminToken: string; child: Child }> {
   mkdirSync(join(dir, 'cp'), { recursive: true });
   const port = await freePort();
   const adminToken = 'berth_' + randomBytes(32).toString('base64url');
   const url = `http://127.0.0.1:${port}`;
   const args = ['control-plane', '--listen', `127.0.0.1:${port}`, '--db', `file:${join(dir, 'cp', 'berth.db')}`, '--data-dir', join(dir, 'cp'), '--workers', String(workers)];
-  const child = spawnNode(bin, args, { logFile: join(dir, 'control-plane.log'), env: { BERTH_ADMIN_TOKEN: adminToken } });
+  const child = spawnNode(bin, args, { logFile: join(dir, 'control-plane.log'), env: { ...env, BERTH_ADMIN_TOKEN: adminToken } });
   try {
     await waitReady(child, `${url}/healthz`, 60_000);
   } catch (err) {
@@ -75,9 +80,15 @@ function startLoader(job: EnrollJob): Loader {
 
 async function measure(bin: string, workers: number, n: number, log: (m: string) => void): Promise<Run> {
   const scratch = scratchDir('enrollment');
-  const server = await startServer(bin, scratch.dir, workers);
   const loaders: Loader[] = [];
+  let server: Awaited<ReturnType<typeof startServer>> | undefined;
+  // Profiling: every server process loads the probe; SIGUSR2 before and after the window cuts its profile.
+  const profRoot = process.env.BERTH_BENCH_ENROLL_PROF;
+  const profDir = profRoot ? join(profRoot, `${bin === BERTH_BIN ? 'this' : 'baseline'}-w${workers}-${Date.now()}`) : undefined;
+  const loopDir = profDir ? join(profDir, 'loop') : '';
+  if (profDir) mkdirSync(profDir, { recursive: true });
   try {
+    server = await startServer(bin, scratch.dir, workers, profDir ? loopProbeEnv(loopDir, { BERTH_BENCH_CPU_PROF: profDir, BERTH_BENCH_SQL_STATS: '1' }) : {});
     const fleet = `enr${process.pid}w${workers}${randomBytes(3).toString('hex')}`;
     for (let i = 0; i < n; i += 10_000) {
       const to = Math.min(n, i + 10_000);
@@ -87,12 +98,17 @@ async function measure(bin: string, workers: number, n: number, log: (m: string)
     for (let l = 0; l < LOADERS; l++) loaders.push(startLoader({ url: server.url, fleet, from: l * per, to: Math.min(n, (l + 1) * per), connections: CONNECTIONS }));
     for (const l of loaders) if ((await l.next()).event !== 'ready') throw new Error('enrollment load process not ready');
     const pids = processTree(server.child.pid);
+    if (profDir) await loopDelayOf(pids, loopDir);
     const cpu0 = treeCpuSecondsOf(server.child.pid);
     const t0 = performance.now();
     for (const l of loaders) l.send('go');
     const results = (await Promise.all(loaders.map((l) => l.next()))) as unknown as EnrollResult[];
     const seconds = (performance.now() - t0) / 1000;
     const cpu = treeCpuSecondsOf(server.child.pid) - cpu0;
+    if (profDir) {
+      await loopDelayOf(pids, loopDir);
+      printProfiles(profDir, loopDir, pids, n, log);
+    }
     const enrolled = results.reduce((s, r) => s + r.enrolled, 0);
     const failures = results.flatMap((r) => Object.entries(r.failures));
     if (enrolled !== n || failures.length) throw new Error(`enrolled ${enrolled} of ${n}; failures ${JSON.stringify(failures)} (log: ${join(scratch.dir, 'control-plane.log')})`);
@@ -102,8 +118,20 @@ async function measure(bin: string, workers: number, n: number, log: (m: string)
     return run;
   } finally {
     for (const l of loaders) l.stop();
-    await server.child.stop(10_000);
+    await server?.child.stop(10_000);
     scratch.remove();
+  }
+}
+
+/** Each process's profile of the measured window (the second it wrote: the first covers the start). */
+function printProfiles(dir: string, loopDir: string, pids: number[], n: number, log: (m: string) => void): void {
+  for (const pid of pids) {
+    const file = readdirSync(dir).find((f) => f === `${pid}-2.cpuprofile`);
+    if (!file) continue;
+    const s = summarize(JSON.parse(readFileSync(join(dir, file), 'utf8')) as CpuProfile, 30);
+    log(summaryText(`server process ${pid} (${((s.totalMs / n) * 1000).toFixed(0)} µs sampled per enrollment)`, s));
+    const sqls = JSON.parse(readFileSync(join(loopDir, `${pid}-sql.json`), 'utf8')) as SqlStat[];
+    log(['SQL statements by time (wall, on the event loop):', ...sqls.slice(0, 15).map((q) => `  ${q.ms.toFixed(0).padStart(6)} ms ${String(q.calls).padStart(7)} calls ${((q.ms / q.calls) * 1000).toFixed(0).padStart(5)} µs  ${q.sql}`)].join('\n'));
   }
 }
 

@@ -193,7 +193,7 @@ describe('control-plane database schema', () => {
       expect(await migrate(client, log)).toEqual(migrations.map((m) => m.id));
       const declared = declaredShape();
       // The comparison covers every table the code uses, campaigns included.
-      expect(Object.keys(declared.tables).sort()).toEqual(['audit_log', 'campaign_devices', 'campaigns', 'desired', 'desired_changes', 'device_presence', 'device_secrets', 'devices', 'enroll_challenges', 'leases', 'manifests', 'operator_tokens', 'policies', 'removed_devices', 'report_history', 'reported', 'signing_keys', 'variables', 'webhook_deliveries', 'webhook_events', 'webhooks']);
+      expect(Object.keys(declared.tables).sort()).toEqual(['audit_log', 'campaign_devices', 'campaigns', 'desired', 'desired_changes', 'device_presence', 'device_secrets', 'devices', 'leases', 'manifests', 'operator_tokens', 'policies', 'removed_devices', 'report_history', 'reported', 'signing_keys', 'variables', 'webhook_deliveries', 'webhook_events', 'webhooks']);
       expect(await databaseShape(client)).toEqual(declared);
     } finally {
       client.close();
@@ -247,6 +247,10 @@ describe('control-plane database schema', () => {
       const progress = before.tables.campaign_devices.indexes.campaign_devices_progress;
       expect(after.tables.campaign_devices.indexes.campaign_devices_progress).toEqual({ ...progress, columns: [...progress.columns, 'assigned_at'] });
       before.tables.campaign_devices.indexes.campaign_devices_progress = after.tables.campaign_devices.indexes.campaign_devices_progress;
+      // 0117 dropped enroll_challenges (challenges carry their issue time under a MAC since 0115).
+      expect(Object.keys(before.tables)).toContain('enroll_challenges');
+      expect(Object.keys(after.tables)).not.toContain('enroll_challenges');
+      delete before.tables.enroll_challenges;
       expect(without(after)).toEqual(without(before));
       expect(after).toEqual(declaredShape());
     } finally {
