@@ -30,6 +30,16 @@ export async function accessFor(registry: ImageRegistry, specs: Manifest[]): Pro
   return [...byName].map(([name, digests]) => ({ type: 'repository' as const, name, actions: ['pull'], digests: [...digests].sort() }));
 }
 
+/**
+ * How long a long poll waits at most: the wait asked (capped), less up to a fifth at random. Polls
+ * opened together (a fleet reconnecting after a restart, a site's gateways powered on at once)
+ * would otherwise expire and renew together every wait, a herd that never spreads out; the
+ * shortening keeps every answer within the client's own deadline.
+ */
+export function longPollMs(waitSec: number, maxWaitSec: number, random: () => number = Math.random): number {
+  return Math.min(waitSec, maxWaitSec) * 1000 * (1 - 0.2 * random());
+}
+
 function etagOf(sequence: number | null): string | null {
   return sequence === null ? null : `"${sequence}"`;
 }
@@ -44,7 +54,7 @@ export function deviceApiRoutes(ctx: ControlPlaneContext) {
     const deviceId = c.var.device.id;
     ctx.seen.touch(deviceId, ctx.now().getTime());
     const known = c.req.header('if-none-match')?.trim() || null;
-    const deadline = Date.now() + Math.min(q.wait ?? 0, ctx.config.maxWaitSec) * 1000;
+    const deadline = Date.now() + longPollMs(q.wait ?? 0, ctx.config.maxWaitSec);
     // Only a poll that waits needs to learn that its client left: the signal costs an AbortController per request.
     const signal = deadline > Date.now() ? c.req.raw.signal : undefined;
     // A log request waiting for this device answers the poll at once (issue 15): the gateway never accepts connections.

@@ -1,5 +1,11 @@
 import { connect, type Socket } from 'node:net';
 
+/** Where a connection comes from: fleet-sim binds source ports itself (more than the ephemeral range holds). */
+export interface RawConnectOptions {
+  localAddress?: string;
+  localPort?: number;
+}
+
 /**
  * The load generator's HTTP/1.1 client: one keep-alive socket per connection, requests written as
  * one string and answers parsed just enough to count them (status, Content-Length or chunked
@@ -11,8 +17,10 @@ import { connect, type Socket } from 'node:net';
 
 export interface RawAnswer {
   status: number;
-  /** The body's first bytes (up to 300), for the first error of a run. */
+  /** The body's first bytes (up to 300), for the first error of a run; all of it on a `whole` connection. */
   text: string;
+  /** On a `whole` connection: the ETag header, if any. */
+  etag?: string;
 }
 
 const CRLF2 = Buffer.from('\r\n\r\n');
@@ -59,16 +67,39 @@ function chunkedEnd(buf: Buffer, from: number): number {
   }
 }
 
+/** A complete chunked body (as `chunkedEnd` found it) without its framing. */
+function dechunk(buf: Buffer): string {
+  const parts: Buffer[] = [];
+  let at = 0;
+  for (;;) {
+    const eol = buf.indexOf('\r\n', at);
+    const size = parseInt(buf.toString('latin1', at, eol), 16);
+    if (!(size > 0)) return Buffer.concat(parts).toString('utf8');
+    parts.push(buf.subarray(eol + 2, eol + 2 + size));
+    at = eol + 2 + size + 2;
+  }
+}
+
+function etagOf(head: string): string | undefined {
+  return /\r\netag:\s*([^\r]*)/i.exec(head)?.[1];
+}
+
 /** One keep-alive connection; one request at a time (no pipelining). */
 export class RawConnection {
   private socket: Socket | null = null;
   private buf: Buffer = Buffer.alloc(0);
   private waiting: { resolve(a: RawAnswer): void; reject(e: Error): void } | null = null;
 
-  constructor(private readonly url: URL) {}
+  constructor(
+    private readonly url: URL,
+    readonly from: RawConnectOptions = {},
+    /** Answers carry their whole body (de-chunked) and ETag: fleet-sim reads documents. */
+    private readonly whole = false,
+  ) {}
 
   private open(): Socket {
-    const s = connect({ host: this.url.hostname, port: Number(this.url.port || 80), noDelay: true });
+    // URL keeps an IPv6 host in brackets; connect wants the address alone.
+    const s = connect({ host: this.url.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(this.url.port || 80), noDelay: true, ...this.from });
     s.on('data', (chunk: Buffer) => {
       if (this.socket !== s) return;
       this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
@@ -103,11 +134,13 @@ export class RawConnection {
       return;
     }
     if (end < 0 || end > this.buf.length) return;
-    const text = this.buf.toString('utf8', headEnd + 4, Math.min(end, headEnd + 4 + 300));
+    const answer: RawAnswer = this.whole
+      ? { status: head.status, text: head.length >= 0 ? this.buf.toString('utf8', headEnd + 4, end) : dechunk(this.buf.subarray(headEnd + 4, end)), etag: etagOf(this.buf.toString('latin1', 0, headEnd)) }
+      : { status: head.status, text: this.buf.toString('utf8', headEnd + 4, Math.min(end, headEnd + 4 + 300)) };
     this.buf = this.buf.subarray(end);
     this.waiting = null;
     if (head.close) this.close();
-    w.resolve({ status: head.status, text });
+    w.resolve(answer);
   }
 
   /** Sends one request (as `requestText` made it) and resolves with its answer. */
@@ -125,5 +158,18 @@ export class RawConnection {
     const s = this.socket;
     this.socket = null;
     s?.destroy();
+  }
+
+  /** Cuts the connection and fails the request waiting on it with `err` (a client-side timeout). */
+  abort(err: Error): void {
+    const w = this.waiting;
+    this.waiting = null;
+    this.buf = Buffer.alloc(0);
+    this.close();
+    w?.reject(err);
+  }
+
+  get busy(): boolean {
+    return this.waiting !== null;
   }
 }

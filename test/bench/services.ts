@@ -13,6 +13,8 @@ import { benchScript, BERTH_BIN, processTree, spawnBerth, spawnNode, waitReady, 
 
 export interface ControlPlaneProcess {
   url: string;
+  /** Every address it listens on (`url` first; with `bothLoopbacks` also `http://[::1]:PORT`). */
+  urls: string[];
   adminToken: string;
   child: Child;
   dbFile: string;
@@ -31,11 +33,13 @@ export interface ControlPlaneProcess {
  * `berth control-plane` on a fresh embedded database in `dir`. The admin token is preset through
  * BERTH_ADMIN_TOKEN (environment, never argv). Logs at the default level, as deployed, to a file.
  */
-export async function startControlPlaneProcess(dir: string, opts: { registryProxy?: string; env?: Record<string, string>; workers?: number } = {}): Promise<ControlPlaneProcess> {
+export async function startControlPlaneProcess(dir: string, opts: { registryProxy?: string; env?: Record<string, string>; workers?: number; bothLoopbacks?: boolean } = {}): Promise<ControlPlaneProcess> {
   const port = await freePort();
   const adminToken = 'berth_' + randomBytes(32).toString('base64url');
   const dbFile = join(dir, 'cp', 'berth.db');
-  const args = ['control-plane', '--listen', `127.0.0.1:${port}`, '--db', `file:${dbFile}`, '--data-dir', join(dir, 'cp')];
+  // Both loopbacks (fleet-sim): twice the connections the source ports allow to one address.
+  const listen = opts.bothLoopbacks ? `127.0.0.1:${port},[::1]:${port}` : `127.0.0.1:${port}`;
+  const args = ['control-plane', '--listen', listen, '--db', `file:${dbFile}`, '--data-dir', join(dir, 'cp')];
   if (opts.registryProxy) args.push('--registry-proxy', opts.registryProxy);
   const url = `http://127.0.0.1:${port}`;
   let env = { ...opts.env };
@@ -54,6 +58,7 @@ export async function startControlPlaneProcess(dir: string, opts: { registryProx
   };
   const cp: ControlPlaneProcess = {
     url,
+    urls: opts.bothLoopbacks ? [url, `http://[::1]:${port}`] : [url],
     adminToken,
     child: await launch(),
     dbFile,
