@@ -5,13 +5,14 @@
  */
 import { readFileSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
+import { gatewayBundleState, GATEWAY_BUNDLE } from './gateway-bundle.js';
 
 type Main = (argv: string[]) => Promise<number | void>;
 
 const COMMANDS: Record<string, { about: string; load: () => Promise<Main> }> = {
   'control-plane': { about: 'run the control plane (fleet, enrollment, manifests, twins, campaigns)', load: async () => (await import('../control-plane/service.js')).main },
   'registry-proxy': { about: 'run the registry proxy (pull-through OCI mirror, the download channel)', load: async () => (await import('../registry-proxy/index.js')).main },
-  'edge-daemon': { about: 'run the gateway daemon (enroll, download, reconcile, report)', load: async () => (gatewayHeap(), (await import('../edge-daemon/index.js')).main) },
+  'edge-daemon': { about: 'run the gateway daemon (enroll, download, reconcile, report)', load: async () => (gatewayHeap(), (await loadGateway()).main) },
 };
 
 /**
@@ -35,6 +36,18 @@ const GATEWAY_V8_FLAGS = ['--semi-space-growth-factor=1', '--max-opt=0', '--rege
 
 function gatewayHeap(): void {
   for (const flag of GATEWAY_V8_FLAGS) setFlagsFromString(flag);
+}
+
+/**
+ * The daemon as one bundle (bin/gateway-bundle.ts: ≈ 3 MiB less resident), or its compiled modules
+ * when dist/ has no fresh bundle, with a line on stderr saying why.
+ */
+async function loadGateway(): Promise<{ main: Main }> {
+  const dist = new URL('../', import.meta.url);
+  const state = gatewayBundleState(dist);
+  if (state.use === 'bundle') return (await import(new URL(GATEWAY_BUNDLE, dist).href)) as { main: Main };
+  console.error(`berth edge-daemon: running the compiled modules: ${state.why}`);
+  return import('../edge-daemon/index.js');
 }
 
 /** The services, then the CLI's verbs from its light table (declarations only: no verb's code is loaded). */

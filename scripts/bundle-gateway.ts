@@ -1,0 +1,69 @@
+/**
+ * `npm run build`'s second step: dist/edge-daemon/gateway.js, the edge daemon as `berth edge-daemon`
+ * runs it (bin/gateway-bundle.ts says why and when). Everything the daemon loads from dist/ and its
+ * pure-JavaScript packages goes into one minified ES module; pino (its transports resolve files at
+ * run time) and zstd-napi (a native binding) stay packages.
+ *
+ * zod's index loads its ~60 locales (`export * as locales`), ~0.3 M characters of source kept in
+ * the heap; the daemon's messages are zod's English ones, so only `en` is bundled. The schemas
+ * themselves are the same modules of protocol/ and manifests/ as every component's.
+ *
+ *   node dist/scripts/bundle-gateway.js [DIST_DIR]   (default: the dist/ this file is in)
+ */
+import { writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { build, type Plugin } from 'esbuild';
+import { GATEWAY_BUNDLE, GATEWAY_INPUTS } from '../bin/gateway-bundle.js';
+
+/** zod's locale index reduced to English, the locale zod configures by default. */
+const englishZodOnly: Plugin = {
+  name: 'zod-english-only',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]zod[\\/]v4[\\/]locales[\\/]index\.js$/ }, (args) => ({
+      contents: 'export { default as en } from "./en.js";\n',
+      resolveDir: dirname(args.path),
+    }));
+  },
+};
+
+/**
+ * Bundles `distDir`'s compiled daemon into `outDir` (default: the same dist/), with its inputs list;
+ * returns the number of files bundled.
+ */
+export async function bundleGateway(distDir: string, outDir = distDir): Promise<number> {
+  const out = join(outDir, GATEWAY_BUNDLE);
+  const result = await build({
+    absWorkingDir: outDir,
+    entryPoints: [join(distDir, 'edge-daemon/index.js')],
+    outfile: out,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    minify: true,
+    // Error and class names stay readable in logs and reports.
+    keepNames: true,
+    sourcemap: 'external',
+    legalComments: 'none',
+    external: ['pino', 'zstd-napi'],
+    plugins: [englishZodOnly],
+    metafile: true,
+    logLevel: 'warning',
+  });
+  // esbuild names inputs relative to absWorkingDir, i.e. to the bundle's dist/ (packages as ../node_modules/…).
+  const inputs = Object.keys(result.metafile.inputs).filter((p) => !p.includes(':'));
+  writeFileSync(join(outDir, GATEWAY_INPUTS), JSON.stringify({ bundle: GATEWAY_BUNDLE, inputs }) + '\n');
+  return inputs.length;
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const distDir = process.argv[2] ?? fileURLToPath(new URL('..', import.meta.url));
+  bundleGateway(distDir).then(
+    (n) => console.log(`gateway bundle: ${join(distDir, GATEWAY_BUNDLE)} (${n} files)`),
+    (err: unknown) => {
+      console.error(`bundle-gateway: ${err instanceof Error ? err.message : String(err)}`);
+      process.exitCode = 1;
+    },
+  );
+}

@@ -1,0 +1,51 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { GATEWAY_BUNDLE, GATEWAY_INPUTS, gatewayBundleState } from '../../bin/gateway-bundle.js';
+import { bundleGateway } from '../../scripts/bundle-gateway.js';
+
+// The compiled tree `npm test` builds first (npm run build: tsc, then the bundle).
+const dist = fileURLToPath(new URL('../../dist/', import.meta.url));
+const out = mkdtempSync(join(tmpdir(), 'berth-gateway-bundle-'));
+const outUrl = pathToFileURL(out + '/');
+afterAll(() => rmSync(out, { recursive: true, force: true }));
+
+describe('gateway bundle (issue 11)', () => {
+  it('bundles the compiled daemon into one module that exports its entry, with zod in English only', async () => {
+    const files = await bundleGateway(dist, out);
+    expect(files).toBeGreaterThan(100);
+    const text = readFileSync(join(out, GATEWAY_BUNDLE), 'utf8');
+    expect(text).toContain('Invalid input: expected');
+    expect(text).not.toContain('Ungültige Eingabe');
+    const inputs = (JSON.parse(readFileSync(join(out, GATEWAY_INPUTS), 'utf8')) as { inputs: string[] }).inputs;
+    expect(inputs.some((p) => p.endsWith('edge-daemon/daemon.js'))).toBe(true);
+    expect(gatewayBundleState(outUrl)).toEqual({ use: 'bundle' });
+    const mod = (await import(pathToFileURL(join(out, GATEWAY_BUNDLE)).href)) as Record<string, unknown>;
+    expect(typeof mod.main).toBe('function');
+    expect(typeof mod.startEdgeDaemon).toBe('function');
+  });
+
+  it('is stale once any input is newer than the bundle: the daemon then runs the compiled modules', () => {
+    const input = join(out, 'newer.js');
+    writeFileSync(input, '');
+    const later = new Date(Date.now() + 60_000);
+    utimesSync(input, later, later);
+    writeFileSync(join(out, GATEWAY_INPUTS), JSON.stringify({ inputs: ['gone.js', 'newer.js'] }));
+    expect(gatewayBundleState(outUrl)).toEqual({ use: 'modules', why: 'the gateway bundle is older than newer.js (npm run build rewrites it)' });
+  });
+
+  it('is absent from a dist/ without one', () => {
+    const state = gatewayBundleState(pathToFileURL(join(out, 'nothing') + '/'));
+    expect(state.use).toBe('modules');
+    expect(state.use === 'modules' && state.why).toMatch(/^no gateway bundle at .*edge-daemon\/gateway\.js/);
+  });
+
+  it('is what `berth edge-daemon` of the built dist/ runs', () => {
+    const r = spawnSync(process.execPath, [join(dist, 'bin/berth.js'), 'edge-daemon', '--help'], { encoding: 'utf8' });
+    expect(r.stdout).toContain('usage: berth edge-daemon');
+    expect(r.stderr).not.toContain('running the compiled modules');
+  });
+});
