@@ -3,18 +3,21 @@ import { fileURLToPath } from 'node:url';
 
 /**
  * The gateway bundle (issue 11): `npm run build` writes the edge daemon and everything it loads as
- * one minified ES module, `edge-daemon/gateway.js` under dist/ (scripts/bundle-gateway.ts), and
- * `berth edge-daemon` runs it. One script instead of ~170 modules: fewer module records, one
- * short ASCII source instead of many two-byte ones (comments with → and —, zod's files), and
- * only the English zod locale: ≈ 3 MiB less resident at idle (edge-daemon/README.md, Fourth pass).
+ * a few minified ES modules, `edge-daemon/gateway/` under dist/ (scripts/bundle-gateway.ts), and
+ * `berth edge-daemon` runs its `index.js`. A dozen scripts instead of ~170 modules: fewer module
+ * records, short ASCII sources instead of many two-byte ones (comments with → and —, zod's
+ * files), only the English zod locale, and what the daemon imports on demand (TLS trust, the
+ * handover registry) still in chunks of its own: ≈ 4 MiB less resident at idle
+ * (edge-daemon/README.md, Fourth pass).
  *
  * A bundle older than any file it was built from is stale (`npx tsc -p .` alone, after a
  * `npm run build`): the daemon then runs the compiled modules, never old code, and says so.
  */
 
 /** Next to the bundle: the files it was built from, relative to dist/, to tell a stale bundle. */
-export const GATEWAY_BUNDLE = 'edge-daemon/gateway.js';
-export const GATEWAY_INPUTS = 'edge-daemon/gateway.inputs.json';
+export const GATEWAY_DIR = 'edge-daemon/gateway/';
+export const GATEWAY_BUNDLE = `${GATEWAY_DIR}index.js`;
+export const GATEWAY_INPUTS = `${GATEWAY_DIR}inputs.json`;
 
 export type BundleState = { use: 'bundle' } | { use: 'modules'; why: string };
 

@@ -1,10 +1,10 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { GATEWAY_BUNDLE, GATEWAY_INPUTS, gatewayBundleState } from '../../bin/gateway-bundle.js';
+import { GATEWAY_BUNDLE, GATEWAY_DIR, GATEWAY_INPUTS, gatewayBundleState } from '../../bin/gateway-bundle.js';
 import { bundleGateway } from '../../scripts/bundle-gateway.js';
 
 // The compiled tree `npm test` builds first (npm run build: tsc, then the bundle).
@@ -14,10 +14,15 @@ const outUrl = pathToFileURL(out + '/');
 afterAll(() => rmSync(out, { recursive: true, force: true }));
 
 describe('gateway bundle (issue 11)', () => {
-  it('bundles the compiled daemon into one module that exports its entry, with zod in English only', async () => {
+  it('bundles the compiled daemon into an entry and its chunks, exporting its entry, with zod in English only', async () => {
+    mkdirSync(join(out, GATEWAY_DIR), { recursive: true });
+    writeFileSync(join(out, GATEWAY_DIR, 'chunk-OLDBUILD.js'), '');
     const files = await bundleGateway(dist, out);
     expect(files).toBeGreaterThan(100);
-    const text = readFileSync(join(out, GATEWAY_BUNDLE), 'utf8');
+    const scripts = readdirSync(join(out, GATEWAY_DIR)).filter((f) => f.endsWith('.js'));
+    expect(scripts).toContain('index.js');
+    expect(scripts).not.toContain('chunk-OLDBUILD.js');
+    const text = scripts.map((f) => readFileSync(join(out, GATEWAY_DIR, f), 'utf8')).join('\n');
     expect(text).toContain('Invalid input: expected');
     expect(text).not.toContain('Ungültige Eingabe');
     const inputs = (JSON.parse(readFileSync(join(out, GATEWAY_INPUTS), 'utf8')) as { inputs: string[] }).inputs;
@@ -40,7 +45,7 @@ describe('gateway bundle (issue 11)', () => {
   it('is absent from a dist/ without one', () => {
     const state = gatewayBundleState(pathToFileURL(join(out, 'nothing') + '/'));
     expect(state.use).toBe('modules');
-    expect(state.use === 'modules' && state.why).toMatch(/^no gateway bundle at .*edge-daemon\/gateway\.js/);
+    expect(state.use === 'modules' && state.why).toMatch(/^no gateway bundle at .*edge-daemon\/gateway\/index\.js/);
   });
 
   it('is what `berth edge-daemon` of the built dist/ runs', () => {
