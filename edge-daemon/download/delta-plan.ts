@@ -9,6 +9,15 @@ import { MEDIA } from '../../common/oci.js';
  * rebuilt. No I/O here; each rule is unit-tested on its own.
  */
 
+/**
+ * Layers smaller than this travel in full without asking the proxy for a plan. The delta path
+ * costs about 4 KiB of requests before any delta byte (the plan asked at least once, the delta's
+ * header, then the delta, each carrying a pull token of about 1 KiB) and at least one round trip,
+ * two seconds more when the proxy answers "pending": for a layer this small it cannot save bytes
+ * and only delays the update (a config file or a version stamp in its own layer, the common case).
+ */
+export const DELTA_MIN_LAYER_BYTES = 8 * 1024;
+
 /** Why a layer travels in full although deltas were tried. Reported per layer. */
 export type FallbackReason = 'no-base' | 'bad-digest' | 'apply-error' | 'unavailable' | 'full';
 

@@ -8,7 +8,7 @@ import type { DeltaPlanResponse } from '../../common/delta/wire.js';
 import { digestHex } from '../../common/digest.js';
 import type { Logger } from '../../common/log.js';
 import { NoBaseError, openBase } from './delta-base.js';
-import { checkDeltaHeader, deltaDiskBytes, routeLayers, type FallbackReason, type LayerRoute, type MissingLayer } from './delta-plan.js';
+import { checkDeltaHeader, DELTA_MIN_LAYER_BYTES, deltaDiskBytes, routeLayers, type FallbackReason, type LayerRoute, type MissingLayer } from './delta-plan.js';
 import { engineImage } from './engine.js';
 import { BlobVerificationError } from './errors.js';
 import type { DeltaOutcome } from '../images.js';
@@ -120,6 +120,8 @@ export class DeltaRebuilder {
       for (const l of layers) {
         const size = await store.size(l.diffId);
         if (size !== undefined) out.rebuilt.set(l.digest, { diffId: l.diffId, size });
+        // Not offered to the delta path, so no fallback is reported for it.
+        else if (l.size < DELTA_MIN_LAYER_BYTES) out.full.push({ target: l.target });
         else open.push(l);
       }
       if (open.length === 0) continue;

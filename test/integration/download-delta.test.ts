@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { settledDeltaPlan } from '../../common/delta/plan-client.js';
 import { createLogger } from '../../common/log.js';
 import { createImageFetcher, type ImageFetcher } from '../../edge-daemon/download/index.js';
+import { DELTA_MIN_LAYER_BYTES } from '../../edge-daemon/download/delta-plan.js';
 import { EngineClient } from '../../edge-daemon/engine/client.js';
 import type { FetchProgress } from '../../edge-daemon/images.js';
 import { startRegistryProxy, type RunningProxy } from '../../registry-proxy/index.js';
@@ -205,6 +206,20 @@ describe('layer deltas on the gateway (real engine, registry and proxy)', () => 
     expect(got[v2.reference].imageId).toBe(v2.configDigest);
     expect(got[v2.reference].delta?.rebuilt).toBe(0);
     expect(got[v2.reference].delta?.fallbacks).toEqual([expect.objectContaining({ layer: v2.layers[1].diffId, reason: 'bad-digest' })]);
+  });
+
+  it('takes a layer smaller than a delta exchange in full without asking the proxy for a plan', async () => {
+    const small = (v: string): Promise<ForgedImage> => forgeImage(rig.registry, repo, `s-${v}`, { layers: [base, { files: { '/app/version': `${run}:${v}\n` } }], config: { Cmd: ['/bin/sh', '-c', 'sleep 3600'] } });
+    const [v1, v2] = [await small('1'), await small('2')];
+    expect(v2.layers[1].size).toBeLessThan(DELTA_MIN_LAYER_BYTES);
+    const f = fetcher(proxy.url);
+    await f.ensureImages([v1.reference], {});
+    const relay = await new Relay(proxy.url).start();
+    const got = await fetcher(relay.url).ensureImages([v2.reference], { have: [v1.reference] });
+    expect(got[v2.reference]).toEqual({ imageId: v2.configDigest });
+    expect((await docker.getImage(v2.configDigest).inspect()).RootFS.Layers).toEqual(v2.layers.map((l) => l.diffId));
+    expect(relay.heads.filter((h) => h.startsWith('POST /berth/v1/deltas/plan'))).toEqual([]);
+    expect(relay.heads.some((h) => h.startsWith(`GET /v2/rig/${repo}/blobs/${v2.layers[1].digest}`))).toBe(true);
   });
 
   it('fetches the full layer when the base is gone from the engine (and was never in the store)', async () => {
