@@ -57,6 +57,8 @@ async function assignWave({ ctx, tx, campaign, now }: StepEnv, wave: number, cou
   await tx.run(sql`UPDATE campaign_devices SET assigning = 0,
       desired_sequence = (SELECT ds.sequence FROM desired ds WHERE ds.device_id = campaign_devices.device_id)
     WHERE campaign_id = ${campaign.id} AND assigning = 1`);
+  // New members in flight: the reconcile and the byte totals read every member again (reconcile.ts).
+  await tx.run(sql`UPDATE campaigns SET assignments = assignments + 1 WHERE id = ${campaign.id}`);
   const ids = ready.map((r) => r.id);
   ctx.afterCommit(tx, () => {
     for (const id of ids) ctx.waiters.wake(id);

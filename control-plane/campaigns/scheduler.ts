@@ -1,7 +1,8 @@
 import { setImmediate as turn } from 'node:timers/promises';
 import type { ControlPlaneContext } from '../context.js';
 import { advanceCampaign, campaignNeedsAdvance } from './executor.js';
-import { deviceChanged, deviceRevoked, reconcileReports, recordReports } from './membership.js';
+import { deviceChanged, deviceRevoked, recordReports } from './membership.js';
+import { reportReconciler } from './reconcile.js';
 import { parseSelector } from '../selector.js';
 import { activeCampaignIds, deviceSlices, dropUnmatchedPending, joinMatchingDevices, loadCampaign } from './store.js';
 
@@ -36,6 +37,7 @@ export function startCampaignScheduler(ctx: ControlPlaneContext, opts: { tickMs?
   const queued = new Set<string>();
   const reports: Parameters<typeof recordReports>[1] = [];
   const changedDevices = new Set<string>();
+  const reconciler = reportReconciler(ctx);
 
   function enqueue(label: string, job: () => Promise<void>): void {
     if (stopped) return;
@@ -106,7 +108,7 @@ export function startCampaignScheduler(ctx: ControlPlaneContext, opts: { tickMs?
   }
 
   async function tick(): Promise<void> {
-    const changed = await reconcileReports(ctx);
+    const changed = await reconciler.pass();
     if (changed.length) ctx.log.debug({ campaigns: changed }, 'campaign reports reconciled');
     await advance(await activeCampaignIds(ctx.db, ['running']));
   }
@@ -162,7 +164,10 @@ export function startCampaignScheduler(ctx: ControlPlaneContext, opts: { tickMs?
     enqueue('tick', async () => {
       try {
         // Just took over driving: catch up on membership changes made while nobody (or another process) drove.
-        if (!was) await sweepMembership();
+        if (!was) {
+          reconciler.reset();
+          await sweepMembership();
+        }
         await tick();
         driven.ticks++;
         if (++ticks % sweepEvery === 0) await sweepMembership();

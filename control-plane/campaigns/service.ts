@@ -12,6 +12,7 @@ import type { CampaignSpec } from './spec.js';
 import { findConflicts, insertCampaign, joinMatchingDevices, loadCampaign, releaseAll, releaseFromOtherCampaigns, updateProgress, type CampaignRecord, type Conflict, type Reader } from './store.js';
 import { publishCampaignEvent } from '../webhooks/outbox.js';
 import { windowState } from './window.js';
+import { campaignBytes } from './bytes.js';
 
 /** What the operator actions need: reads, the writer, and what applying steps needs. */
 type CampaignServices = CampaignEffects & Pick<ControlPlaneContext, 'db' | 'write' | 'events'>;
@@ -184,12 +185,8 @@ export async function campaignStatus(db: Reader, c: CampaignRecord, now: number,
     FROM campaign_devices cd JOIN devices d ON d.id = cd.device_id
     WHERE cd.campaign_id = ${c.id} AND (cd.state = 'failed' OR (cd.state = 'rolled-back' AND cd.last_error IS NOT NULL))
     ORDER BY cd.finished_at DESC LIMIT ${failingLimit}`);
-  // Members still pending were never given a desired sequence (no report can match them): not read
-  // (without INDEXED BY, SQLite walked every member through the primary key).
-  const bytes = await db.all<{ moved: number | null; full: number | null; devices: number; viaDelta: number | null }>(sql`
-    SELECT sum(r.bytes_done) AS moved, sum(coalesce(r.bytes_full, r.bytes_total)) AS full, count(*) AS devices, sum(r.bytes_delta) AS viaDelta
-    FROM campaign_devices cd INDEXED BY campaign_devices_progress JOIN reported r ON r.device_id = cd.device_id AND r.desired_sequence = cd.desired_sequence
-    WHERE cd.campaign_id = ${c.id} AND cd.state IN ('assigned', 'succeeded', 'failed', 'rolled-back', 'left')`);
+  // Kept per campaign and caught up on the devices that reported since the last read (bytes.ts).
+  const bytes = await campaignBytes(db, c.id, `${c.assignments}:${fleet - totals.pending + totals.left}`);
   const window = c.spec.window
     ? { cron: c.spec.window.cron, duration: formatDuration(c.spec.window.durationMs), tz: c.spec.window.tz, ...windowView(windowState(c.spec.window, now)) }
     : null;
@@ -207,7 +204,7 @@ export async function campaignStatus(db: Reader, c: CampaignRecord, now: number,
     window,
     devices: totals,
     waves: perWave.map((counts, i) => ({ wave: i + 1, target: formatWave(c.spec.waves[i]), cumulativeDevices: targets[i], devices: counts })),
-    bytes: { moved: Number(bytes[0]?.moved ?? 0), full: Number(bytes[0]?.full ?? 0), devices: Number(bytes[0]?.devices ?? 0), viaDelta: Number(bytes[0]?.viaDelta ?? 0) },
+    bytes,
     failing: failing.map((f) => ({ deviceId: f.deviceId, serial: f.serial, wave: Number(f.wave) + 1, state: f.state, error: f.error, at: iso(f.at === null ? null : Number(f.at)) })),
   };
 }

@@ -29,6 +29,8 @@ export interface CampaignRecord {
   startedAt: number | null;
   finishedAt: number | null;
   updatedAt: number;
+  /** Wave assignments made so far (0116). */
+  assignments: number;
 }
 
 interface CampaignRow {
@@ -48,6 +50,7 @@ interface CampaignRow {
   started_at: number | null;
   finished_at: number | null;
   updated_at: number;
+  assignments: number;
 }
 
 function fromRow(r: CampaignRow): CampaignRecord {
@@ -70,6 +73,7 @@ function fromRow(r: CampaignRow): CampaignRecord {
     startedAt: r.started_at === null ? null : Number(r.started_at),
     finishedAt: r.finished_at === null ? null : Number(r.finished_at),
     updatedAt: Number(r.updated_at),
+    assignments: Number(r.assignments),
   };
 }
 

@@ -184,6 +184,8 @@ export const campaigns = sqliteTable(
     startedAt: integer('started_at'),
     finishedAt: integer('finished_at'),
     updatedAt: integer('updated_at').notNull(),
+    /** Wave assignments made (0116): what the reconcile and the byte totals watch for new members. */
+    assignments: integer('assignments').notNull().default(0),
   },
   (t) => [index('campaigns_status').on(t.status), index('campaigns_created').on(t.createdAt)],
 );

@@ -23,6 +23,7 @@ import { pruneDesiredChanges } from '../../control-plane/devices/change-feed.js'
 import { DeviceTokenCache } from '../../control-plane/device-api/token-cache.js';
 import { sweepPresence } from '../../control-plane/webhooks/presence.js';
 import { reconcileReports } from '../../control-plane/campaigns/membership.js';
+import { reportReconciler } from '../../control-plane/campaigns/reconcile.js';
 import { campaignNeedsAdvance } from '../../control-plane/campaigns/executor.js';
 import { campaignStatus } from '../../control-plane/campaigns/service.js';
 import { deviceSlices, dropUnmatchedPending, joinMatchingDevices, loadCampaign } from '../../control-plane/campaigns/store.js';
@@ -86,11 +87,29 @@ try {
   const campaign = await loadCampaign(ctx.db, CAMPAIGN);
   if (!campaign) throw new Error('seed: no campaign');
   const selector = parseSelector(campaign.spec.selector);
-  const jobs: [string, () => Promise<unknown>][] = [
+  const reconciler = reportReconciler(ctx);
+  await reconciler.pass();
+  let reportSeq = 10;
+  /** `k` reports of wave devices (history rows, twin rows), as the report writer leaves them: what the catch-ups read. */
+  const reportsArrive = async (k: number) => {
+    reportSeq++;
+    await ctx.client.execute(`WITH RECURSIVE k(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM k WHERE i + 1 < ${k})
+      INSERT INTO report_history (device_id, sequence, desired_sequence, running, phase, report, received_at) SELECT 'dev_' || printf('%08d', i % ${wave}), ${reportSeq}, 1, NULL, 'downloading', '{}', ${now} FROM k`);
+    await ctx.client.execute(`UPDATE reported SET sequence = ${reportSeq}, bytes_done = bytes_done + 1 WHERE device_id IN (SELECT device_id FROM report_history WHERE sequence = ${reportSeq})`);
+  };
+  let generation = 0;
+  const jobs: [string, () => Promise<unknown>, (() => Promise<void>)?][] = [
     ['presence sweep (announces changes)', () => sweepPresence(ctx)],
-    ['campaign tick: reconcileReports', () => reconcileReports(ctx)],
+    ['campaign tick: reconcile, full pass (a takeover)', () => reconcileReports(ctx)],
+    ['campaign tick: reconcile, nothing reported since', () => reconciler.pass()],
+    ['campaign tick: reconcile after 2,000 reports', () => reconciler.pass(), () => reportsArrive(2000)],
     ['campaign tick: campaignNeedsAdvance (loadCounts)', () => campaignNeedsAdvance(ctx, CAMPAIGN)],
-    ['campaign status (GET /v1/campaigns/:id)', () => campaignStatus(ctx.db, campaign, Date.now())],
+    // A new generation (as after a wave's assignment) makes the status count every member's bytes again.
+    ['campaign status (GET /v1/campaigns/:id), bytes in full', () => campaignStatus(ctx.db, { ...campaign, assignments: ++generation }, Date.now())],
+    ['status bytes as summed before (every member, each read)', () => ctx.db.all(sql`SELECT sum(r.bytes_done), sum(coalesce(r.bytes_full, r.bytes_total)), count(*), sum(r.bytes_delta)
+      FROM campaign_devices cd INDEXED BY campaign_devices_progress JOIN reported r ON r.device_id = cd.device_id AND r.desired_sequence = cd.desired_sequence
+      WHERE cd.campaign_id = ${CAMPAIGN} AND cd.state IN ('assigned', 'succeeded', 'failed', 'rolled-back', 'left')`)],
+    ['campaign status, 2,000 reports since the last read', () => campaignStatus(ctx.db, { ...campaign, assignments: generation }, Date.now()), () => reportsArrive(2000)],
     ['membership sweep (every 60 ticks): longest write', async () => {
       // As the scheduler runs it: a write per slice of the fleet; the longest write is what holds the loop.
       let longest = 0;
@@ -103,10 +122,11 @@ try {
     [`last-seen flush of ${wave * 6} sightings`, () => { for (let i = 0; i < wave * 6; i++) ctx.seen.touch(`dev_${String(i).padStart(8, '0')}`, Date.now()); return ctx.seen.flush(ctx.write); }],
     ['feed pruner', () => pruneDesiredChanges(ctx, Date.now())],
   ];
-  for (const [what, job] of jobs) {
+  for (const [what, job, before] of jobs) {
     const ms: number[] = [];
     let out: unknown;
     for (let r = 0; r < runs; r++) {
+      if (before) await before();
       const t = await timed(job);
       ms.push(t.ms);
       out = t.out;
@@ -124,6 +144,12 @@ try {
   await plan(ctx, 'presence: went offline (before)', `SELECT d.id FROM device_presence p JOIN devices d ON d.id = p.device_id WHERE p.online = 1 AND (d.status <> 'enrolled' OR d.last_seen_at IS NULL OR d.last_seen_at < ${cutoff})`);
   await plan(ctx, 'reconcileReports', `SELECT cd.device_id FROM campaigns c JOIN campaign_devices cd INDEXED BY campaign_devices_progress ON cd.campaign_id = c.id AND cd.state = 'assigned'
     JOIN reported r ON r.device_id = cd.device_id AND r.desired_sequence = cd.desired_sequence WHERE cd.active = 1 AND c.status IN ('running', 'paused') AND r.phase IN ('running', 'failed', 'rolled-back')`);
+  await plan(ctx, 'reconcile: the devices reported since', `SELECT cd.device_id FROM (SELECT DISTINCT device_id FROM report_history WHERE id > 5 AND id <= 10) h
+    JOIN campaign_devices cd ON cd.device_id = h.device_id AND cd.active = 1 AND cd.state = 'assigned' JOIN campaigns c ON c.id = cd.campaign_id
+    JOIN reported r ON r.device_id = cd.device_id AND r.desired_sequence = cd.desired_sequence WHERE c.status IN ('running', 'paused') AND r.phase IN ('running', 'failed', 'rolled-back')`);
+  await plan(ctx, 'status bytes: the devices reported since', `SELECT h.device_id, r.bytes_done FROM (SELECT DISTINCT device_id FROM report_history WHERE id > 5 AND id <= 10) h
+    LEFT JOIN campaign_devices cd ON cd.campaign_id = '${CAMPAIGN}' AND cd.device_id = h.device_id AND cd.state IN ('assigned', 'succeeded', 'failed', 'rolled-back', 'left')
+    LEFT JOIN reported r ON r.device_id = cd.device_id AND r.desired_sequence = cd.desired_sequence`);
   await plan(ctx, 'status: counts', `SELECT wave, state, count(*) FROM campaign_devices WHERE campaign_id = '${CAMPAIGN}' GROUP BY wave, state`);
   await plan(ctx, 'status: bytes', `SELECT sum(r.bytes_done) FROM campaign_devices cd INDEXED BY campaign_devices_progress JOIN reported r ON r.device_id = cd.device_id AND r.desired_sequence = cd.desired_sequence
     WHERE cd.campaign_id = '${CAMPAIGN}' AND cd.state IN ('assigned', 'succeeded', 'failed', 'rolled-back', 'left')`);

@@ -247,6 +247,10 @@ describe('control-plane database schema', () => {
       const progress = before.tables.campaign_devices.indexes.campaign_devices_progress;
       expect(after.tables.campaign_devices.indexes.campaign_devices_progress).toEqual({ ...progress, columns: [...progress.columns, 'assigned_at'] });
       before.tables.campaign_devices.indexes.campaign_devices_progress = after.tables.campaign_devices.indexes.campaign_devices_progress;
+      // 0116 counts a campaign's wave assignments; the rest of campaigns is as it was.
+      expect(after.tables.campaigns.columns.assignments).toMatchObject({ type: 'INTEGER', notNull: true, default: '0' });
+      expect((await client.execute("SELECT assignments FROM campaigns WHERE id = 'cmp_old'")).rows[0].assignments).toBe(0);
+      before.tables.campaigns.columns.assignments = after.tables.campaigns.columns.assignments;
       // 0117 dropped enroll_challenges (challenges carry their issue time under a MAC since 0115).
       expect(Object.keys(before.tables)).toContain('enroll_challenges');
       expect(Object.keys(after.tables)).not.toContain('enroll_challenges');

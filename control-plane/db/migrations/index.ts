@@ -11,6 +11,7 @@ import { desiredChangesMigration } from './0110_desired_changes.js';
 import { removedDevicesMigration } from './0113_removed_devices.js';
 import { campaignProgressAssignedMigration } from './0114_campaign_progress_assigned.js';
 import { enrollChallengeAtMigration } from './0115_enroll_challenge_at.js';
+import { campaignAssignmentsMigration } from './0116_campaign_assignments.js';
 import { dropEnrollChallengesMigration } from './0117_drop_enroll_challenges.js';
 
 export interface Migration {
@@ -26,4 +27,4 @@ export interface Migration {
  * 0002 and 0100 touch different tables, so databases migrated either way have the same schema
  * (control-plane-schema.test.ts migrates one the old way and compares).
  */
-export const migrations: Migration[] = [coreMigration, desiredIssuedMigration, campaignsMigration, policiesMigration, signingKeyRevokedMigration, variablesMigration, deviceSecretsMigration, reportedBytesFullMigration, webhooksMigration, desiredChangesMigration, removedDevicesMigration, campaignProgressAssignedMigration, enrollChallengeAtMigration, dropEnrollChallengesMigration];
+export const migrations: Migration[] = [coreMigration, desiredIssuedMigration, campaignsMigration, policiesMigration, signingKeyRevokedMigration, variablesMigration, deviceSecretsMigration, reportedBytesFullMigration, webhooksMigration, desiredChangesMigration, removedDevicesMigration, campaignProgressAssignedMigration, enrollChallengeAtMigration, campaignAssignmentsMigration, dropEnrollChallengesMigration];
