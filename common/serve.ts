@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { isIP } from 'node:net';
 import { createSecureContext, type SecureContextOptions } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
-import { serve } from '@hono/node-server';
+import { createAdaptorServer, serve } from '@hono/node-server';
 import type { Logger } from './log.js';
 import { parseListenList, type ListenAddress } from './listen.js';
 import { readPrivateKeyFile, TlsConfigError } from './key-file.js';
@@ -103,24 +103,32 @@ export async function loadTls(files: TlsFiles): Promise<{ options: SecureContext
 export const KEEP_ALIVE_MS = 65_000;
 export const HEADERS_TIMEOUT_MS = 66_000;
 
+/**
+ * Connections the kernel completes and queues before the server accepts them (capped by
+ * net.core.somaxconn). Node's default, 511, overflows when a fleet reconnects at once (a control
+ * plane restarted under 100,000 gateways): a dropped SYN is retried after 1, 3, 7, 15… s, a tail of
+ * minutes for the unlucky, where a queued connection waits only for the loop's next turn.
+ */
+export const LISTEN_BACKLOG = 4096;
+
 function listenOne(opts: ServeOptions, { host, port }: ListenAddress, tls: Awaited<ReturnType<typeof loadTls>> | undefined): Promise<Server> {
+  const s = (
+    tls
+      ? createAdaptorServer({
+          fetch: opts.fetch,
+          hostname: host,
+          createServer: createHttpsServer,
+          // A client certificate is asked for but not required at the handshake: operators have
+          // none; the device routes check it themselves (control-plane/device-api/client-cert.ts).
+          serverOptions: { ...tls.options, ...(opts.tls?.clientCaFile ? { requestCert: true, rejectUnauthorized: false } : {}) },
+        })
+      : createAdaptorServer({ fetch: opts.fetch, hostname: host })
+  ) as Server;
+  s.keepAliveTimeout = KEEP_ALIVE_MS;
+  s.headersTimeout = HEADERS_TIMEOUT_MS;
   return new Promise<Server>((resolve, reject) => {
-    const s = (
-      tls
-        ? serve({
-            fetch: opts.fetch,
-            hostname: host,
-            port,
-            createServer: createHttpsServer,
-            // A client certificate is asked for but not required at the handshake: operators have
-            // none; the device routes check it themselves (control-plane/device-api/client-cert.ts).
-            serverOptions: { ...tls.options, ...(opts.tls?.clientCaFile ? { requestCert: true, rejectUnauthorized: false } : {}) },
-          }, () => resolve(s))
-        : serve({ fetch: opts.fetch, hostname: host, port }, () => resolve(s))
-    ) as Server;
-    s.keepAliveTimeout = KEEP_ALIVE_MS;
-    s.headersTimeout = HEADERS_TIMEOUT_MS;
     s.once('error', reject);
+    s.listen({ port, host, backlog: LISTEN_BACKLOG }, () => resolve(s));
   });
 }
 

@@ -28,8 +28,8 @@ export interface SimJob {
   enrollConcurrency: number;
   /** The long poll's `?wait=` (the server answers within it). */
   waitSeconds: number;
-  /** New connections per second while the polls open (the server's accept backlog is 511). */
-  connectsPerSecond: number;
+  /** Connects under way at once while the polls open. */
+  connectWindow: number;
   /** Between a device's downloading and running reports, uniform in [min, max]: stands in for its download. */
   downloadMs: [number, number];
   /** Source ports this worker binds (fleet-sim-ports.ts), on each address family; then the ephemeral range. */
@@ -241,15 +241,25 @@ const t0 = performance.now();
 agent.destroy();
 emit({ event: 'enrolled', devices: devices.length, seconds: (performance.now() - t0) / 1000, retries });
 
-// Opened at a steady rate: thousands of connects at once overflow the server's accept backlog (511),
-// and a dropped SYN is retried after 1, 3, 7… s, a tail that measures the kernel, not Berth.
+// Opened a window at a time: at most `connectWindow` connects under way, each finished before the
+// next starts. Thousands of connects at once overflow the server's accept queue, and a dropped SYN
+// is retried after 1, 3, 7… s, a tail that measures the kernel, not Berth.
 const failed: Error[] = [];
 const t1 = performance.now();
-const perTick = Math.max(1, Math.round(job.connectsPerSecond / 40));
-for (let i = 0; i < devices.length; i += perTick) {
-  for (const d of devices.slice(i, i + perTick)) live(d).catch((err: Error) => failed.push(err));
-  await new Promise((r) => setTimeout(r, 25));
+const connectingNow = (from: number, to: number) => {
+  let n = 0;
+  for (let k = from; k < to; k++) if (devices[k].conn.connecting) n++;
+  return n;
+};
+let started = 0;
+while (started < devices.length) {
+  const low = Math.max(0, started - 4 * job.connectWindow);
+  const room = job.connectWindow - connectingNow(low, started);
+  for (const d of devices.slice(started, started + Math.max(0, room))) live(d).catch((err: Error) => failed.push(err));
+  started = Math.min(devices.length, started + Math.max(0, room));
+  await new Promise((r) => setTimeout(r, 10));
 }
+while (connectingNow(0, devices.length) > 0) await new Promise((r) => setTimeout(r, 100));
 emit({ event: 'polling', seconds: (performance.now() - t1) / 1000 });
 
 const t2 = performance.now();

@@ -86,12 +86,22 @@ function printCampaignProfile(profDir: string, pid: number, log: (m: string) => 
   log(summaryText('fleet-sim campaign window, control plane', summarize(JSON.parse(readFileSync(join(profDir, file), 'utf8')) as CpuProfile, 25)));
 }
 
+/** BERTH_BENCH_SQL_STATS=1: the statements that took the server's event loop longest in the campaign window. */
+function printCampaignSql(loopDir: string, pid: number, log: (m: string) => void): void {
+  try {
+    const rows = JSON.parse(readFileSync(join(loopDir, `${pid}-sql.json`), 'utf8')) as { sql: string; calls: number; ms: number }[];
+    log(['fleet-sim campaign window, SQL by event-loop time:', ...rows.slice(0, 15).map((r) => `  ${r.ms.toFixed(0).padStart(7)} ms ${String(r.calls).padStart(7)} calls  ${r.sql.replace(/\s+/g, ' ').slice(0, 160)}`)].join('\n'));
+  } catch (err) {
+    log(`fleet-sim: no SQL totals (${(err as Error).message})`);
+  }
+}
+
 /** The long poll's wait the devices ask for: the server's maximum (the daemon asks 30 s today; at 100,000 devices 60 s halves the renewals). */
 const WAIT_SECONDS = 60;
 /** Between a device's downloading and running reports: its one small layer from a site proxy and the start of its container. */
 const DOWNLOAD_MS: [number, number] = [1000, 5000];
-/** Each simulator's connects per second while the polls open. */
-const CONNECTS_PER_SECOND = 2000;
+/** Each simulator's connects under way at once while the polls open. */
+const CONNECT_WINDOW = 200;
 
 /** Sums the simulators' final counts. */
 function totals(results: Record<string, unknown>[]) {
@@ -132,7 +142,7 @@ export const bench: Bench = {
         const cpu0 = treeCpuSecondsOf(pid);
         const t0 = performance.now();
         for (let w = 0; w < workers; w++) {
-          const job: SimJob = { cpUrls: server.cp.urls, fleet, from: w * per, to: Math.min(n, (w + 1) * per), enrollConcurrency: 16, waitSeconds: WAIT_SECONDS, connectsPerSecond: CONNECTS_PER_SECOND, downloadMs: DOWNLOAD_MS, sourcePorts: sourcePortsOf(w, workers, ephemeralRange(), ports) };
+          const job: SimJob = { cpUrls: server.cp.urls, fleet, from: w * per, to: Math.min(n, (w + 1) * per), enrollConcurrency: 16, waitSeconds: WAIT_SECONDS, connectWindow: CONNECT_WINDOW, downloadMs: DOWNLOAD_MS, sourcePorts: sourcePortsOf(w, workers, ephemeralRange(), ports) };
           running.push(startWorker(job, per + 2_000));
         }
         for (const w of running) await expectEvent(w, 'enrolled');
@@ -179,6 +189,7 @@ export const bench: Bench = {
         const cpu = treeCpuSecondsOf(pid) - cpu1;
         const loop = worstLoop(await loopDelayOf(server.cp.pids(), loopDir));
         if (profDir) printCampaignProfile(profDir, pid, log);
+        if (process.env.BERTH_BENCH_SQL_STATS) printCampaignSql(loopDir, pid, log);
         await done;
         // The devices poll on after they are done (as gateways do) until stopped: their counts up to now.
         for (const w of running) w.finish();

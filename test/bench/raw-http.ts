@@ -169,6 +169,11 @@ export class RawConnection {
     w?.reject(err);
   }
 
+  /** A connect is under way (not yet accepted): fleet-sim opens its connections a window at a time. */
+  get connecting(): boolean {
+    return this.socket?.connecting ?? false;
+  }
+
   get busy(): boolean {
     return this.waiting !== null;
   }

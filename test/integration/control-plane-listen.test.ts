@@ -1,4 +1,5 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -85,6 +86,16 @@ describe('control plane listening sockets', () => {
     } finally {
       c.socket.destroy();
     }
+  });
+
+  it('queues up to 4,096 connections not yet accepted (a fleet reconnecting at once), not Node’s 511', () => {
+    // A listening socket's Send-Q, as ss shows it, is its accept backlog.
+    const backlogs = cp.urls.map((u) => {
+      const out = execFileSync('ss', ['-Hltn', `sport = :${new URL(u).port}`], { encoding: 'utf8' });
+      return Number(out.trim().split(/\s+/)[2]);
+    });
+    expect(backlogs).toHaveLength(2);
+    for (const b of backlogs) expect(b).toBe(Math.min(4096, Number(readFileSync('/proc/sys/net/core/somaxconn', 'utf8'))));
   });
 
   it('refuses a list with an empty entry, naming the flag, before anything is written', async () => {
