@@ -7,6 +7,7 @@
  * server's CPU (every process of it) per enrollment, and the load processes' CPU.
  *   BERTH_BENCH_ENROLL_DEVICES=20000     devices per run (quick: 2,000)
  *   BERTH_BENCH_ENROLL_BASELINE=<berth.js of another build>  the same runs with that build, side by side
+ *   BERTH_BENCH_ENROLL_WORKERS=1,2       the --workers values measured (a diagnosis may want one)
  *   BERTH_BENCH_ENROLL_PROF=<dir>        also profiles every server process over the measured window
  *                                        (loop-probe.ts) and prints each one's flame summary
  */
@@ -142,7 +143,7 @@ export const bench: Bench = {
     const n = Number(process.env.BERTH_BENCH_ENROLL_DEVICES ?? (quick ? 2000 : 20_000));
     const baseline = process.env.BERTH_BENCH_ENROLL_BASELINE;
     const rows: BenchRow[] = [];
-    for (const workers of [1, 2]) {
+    for (const workers of (process.env.BERTH_BENCH_ENROLL_WORKERS ?? '1,2').split(',').map(Number)) {
       // Alternating with the baseline, so both see the same machine.
       const mine = await measure(BERTH_BIN, workers, n, log);
       const old = baseline ? await measure(baseline, workers, n, log) : undefined;

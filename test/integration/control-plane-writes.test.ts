@@ -4,6 +4,9 @@ import { join } from 'node:path';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ControlPlaneContext } from '../../control-plane/context.js';
+import { createLogger } from '../../common/log.js';
+import { openDatabase } from '../../control-plane/db/open.js';
+import { createWriteQueue } from '../../control-plane/db/write-queue.js';
 import { fileContext } from './file-context.js';
 
 /** ctx.write on a real libSQL file: concurrent writes share commits but fail alone. */
@@ -49,6 +52,26 @@ describe('control plane writes (group commit)', () => {
     // A lone write that fails rolls back too.
     await expect(ctx.write(async (tx) => { await tx.run(insert('y-1')); throw new Error('no'); })).rejects.toThrow('no');
     expect(await serials()).not.toContain('y-1');
+  });
+
+  it('with turns to take (--workers N), commits every write queued while waiting for the turn in that one commit', async () => {
+    const { client, db } = await openDatabase(`file:${join(dir, 'turns.db')}`);
+    try {
+      await client.execute('CREATE TABLE t (n INTEGER)');
+      const asked: (() => void)[] = [];
+      const turn = () => new Promise<() => void>((grant) => asked.push(() => grant(() => undefined)));
+      const q = createWriteQueue(db, createLogger('control-plane', { level: 'silent' }), turn);
+      const first = q.write((tx) => tx.run(sql`INSERT INTO t VALUES (0)`));
+      while (asked.length === 0) await new Promise((r) => setImmediate(r));
+      // The other worker holds the turn; these arrive meanwhile.
+      const rest = Array.from({ length: 5 }, (_, i) => q.write((tx) => tx.run(sql`INSERT INTO t VALUES (${i + 1})`)));
+      asked[0]();
+      await Promise.all([first, ...rest]);
+      expect(asked).toHaveLength(1);
+      expect((await client.execute('SELECT count(*) AS n FROM t')).rows[0].n).toBe(6);
+    } finally {
+      client.close();
+    }
   });
 
   it('flushes device sightings in one batched write, never moving a sighting back', async () => {
