@@ -20,6 +20,32 @@ import Database from 'libsql';
  */
 
 const MAX_RETRY_MS = 20;
+/** Prepared statements kept per writer connection: the write paths' statements are a few dozen texts. */
+const MAX_STATEMENTS = 256;
+
+/**
+ * Keeps `conn`'s prepared statements by SQL text (least recently used out first). @libsql/client
+ * prepares every statement it runs afresh, and on the embedded driver compiling one costs several
+ * times running it (an enrollment's write is seven statements and two savepoint commands, a
+ * report's as many): the writer runs the same few texts over and over. Safe to share one statement
+ * across calls: the client runs each to its end (all/run) before the next starts, both reset it,
+ * and SQLite compiles a kept statement again by itself after a schema change.
+ */
+export function keepStatements(conn: Database.Database, max = MAX_STATEMENTS): void {
+  const prepare = conn.prepare.bind(conn);
+  const kept = new Map<string, Database.Statement>();
+  conn.prepare = ((sql: string) => {
+    let stmt = kept.get(sql);
+    if (stmt) {
+      kept.delete(sql);
+    } else {
+      stmt = prepare(sql);
+      if (kept.size >= max) kept.delete(kept.keys().next().value as string);
+    }
+    kept.set(sql, stmt);
+    return stmt;
+  }) as typeof conn.prepare;
+}
 
 function isBusy(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code;
@@ -87,6 +113,7 @@ export function withTimedWriteLock(client: Client, file: string, busyTimeoutMs: 
     const conn = new Database(file, { timeout: 0 } as ConstructorParameters<typeof Database>[1]);
     // Per connection, not per file: every writer enforces the schema's foreign keys.
     conn.exec('PRAGMA foreign_keys=ON');
+    keepStatements(conn);
     return conn;
   };
   const drop = (conn: Database.Database) => {
