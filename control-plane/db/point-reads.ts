@@ -3,7 +3,8 @@ import Database from 'libsql';
 
 /**
  * The reads every device request makes (issue 17): the device row behind a token (revocation and
- * epoch, checked on every request) and the desired sequence a poll compares with its ETag. Through
+ * epoch, checked on every request), the desired sequence a poll compares with its ETag, and the
+ * row an enrollment checks its proof against. Through
  * @libsql/client each read prepares its statement again, asks the driver for the column names
  * twice and builds a row object with a property per column: about 65 µs of CPU a read, where the
  * lookup itself takes a few. On an embedded `file:` database they are prepared once here, on a
@@ -20,8 +21,22 @@ export interface DeviceRow {
   tokenEpoch: number;
 }
 
+/** The device row an enrollment checks (device-api/enrollment.ts), by serial. */
+export interface EnrollingDevice {
+  id: string;
+  serial: string;
+  publicKey: string;
+  labels: string;
+  status: string;
+  tokenEpoch: number;
+  encryptionKey: string | null;
+  enrollChallengeAt: number | null;
+}
+
 export interface PointReads {
   device(id: string): Promise<DeviceRow | undefined>;
+  /** Every enrollment reads this before its write (the key to verify its proof with). */
+  enrollingDevice(serial: string): Promise<EnrollingDevice | undefined>;
   desiredSequence(deviceId: string): Promise<number | null>;
   close(): void;
 }
@@ -33,6 +48,16 @@ function deviceOf(r: ArrayLike<unknown> | undefined): DeviceRow | undefined {
   return r ? { id: String(r[0]), serial: String(r[1]), status: String(r[2]), tokenEpoch: Number(r[3]) } : undefined;
 }
 
+export const ENROLLING_COLUMNS = 'id, serial, public_key, labels, status, token_epoch, encryption_key, enroll_challenge_at';
+const ENROLLING_SQL = `SELECT ${ENROLLING_COLUMNS} FROM devices WHERE serial = ?`;
+
+/** A row of ENROLLING_COLUMNS, in that order. */
+export function enrollingDeviceOf(r: ArrayLike<unknown> | undefined): EnrollingDevice | undefined {
+  if (!r) return undefined;
+  const at = r[7];
+  return { id: String(r[0]), serial: String(r[1]), publicKey: String(r[2]), labels: String(r[3]), status: String(r[4]), tokenEpoch: Number(r[5]), encryptionKey: r[6] == null ? null : String(r[6]), enrollChallengeAt: at == null ? null : Number(at) };
+}
+
 /** The same reads through the client: what any URL supports. */
 export function clientPointReads(client: Client): PointReads {
   return {
@@ -40,6 +65,11 @@ export function clientPointReads(client: Client): PointReads {
       const rs = await client.execute({ sql: DEVICE_SQL, args: [id] });
       const r = rs.rows[0];
       return r ? deviceOf([r.id, r.serial, r.status, r.token_epoch]) : undefined;
+    },
+    async enrollingDevice(serial) {
+      const rs = await client.execute({ sql: ENROLLING_SQL, args: [serial] });
+      const r = rs.rows[0];
+      return r ? enrollingDeviceOf([r.id, r.serial, r.public_key, r.labels, r.status, r.token_epoch, r.encryption_key, r.enroll_challenge_at]) : undefined;
     },
     async desiredSequence(deviceId) {
       const rs = await client.execute({ sql: SEQUENCE_SQL, args: [deviceId] });
@@ -68,8 +98,10 @@ export function openPointReads(url: string, client: Client, busyTimeoutMs = 5000
   const conn = new Database(file, { timeout: busyTimeoutMs } as ConstructorParameters<typeof Database>[1]);
   const device = conn.prepare(DEVICE_SQL).raw(true);
   const sequence = conn.prepare(SEQUENCE_SQL).raw(true);
+  const enrolling = conn.prepare(ENROLLING_SQL).raw(true);
   return {
     device: async (id) => deviceOf(device.get(id) as unknown[] | undefined),
+    enrollingDevice: async (serial) => enrollingDeviceOf(enrolling.get(serial) as unknown[] | undefined),
     desiredSequence: async (deviceId) => {
       const r = sequence.get(deviceId) as unknown[] | undefined;
       return r ? Number(r[0]) : null;

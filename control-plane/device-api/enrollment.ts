@@ -9,29 +9,9 @@ import { publishEvent } from '../webhooks/outbox.js';
 import { errorBody, HttpError, jsonBody, type AppEnv } from '../http.js';
 import { clientKey, EnrollGuard } from './enroll-guard.js';
 import { checkClientCertificate } from './client-cert.js';
+import { ENROLLING_COLUMNS, enrollingDeviceOf, type EnrollingDevice } from '../db/point-reads.js';
 
 type Refusal = { status: 401 | 403; code: string; message: string };
-
-/** The device row enrollment reads (raw SQL: this runs for every enrollment). */
-interface EnrollingDevice {
-  id: string;
-  serial: string;
-  publicKey: string;
-  labels: string;
-  status: string;
-  tokenEpoch: number;
-  encryptionKey: string | null;
-  enrollChallengeAt: number | null;
-}
-
-const DEVICE_COLUMNS = 'id, serial, public_key, labels, status, token_epoch, encryption_key, enroll_challenge_at';
-const DEVICE_SQL = `SELECT ${DEVICE_COLUMNS} FROM devices WHERE serial = ?`;
-
-function deviceOf(r: Record<string, unknown> | undefined): EnrollingDevice | undefined {
-  if (!r) return undefined;
-  const at = r.enroll_challenge_at;
-  return { id: String(r.id), serial: String(r.serial), publicKey: String(r.public_key), labels: String(r.labels), status: String(r.status), tokenEpoch: Number(r.token_epoch), encryptionKey: r.encryption_key == null ? null : String(r.encryption_key), enrollChallengeAt: at == null ? null : Number(at) };
-}
 
 /**
  * Every check of an enrollment, in the order they have always been made; null when it may enroll.
@@ -70,7 +50,7 @@ async function enrollIn(ctx: ControlPlaneContext, tx: Tx, read: EnrollingDevice,
       WHERE id = ${d.id} AND status = ${d.status} AND public_key = ${d.publicKey} AND token_epoch = ${d.tokenEpoch}
         AND (enroll_challenge_at IS NULL OR enroll_challenge_at < ${issuedAt})`);
     if (changed.rowsAffected !== 1) {
-      const again = deviceOf((await tx.all<Record<string, unknown>>(sql`SELECT ${sql.raw(DEVICE_COLUMNS)} FROM devices WHERE serial = ${req.serial}`))[0]);
+      const again = enrollingDeviceOf((await tx.values(sql`SELECT ${sql.raw(ENROLLING_COLUMNS)} FROM devices WHERE serial = ${req.serial}`))[0]);
       const refused = refusalOf(again, req.serial, issuedAt, now, ctx.config.challengeTtlMs, verified);
       if (refused) return refused;
       d = again as EnrollingDevice;
@@ -150,7 +130,7 @@ export function enrollmentRoutes(ctx: ControlPlaneContext) {
       if (v === undefined) verdicts.set(publicKey, (v = verifyBytes(importPublicKey(publicKey), proof, req.signature)));
       return v;
     };
-    const read = deviceOf((await ctx.client.execute({ sql: DEVICE_SQL, args: [req.serial] })).rows[0] as Record<string, unknown> | undefined);
+    const read = await ctx.reads.enrollingDevice(req.serial);
     const early = refusalOf(read, req.serial, issuedAt, now, ctx.config.challengeTtlMs, verified);
     const outcome = early ?? (await ctx.write((tx) => enrollIn(ctx, tx, read as EnrollingDevice, { ...req, issuedAt: issuedAt as number, now }, verified)));
     const address = addressOf(c);
