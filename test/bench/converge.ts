@@ -1,9 +1,10 @@
 import { busyboxLayer, forgeImage, type ForgedImage } from '../rig/forge.js';
-import { benchRig, removeDeviceContainers, removeImages, waitUntil, type BenchRig } from './engine.js';
+import type Docker from 'dockerode';
+import { benchRig, dockerPull, removeDeviceContainers, removeImages, waitUntil, type BenchRig } from './engine.js';
 import { addGateways, deviceIdOf, startFleetServer, type FleetServer } from './fleet.js';
 import { scratchDir } from './proc.js';
 import { operator, publish, startDaemonProcess, type DaemonProcess } from './services.js';
-import { stat, type Bench, type BenchOptions, type BenchRow } from './stats.js';
+import { fmt, stat, type Bench, type BenchOptions, type BenchRow } from './stats.js';
 
 /**
  * Time to converge: a new release assigned → the new container running on every gateway. Gateways
@@ -13,7 +14,49 @@ import { stat, type Bench, type BenchOptions, type BenchRow } from './stats.js';
  * service's container of the new release running on every gateway (polled every 50 ms).
  * "Local": the release changes only the service's environment, its image is in the engine already.
  * "Not local": a new image (one small new layer) to download through the registry proxy first.
+ *
+ * Beside each measurement, the engine alone does the same in the same run (engineAlone): most of a
+ * converge is the engine creating, stopping and starting containers, and how fast it does that
+ * depends on the machine (the CNCF registry's own proxy-throughput figures fell 1.3-3x between the
+ * 2026-11-26 and 2026-11-29 quiet runs, its code unchanged). Berth's own share is the difference,
+ * and the ratio says it across machines.
  */
+
+let recreations = 0;
+
+/** What the daemon asks of the engine, without Berth: (docker pull), create, stop the old one, start, running. */
+async function engineAlone(docker: Docker, o: { label: string; image: ForgedImage; n: number; rev: number; pull: boolean }): Promise<number> {
+  const filters = { label: [`berth-bench.converge=${o.label}`] };
+  const old = await docker.listContainers({ all: true, filters });
+  const start = performance.now();
+  if (o.pull) await dockerPull(docker, o.image.reference);
+  const created = await Promise.all(
+    Array.from({ length: o.n }, (_, i) =>
+      (async () => {
+        const c = await docker.createContainer({
+          name: `bench-converge-${o.label}-${i}-${++recreations}`,
+          // By id: a Berth handover leaves the image under a loopback name, not its registry reference.
+          Image: o.image.configDigest,
+          Env: [`REV=${o.rev}`],
+          Labels: { 'berth-bench.converge': o.label },
+          HostConfig: { NetworkMode: 'none', Init: true },
+        });
+        const before = old.find((c) => c.Names.some((name) => name.startsWith(`/bench-converge-${o.label}-${i}-`)));
+        if (before) await docker.getContainer(before.Id).stop().catch(() => undefined);
+        await c.start();
+        return c.id;
+      })(),
+    ),
+  );
+  await waitUntil(`${o.n} engine-alone containers running`, async () => (await docker.listContainers({ filters: { ...filters, status: ['running'] } })).filter((c) => created.includes(c.Id)).length >= o.n, 120_000, 50);
+  const seconds = (performance.now() - start) / 1000;
+  for (const c of old) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+  return seconds;
+}
+
+async function removeEngineAlone(docker: Docker, label: string): Promise<void> {
+  for (const c of await docker.listContainers({ all: true, filters: { label: [`berth-bench.converge=${label}`] } })) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+}
 
 const TARGET_LOCAL_SECONDS = 2;
 
@@ -52,8 +95,8 @@ export const bench: Bench = {
     const deviceIds: string[] = [];
     const images: ForgedImage[] = [];
     const busybox = busyboxLayer();
-    const newImage = async (k: number): Promise<ForgedImage> => {
-      const img = await forgeImage(r.rig.registry, `bench/converge-${run}`, `v${k}`, { layers: [busybox, { files: { '/app/version': `${run}:${k}\n` } }], config: { Cmd: ['sleep', '86400'] } });
+    const newImage = async (k: number, what = 'berth'): Promise<ForgedImage> => {
+      const img = await forgeImage(r.rig.registry, `bench/converge-${run}`, `${what}-v${k}`, { layers: [busybox, { files: { '/app/version': `${run}:${what}:${k}\n` } }], config: { Cmd: ['sleep', '86400'] } });
       images.push(img);
       return img;
     };
@@ -73,6 +116,9 @@ export const bench: Bench = {
       const rows: BenchRow[] = [];
       for (const n of fleetSizes) {
         const seconds = { local: [] as number[], pull: [] as number[] };
+        const alone = { local: [] as number[], pull: [] as number[] };
+        // Unmeasured: n engine-alone containers up, so every measured recreation stops one as Berth's do.
+        await engineAlone(r.docker, { label: run, image, n, rev: k, pull: false });
         for (let i = 0; i < runs(n); i++) {
           for (const kind of ['local', 'pull'] as const) {
             k++;
@@ -86,20 +132,26 @@ export const bench: Bench = {
             // The next assignment waits for this release to be committed: a daemon still in its
             // health gate would take the next document only after it, and the clock would count that.
             await waitUntil(`${n} gateway(s) committed ${release}`, () => allCommitted(server, gws.slice(0, n).map((g) => g.serial), release), 120_000, 250);
-            log(`converge ${n} gateway(s), ${kind === 'local' ? 'image local' : 'new image'}: ${seconds[kind][i].toFixed(2)} s`);
+            // The engine alone, same count, right after: the image Berth runs, or for a pull an
+            // image of the same shape the engine has never seen.
+            const aloneImage = kind === 'pull' ? await newImage(k, 'alone') : image;
+            alone[kind].push(await engineAlone(r.docker, { label: run, image: aloneImage, n, rev: k, pull: kind === 'pull' }));
+            log(`converge ${n} gateway(s), ${kind === 'local' ? 'image local' : 'new image'}: ${seconds[kind][i].toFixed(2)} s (the engine alone ${alone[kind][i].toFixed(2)} s)`);
           }
         }
         const how = n === 1 ? 'direct assignment' : 'campaign, one 100 % wave';
         const lc = stat(seconds.local);
+        const [al, ap] = [stat(alone.local), stat(alone.pull)];
         rows.push(
-          { bench: 'converge', metric: `${n} gateway${n > 1 ? 's' : ''}, image local (${how})`, unit: 's', berth: lc, baseline: { name: 'target (issue 5, per gateway)', value: stat([TARGET_LOCAL_SECONDS]) }, ratio: lc.median / TARGET_LOCAL_SECONDS, note: `lower is better; config-only change: the container is recreated${n > 1 ? `; ${n} daemons and one engine on 2 cores` : ''}` },
-          { bench: 'converge', metric: `${n} gateway${n > 1 ? 's' : ''}, new image to download (${how})`, unit: 's', berth: stat(seconds.pull), note: `lower is better; download-then-swap: manifest, config and the new layer through the registry proxy, verified, handed to the engine, then swap${n > 1 ? '; the engine is shared, so after the first gateway hands the image over the others find it there' : ''}` },
+          { bench: 'converge', metric: `${n} gateway${n > 1 ? 's' : ''}, image local (${how})`, unit: 's', berth: lc, baseline: { name: 'target (issue 5, per gateway)', value: stat([TARGET_LOCAL_SECONDS]) }, ratio: lc.median / TARGET_LOCAL_SECONDS, note: `lower is better; config-only change: the container is recreated${n > 1 ? `; ${n} daemons and one engine on 2 cores` : ''}; the engine alone (create, stop, start through its API, same run) ${fmt(al.median)} s, Berth ${fmt(lc.median / al.median)}x` },
+          { bench: 'converge', metric: `${n} gateway${n > 1 ? 's' : ''}, new image to download (${how})`, unit: 's', berth: stat(seconds.pull), baseline: { name: 'the engine alone: docker pull, create, stop, start (same run)', value: ap }, ratio: stat(seconds.pull).median / ap.median, note: `lower is better; download-then-swap: manifest, config and the new layer through the registry proxy, verified, handed to the engine, then swap${n > 1 ? '; the engine is shared, so after the first gateway hands the image over the others find it there' : ''}` },
         );
       }
       return rows;
     } finally {
       await Promise.all(daemons.map((d) => d.stop()));
       await removeDeviceContainers(r.docker, deviceIds);
+      await removeEngineAlone(r.docker, run);
       await removeImages(r.docker, images.map((i) => i.configDigest));
       await server.stop();
       dir.remove();
