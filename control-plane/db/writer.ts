@@ -23,6 +23,11 @@ const MAX_RETRY_MS = 20;
 /** Prepared statements kept per writer connection: the write paths' statements are a few dozen texts. */
 const MAX_STATEMENTS = 256;
 
+const NOT_A_READER = new TypeError('The raw() method is only for statements that return data');
+const notReader = (): never => {
+  throw NOT_A_READER;
+};
+
 /**
  * Keeps `conn`'s prepared statements by SQL text (least recently used out first). @libsql/client
  * prepares every statement it runs afresh, and on the embedded driver compiling one costs several
@@ -40,6 +45,10 @@ export function keepStatements(conn: Database.Database, max = MAX_STATEMENTS): v
       kept.delete(sql);
     } else {
       stmt = prepare(sql);
+      // The client learns that a statement returns no rows by calling raw(true), which the driver
+      // answers with a new native error (its message, code and stack built each time): every UPDATE,
+      // INSERT and savepoint. A kept one that returns no rows throws one error made once instead.
+      if (!stmt.reader) stmt.raw = notReader;
       if (kept.size >= max) kept.delete(kept.keys().next().value as string);
     }
     kept.set(sql, stmt);

@@ -13,12 +13,16 @@ describe('writer connection statements kept by SQL text', () => {
   it('hands back the kept statement, evicts the least recently used past its bound, and a kept statement survives a failure and a schema change', () => {
     const conn = new Database(join(dir, 'k.db'));
     try {
-      keepStatements(conn, 2);
+      keepStatements(conn, 4);
       conn.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)');
       const insert = 'INSERT INTO t (id, v) VALUES (?, ?)';
       const first = conn.prepare(insert);
       expect(conn.prepare(insert)).toBe(first);
       first.run([1, 'a']);
+      // @libsql/client tells a statement that returns no rows by raw(true) throwing; a reader's raw works.
+      expect(() => conn.prepare(insert).raw(true)).toThrow(/only for statements that return data/);
+      expect(conn.prepare('INSERT INTO t (id, v) VALUES (?, ?) RETURNING id').raw(true).all([9, 'r'])).toEqual([[9]]);
+      conn.prepare('DELETE FROM t WHERE id = 9').run();
       // A constraint failure leaves the kept statement usable for the next call.
       expect(() => conn.prepare(insert).run([1, 'again'])).toThrow(/UNIQUE/);
       conn.prepare(insert).run([2, 'b']);
@@ -27,8 +31,8 @@ describe('writer connection statements kept by SQL text', () => {
       // Compiled again by SQLite after the schema changed: the new column shows.
       conn.exec("ALTER TABLE t ADD COLUMN w TEXT NOT NULL DEFAULT 'x'");
       expect(conn.prepare(select).raw(true).all()).toEqual([[1, 'a', 'x'], [2, 'b', 'x']]);
-      // Bound 2: insert and select are kept; a third text evicts the least recently used (insert).
-      conn.prepare('SELECT count(*) FROM t');
+      // Bound 4, least recently used first: RETURNING, DELETE, insert, select; three new texts evict up to insert.
+      for (const f of ['count', 'max', 'min']) conn.prepare(`SELECT ${f}(id) FROM t`);
       expect(conn.prepare(insert)).not.toBe(first);
     } finally {
       conn.close();
