@@ -13,6 +13,7 @@ import type { Journal, StateDir } from './state.js';
 import type { Allowance } from '../manifests/privileges.js';
 import type { DeviceReport } from '../protocol/device.js';
 import type { SecretFiles } from './secrets/files.js';
+import { isoTime } from './iso-time.js';
 
 export interface ReleaseRunnerOptions {
   docker: EngineClient;
@@ -146,7 +147,7 @@ export class ReleaseRunner {
   /** Moves to `target`: plan, execute with the journal kept step by step, commit or roll back. */
   private async apply(target: Release, opId: string): Promise<void> {
     const log = this.opts.log.child({ opId, release: releaseLabel(target), sequence: target.sequence });
-    await this.record({ kind: 'begin', target, at: new Date().toISOString() });
+    await this.record({ kind: 'begin', target, at: isoTime() });
     this.bytes = { done: 0, total: 0 };
     this.note({ kind: 'begin' });
     log.info('applying release');

@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { retry, type BackoffPolicy } from '../common/backoff.js';
 import type { Logger } from '../common/log.js';
 import type { DeviceReport } from '../protocol/device.js';
+import { isoTime } from './iso-time.js';
 import type { StateDir } from './state.js';
 
 export type ReportBody = Omit<DeviceReport, 'sequence' | 'at'>;
@@ -65,7 +66,7 @@ export class Reporter {
     const body = await this.opts.build();
     this.sequence += 1;
     await this.opts.state.saveReportSequence(this.sequence);
-    this.queue.push({ ...body, sequence: this.sequence, at: new Date().toISOString() });
+    this.queue.push({ ...body, sequence: this.sequence, at: isoTime() });
     const max = this.opts.maxQueue ?? 256;
     if (this.queue.length > max) this.queue.splice(0, this.queue.length - max);
     void this.drain();
