@@ -30,7 +30,8 @@ export function clientCertificateRefusal(p: PresentedCertificate, serial: string
 
 /** Throws the refusal when the control plane requires device certificates and this request's does not admit `serial`. */
 export function checkClientCertificate(c: Context<AppEnv>, serial: string): void {
-  if (!c.var.ctx.config.deviceClientCerts) return;
+  // c.get, not c.var: hono builds a new object of every variable on each c.var read (two per enrollment).
+  if (!c.get('ctx').config.deviceClientCerts) return;
   const socket = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming?.socket as TLSSocket | undefined;
   const cert = socket?.getPeerX509Certificate?.();
   const refusal = clientCertificateRefusal({ authorized: socket?.authorized ?? false, authorizationError: socket?.authorizationError?.toString(), cert }, serial);
