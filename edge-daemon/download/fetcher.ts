@@ -168,13 +168,17 @@ export function createImageFetcher(opts: ImageFetcherOptions): ImageFetcher {
         throw new Error(`Docker engine failed while ${what} for images ${images.join(', ')}: ${(err as Error).message}`, { cause: err });
       }
     };
-    const chains = await engine('listing its layers', () => engineLayerChains(opts.docker));
+    const inEngine: boolean[] = [];
+    for (const content of resolved) inEngine.push((await engine('looking up an image', () => engineImage(opts.docker, content.configDigest))) !== undefined);
+    // The engine's layer chains cost a call per image it holds (every daemon of a wave at once on a
+    // shared engine): only an image it lacks needs them. An image it has is its own whole chain.
+    const chains = inEngine.every(Boolean) ? [] : await engine('listing its layers', () => engineLayerChains(opts.docker));
     const plans: ImagePlan[] = [];
-    for (const content of resolved) {
-      const inEngine = (await engine('looking up an image', () => engineImage(opts.docker, content.configDigest))) !== undefined;
+    for (const [i, content] of resolved.entries()) {
       const stored = new Set<string>();
       for (const l of content.layers) if (await store.has(l.digest)) stored.add(l.digest);
-      plans.push({ content, inEngine, layers: decideLayers(content.layers, content.diffIds, chains, (d) => stored.has(d)) });
+      const own = inEngine[i] ? [content.diffIds] : chains;
+      plans.push({ content, inEngine: inEngine[i], layers: decideLayers(content.layers, content.diffIds, own, (d) => stored.has(d)) });
     }
     return plans;
   }
