@@ -179,11 +179,12 @@ export async function campaignStatus(db: Reader, c: CampaignRecord, now: number,
   // an abort the wave targets must still read against the fleet the campaign was rolling out to.
   const fleet = totals.pending + totals.assigned + totals.succeeded + totals.failed + totals['timed-out'] + totals['rolled-back'];
   const targets = waveTargets(c.spec.waves, fleet);
-  // A failed device stays listed after the campaign rolled it back: its error is why.
+  // A failed device stays listed after the campaign rolled it back: its error is why. The states as
+  // an IN list through the progress index (SQLite otherwise walked every member by its primary key).
   const failing = await db.all<{ deviceId: string; serial: string; wave: number; state: string; error: string | null; at: number | null }>(sql`
     SELECT cd.device_id AS deviceId, d.serial AS serial, cd.wave AS wave, cd.state AS state, cd.last_error AS error, cd.finished_at AS at
-    FROM campaign_devices cd JOIN devices d ON d.id = cd.device_id
-    WHERE cd.campaign_id = ${c.id} AND (cd.state = 'failed' OR (cd.state = 'rolled-back' AND cd.last_error IS NOT NULL))
+    FROM campaign_devices cd INDEXED BY campaign_devices_progress JOIN devices d ON d.id = cd.device_id
+    WHERE cd.campaign_id = ${c.id} AND cd.state IN ('failed', 'rolled-back') AND (cd.state = 'failed' OR cd.last_error IS NOT NULL)
     ORDER BY cd.finished_at DESC LIMIT ${failingLimit}`);
   // Kept per campaign and caught up on the devices that reported since the last read (bytes.ts).
   const bytes = await campaignBytes(db, c.id, `${c.assignments}:${fleet - totals.pending + totals.left}`);

@@ -145,6 +145,7 @@ export async function findConflicts(db: Reader, campaignId: string, selector: Se
     JOIN campaigns c ON c.id = a.campaign_id
     WHERE d.status = 'enrolled' AND ${selectorCondition(selector, LABELS)}`;
   const total = await db.all<{ n: number }>(sql`SELECT count(*) AS n ${where}`);
+  if (Number(total[0]?.n ?? 0) === 0) return { total: 0, sample: [] };
   const sample = await db.all<Conflict>(sql`SELECT d.id AS deviceId, d.serial AS serial, c.id AS campaignId, c.name AS campaignName ${where} ORDER BY d.serial LIMIT ${limit}`);
   return { total: Number(total[0]?.n ?? 0), sample };
 }

@@ -150,6 +150,8 @@ try {
   await plan(ctx, 'status bytes: the devices reported since', `SELECT h.device_id, r.bytes_done FROM (SELECT DISTINCT device_id FROM report_history WHERE id > 5 AND id <= 10) h
     LEFT JOIN campaign_devices cd ON cd.campaign_id = '${CAMPAIGN}' AND cd.device_id = h.device_id AND cd.state IN ('assigned', 'succeeded', 'failed', 'rolled-back', 'left')
     LEFT JOIN reported r ON r.device_id = cd.device_id AND r.desired_sequence = cd.desired_sequence`);
+  await plan(ctx, 'status: failing', `SELECT cd.device_id, d.serial FROM campaign_devices cd INDEXED BY campaign_devices_progress JOIN devices d ON d.id = cd.device_id
+    WHERE cd.campaign_id = '${CAMPAIGN}' AND cd.state IN ('failed', 'rolled-back') AND (cd.state = 'failed' OR cd.last_error IS NOT NULL) ORDER BY cd.finished_at DESC LIMIT 100`);
   await plan(ctx, 'status: counts', `SELECT wave, state, count(*) FROM campaign_devices WHERE campaign_id = '${CAMPAIGN}' GROUP BY wave, state`);
   await plan(ctx, 'status: bytes', `SELECT sum(r.bytes_done) FROM campaign_devices cd INDEXED BY campaign_devices_progress JOIN reported r ON r.device_id = cd.device_id AND r.desired_sequence = cd.desired_sequence
     WHERE cd.campaign_id = '${CAMPAIGN}' AND cd.state IN ('assigned', 'succeeded', 'failed', 'rolled-back', 'left')`);
