@@ -23,7 +23,7 @@ export function appManifest(registry: string, repo: string, version: string): st
   return ['name: fleet-app', `version: ${version}`, 'services:', '  app:', `    image: ${registry}/${repo}:${version}`, '    network_mode: none', ''].join('\n');
 }
 
-export async function startFleetServer(dir: string, rig: { registry: string; registryUrl: string }, versions: string[], cpEnv: Record<string, string> = {}, cpOpts: { bothLoopbacks?: boolean } = {}): Promise<FleetServer> {
+export async function startFleetServer(dir: string, rig: { registry: string; registryUrl: string }, versions: string[], cpEnv: Record<string, string> = {}, cpOpts: { bothLoopbacks?: boolean; workers?: number } = {}): Promise<FleetServer> {
   const repo = `bench/fleet-app-${process.pid}`;
   for (const v of versions) await forgeImage(rig.registry, repo, v, { layers: [{ files: { '/app/VERSION': `${v}\n` } }] });
   const proxy = await startProxyProcess(dir, rig.registryUrl);
