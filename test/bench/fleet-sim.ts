@@ -98,8 +98,8 @@ function printCampaignSql(loopDir: string, pid: number, log: (m: string) => void
 const WAIT_SECONDS = 60;
 /** Between a device's downloading and running reports: its one small layer from a site proxy and the start of its container. */
 const DOWNLOAD_MS: [number, number] = [1000, 5000];
-/** Enrollments in flight over all simulators: enough to keep a loaded server's write groups full. */
-const ENROLLS_IN_FLIGHT = 128;
+/** Enrollments in flight over all simulators: write groups kept full, within the per-address enrollment budget (burst 240, shared by the workers). */
+const ENROLLS_IN_FLIGHT = 64;
 /** Each simulator's connects under way at once while the polls open. */
 const CONNECT_WINDOW = 200;
 
