@@ -80,7 +80,11 @@ const countRetry = (reason: string) => {
   retryReasons.set(reason, (retryReasons.get(reason) ?? 0) + 1);
 };
 
-/** Retries network errors and retryable statuses with backoff, as the daemon does; counts them. */
+/**
+ * Retries network errors and retryable statuses with backoff, as the daemon does (it never gives
+ * up); counts every retry, which the bench reports (the target is none). Bounded at 30 attempts
+ * (about 2 minutes) so a broken server still ends the run.
+ */
 async function withRetry<T extends { status: number }>(what: string, fn: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     let reason: string;
@@ -91,7 +95,7 @@ async function withRetry<T extends { status: number }>(what: string, fn: () => P
     } catch (err) {
       reason = (err as Error).message.replace(/\d+/g, 'N');
     }
-    if (attempt >= 8) throw new Error(`${what}: gave up after ${attempt} attempts (${reason})`);
+    if (attempt >= 30) throw new Error(`${what}: gave up after ${attempt} attempts (${reason})`);
     countRetry(reason);
     await new Promise((r) => setTimeout(r, Math.min(5000, 100 * 2 ** attempt) * (0.5 + Math.random() / 2)));
   }
