@@ -122,13 +122,20 @@ export async function updateProgress(
 /**
  * Adds every enrolled device the selector matches and no active campaign holds. Devices already in
  * this campaign are left alone. Returns how many joined.
+ *
+ * Inserted in device id order: the members' primary key and three of their indexes lead with the
+ * device id, and ids are random (devices/routes.ts), so rows in the devices table's order landed
+ * all over b-trees far larger than the page cache: 4.4 s of a 100,000-device creation against
+ * 0.3-0.5 s sorted (issue 17). The sort is SQLite's sorter (`+d.id`), not the id index, whose
+ * order would fetch every device row at random.
  */
 export async function joinMatchingDevices(tx: Tx, campaignId: string, selector: Selector, now: number, late: boolean, onlyDevice?: string, slice?: DeviceSlice): Promise<number> {
   const res = await tx.run(sql`INSERT INTO campaign_devices (campaign_id, device_id, state, active, late, joined_at)
     SELECT ${campaignId}, d.id, 'pending', 1, ${late ? 1 : 0}, ${now} FROM devices d
     WHERE d.status = 'enrolled' AND ${selectorCondition(selector, LABELS)}
       ${onlyDevice === undefined ? sql`` : sql`AND d.id = ${onlyDevice}`} ${sliceCondition(sql`d.id`, slice)}
-      AND NOT EXISTS (SELECT 1 FROM campaign_devices a WHERE a.device_id = d.id AND (a.active = 1 OR a.campaign_id = ${campaignId}))`);
+      AND NOT EXISTS (SELECT 1 FROM campaign_devices a WHERE a.device_id = d.id AND (a.active = 1 OR a.campaign_id = ${campaignId}))
+    ORDER BY +d.id`);
   return res.rowsAffected;
 }
 

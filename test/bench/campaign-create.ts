@@ -1,7 +1,7 @@
 /**
  * A campaign over a large fleet created and started, timed statement by statement in this process
  * on a real libSQL file (issue 17): `node dist/test/bench/campaign-create.js [--devices 100000]
- * [--runs 2] [--statements]`. Seeds N enrolled devices (2,000 of them on an older release, as the
+ * [--runs 2] [--statements] [--sequential-ids]`. Seeds N enrolled devices (2,000 of them on an older release, as the
  * control-plane bench's sample), then for each run creates a campaign over all of them (1 %,
  * 10 %, 100 %) with start: true the way POST /v1/campaigns does (the rollout checks, the create
  * transaction with its first wave, the status the answer carries), aborts it, and prints each
@@ -30,7 +30,7 @@ import { loadCampaign } from '../../control-plane/campaigns/store.js';
 import type { OperatorActor } from '../../control-plane/http.js';
 import { scratchDir } from './proc.js';
 
-const { values } = parseArgs({ options: { devices: { type: 'string' }, runs: { type: 'string' }, statements: { type: 'boolean' } } });
+const { values } = parseArgs({ options: { devices: { type: 'string' }, runs: { type: 'string' }, statements: { type: 'boolean' }, 'sequential-ids': { type: 'boolean' } } });
 const n = Number(values.devices ?? 100_000);
 const runs = Number(values.runs ?? 2);
 const SAMPLE = Math.min(2000, n);
@@ -89,13 +89,15 @@ function manifestSpec(version: string): string {
 
 async function seed(client: Client, now: number): Promise<void> {
   const nums = `WITH RECURSIVE k(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM k WHERE i + 1 < ${n})`;
-  const id = (col: string) => `'dev_' || printf('%08d', ${col})`;
+  // Random ids as devices/routes.ts mints them ('dev_' and 9 random bytes), so table order is not id
+  // order; `--sequential-ids` numbers them in insertion order, which hid that cost (issue 17).
+  const id = (col: string) => (values['sequential-ids'] ? `'dev_' || printf('%08d', ${col})` : `'dev_' || lower(hex(randomblob(9)))`);
   await client.execute(`${nums} INSERT INTO devices (id, serial, public_key, labels, status, created_at, enrolled_at, last_seen_at, token_epoch)
     SELECT ${id('i')}, 'sim-' || i, 'key' || i, json_object('fleet', 'sim', 'site', 's' || (i % 10), 'ring', 'r' || (i % 4)), 'enrolled', ${now}, ${now}, ${now}, 0 FROM k`);
   for (const [mid, version] of [['man_1', '1.0.0'], ['man_2', '2.0.0']]) {
     await client.execute({ sql: `INSERT INTO manifests (id, name, version, digest, spec, source, published_at, published_by) VALUES (?, 'fleet-app', ?, ?, ?, '', ?, 'bench')`, args: [mid, version, `sha256:${mid}`, manifestSpec(version), now] });
   }
-  await client.execute(`${nums} INSERT INTO desired (device_id, manifest_id, sequence, issued_at) SELECT ${id('i')}, 'man_1', 1, ${now} FROM k WHERE i < ${SAMPLE}`);
+  await client.execute(`INSERT INTO desired (device_id, manifest_id, sequence, issued_at) SELECT id, 'man_1', 1, ${now} FROM devices ORDER BY rowid LIMIT ${SAMPLE}`);
 }
 
 const time = async <T>(fn: () => Promise<T>): Promise<[number, T]> => {
