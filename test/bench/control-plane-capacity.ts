@@ -1,4 +1,3 @@
-import { get } from 'node:http';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { enrollDevice, mapLimit, reportOf, simDevice, type Enrolled } from './devices.js';
@@ -7,7 +6,7 @@ import { importFleet, seedEnrolledDevices, startFleetServer, type FleetServer } 
 import type { Identity, RequestsJob, RequestsResult } from './load.js';
 import { loopDelayOf, loopProbeEnv, worstLoop } from './loop-delay.js';
 import { runWorker, scratchDir, treeCpuSecondsOf } from './proc.js';
-import { operator, type ControlPlaneProcess } from './services.js';
+import { everyWorkerAnswers, operator, type ControlPlaneProcess } from './services.js';
 import { stat, type Bench, type BenchOptions, type BenchRow, type Stat } from './stats.js';
 
 /**
@@ -214,23 +213,10 @@ export const bench: Bench = {
   },
 };
 
-/** Restarts the control plane with `workers` workers and waits until every one of them answers (`x-berth-worker`). */
+/** Restarts the control plane with `workers` workers and waits until every one of them answers. */
 async function restartWith(cp: ControlPlaneProcess, workers: number): Promise<void> {
   await cp.restart({ workers });
-  if (workers === 1) return;
-  const seen = new Set<string>();
-  for (let i = 0; seen.size < workers; i++) {
-    if (i > 600) throw new Error(`--workers ${workers}: only workers ${[...seen].join(', ')} answered within 60 s`);
-    // A new connection each time: the cluster hands out connections, not requests, round robin.
-    const w = await new Promise<string | undefined>((resolve) =>
-      get(`${cp.url}/healthz`, { agent: false }, (res) => {
-        res.resume();
-        resolve(res.headers['x-berth-worker'] as string | undefined);
-      }).on('error', () => resolve(undefined)),
-    );
-    if (w) seen.add(w);
-    if (seen.size < workers) await sleep(100);
-  }
+  await everyWorkerAnswers(cp.url, workers);
 }
 
 /**

@@ -20,7 +20,7 @@ import { importFleet } from './fleet.js';
 import type { Identity, RequestsJob, RequestsResult } from './load.js';
 import { loopDelayOf, loopProbeEnv, worstLoop } from './loop-delay.js';
 import { BERTH_BIN, cpuSecondsOf, processTree, runWorker, scratchDir, treeCpuSecondsOf } from './proc.js';
-import { operator, publish, startControlPlaneProcess } from './services.js';
+import { everyWorkerAnswers, operator, publish, startControlPlaneProcess } from './services.js';
 import { startRegistry } from '../rig/registry.js';
 import { forgeImage } from '../rig/forge.js';
 
@@ -65,6 +65,8 @@ try {
   for (let i = 0; i < runs; i++) {
     for (const [w, b] of workers.flatMap((w) => (bins.length ? bins : ['']).map((b) => [w, b] as const))) {
       if (workers.length > 1 || bins.length || i > 0) await cp.restart({ workers: w, bin: b ? binOf(b) : undefined });
+      // Every worker listening before the load connects (the first answer is worker 1's alone).
+      await everyWorkerAnswers(cp.url, w);
       await new Promise((r) => setTimeout(r, 1500));
       for (const phase of phases) {
         const pids = processTree(cp.child.pid);

@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { get } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { freePort } from '../rig/index.js';
@@ -33,6 +34,29 @@ export interface ControlPlaneProcess {
  * `berth control-plane` on a fresh embedded database in `dir`. The admin token is preset through
  * BERTH_ADMIN_TOKEN (environment, never argv). Logs at the default level, as deployed, to a file.
  */
+/**
+ * Resolves once each of `workers` workers of `berth control-plane --workers N` has answered a
+ * /healthz (`x-berth-worker`). The first answer comes from worker 1; the others start after it
+ * listens (seconds on a loaded machine), and connections opened meanwhile all go to the workers
+ * already listening: a load started then measures fewer workers than asked (issue 17).
+ */
+export async function everyWorkerAnswers(url: string, workers: number): Promise<void> {
+  if (workers <= 1) return;
+  const seen = new Set<string>();
+  for (let i = 0; seen.size < workers; i++) {
+    if (i > 600) throw new Error(`--workers ${workers}: only workers ${[...seen].join(', ')} answered within 60 s`);
+    // A new connection each time: the cluster hands out connections, not requests, round robin.
+    const w = await new Promise<string | undefined>((resolve) =>
+      get(`${url}/healthz`, { agent: false }, (res) => {
+        res.resume();
+        resolve(res.headers['x-berth-worker'] as string | undefined);
+      }).on('error', () => resolve(undefined)),
+    );
+    if (w) seen.add(w);
+    if (seen.size < workers) await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 export async function startControlPlaneProcess(dir: string, opts: { registryProxy?: string; env?: Record<string, string>; workers?: number; bothLoopbacks?: boolean } = {}): Promise<ControlPlaneProcess> {
   const port = await freePort();
   const adminToken = 'berth_' + randomBytes(32).toString('base64url');
