@@ -32,20 +32,21 @@ export interface ServeOptions {
   listen: string;
   tls?: TlsFiles;
   log: Logger;
+  /** Node's `requestTimeout` for every address (0: none); Node's default when absent. */
+  requestTimeoutMs?: number;
 }
 
 export interface Served {
-  /** The first address's server. */
-  server: Server;
-  /** One per listened address, in the order given (all answer with the same app). */
-  servers: Server[];
   /** `https://HOST:PORT` with TLS, else `http://…`: the first address. */
   url: string;
+  /** One per listened address, in the order given (all answer with the same app). */
   urls: string[];
   /** Reads the files again and swaps the certificate for new handshakes (SIGHUP does it too). */
   reload(): Promise<void>;
-  /** Stops answering SIGHUP (the caller closes the server). */
+  /** Stops answering SIGHUP (the caller then closes). */
   dispose(): void;
+  /** Stops listening on every address; connections still open after `graceMs` are cut (0: at once). */
+  close(graceMs: number): Promise<void>;
 }
 
 /** TLS 1.2 is the floor: 1.0 and 1.1 are deprecated (RFC 8996). */
@@ -126,6 +127,7 @@ function listenOne(opts: ServeOptions, { host, port }: ListenAddress, tls: Await
   ) as Server;
   s.keepAliveTimeout = KEEP_ALIVE_MS;
   s.headersTimeout = HEADERS_TIMEOUT_MS;
+  if (opts.requestTimeoutMs !== undefined) s.requestTimeout = opts.requestTimeoutMs;
   return new Promise<Server>((resolve, reject) => {
     s.once('error', reject);
     s.listen({ port, host, backlog: LISTEN_BACKLOG }, () => resolve(s));
@@ -148,7 +150,6 @@ export async function serveHttp(opts: ServeOptions): Promise<Served> {
     const addr = server.address() as AddressInfo;
     return `${tls ? 'https' : 'http'}://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
   });
-  const [server] = servers;
   const [url] = urls;
   if (tls) log.info({ urls, certificate: opts.tls!.certFile, notAfter: tls.notAfter, fingerprint: tls.fingerprint }, 'serving HTTPS (TLS 1.2 minimum)');
   for (const [i, a] of addresses.entries()) {
@@ -170,5 +171,17 @@ export async function serveHttp(opts: ServeOptions): Promise<Served> {
   };
   const onHup = () => void reload().catch(() => undefined);
   if (opts.tls) process.on('SIGHUP', onHup);
-  return { server, servers, url, urls, reload, dispose: () => void process.off('SIGHUP', onHup) };
+  const close = async (graceMs: number) => {
+    await Promise.all(
+      servers.map(
+        (s) =>
+          new Promise<void>((resolve) => {
+            s.close(() => resolve());
+            if (graceMs === 0) s.closeAllConnections();
+            else setTimeout(() => s.closeAllConnections(), graceMs).unref();
+          }),
+      ),
+    );
+  };
+  return { url, urls, reload, dispose: () => void process.off('SIGHUP', onHup), close };
 }

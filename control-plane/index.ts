@@ -161,7 +161,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     client.close();
     throw err;
   }
-  const { servers, url, urls } = served;
+  const { url, urls } = served;
   if (!config.publicUrl) config.publicUrl = url;
   log.info({ url, ...(urls.length > 1 ? { urls } : {}), db: dbFile ? `file:${dbFile}` : opts.db.replace(/\?.*$/, ''), registryProxy, dataDir }, 'control plane listening');
 
@@ -178,16 +178,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
         for (const stop of stops) stop();
         served.dispose();
         ctx.waiters.close();
-        await Promise.all(
-          servers.map(
-            (server) =>
-              new Promise<void>((resolve) => {
-                server.close(() => resolve());
-                // Long polls were just woken; anything still open after a grace period is cut.
-                setTimeout(() => (server as { closeAllConnections?: () => void }).closeAllConnections?.(), 2000).unref();
-              }),
-          ),
-        );
+        // Long polls were just woken; anything still open after a grace period is cut.
+        await served.close(2000);
         // Writes the last sightings, and waits for in-flight writes: a transaction is never cut by shutdown.
         await seenFlusher.stop().catch((err: unknown) => log.warn({ err }, 'last-seen flush at shutdown failed'));
         await closeEnrollment(ctx);

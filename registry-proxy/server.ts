@@ -369,14 +369,13 @@ export async function startRegistryProxy(opts: ProxyOptions): Promise<RunningPro
   const proxy = await createProxy(opts);
   let served: Served;
   try {
-    served = await serveHttp({ fetch: proxy.app.fetch, listen: opts.listen ?? '127.0.0.1:0', tls: opts.tls, log: proxy.log });
+    // Large blobs on slow links: no request timeout; idle sockets are closed by keep-alive limits.
+    served = await serveHttp({ fetch: proxy.app.fetch, listen: opts.listen ?? '127.0.0.1:0', tls: opts.tls, log: proxy.log, requestTimeoutMs: 0 });
   } catch (err) {
     await proxy.close();
     throw err;
   }
-  const { server, url } = served;
-  // Large blobs on slow links: no request timeout; idle sockets are closed by keep-alive limits.
-  server.requestTimeout = 0;
+  const { url } = served;
   proxy.log.info({ url, cacheDir: opts.cacheDir, upstreams: opts.upstreams.map((u) => ({ alias: u.alias, url: u.url, auth: u.credentials ? ('token' in u.credentials ? 'token' : 'basic') : 'anonymous' })), anonymous: !!opts.anonymous }, 'registry proxy listening');
   return {
     url,
@@ -385,10 +384,7 @@ export async function startRegistryProxy(opts: ProxyOptions): Promise<RunningPro
     cache: proxy.cache,
     async close() {
       served.dispose();
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
+      await served.close(0);
       await proxy.close();
     },
   };
