@@ -143,6 +143,11 @@ export class RawConnection {
     w.resolve(answer);
   }
 
+  /** Opens the connection now rather than with the first request (a bench connects before its measured window). */
+  connect(): void {
+    this.socket ??= this.open();
+  }
+
   /** Sends one request (as `requestText` made it) and resolves with its answer. */
   send(request: string): Promise<RawAnswer> {
     if (this.waiting) return Promise.reject(new Error('RawConnection: one request at a time'));
