@@ -103,7 +103,8 @@ function filePathOf(url: string): string | null {
 export async function startControlPlane(opts: ControlPlaneOptions): Promise<RunningControlPlane> {
   const log = opts.log ?? createLogger('control-plane');
   // A bad --listen, a key readable by others or a pair that does not match stops the start before anything is opened.
-  parseListenList(opts.listen ?? '127.0.0.1:7600');
+  const listen = opts.listen ?? '127.0.0.1:7600';
+  parseListenList(listen);
   if (opts.tls) await loadTls(opts.tls);
   const dbFile = filePathOf(opts.db);
   const dataDir = opts.dataDir ?? (dbFile ? dirname(dbFile) : './data');
@@ -152,7 +153,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   const app = buildApp(ctx, metrics);
   let served;
   try {
-    served = await serveHttp({ fetch: withWorkerHeader(app.fetch, opts.worker?.id), listen: opts.listen ?? '127.0.0.1:7600', tls: opts.tls, log });
+    served = await serveHttp({ fetch: withWorkerHeader(app.fetch, opts.worker?.id), listen, tls: opts.tls, log });
   } catch (err) {
     for (const stop of stops) stop();
     await lease.release();
