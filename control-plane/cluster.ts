@@ -9,14 +9,18 @@ import type { ControlPlaneContext } from './context.js';
 
 /**
  * `berth control-plane --workers N`: N processes serve one port through node:cluster, each a full
- * control plane on the shared database. node:cluster rather than SO_REUSEPORT: Node 20 cannot set
- * SO_REUSEPORT (`reusePort` came in 22.12), and the primary's round-robin hands each new
- * connection to the next worker, where the kernel's reuseport hash can pile long-lived keep-alive
- * connections onto one. The primary also gives a place to start the workers in order, restart a
- * worker that dies and stop them all together.
+ * control plane on the shared database. node:cluster because Node 20 cannot set SO_REUSEPORT
+ * (`reusePort` came in 22.12); the primary also gives a place to start the workers in order,
+ * restart a worker that dies and stop them all together.
  *
+ * - Every worker accepts on the shared listening socket itself (SCHED_NONE), not through the
+ *   primary's round-robin: that primary accepts each connection and hands it to a worker over IPC,
+ *   one in flight per worker, so with the workers busy it passed on ~200 connections a second and
+ *   held 11,468 accepted sockets at 20,000 devices; requests waiting there past the devices'
+ *   timeouts came back as a reconnect storm (control-plane/SCALING.md, fleet-sim). The kernel's
+ *   spread is less even (an idle worker accepts more), which is also where the free CPU is.
  * - The primary serves nothing and loads none of the control plane (service.ts): it holds the
- *   listening socket and passes connections on.
+ *   listening socket, which the workers share.
  * - Worker 1 starts alone: it migrates the database, makes the key-vault secret, seals old keys,
  *   makes the first signing key and admin token while no other process exists to race it; the
  *   other workers start once it listens and find all of it done (each step is a no-op then).
@@ -136,6 +140,8 @@ export async function startPrimary<O extends ClusterOptions>(options: O, workers
   const onEarly = (signal: NodeJS.Signals) => void (early ??= signal);
   process.on('SIGINT', onEarly);
   process.on('SIGTERM', onEarly);
+  // Before the first fork, which freezes the policy (and over NODE_CLUSTER_SCHED_POLICY): see the top of this file.
+  cluster.schedulingPolicy = cluster.SCHED_NONE;
   const entries = new Map<number, Slot>();
   const turns = new WriteTurns();
   const restarts = new Set<NodeJS.Timeout>();
