@@ -11,6 +11,7 @@ import type { ImageRegistry } from './manifests/registry.js';
 import type { LastSeen } from './devices/last-seen.js';
 import type { DeviceTokenCache } from './device-api/token-cache.js';
 import type { KeyVault } from './secrets/key-vault.js';
+import { ByteTallies } from './campaigns/bytes.js';
 
 export type { Db, Tx };
 
@@ -78,6 +79,8 @@ export interface ControlPlaneContext {
   deviceTokens: DeviceTokenCache;
   /** Seals secrets kept in the database (signing keys, webhook secrets) with the key secret. */
   vault: KeyVault;
+  /** Campaign byte totals kept between status reads (campaigns/bytes.ts). */
+  byteTallies: ByteTallies;
 }
 
 /** Most JSON one side (before or after) of an audit entry keeps: a change must not make a log row of its size. */
@@ -120,6 +123,7 @@ export function createContext(parts: ContextParts): ControlPlaneContext {
   const ctx: ControlPlaneContext = {
     ...parts,
     reads: parts.reads ?? clientPointReads(parts.client),
+    byteTallies: new ByteTallies(),
     now,
     write,
     afterCommit,

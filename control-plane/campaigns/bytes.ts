@@ -35,9 +35,16 @@ interface Tally {
   totals: ByteTotals;
 }
 
-/** Campaigns tallied per database (the console may watch a few; each costs a map of its members). */
+/** Campaigns tallied per context (the console may watch a few; each costs a map of its members). */
 const KEPT = 4;
-const tallies = new WeakMap<object, Map<string, Tally>>();
+
+/**
+ * The tallies one control plane keeps, on its context (context.ts `byteTallies`): one database,
+ * so one set of tallies; a test or bench context of its own starts empty. Most recently read last.
+ */
+export class ByteTallies {
+  readonly byCampaign = new Map<string, Tally>();
+}
 
 const COUNTED_STATES = sql`cd.state IN ('assigned', 'succeeded', 'failed', 'rolled-back', 'left')`;
 
@@ -85,17 +92,13 @@ async function catchUp(db: Reader, campaignId: string, t: Tally, mark: number): 
 }
 
 /**
- * The campaign's byte totals. `generation` names its members as the caller read them: the campaign
+ * The campaign's byte totals, kept in `tallies` (one per database: the caller's context). `generation` names its members as the caller read them: the campaign
  * row's `assignments` and how many members are past pending (service.ts campaignStatus).
  */
-export async function campaignBytes(db: Reader, campaignId: string, generation: string): Promise<ByteTotals> {
+export async function campaignBytes(db: Reader, tallies: ByteTallies, campaignId: string, generation: string): Promise<ByteTotals> {
   // Read before the members and reports: whatever commits after is above it, and read next time.
   const mark = await reportMark(db);
-  let perDb = tallies.get(db);
-  if (!perDb) {
-    perDb = new Map();
-    tallies.set(db, perDb);
-  }
+  const perDb = tallies.byCampaign;
   let t = perDb.get(campaignId);
   if (!t || t.generation !== generation) t = await fullTally(db, campaignId, generation, mark);
   else if (mark > t.mark) await catchUp(db, campaignId, t, mark);

@@ -53,7 +53,7 @@ export function campaignRoutes(ctx: ControlPlaneContext) {
       case 'created': {
         const campaign = await loadCampaign(ctx.db, out.id);
         if (!campaign) throw new HttpError(500, 'internal', 'campaign vanished after creation');
-        return c.json(await campaignStatus(ctx.db, campaign, ctx.now().getTime()), 201);
+        return c.json(await campaignStatus(ctx, campaign, ctx.now().getTime()), 201);
       }
     }
   });
@@ -67,7 +67,7 @@ export function campaignRoutes(ctx: ControlPlaneContext) {
   app.get('/:id', requireRole('viewer'), async (c) => {
     const campaign = await loadCampaign(ctx.db, c.req.param('id'));
     if (!campaign) throw new HttpError(404, 'unknown-campaign', `no campaign ${c.req.param('id')}`);
-    return c.json(await campaignStatus(ctx.db, campaign, ctx.now().getTime()));
+    return c.json(await campaignStatus(ctx, campaign, ctx.now().getTime()));
   });
 
   for (const action of ['start', 'pause', 'resume', 'abort'] as const satisfies readonly OperatorAction[]) {
@@ -76,7 +76,7 @@ export function campaignRoutes(ctx: ControlPlaneContext) {
       const out = await operatorAction(ctx, c.var.actor, id, action);
       if (out.kind === 'not-found') throw new HttpError(404, 'unknown-campaign', `no campaign ${id}`);
       if (out.kind === 'refused') throw new HttpError(409, 'campaign-state', `cannot ${action} a campaign that is ${out.status}`);
-      return c.json(await campaignStatus(ctx.db, out.campaign, ctx.now().getTime()));
+      return c.json(await campaignStatus(ctx, out.campaign, ctx.now().getTime()));
     });
   }
 

@@ -154,8 +154,12 @@ export function campaignSummary(c: CampaignRecord) {
   };
 }
 
+/** What a status read needs: the reads, and the byte tallies this control plane keeps (bytes.ts). */
+export type StatusReads = Pick<ControlPlaneContext, 'db' | 'byteTallies'>;
+
 /** The status a release manager watches: per wave and per state, and who is failing and why. */
-export async function campaignStatus(db: Reader, c: CampaignRecord, now: number, failingLimit = 100) {
+export async function campaignStatus(ctx: StatusReads, c: CampaignRecord, now: number, failingLimit = 100) {
+  const db: Reader = ctx.db;
   // Counted from the campaign_devices_progress index alone; only failed rows are read for their
   // error (a timed-out device is a failed one whose error says so): at 100,000 members the status
   // read no longer visits every row (issue 17).
@@ -187,7 +191,7 @@ export async function campaignStatus(db: Reader, c: CampaignRecord, now: number,
     WHERE cd.campaign_id = ${c.id} AND cd.state IN ('failed', 'rolled-back') AND (cd.state = 'failed' OR cd.last_error IS NOT NULL)
     ORDER BY cd.finished_at DESC LIMIT ${failingLimit}`);
   // Kept per campaign and caught up on the devices that reported since the last read (bytes.ts).
-  const bytes = await campaignBytes(db, c.id, `${c.assignments}:${fleet - totals.pending + totals.left}`);
+  const bytes = await campaignBytes(db, ctx.byteTallies, c.id, `${c.assignments}:${fleet - totals.pending + totals.left}`);
   const window = c.spec.window
     ? { cron: c.spec.window.cron, duration: formatDuration(c.spec.window.durationMs), tz: c.spec.window.tz, ...windowView(windowState(c.spec.window, now)) }
     : null;

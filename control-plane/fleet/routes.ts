@@ -8,7 +8,7 @@ import { campaignCounts, deviceCounts, fleetStatus } from './status.js';
 /** `/v1/fleet/status` (viewer). */
 export function fleetRoutes(ctx: ControlPlaneContext) {
   const app = new Hono<AppEnv>();
-  app.get('/status', requireRole('viewer'), async (c) => c.json(await fleetStatus(ctx.db, ctx.now().getTime(), ctx.config.offlineAfterMs)));
+  app.get('/status', requireRole('viewer'), async (c) => c.json(await fleetStatus(ctx, ctx.now().getTime(), ctx.config.offlineAfterMs)));
   return app;
 }
 

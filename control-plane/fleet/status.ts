@@ -2,7 +2,7 @@ import { sql } from 'drizzle-orm';
 import { formatDuration } from '../../common/grammar.js';
 import { campaignStatuses } from '../../protocol/campaigns.js';
 import { syncStates, type FleetStatus, type SyncState } from '../../protocol/fleet.js';
-import { campaignStatus } from '../campaigns/service.js';
+import { campaignStatus, type StatusReads } from '../campaigns/service.js';
 import { activeCampaignIds, loadCampaign, type Reader } from '../campaigns/store.js';
 
 /**
@@ -53,11 +53,12 @@ export async function campaignCounts(db: Reader): Promise<Record<string, number>
 
 const LIST_LIMIT = 20;
 
-export async function fleetStatus(db: Reader, now: number, offlineAfterMs: number): Promise<FleetStatus> {
+export async function fleetStatus(ctx: StatusReads, now: number, offlineAfterMs: number): Promise<FleetStatus> {
+  const db: Reader = ctx.db;
   const active = [];
   for (const id of (await activeCampaignIds(db, ['running', 'paused', 'draft'])).reverse().slice(0, LIST_LIMIT)) {
     const c = await loadCampaign(db, id);
-    if (c) active.push(await campaignStatus(db, c, now, 10));
+    if (c) active.push(await campaignStatus(ctx, c, now, 10));
   }
   const failures = await db.all<{ serial: string; phase: string; running: string | null; error: string | null; received_at: number }>(sql`
     SELECT d.serial, r.phase, r.running, r.error, r.received_at FROM reported r JOIN devices d ON d.id = r.device_id

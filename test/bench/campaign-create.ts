@@ -128,7 +128,7 @@ try {
     });
     const [createMs, out] = await time(() => createCampaign(ctx, actor, { spec, supersede: false, start: true }));
     if (out.kind !== 'created') throw new Error(`create: ${out.kind}`);
-    const [statusMs, status] = await time(async () => campaignStatus(ctx.db, (await loadCampaign(ctx.db, out.id))!, Date.now()));
+    const [statusMs, status] = await time(async () => campaignStatus(ctx, (await loadCampaign(ctx.db, out.id))!, Date.now()));
     const total = performance.now() - t0;
     const w = status.waves[0];
     console.log(`run ${r + 1}: checks ${checksMs.toFixed(0)} ms, create+start ${createMs.toFixed(0)} ms, status ${statusMs.toFixed(0)} ms: ${total.toFixed(0)} ms to wave 1 (${w.devices.assigned} of ${w.cumulativeDevices} assigned); load ${loadavg()[0].toFixed(1)}`);

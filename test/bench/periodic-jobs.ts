@@ -105,11 +105,11 @@ try {
     ['campaign tick: reconcile after 2,000 reports', () => reconciler.pass(), () => reportsArrive(2000)],
     ['campaign tick: campaignNeedsAdvance (loadCounts)', () => campaignNeedsAdvance(ctx, CAMPAIGN)],
     // A new generation (as after a wave's assignment) makes the status count every member's bytes again.
-    ['campaign status (GET /v1/campaigns/:id), bytes in full', () => campaignStatus(ctx.db, { ...campaign, assignments: ++generation }, Date.now())],
+    ['campaign status (GET /v1/campaigns/:id), bytes in full', () => campaignStatus(ctx, { ...campaign, assignments: ++generation }, Date.now())],
     ['status bytes as summed before (every member, each read)', () => ctx.db.all(sql`SELECT sum(r.bytes_done), sum(coalesce(r.bytes_full, r.bytes_total)), count(*), sum(r.bytes_delta)
       FROM campaign_devices cd INDEXED BY campaign_devices_progress JOIN reported r ON r.device_id = cd.device_id AND r.desired_sequence = cd.desired_sequence
       WHERE cd.campaign_id = ${CAMPAIGN} AND cd.state IN ('assigned', 'succeeded', 'failed', 'rolled-back', 'left')`)],
-    ['campaign status, 2,000 reports since the last read', () => campaignStatus(ctx.db, { ...campaign, assignments: generation }, Date.now()), () => reportsArrive(2000)],
+    ['campaign status, 2,000 reports since the last read', () => campaignStatus(ctx, { ...campaign, assignments: generation }, Date.now()), () => reportsArrive(2000)],
     ['membership sweep (every 60 ticks): longest write', async () => {
       // As the scheduler runs it: a write per slice of the fleet; the longest write is what holds the loop.
       let longest = 0;

@@ -146,7 +146,7 @@ describe('the status byte totals kept per campaign', () => {
     const check = async (expected: { moved: number; devices: number }) => {
       const sum = await everyMember();
       expect(sum).toMatchObject(expected);
-      for (const ctx of [a, b, a]) expect((await campaignStatus(ctx.db, (await loadCampaign(ctx.db, id))!, Date.now())).bytes).toEqual(sum);
+      for (const ctx of [a, b, a]) expect((await campaignStatus(ctx, (await loadCampaign(ctx.db, id))!, Date.now())).bytes).toEqual(sum);
     };
     await check({ moved: 0, devices: 0 });
     await report('d0', 'downloading', { done: 40, full: 400, delta: true });
@@ -166,5 +166,20 @@ describe('the status byte totals kept per campaign', () => {
     await check({ moved: 400, devices: 4 });
     await report('d0', 'running', { done: 0 });
     await check({ moved: 310, devices: 3 });
+  });
+
+  it('are kept on the context that read them, not shared through the module', async () => {
+    await fleet();
+    const id = await start();
+    await report('d0', 'downloading', { done: 40, full: 400, delta: true });
+    expect(a.byteTallies.byCampaign.size).toBe(0);
+    expect(b.byteTallies.byCampaign.size).toBe(0);
+    const status = await campaignStatus(b, (await loadCampaign(b.db, id))!, Date.now());
+    expect(status.bytes).toMatchObject({ moved: 40, devices: 1 });
+    // B's read filled B's tallies only; A counts for itself, the same.
+    expect([...b.byteTallies.byCampaign.keys()]).toEqual([id]);
+    expect(a.byteTallies.byCampaign.size).toBe(0);
+    expect((await campaignStatus(a, (await loadCampaign(a.db, id))!, Date.now())).bytes).toEqual(status.bytes);
+    expect([...a.byteTallies.byCampaign.keys()]).toEqual([id]);
   });
 });
