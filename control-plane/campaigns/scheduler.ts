@@ -1,7 +1,8 @@
 import { setImmediate as turn } from 'node:timers/promises';
 import type { ControlPlaneContext } from '../context.js';
 import { advanceCampaign, campaignNeedsAdvance } from './executor.js';
-import { deviceChanged, deviceRevoked, recordReports } from './membership.js';
+import { devicesChanged, deviceRevoked, recordReports } from './membership.js';
+import { ACTIVE_STATUSES } from './planner.js';
 import { reportReconciler } from './reconcile.js';
 import { parseSelector } from '../selector.js';
 import { activeCampaignIds, deviceSlices, dropUnmatchedPending, joinMatchingDevices, loadCampaign } from './store.js';
@@ -98,12 +99,11 @@ export function startCampaignScheduler(ctx: ControlPlaneContext, opts: { tickMs?
       const batch = [...changedDevices].slice(0, REPORT_BATCH);
       for (const id of batch) changedDevices.delete(id);
       if (changedDevices.size) enqueueDeviceChanges();
-      const changed = await ctx.write(async (tx) => {
-        const ids = new Set<string>();
-        for (const id of batch) for (const c of await deviceChanged(ctx, tx, id)) ids.add(c);
-        return [...ids];
-      });
-      advanceSoon(changed);
+      // No campaign to join or leave: no write at all. The event follows the device's commit, so a
+      // campaign committed after this read finds the device itself (creation and start join the
+      // matching devices), and one committed before is seen here.
+      if (!(await activeCampaignIds(ctx.db, [...ACTIVE_STATUSES])).length) return;
+      advanceSoon(await ctx.write((tx) => devicesChanged(ctx, tx, batch)));
     });
   }
 

@@ -255,6 +255,26 @@ describe('campaigns', () => {
     expect(done.devices).toMatchObject({ succeeded: 4 });
   });
 
+  it('members: devices enrolled before any campaign, during a draft, and after one finished; a relabelled one leaves the draft', async () => {
+    const { cp } = await freshControlPlane('drafted');
+    // With no campaign in the database the scheduler reads nothing per enrolled device (issue 17).
+    const early = await fleet(cp.url, 'drafted-early', 2, 'site=oslo');
+    const c = await create(cp.url, { manifest: 'app@2.0.0', selector: 'site=oslo', waves: ['100%'] });
+    expect(c.status).toBe('draft');
+    expect(c.devices.pending).toBe(2);
+    const during = await fleet(cp.url, 'drafted-during', 1, 'site=oslo');
+    await until(cp.url, c.id, 'the device enrolled during the draft', (s) => s.devices.pending === 3);
+    const moved = await call(cp.url, 'PATCH', `/v1/devices/${early[0].serial}/labels`, { token: ADMIN, json: { set: { site: 'bergen' } } });
+    expect(moved.status).toBe(200);
+    await until(cp.url, c.id, 'the relabelled device gone', (s) => s.devices.pending === 2 && s.devices.left === 1);
+    expect((await call(cp.url, 'POST', `/v1/campaigns/${c.id}/abort`, { token: ADMIN })).status).toBe(200);
+    // Aborted: it holds no device, and one enrolled now joins nothing.
+    const late = await fleet(cp.url, 'drafted-late', 1, 'site=oslo');
+    const again = await create(cp.url, { manifest: 'app@2.0.0', selector: 'site=oslo', waves: ['100%'] });
+    expect(again.devices.pending).toBe(3);
+    expect([...early, ...during, ...late]).toHaveLength(4);
+  });
+
   it('counts a silent device as timed out (a failure) after the device timeout and pauses; resume goes on, abort rolls back', async () => {
     const { cp } = await freshControlPlane('timeout');
     const gws = await fleet(cp.url, 'to', 3, 'site=bern');
