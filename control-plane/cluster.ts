@@ -5,6 +5,8 @@ import { processIo, type ServiceIo, type Stoppable } from '../common/service.js'
 import { isClusterNotice, relayNotices } from './cluster-relay.js';
 import type { WriteTurn } from './db/write-queue.js';
 import { isTurnMessage, workerWriteTurn, WriteTurns, type TurnMessage } from './write-turns.js';
+import { EnrollBudgets, isBudgetMessage, workerEnrollBudget } from './enroll-budgets.js';
+import type { AddressBudget } from './device-api/enroll-guard.js';
 import type { ControlPlaneContext } from './context.js';
 
 /**
@@ -18,7 +20,8 @@ import type { ControlPlaneContext } from './context.js';
  *   one in flight per worker, so with the workers busy it passed on ~200 connections a second and
  *   held 11,468 accepted sockets at 20,000 devices; requests waiting there past the devices'
  *   timeouts came back as a reconnect storm (control-plane/SCALING.md, fleet-sim). The kernel's
- *   spread is less even (an idle worker accepts more), which is also where the free CPU is.
+ *   spread is less even (an idle worker accepts more), which is also where the free CPU is; the
+ *   per-address enrollment budgets are therefore kept by the primary for all (enroll-budgets.ts).
  * - The primary serves nothing and loads none of the control plane (service.ts): it holds the
  *   listening socket, which the workers share.
  * - Worker 1 starts alone: it migrates the database, makes the key-vault secret, seals old keys,
@@ -49,7 +52,7 @@ const STOP_GRACE_MS = 20_000;
 interface ClusterOptions {
   tls?: unknown;
 }
-type Start<O> = (opts: O & { log: Logger; worker: { id: number; of: number }; writeTurn: WriteTurn }) => Promise<{ url: string; ctx: ControlPlaneContext; close(): Promise<void> }>;
+type Start<O> = (opts: O & { log: Logger; worker: { id: number; of: number }; writeTurn: WriteTurn; enrollBudget: AddressBudget }) => Promise<{ url: string; ctx: ControlPlaneContext; close(): Promise<void> }>;
 
 type ToPrimary = { berth: 'listening'; url: string } | { berth: 'failed'; message: string };
 
@@ -106,7 +109,8 @@ export async function startWorker<O extends ClusterOptions>(options: O, workers:
   let cp: Awaited<ReturnType<Start<O>>>;
   try {
     const writeTurn = workerWriteTurn((msg) => process.send?.(msg), (fn) => process.on('message', fn));
-    cp = await start({ ...options, log, worker: { id: slot, of: workers }, writeTurn });
+    const enrollBudget = workerEnrollBudget((msg) => process.send?.(msg), (fn) => process.on('message', fn));
+    cp = await start({ ...options, log, worker: { id: slot, of: workers }, writeTurn, enrollBudget });
   } catch (err) {
     send({ berth: 'failed', message: (err as Error).message ?? String(err) });
     throw err;
@@ -144,6 +148,7 @@ export async function startPrimary<O extends ClusterOptions>(options: O, workers
   cluster.schedulingPolicy = cluster.SCHED_NONE;
   const entries = new Map<number, Slot>();
   const turns = new WriteTurns();
+  const budgets = new EnrollBudgets();
   const restarts = new Set<NodeJS.Timeout>();
   let stopping = false;
   let url = '';
@@ -159,6 +164,11 @@ export async function startPrimary<O extends ClusterOptions>(options: O, workers
       if (isTurnMessage(msg)) {
         const now = Date.now();
         grant(msg.kind === 'ask' ? turns.ask(slot, msg.id, now) : turns.done(slot, msg.id, now));
+        return;
+      }
+      if (isBudgetMessage(msg)) {
+        const answer = budgets.answer(msg);
+        if (answer && worker.isConnected()) worker.send(answer);
         return;
       }
       if (isClusterNotice(msg) || isPeerMessage(msg)) {

@@ -4,6 +4,7 @@ import { sql } from 'drizzle-orm';
 import type { Db } from './db/open.js';
 import { clientPointReads, type PointReads } from './db/point-reads.js';
 import { createWriteQueue, type AfterCommit, type Tx, type Write, type WriteTurn } from './db/write-queue.js';
+import type { AddressBudget } from './device-api/enroll-guard.js';
 import type { TypedEmitter } from './events.js';
 import type { SigningKeys } from './signing-keys.js';
 import type { DesiredWaiters } from './devices/desired-waiters.js';
@@ -68,6 +69,8 @@ export interface ControlPlaneContext {
   events: TypedEmitter;
   now(): Date;
   config: ControlPlaneConfig;
+  /** Per-address enrollment budgets kept for all workers of `--workers N` (enroll-budgets.ts); default this process's own. */
+  enrollBudget?: AddressBudget;
   audit(tx: Tx, entry: AuditEntry): Promise<void>;
   keys: SigningKeys;
   waiters: DesiredWaiters;
@@ -115,6 +118,8 @@ export interface ContextParts {
   now?: () => Date;
   /** Turns to write among the workers of `--workers N` (db/write-queue.ts). */
   writeTurn?: WriteTurn;
+  /** Per-address enrollment budgets kept for all workers of `--workers N` (enroll-budgets.ts); default this process's own. */
+  enrollBudget?: AddressBudget;
 }
 
 export function createContext(parts: ContextParts): ControlPlaneContext {

@@ -10,6 +10,7 @@ import { createContext, type ControlPlaneConfig, type ControlPlaneContext } from
 import { migrate, openDatabase } from './db/open.js';
 import { openPointReads } from './db/point-reads.js';
 import type { WriteTurn } from './db/write-queue.js';
+import type { AddressBudget } from './device-api/enroll-guard.js';
 import { DesiredWaiters } from './devices/desired-waiters.js';
 import { startFeedPruner, tailDesiredChanges } from './devices/change-feed.js';
 import { startLease, whileHeld, type Lease, type LeaseOptions } from './lease.js';
@@ -53,12 +54,13 @@ export interface ControlPlaneOptions {
   lease?: LeaseOptions;
   /**
    * This process is worker `id` of `of` (`--workers`, cluster.ts): its answers carry
-   * `X-Berth-Worker: id`, and it allows its share of the per-address enrollment rate (each worker
-   * keeps its own budget in memory; a share each keeps the sum).
+   * `X-Berth-Worker: id`.
    */
   worker?: { id: number; of: number };
   /** Turns to write, handed out by the primary of `--workers N` (cluster.ts). */
   writeTurn?: WriteTurn;
+  /** The per-address enrollment budgets, kept by the primary of `--workers N` for all workers (enroll-budgets.ts). */
+  enrollBudget?: AddressBudget;
 }
 
 export interface RunningControlPlane {
@@ -114,10 +116,6 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   if (dbFile) await privateDatabaseFile(dbFile, log);
   const registryProxy = opts.registryProxy ? opts.registryProxy.replace(/\/+$/, '') : null;
   const config: ControlPlaneConfig = { ...DEFAULTS, ...opts.config, registryProxy, dataDir, publicUrl: opts.publicUrl ?? null, deviceClientCerts: Boolean(opts.tls?.clientCaFile) };
-  if (opts.worker) {
-    config.enrollBurst = Math.ceil(config.enrollBurst / opts.worker.of);
-    config.enrollPerSecond /= opts.worker.of;
-  }
   const { client, db } = await openDatabase(opts.db, { authToken: opts.dbAuthToken });
   try {
     await migrate(client, log);
@@ -134,7 +132,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   const now = opts.now ?? (() => new Date());
   const proxyTrust = opts.caFile ? await loadTrust(opts.caFile) : undefined;
   const registry = new ImageRegistry(registryProxy, async (access) => (await mintPullToken(keys, 'control-plane', access, 300, now())).token, log, undefined, proxyTrust);
-  const ctx = createContext({ db, client, reads, log, events: new TypedEmitter(), config, keys, waiters: new DesiredWaiters(), registry, seen: new LastSeen(), deviceTokens: new DeviceTokenCache(config.deviceTokenCacheSize), vault, now, writeTurn: opts.writeTurn });
+  const ctx = createContext({ db, client, reads, log, events: new TypedEmitter(), config, keys, waiters: new DesiredWaiters(), registry, seen: new LastSeen(), deviceTokens: new DeviceTokenCache(config.deviceTokenCacheSize), vault, now, writeTurn: opts.writeTurn, enrollBudget: opts.enrollBudget });
   const boot = await bootstrap(ctx, opts.adminToken);
 
   // Every process: the change feed (wakes its own long polls), keys rotated or revoked elsewhere, its sightings, its devices' campaign

@@ -6,11 +6,30 @@ import { isIPv6 } from 'node:net';
  * per address and window with a count, not one row each.
  */
 
-export interface EnrollGuardOptions {
+/** An address's budget: requests it may make at once, and how many it regains a second. */
+export interface Limit {
   /** Requests an address may make at once (a fleet behind one NAT enrolling together). */
   burst: number;
   /** Requests per second an address regains. */
   perSecond: number;
+}
+
+export type Taken = { ok: true } | { ok: false; retryAfterSec: number };
+
+/**
+ * Where the budgets are kept: in this process (AddressBuckets), or for `--workers N` by the
+ * primary for every worker (control-plane/enroll-budgets.ts): the kernel gives a worker whatever
+ * share of an address's connections it accepts, so a budget split between workers ran dry on the
+ * busiest while the others idled, and one kept by each would multiply it.
+ */
+export interface AddressBudget {
+  take(key: string, limit: Limit): Taken | Promise<Taken>;
+  refund(key: string, n: number, limit: Limit): void;
+}
+
+export interface EnrollGuardOptions extends Limit {
+  /** Default: this process's own buckets. */
+  budget?: AddressBudget;
   /** Refusals from one address after its first are counted for this long, then audited as one row. */
   windowMs: number;
   /** Writes one audit row (outside the guard: it owns no database). */
@@ -49,11 +68,6 @@ function expandIPv6(a: string): string[] {
   return [...h, ...zeros, ...t].map((g) => g.toLowerCase().replace(/^0+(?=.)/, ''));
 }
 
-interface Bucket {
-  tokens: number;
-  at: number;
-}
-
 interface Window {
   count: number;
   codes: Record<string, number>;
@@ -63,30 +77,24 @@ interface Window {
 }
 
 export class EnrollGuard {
-  private readonly buckets = new Map<string, Bucket>();
+  private readonly budget: AddressBudget;
   private readonly windows = new Map<string, Window>();
   private readonly pending = new Set<Promise<void>>();
   private readonly now: () => number;
 
   constructor(private readonly opts: EnrollGuardOptions) {
     this.now = opts.now ?? Date.now;
+    this.budget = opts.budget ?? new AddressBuckets(this.now);
   }
 
   /** Takes one request from the address's budget; when there is none, how many seconds until there is. */
-  take(key: string): { ok: true } | { ok: false; retryAfterSec: number } {
-    const now = this.now();
-    const b = this.bucket(key, now);
-    if (b.tokens >= 1) {
-      b.tokens -= 1;
-      return { ok: true };
-    }
-    return { ok: false, retryAfterSec: Math.max(1, Math.ceil((1 - b.tokens) / this.opts.perSecond)) };
+  take(key: string): Taken | Promise<Taken> {
+    return this.budget.take(key, this.opts);
   }
 
   /** A device that enrolled gets back what its challenge and proof cost: real fleets never run dry. */
   refund(key: string, n: number): void {
-    const b = this.buckets.get(key);
-    if (b) b.tokens = Math.min(this.opts.burst, b.tokens + n);
+    this.budget.refund(key, n, this.opts);
   }
 
   /** Audits a refusal: the first of an address at once, the rest of its window as one row when it ends. */
@@ -127,11 +135,37 @@ export class EnrollGuard {
     const t = p.catch(() => undefined).finally(() => this.pending.delete(t));
     this.pending.add(t);
   }
+}
 
-  private bucket(key: string, now: number): Bucket {
+interface Bucket {
+  tokens: number;
+  at: number;
+}
+
+/** Token buckets by address, in one process; LRU-bounded. */
+export class AddressBuckets implements AddressBudget {
+  private readonly buckets = new Map<string, Bucket>();
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  take(key: string, limit: Limit): Taken {
+    const b = this.bucket(key, limit, this.now());
+    if (b.tokens >= 1) {
+      b.tokens -= 1;
+      return { ok: true };
+    }
+    return { ok: false, retryAfterSec: Math.max(1, Math.ceil((1 - b.tokens) / limit.perSecond)) };
+  }
+
+  refund(key: string, n: number, limit: Limit): void {
+    const b = this.buckets.get(key);
+    if (b) b.tokens = Math.min(limit.burst, b.tokens + n);
+  }
+
+  private bucket(key: string, limit: Limit, now: number): Bucket {
     let b = this.buckets.get(key);
     if (b) {
-      b.tokens = Math.min(this.opts.burst, b.tokens + ((now - b.at) / 1000) * this.opts.perSecond);
+      b.tokens = Math.min(limit.burst, b.tokens + ((now - b.at) / 1000) * limit.perSecond);
       b.at = now;
       // Most recently used last: the first entries are the ones to drop.
       this.buckets.delete(key);
@@ -140,7 +174,7 @@ export class EnrollGuard {
     }
     // The least recently used goes: memory stays bounded however many addresses send.
     if (this.buckets.size >= MAX_ADDRESSES) this.buckets.delete(this.buckets.keys().next().value as string);
-    b = { tokens: this.opts.burst, at: now };
+    b = { tokens: limit.burst, at: now };
     this.buckets.set(key, b);
     return b;
   }

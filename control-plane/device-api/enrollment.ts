@@ -87,6 +87,7 @@ export function enrollmentRoutes(ctx: ControlPlaneContext) {
   const guard = new EnrollGuard({
     burst: ctx.config.enrollBurst,
     perSecond: ctx.config.enrollPerSecond,
+    budget: ctx.enrollBudget,
     windowMs: ctx.config.refusalAuditWindowMs,
     audit: (r) =>
       ctx
@@ -99,7 +100,7 @@ export function enrollmentRoutes(ctx: ControlPlaneContext) {
 
   // Anyone may call these routes: each address has a budget, and a device that enrolls gets its cost back.
   app.use('*', async (c, next) => {
-    const taken = guard.take(addressOf(c));
+    const taken = await guard.take(addressOf(c));
     if (!taken.ok) {
       c.var.log.warn({ address: addressOf(c), retryAfterSec: taken.retryAfterSec }, 'enrollment rate-limited');
       return c.json(errorBody('rate-limited', `too many enrollment requests from this address; try again in ${taken.retryAfterSec} s`), 429, { 'Retry-After': String(taken.retryAfterSec) });

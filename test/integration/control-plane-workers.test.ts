@@ -238,6 +238,33 @@ describe('control plane with --workers 2', () => {
     gatewaySide.destroy();
   });
 
+  // The kernel gives each worker whatever share of an address's connections it accepts (SCHED_NONE),
+  // so the budget is the primary's: neither halved on the worker that takes them all, nor doubled.
+  // Each case from its own loopback address, a budget of its own (240 at once, 2 a second back).
+  it('keeps one enrollment budget per address for both workers', async () => {
+    const burst = DEFAULTS.enrollBurst;
+    const oneConnection = new Agent({ keepAlive: true, maxSockets: 1 });
+    let began = Date.now();
+    const alone: ChallengeAnswer[] = [];
+    for (let i = 0; i < burst + 20; i++) alone.push(await challengeFrom(base, '127.0.0.2', `budget-a-${i}`, oneConnection));
+    oneConnection.destroy();
+    const regainedAlone = Math.ceil(((Date.now() - began) / 1000) * DEFAULTS.enrollPerSecond);
+    expect(new Set(alone.map((a) => a.worker)).size).toBe(1);
+    expect(alone.filter((a) => a.status === 200).length).toBeGreaterThanOrEqual(burst);
+    expect(alone.filter((a) => a.status === 200).length).toBeLessThanOrEqual(burst + regainedAlone);
+    expect(alone.at(-1)?.status).toBe(429);
+
+    began = Date.now();
+    const spread: ChallengeAnswer[] = [];
+    for (let i = 0; i < burst + 60; i += 20) spread.push(...(await Promise.all(Array.from({ length: 20 }, (_, j) => challengeFrom(base, '127.0.0.3', `budget-b-${i + j}`)))));
+    const regained = Math.ceil(((Date.now() - began) / 1000) * DEFAULTS.enrollPerSecond);
+    const granted = spread.filter((a) => a.status === 200);
+    expect(new Set(granted.map((a) => a.worker))).toEqual(new Set(['1', '2']));
+    expect(granted.length).toBeGreaterThanOrEqual(burst);
+    expect(granted.length).toBeLessThanOrEqual(burst + regained);
+    expect(spread.filter((a) => a.status === 429).every((a) => Number(a.retryAfter) >= 1)).toBe(true);
+  });
+
   it('replaces a killed worker, and stops every worker on SIGTERM', async () => {
     const started = lines().find((l) => l.msg === 'control plane listening' && l.workers === 2) as Record<string, any>;
     const [, victim] = started.pids as number[];
@@ -261,12 +288,11 @@ describe('control plane with --workers 2', () => {
 });
 
 describe('a control plane started as one worker of several', () => {
-  it('marks its answers with its worker id and allows its share of the enrollment rate', async () => {
+  it('marks its answers with its worker id', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'berth-cp-worker-'));
     const cp = await startControlPlane({ listen: '127.0.0.1:0', db: `file:${join(dir, 'berth.db')}`, dataDir: dir, log: createLogger('control-plane', { level: 'silent' }), worker: { id: 3, of: 4 } });
     try {
       expect((await once(cp.url, 'GET', '/healthz')).worker).toBe('3');
-      expect([cp.ctx.config.enrollBurst, cp.ctx.config.enrollPerSecond]).toEqual([Math.ceil(DEFAULTS.enrollBurst / 4), DEFAULTS.enrollPerSecond / 4]);
     } finally {
       await cp.close();
       rmSync(dir, { recursive: true, force: true });
@@ -289,4 +315,18 @@ async function enrollOnce(base: string, d: TestDevice): Promise<string> {
   const r = await once(base, 'POST', '/v1/enroll', { json: { serial: d.serial, challenge, signature: signBytes(d.privateKey, enrollProofBytes(d.serial, challenge)) } });
   if (r.status !== 200) throw new Error(`enroll ${d.serial}: ${r.status} ${JSON.stringify(r.body)}`);
   return r.body.token as string;
+}
+
+type ChallengeAnswer = { status: number; worker?: string; retryAfter?: string };
+
+/** An enrollment challenge asked from `from` (a loopback address: each has its own budget). */
+function challengeFrom(base: string, from: string, serial: string, agent: Agent | false = false): Promise<ChallengeAnswer> {
+  return new Promise((resolveAnswer, reject) => {
+    const req = request(`${base}/v1/enroll/challenge`, { method: 'POST', localAddress: from, agent, headers: { 'content-type': 'application/json' } }, (res) => {
+      res.resume();
+      res.on('end', () => resolveAnswer({ status: res.statusCode ?? 0, worker: res.headers['x-berth-worker'] as string | undefined, retryAfter: res.headers['retry-after'] as string | undefined }));
+    });
+    req.on('error', reject);
+    req.end(JSON.stringify({ serial }));
+  });
 }
