@@ -153,7 +153,11 @@ describe('control plane with --workers 2', () => {
 
   it('keeps every write made through both workers at once', async () => {
     const batches = Array.from({ length: 16 }, (_, b) => Array.from({ length: 25 }, (_, i) => newDevice(`wr-${b}-${i}`)));
-    const answers = await Promise.all(batches.map((devices) => once(base, 'POST', '/v1/devices/import', { token: admin, text: csvOf(devices, () => 'site=writes'), type: 'text/csv' })));
+    // Four connections to each worker: which worker accepts a new connection is the kernel's choice (cluster.ts).
+    const agents: Agent[] = [];
+    for (const worker of ['1', '2', '1', '2', '1', '2', '1', '2']) agents.push(await connectionTo(base, worker));
+    const answers = await Promise.all(batches.map((devices, b) => once(base, 'POST', '/v1/devices/import', { token: admin, text: csvOf(devices, () => 'site=writes'), type: 'text/csv', agent: agents[b % agents.length] })));
+    for (const agent of agents) agent.destroy();
     expect(answers.map((a) => a.status)).toEqual(batches.map(() => 200));
     expect(new Set(answers.map((a) => a.worker))).toEqual(new Set(['1', '2']));
     const list = await once(base, 'GET', '/v1/devices?selector=site%3Dwrites&limit=1000', { token: admin });
