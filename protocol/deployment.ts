@@ -1,14 +1,14 @@
-import { CompactSign, compactVerify, type JWK } from 'jose';
+import { CompactSign, type JWK } from 'jose';
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { z } from 'zod';
 import { canonicalDigest, canonicalJson } from '../manifests/canonical.js';
 import type { PinnedManifest } from '../manifests/model.js';
 import { pinnedManifestSchema } from '../manifests/schema.js';
 import { secretsUsed } from '../manifests/secrets.js';
+import { JoseRefused, verifyCompactEdDSA } from './jose-open.js';
 
 /** JWS `typ` of a deployment document; verification refuses any other so a token can't pose as one. */
 export const DEPLOYMENT_TYP = 'berth-deployment+jws';
-const ALGORITHMS = ['EdDSA'];
 
 /** What a device receives: the pinned manifest it must run, for it alone, ordered and expiring. */
 export interface DeploymentDocument {
@@ -93,24 +93,18 @@ function ed25519Only(key: KeyObject | undefined): KeyObject | undefined {
 export async function verifyDeployment(jws: string, opts: VerifyOptions): Promise<DeploymentDocument> {
   let payload: Uint8Array;
   try {
-    const res = await compactVerify(
-      jws,
-      (header) => {
-        if (header.typ !== DEPLOYMENT_TYP) throw new DeploymentRejected('malformed', `typ ${String(header.typ)} is not ${DEPLOYMENT_TYP}`);
-        const key = resolveKey(opts.keys, header.kid);
-        if (!key) throw new DeploymentRejected('unknown-key', `no trusted key with kid ${String(header.kid)}`);
-        return key;
-      },
-      { algorithms: ALGORITHMS },
-    );
-    payload = res.payload;
+    // Signing stays with jose (control plane); verifying is node:crypto (jose-open.ts), so the gateway loads no jose.
+    payload = verifyCompactEdDSA(jws, (header) => {
+      if (header.typ !== DEPLOYMENT_TYP) throw new DeploymentRejected('malformed', `typ ${String(header.typ)} is not ${DEPLOYMENT_TYP}`);
+      const key = resolveKey(opts.keys, typeof header.kid === 'string' ? header.kid : undefined);
+      if (!key) throw new DeploymentRejected('unknown-key', `no trusted key with kid ${String(header.kid)}`);
+      return key;
+    }).payload;
   } catch (err) {
     if (err instanceof DeploymentRejected) throw err;
-    const code = (err as { code?: string }).code;
-    if (code === 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED') throw new DeploymentRejected('bad-signature', 'signature does not verify');
+    if (!(err instanceof JoseRefused)) throw new DeploymentRejected('malformed', (err as Error).message);
     // alg "none", HS256 with the public key as secret, and the like: refused before any key is looked at.
-    if (code === 'ERR_JOSE_ALG_NOT_ALLOWED') throw new DeploymentRejected('bad-signature', `algorithm not allowed (only ${ALGORITHMS.join(', ')})`);
-    throw new DeploymentRejected('malformed', (err as Error).message);
+    throw new DeploymentRejected(err.code === 'malformed' ? 'malformed' : 'bad-signature', err.message);
   }
   let doc: DeploymentDocument;
   try {

@@ -1,5 +1,6 @@
-import { compactDecrypt, CompactEncrypt, decodeProtectedHeader } from 'jose';
+import { CompactEncrypt } from 'jose';
 import { createPublicKey, type KeyObject } from 'node:crypto';
+import { decodeProtectedHeader, decryptCompactEcdhEs } from './jose-open.js';
 import { rawOkpPublicKey } from './keys.js';
 
 /**
@@ -38,7 +39,7 @@ export async function sealForDevice(value: Uint8Array, recipientRaw: string, to:
 export async function openForDevice(jwe: string, privateKey: KeyObject, ownRaw: string, at: SecretAddress): Promise<Uint8Array> {
   let header: Record<string, unknown>;
   try {
-    header = decodeProtectedHeader(jwe) as Record<string, unknown>;
+    header = decodeProtectedHeader(jwe);
   } catch (err) {
     throw new Error(`secret ${at.name} is not a JWE: ${(err as Error).message}`);
   }
@@ -47,8 +48,8 @@ export async function openForDevice(jwe: string, privateKey: KeyObject, ownRaw: 
   if (header.kid !== ownRaw) throw new Error(`secret ${at.name} is addressed to another encryption key (${String(header.kid)}) than this device's (${ownRaw})`);
   if (header['berth-secret'] !== at.name || header['berth-ref'] !== at.ref) throw new Error(`secret ${at.name}@${at.ref} carries the JWE of ${String(header['berth-secret'])}@${String(header['berth-ref'])}`);
   try {
-    const { plaintext } = await compactDecrypt(jwe, privateKey, { keyManagementAlgorithms: ['ECDH-ES+A256KW'], contentEncryptionAlgorithms: ['A256GCM'] });
-    return plaintext;
+    // Encrypting stays with jose (control plane); decrypting is node:crypto (jose-open.ts), so the gateway loads no jose.
+    return decryptCompactEcdhEs(jwe, privateKey).plaintext;
   } catch (err) {
     throw new Error(`secret ${at.name} does not decrypt with this device's key: ${(err as Error).message}`);
   }

@@ -1,6 +1,6 @@
 import type { KeyObject } from 'node:crypto';
-import { decodeProtectedHeader } from 'jose';
 import { DeploymentRejected, verifyDeployment, type RejectReason, type VerifyOptions } from '../../protocol/deployment.js';
+import { decodeProtectedHeader } from '../../protocol/jose-open.js';
 import type { Release } from '../reconcile/spec.js';
 import type { Journal } from '../state.js';
 
@@ -33,7 +33,8 @@ export async function readDocument(jws: string, trusted: TrustedKeys, device: st
     let keys: VerifyOptions['keys'] = trusted.jwks;
     if (trusted.trustKey) {
       try {
-        keys = { [decodeProtectedHeader(jws).kid ?? '']: trusted.trustKey };
+        const { kid } = decodeProtectedHeader(jws);
+        keys = { [typeof kid === 'string' ? kid : '']: trusted.trustKey };
       } catch (err) {
         throw new DeploymentRejected('malformed', (err as Error).message);
       }
