@@ -50,11 +50,10 @@ interface Device {
 
 const job = await readJob<SimJob>();
 const urls = job.cpUrls.map((u) => new URL(u));
-const base = urls[0];
 const agent = new Agent({ keepAlive: true, maxSockets: job.enrollConcurrency });
 
-/** Enrollment's request through node:http (16 in flight; cost does not matter there). */
-function call(method: string, path: string, json: unknown): Promise<{ status: number; body: string }> {
+/** Enrollment's request through node:http, from the device's own loopback (each address has its enrollment budget). */
+function call(base: URL, method: string, path: string, json: unknown): Promise<{ status: number; body: string }> {
   const body = JSON.stringify(json);
   const headers = { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) };
   return new Promise((resolve, reject) => {
@@ -106,10 +105,10 @@ async function enroll(i: number): Promise<Device> {
   const url = urls[i % urls.length];
   for (let attempt = 1; ; attempt++) {
     // A fresh challenge per attempt: a challenge is single-use whatever the outcome.
-    const ch = await withRetry(`challenge ${d.serial}`, () => call('POST', '/v1/enroll/challenge', { serial: d.serial }));
+    const ch = await withRetry(`challenge ${d.serial}`, () => call(url, 'POST', '/v1/enroll/challenge', { serial: d.serial }));
     if (ch.status !== 200) throw new Error(`challenge ${d.serial}: ${ch.status} ${ch.body.slice(0, 200)}`);
     const { challenge } = JSON.parse(ch.body) as { challenge: string };
-    const r = await call('POST', '/v1/enroll', { serial: d.serial, challenge, signature: signBytes(d.privateKey, enrollProofBytes(d.serial, challenge)) }).catch((err: Error) => ({ status: 0, body: err.message }));
+    const r = await call(url, 'POST', '/v1/enroll', { serial: d.serial, challenge, signature: signBytes(d.privateKey, enrollProofBytes(d.serial, challenge)) }).catch((err: Error) => ({ status: 0, body: err.message }));
     if (r.status === 200) {
       const out = JSON.parse(r.body) as { deviceId: string; token: string; jwks: { keys: object[] } };
       return { i, serial: d.serial, deviceId: out.deviceId, token: out.token, jwks: sharedJwks(out.jwks), reportSeq: 0, etag: null, url, conn: new RawConnection(url) };

@@ -98,8 +98,12 @@ function printCampaignSql(loopDir: string, pid: number, log: (m: string) => void
 const WAIT_SECONDS = 60;
 /** Between a device's downloading and running reports: its one small layer from a site proxy and the start of its container. */
 const DOWNLOAD_MS: [number, number] = [1000, 5000];
-/** Enrollments in flight over all simulators: write groups kept full, within the per-address enrollment budget (burst 240, shared by the workers). */
-const ENROLLS_IN_FLIGHT = 64;
+/**
+ * Enrollments in flight over all simulators: write groups kept full, within the per-address
+ * enrollment budget (burst 240, kept by the cluster primary for all workers): half from each
+ * loopback address, and a device in flight holds at most its challenge's and its proof's tokens.
+ */
+const ENROLLS_IN_FLIGHT = 128;
 /** Each simulator's connects under way at once while the polls open. */
 const CONNECT_WINDOW = 200;
 
@@ -121,9 +125,9 @@ export const bench: Bench = {
     // the whole run; smaller fleets only on request (BERTH_BENCH_FLEET_SIZES=10000,50000).
     const sizes = process.env.BERTH_BENCH_FLEET_SIZES ? process.env.BERTH_BENCH_FLEET_SIZES.split(',').map(Number) : quick ? [500, 2000] : [100_000];
     const perProcess = connectionsPerProcess();
-    // The cluster's primary hands each connection to whichever worker is free, so a quick worker
-    // takes more than its share: the control plane plans for two-thirds of the limit a process
-    // (a handle received past the limit is closed; suspected in the 100,000 run, SCALING.md).
+    // Each worker accepts its own connections (cluster.ts, SCHED_NONE), the idlest more than its
+    // share: the control plane plans for two-thirds of the limit a process (past it, a worker
+    // could accept no more and its connections would be reset).
     const serverWorkers = Math.ceil(Math.max(...sizes) / Math.floor((perProcess * 2) / 3));
     const r = await benchRig();
     const dir = scratchDir('fleet-sim');
