@@ -3,13 +3,19 @@
  * an assignment commits in this process, and by the change feed (change-feed.ts) for one committed
  * by another process sharing the database.
  */
+/**
+ * Why a waiter stopped waiting: `changed` (woken: its device may have changed, or the process is
+ * stopping), `expired` (its time ran out with no wake-up: nothing committed since it entered), `left`.
+ */
+export type WakeReason = 'changed' | 'expired' | 'left';
+
 export class DesiredWaiters {
-  private readonly byDevice = new Map<string, Set<() => void>>();
+  private readonly byDevice = new Map<string, Set<(reason: WakeReason) => void>>();
   /** Set at shutdown: polls stop waiting and answer with what they have. */
   closed = false;
 
   /** Resolves on wake-up or after `ms`; `signal` aborts early (client went away). */
-  wait(deviceId: string, ms: number, signal?: AbortSignal): Promise<void> {
+  wait(deviceId: string, ms: number, signal?: AbortSignal): Promise<WakeReason> {
     return this.enter(deviceId, ms, signal).woken;
   }
 
@@ -17,33 +23,34 @@ export class DesiredWaiters {
    * Registers a waiter now (synchronously) and hands back its wake-up and a way to leave early. A
    * long poll enters before it reads its sequence, so no change can fall between the read and the wait.
    */
-  enter(deviceId: string, ms: number, signal?: AbortSignal): { woken: Promise<void>; leave(): void } {
-    if (this.closed) return { woken: Promise.resolve(), leave() {} };
-    let done = () => {};
-    const woken = new Promise<void>((resolve) => {
+  enter(deviceId: string, ms: number, signal?: AbortSignal): { woken: Promise<WakeReason>; leave(): void } {
+    if (this.closed) return { woken: Promise.resolve('changed'), leave() {} };
+    let done = (_reason: WakeReason) => {};
+    const woken = new Promise<WakeReason>((resolve) => {
       let set = this.byDevice.get(deviceId);
       if (!set) this.byDevice.set(deviceId, (set = new Set()));
-      done = () => {
+      const left = () => done('left');
+      done = (reason) => {
         clearTimeout(timer);
-        signal?.removeEventListener('abort', done);
+        signal?.removeEventListener('abort', left);
         const s = this.byDevice.get(deviceId);
         if (s) {
           s.delete(done);
           if (s.size === 0) this.byDevice.delete(deviceId);
         }
-        resolve();
+        resolve(reason);
       };
-      const timer = setTimeout(done, Math.max(0, ms));
+      const timer = setTimeout(() => done('expired'), Math.max(0, ms));
       set.add(done);
-      signal?.addEventListener('abort', done, { once: true });
+      signal?.addEventListener('abort', left, { once: true });
     });
-    return { woken, leave: () => done() };
+    return { woken, leave: () => done('left') };
   }
 
   wake(deviceId: string): void {
     const set = this.byDevice.get(deviceId);
     if (!set) return;
-    for (const done of [...set]) done();
+    for (const done of [...set]) done('changed');
   }
 
   has(deviceId: string): boolean {

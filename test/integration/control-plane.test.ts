@@ -410,6 +410,9 @@ describe('control plane', () => {
       const next = await call(base(), 'GET', '/v1/device/desired?wait=5', { token: dev.token, headers: { 'if-none-match': '"1"' } });
       expect(next.status).toBe(200);
       expect(next.headers.get('etag')).toBe('"2"');
+      // A wait that runs out unwoken answers what it read when it began (it reads nothing again).
+      const quiet = await call(base(), 'GET', '/v1/device/desired?wait=1', { token: dev.token, headers: { 'if-none-match': '"2"' } });
+      expect([quiet.status, quiet.headers.get('etag')]).toEqual([304, '"2"']);
     });
 
     it('issues a pull token for the desired and previous images that the proxy honours', async () => {
