@@ -1,31 +1,14 @@
-import { sql } from 'drizzle-orm';
 import { Hono, type Context } from 'hono';
 import { importPublicKey, verifyBytes } from '../../protocol/keys.js';
 import { enrollChallengeRequest, enrollProofBytes, enrollRequest } from '../../protocol/device.js';
 import { issueDeviceToken } from './enroll-token.js';
-import type { ControlPlaneContext, Tx } from '../context.js';
+import type { ControlPlaneContext } from '../context.js';
 import { issueChallenge, openChallenge } from './enroll-challenge.js';
-import { publishEvent } from '../webhooks/outbox.js';
 import { errorBody, HttpError, jsonBody, type AppEnv } from '../http.js';
 import { clientKey, EnrollGuard } from './enroll-guard.js';
 import { checkClientCertificate } from './client-cert.js';
-import { ENROLLING_COLUMNS, enrollingDeviceOf, type EnrollingDevice } from '../db/point-reads.js';
-
-type Refusal = { status: 401 | 403; code: string; message: string };
-
-/**
- * Every check of an enrollment, in the order they have always been made; null when it may enroll.
- * `verified` checks the proof against a public key (the caller caches the answer per key).
- */
-export function refusalOf(d: EnrollingDevice | undefined, serial: string, issuedAt: number | null, now: number, ttlMs: number, verified: (publicKey: string) => boolean): Refusal | null {
-  if (!d) return { status: 401, code: 'unknown-serial', message: `serial ${serial} was not imported` };
-  if (d.status === 'revoked') return { status: 403, code: 'device-revoked', message: `device ${serial} is revoked` };
-  if (issuedAt === null) return { status: 401, code: 'unknown-challenge', message: 'challenge was not issued for this serial; request a new one' };
-  if (d.enrollChallengeAt !== null && issuedAt <= d.enrollChallengeAt) return { status: 401, code: 'replayed-challenge', message: 'challenge was already used (or one issued after it was); request a new one' };
-  if (issuedAt + ttlMs <= now) return { status: 401, code: 'stale-challenge', message: `challenge expired at ${new Date(issuedAt + ttlMs).toISOString()}; request a new one` };
-  if (!verified(d.publicKey)) return { status: 401, code: 'wrong-key', message: `signature does not verify with the public key recorded for ${serial}` };
-  return null;
-}
+import type { EnrollingDevice } from '../db/point-reads.js';
+import { EnrollWriter, refusalOf } from './enroll-writer.js';
 
 /**
  * What every refused enrollment answers, whatever the reason: telling an unknown serial from a
@@ -33,42 +16,6 @@ export function refusalOf(d: EnrollingDevice | undefined, serial: string, issued
  * in the log and the audit log.
  */
 const REFUSED = new HttpError(401, 'enrollment-refused', 'enrollment refused: request a new challenge and sign it with the key the manufacturer recorded for this serial');
-
-/**
- * The one write of an enrollment (it joins the group commit of db/write-queue.ts). Single use: the
- * UPDATE enrolls only if the row is still what was checked and no challenge as new as this one
- * was used; if another request got there first, the row is read again and every check made again
- * on it (a revocation, a re-import or a replay meanwhile is refused).
- */
-async function enrollIn(ctx: ControlPlaneContext, tx: Tx, read: EnrollingDevice, req: { serial: string; encryptionKey?: string; issuedAt: number; now: number }, verified: (publicKey: string) => boolean): Promise<Refusal | EnrollingDevice> {
-  const { issuedAt, now } = req;
-  let d = read;
-  for (;;) {
-    const first = d.status === 'registered';
-    const changed = await tx.run(sql`UPDATE devices SET status = 'enrolled', enrolled_at = ${first ? now : sql`enrolled_at`}, enroll_challenge_at = ${issuedAt},
-      encryption_key = ${req.encryptionKey ?? d.encryptionKey}
-      WHERE id = ${d.id} AND status = ${d.status} AND public_key = ${d.publicKey} AND token_epoch = ${d.tokenEpoch}
-        AND (enroll_challenge_at IS NULL OR enroll_challenge_at < ${issuedAt})`);
-    if (changed.rowsAffected !== 1) {
-      const again = enrollingDeviceOf((await tx.values(sql`SELECT ${sql.raw(ENROLLING_COLUMNS)} FROM devices WHERE serial = ${req.serial}`))[0]);
-      const refused = refusalOf(again, req.serial, issuedAt, now, ctx.config.challengeTtlMs, verified);
-      if (refused) return refused;
-      d = again as EnrollingDevice;
-      continue;
-    }
-    // The proof covered the encryption key: a device enrolled before secrets registers it at its next renewal.
-    if (req.encryptionKey && req.encryptionKey !== d.encryptionKey) {
-      await ctx.audit(tx, { actor: `device:${d.id}`, action: 'device.encryption-key', target: req.serial, before: d.encryptionKey ? { encryptionKey: d.encryptionKey } : undefined, after: { encryptionKey: req.encryptionKey } });
-    }
-    await ctx.audit(tx, { actor: `device:${d.id}`, action: first ? 'device.enroll' : 'device.renew', target: req.serial });
-    if (first) {
-      const id = d.id;
-      ctx.afterCommit(tx, () => ctx.events.emit('device-enrolled', { deviceId: id }));
-      await publishEvent(tx, now, 'device.enrolled', `devices/${d.serial}`, { deviceId: d.id, serial: d.serial, labels: JSON.parse(d.labels) as Record<string, string> });
-    }
-    return { ...d, status: 'enrolled' };
-  }
-}
 
 const guards = new WeakMap<ControlPlaneContext, EnrollGuard>();
 
@@ -95,6 +42,7 @@ export function enrollmentRoutes(ctx: ControlPlaneContext) {
         .catch((err: unknown) => ctx.log.error({ err }, 'refused enrollment not audited')),
   });
   guards.set(ctx, guard);
+  const writer = new EnrollWriter(ctx);
   const challengeKey = ctx.vault.derive('enroll-challenge');
   const addressOf = (c: Context<AppEnv>) => clientKey((c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined)?.incoming?.socket?.remoteAddress);
 
@@ -133,7 +81,7 @@ export function enrollmentRoutes(ctx: ControlPlaneContext) {
     };
     const read = await ctx.reads.enrollingDevice(req.serial);
     const early = refusalOf(read, req.serial, issuedAt, now, ctx.config.challengeTtlMs, verified);
-    const outcome = early ?? (await ctx.write((tx) => enrollIn(ctx, tx, read as EnrollingDevice, { ...req, issuedAt: issuedAt as number, now }, verified)));
+    const outcome = early ?? (await writer.submit(read as EnrollingDevice, { serial: req.serial, encryptionKey: req.encryptionKey, issuedAt: issuedAt as number, now }, verified));
     const address = addressOf(c);
     if ('code' in outcome) {
       c.var.log.warn({ serial: req.serial, address, code: outcome.code, reason: outcome.message }, 'enrollment refused');

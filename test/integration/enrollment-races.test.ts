@@ -1,8 +1,12 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createClient } from '@libsql/client';
 import { createLogger } from '../../common/log.js';
+import { enrollProofBytes } from '../../protocol/device.js';
+import { signBytes } from '../../protocol/keys.js';
 import { startControlPlane, type RunningControlPlane } from '../../control-plane/index.js';
 import { call, challengeFor, csvOf, enrollWith, newDevice } from './control-plane-support.js';
 
@@ -68,5 +72,44 @@ describe('enrollment races', () => {
     const renewed = await enrollWith(a.url, d.serial, await challengeFor(a.url, d.serial), d.privateKey);
     expect(renewed.status).toBe(200);
     expect((await enrollAudits(d.serial)).map((e) => e.action).sort()).toEqual(['device.enroll', 'device.renew']);
+  });
+
+  it('a burst written in batches: each device enrolled, audited and announced once; renewals in one burst register their encryption keys', async () => {
+    const hook = await call(a.url, 'POST', '/v1/webhooks', { token: admin, json: { url: 'https://hooks.example.com/berth', events: ['device.enrolled'] } });
+    expect(hook.status).toBe(201);
+    const burst = Array.from({ length: 40 }, (_, i) => newDevice(`burst-${String(i).padStart(2, '0')}`));
+    expect((await call(a.url, 'POST', '/v1/devices/import', { token: admin, text: csvOf(burst), type: 'text/csv' })).status).toBe(200);
+    const first = await Promise.all(burst.map(async (d, i) => enrollWith(i % 2 ? a.url : b.url, d.serial, await challengeFor(a.url, d.serial), d.privateKey)));
+    expect(first.map((r) => r.status)).toEqual(burst.map(() => 200));
+    expect(new Set(first.map((r) => r.body.deviceId)).size).toBe(burst.length);
+
+    // Renewals, half with a new encryption key (the proof covers it), all at once on one plane.
+    const keys = burst.map((_, i) => (i % 2 ? randomBytes(32).toString('base64url') : undefined));
+    const renewed = await Promise.all(
+      burst.map(async (d, i) => {
+        const challenge = await challengeFor(a.url, d.serial);
+        const signature = signBytes(d.privateKey, enrollProofBytes(d.serial, challenge, keys[i]));
+        return call(a.url, 'POST', '/v1/enroll', { json: { serial: d.serial, challenge, signature, ...(keys[i] ? { encryptionKey: keys[i] } : {}) } });
+      }),
+    );
+    expect(renewed.map((r) => r.status)).toEqual(burst.map(() => 200));
+    expect(renewed.map((r) => r.body.deviceId)).toEqual(first.map((r) => r.body.deviceId));
+
+    const entries = (await call(a.url, 'GET', '/v1/audit?limit=1000', { token: admin })).body.entries as { action: string; target: string; after?: { encryptionKey?: string } }[];
+    for (const [i, d] of burst.entries()) {
+      const mine = entries.filter((e) => e.target === d.serial);
+      expect(mine.map((e) => e.action).sort(), d.serial).toEqual(keys[i] ? ['device.encryption-key', 'device.enroll', 'device.renew'] : ['device.enroll', 'device.renew']);
+      if (keys[i]) expect(mine.find((e) => e.action === 'device.encryption-key')?.after?.encryptionKey).toBe(keys[i]);
+    }
+    const client = createClient({ url: db });
+    try {
+      const rows = (await client.execute("SELECT serial, status, encryption_key, enrolled_at IS NOT NULL AS dated FROM devices WHERE serial LIKE 'burst-%' ORDER BY serial")).rows;
+      expect(rows.map((r) => [r.serial, r.status, r.encryption_key ?? null, Number(r.dated)])).toEqual(burst.map((d, i) => [d.serial, 'enrolled', keys[i] ?? null, 1]));
+      // One device.enrolled event per first enrollment, none for a renewal.
+      const events = (await client.execute("SELECT subject FROM webhook_events WHERE type = 'device.enrolled' AND subject LIKE 'devices/burst-%' ORDER BY subject")).rows;
+      expect(events.map((r) => r.subject)).toEqual(burst.map((d) => `devices/${d.serial}`));
+    } finally {
+      client.close();
+    }
   });
 });

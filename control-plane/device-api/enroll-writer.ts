@@ -1,0 +1,201 @@
+import { sql, type SQL } from 'drizzle-orm';
+import { actorName, auditField, type AuditEntry, type ControlPlaneContext, type Tx } from '../context.js';
+import { ENROLLING_COLUMNS, enrollingDeviceOf, type EnrollingDevice } from '../db/point-reads.js';
+import { publishEventTo, readWebhooks, webhooksWanting } from '../webhooks/outbox.js';
+
+export type Refusal = { status: 401 | 403; code: string; message: string };
+
+/** What an enrollment's write needs: the challenge's issue time and the time the request came. */
+export interface EnrollRequest {
+  serial: string;
+  encryptionKey?: string;
+  issuedAt: number;
+  now: number;
+}
+
+/** Checks the proof against a public key (the caller caches the answer per key). */
+export type Verified = (publicKey: string) => boolean;
+
+/**
+ * Every check of an enrollment, in the order they have always been made; null when it may enroll.
+ */
+export function refusalOf(d: EnrollingDevice | undefined, serial: string, issuedAt: number | null, now: number, ttlMs: number, verified: Verified): Refusal | null {
+  if (!d) return { status: 401, code: 'unknown-serial', message: `serial ${serial} was not imported` };
+  if (d.status === 'revoked') return { status: 403, code: 'device-revoked', message: `device ${serial} is revoked` };
+  if (issuedAt === null) return { status: 401, code: 'unknown-challenge', message: 'challenge was not issued for this serial; request a new one' };
+  if (d.enrollChallengeAt !== null && issuedAt <= d.enrollChallengeAt) return { status: 401, code: 'replayed-challenge', message: 'challenge was already used (or one issued after it was); request a new one' };
+  if (issuedAt + ttlMs <= now) return { status: 401, code: 'stale-challenge', message: `challenge expired at ${new Date(issuedAt + ttlMs).toISOString()}; request a new one` };
+  if (!verified(d.publicKey)) return { status: 401, code: 'wrong-key', message: `signature does not verify with the public key recorded for ${serial}` };
+  return null;
+}
+
+interface Pending {
+  read: EnrollingDevice;
+  req: EnrollRequest;
+  verified: Verified;
+  resolve(o: Refusal | EnrollingDevice): void;
+  reject(err: unknown): void;
+}
+
+/** Enrollments in one write at most: 7 parameters each stays far below SQLite's limit of 32,766. */
+const MAX_BATCH = 256;
+
+type Ctx = Pick<ControlPlaneContext, 'write' | 'afterCommit' | 'events' | 'config' | 'now'>;
+
+/**
+ * Enrollments, written in batches (issue 17), as device-api/report-writer.ts writes reports: the
+ * enrollments that arrive while a commit is in flight go into the next one as one write, not a
+ * savepoint and four statements each. One UPDATE enrolls every device of the batch still as it
+ * was read and checked (the single-use condition on the challenge included); one INSERT writes
+ * their audit rows; the webhooks are read once. A device whose row changed since it was read (a
+ * revocation, a re-import, another challenge meanwhile, or a second request for it in the same
+ * batch) is decided alone afterwards, read again and checked again. Each request is answered
+ * after the commit that holds its write.
+ */
+export class EnrollWriter {
+  private pending: Pending[] = [];
+  private scheduled = false;
+
+  constructor(private readonly ctx: Ctx) {}
+
+  /** The device as enrolled, once committed; or why it may not enroll (checked again on the row as it is now). */
+  submit(read: EnrollingDevice, req: EnrollRequest, verified: Verified): Promise<Refusal | EnrollingDevice> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ read, req, verified, resolve, reject });
+      if (!this.scheduled) this.schedule();
+    });
+  }
+
+  private schedule(): void {
+    this.scheduled = true;
+    let batch: Pending[] = [];
+    this.ctx
+      .write(async (tx) => {
+        // Taken when the write starts, not when it was queued: what arrived meanwhile joins.
+        batch = this.pending.splice(0, MAX_BATCH);
+        this.scheduled = false;
+        if (this.pending.length > 0) this.schedule();
+        return writeEnrollments(this.ctx, tx, batch);
+      })
+      .then(
+        (outcomes) => batch.forEach((p, i) => (outcomes[i] instanceof Error ? p.reject(outcomes[i]) : p.resolve(outcomes[i] as Refusal | EnrollingDevice))),
+        (err: unknown) => batch.forEach((p) => p.reject(err)),
+      );
+  }
+}
+
+type Outcome = Refusal | EnrollingDevice;
+
+/** The batch in a savepoint; when the database refuses it, each enrollment again in its own, so one costs only itself. */
+async function writeEnrollments(ctx: Ctx, tx: Tx, batch: Pending[]): Promise<(Outcome | Error)[]> {
+  if (batch.length === 0) return [];
+  try {
+    const { outcomes, enrolled } = await tx.transaction((sp) => writeBatch(ctx, sp, batch));
+    announce(ctx, tx, enrolled);
+    return outcomes;
+  } catch (batchError) {
+    if (batch.length === 1) return [batchError instanceof Error ? batchError : new Error(String(batchError))];
+    const out: (Outcome | Error)[] = [];
+    for (const p of batch) {
+      try {
+        const { outcomes, enrolled } = await tx.transaction((sp) => writeBatch(ctx, sp, [p]));
+        announce(ctx, tx, enrolled);
+        out.push(outcomes[0]);
+      } catch (err) {
+        out.push(err instanceof Error ? err : new Error(String(err)));
+      }
+    }
+    return out;
+  }
+}
+
+/** After the commit (never for a savepoint rolled back): the campaign engine learns of each first enrollment. */
+function announce(ctx: Ctx, tx: Tx, enrolled: string[]): void {
+  for (const deviceId of enrolled) ctx.afterCommit(tx, () => ctx.events.emit('device-enrolled', { deviceId }));
+}
+
+interface Done {
+  p: Pending;
+  d: EnrollingDevice;
+  first: boolean;
+}
+
+async function writeBatch(ctx: Ctx, tx: Tx, batch: Pending[]): Promise<{ outcomes: Outcome[]; enrolled: string[] }> {
+  // The first request for each device goes into the one UPDATE; a second one for it is decided after, on the row the first left.
+  const firsts = new Map<string, number>();
+  batch.forEach((p, i) => firsts.has(p.read.id) || firsts.set(p.read.id, i));
+  const values = [...firsts.values()].map((i) => {
+    const { read: d, req } = batch[i];
+    return sql`(${d.id}, ${d.status}, ${d.publicKey}, ${d.tokenEpoch}, ${req.issuedAt}, ${req.now}, ${req.encryptionKey ?? null})`;
+  });
+  // SET sees the row before the update: enrolled_at is set by the first enrollment only, and a renewal without a key keeps the one registered.
+  const updated = await tx.values<[string]>(sql`WITH v(id, status, public_key, token_epoch, issued_at, now, encryption_key) AS (VALUES ${sql.join(values, sql`, `)})
+    UPDATE devices SET status = 'enrolled', enrolled_at = CASE WHEN devices.status = 'registered' THEN v.now ELSE devices.enrolled_at END,
+      enroll_challenge_at = v.issued_at, encryption_key = coalesce(v.encryption_key, devices.encryption_key)
+    FROM v WHERE devices.id = v.id AND devices.status = v.status AND devices.public_key = v.public_key AND devices.token_epoch = v.token_epoch
+      AND (devices.enroll_challenge_at IS NULL OR devices.enroll_challenge_at < v.issued_at)
+    RETURNING devices.id`);
+  const enrolledNow = new Set(updated.map((r) => String(r[0])));
+  const outcomes: Outcome[] = new Array<Outcome>(batch.length);
+  const done: Done[] = [];
+  for (let i = 0; i < batch.length; i++) {
+    const p = batch[i];
+    if (firsts.get(p.read.id) === i && enrolledNow.has(p.read.id)) {
+      done.push({ p, d: p.read, first: p.read.status === 'registered' });
+      outcomes[i] = { ...p.read, status: 'enrolled' };
+    }
+  }
+  for (let i = 0; i < batch.length; i++) {
+    if (outcomes[i]) continue;
+    const p = batch[i];
+    const o = await enrollAlone(ctx, tx, p);
+    outcomes[i] = 'code' in o ? o : { ...o.d, status: 'enrolled' };
+    if (!('code' in o)) done.push({ p, ...o });
+  }
+  await audit(ctx, tx, done);
+  const hooks = await readWebhooks(tx);
+  const targets = webhooksWanting(hooks, 'device.enrolled');
+  const enrolled: string[] = [];
+  for (const { p, d, first } of done) {
+    if (!first) continue;
+    enrolled.push(d.id);
+    await publishEventTo(tx, p.req.now, 'device.enrolled', `devices/${d.serial}`, { deviceId: d.id, serial: d.serial, labels: JSON.parse(d.labels) as Record<string, string> }, targets);
+  }
+  return { outcomes, enrolled };
+}
+
+/**
+ * One enrollment whose row was not as read: read again and every check made again on it (a
+ * revocation, a re-import or a replay meanwhile is refused), then the same conditional UPDATE.
+ */
+async function enrollAlone(ctx: Ctx, tx: Tx, p: Pending): Promise<Refusal | { d: EnrollingDevice; first: boolean }> {
+  const { req } = p;
+  for (;;) {
+    const d = enrollingDeviceOf((await tx.values(sql`SELECT ${sql.raw(ENROLLING_COLUMNS)} FROM devices WHERE serial = ${req.serial}`))[0]);
+    const refused = refusalOf(d, req.serial, req.issuedAt, req.now, ctx.config.challengeTtlMs, p.verified);
+    if (refused) return refused;
+    const row = d as EnrollingDevice;
+    const first = row.status === 'registered';
+    const changed = await tx.run(sql`UPDATE devices SET status = 'enrolled', enrolled_at = ${first ? req.now : sql`enrolled_at`}, enroll_challenge_at = ${req.issuedAt},
+      encryption_key = ${req.encryptionKey ?? row.encryptionKey}
+      WHERE id = ${row.id} AND status = ${row.status} AND public_key = ${row.publicKey} AND token_epoch = ${row.tokenEpoch}
+        AND (enroll_challenge_at IS NULL OR enroll_challenge_at < ${req.issuedAt})`);
+    if (changed.rowsAffected === 1) return { d: row, first };
+  }
+}
+
+/** The audit rows of the batch in one INSERT, in arrival order; a new encryption key (covered by the proof) gets its own row. */
+async function audit(ctx: Ctx, tx: Tx, done: Done[]): Promise<void> {
+  if (!done.length) return;
+  const entries: AuditEntry[] = [];
+  for (const { p, d, first } of done) {
+    const actor = `device:${d.id}`;
+    const key = p.req.encryptionKey;
+    // A device enrolled before secrets registers its key at its next renewal.
+    if (key && key !== d.encryptionKey) entries.push({ actor, action: 'device.encryption-key', target: d.serial, before: d.encryptionKey ? { encryptionKey: d.encryptionKey } : undefined, after: { encryptionKey: key } });
+    entries.push({ actor, action: first ? 'device.enroll' : 'device.renew', target: d.serial });
+  }
+  const at = ctx.now().getTime();
+  const rows: SQL[] = entries.map((e) => sql`(${at}, ${actorName(e.actor)}, ${e.action}, ${e.target}, ${auditField(e.before)}, ${auditField(e.after)})`);
+  await tx.run(sql`INSERT INTO audit_log (at, actor, action, target, before, after) VALUES ${sql.join(rows, sql`, `)}`);
+}
