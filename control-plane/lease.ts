@@ -84,15 +84,20 @@ async function readLease(ctx: LeaseCtx, name: string): Promise<{ holder: string;
  * lock, so two processes racing for a free lease cannot both win). Returns whether `me` holds it.
  */
 export async function acquireLease(ctx: LeaseCtx, name: string, me: string, ttlMs: number): Promise<boolean> {
+  return (await holdLease(ctx, name, me, ttlMs)) !== null;
+}
+
+/** acquireLease, telling when the lease was written (its expiry is that + ttl), or null when another holds it. */
+async function holdLease(ctx: LeaseCtx, name: string, me: string, ttlMs: number): Promise<number | null> {
   return ctx.write(async (tx) => {
     const now = ctx.now().getTime();
     const row = (await tx.all<{ holder: string; expires_at: number }>(sql`SELECT holder, expires_at FROM leases WHERE name = ${name}`))[0];
     const step = leaseStep(row ? { holder: row.holder, expiresAt: Number(row.expires_at) } : undefined, me, now, deadOnThisHost);
-    if (step === 'wait') return false;
+    if (step === 'wait') return null;
     if (step === 'renew') await tx.run(sql`UPDATE leases SET expires_at = ${now + ttlMs} WHERE name = ${name} AND holder = ${me}`);
     else await tx.run(sql`INSERT INTO leases (name, holder, acquired_at, expires_at) VALUES (${name}, ${me}, ${now}, ${now + ttlMs})
       ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, acquired_at = excluded.acquired_at, expires_at = excluded.expires_at`);
-    return true;
+    return now;
   });
 }
 
@@ -104,7 +109,7 @@ export function startLease(ctx: LeaseCtx, name: string, opts: LeaseOptions = {})
   const me = opts.holder ?? defaultHolderId();
   const listeners = new Set<(held: boolean) => void>();
   let held = false;
-  /** Local deadline of the current holding: the start of the last successful renewal + ttl - renewMs. */
+  /** Local deadline of the current holding: when the last renewal was written + ttl - renewMs. */
   let validUntil = 0;
   let released = false;
   let running: Promise<void> | null = null;
@@ -131,10 +136,14 @@ export function startLease(ctx: LeaseCtx, name: string, opts: LeaseOptions = {})
         const row = await readLease(ctx, name);
         if (leaseStep(row, me, started, deadOnThisHost) === 'wait') return;
       }
-      const ok = await acquireLease(ctx, name, me, ttlMs);
+      // From when the row was written, not when this look began: under load the renewal waits
+      // in the write queue and for the write turn, and counted from the look's start a renewal that
+      // waited past ttl - renewMs made the holder step down and take the lease again at its next look
+      // (three flaps in one 20,000-device campaign, SCALING.md). The row's expiry counts from the write too.
+      const written = await holdLease(ctx, name, me, ttlMs);
       if (released) return;
-      if (ok) validUntil = started + ttlMs - renewMs;
-      set(ok);
+      if (written !== null) validUntil = written + ttlMs - renewMs;
+      set(written !== null);
     } catch (err) {
       if (released) return;
       ctx.log.warn({ err, lease: name }, 'lease renewal failed');

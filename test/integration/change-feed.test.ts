@@ -5,7 +5,7 @@ import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ControlPlaneContext } from '../../control-plane/context.js';
 import { FEED_KEEP_MS, noteDesiredChanges, noteDesiredChangesOf, pruneDesiredChanges, tailDesiredChanges, type FeedTailer } from '../../control-plane/devices/change-feed.js';
-import { acquireLease } from '../../control-plane/lease.js';
+import { acquireLease, startLease } from '../../control-plane/lease.js';
 import { fileContext } from './file-context.js';
 
 /**
@@ -102,5 +102,24 @@ describe('change feed and lease on one database file', () => {
     expect(await acquireLease(writer, 'test-lease', 'host-a:1:x', 5_000)).toBe(false);
     const row = await writer.db.all<{ holder: string }>(sql`SELECT holder FROM leases WHERE name = 'test-lease'`);
     expect(row[0].holder).toBe('host-b:2:y');
+  });
+
+  it('keeps holding a lease whose renewal waited long in the write queue (counted from the write)', async () => {
+    // The holder's clock, moved by the test: its renewal waits 90 s in the queue (a loaded write queue, compressed).
+    let clock = Date.now() + 60_000;
+    const queued = { ...writer, now: () => new Date(clock), write: ((fn) => ((clock += 90_000), writer.write(fn))) as typeof writer.write };
+    const lease = startLease(queued, 'slow-renewal', { ttlMs: 100_000, renewMs: 40_000, holder: 'host-c:3:z' });
+    const changes: boolean[] = [];
+    lease.onChange((held) => changes.push(held));
+    try {
+      await lease.check();
+      expect(lease.held).toBe(true);
+      // Each look renews late: counted from each look's start, every renewal came after ttl - renewMs and the lease flapped.
+      await lease.check();
+      await lease.check();
+      expect(changes).toEqual([true]);
+    } finally {
+      await lease.release();
+    }
   });
 });
