@@ -12,7 +12,7 @@ import type { ImageRegistry } from './manifests/registry.js';
 import type { LastSeen } from './devices/last-seen.js';
 import type { DeviceTokenCache } from './device-api/token-cache.js';
 import type { KeyVault } from './secrets/key-vault.js';
-import { ByteTallies } from './campaigns/bytes.js';
+import { ByteTallies } from './campaigns/byte-tallies.js';
 
 export type { Db, Tx };
 

@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm';
 import { reportMark } from './reconcile.js';
 import type { Reader } from './store.js';
+import { KEPT, type ByteTallies, type ByteTotals, type Counted, type Tally } from './byte-tallies.js';
 
 /**
  * The bytes a campaign's update moved, for its status: over the members given a document
@@ -14,38 +15,6 @@ import type { Reader } from './store.js';
  * members given a document grew or shrank (a pending one left, a finished one's device removed):
  * right after an assignment few members hold a report about the new document, so that read is short.
  */
-export interface ByteTotals {
-  moved: number;
-  full: number;
-  devices: number;
-  viaDelta: number;
-}
-
-interface Counted {
-  done: number;
-  full: number;
-  delta: number;
-}
-
-interface Tally {
-  /** The members' generation the tally counted: the campaign's assignments and members given a document. */
-  generation: string;
-  mark: number;
-  byDevice: Map<string, Counted>;
-  totals: ByteTotals;
-}
-
-/** Campaigns tallied per context (the console may watch a few; each costs a map of its members). */
-const KEPT = 4;
-
-/**
- * The tallies one control plane keeps, on its context (context.ts `byteTallies`): one database,
- * so one set of tallies; a test or bench context of its own starts empty. Most recently read last.
- */
-export class ByteTallies {
-  readonly byCampaign = new Map<string, Tally>();
-}
-
 const COUNTED_STATES = sql`cd.state IN ('assigned', 'succeeded', 'failed', 'rolled-back', 'left')`;
 
 type Row = { device_id: string; done: number | null; full: number | null; delta: number | null; counted: number };
