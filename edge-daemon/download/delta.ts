@@ -2,7 +2,7 @@ import type { HttpsTrust } from '../../common/tls-trust.js';
 import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
 import type { EngineClient } from '../engine/client.js';
-import { applyDelta, DeltaError, HEADER_BYTES, type DeltaHeader } from '../../common/delta/index.js';
+import { DeltaError, HEADER_BYTES, type DeltaHeader } from '../../common/delta/format.js';
 import { settledDeltaPlan } from '../../common/delta/plan-client.js';
 import type { DeltaPlanResponse } from '../../common/delta/wire.js';
 import { digestHex } from '../../common/digest.js';
@@ -190,6 +190,10 @@ export class DeltaRebuilder {
     try {
       const delta = pacedStream(createReadStream(store.blobPath(job.download.digest), { highWaterMark: 256 << 10 }), moved);
       // expectDiffId is the signed config's, not the delta's claim: nothing else reaches the store.
+      // Loaded with the first delta rebuilt, not with the download code: it brings zstd-napi, a native
+      // binding (its library and the symbol lookups of loading it: ~1.5 MiB resident, never unloaded),
+      // which a gateway that only ever downloads full layers does not need.
+      const { applyDelta } = await import('../../common/delta/apply.js');
       const result = await applyDelta({ base, delta, outPath, expectDiffId: job.layer.diffId });
       await store.adopt(job.layer.diffId, outPath);
       this.deps.log.info({ image: job.image, layer: job.layer.diffId, delta: job.download.size, size: result.size }, 'layer rebuilt from a delta');
