@@ -11,7 +11,8 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
  */
 
 const VERSION = 1;
-const BODY = 1 + 8 + 16;
+const NONCE = 16;
+const BODY = 1 + 8 + NONCE;
 const LENGTH = BODY + 32;
 /** A challenge dated this far ahead of the verifier's clock is not one it trusts (control planes on other machines). */
 const MAX_AHEAD_MS = 60_000;
@@ -20,11 +21,30 @@ function mac(key: Buffer, serial: string, body: Buffer): Buffer {
   return createHmac('sha256', key).update(`berth-enroll-challenge-v1\n${serial}\n`).update(body).digest();
 }
 
-export function issueChallenge(key: Buffer, serial: string, now: number): string {
+/**
+ * 16-byte nonces cut from one random fill of `batch` at a time: randomBytes(16) is a call into
+ * OpenSSL per challenge, about as costly as the challenge's MAC (issue 17). The nonces are as
+ * random; the pool lives with the routes that use it (a closure), not in the module.
+ */
+export function noncePool(batch = 256): () => Buffer {
+  let pool = Buffer.alloc(0);
+  let at = 0;
+  return () => {
+    if (at + NONCE > pool.length) {
+      pool = randomBytes(NONCE * batch);
+      at = 0;
+    }
+    at += NONCE;
+    return pool.subarray(at - NONCE, at);
+  };
+}
+
+export function issueChallenge(key: Buffer, serial: string, now: number, nonce: Buffer = randomBytes(NONCE)): string {
+  if (nonce.length !== NONCE) throw new Error(`challenge nonce must be ${NONCE} bytes, got ${nonce.length}`);
   const body = Buffer.allocUnsafe(BODY);
   body[0] = VERSION;
   body.writeBigUInt64BE(BigInt(now), 1);
-  randomBytes(16).copy(body, 9);
+  nonce.copy(body, 9);
   return Buffer.concat([body, mac(key, serial, body)]).toString('base64url');
 }
 

@@ -3,7 +3,7 @@ import { importPublicKey, verifyBytes } from '../../protocol/keys.js';
 import { enrollChallengeRequest, enrollProofBytes, enrollRequest } from '../../protocol/device.js';
 import { issueDeviceToken } from './enroll-token.js';
 import type { ControlPlaneContext } from '../context.js';
-import { issueChallenge, openChallenge } from './enroll-challenge.js';
+import { issueChallenge, noncePool, openChallenge } from './enroll-challenge.js';
 import { errorBody, HttpError, jsonBody, type AppEnv } from '../http.js';
 import { clientKey, EnrollGuard } from './enroll-guard.js';
 import { checkClientCertificate } from './client-cert.js';
@@ -44,6 +44,7 @@ export function enrollmentRoutes(ctx: ControlPlaneContext) {
   guards.set(ctx, guard);
   const writer = new EnrollWriter(ctx);
   const challengeKey = ctx.vault.derive('enroll-challenge');
+  const nonce = noncePool();
   const addressOf = (c: Context<AppEnv>) => clientKey((c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined)?.incoming?.socket?.remoteAddress);
 
   // Anyone may call these routes: each address has a budget, and a device that enrolls gets its cost back.
@@ -62,7 +63,7 @@ export function enrollmentRoutes(ctx: ControlPlaneContext) {
     const { serial } = await jsonBody(c, enrollChallengeRequest);
     checkClientCertificate(c, serial);
     const now = ctx.now().getTime();
-    return c.json({ challenge: issueChallenge(challengeKey, serial, now), expiresAt: new Date(now + ctx.config.challengeTtlMs).toISOString() });
+    return c.json({ challenge: issueChallenge(challengeKey, serial, now, nonce()), expiresAt: new Date(now + ctx.config.challengeTtlMs).toISOString() });
   });
 
   app.post('/', async (c) => {

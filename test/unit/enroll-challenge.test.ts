@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { issueChallenge, openChallenge } from '../../control-plane/device-api/enroll-challenge.js';
+import { issueChallenge, noncePool, openChallenge } from '../../control-plane/device-api/enroll-challenge.js';
 
 describe('stateless enrollment challenges', () => {
   const key = randomBytes(32);
@@ -26,5 +26,21 @@ describe('stateless enrollment challenges', () => {
     const ahead = issueChallenge(key, 'SN-1', now + 5 * 60_000);
     expect(openChallenge(key, 'SN-1', ahead, now)).toBeNull();
     expect(openChallenge(key, 'SN-1', ahead, now + 5 * 60_000)).toBe(now + 5 * 60_000);
+  });
+
+  it('takes its nonces from a pool: each 16 bytes, none repeated across refills, and no other length', () => {
+    const next = noncePool(4);
+    const seen = new Set<string>();
+    for (let i = 0; i < 64; i++) {
+      const n = next();
+      expect(n).toHaveLength(16);
+      seen.add(n.toString('hex'));
+    }
+    expect(seen.size).toBe(64);
+    const a = issueChallenge(key, 'SN-1', now, next());
+    const b = issueChallenge(key, 'SN-1', now, next());
+    expect(a).not.toBe(b);
+    expect(openChallenge(key, 'SN-1', b, now)).toBe(now);
+    expect(() => issueChallenge(key, 'SN-1', now, Buffer.alloc(8))).toThrow(/nonce must be 16 bytes, got 8/);
   });
 });
