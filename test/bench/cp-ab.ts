@@ -7,7 +7,9 @@
  * generator's CPU and the server's event-loop delay; `--prof`: the flame summary of each process.
  * Not part of `npm run bench`: a tool to compare builds and worker counts.
  *   node dist/test/bench/cp-ab.js [--devices 10000] [--sample 1000] [--seconds 5] [--runs 2]
- *     [--workers 1,2] [--bins OTHER/dist/bin/berth.js,this] [--phases poll,report,poll@2000,report@1000] [--prof]
+ *     [--warmup 1] [--workers 1,2] [--bins OTHER/dist/bin/berth.js,this] [--loads OTHER/dist/test/bench/load.js,this]
+ *     [--phases poll,report,poll@2000,report@1000] [--prof]
+ * `--loads`: each phase runs once with each load generator, back to back (their CPU per request compared).
  * A phase `kind@rate` is open loop at that rate (256 in flight at most), else 64 connections back to back.
  */
 import { readdirSync, readFileSync, mkdirSync } from 'node:fs';
@@ -24,12 +26,15 @@ import { everyWorkerAnswers, operator, publish, startControlPlaneProcess } from 
 import { startRegistry } from '../rig/registry.js';
 import { forgeImage } from '../rig/forge.js';
 
-const { values } = parseArgs({ options: { devices: { type: 'string' }, sample: { type: 'string' }, seconds: { type: 'string' }, workers: { type: 'string' }, runs: { type: 'string' }, phases: { type: 'string' }, prof: { type: 'boolean' }, keep: { type: 'boolean' }, bins: { type: 'string' } } });
+const { values } = parseArgs({ options: { devices: { type: 'string' }, sample: { type: 'string' }, seconds: { type: 'string' }, workers: { type: 'string' }, runs: { type: 'string' }, phases: { type: 'string' }, prof: { type: 'boolean' }, keep: { type: 'boolean' }, bins: { type: 'string' }, loads: { type: 'string' }, warmup: { type: 'string' } } });
+const loads = (values.loads ?? 'this').split(',').map((l) => (l === 'this' ? 'load.js' : l));
 const bins = (values.bins ?? '').split(',').filter(Boolean);
 const binOf = (b: string): string => (b === 'this' ? BERTH_BIN : b);
 const n = Number(values.devices ?? 10000);
 const sampleN = Number(values.sample ?? 1000);
 const seconds = Number(values.seconds ?? 5);
+/** Warm-up before the counted window, s (each run restarts the control plane: every worker verifies its tokens and compiles anew). */
+const warmupMs = Number(values.warmup ?? 1) * 1000;
 const workers = (values.workers ?? '1').split(',').map(Number);
 const runs = Number(values.runs ?? 1);
 const phases = (values.phases ?? 'poll,report').split(',');
@@ -58,8 +63,8 @@ try {
     const [kind, rate] = phase.split('@');
     const r = rate ? Number(rate) : undefined;
     return kind === 'poll'
-      ? { kind: 'requests', url: `${cp.url}/v1/device/desired`, method: 'GET', concurrency: r ? 256 : 64, ratePerSecond: r, durationMs: seconds * 1000, warmupMs: 1000, identities: polls, expect: 304 }
-      : { kind: 'requests', url: `${cp.url}/v1/device/report`, method: 'POST', concurrency: r ? 256 : 64, ratePerSecond: r, durationMs: seconds * 1000, warmupMs: 1000, identities: reports, seqStart: (seqBase += 10_000_000), expect: 202 };
+      ? { kind: 'requests', url: `${cp.url}/v1/device/desired`, method: 'GET', concurrency: r ? 256 : 64, ratePerSecond: r, durationMs: seconds * 1000, warmupMs, identities: polls, expect: 304 }
+      : { kind: 'requests', url: `${cp.url}/v1/device/report`, method: 'POST', concurrency: r ? 256 : 64, ratePerSecond: r, durationMs: seconds * 1000, warmupMs, identities: reports, seqStart: (seqBase += 10_000_000), expect: 202 };
   };
   console.log(`ready: ${n} devices, ${sampleN} enrolled; load ${loadavg()[0].toFixed(2)}`);
   for (let i = 0; i < runs; i++) {
@@ -68,19 +73,19 @@ try {
       // Every worker listening before the load connects (the first answer is worker 1's alone).
       await everyWorkerAnswers(cp.url, w);
       await new Promise((r) => setTimeout(r, 1500));
-      for (const phase of phases) {
+      for (const [phase, loadScript] of phases.flatMap((p) => loads.map((l) => [p, l] as const))) {
         const pids = processTree(cp.child.pid);
         await loopDelayOf(pids, loopDir);
         const cpus0 = pids.map((p) => cpuSecondsOf(p));
         const c0 = treeCpuSecondsOf(cp.child.pid);
         const t0 = performance.now();
-        const r = await runWorker<RequestsResult>('load.js', job(phase), { logFile: join(dir.dir, 'load.log') });
+        const r = await runWorker<RequestsResult>(loadScript, job(phase), { logFile: join(dir.dir, 'load.log') });
         const wall = (performance.now() - t0) / 1000;
         const per = pids.map((p, k) => (((cpuSecondsOf(p) - cpus0[k]) / wall) * 100).toFixed(0));
         const cpu = ((treeCpuSecondsOf(cp.child.pid) - c0) / wall) * 100;
         const loops = await loopDelayOf(pids, loopDir);
         const loop = worstLoop(loops);
-        console.log(`${b || ''} w${w} ${phase} run ${i + 1}: ${r.perSecond.toFixed(0)}/s p50 ${r.p50.toFixed(1)} p99 ${r.p99.toFixed(1)} max ${r.max.toFixed(0)} ms; server ${cpu.toFixed(0)}% [${per.join(' ')}], client ${r.clientCpuPercent.toFixed(0)}%; loop p99 ${loop.p99.toFixed(0)} max ${loop.max.toFixed(0)}; ${((cpu / 100) * wall * 1e6 / r.answered).toFixed(0)} µs server CPU/req; failed ${r.failed} ${r.firstError ?? ''}; load ${loadavg()[0].toFixed(2)}`);
+        console.log(`${b || ''} w${w} ${phase}${loads.length > 1 ? ` load ${loadScript}` : ''} run ${i + 1}: ${r.perSecond.toFixed(0)}/s p50 ${r.p50.toFixed(1)} p99 ${r.p99.toFixed(1)} max ${r.max.toFixed(0)} ms; server ${cpu.toFixed(0)}% [${per.join(' ')}], client ${r.clientCpuPercent.toFixed(0)}% (${((r.clientCpuPercent / 100) * (seconds + warmupMs / 1000) * 1e6 / r.answered).toFixed(0)} µs/req); loop p99 ${loop.p99.toFixed(0)} max ${loop.max.toFixed(0)}; ${((cpu / 100) * wall * 1e6 / r.answered).toFixed(0)} µs server CPU/req; failed ${r.failed} ${r.firstError ?? ''}; load ${loadavg()[0].toFixed(2)}`);
         if (values.prof) {
           for (const p of pids) {
             const files = readdirSync(profDir).filter((f) => f.startsWith(`${p}-`)).sort((a, b) => Number(b.split('-')[1].split('.')[0]) - Number(a.split('-')[1].split('.')[0]));

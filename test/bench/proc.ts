@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync, closeSync, readFileSync, readdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -14,7 +14,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 /** dist/ root: this file is dist/test/bench/proc.js once compiled. */
 export const DIST = join(dirname(fileURLToPath(import.meta.url)), '../..');
 export const BERTH_BIN = join(DIST, 'bin/berth.js');
-export const benchScript = (name: string): string => join(DIST, 'test/bench', name);
+/** A bench script of this build by name, or another build's by absolute path (cp-ab.ts --loads compares load generators). */
+export const benchScript = (name: string): string => (isAbsolute(name) ? name : join(DIST, 'test/bench', name));
 
 /** Linux reports utime/stime in clock ticks; 100 on every mainstream kernel config (getconf CLK_TCK). */
 const CLK_TCK = 100;

@@ -1,0 +1,79 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RawConnection, requestText } from '../bench/raw-http.js';
+
+/**
+ * The load generator's HTTP client (test/bench/raw-http.ts) against node:http on loopback: the
+ * framing it parses must count each answer once, whatever case the server gives its header names,
+ * or a bench would count a body as the next answer (or hang).
+ */
+let server: Server;
+let url: URL;
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    switch (req.url) {
+      case '/304':
+        res.writeHead(304, { ETag: '"7"' }).end();
+        break;
+      case '/length':
+        res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': '5' }).end('hello');
+        break;
+      case '/chunked':
+        res.writeHead(200, { 'Content-Type': 'text/plain' });
+        res.write('abc');
+        setTimeout(() => res.end('def'), 10);
+        break;
+      case '/close':
+        res.writeHead(401, { CONNECTION: 'Close', 'CONTENT-LENGTH': '12' }).end('unauthorized');
+        break;
+      default:
+        res.writeHead(404).end();
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  url = new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
+});
+
+afterAll(async () => {
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+});
+
+const get = (conn: RawConnection, path: string) => conn.send(requestText('GET', new URL(path, url), {}, undefined));
+
+describe('RawConnection', () => {
+  it('counts 304s, bodies by length and chunked bodies on one keep-alive connection, in order', async () => {
+    const conn = new RawConnection(url);
+    try {
+      const answers = [];
+      for (const path of ['/304', '/length', '/304', '/chunked', '/304', '/length']) answers.push(await get(conn, path));
+      expect(answers.map((a) => a.status)).toEqual([304, 200, 304, 200, 304, 200]);
+      expect(answers.map((a) => a.text)).toEqual(['', 'hello', '', '3\r\nabc\r\n3\r\ndef\r\n0\r\n\r\n', '', 'hello']);
+    } finally {
+      conn.close();
+    }
+  });
+
+  it('reads a whole chunked body and the ETag on a `whole` connection', async () => {
+    const conn = new RawConnection(url, {}, true);
+    try {
+      expect(await get(conn, '/chunked')).toMatchObject({ status: 200, text: 'abcdef' });
+      expect(await get(conn, '/304')).toMatchObject({ status: 304, text: '', etag: '"7"' });
+    } finally {
+      conn.close();
+    }
+  });
+
+  it('honours Connection: close in any case and opens a new connection for the next request', async () => {
+    const conn = new RawConnection(url);
+    try {
+      const closed = await get(conn, '/close');
+      expect(closed.status).toBe(401);
+      expect(closed.text).toBe('unauthorized');
+      expect((await get(conn, '/304')).status).toBe(304);
+    } finally {
+      conn.close();
+    }
+  });
+});
