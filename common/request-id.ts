@@ -1,4 +1,5 @@
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
+import type { ServerResponse } from 'node:http';
 import type { MiddlewareHandler } from 'hono';
 import { newOpId, type Logger } from './log.js';
 
@@ -26,6 +27,14 @@ export function requestId(log: Logger): MiddlewareHandler<{ Variables: RequestId
     const id = requestIdFrom(c.req.header('x-request-id'));
     c.set('requestId', id);
     c.set('log', log.child({ requestId: id }));
+    // Served by @hono/node-server: on the Node response, which merges it into whatever answer is
+    // written. Set on `c.res` instead, it made the adapter build a WHATWG Headers object for every
+    // answer, a few % of a poll's or an enrollment's CPU (issue 17).
+    const outgoing = (c.env as { outgoing?: Partial<ServerResponse> } | undefined)?.outgoing;
+    if (typeof outgoing?.setHeader === 'function' && !outgoing.headersSent) {
+      outgoing.setHeader('X-Request-Id', id);
+      return next();
+    }
     await next();
     if (c.res !== RESPONSE_ALREADY_SENT) c.res.headers.set('X-Request-Id', id);
   };
