@@ -200,16 +200,27 @@ async function deploy(d: Device, answer: RawAnswer): Promise<void> {
   await report(d, { desiredSequence: doc.sequence, running: release, phase: 'running', services });
 }
 
+/** Devices whose connection's first poll is not answered yet (the opening window, below). */
+let opening = 0;
+
 /** A device's life: long poll (with its ETag once it has one) until stopped; each new document deployed. */
 async function live(d: Device): Promise<void> {
   d.conn = newConnection(d);
   let deployed = false;
+  // The first poll on a new connection waits for nothing: its answer says the server took the
+  // connection off its accept queue, which the opening window counts (a connect completes before that).
+  let first = true;
+  opening++;
   while (!stopping) {
     polls++;
     const headers: Record<string, string> = { authorization: `Bearer ${d.token}` };
     if (d.etag) headers['if-none-match'] = d.etag;
-    const text = requestText('GET', new URL(`/v1/device/desired?wait=${job.waitSeconds}`, d.url), headers, undefined);
+    const text = requestText('GET', new URL(`/v1/device/desired?wait=${first ? 0 : job.waitSeconds}`, d.url), headers, undefined);
     const r = await withRetry(`desired ${d.serial}`, () => send(d, text, POLL_TIMEOUT_MS));
+    if (first) {
+      first = false;
+      opening--;
+    }
     if (r.status === 204 || r.status === 304) continue;
     if (r.status !== 200) throw new Error(`desired ${d.serial}: ${r.status} ${r.text.slice(0, 200)}`);
     d.etag = r.etag ?? null;
@@ -244,25 +255,21 @@ const t0 = performance.now();
 agent.destroy();
 emit({ event: 'enrolled', devices: devices.length, seconds: (performance.now() - t0) / 1000, retries });
 
-// Opened a window at a time: at most `connectWindow` connects under way, each finished before the
-// next starts. Thousands of connects at once overflow the server's accept queue, and a dropped SYN
-// is retried after 1, 3, 7… s, a tail that measures the kernel, not Berth.
+// Opened a window at a time: at most `connectWindow` devices whose first poll is unanswered.
+// Thousands of connects at once overflow the server's accept queue, and a dropped SYN is retried
+// after 1, 3, 7… s, a tail that measures the kernel, not Berth. Counting connects under way was
+// not enough: a connect completes when the kernel has queued it, before a busy worker accepts it,
+// and at 100,000 devices the queues filled (SYN-SENT for seconds, enrollment's last connects too).
 const failed: Error[] = [];
 const t1 = performance.now();
-const connectingNow = (from: number, to: number) => {
-  let n = 0;
-  for (let k = from; k < to; k++) if (devices[k].conn.connecting) n++;
-  return n;
-};
 let started = 0;
 while (started < devices.length) {
-  const low = Math.max(0, started - 4 * job.connectWindow);
-  const room = job.connectWindow - connectingNow(low, started);
-  for (const d of devices.slice(started, started + Math.max(0, room))) live(d).catch((err: Error) => failed.push(err));
-  started = Math.min(devices.length, started + Math.max(0, room));
+  const room = Math.max(0, job.connectWindow - opening);
+  for (const d of devices.slice(started, started + room)) live(d).catch((err: Error) => failed.push(err));
+  started = Math.min(devices.length, started + room);
   await new Promise((r) => setTimeout(r, 10));
 }
-while (connectingNow(0, devices.length) > 0) await new Promise((r) => setTimeout(r, 100));
+while (opening > 0 && failed.length === 0) await new Promise((r) => setTimeout(r, 100));
 emit({ event: 'polling', seconds: (performance.now() - t1) / 1000 });
 
 const t2 = performance.now();
