@@ -89,6 +89,7 @@ export async function acquireLease(ctx: LeaseCtx, name: string, me: string, ttlM
 
 /** acquireLease, telling when the lease was written (its expiry is that + ttl), or null when another holds it. */
 async function holdLease(ctx: LeaseCtx, name: string, me: string, ttlMs: number): Promise<number | null> {
+  // Ahead of the queued writes: behind a wave's reports the renewal waited past the ttl.
   return ctx.write(async (tx) => {
     const now = ctx.now().getTime();
     const row = (await tx.all<{ holder: string; expires_at: number }>(sql`SELECT holder, expires_at FROM leases WHERE name = ${name}`))[0];
@@ -98,7 +99,7 @@ async function holdLease(ctx: LeaseCtx, name: string, me: string, ttlMs: number)
     else await tx.run(sql`INSERT INTO leases (name, holder, acquired_at, expires_at) VALUES (${name}, ${me}, ${now}, ${now + ttlMs})
       ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, acquired_at = excluded.acquired_at, expires_at = excluded.expires_at`);
     return now;
-  });
+  }, { first: true });
 }
 
 /** Starts taking part in the lease `name`: the first look is at once, then every `renewMs`. */

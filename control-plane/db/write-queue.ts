@@ -9,7 +9,11 @@ export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
  * process (a libSQL transaction holds its own connection; two at once would meet SQLITE_BUSY);
  * writes queued meanwhile share the next commit, each in its own savepoint.
  */
-export type Write = <T>(fn: (tx: Tx) => Promise<T>) => Promise<T>;
+/**
+ * `first`: ahead of the writes queued, into the next group (the singletons lease's renewal: behind a
+ * wave's reports it waited past the lease's ttl, and the lease changed hands under load).
+ */
+export type Write = <T>(fn: (tx: Tx) => Promise<T>, opts?: { first?: boolean }) => Promise<T>;
 
 /**
  * Waits for this process's turn to write among processes that share the database and can take
@@ -120,9 +124,11 @@ export function createWriteQueue(db: Db, log: Logger, turn?: WriteTurn): WriteQu
   }
 
   return {
-    write<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    write<T>(fn: (tx: Tx) => Promise<T>, opts?: { first?: boolean }): Promise<T> {
       return new Promise<T>((resolve, reject) => {
-        queue.push({ fn, resolve: resolve as (v: unknown) => void, reject, hooks: [] });
+        const item = { fn, resolve: resolve as (v: unknown) => void, reject, hooks: [] };
+        if (opts?.first) queue.unshift(item);
+        else queue.push(item);
         if (!draining) {
           draining = true;
           void drain();
