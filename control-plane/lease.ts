@@ -14,7 +14,8 @@ import type { ControlPlaneContext } from './context.js';
  * A holder that stalls (a long GC, a frozen VM) may briefly overlap with its successor; what the
  * singletons do is planned from the database inside each write transaction (campaign advances are
  * idempotent steps, webhook deliveries at-least-once), so an overlap costs duplicate work, never a
- * wrong state. The holder also steps down by itself once its last renewal is older than ttl - renewMs.
+ * wrong state. The holder also steps down by itself once its last renewal is older than ttl - renewMs,
+ * even while that renewal still waits for the write lock (`held` is checked against the clock).
  */
 
 export interface LeaseOptions {
@@ -128,9 +129,19 @@ export function startLease(ctx: LeaseCtx, name: string, opts: LeaseOptions = {})
     }
   }
 
+  /**
+   * Steps down once the last renewal is older than ttl - renewMs, whether or not a look is under
+   * way: a renewal stuck in a loaded write queue (or the cluster's write turn) must not leave this
+   * process driving campaigns beside its successor. At 100,000 devices such a holder kept `held`
+   * for 130 s while three others took the lease in turn (SCALING.md, the lead's 12:28 run).
+   */
+  function lapse(): void {
+    if (held && ctx.now().getTime() > validUntil) set(false);
+  }
+
   async function look(): Promise<void> {
     const started = ctx.now().getTime();
-    if (held && started > validUntil) set(false);
+    lapse();
     try {
       if (!held) {
         // A read first: the others cost no write lock while the holder is alive.
@@ -154,6 +165,7 @@ export function startLease(ctx: LeaseCtx, name: string, opts: LeaseOptions = {})
 
   function check(): Promise<void> {
     if (released) return Promise.resolve();
+    lapse();
     running ??= look().finally(() => {
       running = null;
     });
@@ -168,6 +180,7 @@ export function startLease(ctx: LeaseCtx, name: string, opts: LeaseOptions = {})
     name,
     holder: me,
     get held() {
+      lapse();
       return held;
     },
     onChange(fn) {

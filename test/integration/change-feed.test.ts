@@ -122,4 +122,33 @@ describe('change feed and lease on one database file', () => {
       await lease.release();
     }
   });
+
+  it('steps down when its renewal hangs in the write queue past ttl - renewMs, without waiting for it', async () => {
+    let clock = Date.now() + 300_000;
+    let hang = false;
+    let unblock = () => {};
+    const blocked = new Promise<void>((resolve) => (unblock = resolve));
+    // The first look writes; later renewals wait for a write turn that does not come (a loaded queue).
+    const stuck = { ...writer, now: () => new Date(clock), write: ((fn) => (hang ? blocked.then(() => writer.write(fn)) : writer.write(fn))) as typeof writer.write };
+    const lease = startLease(stuck, 'hung-renewal', { ttlMs: 100_000, renewMs: 40_000, holder: 'host-d:4:w' });
+    const changes: boolean[] = [];
+    lease.onChange((held) => changes.push(held));
+    try {
+      await lease.check();
+      expect(lease.held).toBe(true);
+      hang = true;
+      const renewal = lease.check();
+      clock += 59_000;
+      expect(lease.held).toBe(true);
+      // Past ttl - renewMs since the last written renewal: no longer held, though the renewal has not returned.
+      clock += 2_000;
+      expect(lease.held).toBe(false);
+      expect(changes).toEqual([true, false]);
+      unblock();
+      await renewal;
+    } finally {
+      unblock();
+      await lease.release();
+    }
+  });
 });
