@@ -2,6 +2,7 @@ import { sql, type SQL } from 'drizzle-orm';
 import { actorName, auditField, type AuditEntry, type ControlPlaneContext, type Tx } from '../context.js';
 import { ENROLLING_COLUMNS, enrollingDeviceOf, type EnrollingDevice } from '../db/point-reads.js';
 import { publishEventTo, readWebhooks, webhooksWanting } from '../webhooks/outbox.js';
+import { BatchedWrites } from '../db/batched-writes.js';
 
 export type Refusal = { status: 401 | 403; code: string; message: string };
 
@@ -33,8 +34,6 @@ interface Pending {
   read: EnrollingDevice;
   req: EnrollRequest;
   verified: Verified;
-  resolve(o: Refusal | EnrollingDevice): void;
-  reject(err: unknown): void;
 }
 
 /** Enrollments in one write at most: 7 parameters each stays far below SQLite's limit of 32,766. */
@@ -43,7 +42,7 @@ const MAX_BATCH = 256;
 type Ctx = Pick<ControlPlaneContext, 'write' | 'afterCommit' | 'events' | 'config' | 'now'>;
 
 /**
- * Enrollments, written in batches (issue 17), as device-api/report-writer.ts writes reports: the
+ * Enrollments, written in batches (issue 17) through db/batched-writes.ts, as reports are: the
  * enrollments that arrive while a commit is in flight go into the next one as one write, not a
  * savepoint and four statements each. One UPDATE enrolls every device of the batch still as it
  * was read and checked (the single-use condition on the challenge included); one INSERT writes
@@ -53,61 +52,26 @@ type Ctx = Pick<ControlPlaneContext, 'write' | 'afterCommit' | 'events' | 'confi
  * after the commit that holds its write.
  */
 export class EnrollWriter {
-  private pending: Pending[] = [];
-  private scheduled = false;
+  private readonly batches: BatchedWrites<Pending, Outcome>;
 
-  constructor(private readonly ctx: Ctx) {}
-
-  /** The device as enrolled, once committed; or why it may not enroll (checked again on the row as it is now). */
-  submit(read: EnrollingDevice, req: EnrollRequest, verified: Verified): Promise<Refusal | EnrollingDevice> {
-    return new Promise((resolve, reject) => {
-      this.pending.push({ read, req, verified, resolve, reject });
-      if (!this.scheduled) this.schedule();
-    });
+  constructor(ctx: Ctx) {
+    this.batches = new BatchedWrites(
+      ctx,
+      async (sp, batch) => {
+        const { outcomes, enrolled } = await writeBatch(ctx, sp, batch);
+        return { outcomes, announce: (tx) => announce(ctx, tx, enrolled) };
+      },
+      MAX_BATCH,
+    );
   }
 
-  private schedule(): void {
-    this.scheduled = true;
-    let batch: Pending[] = [];
-    this.ctx
-      .write(async (tx) => {
-        // Taken when the write starts, not when it was queued: what arrived meanwhile joins.
-        batch = this.pending.splice(0, MAX_BATCH);
-        this.scheduled = false;
-        if (this.pending.length > 0) this.schedule();
-        return writeEnrollments(this.ctx, tx, batch);
-      })
-      .then(
-        (outcomes) => batch.forEach((p, i) => (outcomes[i] instanceof Error ? p.reject(outcomes[i]) : p.resolve(outcomes[i] as Refusal | EnrollingDevice))),
-        (err: unknown) => batch.forEach((p) => p.reject(err)),
-      );
+  /** The device as enrolled, once committed; or why it may not enroll (checked again on the row as it is now). */
+  submit(read: EnrollingDevice, req: EnrollRequest, verified: Verified): Promise<Outcome> {
+    return this.batches.submit({ read, req, verified });
   }
 }
 
 type Outcome = Refusal | EnrollingDevice;
-
-/** The batch in a savepoint; when the database refuses it, each enrollment again in its own, so one costs only itself. */
-async function writeEnrollments(ctx: Ctx, tx: Tx, batch: Pending[]): Promise<(Outcome | Error)[]> {
-  if (batch.length === 0) return [];
-  try {
-    const { outcomes, enrolled } = await tx.transaction((sp) => writeBatch(ctx, sp, batch));
-    announce(ctx, tx, enrolled);
-    return outcomes;
-  } catch (batchError) {
-    if (batch.length === 1) return [batchError instanceof Error ? batchError : new Error(String(batchError))];
-    const out: (Outcome | Error)[] = [];
-    for (const p of batch) {
-      try {
-        const { outcomes, enrolled } = await tx.transaction((sp) => writeBatch(ctx, sp, [p]));
-        announce(ctx, tx, enrolled);
-        out.push(outcomes[0]);
-      } catch (err) {
-        out.push(err instanceof Error ? err : new Error(String(err)));
-      }
-    }
-    return out;
-  }
-}
 
 /** After the commit (never for a savepoint rolled back): the campaign engine learns of each first enrollment. */
 function announce(ctx: Ctx, tx: Tx, enrolled: string[]): void {

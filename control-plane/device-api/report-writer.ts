@@ -1,6 +1,7 @@
 import { sql, type SQL } from 'drizzle-orm';
 import type { DeviceReport, ReleasePhase } from '../../protocol/device.js';
 import type { ControlPlaneContext, Tx } from '../context.js';
+import { BatchedWrites } from '../db/batched-writes.js';
 import { publishDeviceOutcome } from '../webhooks/device-events.js';
 
 /**
@@ -24,8 +25,6 @@ interface Pending {
   report: DeviceReport;
   /** When the control plane received it (ms). */
   now: number;
-  resolve(o: ReportOutcome): void;
-  reject(err: unknown): void;
 }
 
 interface Previous {
@@ -40,61 +39,23 @@ const MAX_BATCH = 256;
 type Ctx = Pick<ControlPlaneContext, 'write' | 'afterCommit' | 'events' | 'config'>;
 
 export class ReportWriter {
-  private pending: Pending[] = [];
-  private scheduled = false;
+  private readonly batches: BatchedWrites<Pending, ReportOutcome>;
 
-  constructor(private readonly ctx: Ctx) {}
+  constructor(ctx: Ctx) {
+    const limit = ctx.config.reportHistoryLimit;
+    this.batches = new BatchedWrites(
+      ctx,
+      async (sp, batch) => {
+        const outcomes = await writeBatch(sp, batch, limit);
+        return { outcomes, announce: (tx) => announce(ctx, tx, batch, outcomes) };
+      },
+      MAX_BATCH,
+    );
+  }
 
   /** Resolves once the report is committed (accepted) or found not newer than the last (not accepted). */
   submit(deviceId: string, report: DeviceReport, now: number): Promise<ReportOutcome> {
-    return new Promise((resolve, reject) => {
-      this.pending.push({ deviceId, report, now, resolve, reject });
-      if (!this.scheduled) this.schedule();
-    });
-  }
-
-  private schedule(): void {
-    this.scheduled = true;
-    let batch: Pending[] = [];
-    this.ctx
-      .write(async (tx) => {
-        // Taken when the write starts, not when it was queued: what arrived meanwhile joins.
-        batch = this.pending.splice(0, MAX_BATCH);
-        this.scheduled = false;
-        if (this.pending.length > 0) this.schedule();
-        return writeReports(this.ctx, tx, batch);
-      })
-      .then(
-        (outcomes) => batch.forEach((p, i) => (outcomes[i] instanceof Error ? p.reject(outcomes[i]) : p.resolve(outcomes[i] as ReportOutcome))),
-        (err: unknown) => batch.forEach((p) => p.reject(err)),
-      );
-  }
-}
-
-/**
- * Writes a batch in a savepoint; when it fails (a device removed meanwhile, a constraint), each
- * report is written again on its own savepoint, so one bad report costs only itself.
- */
-async function writeReports(ctx: Ctx, tx: Tx, batch: Pending[]): Promise<(ReportOutcome | Error)[]> {
-  if (batch.length === 0) return [];
-  const limit = ctx.config.reportHistoryLimit;
-  try {
-    const outcomes = await tx.transaction((sp) => writeBatch(sp, batch, limit));
-    announce(ctx, tx, batch, outcomes);
-    return outcomes;
-  } catch (batchError) {
-    if (batch.length === 1) return [batchError instanceof Error ? batchError : new Error(String(batchError))];
-    const out: (ReportOutcome | Error)[] = [];
-    for (const p of batch) {
-      try {
-        const [o] = await tx.transaction((sp) => writeBatch(sp, [p], limit));
-        announce(ctx, tx, [p], [o]);
-        out.push(o);
-      } catch (err) {
-        out.push(err instanceof Error ? err : new Error(String(err)));
-      }
-    }
-    return out;
+    return this.batches.submit({ deviceId, report, now });
   }
 }
 
