@@ -1,15 +1,10 @@
 import { createMiddleware } from 'hono/factory';
-import { jwtVerify, type JWTPayload } from 'jose';
-import { TOKEN } from '../../protocol/tokens.js';
+import { decodeProtectedHeader } from '../../protocol/jose-open.js';
 import type { ControlPlaneContext } from '../context.js';
 import { bearerOf, HttpError, type AppEnv } from '../http.js';
 import type { VerifiedDeviceToken } from './token-cache.js';
 import { checkClientCertificate } from './client-cert.js';
-
-export interface DeviceClaims extends JWTPayload {
-  epoch: number;
-  serial: string;
-}
+import { openDeviceToken } from './device-token.js';
 
 /** Verifies a device token's signature and claims (cached per token until it expires); null when it is not one. */
 export async function verifyDeviceToken(ctx: Pick<ControlPlaneContext, 'keys' | 'now' | 'deviceTokens'>, token: string): Promise<VerifiedDeviceToken | null> {
@@ -17,13 +12,11 @@ export async function verifyDeviceToken(ctx: Pick<ControlPlaneContext, 'keys' | 
   const cached = ctx.deviceTokens.get(token, nowSec);
   if (cached) return cached;
   try {
-    const { payload } = await jwtVerify<DeviceClaims>(token, async (header) => {
-      const key = await ctx.keys.publicKey(header.kid);
-      if (!key) throw new Error('unknown kid');
-      return key;
-    }, { issuer: TOKEN.issuer, audience: TOKEN.deviceAudience, typ: TOKEN.deviceTyp, algorithms: ['EdDSA'], currentDate: ctx.now(), requiredClaims: ['exp', 'sub'] });
-    if (typeof payload.sub !== 'string' || typeof payload.epoch !== 'number' || typeof payload.exp !== 'number') return null;
-    const verified = { sub: payload.sub, epoch: payload.epoch, exp: payload.exp };
+    // The kid chooses the key before anything is verified; only an EdDSA token may make the keys
+    // be re-read (a kid another process made), as jose looked its key up only after the alg check.
+    const header = decodeProtectedHeader(token);
+    const key = header.alg === 'EdDSA' && typeof header.kid === 'string' ? await ctx.keys.publicKey(header.kid) : undefined;
+    const verified = openDeviceToken(token, key, nowSec);
     ctx.deviceTokens.set(token, verified);
     return verified;
   } catch {

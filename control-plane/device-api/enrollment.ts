@@ -1,7 +1,7 @@
 import { Hono, type Context } from 'hono';
 import { importPublicKey, verifyBytes } from '../../protocol/keys.js';
 import { enrollChallengeRequest, enrollProofBytes, enrollRequest } from '../../protocol/device.js';
-import { issueDeviceToken } from './enroll-token.js';
+import { issueDeviceToken } from './device-token.js';
 import type { ControlPlaneContext } from '../context.js';
 import { issueChallenge, noncePool, openChallenge } from './enroll-challenge.js';
 import { errorBody, HttpError, jsonBody, type AppEnv } from '../http.js';
