@@ -47,6 +47,8 @@ const YOUNG_MS = 10_000;
 const MAX_YOUNG_DEATHS = 8;
 /** How long the primary waits for its workers to stop before killing them. */
 const STOP_GRACE_MS = 20_000;
+/** A write turn held longer is logged by the primary. */
+const SLOW_TURN_MS = 1000;
 
 /** What cluster.ts needs of index.ts (which imports nothing of this file, and the primary never loads). */
 interface ClusterOptions {
@@ -148,6 +150,8 @@ export async function startPrimary<O extends ClusterOptions>(options: O, workers
   cluster.schedulingPolicy = cluster.SCHED_NONE;
   const entries = new Map<number, Slot>();
   const turns = new WriteTurns();
+  /** When each slot was last given the write turn (the slow-turn log). */
+  const granted = new Map<number, number>();
   const budgets = new EnrollBudgets();
   const restarts = new Set<NodeJS.Timeout>();
   let stopping = false;
@@ -163,6 +167,12 @@ export async function startPrimary<O extends ClusterOptions>(options: O, workers
     worker.on('message', (msg: unknown) => {
       if (isTurnMessage(msg)) {
         const now = Date.now();
+        if (msg.kind === 'done') {
+          const since = granted.get(slot);
+          granted.delete(slot);
+          // Measured here, from the grant to the done: the worker's own log line says what it ran, and the gap between the two is the IPC and the worker's loop.
+          if (since !== undefined && now - since > SLOW_TURN_MS) log.warn({ worker: slot, heldMs: now - since, waiting: turns.waiting }, `worker ${slot} held the write turn ${now - since} ms`);
+        }
         grant(msg.kind === 'ask' ? turns.ask(slot, msg.id, now) : turns.done(slot, msg.id, now));
         return;
       }
@@ -214,7 +224,9 @@ export async function startPrimary<O extends ClusterOptions>(options: O, workers
 
   function grant(to: { slot: number; id: number } | null): void {
     const w = to && entries.get(to.slot)?.worker;
-    if (to && w?.isConnected()) w.send({ berth: 'write-turn', kind: 'yours', id: to.id } satisfies TurnMessage);
+    if (!to) return;
+    granted.set(to.slot, Date.now());
+    if (w?.isConnected()) w.send({ berth: 'write-turn', kind: 'yours', id: to.id } satisfies TurnMessage);
   }
   // A turn held for 30 s is a stuck transaction: the next worker goes (SQLite's lock still orders them).
   const turnWatch = setInterval(() => {

@@ -3,7 +3,7 @@ import type { Logger } from '../common/log.js';
 import { sql } from 'drizzle-orm';
 import type { Db } from './db/open.js';
 import { clientPointReads, type PointReads } from './db/point-reads.js';
-import { createWriteQueue, type AfterCommit, type Tx, type Write, type WriteTurn } from './db/write-queue.js';
+import { createWriteQueue, type AfterCommit, type Tx, type Write, type WriteAlone, type WriteTurn } from './db/write-queue.js';
 import type { AddressBudget } from './device-api/enroll-guard.js';
 import type { TypedEmitter } from './events.js';
 import type { SigningKeys } from './signing-keys.js';
@@ -64,6 +64,8 @@ export interface ControlPlaneContext {
   reads: PointReads;
   /** The process's one writer (group commit); see db/write-queue.ts. */
   write: Write;
+  /** A write at once, outside the queue and the write turn (the lease's look only); see db/write-queue.ts. */
+  writeAlone: WriteAlone;
   afterCommit: AfterCommit;
   log: Logger;
   events: TypedEmitter;
@@ -124,13 +126,14 @@ export interface ContextParts {
 
 export function createContext(parts: ContextParts): ControlPlaneContext {
   const now = parts.now ?? (() => new Date());
-  const { write, afterCommit } = createWriteQueue(parts.db, parts.log, parts.writeTurn);
+  const { write, afterCommit, writeAlone } = createWriteQueue(parts.db, parts.log, parts.writeTurn);
   const ctx: ControlPlaneContext = {
     ...parts,
     reads: parts.reads ?? clientPointReads(parts.client),
     byteTallies: new ByteTallies(),
     now,
     write,
+    writeAlone,
     afterCommit,
     async audit(tx: Tx, entry: AuditEntry): Promise<void> {
       // One statement, no query builder: every enrollment writes one (issue 17).

@@ -9,7 +9,8 @@ import type { ControlPlaneContext } from './context.js';
  * sweeper, the change-feed pruner). The holder renews it every `renewMs`; a holder that dies stops
  * renewing and another process takes the lease over once `expires_at` passes (ttl, 10 s by default),
  * or at once when the holder was a process on this host that is gone (deadOnThisHost).
- * Plain SQL in the process's write queue: works the same on a `file:` database and a libSQL server.
+ * Plain SQL in a write transaction of its own (`writeAlone`: not behind the process's write queue
+ * or the workers' write turn): works the same on a `file:` database and a libSQL server.
  *
  * A holder that stalls (a long GC, a frozen VM) may briefly overlap with its successor; what the
  * singletons do is planned from the database inside each write transaction (campaign advances are
@@ -73,7 +74,7 @@ export function deadOnThisHost(holder: string): boolean {
   }
 }
 
-type LeaseCtx = Pick<ControlPlaneContext, 'client' | 'write' | 'log' | 'now'>;
+type LeaseCtx = Pick<ControlPlaneContext, 'client' | 'writeAlone' | 'log' | 'now'>;
 
 async function readLease(ctx: LeaseCtx, name: string): Promise<{ holder: string; expiresAt: number } | undefined> {
   const r = await ctx.client.execute({ sql: 'SELECT holder, expires_at FROM leases WHERE name = ?', args: [name] });
@@ -90,8 +91,10 @@ export async function acquireLease(ctx: LeaseCtx, name: string, me: string, ttlM
 
 /** acquireLease, telling when the lease was written (its expiry is that + ttl), or null when another holds it. */
 async function holdLease(ctx: LeaseCtx, name: string, me: string, ttlMs: number): Promise<number | null> {
-  // Ahead of the queued writes: behind a wave's reports the renewal waited past the ttl.
-  return ctx.write(async (tx) => {
+  // A transaction of its own, not in the write queue or the workers' write turn: behind a wave's
+  // reports, and behind a worker whose event loop stalled with the turn, the renewal waited past the
+  // ttl and the lease changed hands every few seconds (SCALING.md). SQLite's lock orders it.
+  return ctx.writeAlone(async (tx) => {
     const now = ctx.now().getTime();
     const row = (await tx.all<{ holder: string; expires_at: number }>(sql`SELECT holder, expires_at FROM leases WHERE name = ${name}`))[0];
     const step = leaseStep(row ? { holder: row.holder, expiresAt: Number(row.expires_at) } : undefined, me, now, deadOnThisHost);
@@ -100,7 +103,7 @@ async function holdLease(ctx: LeaseCtx, name: string, me: string, ttlMs: number)
     else await tx.run(sql`INSERT INTO leases (name, holder, acquired_at, expires_at) VALUES (${name}, ${me}, ${now}, ${now + ttlMs})
       ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, acquired_at = excluded.acquired_at, expires_at = excluded.expires_at`);
     return now;
-  }, { first: true });
+  });
 }
 
 /** Starts taking part in the lease `name`: the first look is at once, then every `renewMs`. */
@@ -194,7 +197,7 @@ export function startLease(ctx: LeaseCtx, name: string, opts: LeaseOptions = {})
       released = true;
       const was = held;
       set(false);
-      if (was) await ctx.write(async (tx) => tx.run(sql`DELETE FROM leases WHERE name = ${name} AND holder = ${me}`)).catch((err: unknown) => ctx.log.warn({ err, lease: name }, 'lease release failed; it expires by itself'));
+      if (was) await ctx.writeAlone(async (tx) => tx.run(sql`DELETE FROM leases WHERE name = ${name} AND holder = ${me}`)).catch((err: unknown) => ctx.log.warn({ err, lease: name }, 'lease release failed; it expires by itself'));
     },
   };
 }

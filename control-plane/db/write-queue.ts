@@ -9,11 +9,7 @@ export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
  * process (a libSQL transaction holds its own connection; two at once would meet SQLITE_BUSY);
  * writes queued meanwhile share the next commit, each in its own savepoint.
  */
-/**
- * `first`: ahead of the writes queued, into the next group (the singletons lease's renewal: behind a
- * wave's reports it waited past the lease's ttl, and the lease changed hands under load).
- */
-export type Write = <T>(fn: (tx: Tx) => Promise<T>, opts?: { first?: boolean }) => Promise<T>;
+export type Write = <T>(fn: (tx: Tx) => Promise<T>) => Promise<T>;
 
 /**
  * Waits for this process's turn to write among processes that share the database and can take
@@ -28,10 +24,21 @@ export type AfterCommit = (tx: Tx, fn: () => void) => void;
 export interface WriteQueue {
   write: Write;
   afterCommit: AfterCommit;
+  writeAlone: WriteAlone;
 }
+
+/** One write transaction of its own, at once: neither behind this process's queue nor the workers' write turn. */
+export type WriteAlone = <T>(fn: (tx: Tx) => Promise<T>) => Promise<T>;
 
 /** At most this many queued writes share one commit. */
 const MAX_GROUP = 64;
+/** A group that keeps the write turn longer is logged (who ran what): every other worker's writes wait meanwhile. */
+const SLOW_TURN_MS = 1000;
+
+/** A write's name for the slow-turn log: its function's name, else the start of its source. */
+function whatOf(fn: (tx: Tx) => Promise<unknown>): string {
+  return fn.name || String(fn).replace(/\s+/g, ' ').slice(0, 120);
+}
 
 interface QueuedWrite {
   fn: (tx: Tx) => Promise<unknown>;
@@ -60,12 +67,17 @@ export function createWriteQueue(db: Db, log: Logger, turn?: WriteTurn): WriteQu
     // Taken after the turn, not before: with --workers N the wait for the other worker's commit is
     // when most writes arrive, and each that joins this group is one commit (one fsync, two turn
     // messages) fewer.
+    const asked = Date.now();
     const release = turn ? await turn() : null;
+    const got = Date.now();
     group.push(...queue.splice(0, MAX_GROUP));
+    let slowest = { ms: -1, what: '' };
+    let ran = got;
     try {
       await db.transaction(async (tx) => {
         for (const item of group) {
           hooks = item.hooks;
+          const t0 = Date.now();
           try {
             const value = group.length === 1 ? await item.fn(tx) : await tx.transaction((sp) => item.fn(sp));
             outcomes.push({ ok: true, value });
@@ -74,13 +86,18 @@ export function createWriteQueue(db: Db, log: Logger, turn?: WriteTurn): WriteQu
             if (group.length === 1) throw error;
           } finally {
             hooks = null;
+            const ms = Date.now() - t0;
+            if (ms > slowest.ms) slowest = { ms, what: whatOf(item.fn) };
           }
         }
+        ran = Date.now();
       });
     } catch (failed) {
       return { failed, outcomes };
     } finally {
       release?.();
+      const done = Date.now();
+      if (turn && done - got > SLOW_TURN_MS) log.warn({ waitedMs: got - asked, heldMs: done - got, commitMs: done - ran, writes: group.length, slowestMs: slowest.ms, slowest: slowest.what }, 'write turn held long');
     }
     return outcomes;
   }
@@ -124,17 +141,21 @@ export function createWriteQueue(db: Db, log: Logger, turn?: WriteTurn): WriteQu
   }
 
   return {
-    write<T>(fn: (tx: Tx) => Promise<T>, opts?: { first?: boolean }): Promise<T> {
+    write<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
       return new Promise<T>((resolve, reject) => {
         const item = { fn, resolve: resolve as (v: unknown) => void, reject, hooks: [] };
-        if (opts?.first) queue.unshift(item);
-        else queue.push(item);
+        queue.push(item);
         if (!draining) {
           draining = true;
           void drain();
         }
       });
     },
+    // For the lease's look (lease.ts): a one-row write that must land within the lease's ttl. The
+    // queue and the turn can stall behind another worker's busy event loop (at 100,000 devices the
+    // lease changed hands every 4-8 s for minutes, SCALING.md); SQLite's own lock, taken on timers
+    // on a connection of its own (writer.ts), still orders it among every other write.
+    writeAlone: (fn) => db.transaction(fn),
     afterCommit(_tx: Tx, fn: () => void): void {
       if (hooks) hooks.push(fn);
       // Not inside write: the caller committed on its own; run soon (long polls re-check the DB anyway).

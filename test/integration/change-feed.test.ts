@@ -107,7 +107,7 @@ describe('change feed and lease on one database file', () => {
   it('keeps holding a lease whose renewal waited long in the write queue (counted from the write)', async () => {
     // The holder's clock, moved by the test: its renewal waits 90 s in the queue (a loaded write queue, compressed).
     let clock = Date.now() + 60_000;
-    const queued = { ...writer, now: () => new Date(clock), write: ((fn) => ((clock += 90_000), writer.write(fn))) as typeof writer.write };
+    const queued = { ...writer, now: () => new Date(clock), writeAlone: ((fn) => ((clock += 90_000), writer.writeAlone(fn))) as typeof writer.writeAlone };
     const lease = startLease(queued, 'slow-renewal', { ttlMs: 100_000, renewMs: 40_000, holder: 'host-c:3:z' });
     const changes: boolean[] = [];
     lease.onChange((held) => changes.push(held));
@@ -128,8 +128,8 @@ describe('change feed and lease on one database file', () => {
     let hang = false;
     let unblock = () => {};
     const blocked = new Promise<void>((resolve) => (unblock = resolve));
-    // The first look writes; later renewals wait for a write turn that does not come (a loaded queue).
-    const stuck = { ...writer, now: () => new Date(clock), write: ((fn) => (hang ? blocked.then(() => writer.write(fn)) : writer.write(fn))) as typeof writer.write };
+    // The first look writes; later renewals wait for the write lock (held elsewhere), compressed.
+    const stuck = { ...writer, now: () => new Date(clock), writeAlone: ((fn) => (hang ? blocked.then(() => writer.writeAlone(fn)) : writer.writeAlone(fn))) as typeof writer.writeAlone };
     const lease = startLease(stuck, 'hung-renewal', { ttlMs: 100_000, renewMs: 40_000, holder: 'host-d:4:w' });
     const changes: boolean[] = [];
     lease.onChange((held) => changes.push(held));
@@ -150,5 +150,20 @@ describe('change feed and lease on one database file', () => {
       unblock();
       await lease.release();
     }
+  });
+  it('takes and renews the lease while the write queue waits for a write turn that does not come', async () => {
+    // The process's queued writes stand still (another worker kept the turn, its event loop stalled).
+    const queueStuck = { ...writer, write: (() => new Promise(() => undefined)) as typeof writer.write };
+    const lease = startLease(queueStuck, 'stuck-queue', { ttlMs: 100_000, renewMs: 40_000, holder: 'host-e:5:v' });
+    try {
+      await lease.check();
+      expect(lease.held).toBe(true);
+      await lease.check();
+      const row = await writer.db.all<{ holder: string }>(sql`SELECT holder FROM leases WHERE name = 'stuck-queue'`);
+      expect(row[0].holder).toBe('host-e:5:v');
+    } finally {
+      await lease.release();
+    }
+    expect((await writer.db.all(sql`SELECT holder FROM leases WHERE name = 'stuck-queue'`)).length).toBe(0);
   });
 });

@@ -83,22 +83,18 @@ describe('a write waiting for another connection to the file', { timeout: 60_000
     }
   });
 
-  it('puts a write asked `first` ahead of those queued, into the next group (the lease renewal)', async () => {
-    const { client, db } = await openDatabase(`file:${join(dir, 'first.db')}`);
+  it('commits a writeAlone (the lease) while the queued writes wait for a write turn that does not come', async () => {
+    const { client, db } = await openDatabase(`file:${join(dir, 'alone.db')}`);
     try {
       await client.execute('CREATE TABLE seq (n INTEGER PRIMARY KEY AUTOINCREMENT, k TEXT NOT NULL)');
-      // The turn to write (another worker committing) comes when the test says.
-      let yours: () => void = () => {};
-      const turn = () => new Promise<() => void>((resolve) => (yours = () => resolve(() => undefined)));
-      const { write } = createWriteQueue(db, log, turn);
-      const put = (k: string, opts?: { first: boolean }) => write((tx) => tx.run(sql`INSERT INTO seq (k) VALUES (${k})`), opts);
-      const done = [put('report-1'), put('report-2'), put('report-3')];
+      // Another worker keeps the turn (its event loop stalled): the queue's group never begins.
+      const turn = () => new Promise<() => void>(() => undefined);
+      const { write, writeAlone } = createWriteQueue(db, log, turn);
+      const stuck = write((tx) => tx.run(sql`INSERT INTO seq (k) VALUES ('report')`));
       await new Promise((r) => setImmediate(r));
-      done.push(put('lease', { first: true }));
-      await new Promise((r) => setImmediate(r));
-      yours();
-      await Promise.all(done);
-      expect((await client.execute('SELECT k FROM seq ORDER BY n')).rows.map((r) => String(r.k))).toEqual(['lease', 'report-1', 'report-2', 'report-3']);
+      await writeAlone((tx) => tx.run(sql`INSERT INTO seq (k) VALUES ('lease')`));
+      expect((await client.execute('SELECT k FROM seq ORDER BY n')).rows.map((r) => String(r.k))).toEqual(['lease']);
+      void stuck;
     } finally {
       client.close();
     }
