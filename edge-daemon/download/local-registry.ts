@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { planBlob, sendBlobFile } from '../../common/blob-http.js';
 import { isDigest } from '../../common/digest.js';
@@ -88,6 +88,31 @@ export function handoverHandler(source: HandoverSource, log: Logger, pacer?: GcP
   };
 }
 
+/** net.Server's own bind-and-listen step, `(address, port, addressType, backlog)`; see listenOnLoopback. */
+type BindAndListen = (this: Server, address: string, port: number, addressType: 4 | 6, backlog?: number) => void;
+
+/**
+ * Listens on 127.0.0.1, on a port the kernel picks. Not through `server.listen(port, host)`: that
+ * resolves the host with `dns` and then asks `cluster` whether a primary process holds the port,
+ * which loads cluster, child_process, dgram and dns into a daemon that never forks, for good
+ * (≈ 0.6 MiB resident from its first handover on; issue 11, edge-daemon/README.md, Seventh pass).
+ * `listen` ends, in a process that is no cluster worker, in `_listen2`, net.Server's bind-and-listen
+ * step, kept as a legacy alias since Node 0.x because code wraps it; it emits `listening` or
+ * `error` as `listen` does. Where a runtime has no such method, `listen` itself.
+ */
+function listenOnLoopback(server: Server): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.once('listening', () => {
+      server.off('error', reject);
+      resolve();
+    });
+    const bindAndListen = (server as unknown as { _listen2?: BindAndListen })._listen2;
+    if (typeof bindAndListen === 'function') bindAndListen.call(server, '127.0.0.1', 0, 4);
+    else server.listen(0, '127.0.0.1');
+  });
+}
+
 export async function startHandoverRegistry(source: HandoverSource, log: Logger, pacer?: GcPacer): Promise<HandoverRegistry> {
   const handle = handoverHandler(source, log, pacer);
   const server = createServer((req, res) => {
@@ -96,10 +121,7 @@ export async function startHandoverRegistry(source: HandoverSource, log: Logger,
     res.sendDate = false;
     void handle(req, res);
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
+  await listenOnLoopback(server);
   const port = (server.address() as AddressInfo).port;
   log.debug({ port }, 'handover registry listening on loopback');
   return {
