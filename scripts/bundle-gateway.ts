@@ -29,6 +29,27 @@ const englishZodOnly: Plugin = {
 };
 
 /**
+ * Node's built-ins and the packages left out of the bundle (pino, zstd-napi), loaded with `require`
+ * instead of `import`. An `import` of a built-in makes Node build its ES module facade, which reads
+ * every export, lazy getters included (`crypto.webcrypto` loads WebCrypto and webidl); an `import`
+ * of a CommonJS package loads Node's CommonJS export lexer and keeps a facade of its exports. The
+ * same modules through `require`, in a fresh process: ≈ 0.8 MiB less resident (issue 11,
+ * edge-daemon/README.md, Seventh pass). Each chunk gets `__gatewayRequire` from its banner;
+ * esbuild turns the named imports of these CommonJS stand-ins into property reads.
+ */
+const GATEWAY_REQUIRE = '__gatewayRequire';
+const requiredNotImported: Plugin = {
+  name: 'required-not-imported',
+  setup(b) {
+    b.onResolve({ filter: /^(node:|pino$|zstd-napi\/)/ }, (args) => ({ path: args.path, namespace: 'gateway-require' }));
+    b.onLoad({ filter: /.*/, namespace: 'gateway-require' }, (args) => ({
+      contents: `module.exports = ${GATEWAY_REQUIRE}(${JSON.stringify(args.path)});\n`,
+      loader: 'js',
+    }));
+  },
+};
+
+/**
  * Bundles `distDir`'s compiled daemon into `outDir` (default: the same dist/), with its inputs list;
  * returns the number of files bundled.
  */
@@ -52,8 +73,8 @@ export async function bundleGateway(distDir: string, outDir = distDir): Promise<
     minifySyntax: true,
     sourcemap: 'external',
     legalComments: 'none',
-    external: ['pino', 'zstd-napi'],
-    plugins: [englishZodOnly],
+    banner: { js: `import{createRequire as __gatewayCreateRequire}from"node:module";const ${GATEWAY_REQUIRE}=__gatewayCreateRequire(import.meta.url);` },
+    plugins: [englishZodOnly, requiredNotImported],
     metafile: true,
     logLevel: 'warning',
   });

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -11,6 +11,8 @@ import { bundleGateway } from '../../scripts/bundle-gateway.js';
 const dist = fileURLToPath(new URL('../../dist/', import.meta.url));
 const out = mkdtempSync(join(tmpdir(), 'berth-gateway-bundle-'));
 const outUrl = pathToFileURL(out + '/');
+// The bundle requires pino and zstd-napi from next to its dist/, as a gateway's install has them.
+symlinkSync(fileURLToPath(new URL('../../node_modules', import.meta.url)), join(out, 'node_modules'));
 afterAll(() => rmSync(out, { recursive: true, force: true }));
 
 describe('gateway bundle (issue 11)', () => {
@@ -25,6 +27,10 @@ describe('gateway bundle (issue 11)', () => {
     const text = scripts.map((f) => readFileSync(join(out, GATEWAY_DIR, f), 'utf8')).join('\n');
     expect(text).toContain('Invalid input: expected');
     expect(text).not.toContain('Ungültige Eingabe');
+    // Built-ins and the external packages through require, never an ES module facade (Seventh pass).
+    expect(text).toContain('__gatewayRequire("node:crypto")');
+    expect(text).toContain('__gatewayRequire("pino")');
+    expect(text.match(/\b(?:from|import)\s*"(?:node:[\w/]+|[a-z@][\w@/.-]*)"/g)?.filter((i) => !i.endsWith('"node:module"'))).toEqual([]);
     const inputs = (JSON.parse(readFileSync(join(out, GATEWAY_INPUTS), 'utf8')) as { inputs: string[] }).inputs;
     expect(inputs.some((p) => p.endsWith('edge-daemon/daemon.js'))).toBe(true);
     expect(gatewayBundleState(outUrl)).toEqual({ use: 'bundle' });
