@@ -28,6 +28,7 @@ import { startDeltaPrecompute } from './campaigns/delta-precompute.js';
 import { startWebhookDispatcher } from './webhooks/dispatcher.js';
 import { startPresenceSweeper } from './webhooks/presence.js';
 import { closeEnrollment } from './device-api/enrollment.js';
+import { enrollDirect } from './device-api/enroll-direct.js';
 
 export interface ControlPlaneOptions {
   /** HOST:PORT, or several comma-separated (`127.0.0.1:7600,[::1]:7600`); port 0 picks a free one. */
@@ -148,7 +149,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   const app = buildApp(ctx, metrics);
   let served;
   try {
-    served = await serveHttp({ fetch: withWorkerHeader(app.fetch, opts.worker?.id), listen, tls: opts.tls, log });
+    served = await serveHttp({ fetch: withWorkerHeader(app.fetch, opts.worker?.id), direct: enrollDirect(ctx, { metrics, workerId: opts.worker?.id }), listen, tls: opts.tls, log });
   } catch (err) {
     for (const stop of stops) stop();
     await lease.release();

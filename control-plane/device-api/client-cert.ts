@@ -1,5 +1,6 @@
 import type { X509Certificate } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Context } from 'hono';
 import { HttpError, type AppEnv } from '../http.js';
@@ -32,7 +33,12 @@ export function clientCertificateRefusal(p: PresentedCertificate, serial: string
 export function checkClientCertificate(c: Context<AppEnv>, serial: string): void {
   // c.get, not c.var: hono builds a new object of every variable on each c.var read (two per enrollment).
   if (!c.get('ctx').config.deviceClientCerts) return;
-  const socket = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming?.socket as TLSSocket | undefined;
+  checkSocketCertificate((c.env as { incoming?: IncomingMessage } | undefined)?.incoming?.socket, serial);
+}
+
+/** The same check on the request's socket (the enrollment routes served on node:http directly). */
+export function checkSocketCertificate(s: Socket | undefined, serial: string): void {
+  const socket = s as TLSSocket | undefined;
   const cert = socket?.getPeerX509Certificate?.();
   const refusal = clientCertificateRefusal({ authorized: socket?.authorized ?? false, authorizationError: socket?.authorizationError?.toString(), cert }, serial);
   if (refusal) throw new HttpError(refusal.status, refusal.code, refusal.message);
