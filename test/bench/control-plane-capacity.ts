@@ -1,3 +1,4 @@
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { enrollDevice, mapLimit, reportOf, simDevice, type Enrolled } from './devices.js';
@@ -6,6 +7,7 @@ import { importFleet, seedEnrolledDevices, startFleetServer, type FleetServer } 
 import type { Identity, RequestsJob, RequestsResult } from './load.js';
 import { loopDelayOf, loopProbeEnv, worstLoop } from './loop-delay.js';
 import { cpuSecondsOf, runWorker, scratchDir, treeCpuSecondsOf } from './proc.js';
+import { ConnectionSpread } from './sockets.js';
 import { everyWorkerAnswers, operator, type ControlPlaneProcess } from './services.js';
 import { stat, type Bench, type BenchOptions, type BenchRow, type Stat } from './stats.js';
 
@@ -22,6 +24,12 @@ import { stat, type Bench, type BenchOptions, type BenchRow, type Stat } from '.
  * server's event-loop delay (loop-probe.ts, loaded into the control plane with NODE_OPTIONS: a
  * 10 ms timer, nothing else). Polls are also measured with each worker count of
  * BERTH_BENCH_CP_WORKERS (default 1,2; `--workers`, issue 17) side by side, alternating run by run.
+ *
+ * Wall time (the full `npm run bench` must stay under 25 minutes, issue 17): the saturation runs
+ * (closed loop) count 4 s after 0.5 s of warm-up, the runs at the issue's rates (open loop) 5 s, so
+ * each holds one last-seen flush (every 5 s) for the slowest-answer bound; 3 runs each. The 98,000
+ * seeded rows carry random keys (fleet.ts). Until 2026-11-29 13:45 every run counted 5 s after 1 s
+ * and the seeding derived real keys: 4 min 50 s in the full run of 11:43, 45 s of it key derivation.
  */
 
 /** Issue 4's rates and p99; issue 17's maximum latency, campaign time and --workers 2 gain. */
@@ -29,20 +37,29 @@ const TARGET = { polls: 2000, reports: 1000, p99: 50, max: 250, campaignSeconds:
 const CONCURRENCY = 64;
 /** Open-loop runs: requests in flight at most (a server that falls behind shows as latency, then as a shortfall). */
 const OPEN_LOOP_CAP = 256;
+/** Counted window of a saturation run (closed loop) and of a run at the issue's rates (open loop), and the warm-up before either. */
+const CLOSED_MS = 4000;
+const OPEN_MS = 5000;
+const WARMUP_MS = 500;
 /**
  * Unmeasured polls after each restart of the --workers comparison: every worker of a fresh control
  * plane verifies each device token once (its own cache) and compiles its hot code, which took the
  * first window after a restart to 185 µs of server CPU per poll with one worker and 766 with two
  * (109-173 and 137-160 in the windows after it, load 11-13; SCALING.md). Both counts get the same.
+ * The warm-up of the measured load process itself (its connections stay open into the counted 5 s).
  */
 const WORKERS_WARMUP_MS = 3000;
+const WORKERS_MS = 5000;
 
 function target(name: string, value: number): { name: string; value: Stat } {
   return { name, value: stat([value]) };
 }
 
-/** `perProcess`: % of a core of each server process (a cluster's primary first), how evenly the workers shared the load. */
-type Measured = RequestsResult & { cpuPercent: number; perProcess: number[]; loop: { p99: number; max: number } };
+/**
+ * `perProcess`: % of a core of each server process (a cluster's primary first), how evenly the
+ * workers shared the load; `connections`: the connections each accepted during the run (sockets.ts).
+ */
+type Measured = RequestsResult & { cpuPercent: number; perProcess: number[]; connections: number[]; loop: { p99: number; max: number } };
 
 /** One load-generator run; the server's CPU (every process of it) and event-loop delay over the run. */
 async function load(job: RequestsJob, logFile: string, cp: ControlPlaneProcess, loopDir: string): Promise<Measured> {
@@ -51,13 +68,16 @@ async function load(job: RequestsJob, logFile: string, cp: ControlPlaneProcess, 
   const cpu0 = treeCpuSecondsOf(cp.child.pid);
   const each0 = pids.map((p) => cpuSecondsOf(p));
   const t0 = performance.now();
-  const out = await runWorker<RequestsResult>('load.js', job, { logFile });
+  // Sampled every 500 ms, the fullest sample kept (a loaded machine can start the load process late).
+  const spread = new ConnectionSpread(pids);
+  const out = await runWorker<RequestsResult>('load.js', job, { logFile }).finally(() => spread.stop());
+  const connections = spread.stop();
   const wall = (performance.now() - t0) / 1000;
   const cpuPercent = ((treeCpuSecondsOf(cp.child.pid) - cpu0) / wall) * 100;
   const perProcess = pids.map((p, i) => ((cpuSecondsOf(p) - each0[i]) / wall) * 100);
   const loop = worstLoop(await loopDelayOf(pids, loopDir));
   if (out.ok === 0) throw new Error(`${job.method} ${job.url}: nothing answered ${job.expect}; first error ${out.firstError}`);
-  return { ...out, cpuPercent, perProcess, loop };
+  return { ...out, cpuPercent, perProcess, connections, loop };
 }
 
 const note = (xs: Measured[]) =>
@@ -137,7 +157,8 @@ export const bench: Bench = {
     const sizes = quick ? [1000, 5000] : [10_000, 100_000];
     const sampleSize = quick ? 200 : 2000;
     const runs = quick ? 1 : 3;
-    const durationMs = quick ? 2000 : 5000;
+    const closedMs = quick ? 2000 : CLOSED_MS;
+    const openMs = quick ? 2000 : OPEN_MS;
     const workers = workerCounts();
     const r = await benchRig();
     const dir = scratchDir('cp-capacity');
@@ -162,8 +183,8 @@ export const bench: Bench = {
           reportOf({ sequence: 0, desiredSequence: s.sequence, running: server.releases[0], phase: 'running', services: { app: { image: 'bench', status: 'running', health: 'none', restarts: 0 } } }),
         ).replace('"sequence":0', '"sequence":__SEQ__'),
       }));
-      const pollJob = (rate?: number): RequestsJob => ({ kind: 'requests', url: `${server.cp.url}/v1/device/desired`, method: 'GET', concurrency: rate ? OPEN_LOOP_CAP : CONCURRENCY, ratePerSecond: rate, durationMs, warmupMs: 1000, identities: polls, expect: 304 });
-      const reportJob = (rate?: number): RequestsJob => ({ kind: 'requests', url: `${server.cp.url}/v1/device/report`, method: 'POST', concurrency: rate ? OPEN_LOOP_CAP : CONCURRENCY, ratePerSecond: rate, durationMs, warmupMs: 1000, identities: reports, seqStart: nextSeqBase(), expect: 202 });
+      const pollJob = (rate?: number): RequestsJob => ({ kind: 'requests', url: `${server.cp.url}/v1/device/desired`, method: 'GET', concurrency: rate ? OPEN_LOOP_CAP : CONCURRENCY, ratePerSecond: rate, durationMs: rate ? openMs : closedMs, warmupMs: WARMUP_MS, identities: polls, expect: 304 });
+      const reportJob = (rate?: number): RequestsJob => ({ kind: 'requests', url: `${server.cp.url}/v1/device/report`, method: 'POST', concurrency: rate ? OPEN_LOOP_CAP : CONCURRENCY, ratePerSecond: rate, durationMs: rate ? openMs : closedMs, warmupMs: WARMUP_MS, identities: reports, seqStart: nextSeqBase(), expect: 202 });
       let imported = sampleSize;
       let seedSeconds = 0;
       for (const size of sizes) {
@@ -196,7 +217,7 @@ export const bench: Bench = {
         const pollP99 = stat(res.polls.map((x) => x.p99));
         const reportP99 = stat(res.reports.map((x) => x.p99));
         rows.push(
-          { bench: 'control-plane', metric: `desired polls answered 304, ${n}`, unit: 'req/s', berth: pollRate, baseline: target('target (issue 4)', TARGET.polls), ratio: pollRate.median / TARGET.polls, note: `higher is better; ${CONCURRENCY} keep-alive connections over ${sampleSize} device tokens, ${durationMs / 1000} s a run; server CPU ${cpu(res.polls)}% of one core (load generator ${clientCpu(res.polls)}%); each poll verifies the device JWT and reads the desired sequence; ${failed(res.polls)} not 304` },
+          { bench: 'control-plane', metric: `desired polls answered 304, ${n}`, unit: 'req/s', berth: pollRate, baseline: target('target (issue 4)', TARGET.polls), ratio: pollRate.median / TARGET.polls, note: `higher is better; ${CONCURRENCY} keep-alive connections over ${sampleSize} device tokens, ${closedMs / 1000} s a run; server CPU ${cpu(res.polls)}% of one core (load generator ${clientCpu(res.polls)}%); each poll verifies the device JWT and reads the desired sequence; ${failed(res.polls)} not 304` },
           { bench: 'control-plane', metric: `desired poll p99 latency, ${n}`, unit: 'ms', berth: pollP99, baseline: target('target (issue 4)', TARGET.p99), ratio: pollP99.median / TARGET.p99, note: `lower is better; p50 ${stat(res.polls.map((x) => x.p50)).median.toFixed(1)} ms at ${CONCURRENCY} in flight; ${note(res.polls)}` },
           { bench: 'control-plane', metric: `reports accepted, ${n}`, unit: 'req/s', berth: reportRate, baseline: target('target (issue 4)', TARGET.reports), ratio: reportRate.median / TARGET.reports, note: `higher is better; each accepted report is written in a batch with those that arrived during the previous commit (twin rows, history rows, bounded-history delete) and answered after its commit; server CPU ${cpu(res.reports)}% of one core (load generator ${clientCpu(res.reports)}%); ${failed(res.reports)} not 202` },
           { bench: 'control-plane', metric: `report p99 latency, ${n}`, unit: 'ms', berth: reportP99, baseline: target('target (issue 4)', TARGET.p99), ratio: reportP99.median / TARGET.p99, note: `lower is better; p50 ${stat(res.reports.map((x) => x.p50)).median.toFixed(1)} ms at ${CONCURRENCY} in flight; ${note(res.reports)}` },
@@ -204,11 +225,8 @@ export const bench: Bench = {
           ...openLoopRows('report', n, atTarget.reports, TARGET.reports, 202),
         );
         if (size === sizes[0] && workers.length) {
-          const warm = async (w: number) => {
-            await restartWith(server.cp, w);
-            await runWorker<RequestsResult>('load.js', { ...pollJob(), durationMs: WORKERS_WARMUP_MS, warmupMs: 0 }, { logFile });
-          };
-          rows.push(await compareWorkers(workers, runs, warm, () => run(pollJob()), log, n));
+          const job: RequestsJob = { ...pollJob(), durationMs: quick ? 2000 : WORKERS_MS, warmupMs: WORKERS_WARMUP_MS };
+          rows.push(await compareWorkers(workers, runs, (w) => restartWith(server.cp, w), () => run(job), log, n));
         }
       }
       const campaign = await timeCampaign(server, server.releases[1]);
@@ -230,10 +248,14 @@ export const bench: Bench = {
   },
 };
 
-/** Each process's CPU (% of a core) in the median run by rate: with kernel accept (cluster.ts) the workers' share of the connections is the kernel's. */
+/**
+ * Each process's CPU (% of a core) and connections in the median run by rate: with kernel accept
+ * (cluster.ts) which worker holds a connection is the kernel's choice.
+ */
 function spread(xs: Measured[]): string {
   const sorted = [...xs].sort((a, b) => a.perSecond - b.perSecond);
-  return (sorted[Math.floor(sorted.length / 2)]?.perProcess ?? []).map((x) => `${x.toFixed(0)}%`).join(' / ');
+  const m = sorted[Math.floor(sorted.length / 2)];
+  return m ? `${m.perProcess.map((x) => `${x.toFixed(0)}%`).join(' / ')}; connections ${m.connections.join(' / ')}` : '';
 }
 
 /** Restarts the control plane with `workers` workers and waits until every one of them answers. */
@@ -254,7 +276,7 @@ async function compareWorkers(counts: number[], runs: number, restart: (workers:
       await restart(w);
       const m = await measure();
       by.get(w)?.push(m);
-      log(`control-plane --workers ${w} run ${i + 1}/${runs}: polls ${m.perSecond.toFixed(0)}/s p99 ${m.p99.toFixed(1)} ms (server cpu ${m.cpuPercent.toFixed(0)}% [${m.perProcess.map((x) => x.toFixed(0)).join(' ')}], client ${m.clientCpuPercent.toFixed(0)}%)`);
+      log(`control-plane --workers ${w} run ${i + 1}/${runs}: polls ${m.perSecond.toFixed(0)}/s p99 ${m.p99.toFixed(1)} ms (server cpu ${m.cpuPercent.toFixed(0)}% [${m.perProcess.map((x) => x.toFixed(0)).join(' ')}], connections [${m.connections.join(' ')}], client ${m.clientCpuPercent.toFixed(0)}%; load ${loadavg()[0].toFixed(1)})`);
     }
   }
   await restart(counts[0]);
@@ -271,6 +293,6 @@ async function compareWorkers(counts: number[], runs: number, restart: (workers:
     berth: rate,
     baseline: { name: `--workers ${base} (same run)`, value: baseRate },
     ratio: rate.median / baseRate.median,
-    note: `higher is better; target ratio ≥ ${TARGET.workersGain} (issue 17); ${more}${CONCURRENCY} keep-alive connections from one load-generator process on the same 2 cores, runs alternating between worker counts, each after a restart and ${WORKERS_WARMUP_MS / 1000} s of unmeasured polls (every worker's token cache filled, its code compiled); server CPU (all its processes) ${stat(xs.map((x) => x.cpuPercent)).median.toFixed(0)}% vs ${stat((by.get(base) ?? []).map((x) => x.cpuPercent)).median.toFixed(0)}% of one core (each process, primary first: ${spread(xs)}); load generator ${stat(xs.map((x) => x.clientCpuPercent)).median.toFixed(0)}% vs ${stat((by.get(base) ?? []).map((x) => x.clientCpuPercent)).median.toFixed(0)}%; p99 ${stat(xs.map((x) => x.p99)).median.toFixed(1)} vs ${stat((by.get(base) ?? []).map((x) => x.p99)).median.toFixed(1)} ms`,
+    note: `higher is better; target ratio ≥ ${TARGET.workersGain} (issue 17); ${more}${CONCURRENCY} keep-alive connections from one load-generator process on the same 2 cores, runs alternating between worker counts, each after a restart and ${WORKERS_WARMUP_MS / 1000} s of unmeasured polls (every worker's token cache filled, its code compiled; the connections opened over the first 0.5 s of it, not in one instant: lean-http.ts, load.ts); server CPU (all its processes) ${stat(xs.map((x) => x.cpuPercent)).median.toFixed(0)}% vs ${stat((by.get(base) ?? []).map((x) => x.cpuPercent)).median.toFixed(0)}% of one core (each process, primary first: ${spread(xs)}); load generator ${stat(xs.map((x) => x.clientCpuPercent)).median.toFixed(0)}% vs ${stat((by.get(base) ?? []).map((x) => x.clientCpuPercent)).median.toFixed(0)}%; p99 ${stat(xs.map((x) => x.p99)).median.toFixed(1)} vs ${stat((by.get(base) ?? []).map((x) => x.p99)).median.toFixed(1)} ms`,
   };
 }

@@ -22,6 +22,7 @@ import { importFleet } from './fleet.js';
 import type { Identity, RequestsJob, RequestsResult } from './load.js';
 import { loopDelayOf, loopProbeEnv, worstLoop } from './loop-delay.js';
 import { BERTH_BIN, cpuSecondsOf, processTree, runWorker, scratchDir, treeCpuSecondsOf } from './proc.js';
+import { ConnectionSpread } from './sockets.js';
 import { everyWorkerAnswers, operator, publish, startControlPlaneProcess } from './services.js';
 import { startRegistry } from '../rig/registry.js';
 import { forgeImage } from '../rig/forge.js';
@@ -79,13 +80,16 @@ try {
         const cpus0 = pids.map((p) => cpuSecondsOf(p));
         const c0 = treeCpuSecondsOf(cp.child.pid);
         const t0 = performance.now();
-        const r = await runWorker<RequestsResult>(loadScript, job(phase), { logFile: join(dir.dir, 'load.log') });
+        // Which process accepted how many of the load's connections.
+        const spread = new ConnectionSpread(pids);
+        const r = await runWorker<RequestsResult>(loadScript, job(phase), { logFile: join(dir.dir, 'load.log') }).finally(() => spread.stop());
+        const conns = spread.stop();
         const wall = (performance.now() - t0) / 1000;
         const per = pids.map((p, k) => (((cpuSecondsOf(p) - cpus0[k]) / wall) * 100).toFixed(0));
         const cpu = ((treeCpuSecondsOf(cp.child.pid) - c0) / wall) * 100;
         const loops = await loopDelayOf(pids, loopDir);
         const loop = worstLoop(loops);
-        console.log(`${b || ''} w${w} ${phase}${loads.length > 1 ? ` load ${loadScript}` : ''} run ${i + 1}: ${r.perSecond.toFixed(0)}/s p50 ${r.p50.toFixed(1)} p99 ${r.p99.toFixed(1)} max ${r.max.toFixed(0)} ms; server ${cpu.toFixed(0)}% [${per.join(' ')}], client ${r.clientCpuPercent.toFixed(0)}% (${((r.clientCpuPercent / 100) * (seconds + warmupMs / 1000) * 1e6 / r.answered).toFixed(0)} µs/req); loop p99 ${loop.p99.toFixed(0)} max ${loop.max.toFixed(0)}; ${((cpu / 100) * wall * 1e6 / r.answered).toFixed(0)} µs server CPU/req; failed ${r.failed} ${r.firstError ?? ''}; load ${loadavg()[0].toFixed(2)}`);
+        console.log(`${b || ''} w${w} ${phase}${loads.length > 1 ? ` load ${loadScript}` : ''} run ${i + 1}: ${r.perSecond.toFixed(0)}/s p50 ${r.p50.toFixed(1)} p99 ${r.p99.toFixed(1)} max ${r.max.toFixed(0)} ms; server ${cpu.toFixed(0)}% [${per.join(' ')}] connections [${conns.join(' ')}], client ${r.clientCpuPercent.toFixed(0)}% (${((r.clientCpuPercent / 100) * (seconds + warmupMs / 1000) * 1e6 / r.answered).toFixed(0)} µs/req); loop p99 ${loop.p99.toFixed(0)} max ${loop.max.toFixed(0)}; ${((cpu / 100) * wall * 1e6 / r.answered).toFixed(0)} µs server CPU/req; failed ${r.failed} ${r.firstError ?? ''}; load ${loadavg()[0].toFixed(2)}`);
         if (values.prof) {
           for (const p of pids) {
             const files = readdirSync(profDir).filter((f) => f.startsWith(`${p}-`)).sort((a, b) => Number(b.split('-')[1].split('.')[0]) - Number(a.split('-')[1].split('.')[0]));

@@ -6,13 +6,15 @@
  *             `durationMs`; request i of a connection uses identity (i·concurrency + c) mod n, so
  *             the load spreads over every device token. `__SEQ__` in the body becomes the next
  *             per-identity sequence number (reports must carry increasing ones to be accepted).
- *             Sent with raw-http.ts (a minimal HTTP/1.1 client: the load generator shares the
- *             cores with the server it measures, so it must cost little per request).
+ *             Sent with lean-http.ts (a minimal HTTP/1.1 client, callbacks and one reused read
+ *             buffer: the load generator shares the cores with the server it measures, so it must
+ *             cost little per request).
  *   download: `clients` connections each GET `url` once, reading and discarding the body.
  */
 import { Agent, request } from 'node:http';
 import { readJob } from './proc.js';
-import { RawConnection, requestText } from './raw-http.js';
+import { LeanConnection } from './lean-http.js';
+import { requestText } from './raw-http.js';
 
 export interface Identity {
   headers: Record<string, string>;
@@ -81,9 +83,20 @@ function pct(sorted: Float64Array, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
 }
 
+/**
+ * Closed loop: connection c opens at c × `stagger` ms (spread over the first half of the warm-up,
+ * at most 0.5 s) rather than all in one instant: 64 connects in one instant are all accepted by
+ * whichever `--workers` process wakes first (each accepts until the queue is empty), an artifact
+ * of the burst, not of clients that connect over time; the counted window starts after the last.
+ */
+function staggerMs(job: RequestsJob): number {
+  return job.warmupMs > 0 ? Math.min(job.warmupMs / 2, 500) / job.concurrency : 0;
+}
+
 async function runRequests(job: RequestsJob): Promise<RequestsResult> {
   const url = new URL(job.url);
   if (url.protocol !== 'http:') throw new Error(`load: ${job.url}: only http: is supported`);
+  const n = job.identities.length;
   const seq = new Map<number, number>();
   const cpu0 = process.cpuUsage();
   const latencies: number[] = [];
@@ -98,67 +111,86 @@ async function runRequests(job: RequestsJob): Promise<RequestsResult> {
   // Requests whose bytes never change are built once per identity.
   const fixed = job.identities.map((id) => {
     const body = id.body ?? job.body;
-    return body?.includes('__SEQ__') ? null : requestText(job.method, url, id.headers, body);
+    return body?.includes('__SEQ__') ? null : Buffer.from(requestText(job.method, url, id.headers, body));
   });
-  function requestFor(who: number): string {
+  function requestFor(who: number): Buffer {
     const built = fixed[who];
     if (built !== null) return built;
     const next = (seq.get(who) ?? job.seqStart ?? 1) + 1;
     seq.set(who, next);
     const id = job.identities[who];
-    return requestText(job.method, url, id.headers, (id.body ?? job.body ?? '').replaceAll('__SEQ__', String(next)));
+    return Buffer.from(requestText(job.method, url, id.headers, (id.body ?? job.body ?? '').replaceAll('__SEQ__', String(next))));
   }
-  async function one(conn: RawConnection, who: number, t0: number): Promise<void> {
-    let status = 0;
-    try {
-      const res = await conn.send(requestFor(who));
-      status = res.status;
-      if (status !== job.expect && firstError === undefined) firstError = `${status}: ${res.text}`;
-    } catch (err) {
-      if (firstError === undefined) firstError = (err as Error).message;
-    }
+  /** One answer (or failure) of a request scheduled or sent at `t0`. */
+  function count(status: number, body: Buffer | null, err: Error | undefined, t0: number): void {
     const t1 = performance.now();
     if (status !== 0) answered++;
+    if (status !== job.expect && firstError === undefined) firstError = err ? err.message : `${status}: ${body?.toString('utf8') ?? ''}`;
     if (t0 < countFrom || t0 >= end) return;
-    statuses[status] = (statuses[status] ?? 0) + 1;
     if (status === job.expect) {
       ok++;
       latencies.push(t1 - t0);
-    } else failed++;
+    } else {
+      failed++;
+      statuses[status] = (statuses[status] ?? 0) + 1;
+    }
   }
-  const conns: RawConnection[] = [];
+  const conns: LeanConnection[] = [];
+  const open = (): LeanConnection => {
+    const c = new LeanConnection(url);
+    conns.push(c);
+    return c;
+  };
   async function openLoop(rate: number): Promise<void> {
     // Connections are opened as the rate needs them (at most `concurrency`); the last one freed goes next.
-    const idle: RawConnection[] = [];
-    const inFlight = new Set<Promise<void>>();
+    const idle: LeanConnection[] = [];
+    let inFlight = 0;
+    let freed: (() => void) | null = null;
+    const slot = () => new Promise<void>((r) => (freed = r));
     for (let i = 0; ; i++) {
       const due = start + (i * 1000) / rate;
       if (due >= end) break;
       const wait = due - performance.now();
       if (wait > 1) await new Promise((r) => setTimeout(r, wait));
-      if (inFlight.size >= job.concurrency) await Promise.race(inFlight);
-      let conn = idle.pop();
-      if (!conn) conns.push((conn = new RawConnection(url)));
-      const c = conn;
-      const p = one(c, i % job.identities.length, due).finally(() => {
-        inFlight.delete(p);
-        idle.push(c);
+      while (inFlight >= job.concurrency) await slot();
+      const conn = idle.pop() ?? open();
+      inFlight++;
+      conn.send(requestFor(i % n), (status, body, err) => {
+        count(status, body, err, due);
+        inFlight--;
+        idle.push(conn);
+        const f = freed;
+        freed = null;
+        f?.();
       });
-      inFlight.add(p);
     }
-    await Promise.all(inFlight);
+    while (inFlight > 0) await slot();
   }
-  async function connection(c: number): Promise<void> {
-    const conn = new RawConnection(url);
-    conns.push(conn);
-    for (let i = 0; performance.now() < end; i++) await one(conn, (i * job.concurrency + c) % job.identities.length, performance.now());
+  /** Closed loop: the next request is written from the callback of the last answer. */
+  function connection(c: number, delayMs: number): Promise<void> {
+    return new Promise((done) => {
+      const conn = open();
+      let i = 0;
+      let t0 = 0;
+      const onAnswer = (status: number, body: Buffer | null, err?: Error) => {
+        count(status, body, err, t0);
+        next();
+      };
+      const next = () => {
+        t0 = performance.now();
+        if (t0 >= end) return done();
+        conn.send(requestFor((i++ * job.concurrency + c) % n), onAnswer);
+      };
+      setTimeout(next, delayMs);
+    });
   }
   if (job.ratePerSecond) await openLoop(job.ratePerSecond);
-  else await Promise.all(Array.from({ length: job.concurrency }, (_, c) => connection(c)));
+  else await Promise.all(Array.from({ length: job.concurrency }, (_, c) => connection(c, c * staggerMs(job))));
   for (const c of conns) c.close();
   const cpu = process.cpuUsage(cpu0);
   const clientCpuPercent = ((cpu.user + cpu.system) / 1000 / (performance.now() - start)) * 100;
   const sorted = Float64Array.from(latencies).sort();
+  if (ok > 0) statuses[job.expect] = ok;
   return { ok, failed, statuses, elapsedMs: job.durationMs, perSecond: ok / (job.durationMs / 1000), p50: pct(sorted, 50), p99: pct(sorted, 99), max: sorted[sorted.length - 1] ?? NaN, answered, firstError, clientCpuPercent };
 }
 

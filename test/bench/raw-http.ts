@@ -33,7 +33,7 @@ export function requestText(method: string, url: URL, headers: Record<string, st
   return head + '\r\n' + (body ?? '');
 }
 
-interface Head {
+export interface Head {
   status: number;
   /** Bytes of body after the head; -1: chunked. */
   length: number;
@@ -45,7 +45,7 @@ interface Head {
  * thousand) needs only `Connection: close` looked for; case-insensitive patterns instead of a
  * lowercased copy of every head: the load generator's CPU is taken from the server it measures.
  */
-function headOf(text: string): Head {
+export function headOf(text: string): Head {
   const status = Number(text.slice(9, 12));
   const close = /\r\nconnection:[ \t]*close/i.test(text);
   // Answers that carry no body whatever their headers say (RFC 9112 §6.3).
@@ -56,7 +56,7 @@ function headOf(text: string): Head {
 }
 
 /** Where a chunked body ends in `buf` (after the last chunk and its trailer), or -1 if not yet. */
-function chunkedEnd(buf: Buffer, from: number): number {
+export function chunkedEnd(buf: Buffer, from: number): number {
   let at = from;
   for (;;) {
     const eol = buf.indexOf('\r\n', at);

@@ -1,44 +1,21 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RawConnection, requestText } from '../bench/raw-http.js';
+import { startAnswersServer } from './http-answers.js';
 
 /**
  * The load generator's HTTP client (test/bench/raw-http.ts) against node:http on loopback: the
  * framing it parses must count each answer once, whatever case the server gives its header names,
  * or a bench would count a body as the next answer (or hang).
  */
-let server: Server;
+let server: Awaited<ReturnType<typeof startAnswersServer>>;
 let url: URL;
 
 beforeAll(async () => {
-  server = createServer((req, res) => {
-    switch (req.url) {
-      case '/304':
-        res.writeHead(304, { ETag: '"7"' }).end();
-        break;
-      case '/length':
-        res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': '5' }).end('hello');
-        break;
-      case '/chunked':
-        res.writeHead(200, { 'Content-Type': 'text/plain' });
-        res.write('abc');
-        setTimeout(() => res.end('def'), 10);
-        break;
-      case '/close':
-        res.writeHead(401, { CONNECTION: 'Close', 'CONTENT-LENGTH': '12' }).end('unauthorized');
-        break;
-      default:
-        res.writeHead(404).end();
-    }
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  url = new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
+  server = await startAnswersServer();
+  url = server.url;
 });
 
-afterAll(async () => {
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-});
+afterAll(() => server.close());
 
 const get = (conn: RawConnection, path: string) => conn.send(requestText('GET', new URL(path, url), {}, undefined));
 
