@@ -3,6 +3,8 @@ import { availableParallelism } from 'node:os';
 import { createLogger, type Logger } from '../common/log.js';
 import { processIo, type ServiceIo, type Stoppable } from '../common/service.js';
 import { isClusterNotice, relayNotices } from './cluster-relay.js';
+import type { WriteTurn } from './db/write-queue.js';
+import { isTurnMessage, workerWriteTurn, WriteTurns, type TurnMessage } from './write-turns.js';
 import { EnrollBudgets, isBudgetMessage, workerEnrollBudget } from './enroll-budgets.js';
 import type { AddressBudget } from './device-api/enroll-guard.js';
 import type { ControlPlaneContext } from './context.js';
@@ -28,12 +30,6 @@ import type { ControlPlaneContext } from './context.js';
  * - The work only one process may do (campaign driving, webhooks, presence) goes to the holder of
  *   the singletons lease (lease.ts), as among independent control planes; a killed worker's lease
  *   is taken over at once (its pid is gone on this host).
- * - Workers write without asking anyone: each write transaction takes SQLite's write lock, retried
- *   on timers while another holds it (db/writer.ts), so the lock is held only while a transaction
- *   runs. A turn to write handed out by the primary (the design until issue 17's 100,000 run) sat
- *   with a worker until its busy event loop read the grant: at 20,000 devices the primary saw turns
- *   held 1-2.7 s whose transactions took under 1 s, and at 100,000 the other workers' writes (the
- *   lease's renewal among them) waited behind such turns for seconds (SCALING.md).
  * - Memory that another worker's change makes stale (signing keys, revoked devices' long polls) is
  *   updated through notices the primary passes on (cluster-relay.ts).
  * - A worker that dies is started again, at once the first time and backing off while it keeps
@@ -51,12 +47,14 @@ const YOUNG_MS = 10_000;
 const MAX_YOUNG_DEATHS = 8;
 /** How long the primary waits for its workers to stop before killing them. */
 const STOP_GRACE_MS = 20_000;
+/** A write turn held longer is logged by the primary. */
+const SLOW_TURN_MS = 1000;
 
 /** What cluster.ts needs of index.ts (which imports nothing of this file, and the primary never loads). */
 interface ClusterOptions {
   tls?: unknown;
 }
-type Start<O> = (opts: O & { log: Logger; worker: { id: number; of: number }; enrollBudget: AddressBudget }) => Promise<{ url: string; ctx: ControlPlaneContext; close(): Promise<void> }>;
+type Start<O> = (opts: O & { log: Logger; worker: { id: number; of: number }; writeTurn: WriteTurn; enrollBudget: AddressBudget }) => Promise<{ url: string; ctx: ControlPlaneContext; close(): Promise<void> }>;
 
 type ToPrimary = { berth: 'listening'; url: string } | { berth: 'failed'; message: string };
 
@@ -86,7 +84,8 @@ function isPeerMessage(msg: unknown): boolean {
 
 /**
  * To the primary. A send that fails (the primary gone: Node closes this worker next) is dropped
- * here: without the callback it is thrown as an uncaught `write EPIPE` and the worker dies with it.
+ * here: without the callback it is thrown as an uncaught `write EPIPE` and the worker dies with it
+ * (worker 3 of the 12:52 run at 100,000 devices, from a write turn's ask).
  */
 function toPrimary(msg: unknown): void {
   if (process.connected) process.send?.(msg, () => undefined);
@@ -120,8 +119,9 @@ export async function startWorker<O extends ClusterOptions>(options: O, workers:
   const slot = slotOf();
   let cp: Awaited<ReturnType<Start<O>>>;
   try {
+    const writeTurn = workerWriteTurn(toPrimary, (fn) => process.on('message', fn));
     const enrollBudget = workerEnrollBudget(toPrimary, (fn) => process.on('message', fn));
-    cp = await start({ ...options, log, worker: { id: slot, of: workers }, enrollBudget });
+    cp = await start({ ...options, log, worker: { id: slot, of: workers }, writeTurn, enrollBudget });
   } catch (err) {
     send({ berth: 'failed', message: (err as Error).message ?? String(err) });
     throw err;
@@ -147,7 +147,7 @@ interface Slot {
   ready: boolean;
 }
 
-/** The primary: forks worker 1, then the others once it listens; keeps them running; keeps the enrollment budgets. */
+/** The primary: forks worker 1, then the others once it listens; keeps them running; hands out write turns. */
 export async function startPrimary<O extends ClusterOptions>(options: O, workers: number, log: Logger, exit: (code: number) => void = (code) => process.exit(code)): Promise<Stoppable> {
   // Workers serve before the last is up, and runService listens for signals only once start
   // returns: a stop asked for meanwhile (the first worker answers already) is kept and done right after.
@@ -158,6 +158,9 @@ export async function startPrimary<O extends ClusterOptions>(options: O, workers
   // Before the first fork, which freezes the policy (and over NODE_CLUSTER_SCHED_POLICY): see the top of this file.
   cluster.schedulingPolicy = cluster.SCHED_NONE;
   const entries = new Map<number, Slot>();
+  const turns = new WriteTurns();
+  /** When each slot was last given the write turn (the slow-turn log). */
+  const granted = new Map<number, number>();
   const budgets = new EnrollBudgets();
   const restarts = new Set<NodeJS.Timeout>();
   let stopping = false;
@@ -171,6 +174,17 @@ export async function startPrimary<O extends ClusterOptions>(options: O, workers
     entries.set(slot, entry);
     let failure = '';
     worker.on('message', (msg: unknown) => {
+      if (isTurnMessage(msg)) {
+        const now = Date.now();
+        if (msg.kind === 'done') {
+          const since = granted.get(slot);
+          granted.delete(slot);
+          // Measured here, from the grant to the done: the worker's own log line says what it ran, and the gap between the two is the IPC and the worker's loop.
+          if (since !== undefined && now - since > SLOW_TURN_MS) log.warn({ worker: slot, heldMs: now - since, waiting: turns.waiting }, `worker ${slot} held the write turn ${now - since} ms`);
+        }
+        grant(msg.kind === 'ask' ? turns.ask(slot, msg.id, now) : turns.done(slot, msg.id, now));
+        return;
+      }
       if (isBudgetMessage(msg)) {
         const answer = budgets.answer(msg);
         if (answer && worker.isConnected()) worker.send(answer);
@@ -190,6 +204,7 @@ export async function startPrimary<O extends ClusterOptions>(options: O, workers
     });
     worker.on('exit', (code, signal) => {
       if (entries.get(slot) !== entry) return;
+      grant(turns.gone(slot, Date.now()));
       if (stopping) return;
       // The log requests its operators opened end on the other workers.
       pass(slot, { berth: 'logs', kind: 'gone' });
@@ -216,6 +231,21 @@ export async function startPrimary<O extends ClusterOptions>(options: O, workers
     });
   }
 
+  function grant(to: { slot: number; id: number } | null): void {
+    const w = to && entries.get(to.slot)?.worker;
+    if (!to) return;
+    granted.set(to.slot, Date.now());
+    if (w?.isConnected()) w.send({ berth: 'write-turn', kind: 'yours', id: to.id } satisfies TurnMessage);
+  }
+  // A turn held for 30 s is a stuck transaction: the next worker goes (SQLite's lock still orders them).
+  const turnWatch = setInterval(() => {
+    const expired = turns.expire(Date.now());
+    if (!expired) return;
+    log.error({ worker: expired.stuck.slot }, `worker ${expired.stuck.slot} held the write turn for 30 s; passing it on`);
+    grant(expired.grant);
+  }, 5000);
+  turnWatch.unref();
+
   /** Passes a worker's message on, stamped with its slot: to `to` alone, else to every other worker. */
   function pass(from: number, msg: { berth?: unknown; kind?: unknown; to?: unknown }): void {
     const stamped = { ...msg, from };
@@ -232,6 +262,7 @@ export async function startPrimary<O extends ClusterOptions>(options: O, workers
     const exits = [...entries.entries()].map(([slot, s]) => stopWorker(slot, s));
     const clean = (await Promise.all(exits)).every(Boolean);
     process.off('SIGHUP', onHup);
+    clearInterval(turnWatch);
     return clean;
   }
 

@@ -3,7 +3,7 @@ import type { Logger } from '../common/log.js';
 import { sql } from 'drizzle-orm';
 import type { Db } from './db/open.js';
 import { clientPointReads, type PointReads } from './db/point-reads.js';
-import { createWriteQueue, type AfterCommit, type Tx, type Write, type WriteAlone } from './db/write-queue.js';
+import { createWriteQueue, type AfterCommit, type Tx, type Write, type WriteAlone, type WriteTurn } from './db/write-queue.js';
 import type { AddressBudget } from './device-api/enroll-guard.js';
 import type { TypedEmitter } from './events.js';
 import type { SigningKeys } from './signing-keys.js';
@@ -118,13 +118,15 @@ export interface ContextParts {
   deviceTokens: DeviceTokenCache;
   vault: KeyVault;
   now?: () => Date;
+  /** Turns to write among the workers of `--workers N` (db/write-queue.ts). */
+  writeTurn?: WriteTurn;
   /** Per-address enrollment budgets kept for all workers of `--workers N` (enroll-budgets.ts); default this process's own. */
   enrollBudget?: AddressBudget;
 }
 
 export function createContext(parts: ContextParts): ControlPlaneContext {
   const now = parts.now ?? (() => new Date());
-  const { write, afterCommit, writeAlone } = createWriteQueue(parts.db, parts.log);
+  const { write, afterCommit, writeAlone } = createWriteQueue(parts.db, parts.log, parts.writeTurn);
   const ctx: ControlPlaneContext = {
     ...parts,
     reads: parts.reads ?? clientPointReads(parts.client),

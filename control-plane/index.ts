@@ -9,6 +9,7 @@ import { bootstrap } from './operators/bootstrap.js';
 import { createContext, type ControlPlaneConfig, type ControlPlaneContext } from './context.js';
 import { migrate, openDatabase } from './db/open.js';
 import { openPointReads } from './db/point-reads.js';
+import type { WriteTurn } from './db/write-queue.js';
 import type { AddressBudget } from './device-api/enroll-guard.js';
 import { DesiredWaiters } from './devices/desired-waiters.js';
 import { startFeedPruner, tailDesiredChanges } from './devices/change-feed.js';
@@ -57,6 +58,8 @@ export interface ControlPlaneOptions {
    * `X-Berth-Worker: id`.
    */
   worker?: { id: number; of: number };
+  /** Turns to write, handed out by the primary of `--workers N` (cluster.ts). */
+  writeTurn?: WriteTurn;
   /** The per-address enrollment budgets, kept by the primary of `--workers N` for all workers (enroll-budgets.ts). */
   enrollBudget?: AddressBudget;
 }
@@ -130,7 +133,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   const now = opts.now ?? (() => new Date());
   const proxyTrust = opts.caFile ? await loadTrust(opts.caFile) : undefined;
   const registry = new ImageRegistry(registryProxy, async (access) => (await mintPullToken(keys, 'control-plane', access, 300, now())).token, log, undefined, proxyTrust);
-  const ctx = createContext({ db, client, reads, log, events: new TypedEmitter(), config, keys, waiters: new DesiredWaiters(), registry, seen: new LastSeen(), deviceTokens: new DeviceTokenCache(config.deviceTokenCacheSize), vault, now, enrollBudget: opts.enrollBudget });
+  const ctx = createContext({ db, client, reads, log, events: new TypedEmitter(), config, keys, waiters: new DesiredWaiters(), registry, seen: new LastSeen(), deviceTokens: new DeviceTokenCache(config.deviceTokenCacheSize), vault, now, writeTurn: opts.writeTurn, enrollBudget: opts.enrollBudget });
   const boot = await bootstrap(ctx, opts.adminToken);
 
   // Every process: the change feed (wakes its own long polls), keys rotated or revoked elsewhere, its sightings, its devices' campaign

@@ -12,9 +12,9 @@ export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
 export type Write = <T>(fn: (tx: Tx) => Promise<T>) => Promise<T>;
 
 /**
- * Waits for a turn to write handed out by the caller; resolves to the release. The workers of
- * `--workers N` no longer take one (cluster.ts: a turn sat with a worker until its busy loop read
- * the grant); they wait for SQLite's lock on timers (writer.ts). Tests use it to hold a queue still.
+ * Waits for this process's turn to write among processes that share the database and can take
+ * turns without SQLite (the workers of `--workers N`, control-plane/cluster.ts); resolves to the
+ * release. Without it a process waits for the lock inside the driver, its event loop blocked.
  */
 export type WriteTurn = () => Promise<() => void>;
 
@@ -27,15 +27,15 @@ export interface WriteQueue {
   writeAlone: WriteAlone;
 }
 
-/** One write transaction of its own, at once: not behind this process's queue (nor a turn). */
+/** One write transaction of its own, at once: neither behind this process's queue nor the workers' write turn. */
 export type WriteAlone = <T>(fn: (tx: Tx) => Promise<T>) => Promise<T>;
 
 /** At most this many queued writes share one commit. */
 const MAX_GROUP = 64;
-/** A group that keeps the database's write lock longer is logged (what it ran): every other process's writes wait meanwhile. */
-const SLOW_WRITE_MS = 1000;
+/** A group that keeps the write turn longer is logged (who ran what): every other worker's writes wait meanwhile. */
+const SLOW_TURN_MS = 1000;
 
-/** A write's name for the slow-write log: its function's name, else the start of its source. */
+/** A write's name for the slow-turn log: its function's name, else the start of its source. */
 function whatOf(fn: (tx: Tx) => Promise<unknown>): string {
   return fn.name || String(fn).replace(/\s+/g, ' ').slice(0, 120);
 }
@@ -64,17 +64,17 @@ export function createWriteQueue(db: Db, log: Logger, turn?: WriteTurn): WriteQu
   /** Commits the writes queued when the turn to write comes (at most MAX_GROUP); `group` receives them. */
   async function commitGroup(group: QueuedWrite[]): Promise<Outcome[] | { failed: unknown; outcomes: Outcome[] }> {
     const outcomes: Outcome[] = [];
-    // Taken once the write lock is ours, not before: the wait for another process's commit is when
-    // most writes arrive, and each that joins this group is one commit (one fsync) fewer.
+    // Taken after the turn, not before: with --workers N the wait for the other worker's commit is
+    // when most writes arrive, and each that joins this group is one commit (one fsync, two turn
+    // messages) fewer.
     const asked = Date.now();
     const release = turn ? await turn() : null;
-    let got = Date.now();
+    const got = Date.now();
+    group.push(...queue.splice(0, MAX_GROUP));
     let slowest = { ms: -1, what: '' };
     let ran = got;
     try {
       await db.transaction(async (tx) => {
-        got = Date.now();
-        group.push(...queue.splice(0, MAX_GROUP));
         for (const item of group) {
           hooks = item.hooks;
           const t0 = Date.now();
@@ -93,13 +93,11 @@ export function createWriteQueue(db: Db, log: Logger, turn?: WriteTurn): WriteQu
         ran = Date.now();
       });
     } catch (failed) {
-      // The lock never came (busy timeout): the writes that were to go in this group learn it.
-      if (group.length === 0) group.push(...queue.splice(0, MAX_GROUP));
       return { failed, outcomes };
     } finally {
       release?.();
       const done = Date.now();
-      if (done - got > SLOW_WRITE_MS) log.warn({ waitedMs: got - asked, heldMs: done - got, commitMs: done - ran, writes: group.length, slowestMs: slowest.ms, slowest: slowest.what }, 'write held long');
+      if (turn && done - got > SLOW_TURN_MS) log.warn({ waitedMs: got - asked, heldMs: done - got, commitMs: done - ran, writes: group.length, slowestMs: slowest.ms, slowest: slowest.what }, 'write turn held long');
     }
     return outcomes;
   }
@@ -154,10 +152,9 @@ export function createWriteQueue(db: Db, log: Logger, turn?: WriteTurn): WriteQu
       });
     },
     // For the lease's look (lease.ts): a one-row write that must land within the lease's ttl. The
-    // queue can be long (a wave's reports) and, when it was given, the workers' write turn stalled
-    // behind a busy worker's loop (at 100,000 devices the lease changed hands every 4-8 s for
-    // minutes, SCALING.md); SQLite's own lock, taken on timers on a connection of its own
-    // (writer.ts), still orders it among every other write.
+    // queue and the turn can stall behind another worker's busy event loop (at 100,000 devices the
+    // lease changed hands every 4-8 s for minutes, SCALING.md); SQLite's own lock, taken on timers
+    // on a connection of its own (writer.ts), still orders it among every other write.
     writeAlone: (fn) => db.transaction(fn),
     afterCommit(_tx: Tx, fn: () => void): void {
       if (hooks) hooks.push(fn);

@@ -1,0 +1,98 @@
+import type { WriteTurn } from './db/write-queue.js';
+
+/**
+ * Turns to write among the workers of `--workers N`, handed out by the primary over cluster IPC.
+ * SQLite lets one process write at a time; a worker that meets the lock retries on timers
+ * (db/writer.ts), 1 ms doubling to 20 ms, so it may begin up to 20 ms after the other committed, and
+ * several workers polling the lock are served in no order. Asking the primary first, each worker
+ * waits for its turn (its event loop keeps serving), in arrival order, and begins its transaction
+ * as soon as the other has committed. Each worker's write queue asks once per group commit.
+ * SQLite's lock and busy timeout still guard every write (other processes on the same file, a turn
+ * held too long).
+ */
+
+export type TurnMessage = { berth: 'write-turn'; kind: 'ask' | 'done'; id: number } | { berth: 'write-turn'; kind: 'yours'; id: number };
+
+export function isTurnMessage(msg: unknown): msg is TurnMessage {
+  const m = msg as Partial<TurnMessage> | null;
+  return typeof m === 'object' && m !== null && m.berth === 'write-turn' && typeof m.id === 'number';
+}
+
+/** A worker's side: ask, wait for `yours`, write, say `done`. */
+export function workerWriteTurn(send: (msg: TurnMessage) => void, onMessage: (fn: (msg: unknown) => void) => void): WriteTurn {
+  let last = 0;
+  const waiting = new Map<number, () => void>();
+  onMessage((msg) => {
+    if (!isTurnMessage(msg) || msg.kind !== 'yours') return;
+    const go = waiting.get(msg.id);
+    waiting.delete(msg.id);
+    go?.();
+  });
+  return () =>
+    new Promise((resolve) => {
+      const id = ++last;
+      let released = false;
+      waiting.set(id, () =>
+        resolve(() => {
+          if (released) return;
+          released = true;
+          send({ berth: 'write-turn', kind: 'done', id });
+        }),
+      );
+      send({ berth: 'write-turn', kind: 'ask', id });
+    });
+}
+
+interface Ask {
+  slot: number;
+  id: number;
+}
+
+/**
+ * The primary's side, pure: who holds the turn and who waits, first come first served. Each call
+ * returns the grant to send, if the turn moved. A holder that dies, or keeps the turn longer than
+ * `maxHoldMs` (a stuck transaction), loses it; SQLite's own lock still orders what follows.
+ */
+export class WriteTurns {
+  private holder: (Ask & { since: number }) | null = null;
+  private readonly queue: Ask[] = [];
+
+  constructor(private readonly maxHoldMs = 30_000) {}
+
+  ask(slot: number, id: number, now: number): Ask | null {
+    this.queue.push({ slot, id });
+    return this.next(now);
+  }
+
+  done(slot: number, id: number, now: number): Ask | null {
+    if (this.holder?.slot === slot && this.holder.id === id) this.holder = null;
+    return this.next(now);
+  }
+
+  /** A worker died: its place in the queue and its turn go. */
+  gone(slot: number, now: number): Ask | null {
+    for (let i = this.queue.length - 1; i >= 0; i--) if (this.queue[i].slot === slot) this.queue.splice(i, 1);
+    if (this.holder?.slot === slot) this.holder = null;
+    return this.next(now);
+  }
+
+  /** Called now and then: a turn held past `maxHoldMs` passes on. Returns the stuck holder and the grant. */
+  expire(now: number): { stuck: Ask; grant: Ask | null } | null {
+    if (!this.holder || now - this.holder.since < this.maxHoldMs) return null;
+    const stuck = { slot: this.holder.slot, id: this.holder.id };
+    this.holder = null;
+    return { stuck, grant: this.next(now) };
+  }
+
+  get waiting(): number {
+    return this.queue.length;
+  }
+
+  private next(now: number): Ask | null {
+    if (this.holder) return null;
+    const first = this.queue.shift();
+    if (!first) return null;
+    this.holder = { ...first, since: now };
+    return first;
+  }
+}

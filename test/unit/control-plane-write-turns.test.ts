@@ -1,0 +1,56 @@
+import { describe, expect, it } from 'vitest';
+import { workerWriteTurn, WriteTurns, type TurnMessage } from '../../control-plane/write-turns.js';
+
+describe('write turns among workers (the primary)', () => {
+  it('gives the turn to one worker at a time, first come first served', () => {
+    const turns = new WriteTurns();
+    expect(turns.ask(1, 1, 0)).toEqual({ slot: 1, id: 1 });
+    expect(turns.ask(2, 1, 0)).toBeNull();
+    expect(turns.ask(3, 1, 0)).toBeNull();
+    expect(turns.ask(1, 2, 0)).toBeNull();
+    // Only the holder's done passes it on; a stale or foreign done changes nothing.
+    expect(turns.done(2, 1, 1)).toBeNull();
+    expect(turns.done(1, 1, 1)).toEqual({ slot: 2, id: 1 });
+    expect(turns.done(2, 1, 2)).toEqual({ slot: 3, id: 1 });
+    expect(turns.done(3, 1, 3)).toEqual({ slot: 1, id: 2 });
+    expect(turns.done(1, 2, 4)).toBeNull();
+    expect(turns.waiting).toBe(0);
+  });
+
+  it('takes the turn and the place in line from a worker that died, and from one that held it too long', () => {
+    const turns = new WriteTurns(1000);
+    turns.ask(1, 1, 0);
+    turns.ask(2, 1, 0);
+    turns.ask(3, 1, 0);
+    expect(turns.gone(2, 10)).toBeNull();
+    expect(turns.gone(1, 20)).toEqual({ slot: 3, id: 1 });
+    turns.ask(1, 2, 30);
+    expect(turns.expire(500)).toBeNull();
+    expect(turns.expire(1020)).toEqual({ stuck: { slot: 3, id: 1 }, grant: { slot: 1, id: 2 } });
+    // The stuck one's late done changes nothing.
+    expect(turns.done(3, 1, 1100)).toBeNull();
+  });
+});
+
+describe('write turns (a worker)', () => {
+  it('waits for its turn, then says done once', async () => {
+    const sent: TurnMessage[] = [];
+    let deliver: (msg: unknown) => void = () => undefined;
+    const turn = workerWriteTurn((m) => sent.push(m), (fn) => (deliver = fn));
+    let got = false;
+    const waiting = turn().then((release) => {
+      got = true;
+      return release;
+    });
+    expect(sent).toEqual([{ berth: 'write-turn', kind: 'ask', id: 1 }]);
+    deliver({ berth: 'write-turn', kind: 'yours', id: 7 });
+    deliver({ berth: 'notice', kind: 'yours', id: 1 });
+    await new Promise((r) => setImmediate(r));
+    expect(got).toBe(false);
+    deliver({ berth: 'write-turn', kind: 'yours', id: 1 });
+    const release = await waiting;
+    release();
+    release();
+    expect(sent).toEqual([{ berth: 'write-turn', kind: 'ask', id: 1 }, { berth: 'write-turn', kind: 'done', id: 1 }]);
+  });
+});
