@@ -182,7 +182,8 @@ export async function startPrimary<O extends ClusterOptions>(options: O, workers
           // Measured here, from the grant to the done: the worker's own log line says what it ran, and the gap between the two is the IPC and the worker's loop.
           if (since !== undefined && now - since > SLOW_TURN_MS) log.warn({ worker: slot, heldMs: now - since, waiting: turns.waiting }, `worker ${slot} held the write turn ${now - since} ms`);
         }
-        grant(msg.kind === 'ask' ? turns.ask(slot, msg.id, now) : turns.done(slot, msg.id, now));
+        if (msg.kind === 'started') turns.started(slot, msg.id);
+        else grant(msg.kind === 'ask' ? turns.ask(slot, msg.id, now) : turns.done(slot, msg.id, now));
         return;
       }
       if (isBudgetMessage(msg)) {
@@ -236,12 +237,18 @@ export async function startPrimary<O extends ClusterOptions>(options: O, workers
     if (!to) return;
     granted.set(to.slot, Date.now());
     if (w?.isConnected()) w.send({ berth: 'write-turn', kind: 'yours', id: to.id } satisfies TurnMessage);
+    // Not started by then (its loop busy): the next worker goes (write-turns.ts).
+    setTimeout(() => {
+      const passed = turns.expire(Date.now());
+      if (passed) grant(passed.grant);
+    }, turns.startMs + 1).unref();
   }
-  // A turn held for 30 s is a stuck transaction: the next worker goes (SQLite's lock still orders them).
+  // A turn held for 30 s is a stuck transaction: the next worker goes (SQLite's lock still orders
+  // them). An unstarted grant is passed on by its own timer (grant); this catches any left over.
   const turnWatch = setInterval(() => {
     const expired = turns.expire(Date.now());
     if (!expired) return;
-    log.error({ worker: expired.stuck.slot }, `worker ${expired.stuck.slot} held the write turn for 30 s; passing it on`);
+    log.warn({ worker: expired.stuck.slot }, `worker ${expired.stuck.slot} held the write turn past its limit (not started within ${turns.startMs} ms, or 30 s); passing it on`);
     grant(expired.grant);
   }, 5000);
   turnWatch.unref();

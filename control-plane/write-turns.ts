@@ -11,7 +11,7 @@ import type { WriteTurn } from './db/write-queue.js';
  * held too long).
  */
 
-export type TurnMessage = { berth: 'write-turn'; kind: 'ask' | 'done'; id: number } | { berth: 'write-turn'; kind: 'yours'; id: number };
+export type TurnMessage = { berth: 'write-turn'; kind: 'ask' | 'started' | 'done'; id: number } | { berth: 'write-turn'; kind: 'yours'; id: number };
 
 export function isTurnMessage(msg: unknown): msg is TurnMessage {
   const m = msg as Partial<TurnMessage> | null;
@@ -25,8 +25,11 @@ export function workerWriteTurn(send: (msg: TurnMessage) => void, onMessage: (fn
   onMessage((msg) => {
     if (!isTurnMessage(msg) || msg.kind !== 'yours') return;
     const go = waiting.get(msg.id);
+    if (!go) return;
     waiting.delete(msg.id);
-    go?.();
+    // At once, before the transaction: the primary passes on a grant not started within its startMs.
+    send({ berth: 'write-turn', kind: 'started', id: msg.id });
+    go();
   });
   return () =>
     new Promise((resolve) => {
@@ -52,12 +55,26 @@ interface Ask {
  * The primary's side, pure: who holds the turn and who waits, first come first served. Each call
  * returns the grant to send, if the turn moved. A holder that dies, or keeps the turn longer than
  * `maxHoldMs` (a stuck transaction), loses it; SQLite's own lock still orders what follows.
+ *
+ * A grant the worker has not said `started` to within `startMs` passes on too: the grant waits in
+ * the worker's IPC channel until its event loop is free, and under load that was seconds with every
+ * other worker's writes queued behind it (turns held 1-13 s around transactions under 1.2 s at
+ * 20,000 devices, SCALING.md). The late worker still writes when it reads the grant; SQLite's lock
+ * (taken on timers, db/writer.ts) orders it against the holder of the moment.
  */
 export class WriteTurns {
-  private holder: (Ask & { since: number }) | null = null;
+  private holder: (Ask & { since: number; started: boolean }) | null = null;
   private readonly queue: Ask[] = [];
 
-  constructor(private readonly maxHoldMs = 30_000) {}
+  constructor(
+    private readonly maxHoldMs = 30_000,
+    readonly startMs = 200,
+  ) {}
+
+  /** The holder read its grant and begins. */
+  started(slot: number, id: number): void {
+    if (this.holder?.slot === slot && this.holder.id === id) this.holder.started = true;
+  }
 
   ask(slot: number, id: number, now: number): Ask | null {
     this.queue.push({ slot, id });
@@ -76,9 +93,9 @@ export class WriteTurns {
     return this.next(now);
   }
 
-  /** Called now and then: a turn held past `maxHoldMs` passes on. Returns the stuck holder and the grant. */
+  /** Called now and then: a turn not started within `startMs`, or held past `maxHoldMs`, passes on. Returns the holder passed over and the grant. */
   expire(now: number): { stuck: Ask; grant: Ask | null } | null {
-    if (!this.holder || now - this.holder.since < this.maxHoldMs) return null;
+    if (!this.holder || now - this.holder.since < (this.holder.started ? this.maxHoldMs : this.startMs)) return null;
     const stuck = { slot: this.holder.slot, id: this.holder.id };
     this.holder = null;
     return { stuck, grant: this.next(now) };
@@ -92,7 +109,7 @@ export class WriteTurns {
     if (this.holder) return null;
     const first = this.queue.shift();
     if (!first) return null;
-    this.holder = { ...first, since: now };
+    this.holder = { ...first, since: now, started: false };
     return first;
   }
 }

@@ -24,11 +24,27 @@ describe('write turns among workers (the primary)', () => {
     turns.ask(3, 1, 0);
     expect(turns.gone(2, 10)).toBeNull();
     expect(turns.gone(1, 20)).toEqual({ slot: 3, id: 1 });
+    turns.started(3, 1);
     turns.ask(1, 2, 30);
     expect(turns.expire(500)).toBeNull();
     expect(turns.expire(1020)).toEqual({ stuck: { slot: 3, id: 1 }, grant: { slot: 1, id: 2 } });
     // The stuck one's late done changes nothing.
     expect(turns.done(3, 1, 1100)).toBeNull();
+  });
+
+  it('passes on a grant the worker has not started within startMs (its event loop busy), not one it started', () => {
+    const turns = new WriteTurns(30_000, 200);
+    turns.ask(1, 1, 0);
+    turns.ask(2, 1, 0);
+    turns.ask(3, 1, 0);
+    expect(turns.expire(199)).toBeNull();
+    expect(turns.expire(200)).toEqual({ stuck: { slot: 1, id: 1 }, grant: { slot: 2, id: 1 } });
+    // Worker 1 reads its grant late: its started and done change nothing.
+    turns.started(1, 1);
+    expect(turns.done(1, 1, 250)).toBeNull();
+    turns.started(2, 1);
+    expect(turns.expire(10_000)).toBeNull();
+    expect(turns.done(2, 1, 10_001)).toEqual({ slot: 3, id: 1 });
   });
 });
 
@@ -51,6 +67,10 @@ describe('write turns (a worker)', () => {
     const release = await waiting;
     release();
     release();
-    expect(sent).toEqual([{ berth: 'write-turn', kind: 'ask', id: 1 }, { berth: 'write-turn', kind: 'done', id: 1 }]);
+    expect(sent).toEqual([
+      { berth: 'write-turn', kind: 'ask', id: 1 },
+      { berth: 'write-turn', kind: 'started', id: 1 },
+      { berth: 'write-turn', kind: 'done', id: 1 },
+    ]);
   });
 });
