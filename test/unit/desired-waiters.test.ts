@@ -25,4 +25,18 @@ describe('DesiredWaiters wake reasons', () => {
     expect(await waiting.woken).toBe('changed');
     expect(await w.enter('dev-2', 60_000).woken).toBe('changed');
   });
+
+  it('wakes a wave of devices a batch per turn of the event loop, so timers run between batches', async () => {
+    const w = new DesiredWaiters();
+    const polls = Array.from({ length: 1000 }, (_, i) => w.enter(`dev-${i}`, 60_000));
+    let answered = 0;
+    for (const p of polls) void p.woken.then(() => answered++);
+    for (let i = 0; i < 1000; i++) w.wake(`dev-${i}`);
+    // The next turn of the loop (where a timer or another request would run) comes before the last is woken.
+    await new Promise((r) => setImmediate(r));
+    expect(answered).toBeGreaterThan(0);
+    expect(answered).toBeLessThan(1000);
+    expect(await Promise.all(polls.map((p) => p.woken))).toEqual(Array(1000).fill('changed'));
+    expect(w.size).toBe(0);
+  });
 });
