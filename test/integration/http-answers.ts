@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll } from 'vitest';
 
 /**
  * A node:http server on loopback with one answer per path, each a framing case the load
@@ -41,4 +42,14 @@ export async function startAnswersServer(): Promise<{ url: URL; close(): Promise
     url: new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`),
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
+}
+
+/** The answers server for one test file: started before its tests (handing its URL to `started`), closed after. */
+export function useAnswersServer(started: (url: URL) => void): void {
+  let server: Awaited<ReturnType<typeof startAnswersServer>> | undefined;
+  beforeAll(async () => {
+    server = await startAnswersServer();
+    started(server.url);
+  });
+  afterAll(() => server?.close());
 }

@@ -2,7 +2,7 @@ import { createServer as createTcpServer, type AddressInfo, type Server as TcpSe
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LeanConnection } from '../bench/lean-http.js';
 import { requestText } from '../bench/raw-http.js';
-import { startAnswersServer } from './http-answers.js';
+import { useAnswersServer } from './http-answers.js';
 
 /**
  * The poll load generator's connection (test/bench/lean-http.ts) against node:http on loopback:
@@ -10,15 +10,10 @@ import { startAnswersServer } from './http-answers.js';
  * when the answer comes in pieces, report what it could not read as a failure (never as a status),
  * and keep nothing from one answer in the next.
  */
-let server: Awaited<ReturnType<typeof startAnswersServer>>;
 let url: URL;
-
-beforeAll(async () => {
-  server = await startAnswersServer();
-  url = server.url;
+useAnswersServer((u) => {
+  url = u;
 });
-
-afterAll(() => server.close());
 
 interface Got {
   status: number;

@@ -1,21 +1,16 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { RawConnection, requestText } from '../bench/raw-http.js';
-import { startAnswersServer } from './http-answers.js';
+import { useAnswersServer } from './http-answers.js';
 
 /**
  * The load generator's HTTP client (test/bench/raw-http.ts) against node:http on loopback: the
  * framing it parses must count each answer once, whatever case the server gives its header names,
  * or a bench would count a body as the next answer (or hang).
  */
-let server: Awaited<ReturnType<typeof startAnswersServer>>;
 let url: URL;
-
-beforeAll(async () => {
-  server = await startAnswersServer();
-  url = server.url;
+useAnswersServer((u) => {
+  url = u;
 });
-
-afterAll(() => server.close());
 
 const get = (conn: RawConnection, path: string) => conn.send(requestText('GET', new URL(path, url), {}, undefined));
 
