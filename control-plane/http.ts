@@ -61,13 +61,14 @@ export function validate<S extends z.ZodType>(schema: S, value: unknown, where =
 const INVALID_JSON = () => new HttpError(400, 'invalid-json', 'request body is not valid JSON');
 
 export async function jsonBody<S extends z.ZodType>(c: Context, schema: S): Promise<z.infer<S>> {
-  let value: unknown;
+  let text: string;
   try {
-    value = await c.req.json();
+    // Bytes, not c.req.text(): that drops a BOM itself, and jsonTextBody drops one (as Request.json()).
+    text = Buffer.from(await c.req.arrayBuffer()).toString('utf8');
   } catch {
     throw INVALID_JSON();
   }
-  return validate(schema, value);
+  return jsonTextBody(text, schema);
 }
 
 /** A request body read as text (UTF-8, a BOM dropped as Request.json() drops it), parsed and validated like jsonBody. */
