@@ -36,7 +36,7 @@ export interface ControlPlaneConfig {
   /** How often this process reads the change feed of desired state (devices/change-feed.ts) for changes made by another process. */
   feedTickMs: number;
   reportHistoryLimit: number;
-  /** How often sightings are written to `devices.last_seen_at`. */
+  /** How often sightings are written to `device_sightings`. */
   lastSeenFlushMs: number;
   /** How many verified device tokens to remember (about 0.5 KiB each); 0 disables the cache. */
   deviceTokenCacheSize: number;
@@ -78,7 +78,7 @@ export interface ControlPlaneContext {
   waiters: DesiredWaiters;
   /** Resolves image tags and names proxy repositories (through the registry proxy when configured). */
   registry: ImageRegistry;
-  /** Sightings of devices (polls, reports), flushed to `devices.last_seen_at` in batches. */
+  /** Sightings of devices (polls, reports), flushed to `device_sightings` in batches. */
   seen: LastSeen;
   /** Device tokens whose signature was already checked. */
   deviceTokens: DeviceTokenCache;

@@ -12,7 +12,7 @@ import { index, integer, primaryKey, real, sqliteTable, text, uniqueIndex } from
 /** What drizzle cannot declare; the schema test checks these too. */
 export const sqlOnly = {
   /** Tables created WITHOUT ROWID (a composite primary key is the row's only identity). */
-  withoutRowid: ['campaign_devices', 'variables'],
+  withoutRowid: ['campaign_devices', 'variables', 'device_sightings'],
   /** audit_log is append-only: UPDATE and DELETE abort. */
   triggers: ['audit_log_no_delete', 'audit_log_no_update'],
 };
@@ -31,7 +31,6 @@ export const devices = sqliteTable(
     status: text('status', { enum: deviceStatuses }).notNull().default('registered'),
     createdAt: integer('created_at').notNull(),
     enrolledAt: integer('enrolled_at'),
-    lastSeenAt: integer('last_seen_at'),
     /** Bumped to invalidate every device token issued before (revocation). */
     tokenEpoch: integer('token_epoch').notNull().default(0),
     /** The device's X25519 public key (base64url raw) that its secrets are encrypted to; proven with its signing key at enrollment or renewal. */
@@ -293,6 +292,18 @@ export const webhookDeliveries = sqliteTable(
     index('webhook_deliveries_event').on(t.eventSeq),
   ],
 );
+
+/**
+ * When each device was last heard from (devices/last-seen.ts), apart from the wide `devices` row:
+ * every held long poll renews its device's sighting about once a minute, and at 100,000 devices
+ * rewriting scattered `devices` rows for it held the cluster's write turn for seconds (issue 17,
+ * SCALING.md). A narrow WITHOUT ROWID row (id and time, ~30 bytes) packs ~130 to a page. No row:
+ * never seen.
+ */
+export const deviceSightings = sqliteTable('device_sightings', {
+  deviceId: text('device_id').primaryKey().references(() => devices.id),
+  lastSeenAt: integer('last_seen_at').notNull(),
+});
 
 /** Whether a device was last counted online, so `device.online` / `device.offline` fire once per change. */
 export const devicePresence = sqliteTable('device_presence', {

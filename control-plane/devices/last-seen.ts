@@ -9,7 +9,7 @@ const PER_WRITE = 2000;
 
 /**
  * When each device was last heard from. Polls are the bulk of the traffic and a write per poll
- * would cost a commit each, so sightings collect in memory and go to `devices.last_seen_at` in one
+ * would cost a commit each, so sightings collect in memory and go to `device_sightings` in one
  * batched write per interval. Readers merge the pending value, so this process is never stale.
  */
 export class LastSeen {
@@ -33,19 +33,18 @@ export class LastSeen {
 
   async flush(write: Write): Promise<number> {
     if (this.pending.size === 0) return 0;
-    const batch = [...this.pending];
+    // In key order: the upsert walks the narrow table's B-tree pages in order, each page once.
+    const batch = [...this.pending].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
     this.pending = new Map();
     // A write per PER_WRITE sightings, a turn of the event loop between: a flush of a large fleet's
-    // sightings (tens of thousands of scattered rows) never holds the loop and the writer in one
-    // long transaction (issue 17). A sighting needs no atomicity with another.
+    // sightings never holds the loop and the writer in one long transaction (issue 17). A sighting
+    // needs no atomicity with another.
     for (let i = 0; i < batch.length; i += PER_WRITE) {
       const part = batch.slice(i, i + PER_WRITE);
       try {
         await write(async (tx) => {
           for (let j = 0; j < part.length; j += CHUNK) {
-            const rows = part.slice(j, j + CHUNK).map(([id, at]) => sql`(${id}, ${at})`);
-            await tx.run(sql`UPDATE devices SET last_seen_at = max(coalesce(devices.last_seen_at, 0), v.column2)
-              FROM (VALUES ${sql.join(rows, sql`, `)}) AS v WHERE devices.id = v.column1`);
+            await tx.run(upsertSightings(part.slice(j, j + CHUNK)));
           }
         });
       } catch (err) {
@@ -57,6 +56,19 @@ export class LastSeen {
     }
     return batch.length;
   }
+}
+
+/**
+ * Sightings into the narrow `device_sightings` table (db/schema.ts): one row per device, a row only
+ * rewritten when the sighting is later than the stored one (a page whose rows did not change is not
+ * written to the WAL). The join drops the sightings of devices removed
+ * since (the foreign key would fail the whole write).
+ */
+function upsertSightings(rows: [string, number][]) {
+  const values = rows.map(([id, at]) => sql`(${id}, ${at})`);
+  return sql`INSERT INTO device_sightings (device_id, last_seen_at)
+    SELECT v.column1, v.column2 FROM (VALUES ${sql.join(values, sql`, `)}) AS v JOIN devices d ON d.id = v.column1 WHERE true
+    ON CONFLICT (device_id) DO UPDATE SET last_seen_at = excluded.last_seen_at WHERE excluded.last_seen_at > device_sightings.last_seen_at`;
 }
 
 /** Flushes `seen` every `everyMs` and once more at stop. */

@@ -3,7 +3,7 @@ import type { z } from 'zod';
 import type { deviceList } from '../../protocol/devices.js';
 import type { ReleasePhase } from '../../protocol/device.js';
 import type { Db } from '../db/open.js';
-import { desired, devices, manifests, reported } from '../db/schema.js';
+import { desired, deviceSightings, devices, manifests, reported } from '../db/schema.js';
 import { selectorCondition, type Selector } from '../selector.js';
 import type { LastSeen } from './last-seen.js';
 
@@ -35,8 +35,9 @@ export async function listDevices(
   const matches = page.selector ? selectorCondition(page.selector, sql`${devices.labels}`) : undefined;
   const where = page.after === null ? matches : and(matches, gt(devices.serial, page.after));
   const rows = await db
-    .select({ d: devices, sequence: desired.sequence, name: manifests.name, version: manifests.version, phase: reported.phase, running: reported.running, reportedAt: reported.receivedAt })
+    .select({ d: devices, seenAt: deviceSightings.lastSeenAt, sequence: desired.sequence, name: manifests.name, version: manifests.version, phase: reported.phase, running: reported.running, reportedAt: reported.receivedAt })
     .from(devices)
+    .leftJoin(deviceSightings, eq(deviceSightings.deviceId, devices.id))
     .leftJoin(desired, eq(desired.deviceId, devices.id))
     .leftJoin(manifests, eq(manifests.id, desired.manifestId))
     .leftJoin(reported, eq(reported.deviceId, devices.id))
@@ -52,7 +53,7 @@ export async function listDevices(
     total,
     next: more ? shown[shown.length - 1].d.serial : null,
     devices: shown.map((r) => {
-      const lastSeen = lastSeenOf(view.seen, r.d.id, r.d.lastSeenAt, r.reportedAt);
+      const lastSeen = lastSeenOf(view.seen, r.d.id, r.seenAt, r.reportedAt);
       return {
         id: r.d.id,
         serial: r.d.serial,

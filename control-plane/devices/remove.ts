@@ -1,11 +1,11 @@
 import { and, eq } from 'drizzle-orm';
 import type { ControlPlaneContext, Tx } from '../context.js';
-import { campaignDevices, campaigns, desired, devicePresence, devices, deviceSecrets, removedDevices, reported, reportHistory, variables } from '../db/schema.js';
+import { campaignDevices, campaigns, desired, devicePresence, deviceSightings, devices, deviceSecrets, removedDevices, reported, reportHistory, variables } from '../db/schema.js';
 import { HttpError, type OperatorActor } from '../http.js';
 
 /**
  * Removes a revoked device and everything kept for it, in one transaction (issue 16): its desired
- * and reported state, report history, presence, its memberships of finished campaigns, the
+ * and reported state, report history, sighting, presence, its memberships of finished campaigns, the
  * variables and secrets set for it alone, and pending enrollment challenges. Refused (nothing
  * written) unless it is revoked and no active campaign holds it. A tombstone keeps its id on the
  * registry proxy's revocation list (operators/revocations.ts) while a pull token of it may live.
@@ -30,6 +30,7 @@ export async function removeDevice(ctx: Pick<ControlPlaneContext, 'audit' | 'now
   await tx.delete(reported).where(eq(reported.deviceId, d.id));
   await tx.delete(desired).where(eq(desired.deviceId, d.id));
   await tx.delete(devicePresence).where(eq(devicePresence.deviceId, d.id));
+  await tx.delete(deviceSightings).where(eq(deviceSightings.deviceId, d.id));
   await tx.delete(campaignDevices).where(eq(campaignDevices.deviceId, d.id));
   await tx.delete(deviceSecrets).where(and(eq(deviceSecrets.scope, 'device'), eq(deviceSecrets.target, d.id)));
   await tx.delete(variables).where(and(eq(variables.scope, 'device'), eq(variables.target, d.id)));

@@ -6,7 +6,7 @@ import type { ReleasePhase, ServiceReport } from '../../protocol/device.js';
 import { requireRole } from '../operators/auth.js';
 import type { ControlPlaneContext, Db } from '../context.js';
 import { lastSeenOf, listDevices } from './list.js';
-import { desired, devices, reported, reportHistory } from '../db/schema.js';
+import { desired, deviceSightings, devices, reported, reportHistory } from '../db/schema.js';
 import { assignRelease, desiredRelease, rollbackRelease } from './desired.js';
 import { removeDevice } from './remove.js';
 import { HttpError, jsonBody, queryOf, type AppEnv } from '../http.js';
@@ -106,14 +106,18 @@ export function deviceRoutes(ctx: ControlPlaneContext) {
 
   app.get('/:serial', requireRole('viewer'), async (c) => {
     const d = await deviceBySerial(ctx.db, c.req.param('serial'));
-    const [rel, rep] = await Promise.all([desiredRelease(ctx.db, d.id), ctx.db.select().from(reported).where(eq(reported.deviceId, d.id)).limit(1)]);
+    const [rel, rep, sighting] = await Promise.all([
+      desiredRelease(ctx.db, d.id),
+      ctx.db.select().from(reported).where(eq(reported.deviceId, d.id)).limit(1),
+      ctx.db.select({ at: deviceSightings.lastSeenAt }).from(deviceSightings).where(eq(deviceSightings.deviceId, d.id)).limit(1),
+    ]);
     const r = rep[0];
     const twin = computeTwin({
       desired: rel ? { sequence: rel.sequence, name: rel.manifest.name, version: rel.manifest.version, spec: rel.manifest.spec, campaignId: rel.campaignId } : null,
       reported: r
         ? { sequence: r.sequence, desiredSequence: r.desiredSequence, running: r.running, phase: r.phase as ReleasePhase, bytes: bytesOf(r), services: JSON.parse(r.services) as Record<string, ServiceReport>, error: r.error, at: r.at, receivedAt: r.receivedAt }
         : null,
-      lastSeenAt: lastSeenOf(ctx.seen, d.id, d.lastSeenAt, r?.receivedAt ?? null),
+      lastSeenAt: lastSeenOf(ctx.seen, d.id, sighting[0]?.at ?? null, r?.receivedAt ?? null),
       now: ctx.now().getTime(),
       offlineAfterMs: ctx.config.offlineAfterMs,
     });

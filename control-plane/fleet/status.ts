@@ -28,8 +28,8 @@ export interface DeviceCounts {
 export async function deviceCounts(db: Reader, now: number, offlineAfterMs: number): Promise<DeviceCounts> {
   const cutoff = now - offlineAfterMs;
   const rows = await db.all<{ online: number; sync: SyncState; phase: string | null; n: number }>(sql`
-    SELECT (max(coalesce(d.last_seen_at, 0), coalesce(r.received_at, 0)) >= ${cutoff}) AS online, ${SYNC} AS sync, r.phase AS phase, count(*) AS n
-    FROM devices d LEFT JOIN desired ds ON ds.device_id = d.id LEFT JOIN manifests m ON m.id = ds.manifest_id LEFT JOIN reported r ON r.device_id = d.id
+    SELECT (max(coalesce(s.last_seen_at, 0), coalesce(r.received_at, 0)) >= ${cutoff}) AS online, ${SYNC} AS sync, r.phase AS phase, count(*) AS n
+    FROM devices d LEFT JOIN device_sightings s ON s.device_id = d.id LEFT JOIN desired ds ON ds.device_id = d.id LEFT JOIN manifests m ON m.id = ds.manifest_id LEFT JOIN reported r ON r.device_id = d.id
     WHERE d.status = 'enrolled' GROUP BY 1, 2, 3`);
   const out: DeviceCounts = { total: 0, online: 0, offline: 0, sync: Object.fromEntries(syncStates.map((s) => [s, 0])) as Record<SyncState, number>, phases: {} };
   for (const r of rows) {

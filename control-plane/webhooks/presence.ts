@@ -16,7 +16,7 @@ const CHUNK = 500;
 
 /**
  * `device.online` / `device.offline`. Online is what the twin says (heard from within
- * `offlineAfter`), read from `devices.last_seen_at`, which sightings reach in batches (every 5 s).
+ * `offlineAfter`), read from `device_sightings`, which sightings reach in batches (every 5 s).
  * `device_presence` remembers what was last announced, so each change is announced once, in the
  * transaction that records it. A device never announced before counts as offline, so the first
  * sweep after an upgrade announces the devices online then. The check is a read; a write happens
@@ -61,8 +61,9 @@ interface Change {
 /** The devices of rowids (after, upTo] whose presence differs from what was last announced. */
 function changesIn(after: number, upTo: number | null, cutoff: number) {
   return sql`SELECT d.id, d.serial, d.last_seen_at, d.online_now FROM (
-      SELECT id, serial, last_seen_at, (status = 'enrolled' AND last_seen_at IS NOT NULL AND last_seen_at >= ${cutoff}) AS online_now
-      FROM devices WHERE rowid > ${after} ${upTo === null ? sql`` : sql`AND rowid <= ${upTo}`}) d
+      SELECT dv.id, dv.serial, s.last_seen_at, (dv.status = 'enrolled' AND s.last_seen_at IS NOT NULL AND s.last_seen_at >= ${cutoff}) AS online_now
+      FROM devices dv LEFT JOIN device_sightings s ON s.device_id = dv.id
+      WHERE dv.rowid > ${after} ${upTo === null ? sql`` : sql`AND dv.rowid <= ${upTo}`}) d
     LEFT JOIN device_presence p ON p.device_id = d.id
     WHERE d.online_now <> coalesce(p.online = 1, 0)`;
 }

@@ -92,8 +92,9 @@ async function seed(client: Client, now: number): Promise<void> {
   // Random ids as devices/routes.ts mints them ('dev_' and 9 random bytes), so table order is not id
   // order; `--sequential-ids` numbers them in insertion order, which hid that cost (issue 17).
   const id = (col: string) => (values['sequential-ids'] ? `'dev_' || printf('%08d', ${col})` : `'dev_' || lower(hex(randomblob(9)))`);
-  await client.execute(`${nums} INSERT INTO devices (id, serial, public_key, labels, status, created_at, enrolled_at, last_seen_at, token_epoch)
-    SELECT ${id('i')}, 'sim-' || i, 'key' || i, json_object('fleet', 'sim', 'site', 's' || (i % 10), 'ring', 'r' || (i % 4)), 'enrolled', ${now}, ${now}, ${now}, 0 FROM k`);
+  await client.execute(`${nums} INSERT INTO devices (id, serial, public_key, labels, status, created_at, enrolled_at, token_epoch)
+    SELECT ${id('i')}, 'sim-' || i, 'key' || i, json_object('fleet', 'sim', 'site', 's' || (i % 10), 'ring', 'r' || (i % 4)), 'enrolled', ${now}, ${now}, 0 FROM k`);
+  await client.execute(`INSERT INTO device_sightings (device_id, last_seen_at) SELECT id, ${now} FROM devices`);
   for (const [mid, version] of [['man_1', '1.0.0'], ['man_2', '2.0.0']]) {
     await client.execute({ sql: `INSERT INTO manifests (id, name, version, digest, spec, source, published_at, published_by) VALUES (?, 'fleet-app', ?, ?, ?, '', ?, 'bench')`, args: [mid, version, `sha256:${mid}`, manifestSpec(version), now] });
   }

@@ -39,8 +39,9 @@ async function once(bin: string): Promise<{ posted: number; total: number }> {
     await cp.child.stop(10_000);
     const client = createClient({ url: `file:${cp.dbFile}` });
     const now = Date.now();
-    await client.execute(`WITH RECURSIVE k(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM k WHERE i + 1 < ${n}) INSERT INTO devices (id, serial, public_key, labels, status, created_at, enrolled_at, last_seen_at, token_epoch)
-      SELECT ${deviceId}, 'sim-' || i, 'key' || i, json_object('fleet', 'sim', 'site', 's' || (i % 10)), 'enrolled', ${now}, ${now}, ${now}, 0 FROM k`);
+    await client.execute(`WITH RECURSIVE k(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM k WHERE i + 1 < ${n}) INSERT INTO devices (id, serial, public_key, labels, status, created_at, enrolled_at, token_epoch)
+      SELECT ${deviceId}, 'sim-' || i, 'key' || i, json_object('fleet', 'sim', 'site', 's' || (i % 10)), 'enrolled', ${now}, ${now}, 0 FROM k`);
+    await client.execute(`INSERT INTO device_sightings (device_id, last_seen_at) SELECT id, ${now} FROM devices`);
     for (const [id, version] of [['man_1', '1.0.0'], ['man_2', '2.0.0']]) {
       await client.execute({ sql: `INSERT INTO manifests (id, name, version, digest, spec, source, published_at, published_by) VALUES (?, 'fleet-app', ?, ?, ?, '', ?, 'bench')`, args: [id, version, `sha256:${id}`, manifestSpec(version), now] });
     }

@@ -30,7 +30,7 @@ try {
   await cp.child.stop(10_000);
   const t = await seedEnrolledDevices(cp.dbFile, `idle${process.pid}`, 0, n);
   const db = createClient({ url: `file:${cp.dbFile}` });
-  await db.execute({ sql: 'UPDATE devices SET last_seen_at = ? WHERE rowid <= ?', args: [Date.now(), seen] });
+  await db.execute({ sql: 'INSERT INTO device_sightings (device_id, last_seen_at) SELECT id, ? FROM devices WHERE rowid <= ?', args: [Date.now(), seen] });
   db.close();
   console.log(`${n} enrolled devices inserted in ${t.toFixed(1)} s (${seen} seen just now); control plane restarting; load ${loadavg()[0].toFixed(1)}`);
   await cp.restart();

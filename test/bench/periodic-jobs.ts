@@ -43,8 +43,9 @@ async function seed(ctx: ControlPlaneContext, now: number): Promise<void> {
   const nums = `WITH RECURSIVE k(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM k WHERE i + 1 < ${n})`;
   const id = (col: string) => `'dev_' || printf('%08d', ${col})`;
   const stmts = [
-    `${nums} INSERT INTO devices (id, serial, public_key, labels, status, created_at, enrolled_at, last_seen_at, token_epoch)
-      SELECT ${id('i')}, 'jobs-' || i, 'key' || i, json_object('fleet', 'jobs', 'site', 's' || (i % 10), 'ring', 'r' || (i % 4)), 'enrolled', ${now}, ${now}, ${now} - (i % 60000), 0 FROM k`,
+    `${nums} INSERT INTO devices (id, serial, public_key, labels, status, created_at, enrolled_at, token_epoch)
+      SELECT ${id('i')}, 'jobs-' || i, 'key' || i, json_object('fleet', 'jobs', 'site', 's' || (i % 10), 'ring', 'r' || (i % 4)), 'enrolled', ${now}, ${now}, 0 FROM k`,
+    `${nums} INSERT INTO device_sightings (device_id, last_seen_at) SELECT ${id('i')}, ${now} - (i % 60000) FROM k`,
     `INSERT INTO manifests (id, name, version, digest, spec, source, published_at, published_by) VALUES ('man_1', 'app', '1.0.0', 'sha256:1', '{}', '', ${now}, 'bench')`,
     `INSERT INTO campaigns (id, name, manifest_id, release, selector, spec, status, current_wave, created_at, created_by, updated_at, started_at)
       VALUES ('${CAMPAIGN}', 'bench', 'man_1', 'app@1.0.0', '${FLEET}', json_object('release', 'app@1.0.0', 'selector', '${FLEET}', 'waves', json_array(json_object('kind', 'percent', 'percent', 1), json_object('kind', 'percent', 'percent', 10), json_object('kind', 'percent', 'percent', 100)),
@@ -138,10 +139,8 @@ try {
   const cutoff = now - 120_000;
   await plan(ctx, 'loadCounts: by state', `SELECT wave, state, count(*) AS n FROM campaign_devices WHERE campaign_id = '${CAMPAIGN}' AND state IN ('assigned', 'succeeded', 'failed') GROUP BY wave, state`);
   await plan(ctx, 'loadCounts: oldest', `SELECT wave, min(assigned_at) FROM campaign_devices WHERE campaign_id = '${CAMPAIGN}' AND state = 'assigned' GROUP BY wave`);
-  await plan(ctx, 'presence: a window', `SELECT d.id FROM (SELECT id, (status = 'enrolled' AND last_seen_at >= ${cutoff}) AS online_now FROM devices WHERE rowid > 0 AND rowid <= 5000) d
+  await plan(ctx, 'presence: a window', `SELECT d.id FROM (SELECT dv.id, (dv.status = 'enrolled' AND s.last_seen_at >= ${cutoff}) AS online_now FROM devices dv LEFT JOIN device_sightings s ON s.device_id = dv.id WHERE dv.rowid > 0 AND dv.rowid <= 5000) d
     LEFT JOIN device_presence p ON p.device_id = d.id WHERE d.online_now <> coalesce(p.online = 1, 0)`);
-  await plan(ctx, 'presence: came online (before)', `SELECT d.id FROM devices d WHERE d.status = 'enrolled' AND d.last_seen_at >= ${cutoff} AND NOT EXISTS (SELECT 1 FROM device_presence p WHERE p.device_id = d.id AND p.online = 1)`);
-  await plan(ctx, 'presence: went offline (before)', `SELECT d.id FROM device_presence p JOIN devices d ON d.id = p.device_id WHERE p.online = 1 AND (d.status <> 'enrolled' OR d.last_seen_at IS NULL OR d.last_seen_at < ${cutoff})`);
   await plan(ctx, 'reconcileReports', `SELECT cd.device_id FROM campaigns c JOIN campaign_devices cd INDEXED BY campaign_devices_progress ON cd.campaign_id = c.id AND cd.state = 'assigned'
     JOIN reported r ON r.device_id = cd.device_id AND r.desired_sequence = cd.desired_sequence WHERE cd.active = 1 AND c.status IN ('running', 'paused') AND r.phase IN ('running', 'failed', 'rolled-back')`);
   await plan(ctx, 'reconcile: the devices reported since', `SELECT cd.device_id FROM (SELECT DISTINCT device_id FROM report_history WHERE id > 5 AND id <= 10) h

@@ -3,6 +3,7 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createClient } from '@libsql/client';
+import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../common/log.js';
 import { startControlPlane, type RunningControlPlane } from '../../control-plane/index.js';
@@ -207,8 +208,13 @@ describe('berth devices assign|rollback|history|rm', () => {
     expect((await cli(['devices', 'rm', d.serial], { tty: { answer: '' } })).code).toBe(1);
     expect((await call(cp.url, 'GET', `/v1/devices/${d.serial}/history`, { token: ADMIN })).body.reports).toHaveLength(3);
 
+    // Its sightings written: a sighting row left behind would fail the removal (foreign key).
+    await cp.ctx.seen.flush(cp.ctx.write);
+    const sightings = () => cp.ctx.db.all(sql`SELECT device_id FROM device_sightings WHERE device_id = ${deviceId}`);
+    expect(await sightings()).toHaveLength(1);
     const removed = await cli(['devices', 'rm', d.serial, '--yes']);
     expect(removed.code, removed.stderr).toBe(0);
+    expect(await sightings()).toEqual([]);
     expect(removed.stdout).toBe(`${d.serial}: removed`);
     expect((await call(cp.url, 'GET', `/v1/devices/${d.serial}`, { token: ADMIN })).status).toBe(404);
     expect((await call(cp.url, 'GET', `/v1/vars`, { token: ADMIN })).body).toEqual({ variables: [] });

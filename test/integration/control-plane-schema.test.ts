@@ -193,7 +193,7 @@ describe('control-plane database schema', () => {
       expect(await migrate(client, log)).toEqual(migrations.map((m) => m.id));
       const declared = declaredShape();
       // The comparison covers every table the code uses, campaigns included.
-      expect(Object.keys(declared.tables).sort()).toEqual(['audit_log', 'campaign_devices', 'campaigns', 'desired', 'desired_changes', 'device_presence', 'device_secrets', 'devices', 'leases', 'manifests', 'operator_tokens', 'policies', 'removed_devices', 'report_history', 'reported', 'signing_keys', 'variables', 'webhook_deliveries', 'webhook_events', 'webhooks']);
+      expect(Object.keys(declared.tables).sort()).toEqual(['audit_log', 'campaign_devices', 'campaigns', 'desired', 'desired_changes', 'device_presence', 'device_secrets', 'device_sightings', 'devices', 'leases', 'manifests', 'operator_tokens', 'policies', 'removed_devices', 'report_history', 'reported', 'signing_keys', 'variables', 'webhook_deliveries', 'webhook_events', 'webhooks']);
       expect(await databaseShape(client)).toEqual(declared);
     } finally {
       client.close();
@@ -226,7 +226,8 @@ describe('control-plane database schema', () => {
     const url = `file:${join(dir, 'legacy.db')}`;
     const old = await legacyDatabase(url);
     const now = Date.now();
-    await old.execute({ sql: "INSERT INTO devices (id, serial, public_key, labels, status, created_at) VALUES ('dev_old', 'OLD-1', 'pk', '{\"site\":\"berlin\"}', 'enrolled', ?)", args: [now] });
+    await old.execute({ sql: "INSERT INTO devices (id, serial, public_key, labels, status, created_at, last_seen_at) VALUES ('dev_old', 'OLD-1', 'pk', '{\"site\":\"berlin\"}', 'enrolled', ?, ?)", args: [now, now - 1000] });
+    await old.execute({ sql: "INSERT INTO devices (id, serial, public_key, labels, status, created_at) VALUES ('dev_unseen', 'OLD-2', 'pk2', '{}', 'registered', ?)", args: [now] });
     await old.execute({ sql: "INSERT INTO manifests (id, name, version, digest, spec, source, published_at, published_by) VALUES ('man_old', 'app', '1.0.0', 'sha256:00', '{}', 'x', ?, 'operator:x')", args: [now] });
     // The spec as that release wrote it (campaigns/spec.ts at 5b8f82e).
     const spec = { release: 'app@1.0.0', selector: 'site=berlin', waves: [{ kind: 'count', count: 1 }, { kind: 'percent', percent: 100 }], success: 1, maxFailures: 0, deviceTimeoutMs: 1_800_000, soakMs: 0, window: null, onFailure: 'pause' };
@@ -255,6 +256,10 @@ describe('control-plane database schema', () => {
       expect(Object.keys(before.tables)).toContain('enroll_challenges');
       expect(Object.keys(after.tables)).not.toContain('enroll_challenges');
       delete before.tables.enroll_challenges;
+      // 0118 moved sightings to device_sightings, keeping each device's (none for one never seen).
+      expect(before.tables.devices.columns).toHaveProperty('last_seen_at');
+      expect(after.tables.devices.columns).not.toHaveProperty('last_seen_at');
+      expect((await client.execute('SELECT device_id, last_seen_at FROM device_sightings')).rows.map((row) => ({ ...row }))).toEqual([{ device_id: 'dev_old', last_seen_at: now - 1000 }]);
       expect(without(after)).toEqual(without(before));
       expect(after).toEqual(declaredShape());
     } finally {
@@ -266,7 +271,10 @@ describe('control-plane database schema', () => {
     try {
       const list = await call(cp.url, 'GET', '/v1/devices', { token: cp.adminToken });
       expect(list.status).toBe(200);
-      expect(list.body.devices.map((d: { serial: string }) => d.serial)).toEqual(['OLD-1']);
+      expect(list.body.devices.map((d: { serial: string; lastSeenAt: string | null }) => [d.serial, d.lastSeenAt])).toEqual([
+        ['OLD-1', new Date(now - 1000).toISOString()],
+        ['OLD-2', null],
+      ]);
       const campaigns = await call(cp.url, 'GET', '/v1/campaigns', { token: cp.adminToken });
       expect(campaigns.status).toBe(200);
       expect(campaigns.body.campaigns.map((c: { id: string; selector: string }) => [c.id, c.selector])).toEqual([['cmp_old', 'site=berlin']]);

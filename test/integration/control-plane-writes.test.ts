@@ -74,20 +74,26 @@ describe('control plane writes (group commit)', () => {
     }
   });
 
-  it('flushes device sightings in one batched write, never moving a sighting back', async () => {
+  it('flushes device sightings in one batched write, never moving a sighting back, dropping those of devices gone', async () => {
     ctx.seen.touch('dev_w-01', 5_000);
     ctx.seen.touch('dev_w-02', 7_000);
     ctx.seen.touch('dev_w-01', 4_000);
+    // Removed since it was seen: the foreign key would fail the whole write if it were not dropped.
+    ctx.seen.touch('dev_gone', 5_000);
     expect(ctx.seen.merged('dev_w-01', null)).toBe(5_000);
-    expect(await ctx.seen.flush(ctx.write)).toBe(2);
+    expect(await ctx.seen.flush(ctx.write)).toBe(3);
     ctx.seen.touch('dev_w-02', 6_000);
+    ctx.seen.touch('dev_w-01', 8_000);
     await ctx.seen.flush(ctx.write);
-    const rows = await ctx.db.all<{ id: string; last_seen_at: number | null }>(sql`SELECT id, last_seen_at FROM devices WHERE id IN ('dev_w-01', 'dev_w-02', 'dev_w-03') ORDER BY id`);
+    const rows = await ctx.db.all<{ id: string; last_seen_at: number | null }>(
+      sql`SELECT d.id, s.last_seen_at FROM devices d LEFT JOIN device_sightings s ON s.device_id = d.id WHERE d.id IN ('dev_w-01', 'dev_w-02', 'dev_w-03') ORDER BY d.id`,
+    );
     expect(rows).toEqual([
-      { id: 'dev_w-01', last_seen_at: 5_000 },
+      { id: 'dev_w-01', last_seen_at: 8_000 },
       { id: 'dev_w-02', last_seen_at: 7_000 },
       { id: 'dev_w-03', last_seen_at: null },
     ]);
+    expect(await ctx.db.all(sql`SELECT device_id FROM device_sightings WHERE device_id = 'dev_gone'`)).toEqual([]);
     expect(ctx.seen.size).toBe(0);
   });
 });

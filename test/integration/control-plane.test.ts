@@ -559,8 +559,8 @@ describe('control plane', () => {
     // Sightings still in memory were written at shutdown.
     const { client } = await openDatabase(db);
     try {
-      const row = await client.execute({ sql: 'SELECT last_seen_at FROM devices WHERE serial = ?', args: [devs[3].serial] });
-      expect(row.rows[0].last_seen_at).not.toBeNull();
+      const row = await client.execute({ sql: 'SELECT s.last_seen_at FROM devices d JOIN device_sightings s ON s.device_id = d.id WHERE d.serial = ?', args: [devs[3].serial] });
+      expect(row.rows[0]?.last_seen_at ?? null).not.toBeNull();
     } finally {
       client.close();
     }

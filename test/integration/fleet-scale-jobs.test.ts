@@ -41,10 +41,12 @@ async function rows<T>(sql: string, args: (string | number)[] = []): Promise<T[]
   return (await ctx.client.execute({ sql, args })).rows as unknown as T[];
 }
 
-/** Devices d0..d(n-1); `seen[i]` their last_seen_at (null: never), `status[i]` default enrolled. */
+/** Devices d0..d(n-1); `seen[i]` their sighting (null: never), `status[i]` default enrolled. */
 async function devices(seen: (number | null)[], status: Record<number, string> = {}, labels: (i: number) => string = () => '{"site":"a"}'): Promise<void> {
   for (let i = 0; i < seen.length; i++) {
-    await exec("INSERT INTO devices (id, serial, public_key, labels, status, created_at, last_seen_at, token_epoch) VALUES (?, ?, 'pk', ?, ?, ?, ?, 0)", [`d${i}`, `S-${i}`, labels(i), status[i] ?? 'enrolled', T, seen[i]]);
+    await exec("INSERT INTO devices (id, serial, public_key, labels, status, created_at, token_epoch) VALUES (?, ?, 'pk', ?, ?, ?, 0)", [`d${i}`, `S-${i}`, labels(i), status[i] ?? 'enrolled', T]);
+    const at = seen[i];
+    if (at !== null) await exec('INSERT INTO device_sightings (device_id, last_seen_at) VALUES (?, ?)', [`d${i}`, at]);
   }
 }
 
@@ -63,7 +65,7 @@ describe('presence swept in windows', () => {
     expect(await sweepPresence(ctx, 3)).toEqual({ online: 0, offline: 0 });
     // d5 falls silent, d1 is heard from again, d4 is revoked.
     now = fresh + ctx.config.offlineAfterMs + 10;
-    await exec('UPDATE devices SET last_seen_at = ? WHERE id IN (?, ?, ?)', [now - 5, 'd0', 'd1', 'd4']);
+    await exec('UPDATE device_sightings SET last_seen_at = ? WHERE device_id IN (?, ?, ?)', [now - 5, 'd0', 'd1', 'd4']);
     await exec("UPDATE devices SET status = 'revoked' WHERE id = 'd4'");
     expect(await sweepPresence(ctx, 3)).toEqual({ online: 1, offline: 2 });
     expect(await presence()).toEqual({ d0: 1, d1: 1, d4: 0, d5: 0 });
