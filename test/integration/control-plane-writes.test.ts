@@ -74,6 +74,34 @@ describe('control plane writes (group commit)', () => {
     }
   });
 
+  it('with turns to take, begins no further write of a group once it has held the turn groupTurnMs: the rest go first at its next turn', async () => {
+    const { client, db } = await openDatabase(`file:${join(dir, 'turn-budget.db')}`);
+    try {
+      await client.execute('CREATE TABLE t (n INTEGER)');
+      // The writes move the clock: each "takes" 100 ms.
+      let clock = 0;
+      const grantedAt: number[] = [];
+      const turn = () => {
+        grantedAt.push(clock);
+        return Promise.resolve(() => undefined);
+      };
+      const q = createWriteQueue(db, createLogger('control-plane', { level: 'silent' }), turn, { groupTurnMs: 250, now: () => clock });
+      const writes = Array.from({ length: 5 }, (_, i) =>
+        q.write(async (tx) => {
+          clock += 100;
+          await tx.run(sql`INSERT INTO t VALUES (${i})`);
+          return i;
+        }),
+      );
+      expect(await Promise.all(writes)).toEqual([0, 1, 2, 3, 4]);
+      // Three writes fill the first turn (0 → 300 ms); the other two take the next one.
+      expect(grantedAt).toEqual([0, 300]);
+      expect((await client.execute('SELECT n FROM t ORDER BY rowid')).rows.map((r) => r.n)).toEqual([0, 1, 2, 3, 4]);
+    } finally {
+      client.close();
+    }
+  });
+
   it('flushes device sightings in one batched write, never moving a sighting back, dropping those of devices gone', async () => {
     ctx.seen.touch('dev_w-01', 5_000);
     ctx.seen.touch('dev_w-02', 7_000);
