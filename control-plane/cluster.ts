@@ -182,7 +182,7 @@ export async function startPrimary<O extends ClusterOptions>(options: O, workers
           // Measured here, from the grant to the done: the worker's own log line says what it ran, and the gap between the two is the IPC and the worker's loop.
           if (since !== undefined && now - since > SLOW_TURN_MS) log.warn({ worker: slot, heldMs: now - since, waiting: turns.waiting }, `worker ${slot} held the write turn ${now - since} ms`);
         }
-        if (msg.kind === 'started') turns.started(slot, msg.id);
+        if (msg.kind === 'started') turns.started(slot, msg.id, now);
         else grant(msg.kind === 'ask' ? turns.ask(slot, msg.id, now) : turns.done(slot, msg.id, now));
         return;
       }

@@ -60,20 +60,28 @@ interface Ask {
  * the worker's IPC channel until its event loop is free, and under load that was seconds with every
  * other worker's writes queued behind it (turns held 1-13 s around transactions under 1.2 s at
  * 20,000 devices, SCALING.md). The late worker still writes when it reads the grant; SQLite's lock
- * (taken on timers, db/writer.ts) orders it against the holder of the moment.
+ * (taken on timers, db/writer.ts) orders it against the holder of the moment. Once it says `started`,
+ * no further turn is granted until it is done: otherwise it met a chain of holders, each granted the
+ * moment the last committed, and at 100,000 devices such late writes waited out the 5 s busy
+ * timeout and failed (SQLITE_BUSY). So a late writer waits for one holder, not for all of them.
  */
 export class WriteTurns {
   private holder: (Ask & { since: number; started: boolean }) | null = null;
   private readonly queue: Ask[] = [];
+  /** Grants passed on before their worker started them, by `slot:id`. */
+  private readonly passed = new Set<string>();
+  /** Passed-over grants their worker started after all (writing outside the turn), by `slot:id`: when each started. */
+  private readonly late = new Map<string, number>();
 
   constructor(
     private readonly maxHoldMs = 30_000,
     readonly startMs = 200,
   ) {}
 
-  /** The holder read its grant and begins. */
-  started(slot: number, id: number): void {
+  /** The worker read its grant and begins: the holder, or a passed-over worker that now writes late. */
+  started(slot: number, id: number, now: number): void {
     if (this.holder?.slot === slot && this.holder.id === id) this.holder.started = true;
+    else if (this.passed.delete(keyOf(slot, id))) this.late.set(keyOf(slot, id), now);
   }
 
   ask(slot: number, id: number, now: number): Ask | null {
@@ -83,6 +91,8 @@ export class WriteTurns {
 
   done(slot: number, id: number, now: number): Ask | null {
     if (this.holder?.slot === slot && this.holder.id === id) this.holder = null;
+    else this.late.delete(keyOf(slot, id));
+    this.passed.delete(keyOf(slot, id));
     return this.next(now);
   }
 
@@ -90,13 +100,21 @@ export class WriteTurns {
   gone(slot: number, now: number): Ask | null {
     for (let i = this.queue.length - 1; i >= 0; i--) if (this.queue[i].slot === slot) this.queue.splice(i, 1);
     if (this.holder?.slot === slot) this.holder = null;
+    for (const set of [this.passed, this.late]) for (const k of set.keys()) if (k.startsWith(`${slot}:`)) set.delete(k);
     return this.next(now);
   }
 
   /** Called now and then: a turn not started within `startMs`, or held past `maxHoldMs`, passes on. Returns the holder passed over and the grant. */
   expire(now: number): { stuck: Ask; grant: Ask | null } | null {
+    for (const [k, since] of this.late) {
+      if (now - since < this.maxHoldMs) continue;
+      this.late.delete(k);
+      const [slot, id] = k.split(':').map(Number);
+      return { stuck: { slot, id }, grant: this.next(now) };
+    }
     if (!this.holder || now - this.holder.since < (this.holder.started ? this.maxHoldMs : this.startMs)) return null;
     const stuck = { slot: this.holder.slot, id: this.holder.id };
+    if (!this.holder.started) this.passed.add(keyOf(stuck.slot, stuck.id));
     this.holder = null;
     return { stuck, grant: this.next(now) };
   }
@@ -106,10 +124,14 @@ export class WriteTurns {
   }
 
   private next(now: number): Ask | null {
-    if (this.holder) return null;
+    if (this.holder || this.late.size > 0) return null;
     const first = this.queue.shift();
     if (!first) return null;
     this.holder = { ...first, since: now, started: false };
     return first;
   }
+}
+
+function keyOf(slot: number, id: number): string {
+  return `${slot}:${id}`;
 }

@@ -24,7 +24,7 @@ describe('write turns among workers (the primary)', () => {
     turns.ask(3, 1, 0);
     expect(turns.gone(2, 10)).toBeNull();
     expect(turns.gone(1, 20)).toEqual({ slot: 3, id: 1 });
-    turns.started(3, 1);
+    turns.started(3, 1, 20);
     turns.ask(1, 2, 30);
     expect(turns.expire(500)).toBeNull();
     expect(turns.expire(1020)).toEqual({ stuck: { slot: 3, id: 1 }, grant: { slot: 1, id: 2 } });
@@ -32,19 +32,43 @@ describe('write turns among workers (the primary)', () => {
     expect(turns.done(3, 1, 1100)).toBeNull();
   });
 
-  it('passes on a grant the worker has not started within startMs (its event loop busy), not one it started', () => {
+  it('passes on a grant the worker has not started within startMs; one that starts it late after all holds up the next grant until done', () => {
     const turns = new WriteTurns(30_000, 200);
     turns.ask(1, 1, 0);
     turns.ask(2, 1, 0);
     turns.ask(3, 1, 0);
     expect(turns.expire(199)).toBeNull();
     expect(turns.expire(200)).toEqual({ stuck: { slot: 1, id: 1 }, grant: { slot: 2, id: 1 } });
-    // Worker 1 reads its grant late: its started and done change nothing.
-    turns.started(1, 1);
-    expect(turns.done(1, 1, 250)).toBeNull();
-    turns.started(2, 1);
+    // Worker 2 begins; worker 1 reads its grant late and writes too (SQLite's lock orders the two).
+    turns.started(2, 1, 210);
+    turns.started(1, 1, 250);
+    // Worker 3 waits for the late writer as well, so the late one meets one holder, not a chain of them.
+    expect(turns.done(2, 1, 300)).toBeNull();
+    expect(turns.done(1, 1, 320)).toEqual({ slot: 3, id: 1 });
+    turns.started(3, 1, 321);
     expect(turns.expire(10_000)).toBeNull();
-    expect(turns.done(2, 1, 10_001)).toEqual({ slot: 3, id: 1 });
+    expect(turns.done(3, 1, 10_001)).toBeNull();
+    expect(turns.waiting).toBe(0);
+  });
+
+  it('lets a late writer that never says done hold up the turn only maxHoldMs, and forgets the passed-over grants of a worker that died', () => {
+    const turns = new WriteTurns(1000, 200);
+    turns.ask(1, 1, 0);
+    turns.ask(2, 1, 0);
+    expect(turns.expire(200)).toEqual({ stuck: { slot: 1, id: 1 }, grant: { slot: 2, id: 1 } });
+    turns.started(2, 1, 250);
+    turns.started(1, 1, 300);
+    expect(turns.done(2, 1, 400)).toBeNull();
+    expect(turns.ask(3, 1, 400)).toBeNull();
+    expect(turns.expire(1299)).toBeNull();
+    expect(turns.expire(1300)).toEqual({ stuck: { slot: 1, id: 1 }, grant: { slot: 3, id: 1 } });
+    turns.ask(4, 1, 1300);
+    expect(turns.expire(1500)).toEqual({ stuck: { slot: 3, id: 1 }, grant: { slot: 4, id: 1 } });
+    expect(turns.gone(3, 1600)).toBeNull();
+    // A started from the dead worker's passed grant (already on its way) holds nothing up.
+    turns.started(3, 1, 1700);
+    expect(turns.done(4, 1, 1800)).toBeNull();
+    expect(turns.ask(5, 1, 1900)).toEqual({ slot: 5, id: 1 });
   });
 });
 
