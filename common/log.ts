@@ -1,25 +1,22 @@
-import { randomUUID } from 'node:crypto';
-import { pino, type Logger, type LoggerOptions } from 'pino';
+import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino';
+import { REDACTED_CENSOR, REDACTED_KEYS } from './log-fields.js';
 
 export type { Logger };
+export { newOpId } from './log-fields.js';
 
 /**
  * One logger per component instance (never a module-level singleton), JSON to stdout or a given
  * destination. Secrets are redacted by key name so a token never reaches a log even by accident.
  */
-export function createLogger(component: string, options: LoggerOptions = {}): Logger {
-  return pino({
+export function createLogger(component: string, options: LoggerOptions = {}, destination?: DestinationStream): Logger {
+  const config: LoggerOptions = {
     level: process.env.BERTH_LOG_LEVEL ?? 'info',
     base: { component },
     redact: {
-      paths: ['token', '*.token', 'authorization', '*.authorization', 'password', '*.password', 'privateKey', '*.privateKey', 'headers.authorization'],
-      censor: '[redacted]',
+      paths: [...REDACTED_KEYS.flatMap((key) => [key, `*.${key}`]), 'headers.authorization'],
+      censor: REDACTED_CENSOR,
     },
     ...options,
-  });
-}
-
-/** A short id that ties together the log lines of one request or one operation. */
-export function newOpId(): string {
-  return randomUUID().slice(0, 8);
+  };
+  return destination ? pino(config, destination) : pino(config);
 }

@@ -1,5 +1,5 @@
 import type { KeyObject } from 'node:crypto';
-import type { Logger } from '../common/log.js';
+import type { Logger } from './gateway-log.js';
 import { signBytes } from '../protocol/keys.js';
 import { enrollChallengeResponse, enrollProofBytes, enrollResponse, pullTokenResponse, type DeviceReport } from '../protocol/device.js';
 import type { z } from 'zod';

@@ -1,5 +1,5 @@
 import type { KeyObject } from 'node:crypto';
-import type { Logger } from '../common/log.js';
+import type { Logger } from './gateway-log.js';
 import type { ReleasePhase } from '../protocol/device.js';
 import type { FetcherFactory } from './images.js';
 

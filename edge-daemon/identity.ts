@@ -1,7 +1,7 @@
 import type { HttpsTrust } from '../common/tls-trust.js';
 import type { KeyObject } from 'node:crypto';
 import { backoffDelay, retry, type BackoffPolicy } from '../common/backoff.js';
-import type { Logger } from '../common/log.js';
+import type { Logger } from './gateway-log.js';
 import { ControlClient, ControlError } from './control.js';
 import type { Credentials, StateDir } from './state.js';
 

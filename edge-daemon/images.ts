@@ -1,6 +1,6 @@
 import type { HttpsTrust } from '../common/tls-trust.js';
 import type { EngineClient } from './engine/client.js';
-import type { Logger } from '../common/log.js';
+import type { Logger } from './gateway-log.js';
 
 /**
  * The download channel as the rest of the daemon sees it (implemented in `download/`). Kept here as

@@ -1,5 +1,6 @@
 import type { EngineClient } from './engine/client.js';
-import { newOpId, type Logger } from '../common/log.js';
+import { newOpId } from '../common/log-fields.js';
+import type { Logger } from './gateway-log.js';
 import type { FetchProgress, ImageFetcher } from './images.js';
 import { accept, type ReadDocument } from './policy/accept.js';
 import { advance, MAX_REASON, type JournalEvent, type SwapOutcome } from './policy/journal.js';

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { retry, type BackoffPolicy } from '../common/backoff.js';
-import type { Logger } from '../common/log.js';
+import type { Logger } from './gateway-log.js';
 import type { DeviceReport } from '../protocol/device.js';
 import { isoTime } from './iso-time.js';
 import type { StateDir } from './state.js';

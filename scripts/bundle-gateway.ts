@@ -2,8 +2,8 @@
  * `npm run build`'s second step: dist/edge-daemon/gateway/, the edge daemon as `berth edge-daemon`
  * runs it (bin/gateway-bundle.ts says why and when). Everything the daemon loads from dist/ and its
  * pure-JavaScript packages goes into minified ES modules: the entry, and a chunk per part it
- * imports on demand (esbuild's code splitting), so a part it never uses is never loaded. pino (its
- * transports resolve files at run time) and zstd-napi (a native binding) stay packages.
+ * imports on demand (esbuild's code splitting), so a part it never uses is never loaded. Its logger
+ * is edge-daemon/gateway-log.js instead of pino's; zstd-napi (a native binding) stays a package.
  *
  * zod's index loads its ~60 locales (`export * as locales`), ~0.3 M characters of source kept in
  * the heap; the daemon's messages are zod's English ones, so only `en` is bundled. The schemas
@@ -12,7 +12,7 @@
  *   node dist/scripts/bundle-gateway.js [DIST_DIR]   (default: the dist/ this file is in)
  */
 import { rmSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { build, type Plugin } from 'esbuild';
 import { GATEWAY_BUNDLE, GATEWAY_DIR, GATEWAY_INPUTS } from '../bin/gateway-bundle.js';
@@ -50,6 +50,23 @@ const requiredNotImported: Plugin = {
 };
 
 /**
+ * The gateway logs through edge-daemon/gateway-log.js, which writes pino's lines without pino
+ * (issue 11, edge-daemon/README.md, Ninth pass): every import of common/log.js in the bundle is
+ * resolved to it. The compiled modules (tests, `berth edge-daemon` without a fresh bundle) keep pino.
+ */
+function gatewayLogger(distDir: string): Plugin {
+  const shared = join(distDir, 'common/log.js');
+  return {
+    name: 'gateway-logger',
+    setup(b) {
+      b.onResolve({ filter: /[\\/]log\.js$/ }, (args) =>
+        resolve(args.resolveDir, args.path) === shared ? { path: join(distDir, 'edge-daemon/gateway-log.js') } : undefined,
+      );
+    },
+  };
+}
+
+/**
  * Bundles `distDir`'s compiled daemon into `outDir` (default: the same dist/), with its inputs list;
  * returns the number of files bundled.
  */
@@ -74,7 +91,7 @@ export async function bundleGateway(distDir: string, outDir = distDir): Promise<
     sourcemap: 'external',
     legalComments: 'none',
     banner: { js: `import{createRequire as __gatewayCreateRequire}from"node:module";const ${GATEWAY_REQUIRE}=__gatewayCreateRequire(import.meta.url);` },
-    plugins: [englishZodOnly, requiredNotImported],
+    plugins: [englishZodOnly, requiredNotImported, gatewayLogger(distDir)],
     metafile: true,
     logLevel: 'warning',
   });

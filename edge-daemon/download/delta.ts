@@ -6,7 +6,7 @@ import { DeltaError, HEADER_BYTES, type DeltaHeader } from '../../common/delta/f
 import { settledDeltaPlan } from '../../common/delta/plan-client.js';
 import type { DeltaPlanResponse } from '../../common/delta/wire.js';
 import { digestHex } from '../../common/digest.js';
-import type { Logger } from '../../common/log.js';
+import type { Logger } from '../gateway-log.js';
 import { NoBaseError, openBase } from './delta-base.js';
 import { checkDeltaHeader, DELTA_MIN_LAYER_BYTES, deltaDiskBytes, routeLayers, type FallbackReason, type LayerRoute, type MissingLayer } from './delta-plan.js';
 import { engineImage } from './engine.js';

@@ -1,6 +1,6 @@
 import { stat, statfs } from 'node:fs/promises';
 import type { EngineClient } from '../engine/client.js';
-import type { Logger } from '../../common/log.js';
+import type { Logger } from '../gateway-log.js';
 import { DiskSpaceError } from './errors.js';
 import { engineRootDir } from './engine.js';
 import { diskChecks } from './plan.js';

@@ -1,5 +1,5 @@
 import type { EngineClient } from '../engine/client.js';
-import type { Logger } from '../../common/log.js';
+import type { Logger } from '../gateway-log.js';
 import { LineBuffer } from '../../common/lines.js';
 
 /** The thin Docker side of the download channel: what the engine has, pull, tag, untag. */

@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import type { EngineClient } from '../engine/client.js';
-import type { Logger } from '../../common/log.js';
-import { newOpId } from '../../common/log.js';
+import type { Logger } from '../gateway-log.js';
+import { newOpId } from '../../common/log-fields.js';
 import { MEDIA, parseManifestBytes, pickPlatform } from '../../common/oci.js';
 import { parseImageRef, proxyRepository } from '../../manifests/image-ref.js';
 import { ImageUnavailableError, namingImage } from './errors.js';

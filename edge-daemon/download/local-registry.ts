@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { planBlob, sendBlobFile } from '../../common/blob-http.js';
 import { isDigest } from '../../common/digest.js';
-import type { Logger } from '../../common/log.js';
+import type { Logger } from '../gateway-log.js';
 import type { GcPacer } from './gc-pacer.js';
 
 /** What the handover registry serves: verified manifests and blobs, by digest only. */

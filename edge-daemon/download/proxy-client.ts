@@ -2,7 +2,7 @@ import type { HttpsTrust } from '../../common/tls-trust.js';
 import { open } from 'node:fs/promises';
 import { retry, type BackoffPolicy } from '../../common/backoff.js';
 import { Digester, sha256Digest } from '../../common/digest.js';
-import type { Logger } from '../../common/log.js';
+import type { Logger } from '../gateway-log.js';
 import { MANIFEST_ACCEPT } from '../../common/oci.js';
 import type { Upstream } from '../../manifests/image-ref.js';
 import { BlobVerificationError, ImageUnavailableError, TransientError } from './errors.js';

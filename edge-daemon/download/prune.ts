@@ -1,5 +1,5 @@
 import type { EngineClient } from '../engine/client.js';
-import type { Logger } from '../../common/log.js';
+import type { Logger } from '../gateway-log.js';
 import { parseManifestBytes } from '../../common/oci.js';
 import { parseImageRef } from '../../manifests/image-ref.js';
 import { engineRepoDigests, engineTags, removeReference } from './engine.js';

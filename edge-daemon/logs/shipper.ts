@@ -1,7 +1,7 @@
 import { request as httpRequest, type ClientRequest } from 'node:http';
 import type { EngineClient } from '../engine/client.js';
 import type { ContainerSummary } from '../engine/types.js';
-import type { Logger } from '../../common/log.js';
+import type { Logger } from '../gateway-log.js';
 import { LOG_BYTES_CAP, LOG_REQUESTS_PER_DEVICE, type LogRequest } from '../../protocol/device-logs.js';
 import type { ControlClient } from '../control.js';
 import { LABEL } from '../reconcile/spec.js';

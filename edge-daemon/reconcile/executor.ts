@@ -2,7 +2,7 @@ import type { EngineClient } from '../engine/client.js';
 import type { ContainerInspect } from '../engine/types.js';
 import { EngineApiError } from '../engine/http.js';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Logger } from '../../common/log.js';
+import type { Logger } from '../gateway-log.js';
 import type { FetchProgress, ImageFetcher } from '../images.js';
 import type { Step, StepKind } from './planner.js';
 import { LABEL, containerCreateOptions } from './spec.js';

@@ -1,5 +1,5 @@
 import type { EngineClient } from '../engine/client.js';
-import type { Logger } from '../../common/log.js';
+import type { Logger } from '../gateway-log.js';
 import type { Service } from '../../manifests/model.js';
 import { endpoints, type ServiceContext } from './engine-options.js';
 import { LABEL } from './spec.js';

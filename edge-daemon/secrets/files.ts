@@ -1,7 +1,7 @@
 import type { KeyObject } from 'node:crypto';
 import { chmod, chown, mkdir, open, readdir, rename, rm, statfs, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import type { Logger } from '../../common/log.js';
+import type { Logger } from '../gateway-log.js';
 import { openForDevice } from '../../protocol/secret-box.js';
 import { nameSafe, type Release } from '../reconcile/spec.js';
 import { deviceSecretsDir, secretMounts, type SecretMountSpec } from './mounts.js';

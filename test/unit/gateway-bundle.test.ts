@@ -29,10 +29,13 @@ describe('gateway bundle (issue 11)', () => {
     expect(text).not.toContain('Ungültige Eingabe');
     // Built-ins and the external packages through require, never an ES module facade (Seventh pass).
     expect(text).toContain('__gatewayRequire("node:crypto")');
-    expect(text).toContain('__gatewayRequire("pino")');
+    // Its logger is edge-daemon/gateway-log.js, not pino (Ninth pass).
+    expect(text).not.toMatch(/pino/i);
     expect(text.match(/\b(?:from|import)\s*"(?:node:[\w/]+|[a-z@][\w@/.-]*)"/g)?.filter((i) => !i.endsWith('"node:module"'))).toEqual([]);
     const inputs = (JSON.parse(readFileSync(join(out, GATEWAY_INPUTS), 'utf8')) as { inputs: string[] }).inputs;
     expect(inputs.some((p) => p.endsWith('edge-daemon/daemon.js'))).toBe(true);
+    expect(inputs.some((p) => p.endsWith('/edge-daemon/gateway-log.js'))).toBe(true);
+    expect(inputs.filter((p) => p.endsWith('/common/log.js'))).toEqual([]);
     expect(gatewayBundleState(outUrl)).toEqual({ use: 'bundle' });
     const mod = (await import(pathToFileURL(join(out, GATEWAY_BUNDLE)).href)) as Record<string, unknown>;
     expect(typeof mod.main).toBe('function');
@@ -58,5 +61,22 @@ describe('gateway bundle (issue 11)', () => {
     const r = spawnSync(process.execPath, [join(dist, 'bin/berth.js'), 'edge-daemon', '--help'], { encoding: 'utf8' });
     expect(r.stdout).toContain('usage: berth edge-daemon');
     expect(r.stderr).not.toContain('running the compiled modules');
+  });
+
+  it("logs pino's JSON lines on stdout through the gateway's logger", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'berth-gateway-log-'));
+    try {
+      const missing = join(dir, 'device.key');
+      const args = ['edge-daemon', '--control-plane', 'http://127.0.0.1:9', '--state-dir', join(dir, 'state'), '--serial', 'GW-LOG', '--key', missing, '--docker-host', `unix://${join(dir, 'docker.sock')}`];
+      const r = spawnSync(process.execPath, [join(dist, 'bin/berth.js'), ...args], { encoding: 'utf8', env: { ...process.env, BERTH_LOG_LEVEL: 'info' } });
+      expect(r.status).toBe(1);
+      expect(r.stderr).not.toContain('running the compiled modules');
+      const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatchObject({ level: 50, component: 'edge-daemon', err: { type: 'Error', code: 'ENOENT', path: missing }, msg: 'edge-daemon did not start' });
+      expect(Object.keys(lines[0])).toEqual(['level', 'time', 'component', 'err', 'msg']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
