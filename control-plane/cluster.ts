@@ -5,7 +5,7 @@ import { processIo, type ServiceIo, type Stoppable } from '../common/service.js'
 import { isClusterNotice, relayNotices } from './cluster-relay.js';
 import type { WriteTurn } from './db/write-queue.js';
 import { isTurnMessage, workerWriteTurn, WriteTurns, type TurnMessage } from './write-turns.js';
-import { EnrollBudgets, isBudgetMessage, workerEnrollBudget } from './enroll-budgets.js';
+import { EnrollBudgets, isBudgetMessage, workerEnrollBudget, type Outgoing } from './enroll-budgets.js';
 import type { AddressBudget } from './device-api/enroll-guard.js';
 import type { ControlPlaneContext } from './context.js';
 
@@ -187,8 +187,7 @@ export async function startPrimary<O extends ClusterOptions>(options: O, workers
         return;
       }
       if (isBudgetMessage(msg)) {
-        const answer = budgets.answer(msg);
-        if (answer && worker.isConnected()) worker.send(answer);
+        sendBudgets(budgets.answer(slot, msg));
         return;
       }
       if (isClusterNotice(msg) || isPeerMessage(msg)) {
@@ -206,6 +205,7 @@ export async function startPrimary<O extends ClusterOptions>(options: O, workers
     worker.on('exit', (code, signal) => {
       if (entries.get(slot) !== entry) return;
       grant(turns.gone(slot, Date.now()));
+      sendBudgets(budgets.gone(slot));
       if (stopping) return;
       // The log requests its operators opened end on the other workers.
       pass(slot, { berth: 'logs', kind: 'gone' });
@@ -230,6 +230,14 @@ export async function startPrimary<O extends ClusterOptions>(options: O, workers
       }, delay);
       restarts.add(timer);
     });
+  }
+
+  /** Budget answers, credit and recalls (enroll-budgets.ts), each to its worker. */
+  function sendBudgets(out: Outgoing[]): void {
+    for (const { slot, msg } of out) {
+      const w = entries.get(slot)?.worker;
+      if (w?.isConnected()) w.send(msg);
+    }
   }
 
   function grant(to: { slot: number; id: number } | null): void {
