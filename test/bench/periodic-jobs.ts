@@ -120,7 +120,8 @@ try {
       }
       return `longest write ${longest.toFixed(1)} ms`;
     }],
-    [`last-seen flush of ${wave * 6} sightings`, () => { for (let i = 0; i < wave * 6; i++) ctx.seen.touch(`dev_${String(i).padStart(8, '0')}`, Date.now()); return ctx.seen.flush(ctx.write); }],
+    // Scattered over the fleet, as the polls of a live fleet are (the first ids in a row would share pages).
+    [`last-seen flush of ${wave * 6} sightings`, () => { for (let i = 0; i < wave * 6; i++) ctx.seen.touch(`dev_${String((i * 7919) % n).padStart(8, '0')}`, Date.now()); return ctx.seen.flush(ctx.write); }],
     ['feed pruner', () => pruneDesiredChanges(ctx, Date.now())],
   ];
   for (const [what, job, before] of jobs) {
