@@ -79,7 +79,24 @@ function startLoader(job: EnrollJob): Loader {
   };
 }
 
-async function measure(bin: string, workers: number, n: number, log: (m: string) => void): Promise<Run> {
+/**
+ * The fleet's manufacturing records, made once for every run: each run imports them into a fresh
+ * database, so the same serials and keys serve them all. Deriving 20,000 keys took 12-18 s a run.
+ */
+interface Records {
+  fleet: string;
+  /** CSV chunks of 10,000 records, as the import route takes them. */
+  chunks: string[];
+}
+
+function recordsOf(n: number): Records {
+  const fleet = `enr${process.pid}${randomBytes(3).toString('hex')}`;
+  const chunks: string[] = [];
+  for (let i = 0; i < n; i += 10_000) chunks.push(recordsCsv(fleet, i, Math.min(n, i + 10_000), () => 'bench=enrollment'));
+  return { fleet, chunks };
+}
+
+async function measure(bin: string, workers: number, n: number, records: Records, log: (m: string) => void): Promise<Run> {
   const scratch = scratchDir('enrollment');
   const loaders: Loader[] = [];
   let server: Awaited<ReturnType<typeof startServer>> | undefined;
@@ -90,11 +107,8 @@ async function measure(bin: string, workers: number, n: number, log: (m: string)
   if (profDir) mkdirSync(profDir, { recursive: true });
   try {
     server = await startServer(bin, scratch.dir, workers, profDir ? loopProbeEnv(loopDir, { BERTH_BENCH_CPU_PROF: profDir, BERTH_BENCH_SQL_STATS: '1' }) : {});
-    const fleet = `enr${process.pid}w${workers}${randomBytes(3).toString('hex')}`;
-    for (let i = 0; i < n; i += 10_000) {
-      const to = Math.min(n, i + 10_000);
-      await operator(server, 'POST', '/v1/devices/import', { text: recordsCsv(fleet, i, to, () => 'bench=enrollment'), type: 'text/csv' });
-    }
+    const fleet = records.fleet;
+    for (const text of records.chunks) await operator(server, 'POST', '/v1/devices/import', { text, type: 'text/csv' });
     const per = Math.ceil(n / LOADERS);
     for (let l = 0; l < LOADERS; l++) loaders.push(startLoader({ url: server.url, fleet, from: l * per, to: Math.min(n, (l + 1) * per), connections: CONNECTIONS }));
     for (const l of loaders) if ((await l.next()).event !== 'ready') throw new Error('enrollment load process not ready');
@@ -143,10 +157,11 @@ export const bench: Bench = {
     const n = Number(process.env.BERTH_BENCH_ENROLL_DEVICES ?? (quick ? 2000 : 20_000));
     const baseline = process.env.BERTH_BENCH_ENROLL_BASELINE;
     const rows: BenchRow[] = [];
+    const records = recordsOf(n);
     for (const workers of (process.env.BERTH_BENCH_ENROLL_WORKERS ?? '1,2').split(',').map(Number)) {
       // Alternating with the baseline, so both see the same machine.
-      const mine = await measure(BERTH_BIN, workers, n, log);
-      const old = baseline ? await measure(baseline, workers, n, log) : undefined;
+      const mine = await measure(BERTH_BIN, workers, n, records, log);
+      const old = baseline ? await measure(baseline, workers, n, records, log) : undefined;
       const note = `higher is better; ${n} devices, ${LOADERS} load processes × ${CONNECTIONS} in flight; server ${mine.serverMsEach.toFixed(2)} ms CPU per enrollment${old ? ` (baseline ${old.serverMsEach.toFixed(2)})` : ''}, load processes ${mine.loadMsEach.toFixed(2)} ms; load average ${mine.load1.toFixed(1)}`;
       const metric = `devices/s through the routes, --workers ${workers}`;
       if (old) rows.push(compare('enrollment', metric, 'devices/s', stat([mine.perSecond]), `the build at ${baseline}`, stat([old.perSecond]), note));

@@ -82,8 +82,10 @@ export const bench: Bench = {
     const r = await benchRig();
     const size = quick ? 20 * MiB : 200 * MiB;
     // Berth's total varied 0.5 % over 3 runs (socket buffers at the cut), docker's not at all (the
-    // cut plus the whole layer again): 2 runs of Berth and 1 of docker since 2026-11-29 (were 3 and 3).
-    const runs = quick ? 1 : 2;
+    // cut plus the whole layer again): 2 runs of Berth and 1 of docker since 2026-11-29 (were 3 and 3);
+    // since 16:30 one of Berth at the 90 % cut, whose 2 runs differed by 0.5 MB in 214 (213-214 MB
+    // at 14:46), for the full bench's 25 min (issue 17). Said in that row's note.
+    const runsAt = (share: number) => (quick || share === 0.9 ? 1 : 2);
     const run = `${process.pid}-${Date.now().toString(36)}`;
     const dir = scratchDir('resume');
     const proxy = await startProxyProcess(dir.dir, r.rig.registryUrl).catch((err: unknown) => {
@@ -100,6 +102,7 @@ export const bench: Bench = {
         const berth: number[] = [];
         const docker: number[] = [];
         const inFlight: number[] = [];
+        const runs = runsAt(share);
         for (let i = 0; i < runs; i++) {
           const b = await berthCut(r, proxy.url, image, cutBytes, `bench-resume-${i}`);
           berth.push(b.total / MB);
@@ -109,7 +112,7 @@ export const bench: Bench = {
         }
         const b = stat(berth);
         rows.push(
-          compare('resume', `${(layer / MB).toFixed(0)} MB layer cut at ${share * 100}%: total fetched`, 'MB', b, 'docker pull again', stat(docker), `layer ${(layer / MB).toFixed(1)} MB; Berth fetched ${((b.median * MB - layer) / MB).toFixed(2)} MB beyond it: sent before the cut but not yet on disk when the daemon stopped (socket buffers, median ${stat(inFlight).median.toFixed(2)} MB); it resumed from the partial file with Range. docker restarts the layer on a new pull (its in-pull retry does resume); docker one run: its total does not vary`),
+          compare('resume', `${(layer / MB).toFixed(0)} MB layer cut at ${share * 100}%: total fetched`, 'MB', b, 'docker pull again', stat(docker), `layer ${(layer / MB).toFixed(1)} MB; Berth fetched ${((b.median * MB - layer) / MB).toFixed(2)} MB beyond it: sent before the cut but not yet on disk when the daemon stopped (socket buffers, median ${stat(inFlight).median.toFixed(2)} MB); it resumed from the partial file with Range. docker restarts the layer on a new pull (its in-pull retry does resume); docker one run: its total does not vary${runs === 1 && !quick ? '; Berth one run since 2026-11-29 16:30 (2 runs differed by 0.5 MB in 214)' : ''}`),
         );
       }
     } finally {
