@@ -1,9 +1,7 @@
 import type { X509Certificate } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import type { Context } from 'hono';
-import { HttpError, type AppEnv } from '../http.js';
+import { HttpError } from '../http.js';
 
 /**
  * Optional mutual TLS for the device routes (`berth control-plane --device-client-ca FILE`): a third
@@ -29,14 +27,7 @@ export function clientCertificateRefusal(p: PresentedCertificate, serial: string
   return { status: 403, code: 'client-certificate-mismatch', message: `the client certificate names ${cn ? `CN=${cn}` : 'no CN'}${sans.filter(Boolean).length ? ` and ${sans.join(', ')}` : ''}, not device ${serial}` };
 }
 
-/** Throws the refusal when the control plane requires device certificates and this request's does not admit `serial`. */
-export function checkClientCertificate(c: Context<AppEnv>, serial: string): void {
-  // c.get, not c.var: hono builds a new object of every variable on each c.var read (two per enrollment).
-  if (!c.get('ctx').config.deviceClientCerts) return;
-  checkSocketCertificate((c.env as { incoming?: IncomingMessage } | undefined)?.incoming?.socket, serial);
-}
-
-/** The same check on the request's socket (the enrollment routes served on node:http directly). */
+/** Throws the refusal when this socket's client certificate does not admit `serial` (the caller checks that certificates are required). */
 export function checkSocketCertificate(s: Socket | undefined, serial: string): void {
   const socket = s as TLSSocket | undefined;
   const cert = socket?.getPeerX509Certificate?.();

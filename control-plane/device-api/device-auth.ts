@@ -1,9 +1,11 @@
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import { createMiddleware } from 'hono/factory';
 import { decodeProtectedHeader } from '../../protocol/jose-open.js';
 import type { ControlPlaneContext } from '../context.js';
-import { bearerOf, HttpError, type AppEnv } from '../http.js';
+import { bearerOf, HttpError, type AppEnv, type DeviceActor } from '../http.js';
 import type { VerifiedDeviceToken } from './token-cache.js';
-import { checkClientCertificate } from './client-cert.js';
+import { checkSocketCertificate } from './client-cert.js';
 import { openDeviceToken } from './device-token.js';
 
 /** Verifies a device token's signature and claims (cached per token until it expires); null when it is not one. */
@@ -25,23 +27,30 @@ export async function verifyDeviceToken(ctx: Pick<ControlPlaneContext, 'keys' | 
 }
 
 /**
- * Hono middleware: a device token whose device is still enrolled and whose epoch is current, so a
- * revocation takes effect on the very next request. Sets `c.var.device`.
+ * The device of a request's `Authorization` header: a device token whose device is still enrolled
+ * and whose epoch is current, so a revocation takes effect on the very next request; with
+ * `--device-client-ca`, the socket's client certificate must name it. Throws the refusal
+ * (HttpError). Shared by the Hono middleware below and the polls answered on node:http
+ * (desired-direct.ts), so both refuse alike.
  */
+export async function deviceOf(ctx: ControlPlaneContext, authorization: string | undefined, socket: () => Socket | undefined): Promise<DeviceActor> {
+  const token = bearerOf(authorization);
+  if (!token) throw new HttpError(401, 'unauthenticated', 'a device token is required (Authorization: Bearer …)');
+  const claims = await verifyDeviceToken(ctx, token);
+  if (!claims) throw new HttpError(401, 'invalid-token', 'device token is invalid or expired; enroll again');
+  // A prepared statement on the hottest path (every device request): db/point-reads.ts.
+  const d = await ctx.reads.device(claims.sub);
+  if (!d) throw new HttpError(401, 'invalid-token', 'device token names an unknown device');
+  if (d.status === 'revoked') throw new HttpError(403, 'device-revoked', `device ${d.serial} is revoked`);
+  if (d.status !== 'enrolled' || d.tokenEpoch !== claims.epoch) throw new HttpError(401, 'token-superseded', 'device token is no longer valid; enroll again');
+  if (ctx.config.deviceClientCerts) checkSocketCertificate(socket(), d.serial);
+  return { kind: 'device', id: d.id, serial: d.serial };
+}
+
+/** Hono middleware: deviceOf for every route of the device API. Sets `c.var.device`. */
 export function requireDevice() {
   return createMiddleware<AppEnv>(async (c, next) => {
-    const ctx = c.var.ctx;
-    const token = bearerOf(c.req.header('authorization'));
-    if (!token) throw new HttpError(401, 'unauthenticated', 'a device token is required (Authorization: Bearer …)');
-    const claims = await verifyDeviceToken(ctx, token);
-    if (!claims) throw new HttpError(401, 'invalid-token', 'device token is invalid or expired; enroll again');
-    // A prepared statement on the hottest path (every device request): db/point-reads.ts.
-    const d = await ctx.reads.device(claims.sub);
-    if (!d) throw new HttpError(401, 'invalid-token', 'device token names an unknown device');
-    if (d.status === 'revoked') throw new HttpError(403, 'device-revoked', `device ${d.serial} is revoked`);
-    if (d.status !== 'enrolled' || d.tokenEpoch !== claims.epoch) throw new HttpError(401, 'token-superseded', 'device token is no longer valid; enroll again');
-    checkClientCertificate(c, d.serial);
-    c.set('device', { kind: 'device', id: d.id, serial: d.serial });
+    c.set('device', await deviceOf(c.var.ctx, c.req.header('authorization'), () => (c.env as { incoming?: IncomingMessage } | undefined)?.incoming?.socket));
     await next();
   });
 }

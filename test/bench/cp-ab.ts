@@ -11,6 +11,7 @@
  *     [--phases poll,report,poll@2000,report@1000] [--prof]
  * `--loads`: each phase runs once with each load generator, back to back (their CPU per request compared).
  * A phase `kind@rate` is open loop at that rate (256 in flight at most), else 64 connections back to back.
+ * `hold@N`: N long polls (wait=60, current ETag) held at once, the server's RSS per held poll (held-polls.ts).
  */
 import { readdirSync, readFileSync, mkdirSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -22,6 +23,7 @@ import { importFleet } from './fleet.js';
 import type { Identity, RequestsJob, RequestsResult } from './load.js';
 import { loopDelayOf, loopProbeEnv, worstLoop } from './loop-delay.js';
 import { BERTH_BIN, cpuSecondsOf, processTree, runWorker, scratchDir, treeCpuSecondsOf } from './proc.js';
+import { holdPolls } from './held-polls.js';
 import { ConnectionSpread } from './sockets.js';
 import { everyWorkerAnswers, operator, publish, startControlPlaneProcess } from './services.js';
 import { startRegistry } from '../rig/registry.js';
@@ -76,6 +78,13 @@ try {
       await new Promise((r) => setTimeout(r, 1500));
       for (const [phase, loadScript] of phases.flatMap((p) => loads.map((l) => [p, l] as const))) {
         const pids = processTree(cp.child.pid);
+        if (phase.startsWith('hold@')) {
+          const h = await holdPolls({ url: cp.url, adminToken: cp.adminToken, pids, identities: polls, count: Number(phase.slice(5)), waitSec: 60 });
+          console.log(`${b || ''} w${w} ${phase} run ${i + 1}: server RSS ${h.rssBeforeMiB.toFixed(0)} -> ${h.rssHeldMiB.toFixed(0)} MiB = ${h.kibPerPoll.toFixed(1)} KiB per held poll (all waiting after ${h.seconds.toFixed(1)} s); load ${loadavg()[0].toFixed(2)}`);
+          // The polls' sockets closed: the server lets go of them before the next phase.
+          await new Promise((r) => setTimeout(r, 2000));
+          continue;
+        }
         await loopDelayOf(pids, loopDir);
         const cpus0 = pids.map((p) => cpuSecondsOf(p));
         const c0 = treeCpuSecondsOf(cp.child.pid);

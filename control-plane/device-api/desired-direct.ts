@@ -1,0 +1,74 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ControlPlaneContext } from '../context.js';
+import { errorBody, HttpError } from '../http.js';
+import { deviceOf } from './device-auth.js';
+import { answerPoll, waitOf } from './desired-poll.js';
+import { directServer, type DirectAnswer, type DirectOptions } from './direct-serve.js';
+
+/**
+ * The device's desired-state poll (GET /v1/device/desired, with its long-poll wait) on node:http
+ * directly, ahead of the Hono adapter (issue 17), as enroll-direct.ts serves enrollment. Through
+ * @hono/node-server every poll became a WHATWG Request (headers, URL) and every answer a Response
+ * copied back onto Node's, dispatched through the app's middleware; a held poll kept all of it
+ * (and an AbortController the adapter made for the request) for up to a minute, 100,000 of them
+ * at once in fleet-sim. Here the same steps answer: the device's token and record (deviceOf, the
+ * token cache included), the `wait` query, the wait and the answer (answerPoll: ETag/304, 204,
+ * the change feed's wake-ups, pending log requests), with what direct-serve.ts gives every direct
+ * route (request id, metrics, refusal log, worker header, the answer checked under test).
+ *
+ * Taken here only what needs no decoding to read alike: GET, the path exactly, no query or a
+ * single `wait=` of plain characters, and no body (no Transfer-Encoding, Content-Length absent or
+ * 0). Everything else (HEAD, `?wait=%31`, two parameters, a body to limit) goes to Hono, whose
+ * answers these match.
+ */
+
+const PATH = '/v1/device/desired';
+/** How Hono labels a refusal of the device API's middleware (the sub-app's `*`) in the request metrics. */
+const AUTH_ROUTE = '/v1/device/*';
+const PLAIN_WAIT = /^\?wait=([A-Za-z0-9._~-]*)$/;
+
+/** The query as Hono's `c.req.query()` reads it for the URLs taken here; null for any other URL. */
+function queryOf(url: string): Record<string, string> | null {
+  if (url === PATH) return {};
+  if (!url.startsWith(PATH)) return null;
+  const m = PLAIN_WAIT.exec(url.slice(PATH.length));
+  return m ? { wait: m[1] } : null;
+}
+
+export type DesiredDirectOptions = DirectOptions;
+
+/** The listener for common/serve.ts's `direct`: true when it took the request. */
+export function desiredDirect(ctx: ControlPlaneContext, opts: DesiredDirectOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
+  const serve = directServer(ctx, opts);
+
+  async function answer(req: IncomingMessage, res: ServerResponse, query: Record<string, string>): Promise<DirectAnswer> {
+    let deviceId: string;
+    try {
+      deviceId = (await deviceOf(ctx, req.headers.authorization, () => req.socket)).id;
+    } catch (err) {
+      if (err instanceof HttpError) return { status: err.status, body: errorBody(err.code, err.message, err.field), metricsRoute: AUTH_ROUTE };
+      throw err;
+    }
+    const a = await answerPoll(ctx, deviceId, req.headers['if-none-match'], waitOf(query), () => departureOf(res));
+    return a.status === 200 ? a : { status: a.status, headers: a.headers };
+  }
+
+  return (req, res) => {
+    if (req.method !== 'GET' || req.headers['transfer-encoding'] !== undefined) return false;
+    const length = req.headers['content-length'];
+    if (length !== undefined && length !== '0') return false;
+    const query = queryOf(req.url ?? '');
+    if (!query) return false;
+    serve(req, res, 'GET', PATH, () => answer(req, res, query));
+    return true;
+  };
+}
+
+/** A signal that fires when the client goes away before its answer is written (it stops the wait). */
+function departureOf(res: ServerResponse): AbortSignal {
+  const departed = new AbortController();
+  res.once('close', () => {
+    if (!res.writableFinished) departed.abort();
+  });
+  return departed.signal;
+}
