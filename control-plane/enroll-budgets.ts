@@ -174,6 +174,15 @@ export function workerEnrollBudget(send: (msg: BudgetMessage) => void, onMessage
   };
 }
 
+/**
+ * Credit lent at once: a quarter of what the bucket has, so that lending alone never drains it.
+ * With many workers (fleet-sim runs 10) whole asks would leave the bucket empty for the workers
+ * that come later, and each of their takes would wait for a recall from the others.
+ */
+export function lendableOf(tokens: number, wanted: number): number {
+  return Math.max(0, Math.min(wanted, Math.floor(tokens / 4)));
+}
+
 /** A message for one worker. */
 export interface Outgoing {
   slot: number;
@@ -277,8 +286,9 @@ export class EnrollBudgets {
       // Lent only from what the bucket has now, and not while another ask waits for this address.
       if (this.deferred.some((w) => w.key === key)) continue;
       const limit = this.limitOf(key, msg.limit);
+      const lendable = lendableOf(this.buckets.available(key, limit), n);
       let lent = 0;
-      while (lent < n && this.buckets.take(key, limit).ok) lent++;
+      while (lent < lendable && this.buckets.take(key, limit).ok) lent++;
       if (lent === 0) continue;
       this.lend(key, slot, lent);
       credit.push([key, lent]);

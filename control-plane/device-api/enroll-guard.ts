@@ -157,6 +157,11 @@ export class AddressBuckets implements AddressBudget {
     return { ok: false, retryAfterSec: Math.max(1, Math.ceil((1 - b.tokens) / limit.perSecond)) };
   }
 
+  /** Whole tokens the address has now. */
+  available(key: string, limit: Limit): number {
+    return Math.floor(this.bucket(key, limit, this.now()).tokens);
+  }
+
   refund(key: string, n: number, limit: Limit): void {
     const b = this.buckets.get(key);
     if (b) b.tokens = Math.min(limit.burst, b.tokens + n);

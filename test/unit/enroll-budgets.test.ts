@@ -1,6 +1,6 @@
 import { setImmediate as turn } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
-import { CREDIT, EnrollBudgets, workerEnrollBudget, type BudgetMessage } from '../../control-plane/enroll-budgets.js';
+import { CREDIT, EnrollBudgets, lendableOf, workerEnrollBudget, type BudgetMessage } from '../../control-plane/enroll-budgets.js';
 import type { Limit, Taken } from '../../control-plane/device-api/enroll-guard.js';
 
 const LIMIT: Limit = { burst: 240, perSecond: 2 };
@@ -67,6 +67,29 @@ describe('one enrollment budget per address for every worker (the primary lends 
     expect(await a.take('10.0.0.3', LIMIT)).toEqual({ ok: true });
   });
 
+  it('lends a quarter of what the bucket has at most, so lending alone never drains it', () => {
+    expect([lendableOf(240, CREDIT), lendableOf(200, CREDIT), lendableOf(40, CREDIT), lendableOf(3, CREDIT), lendableOf(240, 5)]).toEqual([60, 50, 10, 0, 5]);
+  });
+
+  it('serves ten workers of one address without a recall while the bucket lasts', async () => {
+    const c = cluster(10);
+    stop = c.stop;
+    const recalls: unknown[] = [];
+    const answer = c.primary.answer.bind(c.primary);
+    c.primary.answer = (slot, msg) => {
+      const out = answer(slot, msg);
+      recalls.push(...out.filter((o) => 'recall' in o.msg));
+      return out;
+    };
+    // Every worker in turn enrolls devices (a take for the challenge, one for the proof, both refunded).
+    for (let round = 0; round < 20; round++) {
+      const takes = await Promise.all(c.workers.slice(1).map(async (w) => [await w!.take('10.0.0.7', LIMIT), await w!.take('10.0.0.7', LIMIT)]));
+      expect(granted(takes.flat())).toBe(20);
+      for (const w of c.workers.slice(1)) w!.refund('10.0.0.7', 2, LIMIT);
+    }
+    expect(recalls).toEqual([]);
+  });
+
   it('recalls credit another worker holds rather than refuse what the bucket would grant', async () => {
     const c = cluster(2);
     stop = c.stop;
@@ -102,8 +125,9 @@ describe('one enrollment budget per address for every worker (the primary lends 
     // a dies holding the credit lent with that answer (the primary does not know yet): b gets what is left in the bucket...
     const dead = c.kill(1);
     const drained: Taken[] = [];
-    for (let i = 0; i < LIMIT.burst - 1 - CREDIT; i++) drained.push(await b.take('10.0.0.6', LIMIT));
-    expect(granted(drained)).toBe(LIMIT.burst - 1 - CREDIT);
+    const left = LIMIT.burst - 1 - lendableOf(LIMIT.burst - 1, CREDIT);
+    for (let i = 0; i < left; i++) drained.push(await b.take('10.0.0.6', LIMIT));
+    expect(granted(drained)).toBe(left);
     // ...then its next take waits for a's account, which never comes, until the primary learns a is gone.
     let answered: Taken | undefined;
     const next = Promise.resolve(b.take('10.0.0.6', LIMIT)).then((t) => (answered = t));
