@@ -1,4 +1,3 @@
-import { crc32 } from 'node:zlib';
 
 /**
  * The Berth layer delta, version 1 (registry-proxy/DELTA.md is the reference): a 96-byte header,
@@ -61,14 +60,23 @@ export function encodeHeader(h: DeltaHeader): Buffer {
   hexOf(h.to, 'to').copy(b, 44);
   b.writeBigUInt64BE(BigInt(h.fromSize), 76);
   b.writeBigUInt64BE(BigInt(h.toSize), 84);
-  b.writeUInt32BE(crc32(b.subarray(0, 92)), 92);
+  b.writeUInt32BE(headerCrc(b), 92);
   return b;
+}
+
+/**
+ * The header's checksum. node:zlib is loaded here, at the first delta, not with this module: the
+ * edge daemon loads this module with its download channel, and a gateway that never rebuilds a
+ * layer from a delta has no other use for zlib (≈ 0.2 MiB resident; edge-daemon/README.md, Ninth pass).
+ */
+function headerCrc(b: Buffer): number {
+  return process.getBuiltinModule('node:zlib').crc32(b.subarray(0, 92));
 }
 
 export function decodeHeader(b: Buffer): DeltaHeader {
   if (b.length < HEADER_BYTES) throw new DeltaError(`delta is truncated: ${b.length} bytes, shorter than its ${HEADER_BYTES}-byte header`);
   if (!b.subarray(0, 8).equals(MAGIC)) throw new DeltaError('not a Berth delta: bad magic (expected "BERTHDLT")');
-  if (b.readUInt32BE(92) !== crc32(b.subarray(0, 92))) throw new DeltaError('delta header is corrupt: its checksum does not match');
+  if (b.readUInt32BE(92) !== headerCrc(b)) throw new DeltaError('delta header is corrupt: its checksum does not match');
   const version = b.readUInt16BE(8);
   if (version !== FORMAT_VERSION) throw new DeltaError(`delta format version ${version} is not supported (this build reads ${FORMAT_VERSION})`);
   if (b.readUInt16BE(10) !== 0) throw new DeltaError('delta header: unknown flags set');

@@ -1,7 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createGunzip } from 'node:zlib';
 import type { EngineClient } from '../engine/client.js';
 import { ByteReader, type ByteStream } from '../../common/delta/bytes.js';
 import { openFileSource, type RandomAccessSource } from '../../common/delta/source.js';
@@ -92,7 +91,8 @@ export async function openBase(store: DownloadStore, docker: EngineClient, want:
   if ((await store.size(want.diffId)) === want.size) return openFileSource(store.blobPath(want.diffId));
   const path = join(tmpDir, `base-${digestHex(want.diffId)}.tar`);
   if (await store.has(want.digest)) {
-    const gunzip = createReadStream(store.blobPath(want.digest)).pipe(createGunzip({ chunkSize: 256 << 10 }));
+    // node:zlib on first use, like common/delta/format.ts's checksum: a gateway without deltas never loads it
+    const gunzip = createReadStream(store.blobPath(want.digest)).pipe(process.getBuiltinModule('node:zlib').createGunzip({ chunkSize: 256 << 10 }));
     if (await keepIfTar(gunzip, path, want, moved).catch(() => false)) return temporary(path);
     gunzip.destroy();
   }
