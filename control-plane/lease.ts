@@ -94,6 +94,12 @@ async function holdLease(ctx: LeaseCtx, name: string, me: string, ttlMs: number)
   // A transaction of its own, not in the write queue or the workers' write turn: behind a wave's
   // reports, and behind a worker whose event loop stalled with the turn, the renewal waited past the
   // ttl and the lease changed hands every few seconds (SCALING.md). SQLite's lock orders it.
+  // A process that would only wait reads without the write lock: with --workers 10 every worker's look
+  // (every 2 s) took SQLite's lock, and the holder of the write turn met it and retried its BEGIN on
+  // timers of a busy event loop (100,000 devices, SCALING.md). Taking or renewing decides again below,
+  // under the lock.
+  const seen = (await ctx.client.execute({ sql: 'SELECT holder, expires_at FROM leases WHERE name = ?', args: [name] })).rows[0] as unknown as { holder: string; expires_at: number } | undefined;
+  if (leaseStep(seen ? { holder: String(seen.holder), expiresAt: Number(seen.expires_at) } : undefined, me, ctx.now().getTime(), deadOnThisHost) === 'wait') return null;
   return ctx.writeAlone(async (tx) => {
     const now = ctx.now().getTime();
     const row = (await tx.all<{ holder: string; expires_at: number }>(sql`SELECT holder, expires_at FROM leases WHERE name = ${name}`))[0];

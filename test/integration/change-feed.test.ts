@@ -104,6 +104,18 @@ describe('change feed and lease on one database file', () => {
     expect(row[0].holder).toBe('host-b:2:y');
   });
 
+  it('looks at a lease another holds without taking the write lock (it only waits)', async () => {
+    expect(await acquireLease(writer, 'look-lease', 'host-a:1:x', 60_000)).toBe(true);
+    // Another connection holds SQLite's write lock meanwhile (the holder of the workers' write turn).
+    const other = await writer.client.transaction('write');
+    try {
+      expect(await acquireLease(reader, 'look-lease', 'host-b:2:y', 60_000)).toBe(false);
+    } finally {
+      await other.rollback();
+      other.close();
+    }
+  });
+
   it('keeps holding a lease whose renewal waited long in the write queue (counted from the write)', async () => {
     // The holder's clock, moved by the test: its renewal waits 90 s in the queue (a loaded write queue, compressed).
     let clock = Date.now() + 60_000;
