@@ -258,7 +258,8 @@ export async function startPrimary<O extends ClusterOptions>(options: O, workers
     if (!expired) return;
     log.warn({ worker: expired.stuck.slot }, `worker ${expired.stuck.slot} held the write turn past its limit (not started within ${turns.startMs} ms, or 30 s); passing it on`);
     grant(expired.grant);
-  }, 5000);
+    // Every second: a late writer's hold on the grants (write-turns.ts, lateMs) ends on this check.
+  }, 1000);
   turnWatch.unref();
 
   /** Passes a worker's message on, stamped with its slot: to `to` alone, else to every other worker. */

@@ -64,6 +64,8 @@ interface Ask {
  * no further turn is granted until it is done: otherwise it met a chain of holders, each granted the
  * moment the last committed, and at 100,000 devices such late writes waited out the 5 s busy
  * timeout and failed (SQLITE_BUSY). So a late writer waits for one holder, not for all of them.
+ * A late writer holds the grants up at most `lateMs`: its loop may stall again (for tens of seconds
+ * at 100,000 devices), and the whole cluster's writes must not wait for it.
  */
 export class WriteTurns {
   private holder: (Ask & { since: number; started: boolean }) | null = null;
@@ -76,6 +78,7 @@ export class WriteTurns {
   constructor(
     private readonly maxHoldMs = 30_000,
     readonly startMs = 200,
+    private readonly lateMs = 1000,
   ) {}
 
   /** The worker read its grant and begins: the holder, or a passed-over worker that now writes late. */
@@ -107,7 +110,7 @@ export class WriteTurns {
   /** Called now and then: a turn not started within `startMs`, or held past `maxHoldMs`, passes on. Returns the holder passed over and the grant. */
   expire(now: number): { stuck: Ask; grant: Ask | null } | null {
     for (const [k, since] of this.late) {
-      if (now - since < this.maxHoldMs) continue;
+      if (now - since < this.lateMs) continue;
       this.late.delete(k);
       const [slot, id] = k.split(':').map(Number);
       return { stuck: { slot, id }, grant: this.next(now) };

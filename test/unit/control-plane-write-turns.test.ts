@@ -51,8 +51,8 @@ describe('write turns among workers (the primary)', () => {
     expect(turns.waiting).toBe(0);
   });
 
-  it('lets a late writer that never says done hold up the turn only maxHoldMs, and forgets the passed-over grants of a worker that died', () => {
-    const turns = new WriteTurns(1000, 200);
+  it('lets a late writer that never says done hold up the grants only lateMs, and forgets the passed-over grants of a worker that died', () => {
+    const turns = new WriteTurns(30_000, 200, 1000);
     turns.ask(1, 1, 0);
     turns.ask(2, 1, 0);
     expect(turns.expire(200)).toEqual({ stuck: { slot: 1, id: 1 }, grant: { slot: 2, id: 1 } });
