@@ -175,12 +175,13 @@ export function workerEnrollBudget(send: (msg: BudgetMessage) => void, onMessage
 }
 
 /**
- * Credit lent at once: a quarter of what the bucket has, so that lending alone never drains it.
- * With many workers (fleet-sim runs 10) whole asks would leave the bucket empty for the workers
- * that come later, and each of their takes would wait for a recall from the others.
+ * Credit lent at once: a quarter of what the bucket has above half its burst. With many workers
+ * (fleet-sim runs 10) whole asks would leave the bucket empty for the workers that come later, and
+ * each of their takes would wait for a recall from the others (a message to each holder); the half
+ * kept back serves the takes of workers without credit at once, as one bucket would.
  */
-export function lendableOf(tokens: number, wanted: number): number {
-  return Math.max(0, Math.min(wanted, Math.floor(tokens / 4)));
+export function lendableOf(tokens: number, wanted: number, burst: number): number {
+  return Math.max(0, Math.min(wanted, Math.floor((tokens - burst / 2) / 4)));
 }
 
 /** A message for one worker. */
@@ -286,7 +287,7 @@ export class EnrollBudgets {
       // Lent only from what the bucket has now, and not while another ask waits for this address.
       if (this.deferred.some((w) => w.key === key)) continue;
       const limit = this.limitOf(key, msg.limit);
-      const lendable = lendableOf(this.buckets.available(key, limit), n);
+      const lendable = lendableOf(this.buckets.available(key, limit), n, msg.limit.burst);
       let lent = 0;
       while (lent < lendable && this.buckets.take(key, limit).ok) lent++;
       if (lent === 0) continue;

@@ -67,8 +67,8 @@ describe('one enrollment budget per address for every worker (the primary lends 
     expect(await a.take('10.0.0.3', LIMIT)).toEqual({ ok: true });
   });
 
-  it('lends a quarter of what the bucket has at most, so lending alone never drains it', () => {
-    expect([lendableOf(240, CREDIT), lendableOf(200, CREDIT), lendableOf(40, CREDIT), lendableOf(3, CREDIT), lendableOf(240, 5)]).toEqual([60, 50, 10, 0, 5]);
+  it('lends a quarter of what the bucket has above half its burst, so lending alone never drains it', () => {
+    expect([lendableOf(240, CREDIT, 240), lendableOf(200, CREDIT, 240), lendableOf(124, CREDIT, 240), lendableOf(40, CREDIT, 240), lendableOf(240, 5, 240)]).toEqual([30, 20, 1, 0, 5]);
   });
 
   it('serves ten workers of one address without a recall while the bucket lasts', async () => {
@@ -125,7 +125,7 @@ describe('one enrollment budget per address for every worker (the primary lends 
     // a dies holding the credit lent with that answer (the primary does not know yet): b gets what is left in the bucket...
     const dead = c.kill(1);
     const drained: Taken[] = [];
-    const left = LIMIT.burst - 1 - lendableOf(LIMIT.burst - 1, CREDIT);
+    const left = LIMIT.burst - 1 - lendableOf(LIMIT.burst - 1, CREDIT, LIMIT.burst);
     for (let i = 0; i < left; i++) drained.push(await b.take('10.0.0.6', LIMIT));
     expect(granted(drained)).toBe(left);
     // ...then its next take waits for a's account, which never comes, until the primary learns a is gone.
