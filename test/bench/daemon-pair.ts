@@ -2,15 +2,14 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { busyboxLayer, forgeImage, type ForgedImage } from '../rig/forge.js';
 import { benchRig, MiB, removeDeviceContainers, removeImages, runsRelease, waitUntil } from './engine.js';
-import { gatewayCommand } from './daemon-entry.js';
 import { addGateways, deviceIdOf, startFleetServer } from './fleet.js';
 import { memoryOf, scratchDir, spawnNode, type Child } from './proc.js';
 import { operator, publish } from './services.js';
 
 /**
  * Several edge daemons side by side on one rig (issue 11): each its own gateway and its own build's
- * `bin/berth.js` (run as a gateway runs it: daemon-entry.ts), all given the same 5-service release;
- * once every one runs it, the RSS of each is sampled every 5 s. Same machine, same minutes, so a step's effect on the idle figure shows
+ * `bin/berth.js`, all given the same 5-service release; once every one runs it, the RSS of each is
+ * sampled every 5 s. Same machine, same minutes, so a step's effect on the idle figure shows
  * against the noise between two daemons of the same build (list a build twice). A tool for
  * edge-daemon/README.md's Footprint steps, not a `npm run bench` entry (daemon-footprint is).
  *
@@ -53,9 +52,8 @@ async function main(variants: Variant[], samples: number): Promise<void> {
     for (const [i, v] of variants.entries()) {
       const gw = gateways[i];
       ids.push(await deviceIdOf(server, gw.serial));
-      const flags = ['--control-plane', server.cp.url, '--state-dir', join(dir.dir, 'gateways', gw.serial, 'state'), '--serial', gw.serial, '--key', gw.keyFile, '--docker-host', r.rig.dockerHost];
-      const gateway = gatewayCommand(v.bin, flags);
-      daemons.push(spawnNode(gateway.script, gateway.args, { logFile: join(dir.dir, `daemon-${i}.log`), env: v.env }));
+      const args = ['edge-daemon', '--control-plane', server.cp.url, '--state-dir', join(dir.dir, 'gateways', gw.serial, 'state'), '--serial', gw.serial, '--key', gw.keyFile, '--docker-host', r.rig.dockerHost];
+      daemons.push(spawnNode(v.bin, args, { logFile: join(dir.dir, `daemon-${i}.log`), env: v.env }));
       await operator(server.cp, 'POST', `/v1/devices/${gw.serial}/assign`, { json: { manifest: release } });
     }
     for (const [i, gw] of gateways.entries()) await waitUntil(`${gw.serial} (${variants[i].label}) running ${release}`, () => runsRelease(r.docker, ids[i], release, 5, names), 180_000);
