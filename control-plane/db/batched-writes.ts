@@ -40,11 +40,16 @@ export class BatchedWrites<In, Out> {
   private schedule(): void {
     this.scheduled = true;
     let batch: Pending<In, Out>[] = [];
-    this.writer.write(async (tx) => {
-      // Taken when the write starts, not when it was queued: what arrived meanwhile joins.
+    let began = false;
+    // Taken when the write starts, not when it was queued: what arrived meanwhile joins.
+    const take = () => {
+      began = true;
       batch = this.pending.splice(0, this.maxBatch);
       this.scheduled = false;
       if (this.pending.length > 0) this.schedule();
+    };
+    this.writer.write(async (tx) => {
+      take();
       return this.writeOrEachAlone(tx, batch.map((p) => p.item));
     }).then(
       (outcomes) =>
@@ -53,7 +58,14 @@ export class BatchedWrites<In, Out> {
           if (o instanceof Error) p.reject(o);
           else p.resolve(o);
         }),
-      (err: unknown) => batch.forEach((p) => p.reject(err)),
+      (err: unknown) => {
+        // The transaction failed before this write began (SQLITE_BUSY at BEGIN, a closed client):
+        // the batch it would have taken shares its fate, and the rest get a write of their own.
+        // Without this, `scheduled` stayed set and every later submit waited for ever (at 100,000
+        // devices three workers' reports hung after one busy BEGIN each, 2026-11-29 17:55).
+        if (!began) take();
+        batch.forEach((p) => p.reject(err));
+      },
     );
   }
 
