@@ -1,5 +1,6 @@
 import { count, sql } from 'drizzle-orm';
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { bodyLimit } from 'hono/body-limit';
 import { routePath } from 'hono/route';
 import { requestId } from '../common/request-id.js';
@@ -8,7 +9,7 @@ import { devices } from './db/schema.js';
 import { deviceApiRoutes } from './device-api/routes.js';
 import { deviceRoutes } from './devices/routes.js';
 import { enrollmentRoutes } from './device-api/enrollment.js';
-import { errorBody, HttpError, type AppEnv } from './http.js';
+import { errorAnswerOf, errorBody, type AppEnv } from './http.js';
 import { manifestRoutes } from './manifests/routes.js';
 import { ControlPlaneMetrics } from './metrics.js';
 import { answerCheck, describeRoutes } from './openapi.js';
@@ -63,9 +64,9 @@ export function buildApp(ctx: ControlPlaneContext, metrics = new ControlPlaneMet
   if (check) app.use('*', check);
 
   app.onError((err, c) => {
-    if (err instanceof HttpError) return c.json(errorBody(err.code, err.message, err.field), err.status);
-    c.var.log?.error({ err }, 'request failed');
-    return c.json(errorBody('internal', 'internal error; see the control plane log with this request id'), 500);
+    const a = errorAnswerOf(err);
+    if (a.level !== 'info') c.var.log?.[a.level]({ err }, a.level === 'warn' ? 'database busy; nothing written' : 'request failed');
+    return c.json(a.body, a.status as ContentfulStatusCode, a.headers);
   });
   // Bodies are small JSON except manufacturing imports (one line per device).
   // `Connection: close`: the unread rest of the body makes the connection unusable for the next request.

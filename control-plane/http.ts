@@ -43,6 +43,49 @@ export function errorBody(code: string, message: string, field?: string) {
   return { error: field === undefined ? { code, message } : { code, message, field } };
 }
 
+/**
+ * Seconds a client waits before sending a write again that the database refused busy. The write
+ * already waited the whole busy timeout (5 s) for another process's lock; the clients add their
+ * own jitter above it (edge daemon, fleet-sim), so a herd refused together does not return together.
+ */
+export const DATABASE_BUSY_RETRY_AFTER_SEC = 1;
+
+/** SQLITE_BUSY (or a variant, SQLITE_BUSY_SNAPSHOT…), on the error or anything it wraps (drizzle's DrizzleQueryError). */
+export function isDatabaseBusy(err: unknown): boolean {
+  for (let e = err, depth = 0; e && typeof e === 'object' && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && code.startsWith('SQLITE_BUSY')) return true;
+  }
+  return false;
+}
+
+/** An error's answer, the same on every route whichever way it is served (app.ts's onError, device-api/direct-serve.ts). */
+export interface ErrorAnswer {
+  status: number;
+  body: ReturnType<typeof errorBody>;
+  headers?: Record<string, string>;
+  /** What the request log says of it: a refusal is the caller's (info), busy is the database's (warn), internal a defect (error). */
+  level: 'info' | 'warn' | 'error';
+}
+
+/**
+ * A refusal (HttpError) as it says; a write the database refused busy as 503 with Retry-After
+ * (issue 17): nothing was written, the same request may succeed shortly, and a 500 would say a
+ * defect; anything else an internal error whose details stay in the log.
+ */
+export function errorAnswerOf(err: unknown): ErrorAnswer {
+  if (err instanceof HttpError) return { status: err.status, body: errorBody(err.code, err.message, err.field), level: 'info' };
+  if (isDatabaseBusy(err)) {
+    return {
+      status: 503,
+      body: errorBody('database-busy', `the database was busy and nothing was written; try again in ${DATABASE_BUSY_RETRY_AFTER_SEC} s`),
+      headers: { 'Retry-After': String(DATABASE_BUSY_RETRY_AFTER_SEC) },
+      level: 'warn',
+    };
+  }
+  return { status: 500, body: errorBody('internal', 'internal error; see the control plane log with this request id'), level: 'error' };
+}
+
 export function fieldOf(issue: z.core.$ZodIssue): string | undefined {
   return issue.path.length ? issue.path.map(String).join('.') : undefined;
 }

@@ -31,6 +31,7 @@ import { startPresenceSweeper } from './webhooks/presence.js';
 import { closeEnrollment } from './device-api/enrollment.js';
 import { enrollDirect } from './device-api/enroll-direct.js';
 import { desiredDirect } from './device-api/desired-direct.js';
+import { reportDirect } from './device-api/report-direct.js';
 
 export interface ControlPlaneOptions {
   /** HOST:PORT, or several comma-separated (`127.0.0.1:7600,[::1]:7600`); port 0 picks a free one. */
@@ -151,12 +152,12 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   metrics.gauge('berth_cp_lease_held', () => (lease.held ? 1 : 0));
   metrics.gauge('berth_cp_campaign_ticks', () => scheduler.driven.ticks);
   const app = buildApp(ctx, metrics);
-  // The hottest routes on node:http ahead of the Hono adapter (issue 17): polls first, the bulk of the traffic.
+  // The hottest routes on node:http ahead of the Hono adapter (issue 17): polls first, the bulk of the traffic, then reports.
   const direct = { metrics, workerId: opts.worker?.id };
-  const [polls, enrollments] = [desiredDirect(ctx, direct), enrollDirect(ctx, direct)];
+  const [polls, reports, enrollments] = [desiredDirect(ctx, direct), reportDirect(ctx, direct), enrollDirect(ctx, direct)];
   let served;
   try {
-    served = await serveHttp({ fetch: withWorkerHeader(app.fetch, opts.worker?.id), direct: (req, res) => polls(req, res) || enrollments(req, res), listen, tls: opts.tls, log });
+    served = await serveHttp({ fetch: withWorkerHeader(app.fetch, opts.worker?.id), direct: (req, res) => polls(req, res) || reports(req, res) || enrollments(req, res), listen, tls: opts.tls, log });
   } catch (err) {
     for (const stop of stops) stop();
     await lease.release();

@@ -1,7 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ControlPlaneContext } from '../context.js';
-import { errorBody, HttpError } from '../http.js';
-import { deviceOf } from './device-auth.js';
+import { directDeviceOf } from './device-auth.js';
 import { answerPoll, waitOf } from './desired-poll.js';
 import { directServer, type DirectAnswer, type DirectOptions } from './direct-serve.js';
 
@@ -11,7 +10,7 @@ import { directServer, type DirectAnswer, type DirectOptions } from './direct-se
  * @hono/node-server every poll became a WHATWG Request (headers, URL) and every answer a Response
  * copied back onto Node's, dispatched through the app's middleware; a held poll kept all of it
  * (and an AbortController the adapter made for the request) for up to a minute, 100,000 of them
- * at once in fleet-sim. Here the same steps answer: the device's token and record (deviceOf, the
+ * at once in fleet-sim. Here the same steps answer: the device's token and record (deviceOf through directDeviceOf, the
  * token cache included), the `wait` query, the wait and the answer (answerPoll: ETag/304, 204,
  * the change feed's wake-ups, pending log requests), with what direct-serve.ts gives every direct
  * route (request id, metrics, refusal log, worker header, the answer checked under test).
@@ -23,8 +22,6 @@ import { directServer, type DirectAnswer, type DirectOptions } from './direct-se
  */
 
 const PATH = '/v1/device/desired';
-/** How Hono labels a refusal of the device API's middleware (the sub-app's `*`) in the request metrics. */
-const AUTH_ROUTE = '/v1/device/*';
 const PLAIN_WAIT = /^\?wait=([A-Za-z0-9._~-]*)$/;
 
 /** The query as Hono's `c.req.query()` reads it for the URLs taken here; null for any other URL. */
@@ -42,14 +39,9 @@ export function desiredDirect(ctx: ControlPlaneContext, opts: DesiredDirectOptio
   const serve = directServer(ctx, opts);
 
   async function answer(req: IncomingMessage, res: ServerResponse, query: Record<string, string>): Promise<DirectAnswer> {
-    let deviceId: string;
-    try {
-      deviceId = (await deviceOf(ctx, req.headers.authorization, () => req.socket)).id;
-    } catch (err) {
-      if (err instanceof HttpError) return { status: err.status, body: errorBody(err.code, err.message, err.field), metricsRoute: AUTH_ROUTE };
-      throw err;
-    }
-    const a = await answerPoll(ctx, deviceId, req.headers['if-none-match'], waitOf(query), () => departureOf(res));
+    const device = await directDeviceOf(ctx, req);
+    if ('status' in device) return device;
+    const a = await answerPoll(ctx, device.id, req.headers['if-none-match'], waitOf(query), () => departureOf(res));
     return a.status === 200 ? a : { status: a.status, headers: a.headers };
   }
 

@@ -3,7 +3,8 @@ import type { Socket } from 'node:net';
 import { createMiddleware } from 'hono/factory';
 import { decodeProtectedHeader } from '../../protocol/jose-open.js';
 import type { ControlPlaneContext } from '../context.js';
-import { bearerOf, HttpError, type AppEnv, type DeviceActor } from '../http.js';
+import { bearerOf, errorBody, HttpError, type AppEnv, type DeviceActor } from '../http.js';
+import type { DirectAnswer } from './direct-serve.js';
 import type { VerifiedDeviceToken } from './token-cache.js';
 import { checkSocketCertificate } from './client-cert.js';
 import { openDeviceToken } from './device-token.js';
@@ -30,8 +31,8 @@ export async function verifyDeviceToken(ctx: Pick<ControlPlaneContext, 'keys' | 
  * The device of a request's `Authorization` header: a device token whose device is still enrolled
  * and whose epoch is current, so a revocation takes effect on the very next request; with
  * `--device-client-ca`, the socket's client certificate must name it. Throws the refusal
- * (HttpError). Shared by the Hono middleware below and the polls answered on node:http
- * (desired-direct.ts), so both refuse alike.
+ * (HttpError). Shared by the Hono middleware below and the routes answered on node:http
+ * (desired-direct.ts, report-direct.ts), so both refuse alike.
  */
 export async function deviceOf(ctx: ControlPlaneContext, authorization: string | undefined, socket: () => Socket | undefined): Promise<DeviceActor> {
   const token = bearerOf(authorization);
@@ -45,6 +46,22 @@ export async function deviceOf(ctx: ControlPlaneContext, authorization: string |
   if (d.status !== 'enrolled' || d.tokenEpoch !== claims.epoch) throw new HttpError(401, 'token-superseded', 'device token is no longer valid; enroll again');
   if (ctx.config.deviceClientCerts) checkSocketCertificate(socket(), d.serial);
   return { kind: 'device', id: d.id, serial: d.serial };
+}
+
+/** How Hono labels a refusal of the device API's middleware (the sub-app's `*`) in the request metrics. */
+const AUTH_ROUTE = '/v1/device/*';
+
+/**
+ * deviceOf for a request answered on node:http (desired-direct.ts, report-direct.ts): the device,
+ * or its refusal as the answer, counted under the route Hono's middleware counts it.
+ */
+export async function directDeviceOf(ctx: ControlPlaneContext, req: IncomingMessage): Promise<DeviceActor | DirectAnswer> {
+  try {
+    return await deviceOf(ctx, req.headers.authorization, () => req.socket);
+  } catch (err) {
+    if (err instanceof HttpError) return { status: err.status, body: errorBody(err.code, err.message, err.field), metricsRoute: AUTH_ROUTE };
+    throw err;
+  }
 }
 
 /** Hono middleware: deviceOf for every route of the device API. Sets `c.var.device`. */

@@ -4,12 +4,12 @@ import type { Logger } from '../../common/log.js';
 import { answerCheckerFromEnv, contractViolation } from '../../protocol/answer-check.js';
 import { controlPlaneApi } from '../../protocol/control-plane.js';
 import type { ControlPlaneContext } from '../context.js';
-import { errorBody, HttpError } from '../http.js';
+import { errorAnswerOf, errorBody } from '../http.js';
 import type { ControlPlaneMetrics } from '../metrics.js';
 
 /**
  * What the app (app.ts, index.ts) gives every route, for the few hot routes answered on node:http
- * ahead of the Hono adapter (enroll-direct.ts, desired-direct.ts): the request id (X-Request-Id, a
+ * ahead of the Hono adapter (enroll-direct.ts, desired-direct.ts, report-direct.ts): the request id (X-Request-Id, a
  * logger bound to it), HttpError and crash answers, under test the answer checked against protocol/
  * (BERTH_CHECK_ANSWERS), the worker header, the request metrics and the request log line of a
  * refusal. Each route decides only its answer.
@@ -57,11 +57,10 @@ export function directServer(ctx: ControlPlaneContext, opts: DirectOptions): Dir
     try {
       a = await answer({ requestId, log: logOf });
     } catch (err) {
-      if (err instanceof HttpError) a = { status: err.status, body: errorBody(err.code, err.message, err.field) };
-      else {
-        logOf().error({ err }, 'request failed');
-        a = { status: 500, body: errorBody('internal', 'internal error; see the control plane log with this request id') };
-      }
+      // As app.ts's onError: a refusal as it says, a busy database 503 with Retry-After, else 500.
+      const e = errorAnswerOf(err);
+      if (e.level !== 'info') logOf()[e.level]({ err }, e.level === 'warn' ? 'database busy; nothing written' : 'request failed');
+      a = { status: e.status, body: e.body, headers: e.headers };
     }
     let body = a.body === undefined ? undefined : JSON.stringify(a.body);
     const mismatch = check?.(method, path, path, { status: a.status, contentType: body === undefined ? null : 'application/json', body: body ?? '' });
@@ -86,4 +85,34 @@ export function directServer(ctx: ControlPlaneContext, opts: DirectOptions): Dir
       res.destroy();
     });
   };
+}
+
+/** The body as UTF-8 text; null past `max` bytes (the rest is left unread). */
+export function bodyText(req: IncomingMessage, max: number): Promise<string | null> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (b: Buffer) => {
+      size += b.length;
+      if (size > max) {
+        req.off('data', onData);
+        resolve(null);
+      } else chunks.push(b);
+    };
+    req.on('data', onData);
+    req.on('end', () => resolve(chunks.length === 1 ? chunks[0].toString('utf8') : Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+    req.on('close', () => {
+      if (!req.complete) reject(new Error('request closed before its body was read'));
+    });
+  });
+}
+
+/** As app.ts limits every /v1 body (1 MiB). */
+export const MAX_BODY = 1 << 20;
+
+/** app.ts's 413 for a /v1 body past 1 MiB. */
+export function bodyTooLarge(): DirectAnswer {
+  // `Connection: close`: the unread rest of the body makes the connection unusable for the next request.
+  return { status: 413, body: errorBody('body-too-large', 'request body is larger than 1 MiB'), headers: { Connection: 'close' } };
 }

@@ -1,8 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { enrollChallengeRequest, enrollRequest } from '../../protocol/device.js';
 import type { ControlPlaneContext } from '../context.js';
-import { errorBody, jsonTextBody } from '../http.js';
-import { directServer, type DirectAnswer, type DirectOptions } from './direct-serve.js';
+import { jsonTextBody } from '../http.js';
+import { bodyText, bodyTooLarge, directServer, MAX_BODY, type DirectAnswer, type DirectOptions } from './direct-serve.js';
 import { enrollmentOf, type EnrollCaller } from './enrollment.js';
 
 /**
@@ -17,8 +17,6 @@ import { enrollmentOf, type EnrollCaller } from './enrollment.js';
  * protocol/ (BERTH_CHECK_ANSWERS). Anything else (another method, a query string) goes to Hono.
  */
 
-/** As app.ts limits every /v1 body. */
-const MAX_BODY = 1 << 20;
 const ROUTES: Record<string, 'challenge' | 'enroll' | undefined> = { '/v1/enroll/challenge': 'challenge', '/v1/enroll': 'enroll' };
 
 export type EnrollDirectOptions = DirectOptions;
@@ -28,13 +26,13 @@ export function enrollDirect(ctx: ControlPlaneContext, opts: EnrollDirectOptions
   const enrollment = enrollmentOf(ctx);
   const serve = directServer(ctx, opts);
 
-  async function answer(req: IncomingMessage, route: 'challenge' | 'enroll', caller: EnrollCaller): Promise<Answer> {
+  async function answer(req: IncomingMessage, route: 'challenge' | 'enroll', caller: EnrollCaller): Promise<DirectAnswer> {
     const length = req.headers['content-length'];
-    if (req.headers['transfer-encoding'] === undefined && length !== undefined && Number(length) > MAX_BODY) return tooLarge();
+    if (req.headers['transfer-encoding'] === undefined && length !== undefined && Number(length) > MAX_BODY) return bodyTooLarge();
     const limited = await enrollment.admit(caller);
     if (limited) return limited;
     const text = await bodyText(req, MAX_BODY);
-    if (text === null) return tooLarge();
+    if (text === null) return bodyTooLarge();
     return route === 'challenge' ? enrollment.challenge(caller, jsonTextBody(text, enrollChallengeRequest)) : enrollment.enroll(caller, jsonTextBody(text, enrollRequest));
   }
 
@@ -44,33 +42,4 @@ export function enrollDirect(ctx: ControlPlaneContext, opts: EnrollDirectOptions
     serve(req, res, 'POST', req.url as string, (c) => answer(req, route, { address: req.socket.remoteAddress, socket: req.socket, log: c.log }));
     return true;
   };
-}
-
-/** An EnrollAnswer, or a refusal made here. */
-type Answer = DirectAnswer;
-
-function tooLarge(): Answer {
-  // `Connection: close`: the unread rest of the body makes the connection unusable for the next request.
-  return { status: 413, body: errorBody('body-too-large', 'request body is larger than 1 MiB'), headers: { Connection: 'close' } };
-}
-
-/** The body as UTF-8 text; null past `max` bytes (the rest is left unread). */
-function bodyText(req: IncomingMessage, max: number): Promise<string | null> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (b: Buffer) => {
-      size += b.length;
-      if (size > max) {
-        req.off('data', onData);
-        resolve(null);
-      } else chunks.push(b);
-    };
-    req.on('data', onData);
-    req.on('end', () => resolve((chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)).toString('utf8')));
-    req.on('error', reject);
-    req.on('close', () => {
-      if (!req.complete) reject(new Error('request closed before its body was read'));
-    });
-  });
 }

@@ -10,7 +10,7 @@ import { desiredRelease } from '../devices/desired.js';
 import { HttpError, jsonBody, type AppEnv } from '../http.js';
 import { answerPoll, waitOf } from './desired-poll.js';
 import { mintPullToken } from './pull-tokens.js';
-import { ReportWriter } from './report-writer.js';
+import { acceptReport } from './report-accept.js';
 
 /** Pull scopes for the images of the given manifests, grouped by proxy repository, digests pinned. */
 export async function accessFor(registry: ImageRegistry, specs: Manifest[]): Promise<PullAccess> {
@@ -56,15 +56,11 @@ export function deviceApiRoutes(ctx: ControlPlaneContext) {
     return c.json({ token: t.token, expiresAt: t.expiresAt, registryProxy: ctx.config.registryProxy });
   });
 
-  // Batched with the reports that arrive meanwhile (report-writer.ts); answered after the commit.
-  const reports = new ReportWriter(ctx);
+  // Served ahead of Hono on node:http too (report-direct.ts); both answer through acceptReport
+  // (batched with the reports that arrive meanwhile, answered after the commit).
   app.post('/report', async (c) => {
-    const report = await jsonBody(c, deviceReport);
-    const deviceId = c.var.device.id;
-    const now = ctx.now().getTime();
-    ctx.seen.touch(deviceId, now);
-    const out = await reports.submit(deviceId, report, now);
-    return c.json({ accepted: out.accepted }, 202);
+    const a = await acceptReport(ctx, c.var.device.id, await jsonBody(c, deviceReport));
+    return c.json(a.body, a.status);
   });
 
   return app;

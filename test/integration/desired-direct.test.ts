@@ -1,18 +1,11 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { Hono } from 'hono';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createLogger } from '../../common/log.js';
-import { serveHttp, type Served } from '../../common/serve.js';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { desiredDirect } from '../../control-plane/device-api/desired-direct.js';
-import { buildApp } from '../../control-plane/app.js';
-import { startControlPlane, type RunningControlPlane } from '../../control-plane/index.js';
-import { ControlPlaneMetrics } from '../../control-plane/metrics.js';
+import type { RunningControlPlane } from '../../control-plane/index.js';
 import { verifyDeployment } from '../../protocol/deployment.js';
 import { forgeImage } from '../rig/forge.js';
 import { rigFromEnv } from '../rig/index.js';
-import { call, csvOf, enroll, newDevice } from './control-plane-support.js';
+import { call } from './control-plane-support.js';
+import { directBeside, requestCounters, seenOf, type Seen } from './direct-support.js';
 
 /**
  * The desired-state poll served on node:http ahead of the Hono adapter (device-api/desired-direct.ts,
@@ -22,71 +15,32 @@ import { call, csvOf, enroll, newDevice } from './control-plane-support.js';
  * same series, and the wait holds until the device changes or its client leaves.
  */
 
-const log = createLogger('control-plane', { level: 'silent' });
-
 describe('desired-state polls on node:http', () => {
   const rig = rigFromEnv();
-  const dir = mkdtempSync(join(tmpdir(), 'berth-desired-direct-'));
   const repo = `desired-direct-${process.pid}`;
-  const [polling, revoked, superseded] = ['dd-0001', 'dd-0002', 'dd-0003'].map(newDevice);
+  const t = directBeside('dd', desiredDirect, { feedTickMs: 100 });
+  const { active: polling, revoked } = t.devices;
+  const bearer = t.bearer;
   let cp: RunningControlPlane;
   let admin: string;
-  let hono: Hono<any>;
-  const honoMetrics = new ControlPlaneMetrics();
-  // The direct listener alone on a server of its own, on the control plane's context: a request it
-  // declines gets 599 there, so an answer from it is the direct path's, never Hono's.
-  let direct: Served;
-  const directMetrics = new ControlPlaneMetrics();
-  const tokens: Record<string, string> = {};
   let jwks: { keys: object[] };
 
   beforeAll(async () => {
+    ({ cp, admin } = t);
+    jwks = (await call(cp.url, 'GET', '/.well-known/jwks.json')).body;
     await forgeImage(rig.registry, repo, '1.0', { layers: [{ files: { '/app.txt': 'one\n' } }], config: { Cmd: ['/bin/true'] } });
     await forgeImage(rig.registry, repo, '1.1', { layers: [{ files: { '/app.txt': 'two\n' } }], config: { Cmd: ['/bin/true'] } });
-    cp = await startControlPlane({ listen: '127.0.0.1:0', db: `file:${join(dir, 'berth.db')}`, dataDir: dir, registryProxy: null, log, config: { feedTickMs: 100 } });
-    admin = cp.adminToken as string;
-    hono = buildApp(cp.ctx, honoMetrics);
-    direct = await serveHttp({ fetch: () => new Response('declined', { status: 599 }), direct: desiredDirect(cp.ctx, { metrics: directMetrics }), listen: '127.0.0.1:0', log });
-    expect((await call(cp.url, 'POST', '/v1/devices/import', { token: admin, text: csvOf([polling, revoked, superseded]), type: 'text/csv' })).status).toBe(200);
-    for (const d of [polling, revoked, superseded]) ({ token: tokens[d.serial], jwks } = await enroll(cp.url, d));
     for (const v of ['1.0', '1.1']) {
       const source = ['name: dd-app', `version: ${v}.0`, 'services:', '  web:', `    image: ${rig.registry}/${repo}:${v}`, ''].join('\n');
       expect((await call(cp.url, 'POST', '/v1/manifests', { token: admin, text: source, type: 'application/yaml' })).status).toBe(201);
     }
-    expect((await call(cp.url, 'POST', `/v1/devices/${revoked.serial}/revoke`, { token: admin })).status).toBe(200);
-    // Its record imported again with a new key (a replaced secure element): its token's epoch is no longer the device's.
-    expect((await call(cp.url, 'POST', '/v1/devices/import', { token: admin, text: csvOf([newDevice(superseded.serial)]), type: 'text/csv' })).status).toBe(200);
-    tokens.old = tokens[superseded.serial];
-  });
-  afterAll(async () => {
-    await direct?.close(0);
-    await cp?.close();
-    rmSync(dir, { recursive: true, force: true });
   });
 
-  interface Seen {
-    status: number;
-    headers: Record<string, string | null>;
-    body: string;
-  }
-  const seen = async (r: Response): Promise<Seen> => ({
-    status: r.status,
-    headers: Object.fromEntries(['content-type', 'etag', 'cache-control', 'x-berth-log-requests'].map((h) => [h, r.headers.get(h)])),
-    body: await r.text(),
-  });
+  const seen = (r: Response) => seenOf(r, ['content-type', 'etag', 'cache-control', 'x-berth-log-requests']);
   /** The same poll to the direct listener (node:http) and to the Hono app of the same context. */
   async function both(path: string, headers: Record<string, string>): Promise<[Seen, Seen]> {
-    return [await seen(await fetch(`${direct.url}${path}`, { headers })), await seen(await hono.request(path, { headers }))];
+    return [await seen(await fetch(`${t.direct.url}${path}`, { headers })), await seen(await t.hono.request(path, { headers }))];
   }
-  const bearer = (serial: string) => ({ authorization: `Bearer ${tokens[serial]}` });
-  /** The device API's request counters: `{method,route,status}` → count. */
-  const counters = (text: string) =>
-    new Map(
-      text
-        .split('\n')
-        .filter((l) => l.startsWith('berth_cp_http_requests_total{') && l.includes('/v1/device/'))
-        .map((l) => [l.slice(0, l.lastIndexOf(' ')), Number(l.slice(l.lastIndexOf(' ') + 1))]),
-    );
   it('answers every refusal as the Hono route does, and counts it in the same series', async () => {
     const cases: [string, Record<string, string>, number, string][] = [
       ['/v1/device/desired', {}, 401, 'unauthenticated'],
@@ -94,7 +48,7 @@ describe('desired-state polls on node:http', () => {
       ['/v1/device/desired?wait=5', { authorization: 'Bearer not-a-token' }, 401, 'invalid-token'],
       ['/v1/device/desired?wait=abc', { authorization: 'Bearer not-a-token' }, 401, 'invalid-token'],
       ['/v1/device/desired', bearer(revoked.serial), 403, 'device-revoked'],
-      ['/v1/device/desired', { authorization: `Bearer ${tokens.old}` }, 401, 'token-superseded'],
+      ['/v1/device/desired', { authorization: `Bearer ${t.tokens.old}` }, 401, 'token-superseded'],
       ['/v1/device/desired?wait=abc', bearer(polling.serial), 400, 'invalid-query'],
       ['/v1/device/desired?wait=3601', bearer(polling.serial), 400, 'invalid-query'],
       ['/v1/device/desired?wait=-1', bearer(polling.serial), 400, 'invalid-query'],
@@ -107,7 +61,7 @@ describe('desired-state polls on node:http', () => {
     }
     // Each refusal counted once on each side, under the same route and status: a refusal of the
     // device check under the sub-app's `/v1/device/*`, one of the query under the route itself.
-    const [byDirect, byHono] = await Promise.all([directMetrics, honoMetrics].map(async (m) => counters((await m.render()).body)));
+    const [byDirect, byHono] = await Promise.all([t.directMetrics, t.honoMetrics].map(requestCounters));
     expect(byDirect.size).toBeGreaterThan(1);
     expect(byDirect).toEqual(byHono);
   });
@@ -132,14 +86,14 @@ describe('desired-state polls on node:http', () => {
 
   it('holds a poll until its device changes, and lets it go when the client leaves', async () => {
     const current = { ...bearer(polling.serial), 'if-none-match': '"1"' };
-    const held = call(direct.url, 'GET', '/v1/device/desired?wait=30', { headers: { ...current, 'x-request-id': 'trace.poll-1' } });
+    const held = call(t.direct.url, 'GET', '/v1/device/desired?wait=30', { headers: { ...current, 'x-request-id': 'trace.poll-1' } });
     await vi.waitFor(() => expect(cp.ctx.waiters.size).toBe(1), { timeout: 10_000 });
     expect((await call(cp.url, 'POST', `/v1/devices/${polling.serial}/assign`, { token: admin, json: { manifest: 'dd-app@1.1.0' } })).status).toBe(200);
     const woken = await held;
     expect([woken.status, woken.headers.get('etag'), woken.headers.get('x-request-id')]).toEqual([200, '"2"', 'trace.poll-1']);
 
     const leaving = new AbortController();
-    const gone = fetch(`${direct.url}/v1/device/desired?wait=30`, { headers: { ...bearer(polling.serial), 'if-none-match': '"2"' }, signal: leaving.signal }).catch((err: Error) => err.name);
+    const gone = fetch(`${t.direct.url}/v1/device/desired?wait=30`, { headers: { ...bearer(polling.serial), 'if-none-match': '"2"' }, signal: leaving.signal }).catch((err: Error) => err.name);
     await vi.waitFor(() => expect(cp.ctx.waiters.size).toBe(1), { timeout: 10_000 });
     leaving.abort();
     expect(await gone).toBe('AbortError');
@@ -157,7 +111,7 @@ describe('desired-state polls on node:http', () => {
       ['/v1/device/desired', { method: 'HEAD', headers }],
       ['/v1/device/desired', { headers: { ...headers, 'content-length': '2' }, body: '{}', method: 'POST' }],
     ];
-    for (const [path, init] of declined) expect([path, init.method, (await fetch(`${direct.url}${path}`, init)).status]).toEqual([path, init.method, 599]);
+    for (const [path, init] of declined) expect([path, init.method, (await fetch(`${t.direct.url}${path}`, init)).status]).toEqual([path, init.method, 599]);
     for (const [path, init] of declined.slice(0, 2)) {
       const r = await fetch(`${cp.url}${path}`, init);
       expect([path, r.status, r.headers.get('etag')]).toEqual([path, 304, '"2"']);
