@@ -50,11 +50,20 @@ export function errorBody(code: string, message: string, field?: string) {
  */
 export const DATABASE_BUSY_RETRY_AFTER_SEC = 1;
 
-/** SQLITE_BUSY (or a variant, SQLITE_BUSY_SNAPSHOT…), on the error or anything it wraps (drizzle's DrizzleQueryError). */
+/**
+ * The code of a write refused before anything was written because `--workers`' writer process is
+ * gone or restarting (cluster-batches.ts): for the caller, the same as a busy database.
+ */
+export const WRITER_UNAVAILABLE = 'BERTH_WRITER_UNAVAILABLE';
+
+/**
+ * SQLITE_BUSY (or a variant, SQLITE_BUSY_SNAPSHOT…) or WRITER_UNAVAILABLE, on the error or anything
+ * it wraps (drizzle's DrizzleQueryError).
+ */
 export function isDatabaseBusy(err: unknown): boolean {
   for (let e = err, depth = 0; e && typeof e === 'object' && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
     const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && code.startsWith('SQLITE_BUSY')) return true;
+    if (typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code === WRITER_UNAVAILABLE)) return true;
   }
   return false;
 }

@@ -53,14 +53,15 @@ const urls = job.cpUrls.map((u) => new URL(u));
 const agent = new Agent({ keepAlive: true, maxSockets: job.enrollConcurrency });
 
 /** Enrollment's request through node:http, from the device's own loopback (each address has its enrollment budget). */
-function call(base: URL, method: string, path: string, json: unknown): Promise<{ status: number; body: string }> {
+function call(base: URL, method: string, path: string, json: unknown): Promise<{ status: number; body: string; retryAfter?: number }> {
   const body = JSON.stringify(json);
   const headers = { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) };
   return new Promise((resolve, reject) => {
     const req = request(new URL(path, base), { method, agent, headers }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      const retryAfter = /^\d+$/.test(res.headers['retry-after'] ?? '') ? Number(res.headers['retry-after']) : undefined;
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), retryAfter }));
       res.on('error', reject);
     });
     req.setTimeout(30_000, () => req.destroy(new Error('no answer in time (30 s)')));
@@ -81,22 +82,26 @@ const countRetry = (reason: string) => {
 
 /**
  * Retries network errors and retryable statuses with backoff, as the daemon does (it never gives
- * up); counts every retry, which the bench reports (the target is none). Bounded at 30 attempts
- * (about 2 minutes) so a broken server still ends the run.
+ * up), never sooner than an answer's Retry-After (a 503 for a busy database, a 429) plus up to half
+ * of it again, so devices refused together do not come back together; counts every retry, which
+ * the bench reports (the target is none). Bounded at 30 attempts (about 2 minutes) so a broken
+ * server still ends the run.
  */
-async function withRetry<T extends { status: number }>(what: string, fn: () => Promise<T>): Promise<T> {
+async function withRetry<T extends { status: number; retryAfter?: number }>(what: string, fn: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     let reason: string;
+    let atLeastMs = 0;
     try {
       const r = await fn();
       if (!RETRYABLE.has(r.status)) return r;
       reason = `HTTP ${r.status}`;
+      atLeastMs = (r.retryAfter ?? 0) * 1000 * (1 + Math.random() / 2);
     } catch (err) {
       reason = (err as Error).message.replace(/\d+/g, 'N');
     }
     if (attempt >= 30) throw new Error(`${what}: gave up after ${attempt} attempts (${reason})`);
     countRetry(reason);
-    await new Promise((r) => setTimeout(r, Math.min(5000, 100 * 2 ** attempt) * (0.5 + Math.random() / 2)));
+    await new Promise((r) => setTimeout(r, Math.max(atLeastMs, Math.min(5000, 100 * 2 ** attempt) * (0.5 + Math.random() / 2))));
   }
 }
 
@@ -108,14 +113,14 @@ async function enroll(i: number): Promise<Device> {
     const ch = await withRetry(`challenge ${d.serial}`, () => call(url, 'POST', '/v1/enroll/challenge', { serial: d.serial }));
     if (ch.status !== 200) throw new Error(`challenge ${d.serial}: ${ch.status} ${ch.body.slice(0, 200)}`);
     const { challenge } = JSON.parse(ch.body) as { challenge: string };
-    const r = await call(url, 'POST', '/v1/enroll', { serial: d.serial, challenge, signature: signBytes(d.privateKey, enrollProofBytes(d.serial, challenge)) }).catch((err: Error) => ({ status: 0, body: err.message }));
+    const r: { status: number; body: string; retryAfter?: number } = await call(url, 'POST', '/v1/enroll', { serial: d.serial, challenge, signature: signBytes(d.privateKey, enrollProofBytes(d.serial, challenge)) }).catch((err: Error) => ({ status: 0, body: err.message }));
     if (r.status === 200) {
       const out = JSON.parse(r.body) as { deviceId: string; token: string; jwks: { keys: object[] } };
       return { i, serial: d.serial, deviceId: out.deviceId, token: out.token, jwks: sharedJwks(out.jwks), reportSeq: 0, etag: null, url, conn: new RawConnection(url) };
     }
     if ((r.status !== 0 && !RETRYABLE.has(r.status)) || attempt >= 8) throw new Error(`enroll ${d.serial}: ${r.status} ${r.body.slice(0, 200)}`);
     countRetry(`enroll ${r.status}`);
-    await new Promise((res) => setTimeout(res, 200 * attempt));
+    await new Promise((res) => setTimeout(res, Math.max(200 * attempt, (r.retryAfter ?? 0) * 1000 * (1 + Math.random() / 2))));
   }
 }
 

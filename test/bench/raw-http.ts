@@ -21,6 +21,8 @@ export interface RawAnswer {
   text: string;
   /** On a `whole` connection: the ETag header, if any. */
   etag?: string;
+  /** A 429's or 503's Retry-After, in seconds (a number of seconds; a date is not read). */
+  retryAfter?: number;
 }
 
 const CRLF2 = Buffer.from('\r\n\r\n');
@@ -89,6 +91,11 @@ function etagOf(head: string): string | undefined {
   return /\r\netag:\s*([^\r]*)/i.exec(head)?.[1];
 }
 
+function retryAfterOf(head: string): number | undefined {
+  const m = /\r\nretry-after:\s*(\d+)\s*\r?/i.exec(head);
+  return m ? Number(m[1]) : undefined;
+}
+
 /** A counted answer: its text is decoded only when read (the first error of a run), not for every 304. */
 class CountedAnswer implements RawAnswer {
   constructor(
@@ -151,9 +158,12 @@ export class RawConnection {
       return;
     }
     if (end < 0 || end > this.buf.length) return;
+    // Read only on the answers that carry one: the bulk (202, 304) parse nothing more.
+    const retryAfter = head.status === 429 || head.status === 503 ? retryAfterOf(this.buf.toString('latin1', 0, headEnd)) : undefined;
     const answer: RawAnswer = this.whole
       ? { status: head.status, text: head.length >= 0 ? this.buf.toString('utf8', headEnd + 4, end) : dechunk(this.buf.subarray(headEnd + 4, end)), etag: etagOf(this.buf.toString('latin1', 0, headEnd)) }
       : new CountedAnswer(head.status, this.buf.subarray(headEnd + 4, Math.min(end, headEnd + 4 + 300)));
+    if (retryAfter !== undefined) answer.retryAfter = retryAfter;
     this.buf = this.buf.subarray(end);
     this.waiting = null;
     if (head.close) this.close();

@@ -30,6 +30,13 @@ export async function startAnswersServer(): Promise<{ url: URL; close(): Promise
         res.write('abc');
         setTimeout(() => res.end('def'), 10);
         break;
+      case '/busy':
+        // As the control plane answers a write the database refused busy (control-plane/http.ts).
+        res.writeHead(503, { 'Content-Type': 'application/json', 'retry-AFTER': '3' }).end('{"error":{"code":"database-busy","message":"busy"}}');
+        break;
+      case '/limited':
+        res.writeHead(429, { 'Retry-After': 'Fri, 07 Nov 2036 00:00:00 GMT', 'Content-Length': '0' }).end();
+        break;
       case '/close':
         res.writeHead(401, { CONNECTION: 'Close', 'CONTENT-LENGTH': '12' }).end('unauthorized');
         break;

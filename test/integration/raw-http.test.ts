@@ -37,6 +37,21 @@ describe('RawConnection', () => {
     }
   });
 
+  it("reads a 503's and a 429's Retry-After in seconds, on either kind of connection, and none elsewhere", async () => {
+    for (const whole of [false, true]) {
+      const conn = new RawConnection(url, {}, whole);
+      try {
+        expect(await get(conn, '/busy')).toMatchObject({ status: 503, retryAfter: 3 });
+        // A date is not read: the caller's own backoff decides.
+        const limited = await get(conn, '/limited');
+        expect([limited.status, limited.retryAfter]).toEqual([429, undefined]);
+        expect((await get(conn, '/length')).retryAfter).toBeUndefined();
+      } finally {
+        conn.close();
+      }
+    }
+  });
+
   it('honours Connection: close in any case and opens a new connection for the next request', async () => {
     const conn = new RawConnection(url);
     try {
