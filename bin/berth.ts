@@ -4,51 +4,17 @@
  * gateway running `berth edge-daemon` never loads the control plane's code (memory matters there).
  */
 import { readFileSync } from 'node:fs';
-import { setFlagsFromString } from 'node:v8';
-import { gatewayBundleState, GATEWAY_BUNDLE } from './gateway-bundle.js';
+import { createRequire } from 'node:module';
+import { gatewayHeap, loadGateway } from './gateway-bundle.js';
 
 type Main = (argv: string[]) => Promise<number | void>;
 
 const COMMANDS: Record<string, { about: string; load: () => Promise<Main> }> = {
   'control-plane': { about: 'run the control plane (fleet, enrollment, manifests, twins, campaigns)', load: async () => (await import('../control-plane/service.js')).main },
   'registry-proxy': { about: 'run the registry proxy (pull-through OCI mirror, the download channel)', load: async () => (await import('../registry-proxy/index.js')).main },
-  'edge-daemon': { about: 'run the gateway daemon (enroll, download, reconcile, report)', load: async () => (gatewayHeap(), (await loadGateway()).main) },
+  // A gateway runs dist/bin/edge-daemon.cjs, the same daemon without Node's ES module loader (bin/gateway-entry.ts).
+  'edge-daemon': { about: 'run the gateway daemon (enroll, download, reconcile, report)', load: async () => (gatewayHeap(), (await loadGateway(new URL('../', import.meta.url), createRequire(import.meta.url))).main) },
 };
-
-/**
- * The gateway's heap, set before the daemon's code loads (issue 11: at most 50 MiB idle, 80 MiB
- * while updating). V8 doubles its young generation up to 2 × 16 MiB whenever much of it survives a
- * scavenge (start-up, a download), and never gives it back: some 30 MiB of RSS for garbage that
- * lived a moment. A growth factor of 1 keeps it at its initial 2 × 1 MiB, for a few more
- * scavenges. Unlike --max-semi-space-size, this flag is read at every scavenge, so it can be set
- * here, without a wrapper process or NODE_OPTIONS (`berth edge-daemon` as the unit runs it).
- *
- * The daemon's hot paths are native (hashing, zstd, zlib, sockets, JSON), so its JavaScript runs
- * interpreted: `--max-opt=0` never tiers up to Sparkplug or TurboFan, whose compiled code and the
- * compiler's own pages of the node binary cost several MiB resident; regular expressions are
- * interpreted too, and V8 favours size where it has the choice. Measured side by side (quick
- * daemon-footprint bench, `--max-opt=0` alone, edge-daemon/README.md): idle 71.6 → 68 MiB, update
- * peaks 79.3 → 75.0 (full layer) and 88.0 → 76.5 MiB (delta), for 0.4–0.6 s more daemon CPU per
- * update of a 20 MB layer. They are read when code is compiled, so setting them here, before the
- * daemon's modules load, covers all of its code.
- */
-const GATEWAY_V8_FLAGS = ['--semi-space-growth-factor=1', '--max-opt=0', '--regexp-interpret-all', '--optimize-for-size'];
-
-function gatewayHeap(): void {
-  for (const flag of GATEWAY_V8_FLAGS) setFlagsFromString(flag);
-}
-
-/**
- * The daemon as one bundle (bin/gateway-bundle.ts: ≈ 3 MiB less resident), or its compiled modules
- * when dist/ has no fresh bundle, with a line on stderr saying why.
- */
-async function loadGateway(): Promise<{ main: Main }> {
-  const dist = new URL('../', import.meta.url);
-  const state = gatewayBundleState(dist);
-  if (state.use === 'bundle') return (await import(new URL(GATEWAY_BUNDLE, dist).href)) as { main: Main };
-  console.error(`berth edge-daemon: running the compiled modules: ${state.why}`);
-  return import('../edge-daemon/index.js');
-}
 
 /** The services, then the CLI's verbs from its light table (declarations only: no verb's code is loaded). */
 async function usage(): Promise<string> {

@@ -1,9 +1,9 @@
 /**
- * `npm run build`'s second step: dist/edge-daemon/gateway/, the edge daemon as `berth edge-daemon`
- * runs it (bin/gateway-bundle.ts says why and when). Everything the daemon loads from dist/ and its
- * pure-JavaScript packages goes into minified ES modules: the entry, and a chunk per part it
- * imports on demand (esbuild's code splitting), so a part it never uses is never loaded. Its logger
- * is edge-daemon/gateway-log.js instead of pino's; zstd-napi (a native binding) stays a package.
+ * `npm run build`'s second step: dist/edge-daemon/gateway/daemon.cjs, the edge daemon as a gateway
+ * runs it, and dist/bin/edge-daemon.cjs, the gateway's entry (bin/gateway-bundle.ts says why and
+ * when). Everything the daemon loads from dist/ and its pure-JavaScript packages goes into one
+ * minified CommonJS script. Its logger is edge-daemon/gateway-log.js instead of pino's; zstd-napi
+ * (a native binding) stays a package.
  *
  * zod's index loads its ~60 locales (`export * as locales`), ~0.3 M characters of source kept in
  * the heap; the daemon's messages are zod's English ones, so only `en` is bundled. The schemas
@@ -14,8 +14,8 @@
 import { rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { build, type Plugin } from 'esbuild';
-import { GATEWAY_BUNDLE, GATEWAY_DIR, GATEWAY_INPUTS } from '../bin/gateway-bundle.js';
+import { build, type BuildOptions, type Plugin } from 'esbuild';
+import { GATEWAY_BUNDLE, GATEWAY_DIR, GATEWAY_ENTRY, GATEWAY_INPUTS } from '../bin/gateway-bundle.js';
 
 /** zod's locale index reduced to English, the locale zod configures by default. */
 const englishZodOnly: Plugin = {
@@ -29,23 +29,15 @@ const englishZodOnly: Plugin = {
 };
 
 /**
- * Node's built-ins and the packages left out of the bundle (pino, zstd-napi), loaded with `require`
- * instead of `import`. An `import` of a built-in makes Node build its ES module facade, which reads
- * every export, lazy getters included (`crypto.webcrypto` loads WebCrypto and webidl); an `import`
- * of a CommonJS package loads Node's CommonJS export lexer and keeps a facade of its exports. The
- * same modules through `require`, in a fresh process: ≈ 0.8 MiB less resident (issue 11,
- * edge-daemon/README.md, Seventh pass). Each chunk gets `__gatewayRequire` from its banner;
- * esbuild turns the named imports of these CommonJS stand-ins into property reads.
+ * A built-in the daemon imports on demand (`await import('node:https')` for an https: control plane
+ * or log upload) becomes a `require` when first needed: an `import()` left in the CommonJS script
+ * would start Node's ES module loader on the gateway (bin/gateway-entry.ts).
  */
-const GATEWAY_REQUIRE = '__gatewayRequire';
-const requiredNotImported: Plugin = {
-  name: 'required-not-imported',
+const requiredOnDemand: Plugin = {
+  name: 'required-on-demand',
   setup(b) {
-    b.onResolve({ filter: /^(node:|pino$|zstd-napi\/)/ }, (args) => ({ path: args.path, namespace: 'gateway-require' }));
-    b.onLoad({ filter: /.*/, namespace: 'gateway-require' }, (args) => ({
-      contents: `module.exports = ${GATEWAY_REQUIRE}(${JSON.stringify(args.path)});\n`,
-      loader: 'js',
-    }));
+    b.onResolve({ filter: /^node:/ }, (args) => (args.kind === 'dynamic-import' ? { path: args.path, namespace: 'required-on-demand' } : undefined));
+    b.onLoad({ filter: /.*/, namespace: 'required-on-demand' }, (args) => ({ contents: `module.exports = require(${JSON.stringify(args.path)});\n`, loader: 'js' }));
   },
 };
 
@@ -67,22 +59,25 @@ function gatewayLogger(distDir: string): Plugin {
 }
 
 /**
- * Bundles `distDir`'s compiled daemon into `outDir` (default: the same dist/), with its inputs list;
- * returns the number of files bundled.
+ * Bundles `distDir`'s compiled daemon into `outDir` (default: the same dist/): the daemon as one
+ * CommonJS script and the gateway's entry (bin/gateway-entry.ts) as another, with the inputs list of
+ * both; returns the number of files bundled.
  */
 export async function bundleGateway(distDir: string, outDir = distDir): Promise<number> {
   const dir = join(outDir, GATEWAY_DIR);
-  rmSync(dir, { recursive: true, force: true }); // no chunk of an older build left behind
-  const result = await build({
+  rmSync(dir, { recursive: true, force: true }); // nothing of an older build left behind
+  const common = {
     absWorkingDir: outDir,
-    entryPoints: { index: join(distDir, 'edge-daemon/index.js') },
-    outdir: dir,
-    chunkNames: 'chunk-[hash]',
     bundle: true,
-    splitting: true,
     platform: 'node',
-    format: 'esm',
+    // CommonJS: a gateway's Node never starts its ES module loader (bin/gateway-entry.ts). esbuild
+    // cannot split CommonJS into chunks, so what the daemon imports on demand (the download channel,
+    // the handover registry, TLS trust) is in the one script too, compiled only when first run.
+    format: 'cjs',
     target: 'node20',
+    charset: 'ascii', // bin/gateway-bundle.ts's loadScript reads the script in pieces, as ASCII
+    // zstd-napi is a native binding: required from node_modules, as Node's built-ins are.
+    external: ['zstd-napi', 'zstd-napi/*'],
     // Whitespace and syntax only: identifiers keep their names, so error types and stack traces in
     // the logs read as in the sources. (esbuild's keepNames, the other way to keep them, wraps every
     // function in a defineProperty and cost 1.5 MiB resident; renamed identifiers gained < 0.5.)
@@ -90,21 +85,26 @@ export async function bundleGateway(distDir: string, outDir = distDir): Promise<
     minifySyntax: true,
     sourcemap: 'external',
     legalComments: 'none',
-    banner: { js: `import{createRequire as __gatewayCreateRequire}from"node:module";const ${GATEWAY_REQUIRE}=__gatewayCreateRequire(import.meta.url);` },
-    plugins: [englishZodOnly, requiredNotImported, gatewayLogger(distDir)],
     metafile: true,
     logLevel: 'warning',
+  } satisfies BuildOptions;
+  const daemon = await build({
+    ...common,
+    entryPoints: [join(distDir, 'edge-daemon/index.js')],
+    outfile: join(outDir, GATEWAY_BUNDLE),
+    plugins: [englishZodOnly, requiredOnDemand, gatewayLogger(distDir)],
   });
+  const entry = await build({ ...common, entryPoints: [join(distDir, 'bin/gateway-entry.js')], outfile: join(outDir, GATEWAY_ENTRY) });
   // esbuild names inputs relative to absWorkingDir, i.e. to the bundle's dist/ (packages as ../node_modules/…).
-  const inputs = Object.keys(result.metafile.inputs).filter((p) => !p.includes(':'));
-  writeFileSync(join(outDir, GATEWAY_INPUTS), JSON.stringify({ bundle: GATEWAY_BUNDLE, inputs }) + '\n');
+  const inputs = [...new Set([...Object.keys(daemon.metafile.inputs), ...Object.keys(entry.metafile.inputs)])].filter((p) => !p.includes(':'));
+  writeFileSync(join(outDir, GATEWAY_INPUTS), JSON.stringify({ bundle: GATEWAY_BUNDLE, entry: GATEWAY_ENTRY, inputs }) + '\n');
   return inputs.length;
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const distDir = process.argv[2] ?? fileURLToPath(new URL('..', import.meta.url));
   bundleGateway(distDir).then(
-    (n) => console.log(`gateway bundle: ${join(distDir, GATEWAY_BUNDLE)} (${n} files)`),
+    (n) => console.log(`gateway bundle: ${join(distDir, GATEWAY_BUNDLE)} (${n} files), entry ${join(distDir, GATEWAY_ENTRY)}`),
     (err: unknown) => {
       console.error(`bundle-gateway: ${err instanceof Error ? err.message : String(err)}`);
       process.exitCode = 1;

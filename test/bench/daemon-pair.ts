@@ -1,15 +1,17 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { busyboxLayer, forgeImage, type ForgedImage } from '../rig/forge.js';
 import { benchRig, MiB, removeDeviceContainers, removeImages, runsRelease, waitUntil } from './engine.js';
+import { gatewayCommand } from './daemon-entry.js';
 import { addGateways, deviceIdOf, startFleetServer } from './fleet.js';
 import { memoryOf, scratchDir, spawnNode, type Child } from './proc.js';
 import { operator, publish } from './services.js';
 
 /**
  * Several edge daemons side by side on one rig (issue 11): each its own gateway and its own build's
- * `bin/berth.js`, all given the same 5-service release; once every one runs it, the RSS of each is
- * sampled every 5 s. Same machine, same minutes, so a step's effect on the idle figure shows
+ * `bin/berth.js` (run as a gateway runs it: daemon-entry.ts), all given the same 5-service release;
+ * once every one runs it, the RSS of each is sampled every 5 s. Same machine, same minutes, so a step's effect on the idle figure shows
  * against the noise between two daemons of the same build (list a build twice). A tool for
  * edge-daemon/README.md's Footprint steps, not a `npm run bench` entry (daemon-footprint is).
  *
@@ -52,8 +54,9 @@ async function main(variants: Variant[], samples: number): Promise<void> {
     for (const [i, v] of variants.entries()) {
       const gw = gateways[i];
       ids.push(await deviceIdOf(server, gw.serial));
-      const args = ['edge-daemon', '--control-plane', server.cp.url, '--state-dir', join(dir.dir, 'gateways', gw.serial, 'state'), '--serial', gw.serial, '--key', gw.keyFile, '--docker-host', r.rig.dockerHost];
-      daemons.push(spawnNode(v.bin, args, { logFile: join(dir.dir, `daemon-${i}.log`), env: v.env }));
+      const flags = ['--control-plane', server.cp.url, '--state-dir', join(dir.dir, 'gateways', gw.serial, 'state'), '--serial', gw.serial, '--key', gw.keyFile, '--docker-host', r.rig.dockerHost];
+      const gateway = gatewayCommand(v.bin, flags);
+      daemons.push(spawnNode(gateway.script, gateway.args, { logFile: join(dir.dir, `daemon-${i}.log`), env: v.env }));
       await operator(server.cp, 'POST', `/v1/devices/${gw.serial}/assign`, { json: { manifest: release } });
     }
     for (const [i, gw] of gateways.entries()) await waitUntil(`${gw.serial} (${variants[i].label}) running ${release}`, () => runsRelease(r.docker, ids[i], release, 5, names), 180_000);
@@ -67,7 +70,9 @@ async function main(variants: Variant[], samples: number): Promise<void> {
     for (const [i, v] of variants.entries()) {
       const rss = rows[i].map((m) => m.rss).sort((a, b) => a - b);
       const last = rows[i][rows[i].length - 1];
-      console.log(`${v.label.padEnd(16)} RSS median ${f(rss[rss.length >> 1])} (${f(rss[0])}–${f(rss[rss.length - 1])}) MiB; last ${f(last.anon)} anonymous + ${f(last.file)} file-backed`);
+      // A stale bundle makes the daemon run the compiled modules (bin/gateway-bundle.ts): 3–5 MiB more, not the build's figure.
+      const stale = readFileSync(join(dir.dir, `daemon-${i}.log`), 'utf8').includes('running the compiled modules') ? ' (STALE BUNDLE: ran the compiled modules)' : '';
+      console.log(`${v.label.padEnd(16)} RSS median ${f(rss[rss.length >> 1])} (${f(rss[0])}–${f(rss[rss.length - 1])}) MiB; last ${f(last.anon)} anonymous + ${f(last.file)} file-backed${stale}`);
     }
   } finally {
     for (const d of daemons) await d.stop(15_000);

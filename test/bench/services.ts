@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { freePort } from '../rig/index.js';
 import { postJson } from './devices.js';
+import { gatewayCommand } from './daemon-entry.js';
 import { benchScript, BERTH_BIN, processTree, spawnBerth, spawnNode, waitReady, type Child } from './proc.js';
 
 /**
@@ -183,13 +184,13 @@ export interface DaemonProcess {
 export function startDaemonProcess(dir: string, o: { controlPlane: string; serial: string; keyFile: string; dockerHost: string }, useCli = cliWorks('edge-daemon')): DaemonProcess {
   const stateDir = join(dir, 'gateways', o.serial, 'state');
   const logFile = join(dir, `daemon-${o.serial}.log`);
-  const args = ['edge-daemon', '--control-plane', o.controlPlane, '--state-dir', stateDir, '--serial', o.serial, '--key', o.keyFile, '--docker-host', o.dockerHost];
+  const flags = ['--control-plane', o.controlPlane, '--state-dir', stateDir, '--serial', o.serial, '--key', o.keyFile, '--docker-host', o.dockerHost];
   // BERTH_BENCH_DAEMON_BIN: another build's dist/bin/berth.js runs the daemon (before/after a change, same bench code).
-  const other = process.env.BERTH_BENCH_DAEMON_BIN;
-  const child = other
-    ? spawnNode(other, args, { logFile })
-    : useCli
-    ? spawnBerth(args, { logFile })
+  // Either build runs as a gateway runs it (daemon-entry.ts: dist/bin/edge-daemon.cjs where the build has it).
+  const bin = process.env.BERTH_BENCH_DAEMON_BIN ?? (useCli ? BERTH_BIN : undefined);
+  const gateway = bin ? gatewayCommand(bin, flags) : undefined;
+  const child = gateway
+    ? spawnNode(gateway.script, gateway.args, { logFile })
     : spawnServe('edge-daemon', { controlPlane: o.controlPlane, stateDir, serial: o.serial, key: o.keyFile, dockerHost: o.dockerHost }, logFile);
   return { serial: o.serial, child, stop: () => child.stop(15_000) };
 }

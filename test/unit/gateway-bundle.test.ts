@@ -1,10 +1,11 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { GATEWAY_BUNDLE, GATEWAY_DIR, GATEWAY_INPUTS, gatewayBundleState } from '../../bin/gateway-bundle.js';
+import { GATEWAY_BUNDLE, GATEWAY_DIR, GATEWAY_ENTRY, GATEWAY_INPUTS, gatewayBundleState, loadScript } from '../../bin/gateway-bundle.js';
 import { bundleGateway } from '../../scripts/bundle-gateway.js';
 
 // The compiled tree `npm test` builds first (npm run build: tsc, then the bundle).
@@ -16,30 +17,39 @@ symlinkSync(fileURLToPath(new URL('../../node_modules', import.meta.url)), join(
 afterAll(() => rmSync(out, { recursive: true, force: true }));
 
 describe('gateway bundle (issue 11)', () => {
-  it('bundles the compiled daemon into an entry and its chunks, exporting its entry, with zod in English only', async () => {
+  it('bundles the compiled daemon into one CommonJS script and its entry, exporting main, with zod in English only', () => {
     mkdirSync(join(out, GATEWAY_DIR), { recursive: true });
     writeFileSync(join(out, GATEWAY_DIR, 'chunk-OLDBUILD.js'), '');
-    const files = await bundleGateway(dist, out);
-    expect(files).toBeGreaterThan(100);
-    const scripts = readdirSync(join(out, GATEWAY_DIR)).filter((f) => f.endsWith('.js'));
-    expect(scripts).toContain('index.js');
-    expect(scripts).not.toContain('chunk-OLDBUILD.js');
-    const text = scripts.map((f) => readFileSync(join(out, GATEWAY_DIR, f), 'utf8')).join('\n');
-    expect(text).toContain('Invalid input: expected');
-    expect(text).not.toContain('Ungültige Eingabe');
-    // Built-ins and the external packages through require, never an ES module facade (Seventh pass).
-    expect(text).toContain('__gatewayRequire("node:crypto")');
-    // Its logger is edge-daemon/gateway-log.js, not pino (Ninth pass).
-    expect(text).not.toMatch(/pino/i);
-    expect(text.match(/\b(?:from|import)\s*"(?:node:[\w/]+|[a-z@][\w@/.-]*)"/g)?.filter((i) => !i.endsWith('"node:module"'))).toEqual([]);
-    const inputs = (JSON.parse(readFileSync(join(out, GATEWAY_INPUTS), 'utf8')) as { inputs: string[] }).inputs;
-    expect(inputs.some((p) => p.endsWith('edge-daemon/daemon.js'))).toBe(true);
-    expect(inputs.some((p) => p.endsWith('/edge-daemon/gateway-log.js'))).toBe(true);
-    expect(inputs.filter((p) => p.endsWith('/common/log.js'))).toEqual([]);
-    expect(gatewayBundleState(outUrl)).toEqual({ use: 'bundle' });
-    const mod = (await import(pathToFileURL(join(out, GATEWAY_BUNDLE)).href)) as Record<string, unknown>;
-    expect(typeof mod.main).toBe('function');
-    expect(typeof mod.startEdgeDaemon).toBe('function');
+    return bundleGateway(dist, out).then((files) => {
+      expect(files).toBeGreaterThan(100);
+      expect(readdirSync(join(out, GATEWAY_DIR)).sort()).toEqual(['daemon.cjs', 'daemon.cjs.map', 'inputs.json']);
+      const text = readFileSync(join(out, GATEWAY_BUNDLE), 'utf8');
+      expect(text).toContain('Invalid input: expected');
+      expect(text).not.toContain('Ungültige Eingabe');
+      // Its logger is edge-daemon/gateway-log.js, not pino (Ninth pass).
+      expect(text).not.toMatch(/pino/i);
+      // CommonJS through and through: no `import` a Node would need its ES module loader for.
+      expect(text.match(/\bimport\s*\(|\bimport\s*[{*\w][^;]*\bfrom\s*["']|import\.meta/g)).toBeNull();
+      expect(text).toContain('require("node:crypto")');
+      const inputs = (JSON.parse(readFileSync(join(out, GATEWAY_INPUTS), 'utf8')) as { inputs: string[] }).inputs;
+      expect(inputs.some((p) => p.endsWith('edge-daemon/daemon.js'))).toBe(true);
+      expect(inputs.some((p) => p.endsWith('/edge-daemon/gateway-log.js'))).toBe(true);
+      expect(inputs.some((p) => p.endsWith('/bin/gateway-entry.js'))).toBe(true);
+      expect(inputs.filter((p) => p.endsWith('/common/log.js'))).toEqual([]);
+      expect(gatewayBundleState(outUrl)).toEqual({ use: 'bundle' });
+      const mod = loadScript(join(out, GATEWAY_BUNDLE), createRequire(join(out, GATEWAY_BUNDLE))) as Record<string, unknown>;
+      expect(typeof mod.main).toBe('function');
+      expect(typeof mod.startEdgeDaemon).toBe('function');
+      expect(readFileSync(join(out, GATEWAY_ENTRY), 'utf8')).toContain('daemon.cjs');
+    });
+  });
+
+  it('refuses to read a script that is not ASCII, naming it and where', () => {
+    const file = join(out, 'not-ascii.cjs');
+    writeFileSync(file, `module.exports = ${JSON.stringify('x'.repeat(70_000))} + 'é';\n`);
+    expect(() => loadScript(file, createRequire(file))).toThrow(`${file}: not ASCII within bytes 65536-`);
+    writeFileSync(file, `module.exports = { n: ${JSON.stringify('y'.repeat(70_000))}.length, dir: __dirname };\n`);
+    expect(loadScript(file, createRequire(file))).toEqual({ n: 70_000, dir: out });
   });
 
   it('is stale once any input is newer than the bundle: the daemon then runs the compiled modules', () => {
@@ -54,23 +64,30 @@ describe('gateway bundle (issue 11)', () => {
   it('is absent from a dist/ without one', () => {
     const state = gatewayBundleState(pathToFileURL(join(out, 'nothing') + '/'));
     expect(state.use).toBe('modules');
-    expect(state.use === 'modules' && state.why).toMatch(/^no gateway bundle at .*edge-daemon\/gateway\/index\.js/);
+    expect(state.use === 'modules' && state.why).toMatch(/^no gateway bundle at .*edge-daemon\/gateway\/daemon\.cjs/);
   });
 
-  it('is what `berth edge-daemon` of the built dist/ runs', () => {
-    const r = spawnSync(process.execPath, [join(dist, 'bin/berth.js'), 'edge-daemon', '--help'], { encoding: 'utf8' });
-    expect(r.stdout).toContain('usage: berth edge-daemon');
-    expect(r.stderr).not.toContain('running the compiled modules');
+  it('is what `berth edge-daemon` and the gateway entry of the built dist/ run', () => {
+    for (const command of [[join(dist, 'bin/berth.js'), 'edge-daemon'], [join(dist, GATEWAY_ENTRY)]]) {
+      const r = spawnSync(process.execPath, [...command, '--help'], { encoding: 'utf8' });
+      expect(r.stdout, command.join(' ')).toContain('usage: berth edge-daemon');
+      expect(r.stderr).not.toContain('running the compiled modules');
+    }
   });
 
-  it("logs pino's JSON lines on stdout through the gateway's logger", () => {
+  it("runs without Node's ES module loader and logs pino's JSON lines on stdout through the gateway's logger", () => {
     const dir = mkdtempSync(join(tmpdir(), 'berth-gateway-log-'));
     try {
       const missing = join(dir, 'device.key');
       const args = ['edge-daemon', '--control-plane', 'http://127.0.0.1:9', '--state-dir', join(dir, 'state'), '--serial', 'GW-LOG', '--key', missing, '--docker-host', `unix://${join(dir, 'docker.sock')}`];
-      const r = spawnSync(process.execPath, [join(dist, 'bin/berth.js'), ...args], { encoding: 'utf8', env: { ...process.env, BERTH_LOG_LEVEL: 'info' } });
+      // The entry as a gateway runs it, with a preload that names the ES module loader's parts once loaded.
+      const preload = join(dir, 'loaded.cjs');
+      writeFileSync(preload, "process.on('exit', () => process.stderr.write('LOADED ' + process.moduleLoadList.filter((m) => m.includes('modules/esm/')).join(',') + '\\n'));\n");
+      const r = spawnSync(process.execPath, ['--require', preload, join(dist, GATEWAY_ENTRY), ...args.slice(1)], { encoding: 'utf8', env: { ...process.env, BERTH_LOG_LEVEL: 'info' } });
       expect(r.status).toBe(1);
       expect(r.stderr).not.toContain('running the compiled modules');
+      // Only the part Node's start-up loads whatever the entry: no resolver, loader, module jobs or translators.
+      expect(r.stderr).toContain('LOADED NativeModule internal/modules/esm/utils\n');
       const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
       expect(lines).toHaveLength(1);
       expect(lines[0]).toMatchObject({ level: 50, component: 'edge-daemon', err: { type: 'Error', code: 'ENOENT', path: missing }, msg: 'edge-daemon did not start' });
