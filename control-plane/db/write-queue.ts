@@ -42,6 +42,31 @@ export const GROUP_TURN_MS = 250;
 /** A group that keeps the write turn longer is logged (who ran what): every other worker's writes wait meanwhile. */
 const SLOW_TURN_MS = 1000;
 
+/** How often a process logs where its writes' time went (the 'write time' line), at most. */
+const STATS_EVERY_MS = 10_000;
+
+/**
+ * Where a process's write time went since its last 'write time' line (issue 17: at 100,000 devices
+ * the last wave crawled with ten processes writing): waiting for the cluster's write turn, taking
+ * SQLite's lock (BEGIN, retried on timers while another process holds it), running the writes,
+ * committing (the fsync); and the groups that failed (SQLITE_BUSY at BEGIN among them).
+ */
+interface WriteStats {
+  since: number;
+  groups: number;
+  writes: number;
+  turnWaitMs: number;
+  beginMs: number;
+  runMs: number;
+  commitMs: number;
+  failed: number;
+  busy: number;
+}
+
+function freshStats(at: number): WriteStats {
+  return { since: at, groups: 0, writes: 0, turnWaitMs: 0, beginMs: 0, runMs: 0, commitMs: 0, failed: 0, busy: 0 };
+}
+
 /** A write's name for the slow-turn log: its function's name, else the start of its source. */
 function whatOf(fn: (tx: Tx) => Promise<unknown>): string {
   return fn.name || String(fn).replace(/\s+/g, ' ').slice(0, 120);
@@ -69,6 +94,7 @@ export function createWriteQueue(db: Db, log: Logger, turn?: WriteTurn, opts: { 
   let draining = false;
   // Writes run one at a time, so at most one write's hooks are being collected at any moment.
   let hooks: (() => void)[] | null = null;
+  let stats = freshStats(now());
 
   /** Commits the writes queued when the turn to write comes (at most MAX_GROUP); `group` receives them. */
   async function commitGroup(group: QueuedWrite[]): Promise<Outcome[] | { failed: unknown; outcomes: Outcome[] }> {
@@ -82,8 +108,10 @@ export function createWriteQueue(db: Db, log: Logger, turn?: WriteTurn, opts: { 
     group.push(...queue.splice(0, MAX_GROUP));
     let slowest = { ms: -1, what: '' };
     let ran = got;
+    let began = null as number | null;
     try {
       await db.transaction(async (tx) => {
+        began = now();
         for (let i = 0; i < group.length; i++) {
           // Held long enough: the writes not begun wait for this worker's next turn, first in line.
           if (turn && i > 0 && now() - got >= groupTurnMs) {
@@ -108,13 +136,31 @@ export function createWriteQueue(db: Db, log: Logger, turn?: WriteTurn, opts: { 
         ran = now();
       });
     } catch (failed) {
+      stats.failed++;
+      if (String((failed as { code?: unknown } | null)?.code ?? '').startsWith('SQLITE_BUSY')) stats.busy++;
       return { failed, outcomes };
     } finally {
       release?.();
       const done = now();
+      // A group that failed before its transaction began spent it all taking the lock.
+      const b = began ?? done;
+      note(group.length, got - asked, b - got, began === null ? 0 : Math.max(0, ran - b), began === null ? 0 : done - Math.max(ran, b), done);
       if (turn && done - got > SLOW_TURN_MS) log.warn({ waitedMs: got - asked, heldMs: done - got, commitMs: done - ran, writes: group.length, slowestMs: slowest.ms, slowest: slowest.what }, 'write turn held long');
     }
     return outcomes;
+  }
+
+  function note(writes: number, turnWaitMs: number, beginMs: number, runMs: number, commitMs: number, at: number): void {
+    stats.groups++;
+    stats.writes += writes;
+    stats.turnWaitMs += turnWaitMs;
+    stats.beginMs += Math.max(0, beginMs);
+    stats.runMs += Math.max(0, runMs);
+    stats.commitMs += Math.max(0, commitMs);
+    if (at - stats.since < STATS_EVERY_MS) return;
+    const { since, ...rest } = stats;
+    log.info({ ...rest, windowMs: at - since }, 'write time');
+    stats = freshStats(at);
   }
 
   function answer(item: QueuedWrite, o: Outcome): void {

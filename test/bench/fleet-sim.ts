@@ -148,7 +148,8 @@ export const bench: Bench = {
     // Each worker accepts its own connections (cluster.ts, SCHED_NONE), the idlest more than its
     // share: the control plane plans for two-thirds of the limit a process (past it, a worker
     // could accept no more and its connections would be reset).
-    const serverWorkers = Math.ceil(Math.max(...sizes) / Math.floor((perProcess * 2) / 3));
+    // BERTH_BENCH_FLEET_SERVER_WORKERS=10: as many server processes as 100,000 takes, at a size that runs in minutes (issue 17).
+    const serverWorkers = Number(process.env.BERTH_BENCH_FLEET_SERVER_WORKERS) || Math.ceil(Math.max(...sizes) / Math.floor((perProcess * 2) / 3));
     const r = await benchRig();
     const dir = scratchDir('fleet-sim');
     const loopDir = join(dir.dir, 'loop');
