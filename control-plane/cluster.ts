@@ -6,6 +6,7 @@ import { isClusterNotice, relayNotices } from './cluster-relay.js';
 import type { WriteTurn } from './db/write-queue.js';
 import { isTurnMessage, workerWriteTurn, WriteTurns, type TurnMessage } from './write-turns.js';
 import { EnrollBudgets, isBudgetMessage, workerEnrollBudget, type Outgoing } from './enroll-budgets.js';
+import { BatchRelay, isBatchMessage, RemoteBatches, type BatchMessage } from './cluster-batches.js';
 import type { AddressBudget } from './device-api/enroll-guard.js';
 import type { ControlPlaneContext } from './context.js';
 
@@ -32,6 +33,10 @@ import type { ControlPlaneContext } from './context.js';
  *   is taken over at once (its pid is gone on this host).
  * - Memory that another worker's change makes stale (signing keys, revoked devices' long polls) is
  *   updated through notices the primary passes on (cluster-relay.ts).
+ * - Reports and enrollments are written by one more process, the writer (cluster-writer.ts), for
+ *   all workers: each worker hands them over through the primary and answers after the writer's
+ *   commit (cluster-batches.ts). Ten processes each committing its own small groups, and meeting
+ *   SQLite's lock, made the last wave of a 100,000-device campaign crawl (SCALING.md).
  * - A worker that dies is started again, at once the first time and backing off while it keeps
  *   dying young; one that cannot live 10 s after 8 tries stops the whole service (exit 1).
  * - SIGTERM/SIGINT to the primary stop every worker gracefully (long polls answered, writes
@@ -41,6 +46,8 @@ import type { ControlPlaneContext } from './context.js';
  */
 
 const SLOT_ENV = 'BERTH_WORKER_SLOT';
+/** Set to 'writer' for the writer process (cluster-writer.ts). */
+const ROLE_ENV = 'BERTH_WORKER_ROLE';
 export const MAX_WORKERS = 64;
 /** A worker that dies younger than this counts as a crash loop. */
 const YOUNG_MS = 10_000;
@@ -54,9 +61,10 @@ const SLOW_TURN_MS = 1000;
 interface ClusterOptions {
   tls?: unknown;
 }
-type Start<O> = (opts: O & { log: Logger; worker: { id: number; of: number }; writeTurn: WriteTurn; enrollBudget: AddressBudget }) => Promise<{ url: string; ctx: ControlPlaneContext; close(): Promise<void> }>;
+type Start<O> = (opts: O & { log: Logger; worker: { id: number; of: number }; writeTurn: WriteTurn; enrollBudget: AddressBudget; batches: RemoteBatches }) => Promise<{ url: string; ctx: ControlPlaneContext; close(): Promise<void> }>;
+type StartWriter<O> = (opts: O, log: Logger, writeTurn: WriteTurn, link: { send(msg: BatchMessage): void; onMessage(fn: (msg: unknown) => void): void }) => Promise<Stoppable>;
 
-type ToPrimary = { berth: 'listening'; url: string } | { berth: 'failed'; message: string };
+type ToPrimary = { berth: 'listening'; url: string } | { berth: 'ready' } | { berth: 'failed'; message: string };
 
 /** `--workers`: a whole number from 1 to 64; default the number of cores (1 for an in-memory database). */
 export function workersOf(value: string | undefined, db: string): number {
@@ -66,6 +74,11 @@ export function workersOf(value: string | undefined, db: string): number {
   const n = Number(value);
   if (n > 1 && inMemory) throw new Error(`--workers ${n}: the processes must share the database, and ${db} lives inside one process (use a file: path or a libSQL server)`);
   return n;
+}
+
+/** This process is the writer forked by startPrimary (cluster-writer.ts). */
+export function isClusterWriter(): boolean {
+  return isClusterWorker() && process.env[ROLE_ENV] === 'writer';
 }
 
 /** This process is a worker forked by startPrimary. */
@@ -121,7 +134,8 @@ export async function startWorker<O extends ClusterOptions>(options: O, workers:
   try {
     const writeTurn = workerWriteTurn(toPrimary, (fn) => process.on('message', fn));
     const enrollBudget = workerEnrollBudget(toPrimary, (fn) => process.on('message', fn));
-    cp = await start({ ...options, log, worker: { id: slot, of: workers }, writeTurn, enrollBudget });
+    const batches = new RemoteBatches(toPrimary, (fn) => process.on('message', fn));
+    cp = await start({ ...options, log, worker: { id: slot, of: workers }, writeTurn, enrollBudget, batches });
   } catch (err) {
     send({ berth: 'failed', message: (err as Error).message ?? String(err) });
     throw err;
@@ -138,6 +152,20 @@ export async function startWorker<O extends ClusterOptions>(options: O, workers:
       await cp.close();
     },
   };
+}
+
+/** The writer process: the reports and enrollments of every worker (cluster-writer.ts). */
+export async function startWriterWorker<O>(options: O, log: Logger, start: StartWriter<O>): Promise<Stoppable> {
+  let writer: Stoppable;
+  try {
+    const writeTurn = workerWriteTurn(toPrimary, (fn) => process.on('message', fn));
+    writer = await start(options, log, writeTurn, { send: toPrimary, onMessage: (fn) => process.on('message', fn) });
+  } catch (err) {
+    send({ berth: 'failed', message: (err as Error).message ?? String(err) });
+    throw err;
+  }
+  send({ berth: 'ready' });
+  return writer;
 }
 
 interface Slot {
@@ -167,9 +195,12 @@ export async function startPrimary<O extends ClusterOptions>(options: O, workers
   let url = '';
   let onStartFailure: ((err: Error) => void) | null = null;
   let onReady: (() => void) | null = null;
+  const writerSlot = workers + 1;
+  const sendTo = (slot: number, msg: unknown) => Boolean(entries.get(slot)?.worker.isConnected() && entries.get(slot)?.worker.send(msg as BatchMessage));
+  const relay = new BatchRelay(writerSlot, sendTo, () => entries.get(writerSlot)?.ready === true);
 
   function fork(slot: number, youngDeaths: number): void {
-    const worker = cluster.fork({ [SLOT_ENV]: String(slot) });
+    const worker = cluster.fork({ [SLOT_ENV]: String(slot), ...(slot === writerSlot ? { [ROLE_ENV]: 'writer' } : {}) });
     const entry: Slot = { worker, startedAt: Date.now(), youngDeaths, ready: false };
     entries.set(slot, entry);
     let failure = '';
@@ -186,6 +217,10 @@ export async function startPrimary<O extends ClusterOptions>(options: O, workers
         else grant(msg.kind === 'ask' ? turns.ask(slot, msg.id, now) : turns.done(slot, msg.id, now));
         return;
       }
+      if (isBatchMessage(msg)) {
+        relay.receive(slot, msg, stopping);
+        return;
+      }
       if (isBudgetMessage(msg)) {
         sendBudgets(budgets.answer(slot, msg));
         return;
@@ -195,7 +230,12 @@ export async function startPrimary<O extends ClusterOptions>(options: O, workers
         return;
       }
       const m = msg as ToPrimary;
-      if (m?.berth === 'listening') {
+      if (m?.berth === 'ready') {
+        entry.ready = true;
+        relay.ready();
+        if (onReady) onReady();
+        else log.info({ worker: slot, pid: worker.process.pid }, 'writer replaced and ready');
+      } else if (m?.berth === 'listening') {
         entry.ready = true;
         url = m.url;
         if (onReady) onReady();
@@ -207,6 +247,10 @@ export async function startPrimary<O extends ClusterOptions>(options: O, workers
       grant(turns.gone(slot, Date.now()));
       sendBudgets(budgets.gone(slot));
       if (stopping) return;
+      if (slot === writerSlot) {
+        // What it took and did not answer may or may not be committed: refused now, found again on the device's retry.
+        pass(slot, relay.gone());
+      }
       // The log requests its operators opened end on the other workers.
       pass(slot, { berth: 'logs', kind: 'gone' });
       const how = signal ? `killed by ${signal}` : `exited with code ${code}`;
@@ -275,8 +319,11 @@ export async function startPrimary<O extends ClusterOptions>(options: O, workers
     stopping = true;
     for (const t of restarts) clearTimeout(t);
     restarts.clear();
-    const exits = [...entries.entries()].map(([slot, s]) => stopWorker(slot, s));
-    const clean = (await Promise.all(exits)).every(Boolean);
+    // The writer last: the workers' reports in flight are written and answered as they stop.
+    const exits = [...entries.entries()].filter(([slot]) => slot !== writerSlot).map(([slot, s]) => stopWorker(slot, s));
+    let clean = (await Promise.all(exits)).every(Boolean);
+    const writer = entries.get(writerSlot);
+    if (writer) clean = (await stopWorker(writerSlot, writer)) && clean;
     process.off('SIGHUP', onHup);
     clearInterval(turnWatch);
     return clean;
@@ -309,7 +356,7 @@ export async function startPrimary<O extends ClusterOptions>(options: O, workers
   try {
     // Worker 1 alone first: it migrates, makes the key vault and the first admin token while no
     // other process can race it; the others start once it listens (and find all that done).
-    for (const slots of [[1], Array.from({ length: workers - 1 }, (_, i) => i + 2)]) {
+    for (const slots of [[1], [...Array.from({ length: workers - 1 }, (_, i) => i + 2), writerSlot]]) {
       await new Promise<void>((resolve, reject) => {
         onStartFailure = reject;
         onReady = () => {

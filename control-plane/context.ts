@@ -1,3 +1,4 @@
+import type { RemoteBatches } from './cluster-batches.js';
 import type { Client } from '@libsql/client';
 import type { Logger } from '../common/log.js';
 import { sql } from 'drizzle-orm';
@@ -73,6 +74,8 @@ export interface ControlPlaneContext {
   config: ControlPlaneConfig;
   /** Per-address enrollment budgets kept for all workers of `--workers N` (enroll-budgets.ts); default this process's own. */
   enrollBudget?: AddressBudget;
+  /** With `--workers N`: reports and enrollments written by the one writer process (cluster-batches.ts); else here. */
+  batches?: RemoteBatches;
   audit(tx: Tx, entry: AuditEntry): Promise<void>;
   keys: SigningKeys;
   waiters: DesiredWaiters;
@@ -122,6 +125,8 @@ export interface ContextParts {
   writeTurn?: WriteTurn;
   /** Per-address enrollment budgets kept for all workers of `--workers N` (enroll-budgets.ts); default this process's own. */
   enrollBudget?: AddressBudget;
+  /** With `--workers N`: the writer process's side of reports and enrollments (cluster-batches.ts). */
+  batches?: RemoteBatches;
 }
 
 export function createContext(parts: ContextParts): ControlPlaneContext {

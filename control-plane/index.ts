@@ -1,3 +1,4 @@
+import type { RemoteBatches } from './cluster-batches.js';
 import { dirname } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { loadTls, serveHttp, type TlsFiles } from '../common/serve.js';
@@ -64,6 +65,8 @@ export interface ControlPlaneOptions {
   writeTurn?: WriteTurn;
   /** The per-address enrollment budgets, kept by the primary of `--workers N` for all workers (enroll-budgets.ts). */
   enrollBudget?: AddressBudget;
+  /** With `--workers N`: reports and enrollments handed to the writer process (cluster-batches.ts). */
+  batches?: RemoteBatches;
 }
 
 export interface RunningControlPlane {
@@ -135,7 +138,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   const now = opts.now ?? (() => new Date());
   const proxyTrust = opts.caFile ? await loadTrust(opts.caFile) : undefined;
   const registry = new ImageRegistry(registryProxy, async (access) => (await mintPullToken(keys, 'control-plane', access, 300, now())).token, log, undefined, proxyTrust);
-  const ctx = createContext({ db, client, reads, log, events: new TypedEmitter(), config, keys, waiters: new DesiredWaiters(), registry, seen: new LastSeen(), deviceTokens: new DeviceTokenCache(config.deviceTokenCacheSize), vault, now, writeTurn: opts.writeTurn, enrollBudget: opts.enrollBudget });
+  const ctx = createContext({ db, client, reads, log, events: new TypedEmitter(), config, keys, waiters: new DesiredWaiters(), registry, seen: new LastSeen(), deviceTokens: new DeviceTokenCache(config.deviceTokenCacheSize), vault, now, writeTurn: opts.writeTurn, enrollBudget: opts.enrollBudget, batches: opts.batches });
   const boot = await bootstrap(ctx, opts.adminToken);
 
   // Every process: the change feed (wakes its own long polls), keys rotated or revoked elsewhere, its sightings, its devices' campaign

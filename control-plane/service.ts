@@ -8,7 +8,7 @@ import { parseListenList } from '../common/listen.js';
 import { tlsFilesOf } from '../common/serve.js';
 import { runService, type ServiceSpec } from '../common/service.js';
 import { parseDuration } from '../common/grammar.js';
-import { isClusterWorker, startPrimary, startWorker, workerIo, workersOf } from './cluster.js';
+import { isClusterWorker, isClusterWriter, startPrimary, startWorker, startWriterWorker, workerIo, workersOf } from './cluster.js';
 import type { ControlPlaneOptions } from './index.js';
 
 const FLAGS: Record<string, FlagSpec> = {
@@ -52,6 +52,10 @@ export const service: ServiceSpec<ControlPlaneOptions & { workers: number }> = {
   },
   async start({ workers, ...options }, log) {
     if (workers > 1 && !isClusterWorker()) return startPrimary(options, workers, log);
+    if (isClusterWriter()) {
+      const { startBatchWriter } = await import('./cluster-writer.js');
+      return startWriterWorker(options, log, startBatchWriter);
+    }
     const { startControlPlane } = await import('./index.js');
     if (isClusterWorker()) return startWorker(options, workers, log, startControlPlane);
     return startControlPlane({ ...options, log });

@@ -39,7 +39,20 @@ interface Pending {
 /** Enrollments in one write at most: 7 parameters each stays far below SQLite's limit of 32,766. */
 const MAX_BATCH = 256;
 
-type Ctx = Pick<ControlPlaneContext, 'write' | 'afterCommit' | 'events' | 'config' | 'now'>;
+type Ctx = Pick<ControlPlaneContext, 'write' | 'events' | 'now' | 'batches'> & { config: Pick<ControlPlaneContext['config'], 'challengeTtlMs'> };
+
+/**
+ * What an enrollment's write takes over IPC (plain data): the device as read and checked, and the
+ * request. The proof was verified against `read.publicKey` before (enrollment.ts); a row whose key
+ * changed since is refused (wrong-key), never verified against a key the proof was not checked with.
+ */
+export interface EnrollItem {
+  read: EnrollingDevice;
+  req: EnrollRequest;
+}
+
+/** What the write decided: refused, or enrolled (`first`: its first enrollment, which the campaign engine hears of). */
+export type EnrollWritten = Refusal | { device: EnrollingDevice; first: boolean };
 
 /**
  * Enrollments, written in batches (issue 17) through db/batched-writes.ts, as reports are: the
@@ -49,34 +62,34 @@ type Ctx = Pick<ControlPlaneContext, 'write' | 'afterCommit' | 'events' | 'confi
  * their audit rows; the webhooks are read once. A device whose row changed since it was read (a
  * revocation, a re-import, another challenge meanwhile, or a second request for it in the same
  * batch) is decided alone afterwards, read again and checked again. Each request is answered
- * after the commit that holds its write.
+ * after the commit that holds its write. The writer process of `--workers N` runs this for every worker.
  */
-export class EnrollWriter {
-  private readonly batches: BatchedWrites<Pending, Outcome>;
+export function localEnrollWrites(ctx: Pick<Ctx, 'write' | 'config' | 'now'>): (item: EnrollItem, verified?: Verified) => Promise<EnrollWritten> {
+  const batches = new BatchedWrites<Pending, EnrollWritten>(ctx, async (sp, batch) => ({ outcomes: await writeBatch(ctx, sp, batch), announce: () => undefined }), MAX_BATCH);
+  // Over IPC the proof does not come along: only the key it was verified with counts.
+  return ({ read, req }, verified = (publicKey) => publicKey === read.publicKey) => batches.submit({ read, req, verified });
+}
 
-  constructor(ctx: Ctx) {
-    this.batches = new BatchedWrites(
-      ctx,
-      async (sp, batch) => {
-        const { outcomes, enrolled } = await writeBatch(ctx, sp, batch);
-        return { outcomes, announce: (tx) => announce(ctx, tx, enrolled) };
-      },
-      MAX_BATCH,
-    );
+/** A worker's enrollments: written here, or with `--workers N` by the one writer process for all (cluster-batches.ts). */
+export class EnrollWriter {
+  private readonly write: (item: EnrollItem, verified: Verified) => Promise<EnrollWritten>;
+
+  constructor(private readonly ctx: Ctx) {
+    const remote = ctx.batches;
+    this.write = remote ? (item) => remote.submit<EnrollWritten>('enroll', item) : localEnrollWrites(ctx);
   }
 
-  /** The device as enrolled, once committed; or why it may not enroll (checked again on the row as it is now). */
-  submit(read: EnrollingDevice, req: EnrollRequest, verified: Verified): Promise<Outcome> {
-    return this.batches.submit({ read, req, verified });
+  /** The device as enrolled, once committed; or why it may not enroll (checked again on the row as it is now, with `verified` in this process). */
+  async submit(read: EnrollingDevice, req: EnrollRequest, verified: Verified): Promise<Outcome> {
+    const o = await this.write({ read, req }, verified);
+    if ('code' in o) return o;
+    // After the commit: the campaign engine learns of each first enrollment.
+    if (o.first) this.ctx.events.emit('device-enrolled', { deviceId: o.device.id });
+    return { ...o.device, status: 'enrolled' };
   }
 }
 
 type Outcome = Refusal | EnrollingDevice;
-
-/** After the commit (never for a savepoint rolled back): the campaign engine learns of each first enrollment. */
-function announce(ctx: Ctx, tx: Tx, enrolled: string[]): void {
-  for (const deviceId of enrolled) ctx.afterCommit(tx, () => ctx.events.emit('device-enrolled', { deviceId }));
-}
 
 interface Done {
   p: Pending;
@@ -84,7 +97,7 @@ interface Done {
   first: boolean;
 }
 
-async function writeBatch(ctx: Ctx, tx: Tx, batch: Pending[]): Promise<{ outcomes: Outcome[]; enrolled: string[] }> {
+async function writeBatch(ctx: Pick<Ctx, 'config' | 'now'>, tx: Tx, batch: Pending[]): Promise<EnrollWritten[]> {
   // The first request for each device goes into the one UPDATE; a second one for it is decided after, on the row the first left.
   const firsts = new Map<string, number>();
   batch.forEach((p, i) => firsts.has(p.read.id) || firsts.set(p.read.id, i));
@@ -100,39 +113,38 @@ async function writeBatch(ctx: Ctx, tx: Tx, batch: Pending[]): Promise<{ outcome
       AND (devices.enroll_challenge_at IS NULL OR devices.enroll_challenge_at < v.issued_at)
     RETURNING devices.id`);
   const enrolledNow = new Set(updated.map((r) => String(r[0])));
-  const outcomes: Outcome[] = new Array<Outcome>(batch.length);
+  const outcomes: EnrollWritten[] = new Array<EnrollWritten>(batch.length);
   const done: Done[] = [];
   for (let i = 0; i < batch.length; i++) {
     const p = batch[i];
     if (firsts.get(p.read.id) === i && enrolledNow.has(p.read.id)) {
-      done.push({ p, d: p.read, first: p.read.status === 'registered' });
-      outcomes[i] = { ...p.read, status: 'enrolled' };
+      const first = p.read.status === 'registered';
+      done.push({ p, d: p.read, first });
+      outcomes[i] = { device: p.read, first };
     }
   }
   for (let i = 0; i < batch.length; i++) {
     if (outcomes[i]) continue;
     const p = batch[i];
     const o = await enrollAlone(ctx, tx, p);
-    outcomes[i] = 'code' in o ? o : { ...o.d, status: 'enrolled' };
+    outcomes[i] = 'code' in o ? o : { device: o.d, first: o.first };
     if (!('code' in o)) done.push({ p, ...o });
   }
   await audit(ctx, tx, done);
   const hooks = await readWebhooks(tx);
   const targets = webhooksWanting(hooks, 'device.enrolled');
-  const enrolled: string[] = [];
   for (const { p, d, first } of done) {
     if (!first) continue;
-    enrolled.push(d.id);
     await publishEventTo(tx, p.req.now, 'device.enrolled', `devices/${d.serial}`, { deviceId: d.id, serial: d.serial, labels: JSON.parse(d.labels) as Record<string, string> }, targets);
   }
-  return { outcomes, enrolled };
+  return outcomes;
 }
 
 /**
  * One enrollment whose row was not as read: read again and every check made again on it (a
  * revocation, a re-import or a replay meanwhile is refused), then the same conditional UPDATE.
  */
-async function enrollAlone(ctx: Ctx, tx: Tx, p: Pending): Promise<Refusal | { d: EnrollingDevice; first: boolean }> {
+async function enrollAlone(ctx: Pick<Ctx, 'config'>, tx: Tx, p: Pending): Promise<Refusal | { d: EnrollingDevice; first: boolean }> {
   const { req } = p;
   for (;;) {
     const d = enrollingDeviceOf((await tx.values(sql`SELECT ${sql.raw(ENROLLING_COLUMNS)} FROM devices WHERE serial = ${req.serial}`))[0]);
@@ -149,7 +161,7 @@ async function enrollAlone(ctx: Ctx, tx: Tx, p: Pending): Promise<Refusal | { d:
 }
 
 /** The audit rows of the batch in one INSERT, in arrival order; a new encryption key (covered by the proof) gets its own row. */
-async function audit(ctx: Ctx, tx: Tx, done: Done[]): Promise<void> {
+async function audit(ctx: Pick<Ctx, 'now'>, tx: Tx, done: Done[]): Promise<void> {
   if (!done.length) return;
   const entries: AuditEntry[] = [];
   for (const { p, d, first } of done) {

@@ -36,35 +36,37 @@ interface Previous {
 /** Reports in one write at most: 13 parameters each stays far below SQLite's limit of 32,766. */
 const MAX_BATCH = 256;
 
-type Ctx = Pick<ControlPlaneContext, 'write' | 'afterCommit' | 'events' | 'config'>;
+type Ctx = Pick<ControlPlaneContext, 'write' | 'events' | 'batches'> & { config: Pick<ControlPlaneContext['config'], 'reportHistoryLimit'> };
 
+/** The item a report's write takes (plain data: with `--workers N` it goes to the writer process over IPC). */
+export type ReportItem = Pending;
+
+/** Writes reports in this process, batched; what the writer process of `--workers N` runs for every worker (cluster-writer.ts). */
+export function localReportWrites(ctx: Pick<Ctx, 'write' | 'config'>): (item: ReportItem) => Promise<ReportOutcome> {
+  const limit = ctx.config.reportHistoryLimit;
+  const batches = new BatchedWrites<Pending, ReportOutcome>(ctx, async (sp, batch) => ({ outcomes: await writeBatch(sp, batch, limit), announce: () => undefined }), MAX_BATCH);
+  return (item) => batches.submit(item);
+}
+
+/**
+ * A worker's reports: written here, or with `--workers N` by the one writer process for all
+ * (cluster-batches.ts). Either way the answer comes after the commit that holds the report.
+ */
 export class ReportWriter {
-  private readonly batches: BatchedWrites<Pending, ReportOutcome>;
+  private readonly write: (item: ReportItem) => Promise<ReportOutcome>;
 
-  constructor(ctx: Ctx) {
-    const limit = ctx.config.reportHistoryLimit;
-    this.batches = new BatchedWrites(
-      ctx,
-      async (sp, batch) => {
-        const outcomes = await writeBatch(sp, batch, limit);
-        return { outcomes, announce: (tx) => announce(ctx, tx, batch, outcomes) };
-      },
-      MAX_BATCH,
-    );
+  constructor(private readonly ctx: Ctx) {
+    const remote = ctx.batches;
+    this.write = remote ? (item) => remote.submit<ReportOutcome>('report', item) : localReportWrites(ctx);
   }
 
   /** Resolves once the report is committed (accepted) or found not newer than the last (not accepted). */
-  submit(deviceId: string, report: DeviceReport, now: number): Promise<ReportOutcome> {
-    return this.batches.submit({ deviceId, report, now });
+  async submit(deviceId: string, report: DeviceReport, now: number): Promise<ReportOutcome> {
+    const o = await this.write({ deviceId, report, now });
+    // After the commit: the campaign engine and the console learn of each accepted report.
+    if (o.accepted) this.ctx.events.emit('report', { deviceId, report, previousPhase: o.previousPhase });
+    return o;
   }
-}
-
-/** After the commit (never for a savepoint rolled back): the campaign engine and the console learn of each accepted report. */
-function announce(ctx: Ctx, tx: Tx, batch: Pending[], outcomes: ReportOutcome[]): void {
-  batch.forEach((p, i) => {
-    const o = outcomes[i];
-    if (o.accepted) ctx.afterCommit(tx, () => ctx.events.emit('report', { deviceId: p.deviceId, report: p.report, previousPhase: o.previousPhase }));
-  });
 }
 
 /**

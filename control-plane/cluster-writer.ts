@@ -1,0 +1,48 @@
+import type { Logger } from '../common/log.js';
+import { serveBatches, writerGoneError, type BatchMessage } from './cluster-batches.js';
+import { openDatabase } from './db/open.js';
+import { createWriteQueue, type WriteTurn } from './db/write-queue.js';
+import { localEnrollWrites, type EnrollItem } from './device-api/enroll-writer.js';
+import { localReportWrites, type ReportItem } from './device-api/report-writer.js';
+import { DEFAULTS, type ControlPlaneOptions } from './index.js';
+
+/**
+ * The writer process of `--workers N` (cluster.ts, cluster-batches.ts): it serves no HTTP and holds
+ * no lease; it writes the reports and enrollments every worker hands it, in group commits of its
+ * own (db/batched-writes.ts), and answers each worker after the commit. It still takes the
+ * cluster's write turn like any worker: the workers write their other writes (sightings, campaigns,
+ * the lease) themselves. Started after worker 1 has migrated the database.
+ */
+export async function startBatchWriter(
+  opts: Pick<ControlPlaneOptions, 'db' | 'dbAuthToken' | 'config'>,
+  log: Logger,
+  writeTurn: WriteTurn,
+  link: { send(msg: BatchMessage): void; onMessage(fn: (msg: unknown) => void): void },
+): Promise<{ close(): Promise<void> }> {
+  const { client, db } = await openDatabase(opts.db, { authToken: opts.dbAuthToken });
+  const { write } = createWriteQueue(db, log, writeTurn);
+  const config = { reportHistoryLimit: opts.config?.reportHistoryLimit ?? DEFAULTS.reportHistoryLimit, challengeTtlMs: opts.config?.challengeTtlMs ?? DEFAULTS.challengeTtlMs };
+  const now = () => new Date();
+  const reports = localReportWrites({ write, config });
+  const enrollments = localEnrollWrites({ write, config, now });
+  let closing = false;
+  const served = serveBatches(
+    {
+      report: (item) => (closing ? Promise.reject(writerGoneError()) : reports(item as ReportItem)),
+      enroll: (item) => (closing ? Promise.reject(writerGoneError()) : enrollments(item as EnrollItem)),
+    },
+    (msg) => link.send(msg),
+    (fn) => link.onMessage(fn),
+  );
+  log.info('writer ready');
+  return {
+    async close() {
+      closing = true;
+      // Every batch taken is committed and answered before the database closes.
+      await served.idle();
+      await write(async () => undefined);
+      client.close();
+      log.info('writer stopped');
+    },
+  };
+}
