@@ -4,14 +4,16 @@ import { openDatabase } from './db/open.js';
 import { createWriteQueue, type WriteTurn } from './db/write-queue.js';
 import { localEnrollWrites, type EnrollItem } from './device-api/enroll-writer.js';
 import { localReportWrites, type ReportItem } from './device-api/report-writer.js';
+import { sightingsWrite, type Sighting } from './devices/last-seen.js';
 import { DEFAULTS, type ControlPlaneOptions } from './index.js';
 
 /**
  * The writer process of `--workers N` (cluster.ts, cluster-batches.ts): it serves no HTTP and holds
  * no lease; it writes the reports and enrollments every worker hands it, in group commits of its
- * own (db/batched-writes.ts), and answers each worker after the commit. It still takes the
- * cluster's write turn like any worker: the workers write their other writes (sightings, campaigns,
- * the lease) themselves. Started after worker 1 has migrated the database.
+ * own (db/batched-writes.ts), and the sightings of their polls (devices/last-seen.ts), and answers
+ * each worker after the commit. It still takes the
+ * cluster's write turn like any worker: the workers write their other writes (campaigns, the
+ * lease, audit) themselves. Started after worker 1 has migrated the database.
  */
 export async function startBatchWriter(
   opts: Pick<ControlPlaneOptions, 'db' | 'dbAuthToken' | 'config'>,
@@ -25,11 +27,13 @@ export async function startBatchWriter(
   const now = () => new Date();
   const reports = localReportWrites({ write, config });
   const enrollments = localEnrollWrites({ write, config, now });
+  const sightings = sightingsWrite(write);
   let closing = false;
   const served = serveBatches(
     {
       report: (item) => (closing ? Promise.reject(writerGoneError()) : reports(item as ReportItem)),
       enroll: (item) => (closing ? Promise.reject(writerGoneError()) : enrollments(item as EnrollItem)),
+      sightings: (item) => (closing ? Promise.reject(writerGoneError()) : sightings(item as Sighting[])),
     },
     (msg) => link.send(msg),
     (fn) => link.onMessage(fn),

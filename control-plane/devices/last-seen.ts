@@ -2,6 +2,7 @@ import { setImmediate as turn } from 'node:timers/promises';
 import { sql } from 'drizzle-orm';
 import type { Logger } from '../../common/log.js';
 import type { Write } from '../db/write-queue.js';
+import type { RemoteBatches } from '../cluster-batches.js';
 
 const CHUNK = 400;
 /** Sightings per write transaction. */
@@ -31,7 +32,13 @@ export class LastSeen {
     return this.pending.size;
   }
 
-  async flush(write: Write): Promise<number> {
+  /** Writes the pending sightings in this process. */
+  flush(write: Write): Promise<number> {
+    return this.flushTo(sightingsWrite(write));
+  }
+
+  /** Writes the pending sightings through `writeRows` (with `--workers N`: the writer process, cluster-batches.ts). */
+  async flushTo(writeRows: (rows: Sighting[]) => Promise<void>): Promise<number> {
     if (this.pending.size === 0) return 0;
     // In key order: the upsert walks the narrow table's B-tree pages in order, each page once.
     const batch = [...this.pending].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
@@ -40,13 +47,8 @@ export class LastSeen {
     // sightings never holds the loop and the writer in one long transaction (issue 17). A sighting
     // needs no atomicity with another.
     for (let i = 0; i < batch.length; i += PER_WRITE) {
-      const part = batch.slice(i, i + PER_WRITE);
       try {
-        await write(async (tx) => {
-          for (let j = 0; j < part.length; j += CHUNK) {
-            await tx.run(upsertSightings(part.slice(j, j + CHUNK)));
-          }
-        });
+        await writeRows(batch.slice(i, i + PER_WRITE));
       } catch (err) {
         // Put back what was not written (keeping any newer sighting) so the next flush retries.
         for (const [id, at] of batch.slice(i)) this.touch(id, at);
@@ -56,6 +58,17 @@ export class LastSeen {
     }
     return batch.length;
   }
+}
+
+/** A device and when it was seen (ms). */
+export type Sighting = [string, number];
+
+/** One write of sightings (at most PER_WRITE, in key order) in this process's write queue. */
+export function sightingsWrite(write: Write): (rows: Sighting[]) => Promise<void> {
+  return (rows) =>
+    write(async (tx) => {
+      for (let j = 0; j < rows.length; j += CHUNK) await tx.run(upsertSightings(rows.slice(j, j + CHUNK)));
+    });
 }
 
 /**
@@ -71,16 +84,18 @@ function upsertSightings(rows: [string, number][]) {
     ON CONFLICT (device_id) DO UPDATE SET last_seen_at = excluded.last_seen_at WHERE excluded.last_seen_at > device_sightings.last_seen_at`;
 }
 
-/** Flushes `seen` every `everyMs` and once more at stop. */
-export function startLastSeenFlusher(ctx: { seen: LastSeen; write: Write; log: Logger }, everyMs: number): { stop(): Promise<void> } {
+/** Flushes `seen` every `everyMs` and once more at stop; with `--workers N` through the writer process (cluster-batches.ts). */
+export function startLastSeenFlusher(ctx: { seen: LastSeen; write: Write; log: Logger; batches?: RemoteBatches }, everyMs: number): { stop(): Promise<void> } {
+  const remote = ctx.batches;
+  const writeRows = remote ? (rows: Sighting[]) => remote.submit<void>('sightings', rows) : sightingsWrite(ctx.write);
   const timer = setInterval(() => {
-    ctx.seen.flush(ctx.write).catch((err: unknown) => ctx.log.warn({ err }, 'last-seen flush failed'));
+    ctx.seen.flushTo(writeRows).catch((err: unknown) => ctx.log.warn({ err }, 'last-seen flush failed'));
   }, everyMs);
   timer.unref();
   return {
     async stop() {
       clearInterval(timer);
-      await ctx.seen.flush(ctx.write);
+      await ctx.seen.flushTo(writeRows);
     },
   };
 }
