@@ -42,6 +42,21 @@ const requiredOnDemand: Plugin = {
 };
 
 /**
+ * node:fs/promises is resolved to edge-daemon/gateway-fs.js, the calls the daemon makes on
+ * node:fs's callbacks: node:fs/promises loads readline, fs watchers and directory streams with its
+ * FileHandle, 0.36 MiB resident (issue 11, edge-daemon/README.md, Tenth pass). The compiled
+ * modules keep node:fs/promises.
+ */
+function gatewayFs(distDir: string): Plugin {
+  return {
+    name: 'gateway-fs',
+    setup(b) {
+      b.onResolve({ filter: /^(node:)?fs\/promises$/ }, () => ({ path: join(distDir, 'edge-daemon/gateway-fs.js') }));
+    },
+  };
+}
+
+/**
  * The gateway logs through edge-daemon/gateway-log.js, which writes pino's lines without pino
  * (issue 11, edge-daemon/README.md, Ninth pass): every import of common/log.js in the bundle is
  * resolved to it. The compiled modules (tests, `berth edge-daemon` without a fresh bundle) keep pino.
@@ -92,7 +107,7 @@ export async function bundleGateway(distDir: string, outDir = distDir): Promise<
     ...common,
     entryPoints: [join(distDir, 'edge-daemon/index.js')],
     outfile: join(outDir, GATEWAY_BUNDLE),
-    plugins: [englishZodOnly, requiredOnDemand, gatewayLogger(distDir)],
+    plugins: [englishZodOnly, gatewayFs(distDir), requiredOnDemand, gatewayLogger(distDir)],
   });
   const entry = await build({ ...common, entryPoints: [join(distDir, 'bin/gateway-entry.js')], outfile: join(outDir, GATEWAY_ENTRY) });
   // esbuild names inputs relative to absWorkingDir, i.e. to the bundle's dist/ (packages as ../node_modules/…).

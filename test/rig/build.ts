@@ -19,7 +19,8 @@ function newestSource(dir: string): number {
  * happens once, here, before any test file starts: a test file that rebuilt dist/ itself would
  * rewrite modules under a child process that another test file is starting at that moment. `npm test`
  * has built already, so this only compiles when a source is newer than the build (vitest run directly
- * on an edited tree). Type errors do not stop tsc from emitting; the entry must exist afterwards.
+ * on an edited tree), then bundles the gateway as `npm run build` does. Type errors do not stop tsc
+ * from emitting; the entry must exist afterwards.
  */
 export function buildIfStale(root: string): void {
   const entry = join(root, 'dist/bin/berth.js');
@@ -29,4 +30,8 @@ export function buildIfStale(root: string): void {
   console.log('[rig] dist/ is older than the sources: compiling once');
   spawnSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', root], { stdio: 'ignore' });
   if (!existsSync(entry)) throw new Error(`${entry} was not built`);
+  // npm run build's second step: tsc alone leaves the gateway bundle older than its inputs, and
+  // `berth edge-daemon` would run the compiled modules instead (bin/gateway-bundle.ts), 5 MiB more.
+  const bundled = spawnSync(process.execPath, [join(root, 'dist/scripts/bundle-gateway.js')], { encoding: 'utf8' });
+  if (bundled.status !== 0) throw new Error(`the gateway bundle was not built: ${bundled.stderr}`);
 }

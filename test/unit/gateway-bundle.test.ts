@@ -31,9 +31,12 @@ describe('gateway bundle (issue 11)', () => {
       // CommonJS through and through: no `import` a Node would need its ES module loader for.
       expect(text.match(/\bimport\s*\(|\bimport\s*[{*\w][^;]*\bfrom\s*["']|import\.meta/g)).toBeNull();
       expect(text).toContain('require("node:crypto")');
+      // node:fs/promises is edge-daemon/gateway-fs.js in the bundle (Tenth pass).
+      expect(text).not.toContain('fs/promises');
       const inputs = (JSON.parse(readFileSync(join(out, GATEWAY_INPUTS), 'utf8')) as { inputs: string[] }).inputs;
       expect(inputs.some((p) => p.endsWith('edge-daemon/daemon.js'))).toBe(true);
       expect(inputs.some((p) => p.endsWith('/edge-daemon/gateway-log.js'))).toBe(true);
+      expect(inputs.some((p) => p.endsWith('/edge-daemon/gateway-fs.js'))).toBe(true);
       expect(inputs.some((p) => p.endsWith('/bin/gateway-entry.js'))).toBe(true);
       expect(inputs.filter((p) => p.endsWith('/common/log.js'))).toEqual([]);
       expect(gatewayBundleState(outUrl)).toEqual({ use: 'bundle' });
@@ -82,11 +85,12 @@ describe('gateway bundle (issue 11)', () => {
       const args = ['edge-daemon', '--control-plane', 'http://127.0.0.1:9', '--state-dir', join(dir, 'state'), '--serial', 'GW-LOG', '--key', missing, '--docker-host', `unix://${join(dir, 'docker.sock')}`];
       // The entry as a gateway runs it, with a preload that names the ES module loader's parts once loaded.
       const preload = join(dir, 'loaded.cjs');
-      writeFileSync(preload, "process.on('exit', () => process.stderr.write('LOADED ' + process.moduleLoadList.filter((m) => m.includes('modules/esm/')).join(',') + '\\n'));\n");
+      writeFileSync(preload, "process.on('exit', () => process.stderr.write('LOADED ' + process.moduleLoadList.filter((m) => /modules\\/esm\\/|fs\\/promises|readline/.test(m)).join(',') + '\\n'));\n");
       const r = spawnSync(process.execPath, ['--require', preload, join(dist, GATEWAY_ENTRY), ...args.slice(1)], { encoding: 'utf8', env: { ...process.env, BERTH_LOG_LEVEL: 'info' } });
       expect(r.status).toBe(1);
       expect(r.stderr).not.toContain('running the compiled modules');
-      // Only the part Node's start-up loads whatever the entry: no resolver, loader, module jobs or translators.
+      // Only the part Node's start-up loads whatever the entry: no resolver, loader, module jobs or
+      // translators; and neither node:fs/promises nor the readline it brings (gateway-fs.js instead).
       expect(r.stderr).toContain('LOADED NativeModule internal/modules/esm/utils\n');
       const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
       expect(lines).toHaveLength(1);
