@@ -59,6 +59,12 @@ export interface RetryOptions {
   progressed?: (err: unknown) => boolean;
   /** Ends the loop: during a wait it rejects with `signal.reason`; a running attempt's error is passed on. */
   signal?: AbortSignal;
+  /**
+   * The least wait a failure asks for, ms (an answer's Retry-After: a control plane whose database
+   * was busy, a rate limit); the wait is then that plus the policy's jitter share of it again, so
+   * clients refused together do not return together. The policy's delay when it is longer.
+   */
+  notBefore?: (err: unknown) => number | undefined;
   /** Called before each wait (log here). */
   onRetry?: (info: RetryInfo) => void;
   /** Injectable for tests; must reject when `signal` fires. */
@@ -104,7 +110,8 @@ export async function retry<T>(fn: (attempt: number) => Promise<T>, opts: RetryO
       if (opts.retryable && !opts.retryable(err)) throw err;
       failures = opts.progressed?.(err) ? 0 : failures + 1;
       if (failures >= attempts) throw err;
-      const delayMs = backoffDelay(opts.policy, failures - 1, opts.random);
+      const asked = opts.notBefore?.(err) ?? 0;
+      const delayMs = Math.max(backoffDelay(opts.policy, failures - 1, opts.random), Math.round(asked * (1 + (opts.policy.jitter ?? 0) * (opts.random ?? Math.random)())));
       opts.onRetry?.({ attempt, failures, delayMs, error: err });
       await sleep(delayMs, opts.signal);
     }

@@ -16,6 +16,8 @@ export class ControlError extends Error {
   constructor(
     readonly status: number | undefined,
     message: string,
+    /** A 429's or 503's Retry-After (e.g. the control plane's database was busy), ms: no retry sooner. */
+    readonly retryAfterMs?: number,
   ) {
     super(message);
     this.name = 'ControlError';
@@ -62,7 +64,7 @@ export class ControlClient {
 
   private async json<T>(res: ControlAnswer, schema: z.ZodType<T>, what: string): Promise<T> {
     const text = await res.text();
-    if (!res.ok) throw new ControlError(res.status, `${what}: HTTP ${res.status} ${text.slice(0, 300)}`);
+    if (!res.ok) throw refusal(res, `${what}: HTTP ${res.status} ${text.slice(0, 300)}`);
     let raw: unknown;
     try {
       raw = JSON.parse(text);
@@ -101,7 +103,7 @@ export class ControlClient {
       return { kind: 'none', logRequests };
     }
     const text = await res.text();
-    if (!res.ok) throw new ControlError(res.status, `desired state: HTTP ${res.status} ${text.slice(0, 300)}`);
+    if (!res.ok) throw refusal(res, `desired state: HTTP ${res.status} ${text.slice(0, 300)}`);
     let doc: unknown;
     try {
       doc = JSON.parse(text);
@@ -132,7 +134,16 @@ export class ControlClient {
     const res = await this.call('POST', 'v1/device/report', { body: report, signal });
     const text = await res.text();
     // 4xx other than auth means the report itself is refused; sending it again would not help.
-    if (res.status >= 500 || res.status === 401 || res.status === 429) throw new ControlError(res.status, `report: HTTP ${res.status} ${text.slice(0, 300)}`);
+    if (res.status >= 500 || res.status === 401 || res.status === 429) throw refusal(res, `report: HTTP ${res.status} ${text.slice(0, 300)}`);
     if (!res.ok) this.log.warn({ status: res.status, body: text.slice(0, 300), sequence: report.sequence }, 'report refused by the control plane');
   }
 }
+
+/** A refused answer as a ControlError, with its Retry-After (seconds; a date is not read) on a 429 or 503. */
+function refusal(res: ControlAnswer, message: string): ControlError {
+  const after = res.status === 429 || res.status === 503 ? res.header('retry-after') : undefined;
+  return new ControlError(res.status, message, after !== undefined && /^\d+$/.test(after) ? Number(after) * 1000 : undefined);
+}
+
+/** For retry()'s `notBefore`: the wait a control plane's answer asked for. */
+export const retryAfterOf = (err: unknown): number | undefined => (err instanceof ControlError ? err.retryAfterMs : undefined);

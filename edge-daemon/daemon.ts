@@ -10,6 +10,7 @@ import type { Logger } from './gateway-log.js';
 import type { VerifyOptions } from '../protocol/deployment.js';
 import { importPublicKey, loadPrivateKey } from '../protocol/keys.js';
 import { type DaemonStatus, type EdgeDaemon, type EdgeDaemonOptions } from './daemon-api.js';
+import { retryAfterOf } from './control.js';
 import { controlChannelBackoff, DeviceIdentity } from './identity.js';
 import type { FetcherFactory, ImageFetcher } from './images.js';
 import { readDocument, type ReadDocument } from './policy/accept.js';
@@ -179,6 +180,7 @@ class Daemon implements EdgeDaemon {
         const answer = await retry(() => this.identity.call(() => this.identity.client.desired(etag, this.opts.longPollSeconds ?? 30, signal)), {
           policy: controlChannelBackoff(this.opts.backoffCapMs),
           signal,
+          notBefore: retryAfterOf,
           onRetry: ({ error, delayMs }) => this.log.warn({ err: (error as Error).message, retryInMs: delayMs }, 'desired state not fetched; keeping the running release'),
         });
         if (answer.logRequests) this.logs?.poll();

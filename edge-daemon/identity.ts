@@ -2,7 +2,7 @@ import type { HttpsTrust } from '../common/tls-trust.js';
 import type { KeyObject } from 'node:crypto';
 import { backoffDelay, retry, type BackoffPolicy } from '../common/backoff.js';
 import type { Logger } from './gateway-log.js';
-import { ControlClient, ControlError } from './control.js';
+import { ControlClient, ControlError, retryAfterOf } from './control.js';
 import type { Credentials, StateDir } from './state.js';
 
 /** Calls to the control plane that fail (enrollment, the desired-state poll): 1 s doubling to `capMs`, half of it random. */
@@ -65,6 +65,7 @@ export class DeviceIdentity {
       await retry(() => this.enroll(), {
         policy: controlChannelBackoff(this.opts.backoffCapMs),
         signal: this.opts.signal,
+        notBefore: retryAfterOf,
         onRetry: ({ error, delayMs }) => this.opts.log.warn({ err: (error as Error).message, retryInMs: delayMs }, 'enrollment failed; retrying'),
       });
     }

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { retry, type BackoffPolicy } from '../common/backoff.js';
+import { retryAfterOf } from './control.js';
 import type { Logger } from './gateway-log.js';
 import type { DeviceReport } from '../protocol/device.js';
 import { isoTime } from './iso-time.js';
@@ -81,6 +82,7 @@ export class Reporter {
         await retry(() => this.opts.send(this.queue[0]), {
           policy: DELIVERY_BACKOFF,
           signal: this.abort.signal,
+          notBefore: retryAfterOf,
           onRetry: ({ error }) => this.opts.log.debug({ err: (error as Error).message, queued: this.queue.length }, 'report not delivered; will retry'),
         });
         this.queue.shift();

@@ -105,6 +105,17 @@ describe('retry', () => {
     ]);
   });
 
+  it("waits at least what a failure asks for (Retry-After), plus the policy's jitter share of it, else the policy's delay", async () => {
+    const { waits, sleep } = recorder();
+    const asked = [3000, undefined, 50, 3000];
+    let i = 0;
+    await expect(retry(async () => {
+      throw Object.assign(new Error('busy'), { retryAfterMs: asked[i++] });
+    }, { policy: { ...policy, jitter: 0.5 }, attempts: 5, sleep, random: () => 0.5, notBefore: (err) => (err as { retryAfterMs?: number }).retryAfterMs })).rejects.toThrow('busy');
+    // 3000 + a quarter (jitter 0.5 × random 0.5); then the policy's own (jittered 75 %): 150, 300 (above 50 × 1.25), 600 below 3,750.
+    expect(waits).toEqual([3750, 150, 300, 3750]);
+  });
+
   it('an abort during a wait ends the loop with the signal reason (real timers)', async () => {
     const ac = new AbortController();
     const reason = new Error('shutting down');
