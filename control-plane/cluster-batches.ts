@@ -11,8 +11,8 @@
  * Nothing here loads the control plane: the primary imports it to route the messages.
  */
 
-/** What the writer writes for the workers: reports, enrollments, and the sightings of their polls (devices/last-seen.ts). */
-export type BatchWhat = 'report' | 'enroll' | 'sightings';
+/** What the writer writes for the workers: reports, enrollments, the sightings of their polls (devices/last-seen.ts), and the campaign outcomes of reports (campaigns/membership.ts). */
+export type BatchWhat = 'report' | 'enroll' | 'sightings' | 'outcomes';
 
 /** One item's outcome over IPC: the value, or the error's message and code (SQLITE_BUSY, ...). */
 export type ItemOutcome = { ok: true; value: unknown } | { ok: false; message: string; code?: string };

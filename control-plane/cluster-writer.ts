@@ -5,15 +5,16 @@ import { createWriteQueue, type WriteTurn } from './db/write-queue.js';
 import { localEnrollWrites, type EnrollItem } from './device-api/enroll-writer.js';
 import { localReportWrites, type ReportItem } from './device-api/report-writer.js';
 import { sightingsWrite, type Sighting } from './devices/last-seen.js';
+import { applyOutcomes, type OutcomeMoves } from './campaigns/membership.js';
 import { DEFAULTS, type ControlPlaneOptions } from './index.js';
 
 /**
  * The writer process of `--workers N` (cluster.ts, cluster-batches.ts): it serves no HTTP and holds
  * no lease; it writes the reports and enrollments every worker hands it, in group commits of its
- * own (db/batched-writes.ts), and the sightings of their polls (devices/last-seen.ts), and answers
- * each worker after the commit. It still takes the
- * cluster's write turn like any worker: the workers write their other writes (campaigns, the
- * lease, audit) themselves. Started after worker 1 has migrated the database.
+ * own (db/batched-writes.ts), the sightings of their polls (devices/last-seen.ts) and the campaign
+ * outcomes of reports (campaigns/membership.ts), and answers each worker after the commit. It still takes the
+ * cluster's write turn like any worker: the workers write their other writes (campaign driving,
+ * the lease, audit) themselves. Started after worker 1 has migrated the database.
  */
 export async function startBatchWriter(
   opts: Pick<ControlPlaneOptions, 'db' | 'dbAuthToken' | 'config'>,
@@ -34,6 +35,7 @@ export async function startBatchWriter(
       report: (item) => (closing ? Promise.reject(writerGoneError()) : reports(item as ReportItem)),
       enroll: (item) => (closing ? Promise.reject(writerGoneError()) : enrollments(item as EnrollItem)),
       sightings: (item) => (closing ? Promise.reject(writerGoneError()) : sightings(item as Sighting[])),
+      outcomes: (item) => (closing ? Promise.reject(writerGoneError()) : write((tx) => applyOutcomes(tx, item as OutcomeMoves))),
     },
     (msg) => link.send(msg),
     (fn) => link.onMessage(fn),

@@ -186,7 +186,8 @@ export async function startPrimary<O extends ClusterOptions>(options: O, workers
   // Before the first fork, which freezes the policy (and over NODE_CLUSTER_SCHED_POLICY): see the top of this file.
   cluster.schedulingPolicy = cluster.SCHED_NONE;
   const entries = new Map<number, Slot>();
-  const turns = new WriteTurns();
+  const writerSlot = workers + 1;
+  const turns = new WriteTurns(undefined, undefined, undefined, writerSlot);
   /** When each slot was last given the write turn (the slow-turn log). */
   const granted = new Map<number, number>();
   const budgets = new EnrollBudgets();
@@ -195,7 +196,6 @@ export async function startPrimary<O extends ClusterOptions>(options: O, workers
   let url = '';
   let onStartFailure: ((err: Error) => void) | null = null;
   let onReady: (() => void) | null = null;
-  const writerSlot = workers + 1;
   const sendTo = (slot: number, msg: unknown) => Boolean(entries.get(slot)?.worker.isConnected() && entries.get(slot)?.worker.send(msg as BatchMessage));
   const relay = new BatchRelay(writerSlot, sendTo, () => entries.get(writerSlot)?.ready === true);
 

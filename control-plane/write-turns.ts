@@ -79,6 +79,12 @@ export class WriteTurns {
     private readonly maxHoldMs = 30_000,
     readonly startMs = 200,
     private readonly lateMs = 1000,
+    /**
+     * The writer process (cluster-writer.ts): its ask goes ahead of the queue, so it writes after the
+     * holder of the moment, not after every worker's ask (each a grant read late by a busy loop). It
+     * asks again only after its turn is done, so the workers still get every other turn at least.
+     */
+    private readonly firstSlot: number | null = null,
   ) {}
 
   /** The worker read its grant and begins: the holder, or a passed-over worker that now writes late. */
@@ -128,7 +134,8 @@ export class WriteTurns {
 
   private next(now: number): Ask | null {
     if (this.holder || this.late.size > 0) return null;
-    const first = this.queue.shift();
+    const ahead = this.firstSlot === null ? -1 : this.queue.findIndex((a) => a.slot === this.firstSlot);
+    const first = ahead > 0 ? this.queue.splice(ahead, 1)[0] : this.queue.shift();
     if (!first) return null;
     this.holder = { ...first, since: now, started: false };
     return first;

@@ -11,7 +11,7 @@ import { activeCampaignIds, joinMatchingDevices, loadCampaign } from './store.js
  * Each function returns the ids of the campaigns it changed, so the caller can advance them.
  */
 
-interface AssignedRow {
+export interface AssignedRow {
   campaign_id: string;
   device_id: string;
   state: 'assigned' | 'succeeded' | 'failed';
@@ -42,7 +42,7 @@ const READ_CHUNK = 500;
  * One write per batch, not one per report, is what keeps campaign progress up with a fleet's
  * reports (issue 17: one write each, serialized, fell minutes behind at 100,000 devices).
  */
-export async function recordReports(ctx: Pick<ControlPlaneContext, 'db' | 'write' | 'now'>, reports: { deviceId: string; report: ReportFields }[]): Promise<string[]> {
+export async function recordReports(ctx: Pick<ControlPlaneContext, 'db' | 'write' | 'now' | 'batches'>, reports: { deviceId: string; report: ReportFields }[]): Promise<string[]> {
   const ids = [...new Set(reports.map((r) => r.deviceId))];
   const byDevice = new Map<string, AssignedRow[]>();
   for (let i = 0; i < ids.length; i += READ_CHUNK) {
@@ -67,14 +67,26 @@ export async function recordReports(ctx: Pick<ControlPlaneContext, 'db' | 'write
     }
   }
   if (moves.length === 0) return [];
-  return ctx.write(async (tx) => {
-    const changed = new Set<string>();
-    const now = ctx.now().getTime();
-    for (const { row, report } of moves) {
-      if (await applyOutcome(tx, row, report, now)) changed.add(row.campaign_id);
-    }
-    return [...changed];
-  });
+  const item: OutcomeMoves = { moves, now: ctx.now().getTime() };
+  // With --workers N the writer process writes them with the reports (cluster-batches.ts): ten
+  // workers each taking the write turn for these kept the writer's reports waiting (SCALING.md).
+  if (ctx.batches) return ctx.batches.submit<string[]>('outcomes', item);
+  return ctx.write((tx) => applyOutcomes(tx, item));
+}
+
+/** Outcomes decided from reports, to write (plain data: with `--workers N` they go to the writer process). */
+export interface OutcomeMoves {
+  moves: { row: AssignedRow; report: ReportFields }[];
+  now: number;
+}
+
+/** Writes the outcomes, each conditional on the state it was decided from; the campaigns changed. */
+export async function applyOutcomes(tx: Tx, { moves, now }: OutcomeMoves): Promise<string[]> {
+  const changed = new Set<string>();
+  for (const { row, report } of moves) {
+    if (await applyOutcome(tx, row, report, now)) changed.add(row.campaign_id);
+  }
+  return [...changed];
 }
 
 /** Report history ids (report_history.id) in (after, upTo]: the reports accepted between two reads. */

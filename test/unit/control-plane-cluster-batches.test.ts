@@ -63,6 +63,7 @@ describe('serveBatches (the writer)', () => {
         report: (item) => new Promise((resolve) => release.push(() => resolve({ wrote: item }))),
         enroll: () => Promise.reject(Object.assign(new Error('refused'), { code: 'SQLITE_CONSTRAINT' })),
         sightings: () => Promise.resolve(),
+        outcomes: () => Promise.resolve([]),
       },
       link.send,
       link.onMessage,

@@ -17,6 +17,20 @@ describe('write turns among workers (the primary)', () => {
     expect(turns.waiting).toBe(0);
   });
 
+  it("puts the writer process's ask ahead of the queue, and the workers still get every other turn", () => {
+    const turns = new WriteTurns(undefined, undefined, undefined, 9);
+    expect(turns.ask(1, 1, 0)).toEqual({ slot: 1, id: 1 });
+    turns.ask(2, 1, 0);
+    turns.ask(3, 1, 0);
+    turns.ask(9, 1, 0);
+    expect(turns.done(1, 1, 1)).toEqual({ slot: 9, id: 1 });
+    // The writer asks again only after its turn: the worker first in line goes before it.
+    expect(turns.done(9, 1, 2)).toEqual({ slot: 2, id: 1 });
+    turns.ask(9, 2, 2);
+    expect(turns.done(2, 1, 3)).toEqual({ slot: 9, id: 2 });
+    expect(turns.done(9, 2, 4)).toEqual({ slot: 3, id: 1 });
+  });
+
   it('takes the turn and the place in line from a worker that died, and from one that held it too long', () => {
     const turns = new WriteTurns(1000);
     turns.ask(1, 1, 0);
