@@ -1,3 +1,5 @@
+import { carriedCode, WRITER_UNAVAILABLE } from './db/busy.js';
+
 /**
  * The batched writes of `--workers N` (reports and enrollments, db/batched-writes.ts) written by ONE
  * process, the writer (cluster-writer.ts), for every worker (issue 17). With each of ten workers
@@ -30,11 +32,9 @@ export function isBatchMessage(msg: unknown): msg is BatchMessage {
   return typeof m === 'object' && m !== null && m.berth === 'batch' && (m.kind === 'write' || m.kind === 'written' || m.kind === 'writer-gone');
 }
 
-/** The code of a write refused because no writer was there to take it (503 with Retry-After, like a busy database). */
-export const WRITER_GONE = 'BERTH_WRITER_UNAVAILABLE';
 
 export function writerGoneError(): Error {
-  return Object.assign(new Error('the writer process of the control plane is restarting; try again'), { code: WRITER_GONE });
+  return Object.assign(new Error('the writer process of the control plane is restarting; try again'), { code: WRITER_UNAVAILABLE });
 }
 
 /** The primary's answer for a batch no writer can take (none started yet, or it died): every item refused. */
@@ -134,7 +134,7 @@ export function serveBatches(
       msg.items.map((item) =>
         (write ? write(item) : Promise.reject(new Error(`no batched write named ${String(msg.what)}`))).then(
           (value): ItemOutcome => ({ ok: true, value }),
-          (err: unknown): ItemOutcome => ({ ok: false, message: (err as Error)?.message ?? String(err), code: (err as { code?: string } | null)?.code }),
+          (err: unknown): ItemOutcome => ({ ok: false, message: (err as Error)?.message ?? String(err), code: carriedCode(err) }),
         ),
       ),
     ).then((outcomes) => send({ berth: 'batch', kind: 'written', id: msg.id, to, outcomes }));

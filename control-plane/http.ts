@@ -2,6 +2,7 @@ import type { Context } from 'hono';
 import type { Logger } from '../common/log.js';
 import { z } from 'zod';
 import type { ControlPlaneContext } from './context.js';
+import { isDatabaseBusy } from './db/busy.js';
 
 /** Who is calling: an operator with a role, or an enrolled device. */
 export type Role = 'admin' | 'release-manager' | 'viewer';
@@ -49,24 +50,6 @@ export function errorBody(code: string, message: string, field?: string) {
  * own jitter above it (edge daemon, fleet-sim), so a herd refused together does not return together.
  */
 export const DATABASE_BUSY_RETRY_AFTER_SEC = 1;
-
-/**
- * The code of a write refused before anything was written because `--workers`' writer process is
- * gone or restarting (cluster-batches.ts): for the caller, the same as a busy database.
- */
-export const WRITER_UNAVAILABLE = 'BERTH_WRITER_UNAVAILABLE';
-
-/**
- * SQLITE_BUSY (or a variant, SQLITE_BUSY_SNAPSHOT…) or WRITER_UNAVAILABLE, on the error or anything
- * it wraps (drizzle's DrizzleQueryError).
- */
-export function isDatabaseBusy(err: unknown): boolean {
-  for (let e = err, depth = 0; e && typeof e === 'object' && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code === WRITER_UNAVAILABLE)) return true;
-  }
-  return false;
-}
 
 /** An error's answer, the same on every route whichever way it is served (app.ts's onError, device-api/direct-serve.ts). */
 export interface ErrorAnswer {

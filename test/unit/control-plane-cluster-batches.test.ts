@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { BatchRelay, RemoteBatches, serveBatches, WRITER_GONE, type BatchMessage } from '../../control-plane/cluster-batches.js';
+import { BatchRelay, RemoteBatches, serveBatches, type BatchMessage } from '../../control-plane/cluster-batches.js';
+import { WRITER_UNAVAILABLE } from '../../control-plane/db/busy.js';
 
 /** A pair of IPC ends in memory: what one sends the other receives, on a later turn as over a channel. */
 function channel() {
@@ -43,7 +44,7 @@ describe('RemoteBatches (a worker handing its reports to the writer)', () => {
     const lost = remote.submit('report', { n: 1 });
     await turn();
     link.deliver({ berth: 'batch', kind: 'writer-gone' });
-    await expect(lost).rejects.toMatchObject({ code: WRITER_GONE });
+    await expect(lost).rejects.toMatchObject({ code: WRITER_UNAVAILABLE });
     expect(remote.pending).toBe(0);
     const next = remote.submit('report', { n: 2 });
     await turn();
@@ -79,6 +80,24 @@ describe('serveBatches (the writer)', () => {
     await served.idle();
     expect(link.sent[1]).toEqual({ berth: 'batch', kind: 'written', id: 7, to: 3, outcomes: [{ ok: true, value: { wrote: 1 } }, { ok: true, value: { wrote: 2 } }] });
   });
+
+  it("sends the code of a wrapped error's cause, so a busy database still reads busy on the worker's side", async () => {
+    const link = channel();
+    const busy = Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' });
+    const wrapped = new Error('Failed query: insert into reported ...', { cause: busy });
+    const served = serveBatches(
+      { report: () => Promise.reject(wrapped), enroll: () => Promise.reject(new Error('no code anywhere')), sightings: () => Promise.resolve(), outcomes: () => Promise.resolve([]) },
+      link.send,
+      link.onMessage,
+    );
+    link.deliver({ berth: 'batch', kind: 'write', id: 1, what: 'report', items: [1], from: 2 });
+    link.deliver({ berth: 'batch', kind: 'write', id: 2, what: 'enroll', items: [1], from: 2 });
+    await served.idle();
+    expect(link.sent.map((m) => m.kind === 'written' && m.outcomes)).toEqual([
+      [{ ok: false, message: 'Failed query: insert into reported ...', code: 'SQLITE_BUSY' }],
+      [{ ok: false, message: 'no code anywhere', code: undefined }],
+    ]);
+  });
 });
 
 describe('BatchRelay (the primary between workers and the writer)', () => {
@@ -111,6 +130,6 @@ describe('BatchRelay (the primary between workers and the writer)', () => {
     relay.receive(1, { berth: 'batch', kind: 'write', id: 2, what: 'report', items: ['a', 'b'] }, true);
     expect(out).toHaveLength(1);
     expect(out[0][0]).toBe(1);
-    expect(out[0][1]).toMatchObject({ kind: 'written', id: 2, to: 1, outcomes: [{ ok: false, code: WRITER_GONE }, { ok: false, code: WRITER_GONE }] });
+    expect(out[0][1]).toMatchObject({ kind: 'written', id: 2, to: 1, outcomes: [{ ok: false, code: WRITER_UNAVAILABLE }, { ok: false, code: WRITER_UNAVAILABLE }] });
   });
 });

@@ -1,7 +1,8 @@
 import { LibsqlError } from '@libsql/client';
 import { DrizzleQueryError } from 'drizzle-orm/errors';
 import { describe, expect, it } from 'vitest';
-import { errorAnswerOf, HttpError, WRITER_UNAVAILABLE } from '../../control-plane/http.js';
+import { errorAnswerOf, HttpError } from '../../control-plane/http.js';
+import { WRITER_UNAVAILABLE } from '../../control-plane/db/busy.js';
 
 /**
  * How an error thrown by a route becomes its answer (control-plane/http.ts errorAnswerOf), the same
