@@ -9,7 +9,7 @@ import { devices } from './db/schema.js';
 import { deviceApiRoutes } from './device-api/routes.js';
 import { deviceRoutes } from './devices/routes.js';
 import { enrollmentRoutes } from './device-api/enrollment.js';
-import { errorAnswerOf, errorBody, type AppEnv } from './http.js';
+import { errorAnswerOf, errorBody, logErrorAnswer, type AppEnv } from './http.js';
 import { manifestRoutes } from './manifests/routes.js';
 import { ControlPlaneMetrics } from './metrics.js';
 import { answerCheck, describeRoutes } from './openapi.js';
@@ -65,7 +65,7 @@ export function buildApp(ctx: ControlPlaneContext, metrics = new ControlPlaneMet
 
   app.onError((err, c) => {
     const a = errorAnswerOf(err);
-    if (a.level !== 'info') c.var.log?.[a.level]({ err }, a.level === 'warn' ? 'database busy; nothing written' : 'request failed');
+    logErrorAnswer(a, err, () => c.var.log);
     return c.json(a.body, a.status as ContentfulStatusCode, a.headers);
   });
   // Bodies are small JSON except manufacturing imports (one line per device).

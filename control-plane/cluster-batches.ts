@@ -32,15 +32,14 @@ export function isBatchMessage(msg: unknown): msg is BatchMessage {
   return typeof m === 'object' && m !== null && m.berth === 'batch' && (m.kind === 'write' || m.kind === 'written' || m.kind === 'writer-gone');
 }
 
-
 export function writerGoneError(): Error {
   return Object.assign(new Error('the writer process of the control plane is restarting; try again'), { code: WRITER_UNAVAILABLE });
 }
 
 /** The primary's answer for a batch no writer can take (none started yet, or it died): every item refused. */
 export function refusedBatch(msg: Extract<BatchMessage, { kind: 'write' }>, from: number): Extract<BatchMessage, { kind: 'written' }> {
-  const e = writerGoneError() as Error & { code: string };
-  return { berth: 'batch', kind: 'written', id: msg.id, to: from, outcomes: msg.items.map(() => ({ ok: false, message: e.message, code: e.code })) };
+  const { message } = writerGoneError();
+  return { berth: 'batch', kind: 'written', id: msg.id, to: from, outcomes: msg.items.map(() => ({ ok: false, message, code: WRITER_UNAVAILABLE })) };
 }
 
 interface Waiting {

@@ -30,12 +30,17 @@ export async function startBatchWriter(
   const enrollments = localEnrollWrites({ write, config, now });
   const sightings = sightingsWrite(write);
   let closing = false;
+  // Once closing, what still arrives is refused as from a writer gone (503): nothing is taken that the close would not wait for.
+  const open =
+    <I>(writeItem: (item: I) => Promise<unknown>) =>
+    (item: unknown) =>
+      closing ? Promise.reject(writerGoneError()) : writeItem(item as I);
   const served = serveBatches(
     {
-      report: (item) => (closing ? Promise.reject(writerGoneError()) : reports(item as ReportItem)),
-      enroll: (item) => (closing ? Promise.reject(writerGoneError()) : enrollments(item as EnrollItem)),
-      sightings: (item) => (closing ? Promise.reject(writerGoneError()) : sightings(item as Sighting[])),
-      outcomes: (item) => (closing ? Promise.reject(writerGoneError()) : write((tx) => applyOutcomes(tx, item as OutcomeMoves))),
+      report: open<ReportItem>(reports),
+      enroll: open<EnrollItem>(enrollments),
+      sightings: open<Sighting[]>(sightings),
+      outcomes: open<OutcomeMoves>((moves) => write((tx) => applyOutcomes(tx, moves))),
     },
     (msg) => link.send(msg),
     (fn) => link.onMessage(fn),

@@ -78,6 +78,11 @@ export function errorAnswerOf(err: unknown): ErrorAnswer {
   return { status: 500, body: errorBody('internal', 'internal error; see the control plane log with this request id'), level: 'error' };
 }
 
+/** The log line of an error's answer, the same on every route: none for a refusal (the request's own line says it). */
+export function logErrorAnswer(a: ErrorAnswer, err: unknown, log: () => Logger | undefined): void {
+  if (a.level !== 'info') log()?.[a.level]({ err }, a.level === 'warn' ? 'database busy; nothing written' : 'request failed');
+}
+
 export function fieldOf(issue: z.core.$ZodIssue): string | undefined {
   return issue.path.length ? issue.path.map(String).join('.') : undefined;
 }

@@ -1,5 +1,6 @@
 import type { Logger } from '../../common/log.js';
 import type { Db } from './open.js';
+import { isDatabaseBusy } from './busy.js';
 
 /** A drizzle write transaction (or a savepoint in one), as `write` hands it out. */
 export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
@@ -137,7 +138,7 @@ export function createWriteQueue(db: Db, log: Logger, turn?: WriteTurn, opts: { 
       });
     } catch (failed) {
       stats.failed++;
-      if (String((failed as { code?: unknown } | null)?.code ?? '').startsWith('SQLITE_BUSY')) stats.busy++;
+      if (isDatabaseBusy(failed)) stats.busy++;
       return { failed, outcomes };
     } finally {
       release?.();

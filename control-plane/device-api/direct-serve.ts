@@ -4,7 +4,7 @@ import type { Logger } from '../../common/log.js';
 import { answerCheckerFromEnv, contractViolation } from '../../protocol/answer-check.js';
 import { controlPlaneApi } from '../../protocol/control-plane.js';
 import type { ControlPlaneContext } from '../context.js';
-import { errorAnswerOf, errorBody } from '../http.js';
+import { errorAnswerOf, errorBody, logErrorAnswer } from '../http.js';
 import type { ControlPlaneMetrics } from '../metrics.js';
 
 /**
@@ -59,7 +59,7 @@ export function directServer(ctx: ControlPlaneContext, opts: DirectOptions): Dir
     } catch (err) {
       // As app.ts's onError: a refusal as it says, a busy database 503 with Retry-After, else 500.
       const e = errorAnswerOf(err);
-      if (e.level !== 'info') logOf()[e.level]({ err }, e.level === 'warn' ? 'database busy; nothing written' : 'request failed');
+      logErrorAnswer(e, err, logOf);
       a = { status: e.status, body: e.body, headers: e.headers };
     }
     let body = a.body === undefined ? undefined : JSON.stringify(a.body);

@@ -80,6 +80,9 @@ const countRetry = (reason: string) => {
   retryReasons.set(reason, (retryReasons.get(reason) ?? 0) + 1);
 };
 
+/** An answer's Retry-After plus up to half of it again (ms), so devices refused together do not come back together. */
+const retryAfterWaitMs = (r: { retryAfter?: number }) => (r.retryAfter ?? 0) * 1000 * (1 + Math.random() / 2);
+
 /**
  * Retries network errors and retryable statuses with backoff, as the daemon does (it never gives
  * up), never sooner than an answer's Retry-After (a 503 for a busy database, a 429) plus up to half
@@ -95,7 +98,7 @@ async function withRetry<T extends { status: number; retryAfter?: number }>(what
       const r = await fn();
       if (!RETRYABLE.has(r.status)) return r;
       reason = `HTTP ${r.status}`;
-      atLeastMs = (r.retryAfter ?? 0) * 1000 * (1 + Math.random() / 2);
+      atLeastMs = retryAfterWaitMs(r);
     } catch (err) {
       reason = (err as Error).message.replace(/\d+/g, 'N');
     }
@@ -120,7 +123,7 @@ async function enroll(i: number): Promise<Device> {
     }
     if ((r.status !== 0 && !RETRYABLE.has(r.status)) || attempt >= 8) throw new Error(`enroll ${d.serial}: ${r.status} ${r.body.slice(0, 200)}`);
     countRetry(`enroll ${r.status}`);
-    await new Promise((res) => setTimeout(res, Math.max(200 * attempt, (r.retryAfter ?? 0) * 1000 * (1 + Math.random() / 2))));
+    await new Promise((res) => setTimeout(res, Math.max(200 * attempt, retryAfterWaitMs(r))));
   }
 }
 
