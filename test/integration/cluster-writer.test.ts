@@ -1,13 +1,12 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'libsql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DeviceReport } from '../../protocol/device.js';
 import { freePort } from '../rig/index.js';
 import { call, csvOf, enroll, newDevice } from './control-plane-support.js';
-import { startControlPlaneChild, type ChildService } from './fleet-process.js';
+import { jsonLogLines, loggedLine, startControlPlaneChild, type ChildService, type LogLine } from './fleet-process.js';
 
 /**
  * `berth control-plane --workers 2` as a real process tree on one libSQL file: every worker's
@@ -21,21 +20,9 @@ describe('the writer process of --workers 2', () => {
   let cp: { url: string; svc: ChildService };
   let admin: string;
 
-  function lines(): Record<string, any>[] {
-    return readFileSync(join(dir, 'control-plane.log'), 'utf8')
-      .split('\n')
-      .filter((l) => l.startsWith('{'))
-      .map((l) => JSON.parse(l) as Record<string, any>);
-  }
-
-  async function logged(what: string, predicate: (l: Record<string, any>) => boolean): Promise<Record<string, any>> {
-    for (let i = 0; i < 600; i++) {
-      const hit = lines().find(predicate);
-      if (hit) return hit;
-      await sleep(100);
-    }
-    throw new Error(`the control plane did not log ${what}`);
-  }
+  const log = () => readFileSync(join(dir, 'control-plane.log'), 'utf8');
+  const lines = () => jsonLogLines(log());
+  const logged = (what: string, predicate: (l: LogLine) => boolean) => loggedLine(log, what, predicate);
 
   /** The device's last report as committed in the file, read by a connection of the test's own. */
   function committed(deviceId: string): { sequence: number; phase: string; history: number } | undefined {

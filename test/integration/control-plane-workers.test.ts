@@ -11,6 +11,7 @@ import { createLogger } from '../../common/log.js';
 import { DEFAULTS, startControlPlane } from '../../control-plane/index.js';
 import { forgeImage } from '../rig/forge.js';
 import { challengeFor, csvOf, jwtPayload, newDevice, type TestDevice } from './control-plane-support.js';
+import { jsonLogLines, loggedLine, type LogLine } from './fleet-process.js';
 import { signBytes } from '../../protocol/keys.js';
 import { enrollProofBytes } from '../../protocol/device.js';
 
@@ -76,22 +77,9 @@ describe('control plane with --workers 2', () => {
   let logs = '';
 
   /** The parsed JSON log lines so far. */
-  function lines(): Record<string, any>[] {
-    return logs
-      .split('\n')
-      .filter((l) => l.startsWith('{'))
-      .map((l) => JSON.parse(l) as Record<string, any>);
-  }
-
-  async function logged(what: string, predicate: (line: Record<string, any>) => boolean): Promise<Record<string, any>> {
-    for (let i = 0; i < 600; i++) {
-      const hit = lines().find(predicate);
-      if (hit) return hit;
-      if (child.exitCode !== null) throw new Error(`control plane exited ${child.exitCode} before logging ${what}: ${logs}`);
-      await sleep(100);
-    }
-    throw new Error(`control plane did not log ${what}: ${logs}`);
-  }
+  const lines = () => jsonLogLines(logs);
+  const logged = (what: string, predicate: (line: LogLine) => boolean) =>
+    loggedLine(() => logs, what, predicate, () => (child.exitCode !== null ? `control plane exited ${child.exitCode}` : undefined));
 
   /** Calls until each worker has answered once; the answers by worker. */
   async function fromBoth(call: () => Promise<Answer>): Promise<Map<string, Answer>> {

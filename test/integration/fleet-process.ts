@@ -134,3 +134,29 @@ export async function answers(url: string): Promise<boolean> {
   await res?.arrayBuffer().catch(() => undefined);
   return res !== undefined && res.ok;
 }
+
+/** A log line as the services write it (pino JSON). */
+export type LogLine = Record<string, any>;
+
+/** The JSON lines of a service's log, in order (anything else, a stray stderr line, skipped). */
+export function jsonLogLines(text: string): LogLine[] {
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as LogLine);
+}
+
+/**
+ * The first line of the log `read` returns that `predicate` accepts, read again every 100 ms for up
+ * to 60 s; `gone` names why waiting is pointless (the process exited), to fail at once.
+ */
+export async function loggedLine(read: () => string, what: string, predicate: (line: LogLine) => boolean, gone: () => string | undefined = () => undefined): Promise<LogLine> {
+  for (let i = 0; i < 600; i++) {
+    const hit = jsonLogLines(read()).find(predicate);
+    if (hit) return hit;
+    const why = gone();
+    if (why) throw new Error(`${why} before logging ${what}`);
+    await sleep(100);
+  }
+  throw new Error(`the control plane did not log ${what}: ${read().slice(-2000)}`);
+}
