@@ -33,10 +33,11 @@ import type { ControlPlaneContext } from './context.js';
  *   is taken over at once (its pid is gone on this host).
  * - Memory that another worker's change makes stale (signing keys, revoked devices' long polls) is
  *   updated through notices the primary passes on (cluster-relay.ts).
- * - Reports and enrollments are written by one more process, the writer (cluster-writer.ts), for
- *   all workers: each worker hands them over through the primary and answers after the writer's
- *   commit (cluster-batches.ts). Ten processes each committing its own small groups, and meeting
- *   SQLite's lock, made the last wave of a 100,000-device campaign crawl (SCALING.md).
+ * - From WRITER_FROM_WORKERS workers up, reports and enrollments are written by one more process,
+ *   the writer (cluster-writer.ts), for all workers: each worker hands them over through the
+ *   primary and answers after the writer's commit (cluster-batches.ts). Ten processes each
+ *   committing its own small groups, and meeting SQLite's lock, made the last wave of a
+ *   100,000-device campaign crawl (SCALING.md). Below that each worker writes its own.
  * - A worker that dies is started again, at once the first time and backing off while it keeps
  *   dying young; one that cannot live 10 s after 8 tries stops the whole service (exit 1).
  * - SIGTERM/SIGINT to the primary stop every worker gracefully (long polls answered, writes
@@ -49,6 +50,17 @@ const SLOT_ENV = 'BERTH_WORKER_SLOT';
 /** Set to 'writer' for the writer process (cluster-writer.ts). */
 const ROLE_ENV = 'BERTH_WORKER_ROLE';
 export const MAX_WORKERS = 64;
+/**
+ * The writer process is forked from this many workers up. With two it is a third process on two
+ * cores and cost 1.19× the CPU per enrollment, where the two workers' own group commits met no
+ * busy failure; at ten it is what removed them. Three to nine are not measured, so they keep it.
+ */
+export const WRITER_FROM_WORKERS = 3;
+
+/** Whether `--workers N` forks the writer process (cluster-writer.ts). */
+export function forksWriter(workers: number): boolean {
+  return workers >= WRITER_FROM_WORKERS;
+}
 /** A worker that dies younger than this counts as a crash loop. */
 const YOUNG_MS = 10_000;
 const MAX_YOUNG_DEATHS = 8;
@@ -61,7 +73,7 @@ const SLOW_TURN_MS = 1000;
 interface ClusterOptions {
   tls?: unknown;
 }
-type Start<O> = (opts: O & { log: Logger; worker: { id: number; of: number }; writeTurn: WriteTurn; enrollBudget: AddressBudget; batches: RemoteBatches }) => Promise<{ url: string; ctx: ControlPlaneContext; close(): Promise<void> }>;
+type Start<O> = (opts: O & { log: Logger; worker: { id: number; of: number }; writeTurn: WriteTurn; enrollBudget: AddressBudget; batches?: RemoteBatches }) => Promise<{ url: string; ctx: ControlPlaneContext; close(): Promise<void> }>;
 type StartWriter<O> = (opts: O, log: Logger, writeTurn: WriteTurn, link: { send(msg: BatchMessage): void; onMessage(fn: (msg: unknown) => void): void }) => Promise<Stoppable>;
 
 type ToPrimary = { berth: 'listening'; url: string } | { berth: 'ready' } | { berth: 'failed'; message: string };
@@ -134,7 +146,7 @@ export async function startWorker<O extends ClusterOptions>(options: O, workers:
   try {
     const writeTurn = workerWriteTurn(toPrimary, (fn) => process.on('message', fn));
     const enrollBudget = workerEnrollBudget(toPrimary, (fn) => process.on('message', fn));
-    const batches = new RemoteBatches(toPrimary, (fn) => process.on('message', fn));
+    const batches = forksWriter(workers) ? new RemoteBatches(toPrimary, (fn) => process.on('message', fn)) : undefined;
     cp = await start({ ...options, log, worker: { id: slot, of: workers }, writeTurn, enrollBudget, batches });
   } catch (err) {
     send({ berth: 'failed', message: (err as Error).message ?? String(err) });
@@ -356,7 +368,7 @@ export async function startPrimary<O extends ClusterOptions>(options: O, workers
   try {
     // Worker 1 alone first: it migrates, makes the key vault and the first admin token while no
     // other process can race it; the others start once it listens (and find all that done).
-    for (const slots of [[1], [...Array.from({ length: workers - 1 }, (_, i) => i + 2), writerSlot]]) {
+    for (const slots of [[1], [...Array.from({ length: workers - 1 }, (_, i) => i + 2), ...(forksWriter(workers) ? [writerSlot] : [])]]) {
       await new Promise<void>((resolve, reject) => {
         onStartFailure = reject;
         onReady = () => {

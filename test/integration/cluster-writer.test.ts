@@ -9,12 +9,13 @@ import { call, csvOf, enroll, newDevice } from './control-plane-support.js';
 import { jsonLogLines, loggedLine, startControlPlaneChild, type ChildService, type LogLine } from './fleet-process.js';
 
 /**
- * `berth control-plane --workers 2` as a real process tree on one libSQL file: every worker's
- * reports and enrollments are written by the one writer process (control-plane/cluster-writer.ts),
+ * `berth control-plane --workers 3` as a real process tree on one libSQL file: from three workers
+ * up (cluster.ts, WRITER_FROM_WORKERS; two write their own, control-plane-workers.test.ts) every
+ * worker's reports and enrollments are written by the one writer process (control-plane/cluster-writer.ts),
  * a report is acknowledged only after the writer's commit, so a kill -9 of the writer right after
  * the acknowledgement loses nothing, and the writer is started again and writes on.
  */
-describe('the writer process of --workers 2', () => {
+describe('the writer process of --workers 3', () => {
   const dir = mkdtempSync(join(tmpdir(), 'berth-cp-writer-'));
   const file = join(dir, 'berth.db');
   let cp: { url: string; svc: ChildService };
@@ -39,7 +40,7 @@ describe('the writer process of --workers 2', () => {
   const report = (sequence: number, phase: DeviceReport['phase']): DeviceReport => ({ sequence, desiredSequence: null, running: null, phase, bytes: { done: 0, total: 0 }, services: {}, at: new Date().toISOString() });
 
   beforeAll(async () => {
-    cp = await startControlPlaneChild({ dir, port: await freePort(), adminToken: '', args: ['--workers', '2'], logLevel: 'info' });
+    cp = await startControlPlaneChild({ dir, port: await freePort(), adminToken: '', args: ['--workers', '3'], logLevel: 'info' });
     admin = readFileSync(join(dir, 'admin.token'), 'utf8').trim();
   }, 120_000);
 
@@ -50,13 +51,13 @@ describe('the writer process of --workers 2', () => {
 
   it('writes the reports of every worker, loses none acknowledged to kill -9 of the writer, and writes on once it is replaced', async () => {
     const ready = await logged('the writer ready', (l) => l.msg === 'writer ready');
-    expect(ready.worker).toBe(3);
+    expect(ready.worker).toBe(4);
     const devices = Array.from({ length: 6 }, (_, i) => newDevice(`writer-${i}`));
     expect((await call(cp.url, 'POST', '/v1/devices/import', { token: admin, text: csvOf(devices), type: 'text/csv' })).status).toBe(200);
     // Enrollments go through the writer too.
     const enrolled = await Promise.all(devices.map((d) => enroll(cp.url, d)));
 
-    // All at once (several connections, so both workers take some), the kill right after the last answer.
+    // All at once (several connections, so several workers take some), the kill right after the last answer.
     const answers = await Promise.all(enrolled.map((e) => call(cp.url, 'POST', '/v1/device/report', { token: e.token, json: report(1, 'downloading') })));
     expect(answers.map((a) => [a.status, a.body])).toEqual(enrolled.map(() => [202, { accepted: true }]));
     process.kill(ready.pid as number, 'SIGKILL');
@@ -69,14 +70,14 @@ describe('the writer process of --workers 2', () => {
     const stale = await call(cp.url, 'POST', '/v1/device/report', { token: enrolled[0].token, json: report(1, 'failed') });
     expect([stale.status, stale.body]).toEqual([202, { accepted: false }]);
     for (const e of enrolled) expect(committed(e.deviceId)).toEqual({ sequence: 2, phase: 'running', history: 2 });
-    // The replacement was the writer's alone: both workers kept serving.
-    expect(lines().filter((l) => /^worker \d+ killed/.test(String(l.msg))).map((l) => l.msg)).toEqual(['worker 3 killed by SIGKILL; starting another']);
+    // The replacement was the writer's alone: every worker kept serving.
+    expect(lines().filter((l) => /^worker \d+ killed/.test(String(l.msg))).map((l) => l.msg)).toEqual(['worker 4 killed by SIGKILL; starting another']);
 
     // The whole tree killed right after an acknowledgement: the report is there when the control plane starts again.
     const last = await call(cp.url, 'POST', '/v1/device/report', { token: enrolled[1].token, json: report(3, 'running') });
     expect([last.status, last.body]).toEqual([202, { accepted: true }]);
     expect((await cp.svc.kill('SIGKILL')).signal).toBe('SIGKILL');
-    cp = await startControlPlaneChild({ dir, port: Number(new URL(cp.url).port), adminToken: '', args: ['--workers', '2'], logLevel: 'info' });
+    cp = await startControlPlaneChild({ dir, port: Number(new URL(cp.url).port), adminToken: '', args: ['--workers', '3'], logLevel: 'info' });
     const device = await call(cp.url, 'GET', `/v1/devices/${devices[1].serial}`, { token: admin });
     expect(device.status).toBe(200);
     expect(committed(enrolled[1].deviceId)).toEqual({ sequence: 3, phase: 'running', history: 3 });

@@ -4,6 +4,7 @@ import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import Database from 'libsql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DeviceReport } from '../../protocol/device.js';
 import { freePort, rigFromEnv } from '../rig/index.js';
@@ -123,6 +124,9 @@ describe('control plane with --workers 2', () => {
     expect(all.findIndex((l) => l.worker === 2)).toBeGreaterThan(firstListening);
     expect(logs).not.toContain(admin);
     expect(all.filter((l) => l.msg === 'control plane listening' && l.worker !== undefined).map((l) => l.worker).sort()).toEqual([1, 2]);
+    // Two workers write their own reports and enrollments: no writer process (cluster.ts, WRITER_FROM_WORKERS).
+    expect(all.find((l) => l.msg === 'control plane listening' && l.workers === 2)?.pids).toHaveLength(2);
+    expect(all.filter((l) => l.msg === 'writer ready')).toEqual([]);
 
     const answers = await fromBoth(() => once(base, 'GET', '/v1/devices', { token: admin }));
     expect([...answers.keys()].sort()).toEqual(['1', '2']);
@@ -151,6 +155,31 @@ describe('control plane with --workers 2', () => {
     const list = await once(base, 'GET', '/v1/devices?selector=site%3Dwrites&limit=1000', { token: admin });
     expect(list.status).toBe(200);
     expect(list.body.devices.map((d: { serial: string }) => d.serial).sort()).toEqual(batches.flat().map((d) => d.serial).sort());
+  });
+
+  it('commits the enrollments and reports both workers take at once, each worker writing its own', async () => {
+    const devices = Array.from({ length: 24 }, (_, i) => newDevice(`own-${i}`));
+    expect((await once(base, 'POST', '/v1/devices/import', { token: admin, text: csvOf(devices, () => 'site=own'), type: 'text/csv' })).status).toBe(200);
+    const agents: Agent[] = [];
+    for (const worker of ['1', '2', '1', '2', '1', '2', '1', '2']) agents.push(await connectionTo(base, worker));
+    const agentOf = (i: number) => agents[i % agents.length];
+    const challenges = await Promise.all(devices.map((d) => challengeFor(base, d.serial)));
+    const enrolled = await Promise.all(devices.map((d, i) => once(base, 'POST', '/v1/enroll', { json: { serial: d.serial, challenge: challenges[i], signature: signBytes(d.privateKey, enrollProofBytes(d.serial, challenges[i])) }, agent: agentOf(i) })));
+    expect(enrolled.map((a) => a.status)).toEqual(devices.map(() => 200));
+    expect(new Set(enrolled.map((a) => a.worker))).toEqual(new Set(['1', '2']));
+    const report: DeviceReport = { sequence: 1, desiredSequence: null, running: null, phase: 'downloading', bytes: { done: 0, total: 0 }, services: {}, at: new Date().toISOString() };
+    const reported = await Promise.all(enrolled.map((e, i) => once(base, 'POST', '/v1/device/report', { token: e.body.token as string, json: report, agent: agentOf(i + 1) })));
+    for (const agent of agents) agent.destroy();
+    expect(reported.map((a) => [a.status, a.body])).toEqual(devices.map(() => [202, { accepted: true }]));
+    expect(new Set(reported.map((a) => a.worker))).toEqual(new Set(['1', '2']));
+    // Acknowledged means committed: the file, read by a connection of the test's own, holds every one.
+    const db = new Database(join(dir, 'berth.db'), { readonly: true });
+    try {
+      const rows = db.prepare("SELECT d.serial, d.status, r.sequence, r.phase FROM devices d JOIN reported r ON r.device_id = d.id WHERE d.serial LIKE 'own-%' ORDER BY d.serial").all() as { serial: string; status: string; sequence: number; phase: string }[];
+      expect(rows.map((r) => [r.serial, r.status, Number(r.sequence), r.phase]).sort()).toEqual(devices.map((d) => [d.serial, 'enrolled', 1, 'downloading']).sort());
+    } finally {
+      db.close();
+    }
   });
 
   it('advances a campaign on reports taken by either worker', async () => {
