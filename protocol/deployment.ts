@@ -1,5 +1,5 @@
-import { CompactSign, type JWK } from 'jose';
-import { createPublicKey, type KeyObject } from 'node:crypto';
+import type { JWK } from 'jose';
+import { createPublicKey, sign, type KeyObject } from 'node:crypto';
 import { z } from 'zod';
 import { canonicalDigest, canonicalJson } from '../manifests/canonical.js';
 import type { PinnedManifest } from '../manifests/model.js';
@@ -58,9 +58,32 @@ export class DeploymentRejected extends Error {
 }
 
 export async function signDeployment(doc: DeploymentDocument, key: { privateKey: KeyObject; kid: string }): Promise<string> {
-  return new CompactSign(new TextEncoder().encode(canonicalJson(doc)))
-    .setProtectedHeader({ alg: 'EdDSA', typ: DEPLOYMENT_TYP, kid: key.kid })
-    .sign(key.privateKey);
+  return signDeploymentPayload(canonicalJson(doc), key);
+}
+
+/**
+ * The compact JWS of a document's canonical JSON (`payload`), signed with node:crypto on the
+ * calling thread. The bytes are those jose's CompactSign made (the header as it serialized it, and
+ * Ed25519 signatures are deterministic; test/unit/deployment.test.ts holds the two equal), but
+ * jose 6 signs through WebCrypto: a threadpool job and its wake-up for each document, about twice
+ * the CPU of the signature itself, a third of it system time (issue 17: a campaign's wave answers
+ * every woken long poll with a freshly signed document).
+ */
+export function signDeploymentPayload(payload: string, key: { privateKey: KeyObject; kid: string }): string {
+  // jose refused any other key for EdDSA; node:crypto would sign with it under the wrong name.
+  if (key.privateKey.type !== 'private' || key.privateKey.asymmetricKeyType !== 'ed25519') throw new TypeError('a deployment document is signed with an Ed25519 private key');
+  const input = `${Buffer.from(JSON.stringify({ alg: 'EdDSA', typ: DEPLOYMENT_TYP, kid: key.kid })).toString('base64url')}.${Buffer.from(payload).toString('base64url')}`;
+  return `${input}.${sign(null, Buffer.from(input), key.privateKey).toString('base64url')}`;
+}
+
+/**
+ * canonicalJson(doc) from everything but the spec and the spec's own canonical JSON (`specJson`),
+ * so a spec shared by many documents is serialized once, not once per device: canonical JSON sorts
+ * members by name and every other member of a document sorts before "spec".
+ */
+export function deploymentPayload(doc: Omit<DeploymentDocument, 'spec'>, specJson: string): string {
+  const rest = canonicalJson(doc);
+  return `${rest.slice(0, -1)},"spec":${specJson}}`;
 }
 
 export interface VerifyOptions {
@@ -93,7 +116,7 @@ function ed25519Only(key: KeyObject | undefined): KeyObject | undefined {
 export async function verifyDeployment(jws: string, opts: VerifyOptions): Promise<DeploymentDocument> {
   let payload: Uint8Array;
   try {
-    // Signing stays with jose (control plane); verifying is node:crypto (jose-open.ts), so the gateway loads no jose.
+    // Verifying is node:crypto (jose-open.ts), as signing is, so the gateway loads no jose.
     payload = verifyCompactEdDSA(jws, (header) => {
       if (header.typ !== DEPLOYMENT_TYP) throw new DeploymentRejected('malformed', `typ ${String(header.typ)} is not ${DEPLOYMENT_TYP}`);
       const key = resolveKey(opts.keys, typeof header.kid === 'string' ? header.kid : undefined);

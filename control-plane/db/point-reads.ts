@@ -4,7 +4,8 @@ import Database from 'libsql';
 /**
  * The reads every device request makes (issue 17): the device row behind a token (revocation and
  * epoch, checked on every request), the desired sequence a poll compares with its ETag, and the
- * row an enrollment checks its proof against. Through
+ * row an enrollment checks its proof against, and the desired row a woken poll's document is signed
+ * from. Through
  * @libsql/client each read prepares its statement again, asks the driver for the column names
  * twice and builds a row object with a property per column: about 65 µs of CPU a read, where the
  * lookup itself takes a few. On an embedded `file:` database they are prepared once here, on a
@@ -33,16 +34,32 @@ export interface EnrollingDevice {
   enrollChallengeAt: number | null;
 }
 
+/** A device's desired row as its signed document needs it (devices/desired.ts): the rest is the manifest's. */
+export interface DesiredDocumentRow {
+  sequence: number;
+  campaignId: string | null;
+  /** JSON DeviceConfig, or null. */
+  config: string | null;
+  manifestId: string;
+}
+
 export interface PointReads {
   device(id: string): Promise<DeviceRow | undefined>;
   /** Every enrollment reads this before its write (the key to verify its proof with). */
   enrollingDevice(serial: string): Promise<EnrollingDevice | undefined>;
   desiredSequence(deviceId: string): Promise<number | null>;
+  /** What a woken long poll signs (every device of a campaign's wave at once). */
+  desiredDocument(deviceId: string): Promise<DesiredDocumentRow | undefined>;
   close(): void;
 }
 
 const DEVICE_SQL = 'SELECT id, serial, status, token_epoch FROM devices WHERE id = ?';
 const SEQUENCE_SQL = 'SELECT sequence FROM desired WHERE device_id = ?';
+const DOCUMENT_SQL = 'SELECT sequence, campaign_id, config, manifest_id FROM desired WHERE device_id = ?';
+
+function documentRowOf(r: ArrayLike<unknown> | undefined): DesiredDocumentRow | undefined {
+  return r ? { sequence: Number(r[0]), campaignId: r[1] == null ? null : String(r[1]), config: r[2] == null ? null : String(r[2]), manifestId: String(r[3]) } : undefined;
+}
 
 function deviceOf(r: ArrayLike<unknown> | undefined): DeviceRow | undefined {
   return r ? { id: String(r[0]), serial: String(r[1]), status: String(r[2]), tokenEpoch: Number(r[3]) } : undefined;
@@ -75,6 +92,11 @@ export function clientPointReads(client: Client): PointReads {
       const rs = await client.execute({ sql: SEQUENCE_SQL, args: [deviceId] });
       return rs.rows.length ? Number(rs.rows[0].sequence) : null;
     },
+    async desiredDocument(deviceId) {
+      const rs = await client.execute({ sql: DOCUMENT_SQL, args: [deviceId] });
+      const r = rs.rows[0];
+      return r ? documentRowOf([r.sequence, r.campaign_id, r.config, r.manifest_id]) : undefined;
+    },
     close() {},
   };
 }
@@ -99,6 +121,7 @@ export function openPointReads(url: string, client: Client, busyTimeoutMs = 5000
   const device = conn.prepare(DEVICE_SQL).raw(true);
   const sequence = conn.prepare(SEQUENCE_SQL).raw(true);
   const enrolling = conn.prepare(ENROLLING_SQL).raw(true);
+  const document = conn.prepare(DOCUMENT_SQL).raw(true);
   return {
     device: async (id) => deviceOf(device.get(id) as unknown[] | undefined),
     enrollingDevice: async (serial) => enrollingDeviceOf(enrolling.get(serial) as unknown[] | undefined),
@@ -106,6 +129,7 @@ export function openPointReads(url: string, client: Client, busyTimeoutMs = 5000
       const r = sequence.get(deviceId) as unknown[] | undefined;
       return r ? Number(r[0]) : null;
     },
+    desiredDocument: async (deviceId) => documentRowOf(document.get(deviceId) as unknown[] | undefined),
     close: () => conn.close(),
   };
 }

@@ -1,7 +1,8 @@
 import { eq, inArray, sql } from 'drizzle-orm';
 import { alias } from 'drizzle-orm/sqlite-core';
-import { signDeployment, type DeploymentDocument } from '../../protocol/deployment.js';
-import { canonicalDigest } from '../../manifests/canonical.js';
+import { deploymentPayload, signDeploymentPayload, type DeploymentDocument } from '../../protocol/deployment.js';
+import { canonicalJson } from '../../manifests/canonical.js';
+import { sha256Digest } from '../../common/digest.js';
 import type { Manifest, PinnedManifest } from '../../manifests/model.js';
 import { substituteVariables } from '../../manifests/variables.js';
 import type { ControlPlaneContext, Db, Tx } from '../context.js';
@@ -132,29 +133,86 @@ export async function desiredRelease(db: Db, deviceId: string): Promise<DesiredR
  * The spec a device runs: the published one with the device's values substituted (and `$$` read
  * as `$`). Its own digest goes into the document, since the device checks the digest against the spec.
  */
-export function deviceSpec(rel: Pick<DesiredRelease, 'manifest' | 'config'>): PinnedManifest {
+export function deviceSpec(rel: { manifest: Pick<DesiredRelease['manifest'], 'name' | 'version' | 'spec'>; config: DeviceConfig | null }): PinnedManifest {
   const sub = substituteVariables(rel.manifest.spec, rel.config?.vars ?? {});
   // Resolved at assignment against this very manifest, so nothing can be missing here but by a bug.
   if ('unresolved' in sub) throw new Error(`desired config does not resolve ${rel.manifest.name}@${rel.manifest.version}: ${sub.unresolved.map((u) => u.name).join(', ')}`);
   return sub.value;
 }
 
-/** The signed deployment document a device is served, or null when nothing is assigned. */
-export async function getDesiredDocument(ctx: Pick<ControlPlaneContext, 'db' | 'keys' | 'now' | 'config'>, deviceId: string): Promise<{ sequence: number; document: string } | null> {
-  const rel = await desiredRelease(ctx.db, deviceId);
-  if (!rel) return null;
+/** A manifest's spec with one config's values substituted, serialized once for every document that carries it. */
+interface SignedSpec {
+  name: string;
+  version: string;
+  digest: string;
+  /** canonicalJson of the device spec. */
+  json: string;
+}
+
+/**
+ * Specs already substituted and serialized, per manifest and variable values: a campaign's wave
+ * signs the same spec for thousands of devices, and a manifest row never changes once published
+ * (a new version is a new row). Bounded: emptied when full (a fleet of per-device values misses
+ * and costs what every document cost before).
+ */
+class SignedSpecs {
+  private readonly manifests = new Map<string, { name: string; version: string; spec: PinnedManifest } | null>();
+  private readonly specs = new Map<string, SignedSpec>();
+  constructor(private readonly max = 1024) {}
+
+  async of(db: Db, manifestId: string, config: DeviceConfig | null): Promise<SignedSpec | null> {
+    const key = config?.vars ? `${manifestId}\0${JSON.stringify(config.vars)}` : manifestId;
+    const hit = this.specs.get(key);
+    if (hit) return hit;
+    let m = this.manifests.get(manifestId);
+    if (m === undefined) {
+      const [r] = await db.select({ name: manifests.name, version: manifests.version, spec: manifests.spec }).from(manifests).where(eq(manifests.id, manifestId));
+      m = r ? { name: r.name, version: r.version, spec: JSON.parse(r.spec) as PinnedManifest } : null;
+      // A manifest that is not there yet is read again next time.
+      if (m) remember(this.manifests, manifestId, m, this.max);
+    }
+    if (!m) return null;
+    const spec = deviceSpec({ manifest: m, config });
+    const json = canonicalJson(spec);
+    const signed = { name: m.name, version: m.version, digest: sha256Digest(json), json };
+    remember(this.specs, key, signed, this.max);
+    return signed;
+  }
+}
+
+function remember<K, V>(map: Map<K, V>, key: K, value: V, max: number): void {
+  if (map.size >= max) map.clear();
+  map.set(key, value);
+}
+
+/** One cache per control plane (its context); dropped with it. */
+const signedSpecs = new WeakMap<object, SignedSpecs>();
+
+/**
+ * The signed deployment document a device is served, or null when nothing is assigned. Read with
+ * one prepared point read (db/point-reads.ts) and signed on the event loop: a campaign's wave wakes
+ * every long poll of its devices at once, each answered with its own document, so this is the
+ * whole cost of a woken poll beyond the 304's (about 1 ms of CPU each through drizzle's join,
+ * the spec parsed and serialized again and jose's WebCrypto signing, before issue 17's change).
+ */
+export async function getDesiredDocument(ctx: Pick<ControlPlaneContext, 'db' | 'reads' | 'keys' | 'now' | 'config'>, deviceId: string): Promise<{ sequence: number; document: string } | null> {
+  const row = await ctx.reads.desiredDocument(deviceId);
+  if (!row) return null;
+  let specs = signedSpecs.get(ctx);
+  if (!specs) signedSpecs.set(ctx, (specs = new SignedSpecs()));
+  const config = parseConfig(row.config);
+  const spec = await specs.of(ctx.db, row.manifestId, config);
+  if (!spec) return null;
   const iat = Math.floor(ctx.now().getTime() / 1000);
-  const spec = deviceSpec(rel);
-  const doc: DeploymentDocument = {
+  const doc: Omit<DeploymentDocument, 'spec'> = {
     device: deviceId,
-    sequence: rel.sequence,
+    sequence: row.sequence,
     iat,
     exp: iat + ctx.config.documentTtlSec,
-    manifest: { name: rel.manifest.name, version: rel.manifest.version, digest: canonicalDigest(spec) },
-    spec,
-    ...(rel.campaignId ? { campaign: rel.campaignId } : {}),
+    manifest: { name: spec.name, version: spec.version, digest: spec.digest },
+    ...(row.campaignId ? { campaign: row.campaignId } : {}),
     // Each secret as a JWE to this device's key alone, snapshotted at assignment (device-secrets/snapshot.ts).
-    ...(rel.config?.secrets ? { secrets: rel.config.secrets } : {}),
+    ...(config?.secrets ? { secrets: config.secrets } : {}),
   };
-  return { sequence: rel.sequence, document: await signDeployment(doc, ctx.keys.active()) };
+  return { sequence: row.sequence, document: signDeploymentPayload(deploymentPayload(doc, spec.json), ctx.keys.active()) };
 }

@@ -8,8 +8,11 @@
  * Not part of `npm run bench`: a tool to compare builds and worker counts.
  *   node dist/test/bench/cp-ab.js [--devices 10000] [--sample 1000] [--seconds 5] [--runs 2]
  *     [--warmup 1] [--workers 1,2] [--bins OTHER/dist/bin/berth.js,this] [--loads OTHER/dist/test/bench/load.js,this]
- *     [--phases poll,report,poll@2000,report@1000] [--prof]
+ *     [--phases poll,doc,renew,report,poll@2000,report@1000] [--prof]
  * `--loads`: each phase runs once with each load generator, back to back (their CPU per request compared).
+ * Phases: `poll` (304 at once), `doc` (200 with the signed document: a woken long poll's answer),
+ * `renew` (wait=1 with the current ETag, one connection per enrolled device: a long poll's renewal,
+ * 304 after its wait), `report` (202).
  * A phase `kind@rate` is open loop at that rate (256 in flight at most), else 64 connections back to back.
  * `hold@N`: N long polls (wait=60, current ETag) held at once, the server's RSS per held poll (held-polls.ts).
  */
@@ -60,14 +63,19 @@ try {
     await res.arrayBuffer();
     return { headers: { authorization: `Bearer ${d.token}`, 'if-none-match': res.headers.get('etag') ?? '' } };
   });
+  const docs: Identity[] = enrolled.map((d) => ({ headers: { authorization: `Bearer ${d.token}` } }));
   const reports: Identity[] = enrolled.map((d) => ({ headers: { authorization: `Bearer ${d.token}` }, body: JSON.stringify(reportOf({ sequence: 0, desiredSequence: null, running: null, phase: 'running', services: { app: { image: 'bench', status: 'running', health: 'none', restarts: 0 } } })).replace('"sequence":0', '"sequence":__SEQ__') }));
   let seqBase = Date.now();
   const job = (phase: string): RequestsJob => {
     const [kind, rate] = phase.split('@');
     const r = rate ? Number(rate) : undefined;
-    return kind === 'poll'
-      ? { kind: 'requests', url: `${cp.url}/v1/device/desired`, method: 'GET', concurrency: r ? 256 : 64, ratePerSecond: r, durationMs: seconds * 1000, warmupMs, identities: polls, expect: 304 }
-      : { kind: 'requests', url: `${cp.url}/v1/device/report`, method: 'POST', concurrency: r ? 256 : 64, ratePerSecond: r, durationMs: seconds * 1000, warmupMs, identities: reports, seqStart: (seqBase += 10_000_000), expect: 202 };
+    const common = { kind: 'requests', method: 'GET', concurrency: r ? 256 : 64, ratePerSecond: r, durationMs: seconds * 1000, warmupMs } as const;
+    if (kind === 'poll') return { ...common, url: `${cp.url}/v1/device/desired`, identities: polls, expect: 304 };
+    // What a woken long poll answers: the signed document (no If-None-Match, so every poll is a 200).
+    if (kind === 'doc') return { ...common, url: `${cp.url}/v1/device/desired`, identities: docs, expect: 200 };
+    // A long poll's renewal: every enrolled device waits (wait=1, 0.8-1 s) and is answered 304 unwoken.
+    if (kind === 'renew') return { ...common, url: `${cp.url}/v1/device/desired?wait=1`, concurrency: polls.length, ratePerSecond: undefined, identities: polls, expect: 304 };
+    return { ...common, method: 'POST', url: `${cp.url}/v1/device/report`, identities: reports, seqStart: (seqBase += 10_000_000), expect: 202 };
   };
   console.log(`ready: ${n} devices, ${sampleN} enrolled; load ${loadavg()[0].toFixed(2)}`);
   for (let i = 0; i < runs; i++) {

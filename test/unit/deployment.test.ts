@@ -1,8 +1,8 @@
 import { createHmac, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { exportJWK } from 'jose';
+import { CompactSign, exportJWK } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { canonicalJson } from '../../manifests/canonical.js';
-import { DEPLOYMENT_TYP, DeploymentRejected, signDeployment, verifyDeployment, type DeploymentDocument, type RejectReason, type VerifyOptions } from '../../protocol/deployment.js';
+import { DEPLOYMENT_TYP, DeploymentRejected, deploymentPayload, signDeployment, signDeploymentPayload, verifyDeployment, type DeploymentDocument, type RejectReason, type VerifyOptions } from '../../protocol/deployment.js';
 import { generateEd25519 } from '../../protocol/keys.js';
 import { manifestDigest, parseManifest } from '../../manifests/parse.js';
 import type { Manifest } from '../../manifests/model.js';
@@ -161,5 +161,26 @@ describe('deployment documents', () => {
   it('refuses garbage', async () => {
     expect(await rejection('not.a.jws')).toBe('malformed');
     expect(await rejection('')).toBe('malformed');
+  });
+
+  it('signs the very bytes jose signed (node:crypto, not WebCrypto: same header, payload and Ed25519 signature)', async () => {
+    const withAll = doc({ campaign: 'cmp-1', secrets: { db: { ref: 'v1', jwe: 'a.b.c.d.e' } } });
+    for (const d of [doc(), withAll, doc({ device: 'gw-ü', sequence: 1 })]) {
+      const viaJose = await new CompactSign(new TextEncoder().encode(canonicalJson(d))).setProtectedHeader({ alg: 'EdDSA', typ: DEPLOYMENT_TYP, kid: KID }).sign(signer.privateKey);
+      expect(await signDeployment(d, { privateKey: signer.privateKey, kid: KID })).toBe(viaJose);
+    }
+  });
+
+  it('refuses to sign with a key that is not an Ed25519 private key', () => {
+    const rsa = generateKeyPairSync('rsa', { modulusLength: 1024 });
+    expect(() => signDeploymentPayload('{}', { privateKey: rsa.privateKey, kid: KID })).toThrow(/Ed25519 private key/);
+    expect(() => signDeploymentPayload('{}', { privateKey: signer.publicKey, kid: KID })).toThrow(/Ed25519 private key/);
+  });
+
+  it('builds the canonical payload from the spec serialized apart', () => {
+    for (const d of [doc(), doc({ campaign: 'c' }), doc({ secrets: { s: { ref: 'r', jwe: 'j' } }, campaign: 'z' })]) {
+      const { spec, ...rest } = d;
+      expect(deploymentPayload(rest, canonicalJson(spec))).toBe(canonicalJson(d));
+    }
   });
 });
