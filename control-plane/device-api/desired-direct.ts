@@ -3,6 +3,7 @@ import type { ControlPlaneContext } from '../context.js';
 import { directDeviceOf } from './device-auth.js';
 import { answerPoll, waitOf } from './desired-poll.js';
 import { directServer, type DirectAnswer, type DirectOptions } from './direct-serve.js';
+import type { Departure } from '../devices/desired-waiters.js';
 
 /**
  * The device's desired-state poll (GET /v1/device/desired, with its long-poll wait) on node:http
@@ -41,7 +42,7 @@ export function desiredDirect(ctx: ControlPlaneContext, opts: DesiredDirectOptio
   async function answer(req: IncomingMessage, res: ServerResponse, query: Record<string, string>): Promise<DirectAnswer> {
     const device = await directDeviceOf(ctx, req);
     if ('status' in device) return device;
-    const a = await answerPoll(ctx, device.id, req.headers['if-none-match'], waitOf(query), () => departureOf(res));
+    const a = await answerPoll(ctx, device.id, req.headers['if-none-match'], waitOf(query), () => new ResponseDeparture(res));
     return a.status === 200 ? a : { status: a.status, headers: a.headers };
   }
 
@@ -56,11 +57,27 @@ export function desiredDirect(ctx: ControlPlaneContext, opts: DesiredDirectOptio
   };
 }
 
-/** A signal that fires when the client goes away before its answer is written (it stops the wait). */
-function departureOf(res: ServerResponse): AbortSignal {
-  const departed = new AbortController();
-  res.once('close', () => {
-    if (!res.writableFinished) departed.abort();
-  });
-  return departed.signal;
+/**
+ * What tells a waiting poll that its client went away before its answer was written (it stops the
+ * wait): the response's close, with no AbortController and EventTarget per waiting poll. One
+ * listener at a time is all a poll needs (desired-waiters.ts adds one per wait and removes it).
+ */
+class ResponseDeparture implements Departure {
+  aborted = false;
+  private listener: (() => void) | undefined;
+  constructor(res: ServerResponse) {
+    res.once('close', () => {
+      if (res.writableFinished) return;
+      this.aborted = true;
+      const l = this.listener;
+      this.listener = undefined;
+      l?.();
+    });
+  }
+  addEventListener(_type: 'abort', listener: () => void): void {
+    this.listener = listener;
+  }
+  removeEventListener(_type: 'abort', listener: () => void): void {
+    if (this.listener === listener) this.listener = undefined;
+  }
 }

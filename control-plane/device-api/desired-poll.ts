@@ -3,6 +3,7 @@ import { LOG_REQUESTS_HEADER } from '../../protocol/device-logs.js';
 import type { ControlPlaneContext } from '../context.js';
 import { relayOf } from '../device-logs/relay.js';
 import { getDesiredDocument } from '../devices/desired.js';
+import type { Departure } from '../devices/desired-waiters.js';
 import { validate } from '../http.js';
 
 /**
@@ -37,9 +38,9 @@ function etagOf(sequence: number | null): string | null {
 /**
  * The poll of `deviceId` (already authenticated): waits up to `waitSec` for its desired state to
  * differ from the ETag it sent (`ifNoneMatch`), then answers. `departed` is asked only when the poll
- * waits, and gives the signal that fires when the client goes away (each costs an AbortController).
+ * waits, and gives what tells it that the client went away (an AbortSignal, or desired-direct.ts's lighter one).
  */
-export async function answerPoll(ctx: ControlPlaneContext, deviceId: string, ifNoneMatch: string | undefined, waitSec: number, departed: () => AbortSignal): Promise<PollAnswer> {
+export async function answerPoll(ctx: ControlPlaneContext, deviceId: string, ifNoneMatch: string | undefined, waitSec: number, departed: () => Departure): Promise<PollAnswer> {
   ctx.seen.touch(deviceId, ctx.now().getTime());
   const known = ifNoneMatch?.trim() || null;
   const deadline = Date.now() + longPollMs(waitSec, ctx.config.maxWaitSec);

@@ -1,5 +1,5 @@
-import { describe, expect, it } from 'vitest';
-import { DesiredWaiters } from '../../control-plane/devices/desired-waiters.js';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { DesiredWaiters, type Departure } from '../../control-plane/devices/desired-waiters.js';
 
 /** A long poll's renewal reads nothing when its wait ran out unwoken (device-api/routes.ts): the reason must be right. */
 describe('DesiredWaiters wake reasons', () => {
@@ -37,6 +37,64 @@ describe('DesiredWaiters wake reasons', () => {
     expect(answered).toBeGreaterThan(0);
     expect(answered).toBeLessThan(1000);
     expect(await Promise.all(polls.map((p) => p.woken))).toEqual(Array(1000).fill('changed'));
+    expect(w.size).toBe(0);
+  });
+
+  describe('expiry', () => {
+    afterEach(() => {
+      vi.useRealTimers();
+    });
+
+    it('runs long waits out on shared 100 ms slots, never after their time and at most 100 ms before', async () => {
+      vi.useFakeTimers({ now: 1_000_037 });
+      const w = new DesiredWaiters();
+      const start = Date.now();
+      const waits = Array.from({ length: 2000 }, (_, i) => 48_000 + ((i * 7919) % 12_000));
+      const ended = new Array<number>(waits.length);
+      waits.forEach((ms, i) => void w.enter(`dev-${i}`, ms).woken.then((r) => (ended[i] = r === 'expired' ? Date.now() - start : -1)));
+      // 2,000 waits of 12,000 different lengths: one timer per slot of 100 ms, not one per wait.
+      expect(vi.getTimerCount()).toBeLessThanOrEqual(121);
+      await vi.advanceTimersByTimeAsync(60_000);
+      waits.forEach((ms, i) => {
+        expect(ended[i]).toBeLessThanOrEqual(ms);
+        expect(ended[i]).toBeGreaterThan(ms - 100);
+      });
+      expect(w.size).toBe(0);
+      expect(vi.getTimerCount()).toBe(0);
+    });
+
+    it('keeps a timer of its own for a short wait, and drops a slot whose waiters all left', async () => {
+      vi.useFakeTimers({ now: 5_000_050 });
+      const w = new DesiredWaiters();
+      const short = w.enter('dev-short', 30);
+      const long = w.enter('dev-long', 5_000);
+      expect(vi.getTimerCount()).toBe(2);
+      long.leave();
+      expect(vi.getTimerCount()).toBe(1);
+      await vi.advanceTimersByTimeAsync(30);
+      expect(await short.woken).toBe('expired');
+      expect(await long.woken).toBe('left');
+    });
+  });
+
+  it('leaves on any departure with one listener, not only an AbortSignal', async () => {
+    let listener: (() => void) | undefined;
+    const departure: Departure = {
+      aborted: false,
+      addEventListener: (_t, l) => (listener = l),
+      removeEventListener: (_t, l) => {
+        if (listener === l) listener = undefined;
+      },
+    };
+    const w = new DesiredWaiters();
+    const first = w.enter('dev-1', 60_000, departure);
+    w.wake('dev-1');
+    expect(await first.woken).toBe('changed');
+    // Its listener removed with it: the next wait of the same poll has its own.
+    expect(listener).toBeUndefined();
+    const second = w.enter('dev-1', 60_000, departure);
+    listener?.();
+    expect(await second.woken).toBe('left');
     expect(w.size).toBe(0);
   });
 });
