@@ -2,6 +2,7 @@ import { desiredQuery } from '../../protocol/device.js';
 import { LOG_REQUESTS_HEADER } from '../../protocol/device-logs.js';
 import type { ControlPlaneContext } from '../context.js';
 import { relayOf } from '../device-logs/relay.js';
+import type { DesiredDocumentRow } from '../db/point-reads.js';
 import { getDesiredDocument } from '../devices/desired.js';
 import type { Departure } from '../devices/desired-waiters.js';
 import { validate } from '../http.js';
@@ -52,6 +53,9 @@ export async function answerPoll(ctx: ControlPlaneContext, deviceId: string, ifN
   // (after commit in this process, through the change feed from another one). Waiting costs no reads.
   let waiter = deadline > Date.now() ? ctx.waiters.enter(deviceId, deadline - Date.now(), signal) : null;
   let sequence: number | null;
+  // After a wake-up the row its document is signed from is read instead of the sequence alone:
+  // a woken poll mostly answers with the document, and one read serves both.
+  let row: DesiredDocumentRow | undefined;
   try {
     sequence = await ctx.reads.desiredSequence(deviceId);
     while (waiter && etagOf(sequence) === known && Date.now() < deadline && !signal?.aborted && !ctx.waiters.closed && logs.unclaimed(deviceId) === 0) {
@@ -63,7 +67,8 @@ export async function answerPoll(ctx: ControlPlaneContext, deviceId: string, ifN
         break;
       }
       waiter = Date.now() < deadline ? ctx.waiters.enter(deviceId, deadline - Date.now(), signal) : null;
-      sequence = await ctx.reads.desiredSequence(deviceId);
+      row = await ctx.reads.desiredDocument(deviceId);
+      sequence = row ? row.sequence : null;
     }
   } finally {
     waiter?.leave();
@@ -72,7 +77,7 @@ export async function answerPoll(ctx: ControlPlaneContext, deviceId: string, ifN
   const headers: Record<string, string> = pendingLogs ? { [LOG_REQUESTS_HEADER]: String(pendingLogs) } : {};
   if (sequence === null) return { status: 204, headers };
   if (known !== null && etagOf(sequence) === known) return { status: 304, headers: { ETag: known, ...headers } };
-  const doc = await getDesiredDocument(ctx, deviceId);
+  const doc = await getDesiredDocument(ctx, deviceId, row);
   if (!doc) return { status: 204, headers };
   return { status: 200, headers: { ETag: etagOf(doc.sequence) as string, 'Cache-Control': 'no-store', ...headers }, body: { document: doc.document } };
 }

@@ -6,6 +6,7 @@ import { sha256Digest } from '../../common/digest.js';
 import type { Manifest, PinnedManifest } from '../../manifests/model.js';
 import { substituteVariables } from '../../manifests/variables.js';
 import type { ControlPlaneContext, Db, Tx } from '../context.js';
+import type { DesiredDocumentRow } from '../db/point-reads.js';
 import { desired, devices, manifests } from '../db/schema.js';
 import { noteDesiredChanges } from './change-feed.js';
 import { configText, parseConfig, sameConfig, snapshotConfig, snapshotInputs, type ConfigContext, type DeviceConfig } from './device-config.js';
@@ -192,11 +193,12 @@ const signedSpecs = new WeakMap<object, SignedSpecs>();
  * The signed deployment document a device is served, or null when nothing is assigned. Read with
  * one prepared point read (db/point-reads.ts) and signed on the event loop: a campaign's wave wakes
  * every long poll of its devices at once, each answered with its own document, so this is the
- * whole cost of a woken poll beyond the 304's (about 1 ms of CPU each through drizzle's join,
- * the spec parsed and serialized again and jose's WebCrypto signing, before issue 17's change).
+ * whole cost of a woken poll beyond the 304's (about 1 ms of CPU each through drizzle's join, the
+ * spec parsed and serialized again and jose's WebCrypto signing, before issue 17's change).
+ * `read`: the row, when the poll has just read it.
  */
-export async function getDesiredDocument(ctx: Pick<ControlPlaneContext, 'db' | 'reads' | 'keys' | 'now' | 'config'>, deviceId: string): Promise<{ sequence: number; document: string } | null> {
-  const row = await ctx.reads.desiredDocument(deviceId);
+export async function getDesiredDocument(ctx: Pick<ControlPlaneContext, 'db' | 'reads' | 'keys' | 'now' | 'config'>, deviceId: string, read?: DesiredDocumentRow): Promise<{ sequence: number; document: string } | null> {
+  const row = read ?? (await ctx.reads.desiredDocument(deviceId));
   if (!row) return null;
   let specs = signedSpecs.get(ctx);
   if (!specs) signedSpecs.set(ctx, (specs = new SignedSpecs()));
