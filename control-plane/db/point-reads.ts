@@ -48,6 +48,8 @@ export interface PointReads {
   /** Every enrollment reads this before its write (the key to verify its proof with). */
   enrollingDevice(serial: string): Promise<EnrollingDevice | undefined>;
   desiredSequence(deviceId: string): Promise<number | null>;
+  /** device() and desiredSequence() in one statement, one read transaction: what a poll reads. */
+  deviceAndSequence(id: string): Promise<{ device: DeviceRow | undefined; sequence: number | null }>;
   /** What a woken long poll signs (every device of a campaign's wave at once). */
   desiredDocument(deviceId: string): Promise<DesiredDocumentRow | undefined>;
   close(): void;
@@ -55,6 +57,11 @@ export interface PointReads {
 
 const DEVICE_SQL = 'SELECT id, serial, status, token_epoch FROM devices WHERE id = ?';
 const SEQUENCE_SQL = 'SELECT sequence FROM desired WHERE device_id = ?';
+const DEVICE_SEQUENCE_SQL = 'SELECT id, serial, status, token_epoch, (SELECT sequence FROM desired WHERE device_id = devices.id) AS sequence FROM devices WHERE id = ?';
+
+function deviceAndSequenceOf(r: ArrayLike<unknown> | undefined): { device: DeviceRow | undefined; sequence: number | null } {
+  return { device: deviceOf(r), sequence: r && r[4] != null ? Number(r[4]) : null };
+}
 const DOCUMENT_SQL = 'SELECT sequence, campaign_id, config, manifest_id FROM desired WHERE device_id = ?';
 
 function documentRowOf(r: ArrayLike<unknown> | undefined): DesiredDocumentRow | undefined {
@@ -92,6 +99,11 @@ export function clientPointReads(client: Client): PointReads {
       const rs = await client.execute({ sql: SEQUENCE_SQL, args: [deviceId] });
       return rs.rows.length ? Number(rs.rows[0].sequence) : null;
     },
+    async deviceAndSequence(id) {
+      const rs = await client.execute({ sql: DEVICE_SEQUENCE_SQL, args: [id] });
+      const r = rs.rows[0];
+      return deviceAndSequenceOf(r ? [r.id, r.serial, r.status, r.token_epoch, r.sequence] : undefined);
+    },
     async desiredDocument(deviceId) {
       const rs = await client.execute({ sql: DOCUMENT_SQL, args: [deviceId] });
       const r = rs.rows[0];
@@ -122,6 +134,7 @@ export function openPointReads(url: string, client: Client, busyTimeoutMs = 5000
   const sequence = conn.prepare(SEQUENCE_SQL).raw(true);
   const enrolling = conn.prepare(ENROLLING_SQL).raw(true);
   const document = conn.prepare(DOCUMENT_SQL).raw(true);
+  const deviceSequence = conn.prepare(DEVICE_SEQUENCE_SQL).raw(true);
   return {
     device: async (id) => deviceOf(device.get(id) as unknown[] | undefined),
     enrollingDevice: async (serial) => enrollingDeviceOf(enrolling.get(serial) as unknown[] | undefined),
@@ -129,6 +142,7 @@ export function openPointReads(url: string, client: Client, busyTimeoutMs = 5000
       const r = sequence.get(deviceId) as unknown[] | undefined;
       return r ? Number(r[0]) : null;
     },
+    deviceAndSequence: async (id) => deviceAndSequenceOf(deviceSequence.get(id) as unknown[] | undefined),
     desiredDocument: async (deviceId) => documentRowOf(document.get(deviceId) as unknown[] | undefined),
     close: () => conn.close(),
   };

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ControlPlaneContext } from '../context.js';
-import { directDeviceOf } from './device-auth.js';
-import { answerPoll, waitOf } from './desired-poll.js';
+import { checkedDevice, claimsOf, directDeviceOf, directRefusal } from './device-auth.js';
+import { answerPoll, startPoll, waitOf } from './desired-poll.js';
 import { directServer, type DirectAnswer, type DirectOptions } from './direct-serve.js';
 import type { Departure } from '../devices/desired-waiters.js';
 
@@ -11,8 +11,8 @@ import type { Departure } from '../devices/desired-waiters.js';
  * @hono/node-server every poll became a WHATWG Request (headers, URL) and every answer a Response
  * copied back onto Node's, dispatched through the app's middleware; a held poll kept all of it
  * (and an AbortController the adapter made for the request) for up to a minute, 100,000 of them
- * at once in fleet-sim. Here the same steps answer: the device's token and record (deviceOf through directDeviceOf, the
- * token cache included), the `wait` query, the wait and the answer (answerPoll: ETag/304, 204,
+ * at once in fleet-sim. Here the same steps answer: the device's token and record (deviceOf's two halves, claimsOf and
+ * checkedDevice, the token cache included, the record read with the poll's sequence in one statement), the `wait` query, the wait and the answer (answerPoll: ETag/304, 204,
  * the change feed's wake-ups, pending log requests), with what direct-serve.ts gives every direct
  * route (request id, metrics, refusal log, worker header, the answer checked under test).
  *
@@ -40,10 +40,30 @@ export function desiredDirect(ctx: ControlPlaneContext, opts: DesiredDirectOptio
   const serve = directServer(ctx, opts);
 
   async function answer(req: IncomingMessage, res: ServerResponse, query: Record<string, string>): Promise<DirectAnswer> {
-    const device = await directDeviceOf(ctx, req);
-    if ('status' in device) return device;
-    const a = await answerPoll(ctx, device.id, req.headers['if-none-match'], waitOf(query), () => new ResponseDeparture(res));
-    return a.status === 200 ? a : { status: a.status, headers: a.headers };
+    let wait: number;
+    try {
+      wait = waitOf(query);
+    } catch (err) {
+      // Refused after the device check, as the Hono route orders them.
+      const device = await directDeviceOf(ctx, req);
+      if ('status' in device) return device;
+      throw err;
+    }
+    const claims = await directRefusal(() => claimsOf(ctx, req.headers.authorization));
+    if ('status' in claims) return claims;
+    // The waiter entered before the one read of the device row and its sequence (point-reads.ts):
+    // a change committed after that read wakes it.
+    const start = startPoll(ctx, claims.sub, wait, () => new ResponseDeparture(res));
+    try {
+      const read = await ctx.reads.deviceAndSequence(claims.sub);
+      const device = await directRefusal(async () => checkedDevice(ctx, claims, read.device, () => req.socket));
+      if ('status' in device) return device;
+      const a = await answerPoll(ctx, device.id, req.headers['if-none-match'], wait, () => new ResponseDeparture(res), { start, sequence: read.sequence });
+      return a.status === 200 ? a : { status: a.status, headers: a.headers };
+    } finally {
+      // A refused poll's waiter; an answered one has left already (leaving twice is nothing).
+      start.waiter?.leave();
+    }
   }
 
   return (req, res) => {

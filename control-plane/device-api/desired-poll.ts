@@ -4,7 +4,7 @@ import type { ControlPlaneContext } from '../context.js';
 import { relayOf } from '../device-logs/relay.js';
 import type { DesiredDocumentRow } from '../db/point-reads.js';
 import { getDesiredDocument } from '../devices/desired.js';
-import type { Departure } from '../devices/desired-waiters.js';
+import type { Departure, WakeReason } from '../devices/desired-waiters.js';
 import { validate } from '../http.js';
 
 /**
@@ -36,28 +36,46 @@ function etagOf(sequence: number | null): string | null {
   return sequence === null ? null : `"${sequence}"`;
 }
 
+/** A poll begun: its deadline, what tells it that its client left, its waiter (null when it does not wait). */
+export interface PollStart {
+  deadline: number;
+  signal: Departure | undefined;
+  waiter: { woken: Promise<WakeReason>; leave(): void } | null;
+}
+
 /**
- * The poll of `deviceId` (already authenticated): waits up to `waitSec` for its desired state to
- * differ from the ETag it sent (`ifNoneMatch`), then answers. `departed` is asked only when the poll
- * waits, and gives what tells it that the client went away (an AbortSignal, or desired-direct.ts's lighter one).
+ * Begins the poll of `deviceId`: its waiter is entered before its sequence is read, so a change
+ * committed after the read wakes it (after commit in this process, through the change feed from
+ * another one). `departed` is asked only when the poll waits, and gives what tells it that the
+ * client went away (an AbortSignal, or desired-direct.ts's lighter one). Whoever begins a poll and
+ * does not answer it leaves its waiter.
  */
-export async function answerPoll(ctx: ControlPlaneContext, deviceId: string, ifNoneMatch: string | undefined, waitSec: number, departed: () => Departure): Promise<PollAnswer> {
-  ctx.seen.touch(deviceId, ctx.now().getTime());
-  const known = ifNoneMatch?.trim() || null;
+export function startPoll(ctx: ControlPlaneContext, deviceId: string, waitSec: number, departed: () => Departure): PollStart {
   const deadline = Date.now() + longPollMs(waitSec, ctx.config.maxWaitSec);
   // Only a poll that waits needs to learn that its client left.
   const signal = deadline > Date.now() ? departed() : undefined;
+  return { deadline, signal, waiter: deadline > Date.now() ? ctx.waiters.enter(deviceId, deadline - Date.now(), signal) : null };
+}
+
+/**
+ * The poll of `deviceId` (already authenticated): waits up to `waitSec` for its desired state to
+ * differ from the ETag it sent (`ifNoneMatch`), then answers. `begun`: the poll already started
+ * (startPoll) and its sequence read since (desired-direct.ts reads it with the device row).
+ */
+export async function answerPoll(ctx: ControlPlaneContext, deviceId: string, ifNoneMatch: string | undefined, waitSec: number, departed: () => Departure, begun?: { start: PollStart; sequence: number | null }): Promise<PollAnswer> {
+  ctx.seen.touch(deviceId, ctx.now().getTime());
+  const known = ifNoneMatch?.trim() || null;
+  const { deadline, signal, waiter: first } = begun?.start ?? startPoll(ctx, deviceId, waitSec, departed);
   // A log request waiting for this device answers the poll at once (issue 15): the gateway never accepts connections.
   const logs = relayOf(ctx);
-  // Entered before each read of the sequence: a change committed after the read wakes this waiter
-  // (after commit in this process, through the change feed from another one). Waiting costs no reads.
-  let waiter = deadline > Date.now() ? ctx.waiters.enter(deviceId, deadline - Date.now(), signal) : null;
+  // Entered before each read of the sequence. Waiting costs no reads.
+  let waiter = first;
   let sequence: number | null;
   // After a wake-up the row its document is signed from is read instead of the sequence alone:
   // a woken poll mostly answers with the document, and one read serves both.
   let row: DesiredDocumentRow | undefined;
   try {
-    sequence = await ctx.reads.desiredSequence(deviceId);
+    sequence = begun ? begun.sequence : await ctx.reads.desiredSequence(deviceId);
     while (waiter && etagOf(sequence) === known && Date.now() < deadline && !signal?.aborted && !ctx.waiters.closed && logs.unclaimed(deviceId) === 0) {
       // Run out with no wake-up, nothing of this device committed since the read: the answer is
       // the one read (a renewal of a waiting poll, ~1,700/s at 100,000 devices, costs no read

@@ -6,6 +6,7 @@ import type { ControlPlaneContext } from '../context.js';
 import { bearerOf, errorBody, HttpError, type AppEnv, type DeviceActor } from '../http.js';
 import type { DirectAnswer } from './direct-serve.js';
 import type { VerifiedDeviceToken } from './token-cache.js';
+import type { DeviceRow } from '../db/point-reads.js';
 import { checkSocketCertificate } from './client-cert.js';
 import { openDeviceToken } from './device-token.js';
 
@@ -35,12 +36,22 @@ export async function verifyDeviceToken(ctx: Pick<ControlPlaneContext, 'keys' | 
  * (desired-direct.ts, report-direct.ts), so both refuse alike.
  */
 export async function deviceOf(ctx: ControlPlaneContext, authorization: string | undefined, socket: () => Socket | undefined): Promise<DeviceActor> {
+  const claims = await claimsOf(ctx, authorization);
+  // A prepared statement on the hottest path (every device request): db/point-reads.ts.
+  return checkedDevice(ctx, claims, await ctx.reads.device(claims.sub), socket);
+}
+
+/** deviceOf's first half: the token's claims (signature cached), or the refusal. */
+export async function claimsOf(ctx: ControlPlaneContext, authorization: string | undefined): Promise<VerifiedDeviceToken> {
   const token = bearerOf(authorization);
   if (!token) throw new HttpError(401, 'unauthenticated', 'a device token is required (Authorization: Bearer …)');
   const claims = await verifyDeviceToken(ctx, token);
   if (!claims) throw new HttpError(401, 'invalid-token', 'device token is invalid or expired; enroll again');
-  // A prepared statement on the hottest path (every device request): db/point-reads.ts.
-  const d = await ctx.reads.device(claims.sub);
+  return claims;
+}
+
+/** deviceOf's second half: the device row of the claims (`d`, just read) checked, or the refusal. */
+export function checkedDevice(ctx: ControlPlaneContext, claims: VerifiedDeviceToken, d: DeviceRow | undefined, socket: () => Socket | undefined): DeviceActor {
   if (!d) throw new HttpError(401, 'invalid-token', 'device token names an unknown device');
   if (d.status === 'revoked') throw new HttpError(403, 'device-revoked', `device ${d.serial} is revoked`);
   if (d.status !== 'enrolled' || d.tokenEpoch !== claims.epoch) throw new HttpError(401, 'token-superseded', 'device token is no longer valid; enroll again');
@@ -56,8 +67,13 @@ const AUTH_ROUTE = '/v1/device/*';
  * or its refusal as the answer, counted under the route Hono's middleware counts it.
  */
 export async function directDeviceOf(ctx: ControlPlaneContext, req: IncomingMessage): Promise<DeviceActor | DirectAnswer> {
+  return directRefusal(() => deviceOf(ctx, req.headers.authorization, () => req.socket));
+}
+
+/** A device check's HttpError as the direct answer, counted under the route Hono's middleware counts it. */
+export async function directRefusal<T>(check: () => Promise<T>): Promise<T | DirectAnswer> {
   try {
-    return await deviceOf(ctx, req.headers.authorization, () => req.socket);
+    return await check();
   } catch (err) {
     if (err instanceof HttpError) return { status: err.status, body: errorBody(err.code, err.message, err.field), metricsRoute: AUTH_ROUTE };
     throw err;
