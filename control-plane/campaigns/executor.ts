@@ -165,6 +165,14 @@ async function executeStep(env: StepEnv, step: CampaignStep): Promise<void> {
 }
 
 const MAX_ROUNDS = 20;
+/**
+ * Devices a wave assigns in one write transaction: a bigger wave goes in slices, one transaction
+ * each, and the driver comes back for the rest at once (scheduler.ts). The last wave of a
+ * 100,000-device campaign, 90,000 rows in one write, held SQLite's lock 8.3 s: the writer process's
+ * reports and the lease's renewal (busy after 5 s) waited behind it, and its 90,000 woken polls hit
+ * every worker in the same moment (SCALING.md).
+ */
+export const WAVE_SLICE = 2500;
 
 /**
  * Whether the campaign has something to do now, decided on a read outside the write lock so an
@@ -178,8 +186,12 @@ export async function campaignNeedsAdvance(ctx: Pick<ControlPlaneContext, 'db' |
   return steps.some((s) => s.kind !== 'wait-window' || s.opensAt !== campaign.nextWindowAt);
 }
 
-/** Plans and applies until the campaign only waits (for reports, a soak, a window). */
-export async function advanceCampaign(ctx: CampaignEffects, tx: Tx, campaignId: string): Promise<CampaignStep[]> {
+/**
+ * Plans and applies until the campaign only waits (for reports, a soak, a window), or until it has
+ * assigned `waveSlice` devices of a wave: the applied steps then end with that assign-wave, its count
+ * cut to the slice, and the caller commits and advances again for the rest (advancedInPart).
+ */
+export async function advanceCampaign(ctx: CampaignEffects, tx: Tx, campaignId: string, waveSlice = WAVE_SLICE): Promise<CampaignStep[]> {
   const applied: CampaignStep[] = [];
   for (let round = 0; round < MAX_ROUNDS; round++) {
     const campaign = await loadCampaign(tx, campaignId);
@@ -187,14 +199,22 @@ export async function advanceCampaign(ctx: CampaignEffects, tx: Tx, campaignId: 
     const now = ctx.now().getTime();
     const steps = planCampaign(campaign.spec, campaign.progress, await loadCounts(tx, campaign), now);
     const env: StepEnv = { ctx, tx, campaign, now };
-    for (const step of steps) {
+    for (const planned of steps) {
+      const step = planned.kind === 'assign-wave' && planned.count > waveSlice ? { ...planned, count: waveSlice } : planned;
       await executeStep(env, step);
+      applied.push(step);
+      if (step !== planned) return applied;
       // Later steps of one plan see the campaign row as the earlier ones left it.
       const fresh = await loadCampaign(tx, campaignId);
       if (fresh) env.campaign = fresh;
     }
-    applied.push(...steps);
     if (steps.every((s) => s.kind === 'wait-window')) break;
   }
   return applied;
+}
+
+/** Whether advanceCampaign stopped at a slice of a wave (its last step an assign-wave of exactly `waveSlice`): more to assign in the next transaction. */
+export function advancedInPart(applied: CampaignStep[], waveSlice = WAVE_SLICE): boolean {
+  const last = applied[applied.length - 1];
+  return last?.kind === 'assign-wave' && last.count === waveSlice;
 }

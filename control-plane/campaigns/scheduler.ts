@@ -1,6 +1,6 @@
 import { setImmediate as turn } from 'node:timers/promises';
 import type { ControlPlaneContext } from '../context.js';
-import { advanceCampaign, campaignNeedsAdvance } from './executor.js';
+import { advanceCampaign, advancedInPart, campaignNeedsAdvance, WAVE_SLICE } from './executor.js';
 import { devicesChanged, deviceRevoked, recordReports } from './membership.js';
 import { ACTIVE_STATUSES } from './planner.js';
 import { reportReconciler } from './reconcile.js';
@@ -28,8 +28,9 @@ const SWEEP_SLICE = 2000;
 /** Reports decided in one job: one write of at most this many outcome updates. */
 const REPORT_BATCH = 2000;
 
-export function startCampaignScheduler(ctx: ControlPlaneContext, opts: { tickMs?: number; sweepMs?: number; drives?: () => boolean } = {}): CampaignScheduler {
+export function startCampaignScheduler(ctx: ControlPlaneContext, opts: { tickMs?: number; sweepMs?: number; drives?: () => boolean; waveSlice?: number } = {}): CampaignScheduler {
   const tickMs = opts.tickMs ?? 1000;
+  const waveSlice = opts.waveSlice ?? WAVE_SLICE;
   const drives = opts.drives ?? (() => true);
   const sweepEvery = Math.max(1, Math.round((opts.sweepMs ?? 60_000) / tickMs));
   let stopped = false;
@@ -56,8 +57,12 @@ export function startCampaignScheduler(ctx: ControlPlaneContext, opts: { tickMs?
 
   async function advance(ids: string[]): Promise<void> {
     for (const id of ids) {
+      // A big wave is assigned a slice a transaction (executor.ts WAVE_SLICE): each a write of its
+      // own, so the writer process's reports and the lease's renewal get SQLite's lock between them.
       if (stopped) return;
-      if (await campaignNeedsAdvance(ctx, id)) await ctx.write((tx) => advanceCampaign(ctx, tx, id));
+      if (!(await campaignNeedsAdvance(ctx, id))) continue;
+      // The lease may move meanwhile: its new holder goes on from the database.
+      while (advancedInPart(await ctx.write((tx) => advanceCampaign(ctx, tx, id, waveSlice)), waveSlice) && !stopped && drives()) await turn();
     }
   }
 

@@ -96,6 +96,8 @@ export function createWriteQueue(db: Db, log: Logger, turn?: WriteTurn, opts: { 
   // Writes run one at a time, so at most one write's hooks are being collected at any moment.
   let hooks: (() => void)[] | null = null;
   let stats = freshStats(now());
+  /** This process's group transaction while it runs (it may hold SQLite's write lock): what writeAlone waits out. */
+  let inTransaction: Promise<unknown> | null = null;
 
   /** Commits the writes queued when the turn to write comes (at most MAX_GROUP); `group` receives them. */
   async function commitGroup(group: QueuedWrite[]): Promise<Outcome[] | { failed: unknown; outcomes: Outcome[] }> {
@@ -111,7 +113,7 @@ export function createWriteQueue(db: Db, log: Logger, turn?: WriteTurn, opts: { 
     let ran = got;
     let began = null as number | null;
     try {
-      await db.transaction(async (tx) => {
+      const transaction = db.transaction(async (tx) => {
         began = now();
         for (let i = 0; i < group.length; i++) {
           // Held long enough: the writes not begun wait for this worker's next turn, first in line.
@@ -136,6 +138,12 @@ export function createWriteQueue(db: Db, log: Logger, turn?: WriteTurn, opts: { 
         }
         ran = now();
       });
+      inTransaction = transaction;
+      try {
+        await transaction;
+      } finally {
+        inTransaction = null;
+      }
     } catch (failed) {
       stats.failed++;
       if (isDatabaseBusy(failed)) stats.busy++;
@@ -217,7 +225,13 @@ export function createWriteQueue(db: Db, log: Logger, turn?: WriteTurn, opts: { 
     // queue and the turn can stall behind another worker's busy event loop (at 100,000 devices the
     // lease changed hands every 4-8 s for minutes, SCALING.md); SQLite's own lock, taken on timers
     // on a connection of its own (writer.ts), still orders it among every other write.
-    writeAlone: (fn) => db.transaction(fn),
+    // It waits out this process's own group transaction first: the lease holder's long writes (a
+    // wave's assignment, a presence sweep) held SQLite's lock past the renewal's 5 s busy timeout,
+    // and the holder lost its lease to its own write (four times in wave 3 at 100,000, SCALING.md).
+    async writeAlone(fn) {
+      while (inTransaction) await inTransaction.catch(() => undefined);
+      return db.transaction(fn);
+    },
     afterCommit(_tx: Tx, fn: () => void): void {
       if (hooks) hooks.push(fn);
       // Not inside write: the caller committed on its own; run soon (long polls re-check the DB anyway).

@@ -99,4 +99,27 @@ describe('a write waiting for another connection to the file', { timeout: 60_000
       client.close();
     }
   });
+
+  it('waits out its own process\'s long write (the lease holder\'s wave) instead of failing busy behind it', async () => {
+    const busyTimeoutMs = 200;
+    const { client, db } = await openDatabase(`file:${join(dir, 'own.db')}`, { busyTimeoutMs });
+    try {
+      await client.execute('CREATE TABLE seq (n INTEGER PRIMARY KEY AUTOINCREMENT, k TEXT NOT NULL)');
+      const { write, writeAlone } = createWriteQueue(db, log);
+      let inside!: () => void;
+      const began = new Promise<void>((r) => (inside = r));
+      // The group holds SQLite's write lock for three busy timeouts (a 90,000-row assignment did 8 s against 5).
+      const long = write(async (tx) => {
+        await tx.run(sql`INSERT INTO seq (k) VALUES ('wave')`);
+        inside();
+        await new Promise((r) => setTimeout(r, 3 * busyTimeoutMs));
+      });
+      await began;
+      const lease = writeAlone((tx) => tx.run(sql`INSERT INTO seq (k) VALUES ('lease')`));
+      await Promise.all([long, lease]);
+      expect((await client.execute('SELECT k FROM seq ORDER BY n')).rows.map((r) => String(r.k))).toEqual(['wave', 'lease']);
+    } finally {
+      client.close();
+    }
+  });
 });
