@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'libsql';
@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DeviceReport } from '../../protocol/device.js';
 import { freePort } from '../rig/index.js';
 import { call, csvOf, enroll, newDevice } from './control-plane-support.js';
+import { PRIORITY_STEP } from '../../control-plane/cluster-nice.js';
 import { jsonLogLines, loggedLine, startControlPlaneChild, type ChildService, type LogLine } from './fleet-process.js';
 
 /**
@@ -37,6 +38,12 @@ describe('the writer process of --workers 3', () => {
     }
   }
 
+  /** A thread's niceness, from /proc (field 19 of stat, counted after the name's closing parenthesis: the name may hold spaces). */
+  function niceOf(pid: number, tid: number | string = pid): number {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+  }
+
   const report = (sequence: number, phase: DeviceReport['phase']): DeviceReport => ({ sequence, desiredSequence: null, running: null, phase, bytes: { done: 0, total: 0 }, services: {}, at: new Date().toISOString() });
 
   beforeAll(async () => {
@@ -47,6 +54,21 @@ describe('the writer process of --workers 3', () => {
   afterAll(async () => {
     await cp?.svc.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('runs the HTTP workers, every thread of them, nicer than the primary and the writer', async () => {
+    const started = (await logged('the cluster listening', (l) => l.msg === 'control plane listening' && l.workers === 3)) as LogLine & { pids: number[] };
+    const writer = await logged('the writer ready', (l) => l.msg === 'writer ready');
+    const primary = niceOf(cp.svc.pid);
+    // The primary relays and the writer commits every report of the cluster: they keep the service's niceness.
+    expect(niceOf(writer.pid as number)).toBe(primary);
+    const workers = started.pids.filter((p) => p !== writer.pid);
+    expect(workers).toHaveLength(3);
+    for (const pid of workers) {
+      const threads = readdirSync(`/proc/${pid}/task`);
+      expect(threads.length).toBeGreaterThan(1);
+      for (const tid of threads) expect(niceOf(pid, tid), `worker ${pid} thread ${tid}`).toBe(Math.min(19, primary + PRIORITY_STEP));
+    }
   });
 
   it('writes the reports of every worker, loses none acknowledged to kill -9 of the writer, and writes on once it is replaced', async () => {
