@@ -11,10 +11,12 @@ import type { Departure } from '../devices/desired-waiters.js';
  * @hono/node-server every poll became a WHATWG Request (headers, URL) and every answer a Response
  * copied back onto Node's, dispatched through the app's middleware; a held poll kept all of it
  * (and an AbortController the adapter made for the request) for up to a minute, 100,000 of them
- * at once in fleet-sim. Here the same steps answer: the device's token and record (deviceOf's two halves, claimsOf and
- * checkedDevice, the token cache included, the record read with the poll's sequence in one statement), the `wait` query, the wait and the answer (answerPoll: ETag/304, 204,
- * the change feed's wake-ups, pending log requests), with what direct-serve.ts gives every direct
- * route (request id, metrics, refusal log, worker header, the answer checked under test).
+ * at once in fleet-sim. Here the same steps answer: the device's token and record (deviceOf's
+ * two halves, claimsOf and checkedDevice, the token cache included; the record read with the
+ * poll's sequence in one statement), the `wait` query, the wait and the answer (answerPoll:
+ * ETag/304, 204, the change feed's wake-ups, pending log requests), with what direct-serve.ts
+ * gives every direct route (request id, metrics, refusal log, worker header, the answer checked
+ * under test).
  *
  * Taken here only what needs no decoding to read alike: GET, the path exactly, no query or a
  * single `wait=` of plain characters, and no body (no Transfer-Encoding, Content-Length absent or
