@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { sql } from 'drizzle-orm';
 import type { ControlPlaneContext } from './context.js';
+import { isDatabaseBusy } from './db/busy.js';
 
 /**
  * A named lease in the database (issue 17): among the control planes sharing one database exactly
@@ -148,6 +149,24 @@ export function startLease(ctx: LeaseCtx, name: string, opts: LeaseOptions = {})
     if (held && ctx.now().getTime() > validUntil) set(false);
   }
 
+  /**
+   * holdLease; a holder whose renewal met SQLite's lock held by others past the busy timeout (5 s)
+   * tries again at once while its holding is still valid: nobody else can take the lease before it
+   * expires, and waiting for the next look let it lapse. At 100,000 devices the holder lost it so
+   * (the writer's and late workers' writes saturating the lock), and its successor's takeover began
+   * with a membership sweep of 50 writes (SCALING.md).
+   */
+  async function renewWhileValid(): Promise<number | null> {
+    for (;;) {
+      try {
+        return await holdLease(ctx, name, me, ttlMs);
+      } catch (err) {
+        if (released || !held || !isDatabaseBusy(err) || ctx.now().getTime() >= validUntil) throw err;
+        ctx.log.warn({ err, lease: name }, 'lease renewal met a busy database; trying again while the lease is valid');
+      }
+    }
+  }
+
   async function look(): Promise<void> {
     const started = ctx.now().getTime();
     lapse();
@@ -161,7 +180,7 @@ export function startLease(ctx: LeaseCtx, name: string, opts: LeaseOptions = {})
       // in the write queue and for the write turn, and counted from the look's start a renewal that
       // waited past ttl - renewMs made the holder step down and take the lease again at its next look
       // (three flaps in one 20,000-device campaign, SCALING.md). The row's expiry counts from the write too.
-      const written = await holdLease(ctx, name, me, ttlMs);
+      const written = await renewWhileValid();
       if (released) return;
       if (written !== null) validUntil = written + ttlMs - renewMs;
       set(written !== null);

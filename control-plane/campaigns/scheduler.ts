@@ -168,12 +168,12 @@ export function startCampaignScheduler(ctx: ControlPlaneContext, opts: { tickMs?
     ticking = true;
     enqueue('tick', async () => {
       try {
-        // Just took over driving: catch up on membership changes made while nobody (or another process) drove.
-        if (!was) {
-          reconciler.reset();
-          await sweepMembership();
-        }
+        // Just took over driving: catch up on membership changes made while nobody (or another process) drove,
+        // after the tick: a wave half assigned in slices goes on first (the sweep is 50 writes at 100,000 devices,
+        // and a takeover in the last wave held its next slice 17 s, SCALING.md); the sweep advances what it changed.
+        if (!was) reconciler.reset();
         await tick();
+        if (!was) await sweepMembership();
         driven.ticks++;
         if (++ticks % sweepEvery === 0) await sweepMembership();
       } finally {
