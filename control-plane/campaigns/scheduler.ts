@@ -21,7 +21,7 @@ export interface CampaignScheduler {
  * so a restarted control plane continues where the last one stopped; the first tick catches up.
  * Work is chained one job at a time, and events for the same campaign coalesce into one advance.
  * Every process records its own devices' events (per-device conditional writes, safe in many);
- * only the driver advances campaigns, and a new driver sweeps membership first.
+ * only the driver advances campaigns, and a new driver sweeps membership after its first tick.
  */
 /** Devices per write of the membership sweep: a 100,000-device fleet is 50 short writes, not one long one. */
 const SWEEP_SLICE = 2000;
