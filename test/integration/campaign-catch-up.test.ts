@@ -1,6 +1,3 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseManifest } from '../../manifests/parse.js';
 import { createCampaignBody } from '../../protocol/campaign-spec.js';
@@ -13,7 +10,7 @@ import { reportReconciler } from '../../control-plane/campaigns/reconcile.js';
 import { campaignStatus, createCampaign, operatorAction } from '../../control-plane/campaigns/service.js';
 import { specFromBody } from '../../control-plane/campaigns/spec.js';
 import { loadCampaign } from '../../control-plane/campaigns/store.js';
-import { fileContext } from './file-context.js';
+import { twoViews } from './file-context.js';
 
 /**
  * What the campaign engine keeps up to date from the reports that changed (issue 17), against a
@@ -22,27 +19,19 @@ import { fileContext } from './file-context.js';
  * count as reading everything would.
  */
 
-let dir: string;
 let a: ControlPlaneContext;
 let b: ControlPlaneContext;
-let closers: (() => void)[] = [];
+let close: () => void;
 let writer: ReportWriter;
 let reportSeq = 0;
 const actor: OperatorActor = { kind: 'operator', id: 'test', role: 'admin' };
 
 beforeEach(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'berth-catch-up-'));
-  const one = await fileContext(dir, 'berth.db');
-  const two = await fileContext(dir, 'berth.db');
-  [a, b] = [one.ctx, two.ctx];
-  closers = [one.close, two.close];
+  ({ a, b, close } = await twoViews('berth-catch-up-'));
   writer = new ReportWriter(b);
 });
 
-afterEach(() => {
-  for (const close of closers) close();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterEach(() => close());
 
 async function exec(sql: string, args: (string | number | null)[] = []): Promise<void> {
   await a.client.execute({ sql, args });

@@ -1,6 +1,3 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { sql } from 'drizzle-orm';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseManifest } from '../../manifests/parse.js';
@@ -13,7 +10,7 @@ import { advanceCampaign, advancedInPart } from '../../control-plane/campaigns/e
 import { startCampaignScheduler } from '../../control-plane/campaigns/scheduler.js';
 import { createCampaign } from '../../control-plane/campaigns/service.js';
 import { specFromBody } from '../../control-plane/campaigns/spec.js';
-import { fileContext } from './file-context.js';
+import { twoViews } from './file-context.js';
 
 /**
  * A wave bigger than the slice is assigned in several write transactions (campaigns/executor.ts
@@ -21,25 +18,17 @@ import { fileContext } from './file-context.js';
  * the driving process's scheduler commits each slice and comes back for the rest at once.
  */
 
-let dir: string;
 let a: ControlPlaneContext;
 let b: ControlPlaneContext;
-let closers: (() => void)[] = [];
+let close: () => void;
 const actor: OperatorActor = { kind: 'operator', id: 'test', role: 'admin' };
 const DEVICES = 10;
 
 beforeEach(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'berth-wave-slices-'));
-  const one = await fileContext(dir, 'berth.db');
-  const two = await fileContext(dir, 'berth.db');
-  [a, b] = [one.ctx, two.ctx];
-  closers = [one.close, two.close];
+  ({ a, b, close } = await twoViews('berth-wave-slices-'));
 });
 
-afterEach(() => {
-  for (const close of closers) close();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterEach(() => close());
 
 async function exec(sql: string, args: (string | number | null)[] = []): Promise<void> {
   await a.client.execute({ sql, args });

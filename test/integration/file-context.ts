@@ -1,3 +1,5 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger } from '../../common/log.js';
 import { createContext, type ControlPlaneContext } from '../../control-plane/context.js';
@@ -23,4 +25,24 @@ export async function fileContext(dir: string, file: string, opts: { now?: () =>
   const keys = new SigningKeys(db, 1000, vault);
   const ctx = createContext({ db, client, log, events: new TypedEmitter(), config: { ...DEFAULTS, registryProxy: null, dataDir: dir, publicUrl: null }, keys, waiters: new DesiredWaiters(), registry: new ImageRegistry(null, async () => '', log), seen: new LastSeen(), deviceTokens: new DeviceTokenCache(0), vault, now: opts.now });
   return { ctx, close: () => client.close() };
+}
+
+/**
+ * Two processes' views (`a`, `b`) of one migrated libSQL file in a fresh temp dir named after
+ * `prefix`; `close` closes both and removes the dir.
+ */
+export async function twoViews(prefix: string): Promise<{ dir: string; a: ControlPlaneContext; b: ControlPlaneContext; close(): void }> {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const one = await fileContext(dir, 'berth.db');
+  const two = await fileContext(dir, 'berth.db');
+  return {
+    dir,
+    a: one.ctx,
+    b: two.ctx,
+    close() {
+      one.close();
+      two.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
