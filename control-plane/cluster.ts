@@ -1,8 +1,8 @@
 import cluster, { type Worker } from 'node:cluster';
-import { availableParallelism } from 'node:os';
 import { createLogger, type Logger } from '../common/log.js';
 import { processIo, type ServiceIo, type Stoppable } from '../common/service.js';
 import { isClusterNotice, relayNotices } from './cluster-relay.js';
+import { forksWriter } from './cluster-size.js';
 import type { WriteTurn } from './db/write-queue.js';
 import { isTurnMessage, workerWriteTurn, WriteTurns, type TurnMessage } from './write-turns.js';
 import { EnrollBudgets, isBudgetMessage, workerEnrollBudget, type Outgoing } from './enroll-budgets.js';
@@ -50,18 +50,6 @@ import { PRIORITY_STEP, prioritizeCluster, renice } from './cluster-nice.js';
 const SLOT_ENV = 'BERTH_WORKER_SLOT';
 /** Set to 'writer' for the writer process (cluster-writer.ts). */
 const ROLE_ENV = 'BERTH_WORKER_ROLE';
-export const MAX_WORKERS = 64;
-/**
- * The writer process is forked from this many workers up. With two it is a third process on two
- * cores and cost 1.19× the CPU per enrollment, where the two workers' own group commits met no
- * busy failure; at ten it is what removed them. Three to nine are not measured, so they keep it.
- */
-export const WRITER_FROM_WORKERS = 3;
-
-/** Whether `--workers N` forks the writer process (cluster-writer.ts). */
-export function forksWriter(workers: number): boolean {
-  return workers >= WRITER_FROM_WORKERS;
-}
 /** A worker that dies younger than this counts as a crash loop. */
 const YOUNG_MS = 10_000;
 const MAX_YOUNG_DEATHS = 8;
@@ -78,16 +66,6 @@ type Start<O> = (opts: O & { log: Logger; worker: { id: number; of: number }; wr
 type StartWriter<O> = (opts: O, log: Logger, writeTurn: WriteTurn, link: { send(msg: BatchMessage): void; onMessage(fn: (msg: unknown) => void): void }) => Promise<Stoppable>;
 
 type ToPrimary = { berth: 'listening'; url: string } | { berth: 'ready' } | { berth: 'failed'; message: string };
-
-/** `--workers`: a whole number from 1 to 64; default the number of cores (1 for an in-memory database). */
-export function workersOf(value: string | undefined, db: string): number {
-  const inMemory = /(^|:)(:memory:|.*[?&]mode=memory)/.test(db);
-  if (value === undefined || value === '') return inMemory ? 1 : Math.min(MAX_WORKERS, availableParallelism());
-  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > MAX_WORKERS) throw new Error(`--workers "${value}": a whole number of processes from 1 to ${MAX_WORKERS} is expected`);
-  const n = Number(value);
-  if (n > 1 && inMemory) throw new Error(`--workers ${n}: the processes must share the database, and ${db} lives inside one process (use a file: path or a libSQL server)`);
-  return n;
-}
 
 /** This process is the writer forked by startPrimary (cluster-writer.ts). */
 export function isClusterWriter(): boolean {

@@ -8,7 +8,8 @@ import { parseListenList } from '../common/listen.js';
 import { tlsFilesOf } from '../common/serve.js';
 import { runService, type ServiceSpec } from '../common/service.js';
 import { parseDuration } from '../common/grammar.js';
-import { isClusterWorker, isClusterWriter, startPrimary, startWorker, startWriterWorker, workerIo, workersOf } from './cluster.js';
+import { isClusterWorker, isClusterWriter, startPrimary, startWorker, startWriterWorker, workerIo } from './cluster.js';
+import { workersOf } from './cluster-size.js';
 import type { ControlPlaneOptions } from './index.js';
 
 const FLAGS: Record<string, FlagSpec> = {

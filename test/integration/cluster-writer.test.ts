@@ -11,7 +11,7 @@ import { jsonLogLines, loggedLine, startControlPlaneChild, type ChildService, ty
 
 /**
  * `berth control-plane --workers 3` as a real process tree on one libSQL file: from three workers
- * up (cluster.ts, WRITER_FROM_WORKERS; two write their own, control-plane-workers.test.ts) every
+ * up (cluster-size.ts, WRITER_FROM_WORKERS; two write their own, control-plane-workers.test.ts) every
  * worker's reports and enrollments are written by the one writer process (control-plane/cluster-writer.ts),
  * a report is acknowledged only after the writer's commit, so a kill -9 of the writer right after
  * the acknowledgement loses nothing, and the writer is started again and writes on.

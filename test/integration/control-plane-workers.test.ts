@@ -124,7 +124,7 @@ describe('control plane with --workers 2', () => {
     expect(all.findIndex((l) => l.worker === 2)).toBeGreaterThan(firstListening);
     expect(logs).not.toContain(admin);
     expect(all.filter((l) => l.msg === 'control plane listening' && l.worker !== undefined).map((l) => l.worker).sort()).toEqual([1, 2]);
-    // Two workers write their own reports and enrollments: no writer process (cluster.ts, WRITER_FROM_WORKERS).
+    // Two workers write their own reports and enrollments: no writer process (cluster-size.ts, WRITER_FROM_WORKERS).
     expect(all.find((l) => l.msg === 'control plane listening' && l.workers === 2)?.pids).toHaveLength(2);
     expect(all.filter((l) => l.msg === 'writer ready')).toEqual([]);
 

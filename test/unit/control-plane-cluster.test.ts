@@ -2,7 +2,7 @@ import { availableParallelism } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../common/log.js';
 import { relayNotices, type RelayLink } from '../../control-plane/cluster-relay.js';
-import { workersOf } from '../../control-plane/cluster.js';
+import { workersOf } from '../../control-plane/cluster-size.js';
 import { DeviceTokenCache } from '../../control-plane/device-api/token-cache.js';
 import { DesiredWaiters } from '../../control-plane/devices/desired-waiters.js';
 import { TypedEmitter } from '../../control-plane/events.js';
