@@ -24,7 +24,7 @@ import { loopDelayOf, loopProbeEnv } from './loop-delay.js';
 import type { SqlStat } from './loop-probe.js';
 import { recordsCsv } from './devices.js';
 import type { EnrollJob, EnrollResult } from './enrollment-worker.js';
-import { BERTH_BIN, benchScript, mainThreadCpuSecondsOf, processTree, scratchDir, spawnNode, treeCpuSecondsOf, waitReady, type Child } from './proc.js';
+import { BERTH_BIN, benchScriptCommand, mainThreadCpuSecondsOf, processTree, scratchDir, spawnNode, treeCpuSecondsOf, waitReady, type Child } from './proc.js';
 import { operator } from './services.js';
 import { compare, stat, type Bench, type BenchOptions, type BenchRow } from './stats.js';
 
@@ -32,6 +32,8 @@ const TARGET = 2000;
 /** Load processes and connections each: 2 × 16 in flight, as fleet-sim enrolls. */
 const LOADERS = 2;
 const CONNECTIONS = 16;
+/** The load processes' niceness (startLoader). */
+const LOAD_NICE = 5;
 /**
  * Devices each load process enrolls before the measured window, on top of the N measured (at most a
  * tenth of its share): each server process's JIT warm-up, paid once per process, is not an
@@ -85,7 +87,8 @@ interface Loader {
 
 function startLoader(job: EnrollJob): Loader {
   // `nice`: the load shares the cores with the server, which must not be the one that yields.
-  const p = spawn('nice', ['-n', '5', process.execPath, benchScript('enrollment-worker.js')], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const [cmd, args] = benchScriptCommand('enrollment-worker.js', LOAD_NICE);
+  const p = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   const err: string[] = [];
   p.stderr.on('data', (b: Buffer) => err.push(b.toString()));
   const lines = createInterface({ input: p.stdout })[Symbol.asyncIterator]();
@@ -196,7 +199,7 @@ export const bench: Bench = {
       // Alternating with the baseline, so both see the same machine.
       const mine = await measure(BERTH_BIN, workers, n, records, log);
       const old = baseline ? await measure(baseline, workers, n, records, log) : undefined;
-      const note = `higher is better; ${n} devices measured, after ${LOADERS * warmOf(n)} more enrolled the same way to warm up each server process's JIT (as the --workers poll comparison warms up 2 s; the baseline alike); ${LOADERS} load processes × ${CONNECTIONS} in flight at nice 5 (they share the two cores, and the server must not be the one that yields); server ${mine.serverMsEach.toFixed(2)} ms CPU per enrollment${old ? ` (baseline ${old.serverMsEach.toFixed(2)})` : ''}, load processes ${mine.loadMsEach.toFixed(2)} ms; load average ${mine.load1.toFixed(1)}`;
+      const note = `higher is better; ${n} devices measured, after ${LOADERS * warmOf(n)} more enrolled the same way to warm up each server process's JIT (as the --workers poll comparison warms up 2 s; the baseline alike); ${LOADERS} load processes × ${CONNECTIONS} in flight at nice ${LOAD_NICE} (they share the two cores, and the server must not be the one that yields); server ${mine.serverMsEach.toFixed(2)} ms CPU per enrollment${old ? ` (baseline ${old.serverMsEach.toFixed(2)})` : ''}, load processes ${mine.loadMsEach.toFixed(2)} ms; load average ${mine.load1.toFixed(1)}`;
       const metric = `devices/s through the routes, --workers ${workers}`;
       if (old) rows.push(compare('enrollment', metric, 'devices/s', stat([mine.perSecond]), `the build at ${baseline}`, stat([old.perSecond]), note));
       else rows.push({ bench: 'enrollment', metric, unit: 'devices/s', berth: stat([mine.perSecond]), baseline: { name: 'target (issue 17)', value: stat([TARGET]) }, ratio: mine.perSecond / TARGET, note });

@@ -9,7 +9,7 @@ import { importFleet, startFleetServer } from './fleet.js';
 import type { SimJob } from './fleet-sim-worker.js';
 import { ephemeralRange, sourcePortsOf } from './fleet-sim-ports.js';
 import { loopDelayOf, loopProbeEnv, worstLoop } from './loop-delay.js';
-import { benchScript, memoryOf, scratchDir, treeCpuSecondsOf } from './proc.js';
+import { benchScriptCommand, memoryOf, scratchDir, treeCpuSecondsOf } from './proc.js';
 import { operator } from './services.js';
 import { stat, type Bench, type BenchOptions, type BenchRow } from './stats.js';
 
@@ -57,9 +57,7 @@ const SIM_NICE = 0;
 
 /** A simulator process (one socket per device: at most connectionsPerProcess() devices). */
 function startWorker(job: SimJob): Worker {
-  const nice = simNice();
-  // Through nice(1): every thread of the simulator inherits it from its start.
-  const [cmd, args] = nice > 0 ? ['nice', ['-n', String(nice), process.execPath, benchScript('fleet-sim-worker.js')]] : [process.execPath, [benchScript('fleet-sim-worker.js')]];
+  const [cmd, args] = benchScriptCommand('fleet-sim-worker.js', simNice());
   const p = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   const err: string[] = [];
   p.stderr.on('data', (b: Buffer) => err.push(b.toString()));

@@ -17,6 +17,15 @@ export const BERTH_BIN = join(DIST, 'bin/berth.js');
 /** A bench script of this build by name, or another build's by absolute path (cp-ab.ts --loads compares load generators). */
 export const benchScript = (name: string): string => (isAbsolute(name) ? name : join(DIST, 'test/bench', name));
 
+/**
+ * The command that runs bench script `name` on this Node at niceness `nice` (through nice(1), so
+ * every thread of it has it from its start): load processes share the two cores with the server.
+ */
+export function benchScriptCommand(name: string, nice: number): [string, string[]] {
+  const node = [process.execPath, benchScript(name)];
+  return nice > 0 ? ['nice', ['-n', String(nice), ...node]] : [node[0], node.slice(1)];
+}
+
 /** Linux reports utime/stime in clock ticks; 100 on every mainstream kernel config (getconf CLK_TCK). */
 const CLK_TCK = 100;
 
