@@ -55,12 +55,13 @@ export function desiredDirect(ctx: ControlPlaneContext, opts: DesiredDirectOptio
     if ('status' in claims) return claims;
     // The waiter entered before the one read of the device row and its sequence (point-reads.ts):
     // a change committed after that read wakes it.
-    const start = startPoll(ctx, claims.sub, wait, () => new ResponseDeparture(res));
+    const departed = () => new ResponseDeparture(res);
+    const start = startPoll(ctx, claims.sub, wait, departed);
     try {
       const read = await ctx.reads.deviceAndSequence(claims.sub);
       const device = await directRefusal(async () => checkedDevice(ctx, claims, read.device, () => req.socket));
       if ('status' in device) return device;
-      const a = await answerPoll(ctx, device.id, req.headers['if-none-match'], wait, () => new ResponseDeparture(res), { start, sequence: read.sequence });
+      const a = await answerPoll(ctx, device.id, req.headers['if-none-match'], wait, departed, { start, sequence: read.sequence });
       return a.status === 200 ? a : { status: a.status, headers: a.headers };
     } finally {
       // A refused poll's waiter; an answered one has left already (leaving twice is nothing).

@@ -51,10 +51,12 @@ export interface PollStart {
  * does not answer it leaves its waiter.
  */
 export function startPoll(ctx: ControlPlaneContext, deviceId: string, waitSec: number, departed: () => Departure): PollStart {
-  const deadline = Date.now() + longPollMs(waitSec, ctx.config.maxWaitSec);
+  const now = Date.now();
+  const deadline = now + longPollMs(waitSec, ctx.config.maxWaitSec);
+  if (deadline <= now) return { deadline, signal: undefined, waiter: null };
   // Only a poll that waits needs to learn that its client left.
-  const signal = deadline > Date.now() ? departed() : undefined;
-  return { deadline, signal, waiter: deadline > Date.now() ? ctx.waiters.enter(deviceId, deadline - Date.now(), signal) : null };
+  const signal = departed();
+  return { deadline, signal, waiter: ctx.waiters.enter(deviceId, deadline - now, signal) };
 }
 
 /**
