@@ -26,13 +26,23 @@ interface Answer {
 }
 
 /** A keep-alive connection that reaches `worker`: each request on it is answered there. */
+/**
+ * How long to keep opening connections until one reaches a given worker. Which worker accepts is
+ * the kernel's choice (SCHED_NONE): on a loaded machine the worker that is awake takes them all for
+ * a while, so a count of tries is not enough; a pause between tries lets the other one run.
+ */
+const REACH_WORKER_MS = 30_000;
+
 async function connectionTo(base: string, worker: string): Promise<Agent> {
-  for (let i = 0; i < 50; i++) {
+  const seen: string[] = [];
+  for (const deadline = Date.now() + REACH_WORKER_MS; Date.now() < deadline; await sleep(20)) {
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
-    if ((await once(base, 'GET', '/healthz', { agent })).worker === worker) return agent;
+    const reached = (await once(base, 'GET', '/healthz', { agent })).worker;
+    if (reached === worker) return agent;
+    seen.push(String(reached));
     agent.destroy();
   }
-  throw new Error(`no connection reached worker ${worker}`);
+  throw new Error(`no connection reached worker ${worker} in ${REACH_WORKER_MS} ms (${seen.length} reached ${[...new Set(seen)].join(', ')})`);
 }
 
 /**
@@ -85,7 +95,7 @@ describe('control plane with --workers 2', () => {
   /** Calls until each worker has answered once; the answers by worker. */
   async function fromBoth(call: () => Promise<Answer>): Promise<Map<string, Answer>> {
     const seen = new Map<string, Answer>();
-    for (let i = 0; i < 50 && seen.size < 2; i++) {
+    for (const deadline = Date.now() + REACH_WORKER_MS; seen.size < 2 && Date.now() < deadline; await sleep(20)) {
       const a = await call();
       if (a.worker) seen.set(a.worker, a);
     }
@@ -132,7 +142,7 @@ describe('control plane with --workers 2', () => {
     expect([...answers.keys()].sort()).toEqual(['1', '2']);
     for (const a of answers.values()) expect(a.status).toBe(200);
     // Exactly one worker holds the singletons lease (drives campaigns).
-    for (let i = 0; i < 100 && (await leaseHolders()).length !== 1; i++) await sleep(100);
+    for (let i = 0; i < 300 && (await leaseHolders()).length !== 1; i++) await sleep(100);
     expect(await leaseHolders()).toHaveLength(1);
   });
 
@@ -299,7 +309,7 @@ describe('control plane with --workers 2', () => {
     const answers = await fromBoth(() => once(base, 'GET', '/healthz'));
     expect([...answers.keys()].sort()).toEqual(['1', '2']);
     // Whichever held the lease, one worker holds it again.
-    for (let i = 0; i < 100 && (await leaseHolders()).length !== 1; i++) await sleep(100);
+    for (let i = 0; i < 300 && (await leaseHolders()).length !== 1; i++) await sleep(100);
     expect(await leaseHolders()).toHaveLength(1);
 
     const pids = [started.pids[0] as number, replaced.pid as number];
