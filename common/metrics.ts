@@ -5,10 +5,19 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
  * run several services in one process, so a module-level default registry would mix them). Each
  * registry also carries prom-client's default process and Node.js metrics (CPU, memory, event-loop
  * lag, GC, handles).
+ *
+ * The event-loop lag is sampled by a timer every EVENT_LOOP_PRECISION_MS, not prom-client's 10 ms: that
+ * timer wakes every process 100 times a second, 0.83 % of a core each with nothing else to do (0.10 %
+ * at 100 ms; perf_hooks alone, Node 20), and `--workers 10` runs twelve: the idle 10-worker control
+ * plane used 6.7-7.4 % of a core, 4.6-4.7 % with this (issue 17, control-plane/SCALING.md). A stall of
+ * the period or longer always shows in nodejs_eventloop_lag_*; a shorter one only when it spans a
+ * sample.
  */
+const EVENT_LOOP_PRECISION_MS = 100;
+
 export function createServiceRegistry(): Registry {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
+  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: EVENT_LOOP_PRECISION_MS });
   return registry;
 }
 
