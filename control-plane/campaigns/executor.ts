@@ -10,6 +10,9 @@ import { loadCampaign, loadCounts, releaseAll, updateProgress, type CampaignReco
 import { deviceTimeoutError } from './outcome.js';
 import { publishCampaignEvent } from '../webhooks/outbox.js';
 import { formatDuration } from '../../common/grammar.js';
+import type { Manifest } from '../../manifests/model.js';
+import { secretsUsed } from '../../manifests/secrets.js';
+import { variableNeeds } from '../../manifests/variables.js';
 
 /**
  * Thin effects: each planner step kind maps to one database effect. The executor plans, applies,
@@ -35,35 +38,52 @@ type StepExecutors = { [K in CampaignStepKind]: (env: StepEnv, step: Extract<Cam
  * secrets) is resolved now and stored with its desired row (devices/assignBatch: the sequence only
  * goes up, the replaced manifest and config are remembered, a device that already has both only
  * changes campaign); a device that lacks a value is skipped and failed with what it lacks.
- * Devices' long polls wake after commit.
+ * A manifest that needs no config takes the set-based path without reading a device's serial or
+ * labels: its every config would be null (device-config.ts snapshotConfig). Devices' long polls
+ * wake after commit.
  */
 async function assignWave({ ctx, tx, campaign, now }: StepEnv, wave: number, count: number): Promise<string[]> {
-  const picked = await tx.all<{ device_id: string; serial: string; labels: string }>(sql`
-    UPDATE campaign_devices SET state = 'assigned', wave = ${wave}, assigned_at = ${now}, assigning = 1,
+  const plain = !needsConfig(await manifestSpec(tx, campaign.manifestId));
+  const pick = sql`UPDATE campaign_devices SET state = 'assigned', wave = ${wave}, assigned_at = ${now}, assigning = 1,
       previous_manifest_id = (SELECT ds.manifest_id FROM desired ds WHERE ds.device_id = campaign_devices.device_id)
     WHERE campaign_id = ${campaign.id} AND device_id IN (
       SELECT device_id FROM campaign_devices WHERE campaign_id = ${campaign.id} AND state = 'pending'
-      ORDER BY late, joined_at, device_id LIMIT ${count})
-    RETURNING device_id, (SELECT serial FROM devices d WHERE d.id = campaign_devices.device_id) AS serial,
-      (SELECT labels FROM devices d WHERE d.id = campaign_devices.device_id) AS labels`);
-  const { ready, lacking } = await snapshotWave(ctx, tx, campaign.manifestId, picked.map((p) => ({ id: p.device_id, serial: p.serial, labels: JSON.parse(p.labels) as Record<string, string> })));
-  await skipLacking(tx, campaign.id, lacking, now);
-  if (lacking.length) ctx.log.warn({ campaign: campaign.id, devices: lacking.length }, 'devices lacking variables skipped');
-  if (ready.every((r) => r.config === null)) {
+      ORDER BY late, joined_at, device_id LIMIT ${count})`;
+  let ids: string[];
+  if (plain) {
+    ids = (await tx.all<{ device_id: string }>(sql`${pick} RETURNING device_id`)).map((p) => p.device_id);
     await assignPlain(tx, campaign, now);
     // assignBatch writes its own change-feed rows; the set-based path writes them in one statement.
     await noteDesiredChangesOf(tx, sql`SELECT device_id FROM campaign_devices WHERE campaign_id = ${campaign.id} AND assigning = 1`, now);
-  } else await assignBatch(ctx, tx, campaign.manifestId, campaign.id, ready);
+  } else {
+    const picked = await tx.all<{ device_id: string; serial: string; labels: string }>(sql`${pick}
+      RETURNING device_id, (SELECT serial FROM devices d WHERE d.id = campaign_devices.device_id) AS serial,
+        (SELECT labels FROM devices d WHERE d.id = campaign_devices.device_id) AS labels`);
+    const { ready, lacking } = await snapshotWave(ctx, tx, campaign.manifestId, picked.map((p) => ({ id: p.device_id, serial: p.serial, labels: JSON.parse(p.labels) as Record<string, string> })));
+    await skipLacking(tx, campaign.id, lacking, now);
+    if (lacking.length) ctx.log.warn({ campaign: campaign.id, devices: lacking.length }, 'devices lacking variables skipped');
+    await assignBatch(ctx, tx, campaign.manifestId, campaign.id, ready);
+    ids = ready.map((r) => r.id);
+  }
   await tx.run(sql`UPDATE campaign_devices SET assigning = 0,
       desired_sequence = (SELECT ds.sequence FROM desired ds WHERE ds.device_id = campaign_devices.device_id)
     WHERE campaign_id = ${campaign.id} AND assigning = 1`);
   // New members in flight: the reconcile and the byte totals read every member again (reconcile.ts).
   await tx.run(sql`UPDATE campaigns SET assignments = assignments + 1 WHERE id = ${campaign.id}`);
-  const ids = ready.map((r) => r.id);
   ctx.afterCommit(tx, () => {
     for (const id of ids) ctx.waiters.wake(id);
   });
   return ids;
+}
+
+async function manifestSpec(tx: Tx, manifestId: string): Promise<Manifest> {
+  const [m] = await tx.all<{ spec: string }>(sql`SELECT spec FROM manifests WHERE id = ${manifestId}`);
+  return JSON.parse(m.spec) as Manifest;
+}
+
+/** Whether a device's config for this manifest can be other than null: it uses a variable or mounts a secret. */
+function needsConfig(spec: Manifest): boolean {
+  return variableNeeds(spec).length > 0 || secretsUsed(spec).length > 0;
 }
 
 /**
@@ -77,7 +97,9 @@ async function assignPlain(tx: Tx, campaign: CampaignRecord, now: number): Promi
   await tx.run(sql`UPDATE desired SET previous_manifest_id = manifest_id, manifest_id = ${campaign.manifestId},
       previous_config = config, config = NULL, sequence = sequence + 1, campaign_id = ${campaign.id}, issued_at = ${now}
     WHERE device_id IN (${batch}) AND (manifest_id <> ${campaign.manifestId} OR config IS NOT NULL)`);
-  await tx.run(sql`UPDATE desired SET campaign_id = ${campaign.id} WHERE device_id IN (${batch}) AND manifest_id = ${campaign.manifestId}`);
+  // `+manifest_id`: by the manifest's index SQLite read every device already on it (up to the whole
+  // fleet in the last wave: 32 ms a slice of 2,500 at 100,000) to update the slice's few.
+  await tx.run(sql`UPDATE desired SET campaign_id = ${campaign.id} WHERE device_id IN (${batch}) AND +manifest_id = ${campaign.manifestId}`);
   await tx.run(sql`INSERT INTO desired (device_id, manifest_id, sequence, campaign_id, previous_manifest_id, issued_at)
     SELECT device_id, ${campaign.manifestId}, 1, ${campaign.id}, NULL, ${now} FROM campaign_devices
     WHERE campaign_id = ${campaign.id} AND assigning = 1 AND device_id NOT IN (SELECT device_id FROM desired)`);
