@@ -15,6 +15,17 @@ import { getPriority, setPriority } from 'node:os';
 /** How much nicer than the primary and the writer the HTTP workers run. */
 export const PRIORITY_STEP = 5;
 
+/** Names the variable that overrides PRIORITY_STEP; 0 runs every process at the service's own niceness (for measuring). */
+export const PRIORITY_STEP_ENV = 'BERTH_CLUSTER_PRIORITY_STEP';
+
+/** The step from the environment (PRIORITY_STEP when unset or empty); anything but a whole number from 0 to 39 is refused, by name. */
+export function priorityStepOf(env: NodeJS.ProcessEnv = process.env): number {
+  const value = env[PRIORITY_STEP_ENV];
+  if (value === undefined || value === '') return PRIORITY_STEP;
+  if (!/^\d+$/.test(value) || Number(value) > 39) throw new Error(`${PRIORITY_STEP_ENV}="${value}": a whole number from 0 to 39 is expected (the niceness between the HTTP workers and the writer)`);
+  return Number(value);
+}
+
 /**
  * Sets the niceness of every thread of `pid` (Linux keeps it per thread: V8's and libuv's threads,
  * started before this call, would keep the old one; threads started later inherit the main

@@ -9,7 +9,7 @@ import { EnrollBudgets, isBudgetMessage, workerEnrollBudget, type Outgoing } fro
 import { BatchRelay, isBatchMessage, RemoteBatches, type BatchMessage } from './cluster-batches.js';
 import type { AddressBudget } from './device-api/enroll-guard.js';
 import type { ControlPlaneContext } from './context.js';
-import { PRIORITY_STEP, prioritizeCluster, renice } from './cluster-nice.js';
+import { prioritizeCluster, priorityStepOf, renice } from './cluster-nice.js';
 
 /**
  * `berth control-plane --workers N`: N processes serve one port through node:cluster, each a full
@@ -189,9 +189,8 @@ export async function startPrimary<O extends ClusterOptions>(options: O, workers
   let onReady: (() => void) | null = null;
   const sendTo = (slot: number, msg: unknown) => Boolean(entries.get(slot)?.worker.isConnected() && entries.get(slot)?.worker.send(msg as BatchMessage));
   // Before the first fork, which inherits it (cluster-nice.ts); only with a writer, the process the
-  // priority is for. BERTH_CLUSTER_PRIORITY_STEP=0: all at the service's own (for measuring).
-  const step = Number(process.env.BERTH_CLUSTER_PRIORITY_STEP ?? PRIORITY_STEP);
-  const workerNice = prioritizeCluster(!forksWriter(workers) ? 0 : Number.isInteger(step) && step >= 0 && step <= 39 ? step : PRIORITY_STEP);
+  // priority is for (BERTH_CLUSTER_PRIORITY_STEP, cluster-nice.ts).
+  const workerNice = prioritizeCluster(forksWriter(workers) ? priorityStepOf() : 0);
   const relay = new BatchRelay(writerSlot, sendTo, () => entries.get(writerSlot)?.ready === true);
 
   function fork(slot: number, youngDeaths: number): void {
