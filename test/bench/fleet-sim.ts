@@ -32,6 +32,18 @@ interface Worker {
   /** SIGTERM: the worker prints its final counts and exits. */
   finish(): void;
   exited: Promise<number | null>;
+  pid: number;
+}
+
+/** The machine's CPU time so far (jiffies, /proc/stat's first line): all of it and the idle part (idle + iowait). */
+function machineCpu(): { idle: number; total: number } {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1, 9).map(Number);
+  return { idle: f[3] + f[4], total: f.reduce((a, b) => a + b, 0) };
+}
+
+/** The share of the machine's CPU left idle between two machineCpu readings, in %. */
+function idleShare(a: { idle: number; total: number }, b: { idle: number; total: number }): number {
+  return b.total > a.total ? ((b.idle - a.idle) / (b.total - a.total)) * 100 : 0;
 }
 
 /** This process's open-file limit (soft), or 1024 if unknown. */
@@ -77,7 +89,7 @@ function startWorker(job: SimJob): Worker {
     },
   };
   const live = () => p.exitCode === null && p.signalCode === null;
-  return { events, exited, stop: () => live() && p.kill('SIGKILL'), finish: () => live() && p.kill('SIGTERM') };
+  return { events, exited, pid: p.pid as number, stop: () => live() && p.kill('SIGKILL'), finish: () => live() && p.kill('SIGTERM') };
 }
 
 async function expectEvent(w: Worker, name: string): Promise<Record<string, unknown>> {
@@ -204,6 +216,11 @@ export const bench: Bench = {
         log(`fleet-sim ${n}: ${holdNote}`);
 
         await loopDelayOf(server.cp.pids(), loopDir);
+        // The simulators' CPU and the machine's idle share: whether the campaign's pace is the server's, or two saturated cores'.
+        const simCpu = () => running.reduce((a, w) => a + treeCpuSecondsOf(w.pid), 0);
+        const sim1 = simCpu();
+        const machine1 = machineCpu();
+        let machineLast = machine1;
         const cpu1 = treeCpuSecondsOf(pid);
         const t1 = performance.now();
         const created = await operator(server.cp, 'POST', '/v1/campaigns', { json: { name: fleet, manifest: server.releases[0], selector: `fleet=${fleet}`, waves: ['1%', '10%', '100%'], soak: '0', start: true } });
@@ -219,7 +236,9 @@ export const bench: Bench = {
           if (workerError) throw workerError;
           if (performance.now() - lastLog > 15_000) {
             lastLog = performance.now();
-            log(`fleet-sim ${n}: campaign ${status}, wave ${String(s.currentWave)}, devices ${JSON.stringify(s.devices)} after ${((lastLog - t1) / 1000).toFixed(0)} s`);
+            const machine = machineCpu();
+            log(`fleet-sim ${n}: campaign ${status}, wave ${String(s.currentWave)}, devices ${JSON.stringify(s.devices)} after ${((lastLog - t1) / 1000).toFixed(0)} s; machine idle ${idleShare(machineLast, machine).toFixed(0)}% since the last line`);
+            machineLast = machine;
           }
           if (['failed', 'aborted', 'paused'].includes(status)) throw new Error(`campaign ${fleet} ${status}: ${JSON.stringify(s).slice(0, 500)}`);
           if (performance.now() - t1 > PHASE_CAP_SECONDS.campaign * 1000) {
@@ -234,6 +253,8 @@ export const bench: Bench = {
         }
         const wall = (performance.now() - t1) / 1000;
         const cpu = treeCpuSecondsOf(pid) - cpu1;
+        const simSpent = simCpu() - sim1;
+        const idle = idleShare(machine1, machineCpu());
         const loop = worstLoop(await loopDelayOf(server.cp.pids(), loopDir));
         if (profDir) printCampaignProfile(profDir, pid, log);
         if (process.env.BERTH_BENCH_SQL_STATS) for (const p of server.cp.pids()) if (existsSync(join(loopDir, `${p}-sql.json`))) printCampaignSql(loopDir, p, log);
@@ -242,12 +263,12 @@ export const bench: Bench = {
         for (const w of running) w.finish();
         const t = totals(await Promise.all(running.map((w) => expectEvent(w, 'final'))));
         for (const w of running.splice(0)) await w.exited;
-        log(`fleet-sim ${n}: campaign completed in ${wall.toFixed(1)} s, server CPU ${cpu.toFixed(1)} s (${((cpu / wall) * 100).toFixed(0)}%), ${t.polls} polls${t.retryNote}; ${t.swaps} source ports swapped`);
+        log(`fleet-sim ${n}: campaign completed in ${wall.toFixed(1)} s, server CPU ${cpu.toFixed(1)} s (${((cpu / wall) * 100).toFixed(0)}%), simulators ${simSpent.toFixed(1)} s (${((simSpent / wall) * 100).toFixed(0)}%), machine idle ${idle.toFixed(0)}%, ${t.polls} polls${t.retryNote}; ${t.swaps} source ports swapped`);
         const size = n.toLocaleString('en');
         const perK = cpu / (n / 1000);
         const sim = `${workers} simulator processes${simNice() > 0 ? ` (at nice ${simNice()}: they stand in for devices on other machines, and take only the CPU the control plane leaves)` : ''} against a control plane of ${serverWorkers} process${serverWorkers > 1 ? 'es (--workers: the open-file limit here is 20,000 a process, hard; a server process is planned for 10,000 connections, a simulator 15,000)' : ''}, one keep-alive connection and long poll per device (wait=${WAIT_SECONDS} s, the server jitters it; half the devices on 127.0.0.1, half on [::1]); each device verifies its document, reports downloading, waits ${DOWNLOAD_MS[0] / 1000}–${DOWNLOAD_MS[1] / 1000} s (uniform, standing in for its download), reports running, and polls on with the new ETag; reports go on the device's connection between polls; no heartbeat reports`;
         rows.push(
-          { bench: 'fleet-sim', metric: `${size} devices: campaign 1%,10%,100% created → completed`, unit: 's', berth: stat([wall]), baseline: target('target (issue 17, 100,000)', TARGET.campaignSeconds), ratio: wall / TARGET.campaignSeconds, note: `lower is better; one run; ${sim}; ${t.polls} polls and ${2 * n} reports; server CPU ${cpu.toFixed(1)} s = ${((cpu / wall) * 100).toFixed(0)}% of one core; server event-loop delay p99 ${loop.p99.toFixed(0)} ms (max ${loop.max.toFixed(0)} ms); before the campaign: ${holdNote}` },
+          { bench: 'fleet-sim', metric: `${size} devices: campaign 1%,10%,100% created → completed`, unit: 's', berth: stat([wall]), baseline: target('target (issue 17, 100,000)', TARGET.campaignSeconds), ratio: wall / TARGET.campaignSeconds, note: `lower is better; one run; ${sim}; ${t.polls} polls and ${2 * n} reports; server CPU ${cpu.toFixed(1)} s = ${((cpu / wall) * 100).toFixed(0)}% of one core, the simulators' ${((simSpent / wall) * 100).toFixed(0)}%, the machine ${idle.toFixed(0)}% idle; server event-loop delay p99 ${loop.p99.toFixed(0)} ms (max ${loop.max.toFixed(0)} ms); before the campaign: ${holdNote}` },
           { bench: 'fleet-sim', metric: `${size} devices: server CPU per 1,000 devices through the campaign`, unit: 's', berth: stat([perK]), baseline: target('target (issue 17: a third of 4.9)', TARGET.cpuPer1000), ratio: perK / TARGET.cpuPer1000, note: `lower is better; utime+stime of the control plane (every process) from campaign created to completed, ÷ devices/1,000; includes every waiting device's poll renewals` },
           { bench: 'fleet-sim', metric: `${size} devices: requests retried (timeout, reset, 5xx)`, unit: 'requests', berth: stat([t.retries]), baseline: target('target (issue 17)', 0), note: `lower is better; enrollment, polls opening, and campaign until completed, with the daemon's timeouts (poll: wait + 15 s; other requests 300 s) and retries${t.retryNote || ': none'}` },
           { bench: 'fleet-sim', metric: `${size} devices: enrollment through the routes`, unit: 'devices/s', berth: stat([n / enrollSeconds]), baseline: target('target (issue 17)', TARGET.enrollPerSecond), ratio: n / enrollSeconds / TARGET.enrollPerSecond, note: `higher is better; one run; challenge + signed enroll per device, ${ENROLLS_IN_FLIGHT} in flight; server CPU ${((enrollCpu / enrollSeconds) * 100).toFixed(0)}% of one core` },
