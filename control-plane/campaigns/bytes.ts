@@ -10,10 +10,11 @@ import { KEPT, type ByteTallies, type ByteTotals, type Counted, type Tally } fro
  * in fleet-sim at 100,000 devices (130-230 ms a call, issue 17). Each process now keeps, per
  * campaign, what each member counts for and the report history id it is current to, and on a read
  * recounts only the devices that reported since (report_history ids grow in commit order, one row
- * per accepted report). Members are counted again in full when the campaign assigned a wave since
- * (its `assignments`, 0116: a new member may already hold a report about its document), or when its
- * members given a document grew or shrank (a pending one left, a finished one's device removed):
- * right after an assignment few members hold a report about the new document, so that read is short.
+ * per accepted report). Members are counted again in full when an assignment since brought in a
+ * member that may already hold a report about its document (the campaign's `assignments`, 0116,
+ * bumped only then: executor.ts), or when the campaign's members grew or shrank in number (a late
+ * joiner, a removed device). A member assigned a new document is caught up on: its reports about it
+ * come after the assignment, above the mark.
  */
 const COUNTED_STATES = sql`cd.state IN ('assigned', 'succeeded', 'failed', 'rolled-back', 'left')`;
 
@@ -62,7 +63,7 @@ async function catchUp(db: Reader, campaignId: string, t: Tally, mark: number): 
 
 /**
  * The campaign's byte totals, kept in `tallies` (one per database: the caller's context). `generation` names its members as the caller read them: the campaign
- * row's `assignments` and how many members are past pending (service.ts campaignStatus).
+ * row's `assignments` and how many members it has (service.ts campaignStatus).
  */
 export async function campaignBytes(db: Reader, tallies: ByteTallies, campaignId: string, generation: string): Promise<ByteTotals> {
   // Read before the members and reports: whatever commits after is above it, and read next time.

@@ -11,10 +11,11 @@ import type { Reader } from './store.js';
  * A member's outcome moves on its report, or on the member itself changing. Reports: every accepted
  * report adds a report_history row, whose ids only grow in commit order, so the devices reported
  * since the last pass are those with ids above its mark. Members: a member becomes `assigned` only
- * in a wave's assignment, which counts itself on its campaign's row (`assignments`, 0116), and such
- * a member may already have a matching report (its release and sequence unchanged). So a full pass
- * runs first, after a takeover (`reset`), and whenever a running or paused campaign's assignments
- * or status moved; otherwise only the reported devices are read.
+ * in a wave's assignment; given a new document, its reports about it come after, above the mark; but
+ * one whose release and sequence stayed may already have a matching report, and an assignment with
+ * such a member counts itself on its campaign's row (`assignments`, 0116; executor.ts). So a full
+ * pass runs first, after a takeover (`reset`), and whenever a running or paused campaign's
+ * assignments or status moved; otherwise only the reported devices are read.
  */
 export interface ReportReconciler {
   /** One pass: the ids of the campaigns whose members moved. */

@@ -191,7 +191,7 @@ export async function campaignStatus(ctx: StatusReads, c: CampaignRecord, now: n
     WHERE cd.campaign_id = ${c.id} AND cd.state IN ('failed', 'rolled-back') AND (cd.state = 'failed' OR cd.last_error IS NOT NULL)
     ORDER BY cd.finished_at DESC LIMIT ${failingLimit}`);
   // Kept per campaign and caught up on the devices that reported since the last read (bytes.ts).
-  const bytes = await campaignBytes(db, ctx.byteTallies, c.id, `${c.assignments}:${fleet - totals.pending + totals.left}`);
+  const bytes = await campaignBytes(db, ctx.byteTallies, c.id, `${c.assignments}:${fleet + totals.left}`);
   const window = c.spec.window
     ? { cron: c.spec.window.cron, duration: formatDuration(c.spec.window.durationMs), tz: c.spec.window.tz, ...windowView(windowState(c.spec.window, now)) }
     : null;

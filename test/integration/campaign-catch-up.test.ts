@@ -110,9 +110,13 @@ describe('the reconcile reads the reports that changed', () => {
     expect(await reconcile.pass()).toEqual([id]);
     expect(await stateOf(id, 'd0')).toBe('succeeded');
 
+    // Wave 1 gave d0 and d1 a new document: their reports came after it, so it did not make the passes read every member.
+    const assignments = async () => Number((await one<{ n: number }>('SELECT assignments AS n FROM campaigns WHERE id = ?', [id])).n);
+    expect(await assignments()).toBe(0);
     // Wave 2 assigns d2 and d3; d3's sequence stays (it runs the release), and its report from
     // before the campaign already says running: no new report comes, yet the next pass decides it.
     await a.write((tx) => advanceCampaign(a, tx, id));
+    expect(await assignments()).toBe(1);
     expect([await stateOf(id, 'd2'), await stateOf(id, 'd3')]).toEqual(['assigned', 'assigned']);
     expect(await reconcile.pass()).toEqual([id]);
     expect([await stateOf(id, 'd2'), await stateOf(id, 'd3')]).toEqual(['assigned', 'succeeded']);
