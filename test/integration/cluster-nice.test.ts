@@ -6,6 +6,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 // A copy anyone may read (the checkout may sit in a directory only root can enter); it imports only node: modules.
+// The file's scratch root (test/scratch-setup.ts, made 0700) is opened to be passed through, not listed.
+chmodSync(tmpdir(), 0o711);
 const dir = mkdtempSync(join(tmpdir(), 'berth-nice-'));
 const MODULE = join(dir, 'cluster-nice.mjs');
 copyFileSync(join(ROOT, 'dist/control-plane/cluster-nice.js'), MODULE);
