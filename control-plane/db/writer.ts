@@ -1,7 +1,8 @@
 import { LibsqlError, type Client, type InArgs, type InStatement, type ResultSet, type Transaction, type TransactionMode } from '@libsql/client';
 import { Sqlite3Transaction } from '@libsql/client/sqlite3';
 import Database from 'libsql';
-import { open as openFile } from 'node:fs/promises';
+import { statSync } from 'node:fs';
+import { open as openFile, type FileHandle } from 'node:fs/promises';
 
 /**
  * Write transactions on an embedded `file:` database that wait for another process's write lock
@@ -20,14 +21,19 @@ import { open as openFile } from 'node:fs/promises';
  * statement failed busy is closed rather than reused. Reads and every other call go to the client.
  *
  * The WAL's fsync of a commit is off the event loop too (issue 17). With SQLite's synchronous=FULL
- * the COMMIT itself waits for it, 2-5 ms on this disk with nothing else moving in the process: 15-20 %
- * of the enrollment loop's time. A writer connection on a WAL file runs synchronous=NORMAL instead
- * (the COMMIT writes the WAL without syncing it; a checkpoint still syncs it first), and its commit
- * resolves only once the WAL file is synced on libuv's thread pool (`syncWal`): an acknowledged write
- * is on disk as before, and since WAL recovery keeps a prefix of the commits, nothing after a lost one
- * survives either. What changes: the other connections see a commit before it is synced, so a
- * reader may see a write that a power cut would lose (never one that a kill -9 would: the page cache
- * outlives the process). A file not in WAL mode keeps FULL.
+ * the COMMIT itself waits for it (0.3-5 ms on this disk, the more the busier the machine) with
+ * nothing else moving in the process: with `--workers 2` each worker's loop stood still for its own
+ * and the write turn was held across it. A writer connection on a WAL file runs synchronous=NORMAL
+ * instead (the COMMIT writes the WAL without syncing it; a checkpoint still syncs it first), and its
+ * commit resolves only once the WAL file is synced on libuv's thread pool (`walSync`): the answer and
+ * every afterCommit event (change-feed wakes, the relay to other workers) wait for it, an
+ * acknowledged write is on disk as before, and since WAL recovery keeps a prefix of the commits,
+ * nothing after a lost one survives either. What changes: with FULL the WAL is synced before the
+ * wal-index makes a commit visible, here other connections (another process, a tailing change feed)
+ * see it one datasync earlier. Only a power cut or a kernel crash inside that window loses such a
+ * write (a kill -9 does not: the page cache outlives the process), and then a desired-state change a
+ * reader saw can be gone and its sequence handed out again to another document, which a device that
+ * saw the first would take as already applied. A file not in WAL mode keeps FULL.
  */
 
 const MAX_RETRY_MS = 20;
@@ -125,32 +131,71 @@ class WriterTransaction extends Sqlite3Transaction {
   }
 }
 
+/** The WAL file's data to disk (fdatasync, as SQLite's own sync), off the event loop. */
+export interface WalSync {
+  /** Resolves once synced, to the inode synced (what a test checks). */
+  sync(): Promise<number>;
+  close(): void;
+}
+
 /**
- * Syncs the WAL file's data to disk (fdatasync, as SQLite's own sync). Opened for each sync, not
- * kept: the last connection to close deletes the WAL, and a kept descriptor would then sync a file
- * no one writes any more.
+ * Syncs the WAL file at `path` through one descriptor, opened at the first sync and kept: a sync is
+ * then one trip to libuv's thread pool, not three (open, datasync, close), each of which waited for a
+ * busy event loop. SQLite deletes the WAL only when the file's last connection closes, which the
+ * client this serves prevents until close(); still, before each sync the path's inode is compared
+ * with the descriptor's (a stat on the loop, a few µs) and a WAL made anew is opened again, so a
+ * commit never resolves on the sync of a file no one writes any more.
  */
-export async function syncWal(path: string): Promise<void> {
-  const file = await openFile(path, 'r');
-  try {
-    await file.datasync();
-  } finally {
-    await file.close();
-  }
+export function walSync(path: string): WalSync {
+  /** Opened after the stat: the same file only if its inode is the one the stat saw (checked once). */
+  const openChecked = async (p: string, ino: number): Promise<FileHandle> => {
+    const handle = await openFile(p, 'r');
+    if ((await handle.stat()).ino !== ino) {
+      await handle.close();
+      throw new Error(`WAL ${p} was replaced while it was opened for a sync`);
+    }
+    return handle;
+  };
+  let kept: { handle: Promise<FileHandle>; ino: number } | undefined;
+  const drop = () => {
+    void kept?.handle.then((h) => h.close()).catch(() => undefined);
+    kept = undefined;
+  };
+  return {
+    async sync() {
+      const ino = statSync(path).ino;
+      if (kept?.ino !== ino) {
+        drop();
+        kept = { handle: openChecked(path, ino), ino };
+      }
+      const mine = kept;
+      try {
+        await (await mine.handle).datasync();
+        return ino;
+      } catch (err) {
+        // Opened afresh next time.
+        if (kept === mine) drop();
+        throw err;
+      }
+    },
+    close: drop,
+  };
 }
 
 /**
  * `client` with its write transactions (and write batches) on writer connections to `file`.
- * `sync` makes a commit durable on a WAL file (syncWal; a test may watch it).
+ * `syncer` makes a commit durable on a WAL file (walSync; a test may watch it).
  */
-export function withTimedWriteLock(client: Client, file: string, busyTimeoutMs: number, sync: (walPath: string) => Promise<void> = syncWal): Client {
+export function withTimedWriteLock(client: Client, file: string, busyTimeoutMs: number, syncer: (walPath: string) => WalSync = walSync): Client {
   const idle: Database.Database[] = [];
   const poisoned = new Set<Database.Database>();
   let closed = false;
   /** Whether the file is in WAL mode, learnt by the first writer connection (open.ts sets it before any write). */
   let wal: boolean | undefined;
-  const walPath = `${file}-wal`;
-  const synced = (): Promise<void> => (wal ? sync(walPath) : Promise.resolve());
+  const walFile = syncer(`${file}-wal`);
+  const synced = async (): Promise<void> => {
+    if (wal) await walFile.sync();
+  };
 
   const open = (): Database.Database => {
     const conn = new Database(file, { timeout: 0 } as ConstructorParameters<typeof Database>[1]);
@@ -210,6 +255,7 @@ export function withTimedWriteLock(client: Client, file: string, busyTimeoutMs: 
   function close(): void {
     closed = true;
     for (const conn of idle.splice(0)) drop(conn);
+    walFile.close();
     client.close();
   }
 

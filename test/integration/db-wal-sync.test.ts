@@ -1,10 +1,11 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { open as openFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createClient } from '@libsql/client';
 import Database from 'libsql';
 import { afterAll, describe, expect, it } from 'vitest';
-import { syncWal, withTimedWriteLock } from '../../control-plane/db/writer.js';
+import { walSync, withTimedWriteLock } from '../../control-plane/db/writer.js';
 
 /**
  * The commit's WAL sync off the event loop (control-plane/db/writer.ts), on real libSQL files: a
@@ -18,11 +19,11 @@ describe('a write transaction on an embedded file', { timeout: 60_000 }, () => {
   async function open(name: string, journal: 'WAL' | 'DELETE') {
     const file = join(dir, name);
     const syncs: { path: string; done: () => void }[] = [];
-    const sync = (path: string) => new Promise<void>((resolve) => syncs.push({ path, done: resolve }));
+    const syncer = (path: string) => ({ sync: () => new Promise<number>((resolve) => syncs.push({ path, done: () => resolve(0) })), close: () => undefined });
     const plain = createClient({ url: `file:${file}` });
     await plain.execute(`PRAGMA journal_mode=${journal}`);
     await plain.execute('CREATE TABLE kv (k TEXT PRIMARY KEY)');
-    return { file, syncs, client: withTimedWriteLock(plain, file, 1000, sync) };
+    return { file, syncs, client: withTimedWriteLock(plain, file, 1000, syncer) };
   }
 
   it('on a WAL file: synchronous=NORMAL, and the commit resolves only after the WAL is synced', async () => {
@@ -63,6 +64,30 @@ describe('a write transaction on an embedded file', { timeout: 60_000 }, () => {
     }
   });
 
+  it('syncs a WAL made anew under its kept descriptor, not the file it first opened', async () => {
+    const path = join(dir, 'renewed.db-wal');
+    await writeFile(path, 'first');
+    const wal = walSync(path);
+    try {
+      const first = await wal.sync();
+      expect(first).toBe(statSync(path).ino);
+      // Deleted and made again (what SQLite does when a file's last connection closes and one opens);
+      // the first file kept open elsewhere so that its inode is not reused for the second.
+      const held = await openFile(path, 'r');
+      try {
+        unlinkSync(path);
+        await writeFile(path, 'second');
+        const second = statSync(path).ino;
+        expect(second).not.toBe(first);
+        await expect(wal.sync()).resolves.toBe(second);
+      } finally {
+        await held.close();
+      }
+    } finally {
+      wal.close();
+    }
+  });
+
   it('syncs a real WAL file, and fails for one that is not there', async () => {
     const file = join(dir, 'real.db');
     const plain = createClient({ url: `file:${file}` });
@@ -71,8 +96,17 @@ describe('a write transaction on an embedded file', { timeout: 60_000 }, () => {
     try {
       await client.batch([{ sql: 'CREATE TABLE kv (k TEXT PRIMARY KEY)', args: [] }, { sql: 'INSERT INTO kv (k) VALUES (?)', args: ['a'] }], 'write');
       expect(existsSync(`${file}-wal`)).toBe(true);
-      await expect(syncWal(`${file}-wal`)).resolves.toBeUndefined();
-      await expect(syncWal(join(dir, 'none.db-wal'))).rejects.toThrow(/ENOENT/);
+      const wal = walSync(`${file}-wal`);
+      const ino = statSync(`${file}-wal`).ino;
+      await expect(wal.sync()).resolves.toBe(ino);
+      await expect(wal.sync()).resolves.toBe(ino);
+      wal.close();
+      const none = walSync(join(dir, 'none.db-wal'));
+      await expect(none.sync()).rejects.toThrow(/ENOENT/);
+      // A failed open is not kept: the file made meanwhile is synced on the next try.
+      await writeFile(join(dir, 'none.db-wal'), 'x');
+      await expect(none.sync()).resolves.toBe(statSync(join(dir, 'none.db-wal')).ino);
+      none.close();
     } finally {
       client.close();
     }
