@@ -26,12 +26,19 @@ type Writer = Pick<Db, 'insert' | 'update' | 'select'>;
  */
 export class SigningKeys {
   private keys: LoadedKey[] = [];
+  /**
+   * The JWKS as of `from`, the same until `until` (a retired key's retention ends) or the next
+   * load(): every enrollment answer carries it, and building it each time was ~1 % of the
+   * enrollment's CPU (issue 17). Frozen, as it is shared.
+   */
+  private jwksMemo: { from: number; until: number; value: { keys: JWK[] } } | undefined;
 
   // The vault is shared with device secrets (control-plane/device-secrets): one key apart from the database.
   constructor(private readonly db: Db, private readonly retentionMs: number, readonly vault: KeyVault) {}
 
   async load(): Promise<void> {
     const rows = await this.db.select().from(signingKeys).orderBy(desc(signingKeys.createdAt));
+    this.jwksMemo = undefined;
     this.keys = rows.map((r) => {
       const privateKey = createPrivateKey(this.vault.unseal(r.privateKey, r.kid));
       return {
@@ -140,11 +147,14 @@ export class SigningKeys {
   }
 
   jwks(now: number = Date.now()): { keys: JWK[] } {
-    return {
-      keys: this.keys
-        .filter((k) => this.usable(k, now))
-        .map((k) => ({ ...k.publicJwk, kid: k.kid, alg: 'EdDSA', use: 'sig' })),
-    };
+    const memo = this.jwksMemo;
+    if (memo && now >= memo.from && now < memo.until) return memo.value;
+    const usable = this.keys.filter((k) => this.usable(k, now));
+    const value = Object.freeze({ keys: Object.freeze(usable.map((k) => Object.freeze({ ...k.publicJwk, kid: k.kid, alg: 'EdDSA', use: 'sig' }))) as JWK[] });
+    // A retired key leaves the set when its retention ends; nothing else changes it but load().
+    const until = Math.min(Infinity, ...usable.filter((k) => k.retiredAt !== null).map((k) => (k.retiredAt as number) + this.retentionMs));
+    this.jwksMemo = { from: now, until, value };
+    return value;
   }
 
   private usable(k: LoadedKey, now: number): boolean {
