@@ -11,10 +11,12 @@
  *   BERTH_BENCH_ENROLL_WORKERS=1,2       the --workers values measured (a diagnosis may want one)
  *   BERTH_BENCH_ENROLL_PROF=<dir>        also profiles every server process over the measured window
  *                                        (loop-probe.ts) and prints each one's flame summary
+ *   BERTH_BENCH_ENROLL_PROF_CPU=0        with _PROF: the SQL statements' times only, no CPU profiler
+ *                                        (which slows the event loop it measures)
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -131,7 +133,7 @@ async function measure(bin: string, workers: number, n: number, records: Records
   const loopDir = profDir ? join(profDir, 'loop') : '';
   if (profDir) mkdirSync(profDir, { recursive: true });
   try {
-    server = await startServer(bin, scratch.dir, workers, profDir ? loopProbeEnv(loopDir, { BERTH_BENCH_CPU_PROF: profDir, BERTH_BENCH_SQL_STATS: '1' }) : {});
+    server = await startServer(bin, scratch.dir, workers, profDir ? loopProbeEnv(loopDir, { ...(process.env.BERTH_BENCH_ENROLL_PROF_CPU === '0' ? {} : { BERTH_BENCH_CPU_PROF: profDir }), BERTH_BENCH_SQL_STATS: '1' }) : {});
     const fleet = records.fleet;
     for (const text of records.chunks) await operator(server, 'POST', '/v1/devices/import', { text, type: 'text/csv' });
     for (const job of jobsOf(server.url, fleet, n)) loaders.push(startLoader(job));
@@ -179,9 +181,11 @@ function loopsCpu(pids: number[]): number[] {
 function printProfiles(dir: string, loopDir: string, pids: number[], n: number, log: (m: string) => void): void {
   for (const pid of pids) {
     const file = readdirSync(dir).find((f) => f === `${pid}-2.cpuprofile`);
-    if (!file) continue;
-    const s = summarize(JSON.parse(readFileSync(join(dir, file), 'utf8')) as CpuProfile, 30);
-    log(summaryText(`server process ${pid} (${((s.totalMs / n) * 1000).toFixed(0)} µs sampled per enrollment)`, s));
+    if (file) {
+      const s = summarize(JSON.parse(readFileSync(join(dir, file), 'utf8')) as CpuProfile, 30);
+      log(summaryText(`server process ${pid} (${((s.totalMs / n) * 1000).toFixed(0)} µs sampled per enrollment)`, s));
+    }
+    if (!existsSync(join(loopDir, `${pid}-sql.json`))) continue;
     const sqls = JSON.parse(readFileSync(join(loopDir, `${pid}-sql.json`), 'utf8')) as SqlStat[];
     log(['SQL statements by time (wall, on the event loop):', ...sqls.slice(0, 15).map((q) => `  ${q.ms.toFixed(0).padStart(6)} ms ${String(q.calls).padStart(7)} calls ${((q.ms / q.calls) * 1000).toFixed(0).padStart(5)} µs  ${q.sql}`)].join('\n'));
   }
