@@ -12,7 +12,7 @@ import { index, integer, primaryKey, real, sqliteTable, text, uniqueIndex } from
 /** What drizzle cannot declare; the schema test checks these too. */
 export const sqlOnly = {
   /** Tables created WITHOUT ROWID (a composite primary key is the row's only identity). */
-  withoutRowid: ['campaign_devices', 'variables', 'device_sightings'],
+  withoutRowid: ['campaign_devices', 'variables', 'device_sightings', 'device_presence'],
   /** audit_log is append-only: UPDATE and DELETE abort. */
   triggers: ['audit_log_no_delete', 'audit_log_no_update'],
 };

@@ -12,7 +12,7 @@
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { sql } from 'drizzle-orm';
+import { sql, type SQL } from 'drizzle-orm';
 import { createLogger } from '../../common/log.js';
 import { createContext, type ControlPlaneContext } from '../../control-plane/context.js';
 import { migrate, openDatabase } from '../../control-plane/db/open.js';
@@ -21,7 +21,7 @@ import { DesiredWaiters } from '../../control-plane/devices/desired-waiters.js';
 import { LastSeen } from '../../control-plane/devices/last-seen.js';
 import { pruneDesiredChanges } from '../../control-plane/devices/change-feed.js';
 import { DeviceTokenCache } from '../../control-plane/device-api/token-cache.js';
-import { sweepPresence } from '../../control-plane/webhooks/presence.js';
+import { notEnrolledStillOnline, seenChangesIn, sweepPresence } from '../../control-plane/webhooks/presence.js';
 import { reconcileReports } from '../../control-plane/campaigns/membership.js';
 import { reportReconciler } from '../../control-plane/campaigns/reconcile.js';
 import { campaignNeedsAdvance } from '../../control-plane/campaigns/executor.js';
@@ -68,8 +68,8 @@ async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; out: T }> {
   return { ms: performance.now() - t0, out };
 }
 
-async function plan(ctx: ControlPlaneContext, what: string, query: string): Promise<void> {
-  const rows = (await ctx.client.execute(`EXPLAIN QUERY PLAN ${query}`)).rows;
+async function plan(ctx: ControlPlaneContext, what: string, query: string | SQL): Promise<void> {
+  const rows = typeof query === 'string' ? (await ctx.client.execute(`EXPLAIN QUERY PLAN ${query}`)).rows : await ctx.db.all<{ detail: unknown }>(sql`EXPLAIN QUERY PLAN ${query}`);
   console.log(`  plan of ${what}:`);
   for (const r of rows) console.log(`    ${String(r.detail)}`);
 }
@@ -140,8 +140,8 @@ try {
   const cutoff = now - 120_000;
   await plan(ctx, 'loadCounts: by state', `SELECT wave, state, count(*) AS n FROM campaign_devices WHERE campaign_id = '${CAMPAIGN}' AND state IN ('assigned', 'succeeded', 'failed') GROUP BY wave, state`);
   await plan(ctx, 'loadCounts: oldest', `SELECT wave, min(assigned_at) FROM campaign_devices WHERE campaign_id = '${CAMPAIGN}' AND state = 'assigned' GROUP BY wave`);
-  await plan(ctx, 'presence: a window', `SELECT d.id FROM (SELECT dv.id, (dv.status = 'enrolled' AND s.last_seen_at >= ${cutoff}) AS online_now FROM devices dv LEFT JOIN device_sightings s ON s.device_id = dv.id WHERE dv.rowid > 0 AND dv.rowid <= 5000) d
-    LEFT JOIN device_presence p ON p.device_id = d.id WHERE d.online_now <> coalesce(p.online = 1, 0)`);
+  await plan(ctx, 'presence: a window', seenChangesIn('', 'dev_5000', cutoff));
+  await plan(ctx, 'presence: not enrolled, announced online', notEnrolledStillOnline());
   await plan(ctx, 'reconcileReports', `SELECT cd.device_id FROM campaigns c JOIN campaign_devices cd INDEXED BY campaign_devices_progress ON cd.campaign_id = c.id AND cd.state = 'assigned'
     JOIN reported r ON r.device_id = cd.device_id AND r.desired_sequence = cd.desired_sequence WHERE cd.active = 1 AND c.status IN ('running', 'paused') AND r.phase IN ('running', 'failed', 'rolled-back')`);
   await plan(ctx, 'reconcile: the devices reported since', `SELECT cd.device_id FROM (SELECT DISTINCT device_id FROM report_history WHERE id > 5 AND id <= 10) h

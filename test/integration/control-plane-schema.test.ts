@@ -297,4 +297,25 @@ describe('control-plane database schema', () => {
       client.close();
     }
   });
+
+  it('keeps every announced presence when 0119 rebuilds device_presence without a rowid', async () => {
+    const { client } = await openDatabase(`file:${join(dir, 'presence.db')}`);
+    try {
+      const upTo = migrations.findIndex((m) => m.id === '0119_device_presence_without_rowid');
+      await migrate(client, log, migrations.slice(0, upTo));
+      for (const [id, online] of [['dev_a', 1], ['dev_b', 0]] as const) {
+        await client.execute({ sql: "INSERT INTO devices (id, serial, public_key, labels, status, created_at, token_epoch) VALUES (?, ?, 'pk', '{}', 'enrolled', 1, 0)", args: [id, `S-${id}`] });
+        await client.execute({ sql: 'INSERT INTO device_presence (device_id, online, changed_at) VALUES (?, ?, ?)', args: [id, online, 1000 + online] });
+      }
+      expect(await migrate(client, log)).toEqual(migrations.slice(upTo).map((m) => m.id));
+      const kept = await client.execute('SELECT device_id, online, changed_at FROM device_presence ORDER BY device_id');
+      expect(kept.rows.map((row) => ({ ...row }))).toEqual([
+        { device_id: 'dev_a', online: 1, changed_at: 1001 },
+        { device_id: 'dev_b', online: 0, changed_at: 1000 },
+      ]);
+      expect(await databaseShape(client)).toEqual(declaredShape());
+    } finally {
+      client.close();
+    }
+  });
 });

@@ -14,6 +14,7 @@ import { enrollChallengeAtMigration } from './0115_enroll_challenge_at.js';
 import { campaignAssignmentsMigration } from './0116_campaign_assignments.js';
 import { dropEnrollChallengesMigration } from './0117_drop_enroll_challenges.js';
 import { deviceSightingsMigration } from './0118_device_sightings.js';
+import { devicePresenceWithoutRowidMigration } from './0119_device_presence_without_rowid.js';
 
 export interface Migration {
   /** Never renamed: the id is what schema_migrations remembers. The file is named after it. */
@@ -28,4 +29,4 @@ export interface Migration {
  * 0002 and 0100 touch different tables, so databases migrated either way have the same schema
  * (control-plane-schema.test.ts migrates one the old way and compares).
  */
-export const migrations: Migration[] = [coreMigration, desiredIssuedMigration, campaignsMigration, policiesMigration, signingKeyRevokedMigration, variablesMigration, deviceSecretsMigration, reportedBytesFullMigration, webhooksMigration, desiredChangesMigration, removedDevicesMigration, campaignProgressAssignedMigration, enrollChallengeAtMigration, campaignAssignmentsMigration, dropEnrollChallengesMigration, deviceSightingsMigration];
+export const migrations: Migration[] = [coreMigration, desiredIssuedMigration, campaignsMigration, policiesMigration, signingKeyRevokedMigration, variablesMigration, deviceSecretsMigration, reportedBytesFullMigration, webhooksMigration, desiredChangesMigration, removedDevicesMigration, campaignProgressAssignedMigration, enrollChallengeAtMigration, campaignAssignmentsMigration, dropEnrollChallengesMigration, deviceSightingsMigration, devicePresenceWithoutRowidMigration];
