@@ -1,12 +1,14 @@
 import { carriedCode, WRITER_UNAVAILABLE } from './db/busy.js';
+import { WriterSocket } from './cluster-writer-socket.js';
 
 /**
  * The batched writes of `--workers N` (reports and enrollments, db/batched-writes.ts) written by ONE
  * process, the writer (cluster-writer.ts), for every worker (issue 17). With each of ten workers
  * writing its own batches, the last wave of a 100,000-device campaign crawled at ~50 devices/s: ten
  * processes took the cluster's write turn one small group at a time, and meeting SQLite's lock
- * refused reports busy at BEGIN. Here a worker hands its reports to the writer through the
- * primary (one message per event-loop turn, however many reports), the writer puts what arrives
+ * refused reports busy at BEGIN. Here a worker hands its reports to the writer on the writer's
+ * socket (cluster-writer-socket.ts), or through the primary while that socket is not connected (one
+ * message per event-loop turn, however many reports), the writer puts what arrives
  * from all workers into the same group commits, and answers each message after the commit that
  * holds it: the worker acknowledges a report (202) only then, so an acknowledged report is durable.
  *
@@ -56,16 +58,40 @@ export class RemoteBatches {
   private readonly queued = new Map<BatchWhat, { item: unknown; w: Waiting }[]>();
   private readonly inFlight = new Map<number, Waiting[]>();
   private scheduled = false;
+  private readonly socket: WriterSocket | null;
 
   constructor(
     private readonly send: (msg: BatchMessage) => void,
     onMessage: (fn: (msg: unknown) => void) => void,
+    /** The writer's socket (cluster-writer-socket.ts writerSocketPath); without one, every batch goes through the primary. */
+    writerPath?: string | null,
   ) {
     onMessage((msg) => {
       if (!isBatchMessage(msg)) return;
       if (msg.kind === 'written') this.written(msg.id, msg.outcomes);
       else if (msg.kind === 'writer-gone') this.gone();
     });
+    this.socket = writerPath
+      ? new WriterSocket(
+          writerPath,
+          (msg) => {
+            if (!isBatchMessage(msg) || msg.kind !== 'written') return;
+            this.socket?.answered(msg.id);
+            this.written(msg.id, msg.outcomes);
+          },
+          (ids) => this.refuse(ids),
+        )
+      : null;
+  }
+
+  /** Whether batches go to the writer's socket now (else through the primary). */
+  get direct(): boolean {
+    return this.socket?.connected ?? false;
+  }
+
+  /** Stops trying the writer's socket (the worker stops). */
+  close(): void {
+    this.socket?.close();
   }
 
   submit<O>(what: BatchWhat, item: unknown): Promise<O> {
@@ -95,7 +121,8 @@ export class RemoteBatches {
         id,
         list.map((p) => p.w),
       );
-      this.send({ berth: 'batch', kind: 'write', id, what, items: list.map((p) => p.item) });
+      const msg: BatchMessage = { berth: 'batch', kind: 'write', id, what, items: list.map((p) => p.item) };
+      if (!this.socket?.send(msg)) this.send(msg);
     }
   }
 
@@ -112,35 +139,57 @@ export class RemoteBatches {
 
   /** The writer died: nothing in flight will be answered (what it committed is found again on the device's retry). */
   private gone(): void {
-    const lists = [...this.inFlight.values()];
-    this.inFlight.clear();
-    for (const list of lists) for (const w of list) w.reject(writerGoneError());
+    this.refuse([...this.inFlight.keys()]);
+  }
+
+  /** These batches will not be answered: each of their items refused as from a writer gone (503). */
+  private refuse(ids: number[]): void {
+    for (const id of ids) {
+      const list = this.inFlight.get(id);
+      this.inFlight.delete(id);
+      for (const w of list ?? []) w.reject(writerGoneError());
+    }
   }
 }
 
+type Writers = Record<BatchWhat, (item: unknown) => Promise<unknown>>;
+
 /** The writer's side: each item to its local batched writer; the message answered once all of its items are. */
-export function serveBatches(
-  writers: Record<BatchWhat, (item: unknown) => Promise<unknown>>,
-  send: (msg: BatchMessage) => void,
-  onMessage: (fn: (msg: unknown) => void) => void,
-): { idle(): Promise<void> } {
-  const running = new Set<Promise<void>>();
+export function serveBatches(writers: Writers, send: (msg: BatchMessage) => void, onMessage: (fn: (msg: unknown) => void) => void): BatchServer {
+  const server = batchServer(writers);
+  // Through the primary: answered to the worker the primary stamped it from.
   onMessage((msg) => {
-    if (!isBatchMessage(msg) || msg.kind !== 'write' || typeof msg.from !== 'number' || !Array.isArray(msg.items)) return;
-    const write = writers[msg.what];
-    const to = msg.from;
-    const done = Promise.all(
+    if (isBatchMessage(msg) && msg.kind === 'write' && typeof msg.from === 'number') server.receive(msg, send);
+  });
+  return server;
+}
+
+export interface BatchServer {
+  /** A worker's message: if it is a batch, its items written and the answer to `reply` after their commit. */
+  receive(msg: unknown, reply: (msg: BatchMessage) => void): void;
+  /** Resolves once every batch taken is answered. */
+  idle(): Promise<void>;
+}
+
+/** The writing of batches, whichever way they come (the primary, or the writer's socket). */
+export function batchServer(writers: Writers): BatchServer {
+  const running = new Set<Promise<void>>();
+  return {
+    receive(msg, reply) {
+      if (!isBatchMessage(msg) || msg.kind !== 'write' || !Array.isArray(msg.items)) return;
+      const write = writers[msg.what];
+      const to = msg.from ?? 0;
+      const done = Promise.all(
       msg.items.map((item) =>
         (write ? write(item) : Promise.reject(new Error(`no batched write named ${String(msg.what)}`))).then(
           (value): ItemOutcome => ({ ok: true, value }),
           (err: unknown): ItemOutcome => ({ ok: false, message: (err as Error)?.message ?? String(err), code: carriedCode(err) }),
         ),
       ),
-    ).then((outcomes) => send({ berth: 'batch', kind: 'written', id: msg.id, to, outcomes }));
-    running.add(done);
-    void done.finally(() => running.delete(done));
-  });
-  return {
+      ).then((outcomes) => reply({ berth: 'batch', kind: 'written', id: msg.id, to, outcomes }));
+      running.add(done);
+      void done.finally(() => running.delete(done));
+    },
     async idle() {
       while (running.size > 0) await Promise.all([...running]);
     },

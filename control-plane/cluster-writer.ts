@@ -1,5 +1,6 @@
 import type { Logger } from '../common/log.js';
 import { serveBatches, writerGoneError, type BatchMessage } from './cluster-batches.js';
+import { listenForWorkers, writerSocketPath } from './cluster-writer-socket.js';
 import { openDatabase } from './db/open.js';
 import { createWriteQueue, type WriteTurn } from './db/write-queue.js';
 import { localEnrollWrites, type EnrollItem } from './device-api/enroll-writer.js';
@@ -15,6 +16,9 @@ import { DEFAULTS, type ControlPlaneOptions } from './index.js';
  * outcomes of reports (campaigns/membership.ts), and answers each worker after the commit. It still takes the
  * cluster's write turn like any worker: the workers write their other writes (campaign driving,
  * the lease, audit) themselves. Started after worker 1 has migrated the database.
+ *
+ * The workers' batches come on its socket (cluster-writer-socket.ts), or through the primary while a
+ * worker is not connected to it; both are written alike and answered the way they came.
  */
 export async function startBatchWriter(
   opts: Pick<ControlPlaneOptions, 'db' | 'dbAuthToken' | 'config'>,
@@ -45,12 +49,16 @@ export async function startBatchWriter(
     (msg) => link.send(msg),
     (fn) => link.onMessage(fn),
   );
-  log.info('writer ready');
+  // The cluster's primary is this process's parent: the workers find the socket by its pid.
+  const path = writerSocketPath(process.ppid);
+  const socket = path ? await listenForWorkers(path, (msg, reply) => served.receive(msg, reply)) : null;
+  log.info({ socket: path ?? undefined }, path ? 'writer ready' : 'writer ready (no socket of its own: batches come through the primary)');
   return {
     async close() {
       closing = true;
       // Every batch taken is committed and answered before the database closes.
       await served.idle();
+      await socket?.close();
       await write(async () => undefined);
       client.close();
       log.info('writer stopped');

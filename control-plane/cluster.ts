@@ -7,6 +7,7 @@ import type { WriteTurn } from './db/write-queue.js';
 import { isTurnMessage, workerWriteTurn, WriteTurns, type TurnMessage } from './write-turns.js';
 import { EnrollBudgets, isBudgetMessage, workerEnrollBudget, type Outgoing } from './enroll-budgets.js';
 import { BatchRelay, isBatchMessage, RemoteBatches, type BatchMessage } from './cluster-batches.js';
+import { writerSocketPath } from './cluster-writer-socket.js';
 import type { AddressBudget } from './device-api/enroll-guard.js';
 import type { ControlPlaneContext } from './context.js';
 import { prioritizeCluster, priorityStepOf, renice } from './cluster-nice.js';
@@ -36,7 +37,8 @@ import { prioritizeCluster, priorityStepOf, renice } from './cluster-nice.js';
  *   updated through notices the primary passes on (cluster-relay.ts).
  * - From WRITER_FROM_WORKERS workers up, reports and enrollments are written by one more process,
  *   the writer (cluster-writer.ts), for all workers: each worker hands them over through the
- *   primary and answers after the writer's commit (cluster-batches.ts). Ten processes each
+ *   writer's socket (or the primary while not connected to it) and answers after the writer's
+ *   commit (cluster-batches.ts, cluster-writer-socket.ts). Ten processes each
  *   committing its own small groups, and meeting SQLite's lock, made the last wave of a
  *   100,000-device campaign crawl (SCALING.md). Below that each worker writes its own.
  * - A worker that dies is started again, at once the first time and backing off while it keeps
@@ -125,7 +127,8 @@ export async function startWorker<O extends ClusterOptions>(options: O, workers:
   try {
     const writeTurn = workerWriteTurn(toPrimary, (fn) => process.on('message', fn));
     const enrollBudget = workerEnrollBudget(toPrimary, (fn) => process.on('message', fn));
-    const batches = forksWriter(workers) ? new RemoteBatches(toPrimary, (fn) => process.on('message', fn)) : undefined;
+    // The writer's socket is named by the primary's pid, this process's parent (cluster-writer-socket.ts).
+    const batches = forksWriter(workers) ? new RemoteBatches(toPrimary, (fn) => process.on('message', fn), writerSocketPath(process.ppid)) : undefined;
     cp = await start({ ...options, log, worker: { id: slot, of: workers }, writeTurn, enrollBudget, batches });
   } catch (err) {
     send({ berth: 'failed', message: (err as Error).message ?? String(err) });

@@ -74,6 +74,8 @@ describe('the writer process of --workers 3', () => {
   it('writes the reports of every worker, loses none acknowledged to kill -9 of the writer, and writes on once it is replaced', async () => {
     const ready = await logged('the writer ready', (l) => l.msg === 'writer ready');
     expect(ready.worker).toBe(4);
+    // The workers' batches come on its own socket (cluster-writer-socket.ts), not through the primary.
+    expect(String(ready.socket)).toMatch(/writer-\d+\.sock$/);
     const devices = Array.from({ length: 6 }, (_, i) => newDevice(`writer-${i}`));
     expect((await call(cp.url, 'POST', '/v1/devices/import', { token: admin, text: csvOf(devices), type: 'text/csv' })).status).toBe(200);
     // Enrollments go through the writer too.
