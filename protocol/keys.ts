@@ -82,14 +82,3 @@ export function verifyBytes(publicKey: KeyObject, data: Uint8Array | string, sig
     return false;
   }
 }
-
-/** verifyBytes on libuv's thread pool: the caller's event loop runs other work meanwhile. */
-export function verifyBytesAsync(publicKey: KeyObject, data: Uint8Array | string, signature: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    try {
-      verify(null, typeof data === 'string' ? Buffer.from(data) : data, publicKey, Buffer.from(signature, 'base64url'), (err, ok) => resolve(!err && ok));
-    } catch {
-      resolve(false);
-    }
-  });
-}

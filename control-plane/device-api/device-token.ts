@@ -15,15 +15,12 @@ import type { VerifiedDeviceToken } from './token-cache.js';
 
 const b64 = (json: unknown) => Buffer.from(JSON.stringify(json)).toString('base64url');
 
-/** `onPool`: signed on libuv's thread pool, the caller's event loop free meanwhile (enrollment.ts says when). */
-export async function issueDeviceToken(ctx: Pick<ControlPlaneContext, 'keys' | 'now' | 'config'>, device: { id: string; serial: string; tokenEpoch: number }, onPool = false): Promise<{ token: string; expiresAt: string }> {
+export function issueDeviceToken(ctx: Pick<ControlPlaneContext, 'keys' | 'now' | 'config'>, device: { id: string; serial: string; tokenEpoch: number }): { token: string; expiresAt: string } {
   const key = ctx.keys.active();
   const now = Math.floor(ctx.now().getTime() / 1000);
   const exp = now + ctx.config.deviceTokenTtlSec;
   const signingInput = `${b64({ alg: 'EdDSA', typ: TOKEN.deviceTyp, kid: key.kid })}.${b64({ epoch: device.tokenEpoch, serial: device.serial, iss: TOKEN.issuer, aud: TOKEN.deviceAudience, sub: device.id, iat: now, exp })}`;
-  const data = Buffer.from(signingInput);
-  const signature = onPool ? await new Promise<Buffer>((resolve, reject) => sign(null, data, key.privateKey, (err, sig) => (err ? reject(err) : resolve(sig)))) : sign(null, data, key.privateKey);
-  const token = `${signingInput}.${signature.toString('base64url')}`;
+  const token = `${signingInput}.${sign(null, Buffer.from(signingInput), key.privateKey).toString('base64url')}`;
   return { token, expiresAt: new Date(exp * 1000).toISOString() };
 }
 

@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import { Hono, type Context } from 'hono';
 import type { Logger } from '../../common/log.js';
-import { importPublicKey, verifyBytes, verifyBytesAsync } from '../../protocol/keys.js';
+import { importPublicKey, verifyBytes } from '../../protocol/keys.js';
 import { enrollChallengeRequest, enrollProofBytes, enrollRequest } from '../../protocol/device.js';
 import { issueDeviceToken } from './device-token.js';
 import type { ControlPlaneContext } from '../context.js';
@@ -48,17 +48,6 @@ export class Enrollment {
   private readonly writer: EnrollWriter;
   private readonly challengeKey: Buffer;
   private readonly nonce = noncePool();
-  /**
-   * The proof's check and the token's signature on libuv's thread pool, when this process serves
-   * alone (no primary keeps its budget: not one of `--workers N`). Its event loop is then what runs
-   * out, on one core, and the Ed25519 verification (~135 µs) and signature (~40 µs) were a third of
-   * that loop's CPU per enrollment. Tried once before and reverted (075a1c0, 8600dc1): the loop was
-   * then also held by every commit's WAL fsync, which the pool could not shorten; since the fsync
-   * runs on the pool too (db/writer.ts), measured side by side with it (control-plane/SCALING.md,
-   * seventh pass). With several workers every core already runs a loop, and the hand-over to a pool
-   * thread and back is CPU no core has spare.
-   */
-  private readonly onPool: boolean;
 
   constructor(private readonly ctx: ControlPlaneContext) {
     this.guard = new EnrollGuard({
@@ -72,7 +61,6 @@ export class Enrollment {
           .catch((err: unknown) => ctx.log.error({ err }, 'refused enrollment not audited')),
     });
     this.writer = new EnrollWriter(ctx);
-    this.onPool = ctx.enrollBudget === undefined;
     this.challengeKey = ctx.vault.derive('enroll-challenge');
   }
 
@@ -111,12 +99,7 @@ export class Enrollment {
       return v;
     };
     const read = await ctx.reads.enrollingDevice(req.serial);
-    const ttl = ctx.config.challengeTtlMs;
-    // Alone: every check but the key's first, so a request refused for them costs no signature
-    // check; then the proof against the key as read, on the thread pool. A row whose key changed
-    // before the write is checked again there.
-    if (this.onPool && read && !refusalOf(read, req.serial, issuedAt, now, ttl, () => true)) verdicts.set(read.publicKey, await verifyBytesAsync(importPublicKey(read.publicKey), proof, req.signature));
-    const early = refusalOf(read, req.serial, issuedAt, now, ttl, verified);
+    const early = refusalOf(read, req.serial, issuedAt, now, ctx.config.challengeTtlMs, verified);
     const outcome = early ?? (await this.writer.submit(read as EnrollingDevice, { serial: req.serial, encryptionKey: req.encryptionKey, issuedAt: issuedAt as number, now }, verified));
     const address = clientKey(caller.address);
     if ('code' in outcome) {
@@ -125,7 +108,7 @@ export class Enrollment {
       throw REFUSED;
     }
     this.guard.refund(address, 2);
-    const { token, expiresAt } = await issueDeviceToken(ctx, outcome, this.onPool);
+    const { token, expiresAt } = issueDeviceToken(ctx, outcome);
     return { status: 200, body: { deviceId: outcome.id, token, tokenExpiresAt: expiresAt, registryProxy: ctx.config.registryProxy, jwks: ctx.keys.jwks() } };
   }
 

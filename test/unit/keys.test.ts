@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { generateEd25519, importPrivateKey, importPublicKey, loadPrivateKey, publicKeyToRaw, rawOkpPublicKey, signBytes, verifyBytes, verifyBytesAsync, writeKeyPair } from '../../protocol/keys.js';
+import { generateEd25519, importPrivateKey, importPublicKey, loadPrivateKey, publicKeyToRaw, rawOkpPublicKey, signBytes, verifyBytes, writeKeyPair } from '../../protocol/keys.js';
 
 describe('public key import', () => {
   const pair = generateEd25519();
@@ -41,16 +41,6 @@ describe('signatures', () => {
     expect(verifyBytes(pair.publicKey, 'berth-enroll-v1\nSN2\nchallenge', sig)).toBe(false);
     expect(verifyBytes(generateEd25519().publicKey, 'berth-enroll-v1\nSN1\nchallenge', sig)).toBe(false);
     expect(verifyBytes(pair.publicKey, 'x', 'not-a-signature')).toBe(false);
-  });
-
-  it('verifies on the thread pool as it does on the caller\'s thread', async () => {
-    const sig = signBytes(pair.privateKey, 'berth-enroll-v1\nSN1\nchallenge');
-    expect(await verifyBytesAsync(importPublicKey(publicKeyToRaw(pair.publicKey)), 'berth-enroll-v1\nSN1\nchallenge', sig)).toBe(true);
-    expect(await verifyBytesAsync(pair.publicKey, Buffer.from('berth-enroll-v1\nSN1\nchallenge'), sig)).toBe(true);
-    expect(await verifyBytesAsync(pair.publicKey, 'berth-enroll-v1\nSN2\nchallenge', sig)).toBe(false);
-    expect(await verifyBytesAsync(generateEd25519().publicKey, 'berth-enroll-v1\nSN1\nchallenge', sig)).toBe(false);
-    expect(await verifyBytesAsync(pair.publicKey, 'x', 'not-a-signature')).toBe(false);
-    expect(await verifyBytesAsync(pair.publicKey, 'x', '')).toBe(false);
   });
 });
 
