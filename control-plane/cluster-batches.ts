@@ -58,7 +58,7 @@ export class RemoteBatches {
   private readonly queued = new Map<BatchWhat, { item: unknown; w: Waiting }[]>();
   private readonly inFlight = new Map<number, Waiting[]>();
   private scheduled = false;
-  private readonly socket: WriterSocket | null;
+  private readonly socket: WriterSocket<Extract<BatchMessage, { kind: 'write' }>> | null;
 
   constructor(
     private readonly send: (msg: BatchMessage) => void,

@@ -2,7 +2,6 @@ import { lstatSync, mkdirSync, rmSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { BatchMessage } from './cluster-batches.js';
 
 /**
  * The workers' batches straight to the writer process of `--workers N` (cluster-batches.ts), on a
@@ -69,13 +68,14 @@ function readLines(socket: Socket, onMessage: (msg: unknown) => void): void {
   });
 }
 
-const lineOf = (msg: BatchMessage) => JSON.stringify(msg) + '\n';
+/** A message as one line: JSON escapes every newline inside it. The messages are cluster-batches.ts's; this module only carries them. */
+const lineOf = (msg: unknown) => JSON.stringify(msg) + '\n';
 
 /**
  * The writer's side: listens at `path` (a socket left by a writer that died is replaced) and hands
  * each message of a worker to `receive` with the way back to that worker (cluster-batches.ts checks it).
  */
-export async function listenForWorkers(path: string, receive: (msg: unknown, reply: (msg: BatchMessage) => void) => void): Promise<{ close(): Promise<void> }> {
+export async function listenForWorkers<Reply>(path: string, receive: (msg: unknown, reply: (msg: Reply) => void) => void): Promise<{ close(): Promise<void> }> {
   rmSync(path, { force: true });
   const sockets = new Set<Socket>();
   const server: Server = createServer((socket) => {
@@ -83,7 +83,7 @@ export async function listenForWorkers(path: string, receive: (msg: unknown, rep
     socket.on('close', () => sockets.delete(socket));
     // A worker gone mid-write: what it was owed is dropped with its socket (it refused those items itself).
     socket.on('error', () => undefined);
-    const reply = (msg: BatchMessage) => {
+    const reply = (msg: Reply) => {
       if (socket.writable) socket.write(lineOf(msg));
     };
     readLines(socket, (msg) => receive(msg, reply));
@@ -110,7 +110,7 @@ export async function listenForWorkers(path: string, receive: (msg: unknown, rep
  * while it cannot), `send` false when not. When the connection ends, every batch sent on it and not
  * answered is `lost` (the writer died or stopped: refused 503, found again on the device's retry).
  */
-export class WriterSocket {
+export class WriterSocket<Msg extends { id: number }> {
   private socket: Socket | null = null;
   private readonly unanswered = new Set<number>();
   private timer: NodeJS.Timeout | null = null;
@@ -135,7 +135,7 @@ export class WriterSocket {
     if (this.unanswered.size === 0) this.socket?.unref();
   }
 
-  send(msg: Extract<BatchMessage, { kind: 'write' }>): boolean {
+  send(msg: Msg): boolean {
     if (!this.socket) return false;
     // Kept alive while an answer is owed: a stopping worker waits for its requests' writes.
     if (this.unanswered.size === 0) this.socket.ref();
