@@ -180,12 +180,12 @@ export function batchServer(writers: Writers): BatchServer {
       const write = writers[msg.what];
       const to = msg.from ?? 0;
       const done = Promise.all(
-      msg.items.map((item) =>
-        (write ? write(item) : Promise.reject(new Error(`no batched write named ${String(msg.what)}`))).then(
-          (value): ItemOutcome => ({ ok: true, value }),
-          (err: unknown): ItemOutcome => ({ ok: false, message: (err as Error)?.message ?? String(err), code: carriedCode(err) }),
+        msg.items.map((item) =>
+          (write ? write(item) : Promise.reject(new Error(`no batched write named ${String(msg.what)}`))).then(
+            (value): ItemOutcome => ({ ok: true, value }),
+            (err: unknown): ItemOutcome => ({ ok: false, message: (err as Error)?.message ?? String(err), code: carriedCode(err) }),
+          ),
         ),
-      ),
       ).then((outcomes) => reply({ berth: 'batch', kind: 'written', id: msg.id, to, outcomes }));
       running.add(done);
       void done.finally(() => running.delete(done));
