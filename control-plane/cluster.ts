@@ -124,11 +124,12 @@ export function workerIo(): ServiceIo {
 export async function startWorker<O extends ClusterOptions>(options: O, workers: number, log: Logger, start: Start<O>): Promise<Stoppable> {
   const slot = slotOf();
   let cp: Awaited<ReturnType<Start<O>>>;
+  let batches: RemoteBatches | undefined;
   try {
     const writeTurn = workerWriteTurn(toPrimary, (fn) => process.on('message', fn));
     const enrollBudget = workerEnrollBudget(toPrimary, (fn) => process.on('message', fn));
     // The writer's socket is named by the primary's pid, this process's parent (cluster-writer-socket.ts).
-    const batches = forksWriter(workers) ? new RemoteBatches(toPrimary, (fn) => process.on('message', fn), writerSocketPath(process.ppid)) : undefined;
+    batches = forksWriter(workers) ? new RemoteBatches(toPrimary, (fn) => process.on('message', fn), writerSocketPath(process.ppid)) : undefined;
     cp = await start({ ...options, log, worker: { id: slot, of: workers }, writeTurn, enrollBudget, batches });
   } catch (err) {
     send({ berth: 'failed', message: (err as Error).message ?? String(err) });
@@ -144,6 +145,8 @@ export async function startWorker<O extends ClusterOptions>(options: O, workers:
     async close() {
       stopRelay();
       await cp.close();
+      // After the control plane: its last writes were answered on the socket; then no more reconnecting.
+      batches?.close();
     },
   };
 }
