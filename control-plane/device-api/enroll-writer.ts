@@ -1,8 +1,9 @@
-import { sql, type SQL } from 'drizzle-orm';
+import { sql } from 'drizzle-orm';
 import { actorName, auditField, type AuditEntry, type ControlPlaneContext, type Tx } from '../context.js';
 import { ENROLLING_COLUMNS, enrollingDeviceOf, type EnrollingDevice } from '../db/point-reads.js';
 import { publishEventTo, readWebhooks, webhooksWanting } from '../webhooks/outbox.js';
 import { BatchedWrites } from '../db/batched-writes.js';
+import { auditInsert, enrollUpdate, type AuditValues, type EnrollValues } from './enroll-statements.js';
 
 export type Refusal = { status: 401 | 403; code: string; message: string };
 
@@ -101,17 +102,11 @@ async function writeBatch(ctx: Pick<Ctx, 'config' | 'now'>, tx: Tx, batch: Pendi
   // The first request for each device goes into the one UPDATE; a second one for it is decided after, on the row the first left.
   const firsts = new Map<string, number>();
   batch.forEach((p, i) => firsts.has(p.read.id) || firsts.set(p.read.id, i));
-  const values = [...firsts.values()].map((i) => {
+  const values = [...firsts.values()].map((i): EnrollValues => {
     const { read: d, req } = batch[i];
-    return sql`(${d.id}, ${d.status}, ${d.publicKey}, ${d.tokenEpoch}, ${req.issuedAt}, ${req.now}, ${req.encryptionKey ?? null})`;
+    return { id: d.id, status: d.status, publicKey: d.publicKey, tokenEpoch: d.tokenEpoch, issuedAt: req.issuedAt, now: req.now, encryptionKey: req.encryptionKey ?? null };
   });
-  // SET sees the row before the update: enrolled_at is set by the first enrollment only, and a renewal without a key keeps the one registered.
-  const updated = await tx.values<[string]>(sql`WITH v(id, status, public_key, token_epoch, issued_at, now, encryption_key) AS (VALUES ${sql.join(values, sql`, `)})
-    UPDATE devices SET status = 'enrolled', enrolled_at = CASE WHEN devices.status = 'registered' THEN v.now ELSE devices.enrolled_at END,
-      enroll_challenge_at = v.issued_at, encryption_key = coalesce(v.encryption_key, devices.encryption_key)
-    FROM v WHERE devices.id = v.id AND devices.status = v.status AND devices.public_key = v.public_key AND devices.token_epoch = v.token_epoch
-      AND (devices.enroll_challenge_at IS NULL OR devices.enroll_challenge_at < v.issued_at)
-    RETURNING devices.id`);
+  const updated = await tx.values<[string]>(enrollUpdate(values));
   const enrolledNow = new Set(updated.map((r) => String(r[0])));
   const outcomes: EnrollWritten[] = new Array<EnrollWritten>(batch.length);
   const done: Done[] = [];
@@ -172,6 +167,5 @@ async function audit(ctx: Pick<Ctx, 'now'>, tx: Tx, done: Done[]): Promise<void>
     entries.push({ actor, action: first ? 'device.enroll' : 'device.renew', target: d.serial });
   }
   const at = ctx.now().getTime();
-  const rows: SQL[] = entries.map((e) => sql`(${at}, ${actorName(e.actor)}, ${e.action}, ${e.target}, ${auditField(e.before)}, ${auditField(e.after)})`);
-  await tx.run(sql`INSERT INTO audit_log (at, actor, action, target, before, after) VALUES ${sql.join(rows, sql`, `)}`);
+  await tx.run(auditInsert(entries.map((e): AuditValues => [at, actorName(e.actor), e.action, e.target, auditField(e.before), auditField(e.after)])));
 }
