@@ -2,7 +2,7 @@ import { sql } from 'drizzle-orm';
 import type { DeviceReport } from '../../protocol/device.js';
 import type { ControlPlaneContext, Tx } from '../context.js';
 import { matchesSelector, parseSelector } from '../selector.js';
-import { classifyReport } from './outcome.js';
+import { classifyReport, mayDecide } from './outcome.js';
 import { ACTIVE_STATUSES } from './planner.js';
 import { activeCampaignIds, joinMatchingDevices, loadCampaign } from './store.js';
 
@@ -42,7 +42,10 @@ const READ_CHUNK = 500;
  * One write per batch, not one per report, is what keeps campaign progress up with a fleet's
  * reports (issue 17: one write each, serialized, fell minutes behind at 100,000 devices).
  */
-export async function recordReports(ctx: Pick<ControlPlaneContext, 'db' | 'write' | 'now' | 'batches'>, reports: { deviceId: string; report: ReportFields }[]): Promise<string[]> {
+export async function recordReports(ctx: Pick<ControlPlaneContext, 'db' | 'write' | 'now' | 'batches'>, all: { deviceId: string; report: ReportFields }[]): Promise<string[]> {
+  // A report of any other phase (downloading, …) moves no outcome whatever the member's row says:
+  // its device's rows are not read (half of a campaign's reports, issue 17).
+  const reports = all.filter((r) => mayDecide(r.report));
   const ids = [...new Set(reports.map((r) => r.deviceId))];
   const byDevice = new Map<string, AssignedRow[]>();
   for (let i = 0; i < ids.length; i += READ_CHUNK) {
@@ -138,14 +141,7 @@ export async function reconcileReports(ctx: Pick<ControlPlaneContext, 'db' | 'wr
     if (classifyReport(report, { sequence: Number(row.desired_sequence), release: row.release }).kind !== 'in-flight') moving.push({ row, report });
   }
   if (moving.length === 0) return [];
-  return ctx.write(async (tx) => {
-    const changed = new Set<string>();
-    const now = ctx.now().getTime();
-    for (const { row, report } of moving) {
-      if (await applyOutcome(tx, row, report, now)) changed.add(row.campaign_id);
-    }
-    return [...changed];
-  });
+  return ctx.write((tx) => applyOutcomes(tx, { moves: moving, now: ctx.now().getTime() }));
 }
 
 /**

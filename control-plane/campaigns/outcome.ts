@@ -19,7 +19,7 @@ export type DeviceOutcome = { kind: 'succeeded' } | { kind: 'failed'; error: str
  * Failure: the device says that document failed or was rolled back. Anything else is progress.
  */
 export function classifyReport(report: Pick<DeviceReport, 'desiredSequence' | 'running' | 'phase' | 'services' | 'error'>, assigned: { sequence: number; release: string }): DeviceOutcome {
-  if (report.desiredSequence !== assigned.sequence) return { kind: 'in-flight' };
+  if (report.desiredSequence !== assigned.sequence || !mayDecide(report)) return { kind: 'in-flight' };
   if (report.phase === 'failed' || report.phase === 'rolled-back') {
     return { kind: 'failed', error: report.error ?? `device reported ${report.phase}` };
   }
@@ -28,6 +28,11 @@ export function classifyReport(report: Pick<DeviceReport, 'desiredSequence' | 'r
     (s) => s.status === 'running' && (s.health === 'healthy' || s.health === 'none'),
   );
   return healthy ? { kind: 'succeeded' } : { kind: 'in-flight' };
+}
+
+/** Whether a report can decide an outcome at all: only one that says running, failed or rolled back (classifyReport). */
+export function mayDecide(report: Pick<DeviceReport, 'phase'>): boolean {
+  return report.phase === 'running' || report.phase === 'failed' || report.phase === 'rolled-back';
 }
 
 export type OperatorAction = 'start' | 'pause' | 'resume' | 'abort';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ControlPlaneContext } from '../../control-plane/context.js';
-import { recordReports } from '../../control-plane/campaigns/membership.js';
+import { applyOutcomes, recordReports } from '../../control-plane/campaigns/membership.js';
 import { deviceSlices, dropUnmatchedPending, joinMatchingDevices, loadCampaign, loadCounts } from '../../control-plane/campaigns/store.js';
 import { parseSelector } from '../../control-plane/selector.js';
 import { sweepPresence } from '../../control-plane/webhooks/presence.js';
@@ -110,6 +110,43 @@ describe('campaign reports decided in batches', () => {
     // d0 failed, then recovered; d1 reported about an older document; d2 twice the same outcome.
     expect([await state('d0'), await state('d1'), await state('d2')]).toEqual(['succeeded', 'assigned', 'succeeded']);
     expect(await recordReports(ctx, [{ deviceId: 'd2', report: running }])).toEqual([]);
+  });
+});
+
+describe('campaign reports that cannot decide an outcome', () => {
+  it('read no member row; the others move members past a read chunk, each only from the state it was decided on', async () => {
+    await campaign(1203);
+    await exec("UPDATE campaign_devices SET state = 'assigned', wave = 0, assigned_at = ?, desired_sequence = 7", [T]);
+    const batch = Array.from({ length: 1203 }, (_, i) => ({ deviceId: `d${i}`, report: i % 100 === 3 ? { ...failed, error: i % 200 === 3 ? 'boom' : 'bust' } : running }));
+    expect(await recordReports(ctx, batch)).toEqual(['c1']);
+    const byState = async () =>
+      (await rows<{ state: string; last_error: string | null; n: number }>("SELECT state, last_error, count(*) AS n FROM campaign_devices WHERE campaign_id = 'c1' GROUP BY state, last_error ORDER BY state, last_error")).map((r) => [
+        r.state,
+        r.last_error,
+        Number(r.n),
+      ]);
+    expect(await byState()).toEqual([
+      ['failed', 'boom', 6],
+      ['failed', 'bust', 6],
+      ['succeeded', null, 1191],
+    ]);
+    // Decided on 'assigned' for members that moved since (d3 failed, d4 succeeded): the write leaves them.
+    const row = (device: string) => ({ campaign_id: 'c1', device_id: device, state: 'assigned' as const, desired_sequence: 7, release: 'app@1.0.0' });
+    const moves = { moves: [{ row: row('d3'), report: running }, { row: row('d4'), report: failed }], now: T + 1 };
+    expect(await ctx.write((tx) => applyOutcomes(tx, moves))).toEqual(['c1']);
+    expect(await byState()).toEqual([
+      ['failed', 'boom', 6],
+      ['failed', 'bust', 6],
+      ['succeeded', null, 1191],
+    ]);
+    // A downloading report decides nothing whatever the row says: its device's rows are not read.
+    await exec("UPDATE campaign_devices SET state = 'assigned' WHERE device_id = 'd0'");
+    let reads = 0;
+    const counted = { ...ctx, db: new Proxy(ctx.db, { get: (t, p, r) => (p === 'all' && reads++, Reflect.get(t, p, r)) }) };
+    expect(await recordReports(counted, [{ deviceId: 'd0', report: { ...running, phase: 'downloading' as const, running: null } }])).toEqual([]);
+    expect(reads).toBe(0);
+    expect(await recordReports(counted, [{ deviceId: 'd0', report: running }])).toEqual(['c1']);
+    expect([reads, await state('d0')]).toEqual([1, 'succeeded']);
   });
 });
 
