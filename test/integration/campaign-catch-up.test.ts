@@ -95,10 +95,14 @@ describe('the reconcile reads the reports that changed', () => {
     expect(await reconcile.pass()).toEqual([]);
     await report('d0', 'running', { done: 100 });
     await report('d1', 'downloading', { done: 10 });
+    // Reports newer than the last pass are the event path's (none runs here): the next pass leaves them, the one after decides them.
+    expect(await reconcile.pass()).toEqual([]);
+    expect(await stateOf(id, 'd0')).toBe('assigned');
     expect(await reconcile.pass()).toEqual([id]);
     expect([await stateOf(id, 'd0'), await stateOf(id, 'd1')]).toEqual(['succeeded', 'assigned']);
-    // After the pass, d1's report changes: the next pass sees it.
+    // After the pass, d1's report changes: the pass after next sees it.
     await report('d1', 'failed', { done: 20 });
+    expect(await reconcile.pass()).toEqual([]);
     expect(await reconcile.pass()).toEqual([id]);
     expect(await stateOf(id, 'd1')).toBe('failed');
 
