@@ -116,7 +116,7 @@ function openLoopRows(what: string, n: string, xs: Measured[], rate: number, exp
 }
 
 /** Enrolls the sample, assigns it the first release, and learns each device's ETag. */
-async function prepareSample(server: FleetServer, fleet: string, n: number): Promise<{ dev: Enrolled; etag: string; sequence: number }[]> {
+export async function prepareSample(server: FleetServer, fleet: string, n: number): Promise<{ dev: Enrolled; etag: string; sequence: number }[]> {
   const enrolled = await mapLimit(
     Array.from({ length: n }, (_, i) => i),
     16,

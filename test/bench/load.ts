@@ -12,6 +12,7 @@
  *   download: `clients` connections each GET `url` once, reading and discarding the body.
  */
 import { Agent, request } from 'node:http';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { readJob } from './proc.js';
 import { LeanConnection } from './lean-http.js';
 import { requestText } from './raw-http.js';
@@ -59,6 +60,17 @@ export interface RequestsResult {
   firstError?: string;
   /** CPU of this load-generator process, % of one core: near 100 means the client limits. */
   clientCpuPercent: number;
+  /**
+   * Open loop: the most a counted request was sent after its scheduled time (ms), and how many were
+   * sent over 10 ms late. That wait is the generator's, yet it counts in the latency (measured from
+   * the schedule): a generator descheduled on a shared core shows here, not as the server's.
+   */
+  sendLateMaxMs?: number;
+  sendLateOver10?: number;
+  /** This process's own event-loop delay over the run, ms beyond its 10 ms timer (p99, max). */
+  clientLoop?: { p99: number; max: number };
+  /** The slowest answers: wall-clock time each was scheduled or sent (ms since the epoch) and its latency. */
+  slowest?: { at: number; ms: number }[];
 }
 
 export interface DownloadJob {
@@ -100,6 +112,11 @@ async function runRequests(job: RequestsJob): Promise<RequestsResult> {
   const seq = new Map<number, number>();
   const cpu0 = process.cpuUsage();
   const latencies: number[] = [];
+  const sentAt: number[] = [];
+  let sendLateMaxMs = 0;
+  let sendLateOver10 = 0;
+  const clientLoop = monitorEventLoopDelay({ resolution: 10 });
+  clientLoop.enable();
   const statuses: Record<string, number> = {};
   let ok = 0;
   let failed = 0;
@@ -130,6 +147,7 @@ async function runRequests(job: RequestsJob): Promise<RequestsResult> {
     if (status === job.expect) {
       ok++;
       latencies.push(t1 - t0);
+      sentAt.push(t0);
     } else {
       failed++;
       statuses[status] = (statuses[status] ?? 0) + 1;
@@ -153,6 +171,11 @@ async function runRequests(job: RequestsJob): Promise<RequestsResult> {
       const wait = due - performance.now();
       if (wait > 1) await new Promise((r) => setTimeout(r, wait));
       while (inFlight >= job.concurrency) await slot();
+      const late = performance.now() - due;
+      if (due >= countFrom) {
+        sendLateMaxMs = Math.max(sendLateMaxMs, late);
+        if (late > 10) sendLateOver10++;
+      }
       const conn = idle.pop() ?? open();
       inFlight++;
       conn.send(requestFor(i % n), (status, body, err) => {
@@ -189,9 +212,30 @@ async function runRequests(job: RequestsJob): Promise<RequestsResult> {
   for (const c of conns) c.close();
   const cpu = process.cpuUsage(cpu0);
   const clientCpuPercent = ((cpu.user + cpu.system) / 1000 / (performance.now() - start)) * 100;
+  clientLoop.disable();
   const sorted = Float64Array.from(latencies).sort();
   if (ok > 0) statuses[job.expect] = ok;
-  return { ok, failed, statuses, elapsedMs: job.durationMs, perSecond: ok / (job.durationMs / 1000), p50: pct(sorted, 50), p99: pct(sorted, 99), max: sorted[sorted.length - 1] ?? NaN, answered, firstError, clientCpuPercent };
+  const slowest = latencies
+    .map((ms, i) => ({ at: performance.timeOrigin + sentAt[i], ms }))
+    .sort((a, b) => b.ms - a.ms)
+    .slice(0, 10);
+  const lateBy = (ns: number): number => Math.max(0, ns / 1e6 - 10);
+  return {
+    ok,
+    failed,
+    statuses,
+    elapsedMs: job.durationMs,
+    perSecond: ok / (job.durationMs / 1000),
+    p50: pct(sorted, 50),
+    p99: pct(sorted, 99),
+    max: sorted[sorted.length - 1] ?? NaN,
+    answered,
+    firstError,
+    clientCpuPercent,
+    ...(job.ratePerSecond ? { sendLateMaxMs, sendLateOver10 } : {}),
+    clientLoop: { p99: lateBy(clientLoop.percentile(99)), max: lateBy(clientLoop.max) },
+    slowest,
+  };
 }
 
 async function runDownload(job: DownloadJob): Promise<DownloadResult> {

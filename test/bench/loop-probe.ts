@@ -8,6 +8,8 @@
  *   BERTH_BENCH_SQL_STATS=1: also times every SQLite statement (the embedded driver runs them
  *     synchronously, so wall time is event-loop time); on SIGUSR2 writes the totals by statement
  *     text to <loop dir>/<pid>-sql.json.
+ *   BERTH_BENCH_TRACE_MS: also records what happened when (loop-trace.ts: stalls, GC, slow statements,
+ *     each COMMIT and its checkpoint, WAL syncs, slow timers), on SIGUSR2 written to <loop dir>/<pid>-trace.json.
  * A bench signals before and after each run, so each run reads its own figures. Every process of a
  * cluster loads it (NODE_OPTIONS is inherited), each writing its own files.
  */
@@ -16,6 +18,7 @@ import { createRequire } from 'node:module';
 import { Session } from 'node:inspector';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { startTrace } from './loop-trace.js';
 
 export interface LoopDelay {
   pid: number;
@@ -82,6 +85,8 @@ if (dir) {
   // The histogram holds the time between the timer's runs; the delay is what exceeds the timer's own 10 ms.
   const late = (ns: number): number => Math.max(0, ns / 1e6 - RESOLUTION_MS);
   h.enable();
+  const traceMs = Number(process.env.BERTH_BENCH_TRACE_MS);
+  const trace = traceMs > 0 ? startTrace(traceMs, process.env.BERTH_BENCH_TRACE_DB) : undefined;
   let session: Session | undefined;
   let n = 0;
   if (profDir) {
@@ -97,6 +102,7 @@ if (dir) {
         writeAtomic(join(dir, `${process.pid}-sql.json`), JSON.stringify(rows));
         sqlStats.clear();
       }
+      if (trace) writeAtomic(join(dir, `${process.pid}-trace.json`), JSON.stringify(trace.take()));
       // The loop file last: the bench reads it as "done", so the profile is complete by then.
       writeAtomic(join(dir, `${process.pid}.json`), JSON.stringify(out));
       h.reset();
