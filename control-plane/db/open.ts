@@ -13,9 +13,10 @@ export type Db = LibSQLDatabase;
 
 /**
  * Opens the database. An embedded `file:` database gets WAL (readers never wait for the writer)
- * and a busy timeout; SQLite's default synchronous=FULL is kept, so a commit is on disk before the
- * request that caused it is answered: a kill -9 (or a power cut) loses no acknowledged write.
- * Any other URL (libsql://, http(s)://) is a server that manages its own durability.
+ * and a busy timeout; a write transaction's commit resolves once the WAL is synced (writer.ts), so
+ * a commit is on disk before the request that caused it is answered: a kill -9 loses no
+ * acknowledged write (a power cut: what writer.ts says). Its checkpoints run on a thread
+ * (checkpointer.ts). Any other URL (libsql://, http(s)://) is a server that manages its own durability.
  */
 export async function openDatabase(url: string, opts: { authToken?: string; busyTimeoutMs?: number } = {}): Promise<{ client: Client; db: Db }> {
   const isFile = url.startsWith('file:');
