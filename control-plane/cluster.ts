@@ -4,7 +4,8 @@ import { processIo, type ServiceIo, type Stoppable } from '../common/service.js'
 import { isClusterNotice, relayNotices } from './cluster-relay.js';
 import { forksWriter } from './cluster-size.js';
 import type { WriteTurn } from './db/write-queue.js';
-import { isTurnMessage, workerWriteTurn, WriteTurns, type TurnMessage } from './write-turns.js';
+import { isTurnMessage, workerWriteTurn } from './write-turns.js';
+import { TurnDesk } from './cluster-turns.js';
 import { EnrollBudgets, isBudgetMessage, workerEnrollBudget, type Outgoing } from './enroll-budgets.js';
 import { BatchRelay, isBatchMessage, RemoteBatches, type BatchMessage } from './cluster-batches.js';
 import { writerSocketPath } from './cluster-writer-socket.js';
@@ -57,8 +58,6 @@ const YOUNG_MS = 10_000;
 const MAX_YOUNG_DEATHS = 8;
 /** How long the primary waits for its workers to stop before killing them. */
 const STOP_GRACE_MS = 20_000;
-/** A write turn held longer is logged by the primary. */
-const SLOW_TURN_MS = 1000;
 
 /** What cluster.ts needs of index.ts (which imports nothing of this file, and the primary never loads). */
 interface ClusterOptions {
@@ -184,9 +183,6 @@ export async function startPrimary<O extends ClusterOptions>(options: O, workers
   cluster.schedulingPolicy = cluster.SCHED_NONE;
   const entries = new Map<number, Slot>();
   const writerSlot = workers + 1;
-  const turns = new WriteTurns(undefined, undefined, undefined, writerSlot);
-  /** When each slot was last given the write turn (the slow-turn log). */
-  const granted = new Map<number, number>();
   const budgets = new EnrollBudgets();
   const restarts = new Set<NodeJS.Timeout>();
   let stopping = false;
@@ -197,6 +193,7 @@ export async function startPrimary<O extends ClusterOptions>(options: O, workers
   // Before the first fork, which inherits it (cluster-nice.ts); only with a writer, the process the
   // priority is for (BERTH_CLUSTER_PRIORITY_STEP, cluster-nice.ts).
   const workerNice = prioritizeCluster(forksWriter(workers) ? priorityStepOf() : 0);
+  const desk = new TurnDesk(writerSlot, sendTo, log);
   const relay = new BatchRelay(writerSlot, sendTo, () => entries.get(writerSlot)?.ready === true);
 
   function fork(slot: number, youngDeaths: number): void {
@@ -206,15 +203,7 @@ export async function startPrimary<O extends ClusterOptions>(options: O, workers
     let failure = '';
     worker.on('message', (msg: unknown) => {
       if (isTurnMessage(msg)) {
-        const now = Date.now();
-        if (msg.kind === 'done') {
-          const since = granted.get(slot);
-          granted.delete(slot);
-          // Measured here, from the grant to the done: the worker's own log line says what it ran, and the gap between the two is the IPC and the worker's loop.
-          if (since !== undefined && now - since > SLOW_TURN_MS) log.warn({ worker: slot, heldMs: now - since, waiting: turns.waiting }, `worker ${slot} held the write turn ${now - since} ms`);
-        }
-        if (msg.kind === 'started') turns.started(slot, msg.id, now);
-        else grant(msg.kind === 'ask' ? turns.ask(slot, msg.id, now) : turns.done(slot, msg.id, now));
+        desk.receive(slot, msg);
         return;
       }
       if (isBatchMessage(msg)) {
@@ -246,7 +235,7 @@ export async function startPrimary<O extends ClusterOptions>(options: O, workers
     });
     worker.on('exit', (code, signal) => {
       if (entries.get(slot) !== entry) return;
-      grant(turns.gone(slot, Date.now()));
+      desk.gone(slot);
       sendBudgets(budgets.gone(slot));
       if (stopping) return;
       if (slot === writerSlot) {
@@ -286,28 +275,6 @@ export async function startPrimary<O extends ClusterOptions>(options: O, workers
     }
   }
 
-  function grant(to: { slot: number; id: number } | null): void {
-    const w = to && entries.get(to.slot)?.worker;
-    if (!to) return;
-    granted.set(to.slot, Date.now());
-    if (w?.isConnected()) w.send({ berth: 'write-turn', kind: 'yours', id: to.id } satisfies TurnMessage);
-    // Not started by then (its loop busy): the next worker goes (write-turns.ts).
-    setTimeout(() => {
-      const passed = turns.expire(Date.now());
-      if (passed) grant(passed.grant);
-    }, turns.startMs + 1).unref();
-  }
-  // A turn held for 30 s is a stuck transaction: the next worker goes (SQLite's lock still orders
-  // them). An unstarted grant is passed on by its own timer (grant); this catches any left over.
-  const turnWatch = setInterval(() => {
-    const expired = turns.expire(Date.now());
-    if (!expired) return;
-    log.warn({ worker: expired.stuck.slot }, `worker ${expired.stuck.slot} held the write turn past its limit (not started within ${turns.startMs} ms, or 30 s); passing it on`);
-    grant(expired.grant);
-    // Every second: a late writer's hold on the grants (write-turns.ts, lateMs) ends on this check.
-  }, 1000);
-  turnWatch.unref();
-
   /** Passes a worker's message on, stamped with its slot: to `to` alone, else to every other worker. */
   function pass(from: number, msg: { berth?: unknown; kind?: unknown; to?: unknown }): void {
     const stamped = { ...msg, from };
@@ -327,7 +294,7 @@ export async function startPrimary<O extends ClusterOptions>(options: O, workers
     const writer = entries.get(writerSlot);
     if (writer) clean = (await stopWorker(writerSlot, writer)) && clean;
     process.off('SIGHUP', onHup);
-    clearInterval(turnWatch);
+    desk.close();
     return clean;
   }
 
