@@ -43,7 +43,15 @@ const url = new URL(job.url);
 const devices: SimDevice[] = [];
 for (let i = job.from; i < job.to; i++) devices.push(simDevice(job.fleet, i));
 const conns = Array.from({ length: Math.min(job.connections, devices.length) }, () => new RawConnection(url, {}, true));
-for (const c of conns) c.connect();
+/**
+ * Connection c opens at c × STAGGER_MS, during the warm-up, not all in one instant: 16 connects at
+ * once were all accepted by whichever `--workers` process woke first (each accepts until the queue
+ * is empty), and one run of `--workers 2` had one worker serve every connection (2 and 433 CPU ticks
+ * in 4 s, 2026-11-30 03:26): an artifact of the burst, not of devices that connect over time. As
+ * load.ts does for the control-plane entry; the measured window starts after the last has opened.
+ */
+const STAGGER_MS = 20;
+const opened = conns.map((c, i) => new Promise<void>((resolve) => setTimeout(() => resolve(c.connect()), i * STAGGER_MS)));
 const post = (conn: RawConnection, path: string, json: unknown) => conn.send(requestText('POST', new URL(path, url), {}, JSON.stringify(json)));
 
 const failures: Record<string, number> = {};
@@ -54,7 +62,8 @@ let enrolled = 0;
 /** Devices [next, until) enrolled over every connection at once. */
 function enrollUntil(until: number): Promise<unknown> {
   return Promise.all(
-    conns.map(async (conn) => {
+    conns.map(async (conn, i) => {
+      await opened[i];
       while (next < until) {
         const d = devices[next++];
         const ch = await post(conn, '/v1/enroll/challenge', { serial: d.serial });

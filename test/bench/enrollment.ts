@@ -28,6 +28,7 @@ import { recordsCsv } from './devices.js';
 import type { EnrollJob, EnrollResult } from './enrollment-worker.js';
 import { BERTH_BIN, benchScriptCommand, mainThreadCpuSecondsOf, processTree, scratchDir, spawnNode, treeCpuSecondsOf, waitReady, type Child } from './proc.js';
 import { operator } from './services.js';
+import { socketCounts } from './sockets.js';
 import { compare, stat, type Bench, type BenchOptions, type BenchRow } from './stats.js';
 
 const TARGET = 2000;
@@ -136,9 +137,12 @@ async function measure(bin: string, workers: number, n: number, records: Records
     server = await startServer(bin, scratch.dir, workers, profDir ? loopProbeEnv(loopDir, { ...(process.env.BERTH_BENCH_ENROLL_PROF_CPU === '0' ? {} : { BERTH_BENCH_CPU_PROF: profDir }), BERTH_BENCH_SQL_STATS: '1' }) : {});
     const fleet = records.fleet;
     for (const text of records.chunks) await operator(server, 'POST', '/v1/devices/import', { text, type: 'text/csv' });
+    const pids = processTree(server.child.pid);
+    const sockets0 = socketCounts(pids);
     for (const job of jobsOf(server.url, fleet, n)) loaders.push(startLoader(job));
     for (const l of loaders) if ((await l.next()).event !== 'ready') throw new Error('enrollment load process not ready');
-    const pids = processTree(server.child.pid);
+    // The load's connections each process accepted (the primary's stays 0): the kernel decides, the log shows it.
+    const accepted = socketCounts(pids).map((c, i) => c - sockets0[i]);
     if (profDir) await loopDelayOf(pids, loopDir);
     const cpu0 = treeCpuSecondsOf(server.child.pid);
     const loops0 = loopsCpu(pids);
@@ -157,7 +161,7 @@ async function measure(bin: string, workers: number, n: number, records: Records
     if (enrolled !== n || failures.length) throw new Error(`enrolled ${enrolled} of ${n} in the measured window; failures ${JSON.stringify(failures)} (log: ${join(scratch.dir, 'control-plane.log')})`);
     const loadCpu = results.reduce((s, r) => s + r.cpuSeconds, 0);
     const run = { perSecond: n / seconds, serverMsEach: (cpu * 1000) / n, loadMsEach: (loadCpu * 1000) / n, load1: loadavg()[0] };
-    log(`enrollment ${bin === BERTH_BIN ? 'this build' : bin}, --workers ${workers} (${pids.length} process(es)): ${n} (after ${LOADERS * warmOf(n)} to warm up) in ${seconds.toFixed(1)} s = ${run.perSecond.toFixed(0)}/s; server ${((cpu / seconds) * 100).toFixed(0)}% of a core, ${run.serverMsEach.toFixed(3)} ms CPU each (${((loops.reduce((a, b) => a + b, 0) * 1000) / n).toFixed(3)} ms on the processes' main threads, the busiest at ${((Math.max(...loops) / seconds) * 100).toFixed(0)}% of a core); load processes ${run.loadMsEach.toFixed(3)} ms CPU each; load average ${run.load1.toFixed(1)}`);
+    log(`enrollment ${bin === BERTH_BIN ? 'this build' : bin}, --workers ${workers} (${pids.length} process(es)): ${n} (after ${LOADERS * warmOf(n)} to warm up) in ${seconds.toFixed(1)} s = ${run.perSecond.toFixed(0)}/s; server ${((cpu / seconds) * 100).toFixed(0)}% of a core, ${run.serverMsEach.toFixed(3)} ms CPU each (${((loops.reduce((a, b) => a + b, 0) * 1000) / n).toFixed(3)} ms on the processes' main threads, the busiest at ${((Math.max(...loops) / seconds) * 100).toFixed(0)}% of a core; connections ${accepted.join(' / ')}); load processes ${run.loadMsEach.toFixed(3)} ms CPU each; load average ${run.load1.toFixed(1)}`);
     return run;
   } finally {
     for (const l of loaders) l.stop();
