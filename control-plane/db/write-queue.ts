@@ -1,7 +1,6 @@
 import type { Logger } from '../../common/log.js';
 import type { Db } from './open.js';
 import { isDatabaseBusy } from './busy.js';
-import { onNextCommit } from './writer.js';
 
 /** A drizzle write transaction (or a savepoint in one), as `write` hands it out. */
 export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
@@ -93,9 +92,6 @@ export function createWriteQueue(db: Db, log: Logger, turn?: WriteTurn, opts: { 
   const groupTurnMs = opts.groupTurnMs ?? GROUP_TURN_MS;
   const now = opts.now ?? Date.now;
   const queue: QueuedWrite[] = [];
-  // The libSQL client under drizzle (writer.ts onNextCommit): only with turns to give back.
-  const under: unknown = turn ? Reflect.get(db, '$client') : null;
-  const client = typeof under === 'object' && under !== null ? under : null;
   let draining = false;
   // Writes run one at a time, so at most one write's hooks are being collected at any moment.
   let hooks: (() => void)[] | null = null;
@@ -110,21 +106,13 @@ export function createWriteQueue(db: Db, log: Logger, turn?: WriteTurn, opts: { 
     // when most writes arrive, and each that joins this group is one commit (one fsync, two turn
     // messages) fewer.
     const asked = now();
-    const turned = turn ? await turn() : null;
-    // Given back once: when the group's COMMIT has returned (below), or in the end if it never does.
-    let given = false;
-    const release = (): void => {
-      if (given || !turned) return;
-      given = true;
-      turned();
-    };
+    const release = turn ? await turn() : null;
     const got = now();
     group.push(...queue.splice(0, MAX_GROUP));
     let slowest = { ms: -1, what: '' };
     let ran = got;
     let began = null as number | null;
     try {
-      if (client) onNextCommit(client, release);
       const transaction = db.transaction(async (tx) => {
         began = now();
         for (let i = 0; i < group.length; i++) {
@@ -151,13 +139,6 @@ export function createWriteQueue(db: Db, log: Logger, turn?: WriteTurn, opts: { 
         ran = now();
       });
       inTransaction = transaction;
-      // Its turn is given back as soon as SQLite's COMMIT returns, before the WAL's sync (writer.ts):
-      // SQLite's lock is free by then, and the sync (0.5 s a wave's slice at 100,000 devices, a few ms
-      // a report group) held every other process's writes. The answers and afterCommit events still
-      // wait for this group's own sync, begun after its own COMMIT (never another group's), and a sync
-      // that fails fails this group. Before the COMMIT instead was measured and not kept: the next
-      // process met the COMMIT still running and waited in BEGIN (SCALING.md).
-      if (client) onNextCommit(client, null);
       try {
         await transaction;
       } finally {
@@ -168,7 +149,7 @@ export function createWriteQueue(db: Db, log: Logger, turn?: WriteTurn, opts: { 
       if (isDatabaseBusy(failed)) stats.busy++;
       return { failed, outcomes };
     } finally {
-      release();
+      release?.();
       const done = now();
       // A group that failed before its transaction began spent it all taking the lock.
       const b = began ?? done;
