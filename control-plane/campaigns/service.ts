@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { and, eq, sql } from 'drizzle-orm';
 import type { ControlPlaneContext, Tx } from '../context.js';
 import { manifests } from '../db/schema.js';
@@ -190,6 +191,10 @@ export async function campaignStatus(ctx: StatusReads, c: CampaignRecord, now: n
     FROM campaign_devices cd INDEXED BY campaign_devices_progress JOIN devices d ON d.id = cd.device_id
     WHERE cd.campaign_id = ${c.id} AND cd.state IN ('failed', 'rolled-back') AND (cd.state = 'failed' OR cd.last_error IS NOT NULL)
     ORDER BY cd.finished_at DESC LIMIT ${failingLimit}`);
+  // The counts above and the byte catch-up below each read a whole campaign or a second's reports
+  // (about 0.1 s each on a starved worker at 100,000 devices): the requests that came meanwhile are
+  // served between them, not after both (the status worker's loop delay p99 was 0.95 s, SCALING.md).
+  await nextTurn();
   // Kept per campaign and caught up on the devices that reported since the last read (bytes.ts).
   const bytes = await campaignBytes(db, ctx.byteTallies, c.id, `${c.assignments}:${fleet + totals.left}`);
   const window = c.spec.window

@@ -165,6 +165,20 @@ describe('the status byte totals kept per campaign', () => {
     await check({ moved: 310, devices: 3 });
   });
 
+  it('are read after the event loop served what came in during the counts', async () => {
+    await fleet();
+    const id = await start();
+    const campaign = (await loadCampaign(a.db, id))!;
+    // The embedded driver answers reads synchronously: without a turn given back between the
+    // counts and the byte catch-up, nothing queued meanwhile would run before the status resolves.
+    let served = false;
+    const status = campaignStatus(a, campaign, Date.now());
+    setImmediate(() => (served = true));
+    const out = await status;
+    expect(served).toBe(true);
+    expect(out.devices.assigned + out.devices.pending).toBe(4);
+  });
+
   it('are kept on the context that read them, not shared through the module', async () => {
     await fleet();
     const id = await start();
