@@ -1,7 +1,7 @@
-import { sql, type SQL } from 'drizzle-orm';
 import type { DeviceReport, ReleasePhase } from '../../protocol/device.js';
 import type { ControlPlaneContext, Tx } from '../context.js';
 import { BatchedWrites } from '../db/batched-writes.js';
+import { placeholderRows, Statement } from '../db/statement.js';
 import { publishDeviceOutcome } from '../webhooks/device-events.js';
 
 /**
@@ -75,12 +75,9 @@ export class ReportWriter {
  */
 async function writeBatch(tx: Tx, batch: Pending[], limit: number): Promise<ReportOutcome[]> {
   const ids = [...new Set(batch.map((p) => p.deviceId))];
-  const idList = sql.join(
-    ids.map((id) => sql`${id}`),
-    sql`, `,
-  );
   const last = new Map<string, Previous>();
-  for (const r of await tx.all<Previous & { device_id: string }>(sql`SELECT device_id, sequence, phase, desired_sequence FROM reported WHERE device_id IN (${idList})`)) {
+  const previous = new Statement(`SELECT device_id, sequence, phase, desired_sequence FROM reported WHERE device_id IN (${placeholderRows('?', ids.length)})`, ids);
+  for (const r of await tx.all<Previous & { device_id: string }>(previous)) {
     last.set(r.device_id, { sequence: Number(r.sequence), phase: r.phase, desired_sequence: r.desired_sequence === null ? null : Number(r.desired_sequence) });
   }
   const outcomes: ReportOutcome[] = [];
@@ -100,26 +97,35 @@ async function writeBatch(tx: Tx, batch: Pending[], limit: number): Promise<Repo
     before.push(prev);
   }
   if (history.length === 0) return outcomes;
-  const twinRows = [...twin.values()].map(({ deviceId, report: r, now }) => {
+  // Statements built by hand (db/statement.ts): the texts drizzle's sql template made, without its cost.
+  const twinArgs: unknown[] = [];
+  for (const { deviceId, report: r, now } of twin.values()) {
     const delta = r.bytes.delta === undefined ? null : r.bytes.delta ? 1 : 0;
-    return sql`(${deviceId}, ${r.sequence}, ${r.desiredSequence}, ${r.running}, ${r.phase}, ${r.bytes.done}, ${r.bytes.total}, ${r.bytes.full ?? null}, ${delta}, ${JSON.stringify(r.services)}, ${r.error ?? null}, ${r.at}, ${now})`;
-  });
-  await tx.run(sql`INSERT INTO reported (device_id, sequence, desired_sequence, running, phase, bytes_done, bytes_total, bytes_full, bytes_delta, services, error, at, received_at)
-    VALUES ${sql.join(twinRows, sql`, `)}
+    twinArgs.push(deviceId, r.sequence, r.desiredSequence, r.running, r.phase, r.bytes.done, r.bytes.total, r.bytes.full ?? null, delta, JSON.stringify(r.services), r.error ?? null, r.at, now);
+  }
+  await tx.run(
+    new Statement(
+      `INSERT INTO reported (device_id, sequence, desired_sequence, running, phase, bytes_done, bytes_total, bytes_full, bytes_delta, services, error, at, received_at)
+    VALUES ${placeholderRows('(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)', twin.size)}
     ON CONFLICT (device_id) DO UPDATE SET sequence = excluded.sequence, desired_sequence = excluded.desired_sequence, running = excluded.running,
       phase = excluded.phase, bytes_done = excluded.bytes_done, bytes_total = excluded.bytes_total, bytes_full = excluded.bytes_full, bytes_delta = excluded.bytes_delta, services = excluded.services,
-      error = excluded.error, at = excluded.at, received_at = excluded.received_at`);
-  const historyRows: SQL[] = history.map(({ deviceId, report: r, now }) => sql`(${deviceId}, ${r.sequence}, ${r.desiredSequence}, ${r.running}, ${r.phase}, ${r.error ?? null}, ${JSON.stringify(r)}, ${now})`);
-  // One row each, in arrival order: ids (and so the history's order) are what one-by-one writes gave.
-  await tx.run(sql`INSERT INTO report_history (device_id, sequence, desired_sequence, running, phase, error, report, received_at) VALUES ${sql.join(historyRows, sql`, `)}`);
-  // Bounded history: each device of the batch keeps its newest `limit` rows (report_history_device index).
-  const trimmed = sql.join(
-    [...twin.keys()].map((id) => sql`${id}`),
-    sql`, `,
+      error = excluded.error, at = excluded.at, received_at = excluded.received_at`,
+      twinArgs,
+    ),
   );
-  await tx.run(sql`DELETE FROM report_history WHERE id IN (SELECT id FROM (
-      SELECT id, row_number() OVER (PARTITION BY device_id ORDER BY id DESC) AS newer FROM report_history WHERE device_id IN (${trimmed})
-    ) WHERE newer > ${limit})`);
+  const historyArgs: unknown[] = [];
+  for (const { deviceId, report: r, now } of history) historyArgs.push(deviceId, r.sequence, r.desiredSequence, r.running, r.phase, r.error ?? null, JSON.stringify(r), now);
+  // One row each, in arrival order: ids (and so the history's order) are what one-by-one writes gave.
+  await tx.run(new Statement(`INSERT INTO report_history (device_id, sequence, desired_sequence, running, phase, error, report, received_at) VALUES ${placeholderRows('(?, ?, ?, ?, ?, ?, ?, ?)', history.length)}`, historyArgs));
+  // Bounded history: each device of the batch keeps its newest `limit` rows (report_history_device index).
+  await tx.run(
+    new Statement(
+      `DELETE FROM report_history WHERE id IN (SELECT id FROM (
+      SELECT id, row_number() OVER (PARTITION BY device_id ORDER BY id DESC) AS newer FROM report_history WHERE device_id IN (${placeholderRows('?', twin.size)})
+    ) WHERE newer > ?)`,
+      [...twin.keys(), limit],
+    ),
+  );
   for (let i = 0; i < history.length; i++) {
     const p = history[i];
     const prev = before[i];

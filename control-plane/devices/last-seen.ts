@@ -1,6 +1,6 @@
 import { setImmediate as turn } from 'node:timers/promises';
-import { sql } from 'drizzle-orm';
 import type { Logger } from '../../common/log.js';
+import { placeholderRows, Statement } from '../db/statement.js';
 import type { Write } from '../db/write-queue.js';
 import type { RemoteBatches } from '../cluster-batches.js';
 
@@ -77,11 +77,14 @@ export function sightingsWrite(write: Write): (rows: Sighting[]) => Promise<void
  * written to the WAL). The join drops the sightings of devices removed
  * since (the foreign key would fail the whole write).
  */
-function upsertSightings(rows: [string, number][]) {
-  const values = rows.map(([id, at]) => sql`(${id}, ${at})`);
-  return sql`INSERT INTO device_sightings (device_id, last_seen_at)
-    SELECT v.column1, v.column2 FROM (VALUES ${sql.join(values, sql`, `)}) AS v JOIN devices d ON d.id = v.column1 WHERE true
-    ON CONFLICT (device_id) DO UPDATE SET last_seen_at = excluded.last_seen_at WHERE excluded.last_seen_at > device_sightings.last_seen_at`;
+function upsertSightings(rows: [string, number][]): Statement {
+  // Built by hand (db/statement.ts): drizzle's template walked 800 chunks for each 400 rows.
+  return new Statement(
+    `INSERT INTO device_sightings (device_id, last_seen_at)
+    SELECT v.column1, v.column2 FROM (VALUES ${placeholderRows('(?, ?)', rows.length)}) AS v JOIN devices d ON d.id = v.column1 WHERE true
+    ON CONFLICT (device_id) DO UPDATE SET last_seen_at = excluded.last_seen_at WHERE excluded.last_seen_at > device_sightings.last_seen_at`,
+    rows.flat(),
+  );
 }
 
 /** Flushes `seen` every `everyMs` and once more at stop; with `--workers N` through the writer process (cluster-batches.ts). */
