@@ -110,7 +110,7 @@ function openLoopRows(what: string, n: string, xs: Measured[], rate: number, exp
       berth: max,
       baseline: target('target (issue 17, every run)', TARGET.max),
       ratio: max.max / TARGET.max,
-      note: `lower is better; the slowest answer of each run (ratio: the worst run); ${note(xs)}`,
+      note: `lower is better; the slowest answer of each run (ratio: the worst run); ${note(xs)}; the load generator sent at most ${stat(xs.map((x) => x.sendLateMaxMs ?? 0)).max.toFixed(0)} ms after schedule (counted in the latency), its own event-loop delay max ${stat(xs.map((x) => x.clientLoop?.max ?? 0)).max.toFixed(0)} ms`,
     },
   ];
 }
