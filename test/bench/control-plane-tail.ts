@@ -6,9 +6,11 @@
  * process with the loop probe and its trace (loop-trace.ts). Not part of `npm run bench`.
  *   node dist/test/bench/control-plane-tail.js [--devices 10000] [--sample 2000] [--runs 10]
  *     [--phases report@1000] [--seconds 5] [--bins OTHER/dist/bin/berth.js,this] [--restart]
- *     [--trace-ms 5]
+ *     [--trace-ms 5] [--settle 0]
  * Phases as in cp-ab.ts (`poll`, `report`: 64 connections back to back; `kind@rate`: open loop);
- * `--phases poll,report,poll@2000,report@1000` is the bench's own order. With `--bins`, each run
+ * `--phases poll,report,poll@2000,report@1000` is the bench's own order. `--settle S`: S seconds
+ * after the restart that follows the seeding before the first run (the first presence sweep, 15 s
+ * in, announces the sample online: without it, the first run of the first build alone holds that). With `--bins`, each run
  * restarts the control plane on each build in turn; `--restart` restarts before every run anyway.
  * Per phase: answers/s, p50/p99/max, the server's loop delay, the load generator's own loop delay
  * and how late it sent, the COMMITs (checkpoints among them) and WAL syncs, and for the slowest
@@ -27,7 +29,7 @@ import type { Trace, TraceEvent } from './loop-trace.js';
 import { BERTH_BIN, runWorker, scratchDir, treeCpuSecondsOf } from './proc.js';
 import { startRegistry } from '../rig/registry.js';
 
-const { values } = parseArgs({ options: { devices: { type: 'string' }, sample: { type: 'string' }, runs: { type: 'string' }, phases: { type: 'string' }, seconds: { type: 'string' }, bins: { type: 'string' }, restart: { type: 'boolean' }, 'trace-ms': { type: 'string' }, keep: { type: 'boolean' } } });
+const { values } = parseArgs({ options: { devices: { type: 'string' }, sample: { type: 'string' }, runs: { type: 'string' }, phases: { type: 'string' }, seconds: { type: 'string' }, bins: { type: 'string' }, restart: { type: 'boolean' }, 'trace-ms': { type: 'string' }, keep: { type: 'boolean' }, settle: { type: 'string' } } });
 const devices = Number(values.devices ?? 10_000);
 const sampleSize = Number(values.sample ?? 2000);
 const runs = Number(values.runs ?? 10);
@@ -63,6 +65,7 @@ try {
   await seedEnrolledDevices(server.cp.dbFile, fleet, sampleSize, devices);
   await server.cp.restart();
   let started = Date.now();
+  await new Promise((r) => setTimeout(r, Number(values.settle ?? 0) * 1000));
   const polls: Identity[] = sample.map((s) => ({ headers: { authorization: `Bearer ${s.dev.token}`, 'if-none-match': s.etag } }));
   const reports: Identity[] = sample.map((s) => ({
     headers: { authorization: `Bearer ${s.dev.token}` },
