@@ -102,7 +102,7 @@ function openLoopRows(what: string, n: string, xs: Measured[], rate: number, exp
       berth: p99,
       baseline: target('target (issue 4)', TARGET.p99),
       ratio: p99.median / TARGET.p99,
-      note: `lower is better; open loop: ${rate}/s scheduled whatever the answers (latency from the scheduled time, ≤ ${OPEN_LOOP_CAP} in flight); ${achieved.toFixed(0)}/s answered ${expect}, p50 ${stat(xs.map((x) => x.p50)).median.toFixed(1)} ms; ${failed} not ${expect}; the disk's pending writeback flushed (sync) before each size's runs (since 2026-11-30 03:30: the entry before this one writes hundreds of MB)`,
+      note: `lower is better; open loop: ${rate}/s scheduled whatever the answers (latency from the scheduled time, ≤ ${OPEN_LOOP_CAP} in flight); ${achieved.toFixed(0)}/s answered ${expect}, p50 ${stat(xs.map((x) => x.p50)).median.toFixed(1)} ms; ${failed} not ${expect}; the disk's pending writeback flushed (sync) before the counted runs of each size: the proxy entry before it writes hundreds of MB (since 2026-11-30)`,
     },
     {
       bench: 'control-plane',
