@@ -3,8 +3,7 @@ import { drizzle, type LibSQLDatabase } from 'drizzle-orm/libsql';
 import type { Logger } from '../../common/log.js';
 import { migrations, type Migration } from './migrations/index.js';
 import { embeddedFileOf } from './point-reads.js';
-import { startCheckpointer } from './checkpointer.js';
-import { walSync, withTimedWriteLock } from './writer.js';
+import { withTimedWriteLock } from './writer.js';
 
 /** How long a write waits for another process's write lock before it fails (SQLITE_BUSY). */
 export const BUSY_TIMEOUT_MS = 5000;
@@ -22,10 +21,9 @@ export async function openDatabase(url: string, opts: { authToken?: string; busy
   const isFile = url.startsWith('file:');
   const busyTimeoutMs = opts.busyTimeoutMs ?? BUSY_TIMEOUT_MS;
   const opened = createClient({ url, authToken: opts.authToken, ...(isFile ? { timeout: busyTimeoutMs } : {}) });
-  // Write transactions wait for another process's lock on timers, not inside the driver (writer.ts),
-  // and their WAL is checkpointed on a thread, not inside a COMMIT on the event loop (checkpointer.ts).
+  // Write transactions wait for another process's lock on timers, not inside the driver (writer.ts).
   const file = embeddedFileOf(url);
-  const client = file ? withTimedWriteLock(opened, file, busyTimeoutMs, walSync, startCheckpointer(file)) : opened;
+  const client = file ? withTimedWriteLock(opened, file, busyTimeoutMs) : opened;
   if (isFile) {
     // journal_mode is a property of the file, so one connection setting it covers the pool.
     await client.execute('PRAGMA journal_mode=WAL');

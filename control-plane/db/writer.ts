@@ -3,7 +3,6 @@ import { Sqlite3Transaction } from '@libsql/client/sqlite3';
 import Database from 'libsql';
 import { statSync } from 'node:fs';
 import { open as openFile, type FileHandle } from 'node:fs/promises';
-import { FALLBACK_FRAMES, type Checkpointer } from './checkpointer.js';
 
 /**
  * Write transactions on an embedded `file:` database that wait for another process's write lock
@@ -207,11 +206,9 @@ export function walSync(path: string): WalSync {
 
 /**
  * `client` with its write transactions (and write batches) on writer connections to `file`.
- * `syncer` makes a commit durable on a WAL file (walSync; a test may watch it). `checkpoints`: the
- * WAL's checkpoints off the event loop (checkpointer.ts), asked for after each synced commit; the
- * writer connections then checkpoint by themselves only past FALLBACK_FRAMES.
+ * `syncer` makes a commit durable on a WAL file (walSync; a test may watch it).
  */
-export function withTimedWriteLock(client: Client, file: string, busyTimeoutMs: number, syncer: (walPath: string) => WalSync = walSync, checkpoints?: Checkpointer): Client {
+export function withTimedWriteLock(client: Client, file: string, busyTimeoutMs: number, syncer: (walPath: string) => WalSync = walSync): Client {
   const idle: Database.Database[] = [];
   const poisoned = new Set<Database.Database>();
   let closed = false;
@@ -219,9 +216,7 @@ export function withTimedWriteLock(client: Client, file: string, busyTimeoutMs: 
   let wal: boolean | undefined;
   const walFile = syncer(`${file}-wal`);
   const synced = async (): Promise<void> => {
-    if (!wal) return;
-    await walFile.sync();
-    checkpoints?.afterCommit();
+    if (wal) await walFile.sync();
   };
   /** For the next write transaction begun (onNextCommit). */
   let nextCommitted: (() => void) | null = null;
@@ -236,8 +231,6 @@ export function withTimedWriteLock(client: Client, file: string, busyTimeoutMs: 
     wal ??= String((conn.prepare('PRAGMA journal_mode').get() as { journal_mode?: unknown } | undefined)?.journal_mode).toLowerCase() === 'wal';
     // The commit's sync is synced() after the COMMIT, off the event loop (above).
     if (wal) conn.exec('PRAGMA synchronous=NORMAL');
-    // Checkpoints on the checkpointer's thread, not inside this connection's COMMIT on the event loop.
-    if (wal && checkpoints) conn.exec(`PRAGMA wal_autocheckpoint=${FALLBACK_FRAMES}`);
     keepStatements(conn);
     return conn;
   };
@@ -293,7 +286,6 @@ export function withTimedWriteLock(client: Client, file: string, busyTimeoutMs: 
     closed = true;
     for (const conn of idle.splice(0)) drop(conn);
     walFile.close();
-    checkpoints?.close();
     client.close();
   }
 
