@@ -14,8 +14,10 @@ export type Db = LibSQLDatabase;
  * Opens the database. An embedded `file:` database gets WAL (readers never wait for the writer)
  * and a busy timeout; a write transaction's commit resolves once the WAL is synced (writer.ts), so
  * a commit is on disk before the request that caused it is answered: a kill -9 loses no
- * acknowledged write (a power cut: what writer.ts says). Its checkpoints run on a thread
- * (checkpointer.ts). Any other URL (libsql://, http(s)://) is a server that manages its own durability.
+ * acknowledged write (a power cut: what writer.ts says). SQLite's auto-checkpoint stays inside the
+ * COMMIT that crosses 1,000 frames: on a thread of its own it delayed the WAL syncs of the commits
+ * beside it more than it saved the event loop (SCALING.md, 2026-11-30). Any other URL (libsql://,
+ * http(s)://) is a server that manages its own durability.
  */
 export async function openDatabase(url: string, opts: { authToken?: string; busyTimeoutMs?: number } = {}): Promise<{ client: Client; db: Db }> {
   const isFile = url.startsWith('file:');
