@@ -1,29 +1,11 @@
-import { SQL, type Query } from 'drizzle-orm';
+import type { SQL } from 'drizzle-orm';
+import { placeholderRows as rows, Statement } from '../db/statement.js';
 
-/**
+/*
  * The two statements an enrollment batch writes for all of its rows (enroll-writer.ts), with their
- * text made by repeating one row's placeholders and their arguments in one array (issue 17). Through
- * drizzle's `sql` template every row was a fragment and every value a chunk that drizzle walks and
- * checks when it builds the query: 42 µs for a 12-row UPDATE on this machine against 0.3 µs this way
- * (node micro-benchmark, 2026-11-30), paid on the one event loop that --workers 1 runs out of. The
- * text is the one drizzle made (the same placeholders in the same order), so the writer connection's
- * kept statements (db/writer.ts) serve it as before.
+ * text made by repeating one row's placeholders and their arguments in one array (issue 17; the
+ * Statement class, shared with the report and sightings batches, says why).
  */
-class Statement extends SQL {
-  constructor(
-    private readonly text: string,
-    private readonly args: unknown[],
-  ) {
-    super([]);
-  }
-
-  override toQuery(): Query {
-    return { sql: this.text, params: this.args };
-  }
-}
-
-/** `row` (a parenthesised list of placeholders) `n` times, comma-separated. */
-const rows = (row: string, n: number) => `${row}, `.repeat(n - 1) + row;
 
 /** What the UPDATE takes of each enrollment: the row as read and checked, and the request. */
 export interface EnrollValues {
