@@ -15,16 +15,6 @@ export function forksWriter(workers: number): boolean {
   return workers >= WRITER_FROM_WORKERS;
 }
 
-/**
- * Whether a worker gives the cluster's write turn back at its group's COMMIT, before the WAL sync
- * (db/write-queue.ts turnBackAtCommit): only where no writer process runs, the workers writing their
- * own groups (--workers 2: enrollment 1.10x). With the writer process, whose asks go first, it
- * slowed fleet-sim's campaign at 100,000 devices from 130.6 to 149.8 s (SCALING.md).
- */
-export function turnBackAtCommit(workers: number): boolean {
-  return !forksWriter(workers);
-}
-
 /** `--workers`: a whole number from 1 to 64; default the number of cores (1 for an in-memory database). */
 export function workersOf(value: string | undefined, db: string): number {
   const inMemory = /(^|:)(:memory:|.*[?&]mode=memory)/.test(db);

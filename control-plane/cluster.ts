@@ -2,7 +2,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { createLogger, type Logger } from '../common/log.js';
 import { processIo, type ServiceIo, type Stoppable } from '../common/service.js';
 import { isClusterNotice, relayNotices } from './cluster-relay.js';
-import { forksWriter, turnBackAtCommit } from './cluster-size.js';
+import { forksWriter } from './cluster-size.js';
 import type { WriteTurn } from './db/write-queue.js';
 import { isTurnMessage, workerWriteTurn } from './write-turns.js';
 import { TurnDesk } from './cluster-turns.js';
@@ -63,7 +63,7 @@ const STOP_GRACE_MS = 20_000;
 interface ClusterOptions {
   tls?: unknown;
 }
-type Start<O> = (opts: O & { log: Logger; worker: { id: number; of: number }; writeTurn: WriteTurn; turnBackAtCommit: boolean; enrollBudget: AddressBudget; batches?: RemoteBatches }) => Promise<{ url: string; ctx: ControlPlaneContext; close(): Promise<void> }>;
+type Start<O> = (opts: O & { log: Logger; worker: { id: number; of: number }; writeTurn: WriteTurn; enrollBudget: AddressBudget; batches?: RemoteBatches }) => Promise<{ url: string; ctx: ControlPlaneContext; close(): Promise<void> }>;
 type StartWriter<O> = (opts: O, log: Logger, writeTurn: WriteTurn, link: { send(msg: BatchMessage): void; onMessage(fn: (msg: unknown) => void): void }) => Promise<Stoppable>;
 
 type ToPrimary = { berth: 'listening'; url: string } | { berth: 'ready' } | { berth: 'failed'; message: string };
@@ -129,7 +129,7 @@ export async function startWorker<O extends ClusterOptions>(options: O, workers:
     const enrollBudget = workerEnrollBudget(toPrimary, (fn) => process.on('message', fn));
     // The writer's socket is named by the primary's pid, this process's parent (cluster-writer-socket.ts).
     batches = forksWriter(workers) ? new RemoteBatches(toPrimary, (fn) => process.on('message', fn), writerSocketPath(process.ppid)) : undefined;
-    cp = await start({ ...options, log, worker: { id: slot, of: workers }, writeTurn, turnBackAtCommit: turnBackAtCommit(workers), enrollBudget, batches });
+    cp = await start({ ...options, log, worker: { id: slot, of: workers }, writeTurn, enrollBudget, batches });
   } catch (err) {
     send({ berth: 'failed', message: (err as Error).message ?? String(err) });
     throw err;

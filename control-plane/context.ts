@@ -123,8 +123,6 @@ export interface ContextParts {
   now?: () => Date;
   /** Turns to write among the workers of `--workers N` (db/write-queue.ts). */
   writeTurn?: WriteTurn;
-  /** Give the write turn back at each group's COMMIT, before its WAL sync (db/write-queue.ts). */
-  turnBackAtCommit?: boolean;
   /** Per-address enrollment budgets kept for all workers of `--workers N` (enroll-budgets.ts); default this process's own. */
   enrollBudget?: AddressBudget;
   /** With `--workers N`: the writer process's side of reports and enrollments (cluster-batches.ts). */
@@ -133,7 +131,7 @@ export interface ContextParts {
 
 export function createContext(parts: ContextParts): ControlPlaneContext {
   const now = parts.now ?? (() => new Date());
-  const { write, afterCommit, writeAlone } = createWriteQueue(parts.db, parts.log, parts.writeTurn, { turnBackAtCommit: parts.turnBackAtCommit });
+  const { write, afterCommit, writeAlone } = createWriteQueue(parts.db, parts.log, parts.writeTurn);
   const ctx: ControlPlaneContext = {
     ...parts,
     reads: parts.reads ?? clientPointReads(parts.client),

@@ -63,8 +63,6 @@ export interface ControlPlaneOptions {
   worker?: { id: number; of: number };
   /** Turns to write, handed out by the primary of `--workers N` (cluster.ts). */
   writeTurn?: WriteTurn;
-  /** Give the write turn back at each group's COMMIT, before its WAL sync (cluster-size.ts turnBackAtCommit). */
-  turnBackAtCommit?: boolean;
   /** The per-address enrollment budgets, kept by the primary of `--workers N` for all workers (enroll-budgets.ts). */
   enrollBudget?: AddressBudget;
   /** With `--workers N`: reports and enrollments handed to the writer process (cluster-batches.ts). */
@@ -140,7 +138,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   const now = opts.now ?? (() => new Date());
   const proxyTrust = opts.caFile ? await loadTrust(opts.caFile) : undefined;
   const registry = new ImageRegistry(registryProxy, async (access) => (await mintPullToken(keys, 'control-plane', access, 300, now())).token, log, undefined, proxyTrust);
-  const ctx = createContext({ db, client, reads, log, events: new TypedEmitter(), config, keys, waiters: new DesiredWaiters(), registry, seen: new LastSeen(), deviceTokens: new DeviceTokenCache(config.deviceTokenCacheSize), vault, now, writeTurn: opts.writeTurn, turnBackAtCommit: opts.turnBackAtCommit, enrollBudget: opts.enrollBudget, batches: opts.batches });
+  const ctx = createContext({ db, client, reads, log, events: new TypedEmitter(), config, keys, waiters: new DesiredWaiters(), registry, seen: new LastSeen(), deviceTokens: new DeviceTokenCache(config.deviceTokenCacheSize), vault, now, writeTurn: opts.writeTurn, enrollBudget: opts.enrollBudget, batches: opts.batches });
   const boot = await bootstrap(ctx, opts.adminToken);
 
   // Every process: the change feed (wakes its own long polls), keys rotated or revoked elsewhere, its sightings, its devices' campaign

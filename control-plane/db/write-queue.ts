@@ -1,7 +1,6 @@
 import type { Logger } from '../../common/log.js';
 import type { Db } from './open.js';
 import { isDatabaseBusy } from './busy.js';
-import { onNextCommit } from './writer.js';
 
 /** A drizzle write transaction (or a savepoint in one), as `write` hands it out. */
 export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
@@ -89,19 +88,10 @@ type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
  * back only itself), so N writes cost one fsync. Each caller is answered only after the commit
  * that holds its write.
  */
-/**
- * `turnBackAtCommit`: the turn goes back once the group's COMMIT returned, before its WAL sync (below).
- * Off by default: in fleet-sim at 100,000 devices (ten workers and the writer process, whose asks go
- * first) it slowed the last wave from 130.6 to 149.8 s, the starved lease holder's grants passing on
- * to the writer; with --workers 2 and no writer process it made enrollment 1.10x (SCALING.md).
- */
-export function createWriteQueue(db: Db, log: Logger, turn?: WriteTurn, opts: { groupTurnMs?: number; now?: () => number; turnBackAtCommit?: boolean } = {}): WriteQueue {
+export function createWriteQueue(db: Db, log: Logger, turn?: WriteTurn, opts: { groupTurnMs?: number; now?: () => number } = {}): WriteQueue {
   const groupTurnMs = opts.groupTurnMs ?? GROUP_TURN_MS;
   const now = opts.now ?? Date.now;
   const queue: QueuedWrite[] = [];
-  // The libSQL client under drizzle (writer.ts onNextCommit): only with turns to give back at the COMMIT.
-  const under: unknown = turn && opts.turnBackAtCommit ? Reflect.get(db, '$client') : null;
-  const client = typeof under === 'object' && under !== null ? under : null;
   let draining = false;
   // Writes run one at a time, so at most one write's hooks are being collected at any moment.
   let hooks: (() => void)[] | null = null;
@@ -116,21 +106,13 @@ export function createWriteQueue(db: Db, log: Logger, turn?: WriteTurn, opts: { 
     // when most writes arrive, and each that joins this group is one commit (one fsync, two turn
     // messages) fewer.
     const asked = now();
-    const turned = turn ? await turn() : null;
-    // Given back once: when the group's COMMIT has returned (below), or in the end if it never does.
-    let given = false;
-    const release = (): void => {
-      if (given || !turned) return;
-      given = true;
-      turned();
-    };
+    const release = turn ? await turn() : null;
     const got = now();
     group.push(...queue.splice(0, MAX_GROUP));
     let slowest = { ms: -1, what: '' };
     let ran = got;
     let began = null as number | null;
     try {
-      if (client) onNextCommit(client, release);
       const transaction = db.transaction(async (tx) => {
         began = now();
         for (let i = 0; i < group.length; i++) {
@@ -157,13 +139,6 @@ export function createWriteQueue(db: Db, log: Logger, turn?: WriteTurn, opts: { 
         ran = now();
       });
       inTransaction = transaction;
-      // With turnBackAtCommit, its turn is given back as soon as SQLite's COMMIT returns, before the WAL's sync (writer.ts):
-      // SQLite's lock is free by then, and the sync (0.5 s a wave's slice at 100,000 devices, a few ms
-      // a report group) held every other process's writes. The answers and afterCommit events still
-      // wait for this group's own sync, begun after its own COMMIT (never another group's), and a sync
-      // that fails fails this group. Before the COMMIT instead was measured and not kept: the next
-      // process met the COMMIT still running and waited in BEGIN (SCALING.md).
-      if (client) onNextCommit(client, null);
       try {
         await transaction;
       } finally {
@@ -174,7 +149,7 @@ export function createWriteQueue(db: Db, log: Logger, turn?: WriteTurn, opts: { 
       if (isDatabaseBusy(failed)) stats.busy++;
       return { failed, outcomes };
     } finally {
-      release();
+      release?.();
       const done = now();
       // A group that failed before its transaction began spent it all taking the lock.
       const b = began ?? done;

@@ -99,26 +99,6 @@ export async function beginImmediate(conn: Database.Database, timeoutMs: number)
   }
 }
 
-/**
- * A client of withTimedWriteLock answers this symbol with a setter: the function set is called once,
- * by the next write transaction begun, right after its COMMIT returned and before its WAL sync
- * (write-queue.ts gives the cluster's write turn back there: SQLite's lock is free by then).
- */
-const COMMITTED = Symbol('berth.writer.committed');
-
-/**
- * Has `fn` called when the next write transaction begun on `client` has committed, before its WAL
- * sync; null takes it back. Set it just before beginning the transaction (drizzle begins it in the
- * same turn), and null after: a transaction begun later (another caller's) does not take it. False
- * when the client is not one of withTimedWriteLock (its commits are durable when they return).
- */
-export function onNextCommit(client: object, fn: (() => void) | null): boolean {
-  const set: unknown = Reflect.get(client, COMMITTED);
-  if (typeof set !== 'function') return false;
-  set(fn);
-  return true;
-}
-
 /** The client's transaction on our connection; notes a statement that failed busy (that connection is not reused). */
 class WriterTransaction extends Sqlite3Transaction {
   constructor(
@@ -126,7 +106,6 @@ class WriterTransaction extends Sqlite3Transaction {
     release: (db: Database.Database) => void,
     private readonly poisoned: Set<Database.Database>,
     private readonly synced: () => Promise<void>,
-    private readonly committed: (() => void) | null,
   ) {
     super(conn, 'number', release);
   }
@@ -148,7 +127,6 @@ class WriterTransaction extends Sqlite3Transaction {
 
   override async commit(): Promise<void> {
     await this.note(super.commit());
-    this.committed?.();
     await this.synced();
   }
 }
@@ -218,11 +196,6 @@ export function withTimedWriteLock(client: Client, file: string, busyTimeoutMs: 
   const synced = async (): Promise<void> => {
     if (wal) await walFile.sync();
   };
-  /** For the next write transaction begun (onNextCommit). */
-  let nextCommitted: (() => void) | null = null;
-  const setNextCommitted = (fn: (() => void) | null): void => {
-    nextCommitted = fn;
-  };
 
   const open = (): Database.Database => {
     const conn = new Database(file, { timeout: 0 } as ConstructorParameters<typeof Database>[1]);
@@ -256,9 +229,6 @@ export function withTimedWriteLock(client: Client, file: string, busyTimeoutMs: 
   async function transaction(mode: TransactionMode = 'write'): Promise<Transaction> {
     if (mode !== 'write') return client.transaction(mode);
     if (closed) throw new LibsqlError('The client is closed', 'CLIENT_CLOSED');
-    // Taken before the first await: only the transaction begun in the caller's turn has it.
-    const committed = nextCommitted;
-    nextCommitted = null;
     const conn = idle.pop() ?? open();
     try {
       await beginImmediate(conn, busyTimeoutMs);
@@ -267,7 +237,7 @@ export function withTimedWriteLock(client: Client, file: string, busyTimeoutMs: 
       release(conn);
       throw err;
     }
-    return new WriterTransaction(conn, release, poisoned, synced, committed);
+    return new WriterTransaction(conn, release, poisoned, synced);
   }
 
   async function batch(stmts: Array<InStatement | [string, InArgs?]>, mode: TransactionMode = 'deferred'): Promise<ResultSet[]> {
@@ -294,7 +264,6 @@ export function withTimedWriteLock(client: Client, file: string, busyTimeoutMs: 
       if (prop === 'transaction') return transaction;
       if (prop === 'batch') return batch;
       if (prop === 'close') return close;
-      if (prop === COMMITTED) return setNextCommitted;
       const value = Reflect.get(target, prop, target) as unknown;
       return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
     },

@@ -2,7 +2,7 @@ import { availableParallelism } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../common/log.js';
 import { relayNotices, type RelayLink } from '../../control-plane/cluster-relay.js';
-import { forksWriter, turnBackAtCommit, workersOf } from '../../control-plane/cluster-size.js';
+import { workersOf } from '../../control-plane/cluster-size.js';
 import { DeviceTokenCache } from '../../control-plane/device-api/token-cache.js';
 import { DesiredWaiters } from '../../control-plane/devices/desired-waiters.js';
 import { TypedEmitter } from '../../control-plane/events.js';
@@ -20,18 +20,6 @@ describe('--workers', () => {
     for (const bad of ['0', '-1', '1.5', 'two', '65', ' 2']) expect(() => workersOf(bad, 'file:x.db'), bad).toThrow(`--workers "${bad}": a whole number of processes from 1 to 64 is expected`);
     expect(() => workersOf('2', 'file::memory:')).toThrow(/--workers 2: the processes must share the database/);
     expect(() => workersOf('2', 'file:x.db?mode=memory&cache=shared')).toThrow(/must share the database/);
-  });
-});
-
-describe('the write turn given back at the COMMIT', () => {
-  it('only where no writer process runs: the workers write their own groups', () => {
-    expect([1, 2, 3, 10, 64].map((n) => [n, forksWriter(n), turnBackAtCommit(n)])).toEqual([
-      [1, false, true],
-      [2, false, true],
-      [3, true, false],
-      [10, true, false],
-      [64, true, false],
-    ]);
   });
 });
 
