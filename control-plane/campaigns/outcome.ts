@@ -23,7 +23,8 @@ export function classifyReport(report: Pick<DeviceReport, 'desiredSequence' | 'r
   if (report.phase === 'failed' || report.phase === 'rolled-back') {
     return { kind: 'failed', error: report.error ?? `device reported ${report.phase}` };
   }
-  if (report.phase !== 'running' || report.running !== assigned.release) return { kind: 'in-flight' };
+  // Running, here (mayDecide): succeeded once it runs the campaign's release, healthy.
+  if (report.running !== assigned.release) return { kind: 'in-flight' };
   const healthy = Object.values(report.services).every(
     (s) => s.status === 'running' && (s.health === 'healthy' || s.health === 'none'),
   );
