@@ -40,17 +40,17 @@ export class TurnDesk {
   /** A worker's turn message. */
   receive(slot: number, msg: TurnMessage): void {
     const now = Date.now();
-    if (msg.kind === 'done') {
-      const since = this.granted.get(slot);
-      this.granted.delete(slot);
-      // Measured here, from the grant to the done: the worker's own log line says what it ran, and the gap between the two is the IPC and the worker's loop.
-      if (since !== undefined && now - since > SLOW_TURN_MS) this.log.warn({ worker: slot, heldMs: now - since, waiting: this.turns.waiting }, `worker ${slot} held the write turn ${now - since} ms`);
-    }
     if (msg.kind === 'started') {
       this.turns.started(slot, msg.id, now);
       if (this.unstarted?.slot === slot) this.unstarted = undefined;
     } else if (msg.kind === 'ask') this.grant(this.turns.ask(slot, msg.id, now));
-    else if (msg.kind === 'done') this.grant(this.turns.done(slot, msg.id, now));
+    else if (msg.kind === 'done') {
+      const since = this.granted.get(slot);
+      this.granted.delete(slot);
+      // Measured here, from the grant to the done: the worker's own log line says what it ran, and the gap between the two is the IPC and the worker's loop.
+      if (since !== undefined && now - since > SLOW_TURN_MS) this.log.warn({ worker: slot, heldMs: now - since, waiting: this.turns.waiting }, `worker ${slot} held the write turn ${now - since} ms`);
+      this.grant(this.turns.done(slot, msg.id, now));
+    }
   }
 
   /** A worker died: its turn and its place in the queue go. */
